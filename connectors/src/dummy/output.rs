@@ -1,0 +1,27 @@
+//! The dummy output.
+
+use super::config::DummyOutputConfig;
+use crate::registry::{Output, SendError};
+use serde_json::Value;
+
+/// Drops objects; useful to discard a routing key on purpose and in benchmarks.
+pub struct DummyOutput {
+    config: DummyOutputConfig,
+}
+
+impl DummyOutput {
+    /// Build from configuration.
+    pub fn new(config: DummyOutputConfig) -> Self {
+        Self { config }
+    }
+}
+
+impl Output for DummyOutput {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn send(&self, _object: &Value, _routing_key: &str) -> Result<(), SendError> {
+        Ok(())
+    }
+}

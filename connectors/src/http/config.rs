@@ -1,0 +1,44 @@
+//! Configuration of the HTTP JSON input.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+fn default_max_body_size() -> usize {
+    16 * 1024 * 1024
+}
+
+fn default_max_depth() -> usize {
+    128
+}
+
+/// `connector.input[]` of `type: http`: JSON objects posted to `POST /http`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct HttpInputConfig {
+    /// Name of the input (shown in metrics and the repair queue).
+    pub name: String,
+    /// Pipeline run on each object before connector routing. Without it the default step turns
+    /// `{"User": {...}}` into the object `{...}` with routing key `User`.
+    #[serde(default)]
+    pub pipeline: Option<String>,
+    /// Largest accepted request body in bytes; larger bodies get 413.
+    #[serde(default = "default_max_body_size")]
+    pub max_body_size: usize,
+    /// Deepest accepted nesting of arrays/objects; deeper bodies get 400.
+    #[serde(default = "default_max_depth")]
+    pub max_depth: usize,
+}
+
+impl HttpInputConfig {
+    /// Check values serde cannot check; errors name the offending key below `path`.
+    pub fn validate(&self, path: &str) -> Vec<String> {
+        let mut errors = Vec::new();
+        if self.max_body_size == 0 {
+            errors.push(format!("{path}.max_body_size: must be greater than 0"));
+        }
+        if self.max_depth == 0 {
+            errors.push(format!("{path}.max_depth: must be greater than 0"));
+        }
+        errors
+    }
+}

@@ -1,0 +1,89 @@
+//! The contract between inputs and the engine: an input hands a received object to an [`Intake`],
+//! which makes it durable (the repair queue) before the input acknowledges it to its peer.
+
+use serde::Serialize;
+use serde_json::Value;
+use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed, sendable future (what trait methods here return).
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// One object as an input received it, before any pipeline ran.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// Name of the input in `connector.input`.
+    pub input: String,
+    /// Kind of source (`http`, `soap`, `kafka`), shown in the repair queue.
+    pub source: &'static str,
+    /// The object as received.
+    pub payload: Value,
+}
+
+/// How long the input waits before answering its peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Until the object is durably accepted (in the repair queue, on disk).
+    Durable,
+    /// Until processing has ended (stored, routed or kept in the repair queue).
+    Outcome,
+}
+
+/// What processing made of an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeStatus {
+    /// Stored as an aggregate.
+    Stored,
+    /// Sent to a connector output.
+    Routed,
+    /// Kept in the repair queue with an error.
+    Repair,
+}
+
+/// The answer of a synchronous request (`?sync=true`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// Object id (the repair-queue id).
+    pub id: String,
+    /// What happened.
+    pub status: OutcomeStatus,
+    /// The routing key the object ended with.
+    pub routing_key: Option<String>,
+    /// The aggregate type it was stored as.
+    #[serde(rename = "type")]
+    pub type_name: Option<String>,
+    /// The version written.
+    pub version: Option<u64>,
+    /// Why it is in the repair queue.
+    pub error: Option<String>,
+}
+
+/// The answer of an intake.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// Object id (the repair-queue id).
+    pub id: String,
+    /// The outcome, when [`Wait::Outcome`] was asked for.
+    pub outcome: Option<Outcome>,
+}
+
+/// Why an object was not accepted (the peer still has it and may send it again).
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// Too much work is queued: try again later.
+    #[error("the engine is busy: too many objects in flight, retry later")]
+    Busy,
+    /// The engine is shutting down.
+    #[error("the engine is shutting down")]
+    Draining,
+    /// Storage failed; nothing was acknowledged.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The engine's entrance for received objects.
+pub trait Intake: Send + Sync + 'static {
+    /// Make `received` durable and schedule its processing; resolves according to `wait`.
+    fn accept(&self, received: Received, wait: Wait) -> BoxFuture<Result<Accepted, IntakeError>>;
+}

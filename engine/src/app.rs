@@ -1,0 +1,88 @@
+//! Running the engine: open storage, build the runtime, resume unfinished work, serve HTTP,
+//! and drain cleanly on SIGTERM/SIGINT.
+
+use crate::config::{self, Loaded};
+use crate::engine::Engine;
+use crate::runtime::{self, Runtime};
+use crate::security::Tokens;
+use crate::storage::{Db, StorageConfig};
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Options of `ferrogrid run`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Config folder or file.
+    pub config: PathBuf,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Listen address.
+    pub listen: SocketAddr,
+}
+
+/// Load and check a configuration: every problem, one per line (empty when valid).
+pub fn check(target: &Path) -> Vec<String> {
+    match config::load(target) {
+        Ok(loaded) => runtime::check(&loaded),
+        Err(errors) => errors.0.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+fn load(target: &Path) -> anyhow::Result<Loaded> {
+    config::load(target).map_err(|e| anyhow::anyhow!("invalid configuration {}:\n{e}", target.display()))
+}
+
+async fn wait_for_signal() -> anyhow::Result<&'static str> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::select! {
+            _ = term.recv() => Ok("SIGTERM"),
+            _ = int.recv() => Ok("SIGINT"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await?;
+        Ok("Ctrl-C")
+    }
+}
+
+/// Run until SIGTERM/SIGINT; returns after a clean drain.
+pub async fn run(options: RunOptions) -> anyhow::Result<()> {
+    let loaded = load(&options.config)?;
+    std::fs::create_dir_all(&options.data_dir)
+        .with_context(|| format!("creating the data directory {}", options.data_dir.display()))?;
+    let (tokens, created) = Tokens::load_or_create(&options.data_dir)?;
+    if let Some(path) = created {
+        tracing::info!(path = %path.display(), "created the admin token (use it as: Authorization: Bearer <token>)");
+    }
+    let storage = StorageConfig {
+        sequence_start: loaded.config.sequence_generator.starts_with,
+        sequence_range: loaded.config.sequence_generator.range_width,
+        ..StorageConfig::default()
+    };
+    let db = Db::open_with(options.data_dir.join("db"), &storage).context("opening the storage")?;
+    let runtime = Runtime::build(&loaded, db).map_err(|errors| {
+        anyhow::anyhow!("invalid configuration {}:\n{}", options.config.display(), errors.join("\n"))
+    })?;
+    let engine = Engine::start(runtime)?;
+    let (handle, server) = crate::http::serve(engine.clone(), tokens, options.listen)
+        .with_context(|| format!("listening on {}", options.listen))?;
+    let server_task = actix_rt::spawn(server);
+    engine.set_ready();
+    engine.resume()?;
+    tracing::info!(listen = %options.listen, config = %options.config.display(), data_dir = %options.data_dir.display(), "ferrogrid is ready");
+
+    let signal = wait_for_signal().await?;
+    tracing::info!(signal, "draining: refusing new objects, finishing the ones in flight");
+    engine.drain(Duration::from_secs(30)).await;
+    handle.stop(true).await;
+    let _ = server_task.await;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}

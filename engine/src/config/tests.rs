@@ -1,0 +1,116 @@
+//! Tests of configuration loading.
+
+use super::*;
+use std::fs;
+
+fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).unwrap();
+        }
+        fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+fn errors_of(files: &[(&str, &str)]) -> Vec<String> {
+    let dir = folder(files);
+    match load(dir.path()) {
+        Ok(_) => Vec::new(),
+        Err(ConfigErrors(errors)) => errors.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+#[test]
+fn includes_are_resolved_by_extension() {
+    let dir = folder(&[
+        ("config.yml", "types: {__file: model.avsc}\nfunctions:\n  f: {__file: f.rhai}\npipelines:\n  p: [f]\n"),
+        ("model.avsc", r#"[{"type": "record", "name": "User", "fields": []}]"#),
+        ("f.rhai", "param\n"),
+    ]);
+    let loaded = load(dir.path()).unwrap();
+    assert_eq!(loaded.config.functions["f"], "param\n");
+    assert!(loaded.config.types.unwrap().is_array());
+    assert_eq!(loaded.config.pipelines["p"], vec!["f".to_string()]);
+}
+
+#[test]
+fn unknown_keys_are_errors_with_their_path() {
+    let errors =
+        errors_of(&[("config.yml", "connector:\n  input:\n    - {name: http, type: http, colour: red}\nbogus: 1\n")]);
+    let text = errors.join("\n");
+    assert!(text.contains("connector.input[0]"), "{text}");
+    assert!(text.contains("bogus"), "{text}");
+}
+
+#[test]
+fn unsupported_connector_types_are_errors() {
+    let errors = errors_of(&[("config.yml", "connector:\n  input:\n    - {name: k, type: kafka}\n")]);
+    assert!(errors.iter().any(|e| e.starts_with("connector.input[0]")), "{errors:?}");
+}
+
+#[test]
+fn sections_not_supported_yet_are_named() {
+    let errors = errors_of(&[("config.yml", "services:\n  s: {function: f}\ntasks: {}\n")]);
+    assert_eq!(
+        errors,
+        vec![
+            "tasks: this TDG section is not supported by this build yet".to_string(),
+            "services: this TDG section is not supported by this build yet".to_string()
+        ]
+    );
+}
+
+#[test]
+fn dangling_references_are_listed_together() {
+    let errors = errors_of(&[(
+        "config.yml",
+        "pipelines:\n  p: [missing]\nconnector:\n  input:\n    - {name: http, type: http, pipeline: nope}\n  routing:\n    - {key: k, output: nowhere}\ninput_processor:\n  classifiers:\n    - {name: c, pipeline: ghost}\n",
+    )]);
+    let text = errors.join("\n");
+    for want in [
+        "pipelines.p[0]: function \"missing\" is not defined",
+        "connector.input[0].pipeline: pipeline or function \"nope\" is not defined",
+        "connector.routing[0].output: output \"nowhere\" is not defined",
+        "input_processor.classifiers[0].pipeline: pipeline or function \"ghost\" is not defined",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+}
+
+#[test]
+fn includes_cannot_leave_the_folder() {
+    let errors = errors_of(&[("config.yml", "functions:\n  f: {__file: ../etc/passwd}\n")]);
+    assert!(errors[0].starts_with("functions.f: __file"), "{errors:?}");
+    let errors = errors_of(&[("config.yml", "functions:\n  f: {__file: /etc/passwd}\n")]);
+    assert!(errors[0].contains("inside the configuration folder"), "{errors:?}");
+}
+
+#[test]
+fn missing_include_names_the_key() {
+    let errors = errors_of(&[("config.yml", "functions:\n  f: {__file: nothere.rhai}\n")]);
+    assert!(errors[0].starts_with("functions.f: __file \"nothere.rhai\""), "{errors:?}");
+}
+
+#[test]
+fn yaml_syntax_errors_name_the_file() {
+    let errors = errors_of(&[("config.yml", "functions: [\n")]);
+    assert!(errors[0].contains("config.yml: invalid YAML"), "{errors:?}");
+}
+
+#[test]
+fn the_checked_in_schema_is_current() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/config.schema.json");
+    let current = serde_json::to_string_pretty(schema()).unwrap() + "\n";
+    let stored = fs::read_to_string(&path).unwrap_or_default();
+    if std::env::var_os("FERROGRID_BLESS").is_some() {
+        fs::write(&path, &current).unwrap();
+        return;
+    }
+    assert!(
+        stored == current,
+        "docs/config.schema.json is stale: run `FERROGRID_BLESS=1 cargo test -p ferrogrid-engine the_checked_in_schema_is_current`"
+    );
+}

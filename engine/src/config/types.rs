@@ -1,0 +1,215 @@
+//! The structure of `config.yml` (TDG's layout). These structs are the reference: their doc
+//! comments become the JSON Schema (`ferrogrid schema`) that user files are validated against.
+
+use ferrogrid_connectors::{InputConfig, OutputConfig};
+use ferrogrid_sandbox::Limits;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// A whole Ferrogrid configuration.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct Config {
+    /// The domain model: an Avro schema (a JSON array of record schemas) with TDG's extensions,
+    /// usually `{__file: model.avsc}`.
+    #[serde(default)]
+    pub types: Option<Value>,
+    /// Functions: name -> Rhai source, usually `{__file: name.rhai}`.
+    #[serde(default)]
+    pub functions: BTreeMap<String, String>,
+    /// Pipelines: name -> the functions run one after another.
+    #[serde(default)]
+    pub pipelines: BTreeMap<String, Vec<String>>,
+    /// Libraries: name -> Rhai source, imported by scripts with `import "name" as name;`.
+    #[serde(default)]
+    pub libraries: BTreeMap<String, String>,
+    /// Inputs, outputs and routing between them.
+    #[serde(default)]
+    pub connector: ConnectorSection,
+    /// Classification, routing and storage of objects.
+    #[serde(default)]
+    pub input_processor: InputProcessorSection,
+    /// The repair queue.
+    #[serde(default)]
+    pub repair_queue: RepairQueueSection,
+    /// Limits that abort repository queries.
+    #[serde(default)]
+    pub hard_limits: HardLimits,
+    /// Sequences (`sequence::next`, `auto_increment`).
+    #[serde(default)]
+    pub sequence_generator: SequenceGenerator,
+    /// Script sandbox limits.
+    #[serde(default)]
+    pub sandbox: Limits,
+}
+
+/// `connector`: inputs, outputs and the routing from routing keys to outputs.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct ConnectorSection {
+    /// Inputs receiving objects.
+    #[serde(default)]
+    pub input: Vec<InputConfig>,
+    /// Outputs objects can be routed to.
+    #[serde(default)]
+    pub output: Vec<OutputConfig>,
+    /// Routing key -> output. Keys without a route go to the input processor.
+    #[serde(default)]
+    pub routing: Vec<ConnectorRoute>,
+}
+
+/// One connector route.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct ConnectorRoute {
+    /// The routing key set by the input pipeline.
+    pub key: String,
+    /// Name of an output in `connector.output`.
+    pub output: String,
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+fn default_max_in_flight() -> usize {
+    10_000
+}
+
+/// `input_processor`: classifiers, routing pipelines and storage by routing key.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct InputProcessorSection {
+    /// Classifiers, tried in order until one sets a routing key; objects none of them classifies
+    /// get `__unclassified__`. Without classifiers the routing key of the input pipeline is kept.
+    #[serde(default)]
+    pub classifiers: Vec<Classifier>,
+    /// Routing key -> pipeline that prepares the object for storage.
+    #[serde(default)]
+    pub routing: Vec<ProcessorRoute>,
+    /// Routing key -> aggregate type the object is stored as.
+    #[serde(default)]
+    pub storage: Vec<StorageRoute>,
+    /// Script worker threads (default: the number of cores).
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    /// Objects accepted but not yet processed, at most; past it inputs answer 503 / pause.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+}
+
+impl Default for InputProcessorSection {
+    fn default() -> Self {
+        Self {
+            classifiers: Vec::new(),
+            routing: Vec::new(),
+            storage: Vec::new(),
+            workers: default_workers(),
+            max_in_flight: default_max_in_flight(),
+        }
+    }
+}
+
+/// One classifier.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct Classifier {
+    /// Name, for logs.
+    pub name: String,
+    /// Pipeline that sets `param.routing_key` and returns `param`.
+    pub pipeline: String,
+}
+
+/// One routing entry of the input processor.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct ProcessorRoute {
+    /// Routing key.
+    pub key: String,
+    /// Pipeline returning `#{obj: ..., routing_key: "..."}`.
+    pub pipeline: String,
+}
+
+/// One storage entry of the input processor.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct StorageRoute {
+    /// Routing key.
+    pub key: String,
+    /// Aggregate type in the model.
+    #[serde(rename = "type")]
+    pub type_name: String,
+}
+
+fn default_max_attempts_shown() -> usize {
+    20
+}
+
+/// `repair_queue`: how failed objects are kept.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct RepairQueueSection {
+    /// How many past attempts an entry keeps in its history (older ones are dropped).
+    #[serde(default = "default_max_attempts_shown")]
+    pub history_size: usize,
+}
+
+impl Default for RepairQueueSection {
+    fn default() -> Self {
+        Self { history_size: default_max_attempts_shown() }
+    }
+}
+
+fn default_scanned() -> u64 {
+    2000
+}
+
+fn default_returned() -> u64 {
+    100
+}
+
+/// `hard_limits`: a query that scans or returns more objects is aborted with an error.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct HardLimits {
+    /// Most objects one query may scan.
+    #[serde(default = "default_scanned")]
+    pub scanned: u64,
+    /// Most objects one query may return.
+    #[serde(default = "default_returned")]
+    pub returned: u64,
+}
+
+impl Default for HardLimits {
+    fn default() -> Self {
+        Self { scanned: default_scanned(), returned: default_returned() }
+    }
+}
+
+fn default_starts_with() -> i64 {
+    1
+}
+
+fn default_range_width() -> i64 {
+    100
+}
+
+/// `sequence_generator`: numbers handed out by `sequence::next` and `auto_increment`.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct SequenceGenerator {
+    /// First number of a new sequence.
+    #[serde(default = "default_starts_with")]
+    pub starts_with: i64,
+    /// Numbers reserved on disk at a time; after a crash up to this many may be skipped, never repeated.
+    #[serde(default = "default_range_width")]
+    pub range_width: i64,
+}
+
+impl Default for SequenceGenerator {
+    fn default() -> Self {
+        Self { starts_with: default_starts_with(), range_width: default_range_width() }
+    }
+}

@@ -1,0 +1,305 @@
+//! The live engine: accepts objects durably (the [`Intake`] of every input), runs their
+//! processing on the script workers with a bound on objects in flight, resumes unfinished work
+//! at start, serves operator retries, and drains on shutdown.
+
+use crate::metrics::metrics;
+use crate::processor::{process, Done};
+use crate::repair::{Entry, ListFilter, RepairError, RepairQueue};
+use crate::runtime::Runtime;
+use ferrogrid_connectors::{Accepted, BoxFuture, Intake, IntakeError, Outcome, OutcomeStatus, Received, Wait};
+use ferrogrid_pipelines::WorkerPool;
+use serde_json::Value;
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Lifecycle of the engine, as `/health` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum State {
+    /// Building and resuming.
+    Starting = 0,
+    /// Accepting objects.
+    Ready = 1,
+    /// Finishing in-flight work before exit; refusing new objects.
+    Draining = 2,
+}
+
+/// Why a retry did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    /// No such entry.
+    #[error("repair-queue entry \"{0}\" not found")]
+    NotFound(String),
+    /// The entry is being processed right now.
+    #[error("repair-queue entry \"{0}\" is being processed right now")]
+    Busy(String),
+    /// The engine is shutting down.
+    #[error("the engine is shutting down")]
+    Draining,
+    /// The repair queue failed.
+    #[error(transparent)]
+    Repair(#[from] RepairError),
+}
+
+/// The engine.
+pub struct Engine {
+    rt: Arc<Runtime>,
+    pool: WorkerPool,
+    permits: Arc<Semaphore>,
+    max_in_flight: usize,
+    state: AtomicU8,
+    busy: Mutex<HashSet<String>>,
+}
+
+fn outcome_of(id: &str, result: &Result<Done, crate::repair::Failure>) -> Outcome {
+    match result {
+        Ok(Done::Stored { routing_key, type_name, version }) => Outcome {
+            id: id.to_string(),
+            status: OutcomeStatus::Stored,
+            routing_key: Some(routing_key.clone()),
+            type_name: Some(type_name.clone()),
+            version: Some(*version),
+            error: None,
+        },
+        Ok(Done::Routed { routing_key, .. }) => Outcome {
+            id: id.to_string(),
+            status: OutcomeStatus::Routed,
+            routing_key: Some(routing_key.clone()),
+            type_name: None,
+            version: None,
+            error: None,
+        },
+        Err(failure) => Outcome {
+            id: id.to_string(),
+            status: OutcomeStatus::Repair,
+            routing_key: failure.routing_key.clone(),
+            type_name: None,
+            version: None,
+            error: Some(failure.error.clone()),
+        },
+    }
+}
+
+impl Engine {
+    /// Start the script workers for `rt`.
+    pub fn start(rt: Runtime) -> std::io::Result<Arc<Engine>> {
+        let workers = rt.config.input_processor.workers;
+        let max_in_flight = rt.config.input_processor.max_in_flight;
+        let pool = WorkerPool::start(workers, rt.sandbox.clone())?;
+        Ok(Arc::new(Engine {
+            rt: Arc::new(rt),
+            pool,
+            permits: Arc::new(Semaphore::new(max_in_flight)),
+            max_in_flight,
+            state: AtomicU8::new(State::Starting as u8),
+            busy: Mutex::new(HashSet::new()),
+        }))
+    }
+
+    /// The runtime (configuration, repository, repair queue).
+    pub fn runtime(&self) -> &Runtime {
+        &self.rt
+    }
+
+    /// The repair queue.
+    pub fn repair(&self) -> &RepairQueue {
+        &self.rt.repair
+    }
+
+    /// Current state.
+    pub fn state(&self) -> State {
+        match self.state.load(Ordering::Acquire) {
+            0 => State::Starting,
+            1 => State::Ready,
+            _ => State::Draining,
+        }
+    }
+
+    fn set_state(&self, state: State) {
+        self.state.store(state as u8, Ordering::Release);
+    }
+
+    /// Mark `id` as being processed; false if it already is.
+    fn claim(&self, id: &str) -> bool {
+        self.busy.lock().unwrap_or_else(PoisonError::into_inner).insert(id.to_string())
+    }
+
+    fn release(&self, id: &str) {
+        self.busy.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
+    }
+
+    /// Process `entry` (already claimed) on a worker; the permit is held until it ends.
+    fn submit(
+        self: &Arc<Self>,
+        entry: Entry,
+        permit: OwnedSemaphorePermit,
+    ) -> impl Future<Output = Option<Outcome>> + Send + 'static {
+        let engine = self.clone();
+        let started = Instant::now();
+        metrics().in_flight.inc();
+        let job = self.pool.run(move |script_engine| {
+            let _permit = permit;
+            let result = process(&engine.rt, script_engine, &entry);
+            if let Err(failure) = &result {
+                metrics().repair_added.with_label_values(&[failure.stage]).inc();
+                tracing::warn!(id = %entry.id, stage = failure.stage, function = ?failure.function, error = %failure.error, "object kept in the repair queue");
+                if let Err(e) = engine.rt.repair.fail(&entry.id, failure) {
+                    tracing::error!(id = %entry.id, error = %e, "recording the failure in the repair queue failed");
+                }
+            }
+            let outcome = outcome_of(&entry.id, &result);
+            engine.release(&entry.id);
+            metrics().in_flight.dec();
+            let status = match outcome.status {
+                OutcomeStatus::Stored => "stored",
+                OutcomeStatus::Routed => "routed",
+                OutcomeStatus::Repair => "repair",
+            };
+            metrics().processing_seconds.with_label_values(&[status]).observe(started.elapsed().as_secs_f64());
+            outcome
+        });
+        async move { job.await.ok() }
+    }
+
+    /// Process again everything unfinished when the engine last stopped. Returns how many.
+    pub fn resume(self: &Arc<Self>) -> Result<usize, RepairError> {
+        let entries = self.rt.repair.unfinished()?;
+        let count = entries.len();
+        if count > 0 {
+            tracing::info!(count, "resuming objects whose processing had not finished");
+        }
+        let engine = self.clone();
+        actix_rt::spawn(async move {
+            for entry in entries {
+                let Ok(permit) = engine.permits.clone().acquire_owned().await else { return };
+                if engine.claim(&entry.id) {
+                    actix_rt::spawn(engine.submit(entry, permit));
+                }
+            }
+        });
+        Ok(count)
+    }
+
+    /// Ready to accept objects.
+    pub fn set_ready(&self) {
+        self.set_state(State::Ready);
+    }
+
+    /// Retry one repair-queue entry now (optionally with an edited payload and who edited it)
+    /// and return the outcome.
+    pub async fn retry(self: &Arc<Self>, id: &str, edited: Option<(Value, String)>) -> Result<Outcome, RetryError> {
+        if self.state() == State::Draining {
+            return Err(RetryError::Draining);
+        }
+        if !self.claim(id) {
+            return Err(RetryError::Busy(id.to_string()));
+        }
+        let entry = match self.rt.repair.start_retry(id, edited) {
+            Ok(Some(entry)) => entry,
+            Ok(None) => {
+                self.release(id);
+                return Err(RetryError::NotFound(id.to_string()));
+            }
+            Err(e) => {
+                self.release(id);
+                return Err(e.into());
+            }
+        };
+        let Ok(permit) = self.permits.clone().acquire_owned().await else {
+            self.release(id);
+            return Err(RetryError::Draining);
+        };
+        self.submit(entry, permit).await.ok_or(RetryError::Draining)
+    }
+
+    /// Retry every failed entry matching `filter` in the background; returns how many.
+    pub fn retry_all(self: &Arc<Self>, filter: &ListFilter) -> Result<usize, RetryError> {
+        if self.state() == State::Draining {
+            return Err(RetryError::Draining);
+        }
+        let ids: Vec<String> =
+            self.rt.repair.all_matching(filter)?.into_iter().filter(|e| !e.is_unfinished()).map(|e| e.id).collect();
+        let count = ids.len();
+        let engine = self.clone();
+        actix_rt::spawn(async move {
+            for id in ids {
+                if let Err(e) = engine.retry(&id, None).await {
+                    tracing::debug!(id, error = %e, "retry skipped");
+                }
+            }
+        });
+        Ok(count)
+    }
+
+    /// Stop accepting, wait (up to `timeout`) for in-flight objects, stop the workers, flush.
+    pub async fn drain(&self, timeout: Duration) {
+        self.set_state(State::Draining);
+        let deadline = Instant::now() + timeout;
+        while self.permits.available_permits() < self.max_in_flight && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left = self.max_in_flight - self.permits.available_permits();
+        if left > 0 {
+            tracing::warn!(
+                left,
+                "drain timed out; unfinished objects stay in the repair queue and resume at the next start"
+            );
+        }
+        self.permits.close();
+        self.pool.shutdown();
+        if let Err(e) = self.rt.db.sync() {
+            tracing::error!(error = %e, "final flush failed");
+        }
+    }
+}
+
+/// The engine as the intake of its inputs.
+#[derive(Clone)]
+pub struct EngineIntake(pub Arc<Engine>);
+
+impl Intake for EngineIntake {
+    fn accept(&self, received: Received, wait: Wait) -> BoxFuture<Result<Accepted, IntakeError>> {
+        let engine = &self.0;
+        engine.accept(received, wait)
+    }
+}
+
+impl Engine {
+    fn accept(self: &Arc<Self>, received: Received, wait: Wait) -> BoxFuture<Result<Accepted, IntakeError>> {
+        if self.state() != State::Ready {
+            return Box::pin(async { Err(IntakeError::Draining) });
+        }
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            return Box::pin(async { Err(IntakeError::Busy) });
+        };
+        let entry = RepairQueue::new_entry(&received.input, received.source, received.payload);
+        let id = entry.id.clone();
+        if let Err(e) = self.rt.repair.add(&entry) {
+            return Box::pin(async move { Err(IntakeError::Internal(e.to_string())) });
+        }
+        metrics().objects_received.with_label_values(&[&received.input]).inc();
+        tracing::debug!(id = %id, input = %received.input, "accepted");
+        let durable = self.rt.db.sync_async();
+        self.claim(&id);
+        let processing = self.submit(entry, permit);
+        Box::pin(async move {
+            match wait {
+                Wait::Durable => {
+                    durable.await.map_err(|e| IntakeError::Internal(e.to_string()))?;
+                    // The job is queued already; its result is not awaited for a plain ack.
+                    drop(processing);
+                    Ok(Accepted { id, outcome: None })
+                }
+                Wait::Outcome => {
+                    durable.await.map_err(|e| IntakeError::Internal(e.to_string()))?;
+                    let outcome = processing.await.ok_or(IntakeError::Draining)?;
+                    Ok(Accepted { id, outcome: Some(outcome) })
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,135 @@
+//! The REST admin API: the repair queue.
+
+use super::{error, AppState};
+use crate::engine::RetryError;
+use crate::repair::{ListFilter, RepairError};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Register the admin routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/admin/api/repair")
+            .route("", web::get().to(list))
+            .route("", web::delete().to(delete_all))
+            .route("/retry-all", web::post().to(retry_all))
+            .route("/{id}", web::get().to(get_one))
+            .route("/{id}", web::delete().to(delete_one))
+            .route("/{id}/retry", web::post().to(retry_one)),
+    );
+}
+
+/// Query parameters of listings and bulk actions.
+#[derive(Debug, Deserialize)]
+struct FilterQuery {
+    filter: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    first: Option<usize>,
+    after: Option<String>,
+}
+
+fn to_filter(q: FilterQuery) -> Result<ListFilter, String> {
+    let time = |t: Option<String>| t.filter(|s| !s.is_empty()).map(|s| crate::repair::parse_time(&s)).transpose();
+    Ok(ListFilter {
+        text: q.filter,
+        from: time(q.from)?,
+        to: time(q.to)?,
+        first: q.first.unwrap_or(100).clamp(1, 1000),
+        after: q.after.filter(|s| !s.is_empty()),
+    })
+}
+
+fn parse_query(req: &HttpRequest) -> Result<ListFilter, String> {
+    let q = web::Query::<FilterQuery>::from_query(req.query_string()).map_err(|e| e.to_string())?;
+    to_filter(q.into_inner())
+}
+
+fn repair_error(e: RepairError) -> HttpResponse {
+    match e {
+        RepairError::BadId(_) | RepairError::BadRequest(_) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        other => error(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+    }
+}
+
+async fn list(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let filter = match parse_query(&req) {
+        Ok(f) => f,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    match state.engine.repair().list(&filter) {
+        Ok((items, cursor)) => HttpResponse::Ok().json(json!({"items": items, "cursor": cursor})),
+        Err(e) => repair_error(e),
+    }
+}
+
+async fn get_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    let id = path.into_inner();
+    match state.engine.repair().get(&id) {
+        Ok(Some(entry)) => HttpResponse::Ok().json(entry),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("repair-queue entry \"{id}\" not found")),
+        Err(e) => repair_error(e),
+    }
+}
+
+/// Body of a retry: optionally an edited payload and who edited it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetryBody {
+    payload: Option<Value>,
+    by: Option<String>,
+}
+
+async fn retry_one(path: web::Path<String>, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    let id = path.into_inner();
+    let body: RetryBody = if body.is_empty() {
+        RetryBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid retry body: {e}")),
+        }
+    };
+    let edited = body.payload.map(|p| (p, body.by.unwrap_or_else(|| "admin".to_string())));
+    match state.engine.retry(&id, edited).await {
+        Ok(outcome) => HttpResponse::Ok().json(outcome),
+        Err(RetryError::NotFound(_)) => error(StatusCode::NOT_FOUND, format!("repair-queue entry \"{id}\" not found")),
+        Err(e @ RetryError::Busy(_)) => error(StatusCode::CONFLICT, e.to_string()),
+        Err(e @ RetryError::Draining) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(RetryError::Repair(e)) => repair_error(e),
+    }
+}
+
+async fn retry_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let filter = match parse_query(&req) {
+        Ok(f) => f,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    match state.engine.retry_all(&filter) {
+        Ok(n) => HttpResponse::Ok().json(json!({"retried": n})),
+        Err(RetryError::Repair(e)) => repair_error(e),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn delete_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    let id = path.into_inner();
+    match state.engine.repair().delete(&id) {
+        Ok(true) => HttpResponse::Ok().json(json!({"deleted": 1})),
+        Ok(false) => error(StatusCode::NOT_FOUND, format!("repair-queue entry \"{id}\" not found")),
+        Err(e) => repair_error(e),
+    }
+}
+
+async fn delete_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let filter = match parse_query(&req) {
+        Ok(f) => f,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    match state.engine.repair().delete_matching(&filter) {
+        Ok(n) => HttpResponse::Ok().json(json!({"deleted": n})),
+        Err(e) => repair_error(e),
+    }
+}

@@ -1,0 +1,91 @@
+//! The HTTP server: inputs (`/http`), data reads (`/data`), the admin API, `/metrics` and
+//! `/health`. Every endpoint but `/health` requires a bearer token.
+
+mod admin;
+mod auth;
+mod data;
+
+use crate::engine::{Engine, EngineIntake, State};
+use crate::metrics::metrics;
+use crate::security::Tokens;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServerHandle, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, App, HttpResponse, HttpServer};
+use ferrogrid_connectors::http::{configure as configure_http_input, HttpInput};
+use ferrogrid_connectors::{InputConfig, Intake};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The engine.
+    pub engine: Arc<Engine>,
+}
+
+/// A JSON error answer.
+pub fn error(status: actix_web::http::StatusCode, message: impl Into<String>) -> HttpResponse {
+    HttpResponse::build(status).json(json!({ "error": message.into() }))
+}
+
+async fn health(state: web::Data<AppState>) -> HttpResponse {
+    match state.engine.state() {
+        State::Ready => HttpResponse::Ok().json(json!({"status": "ready"})),
+        State::Starting => HttpResponse::ServiceUnavailable().json(json!({"status": "starting"})),
+        State::Draining => HttpResponse::ServiceUnavailable().json(json!({"status": "draining"})),
+    }
+}
+
+async fn metrics_text() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(metrics().render())
+}
+
+async fn not_found() -> HttpResponse {
+    error(actix_web::http::StatusCode::NOT_FOUND, "no such endpoint")
+}
+
+/// Count requests by route pattern and status.
+async fn count_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let response = next.call(req).await?;
+    let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".to_string());
+    metrics().http_requests.with_label_values(&[route.as_str(), response.status().as_str()]).inc();
+    Ok(response)
+}
+
+/// Start serving on `listen`; returns the server's handle and the future that runs it.
+pub fn serve(
+    engine: Arc<Engine>,
+    tokens: Tokens,
+    listen: SocketAddr,
+) -> std::io::Result<(ServerHandle, actix_web::dev::Server)> {
+    let http_input = engine.runtime().config.connector.input.iter().find_map(InputConfig::as_http).cloned();
+    let state = AppState { engine: engine.clone() };
+    let intake: Arc<dyn Intake> = Arc::new(EngineIntake(engine));
+    let server = HttpServer::new(move || {
+        let mut app = App::new()
+            .app_data(web::Data::new(state.clone()))
+            .app_data(web::Data::new(tokens.clone()))
+            .app_data(web::JsonConfig::default().limit(16 * 1024 * 1024))
+            .wrap(from_fn(auth::require_token))
+            .wrap(from_fn(count_requests))
+            .route("/health", web::get().to(health))
+            .route("/metrics", web::get().to(metrics_text))
+            .configure(data::configure)
+            .configure(admin::configure);
+        if let Some(config) = &http_input {
+            let input = HttpInput::new(config.clone(), intake.clone());
+            app = app.configure(|c| configure_http_input(c, input));
+        }
+        app.default_service(web::to(not_found))
+    })
+    .disable_signals()
+    .shutdown_timeout(10)
+    .bind(listen)?
+    .run();
+    Ok((server.handle(), server))
+}

@@ -1,0 +1,16 @@
+//! The Ferrogrid engine: configuration, domain model, storage, repair queue, input processor,
+//! HTTP server, security and metrics, wired together by [`app`]. The binary `ferrogrid` is a
+//! thin command line over [`app::run`] and [`app::check`].
+
+pub mod app;
+pub mod config;
+pub mod engine;
+pub mod http;
+pub mod metrics;
+pub mod model;
+pub mod processor;
+pub mod repair;
+pub mod repository;
+pub mod runtime;
+pub mod security;
+pub mod storage;

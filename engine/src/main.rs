@@ -1,0 +1,103 @@
+//! `ferrogrid`: run a configuration, check it, or print the config schema.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use ferrogrid_engine::app::{self, RunOptions};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "ferrogrid", version, about = "Event-processing pipeline engine (a TDG 1.x re-imagining)")]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "FERROGRID_LOG_FORMAT")]
+    log_format: LogFormat,
+    /// Log level or filter (e.g. `info`, `debug`, `ferrogrid_engine=debug`); RUST_LOG overrides it.
+    #[arg(long, global = true, default_value = "info", env = "FERROGRID_LOG_LEVEL")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a configuration (a folder holding config.yml, or the file itself).
+    Run {
+        /// Configuration folder or file.
+        config: PathBuf,
+        /// Data directory (storage, admin token).
+        #[arg(long, env = "FERROGRID_DATA_DIR", default_value = "./ferrogrid-data")]
+        data_dir: PathBuf,
+        /// Address to listen on.
+        #[arg(long, env = "FERROGRID_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Load and validate a configuration (model, scripts, references) without running it.
+    Check {
+        /// Configuration folder or file.
+        config: PathBuf,
+    },
+    /// Print the JSON Schema of config.yml.
+    Schema,
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, &cli.log_level);
+    match cli.command {
+        Command::Run { config, data_dir, listen } => {
+            let result = actix_rt::System::new().block_on(app::run(RunOptions { config, data_dir, listen }));
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("ferrogrid: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Check { config } => {
+            let problems = app::check(&config);
+            if problems.is_empty() {
+                println!("ok");
+                ExitCode::SUCCESS
+            } else {
+                for p in &problems {
+                    println!("{p}");
+                }
+                eprintln!("ferrogrid: {} problem(s) in {}", problems.len(), config.display());
+                ExitCode::FAILURE
+            }
+        }
+        Command::Schema => {
+            match serde_json::to_string_pretty(ferrogrid_engine::config::schema()) {
+                Ok(text) => println!("{text}"),
+                Err(e) => {
+                    eprintln!("ferrogrid: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! The persistent repair queue (TDG 2.8). Every accepted object is written here with status
+//! `New` before its input acknowledges it, and removed in the same atomic commit that stores or
+//! routes it. On failure it stays, with the error, the stage and function that failed, the
+//! attempts and the original payload, until an operator retries or deletes it.
+//!
+//! Keys are UUIDv7 ids (time-ordered), so listing newest first is a reverse range scan.
+
+mod entry;
+mod filter;
+
+pub use entry::{Attempt, Entry, Failure, Status};
+pub use filter::{parse_time, ListFilter};
+
+use crate::metrics::metrics;
+use crate::storage::{Db, Keyspace, ReadView, StorageError, WriteTx};
+use serde_json::Value;
+use std::ops::Bound;
+
+/// Problems of the repair queue.
+#[derive(Debug, thiserror::Error)]
+pub enum RepairError {
+    /// The storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A stored entry could not be decoded (internal).
+    #[error("repair entry {id}: {message}")]
+    Corrupt {
+        /// Entry id.
+        id: String,
+        /// Decoder message.
+        message: String,
+    },
+    /// A request named an id that is not a repair-queue id.
+    #[error("\"{0}\" is not a repair-queue id")]
+    BadId(String),
+    /// A bad cursor or filter.
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+/// The repair queue of one database.
+#[derive(Clone)]
+pub struct RepairQueue {
+    db: Db,
+    history_size: usize,
+}
+
+fn key_of(id: &str) -> Result<[u8; 16], RepairError> {
+    uuid::Uuid::parse_str(id).map(|u| *u.as_bytes()).map_err(|_| RepairError::BadId(id.to_string()))
+}
+
+fn decode(key: &[u8], bytes: &[u8]) -> Result<Entry, RepairError> {
+    serde_json::from_slice(bytes).map_err(|e| RepairError::Corrupt {
+        id: uuid::Uuid::from_slice(key).map(|u| u.to_string()).unwrap_or_else(|_| hex::encode(key)),
+        message: e.to_string(),
+    })
+}
+
+fn encode(entry: &Entry) -> Vec<u8> {
+    // Entries hold only JSON-representable data; serialising them cannot fail.
+    serde_json::to_vec(entry).unwrap_or_default()
+}
+
+impl RepairQueue {
+    /// The queue stored in `db`; sets the depth gauge from what is on disk.
+    pub fn open(db: Db, history_size: usize) -> Result<RepairQueue, RepairError> {
+        let queue = RepairQueue { db, history_size: history_size.max(1) };
+        let mut depth = 0i64;
+        for item in queue.db.scan_prefix(Keyspace::RepairQueue, &[]) {
+            item?;
+            depth += 1;
+        }
+        metrics().repair_depth.set(depth);
+        Ok(queue)
+    }
+
+    /// A new entry for a received object (not written yet).
+    pub fn new_entry(input: &str, source: &str, payload: Value) -> Entry {
+        Entry::new(uuid::Uuid::now_v7().to_string(), input, source, payload)
+    }
+
+    /// Stage `entry` in `tx` (as new or updated).
+    pub fn put_in(&self, tx: &mut WriteTx<'_>, entry: &Entry) -> Result<(), RepairError> {
+        tx.insert(Keyspace::RepairQueue, &key_of(&entry.id)?, encode(entry));
+        Ok(())
+    }
+
+    /// Write a new entry (durable only after `Db::sync`).
+    pub fn add(&self, entry: &Entry) -> Result<(), RepairError> {
+        self.db.write(|tx| self.put_in(tx, entry))?;
+        metrics().repair_depth.inc();
+        Ok(())
+    }
+
+    /// Stage the removal of entry `id` in `tx`; the caller commits it with what replaces it.
+    pub fn remove_in(&self, tx: &mut WriteTx<'_>, id: &str) -> Result<(), RepairError> {
+        tx.remove(Keyspace::RepairQueue, &key_of(id)?);
+        Ok(())
+    }
+
+    /// Call after a commit that removed an entry staged with [`RepairQueue::remove_in`].
+    pub fn removed(&self, count: usize) {
+        metrics().repair_depth.sub(count as i64);
+    }
+
+    /// The entry `id`.
+    pub fn get(&self, id: &str) -> Result<Option<Entry>, RepairError> {
+        let key = key_of(id)?;
+        match self.db.get(Keyspace::RepairQueue, &key)? {
+            Some(bytes) => Ok(Some(decode(&key, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Record that processing `id` failed. Returns the updated entry (None if it was deleted).
+    pub fn fail(&self, id: &str, failure: &Failure) -> Result<Option<Entry>, RepairError> {
+        let key = key_of(id)?;
+        let history_size = self.history_size;
+        self.db.write(|tx| {
+            let Some(bytes) = tx.get(Keyspace::RepairQueue, &key)? else {
+                return Ok(None);
+            };
+            let mut entry = decode(&key, &bytes)?;
+            entry.record_failure(failure, history_size);
+            tx.insert(Keyspace::RepairQueue, &key, encode(&entry));
+            Ok::<_, RepairError>(Some(entry))
+        })
+    }
+
+    /// Mark `id` as being retried by an operator, optionally with an edited payload (`by` says who).
+    pub fn start_retry(&self, id: &str, edited: Option<(Value, String)>) -> Result<Option<Entry>, RepairError> {
+        let key = key_of(id)?;
+        let history_size = self.history_size;
+        self.db.write(|tx| {
+            let Some(bytes) = tx.get(Keyspace::RepairQueue, &key)? else {
+                return Ok(None);
+            };
+            let mut entry = decode(&key, &bytes)?;
+            entry.start_retry(edited, history_size);
+            tx.insert(Keyspace::RepairQueue, &key, encode(&entry));
+            Ok::<_, RepairError>(Some(entry))
+        })
+    }
+
+    /// Entries matching `filter`, newest first, and the cursor to continue after the last one.
+    pub fn list(&self, filter: &ListFilter) -> Result<(Vec<Entry>, Option<String>), RepairError> {
+        let upper = match &filter.after {
+            Some(cursor) => Bound::Excluded(
+                key_of(cursor).map_err(|_| RepairError::BadRequest(format!("bad cursor \"{cursor}\"")))?,
+            ),
+            None => Bound::Unbounded,
+        };
+        let upper_ref = match &upper {
+            Bound::Excluded(k) => Bound::Excluded(&k[..]),
+            _ => Bound::Unbounded,
+        };
+        let mut items = Vec::new();
+        for item in self.db.range(Keyspace::RepairQueue, Bound::Unbounded, upper_ref, true) {
+            let (key, bytes) = item?;
+            let entry = decode(&key, &bytes)?;
+            if filter.matches(&entry) {
+                items.push(entry);
+                if items.len() >= filter.first {
+                    break;
+                }
+            }
+        }
+        let cursor = if items.len() >= filter.first { items.last().map(|e| e.id.clone()) } else { None };
+        Ok((items, cursor))
+    }
+
+    /// Every entry matching `filter` (all pages), oldest first.
+    pub fn all_matching(&self, filter: &ListFilter) -> Result<Vec<Entry>, RepairError> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(Keyspace::RepairQueue, &[]) {
+            let (key, bytes) = item?;
+            let entry = decode(&key, &bytes)?;
+            if filter.matches(&entry) {
+                out.push(entry);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Entries whose processing had not finished when the engine stopped: `New` without an
+    /// error, and `In Progress`. They are processed again at start.
+    pub fn unfinished(&self) -> Result<Vec<Entry>, RepairError> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(Keyspace::RepairQueue, &[]) {
+            let (key, bytes) = item?;
+            let entry = decode(&key, &bytes)?;
+            if entry.is_unfinished() {
+                out.push(entry);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Delete entry `id`; false if there was none.
+    pub fn delete(&self, id: &str) -> Result<bool, RepairError> {
+        let key = key_of(id)?;
+        let existed = self.db.write(|tx| {
+            let existed = tx.get(Keyspace::RepairQueue, &key)?.is_some();
+            tx.remove(Keyspace::RepairQueue, &key);
+            Ok::<_, RepairError>(existed)
+        })?;
+        if existed {
+            metrics().repair_depth.dec();
+        }
+        Ok(existed)
+    }
+
+    /// Delete every entry matching `filter`; returns how many.
+    pub fn delete_matching(&self, filter: &ListFilter) -> Result<usize, RepairError> {
+        let ids: Vec<[u8; 16]> = self.all_matching(filter)?.iter().map(|e| key_of(&e.id)).collect::<Result<_, _>>()?;
+        let n = self.db.write(|tx| {
+            let mut n = 0;
+            for key in &ids {
+                if tx.get(Keyspace::RepairQueue, key)?.is_some() {
+                    tx.remove(Keyspace::RepairQueue, key);
+                    n += 1;
+                }
+            }
+            Ok::<_, RepairError>(n)
+        })?;
+        metrics().repair_depth.sub(n as i64);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests;

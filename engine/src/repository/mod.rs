@@ -1,0 +1,281 @@
+//! The repository: the storage seen through the domain model. Scripts reach it through the
+//! sandbox's `repository::*` functions ([`ferrogrid_sandbox::Repository`]), the input processor
+//! stores objects with it, and `/data` reads through it.
+
+mod specs;
+
+pub use specs::type_specs;
+
+use crate::config::{HardLimits as ConfigLimits, SequenceGenerator};
+use crate::model::{Model, ValidationHooks};
+use crate::storage::{
+    self, Condition, DeleteOptions, FindOptions, HardLimits, Page, PutOptions, Stored, TypeSpec, UpdateOptions,
+    Updater, WriteTx,
+};
+use ferrogrid_pipelines::Pipelines;
+use ferrogrid_sandbox::{CallContext, ErrorClass as HostClass, HostError, Sandbox, ScriptEngine};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+/// Problems of repository calls.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// The type is not an aggregate of the model.
+    #[error("type \"{0}\" is not an aggregate of the model")]
+    UnknownType(String),
+    /// The object does not fit the model.
+    #[error("{0}")]
+    Invalid(String),
+    /// Bad filter, options or updaters.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The storage refused or failed.
+    #[error(transparent)]
+    Storage(#[from] storage::StorageError),
+}
+
+impl RepoError {
+    /// Classification for the sandbox (user data / external / internal).
+    pub fn class(&self) -> HostClass {
+        match self {
+            RepoError::Storage(e) if e.class() == storage::ErrorClass::Internal => HostClass::Internal,
+            _ => HostClass::UserData,
+        }
+    }
+}
+
+/// What scripts can late-bind: the compiled functions, for `default_function`.
+#[derive(Default)]
+struct Scripts {
+    sandbox: OnceLock<Arc<Sandbox>>,
+    pipelines: OnceLock<Pipelines>,
+}
+
+/// The storage seen through the model.
+pub struct Repository {
+    db: storage::Db,
+    model: Arc<Model>,
+    specs: HashMap<String, TypeSpec>,
+    limits: HardLimits,
+    sequences: SequenceGenerator,
+    scripts: Scripts,
+}
+
+struct Hooks<'a> {
+    repo: &'a Repository,
+    engine: Option<&'a ScriptEngine>,
+    ctx: &'a CallContext,
+}
+
+impl ValidationHooks for Hooks<'_> {
+    fn default_function(&mut self, function: &str, type_name: &str, field: &str) -> Result<Value, String> {
+        let pipelines = self.repo.scripts.pipelines.get().ok_or("functions are not loaded")?;
+        let script =
+            pipelines.function(function).ok_or_else(|| format!("default_function \"{function}\" is not defined"))?;
+        let param = json!({"type": type_name, "field": field});
+        let run = |engine: &ScriptEngine| engine.run_json(script, param.clone(), self.ctx).map_err(|e| e.to_string());
+        match self.engine {
+            Some(engine) => run(engine),
+            None => {
+                let sandbox = self.repo.scripts.sandbox.get().ok_or("functions are not loaded")?;
+                run(&sandbox.engine())
+            }
+        }
+    }
+
+    fn auto_increment(&mut self, type_name: &str, field: &str) -> Result<i64, String> {
+        self.repo.next_sequence(&format!("{type_name}.{field}")).map_err(|e| e.to_string())
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned + Default>(what: &str, v: &Value) -> Result<T, RepoError> {
+    if v.is_null() {
+        return Ok(T::default());
+    }
+    serde_json::from_value(v.clone()).map_err(|e| RepoError::BadRequest(format!("bad {what}: {e}")))
+}
+
+impl Repository {
+    /// A repository over `db` for `model`.
+    pub fn new(db: storage::Db, model: Arc<Model>, limits: ConfigLimits, sequences: SequenceGenerator) -> Repository {
+        let specs = type_specs(&model);
+        Repository {
+            db,
+            model,
+            specs,
+            limits: HardLimits { scanned: limits.scanned, returned: limits.returned },
+            sequences,
+            scripts: Scripts::default(),
+        }
+    }
+
+    /// Late-bind the compiled scripts (they need the repository as their host first).
+    pub fn bind_scripts(&self, sandbox: Arc<Sandbox>, pipelines: Pipelines) {
+        let _ = self.scripts.sandbox.set(sandbox);
+        let _ = self.scripts.pipelines.set(pipelines);
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    fn spec(&self, type_name: &str) -> Result<&TypeSpec, RepoError> {
+        self.specs.get(type_name).ok_or_else(|| RepoError::UnknownType(type_name.to_string()))
+    }
+
+    /// The next number of sequence `name`.
+    pub fn next_sequence(&self, name: &str) -> Result<i64, RepoError> {
+        Ok(self.db.sequence_next(name)?)
+    }
+
+    /// Validate and normalise `obj` as `type_name`; the message lists every violation.
+    pub fn validate(
+        &self,
+        type_name: &str,
+        obj: &Value,
+        engine: Option<&ScriptEngine>,
+        ctx: &CallContext,
+    ) -> Result<Value, String> {
+        let mut hooks = Hooks { repo: self, engine, ctx };
+        self.model.validate(type_name, obj, &mut hooks).map_err(|v| v.to_string())
+    }
+
+    /// Store an already validated object and, in the same atomic commit, whatever `extra` stages.
+    pub fn put_with<E, F>(&self, type_name: &str, obj: Value, options: &PutOptions, extra: F) -> Result<Stored, E>
+    where
+        E: From<storage::StorageError>,
+        F: FnOnce(&mut WriteTx<'_>) -> Result<(), E>,
+    {
+        let spec = self.spec(type_name).map_err(|_| {
+            storage::StorageError::user(format!("type \"{type_name}\" is not an aggregate of the model"))
+        })?;
+        self.db.write(|tx| {
+            let stored = storage::repository::put(tx, spec, obj, options)?;
+            extra(tx)?;
+            Ok(stored)
+        })
+    }
+
+    /// `find(type, filter, options)`.
+    pub fn find(&self, type_name: &str, filter: &Value, options: &Value) -> Result<Page, RepoError> {
+        let spec = self.spec(type_name)?;
+        let conditions = Condition::parse_filter(filter)?;
+        let mut options: FindOptions = parse("find options", options)?;
+        options.hard_limits = self.limits;
+        Ok(storage::repository::find(&self.db, spec, &conditions, &options)?)
+    }
+
+    /// `get(type, index, key, options)`: the first object whose `index` equals `key`.
+    pub fn get(&self, type_name: &str, index: &str, key: &Value, options: &Value) -> Result<Option<Stored>, RepoError> {
+        let filter = json!([[index, "==", key]]);
+        let mut options: FindOptions = parse("get options", options)?;
+        options.first = Some(1);
+        let spec = self.spec(type_name)?;
+        let conditions = Condition::parse_filter(&filter)?;
+        options.hard_limits = self.limits;
+        Ok(storage::repository::find(&self.db, spec, &conditions, &options)?.items.into_iter().next())
+    }
+
+    /// `put(type, object, options)`: validate, then store a new version.
+    pub fn put(&self, type_name: &str, obj: &Value, options: &Value, ctx: &CallContext) -> Result<Stored, RepoError> {
+        let options: PutOptions = parse("put options", options)?;
+        let obj = self.validate(type_name, obj, None, ctx).map_err(RepoError::Invalid)?;
+        self.put_with(type_name, obj, &options, |_| Ok::<_, RepoError>(()))
+    }
+
+    /// `update(type, filter, updaters, options)`.
+    pub fn update(
+        &self,
+        type_name: &str,
+        filter: &Value,
+        updaters: &Value,
+        options: &Value,
+    ) -> Result<Vec<Stored>, RepoError> {
+        let spec = self.spec(type_name)?;
+        let conditions = Condition::parse_filter(filter)?;
+        let updaters = Updater::parse_list(updaters)?;
+        let mut options: UpdateOptions = parse("update options", options)?;
+        options.hard_limits = self.limits;
+        let model = &self.model;
+        Ok(self.db.write(|tx| {
+            storage::repository::update_validated(tx, spec, &conditions, &updaters, &options, &mut |obj: Value| {
+                model
+                    .validate(type_name, &obj, &mut UpdateHooks)
+                    .map_err(|v| storage::StorageError::user(v.to_string()))
+            })
+        })?)
+    }
+
+    /// `delete(type, filter, options)`.
+    pub fn delete(&self, type_name: &str, filter: &Value, options: &Value) -> Result<Vec<Stored>, RepoError> {
+        let spec = self.spec(type_name)?;
+        let conditions = Condition::parse_filter(filter)?;
+        let mut options: DeleteOptions = parse("delete options", options)?;
+        options.hard_limits = self.limits;
+        Ok(self.db.write(|tx| storage::repository::delete(tx, spec, &conditions, &options))?)
+    }
+
+    /// The sequence settings (first number, range width).
+    pub fn sequence_settings(&self) -> SequenceGenerator {
+        self.sequences
+    }
+}
+
+/// Validation after an update keeps existing values; defaults of absent fields are plain ones.
+struct UpdateHooks;
+
+impl ValidationHooks for UpdateHooks {
+    fn default_function(&mut self, function: &str, _: &str, field: &str) -> Result<Value, String> {
+        Err(format!("{field}: default_function \"{function}\" cannot run during update; set the field"))
+    }
+
+    fn auto_increment(&mut self, _: &str, field: &str) -> Result<i64, String> {
+        Err(format!("{field}: auto_increment cannot run during update; set the field"))
+    }
+}
+
+fn host_error(e: RepoError) -> HostError {
+    HostError::new(e.class(), e.to_string())
+}
+
+fn objects(items: Vec<Stored>) -> Value {
+    Value::Array(items.into_iter().map(|s| s.object).collect())
+}
+
+impl ferrogrid_sandbox::Repository for Repository {
+    fn find(&self, type_name: &str, filter: &Value, options: &Value) -> Result<Value, HostError> {
+        self.find(type_name, filter, options).map(|p| objects(p.items)).map_err(host_error)
+    }
+
+    fn get(&self, type_name: &str, index: &str, key: &Value, options: &Value) -> Result<Value, HostError> {
+        Ok(self.get(type_name, index, key, options).map_err(host_error)?.map_or(Value::Null, |s| s.object))
+    }
+
+    fn put(&self, type_name: &str, object: &Value, options: &Value) -> Result<Value, HostError> {
+        let ctx = CallContext { request_id: String::new(), cancel: None };
+        self.put(type_name, object, options, &ctx).map(|s| s.object).map_err(host_error)
+    }
+
+    fn update(&self, type_name: &str, filter: &Value, updaters: &Value, options: &Value) -> Result<Value, HostError> {
+        self.update(type_name, filter, updaters, options).map(objects).map_err(host_error)
+    }
+
+    fn delete(&self, type_name: &str, filter: &Value, options: &Value) -> Result<Value, HostError> {
+        self.delete(type_name, filter, options).map(objects).map_err(host_error)
+    }
+
+    fn push_job(&self, name: &str, _args: &Value) -> Result<(), HostError> {
+        Err(HostError::new(
+            HostClass::UserData,
+            format!("push_job(\"{name}\"): jobs are not available in this build (see the tasks and jobs issue)"),
+        ))
+    }
+}
+
+impl ferrogrid_sandbox::Sequences for Repository {
+    fn next(&self, name: &str) -> Result<i64, HostError> {
+        self.next_sequence(name).map_err(host_error)
+    }
+}

@@ -1,0 +1,93 @@
+//! Options and results of repository operations (TDG semantics; see README).
+
+use super::config::HardLimits;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Page size when `first` is not given (as in TDG).
+pub const DEFAULT_FIRST: i64 = 10;
+
+/// Options of `find` / `get`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "snake_case")]
+pub struct FindOptions {
+    /// Page size (default 10); negative: the page before `after`, still returned in index order.
+    pub first: Option<i64>,
+    /// Cursor of an item of a previous page of the same query: continue after (before) it.
+    pub after: Option<String>,
+    /// Every object as of the newest version <= this one.
+    pub version: Option<u64>,
+    /// Every version of every matching object (newest first per object), not just the latest.
+    pub all_versions: bool,
+    /// Include deleted objects (their tombstone version, `deleted: true`).
+    pub dont_skip_deleted: bool,
+    /// Limits set by the engine from its configuration, not by the request.
+    #[serde(skip)]
+    pub hard_limits: HardLimits,
+}
+
+/// Options of `put`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "snake_case")]
+pub struct PutOptions {
+    /// Optimistic lock: fail with a conflict unless the current version is exactly this one.
+    pub only_if_version: Option<u64>,
+    /// Do nothing when a live object with this primary key exists (the existing one is returned).
+    pub if_not_exists: bool,
+}
+
+/// Options of `update`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "snake_case")]
+pub struct UpdateOptions {
+    /// At most this many matching objects are updated (default 10).
+    pub first: Option<i64>,
+    /// Continue after this cursor (as in `find`).
+    pub after: Option<String>,
+    /// Optimistic lock: every matched object must have exactly this current version.
+    pub only_if_version: Option<u64>,
+    /// Limits set by the engine from its configuration.
+    #[serde(skip)]
+    pub hard_limits: HardLimits,
+}
+
+/// Options of `delete`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "snake_case")]
+pub struct DeleteOptions {
+    /// At most this many matching objects are deleted (default 10).
+    pub first: Option<i64>,
+    /// Continue after this cursor (as in `find`).
+    pub after: Option<String>,
+    /// Optimistic lock: every matched object must have exactly this current version.
+    pub only_if_version: Option<u64>,
+    /// Required together with `permanent_delete`.
+    pub all_versions: bool,
+    /// Remove every version and index entry instead of writing a tombstone.
+    pub permanent_delete: bool,
+    /// Limits set by the engine from its configuration.
+    #[serde(skip)]
+    pub hard_limits: HardLimits,
+}
+
+/// One object version as returned by the repository.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stored {
+    /// The object (for a deleted object: its last state).
+    pub object: Value,
+    /// Its version.
+    pub version: u64,
+    /// Opaque position for `after` (pagination).
+    pub cursor: String,
+    /// Whether this version is a tombstone.
+    pub deleted: bool,
+}
+
+/// A page of results, in index order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Page {
+    /// The objects.
+    pub items: Vec<Stored>,
+    /// Index entries read to build the page.
+    pub scanned: u64,
+}

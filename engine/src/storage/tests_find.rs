@@ -1,0 +1,242 @@
+//! Tests of `find`/`get`: index choice and range scans, composite and multikey indexes, every
+//! comparison operator, like, pagination with cursors, hard limits.
+
+use super::filter::{Condition, Op};
+use super::repository::{find, get};
+use super::test_util::{ids, store_users, temp_db, user, user_spec};
+use super::{ErrorClass, FindOptions, HardLimits, PutOptions};
+use serde_json::{json, Value};
+
+fn opts(first: i64) -> FindOptions {
+    FindOptions { first: Some(first), ..Default::default() }
+}
+
+fn cond(f: &str, op: Op, v: Value) -> Condition {
+    Condition::new(f, op, v)
+}
+
+#[test]
+fn put_then_get_by_primary_and_secondary_index() {
+    let (_d, db) = temp_db();
+    let spec = user_spec();
+    let s = db.put_object(&spec, user(5), &PutOptions::default()).unwrap();
+    assert!(s.version > 0 && !s.deleted);
+    let got = get(&db, &spec, "id", &[json!(5)], &FindOptions::default()).unwrap().unwrap();
+    assert_eq!(got.object, user(5));
+    assert_eq!(got.version, s.version);
+    assert_eq!(get(&db, &spec, "id", &[json!(6)], &FindOptions::default()).unwrap(), None);
+    // secondary index, case-insensitive collation
+    let by_name = get(&db, &spec, "username", &[json!("USER005")], &FindOptions::default()).unwrap();
+    assert_eq!(by_name.unwrap().object["id"], 5);
+    let e = get(&db, &spec, "nope", &[json!(1)], &FindOptions::default()).unwrap_err();
+    assert_eq!(e.to_string(), "User has no index \"nope\"");
+    let e = get(&db, &spec, "id", &[json!("5")], &FindOptions::default()).unwrap_err();
+    assert_eq!(e.class(), ErrorClass::UserData);
+}
+
+#[test]
+fn composite_index_exact_partial_and_range() {
+    let (_d, db) = temp_db();
+    let spec = user_spec();
+    store_users(&db, 40);
+    let exact = find(&db, &spec, &[cond("$full_name", Op::Eq, json!(["L1", "F005"]))], &opts(100)).unwrap();
+    assert_eq!(ids(&exact), [5]);
+    assert_eq!(exact.scanned, 1, "exact composite key is a point range");
+    let partial = find(&db, &spec, &[cond("full_name", Op::Eq, json!(["L2"]))], &opts(100)).unwrap();
+    assert_eq!(ids(&partial), (1..=40).filter(|i| i % 4 == 2).collect::<Vec<_>>());
+    assert_eq!(partial.scanned, 10);
+    // range over the composite key: last > L1, and (L3, F010) <= key
+    let gt = find(&db, &spec, &[cond("full_name", Op::Gt, json!(["L2"]))], &opts(100)).unwrap();
+    assert_eq!(ids(&gt), (1..=40).filter(|i| i % 4 == 3).collect::<Vec<_>>());
+    let ge = find(&db, &spec, &[cond("full_name", Op::Ge, json!(["L3", "F031"]))], &opts(100)).unwrap();
+    assert_eq!(ids(&ge), [31, 35, 39]);
+    assert_eq!(ge.scanned, 3);
+    // a field that is the first part of the composite index uses it too
+    let by_field = find(&db, &spec, &[cond("last", Op::Eq, json!("L0"))], &opts(100)).unwrap();
+    assert_eq!(by_field.items.len(), 10);
+    assert_eq!(by_field.scanned, 10);
+}
+
+#[test]
+fn multikey_index_finds_by_any_element_once() {
+    let (_d, db) = temp_db();
+    let spec = user_spec();
+    let mut u = user(1);
+    u["phones"] = json!(["111", "222"]);
+    db.put_object(&spec, u, &PutOptions::default()).unwrap();
+    let mut other = user(2);
+    other["phones"] = json!(["333"]);
+    db.put_object(&spec, other, &PutOptions::default()).unwrap();
+    for phone in ["111", "222"] {
+        let p = find(&db, &spec, &[cond("phones", Op::Eq, json!(phone))], &opts(10)).unwrap();
+        assert_eq!(ids(&p), [1], "found by {phone}");
+    }
+    let all = find(&db, &spec, &[cond("$phones", Op::Gt, json!("0"))], &opts(10)).unwrap();
+    assert_eq!(ids(&all), [1, 2], "two matching entries, one result");
+    // across pages too: page size 1, forward and backward
+    let p1 = find(&db, &spec, &[cond("phones", Op::Lt, json!("9"))], &opts(1)).unwrap();
+    let p2 = find(
+        &db,
+        &spec,
+        &[cond("phones", Op::Lt, json!("9"))],
+        &FindOptions { after: Some(p1.items[0].cursor.clone()), ..opts(1) },
+    )
+    .unwrap();
+    let p3 = find(
+        &db,
+        &spec,
+        &[cond("phones", Op::Lt, json!("9"))],
+        &FindOptions { after: Some(p2.items[0].cursor.clone()), ..opts(1) },
+    )
+    .unwrap();
+    assert_eq!((ids(&p1), ids(&p2), ids(&p3)), (vec![1], vec![2], vec![]));
+    let back = find(&db, &spec, &[cond("phones", Op::Lt, json!("9"))], &opts(-10)).unwrap();
+    assert_eq!(ids(&back), [1, 2]);
+}
+
+type Pred = Box<dyn Fn(&Value) -> bool>;
+
+fn brute(n: i64, pred: impl Fn(&Value) -> bool) -> Vec<i64> {
+    (1..=n).filter(|i| pred(&user(*i))).collect()
+}
+
+#[test]
+fn every_operator_as_range_scan_on_an_index() {
+    let (_d, db) = temp_db();
+    let spec = user_spec();
+    store_users(&db, 60);
+    let age = |u: &Value| u["age"].as_i64();
+    let cases: Vec<(Op, Pred)> = vec![
+        (Op::Eq, Box::new(move |u| age(u) == Some(4))),
+        (Op::Ne, Box::new(move |u| age(u) != Some(4))),
+        (Op::Gt, Box::new(move |u| age(u).is_some_and(|a| a > 4))),
+        (Op::Ge, Box::new(move |u| age(u).is_some_and(|a| a >= 4))),
+        (Op::Lt, Box::new(move |u| age(u).is_some_and(|a| a < 4))),
+        (Op::Le, Box::new(move |u| age(u).is_some_and(|a| a <= 4))),
+    ];
+    for (op, pred) in cases {
+        let page = find(&db, &spec, &[cond("age", op, json!(4))], &opts(100)).unwrap();
+        let mut got = ids(&page);
+        got.sort_unstable();
+        assert_eq!(got, brute(60, pred), "{op:?}");
+        if op != Op::Ne {
+            assert_eq!(page.scanned as usize, got.len(), "{op:?} reads only its range");
+        }
+    }
+    // results are in index order (age, then id)
+    let page = find(&db, &spec, &[cond("age", Op::Ge, json!(8))], &opts(100)).unwrap();
+    let keys: Vec<(i64, i64)> =
+        page.items.iter().map(|s| (s.object["age"].as_i64().unwrap(), s.object["id"].as_i64().unwrap())).collect();
+    let mut sorted = keys.clone();
+    sorted.sort_unstable();
+    assert_eq!(keys, sorted);
+    // null sorts first and matches == null
+    let nulls = find(&db, &spec, &[cond("age", Op::Eq, Value::Null)], &opts(100)).unwrap();
+    assert_eq!(ids(&nulls), [7, 14, 21, 28, 35, 42, 49, 56]);
+    // two bounds on one index make one range
+    let between =
+        find(&db, &spec, &[cond("age", Op::Gt, json!(2)), cond("age", Op::Lt, json!(5))], &opts(100)).unwrap();
+    assert_eq!(between.scanned as usize, between.items.len());
+    assert!(between.items.iter().all(|s| (3..=4).contains(&s.object["age"].as_i64().unwrap())));
+}
+
+#[test]
+fn every_operator_as_filter_on_a_plain_field() {
+    let (_d, db) = temp_db();
+    let spec = user_spec();
+    store_users(&db, 30);
+    let score = |u: &Value| u["score"].as_i64().unwrap();
+    let cases: Vec<(Op, Pred)> = vec![
+        (Op::Eq, Box::new(move |u| score(u) == 45)),
+        (Op::Ne, Box::new(move |u| score(u) != 45)),
+        (Op::Gt, Box::new(move |u| score(u) > 45)),
+        (Op::Ge, Box::new(move |u| score(u) >= 45)),
+        (Op::Lt, Box::new(move |u| score(u) < 45)),
+        (Op::Le, Box::new(move |u| score(u) <= 45)),
+    ];
+    for (op, pred) in cases {
+        let page = find(&db, &spec, &[cond("$score", op, json!(45))], &opts(100)).unwrap();
+        assert_eq!(ids(&page), brute(30, pred), "{op:?}");
+        assert_eq!(page.scanned, 30, "a plain field is filtered during a full scan");
+    }
+    let like = find(&db, &spec, &[cond("first", Op::Like, json!("F01_"))], &opts(100)).unwrap();
+    assert_eq!(ids(&like), (10..=19).collect::<Vec<_>>());
+}
+
+#[test]
+fn like_with_a_literal_prefix_is_a_range_scan() {
+    let (_d, db) = temp_db();
+    let spec = user_spec();
+    store_users(&db, 120);
+    let page = find(&db, &spec, &[cond("username", Op::Like, json!("USER01%"))], &opts(100)).unwrap();
+    assert_eq!(ids(&page), (10..=19).collect::<Vec<_>>(), "case-insensitive index");
+    assert_eq!(page.scanned, 10);
+    let mid = find(&db, &spec, &[cond("username", Op::Like, json!("user1_5"))], &opts(100)).unwrap();
+    assert_eq!(ids(&mid), [105, 115]);
+    assert_eq!(mid.scanned, 21, "range user1* (user100..user120), then filtered");
+}
+
+#[test]
+fn pagination_forward_and_backward_visits_each_object_once_despite_inserts() {
+    let (_d, db) = temp_db();
+    let spec = user_spec();
+    store_users(&db, 50);
+    let filter = [cond("age", Op::Ge, json!(0))];
+    // forward, inserting between pages (ids 1000+, age 0..9, some before and some after the cursor)
+    let (mut seen, mut after, mut extra) = (Vec::new(), None, 1000);
+    loop {
+        let page = find(&db, &spec, &filter, &FindOptions { after: after.clone(), ..opts(7) }).unwrap();
+        if page.items.is_empty() {
+            break;
+        }
+        seen.extend(ids(&page));
+        after = Some(page.items.last().unwrap().cursor.clone());
+        extra += 1;
+        let mut u = user(extra);
+        u["age"] = json!(extra % 10);
+        db.put_object(&spec, u, &PutOptions::default()).unwrap();
+    }
+    let mut uniq = seen.clone();
+    uniq.sort_unstable();
+    uniq.dedup();
+    assert_eq!(uniq.len(), seen.len(), "no object twice");
+    for id in (1..=50).filter(|i| i % 7 != 0) {
+        assert!(seen.contains(&id), "object {id} present before the scan was visited");
+    }
+    // backward from the end: pages in index order, together the same set
+    let all = find(&db, &spec, &filter, &opts(1000)).unwrap();
+    let (mut back, mut before) = (Vec::new(), None);
+    loop {
+        let page = find(&db, &spec, &filter, &FindOptions { after: before.clone(), ..opts(-9) }).unwrap();
+        if page.items.is_empty() {
+            break;
+        }
+        let mut chunk = ids(&page);
+        before = Some(page.items[0].cursor.clone());
+        chunk.extend(back);
+        back = chunk;
+    }
+    assert_eq!(back, ids(&all), "backward pages concatenate to the forward order");
+    // a cursor of another query shape is rejected
+    let e = find(&db, &spec, &[], &FindOptions { after: before, ..opts(5) }).unwrap_err();
+    assert!(e.to_string().contains("invalid cursor"), "{e}");
+}
+
+#[test]
+fn hard_limits_scanned_and_returned() {
+    let (_d, db) = temp_db();
+    let spec = user_spec();
+    store_users(&db, 30);
+    let limits = HardLimits { scanned: 20, returned: 5 };
+    let o = FindOptions { hard_limits: limits, ..opts(3) };
+    let e = find(&db, &spec, &[cond("score", Op::Gt, json!(80))], &o).unwrap_err();
+    assert_eq!(e.to_string(), "hard limit \"scanned\" (20) exceeded in find User");
+    assert_eq!(e.class(), ErrorClass::UserData);
+    let ok = find(&db, &spec, &[cond("score", Op::Lt, json!(20))], &o).unwrap();
+    assert_eq!(ids(&ok), [1, 2, 3], "stops at first before reaching the limit");
+    let big = FindOptions { hard_limits: limits, ..opts(50) };
+    let e = find(&db, &spec, &[cond("id", Op::Le, json!(10))], &big).unwrap_err();
+    assert_eq!(e.to_string(), "hard limit \"returned\" (5) exceeded in find User");
+    let few = find(&db, &spec, &[cond("id", Op::Le, json!(4))], &big).unwrap();
+    assert_eq!(few.items.len(), 4, "a large first is fine when few objects match");
+}

@@ -1,0 +1,258 @@
+//! Tests of put/update/delete: versions and history queries, tombstones, permanent delete,
+//! optimistic locking, if_not_exists, updaters, atomicity with engine keyspaces, reindex.
+
+use super::db::ReadView;
+use super::filter::{Condition, Op};
+use super::repository::{self, find, get};
+use super::test_util::{ids, store_users, temp_db, user, user_spec};
+use super::{
+    DeleteOptions, ErrorClass, FindOptions, Keyspace, PutOptions, StorageError, UpdateOptions, Updater, UpdaterOp,
+};
+use serde_json::json;
+
+fn by_id(id: i64) -> Vec<Condition> {
+    vec![Condition::new("id", Op::Eq, json!(id))]
+}
+
+fn count_keys(db: &super::Db, ks: Keyspace) -> usize {
+    db.scan_prefix(ks, &[]).count()
+}
+
+#[test]
+fn versions_as_of_all_versions_tombstones_and_permanent_delete() {
+    let (_d, db) = temp_db();
+    let spec = user_spec();
+    let mut versions = Vec::new();
+    for name in ["first", "second", "third"] {
+        let mut u = user(1);
+        u["username"] = json!(name);
+        versions.push(db.put_object(&spec, u, &PutOptions::default()).unwrap().version);
+    }
+    store_users(&db, 0);
+    assert!(versions.windows(2).all(|w| w[0] < w[1]));
+    let as_of = |v: u64| FindOptions { version: Some(v), ..Default::default() };
+    let v2 = find(&db, &spec, &by_id(1), &as_of(versions[1])).unwrap();
+    assert_eq!(v2.items[0].object["username"], "second");
+    assert_eq!(v2.items[0].version, versions[1]);
+    let between = find(&db, &spec, &by_id(1), &as_of(versions[1] + 1)).unwrap();
+    assert_eq!(between.items[0].version, versions[1], "nearest version <= v");
+    assert!(find(&db, &spec, &by_id(1), &as_of(versions[0] - 1)).unwrap().items.is_empty());
+    // the old name is found through the history index as of v2, not now
+    let name2 = [Condition::new("username", Op::Eq, json!("second"))];
+    assert_eq!(ids(&find(&db, &spec, &name2, &as_of(versions[1])).unwrap()), [1]);
+    assert!(find(&db, &spec, &name2, &FindOptions::default()).unwrap().items.is_empty());
+    let all = FindOptions { all_versions: true, ..Default::default() };
+    let hist = find(&db, &spec, &by_id(1), &all).unwrap();
+    let vs: Vec<u64> = hist.items.iter().map(|s| s.version).collect();
+    assert_eq!(vs, [versions[2], versions[1], versions[0]], "newest first");
+    // soft delete: hidden, but visible with dont_skip_deleted and in history
+    let del = db.delete_objects(&spec, &by_id(1), &DeleteOptions::default()).unwrap();
+    assert_eq!(del.len(), 1);
+    assert!(del[0].deleted && del[0].version > versions[2]);
+    assert!(find(&db, &spec, &by_id(1), &FindOptions::default()).unwrap().items.is_empty());
+    assert!(get(&db, &spec, "id", &[json!(1)], &FindOptions::default()).unwrap().is_none());
+    let name3 = [Condition::new("username", Op::Eq, json!("third"))];
+    assert!(find(&db, &spec, &name3, &FindOptions::default()).unwrap().items.is_empty());
+    let shown = FindOptions { dont_skip_deleted: true, ..Default::default() };
+    let tomb = find(&db, &spec, &name3, &shown).unwrap();
+    assert_eq!(tomb.items.len(), 1);
+    assert!(tomb.items[0].deleted);
+    assert_eq!(tomb.items[0].object["username"], "third", "a tombstone keeps the last state");
+    assert_eq!(find(&db, &spec, &by_id(1), &as_of(versions[2])).unwrap().items.len(), 1, "history stays");
+    // a put after a delete revives the object
+    db.put_object(&spec, user(1), &PutOptions::default()).unwrap();
+    assert_eq!(find(&db, &spec, &by_id(1), &FindOptions::default()).unwrap().items.len(), 1);
+    // permanent delete: every version and every index entry
+    let e = db.delete_objects(&spec, &by_id(1), &DeleteOptions { permanent_delete: true, ..Default::default() });
+    assert_eq!(e.unwrap_err().class(), ErrorClass::UserData, "permanent_delete needs all_versions");
+    let perm = DeleteOptions { permanent_delete: true, all_versions: true, ..Default::default() };
+    assert_eq!(db.delete_objects(&spec, &by_id(1), &perm).unwrap().len(), 1);
+    for ks in [Keyspace::Objects, Keyspace::CurrentIndex, Keyspace::HistoryIndex] {
+        assert_eq!(count_keys(&db, ks), 0, "{ks:?} is empty");
+    }
+    assert!(find(&db, &spec, &by_id(1), &all).unwrap().items.is_empty());
+}
+
+#[test]
+fn all_versions_pages_through_history() {
+    let (_d, db) = temp_db();
+    let spec = user_spec();
+    for round in 0..4 {
+        for id in 1..=3 {
+            let mut u = user(id);
+            u["score"] = json!(round);
+            db.put_object(&spec, u, &PutOptions::default()).unwrap();
+        }
+    }
+    let mut after = None;
+    let mut got = Vec::new();
+    loop {
+        let o = FindOptions { all_versions: true, first: Some(5), after: after.clone(), ..Default::default() };
+        let page = find(&db, &spec, &[Condition::new("age", Op::Ge, json!(0))], &o).unwrap();
+        let Some(last) = page.items.last() else { break };
+        after = Some(last.cursor.clone());
+        got.extend(page.items.iter().map(|s| (s.object["id"].as_i64().unwrap(), s.object["score"].as_i64().unwrap())));
+    }
+    let want: Vec<(i64, i64)> = (1..=3).flat_map(|id| (0..4).rev().map(move |r| (id, r))).collect();
+    assert_eq!(got, want, "12 versions once each, per object newest first");
+}
+
+#[test]
+fn only_if_version_and_if_not_exists() {
+    let (_d, db) = temp_db();
+    let spec = user_spec();
+    let v1 = db.put_object(&spec, user(1), &PutOptions::default()).unwrap().version;
+    let stale = PutOptions { only_if_version: Some(v1 - 1), ..Default::default() };
+    let e = db.put_object(&spec, user(1), &stale).unwrap_err();
+    assert!(matches!(e, StorageError::Conflict { actual: Some(a), .. } if a == v1));
+    assert_eq!(e.class(), ErrorClass::Conflict);
+    let ok = PutOptions { only_if_version: Some(v1), ..Default::default() };
+    let v2 = db.put_object(&spec, user(1), &ok).unwrap().version;
+    assert!(v2 > v1);
+    let missing = db.put_object(&spec, user(2), &ok).unwrap_err();
+    assert!(matches!(missing, StorageError::Conflict { actual: None, .. }));
+    let upd = UpdateOptions { only_if_version: Some(v1), ..Default::default() };
+    let set = [Updater::new(UpdaterOp::Set, "score", json!(0))];
+    assert!(matches!(db.update_objects(&spec, &by_id(1), &set, &upd), Err(StorageError::Conflict { .. })));
+    let del = DeleteOptions { only_if_version: Some(v1), ..Default::default() };
+    assert!(matches!(db.delete_objects(&spec, &by_id(1), &del), Err(StorageError::Conflict { .. })));
+    // if_not_exists: the existing object is kept and returned
+    let mut changed = user(1);
+    changed["score"] = json!(-1);
+    let ine = PutOptions { if_not_exists: true, ..Default::default() };
+    let kept = db.put_object(&spec, changed.clone(), &ine).unwrap();
+    assert_eq!((kept.version, &kept.object), (v2, &user(1)));
+    changed["id"] = json!(9);
+    assert_eq!(db.put_object(&spec, changed.clone(), &ine).unwrap().object, changed, "created when absent");
+    let both = PutOptions { if_not_exists: true, only_if_version: Some(v2) };
+    assert_eq!(db.put_object(&spec, user(3), &both).unwrap_err().class(), ErrorClass::UserData);
+}
+
+#[test]
+fn update_with_paths_and_stars_moves_index_entries() {
+    let (_d, db) = temp_db();
+    let spec = user_spec();
+    let mut u = user(1);
+    u["items"] = json!([{"qty": 1}, {"qty": 2}]);
+    u["balance"] = json!(10.5);
+    db.put_object(&spec, u, &PutOptions::default()).unwrap();
+    let ups = Updater::parse_list(&json!([
+        ["set", "username", "Renamed"],
+        ["add", "balance", 10],
+        ["sub", "score", 3],
+        ["add", "items.*.qty", 10],
+        ["set", "items.0.tag", "x"],
+        ["set", "phones.1", "999"]
+    ]))
+    .unwrap();
+    let out = db.update_objects(&spec, &by_id(1), &ups, &UpdateOptions::default()).unwrap();
+    assert_eq!(out.len(), 1);
+    let obj = &out[0].object;
+    assert_eq!(obj["balance"], json!(20.5));
+    assert_eq!(obj["score"], json!(0));
+    assert_eq!(obj["items"], json!([{"qty": 11, "tag": "x"}, {"qty": 12}]));
+    let by = |f: &str, v: &str| {
+        ids(&find(&db, &spec, &[Condition::new(f, Op::Eq, json!(v))], &FindOptions::default()).unwrap())
+    };
+    assert_eq!(by("username", "renamed"), [1]);
+    assert!(by("username", "user001").is_empty(), "old current-index entry removed");
+    assert_eq!(by("phones", "999"), [1]);
+    assert!(by("phones", "q1").is_empty());
+    assert_eq!(by("phones", "p1"), [1], "unchanged element keeps its entry");
+    let pk = [Updater::new(UpdaterOp::Set, "id", json!(2))];
+    let e = db.update_objects(&spec, &by_id(1), &pk, &UpdateOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("would change primary key field \"id\""), "{e}");
+    let bad = [Updater::new(UpdaterOp::Add, "username", json!(1))];
+    assert_eq!(
+        db.update_objects(&spec, &by_id(1), &bad, &UpdateOptions::default()).unwrap_err().class(),
+        ErrorClass::UserData
+    );
+    // update respects first
+    store_users(&db, 20);
+    let many = db
+        .update_objects(
+            &spec,
+            &[Condition::new("id", Op::Gt, json!(0))],
+            &[Updater::new(UpdaterOp::Set, "flag", json!(true))],
+            &UpdateOptions { first: Some(4), ..Default::default() },
+        )
+        .unwrap();
+    assert_eq!(many.len(), 4);
+}
+
+#[test]
+fn one_write_covers_an_object_and_engine_keyspaces_all_or_nothing() {
+    let (_d, db) = temp_db();
+    let spec = user_spec();
+    db.write(|tx| {
+        tx.insert(Keyspace::RepairQueue, b"req-1", &b"pending"[..]);
+        Ok::<_, StorageError>(())
+    })
+    .unwrap();
+    let failed: Result<(), StorageError> = db.write(|tx| {
+        repository::put(tx, &spec, user(1), &PutOptions::default())?;
+        tx.remove(Keyspace::RepairQueue, b"req-1");
+        tx.insert(Keyspace::OutputQueue, b"out-1", &b"x"[..]);
+        repository::put(tx, &spec, json!({"id": 2, "username": 5}), &PutOptions::default())?; // invalid
+        Ok(())
+    });
+    assert!(failed.unwrap_err().to_string().contains("expected string"));
+    assert!(get(&db, &spec, "id", &[json!(1)], &FindOptions::default()).unwrap().is_none());
+    assert!(db.get(Keyspace::RepairQueue, b"req-1").unwrap().is_some());
+    assert!(db.get(Keyspace::OutputQueue, b"out-1").unwrap().is_none());
+    assert_eq!(count_keys(&db, Keyspace::HistoryIndex), 0);
+    db.write(|tx| {
+        repository::put(tx, &spec, user(1), &PutOptions::default())?;
+        // the transaction sees its own object: update it in the same commit
+        let n = repository::update(
+            tx,
+            &spec,
+            &by_id(1),
+            &[Updater::new(UpdaterOp::Set, "score", json!(77))],
+            &UpdateOptions::default(),
+        )?;
+        assert_eq!(n.len(), 1);
+        tx.remove(Keyspace::RepairQueue, b"req-1");
+        tx.insert(Keyspace::OutputQueue, b"out-1", &b"x"[..]);
+        Ok::<_, StorageError>(())
+    })
+    .unwrap();
+    assert_eq!(get(&db, &spec, "id", &[json!(1)], &FindOptions::default()).unwrap().unwrap().object["score"], 77);
+    assert!(db.get(Keyspace::RepairQueue, b"req-1").unwrap().is_none());
+    assert!(db.get(Keyspace::OutputQueue, b"out-1").unwrap().is_some());
+}
+
+#[test]
+fn reindex_rebuilds_entries_after_an_index_is_added() {
+    let (_d, db) = temp_db();
+    let mut spec = user_spec();
+    spec.indexes.truncate(2);
+    store_users(&db, 10);
+    db.delete_objects(&spec, &by_id(3), &DeleteOptions::default()).unwrap();
+    let full = user_spec();
+    let n = db.write(|tx| repository::reindex(tx, &full)).unwrap();
+    assert_eq!(n, 10);
+    let p = find(&db, &full, &[Condition::new("phones", Op::Eq, json!("q3"))], &FindOptions::default()).unwrap();
+    assert_eq!(ids(&p), [8], "new index works; the deleted object 3 is not current");
+    let shown = FindOptions { dont_skip_deleted: true, ..Default::default() };
+    let p = find(&db, &full, &[Condition::new("phones", Op::Eq, json!("q3"))], &shown).unwrap();
+    assert_eq!(ids(&p), [3, 8]);
+}
+
+#[test]
+fn puts_reject_bad_objects_with_named_fields() {
+    let (_d, db) = temp_db();
+    let spec = user_spec();
+    let e = db.put_object(&spec, json!([1]), &PutOptions::default()).unwrap_err();
+    assert_eq!(e.to_string(), "User: an object must be a JSON object");
+    let e = db.put_object(&spec, json!({"username": "x"}), &PutOptions::default()).unwrap_err();
+    assert_eq!(e.to_string(), "User: field \"id\" (index \"id\"): a value is required");
+    let e = db
+        .put_object(
+            &spec,
+            json!({"id": 1, "username": "x", "last": "a", "first": "b", "phones": 7}),
+            &PutOptions::default(),
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("field \"phones.*\" (index \"phones\")"), "{e}");
+}

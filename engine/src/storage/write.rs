@@ -1,0 +1,246 @@
+//! Object writes inside a [`WriteTx`]: put (new version), update (updaters on matches), delete
+//! (tombstone or permanent purge), and rebuilding the index entries of a type.
+
+use super::cursor::{self, Source};
+use super::db::ReadView;
+use super::error::StorageError;
+use super::filter::Condition;
+use super::keycodec::decode_u64_desc;
+use super::keys::{current_key, history_key, index_keys, object_key, primary_key, type_prefix};
+use super::keyspace::Keyspace;
+use super::options::{DeleteOptions, PutOptions, Stored, UpdateOptions};
+use super::record;
+use super::scan::{self, load, Query};
+use super::spec::TypeSpec;
+use super::tx::WriteTx;
+use super::updater::Updater;
+use serde_json::Value;
+
+/// Writes a new version of object `pk` (a tombstone when `deleted`) with its index entries;
+/// `old` is the latest live version it replaces (its current entries are removed).
+fn store_version(
+    tx: &mut WriteTx<'_>,
+    spec: &TypeSpec,
+    tp: &[u8],
+    pk: &[u8],
+    obj: &Value,
+    deleted: bool,
+    old: Option<&Value>,
+) -> Result<u64, StorageError> {
+    let mut new_keys = Vec::with_capacity(spec.indexes.len());
+    for i in 1..spec.indexes.len() {
+        new_keys.push(if deleted {
+            index_keys(spec, i, obj, usize::MAX, false).unwrap_or_default()
+        } else {
+            index_keys(spec, i, obj, usize::MAX, true)?
+        });
+    }
+    let v = tx.next_version();
+    let ver = v.to_be_bytes();
+    tx.insert(Keyspace::Objects, &object_key(tp, pk, v), record::encode(obj, deleted)?);
+    let cur_pk = current_key(tp, 0, pk, pk);
+    if deleted {
+        tx.remove(Keyspace::CurrentIndex, &cur_pk);
+    } else {
+        tx.insert(Keyspace::CurrentIndex, &cur_pk, &ver[..]);
+    }
+    for (n, keys) in new_keys.iter().enumerate() {
+        let i = n + 1;
+        if let Some(old) = old {
+            for k in index_keys(spec, i, old, usize::MAX, false).unwrap_or_default() {
+                if deleted || keys.binary_search(&k).is_err() {
+                    tx.remove(Keyspace::CurrentIndex, &current_key(tp, i, &k, pk));
+                }
+            }
+        }
+        for k in keys {
+            if !deleted {
+                tx.insert(Keyspace::CurrentIndex, &current_key(tp, i, k, pk), &ver[..]);
+            }
+            tx.insert(Keyspace::HistoryIndex, &history_key(tp, i, k, pk, v), &[][..]);
+        }
+    }
+    Ok(v)
+}
+
+fn conflict(spec: &TypeSpec, expected: u64, actual: Option<u64>) -> StorageError {
+    StorageError::Conflict { type_name: spec.name.clone(), expected, actual }
+}
+
+pub(crate) fn put(
+    tx: &mut WriteTx<'_>,
+    spec: &TypeSpec,
+    obj: Value,
+    opts: &PutOptions,
+) -> Result<Stored, StorageError> {
+    spec.validate()?;
+    if !obj.is_object() {
+        return Err(StorageError::user(format!("{}: an object must be a JSON object", spec.name)));
+    }
+    if opts.if_not_exists && opts.only_if_version.is_some() {
+        return Err(StorageError::user(format!("{}: if_not_exists and only_if_version cannot be combined", spec.name)));
+    }
+    let tp = type_prefix(spec);
+    let pk = primary_key(spec, &obj)?;
+    let current = match tx.get(Keyspace::CurrentIndex, &current_key(&tp, 0, &pk, &pk))? {
+        Some(v) => Some(record::decode_version(&v)?),
+        None => None,
+    };
+    if let Some(expected) = opts.only_if_version {
+        if current != Some(expected) {
+            return Err(conflict(spec, expected, current));
+        }
+    }
+    let old = match current {
+        Some(ver) => load(&*tx, &tp, &pk, ver)?,
+        None => None,
+    };
+    let cursor = cursor::encode(Source::Current(0), &pk);
+    if let (true, Some(ver), Some((deleted, existing))) = (opts.if_not_exists, current, &old) {
+        return Ok(Stored { object: existing.clone(), version: ver, cursor, deleted: *deleted });
+    }
+    let version = store_version(tx, spec, &tp, &pk, &obj, false, old.as_ref().map(|(_, o)| o))?;
+    Ok(Stored { object: obj, version, cursor, deleted: false })
+}
+
+pub(crate) fn update(
+    tx: &mut WriteTx<'_>,
+    spec: &TypeSpec,
+    filter: &[Condition],
+    updaters: &[Updater],
+    opts: &UpdateOptions,
+    normalize: &mut dyn FnMut(Value) -> Result<Value, StorageError>,
+) -> Result<Vec<Stored>, StorageError> {
+    spec.validate()?;
+    if updaters.is_empty() {
+        return Err(StorageError::user(format!("{}: update needs at least one updater", spec.name)));
+    }
+    updaters.iter().try_for_each(|u| u.check(spec))?;
+    let q = Query {
+        first: opts.first,
+        after: opts.after.as_deref(),
+        version: None,
+        all_versions: false,
+        dont_skip_deleted: false,
+        limits: opts.hard_limits,
+        operation: "update",
+    };
+    let page = scan::find(&*tx, spec, filter, &q)?;
+    let tp = type_prefix(spec);
+    let mut out = Vec::with_capacity(page.items.len());
+    for item in page.items {
+        if let Some(expected) = opts.only_if_version.filter(|e| *e != item.version) {
+            return Err(conflict(spec, expected, Some(item.version)));
+        }
+        let mut obj = item.object.clone();
+        for u in updaters {
+            u.apply(&mut obj, &spec.name)?;
+        }
+        let obj = normalize(obj)?;
+        let pk = primary_key(spec, &obj)?;
+        let version = store_version(tx, spec, &tp, &pk, &obj, false, Some(&item.object))?;
+        out.push(Stored { object: obj, version, cursor: item.cursor, deleted: false });
+    }
+    Ok(out)
+}
+
+pub(crate) fn delete(
+    tx: &mut WriteTx<'_>,
+    spec: &TypeSpec,
+    filter: &[Condition],
+    opts: &DeleteOptions,
+) -> Result<Vec<Stored>, StorageError> {
+    spec.validate()?;
+    if opts.permanent_delete != opts.all_versions {
+        return Err(StorageError::user(format!(
+            "{}: permanent_delete and all_versions must be given together on delete",
+            spec.name
+        )));
+    }
+    let q = Query {
+        first: opts.first,
+        after: opts.after.as_deref(),
+        version: None,
+        all_versions: false,
+        // a permanent delete also purges objects that are already soft-deleted
+        dont_skip_deleted: opts.permanent_delete,
+        limits: opts.hard_limits,
+        operation: "delete",
+    };
+    let page = scan::find(&*tx, spec, filter, &q)?;
+    let tp = type_prefix(spec);
+    let mut out = Vec::with_capacity(page.items.len());
+    for item in page.items {
+        if let Some(expected) = opts.only_if_version.filter(|e| *e != item.version) {
+            return Err(conflict(spec, expected, Some(item.version)));
+        }
+        let pk = primary_key(spec, &item.object)?;
+        let version = if opts.permanent_delete {
+            purge(tx, spec, &tp, &pk)?;
+            item.version
+        } else {
+            store_version(tx, spec, &tp, &pk, &item.object, true, Some(&item.object))?
+        };
+        out.push(Stored { object: item.object, version, cursor: item.cursor, deleted: true });
+    }
+    Ok(out)
+}
+
+/// Removes every version of object `pk` and all its index entries.
+fn purge(tx: &mut WriteTx<'_>, spec: &TypeSpec, tp: &[u8], pk: &[u8]) -> Result<(), StorageError> {
+    let run = [tp, pk].concat();
+    let versions: Vec<_> = tx.scan_prefix(Keyspace::Objects, &run).collect::<Result<_, _>>()?;
+    for (k, v) in versions {
+        let ver = decode_u64_desc(&k[run.len()..])
+            .ok_or_else(|| StorageError::Corrupt(format!("bad object key of {}", spec.name)))?;
+        let (_, obj) = record::decode(&v)?;
+        for i in 1..spec.indexes.len() {
+            for key in index_keys(spec, i, &obj, usize::MAX, false).unwrap_or_default() {
+                tx.remove(Keyspace::HistoryIndex, &history_key(tp, i, &key, pk, ver));
+                tx.remove(Keyspace::CurrentIndex, &current_key(tp, i, &key, pk));
+            }
+        }
+        tx.remove(Keyspace::Objects, &k);
+    }
+    tx.remove(Keyspace::CurrentIndex, &current_key(tp, 0, pk, pk));
+    Ok(())
+}
+
+/// Drops and rebuilds every index entry of the type from its stored versions.
+pub(crate) fn reindex(tx: &mut WriteTx<'_>, spec: &TypeSpec) -> Result<u64, StorageError> {
+    spec.validate()?;
+    let tp = type_prefix(spec);
+    for ks in [Keyspace::CurrentIndex, Keyspace::HistoryIndex] {
+        let old: Vec<_> = tx.scan_prefix(ks, &tp).collect::<Result<_, _>>()?;
+        for (k, _) in old {
+            tx.remove(ks, &k);
+        }
+    }
+    let versions: Vec<_> = tx.scan_prefix(Keyspace::Objects, &tp).collect::<Result<_, _>>()?;
+    let (mut objects, mut last_pk) = (0u64, Vec::new());
+    for (k, v) in versions {
+        let split = k.len().checked_sub(8).filter(|s| *s >= tp.len());
+        let Some(split) = split else {
+            return Err(StorageError::Corrupt(format!("bad object key of {}", spec.name)));
+        };
+        let (pk, ver) = (&k[tp.len()..split], decode_u64_desc(&k[split..]).unwrap_or_default());
+        let (deleted, obj) = record::decode(&v)?;
+        let latest = pk != last_pk.as_slice();
+        if latest {
+            objects += 1;
+            last_pk = pk.to_vec();
+            if !deleted {
+                tx.insert(Keyspace::CurrentIndex, &current_key(&tp, 0, pk, pk), &ver.to_be_bytes()[..]);
+            }
+        }
+        for i in 1..spec.indexes.len() {
+            for key in index_keys(spec, i, &obj, usize::MAX, false).unwrap_or_default() {
+                if latest && !deleted {
+                    tx.insert(Keyspace::CurrentIndex, &current_key(&tp, i, &key, pk), &ver.to_be_bytes()[..]);
+                }
+                tx.insert(Keyspace::HistoryIndex, &history_key(&tp, i, &key, pk, ver), &[][..]);
+            }
+        }
+    }
+    Ok(objects)
+}

@@ -1,0 +1,109 @@
+//! A fixed pool of worker threads, each with its own script engine. Scripts never run on the
+//! async reactor threads: async code sends a job here and awaits its result.
+
+use ferrogrid_sandbox::{Sandbox, ScriptEngine};
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::thread::JoinHandle;
+
+/// Stack of a script worker: deep (but limited) script nesting must never overflow it.
+const WORKER_STACK: usize = 16 * 1024 * 1024;
+
+type Job = Box<dyn FnOnce(&ScriptEngine) + Send + 'static>;
+
+/// The pool was shut down before the job ran.
+#[derive(Debug, thiserror::Error)]
+#[error("the script worker pool is shut down")]
+pub struct PoolClosed;
+
+/// Worker threads that run jobs with a [`ScriptEngine`].
+pub struct WorkerPool {
+    sender: RwLock<Option<crossbeam_channel::Sender<Job>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl WorkerPool {
+    /// Start `size` workers (at least one), each building its engine from `sandbox`.
+    pub fn start(size: usize, sandbox: Arc<Sandbox>) -> std::io::Result<WorkerPool> {
+        let (sender, receiver) = crossbeam_channel::unbounded::<Job>();
+        let mut threads = Vec::new();
+        for i in 0..size.max(1) {
+            let receiver = receiver.clone();
+            let sandbox = sandbox.clone();
+            let thread =
+                std::thread::Builder::new().name(format!("script-{i}")).stack_size(WORKER_STACK).spawn(move || {
+                    let engine = sandbox.engine();
+                    while let Ok(job) = receiver.recv() {
+                        job(&engine);
+                    }
+                })?;
+            threads.push(thread);
+        }
+        Ok(WorkerPool { sender: RwLock::new(Some(sender)), threads: Mutex::new(threads) })
+    }
+
+    /// Queue `job` and return a future of its result. Bounding the number of jobs in flight is
+    /// the caller's business (the engine holds a permit per object).
+    pub fn run<R, F>(&self, job: F) -> impl Future<Output = Result<R, PoolClosed>> + Send + 'static
+    where
+        R: Send + 'static,
+        F: FnOnce(&ScriptEngine) -> R + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let guard = self.sender.read().unwrap_or_else(PoisonError::into_inner);
+        let queued = match guard.as_ref() {
+            Some(sender) => sender
+                .send(Box::new(move |engine: &ScriptEngine| {
+                    let _ = tx.send(job(engine));
+                }))
+                .is_ok(),
+            None => false,
+        };
+        drop(guard);
+        async move {
+            if !queued {
+                return Err(PoolClosed);
+            }
+            rx.await.map_err(|_| PoolClosed)
+        }
+    }
+
+    /// Run `job` on a worker and block the calling (non-async) thread until it is done.
+    pub fn run_blocking<R, F>(&self, job: F) -> Result<R, PoolClosed>
+    where
+        R: Send + 'static,
+        F: FnOnce(&ScriptEngine) -> R + Send + 'static,
+    {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        {
+            let guard = self.sender.read().unwrap_or_else(PoisonError::into_inner);
+            let sender = guard.as_ref().ok_or(PoolClosed)?;
+            sender
+                .send(Box::new(move |engine: &ScriptEngine| {
+                    let _ = tx.send(job(engine));
+                }))
+                .map_err(|_| PoolClosed)?;
+        }
+        rx.recv().map_err(|_| PoolClosed)
+    }
+
+    /// Number of jobs waiting for a worker.
+    pub fn queued(&self) -> usize {
+        self.sender.read().unwrap_or_else(PoisonError::into_inner).as_ref().map_or(0, |s| s.len())
+    }
+
+    /// Let queued jobs finish, then stop the workers.
+    pub fn shutdown(&self) {
+        *self.sender.write().unwrap_or_else(PoisonError::into_inner) = None;
+        let threads: Vec<_> = self.threads.lock().unwrap_or_else(PoisonError::into_inner).drain(..).collect();
+        for thread in threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

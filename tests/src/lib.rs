@@ -1,0 +1,1 @@
+//! Black-box tests of the ferrogrid binary (added in the next commits).
