@@ -107,9 +107,14 @@ impl Sandbox {
         let limits = &self.limits;
         let mut engine = Engine::new_raw();
         engine.register_global_module(StandardPackage::new().as_shared_module());
-        for symbol in ["eval", "sleep"] {
-            engine.disable_symbol(symbol);
-        }
+        engine.disable_symbol("eval");
+        // `sleep` would block a worker past every limit: replace it with an error.
+        engine.register_fn("sleep", |_: rhai::INT| -> Result<(), Box<rhai::EvalAltResult>> {
+            Err("sleep is not available in Ferrogrid scripts".into())
+        });
+        engine.register_fn("sleep", |_: rhai::FLOAT| -> Result<(), Box<rhai::EvalAltResult>> {
+            Err("sleep is not available in Ferrogrid scripts".into())
+        });
         engine
             .set_max_operations(limits.max_operations)
             .set_max_call_levels(limits.max_call_levels)

@@ -3,7 +3,7 @@
 //! A function file is a Rhai script; its input is the variable `param`, its result the value of
 //! its last expression (TDG's contract). Scripts reach nothing outside the engine except through
 //! the API modules registered here (`repository`, `log`, `datetime`, `uuid`, `json`, `sequence`,
-//! `shared`) and run under [`Limits`] that turn into a [`ScriptError`], never a hang or a crash.
+//! `shared_storage`) and run under [`Limits`] that turn into a [`ScriptError`], never a hang or a crash.
 //! The engine provides storage through the host traits in [`host`].
 
 mod api;

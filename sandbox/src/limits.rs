@@ -18,11 +18,13 @@ fn default_max_function_expr_depth() -> usize {
 fn default_max_string_size() -> usize {
     4 * 1024 * 1024
 }
+// Rhai re-measures a container after each change, so growing one to n items costs O(n^2)
+// operations: 10k keeps a runaway loop short while fitting real objects.
 fn default_max_array_size() -> usize {
-    100_000
+    10_000
 }
 fn default_max_map_size() -> usize {
-    100_000
+    10_000
 }
 fn default_max_modules() -> usize {
     64

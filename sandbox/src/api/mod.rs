@@ -1,4 +1,4 @@
-//! The script API modules: `repository`, `log`, `datetime`, `uuid`, `json`, `sequence`, `shared`.
+//! The script API modules: `repository`, `log`, `datetime`, `uuid`, `json`, `sequence`, `shared_storage`.
 
 mod datetime;
 mod repository;
@@ -37,5 +37,5 @@ pub(crate) fn register(engine: &mut Engine, host: &Host, shared: &Arc<SharedStor
     engine.register_static_module("uuid", util::uuid_module().into());
     engine.register_static_module("json", util::json_module().into());
     engine.register_static_module("datetime", datetime::module().into());
-    engine.register_static_module("shared", shared::module(shared).into());
+    engine.register_static_module("shared_storage", shared::module(shared).into());
 }

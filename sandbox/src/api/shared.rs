@@ -1,4 +1,4 @@
-//! `shared::set/get/remove(namespace, key[, value])`: a bounded key-value store shared by every
+//! `shared_storage::set/get/remove(namespace, key[, value])`: a bounded key-value store shared by every
 //! script engine of one sandbox (in memory, for caches and counters between calls).
 
 use super::{bad_argument, ApiResult};
@@ -22,7 +22,7 @@ impl SharedStore {
         let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         let k = (namespace.to_string(), key.to_string());
         if !entries.contains_key(&k) && entries.len() >= MAX_KEYS {
-            return Err(bad_argument(format!("shared::set: the shared store is full ({MAX_KEYS} keys)")));
+            return Err(bad_argument(format!("shared_storage::set: the shared store is full ({MAX_KEYS} keys)")));
         }
         entries.insert(k, value);
         Ok(())
@@ -39,7 +39,7 @@ impl SharedStore {
     }
 }
 
-/// The `shared` module.
+/// The `shared_storage` module.
 pub(crate) fn module(store: &Arc<SharedStore>) -> Module {
     let mut m = Module::new();
     let s = store.clone();

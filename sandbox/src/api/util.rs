@@ -1,4 +1,4 @@
-//! `log::info/warn/error`, `uuid::new`, `json::encode/decode`.
+//! `log::info/warn/error`, `uuid::v4`, `json::encode/decode`.
 
 use super::{bad_argument, ApiResult};
 use crate::convert::{from_dynamic, to_dynamic};
@@ -38,10 +38,10 @@ pub(crate) fn log_module(state: &CallState) -> Module {
     m
 }
 
-/// `uuid::new()`.
+/// `uuid::v4()` (TDG's `uuid.new()`; `new` is a Rhai keyword).
 pub(crate) fn uuid_module() -> Module {
     let mut m = Module::new();
-    m.set_native_fn("new", || Ok(uuid::Uuid::new_v4().to_string()));
+    m.set_native_fn("v4", || Ok(uuid::Uuid::new_v4().to_string()));
     m
 }
 
