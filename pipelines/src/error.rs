@@ -25,7 +25,7 @@ impl PipelineError {
     /// The function that failed, when known.
     pub fn function(&self) -> Option<&str> {
         match self {
-            PipelineError::Script(e) => Some(e.function()),
+            PipelineError::Script(e) => Some(&e.function),
             PipelineError::Contract { function, .. } => Some(function),
             PipelineError::Unknown(_) => None,
         }

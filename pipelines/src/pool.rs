@@ -6,9 +6,6 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
-/// Stack of a script worker: deep (but limited) script nesting must never overflow it.
-const WORKER_STACK: usize = 16 * 1024 * 1024;
-
 type Job = Box<dyn FnOnce(&ScriptEngine) + Send + 'static>;
 
 /// The pool was shut down before the job ran.
@@ -30,13 +27,12 @@ impl WorkerPool {
         for i in 0..size.max(1) {
             let receiver = receiver.clone();
             let sandbox = sandbox.clone();
-            let thread =
-                std::thread::Builder::new().name(format!("script-{i}")).stack_size(WORKER_STACK).spawn(move || {
-                    let engine = sandbox.engine();
-                    while let Ok(job) = receiver.recv() {
-                        job(&engine);
-                    }
-                })?;
+            let thread = ferrogrid_sandbox::spawn_script_thread(format!("script-{i}"), move || {
+                let engine = sandbox.engine();
+                while let Ok(job) = receiver.recv() {
+                    job(&engine);
+                }
+            })?;
             threads.push(thread);
         }
         Ok(WorkerPool { sender: RwLock::new(Some(sender)), threads: Mutex::new(threads) })

@@ -1,64 +1,49 @@
-//! Services the engine provides to scripts. The sandbox only declares them; the engine
-//! implements them over its storage.
+//! Host services that scripts reach through the API modules. The sandbox only declares them;
+//! the engine crate implements them (storage, job queue, sequences).
+//!
+//! All values are JSON (`serde_json::Value`): the API modules convert script values on the way in
+//! and out. An absent `options` argument is passed as an empty object `{}`.
 
-use serde_json::Value;
 use std::sync::Arc;
 
-/// How an error should be handled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// Bad data or a bad request: keep the object in the repair queue, retrying will not help.
-    UserData,
-    /// A peer or resource failed: retrying later may help.
-    External,
-    /// A bug or a broken storage: log and alert.
-    Internal,
-}
+use serde_json::Value;
 
-/// An error of a host service.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{message}")]
-pub struct HostError {
-    /// Classification.
-    pub class: ErrorClass,
-    /// What went wrong.
-    pub message: String,
-}
+use crate::error::HostError;
 
-impl HostError {
-    /// A host error of `class`.
-    pub fn new(class: ErrorClass, message: impl Into<String>) -> HostError {
-        HostError { class, message: message.into() }
-    }
-}
-
-/// The repository (TDG's `repository.*`).
+/// Data access for `repository::*` (TDG filter syntax `[["$id", ">", 10]]`, TDG options).
 pub trait Repository: Send + Sync {
-    /// Objects matching `filter` (`[["$field", "op", value], ...]`); an array.
+    /// Objects of `type_name` matching `filter`; returns a JSON array.
     fn find(&self, type_name: &str, filter: &Value, options: &Value) -> Result<Value, HostError>;
-    /// The first object whose `index` equals `key`, or null.
+    /// The object of `type_name` whose index `index` equals `key`; an object or `null`.
     fn get(&self, type_name: &str, index: &str, key: &Value, options: &Value) -> Result<Value, HostError>;
-    /// Store a new version of `object`; returns the stored object.
+    /// Store `object` as a new version; returns the stored object.
     fn put(&self, type_name: &str, object: &Value, options: &Value) -> Result<Value, HostError>;
-    /// Apply `updaters` to the matching objects; returns them.
+    /// Apply `updaters` (`[["$field", "set", value], ...]`) to the matching objects; returns
+    /// the updated objects.
     fn update(&self, type_name: &str, filter: &Value, updaters: &Value, options: &Value) -> Result<Value, HostError>;
-    /// Delete the matching objects; returns them.
+    /// Delete the matching objects; returns the deleted objects.
     fn delete(&self, type_name: &str, filter: &Value, options: &Value) -> Result<Value, HostError>;
-    /// Enqueue a background job.
+    /// Queue the job `name` with `args` (run later by the scheduler).
     fn push_job(&self, name: &str, args: &Value) -> Result<(), HostError>;
 }
 
-/// Persistent sequences.
+/// Named, persistent, monotonically increasing counters for `sequence::next`.
 pub trait Sequences: Send + Sync {
-    /// The next number of sequence `name`.
+    /// The next value of the sequence `name` (created on first use).
     fn next(&self, name: &str) -> Result<i64, HostError>;
 }
 
-/// Everything the engine provides.
+/// The services given to a `Sandbox`, shared by all its script engines.
 #[derive(Clone)]
 pub struct Host {
-    /// The repository.
+    /// Backs `repository::*`.
     pub repository: Arc<dyn Repository>,
-    /// The sequences.
+    /// Backs `sequence::next`.
     pub sequences: Arc<dyn Sequences>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Host { .. }")
+    }
 }

@@ -1,24 +1,28 @@
-//! Ferrogrid's script sandbox: a hardened Rhai runtime and the script API.
+//! Ferrogrid's script runtime: a hardened Rhai engine, its limits, JSON <-> Rhai conversions,
+//! the script API modules and the host traits the engine implements.
 //!
 //! A function file is a Rhai script; its input is the variable `param`, its result the value of
-//! its last expression (TDG's contract). Scripts reach nothing outside the engine except through
-//! the API modules registered here (`repository`, `log`, `datetime`, `uuid`, `json`, `sequence`,
-//! `shared_storage`) and run under [`Limits`] that turn into a [`ScriptError`], never a hang or a crash.
-//! The engine provides storage through the host traits in [`host`].
+//! its last expression. Compile once with [`Sandbox::compile`], run on a worker thread with
+//! [`ScriptEngine::run`] / [`ScriptEngine::run_json`]. See README.md for the script API.
 
 mod api;
 mod convert;
 mod engine;
 mod error;
-pub mod host;
+mod frame;
+mod guard;
+mod host;
 mod limits;
-
-pub use convert::{from_dynamic, to_dynamic};
-pub use engine::{CallContext, CompiledScript, Sandbox, ScriptEngine};
-pub use error::{ErrorKind, ScriptError};
-pub use host::{ErrorClass, Host, HostError, Repository, Sequences};
-pub use limits::Limits;
-pub use rhai::Dynamic;
+mod sandbox;
 
 #[cfg(test)]
 mod tests;
+
+pub use api::log::TARGET as LOG_TARGET;
+pub use convert::{from_dynamic, to_dynamic, DEFAULT_MAX_DEPTH};
+pub use error::{ErrorClass, HostError, LimitKind, ScriptError, ScriptErrorKind};
+pub use frame::CallContext;
+pub use host::{Host, Repository, Sequences};
+pub use limits::Limits;
+pub use rhai::Dynamic;
+pub use sandbox::{spawn_script_thread, CompiledScript, Sandbox, ScriptEngine, SCRIPT_STACK_SIZE};

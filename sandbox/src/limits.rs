@@ -1,7 +1,49 @@
-//! Limits every script runs under (config section `sandbox`).
+//! Resource limits of the sandbox: the `sandbox` section of the configuration.
+//!
+//! Every limit turns a hostile or buggy script into an error (`ScriptErrorKind::Limit`,
+//! `Timeout`), never into a hang or a crash. All fields are optional; the defaults are safe.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+/// Limits applied to every script call (the `sandbox` section of `config.yml`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct Limits {
+    /// Maximum number of Rhai operations one call may run (loops, calls, expressions each count).
+    #[serde(default = "default_max_operations")]
+    pub max_operations: u64,
+    /// Maximum depth of nested function calls (recursion); 0 forbids calling script functions.
+    #[serde(default = "default_max_call_levels")]
+    pub max_call_levels: usize,
+    /// Maximum nesting of expressions at the top level of a script, checked when it is compiled.
+    #[serde(default = "default_max_expr_depth")]
+    pub max_expr_depth: usize,
+    /// Maximum nesting of expressions inside function bodies, checked when it is compiled.
+    #[serde(default = "default_max_function_expr_depth")]
+    pub max_function_expr_depth: usize,
+    /// Maximum length of a string in bytes (all strings inside one value count together).
+    #[serde(default = "default_max_string_size")]
+    pub max_string_size: usize,
+    /// Maximum number of elements in an array or bytes in a BLOB (nested arrays count together).
+    #[serde(default = "default_max_array_size")]
+    pub max_array_size: usize,
+    /// Maximum number of properties in an object map (nested maps count together).
+    #[serde(default = "default_max_map_size")]
+    pub max_map_size: usize,
+    /// Maximum number of modules (`import`) one call may load; 0 forbids `import`.
+    #[serde(default = "default_max_modules")]
+    pub max_modules: usize,
+    /// Maximum nesting of arrays and maps for printing, comparing and JSON conversions.
+    #[serde(default = "default_max_value_depth")]
+    pub max_value_depth: usize,
+    /// Maximum number of keys in the `shared` store, all namespaces together.
+    #[serde(default = "default_max_shared_keys")]
+    pub max_shared_keys: usize,
+    /// Wall-clock time one call may take, in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
 
 fn default_max_operations() -> u64 {
     10_000_000
@@ -10,61 +52,31 @@ fn default_max_call_levels() -> usize {
     64
 }
 fn default_max_expr_depth() -> usize {
-    64
+    128
 }
 fn default_max_function_expr_depth() -> usize {
-    32
+    64
 }
 fn default_max_string_size() -> usize {
     4 * 1024 * 1024
 }
-// Rhai re-measures a container after each change, so growing one to n items costs O(n^2)
-// operations: 10k keeps a runaway loop short while fitting real objects.
 fn default_max_array_size() -> usize {
-    10_000
+    100_000
 }
 fn default_max_map_size() -> usize {
-    10_000
+    100_000
 }
 fn default_max_modules() -> usize {
     64
 }
+fn default_max_value_depth() -> usize {
+    128
+}
+fn default_max_shared_keys() -> usize {
+    100_000
+}
 fn default_timeout_ms() -> u64 {
     5_000
-}
-
-/// `sandbox`: limits of one script call. A script past any of them stops with an error and its
-/// object goes to the repair queue.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct Limits {
-    /// Most operations (roughly: expressions evaluated) in one call.
-    #[serde(default = "default_max_operations")]
-    pub max_operations: u64,
-    /// Deepest function-call nesting (recursion).
-    #[serde(default = "default_max_call_levels")]
-    pub max_call_levels: usize,
-    /// Deepest expression nesting at the top level of a script (checked when compiling).
-    #[serde(default = "default_max_expr_depth")]
-    pub max_expr_depth: usize,
-    /// Deepest expression nesting inside functions (checked when compiling).
-    #[serde(default = "default_max_function_expr_depth")]
-    pub max_function_expr_depth: usize,
-    /// Longest string in bytes.
-    #[serde(default = "default_max_string_size")]
-    pub max_string_size: usize,
-    /// Largest array.
-    #[serde(default = "default_max_array_size")]
-    pub max_array_size: usize,
-    /// Largest map.
-    #[serde(default = "default_max_map_size")]
-    pub max_map_size: usize,
-    /// Most modules one call may import.
-    #[serde(default = "default_max_modules")]
-    pub max_modules: usize,
-    /// Wall-clock time of one call in milliseconds.
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -78,7 +90,68 @@ impl Default for Limits {
             max_array_size: default_max_array_size(),
             max_map_size: default_max_map_size(),
             max_modules: default_max_modules(),
+            max_value_depth: default_max_value_depth(),
+            max_shared_keys: default_max_shared_keys(),
             timeout_ms: default_timeout_ms(),
+        }
+    }
+}
+
+impl Limits {
+    /// Check the values. In Rhai a zero means "no limit" for most of these, so zero is refused
+    /// where it would switch a protection off. The error names the key: `sandbox.timeout_ms: ...`.
+    pub fn validate(&self) -> Result<(), String> {
+        let must_be_positive = [
+            ("max_operations", self.max_operations == 0),
+            ("max_expr_depth", self.max_expr_depth == 0),
+            ("max_function_expr_depth", self.max_function_expr_depth == 0),
+            ("max_string_size", self.max_string_size == 0),
+            ("max_array_size", self.max_array_size == 0),
+            ("max_map_size", self.max_map_size == 0),
+            ("max_value_depth", self.max_value_depth == 0),
+            ("timeout_ms", self.timeout_ms == 0),
+        ];
+        match must_be_positive.iter().find(|(_, is_zero)| *is_zero) {
+            Some((key, _)) => Err(format!("sandbox.{key}: must be greater than 0 (zero would remove the limit)")),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_section_gives_the_documented_defaults() {
+        let limits: Limits = serde_json::from_str("{}").unwrap();
+        assert_eq!(limits, Limits::default());
+        assert_eq!(limits.max_operations, 10_000_000);
+        assert_eq!(limits.max_string_size, 4 * 1024 * 1024);
+        assert_eq!(limits.timeout_ms, 5_000);
+        assert!(limits.validate().is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = serde_json::from_str::<Limits>(r#"{"max_operation": 5}"#).unwrap_err();
+        assert!(err.to_string().contains("max_operation"), "{err}");
+    }
+
+    #[test]
+    fn zero_that_would_disable_a_limit_is_rejected_with_its_key() {
+        let limits: Limits = serde_json::from_str(r#"{"timeout_ms": 0}"#).unwrap();
+        let err = limits.validate().unwrap_err();
+        assert!(err.starts_with("sandbox.timeout_ms:"), "{err}");
+    }
+
+    #[test]
+    fn schema_documents_every_field() {
+        let schema = serde_json::to_value(schemars::schema_for!(Limits)).unwrap();
+        let props = schema["properties"].as_object().unwrap();
+        assert_eq!(props.len(), 11);
+        for (name, prop) in props {
+            assert!(prop.get("description").is_some(), "{name} has no doc");
         }
     }
 }

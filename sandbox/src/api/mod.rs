@@ -1,41 +1,56 @@
-//! The script API modules: `repository`, `log`, `datetime`, `uuid`, `json`, `sequence`, `shared_storage`.
+//! The script API: static modules called as `module::function(...)`.
+//!
+//! | module | file |
+//! | --- | --- |
+//! | `repository` | repository.rs |
+//! | `log` | log.rs |
+//! | `datetime` | datetime.rs |
+//! | `uuid` | uuid.rs |
+//! | `json` | json.rs |
+//! | `sequence` | sequence.rs |
+//! | `shared` | shared.rs |
 
-mod datetime;
-mod repository;
-mod shared;
-mod util;
+pub(crate) mod datetime;
+pub(crate) mod json;
+pub(crate) mod log;
+pub(crate) mod repository;
+pub(crate) mod sequence;
+pub(crate) mod shared;
+pub(crate) mod uuid;
 
-pub(crate) use shared::SharedStore;
-
-use crate::engine::CallState;
-use crate::host::{Host, HostError};
-use rhai::{Dynamic, Engine, EvalAltResult, Position};
 use std::sync::Arc;
 
-/// The result type of API functions.
-pub(crate) type ApiResult<T> = Result<T, Box<EvalAltResult>>;
+use rhai::{Module, Shared};
 
-/// A script-visible error carrying a host error (class and message).
-pub(crate) fn host_error(e: HostError) -> Box<EvalAltResult> {
-    Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(e), Position::NONE))
-}
+/// A module shared by every engine of a sandbox.
+pub(crate) type SharedModule = Shared<Module>;
 
-/// A plain error message for bad arguments.
-pub(crate) fn bad_argument(message: impl Into<String>) -> Box<EvalAltResult> {
-    Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(message.into()), Position::NONE))
-}
+use crate::host::Host;
+use crate::limits::Limits;
+use shared::SharedStore;
 
-/// Register every API module on `engine`.
-pub(crate) fn register(engine: &mut Engine, host: &Host, shared: &Arc<SharedStore>, state: &CallState) {
-    engine
-        .register_type_with_name::<HostError>("HostError")
-        .register_get("message", |e: &mut HostError| e.message.clone())
-        .register_fn("to_string", |e: &mut HostError| e.message.clone());
-    engine.register_static_module("repository", repository::module(host).into());
-    engine.register_static_module("sequence", repository::sequence_module(host).into());
-    engine.register_static_module("log", util::log_module(state).into());
-    engine.register_static_module("uuid", util::uuid_module().into());
-    engine.register_static_module("json", util::json_module().into());
-    engine.register_static_module("datetime", datetime::module().into());
-    engine.register_static_module("shared_storage", shared::module(shared).into());
+/// Names of the API modules (a library may not take one of them).
+pub(crate) const MODULE_NAMES: [&str; 7] = ["repository", "log", "datetime", "uuid", "json", "sequence", "shared"];
+
+/// Build every API module once; engines share them.
+pub(crate) fn build(host: &Host, limits: &Limits, store: Arc<SharedStore>) -> Vec<(&'static str, SharedModule)> {
+    let depth = limits.max_value_depth;
+    let modules = [
+        repository::module(host.repository.clone(), depth),
+        log::module(depth),
+        datetime::module(),
+        uuid::module(),
+        json::module(depth),
+        sequence::module(host.sequences.clone()),
+        shared::module(store, depth),
+    ];
+    MODULE_NAMES
+        .into_iter()
+        .zip(modules)
+        .map(|(name, mut module)| {
+            module.set_id(name);
+            module.build_index();
+            (name, SharedModule::new(module))
+        })
+        .collect()
 }

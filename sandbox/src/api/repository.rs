@@ -1,79 +1,108 @@
-//! `repository::*` and `sequence::next`: the host's storage, with JSON conversion.
+//! `repository::*`: data access through the host `Repository` (find, get, put, update, delete,
+//! push_job). Arguments are converted to JSON, results back to Rhai values. Host errors are
+//! raised as catchable script errors that keep the host's class when not caught.
 
-use super::{bad_argument, host_error, ApiResult};
-use crate::convert::{from_dynamic, to_dynamic};
-use crate::host::Host;
-use rhai::{Dynamic, Module};
+use std::sync::Arc;
+
+use rhai::{Dynamic, EvalAltResult, ImmutableString, Module};
 use serde_json::Value;
 
-fn json(value: &Dynamic) -> ApiResult<Value> {
-    from_dynamic(value).map_err(|e| bad_argument(e.to_string()))
+use crate::convert::{dynamic_to_json, json_to_dynamic};
+use crate::error::{api_error, host_error, HostError};
+use crate::host::Repository;
+
+type Res = Result<Dynamic, Box<EvalAltResult>>;
+
+/// Converts arguments and results for one repository function.
+#[derive(Clone, Copy)]
+struct Conv {
+    function: &'static str,
+    max_depth: usize,
 }
 
-fn script(value: &Value) -> ApiResult<Dynamic> {
-    to_dynamic(value).map_err(|e| bad_argument(e.to_string()))
+impl Conv {
+    fn arg(&self, what: &str, v: &Dynamic) -> Result<Value, Box<EvalAltResult>> {
+        dynamic_to_json(v, self.max_depth).map_err(|m| api_error(format!("repository::{}: {what}: {m}", self.function)))
+    }
+
+    fn options(&self, v: Option<&Dynamic>) -> Result<Value, Box<EvalAltResult>> {
+        match v {
+            Some(v) if !v.is_unit() => self.arg("options", v),
+            _ => Ok(Value::Object(serde_json::Map::new())),
+        }
+    }
+
+    fn result(&self, r: Result<Value, HostError>) -> Res {
+        let value = r.map_err(host_error)?;
+        json_to_dynamic(&value, self.max_depth)
+            .map_err(|m| api_error(format!("repository::{}: result: {m}", self.function)))
+    }
 }
 
-/// `repository::find/get/put/update/delete/push_job`.
-pub(crate) fn module(host: &Host) -> Module {
+/// Build the `repository` module over `repo`.
+pub(crate) fn module(repo: Arc<dyn Repository>, max_depth: usize) -> Module {
     let mut m = Module::new();
-    let none = Dynamic::UNIT;
+    let conv = move |function| Conv { function, max_depth };
 
-    let r = host.repository.clone();
-    m.set_native_fn("find", move |t: &str, f: Dynamic, o: Dynamic| {
-        script(&r.find(t, &json(&f)?, &json(&o)?).map_err(host_error)?)
-    });
-    let r = host.repository.clone();
-    let n = none.clone();
-    m.set_native_fn("find", move |t: &str, f: Dynamic| script(&r.find(t, &json(&f)?, &json(&n)?).map_err(host_error)?));
+    let find = move |r: &dyn Repository, t: &str, filter: &Dynamic, opts: Option<&Dynamic>| {
+        let c = conv("find");
+        let (filter, opts) = (c.arg("filter", filter)?, c.options(opts)?);
+        c.result(r.find(t, &filter, &opts))
+    };
+    let r = repo.clone();
+    m.set_native_fn("find", move |t: ImmutableString, f: Dynamic| find(&*r, &t, &f, None));
+    let r = repo.clone();
+    m.set_native_fn("find", move |t: ImmutableString, f: Dynamic, o: Dynamic| find(&*r, &t, &f, Some(&o)));
 
-    let r = host.repository.clone();
-    m.set_native_fn("get", move |t: &str, i: &str, k: Dynamic, o: Dynamic| {
-        script(&r.get(t, i, &json(&k)?, &json(&o)?).map_err(host_error)?)
-    });
-    let r = host.repository.clone();
-    m.set_native_fn("get", move |t: &str, i: &str, k: Dynamic| {
-        script(&r.get(t, i, &json(&k)?, &Value::Null).map_err(host_error)?)
-    });
-
-    let r = host.repository.clone();
-    m.set_native_fn("put", move |t: &str, obj: Dynamic, o: Dynamic| {
-        script(&r.put(t, &json(&obj)?, &json(&o)?).map_err(host_error)?)
-    });
-    let r = host.repository.clone();
-    m.set_native_fn("put", move |t: &str, obj: Dynamic| {
-        script(&r.put(t, &json(&obj)?, &Value::Null).map_err(host_error)?)
+    let get = move |r: &dyn Repository, t: &str, index: &str, key: &Dynamic, o: Option<&Dynamic>| {
+        let c = conv("get");
+        let (key, opts) = (c.arg("key", key)?, c.options(o)?);
+        c.result(r.get(t, index, &key, &opts))
+    };
+    let r = repo.clone();
+    m.set_native_fn("get", move |t: ImmutableString, i: ImmutableString, k: Dynamic| get(&*r, &t, &i, &k, None));
+    let r = repo.clone();
+    m.set_native_fn("get", move |t: ImmutableString, i: ImmutableString, k: Dynamic, o: Dynamic| {
+        get(&*r, &t, &i, &k, Some(&o))
     });
 
-    let r = host.repository.clone();
-    m.set_native_fn("update", move |t: &str, f: Dynamic, u: Dynamic, o: Dynamic| {
-        script(&r.update(t, &json(&f)?, &json(&u)?, &json(&o)?).map_err(host_error)?)
-    });
-    let r = host.repository.clone();
-    m.set_native_fn("update", move |t: &str, f: Dynamic, u: Dynamic| {
-        script(&r.update(t, &json(&f)?, &json(&u)?, &Value::Null).map_err(host_error)?)
+    let put = move |r: &dyn Repository, t: &str, obj: &Dynamic, o: Option<&Dynamic>| {
+        let c = conv("put");
+        let (obj, opts) = (c.arg("object", obj)?, c.options(o)?);
+        c.result(r.put(t, &obj, &opts))
+    };
+    let r = repo.clone();
+    m.set_native_fn("put", move |t: ImmutableString, obj: Dynamic| put(&*r, &t, &obj, None));
+    let r = repo.clone();
+    m.set_native_fn("put", move |t: ImmutableString, obj: Dynamic, o: Dynamic| put(&*r, &t, &obj, Some(&o)));
+
+    let update = move |r: &dyn Repository, t: &str, filter: &Dynamic, updaters: &Dynamic, o: Option<&Dynamic>| {
+        let c = conv("update");
+        let filter = c.arg("filter", filter)?;
+        let (updaters, opts) = (c.arg("updaters", updaters)?, c.options(o)?);
+        c.result(r.update(t, &filter, &updaters, &opts))
+    };
+    let r = repo.clone();
+    m.set_native_fn("update", move |t: ImmutableString, f: Dynamic, u: Dynamic| update(&*r, &t, &f, &u, None));
+    let r = repo.clone();
+    m.set_native_fn("update", move |t: ImmutableString, f: Dynamic, u: Dynamic, o: Dynamic| {
+        update(&*r, &t, &f, &u, Some(&o))
     });
 
-    let r = host.repository.clone();
-    m.set_native_fn("delete", move |t: &str, f: Dynamic, o: Dynamic| {
-        script(&r.delete(t, &json(&f)?, &json(&o)?).map_err(host_error)?)
-    });
-    let r = host.repository.clone();
-    m.set_native_fn("delete", move |t: &str, f: Dynamic| {
-        script(&r.delete(t, &json(&f)?, &Value::Null).map_err(host_error)?)
-    });
+    let delete = move |r: &dyn Repository, t: &str, filter: &Dynamic, o: Option<&Dynamic>| {
+        let c = conv("delete");
+        let (filter, opts) = (c.arg("filter", filter)?, c.options(o)?);
+        c.result(r.delete(t, &filter, &opts))
+    };
+    let r = repo.clone();
+    m.set_native_fn("delete", move |t: ImmutableString, f: Dynamic| delete(&*r, &t, &f, None));
+    let r = repo.clone();
+    m.set_native_fn("delete", move |t: ImmutableString, f: Dynamic, o: Dynamic| delete(&*r, &t, &f, Some(&o)));
 
-    let r = host.repository.clone();
-    m.set_native_fn("push_job", move |name: &str, args: Dynamic| -> ApiResult<()> {
-        r.push_job(name, &json(&args)?).map_err(host_error)
+    let r = repo;
+    m.set_native_fn("push_job", move |name: ImmutableString, args: Dynamic| {
+        let args = conv("push_job").arg("args", &args)?;
+        r.push_job(&name, &args).map_err(host_error)
     });
-    m
-}
-
-/// `sequence::next(name)`.
-pub(crate) fn sequence_module(host: &Host) -> Module {
-    let mut m = Module::new();
-    let s = host.sequences.clone();
-    m.set_native_fn("next", move |name: &str| s.next(name).map_err(host_error));
     m
 }

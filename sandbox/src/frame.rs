@@ -1,0 +1,103 @@
+//! Per-call state: which function runs for which request, its deadline and cancel flag.
+//!
+//! A thread-local stack of frames is pushed at the start of each call and popped when it ends
+//! (also on unwinding). The engine callbacks (`on_progress`, `print`, `debug`) and the API
+//! modules read the top frame, so one set of modules serves every engine and nested calls on
+//! one thread each see their own frame.
+
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rhai::Dynamic;
+
+use crate::error::{tagged, TAG_CANCELLED, TAG_TIMEOUT};
+
+/// Who a call runs for, and how an admin can stop it.
+#[derive(Debug, Clone, Default)]
+pub struct CallContext {
+    /// Id of the object being processed; appears as `request_id` on every log line.
+    pub request_id: String,
+    /// When set to `true`, the script stops with `ScriptErrorKind::Cancelled` (checked like
+    /// the deadline, every few thousand operations).
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl CallContext {
+    /// A context with a request id and no cancel flag.
+    pub fn new(request_id: impl Into<String>) -> CallContext {
+        CallContext { request_id: request_id.into(), cancel: None }
+    }
+}
+
+/// How often (in operations) the clock and the cancel flag are checked.
+pub(crate) const CHECK_INTERVAL: u64 = 2048;
+
+struct Frame {
+    function: Arc<str>,
+    request_id: Arc<str>,
+    deadline: Option<Instant>,
+    cancel: Option<Arc<AtomicBool>>,
+}
+
+thread_local! {
+    static FRAMES: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Pops its frame when dropped. Not `Send`: it must end on the thread that pushed it.
+pub(crate) struct FrameGuard {
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for FrameGuard {
+    fn drop(&mut self) {
+        FRAMES.with(|f| {
+            f.borrow_mut().pop();
+        });
+    }
+}
+
+/// Start a call of `function`; the deadline is `timeout_ms` from now.
+pub(crate) fn enter(function: &Arc<str>, ctx: &CallContext, timeout_ms: u64) -> FrameGuard {
+    let frame = Frame {
+        function: function.clone(),
+        request_id: Arc::from(ctx.request_id.as_str()),
+        deadline: Instant::now().checked_add(Duration::from_millis(timeout_ms)),
+        cancel: ctx.cancel.clone(),
+    };
+    FRAMES.with(|f| f.borrow_mut().push(frame));
+    FrameGuard { _not_send: PhantomData }
+}
+
+/// Called from `on_progress`: the value to terminate the script with, if it must stop.
+pub(crate) fn check_stop() -> Option<Dynamic> {
+    FRAMES.with(|f| {
+        let frames = f.borrow();
+        let frame = frames.last()?;
+        if frame.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Some(tagged(TAG_CANCELLED, "cancelled"));
+        }
+        match frame.deadline {
+            Some(deadline) if Instant::now() >= deadline => Some(tagged(TAG_TIMEOUT, "timeout")),
+            _ => None,
+        }
+    })
+}
+
+/// Is the current call already cancelled (checked before a call starts)?
+pub(crate) fn is_cancelled(ctx: &CallContext) -> bool {
+    ctx.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed))
+}
+
+/// Run `f` with the function name and request id of the current call (empty outside calls).
+pub(crate) fn with_current<R>(f: impl FnOnce(&str, &str) -> R) -> R {
+    FRAMES.with(|frames| {
+        let frames = frames.borrow();
+        match frames.last() {
+            Some(frame) => f(&frame.function, &frame.request_id),
+            None => f("", ""),
+        }
+    })
+}

@@ -1,0 +1,186 @@
+//! Every script API function at least once, through real scripts and the fake host.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::{capture_logs, fixture_with, run};
+use crate::{CallContext, HostError, Limits, ScriptErrorKind};
+
+#[test]
+fn repository_functions_delegate_to_the_host() {
+    let f = fixture_with(Limits::default(), &[]);
+    let src = r#"
+        let a = repository::put("User", #{id: 1, name: "ann"});
+        repository::put("User", #{id: 2, name: "bob"}, #{if_not_exists: true});
+        let found = repository::find("User", [["$name", "==", "bob"]]);
+        let found_opts = repository::find("User", [], #{first: 10});
+        let got = repository::get("User", "id", 1);
+        let got_none = repository::get("User", "id", 99, #{version: 3});
+        let upd = repository::update("User", [["$id", "==", 2]], [["$name", "set", "rob"]]);
+        let upd2 = repository::update("User", [["$id", "==", 1]], [["$name", "set", "anne"]], #{});
+        let del = repository::delete("User", [["$id", "==", 2]]);
+        let del2 = repository::delete("User", [["$id", "==", 7]], #{permanent_delete: true});
+        repository::push_job("reindex", #{type: "User"});
+        #{a: a, found: found, n: found_opts.len(), got: got, got_none: got_none,
+          upd: upd, upd2: upd2, del: del, del2: del2}
+    "#;
+    let out = f.run(src, json!(null)).unwrap();
+    assert_eq!(out["a"], json!({"id": 1, "name": "ann"}));
+    assert_eq!(out["found"], json!([{"id": 2, "name": "bob"}]));
+    assert_eq!(out["n"], json!(2));
+    assert_eq!(out["got"], json!({"id": 1, "name": "ann"}));
+    assert_eq!(out["got_none"], json!(null));
+    assert_eq!(out["upd"], json!([{"id": 2, "name": "rob"}]));
+    assert_eq!(out["upd2"], json!([{"id": 1, "name": "anne"}]));
+    assert_eq!(out["del"], json!([{"id": 2, "name": "rob"}]));
+    assert_eq!(out["del2"], json!([]));
+    // The last call with options passed them through; the store holds what is left.
+    assert_eq!(*f.repo.last_options.lock().unwrap(), json!({"permanent_delete": true}));
+    assert_eq!(f.repo.objects.lock().unwrap().len(), 1);
+    assert_eq!(*f.repo.jobs.lock().unwrap(), vec![("reindex".to_string(), json!({"type": "User"}))]);
+}
+
+#[test]
+fn repository_without_options_passes_an_empty_object() {
+    let f = fixture_with(Limits::default(), &[]);
+    f.run(r#"repository::find("User", [])"#, json!(null)).unwrap();
+    assert_eq!(*f.repo.last_options.lock().unwrap(), json!({}));
+}
+
+#[test]
+fn repository_user_data_error_and_bad_argument() {
+    let err = run(r#"repository::get("Invalid", "id", 1)"#, json!(null)).unwrap_err();
+    assert_eq!(err.kind, ScriptErrorKind::Host(HostError::UserData("type Invalid is not in the model".into())));
+    let err = run(r#"repository::put("User", #{f: || 1})"#, json!(null)).unwrap_err();
+    assert!(matches!(err.kind, ScriptErrorKind::Runtime(ref m) if m.starts_with("repository::put: object:")), "{err}");
+}
+
+#[test]
+fn log_functions_log_with_levels_and_json_for_maps() {
+    let f = fixture_with(Limits::default(), &[]);
+    let src = r#"log::debug("d"); log::info(#{b: 2, a: [1]}); log::warn(42); log::error("e")"#;
+    let script = f.sandbox.compile("logger", src).unwrap();
+    let engine = f.sandbox.engine();
+    let logs = capture_logs(|| {
+        let _ = engine.run(&script, ().into(), &CallContext::new("req-7")).unwrap();
+    });
+    let got: Vec<_> = logs
+        .iter()
+        .filter(|e| e.target == crate::LOG_TARGET)
+        .map(|e| (e.level, e.fields["message"].clone(), e.fields["request_id"].clone()))
+        .collect();
+    use tracing::Level;
+    assert_eq!(
+        got,
+        vec![
+            (Level::DEBUG, "d".to_string(), "req-7".to_string()),
+            (Level::INFO, r#"{"a":[1],"b":2}"#.to_string(), "req-7".to_string()),
+            (Level::WARN, "42".to_string(), "req-7".to_string()),
+            (Level::ERROR, "e".to_string(), "req-7".to_string()),
+        ]
+    );
+    assert!(logs.iter().all(|e| e.target != crate::LOG_TARGET || e.fields["function"] == "logger"));
+}
+
+#[test]
+fn datetime_functions() {
+    let src = r#"
+        let t = "2018-03-24T10:20:48.123Z";
+        #{now: datetime::now(), now_ms: datetime::now_millis(),
+          ms: datetime::to_millis(t), back: datetime::from_millis(1521886848123),
+          later: datetime::add_seconds(t, 3600), earlier: datetime::add_seconds(t, -0.5),
+          date: datetime::date(t), from_offset: datetime::to_millis("2018-03-24T13:20:48.123+03:00")}
+    "#;
+    let before = Utc::now().timestamp_millis();
+    let out = run(src, json!(null)).unwrap();
+    let after = Utc::now().timestamp_millis();
+    let now = out["now"].as_str().unwrap();
+    assert!(now.ends_with('Z') && now.len() == 24, "{now}");
+    let now_ms = DateTime::parse_from_rfc3339(now).unwrap().timestamp_millis();
+    assert!((before..=after).contains(&now_ms));
+    assert!((before..=after).contains(&out["now_ms"].as_i64().unwrap()));
+    assert_eq!(out["ms"], json!(1521886848123i64));
+    assert_eq!(out["from_offset"], json!(1521886848123i64));
+    assert_eq!(out["back"], json!("2018-03-24T10:20:48.123Z"));
+    assert_eq!(out["later"], json!("2018-03-24T11:20:48.123Z"));
+    assert_eq!(out["earlier"], json!("2018-03-24T10:20:47.623Z"));
+    assert_eq!(out["date"], json!("2018-03-24Z"));
+}
+
+#[test]
+fn datetime_bad_input_names_the_input() {
+    let err = run(r#"datetime::to_millis("yesterday")"#, json!(null)).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("datetime::to_millis") && msg.contains("\"yesterday\""), "{msg}");
+    let err = run("datetime::from_millis(9223372036854775807)", json!(null)).unwrap_err();
+    assert!(err.to_string().contains("out of range"), "{err}");
+    let src = r#"let r = (); try { datetime::date("x") } catch (e) { r = e; } r"#;
+    let err = run(src, json!(null)).unwrap();
+    assert!(err.as_str().unwrap().contains("\"x\""));
+}
+
+#[test]
+fn uuid_new_is_a_fresh_v4() {
+    let out = run("[uuid::new(), uuid::new()]", json!(null)).unwrap();
+    let a = uuid::Uuid::parse_str(out[0].as_str().unwrap()).unwrap();
+    let b = uuid::Uuid::parse_str(out[1].as_str().unwrap()).unwrap();
+    assert_eq!(a.get_version_num(), 4);
+    assert_ne!(a, b);
+}
+
+#[test]
+fn json_encode_and_decode() {
+    let src = r#"
+        let text = json::encode(#{n: 4611686018427387904, f: 1.5, s: "x", u: (), a: [true]});
+        let back = json::decode(text);
+        #{text: text, back: back, big: back.n + 1}
+    "#;
+    let out = run(src, json!(null)).unwrap();
+    assert_eq!(out["text"], json!(r#"{"a":[true],"f":1.5,"n":4611686018427387904,"s":"x","u":null}"#));
+    assert_eq!(out["back"]["n"], json!(1i64 << 62));
+    assert_eq!(out["big"], json!((1i64 << 62) + 1));
+}
+
+#[test]
+fn json_decode_errors_give_line_and_column() {
+    let err = run("json::decode(\"{\\n  \\\"a\\\": ]\")", json!(null)).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("json::decode") && msg.contains("line 2 column"), "{msg}");
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let err = run("json::decode(param)", json!(deep)).unwrap_err();
+    assert!(err.to_string().contains("json::decode"), "{err}");
+}
+
+#[test]
+fn json_decode_result_is_bounded_by_size_limits() {
+    let limits = Limits { max_array_size: 10, ..Limits::default() };
+    let f = fixture_with(limits, &[]);
+    let err = f.run("json::decode(param)", json!("[1,2,3,4,5,6,7,8,9,10,11,12]")).unwrap_err();
+    assert_eq!(err.kind, ScriptErrorKind::Limit(crate::LimitKind::ArraySize));
+}
+
+#[test]
+fn sequence_next_counts_per_name_and_host_errors_keep_class() {
+    let out = run(r#"[sequence::next("a"), sequence::next("a"), sequence::next("b")]"#, json!(null)).unwrap();
+    assert_eq!(out, json!([1, 2, 1]));
+    let err = run(r#"sequence::next("broken")"#, json!(null)).unwrap_err();
+    assert_eq!(err.class(), crate::ErrorClass::Internal);
+}
+
+#[test]
+fn shared_store_is_shared_between_engines_of_one_sandbox() {
+    let f = fixture_with(Limits::default(), &[]);
+    let set = f.sandbox.compile("set", r#"shared::set("cache", "k", #{v: param}); shared::get("cache", "k")"#).unwrap();
+    let get = f
+        .sandbox
+        .compile("get", r#"[shared::get("cache", "k"), shared::get("cache", "absent"), shared::remove("cache", "k"), shared::get("cache", "k")]"#)
+        .unwrap();
+    let ctx = CallContext::new("r");
+    let one = f.sandbox.engine();
+    let two = f.sandbox.engine();
+    assert_eq!(one.run_json(&set, json!(5), &ctx).unwrap(), json!({"v": 5}));
+    assert_eq!(f.sandbox.shared_keys(), 1);
+    let out = two.run_json(&get, json!(null), &ctx).unwrap();
+    assert_eq!(out, json!([{"v": 5}, null, {"v": 5}, null]));
+    assert_eq!(f.sandbox.shared_keys(), 0);
+}
