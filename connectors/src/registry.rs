@@ -30,13 +30,6 @@ impl InputConfig {
         }
     }
 
-    /// Check values serde cannot check; errors name their key below `path`.
-    pub fn validate(&self, path: &str) -> Vec<String> {
-        match self {
-            InputConfig::Http(c) => c.validate(path),
-        }
-    }
-
     /// The configuration of an HTTP JSON input.
     pub fn as_http(&self) -> Option<&HttpInputConfig> {
         match self {

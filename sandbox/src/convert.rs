@@ -15,7 +15,7 @@ use serde_json::{Number, Value};
 use crate::error::{ScriptError, ScriptErrorKind};
 
 /// Nesting limit of the public conversion functions (serde_json's own parser stops at 128).
-pub const DEFAULT_MAX_DEPTH: usize = 128;
+pub const DEFAULT_MAX_DEPTH: usize = 256;
 
 /// Convert JSON into a Rhai value (nesting up to `DEFAULT_MAX_DEPTH`).
 pub fn to_dynamic(v: &Value) -> Result<Dynamic, ScriptError> {
@@ -176,13 +176,13 @@ mod tests {
             v = Value::Array(vec![v]);
         }
         let err = to_dynamic(&v).unwrap_err();
-        assert!(err.to_string().contains("deeper than 128"), "{err}");
+        assert!(err.to_string().contains(&format!("deeper than {DEFAULT_MAX_DEPTH}")), "{err}");
         let mut d = Dynamic::from_int(1);
-        for _ in 0..200 {
+        for _ in 0..DEFAULT_MAX_DEPTH + 50 {
             d = Dynamic::from_array(vec![d]);
         }
         assert!(from_dynamic(&d).is_err());
-        assert!(dynamic_to_json(&d, 500).is_ok());
+        assert!(dynamic_to_json(&d, DEFAULT_MAX_DEPTH + 100).is_ok());
         // serde_json's Value drop is recursive too; unwind the test value iteratively.
         while let Value::Array(mut a) = v {
             v = a.pop().unwrap_or(Value::Null);

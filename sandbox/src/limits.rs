@@ -69,8 +69,10 @@ fn default_max_map_size() -> usize {
 fn default_max_modules() -> usize {
     64
 }
+// Above the HTTP input's 128 levels, so a pipeline may wrap an accepted object
+// (`#{obj: param}`) a few times.
 fn default_max_value_depth() -> usize {
-    128
+    256
 }
 fn default_max_shared_keys() -> usize {
     100_000

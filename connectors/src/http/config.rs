@@ -23,22 +23,10 @@ pub struct HttpInputConfig {
     pub pipeline: Option<String>,
     /// Largest accepted request body in bytes; larger bodies get 413.
     #[serde(default = "default_max_body_size")]
+    #[schemars(range(min = 1))]
     pub max_body_size: usize,
     /// Deepest accepted nesting of arrays/objects; deeper bodies get 400.
     #[serde(default = "default_max_depth")]
+    #[schemars(range(min = 1))]
     pub max_depth: usize,
-}
-
-impl HttpInputConfig {
-    /// Check values serde cannot check; errors name the offending key below `path`.
-    pub fn validate(&self, path: &str) -> Vec<String> {
-        let mut errors = Vec::new();
-        if self.max_body_size == 0 {
-            errors.push(format!("{path}.max_body_size: must be greater than 0"));
-        }
-        if self.max_depth == 0 {
-            errors.push(format!("{path}.max_depth: must be greater than 0"));
-        }
-        errors
-    }
 }

@@ -1,118 +1,127 @@
-//! Checks across sections: every name a section refers to exists, names are unique. The model
-//! (storage types) and the scripts are checked when the engine builds them.
+//! Checks across sections: every name a section refers to exists, names are unique. They run on
+//! the resolved YAML value, so they are reported together with schema errors (one run of
+//! `ferrogrid check` lists every problem). The model (storage types) and the scripts are
+//! checked when the engine builds them.
 
-use super::{Config, ConfigError};
-use ferrogrid_connectors::InputConfig;
+use super::ConfigError;
+use serde_json::Value;
 use std::collections::HashSet;
 
-fn pipeline_exists(config: &Config, name: &str) -> bool {
-    config.pipelines.contains_key(name) || config.functions.contains_key(name)
-}
-
-fn check_pipeline(config: &Config, path: String, name: &str, errors: &mut Vec<ConfigError>) {
-    if !pipeline_exists(config, name) {
-        errors.push(ConfigError::at(&path, format!("pipeline or function \"{name}\" is not defined")));
+/// `value.a.b` as an object's keys, or nothing.
+fn keys<'a>(value: &'a Value, path: &[&str]) -> Vec<&'a str> {
+    let mut v = value;
+    for p in path {
+        match v.get(p) {
+            Some(next) => v = next,
+            None => return Vec::new(),
+        }
     }
+    v.as_object().map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default()
 }
 
-fn unique<'a>(names: impl Iterator<Item = (String, &'a str)>, what: &str, errors: &mut Vec<ConfigError>) {
-    let mut seen = HashSet::new();
-    for (path, name) in names {
-        if !seen.insert(name) {
-            errors.push(ConfigError::at(&path, format!("duplicate {what} \"{name}\"")));
+/// `value.a.b` as a list of objects, with their index.
+fn items<'a>(value: &'a Value, path: &[&str]) -> Vec<(usize, &'a Value)> {
+    let mut v = value;
+    for p in path {
+        match v.get(p) {
+            Some(next) => v = next,
+            None => return Vec::new(),
+        }
+    }
+    v.as_array().map(|a| a.iter().enumerate().collect()).unwrap_or_default()
+}
+
+fn text<'a>(item: &'a Value, key: &str) -> Option<&'a str> {
+    item.get(key).and_then(Value::as_str)
+}
+
+struct Checker<'a> {
+    functions: HashSet<&'a str>,
+    pipelines: HashSet<&'a str>,
+    errors: Vec<ConfigError>,
+}
+
+impl<'a> Checker<'a> {
+    fn pipeline(&mut self, path: String, name: Option<&str>) {
+        if let Some(name) = name {
+            if !self.pipelines.contains(name) && !self.functions.contains(name) {
+                self.errors.push(ConfigError::at(&path, format!("pipeline or function \"{name}\" is not defined")));
+            }
+        }
+    }
+
+    fn unique(&mut self, list: &[(usize, &'a Value)], section: &str, key: &str, what: &str) {
+        let mut seen = HashSet::new();
+        for (i, item) in list {
+            if let Some(name) = text(item, key) {
+                if !seen.insert(name) {
+                    self.errors.push(ConfigError::at(
+                        &format!("{section}[{i}].{key}"),
+                        format!("duplicate {what} \"{name}\""),
+                    ));
+                }
+            }
         }
     }
 }
 
 /// Every dangling reference and duplicate, with its key path.
-pub fn references(config: &Config) -> Vec<ConfigError> {
-    let mut errors = Vec::new();
-    for (name, steps) in &config.pipelines {
-        for (i, step) in steps.iter().enumerate() {
-            if !config.functions.contains_key(step) {
-                errors.push(ConfigError::at(
-                    &format!("pipelines.{name}[{i}]"),
-                    format!("function \"{step}\" is not defined"),
+pub fn references(config: &Value) -> Vec<ConfigError> {
+    let mut c = Checker {
+        functions: keys(config, &["functions"]).into_iter().collect(),
+        pipelines: keys(config, &["pipelines"]).into_iter().collect(),
+        errors: Vec::new(),
+    };
+    if let Some(pipelines) = config.get("pipelines").and_then(Value::as_object) {
+        for (name, steps) in pipelines {
+            let steps = steps.as_array().map(Vec::as_slice).unwrap_or_default();
+            for (i, step) in steps.iter().enumerate() {
+                if let Some(step) = step.as_str().filter(|s| !c.functions.contains(s)) {
+                    c.errors.push(ConfigError::at(
+                        &format!("pipelines.{name}[{i}]"),
+                        format!("function \"{step}\" is not defined"),
+                    ));
+                }
+            }
+        }
+    }
+    let inputs = items(config, &["connector", "input"]);
+    let mut http_inputs = 0;
+    for (i, input) in &inputs {
+        c.pipeline(format!("connector.input[{i}].pipeline"), text(input, "pipeline"));
+        if text(input, "type") == Some("http") {
+            http_inputs += 1;
+            if http_inputs > 1 {
+                c.errors.push(ConfigError::at(
+                    &format!("connector.input[{i}]"),
+                    "only one input of type http can serve POST /http",
                 ));
             }
         }
-        if steps.is_empty() {
-            errors.push(ConfigError::at(&format!("pipelines.{name}"), "a pipeline needs at least one function"));
-        }
     }
-    let connector = &config.connector;
-    let mut http_inputs = 0;
-    for (i, input) in connector.input.iter().enumerate() {
-        let path = format!("connector.input[{i}]");
-        if let Some(p) = input.pipeline() {
-            check_pipeline(config, format!("{path}.pipeline"), p, &mut errors);
-        }
-        for message in input.validate(&path) {
-            errors.push(ConfigError::at("", message));
-        }
-        if matches!(input, InputConfig::Http(_)) {
-            http_inputs += 1;
-            if http_inputs > 1 {
-                errors.push(ConfigError::at(&path, "only one input of type http can serve POST /http"));
-            }
-        }
-    }
-    unique(
-        connector.input.iter().enumerate().map(|(i, c)| (format!("connector.input[{i}].name"), c.name())),
-        "input name",
-        &mut errors,
-    );
-    unique(
-        connector.output.iter().enumerate().map(|(i, c)| (format!("connector.output[{i}].name"), c.name())),
-        "output name",
-        &mut errors,
-    );
-    for (i, route) in connector.routing.iter().enumerate() {
-        if !connector.output.iter().any(|o| o.name() == route.output) {
-            errors.push(ConfigError::at(
+    c.unique(&inputs, "connector.input", "name", "input name");
+    let outputs = items(config, &["connector", "output"]);
+    c.unique(&outputs, "connector.output", "name", "output name");
+    let output_names: HashSet<&str> = outputs.iter().filter_map(|(_, o)| text(o, "name")).collect();
+    let routes = items(config, &["connector", "routing"]);
+    for (i, route) in &routes {
+        if let Some(output) = text(route, "output").filter(|o| !output_names.contains(o)) {
+            c.errors.push(ConfigError::at(
                 &format!("connector.routing[{i}].output"),
-                format!("output \"{}\" is not defined in connector.output", route.output),
+                format!("output \"{output}\" is not defined in connector.output"),
             ));
         }
     }
-    unique(
-        connector.routing.iter().enumerate().map(|(i, r)| (format!("connector.routing[{i}].key"), r.key.as_str())),
-        "routing key",
-        &mut errors,
-    );
-    let processor = &config.input_processor;
-    for (i, c) in processor.classifiers.iter().enumerate() {
-        check_pipeline(config, format!("input_processor.classifiers[{i}].pipeline"), &c.pipeline, &mut errors);
+    c.unique(&routes, "connector.routing", "key", "routing key");
+    for (i, classifier) in items(config, &["input_processor", "classifiers"]) {
+        c.pipeline(format!("input_processor.classifiers[{i}].pipeline"), text(classifier, "pipeline"));
     }
-    for (i, r) in processor.routing.iter().enumerate() {
-        check_pipeline(config, format!("input_processor.routing[{i}].pipeline"), &r.pipeline, &mut errors);
+    let processor_routes = items(config, &["input_processor", "routing"]);
+    for (i, route) in &processor_routes {
+        c.pipeline(format!("input_processor.routing[{i}].pipeline"), text(route, "pipeline"));
     }
-    unique(
-        processor
-            .routing
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (format!("input_processor.routing[{i}].key"), r.key.as_str())),
-        "routing key",
-        &mut errors,
-    );
-    unique(
-        processor
-            .storage
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (format!("input_processor.storage[{i}].key"), r.key.as_str())),
-        "routing key",
-        &mut errors,
-    );
-    if processor.workers == 0 {
-        errors.push(ConfigError::at("input_processor.workers", "must be at least 1"));
-    }
-    if processor.max_in_flight == 0 {
-        errors.push(ConfigError::at("input_processor.max_in_flight", "must be at least 1"));
-    }
-    if config.sequence_generator.range_width < 1 {
-        errors.push(ConfigError::at("sequence_generator.range_width", "must be at least 1"));
-    }
-    errors
+    c.unique(&processor_routes, "input_processor.routing", "key", "routing key");
+    let storage = items(config, &["input_processor", "storage"]);
+    c.unique(&storage, "input_processor.storage", "key", "routing key");
+    c.errors
 }

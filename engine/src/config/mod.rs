@@ -140,14 +140,11 @@ pub fn load(target: &Path) -> Result<Loaded, ConfigErrors> {
     let mut resolved = include::resolve(raw, &file, &root, "", 0).map_err(ConfigErrors)?;
     let mut errors = unimplemented_sections(&mut resolved);
     errors.extend(validate_schema(&resolved));
+    errors.extend(check::references(&resolved));
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
     let config: Config = serde_json::from_value(resolved).map_err(|e| one(ConfigError::at("", e.to_string())))?;
-    let errors = check::references(&config);
-    if !errors.is_empty() {
-        return Err(ConfigErrors(errors));
-    }
     Ok(Loaded { config, root })
 }
 

@@ -81,6 +81,18 @@ fn dangling_references_are_listed_together() {
 }
 
 #[test]
+fn schema_errors_and_dangling_references_are_reported_together() {
+    let errors = errors_of(&[(
+        "config.yml",
+        "pipelines:\n  p: [nothere]\ninput_processor:\n  workers: 0\n  storage:\n    - {key: k, type: T, colour: blue}\n",
+    )]);
+    let text = errors.join("\n");
+    assert!(text.contains("input_processor.storage[0]") && text.contains("colour"), "{text}");
+    assert!(text.contains("input_processor.workers"), "{text}");
+    assert!(text.contains("pipelines.p[0]: function \"nothere\" is not defined"), "{text}");
+}
+
+#[test]
 fn includes_cannot_leave_the_folder() {
     let errors = errors_of(&[("config.yml", "functions:\n  f: {__file: ../etc/passwd}\n")]);
     assert!(errors[0].starts_with("functions.f: __file"), "{errors:?}");

@@ -94,9 +94,11 @@ pub struct InputProcessorSection {
     pub storage: Vec<StorageRoute>,
     /// Script worker threads (default: the number of cores).
     #[serde(default = "default_workers")]
+    #[schemars(range(min = 1))]
     pub workers: usize,
     /// Objects accepted but not yet processed, at most; past it inputs answer 503 / pause.
     #[serde(default = "default_max_in_flight")]
+    #[schemars(range(min = 1))]
     pub max_in_flight: usize,
 }
 
@@ -153,6 +155,7 @@ fn default_max_attempts_shown() -> usize {
 pub struct RepairQueueSection {
     /// How many past attempts an entry keeps in its history (older ones are dropped).
     #[serde(default = "default_max_attempts_shown")]
+    #[schemars(range(min = 1))]
     pub history_size: usize,
 }
 
@@ -205,6 +208,7 @@ pub struct SequenceGenerator {
     pub starts_with: i64,
     /// Numbers reserved on disk at a time; after a crash up to this many may be skipped, never repeated.
     #[serde(default = "default_range_width")]
+    #[schemars(range(min = 1))]
     pub range_width: i64,
 }
 

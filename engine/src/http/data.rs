@@ -69,6 +69,19 @@ async fn read(req: HttpRequest, path: web::Path<String>, state: web::Data<AppSta
                 Err(message) => return error(StatusCode::BAD_REQUEST, message),
             }
         } else {
+            let known = repository
+                .model()
+                .get(&type_name)
+                .is_some_and(|t| t.index(&name).is_some() || t.field(&name).is_some());
+            if !known {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "\"{name}\" is neither an index nor a field of {type_name} (options: {})",
+                        OPTIONS.join(", ")
+                    ),
+                );
+            }
             let value = key_value(&state, &type_name, &name, &raw);
             filter.push(json!([name, "==", value]));
         }

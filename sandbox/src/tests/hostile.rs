@@ -130,7 +130,7 @@ fn deeply_nested_values_are_stopped_not_a_stack_overflow() {
     let thread = std::thread::Builder::new().stack_size(8 << 20);
     let handle = thread
         .spawn(|| {
-            let limits = Limits { timeout_ms: 120_000, ..Limits::default() };
+            let limits = Limits { timeout_ms: 120_000, max_value_depth: 128, ..Limits::default() };
             let f = fixture_with(limits, &[]);
             let build = "let a = []; for i in 0..5000 { a = [a]; }";
             let cases = [

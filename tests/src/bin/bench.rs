@@ -1,0 +1,320 @@
+//! HTTP ingest benchmark: how close `POST /http` of `ferrogrid run samples/library` comes to a
+//! bare actix-web JSON endpoint on the same machine.
+//!
+//! `cargo run --release -p ferrogrid-tests --bin bench -- [--seconds N] [--clients C]`
+//!
+//! For each target it measures (1) the maximum throughput with C closed-loop keep-alive clients
+//! posting library User objects for N seconds, with p50/p99 latency, and (2) p99 latency at half
+//! that rate with an open-loop paced load (latency counted from the scheduled send time, so a
+//! stalled server cannot hide its queueing). It prints one JSON document on stdout; progress
+//! goes to stderr. Between the two phases the bench waits until ferrogrid has processed the backlog
+//! the closed loop left (`ferrogrid_repair_queue_depth` back to 0; reported as `backlog_drain_s`,
+//! and `processed_per_s` = objects of the closed loop / (its duration + the drain time)).
+//! Only loopback; every phase is bounded in time and request count.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use anyhow::{bail, Context};
+use ferrogrid_tests::{metric_value, workspace_root, Client, Server};
+use serde_json::{json, Value};
+
+/// Most requests one phase may send, whatever the rate.
+const MAX_REQUESTS_PER_PHASE: u64 = 5_000_000;
+
+struct Args {
+    seconds: u64,
+    clients: usize,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args { seconds: 5, clients: 8 };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| -> anyhow::Result<u64> {
+            let v = it.next().with_context(|| format!("{name} needs a value"))?;
+            v.parse::<u64>().with_context(|| format!("{name}: {v:?} is not a number"))
+        };
+        match a.as_str() {
+            "--seconds" => args.seconds = value("--seconds")?.clamp(1, 300),
+            "--clients" => args.clients = value("--clients")?.clamp(1, 256) as usize,
+            "-h" | "--help" => {
+                eprintln!("usage: bench [--seconds N (1..300, default 5)] [--clients C (1..256, default 8)]");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?} (try --help)"),
+        }
+    }
+    Ok(args)
+}
+
+/// Result of one load phase.
+#[derive(Default)]
+struct Phase {
+    ok: u64,
+    errors: u64,
+    latencies_us: Vec<u64>,
+    elapsed: Duration,
+}
+
+impl Phase {
+    fn merge(&mut self, other: Phase) {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.latencies_us.extend(other.latencies_us);
+    }
+
+    fn rate(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    fn percentile_ms(&mut self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return f64::NAN;
+        }
+        self.latencies_us.sort_unstable();
+        let idx = ((p / 100.0) * (self.latencies_us.len() - 1) as f64).round() as usize;
+        self.latencies_us[idx] as f64 / 1000.0
+    }
+}
+
+fn user(id: i64) -> Value {
+    json!({"id": id, "username": format!("bench user {id}")})
+}
+
+fn post_one(client: &Client, id: i64, phase: &mut Phase, latency_from: Instant) {
+    match client.try_post_json("/http", &user(id)) {
+        Ok(r) if r.status == 200 => {
+            phase.ok += 1;
+            phase.latencies_us.push(latency_from.elapsed().as_micros() as u64);
+        }
+        _ => phase.errors += 1,
+    }
+}
+
+/// C clients, each sending the next request as soon as the previous answer is in.
+fn closed_loop(target: &Target, clients: usize, dur: Duration, ids: &AtomicI64) -> Phase {
+    let sent = AtomicU64::new(0);
+    let start = Instant::now();
+    let mut total = Phase::default();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..clients)
+            .map(|_| {
+                let client = target.client();
+                let sent = &sent;
+                s.spawn(move || {
+                    let mut phase = Phase::default();
+                    while start.elapsed() < dur && sent.fetch_add(1, Ordering::Relaxed) < MAX_REQUESTS_PER_PHASE {
+                        let id = ids.fetch_add(1, Ordering::Relaxed);
+                        post_one(&client, id, &mut phase, Instant::now());
+                    }
+                    phase
+                })
+            })
+            .collect();
+        for h in handles {
+            if let Ok(p) = h.join() {
+                total.merge(p);
+            }
+        }
+    });
+    total.elapsed = start.elapsed();
+    total
+}
+
+/// `rate` requests per second in all, spread over C clients on a fixed schedule.
+fn open_loop(target: &Target, clients: usize, rate: f64, dur: Duration, ids: &AtomicI64) -> Phase {
+    let rate = rate.max(1.0);
+    let interval = Duration::from_secs_f64(clients as f64 / rate);
+    let hard_stop = dur * 2;
+    let start = Instant::now();
+    let mut total = Phase::default();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..clients)
+            .map(|i| {
+                let client = target.client();
+                s.spawn(move || {
+                    let mut phase = Phase::default();
+                    let offset = interval.mul_f64(i as f64 / clients as f64);
+                    let mut k: u32 = 0;
+                    loop {
+                        let due = start + offset + interval * k;
+                        if due.duration_since(start) >= dur || start.elapsed() >= hard_stop {
+                            break;
+                        }
+                        let now = Instant::now();
+                        if due > now {
+                            std::thread::sleep(due - now);
+                        }
+                        let id = ids.fetch_add(1, Ordering::Relaxed);
+                        post_one(&client, id, &mut phase, due);
+                        k += 1;
+                    }
+                    phase
+                })
+            })
+            .collect();
+        for h in handles {
+            if let Ok(p) = h.join() {
+                total.merge(p);
+            }
+        }
+    });
+    total.elapsed = start.elapsed();
+    total
+}
+
+/// Where the load goes.
+struct Target {
+    base: String,
+    token: Option<String>,
+}
+
+impl Target {
+    fn client(&self) -> Client {
+        Client::with_timeout(&self.base, self.token.as_deref(), Duration::from_secs(30))
+    }
+
+    /// For ferrogrid (the target with a token): waits until `ferrogrid_repair_queue_depth` is 0,
+    /// i.e. everything accepted in the closed loop has been processed, so the half-rate phase
+    /// does not compete with that backlog. Returns how long it took (`None` for the bare target,
+    /// or when the metric is missing or the wait times out).
+    fn wait_backlog_drained(&self, limit: Duration) -> Option<Duration> {
+        self.token.as_ref()?;
+        let client = self.client();
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            let r = client.try_get("/metrics").ok()?;
+            let depth = metric_value(&r.body, "ferrogrid_repair_queue_depth", &[])?;
+            if depth <= 0.0 {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("backlog not processed within {limit:?}");
+        None
+    }
+}
+
+fn measure(name: &str, target: &Target, args: &Args) -> Value {
+    let ids = AtomicI64::new(1);
+    let dur = Duration::from_secs(args.seconds);
+    eprintln!("[{name}] warm-up 1 s");
+    closed_loop(target, args.clients, Duration::from_secs(1), &ids);
+    eprintln!("[{name}] closed loop, {} clients, {dur:?}", args.clients);
+    let mut max = closed_loop(target, args.clients, dur, &ids);
+    let rate = max.rate();
+    eprintln!("[{name}] {rate:.0} objects/s ({} ok, {} errors)", max.ok, max.errors);
+    let drain = target.wait_backlog_drained(Duration::from_secs(120));
+    if let Some(d) = drain {
+        eprintln!("[{name}] backlog processed {d:?} after the closed loop");
+    }
+    eprintln!("[{name}] open loop at {:.0} objects/s, {dur:?}", rate / 2.0);
+    let mut half = open_loop(target, args.clients, rate / 2.0, dur, &ids);
+    let mut report = json!({
+        "objects_per_s": round2(rate),
+        "p50_ms": round2(max.percentile_ms(50.0)),
+        "p99_ms": round2(max.percentile_ms(99.0)),
+        "p99_ms_at_half_rate": round2(half.percentile_ms(99.0)),
+        "errors": max.errors + half.errors,
+        "objects_at_half_rate_per_s": round2(half.rate()),
+    });
+    if let Some(d) = drain {
+        report["backlog_drain_s"] = round2(d.as_secs_f64());
+        report["processed_per_s"] = round2(max.ok as f64 / (max.elapsed + d).as_secs_f64());
+    }
+    report
+}
+
+fn round2(x: f64) -> Value {
+    if x.is_finite() {
+        json!((x * 100.0).round() / 100.0)
+    } else {
+        Value::Null
+    }
+}
+
+async fn ingest(body: web::Bytes, counter: web::Data<AtomicU64>) -> HttpResponse {
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(_)) => {
+            let n = counter.fetch_add(1, Ordering::Relaxed);
+            HttpResponse::Ok().json(json!({ "id": n.to_string() }))
+        }
+        Ok(_) => HttpResponse::BadRequest().json(json!({"error": "expected a JSON object"})),
+        Err(e) => HttpResponse::BadRequest().json(json!({"error": e.to_string()})),
+    }
+}
+
+/// Starts the bare endpoint on its own thread; returns its base URL.
+fn start_bare() -> anyhow::Result<String> {
+    let (tx, rx) = std::sync::mpsc::channel::<anyhow::Result<std::net::SocketAddr>>();
+    std::thread::spawn(move || {
+        let system = actix_web::rt::System::new();
+        system.block_on(async move {
+            let counter = web::Data::new(AtomicU64::new(0));
+            let server = HttpServer::new(move || {
+                App::new()
+                    .app_data(counter.clone())
+                    .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
+                    .route("/http", web::post().to(ingest))
+            })
+            .bind(("127.0.0.1", 0));
+            let server = match server {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = tx.send(Err(e.into()));
+                    return;
+                }
+            };
+            let addr = server.addrs()[0];
+            let running = server.run();
+            let _ = tx.send(Ok(addr));
+            let _ = running.await;
+        });
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(10)).context("bare server did not start")??;
+    Ok(format!("http://{addr}"))
+}
+
+fn release_binary() -> PathBuf {
+    match std::env::var_os("FERROGRID_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => workspace_root().join("target/release/ferrogrid"),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+
+    let bare_url = start_bare()?;
+    let bare = measure("bare", &Target { base: bare_url, token: None }, &args);
+
+    let bin = release_binary();
+    if !bin.exists() {
+        bail!(
+            "{} not found: build it with `cargo build --release -p ferrogrid-engine` or set FERROGRID_BIN",
+            bin.display()
+        );
+    }
+    let mut server = Server::start_with_binary(&bin, "samples/library");
+    let target = Target { base: server.base_url(), token: Some(server.token().to_string()) };
+    let ferrogrid = measure("ferrogrid_http", &target, &args);
+    let status = server.stop();
+    eprintln!("[ferrogrid_http] stopped: {status}");
+
+    let ratio = match (ferrogrid["objects_per_s"].as_f64(), bare["objects_per_s"].as_f64()) {
+        (Some(f), Some(b)) if b > 0.0 => round2(f / b),
+        _ => Value::Null,
+    };
+    let report = json!({
+        "bare": bare,
+        "ferrogrid_http": ferrogrid,
+        "ratio_throughput": ratio,
+        "clients": args.clients,
+        "seconds": args.seconds,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
