@@ -224,14 +224,16 @@ impl Engine {
         let ids: Vec<String> =
             self.rt.repair.all_matching(filter)?.into_iter().filter(|e| !e.is_unfinished()).map(|e| e.id).collect();
         let count = ids.len();
-        let engine = self.clone();
-        actix_rt::spawn(async move {
-            for id in ids {
+        for id in ids {
+            // Each retry waits for an in-flight permit, so the queue is worked through at the
+            // engine's pace, concurrently with new objects.
+            let engine = self.clone();
+            actix_rt::spawn(async move {
                 if let Err(e) = engine.retry(&id, None).await {
                     tracing::debug!(id, error = %e, "retry skipped");
                 }
-            }
-        });
+            });
+        }
         Ok(count)
     }
 

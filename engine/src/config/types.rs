@@ -3,6 +3,9 @@
 
 use ferrogrid_connectors::{InputConfig, OutputConfig};
 use ferrogrid_sandbox::Limits;
+
+/// `hard_limits`: a query that scans or returns more objects is aborted with an error.
+pub use crate::storage::HardLimits;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -162,32 +165,6 @@ pub struct RepairQueueSection {
 impl Default for RepairQueueSection {
     fn default() -> Self {
         Self { history_size: default_max_attempts_shown() }
-    }
-}
-
-fn default_scanned() -> u64 {
-    2000
-}
-
-fn default_returned() -> u64 {
-    100
-}
-
-/// `hard_limits`: a query that scans or returns more objects is aborted with an error.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct HardLimits {
-    /// Most objects one query may scan.
-    #[serde(default = "default_scanned")]
-    pub scanned: u64,
-    /// Most objects one query may return.
-    #[serde(default = "default_returned")]
-    pub returned: u64,
-}
-
-impl Default for HardLimits {
-    fn default() -> Self {
-        Self { scanned: default_scanned(), returned: default_returned() }
     }
 }
 

@@ -18,6 +18,9 @@ use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+/// Largest admin request body (an edited repair-queue payload).
+const ADMIN_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
 /// Shared state of the handlers.
 #[derive(Clone)]
 pub struct AppState {
@@ -70,7 +73,7 @@ pub fn serve(
         let mut app = App::new()
             .app_data(web::Data::new(state.clone()))
             .app_data(web::Data::new(tokens.clone()))
-            .app_data(web::JsonConfig::default().limit(16 * 1024 * 1024))
+            .app_data(web::PayloadConfig::new(ADMIN_BODY_LIMIT))
             .wrap(from_fn(auth::require_token))
             .wrap(from_fn(count_requests))
             .route("/health", web::get().to(health))

@@ -112,34 +112,28 @@ impl RepairQueue {
         }
     }
 
-    /// Record that processing `id` failed. Returns the updated entry (None if it was deleted).
-    pub fn fail(&self, id: &str, failure: &Failure) -> Result<Option<Entry>, RepairError> {
+    /// Read-modify-write entry `id` in one transaction; None if it does not exist (any more).
+    fn modify(&self, id: &str, change: impl FnOnce(&mut Entry)) -> Result<Option<Entry>, RepairError> {
         let key = key_of(id)?;
-        let history_size = self.history_size;
         self.db.write(|tx| {
             let Some(bytes) = tx.get(Keyspace::RepairQueue, &key)? else {
                 return Ok(None);
             };
             let mut entry = decode(&key, &bytes)?;
-            entry.record_failure(failure, history_size);
+            change(&mut entry);
             tx.insert(Keyspace::RepairQueue, &key, encode(&entry));
             Ok::<_, RepairError>(Some(entry))
         })
     }
 
+    /// Record that processing `id` failed. Returns the updated entry (None if it was deleted).
+    pub fn fail(&self, id: &str, failure: &Failure) -> Result<Option<Entry>, RepairError> {
+        self.modify(id, |entry| entry.record_failure(failure, self.history_size))
+    }
+
     /// Mark `id` as being retried by an operator, optionally with an edited payload (`by` says who).
     pub fn start_retry(&self, id: &str, edited: Option<(Value, String)>) -> Result<Option<Entry>, RepairError> {
-        let key = key_of(id)?;
-        let history_size = self.history_size;
-        self.db.write(|tx| {
-            let Some(bytes) = tx.get(Keyspace::RepairQueue, &key)? else {
-                return Ok(None);
-            };
-            let mut entry = decode(&key, &bytes)?;
-            entry.start_retry(edited, history_size);
-            tx.insert(Keyspace::RepairQueue, &key, encode(&entry));
-            Ok::<_, RepairError>(Some(entry))
-        })
+        self.modify(id, |entry| entry.start_retry(edited, self.history_size))
     }
 
     /// Entries matching `filter`, newest first, and the cursor to continue after the last one.

@@ -6,7 +6,7 @@ mod specs;
 
 pub use specs::type_specs;
 
-use crate::config::{HardLimits as ConfigLimits, SequenceGenerator};
+use crate::config::SequenceGenerator;
 use crate::model::{Model, ValidationHooks};
 use crate::storage::{
     self, Condition, DeleteOptions, FindOptions, HardLimits, Page, PutOptions, Stored, TypeSpec, UpdateOptions,
@@ -98,16 +98,9 @@ fn parse<T: serde::de::DeserializeOwned + Default>(what: &str, v: &Value) -> Res
 
 impl Repository {
     /// A repository over `db` for `model`.
-    pub fn new(db: storage::Db, model: Arc<Model>, limits: ConfigLimits, sequences: SequenceGenerator) -> Repository {
+    pub fn new(db: storage::Db, model: Arc<Model>, limits: HardLimits, sequences: SequenceGenerator) -> Repository {
         let specs = type_specs(&model);
-        Repository {
-            db,
-            model,
-            specs,
-            limits: HardLimits { scanned: limits.scanned, returned: limits.returned },
-            sequences,
-            scripts: Scripts::default(),
-        }
+        Repository { db, model, specs, limits, sequences, scripts: Scripts::default() }
     }
 
     /// Late-bind the compiled scripts (they need the repository as their host first).
