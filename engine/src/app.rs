@@ -3,6 +3,7 @@
 
 use crate::config::{self, Loaded};
 use crate::engine::Engine;
+use crate::repair::Wal;
 use crate::runtime::{self, Runtime};
 use crate::security::Tokens;
 use crate::storage::{Db, StorageConfig};
@@ -70,7 +71,18 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let runtime = Runtime::build(&loaded, db).map_err(|errors| {
         anyhow::anyhow!("invalid configuration {}:\n{}", options.config.display(), errors.join("\n"))
     })?;
-    let engine = Engine::start(runtime)?;
+    let repair = runtime.repair.clone();
+    let (wal, recovered) = Wal::open(&options.data_dir.join("intake-log"), &runtime.db, |tx, entry| {
+        if let Err(e) = repair.put_in(tx, entry) {
+            tracing::error!(id = %entry.id, error = %e, "recovering an intake-log record failed");
+        }
+    })
+    .context("opening the intake log")?;
+    if recovered > 0 {
+        tracing::info!(recovered, "recovered acknowledged objects from the intake log");
+        repair.refresh_depth()?;
+    }
+    let engine = Engine::start(runtime, wal)?;
     let (handle, server) = crate::http::serve(engine.clone(), tokens, options.listen)
         .with_context(|| format!("listening on {}", options.listen))?;
     let server_task = actix_rt::spawn(server);

@@ -4,7 +4,7 @@
 
 use crate::metrics::metrics;
 use crate::processor::{process, Done};
-use crate::repair::{Entry, ListFilter, RepairError, RepairQueue};
+use crate::repair::{Entry, ListFilter, RepairError, RepairQueue, Wal};
 use crate::runtime::Runtime;
 use ferrogrid_connectors::{Accepted, BoxFuture, Intake, IntakeError, Outcome, OutcomeStatus, Received, Wait};
 use ferrogrid_pipelines::WorkerPool;
@@ -48,6 +48,7 @@ pub enum RetryError {
 /// The engine.
 pub struct Engine {
     rt: Arc<Runtime>,
+    wal: Wal,
     pool: WorkerPool,
     permits: Arc<Semaphore>,
     max_in_flight: usize,
@@ -85,13 +86,14 @@ fn outcome_of(id: &str, result: &Result<Done, crate::repair::Failure>) -> Outcom
 }
 
 impl Engine {
-    /// Start the script workers for `rt`.
-    pub fn start(rt: Runtime) -> std::io::Result<Arc<Engine>> {
+    /// Start the script workers for `rt`; acknowledgements are made durable by `wal`.
+    pub fn start(rt: Runtime, wal: Wal) -> std::io::Result<Arc<Engine>> {
         let workers = rt.config.input_processor.workers;
         let max_in_flight = rt.config.input_processor.max_in_flight;
         let pool = WorkerPool::start(workers, rt.sandbox.clone())?;
         Ok(Arc::new(Engine {
             rt: Arc::new(rt),
+            wal,
             pool,
             permits: Arc::new(Semaphore::new(max_in_flight)),
             max_in_flight,
@@ -253,6 +255,7 @@ impl Engine {
         }
         self.permits.close();
         self.pool.shutdown();
+        self.wal.close();
         if let Err(e) = self.rt.db.sync() {
             tracing::error!(error = %e, "final flush failed");
         }
@@ -278,14 +281,14 @@ impl Engine {
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             return Box::pin(async { Err(IntakeError::Busy) });
         };
-        let entry = RepairQueue::new_entry(&received.input, received.source, received.payload);
+        let mut entry = RepairQueue::new_entry(&received.input, received.source, received.payload);
         let id = entry.id.clone();
-        if let Err(e) = self.rt.repair.add(&entry) {
-            return Box::pin(async move { Err(IntakeError::Internal(e.to_string())) });
-        }
+        let durable = match self.wal.append_with(&mut entry, |e| self.rt.repair.add(e)) {
+            Ok(durable) => durable,
+            Err(e) => return Box::pin(async move { Err(IntakeError::Internal(e.to_string())) }),
+        };
         metrics().objects_received.with_label_values(&[&received.input]).inc();
         tracing::debug!(id = %id, input = %received.input, "accepted");
-        let durable = self.rt.db.sync_async();
         self.claim(&id);
         let processing = self.submit(entry, permit);
         Box::pin(async move {

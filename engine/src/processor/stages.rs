@@ -82,7 +82,7 @@ pub fn process(rt: &Runtime, engine: &ScriptEngine, entry: &Entry) -> Result<Don
             if let Some(Some(output)) = rt.outputs.get(output_name) {
                 output.send(&routed.obj, key).map_err(|e| failure("output", Some(key), e.to_string()))?;
                 rt.db
-                    .write(|tx| rt.repair.remove_in(tx, id))
+                    .write(|tx| rt.repair.complete_in(tx, entry))
                     .map_err(|e| failure("output", Some(key), e.to_string()))?;
                 rt.repair.removed(1);
                 metrics().objects_routed.with_label_values(&[output_name]).inc();
@@ -138,7 +138,7 @@ pub fn process(rt: &Runtime, engine: &ScriptEngine, entry: &Entry) -> Result<Don
     // 7. Store + remove the repair-queue entry, atomically.
     let stored = rt
         .repository
-        .put_with(type_name, obj, &PutOptions::default(), |tx| rt.repair.remove_in(tx, id))
+        .put_with(type_name, obj, &PutOptions::default(), |tx| rt.repair.complete_in(tx, entry))
         .map_err(|e| failure("storage", Some(&key), e.to_string()))?;
     rt.repair.removed(1);
     metrics().objects_stored.with_label_values(&[type_name]).inc();

@@ -82,6 +82,9 @@ pub struct Entry {
     /// Past attempts, newest last, bounded by `repair_queue.history_size`.
     #[serde(default)]
     pub history: Vec<Attempt>,
+    /// The intake-log segment holding this entry's record (for its done marker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_segment: Option<u64>,
 }
 
 /// Now as an ISO-8601 UTC string with milliseconds.
@@ -107,6 +110,7 @@ impl Entry {
             updated_at: at,
             payload,
             history: Vec::new(),
+            wal_segment: None,
         }
     }
 

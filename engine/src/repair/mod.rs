@@ -7,9 +7,11 @@
 
 mod entry;
 mod filter;
+mod wal;
 
 pub use entry::{Attempt, Entry, Failure, Status};
 pub use filter::{parse_time, ListFilter};
+pub use wal::{Wal, WalError};
 
 use crate::metrics::metrics;
 use crate::storage::{Db, Keyspace, ReadView, StorageError, WriteTx};
@@ -65,13 +67,19 @@ impl RepairQueue {
     /// The queue stored in `db`; sets the depth gauge from what is on disk.
     pub fn open(db: Db, history_size: usize) -> Result<RepairQueue, RepairError> {
         let queue = RepairQueue { db, history_size: history_size.max(1) };
+        queue.refresh_depth()?;
+        Ok(queue)
+    }
+
+    /// Set the depth gauge from what is stored (after recovery put entries back).
+    pub fn refresh_depth(&self) -> Result<(), RepairError> {
         let mut depth = 0i64;
-        for item in queue.db.scan_prefix(Keyspace::RepairQueue, &[]) {
+        for item in self.db.scan_prefix(Keyspace::RepairQueue, &[]) {
             item?;
             depth += 1;
         }
         metrics().repair_depth.set(depth);
-        Ok(queue)
+        Ok(())
     }
 
     /// A new entry for a received object (not written yet).
@@ -95,6 +103,13 @@ impl RepairQueue {
     /// Stage the removal of entry `id` in `tx`; the caller commits it with what replaces it.
     pub fn remove_in(&self, tx: &mut WriteTx<'_>, id: &str) -> Result<(), RepairError> {
         tx.remove(Keyspace::RepairQueue, &key_of(id)?);
+        Ok(())
+    }
+
+    /// Stage the end of `entry` in `tx`: its removal and the done marker of its intake-log record.
+    pub fn complete_in(&self, tx: &mut WriteTx<'_>, entry: &Entry) -> Result<(), RepairError> {
+        self.remove_in(tx, &entry.id)?;
+        wal::mark_done(tx, entry);
         Ok(())
     }
 
@@ -194,9 +209,12 @@ impl RepairQueue {
     pub fn delete(&self, id: &str) -> Result<bool, RepairError> {
         let key = key_of(id)?;
         let existed = self.db.write(|tx| {
-            let existed = tx.get(Keyspace::RepairQueue, &key)?.is_some();
-            tx.remove(Keyspace::RepairQueue, &key);
-            Ok::<_, RepairError>(existed)
+            let Some(bytes) = tx.get(Keyspace::RepairQueue, &key)? else {
+                return Ok::<_, RepairError>(false);
+            };
+            let entry = decode(&key, &bytes)?;
+            self.complete_in(tx, &entry)?;
+            Ok(true)
         })?;
         if existed {
             metrics().repair_depth.dec();

@@ -27,11 +27,13 @@ pub enum Keyspace {
     Meta = 0x16,
     /// Shared key-value storage of scripts (`shared::set/get`).
     Shared = 0x17,
+    /// Done markers of intake-log records: `[segment][entry id]` (see `repair::wal`).
+    Done = 0x18,
 }
 
 impl Keyspace {
     /// Every keyspace, in byte order.
-    pub const ALL: [Keyspace; 11] = [
+    pub const ALL: [Keyspace; 12] = [
         Keyspace::Objects,
         Keyspace::CurrentIndex,
         Keyspace::HistoryIndex,
@@ -43,6 +45,7 @@ impl Keyspace {
         Keyspace::Tokens,
         Keyspace::Meta,
         Keyspace::Shared,
+        Keyspace::Done,
     ];
 
     /// The key prefix byte of this keyspace.

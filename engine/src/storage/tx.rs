@@ -87,7 +87,21 @@ impl<'a> WriteTx<'a> {
         if let Some(v) = self.version_hwm {
             self.insert(Keyspace::Meta, META_VERSION_HWM, v.to_be_bytes().to_vec());
         }
-        if !self.pending.is_empty() {
+        if self.pending.len() == 1 {
+            // One key is atomic without a batch; sled 0.34 writes its log buffer out twice for
+            // every batch, so this keeps single-key commits (accepting an object, recording a
+            // failure) off the disk path.
+            if let Some((k, v)) = std::mem::take(&mut self.pending).into_iter().next() {
+                match v {
+                    Some(v) => {
+                        self.db.inner.tree.insert(k, v)?;
+                    }
+                    None => {
+                        self.db.inner.tree.remove(k)?;
+                    }
+                }
+            }
+        } else if !self.pending.is_empty() {
             let mut batch = sled::Batch::default();
             for (k, v) in std::mem::take(&mut self.pending) {
                 match v {

@@ -1,0 +1,413 @@
+//! The intake log: what makes an acknowledgement durable without waiting for sled's flush.
+//!
+//! Every accepted object is inserted into the repair queue (sled, in memory until sled flushes)
+//! and appended to this log; the input answers once the log record is on disk. One flusher
+//! thread writes the pending records and `fdatasync`s once for all of them (group commit).
+//! About once a second the log moves to a new segment and a checkpointer makes sled durable
+//! (`Db::sync`) and deletes the older segments: their records are in sled for good by then.
+//!
+//! Recovery (at start): a logged entry that sled lost (a crash before sled's flush) is put back
+//! into the repair queue, unless sled holds its *done marker* — written in the same atomic batch
+//! that stored, routed or deleted the entry — so nothing acknowledged is lost and nothing is
+//! processed twice.
+//!
+//! Record format: `[u32 length][u32 crc32][JSON entry]`, little-endian; a torn or corrupt tail
+//! ends a segment.
+
+use super::Entry;
+use crate::storage::{Db, Keyspace, ReadView, WriteTx};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// How often the log moves to a new segment (and older ones are checkpointed away).
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// Largest record accepted (the HTTP body limit is far below).
+const MAX_RECORD: usize = 256 * 1024 * 1024;
+
+/// Problems of the intake log.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WalError {
+    /// Reading or writing the log failed; acknowledgements stop until restart.
+    #[error("intake log {path}: {message}")]
+    Io {
+        /// File or folder.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+    /// The log was closed (shutdown).
+    #[error("the intake log is closed")]
+    Closed,
+}
+
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> WalError + '_ {
+    move |e| WalError::Io { path: path.display().to_string(), message: e.to_string() }
+}
+
+type Waiter = tokio::sync::oneshot::Sender<Result<(), WalError>>;
+
+struct Pending {
+    /// The segment records appended now belong to.
+    segment: u64,
+    bytes: Vec<u8>,
+    waiters: Vec<Waiter>,
+    closed: bool,
+    failed: Option<WalError>,
+}
+
+struct Shared {
+    dir: PathBuf,
+    pending: Mutex<Pending>,
+    wake: Condvar,
+}
+
+/// The intake log of one data directory.
+#[derive(Clone)]
+pub struct Wal {
+    shared: Arc<Shared>,
+}
+
+fn segment_path(dir: &Path, n: u64) -> PathBuf {
+    dir.join(format!("{n:016}.log"))
+}
+
+fn segments(dir: &Path) -> Result<Vec<u64>, WalError> {
+    let mut out = Vec::new();
+    for item in std::fs::read_dir(dir).map_err(io_error(dir))? {
+        let name = item.map_err(io_error(dir))?.file_name();
+        if let Some(n) = name.to_str().and_then(|n| n.strip_suffix(".log")).and_then(|n| n.parse::<u64>().ok()) {
+            out.push(n);
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Every intact record of segment `n`.
+fn read_segment(dir: &Path, n: u64) -> Result<Vec<Entry>, WalError> {
+    let path = segment_path(dir, n);
+    let mut bytes = Vec::new();
+    File::open(&path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(io_error(&path))?;
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 8 <= bytes.len() {
+        let len = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+        if len > MAX_RECORD {
+            break;
+        }
+        let crc = u32::from_le_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]]);
+        let Some(body) = bytes.get(at + 8..at + 8 + len) else { break };
+        if crc32fast::hash(body) != crc {
+            break;
+        }
+        match serde_json::from_slice::<Entry>(body) {
+            Ok(mut entry) => {
+                entry.wal_segment = Some(n);
+                out.push(entry);
+            }
+            Err(_) => break,
+        }
+        at += 8 + len;
+    }
+    Ok(out)
+}
+
+fn encode(entry: &Entry, out: &mut Vec<u8>) {
+    let body = serde_json::to_vec(entry).unwrap_or_default();
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    out.extend_from_slice(&body);
+}
+
+fn sync_dir(dir: &Path) -> Result<(), WalError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_error(dir))
+}
+
+/// The key of a done marker: segment then entry id.
+fn done_key(segment: u64, id: &[u8; 16]) -> [u8; 24] {
+    let mut key = [0u8; 24];
+    key[..8].copy_from_slice(&segment.to_be_bytes());
+    key[8..].copy_from_slice(id);
+    key
+}
+
+impl Wal {
+    /// Open the log in `dir`: recover the entries sled lost into the repair queue, make that
+    /// durable, drop the old segments and start a new one with its flusher and checkpointer.
+    /// Returns the log and how many entries were recovered.
+    pub fn open(dir: &Path, db: &Db, put: impl Fn(&mut WriteTx<'_>, &Entry)) -> Result<(Wal, usize), WalError> {
+        std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+        let old = segments(dir)?;
+        let mut recovered = 0;
+        for &n in &old {
+            for entry in read_segment(dir, n)? {
+                let Ok(id) = uuid::Uuid::parse_str(&entry.id) else { continue };
+                let known = db.get(Keyspace::RepairQueue, id.as_bytes()).ok().flatten().is_some()
+                    || db.get(Keyspace::Done, &done_key(n, id.as_bytes())).ok().flatten().is_some();
+                if !known {
+                    db.write(|tx| {
+                        put(tx, &entry);
+                        Ok::<_, crate::storage::StorageError>(())
+                    })
+                    .map_err(|e| WalError::Io { path: dir.display().to_string(), message: e.to_string() })?;
+                    recovered += 1;
+                }
+            }
+        }
+        db.sync().map_err(|e| WalError::Io { path: dir.display().to_string(), message: e.to_string() })?;
+        for &n in &old {
+            let path = segment_path(dir, n);
+            std::fs::remove_file(&path).map_err(io_error(&path))?;
+        }
+        clear_done_markers(db, u64::MAX);
+        let first = old.last().map_or(1, |n| n + 1);
+        let file =
+            OpenOptions::new().create(true).append(true).open(segment_path(dir, first)).map_err(io_error(dir))?;
+        sync_dir(dir)?;
+        let wal = Wal {
+            shared: Arc::new(Shared {
+                dir: dir.to_path_buf(),
+                pending: Mutex::new(Pending {
+                    segment: first,
+                    bytes: Vec::new(),
+                    waiters: Vec::new(),
+                    closed: false,
+                    failed: None,
+                }),
+                wake: Condvar::new(),
+            }),
+        };
+        let (sealed_tx, sealed_rx) = std::sync::mpsc::channel::<u64>();
+        let flusher = wal.clone();
+        std::thread::Builder::new()
+            .name("ferrogrid-intake-log".into())
+            .spawn(move || flusher.flush_loop(file, first, sealed_tx))
+            .map_err(io_error(dir))?;
+        let checkpoint_db = db.clone();
+        let checkpoint_dir = dir.to_path_buf();
+        std::thread::Builder::new()
+            .name("ferrogrid-checkpoint".into())
+            .spawn(move || {
+                for sealed in sealed_rx {
+                    checkpoint(&checkpoint_db, &checkpoint_dir, sealed);
+                }
+            })
+            .map_err(io_error(dir))?;
+        Ok((wal, recovered))
+    }
+
+    /// Log `entry`: under the log's lock, tag it with the current segment, let `insert` put it
+    /// into the repair queue (sled), and queue its record, so a record is always in sled before
+    /// its segment can be checkpointed. The future resolves once the record is on disk.
+    pub fn append_with<E>(
+        &self,
+        entry: &mut Entry,
+        insert: impl FnOnce(&Entry) -> Result<(), E>,
+    ) -> Result<impl std::future::Future<Output = Result<(), WalError>> + Send + 'static, E> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        {
+            let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(e) = pending.failed.clone() {
+                let _ = tx.send(Err(e));
+            } else if pending.closed {
+                let _ = tx.send(Err(WalError::Closed));
+            } else {
+                entry.wal_segment = Some(pending.segment);
+                insert(entry)?;
+                encode(entry, &mut pending.bytes);
+                pending.waiters.push(tx);
+                self.shared.wake.notify_one();
+            }
+        }
+        Ok(async move { rx.await.unwrap_or(Err(WalError::Closed)) })
+    }
+
+    /// Flush what is pending and stop the flusher (shutdown).
+    pub fn close(&self) {
+        let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        pending.closed = true;
+        self.shared.wake.notify_one();
+    }
+
+    fn flush_loop(&self, mut file: File, mut segment: u64, sealed: std::sync::mpsc::Sender<u64>) {
+        let dir = self.shared.dir.clone();
+        let mut written = false;
+        let mut last_rotation = Instant::now();
+        loop {
+            let rotation_due = |written: bool, pending_empty: bool| {
+                (written || !pending_empty) && last_rotation.elapsed() >= CHECKPOINT_EVERY
+            };
+            let (bytes, waiters, closed, new_file) = {
+                let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
+                while pending.bytes.is_empty() && !pending.closed && !rotation_due(written, true) {
+                    let (guard, _) = self
+                        .shared
+                        .wake
+                        .wait_timeout(pending, CHECKPOINT_EVERY)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    pending = guard;
+                }
+                // Rotate under the lock: what is pending now still goes to `segment`, everything
+                // appended after it is tagged with the next one.
+                let mut new_file = None;
+                if !pending.closed && rotation_due(written, pending.bytes.is_empty()) {
+                    match OpenOptions::new().create(true).append(true).open(segment_path(&dir, segment + 1)) {
+                        Ok(f) => {
+                            pending.segment = segment + 1;
+                            new_file = Some(f);
+                        }
+                        Err(e) => tracing::warn!(error = %e, "intake log rotation failed; will retry"),
+                    }
+                    last_rotation = Instant::now();
+                }
+                (std::mem::take(&mut pending.bytes), std::mem::take(&mut pending.waiters), pending.closed, new_file)
+            };
+            if !bytes.is_empty() {
+                let path = segment_path(&dir, segment);
+                let result = file.write_all(&bytes).and_then(|()| file.sync_data()).map_err(io_error(&path));
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "intake log write failed; new objects are refused until restart");
+                    self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner).failed = Some(e.clone());
+                }
+                for waiter in waiters {
+                    let _ = waiter.send(result.clone());
+                }
+                written = true;
+            }
+            if let Some(next) = new_file {
+                file = next;
+                if let Err(e) = sync_dir(&dir) {
+                    tracing::warn!(error = %e, "intake log: syncing the folder failed");
+                }
+                let _ = sealed.send(segment);
+                segment += 1;
+                written = false;
+            }
+            if closed {
+                return;
+            }
+        }
+    }
+}
+
+/// Make sled durable, then forget segments up to `sealed` and their done markers. Every record
+/// of a sealed segment was inserted into sled before it was appended, so after `Db::sync` the
+/// log is no longer needed for them.
+fn checkpoint(db: &Db, dir: &Path, sealed: u64) {
+    if let Err(e) = db.sync() {
+        tracing::error!(error = %e, "checkpoint: storage flush failed; keeping the intake log");
+        return;
+    }
+    let Ok(all) = segments(dir) else { return };
+    for n in all.into_iter().filter(|n| *n <= sealed) {
+        if let Err(e) = std::fs::remove_file(segment_path(dir, n)) {
+            tracing::warn!(error = %e, segment = n, "checkpoint: removing an old intake-log segment failed");
+        }
+    }
+    clear_done_markers(db, sealed);
+}
+
+/// Remove the done markers of segments up to `upto` (their log records are gone).
+fn clear_done_markers(db: &Db, upto: u64) {
+    let upper = upto.saturating_add(1).to_be_bytes();
+    let bound = if upto == u64::MAX { Bound::Unbounded } else { Bound::Excluded(&upper[..]) };
+    let keys: Vec<Vec<u8>> = db
+        .range(Keyspace::Done, Bound::Unbounded, bound, false)
+        .filter_map(|item| item.ok().map(|(k, _)| k.to_vec()))
+        .collect();
+    if keys.is_empty() {
+        return;
+    }
+    let result = db.write(|tx| {
+        for key in &keys {
+            tx.remove(Keyspace::Done, key);
+        }
+        Ok::<_, crate::storage::StorageError>(())
+    });
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "checkpoint: removing done markers failed");
+    }
+}
+
+/// Stage the done marker of `entry` (when it came through the log) in `tx`.
+pub fn mark_done(tx: &mut WriteTx<'_>, entry: &Entry) {
+    if let (Some(segment), Ok(id)) = (entry.wal_segment, uuid::Uuid::parse_str(&entry.id)) {
+        tx.insert(Keyspace::Done, &done_key(segment, id.as_bytes()), Vec::new());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repair::RepairQueue;
+    use serde_json::json;
+
+    fn open(dir: &Path, db: &Db) -> (Wal, usize) {
+        let queue = RepairQueue::open(db.clone(), 5).unwrap();
+        Wal::open(&dir.join("wal"), db, |tx, e| queue.put_in(tx, e).unwrap()).unwrap()
+    }
+
+    #[actix_rt::test]
+    async fn lost_entries_come_back_and_done_ones_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal_dir = dir.path().join("wal");
+        // Write a log by hand: three entries, as if acknowledged before a crash that lost sled's state.
+        std::fs::create_dir_all(&wal_dir).unwrap();
+        let entries: Vec<Entry> = (0..3).map(|i| RepairQueue::new_entry("http", "http", json!({"id": i}))).collect();
+        let mut bytes = Vec::new();
+        for e in &entries {
+            encode(e, &mut bytes);
+        }
+        bytes.extend_from_slice(&[9, 0, 0, 0, 1, 2]); // a torn tail
+        std::fs::write(segment_path(&wal_dir, 7), &bytes).unwrap();
+        let db = Db::open(dir.path().join("db")).unwrap();
+        // Entry 1 was processed (done marker), entry 2 is still in sled.
+        let queue = RepairQueue::open(db.clone(), 5).unwrap();
+        db.write(|tx| {
+            let id = uuid::Uuid::parse_str(&entries[1].id).unwrap();
+            tx.insert(Keyspace::Done, &done_key(7, id.as_bytes()), Vec::new());
+            queue.put_in(tx, &entries[2]).unwrap();
+            Ok::<_, crate::storage::StorageError>(())
+        })
+        .unwrap();
+        let (wal, recovered) = open(dir.path(), &db);
+        assert_eq!(recovered, 1, "only the entry sled lost comes back");
+        assert!(queue.get(&entries[0].id).unwrap().is_some());
+        assert!(queue.get(&entries[1].id).unwrap().is_none(), "a done entry is not processed twice");
+        assert_eq!(segments(&wal_dir).unwrap(), vec![8], "old segments are gone, a new one is open");
+        assert_eq!(db.scan_prefix(Keyspace::Done, &[]).count(), 0);
+        let mut e = RepairQueue::new_entry("http", "http", json!({"x": 1}));
+        wal.append_with(&mut e, |_| Ok::<_, ()>(())).unwrap().await.unwrap();
+        assert_eq!(e.wal_segment, Some(8));
+        let logged = read_segment(&wal_dir, 8).unwrap();
+        assert_eq!(logged.len(), 1);
+        assert_eq!(logged[0].payload, json!({"x": 1}));
+        wal.close();
+    }
+
+    #[actix_rt::test]
+    async fn many_appends_share_flushes_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("db")).unwrap();
+        let (wal, _) = open(dir.path(), &db);
+        let mut entries: Vec<Entry> =
+            (0..200).map(|i| RepairQueue::new_entry("http", "http", json!({"n": i}))).collect();
+        let futures: Vec<_> = entries.iter_mut().map(|e| wal.append_with(e, |_| Ok::<_, ()>(())).unwrap()).collect();
+        for f in futures {
+            f.await.unwrap();
+        }
+        let wal_dir = dir.path().join("wal");
+        let logged: usize = segments(&wal_dir).unwrap().iter().map(|n| read_segment(&wal_dir, *n).unwrap().len()).sum();
+        assert_eq!(logged, 200);
+        wal.close();
+        drop(db);
+        // Nothing was put into sled: on reopen every logged entry is recovered.
+        let db = Db::open(dir.path().join("db")).unwrap();
+        let (_, recovered) = open(dir.path(), &db);
+        assert_eq!(recovered, 200);
+    }
+}
