@@ -30,7 +30,7 @@ struct Args {
 }
 
 fn parse_args() -> anyhow::Result<Args> {
-    let mut args = Args { seconds: 5, clients: 8 };
+    let mut args = Args { seconds: 5, clients: 16 };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = |name: &str| -> anyhow::Result<u64> {
@@ -41,7 +41,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--seconds" => args.seconds = value("--seconds")?.clamp(1, 300),
             "--clients" => args.clients = value("--clients")?.clamp(1, 256) as usize,
             "-h" | "--help" => {
-                eprintln!("usage: bench [--seconds N (1..300, default 5)] [--clients C (1..256, default 8)]");
+                eprintln!("usage: bench [--seconds N (1..300, default 5)] [--clients C (1..256, default 16)]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (try --help)"),
