@@ -1,4 +1,4 @@
-//! The database handle: opening sled, generic keyspace reads ([`ReadView`]), atomic writes
+//! The database handle over a [`Store`] (sled by default): generic keyspace reads ([`ReadView`]), atomic writes
 //! ([`Db::write`]) and group-committed durability ([`Db::sync`]).
 
 use super::config::StorageConfig;
@@ -6,21 +6,20 @@ use super::error::StorageError;
 use super::flusher::Flusher;
 use super::keycodec::prefix_successor;
 use super::keyspace::Keyspace;
+use super::sled_store::SledStore;
+use super::store::Store;
 use super::tx::{WriteState, WriteTx};
 use sled::IVec;
 use std::future::Future;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
 
 /// Meta key of the persisted version high-water mark (u64 big-endian).
 pub(crate) const META_VERSION_HWM: &[u8] = b"version_hwm";
 /// Meta key of the on-disk format of this component.
 const META_FORMAT: &[u8] = b"format";
 const FORMAT: u8 = 1;
-/// How long `open` waits for the lock of the data directory.
-const LOCK_WAIT: Duration = Duration::from_secs(1);
 
 /// Iterator over `(key, value)` pairs of one keyspace; keys are relative to the keyspace.
 pub type KvIter<'a> = Box<dyn Iterator<Item = Result<(IVec, IVec), StorageError>> + 'a>;
@@ -50,7 +49,7 @@ pub struct Db {
 }
 
 pub(crate) struct Inner {
-    pub(crate) tree: sled::Db,
+    pub(crate) store: Arc<dyn Store>,
     pub(crate) write: Mutex<WriteState>,
     pub(crate) flusher: Flusher,
     /// First number of a new sequence.
@@ -63,7 +62,7 @@ pub(crate) struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.flusher.stop();
-        if let Err(e) = self.tree.flush() {
+        if let Err(e) = self.store.make_durable() {
             tracing::error!(path = %self.path.display(), error = %e, "final flush of the storage failed");
         }
     }
@@ -106,52 +105,23 @@ pub(crate) fn strip(key: IVec) -> IVec {
     key.subslice(1, key.len().saturating_sub(1))
 }
 
-fn sync_dir(path: &Path) -> Result<(), StorageError> {
-    std::fs::File::open(path)?.sync_all()?;
-    Ok(())
-}
-
-/// Opens sled, waiting up to [`LOCK_WAIT`] for the directory lock: after a `Db` of this process
-/// is dropped, sled's background threads can hold the data file for a moment.
-fn open_sled(config: &sled::Config, path: &Path) -> Result<sled::Db, StorageError> {
-    let started = Instant::now();
-    loop {
-        match config.open() {
-            Ok(tree) => return Ok(tree),
-            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
-                if started.elapsed() >= LOCK_WAIT {
-                    return Err(StorageError::Unavailable(format!(
-                        "data directory {} is in use by another process or handle ({e})",
-                        path.display()
-                    )));
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
 impl Db {
     /// Opens (creating if needed) the database in directory `path` with default tuning.
     pub fn open(path: impl AsRef<Path>) -> Result<Db, StorageError> {
         Self::open_with(path, &StorageConfig::default())
     }
 
-    /// Opens (creating if needed) the database in directory `path`.
+    /// Opens (creating if needed) the sled database in directory `path`.
     pub fn open_with(path: impl AsRef<Path>, config: &StorageConfig) -> Result<Db, StorageError> {
         let path = path.as_ref().to_path_buf();
-        std::fs::create_dir_all(&path)?;
-        let flush_every = (config.flush_every_ms > 0).then_some(config.flush_every_ms);
-        let sled_config = sled::Config::new()
-            .path(&path)
-            .cache_capacity(config.cache_capacity_mb.saturating_mul(1024 * 1024))
-            .flush_every_ms(flush_every);
-        let tree = open_sled(&sled_config, &path)?;
-        match tree.get(Keyspace::Meta.key(META_FORMAT))? {
-            None => {
-                tree.insert(Keyspace::Meta.key(META_FORMAT), &[FORMAT])?;
-            }
+        let store = SledStore::open(&path, config)?;
+        Db::with_store(Arc::new(store), path, config)
+    }
+
+    /// A database over any [`Store`] (`path` names it in messages).
+    pub fn with_store(store: Arc<dyn Store>, path: PathBuf, config: &StorageConfig) -> Result<Db, StorageError> {
+        match store.get(&Keyspace::Meta.key(META_FORMAT))? {
+            None => store.apply(vec![(Keyspace::Meta.key(META_FORMAT), Some(IVec::from(&[FORMAT])))])?,
             Some(v) if v.as_ref() == [FORMAT] => {}
             Some(v) => {
                 return Err(StorageError::Corrupt(format!(
@@ -161,26 +131,15 @@ impl Db {
                 )))
             }
         }
-        let last_version = match tree.get(Keyspace::Meta.key(META_VERSION_HWM))? {
+        let last_version = match store.get(&Keyspace::Meta.key(META_VERSION_HWM))? {
             Some(v) => super::record::decode_version(&v)?,
             None => 0,
         };
-        // Make the files sled created (and the directory itself) durable once.
-        tree.flush()?;
-        for f in ["db", "conf"] {
-            let p = path.join(f);
-            if p.exists() {
-                std::fs::File::open(&p)?.sync_all()?;
-            }
-        }
-        sync_dir(&path)?;
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            sync_dir(parent)?;
-        }
-        let flusher = Flusher::start(tree.clone(), &path)?;
+        store.make_durable()?;
+        let flusher = Flusher::start(store.clone())?;
         tracing::info!(path = %path.display(), last_version, "storage opened");
         let inner = Inner {
-            tree,
+            store,
             write: Mutex::new(WriteState::new(last_version)),
             flusher,
             sequence_start: config.sequence_start,
@@ -230,13 +189,13 @@ impl Db {
 
     /// Approximate on-disk size of the database in bytes.
     pub fn size_on_disk(&self) -> Result<u64, StorageError> {
-        Ok(self.inner.tree.size_on_disk()?)
+        self.inner.store.size_on_disk()
     }
 }
 
 impl ReadView for Db {
     fn get(&self, ks: Keyspace, key: &[u8]) -> Result<Option<IVec>, StorageError> {
-        Ok(self.inner.tree.get(ks.key(key))?)
+        self.inner.store.get(&ks.key(key))
     }
 
     fn range<'a>(&'a self, ks: Keyspace, lower: Bound<&[u8]>, upper: Bound<&[u8]>, reverse: bool) -> KvIter<'a> {
@@ -244,8 +203,8 @@ impl ReadView for Db {
         if is_empty_range(&lo, &hi) {
             return Box::new(std::iter::empty());
         }
-        let iter = self.inner.tree.range::<Vec<u8>, _>((lo, hi));
-        let map = |r: sled::Result<(IVec, IVec)>| r.map(|(k, v)| (strip(k), v)).map_err(StorageError::from);
+        let iter = self.inner.store.range(lo, hi);
+        let map = |r: Result<(IVec, IVec), StorageError>| r.map(|(k, v)| (strip(k), v));
         if reverse {
             Box::new(iter.rev().map(map))
         } else {

@@ -4,12 +4,8 @@
 //! next one: N concurrent callers cause at most two flushes.
 
 use super::error::StorageError;
-use std::collections::HashMap;
-use std::ffi::OsString;
-use std::fs::File;
+use super::store::Store;
 use std::future::Future;
-use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -56,7 +52,7 @@ fn poisoned_msg(e: &str) -> String {
 }
 
 impl Flusher {
-    pub(crate) fn start(tree: sled::Db, dir: &Path) -> Result<Flusher, StorageError> {
+    pub(crate) fn start(store: Arc<dyn Store>) -> Result<Flusher, StorageError> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
@@ -64,9 +60,8 @@ impl Flusher {
             flushes: AtomicU64::new(0),
             delay_ms: AtomicU64::new(0),
         });
-        let mut disk = DiskSync::new(tree, dir)?;
         let sh = shared.clone();
-        let handle = std::thread::Builder::new().name("ferrogrid-flusher".into()).spawn(move || run(&sh, &mut disk))?;
+        let handle = std::thread::Builder::new().name("ferrogrid-flusher".into()).spawn(move || run(&sh, &*store))?;
         Ok(Flusher { shared, handle: Mutex::new(Some(handle)) })
     }
 
@@ -139,7 +134,7 @@ impl Flusher {
     }
 }
 
-fn run(shared: &Shared, disk: &mut DiskSync) {
+fn run(shared: &Shared, store: &dyn Store) {
     loop {
         let generation = {
             let mut st = shared.lock();
@@ -157,7 +152,7 @@ fn run(shared: &Shared, disk: &mut DiskSync) {
             std::thread::sleep(std::time::Duration::from_millis(delay));
         }
         // a panic inside sled must not leave callers waiting forever
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| disk.flush()))
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.make_durable()))
             .unwrap_or_else(|_| Err(StorageError::Unavailable("the flush to disk panicked".into())));
         let mut st = shared.lock();
         st.completed = generation;
@@ -186,76 +181,4 @@ fn run(shared: &Shared, disk: &mut DiskSync) {
     }
     drop(st);
     shared.done.notify_all();
-}
-
-/// The file-system side of a flush.
-struct DiskSync {
-    tree: sled::Db,
-    dir: PathBuf,
-    data_file: File,
-    /// Entries of the directory at the last flush (to fsync it only when they changed).
-    dir_entries: HashMap<OsString, u64>,
-    /// Blob files already fsynced, with their length then.
-    blobs: HashMap<OsString, u64>,
-}
-
-/// `name -> length` of the entries of `dir` (empty when it does not exist).
-fn list(dir: &Path) -> Result<HashMap<OsString, u64>, StorageError> {
-    let mut out = HashMap::new();
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(e.into()),
-    };
-    for entry in rd {
-        let entry = entry?;
-        match entry.metadata() {
-            Ok(m) => out.insert(entry.file_name(), m.len()),
-            Err(e) if e.kind() == ErrorKind::NotFound => continue,
-            Err(e) => return Err(e.into()),
-        };
-    }
-    Ok(out)
-}
-
-impl DiskSync {
-    fn new(tree: sled::Db, dir: &Path) -> Result<DiskSync, StorageError> {
-        let data_file = File::open(dir.join("db"))?;
-        Ok(DiskSync { tree, dir: dir.to_path_buf(), data_file, dir_entries: list(dir)?, blobs: HashMap::new() })
-    }
-
-    fn flush(&mut self) -> Result<(), StorageError> {
-        // 1. Blobs (values too large for a log segment) are written by sled without fsync. They
-        //    exist before the log records that point to them, so make them durable first.
-        let blob_dir = self.dir.join("blobs");
-        let now = list(&blob_dir)?;
-        let mut new_blob = false;
-        for (name, len) in &now {
-            if self.blobs.get(name) != Some(len) {
-                match File::open(blob_dir.join(name)) {
-                    Ok(f) => f.sync_all()?,
-                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                    Err(e) => return Err(e.into()),
-                }
-                new_blob = true;
-            }
-        }
-        self.blobs = now;
-        if new_blob {
-            File::open(&blob_dir)?.sync_all()?;
-        }
-        // 2. sled writes its IO buffers and issues sync_file_range (no device cache flush).
-        self.tree.flush()?;
-        // 3. fdatasync: data and the metadata needed to read it, through the device cache.
-        self.data_file.sync_data()?;
-        // 4. The directory, when files were created, renamed or removed (snapshots).
-        let entries = list(&self.dir)?;
-        let names_changed =
-            entries.len() != self.dir_entries.len() || entries.keys().any(|k| !self.dir_entries.contains_key(k));
-        if names_changed {
-            File::open(&self.dir)?.sync_all()?;
-        }
-        self.dir_entries = entries;
-        Ok(())
-    }
 }

@@ -21,7 +21,9 @@ mod plan;
 mod record;
 mod scan;
 mod sequence;
+mod sled_store;
 mod spec;
+mod store;
 mod tx;
 mod updater;
 mod write;
@@ -34,7 +36,9 @@ pub use self::error::{ErrorClass, StorageError};
 pub use self::filter::{Condition, Op};
 pub use self::keyspace::Keyspace;
 pub use self::options::{DeleteOptions, FindOptions, Page, PutOptions, Stored, UpdateOptions};
+pub use self::sled_store::SledStore;
 pub use self::spec::{Collation, IndexSpec, KeyKind, PartSpec, PathSeg, TypeSpec};
+pub use self::store::{RawIter, Store};
 pub use self::tx::WriteTx;
 pub use self::updater::{Updater, UpdaterOp};
 pub use sled::IVec;
@@ -54,5 +58,7 @@ mod test_util;
 mod tests_durability;
 #[cfg(test)]
 mod tests_find;
+#[cfg(test)]
+mod tests_store;
 #[cfg(test)]
 mod tests_write;

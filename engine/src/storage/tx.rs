@@ -87,29 +87,9 @@ impl<'a> WriteTx<'a> {
         if let Some(v) = self.version_hwm {
             self.insert(Keyspace::Meta, META_VERSION_HWM, v.to_be_bytes().to_vec());
         }
-        if self.pending.len() == 1 {
-            // One key is atomic without a batch; sled 0.34 writes its log buffer out twice for
-            // every batch, so this keeps single-key commits (accepting an object, recording a
-            // failure) off the disk path.
-            if let Some((k, v)) = std::mem::take(&mut self.pending).into_iter().next() {
-                match v {
-                    Some(v) => {
-                        self.db.inner.tree.insert(k, v)?;
-                    }
-                    None => {
-                        self.db.inner.tree.remove(k)?;
-                    }
-                }
-            }
-        } else if !self.pending.is_empty() {
-            let mut batch = sled::Batch::default();
-            for (k, v) in std::mem::take(&mut self.pending) {
-                match v {
-                    Some(v) => batch.insert(k, v),
-                    None => batch.remove(k),
-                }
-            }
-            self.db.inner.tree.apply_batch(batch)?;
+        if !self.pending.is_empty() {
+            let writes = std::mem::take(&mut self.pending).into_iter().collect();
+            self.db.inner.store.apply(writes)?;
         }
         self.state.seq.extend(self.staged_seq.drain());
         Ok(())
@@ -121,7 +101,7 @@ impl ReadView for WriteTx<'_> {
         let full = ks.key(key);
         match self.pending.get(&full) {
             Some(v) => Ok(v.clone()),
-            None => Ok(self.db.inner.tree.get(full)?),
+            None => self.db.inner.store.get(&full),
         }
     }
 
@@ -130,7 +110,7 @@ impl ReadView for WriteTx<'_> {
         if is_empty_range(&lo, &hi) {
             return Box::new(std::iter::empty());
         }
-        let base = self.db.inner.tree.range::<Vec<u8>, _>((lo.clone(), hi.clone()));
+        let base = self.db.inner.store.range(lo.clone(), hi.clone());
         let pend = self.pending.range::<Vec<u8>, _>((lo, hi));
         let (base, pend): (BaseIter<'b>, PendIter<'b>) =
             if reverse { (Box::new(base.rev()), Box::new(pend.rev())) } else { (Box::new(base), Box::new(pend)) };
@@ -139,7 +119,7 @@ impl ReadView for WriteTx<'_> {
     }
 }
 
-type BaseIter<'b> = Box<dyn Iterator<Item = sled::Result<(IVec, IVec)>> + 'b>;
+type BaseIter<'b> = Box<dyn Iterator<Item = Result<(IVec, IVec), StorageError>> + 'b>;
 type PendIter<'b> = Box<dyn Iterator<Item = (&'b Vec<u8>, &'b Option<IVec>)> + 'b>;
 
 /// Merges committed entries with pending writes (pending wins; pending removals hide entries).
@@ -172,7 +152,7 @@ impl Iterator for Merge<'_> {
                 },
             };
             match which {
-                Next::Base => return self.base.next().map(|r| r.map_err(StorageError::from)),
+                Next::Base => return self.base.next(),
                 Next::Pending | Next::PendingOverBase => {
                     if matches!(which, Next::PendingOverBase) {
                         self.base.next();
