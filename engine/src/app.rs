@@ -23,11 +23,23 @@ pub struct RunOptions {
     pub listen: SocketAddr,
 }
 
-/// Load and check a configuration: every problem, one per line (empty when valid).
+/// Load and check a configuration: every problem, one per line (empty when valid). When the
+/// file has errors, the model and the scripts are still checked from the sections that can be
+/// read, so one run lists everything.
 pub fn check(target: &Path) -> Vec<String> {
     match config::load(target) {
-        Ok(loaded) => runtime::check(&loaded),
-        Err(errors) => errors.0.iter().map(|e| e.to_string()).collect(),
+        Ok(loaded) => runtime::check(&loaded.config),
+        Err(errors) => {
+            let mut problems: Vec<String> = errors.0.iter().map(|e| e.to_string()).collect();
+            if let Ok((value, _)) = config::read(target) {
+                for problem in runtime::check(&config::lenient(&value)) {
+                    if !problems.contains(&problem) {
+                        problems.push(problem);
+                    }
+                }
+            }
+            problems
+        }
     }
 }
 
@@ -97,4 +109,27 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let _ = server_task.await;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn check_lists_schema_model_and_script_problems_in_one_run() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.yml"),
+            "bogus: 1\ntypes:\n  __file: model.avsc\nfunctions:\n  broken: {__file: broken.rhai}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("model.avsc"),
+            r#"[{"name": "User", "type": "record", "logicalType": "Aggregate", "fields": [{"name": "id", "type": "long"}]}]"#,
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("broken.rhai"), "let a = 1;\nlet = ;\n").unwrap();
+        let problems = super::check(dir.path()).join("\n");
+        assert!(problems.contains("bogus"), "{problems}");
+        assert!(problems.contains("types: User"), "{problems}");
+        assert!(problems.contains("functions.broken: broken:2"), "{problems}");
+    }
 }

@@ -127,14 +127,14 @@ impl ferrogrid_sandbox::Sequences for Unopened {
 }
 
 /// Check everything `run` would build, without opening storage: every problem, one per line.
-pub fn check(loaded: &Loaded) -> Vec<String> {
+pub fn check(config: &Config) -> Vec<String> {
     let mut errors = Vec::new();
-    if let Err(mut e) = build_model(&loaded.config) {
+    if let Err(mut e) = build_model(config) {
         errors.append(&mut e);
     }
     let unopened = Arc::new(Unopened);
     let host = Host { repository: unopened.clone(), sequences: unopened };
-    if let Err(mut e) = build_scripts(&loaded.config, host) {
+    if let Err(mut e) = build_scripts(config, host) {
         errors.append(&mut e);
     }
     errors

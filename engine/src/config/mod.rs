@@ -127,9 +127,8 @@ pub fn locate(target: &Path) -> Result<PathBuf, ConfigError> {
     Ok(file)
 }
 
-/// Load, validate and check a configuration. The domain model and the scripts are checked by the
-/// engine when it builds them (see `crate::app`), which `ferrogrid check` also does.
-pub fn load(target: &Path) -> Result<Loaded, ConfigErrors> {
+/// Read config.yml with its includes resolved (not validated yet), and its folder.
+pub fn read(target: &Path) -> Result<(Value, PathBuf), ConfigErrors> {
     let one = |e| ConfigErrors(vec![e]);
     let file = locate(target).map_err(one)?;
     let root = file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
@@ -137,7 +136,40 @@ pub fn load(target: &Path) -> Result<Loaded, ConfigErrors> {
         .map_err(|e| one(ConfigError::Io { file: file.display().to_string(), message: e.to_string() }))?;
     let raw = include::parse_yaml(&text, &file).map_err(one)?;
     let raw = if raw.is_null() { Value::Object(Default::default()) } else { raw };
-    let mut resolved = include::resolve(raw, &file, &root, "", 0).map_err(ConfigErrors)?;
+    let resolved = include::resolve(raw, &file, &root, "", 0).map_err(ConfigErrors)?;
+    Ok((resolved, root))
+}
+
+/// The sections of a configuration that can be read on their own, for checking the model and
+/// the scripts of a file that has errors elsewhere (each unreadable section stays empty).
+pub fn lenient(value: &Value) -> Config {
+    fn section<T: serde::de::DeserializeOwned + Default>(value: &Value, path: &[&str]) -> T {
+        let mut v = value;
+        for p in path {
+            match v.get(p) {
+                Some(next) => v = next,
+                None => return T::default(),
+            }
+        }
+        serde_json::from_value(v.clone()).unwrap_or_default()
+    }
+    let mut config = Config {
+        types: value.get("types").cloned(),
+        functions: section(value, &["functions"]),
+        pipelines: section(value, &["pipelines"]),
+        libraries: section(value, &["libraries"]),
+        sandbox: section(value, &["sandbox"]),
+        ..Config::default()
+    };
+    config.input_processor.storage = section(value, &["input_processor", "storage"]);
+    config
+}
+
+/// Load, validate and check a configuration. The domain model and the scripts are checked by the
+/// engine when it builds them (see `crate::app`), which `ferrogrid check` also does.
+pub fn load(target: &Path) -> Result<Loaded, ConfigErrors> {
+    let one = |e| ConfigErrors(vec![e]);
+    let (mut resolved, root) = read(target)?;
     let mut errors = unimplemented_sections(&mut resolved);
     errors.extend(validate_schema(&resolved));
     errors.extend(check::references(&resolved));
