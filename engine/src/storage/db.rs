@@ -19,7 +19,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 pub(crate) const META_VERSION_HWM: &[u8] = b"version_hwm";
 /// Meta key of the on-disk format of this component.
 const META_FORMAT: &[u8] = b"format";
-const FORMAT: u8 = 1;
+/// 2: Date/Time/DateTime keys are fixed-width UTC, Decimal keys numeric.
+const FORMAT: u8 = 2;
 
 /// Iterator over `(key, value)` pairs of one keyspace; keys are relative to the keyspace.
 pub type KvIter<'a> = Box<dyn Iterator<Item = Result<(IVec, IVec), StorageError>> + 'a>;

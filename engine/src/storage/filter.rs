@@ -159,7 +159,13 @@ fn resolve_one(spec: &TypeSpec, c: &Condition) -> Result<Resolved, StorageError>
         };
         let fold = part.folds_case();
         let pattern = if fold { keys::fold(pattern) } else { pattern.to_string() };
-        let literal: String = pattern.chars().take_while(|&ch| ch != '%' && ch != '_').collect();
+        // The key range covers what the stored strings and the keys spell alike; the rest of the
+        // pattern is checked on each object.
+        let literal: String = pattern
+            .chars()
+            .take_while(|&ch| ch != '%' && ch != '_')
+            .take(keys::temporal_prefix_len(part.kind))
+            .collect();
         let mut key = vec![TAG_VALUE];
         encode_text(&mut key, &literal, false, false);
         let target = Target::Index { idx, nparts: 1, key };

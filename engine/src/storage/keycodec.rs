@@ -106,6 +106,54 @@ pub(crate) fn str_len(bytes: &[u8]) -> Option<usize> {
     None
 }
 
+/// Appends the order-preserving encoding of a decimal number given as `[+-]digits[.digits]`
+/// (checked by the caller; anything else encodes its digits only). Layout: a class byte
+/// (negative 1, zero 2, positive 3); for non-zero numbers the decimal exponent (position of the
+/// first significant digit, i32 with its sign bit flipped, big-endian) and the significant digits,
+/// then a 0 terminator; negative numbers have those bytes inverted, so larger magnitudes sort first.
+pub fn encode_decimal(out: &mut Vec<u8>, s: &str) {
+    let (negative, body) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    let int = int.trim_start_matches('0');
+    let frac = frac.trim_end_matches('0');
+    let (exponent, digits): (i64, String) = if int.is_empty() {
+        let significant = frac.trim_start_matches('0');
+        (-((frac.len() - significant.len()) as i64), significant.to_string())
+    } else {
+        (int.len() as i64, format!("{int}{frac}").trim_end_matches('0').to_string())
+    };
+    if digits.is_empty() {
+        out.push(2);
+        return;
+    }
+    out.push(if negative { 1 } else { 3 });
+    let exponent = exponent.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+    let mut rest = Vec::with_capacity(5 + digits.len());
+    rest.extend_from_slice(&((exponent as u32) ^ 0x8000_0000).to_be_bytes());
+    rest.extend(digits.bytes().filter(u8::is_ascii_digit));
+    rest.push(0);
+    if negative {
+        rest.iter_mut().for_each(|b| *b = !*b);
+    }
+    out.extend_from_slice(&rest);
+}
+
+/// The length of one encoded decimal at the start of `bytes`.
+pub(crate) fn decimal_len(bytes: &[u8]) -> Option<usize> {
+    let terminator = match bytes.first()? {
+        2 => return Some(1),
+        1 => 0xFF,
+        3 => 0x00,
+        _ => return None,
+    };
+    let at = bytes.get(5..)?.iter().position(|&b| b == terminator)?;
+    Some(5 + at + 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_util::Rng;
@@ -237,5 +285,55 @@ mod tests {
         assert_eq!(prefix_successor(&[1, 0xFF, 0xFF]), Some(vec![2]));
         assert_eq!(prefix_successor(&[0xFF]), None);
         assert_eq!(prefix_successor(&[]), None);
+    }
+
+    #[test]
+    fn decimal_byte_order_is_numeric_order() {
+        let ordered = [
+            "-1000",
+            "-999.5",
+            "-10",
+            "-9.99",
+            "-1.23",
+            "-1.2",
+            "-1",
+            "-0.5",
+            "-0.05",
+            "-0.0501",
+            "0",
+            "0.001",
+            "0.0010001",
+            "0.01",
+            "0.5",
+            "1",
+            "1.2",
+            "1.23",
+            "9",
+            "9.5",
+            "10",
+            "10.01",
+            "99",
+            "100",
+            "1000.5",
+        ];
+        let enc = |s: &str| {
+            let mut o = Vec::new();
+            encode_decimal(&mut o, s);
+            o
+        };
+        let mut sorted: Vec<&str> = ordered.to_vec();
+        sorted.sort_by(|a, b| a.parse::<f64>().unwrap().partial_cmp(&b.parse::<f64>().unwrap()).unwrap());
+        for w in sorted.windows(2) {
+            assert!(enc(w[0]) < enc(w[1]), "{} < {}", w[0], w[1]);
+        }
+        for same in [["1.50", "1.5"], ["001", "1"], ["0.000", "-0"], ["+2", "2.0"]] {
+            assert_eq!(enc(same[0]), enc(same[1]), "{same:?}");
+        }
+        for v in ordered {
+            let e = enc(v);
+            let mut tail = e.clone();
+            tail.extend_from_slice(b"junk");
+            assert_eq!(decimal_len(&tail), Some(e.len()), "{v}");
+        }
     }
 }

@@ -4,6 +4,7 @@
 use super::error::StorageError;
 use super::keycodec::{self, TAG_NULL, TAG_VALUE};
 use super::spec::{KeyKind, PartSpec, PathSeg, TypeSpec};
+use crate::model::temporal;
 use serde_json::Value;
 
 /// Upper bound of entries one object may create in one multikey index.
@@ -53,11 +54,44 @@ pub(crate) fn encode_part(out: &mut Vec<u8>, part: &PartSpec, value: Option<&Val
         KeyKind::Long | KeyKind::Int => keycodec::encode_i64(out, v.as_i64().ok_or_else(mismatch)?),
         KeyKind::Double => keycodec::encode_f64(out, v.as_f64().ok_or_else(mismatch)?),
         KeyKind::Boolean => keycodec::encode_bool(out, v.as_bool().ok_or_else(mismatch)?),
-        KeyKind::String | KeyKind::Date | KeyKind::Time | KeyKind::DateTime => {
-            encode_text(out, v.as_str().ok_or_else(mismatch)?, part.folds_case(), true)
+        KeyKind::String => encode_text(out, v.as_str().ok_or_else(mismatch)?, part.folds_case(), true),
+        KeyKind::Date | KeyKind::Time | KeyKind::DateTime => {
+            let text = v.as_str().and_then(|s| temporal_key(part.kind, s)).ok_or_else(mismatch)?;
+            encode_text(out, &text, false, true)
+        }
+        KeyKind::Decimal => {
+            let text = match v {
+                Value::String(s) => temporal::normalize_decimal(s),
+                Value::Number(n) => temporal::normalize_decimal(&n.to_string()),
+                _ => None,
+            };
+            keycodec::encode_decimal(out, &text.ok_or_else(mismatch)?);
         }
     }
     Ok(())
+}
+
+/// The key text of a Date, Time or DateTime value: UTC, fixed width (`1980-01-01`,
+/// `07:20:48.000000000`, `2018-03-24T07:20:48.250000000`), so byte order is time order and every
+/// accepted spelling of one instant gives the same key. `None` when `s` is no such value.
+pub(crate) fn temporal_key(kind: KeyKind, s: &str) -> Option<String> {
+    match kind {
+        KeyKind::Date => temporal::parse_date(s).map(|d| d.format("%Y-%m-%d").to_string()),
+        KeyKind::Time => temporal::parse_time(s).map(|t| t.format("%H:%M:%S%.9f").to_string()),
+        KeyKind::DateTime => temporal::parse_datetime(s).map(|t| t.format("%Y-%m-%dT%H:%M:%S%.9f").to_string()),
+        _ => None,
+    }
+}
+
+/// How many leading characters of a value of `kind` are the same in its stored form and its key
+/// text (a `like` prefix longer than that cannot be matched against keys).
+pub(crate) fn temporal_prefix_len(kind: KeyKind) -> usize {
+    match kind {
+        KeyKind::Date => 10,
+        KeyKind::Time => 8,
+        KeyKind::DateTime => 19,
+        _ => usize::MAX,
+    }
 }
 
 /// Values found along `path` (several when it steps into arrays). A missing field gives `None`;
@@ -179,6 +213,7 @@ pub(crate) fn key_len(spec: &TypeSpec, idx: usize, bytes: &[u8]) -> Result<usize
                 at += match part.kind {
                     KeyKind::Long | KeyKind::Int | KeyKind::Double => 8,
                     KeyKind::Boolean => 1,
+                    KeyKind::Decimal => keycodec::decimal_len(&bytes[at..]).ok_or_else(corrupt)?,
                     _ => keycodec::str_len(&bytes[at..]).ok_or_else(corrupt)?,
                 };
             }

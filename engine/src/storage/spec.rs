@@ -63,12 +63,14 @@ pub enum KeyKind {
     String,
     /// true / false.
     Boolean,
-    /// ISO 8601 date string (`2024-01-31`), compared as a string.
+    /// ISO 8601 date (`2024-01-31`, `2024-01-31Z`), compared as a date.
     Date,
-    /// ISO 8601 time string, compared as a string.
+    /// ISO 8601 time of day (`10:20:48.5+03:00`), compared as the UTC time.
     Time,
-    /// ISO 8601 date-time string, compared as a string: store it normalised (UTC, same precision).
+    /// ISO 8601 date-time (`2018-03-24T10:20:48.250Z`), compared as the instant.
     DateTime,
+    /// Exact decimal number as a string (`-12.50`), compared numerically.
+    Decimal,
 }
 
 impl KeyKind {
@@ -89,6 +91,7 @@ impl fmt::Display for KeyKind {
             KeyKind::Date => "date",
             KeyKind::Time => "time",
             KeyKind::DateTime => "datetime",
+            KeyKind::Decimal => "decimal",
         };
         f.write_str(s)
     }

@@ -240,3 +240,46 @@ fn hard_limits_scanned_and_returned() {
     let few = find(&db, &spec, &[cond("id", Op::Le, json!(4))], &big).unwrap();
     assert_eq!(few.items.len(), 4, "a large first is fine when few objects match");
 }
+
+#[test]
+fn datetime_date_and_decimal_indexes_order_by_value_and_accept_any_spelling() {
+    use super::spec::{IndexSpec, KeyKind, PartSpec, TypeSpec};
+    let (_d, db) = temp_db();
+    let spec = TypeSpec {
+        name: "Event".into(),
+        indexes: vec![
+            IndexSpec::new("id", vec![PartSpec::new("id", KeyKind::Long)]),
+            IndexSpec::new("at", vec![PartSpec::new("at", KeyKind::DateTime)]),
+            IndexSpec::new("day", vec![PartSpec::new("day", KeyKind::Date)]),
+            IndexSpec::new("amount", vec![PartSpec::new("amount", KeyKind::Decimal)]),
+        ],
+    };
+    // Stored as the model normalises them: UTC, `Z`, fraction only when present.
+    let events = [
+        (1, "2018-03-24T10:20:48Z", "1980-01-01Z", "10"),
+        (2, "2018-03-24T10:20:48.250Z", "1980-01-02Z", "9.5"),
+        (3, "2018-03-24T10:20:48.5Z", "1979-12-31Z", "-2"),
+        (4, "2018-03-24T10:20:49Z", "1980-01-01Z", "100.01"),
+    ];
+    for (id, at, day, amount) in events {
+        db.put_object(&spec, json!({"id": id, "at": at, "day": day, "amount": amount}), &PutOptions::default())
+            .unwrap();
+    }
+    let all = find(&db, &spec, &[cond("at", Op::Ge, json!("2000-01-01T00:00:00Z"))], &opts(100)).unwrap();
+    assert_eq!(ids(&all), [1, 2, 3, 4], "instants in time order, whatever their fraction digits");
+    // Another offset and precision for the same instant.
+    let at = find(&db, &spec, &[cond("at", Op::Eq, json!("2018-03-24T13:20:48.250000+03:00"))], &opts(100)).unwrap();
+    assert_eq!(ids(&at), [2]);
+    let after = find(&db, &spec, &[cond("at", Op::Gt, json!("2018-03-24T10:20:48.3Z"))], &opts(100)).unwrap();
+    assert_eq!(ids(&after), [3, 4]);
+    let day = find(&db, &spec, &[cond("day", Op::Eq, json!("1980-01-01"))], &opts(100)).unwrap();
+    assert_eq!(ids(&day), [1, 4], "a Date matches with or without the Z");
+    let like = find(&db, &spec, &[cond("at", Op::Like, json!("2018-03-24T10:20:48.%"))], &opts(100)).unwrap();
+    assert_eq!(ids(&like), [2, 3]);
+    let big = find(&db, &spec, &[cond("amount", Op::Gt, json!("9.75"))], &opts(100)).unwrap();
+    assert_eq!(ids(&big), [1, 4], "decimals compare as numbers, not as text");
+    let by_number = find(&db, &spec, &[cond("amount", Op::Eq, json!(10))], &opts(100)).unwrap();
+    assert_eq!(ids(&by_number), [1]);
+    let bad = find(&db, &spec, &[cond("at", Op::Eq, json!("yesterday"))], &opts(100)).unwrap_err();
+    assert!(bad.to_string().contains("expected datetime"), "{bad}");
+}
