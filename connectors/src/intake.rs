@@ -39,6 +39,9 @@ pub enum OutcomeStatus {
     Routed,
     /// Kept in the repair queue with an error.
     Repair,
+    /// Accepted and on disk, but the engine shut down before processing ended; it is processed
+    /// at the next start.
+    Pending,
 }
 
 /// The answer of a synchronous request (`?sync=true`).
@@ -74,6 +77,9 @@ pub enum IntakeError {
     /// Too much work is queued: try again later.
     #[error("the engine is busy: too many objects in flight, retry later")]
     Busy,
+    /// The engine is still starting.
+    #[error("the engine is starting, retry later")]
+    Starting,
     /// The engine is shutting down.
     #[error("the engine is shutting down")]
     Draining,

@@ -47,26 +47,45 @@ fn load(target: &Path) -> anyhow::Result<Loaded> {
     config::load(target).map_err(|e| anyhow::anyhow!("invalid configuration {}:\n{e}", target.display()))
 }
 
-async fn wait_for_signal() -> anyhow::Result<&'static str> {
+/// SIGTERM and SIGINT, listened for from the very start so that a signal during start-up is
+/// not fatal: it is answered by a drain as soon as the engine is up.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        tokio::select! {
-            _ = term.recv() => Ok("SIGTERM"),
-            _ = int.recv() => Ok("SIGINT"),
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn listen() -> anyhow::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
         }
+        #[cfg(not(unix))]
+        Ok(Signals {})
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await?;
-        Ok("Ctrl-C")
+
+    async fn wait(&mut self) -> anyhow::Result<&'static str> {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => Ok("SIGTERM"),
+                _ = self.int.recv() => Ok("SIGINT"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await?;
+            Ok("Ctrl-C")
+        }
     }
 }
 
 /// Run until SIGTERM/SIGINT; returns after a clean drain.
 pub async fn run(options: RunOptions) -> anyhow::Result<()> {
+    let mut signals = Signals::listen()?;
     let loaded = load(&options.config)?;
     std::fs::create_dir_all(&options.data_dir)
         .with_context(|| format!("creating the data directory {}", options.data_dir.display()))?;
@@ -102,7 +121,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     engine.resume()?;
     tracing::info!(listen = %options.listen, config = %options.config.display(), data_dir = %options.data_dir.display(), "ferrogrid is ready");
 
-    let signal = wait_for_signal().await?;
+    let signal = signals.wait().await?;
     tracing::info!(signal, "draining: refusing new objects, finishing the ones in flight");
     engine.drain(Duration::from_secs(30)).await;
     handle.stop(true).await;
@@ -131,5 +150,27 @@ mod tests {
         assert!(problems.contains("bogus"), "{problems}");
         assert!(problems.contains("types: User"), "{problems}");
         assert!(problems.contains("functions.broken: broken:2"), "{problems}");
+    }
+
+    #[test]
+    fn libraries_load_in_the_order_written_and_their_errors_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write(
+            "config.yml",
+            "libraries:\n  zutil: {__file: zutil.rhai}\n  a_helpers: {__file: a.rhai}\nfunctions:\n  f: {__file: f.rhai}\n",
+        );
+        write("zutil.rhai", "fn twice(x) { x * 2 }\n");
+        write("a.rhai", "import \"zutil\" as zutil;\nfn quad(x) { zutil::twice(zutil::twice(x)) }\n");
+        write("f.rhai", "import \"a_helpers\" as h;\nh::quad(param)\n");
+        assert_eq!(super::check(dir.path()), Vec::<String>::new());
+
+        write("a.rhai", "fn quad(x) { x *\n");
+        let problems = super::check(dir.path()).join("\n");
+        assert!(problems.starts_with("libraries.a_helpers: a_helpers:"), "{problems}");
+        write("config.yml", "sandbox:\n  timeout_ms: 0\n");
+        let problems = super::check(dir.path()).join("\n");
+        assert!(problems.contains("sandbox.timeout_ms"), "{problems}");
+        assert!(!problems.contains("libraries"), "{problems}");
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::metrics::metrics;
 use crate::processor::{process, Done};
-use crate::repair::{Entry, ListFilter, RepairError, RepairQueue, Wal};
+use crate::repair::{Entry, ListFilter, RepairError, RepairQueue, Wal, WalError};
 use crate::runtime::Runtime;
 use ferrogrid_connectors::{Accepted, BoxFuture, Intake, IntakeError, Outcome, OutcomeStatus, Received, Wait};
 use ferrogrid_pipelines::WorkerPool;
@@ -88,7 +88,7 @@ fn outcome_of(id: &str, result: &Result<Done, crate::repair::Failure>) -> Outcom
 impl Engine {
     /// Start the script workers for `rt`; acknowledgements are made durable by `wal`.
     pub fn start(rt: Runtime, wal: Wal) -> std::io::Result<Arc<Engine>> {
-        let workers = rt.config.input_processor.workers;
+        let workers = rt.config.input_processor.workers();
         let max_in_flight = rt.config.input_processor.max_in_flight;
         let pool = WorkerPool::start(workers, rt.sandbox.clone())?;
         Ok(Arc::new(Engine {
@@ -145,7 +145,22 @@ impl Engine {
         metrics().in_flight.inc();
         let job = self.pool.run(move |script_engine| {
             let _permit = permit;
-            let result = process(&engine.rt, script_engine, &entry);
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                process(&engine.rt, script_engine, &entry)
+            }))
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Err(crate::repair::Failure {
+                    stage: "internal",
+                    function: None,
+                    routing_key: None,
+                    error: format!("internal error (a bug): processing panicked: {what}"),
+                })
+            });
             if let Err(failure) = &result {
                 metrics().repair_added.with_label_values(&[failure.stage]).inc();
                 tracing::warn!(id = %entry.id, stage = failure.stage, function = ?failure.function, error = %failure.error, "object kept in the repair queue");
@@ -159,7 +174,7 @@ impl Engine {
             let status = match outcome.status {
                 OutcomeStatus::Stored => "stored",
                 OutcomeStatus::Routed => "routed",
-                OutcomeStatus::Repair => "repair",
+                OutcomeStatus::Repair | OutcomeStatus::Pending => "repair",
             };
             metrics().processing_seconds.with_label_values(&[status]).observe(started.elapsed().as_secs_f64());
             outcome
@@ -178,8 +193,20 @@ impl Engine {
         actix_rt::spawn(async move {
             for entry in entries {
                 let Ok(permit) = engine.permits.clone().acquire_owned().await else { return };
-                if engine.claim(&entry.id) {
-                    actix_rt::spawn(engine.submit(entry, permit));
+                if !engine.claim(&entry.id) {
+                    continue;
+                }
+                // Read it again now that it is claimed: an operator may have retried or deleted
+                // it since the list was taken.
+                match engine.rt.repair.get(&entry.id) {
+                    Ok(Some(current)) if current.is_unfinished() => {
+                        actix_rt::spawn(engine.submit(current, permit));
+                    }
+                    Ok(_) => engine.release(&entry.id),
+                    Err(e) => {
+                        tracing::error!(id = %entry.id, error = %e, "reading an unfinished entry failed");
+                        engine.release(&entry.id);
+                    }
                 }
             }
         });
@@ -239,6 +266,22 @@ impl Engine {
         Ok(count)
     }
 
+    /// Delete entry `id`; false if there is none. An entry being processed is not deleted.
+    pub fn delete(&self, id: &str) -> Result<bool, RetryError> {
+        if !self.claim(id) {
+            return Err(RetryError::Busy(id.to_string()));
+        }
+        let deleted = self.rt.repair.delete(id);
+        self.release(id);
+        Ok(deleted?)
+    }
+
+    /// Delete every entry matching `filter` except those being processed; returns how many.
+    pub fn delete_matching(&self, filter: &ListFilter) -> Result<usize, RetryError> {
+        let busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        Ok(self.rt.repair.delete_matching(filter, |id| busy.contains(id))?)
+    }
+
     /// Stop accepting, wait (up to `timeout`) for in-flight objects, stop the workers, flush.
     pub async fn drain(&self, timeout: Duration) {
         self.set_state(State::Draining);
@@ -275,8 +318,10 @@ impl Intake for EngineIntake {
 
 impl Engine {
     fn accept(self: &Arc<Self>, received: Received, wait: Wait) -> BoxFuture<Result<Accepted, IntakeError>> {
-        if self.state() != State::Ready {
-            return Box::pin(async { Err(IntakeError::Draining) });
+        match self.state() {
+            State::Ready => {}
+            State::Starting => return Box::pin(async { Err(IntakeError::Starting) }),
+            State::Draining => return Box::pin(async { Err(IntakeError::Draining) }),
         }
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             return Box::pin(async { Err(IntakeError::Busy) });
@@ -285,23 +330,52 @@ impl Engine {
         let id = entry.id.clone();
         let durable = match self.wal.append_with(&mut entry, |e| self.rt.repair.add(e)) {
             Ok(durable) => durable,
+            Err(RepairError::Wal(WalError::Closed)) => return Box::pin(async { Err(IntakeError::Draining) }),
             Err(e) => return Box::pin(async move { Err(IntakeError::Internal(e.to_string())) }),
         };
         metrics().objects_received.with_label_values(&[&received.input]).inc();
         tracing::debug!(id = %id, input = %received.input, "accepted");
         self.claim(&id);
-        let processing = self.submit(entry, permit);
-        Box::pin(async move {
-            match wait {
-                Wait::Durable => {
-                    durable.await.map_err(|e| IntakeError::Internal(e.to_string()))?;
-                    // The job is queued already; its result is not awaited for a plain ack.
-                    drop(processing);
-                    Ok(Accepted { id, outcome: None })
+        // Processing starts once the record is on disk, in a task of its own, so a client that
+        // goes away does not stop it; the answer waits for the parts `wait` asks for.
+        let (durable_tx, durable_rx) = tokio::sync::oneshot::channel::<Result<(), WalError>>();
+        let (outcome_tx, outcome_rx) = tokio::sync::oneshot::channel::<Option<Outcome>>();
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let logged = durable.await;
+            let failed = logged.is_err();
+            let _ = durable_tx.send(logged);
+            if failed {
+                // Refused to the client, so it must not be processed: the client still has it.
+                if let Err(e) = engine.rt.repair.delete(&entry.id) {
+                    tracing::error!(id = %entry.id, error = %e, "removing a refused object failed");
                 }
+                engine.release(&entry.id);
+                return;
+            }
+            let outcome = engine.submit(entry, permit).await;
+            let _ = outcome_tx.send(outcome);
+        });
+        Box::pin(async move {
+            match durable_rx.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(IntakeError::Internal(e.to_string())),
+                Err(_) => return Err(IntakeError::Draining),
+            }
+            match wait {
+                Wait::Durable => Ok(Accepted { id, outcome: None }),
                 Wait::Outcome => {
-                    durable.await.map_err(|e| IntakeError::Internal(e.to_string()))?;
-                    let outcome = processing.await.ok_or(IntakeError::Draining)?;
+                    // Durable already: a shutdown before the end is reported, not refused.
+                    let outcome = outcome_rx.await.ok().flatten().unwrap_or_else(|| Outcome {
+                        id: id.clone(),
+                        status: OutcomeStatus::Pending,
+                        routing_key: None,
+                        type_name: None,
+                        version: None,
+                        error: Some(
+                            "the engine shut down before processing ended; it resumes at the next start".into(),
+                        ),
+                    });
                     Ok(Accepted { id, outcome: Some(outcome) })
                 }
             }

@@ -82,8 +82,13 @@ fn build_model(config: &Config) -> Result<Model, Vec<String>> {
 /// Build the sandbox (with `host`) and compile every function and pipeline.
 fn build_scripts(config: &Config, host: Host) -> Result<(Arc<Sandbox>, Pipelines), Vec<String>> {
     let libraries: Vec<(String, String)> = config.libraries.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let sandbox =
-        Sandbox::new(config.sandbox.clone(), host, &libraries).map_err(|e| vec![format!("libraries: {e}")])?;
+    let sandbox = Sandbox::new(config.sandbox.clone(), host, &libraries).map_err(|e| {
+        vec![match &e.kind {
+            // Configuration errors name their key already (`sandbox.timeout_ms`, `libraries.x`).
+            ferrogrid_sandbox::ScriptErrorKind::Config(message) => message.clone(),
+            _ => format!("libraries.{}: {e}", e.function),
+        }]
+    })?;
     let functions: Vec<(String, String)> = config.functions.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let pipelines: Vec<(String, Vec<String>)> = config.pipelines.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let compiled = Pipelines::compile(&sandbox, &functions, &pipelines)?;

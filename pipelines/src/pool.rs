@@ -30,7 +30,11 @@ impl WorkerPool {
             let thread = ferrogrid_sandbox::spawn_script_thread(format!("script-{i}"), move || {
                 let engine = sandbox.engine();
                 while let Ok(job) = receiver.recv() {
-                    job(&engine);
+                    // A panic is a bug; it fails that job (its caller sees the pool closed) but
+                    // the worker lives on.
+                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&engine))).is_err() {
+                        tracing::error!("a script worker job panicked");
+                    }
                 }
             })?;
             threads.push(thread);

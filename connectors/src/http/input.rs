@@ -87,7 +87,7 @@ async fn post_http(req: HttpRequest, payload: web::Payload, input: web::Data<Htt
             Some(outcome) => HttpResponse::Ok().json(outcome),
             None => HttpResponse::Ok().json(json!({ "id": accepted.id })),
         },
-        Err(e @ (IntakeError::Busy | IntakeError::Draining)) => {
+        Err(e @ (IntakeError::Busy | IntakeError::Starting | IntakeError::Draining)) => {
             let mut response = error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             response

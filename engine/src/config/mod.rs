@@ -91,13 +91,81 @@ fn validate_schema(value: &Value) -> Vec<ConfigError> {
         Ok(v) => v,
         Err(e) => return vec![ConfigError::at("", format!("internal: the config schema does not compile: {e}"))],
     };
-    let mut errors: Vec<ConfigError> = validator
-        .iter_errors(value)
-        .map(|e| ConfigError::at(&pointer_to_path(e.instance_path().as_str()), e.to_string()))
-        .collect();
+    let mut errors = Vec::new();
+    for e in validator.iter_errors(value) {
+        explain(&e, &mut errors);
+    }
     errors.sort_by_key(|e| e.to_string());
     errors.dedup_by_key(|e| e.to_string());
     errors
+}
+
+/// TDG connector types this build does not implement yet.
+const CONNECTOR_TYPES_NOT_YET: [&str; 5] = ["soap", "kafka", "smtp", "file", "tarantool_protocol"];
+
+/// Turn one schema violation into errors that name the offending key. A `oneOf` over tagged
+/// variants (`connector.input[]`, `connector.output[]`) is explained by the variant its `type`
+/// selects, instead of jsonschema's "not valid under any of the schemas".
+fn explain(e: &jsonschema::ValidationError<'_>, out: &mut Vec<ConfigError>) {
+    let here = e.instance_path().as_str().to_string();
+    if let jsonschema::error::ValidationErrorKind::OneOfNotValid { context } = e.kind() {
+        if let Some(tag) = e.instance().get("type") {
+            let tag_path = format!("{here}/type");
+            let mut selected = context.iter().filter(|branch| {
+                !branch.iter().any(|b| {
+                    b.instance_path().as_str() == tag_path
+                        && matches!(b.kind(), jsonschema::error::ValidationErrorKind::Constant { .. })
+                })
+            });
+            match (selected.next(), selected.next()) {
+                (Some(branch), None) => {
+                    for sub in branch {
+                        explain(sub, out);
+                    }
+                    return;
+                }
+                (None, _) => {
+                    let name = tag.as_str().map_or_else(|| tag.to_string(), str::to_string);
+                    let known: Vec<&str> = context
+                        .iter()
+                        .flatten()
+                        .filter(|b| b.instance_path().as_str() == tag_path)
+                        .filter_map(|b| match b.kind() {
+                            jsonschema::error::ValidationErrorKind::Constant { expected_value } => {
+                                expected_value.as_str()
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    let message = if CONNECTOR_TYPES_NOT_YET.contains(&name.as_str()) {
+                        format!(
+                            "type \"{name}\" is not supported by this build yet (supported here: {})",
+                            known.join(", ")
+                        )
+                    } else {
+                        format!("unknown type \"{name}\" (one of: {})", known.join(", "))
+                    };
+                    out.push(ConfigError::at(&pointer_to_path(&tag_path), message));
+                    return;
+                }
+                _ => {}
+            }
+        } else if e.instance().is_object() {
+            out.push(ConfigError::at(&pointer_to_path(&here), "missing `type`"));
+            return;
+        }
+    }
+    let message = match e.kind() {
+        jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
+            for key in unexpected {
+                let path = pointer_to_path(&format!("{here}/{}", key.replace('~', "~0").replace('/', "~1")));
+                out.push(ConfigError::at(&path, "unknown key"));
+            }
+            return;
+        }
+        _ => e.to_string(),
+    };
+    out.push(ConfigError::at(&pointer_to_path(&here), message));
 }
 
 /// TDG sections that this build does not implement yet: named clearly rather than reported as

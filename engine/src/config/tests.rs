@@ -126,3 +126,23 @@ fn the_checked_in_schema_is_current() {
         "docs/config.schema.json is stale: run `FERROGRID_BLESS=1 cargo test -p ferrogrid-engine the_checked_in_schema_is_current`"
     );
 }
+
+#[test]
+fn connector_errors_name_the_key_inside_the_selected_type() {
+    let errors = errors_of(&[(
+        "config.yml",
+        "connector:\n  input:\n    - {name: a, type: http, colour: blue}\n    - {name: b, type: http, max_body_size: 0}\n    - {name: c, type: kafka}\n    - {name: d, type: telepathy}\n    - {name: e}\n  output:\n    - {name: o, type: dummy, extra: 1}\n",
+    )]);
+    let text = errors.join("\n");
+    for want in [
+        "connector.input[0].colour: unknown key",
+        "connector.input[1].max_body_size: 0 is less than the minimum of 1",
+        "connector.input[2].type: type \"kafka\" is not supported by this build yet (supported here: http)",
+        "connector.input[3].type: unknown type \"telepathy\" (one of: http)",
+        "connector.input[4]: missing `type`",
+        "connector.output[0].extra: unknown key",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+    assert!(!text.contains("oneOf"), "{text}");
+}

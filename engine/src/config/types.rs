@@ -6,6 +6,7 @@ use ferrogrid_sandbox::Limits;
 
 /// `hard_limits`: a query that scans or returns more objects is aborted with an error.
 pub use crate::storage::HardLimits;
+use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -25,9 +26,10 @@ pub struct Config {
     /// Pipelines: name -> the functions run one after another.
     #[serde(default)]
     pub pipelines: BTreeMap<String, Vec<String>>,
-    /// Libraries: name -> Rhai source, imported by scripts with `import "name" as name;`.
+    /// Libraries: name -> Rhai source, imported by scripts with `import "name" as name;`. They
+    /// load in the order written, so a library may import the ones above it.
     #[serde(default)]
-    pub libraries: BTreeMap<String, String>,
+    pub libraries: IndexMap<String, String>,
     /// Inputs, outputs and routing between them.
     #[serde(default)]
     pub connector: ConnectorSection,
@@ -73,10 +75,6 @@ pub struct ConnectorRoute {
     pub output: String,
 }
 
-fn default_workers() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
-}
-
 fn default_max_in_flight() -> usize {
     10_000
 }
@@ -96,9 +94,9 @@ pub struct InputProcessorSection {
     #[serde(default)]
     pub storage: Vec<StorageRoute>,
     /// Script worker threads (default: the number of cores).
-    #[serde(default = "default_workers")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
-    pub workers: usize,
+    pub workers: Option<usize>,
     /// Objects accepted but not yet processed, at most; past it inputs answer 503 / pause.
     #[serde(default = "default_max_in_flight")]
     #[schemars(range(min = 1))]
@@ -111,9 +109,16 @@ impl Default for InputProcessorSection {
             classifiers: Vec::new(),
             routing: Vec::new(),
             storage: Vec::new(),
-            workers: default_workers(),
+            workers: None,
             max_in_flight: default_max_in_flight(),
         }
+    }
+}
+
+impl InputProcessorSection {
+    /// Script worker threads: as configured, else the number of cores.
+    pub fn workers(&self) -> usize {
+        self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
     }
 }
 

@@ -95,10 +95,16 @@ async fn retry_one(path: web::Path<String>, body: web::Bytes, state: web::Data<A
     let edited = body.payload.map(|p| (p, body.by.unwrap_or_else(|| "admin".to_string())));
     match state.engine.retry(&id, edited).await {
         Ok(outcome) => HttpResponse::Ok().json(outcome),
-        Err(RetryError::NotFound(_)) => error(StatusCode::NOT_FOUND, format!("repair-queue entry \"{id}\" not found")),
-        Err(e @ RetryError::Busy(_)) => error(StatusCode::CONFLICT, e.to_string()),
-        Err(e @ RetryError::Draining) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-        Err(RetryError::Repair(e)) => repair_error(e),
+        Err(e) => retry_error(&id, e),
+    }
+}
+
+fn retry_error(id: &str, e: RetryError) -> HttpResponse {
+    match e {
+        RetryError::NotFound(_) => error(StatusCode::NOT_FOUND, format!("repair-queue entry \"{id}\" not found")),
+        e @ RetryError::Busy(_) => error(StatusCode::CONFLICT, e.to_string()),
+        e @ RetryError::Draining => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        RetryError::Repair(e) => repair_error(e),
     }
 }
 
@@ -116,10 +122,10 @@ async fn retry_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
 
 async fn delete_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
     let id = path.into_inner();
-    match state.engine.repair().delete(&id) {
+    match state.engine.delete(&id) {
         Ok(true) => HttpResponse::Ok().json(json!({"deleted": 1})),
         Ok(false) => error(StatusCode::NOT_FOUND, format!("repair-queue entry \"{id}\" not found")),
-        Err(e) => repair_error(e),
+        Err(e) => retry_error(&id, e),
     }
 }
 
@@ -128,8 +134,8 @@ async fn delete_all(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
         Ok(f) => f,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
-    match state.engine.repair().delete_matching(&filter) {
+    match state.engine.delete_matching(&filter) {
         Ok(n) => HttpResponse::Ok().json(json!({"deleted": n})),
-        Err(e) => repair_error(e),
+        Err(e) => retry_error("", e),
     }
 }

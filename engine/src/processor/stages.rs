@@ -122,6 +122,7 @@ pub fn process(rt: &Runtime, engine: &ScriptEngine, entry: &Entry) -> Result<Don
             key = k;
         }
         obj = next.obj;
+        tracing::debug!(id, routing_key = %key, pipeline = %pipeline, "routing pipeline done");
     }
 
     // 5. Storage by key.
@@ -134,6 +135,7 @@ pub fn process(rt: &Runtime, engine: &ScriptEngine, entry: &Entry) -> Result<Don
         .repository
         .validate(type_name, &obj, Some(engine), &ctx)
         .map_err(|e| failure("validation", Some(&key), e))?;
+    tracing::debug!(id, routing_key = %key, r#type = %type_name, "validated");
 
     // 7. Store + remove the repair-queue entry, atomically.
     let stored = rt

@@ -38,6 +38,12 @@ pub enum RepairError {
     /// A bad cursor or filter.
     #[error("{0}")]
     BadRequest(String),
+    /// The entry was deleted while its object was being processed; nothing was committed.
+    #[error("repair-queue entry \"{0}\" was deleted while its object was being processed")]
+    Gone(String),
+    /// The intake log refused the entry (it failed or the engine is shutting down).
+    #[error(transparent)]
+    Wal(#[from] WalError),
 }
 
 /// The repair queue of one database.
@@ -100,20 +106,20 @@ impl RepairQueue {
         Ok(())
     }
 
-    /// Stage the removal of entry `id` in `tx`; the caller commits it with what replaces it.
-    pub fn remove_in(&self, tx: &mut WriteTx<'_>, id: &str) -> Result<(), RepairError> {
-        tx.remove(Keyspace::RepairQueue, &key_of(id)?);
-        Ok(())
-    }
-
     /// Stage the end of `entry` in `tx`: its removal and the done marker of its intake-log record.
+    /// An entry that is not there any more (an operator deleted it meanwhile) fails the commit, so
+    /// a deleted object is neither stored nor routed.
     pub fn complete_in(&self, tx: &mut WriteTx<'_>, entry: &Entry) -> Result<(), RepairError> {
-        self.remove_in(tx, &entry.id)?;
+        let key = key_of(&entry.id)?;
+        if tx.get(Keyspace::RepairQueue, &key)?.is_none() {
+            return Err(RepairError::Gone(entry.id.clone()));
+        }
+        tx.remove(Keyspace::RepairQueue, &key);
         wal::mark_done(tx, entry);
         Ok(())
     }
 
-    /// Call after a commit that removed an entry staged with [`RepairQueue::remove_in`].
+    /// Call after a commit that removed entries staged with [`RepairQueue::complete_in`].
     pub fn removed(&self, count: usize) {
         metrics().repair_depth.sub(count as i64);
     }
@@ -222,15 +228,16 @@ impl RepairQueue {
         Ok(existed)
     }
 
-    /// Delete every entry matching `filter`; returns how many.
-    pub fn delete_matching(&self, filter: &ListFilter) -> Result<usize, RepairError> {
-        let ids: Vec<[u8; 16]> = self.all_matching(filter)?.iter().map(|e| key_of(&e.id)).collect::<Result<_, _>>()?;
+    /// Delete every entry matching `filter` for which `keep` is false; returns how many.
+    pub fn delete_matching(&self, filter: &ListFilter, keep: impl Fn(&str) -> bool) -> Result<usize, RepairError> {
+        let entries: Vec<Entry> = self.all_matching(filter)?.into_iter().filter(|e| !keep(&e.id)).collect();
         let n = self.db.write(|tx| {
             let mut n = 0;
-            for key in &ids {
-                if tx.get(Keyspace::RepairQueue, key)?.is_some() {
-                    tx.remove(Keyspace::RepairQueue, key);
-                    n += 1;
+            for entry in &entries {
+                match self.complete_in(tx, entry) {
+                    Ok(()) => n += 1,
+                    Err(RepairError::Gone(_)) => {}
+                    Err(e) => return Err(e),
                 }
             }
             Ok::<_, RepairError>(n)

@@ -89,7 +89,7 @@ fn deletes_one_and_matching() {
     }
     assert!(q.delete(&a.id).unwrap());
     assert!(!q.delete(&a.id).unwrap());
-    let n = q.delete_matching(&ListFilter { text: Some("drop".into()), ..Default::default() }).unwrap();
+    let n = q.delete_matching(&ListFilter { text: Some("drop".into()), ..Default::default() }, |_| false).unwrap();
     assert_eq!(n, 2);
     assert!(q.get(&b.id).unwrap().is_none());
     assert!(matches!(q.get("not-a-uuid"), Err(RepairError::BadId(_))));
@@ -109,4 +109,27 @@ fn entries_survive_reopening() {
     let db = Db::open(dir.path().join("db")).unwrap();
     let q = RepairQueue::open(db, 5).unwrap();
     assert_eq!(q.get(&id).unwrap().unwrap().payload, json!({"x": 1}));
+}
+
+#[test]
+fn finishing_a_deleted_entry_fails_the_commit_and_bulk_delete_skips_kept_ids() {
+    let (_dir, q) = queue();
+    let a = RepairQueue::new_entry("http", "http", json!({"k": "x"}));
+    let b = RepairQueue::new_entry("http", "http", json!({"k": "x"}));
+    q.add(&a).unwrap();
+    q.add(&b).unwrap();
+    // `b` is being processed: a bulk delete leaves it.
+    let n = q.delete_matching(&ListFilter::default(), |id| id == b.id).unwrap();
+    assert_eq!(n, 1);
+    assert!(q.get(&b.id).unwrap().is_some());
+    // `a` is gone: whatever would have finished it is not committed.
+    let db = q.db.clone();
+    let result = db.write(|tx| {
+        tx.insert(Keyspace::Meta, b"witness", b"1".to_vec());
+        q.complete_in(tx, &a)
+    });
+    assert!(matches!(result, Err(RepairError::Gone(ref id)) if *id == a.id), "{result:?}");
+    assert!(db.get(Keyspace::Meta, b"witness").unwrap().is_none(), "the failed commit wrote nothing");
+    db.write(|tx| q.complete_in(tx, &b)).unwrap();
+    assert!(q.get(&b.id).unwrap().is_none());
 }

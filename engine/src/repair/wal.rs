@@ -113,14 +113,29 @@ fn read_segment(dir: &Path, n: u64) -> Result<Vec<Entry>, WalError> {
         }
         at += 8 + len;
     }
+    if at < bytes.len() {
+        // A torn tail is what a crash mid-append leaves; anything else is damage to the disk.
+        tracing::warn!(
+            segment = n,
+            read = at,
+            size = bytes.len(),
+            "intake log: a segment ends in a torn or corrupt record; the bytes after it are skipped"
+        );
+    }
     Ok(out)
 }
 
-fn encode(entry: &Entry, out: &mut Vec<u8>) {
-    let body = serde_json::to_vec(entry).unwrap_or_default();
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+fn encode(entry: &Entry, out: &mut Vec<u8>) -> Result<(), WalError> {
+    let body = serde_json::to_vec(entry)
+        .map_err(|e| WalError::Io { path: format!("record {}", entry.id), message: e.to_string() })?;
+    let len = u32::try_from(body.len())
+        .ok()
+        .filter(|&len| len as usize <= MAX_RECORD)
+        .ok_or_else(|| WalError::Io { path: format!("record {}", entry.id), message: "record too large".into() })?;
+    out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
     out.extend_from_slice(&body);
+    Ok(())
 }
 
 fn sync_dir(dir: &Path) -> Result<(), WalError> {
@@ -146,8 +161,12 @@ impl Wal {
         for &n in &old {
             for entry in read_segment(dir, n)? {
                 let Ok(id) = uuid::Uuid::parse_str(&entry.id) else { continue };
-                let known = db.get(Keyspace::RepairQueue, id.as_bytes()).ok().flatten().is_some()
-                    || db.get(Keyspace::Done, &done_key(n, id.as_bytes())).ok().flatten().is_some();
+                let storage_error = |e: crate::storage::StorageError| WalError::Io {
+                    path: dir.display().to_string(),
+                    message: format!("reading the repair queue during recovery: {e}"),
+                };
+                let known = db.get(Keyspace::RepairQueue, id.as_bytes()).map_err(storage_error)?.is_some()
+                    || db.get(Keyspace::Done, &done_key(n, id.as_bytes())).map_err(storage_error)?.is_some();
                 if !known {
                     db.write(|tx| {
                         put(tx, &entry);
@@ -163,6 +182,8 @@ impl Wal {
             let path = segment_path(dir, n);
             std::fs::remove_file(&path).map_err(io_error(&path))?;
         }
+        // The segments must be gone for good before their done markers are.
+        sync_dir(dir)?;
         clear_done_markers(db, u64::MAX);
         let first = old.last().map_or(1, |n| n + 1);
         let file =
@@ -203,7 +224,8 @@ impl Wal {
     /// Log `entry`: under the log's lock, tag it with the current segment, let `insert` put it
     /// into the repair queue (sled), and queue its record, so a record is always in sled before
     /// its segment can be checkpointed. The future resolves once the record is on disk.
-    pub fn append_with<E>(
+    /// A log that failed or was closed refuses the entry at once, before `insert` runs.
+    pub fn append_with<E: From<WalError>>(
         &self,
         entry: &mut Entry,
         insert: impl FnOnce(&Entry) -> Result<(), E>,
@@ -212,16 +234,18 @@ impl Wal {
         {
             let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(e) = pending.failed.clone() {
-                let _ = tx.send(Err(e));
-            } else if pending.closed {
-                let _ = tx.send(Err(WalError::Closed));
-            } else {
-                entry.wal_segment = Some(pending.segment);
-                insert(entry)?;
-                encode(entry, &mut pending.bytes);
-                pending.waiters.push(tx);
-                self.shared.wake.notify_one();
+                return Err(e.into());
             }
+            if pending.closed {
+                return Err(WalError::Closed.into());
+            }
+            let mut record = Vec::new();
+            encode(entry, &mut record)?;
+            entry.wal_segment = Some(pending.segment);
+            insert(entry)?;
+            pending.bytes.extend_from_slice(&record);
+            pending.waiters.push(tx);
+            self.shared.wake.notify_one();
         }
         Ok(async move { rx.await.unwrap_or(Err(WalError::Closed)) })
     }
@@ -308,6 +332,12 @@ fn checkpoint(db: &Db, dir: &Path, sealed: u64) {
             tracing::warn!(error = %e, segment = n, "checkpoint: removing an old intake-log segment failed");
         }
     }
+    // A done marker may only go once its segment is gone for good: were the marker's removal
+    // durable and the unlink not, an OS crash would bring the record back without its marker.
+    if let Err(e) = sync_dir(dir) {
+        tracing::warn!(error = %e, "checkpoint: syncing the intake-log folder failed; keeping the done markers");
+        return;
+    }
     clear_done_markers(db, sealed);
 }
 
@@ -360,7 +390,7 @@ mod tests {
         let entries: Vec<Entry> = (0..3).map(|i| RepairQueue::new_entry("http", "http", json!({"id": i}))).collect();
         let mut bytes = Vec::new();
         for e in &entries {
-            encode(e, &mut bytes);
+            encode(e, &mut bytes).unwrap();
         }
         bytes.extend_from_slice(&[9, 0, 0, 0, 1, 2]); // a torn tail
         std::fs::write(segment_path(&wal_dir, 7), &bytes).unwrap();
@@ -381,7 +411,7 @@ mod tests {
         assert_eq!(segments(&wal_dir).unwrap(), vec![8], "old segments are gone, a new one is open");
         assert_eq!(db.scan_prefix(Keyspace::Done, &[]).count(), 0);
         let mut e = RepairQueue::new_entry("http", "http", json!({"x": 1}));
-        wal.append_with(&mut e, |_| Ok::<_, ()>(())).unwrap().await.unwrap();
+        wal.append_with(&mut e, |_| Ok::<_, WalError>(())).unwrap().await.unwrap();
         assert_eq!(e.wal_segment, Some(8));
         let logged = read_segment(&wal_dir, 8).unwrap();
         assert_eq!(logged.len(), 1);
@@ -396,7 +426,8 @@ mod tests {
         let (wal, _) = open(dir.path(), &db);
         let mut entries: Vec<Entry> =
             (0..200).map(|i| RepairQueue::new_entry("http", "http", json!({"n": i}))).collect();
-        let futures: Vec<_> = entries.iter_mut().map(|e| wal.append_with(e, |_| Ok::<_, ()>(())).unwrap()).collect();
+        let futures: Vec<_> =
+            entries.iter_mut().map(|e| wal.append_with(e, |_| Ok::<_, WalError>(())).unwrap()).collect();
         for f in futures {
             f.await.unwrap();
         }
@@ -409,5 +440,21 @@ mod tests {
         let db = Db::open(dir.path().join("db")).unwrap();
         let (_, recovered) = open(dir.path(), &db);
         assert_eq!(recovered, 200);
+    }
+
+    #[actix_rt::test]
+    async fn a_closed_log_refuses_before_anything_is_inserted() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("db")).unwrap();
+        let (wal, _) = open(dir.path(), &db);
+        wal.close();
+        let mut e = RepairQueue::new_entry("http", "http", json!({"x": 1}));
+        let mut inserted = false;
+        let result = wal.append_with(&mut e, |_| {
+            inserted = true;
+            Ok::<_, WalError>(())
+        });
+        assert!(matches!(result, Err(WalError::Closed)));
+        assert!(!inserted, "a refused object must not reach the repair queue");
     }
 }
