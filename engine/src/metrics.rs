@@ -26,8 +26,8 @@ pub struct Metrics {
     pub processing_seconds: HistogramVec,
     /// HTTP requests by route and status.
     pub http_requests: IntCounterVec,
-    /// Durable flushes of the storage (group commits).
-    pub storage_syncs: IntCounter,
+    /// Group commits (fdatasync) of the intake log.
+    pub intake_log_flushes: IntCounter,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
@@ -52,9 +52,11 @@ fn gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntG
 impl Metrics {
     fn new() -> prometheus::Result<Metrics> {
         let r = Registry::new();
-        let storage_syncs =
-            IntCounter::new("ferrogrid_storage_syncs_total", "Durable storage flushes (group commits)")?;
-        r.register(Box::new(storage_syncs.clone()))?;
+        let intake_log_flushes = IntCounter::new(
+            "ferrogrid_intake_log_flushes_total",
+            "Group commits of the intake log (one fdatasync each, acknowledging every object in it)",
+        )?;
+        r.register(Box::new(intake_log_flushes.clone()))?;
         Ok(Metrics {
             objects_received: counter(&r, "ferrogrid_objects_received_total", "Objects accepted", &["input"])?,
             objects_stored: counter(&r, "ferrogrid_objects_stored_total", "Objects stored", &["type"])?,
@@ -75,7 +77,7 @@ impl Metrics {
                 &["status"],
             )?,
             http_requests: counter(&r, "ferrogrid_http_requests_total", "HTTP requests", &["route", "status"])?,
-            storage_syncs,
+            intake_log_flushes,
             registry: r,
         })
     }

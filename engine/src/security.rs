@@ -50,6 +50,12 @@ fn write_private(path: &Path, text: &str) -> Result<(), SecurityError> {
         options.mode(0o600);
     }
     let mut file = options.open(path).map_err(io(path))?;
+    // `mode` applies only when the file is created: an existing one is made private too.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io(path))?;
+    }
     file.write_all(text.as_bytes()).map_err(io(path))?;
     file.sync_all().map_err(io(path))
 }

@@ -19,13 +19,21 @@ impl Pipeline {
         &self.name
     }
 
-    /// Run every step on `param`, converting to and from script values once.
+    /// Run every step on `param`, converting to and from script values once. A value that cannot
+    /// be converted is blamed on the step that receives it (the first) or returned it (the last).
     pub fn run(&self, engine: &ScriptEngine, param: Value, ctx: &CallContext) -> Result<Value, PipelineError> {
-        let mut value = to_dynamic(&param)?;
+        let blame = |step: Option<&CompiledScript>| {
+            let name = step.map_or(self.name.as_str(), CompiledScript::name).to_string();
+            move |mut e: ferrogrid_sandbox::ScriptError| {
+                e.function = name;
+                e
+            }
+        };
+        let mut value = to_dynamic(&param).map_err(blame(self.steps.first()))?;
         for step in self.steps.iter() {
             value = engine.run(step, value, ctx)?;
         }
-        Ok(from_dynamic(&value)?)
+        Ok(from_dynamic(&value).map_err(blame(self.steps.last()))?)
     }
 }
 

@@ -11,3 +11,6 @@ pub use compiled::{Pipeline, Pipelines};
 pub use envelope::{Envelope, Routed};
 pub use error::PipelineError;
 pub use pool::{PoolClosed, WorkerPool};
+
+#[cfg(test)]
+mod tests;

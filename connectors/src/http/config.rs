@@ -21,12 +21,13 @@ pub struct HttpInputConfig {
     /// `{"User": {...}}` into the object `{...}` with routing key `User`.
     #[serde(default)]
     pub pipeline: Option<String>,
-    /// Largest accepted request body in bytes; larger bodies get 413.
+    /// Largest accepted request body in bytes (at most 1 GiB); larger bodies get 413.
     #[serde(default = "default_max_body_size")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 1073741824))]
     pub max_body_size: usize,
-    /// Deepest accepted nesting of arrays/objects; deeper bodies get 400.
+    /// Deepest accepted nesting of arrays/objects; deeper bodies get 400. At most 200, so that
+    /// parsing stays well inside the stack and scripts can still wrap the object.
     #[serde(default = "default_max_depth")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 200))]
     pub max_depth: usize,
 }

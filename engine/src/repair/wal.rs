@@ -293,6 +293,9 @@ impl Wal {
             if !bytes.is_empty() {
                 let path = segment_path(&dir, segment);
                 let result = file.write_all(&bytes).and_then(|()| file.sync_data()).map_err(io_error(&path));
+                if result.is_ok() {
+                    crate::metrics::metrics().intake_log_flushes.inc();
+                }
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "intake log write failed; new objects are refused until restart");
                     self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner).failed = Some(e.clone());

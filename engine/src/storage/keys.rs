@@ -116,7 +116,9 @@ pub(crate) fn collect<'a>(
 }
 
 /// The encoded keys of index `idx` of `obj`, limited to the first `nparts` parts, sorted and
-/// deduplicated (one for a plain index; one per element combination for a multikey index).
+/// deduplicated: one for a plain index; for a multikey index one per element of its array, each
+/// built from that element's values (`items.*.sku` + `items.*.qty` pair the sku and qty of the
+/// same item) and the values outside the array.
 /// `strict`: a missing non-nullable part is an error (puts); otherwise it encodes as null.
 pub(crate) fn index_keys(
     spec: &TypeSpec,
@@ -126,40 +128,46 @@ pub(crate) fn index_keys(
     strict: bool,
 ) -> Result<Vec<Vec<u8>>, StorageError> {
     let index = &spec.indexes[idx];
-    let mut keys: Vec<Vec<u8>> = vec![Vec::with_capacity(24)];
+    let parts: Vec<&PartSpec> = index.parts.iter().take(nparts).collect();
+    let err = |part: &PartSpec, m: String| {
+        StorageError::user(format!("{}: field \"{}\" (index \"{}\"): {m}", spec.name, part.path_string(), index.name))
+    };
+    // The array of a multikey index: the path up to and including its `*`.
+    let array = parts.iter().find_map(|p| {
+        let at = p.path.iter().position(|seg| *seg == PathSeg::Each)?;
+        Some((*p, &p.path[..=at]))
+    });
+    let elements: Vec<Option<&Value>> = match array {
+        None => vec![Some(obj)],
+        Some((part, path)) => {
+            let mut elements = Vec::new();
+            collect(Some(obj), path, &mut elements).map_err(|m| err(part, m))?;
+            if elements.len() > MAX_MULTIKEY_ENTRIES {
+                return Err(err(part, format!("more than {MAX_MULTIKEY_ENTRIES} index entries")));
+            }
+            elements
+        }
+    };
+    let mut keys = Vec::with_capacity(elements.len());
     let mut vals = Vec::new();
-    for part in index.parts.iter().take(nparts) {
-        let err = |m: String| {
-            StorageError::user(format!(
-                "{}: field \"{}\" (index \"{}\"): {m}",
-                spec.name,
-                part.path_string(),
-                index.name
-            ))
-        };
-        vals.clear();
-        collect(Some(obj), &part.path, &mut vals).map_err(err)?;
-        if strict && !part.nullable && vals.iter().any(|v| matches!(v, None | Some(Value::Null))) {
-            return Err(err("a value is required".into()));
-        }
-        if vals.len() == 1 {
-            for k in keys.iter_mut() {
-                encode_part(k, part, vals[0]).map_err(err)?;
+    for element in elements {
+        let mut key = Vec::with_capacity(24);
+        for part in &parts {
+            vals.clear();
+            match array {
+                Some((_, prefix)) if part.path.starts_with(prefix) => {
+                    collect(element, &part.path[prefix.len()..], &mut vals)
+                }
+                _ => collect(Some(obj), &part.path, &mut vals),
             }
-            continue;
-        }
-        let mut next = Vec::with_capacity(keys.len() * vals.len());
-        for k in &keys {
-            for v in &vals {
-                let mut nk = k.clone();
-                encode_part(&mut nk, part, *v).map_err(err)?;
-                next.push(nk);
+            .map_err(|m| err(part, m))?;
+            let value = vals.first().copied().flatten();
+            if strict && !part.nullable && matches!(value, None | Some(Value::Null)) {
+                return Err(err(part, "a value is required".into()));
             }
+            encode_part(&mut key, part, value).map_err(|m| err(part, m))?;
         }
-        if next.len() > MAX_MULTIKEY_ENTRIES {
-            return Err(err(format!("more than {MAX_MULTIKEY_ENTRIES} index entries")));
-        }
-        keys = next;
+        keys.push(key);
     }
     if keys.len() > 1 {
         keys.sort_unstable();
@@ -271,6 +279,7 @@ pub(crate) fn history_key(tp: &[u8], idx: usize, key: &[u8], pk: &[u8], version:
 
 #[cfg(test)]
 mod tests {
+    use super::super::spec::IndexSpec;
     use super::super::test_util::user_spec;
     use super::*;
     use serde_json::json;
@@ -292,6 +301,30 @@ mod tests {
         assert_eq!(key_len(&spec, 4, &full[0]).unwrap(), full[0].len());
         let first_part = index_keys(&spec, 4, &obj, 1, true).unwrap();
         assert!(full[0].starts_with(&first_part[0]));
+    }
+
+    #[test]
+    fn composite_multikey_keys_pair_the_values_of_one_element() {
+        let spec = TypeSpec {
+            name: "Order".into(),
+            indexes: vec![
+                IndexSpec::new("id", vec![PartSpec::new("id", KeyKind::Long)]),
+                IndexSpec::new(
+                    "item",
+                    vec![
+                        PartSpec::new("items.*.sku", KeyKind::String),
+                        PartSpec::new("items.*.qty", KeyKind::Long),
+                        PartSpec::new("id", KeyKind::Long),
+                    ],
+                ),
+            ],
+        };
+        let obj = json!({"id": 9, "items": [{"sku": "a", "qty": 1}, {"sku": "b", "qty": 2}, {"sku": "a", "qty": 1}]});
+        let keys = index_keys(&spec, 1, &obj, usize::MAX, true).unwrap();
+        let expected = encode_values(&spec, 1, &[json!("a"), json!(1), json!(9)]).unwrap();
+        let other = encode_values(&spec, 1, &[json!("b"), json!(2), json!(9)]).unwrap();
+        assert_eq!(keys, vec![expected, other], "(a,1) and (b,2) only: no (a,2) or (b,1)");
+        assert!(index_keys(&spec, 1, &json!({"id": 1, "items": []}), usize::MAX, true).unwrap().is_empty());
     }
 
     #[test]

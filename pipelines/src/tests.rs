@@ -1,0 +1,102 @@
+//! Tests of compiled pipelines and the worker pool with a real sandbox (its host answers every
+//! repository call with an error: these scripts never store anything).
+
+use crate::{PipelineError, Pipelines, WorkerPool};
+use ferrogrid_sandbox::{CallContext, ErrorClass, Host, HostError, Limits, Repository, Sandbox, Sequences};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+struct NoStorage;
+
+fn no() -> HostError {
+    HostError::new(ErrorClass::Internal, "no storage in this test")
+}
+
+impl Repository for NoStorage {
+    fn find(&self, _: &str, _: &Value, _: &Value) -> Result<Value, HostError> {
+        Err(no())
+    }
+    fn get(&self, _: &str, _: &str, _: &Value, _: &Value) -> Result<Value, HostError> {
+        Err(no())
+    }
+    fn put(&self, _: &str, _: &Value, _: &Value) -> Result<Value, HostError> {
+        Err(no())
+    }
+    fn update(&self, _: &str, _: &Value, _: &Value, _: &Value) -> Result<Value, HostError> {
+        Err(no())
+    }
+    fn delete(&self, _: &str, _: &Value, _: &Value) -> Result<Value, HostError> {
+        Err(no())
+    }
+    fn push_job(&self, _: &str, _: &Value) -> Result<(), HostError> {
+        Err(no())
+    }
+}
+
+impl Sequences for NoStorage {
+    fn next(&self, _: &str) -> Result<i64, HostError> {
+        Err(no())
+    }
+}
+
+fn sandbox() -> Arc<Sandbox> {
+    let host = Host { repository: Arc::new(NoStorage), sequences: Arc::new(NoStorage) };
+    Arc::new(Sandbox::new(Limits::default(), host, &[]).unwrap())
+}
+
+fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
+fn compile(functions: &[(&str, &str)], pipelines: &[(&str, &[&str])]) -> Result<Pipelines, Vec<String>> {
+    let pipelines: Vec<(String, Vec<String>)> =
+        pipelines.iter().map(|(n, steps)| (n.to_string(), steps.iter().map(|s| s.to_string()).collect())).collect();
+    Pipelines::compile(&sandbox(), &owned(functions), &pipelines)
+}
+
+fn run(p: &Pipelines, name: &str, param: Value) -> Result<Value, PipelineError> {
+    let sandbox = sandbox();
+    let engine = sandbox.engine();
+    p.run(&engine, name, param, &CallContext::new("test"))
+}
+
+#[test]
+fn steps_run_in_order_and_a_function_name_is_a_pipeline() {
+    let p = compile(
+        &[("add_one", "param.n += 1; param"), ("double", "param.n *= 2; param")],
+        &[("both", &["add_one", "double"])],
+    )
+    .unwrap();
+    assert_eq!(run(&p, "both", json!({"n": 3})).unwrap(), json!({"n": 8}));
+    assert_eq!(run(&p, "double", json!({"n": 3})).unwrap(), json!({"n": 6}), "TDG's fallback");
+    assert!(matches!(run(&p, "nothing", json!({})), Err(PipelineError::Unknown(_))));
+}
+
+#[test]
+fn every_compile_problem_is_listed_with_its_key() {
+    let errors = compile(&[("ok", "param"), ("broken", "let = ;")], &[("p", &["ok", "ghost"]), ("empty", &[])])
+        .err()
+        .unwrap()
+        .join("\n");
+    assert!(errors.contains("functions.broken: broken:1"), "{errors}");
+    assert!(errors.contains("pipelines.p[1]: function \"ghost\" is not defined"), "{errors}");
+    assert!(errors.contains("pipelines.empty: a pipeline needs at least one function"), "{errors}");
+}
+
+#[test]
+fn a_value_that_cannot_leave_the_script_names_the_function() {
+    let p = compile(&[("keep", "param"), ("fnptr", "Fn(\"keep\")")], &[("p", &["keep", "fnptr"])]).unwrap();
+    let e = run(&p, "p", json!({})).unwrap_err();
+    assert_eq!(e.function(), Some("fnptr"), "{e}");
+    assert!(e.to_string().starts_with("fnptr"), "{e}");
+}
+
+#[test]
+fn a_panicking_job_does_not_take_its_worker_down() {
+    let pool = WorkerPool::start(1, sandbox()).unwrap();
+    let panicked = pool.run_blocking(|_| -> u32 { panic!("a bug") });
+    assert!(panicked.is_err());
+    assert_eq!(pool.run_blocking(|_| 7).unwrap(), 7, "the only worker is still there");
+    pool.shutdown();
+    assert!(pool.run_blocking(|_| 1).is_err(), "a shut-down pool refuses jobs");
+}
