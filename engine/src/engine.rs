@@ -297,7 +297,12 @@ impl Engine {
             );
         }
         self.permits.close();
-        self.pool.shutdown();
+        if left > 0 {
+            // Queued objects stay New in the repair queue and run at the next start.
+            self.pool.abandon();
+        } else {
+            self.pool.shutdown();
+        }
         self.wal.close();
         if let Err(e) = self.rt.db.sync() {
             tracing::error!(error = %e, "final flush failed");

@@ -3,6 +3,7 @@
 
 use ferrogrid_sandbox::{Sandbox, ScriptEngine};
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
@@ -17,6 +18,8 @@ pub struct PoolClosed;
 pub struct WorkerPool {
     sender: RwLock<Option<crossbeam_channel::Sender<Job>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Set by [`WorkerPool::abandon`]: queued jobs are dropped instead of run.
+    discard: Arc<AtomicBool>,
 }
 
 impl WorkerPool {
@@ -24,12 +27,17 @@ impl WorkerPool {
     pub fn start(size: usize, sandbox: Arc<Sandbox>) -> std::io::Result<WorkerPool> {
         let (sender, receiver) = crossbeam_channel::unbounded::<Job>();
         let mut threads = Vec::new();
+        let discard = Arc::new(AtomicBool::new(false));
         for i in 0..size.max(1) {
             let receiver = receiver.clone();
             let sandbox = sandbox.clone();
+            let discard = discard.clone();
             let thread = ferrogrid_sandbox::spawn_script_thread(format!("script-{i}"), move || {
                 let engine = sandbox.engine();
                 while let Ok(job) = receiver.recv() {
+                    if discard.load(Ordering::Acquire) {
+                        continue; // dropped: its caller sees the pool closed
+                    }
                     // A panic is a bug; it fails that job (its caller sees the pool closed) but
                     // the worker lives on.
                     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&engine))).is_err() {
@@ -39,7 +47,7 @@ impl WorkerPool {
             })?;
             threads.push(thread);
         }
-        Ok(WorkerPool { sender: RwLock::new(Some(sender)), threads: Mutex::new(threads) })
+        Ok(WorkerPool { sender: RwLock::new(Some(sender)), threads: Mutex::new(threads), discard })
     }
 
     /// Queue `job` and return a future of its result. Bounding the number of jobs in flight is
@@ -90,6 +98,13 @@ impl WorkerPool {
     /// Number of jobs waiting for a worker.
     pub fn queued(&self) -> usize {
         self.sender.read().unwrap_or_else(PoisonError::into_inner).as_ref().map_or(0, |s| s.len())
+    }
+
+    /// Stop the workers without running the jobs still queued (the running ones finish); for a
+    /// shutdown whose time is up.
+    pub fn abandon(&self) {
+        self.discard.store(true, Ordering::Release);
+        self.shutdown();
     }
 
     /// Let queued jobs finish, then stop the workers.

@@ -100,3 +100,20 @@ fn a_panicking_job_does_not_take_its_worker_down() {
     pool.shutdown();
     assert!(pool.run_blocking(|_| 1).is_err(), "a shut-down pool refuses jobs");
 }
+
+#[test]
+fn abandoning_drops_queued_jobs_and_lets_the_running_one_finish() {
+    let pool = WorkerPool::start(1, sandbox()).unwrap();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let running = pool.run(move |_| {
+        let _ = started_tx.send(());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        "done"
+    });
+    let queued = pool.run(|_| "never");
+    started_rx.recv().unwrap();
+    pool.abandon();
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    assert_eq!(rt.block_on(running).unwrap(), "done");
+    assert!(rt.block_on(queued).is_err(), "the queued job was dropped, not run");
+}
