@@ -3,8 +3,8 @@
 //! at start, serves operator retries, and drains on shutdown.
 
 use crate::metrics::metrics;
-use crate::processor::{process, Done};
-use crate::repair::{Entry, ListFilter, RepairError, RepairQueue, Wal, WalError};
+use crate::processor::{panic_text, prepare, Done, Prepared, StoreJob, StoreWriter, Then};
+use crate::repair::{Entry, Failure, ListFilter, RepairError, RepairQueue, Wal, WalError};
 use crate::runtime::Runtime;
 use ferrogrid_connectors::{Accepted, BoxFuture, Intake, IntakeError, Outcome, OutcomeStatus, Received, Wait};
 use ferrogrid_pipelines::WorkerPool;
@@ -48,15 +48,47 @@ pub enum RetryError {
 /// The engine.
 pub struct Engine {
     rt: Arc<Runtime>,
+    shared: Arc<Shared>,
     wal: Wal,
     pool: WorkerPool,
+    writer: StoreWriter,
     permits: Arc<Semaphore>,
     max_in_flight: usize,
     state: AtomicU8,
+}
+
+/// What finishing an object needs, on whichever thread it ends (script worker or storage writer).
+struct Shared {
+    rt: Arc<Runtime>,
+    /// Ids of the entries being processed right now.
     busy: Mutex<HashSet<String>>,
 }
 
-fn outcome_of(id: &str, result: &Result<Done, crate::repair::Failure>) -> Outcome {
+impl Shared {
+    /// Record how processing `id` ended (a failure in its repair-queue entry), release it and
+    /// count it; the outcome for a waiting client.
+    fn finish(&self, id: &str, result: Result<Done, Failure>, started: Instant) -> Outcome {
+        if let Err(failure) = &result {
+            metrics().repair_added.with_label_values(&[failure.stage]).inc();
+            tracing::warn!(id, stage = failure.stage, function = ?failure.function, error = %failure.error, "object kept in the repair queue");
+            if let Err(e) = self.rt.repair.fail(id, failure) {
+                tracing::error!(id, error = %e, "recording the failure in the repair queue failed");
+            }
+        }
+        let outcome = outcome_of(id, &result);
+        self.busy.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
+        metrics().in_flight.dec();
+        let status = match outcome.status {
+            OutcomeStatus::Stored => "stored",
+            OutcomeStatus::Routed => "routed",
+            OutcomeStatus::Repair | OutcomeStatus::Pending => "repair",
+        };
+        metrics().processing_seconds.with_label_values(&[status]).observe(started.elapsed().as_secs_f64());
+        outcome
+    }
+}
+
+fn outcome_of(id: &str, result: &Result<Done, Failure>) -> Outcome {
     match result {
         Ok(Done::Stored { routing_key, type_name, version }) => Outcome {
             id: id.to_string(),
@@ -91,14 +123,17 @@ impl Engine {
         let workers = rt.config.input_processor.workers();
         let max_in_flight = rt.config.input_processor.max_in_flight;
         let pool = WorkerPool::start(workers, rt.sandbox.clone())?;
+        let rt = Arc::new(rt);
+        let writer = StoreWriter::start(rt.clone())?;
         Ok(Arc::new(Engine {
-            rt: Arc::new(rt),
+            shared: Arc::new(Shared { rt: rt.clone(), busy: Mutex::new(HashSet::new()) }),
+            rt,
             wal,
             pool,
+            writer,
             permits: Arc::new(Semaphore::new(max_in_flight)),
             max_in_flight,
             state: AtomicU8::new(State::Starting as u8),
-            busy: Mutex::new(HashSet::new()),
         }))
     }
 
@@ -127,59 +162,58 @@ impl Engine {
 
     /// Mark `id` as being processed; false if it already is.
     fn claim(&self, id: &str) -> bool {
-        self.busy.lock().unwrap_or_else(PoisonError::into_inner).insert(id.to_string())
+        self.shared.busy.lock().unwrap_or_else(PoisonError::into_inner).insert(id.to_string())
     }
 
     fn release(&self, id: &str) {
-        self.busy.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
+        self.shared.busy.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
     }
 
-    /// Process `entry` (already claimed) on a worker; the permit is held until it ends.
+    /// Process `entry` (already claimed): stages 1-6 on a script worker, storage on the storage
+    /// writer. The permit is held until it ends.
     fn submit(
         self: &Arc<Self>,
         entry: Entry,
         permit: OwnedSemaphorePermit,
     ) -> impl Future<Output = Option<Outcome>> + Send + 'static {
-        let engine = self.clone();
+        let shared = self.shared.clone();
+        let writer = self.writer.sender();
         let started = Instant::now();
+        let (reply, outcome) = tokio::sync::oneshot::channel();
         metrics().in_flight.inc();
-        let job = self.pool.run(move |script_engine| {
-            let _permit = permit;
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                process(&engine.rt, script_engine, &entry)
-            }))
-            .unwrap_or_else(|panic| {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                Err(crate::repair::Failure {
-                    stage: "internal",
-                    function: None,
-                    routing_key: None,
-                    error: format!("internal error (a bug): processing panicked: {what}"),
-                })
+        // The job is queued now; what `run` returns is not needed (the reply carries the outcome).
+        drop(self.pool.run(move |script_engine| {
+            let id = entry.id.clone();
+            let finisher = shared.clone();
+            let then: Then = Box::new(move |result| {
+                let _ = reply.send(finisher.finish(&id, result, started));
+                drop(permit);
             });
-            if let Err(failure) = &result {
-                metrics().repair_added.with_label_values(&[failure.stage]).inc();
-                tracing::warn!(id = %entry.id, stage = failure.stage, function = ?failure.function, error = %failure.error, "object kept in the repair queue");
-                if let Err(e) = engine.rt.repair.fail(&entry.id, failure) {
-                    tracing::error!(id = %entry.id, error = %e, "recording the failure in the repair queue failed");
+            let prepared =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| prepare(&shared.rt, script_engine, &entry)))
+                    .unwrap_or_else(|panic| {
+                        Err(Failure {
+                            stage: "internal",
+                            function: None,
+                            routing_key: None,
+                            error: format!("internal error (a bug): processing panicked: {}", panic_text(&*panic)),
+                        })
+                    });
+            match prepared {
+                Ok(Prepared::Done(done)) => then(Ok(done)),
+                Err(failure) => then(Err(failure)),
+                Ok(Prepared::Store(item)) => {
+                    let id = entry.id.clone();
+                    let sent = writer.is_some_and(|w| w.send(StoreJob { entry, item, then }).is_ok());
+                    if !sent {
+                        // Only after the writer closed (shutdown): the entry stays New and
+                        // resumes at the next start.
+                        tracing::warn!(id, "not stored: the engine is stopping");
+                    }
                 }
             }
-            let outcome = outcome_of(&entry.id, &result);
-            engine.release(&entry.id);
-            metrics().in_flight.dec();
-            let status = match outcome.status {
-                OutcomeStatus::Stored => "stored",
-                OutcomeStatus::Routed => "routed",
-                OutcomeStatus::Repair | OutcomeStatus::Pending => "repair",
-            };
-            metrics().processing_seconds.with_label_values(&[status]).observe(started.elapsed().as_secs_f64());
-            outcome
-        });
-        async move { job.await.ok() }
+        }));
+        async move { outcome.await.ok() }
     }
 
     /// Process again everything unfinished when the engine last stopped. Returns how many.
@@ -278,7 +312,7 @@ impl Engine {
 
     /// Delete every entry matching `filter` except those being processed; returns how many.
     pub fn delete_matching(&self, filter: &ListFilter) -> Result<usize, RetryError> {
-        let busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let busy = self.shared.busy.lock().unwrap_or_else(PoisonError::into_inner).clone();
         Ok(self.rt.repair.delete_matching(filter, |id| busy.contains(id))?)
     }
 
@@ -303,6 +337,7 @@ impl Engine {
         } else {
             self.pool.shutdown();
         }
+        self.writer.close();
         self.wal.close();
         if let Err(e) = self.rt.db.sync() {
             tracing::error!(error = %e, "final flush failed");

@@ -1,7 +1,7 @@
 //! The stages of the input processor.
 
 use crate::metrics::metrics;
-use crate::repair::{Entry, Failure};
+use crate::repair::{Entry, Failure, RepairError};
 use crate::runtime::Runtime;
 use crate::storage::PutOptions;
 use ferrogrid_pipelines::steps::{default_input_step, parse_classified, parse_routed, to_param, UNCLASSIFIED};
@@ -58,9 +58,29 @@ fn run(
     result
 }
 
-/// Process `entry` to its end. On success the repair-queue entry is gone (same commit as the
-/// store); on failure the caller records the [`Failure`] in the entry.
-pub fn process(rt: &Runtime, engine: &ScriptEngine, entry: &Entry) -> Result<Done, Failure> {
+/// An object that passed stages 1-6 and waits to be stored.
+#[derive(Debug)]
+pub struct ToStore {
+    /// Routing key at storage.
+    pub routing_key: String,
+    /// Aggregate type.
+    pub type_name: String,
+    /// The validated object.
+    pub obj: Value,
+}
+
+/// Where an object is after the script and validation stages.
+#[derive(Debug)]
+pub enum Prepared {
+    /// Finished already (sent to an output; its entry is gone).
+    Done(Done),
+    /// Validated; to be stored with [`store`].
+    Store(ToStore),
+}
+
+/// Stages 1-6 of `entry`: the input pipeline, connector routing (an object routed to an output
+/// is sent and finished here), classifiers, the routing pipeline and validation.
+pub fn prepare(rt: &Runtime, engine: &ScriptEngine, entry: &Entry) -> Result<Prepared, Failure> {
     let ctx = CallContext { request_id: entry.id.clone(), cancel: None };
     let id = entry.id.as_str();
 
@@ -87,7 +107,7 @@ pub fn process(rt: &Runtime, engine: &ScriptEngine, entry: &Entry) -> Result<Don
                 rt.repair.removed(1);
                 metrics().objects_routed.with_label_values(&[output_name]).inc();
                 tracing::debug!(id, routing_key = key, output = %output_name, "routed");
-                return Ok(Done::Routed { routing_key: key.to_string(), output: output_name.clone() });
+                return Ok(Prepared::Done(Done::Routed { routing_key: key.to_string(), output: output_name.clone() }));
             }
         }
     }
@@ -137,13 +157,49 @@ pub fn process(rt: &Runtime, engine: &ScriptEngine, entry: &Entry) -> Result<Don
         .map_err(|e| failure("validation", Some(&key), e))?;
     tracing::debug!(id, routing_key = %key, r#type = %type_name, "validated");
 
-    // 7. Store + remove the repair-queue entry, atomically.
-    let stored = rt
-        .repository
-        .put_with(type_name, obj, &PutOptions::default(), |tx| rt.repair.complete_in(tx, entry))
-        .map_err(|e| failure("storage", Some(&key), e.to_string()))?;
-    rt.repair.removed(1);
-    metrics().objects_stored.with_label_values(&[type_name]).inc();
-    tracing::debug!(id, routing_key = %key, r#type = %type_name, version = stored.version, "stored");
-    Ok(Done::Stored { routing_key: key, type_name: type_name.clone(), version: stored.version })
+    Ok(Prepared::Store(ToStore { routing_key: key, type_name: type_name.clone(), obj }))
+}
+
+/// Stage 7: store each object and finish its repair-queue entry, all of them in one atomic
+/// commit (one storage batch however many objects). When that commit fails, each object is
+/// committed on its own, so a bad one fails alone. Results are in the order of `items`.
+pub fn store(rt: &Runtime, items: &[(&Entry, &ToStore)]) -> Vec<Result<Done, Failure>> {
+    if items.len() > 1 {
+        let group = rt.db.write(|tx| {
+            let mut versions = Vec::with_capacity(items.len());
+            for (entry, item) in items {
+                let put = rt.repository.put_in(tx, &item.type_name, item.obj.clone(), &PutOptions::default())?;
+                rt.repair.complete_in(tx, entry)?;
+                versions.push(put.version);
+            }
+            Ok::<_, RepairError>(versions)
+        });
+        if let Ok(versions) = group {
+            rt.repair.removed(items.len());
+            return items
+                .iter()
+                .zip(versions)
+                .map(|((entry, item), version)| Ok(stored(entry, item, version)))
+                .collect();
+        }
+    }
+    items
+        .iter()
+        .map(|(entry, item)| {
+            let put = rt
+                .repository
+                .put_with(&item.type_name, item.obj.clone(), &PutOptions::default(), |tx| {
+                    rt.repair.complete_in(tx, entry)
+                })
+                .map_err(|e| failure("storage", Some(&item.routing_key), e.to_string()))?;
+            rt.repair.removed(1);
+            Ok(stored(entry, item, put.version))
+        })
+        .collect()
+}
+
+fn stored(entry: &Entry, item: &ToStore, version: u64) -> Done {
+    metrics().objects_stored.with_label_values(&[&item.type_name]).inc();
+    tracing::debug!(id = %entry.id, routing_key = %item.routing_key, r#type = %item.type_name, version, "stored");
+    Done::Stored { routing_key: item.routing_key.clone(), type_name: item.type_name.clone(), version }
 }

@@ -135,17 +135,28 @@ impl Repository {
         self.model.validate(type_name, obj, &mut hooks).map_err(|v| v.to_string())
     }
 
+    /// Stage a new version of an already validated object in `tx`.
+    pub fn put_in(
+        &self,
+        tx: &mut WriteTx<'_>,
+        type_name: &str,
+        obj: Value,
+        options: &PutOptions,
+    ) -> Result<Stored, storage::StorageError> {
+        let spec = self.spec(type_name).map_err(|_| {
+            storage::StorageError::user(format!("type \"{type_name}\" is not an aggregate of the model"))
+        })?;
+        storage::repository::put(tx, spec, obj, options)
+    }
+
     /// Store an already validated object and, in the same atomic commit, whatever `extra` stages.
     pub fn put_with<E, F>(&self, type_name: &str, obj: Value, options: &PutOptions, extra: F) -> Result<Stored, E>
     where
         E: From<storage::StorageError>,
         F: FnOnce(&mut WriteTx<'_>) -> Result<(), E>,
     {
-        let spec = self.spec(type_name).map_err(|_| {
-            storage::StorageError::user(format!("type \"{type_name}\" is not an aggregate of the model"))
-        })?;
         self.db.write(|tx| {
-            let stored = storage::repository::put(tx, spec, obj, options)?;
+            let stored = self.put_in(tx, type_name, obj, options)?;
             extra(tx)?;
             Ok(stored)
         })
