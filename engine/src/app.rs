@@ -165,6 +165,11 @@ mod tests {
         write("f.rhai", "import \"a_helpers\" as h;\nh::quad(param)\n");
         assert_eq!(super::check(dir.path()), Vec::<String>::new());
 
+        write("f.rhai", "import \"nolib\" as h;\nh::quad(param)\n");
+        let problems = super::check(dir.path()).join("\n");
+        assert!(problems.contains("functions.f: f: Module not found: nolib"), "{problems}");
+        write("f.rhai", "import \"a_helpers\" as h;\nh::quad(param)\n");
+
         write("a.rhai", "fn quad(x) { x *\n");
         let problems = super::check(dir.path()).join("\n");
         assert!(problems.starts_with("libraries.a_helpers: a_helpers:"), "{problems}");

@@ -91,7 +91,16 @@ impl Sandbox {
     /// Compile the script of `function_name` (at config load). Errors name the function, the
     /// line and the column; expressions nested past `max_expr_depth` fail here.
     pub fn compile(&self, function_name: &str, source: &str) -> Result<CompiledScript, ScriptError> {
-        let mut ast = self.inner.compiler.compile(source).map_err(|e| ScriptError::from_parse(function_name, &e))?;
+        self.inner.compiler.compile(source).map_err(|e| ScriptError::from_parse(function_name, &e))?;
+        // Compiled again with its `import "name"`s resolved now: a library that does not exist
+        // is a load error, not a failure of the first object that runs the script.
+        let mut ast = self.inner.compiler.compile_into_self_contained(&Scope::new(), source).map_err(|e| {
+            let mut error = ScriptError::from_eval(function_name, *e);
+            if let ScriptErrorKind::Runtime(message) = error.kind {
+                error.kind = ScriptErrorKind::Compile(message);
+            }
+            error
+        })?;
         ast.set_source(function_name);
         Ok(CompiledScript { name: Arc::from(function_name), ast: Arc::new(ast) })
     }

@@ -188,3 +188,14 @@ fn engines_move_to_named_script_threads() {
     assert_eq!(name.as_deref(), Some("script-worker-0"));
     assert_eq!(out.unwrap(), json!(2));
 }
+
+#[test]
+fn importing_a_library_that_does_not_exist_fails_at_compile_time() {
+    let f = fixture_with(Limits::default(), &[("util", "fn one() { 1 }")]);
+    let e = f.sandbox.compile("uses_missing", "import \"nolib\" as n;\nn::x()").unwrap_err();
+    assert_eq!(e.function, "uses_missing");
+    assert!(e.to_string().contains("nolib"), "{e}");
+    assert!(matches!(e.kind, ScriptErrorKind::Compile(_)), "{e:?}");
+    let ok = f.sandbox.compile("uses_util", "import \"util\" as u;\nu::one()");
+    assert!(ok.is_ok(), "{:?}", ok.err());
+}
