@@ -7,7 +7,8 @@ use crate::processor::{panic_text, prepare, Done, Prepared, StoreJob, StoreWrite
 use crate::repair::{Entry, Failure, ListFilter, RepairError, RepairQueue, Wal, WalError};
 use crate::runtime::Runtime;
 use ferrogrid_connectors::{Accepted, BoxFuture, Intake, IntakeError, Outcome, OutcomeStatus, Received, Wait};
-use ferrogrid_pipelines::WorkerPool;
+use ferrogrid_pipelines::{PoolClosed, WorkerPool};
+use ferrogrid_sandbox::ScriptEngine;
 use serde_json::Value;
 use std::collections::HashSet;
 use std::future::Future;
@@ -140,6 +141,20 @@ impl Engine {
     /// The runtime (configuration, repository, repair queue).
     pub fn runtime(&self) -> &Runtime {
         &self.rt
+    }
+
+    /// The runtime, shared (for work handed to other threads).
+    pub fn runtime_arc(&self) -> Arc<Runtime> {
+        self.rt.clone()
+    }
+
+    /// Run `job` on a script worker (scripts never run on the HTTP reactor threads).
+    pub fn on_worker<R, F>(&self, job: F) -> impl Future<Output = Result<R, PoolClosed>> + Send + 'static
+    where
+        R: Send + 'static,
+        F: FnOnce(&ScriptEngine) -> R + Send + 'static,
+    {
+        self.pool.run(job)
     }
 
     /// The repair queue.

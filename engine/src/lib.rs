@@ -1,10 +1,11 @@
 //! The Ferrogrid engine: configuration, domain model, storage, repair queue, input processor,
-//! HTTP server, security and metrics, wired together by [`app`]. The binary `ferrogrid` is a
+//! GraphQL, HTTP server, security and metrics, wired together by [`app`]. The binary `ferrogrid` is a
 //! thin command line over [`app::run`] and [`app::check`].
 
 pub mod app;
 pub mod config;
 pub mod engine;
+pub mod graphql;
 pub mod http;
 pub mod metrics;
 pub mod model;

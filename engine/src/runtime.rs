@@ -134,8 +134,9 @@ impl ferrogrid_sandbox::Sequences for Unopened {
 /// Check everything `run` would build, without opening storage: every problem, one per line.
 pub fn check(config: &Config) -> Vec<String> {
     let mut errors = Vec::new();
-    if let Err(mut e) = build_model(config) {
-        errors.append(&mut e);
+    match build_model(config) {
+        Ok(model) => errors.append(&mut crate::graphql::check(&model, config)),
+        Err(mut e) => errors.append(&mut e),
     }
     let unopened = Arc::new(Unopened);
     let host = Host { repository: unopened.clone(), sequences: unopened };
@@ -150,6 +151,10 @@ impl Runtime {
     pub fn build(loaded: &Loaded, db: Db) -> Result<Runtime, Vec<String>> {
         let config = loaded.config.clone();
         let model = Arc::new(build_model(&config)?);
+        let schema_errors = crate::graphql::check(&model, &config);
+        if !schema_errors.is_empty() {
+            return Err(schema_errors);
+        }
         let repository = Arc::new(Repository::new(db.clone(), model, config.hard_limits, config.sequence_generator));
         let host = Host { repository: repository.clone(), sequences: repository.clone() };
         let (sandbox, pipelines) = build_scripts(&config, host)?;

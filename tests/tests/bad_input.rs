@@ -138,7 +138,8 @@ fn body_over_configured_max_body_size_is_413() {
     assert_eq!(r.json()["status"], "stored", "{}", r.body);
     let users = server.data("User", "id=3");
     assert_eq!(users.len(), 1);
-    let sent: Value = serde_json::from_slice(&at_limit).expect("json");
+    let mut sent: Value = serde_json::from_slice(&at_limit).expect("json");
+    sent["phones"] = Value::Null; // the model's optional field
     assert_eq!(users[0]["object"], sent, "stored whole");
 
     assert_nothing_kept(&server, &[1, 2], 0);

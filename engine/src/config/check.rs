@@ -123,5 +123,10 @@ pub fn references(config: &Value) -> Vec<ConfigError> {
     c.unique(&processor_routes, "input_processor.routing", "key", "routing key");
     let storage = items(config, &["input_processor", "storage"]);
     c.unique(&storage, "input_processor.storage", "key", "routing key");
+    if let Some(services) = config.get("services").and_then(Value::as_object) {
+        for (name, service) in services {
+            c.pipeline(format!("services.{name}.function"), text(service, "function"));
+        }
+    }
     c.errors
 }

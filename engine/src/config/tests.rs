@@ -53,14 +53,20 @@ fn unsupported_connector_types_are_errors() {
 
 #[test]
 fn sections_not_supported_yet_are_named() {
-    let errors = errors_of(&[("config.yml", "services:\n  s: {function: f}\ntasks: {}\n")]);
+    let errors = errors_of(&[("config.yml", "jobs: {}\ntasks: {}\n")]);
     assert_eq!(
         errors,
         vec![
             "tasks: this TDG section is not supported by this build yet".to_string(),
-            "services: this TDG section is not supported by this build yet".to_string()
+            "jobs: this TDG section is not supported by this build yet".to_string()
         ]
     );
+}
+
+#[test]
+fn a_service_names_an_existing_function() {
+    let errors = errors_of(&[("config.yml", "services:\n  s: {function: nope, return_type: string}\n")]);
+    assert_eq!(errors, vec!["services.s.function: pipeline or function \"nope\" is not defined".to_string()]);
 }
 
 #[test]

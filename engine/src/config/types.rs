@@ -48,6 +48,40 @@ pub struct Config {
     /// Script sandbox limits.
     #[serde(default)]
     pub sandbox: Limits,
+    /// GraphQL services: root fields that call a function with their arguments as a map.
+    #[serde(default)]
+    pub services: IndexMap<String, ServiceConfig>,
+}
+
+/// Whether a service is a GraphQL query or mutation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceKind {
+    /// A field of the `Query` root (the default).
+    #[default]
+    Query,
+    /// A field of the `Mutation` root.
+    Mutation,
+}
+
+/// One service (TDG's `services` section).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct ServiceConfig {
+    /// `query` (default) or `mutation`.
+    #[serde(default, rename = "type")]
+    pub kind: ServiceKind,
+    /// Description shown in the GraphQL schema.
+    #[serde(default)]
+    pub doc: Option<String>,
+    /// The pipeline or function called with the arguments as a map (`param.user_id`).
+    pub function: String,
+    /// What the function returns: `string`, `int`, `long`, `double`, `boolean`, `any` (any JSON),
+    /// the name of a model type, or `[T]` for a list of T.
+    pub return_type: String,
+    /// Arguments: name -> type (the same forms as `return_type`, model types excluded).
+    #[serde(default)]
+    pub args: IndexMap<String, String>,
 }
 
 /// `connector`: inputs, outputs and the routing from routing keys to outputs.

@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod data;
+mod graphql;
 
 use crate::engine::{Engine, EngineIntake, State};
 use crate::metrics::metrics;
@@ -26,6 +27,8 @@ const ADMIN_BODY_LIMIT: usize = 16 * 1024 * 1024;
 pub struct AppState {
     /// The engine.
     pub engine: Arc<Engine>,
+    /// The GraphQL schemas, built once at start.
+    pub graphql: Option<Arc<graphql::GraphqlSchemas>>,
 }
 
 /// A JSON error answer.
@@ -67,7 +70,13 @@ pub fn serve(
     listen: SocketAddr,
 ) -> std::io::Result<(ServerHandle, actix_web::dev::Server)> {
     let http_input = engine.runtime().config.connector.input.iter().find_map(InputConfig::as_http).cloned();
-    let state = AppState { engine: engine.clone() };
+    let data_schema = crate::graphql::data_schema(engine.runtime().repository.model(), &engine.runtime().config)
+        .map_err(|e| std::io::Error::other(e.join("\n")))?
+        .data(engine.clone())
+        .finish()
+        .map_err(|e| std::io::Error::other(format!("graphql: {e}")))?;
+    let graphql = Some(Arc::new(graphql::GraphqlSchemas { data: data_schema }));
+    let state = AppState { engine: engine.clone(), graphql };
     let intake: Arc<dyn Intake> = Arc::new(EngineIntake(engine));
     let server = HttpServer::new(move || {
         let mut app = App::new()
@@ -79,6 +88,7 @@ pub fn serve(
             .route("/health", web::get().to(health))
             .route("/metrics", web::get().to(metrics_text))
             .configure(data::configure)
+            .configure(graphql::configure)
             .configure(admin::configure);
         if let Some(config) = &http_input {
             let input = HttpInput::new(config.clone(), intake.clone());

@@ -1,0 +1,122 @@
+//! GraphQL (`POST /graphql`): the data schema generated from the model — a query and a mutation
+//! root field per aggregate, object types for every record, relations as fields — and the
+//! services of the configuration. Built with async-graphql's dynamic schema when the engine
+//! starts (and by `ferrogrid check`); resolvers reach the engine through the schema's data.
+
+mod mutation;
+mod names;
+mod node;
+mod query;
+mod services;
+mod types;
+
+pub use names::{gql_name, is_valid};
+
+use crate::config::{Config, ServiceKind};
+use crate::engine::Engine;
+use crate::model::Model;
+use crate::repository::RepoError;
+use crate::storage::StorageError;
+use async_graphql::dynamic::{Object, ResolverContext, Schema, SchemaBuilder};
+use async_graphql::ErrorExtensions;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// Deepest query nesting accepted (relations can loop: User.subscription.user...).
+const MAX_DEPTH: usize = 32;
+
+/// The engine, from the schema's data.
+fn engine_of<'a>(ctx: &ResolverContext<'a>) -> async_graphql::Result<&'a Arc<Engine>> {
+    ctx.data::<Arc<Engine>>()
+}
+
+/// A repository error as a GraphQL error with `extensions.code`.
+fn repo_error(e: RepoError) -> async_graphql::Error {
+    let code = match &e {
+        RepoError::Storage(StorageError::Conflict { .. }) => "CONFLICT",
+        RepoError::Storage(StorageError::HardLimit { .. }) => "HARD_LIMIT",
+        RepoError::Invalid(_) => "VALIDATION",
+        RepoError::UnknownType(_) | RepoError::BadRequest(_) | RepoError::Storage(StorageError::UserData(_)) => {
+            "BAD_REQUEST"
+        }
+        RepoError::Storage(_) => "INTERNAL",
+    };
+    async_graphql::Error::new(e.to_string()).extend_with(|_, ext| ext.set("code", code))
+}
+
+/// The data schema of `model` and the services of `config`, without the engine (add it with
+/// `.data(engine)` before `finish`). Every problem, one per line.
+pub fn data_schema(model: &Model, config: &Config) -> Result<SchemaBuilder, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut seen = HashSet::new();
+    for t in model.types() {
+        let name = gql_name(&t.name);
+        if !seen.insert(name.clone()) {
+            errors.push(format!("types: {}: its GraphQL name {name} is taken by another type", t.name));
+        }
+    }
+    let mut query = Object::new("Query");
+    let mut mutation = Object::new("Mutation");
+    let mut roots = HashSet::new();
+    for t in model.aggregates() {
+        roots.insert(gql_name(&t.name));
+        query = query.field(query::root_field(t));
+        mutation = mutation.field(mutation::root_field(t));
+    }
+    for (name, service) in &config.services {
+        if roots.contains(name) {
+            errors.push(format!("services.{name}: the name is taken by an aggregate of the model"));
+            continue;
+        }
+        match services::field(name, service, model) {
+            Ok(field) => match service.kind {
+                ServiceKind::Query => query = query.field(field),
+                ServiceKind::Mutation => mutation = mutation.field(field),
+            },
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let has_mutations =
+        model.aggregates().next().is_some() || config.services.values().any(|s| s.kind == ServiceKind::Mutation);
+    if model.aggregates().next().is_none() && !config.services.values().any(|s| s.kind == ServiceKind::Query) {
+        // A schema needs a query field: an empty model answers `{ _empty }` with null.
+        query = query.field(async_graphql::dynamic::Field::new(
+            "_empty",
+            async_graphql::dynamic::TypeRef::named(async_graphql::dynamic::TypeRef::BOOLEAN),
+            |_| async_graphql::dynamic::FieldFuture::from_value(None),
+        ));
+    }
+    let mut builder = Schema::build("Query", has_mutations.then_some("Mutation"), None).limit_depth(MAX_DEPTH);
+    let (objects, inputs) = types::model_types(model);
+    for scalar in types::scalars() {
+        builder = builder.register(scalar);
+    }
+    for object in objects {
+        builder = builder.register(object);
+    }
+    for input in inputs {
+        builder = builder.register(input);
+    }
+    builder = builder.register(query);
+    if has_mutations {
+        builder = builder.register(mutation);
+    }
+    Ok(builder)
+}
+
+/// Check that the data schema of `config` builds: every problem, one per line.
+pub fn check(model: &Model, config: &Config) -> Vec<String> {
+    match data_schema(model, config) {
+        Ok(builder) => match builder.finish() {
+            Ok(_) => Vec::new(),
+            Err(e) => vec![format!("graphql: {e}")],
+        },
+        Err(errors) => errors,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,101 @@
+//! Mutations, one root field per aggregate as in TDG: `User(insert: {...})` inserts or replaces
+//! by primary key (`only_if_version`, `if_not_exists`); `User(id: 1, update: [["set", "username",
+//! "x"]])`; `User(id: 1, delete: true)` (a tombstone) or `permanent_delete: true` (every
+//! version). Each returns the objects it wrote.
+
+use super::names::gql_name;
+use super::node::list;
+use super::query::{filter_of, page_options};
+use super::types::{insert_type_name, with_filter_args, JSON, LONG};
+use super::{engine_of, repo_error};
+use crate::model::TypeDef;
+use crate::repository::RepoError;
+use crate::storage::PutOptions;
+use async_graphql::dynamic::{Field, FieldFuture, InputValue, ObjectAccessor, TypeRef};
+use async_graphql::ErrorExtensions;
+use ferrogrid_sandbox::CallContext;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+fn flag(args: &ObjectAccessor<'_>, name: &str) -> async_graphql::Result<bool> {
+    Ok(match args.get(name).filter(|v| !v.is_null()) {
+        Some(v) => v.boolean()?,
+        None => false,
+    })
+}
+
+fn bad_request(message: impl Into<String>) -> async_graphql::Error {
+    async_graphql::Error::new(message).extend_with(|_, e| e.set("code", "BAD_REQUEST"))
+}
+
+/// The root mutation field of aggregate `t`.
+pub fn root_field(t: &TypeDef) -> Field {
+    let type_def = Arc::new(t.clone());
+    let field = Field::new(gql_name(&t.name), TypeRef::named_nn_list(gql_name(&t.name)), move |ctx| {
+        let t = type_def.clone();
+        FieldFuture::new(async move {
+            let engine = engine_of(&ctx)?;
+            let args = &ctx.args;
+            let only_if_version = match args.get("only_if_version").filter(|v| !v.is_null()) {
+                Some(v) => Some(v.u64()?),
+                None => None,
+            };
+            if let Some(insert) = args.get("insert").filter(|v| !v.is_null()) {
+                let object = insert.as_value().clone().into_json()?;
+                let options = PutOptions { only_if_version, if_not_exists: flag(args, "if_not_exists")? };
+                if options.if_not_exists && options.only_if_version.is_some() {
+                    return Err(bad_request("if_not_exists and only_if_version exclude each other"));
+                }
+                let repository = engine.runtime().repository.clone();
+                let type_name = t.name.clone();
+                // Validation may run default_function scripts: on a script worker.
+                let stored = engine
+                    .on_worker(move |script_engine| {
+                        let ctx = CallContext::new("graphql");
+                        let object = repository
+                            .validate(&type_name, &object, Some(script_engine), &ctx)
+                            .map_err(RepoError::Invalid)?;
+                        repository.put_with(&type_name, object, &options, |_| Ok::<_, RepoError>(()))
+                    })
+                    .await
+                    .map_err(|e| async_graphql::Error::new(e.to_string()))?
+                    .map_err(repo_error)?;
+                return Ok(Some(list(vec![stored])));
+            }
+            let filter = Value::Array(filter_of(&t, args)?);
+            let mut options = Map::new();
+            page_options(args, &mut options)?;
+            if let Some(v) = only_if_version {
+                options.insert("only_if_version".into(), json!(v));
+            }
+            let repository = &engine.runtime().repository;
+            if let Some(update) = args.get("update").filter(|v| !v.is_null()) {
+                let updaters = update.as_value().clone().into_json()?;
+                let updated =
+                    repository.update(&t.name, &filter, &updaters, &Value::Object(options)).map_err(repo_error)?;
+                return Ok(Some(list(updated)));
+            }
+            let permanent = flag(args, "permanent_delete")?;
+            if flag(args, "delete")? || permanent {
+                if permanent {
+                    options.insert("all_versions".into(), json!(true));
+                    options.insert("permanent_delete".into(), json!(true));
+                }
+                let deleted = repository.delete(&t.name, &filter, &Value::Object(options)).map_err(repo_error)?;
+                return Ok(Some(list(deleted)));
+            }
+            Err(bad_request(format!(
+                "{}: say what to do: insert, update, delete or permanent_delete",
+                gql_name(&t.name)
+            )))
+        })
+    });
+    with_filter_args(field, t)
+        .argument(InputValue::new("insert", TypeRef::named(insert_type_name(&t.name))))
+        .argument(InputValue::new("update", TypeRef::List(Box::new(TypeRef::named_list(JSON)))))
+        .argument(InputValue::new("delete", TypeRef::named(TypeRef::BOOLEAN)))
+        .argument(InputValue::new("permanent_delete", TypeRef::named(TypeRef::BOOLEAN)))
+        .argument(InputValue::new("only_if_version", TypeRef::named(LONG)))
+        .argument(InputValue::new("if_not_exists", TypeRef::named(TypeRef::BOOLEAN)))
+        .description(format!("Insert, update or delete {} objects", t.name))
+}
