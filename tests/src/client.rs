@@ -136,6 +136,27 @@ impl Client {
         to_resp(req.send(bytes)?)
     }
 
+    /// `POST /graphql` with `{"query", "variables"}`; `admin` adds the header `schema: admin`.
+    /// Returns the whole GraphQL answer (`data`, `errors`); panics unless the status is 200.
+    pub fn graphql(&self, query: &str, variables: Value, admin: bool) -> Value {
+        let body = serde_json::json!({"query": query, "variables": variables});
+        let mut req = self.agent.post(self.url("/graphql"));
+        if let Some(a) = self.auth() {
+            req = req.header("Authorization", a);
+        }
+        if admin {
+            req = req.header("schema", "admin");
+        }
+        let resp = req
+            .header("Content-Type", "application/json")
+            .send(body.to_string().as_bytes())
+            .map_err(|e| e.to_string())
+            .and_then(|r| to_resp(r).map_err(|e| e.to_string()))
+            .unwrap_or_else(|e| panic!("POST /graphql: transport error: {e}"));
+        resp.assert_status(200, &format!("POST /graphql {query}"));
+        resp.json()
+    }
+
     /// `POST path` without a body.
     pub fn try_post_empty(&self, path: &str) -> Result<Resp, ureq::Error> {
         let mut req = self.agent.post(self.url(path));

@@ -326,6 +326,16 @@ impl Server {
         self.client.repair_entries(query)
     }
 
+    /// `POST /graphql` (see [`Client::graphql`]): the whole answer, `data` and `errors`.
+    pub fn graphql(&self, query: &str, variables: Value) -> Value {
+        self.client.graphql(query, variables, false)
+    }
+
+    /// `POST /graphql` with `schema: admin`.
+    pub fn graphql_admin(&self, query: &str, variables: Value) -> Value {
+        self.client.graphql(query, variables, true)
+    }
+
     /// `POST /http?sync=true` with `obj`; asserts 200 and returns the JSON answer.
     pub fn post_sync(&self, obj: &Value) -> Value {
         let r = self.post_json("/http?sync=true", obj);

@@ -1,8 +1,9 @@
 //! GraphQL (`POST /graphql`): the data schema generated from the model — a query and a mutation
 //! root field per aggregate, object types for every record, relations as fields — and the
-//! services of the configuration. Built with async-graphql's dynamic schema when the engine
+//! services of the configuration; and the admin schema (`schema: admin` header). Built with async-graphql's dynamic schema when the engine
 //! starts (and by `ferrogrid check`); resolvers reach the engine through the schema's data.
 
+mod admin;
 mod mutation;
 mod names;
 mod node;
@@ -10,6 +11,7 @@ mod query;
 mod services;
 mod types;
 
+pub use admin::admin_schema;
 pub use names::{gql_name, is_valid};
 
 use crate::config::{Config, ServiceKind};

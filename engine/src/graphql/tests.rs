@@ -151,3 +151,20 @@ fn service_declarations_are_checked() {
     assert!(errors.contains("services.bad.args.bad-name: not a valid GraphQL name"), "{errors}");
     assert!(errors.contains("services.Everything: the name is taken by an aggregate"), "{errors}");
 }
+
+#[test]
+fn the_admin_schema_builds_with_tdg_names() {
+    let sdl = super::admin_schema().finish().unwrap().sdl();
+    for name in [
+        "repair_list(",
+        "repair(id: String!)",
+        "repair_all(",
+        "delete_from_repair_queue(id: String!)",
+        "clear_repair_queue(",
+        "model: String!",
+        "hard_limits",
+        "get_aggregates: [String!]!",
+    ] {
+        assert!(sdl.contains(name), "missing {name} in\n{sdl}");
+    }
+}

@@ -12,6 +12,19 @@ use serde::Deserialize;
 pub struct GraphqlSchemas {
     /// The data schema (model + services).
     pub data: Schema,
+    /// The admin schema, selected by the header `schema: admin`.
+    pub admin: Schema,
+}
+
+/// The schema a request asks for: `schema: admin` selects the admin one.
+fn select<'a>(schemas: &'a GraphqlSchemas, req: &HttpRequest) -> &'a Schema {
+    let admin =
+        req.headers().get("schema").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("admin"));
+    if admin {
+        &schemas.admin
+    } else {
+        &schemas.data
+    }
 }
 
 /// Register the routes.
@@ -21,20 +34,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/graphql/schema.graphql", web::get().to(sdl));
 }
 
-fn schemas(state: &AppState) -> Option<&GraphqlSchemas> {
-    state.graphql.as_deref()
+async fn execute(state: &AppState, req: &HttpRequest, request: async_graphql::Request) -> HttpResponse {
+    HttpResponse::Ok().json(select(&state.graphql, req).execute(request).await)
 }
 
-async fn execute(state: &AppState, request: async_graphql::Request) -> HttpResponse {
-    let Some(schemas) = schemas(state) else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the GraphQL schema is not available");
-    };
-    HttpResponse::Ok().json(schemas.data.execute(request).await)
-}
-
-async fn post(body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+async fn post(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
     match serde_json::from_slice::<async_graphql::Request>(&body) {
-        Ok(request) => execute(&state, request).await,
+        Ok(request) => execute(&state, &req, request).await,
         Err(e) => error(StatusCode::BAD_REQUEST, format!("invalid GraphQL request: {e}")),
     }
 }
@@ -69,12 +75,9 @@ async fn get(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
             Err(e) => return error(StatusCode::BAD_REQUEST, format!("variables: {e}")),
         }
     }
-    execute(&state, request).await
+    execute(&state, &req, request).await
 }
 
-async fn sdl(state: web::Data<AppState>) -> HttpResponse {
-    match schemas(&state) {
-        Some(s) => HttpResponse::Ok().content_type("application/graphql; charset=utf-8").body(s.data.sdl()),
-        None => error(StatusCode::SERVICE_UNAVAILABLE, "the GraphQL schema is not available"),
-    }
+async fn sdl(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().content_type("application/graphql; charset=utf-8").body(select(&state.graphql, &req).sdl())
 }

@@ -28,7 +28,7 @@ pub struct AppState {
     /// The engine.
     pub engine: Arc<Engine>,
     /// The GraphQL schemas, built once at start.
-    pub graphql: Option<Arc<graphql::GraphqlSchemas>>,
+    pub graphql: Arc<graphql::GraphqlSchemas>,
 }
 
 /// A JSON error answer.
@@ -75,7 +75,11 @@ pub fn serve(
         .data(engine.clone())
         .finish()
         .map_err(|e| std::io::Error::other(format!("graphql: {e}")))?;
-    let graphql = Some(Arc::new(graphql::GraphqlSchemas { data: data_schema }));
+    let admin_schema = crate::graphql::admin_schema()
+        .data(engine.clone())
+        .finish()
+        .map_err(|e| std::io::Error::other(format!("graphql admin schema: {e}")))?;
+    let graphql = Arc::new(graphql::GraphqlSchemas { data: data_schema, admin: admin_schema });
     let state = AppState { engine: engine.clone(), graphql };
     let intake: Arc<dyn Intake> = Arc::new(EngineIntake(engine));
     let server = HttpServer::new(move || {

@@ -16,7 +16,7 @@ use ferrogrid_pipelines::Pipelines;
 use ferrogrid_sandbox::{CallContext, ErrorClass as HostClass, HostError, Sandbox, ScriptEngine};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 /// Problems of repository calls.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +57,7 @@ pub struct Repository {
     db: storage::Db,
     model: Arc<Model>,
     specs: HashMap<String, TypeSpec>,
-    limits: HardLimits,
+    limits: RwLock<HardLimits>,
     sequences: SequenceGenerator,
     scripts: Scripts,
 }
@@ -100,7 +100,7 @@ impl Repository {
     /// A repository over `db` for `model`.
     pub fn new(db: storage::Db, model: Arc<Model>, limits: HardLimits, sequences: SequenceGenerator) -> Repository {
         let specs = type_specs(&model);
-        Repository { db, model, specs, limits, sequences, scripts: Scripts::default() }
+        Repository { db, model, specs, limits: RwLock::new(limits), sequences, scripts: Scripts::default() }
     }
 
     /// Late-bind the compiled scripts (they need the repository as their host first).
@@ -167,7 +167,7 @@ impl Repository {
         let spec = self.spec(type_name)?;
         let conditions = Condition::parse_filter(filter)?;
         let mut options: FindOptions = parse("find options", options)?;
-        options.hard_limits = self.limits;
+        options.hard_limits = self.hard_limits();
         Ok(storage::repository::find(&self.db, spec, &conditions, &options)?)
     }
 
@@ -178,7 +178,7 @@ impl Repository {
         options.first = Some(1);
         let spec = self.spec(type_name)?;
         let conditions = Condition::parse_filter(&filter)?;
-        options.hard_limits = self.limits;
+        options.hard_limits = self.hard_limits();
         Ok(storage::repository::find(&self.db, spec, &conditions, &options)?.items.into_iter().next())
     }
 
@@ -201,7 +201,7 @@ impl Repository {
         let conditions = Condition::parse_filter(filter)?;
         let updaters = Updater::parse_list(updaters)?;
         let mut options: UpdateOptions = parse("update options", options)?;
-        options.hard_limits = self.limits;
+        options.hard_limits = self.hard_limits();
         let model = &self.model;
         Ok(self.db.write(|tx| {
             storage::repository::update_validated(tx, spec, &conditions, &updaters, &options, &mut |obj: Value| {
@@ -217,8 +217,19 @@ impl Repository {
         let spec = self.spec(type_name)?;
         let conditions = Condition::parse_filter(filter)?;
         let mut options: DeleteOptions = parse("delete options", options)?;
-        options.hard_limits = self.limits;
+        options.hard_limits = self.hard_limits();
         Ok(self.db.write(|tx| storage::repository::delete(tx, spec, &conditions, &options))?)
+    }
+
+    /// The limits every request runs under.
+    pub fn hard_limits(&self) -> HardLimits {
+        *self.limits.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Change the limits for the requests that start from now on (until restart; the
+    /// configuration file keeps its own).
+    pub fn set_hard_limits(&self, limits: HardLimits) {
+        *self.limits.write().unwrap_or_else(PoisonError::into_inner) = limits;
     }
 
     /// The sequence settings (first number, range width).

@@ -1,0 +1,245 @@
+//! The admin schema (`POST /graphql` with the header `schema: admin`), with TDG's names:
+//! `repair_list`, `repair(id)`, `repair_all`, `delete_from_repair_queue(id)`,
+//! `clear_repair_queue`, `model`, `config { hard_limits }` (read and update) and
+//! `maintenance { get_aggregates }`. Every action goes through the same engine calls as the
+//! REST admin API.
+
+use super::engine_of;
+use super::node::gql_value;
+use super::types::{JSON, LONG};
+use crate::engine::RetryError;
+use crate::repair::{parse_time, ListFilter};
+use crate::storage::HardLimits;
+use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, Object, ObjectAccessor, Schema, TypeRef};
+use async_graphql::{ErrorExtensions, Value as GqlValue};
+use serde_json::Value;
+
+fn error(code: &'static str, message: impl Into<String>) -> async_graphql::Error {
+    async_graphql::Error::new(message).extend_with(|_, e| e.set("code", code))
+}
+
+fn retry_error(e: RetryError) -> async_graphql::Error {
+    let code = match &e {
+        RetryError::NotFound(_) => "NOT_FOUND",
+        RetryError::Busy(_) => "CONFLICT",
+        RetryError::Draining => "UNAVAILABLE",
+        RetryError::Repair(_) => "INTERNAL",
+    };
+    error(code, e.to_string())
+}
+
+/// The repair-queue filter of `args` (`filter` text, `from`/`to` times, `first`, `after`).
+fn list_filter(args: &ObjectAccessor<'_>) -> async_graphql::Result<ListFilter> {
+    let text = |name: &str| -> async_graphql::Result<Option<String>> {
+        Ok(match args.get(name).filter(|v| !v.is_null()) {
+            Some(v) => Some(v.string()?.to_string()).filter(|s| !s.is_empty()),
+            None => None,
+        })
+    };
+    let time = |name: &str| -> async_graphql::Result<_> {
+        text(name)?.map(|t| parse_time(&t).map_err(|e| error("BAD_REQUEST", format!("{name}: {e}")))).transpose()
+    };
+    let first = match args.get("first").filter(|v| !v.is_null()) {
+        Some(v) => usize::try_from(v.i64()?.clamp(1, 1000)).unwrap_or(100),
+        None => 100,
+    };
+    Ok(ListFilter { text: text("filter")?, from: time("from")?, to: time("to")?, first, after: text("after")? })
+}
+
+fn with_filter(field: Field, paged: bool) -> Field {
+    let field = field
+        .argument(InputValue::new("filter", TypeRef::named(TypeRef::STRING)))
+        .argument(InputValue::new("from", TypeRef::named(TypeRef::STRING)))
+        .argument(InputValue::new("to", TypeRef::named(TypeRef::STRING)));
+    if paged {
+        field
+            .argument(InputValue::new("first", TypeRef::named(TypeRef::INT)))
+            .argument(InputValue::new("after", TypeRef::named(TypeRef::STRING)))
+    } else {
+        field
+    }
+}
+
+/// A field of a JSON object passed down as the parent value.
+fn json_field(name: &'static str, ty: TypeRef) -> Field {
+    Field::new(name, ty, move |ctx| {
+        let value = ctx.parent_value.downcast_ref::<Value>().and_then(|v| v.get(name)).filter(|v| !v.is_null());
+        FieldFuture::from_value(value.map(gql_value))
+    })
+}
+
+fn repair_entry_type() -> Object {
+    let string = || TypeRef::named(TypeRef::STRING);
+    let string_nn = || TypeRef::named_nn(TypeRef::STRING);
+    Object::new("RepairEntry")
+        .description("An object in the repair queue (TDG 2.8)")
+        .field(json_field("id", string_nn()))
+        .field(json_field("status", string_nn()))
+        .field(json_field("input", string_nn()))
+        .field(json_field("source", string_nn()))
+        .field(json_field("routing_key", string()))
+        .field(json_field("error", string()))
+        .field(json_field("stage", string()))
+        .field(json_field("function", string()))
+        .field(json_field("attempts", TypeRef::named_nn(TypeRef::INT)))
+        .field(json_field("created_at", string_nn()))
+        .field(json_field("updated_at", string_nn()))
+        .field(json_field("payload", TypeRef::named(JSON)))
+        .field(json_field("history", TypeRef::named(JSON)))
+}
+
+fn limits_value(limits: HardLimits) -> FieldValue<'static> {
+    FieldValue::owned_any(serde_json::json!({"scanned": limits.scanned, "returned": limits.returned}))
+}
+
+fn hard_limits_type() -> Object {
+    Object::new("HardLimits")
+        .description("Limits every repository request runs under")
+        .field(json_field("scanned", TypeRef::named_nn(LONG)))
+        .field(json_field("returned", TypeRef::named_nn(LONG)))
+}
+
+/// A namespace field (`config`, `maintenance`): an object whose fields do the work.
+fn namespace(name: &'static str, ty: &'static str) -> Field {
+    Field::new(name, TypeRef::named_nn(ty), |_| FieldFuture::Value(Some(FieldValue::owned_any(()))))
+}
+
+fn query() -> Object {
+    let repair_list = with_filter(
+        Field::new("repair_list", TypeRef::named_nn_list_nn("RepairEntry"), |ctx| {
+            FieldFuture::new(async move {
+                let engine = engine_of(&ctx)?;
+                let filter = list_filter(&ctx.args)?;
+                let (items, _) = engine.repair().list(&filter).map_err(|e| error("INTERNAL", e.to_string()))?;
+                let values =
+                    items.into_iter().map(|e| FieldValue::owned_any(serde_json::to_value(e).unwrap_or_default()));
+                Ok(Some(FieldValue::list(values)))
+            })
+        })
+        .description("Entries of the repair queue, newest first"),
+        true,
+    );
+    Object::new("Query")
+        .field(repair_list)
+        .field(
+            Field::new("model", TypeRef::named_nn(TypeRef::STRING), |ctx| {
+                FieldFuture::new(async move {
+                    let engine = engine_of(&ctx)?;
+                    let source = engine.runtime().repository.model().source();
+                    Ok(Some(GqlValue::from(serde_json::to_string_pretty(source).unwrap_or_default())))
+                })
+            })
+            .description("The domain model (Avro schema with TDG's extensions) as loaded"),
+        )
+        .field(namespace("config", "AdminConfig"))
+        .field(namespace("maintenance", "Maintenance"))
+}
+
+fn mutation() -> Object {
+    let id_arg = || InputValue::new("id", TypeRef::named_nn(TypeRef::STRING));
+    Object::new("Mutation")
+        .field(
+            Field::new("repair", TypeRef::named_nn(JSON), |ctx| {
+                FieldFuture::new(async move {
+                    let engine = engine_of(&ctx)?;
+                    let id = ctx.args.try_get("id")?.string()?.to_string();
+                    let outcome = engine.retry(&id, None).await.map_err(retry_error)?;
+                    Ok(Some(gql_value(&serde_json::to_value(outcome).unwrap_or_default())))
+                })
+            })
+            .argument(id_arg())
+            .description("Try an entry again with the current configuration; answers how it ended"),
+        )
+        .field(with_filter(
+            Field::new("repair_all", TypeRef::named_nn(TypeRef::INT), |ctx| {
+                FieldFuture::new(async move {
+                    let engine = engine_of(&ctx)?;
+                    let filter = list_filter(&ctx.args)?;
+                    let n = engine.retry_all(&filter).map_err(retry_error)?;
+                    Ok(Some(GqlValue::from(n as u64)))
+                })
+            })
+            .description("Try again every failed entry matching the filter (in the background); answers how many"),
+            false,
+        ))
+        .field(
+            Field::new("delete_from_repair_queue", TypeRef::named_nn(TypeRef::BOOLEAN), |ctx| {
+                FieldFuture::new(async move {
+                    let engine = engine_of(&ctx)?;
+                    let id = ctx.args.try_get("id")?.string()?.to_string();
+                    let deleted = engine.delete(&id).map_err(retry_error)?;
+                    Ok(Some(GqlValue::from(deleted)))
+                })
+            })
+            .argument(id_arg())
+            .description("Delete one entry; false when there is none"),
+        )
+        .field(with_filter(
+            Field::new("clear_repair_queue", TypeRef::named_nn(TypeRef::INT), |ctx| {
+                FieldFuture::new(async move {
+                    let engine = engine_of(&ctx)?;
+                    let filter = list_filter(&ctx.args)?;
+                    let n = engine.delete_matching(&filter).map_err(retry_error)?;
+                    Ok(Some(GqlValue::from(n as u64)))
+                })
+            })
+            .description("Delete every entry matching the filter (entries being processed stay); answers how many"),
+            false,
+        ))
+        .field(namespace("config", "AdminConfigMutation"))
+}
+
+fn config_types() -> [Object; 3] {
+    let read = Object::new("AdminConfig").field(Field::new("hard_limits", TypeRef::named_nn("HardLimits"), |ctx| {
+        FieldFuture::new(async move { Ok(Some(limits_value(engine_of(&ctx)?.runtime().repository.hard_limits()))) })
+    }));
+    let write = Object::new("AdminConfigMutation").field(
+        Field::new("hard_limits", TypeRef::named_nn("HardLimits"), |ctx| {
+            FieldFuture::new(async move {
+                let repository = &engine_of(&ctx)?.runtime().repository;
+                let mut limits = repository.hard_limits();
+                for (name, slot) in [("scanned", &mut limits.scanned), ("returned", &mut limits.returned)] {
+                    if let Some(v) = ctx.args.get(name).filter(|v| !v.is_null()) {
+                        *slot =
+                            v.u64().ok().filter(|n| *n > 0).ok_or_else(|| {
+                                error("BAD_REQUEST", format!("hard_limits.{name}: a positive integer"))
+                            })?;
+                    }
+                }
+                repository.set_hard_limits(limits);
+                tracing::info!(
+                    scanned = limits.scanned,
+                    returned = limits.returned,
+                    "hard limits changed (until restart)"
+                );
+                Ok(Some(limits_value(limits)))
+            })
+        })
+        .argument(InputValue::new("scanned", TypeRef::named(LONG)))
+        .argument(InputValue::new("returned", TypeRef::named(LONG)))
+        .description("Change the limits until the engine restarts (config.yml keeps its own)"),
+    );
+    let maintenance = Object::new("Maintenance").field(
+        Field::new("get_aggregates", TypeRef::named_nn_list_nn(TypeRef::STRING), |ctx| {
+            FieldFuture::new(async move {
+                let model = engine_of(&ctx)?.runtime().repository.model();
+                let names: Vec<GqlValue> = model.aggregates().map(|t| GqlValue::from(t.name.clone())).collect();
+                Ok(Some(GqlValue::List(names)))
+            })
+        })
+        .description("The names of the aggregate types"),
+    );
+    [read, write, maintenance]
+}
+
+/// The admin schema, without the engine (add it with `.data(engine)`).
+pub fn admin_schema() -> async_graphql::dynamic::SchemaBuilder {
+    let mut builder = Schema::build("Query", Some("Mutation"), None);
+    for scalar in super::types::scalars() {
+        builder = builder.register(scalar);
+    }
+    for object in config_types() {
+        builder = builder.register(object);
+    }
+    builder.register(repair_entry_type()).register(hard_limits_type()).register(query()).register(mutation())
+}
