@@ -28,6 +28,10 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     /// Group commits (fdatasync) of the intake log.
     pub intake_log_flushes: IntCounter,
+    /// GraphQL relation lookups, by target type (after batching removed duplicates).
+    pub relation_lookups: IntCounterVec,
+    /// Batches those lookups ran in.
+    pub relation_batches: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
@@ -78,6 +82,18 @@ impl Metrics {
             )?,
             http_requests: counter(&r, "ferrogrid_http_requests_total", "HTTP requests", &["route", "status"])?,
             intake_log_flushes,
+            relation_lookups: counter(
+                &r,
+                "ferrogrid_graphql_relation_lookups_total",
+                "Distinct GraphQL relation lookups (equal ones in a batch run once)",
+                &["type"],
+            )?,
+            relation_batches: counter(
+                &r,
+                "ferrogrid_graphql_relation_batches_total",
+                "Batches of GraphQL relation lookups (the relation fields of one list share one)",
+                &["type"],
+            )?,
             registry: r,
         })
     }

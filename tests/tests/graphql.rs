@@ -124,6 +124,24 @@ fn relations_both_ways_with_pagination() {
 }
 
 #[test]
+fn relation_fields_of_a_list_are_looked_up_in_one_batch() {
+    let server = start();
+    seed_library(&server);
+    let counts = |name: &str| {
+        let text = server.get("/metrics").body;
+        ferrogrid_tests::metric_value(&text, name, &[("type", "User")]).unwrap_or(0.0)
+    };
+    let (lookups, batches) =
+        (counts("ferrogrid_graphql_relation_lookups_total"), counts("ferrogrid_graphql_relation_batches_total"));
+    let d = data(server.graphql("{ Subscription { id user { username } } }", json!({})));
+    let names: Vec<&str> =
+        d["Subscription"].as_array().unwrap().iter().filter_map(|s| s["user"]["username"].as_str()).collect();
+    assert_eq!(names, ["John Smith", "John Smith", "John Smith", "Kim"]);
+    assert_eq!(counts("ferrogrid_graphql_relation_batches_total") - batches, 1.0, "4 parents, one batch");
+    assert_eq!(counts("ferrogrid_graphql_relation_lookups_total") - lookups, 2.0, "2 distinct users, 2 lookups");
+}
+
+#[test]
 fn pages_forward_and_backward_visit_every_object_once() {
     let server = start();
     for id in 1..=25 {

@@ -4,6 +4,7 @@
 //! starts (and by `ferrogrid check`); resolvers reach the engine through the schema's data.
 
 mod admin;
+mod loader;
 mod mutation;
 mod names;
 mod node;
@@ -12,6 +13,7 @@ mod services;
 mod types;
 
 pub use admin::admin_schema;
+pub use loader::relation_loader;
 pub use names::{gql_name, is_valid};
 
 use crate::config::{Config, ServiceKind};
@@ -34,7 +36,17 @@ fn engine_of<'a>(ctx: &ResolverContext<'a>) -> async_graphql::Result<&'a Arc<Eng
 
 /// A repository error as a GraphQL error with `extensions.code`.
 fn repo_error(e: RepoError) -> async_graphql::Error {
-    let code = match &e {
+    coded(e.to_string(), code_of(&e))
+}
+
+/// A GraphQL error with `extensions.code`.
+fn coded(message: String, code: &'static str) -> async_graphql::Error {
+    async_graphql::Error::new(message).extend_with(|_, ext| ext.set("code", code))
+}
+
+/// The `extensions.code` of a repository error.
+fn code_of(e: &RepoError) -> &'static str {
+    match e {
         RepoError::Storage(StorageError::Conflict { .. }) => "CONFLICT",
         RepoError::Storage(StorageError::HardLimit { .. }) => "HARD_LIMIT",
         RepoError::Invalid(_) => "VALIDATION",
@@ -42,8 +54,7 @@ fn repo_error(e: RepoError) -> async_graphql::Error {
             "BAD_REQUEST"
         }
         RepoError::Storage(_) => "INTERNAL",
-    };
-    async_graphql::Error::new(e.to_string()).extend_with(|_, ext| ext.set("code", code))
+    }
 }
 
 /// The data schema of `model` and the services of `config`, without the engine (add it with

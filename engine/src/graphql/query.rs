@@ -3,13 +3,16 @@
 //! `_like` on string indexes, `first`/`after`, `version`, `all_versions`. Every argument becomes
 //! one condition of a repository filter, so the storage plans it as a range scan.
 
+use super::loader::{RelationKey, RelationLoader};
 use super::names::gql_name;
 use super::node::{at_path, list, Node};
 use super::types::{part_type, with_filter_args, JSON, LONG};
-use super::{engine_of, repo_error};
+use super::{coded, engine_of, repo_error};
 use crate::model::{RelationDef, ScalarKind, TypeDef};
+use async_graphql::dataloader::DataLoader;
 use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, ObjectAccessor, TypeRef};
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 
 /// One filter argument: `arg` compares index `index` with `op`.
 pub struct FilterArg {
@@ -124,7 +127,6 @@ pub fn relation_field(relation: &RelationDef, target: &TypeDef) -> Field {
     let field = Field::new(gql_name(&relation.name), ty, move |ctx| {
         let (rel, t) = (rel.clone(), t.clone());
         FieldFuture::new(async move {
-            let engine = engine_of(&ctx)?;
             let from = ctx.parent_value.try_downcast_ref::<Node>()?;
             let Some(mut filter) = relation_filter(&rel, &from.value) else {
                 return Ok(if rel.many { Some(FieldValue::list(Vec::<FieldValue>::new())) } else { None });
@@ -136,15 +138,25 @@ pub fn relation_field(relation: &RelationDef, target: &TypeDef) -> Field {
             } else {
                 options.insert("first".into(), json!(1));
             }
-            let page = engine
-                .runtime()
-                .repository
-                .find(&t.name, &Value::Array(filter), &Value::Object(options))
-                .map_err(repo_error)?;
+            let key = RelationKey {
+                type_name: Arc::from(t.name.as_str()),
+                filter: Value::Array(filter).to_string(),
+                options: Value::Object(options).to_string(),
+            };
+            let found = ctx
+                .data::<DataLoader<RelationLoader>>()?
+                .load_one(key)
+                .await
+                .map_err(|e| coded(e.to_string(), "INTERNAL"))?
+                .ok_or_else(|| coded("relation lookup lost".into(), "INTERNAL"))?;
+            let items = match found.as_ref() {
+                Ok(items) => items.clone(),
+                Err((message, code)) => return Err(coded(message.clone(), code)),
+            };
             if rel.many {
-                return Ok(Some(list(page.items)));
+                return Ok(Some(list(items)));
             }
-            Ok(page.items.into_iter().next().map(|s| FieldValue::owned_any(Node::stored(s))))
+            Ok(items.into_iter().next().map(|s| FieldValue::owned_any(Node::stored(s))))
         })
     });
     if relation.many {

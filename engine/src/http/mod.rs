@@ -73,6 +73,7 @@ pub fn serve(
     let data_schema = crate::graphql::data_schema(engine.runtime().repository.model(), &engine.runtime().config)
         .map_err(|e| std::io::Error::other(e.join("\n")))?
         .data(engine.clone())
+        .data(crate::graphql::relation_loader(engine.runtime().repository.clone()))
         .finish()
         .map_err(|e| std::io::Error::other(format!("graphql: {e}")))?;
     let admin_schema = crate::graphql::admin_schema()
