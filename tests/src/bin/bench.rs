@@ -1,5 +1,7 @@
-//! HTTP ingest benchmark: how close `POST /http` of `ferrogrid run samples/library` comes to a
-//! bare actix-web JSON endpoint on the same machine.
+//! HTTP ingest and GraphQL read benchmark: how close `POST /http` of `ferrogrid run
+//! samples/library` comes to a bare actix-web JSON endpoint on the same machine, and how fast
+//! the GraphQL read mix (get by primary key, a relation lookup, a paged scan) runs over the data
+//! it stored.
 //!
 //! `cargo run --release -p ferrogrid-tests --bin bench -- [--seconds N] [--clients C]`
 //!
@@ -10,6 +12,9 @@
 //! goes to stderr. Between the two phases the bench waits until ferrogrid has processed the backlog
 //! the closed loop left (`ferrogrid_repair_queue_depth` back to 0; reported as `backlog_drain_s`,
 //! and `processed_per_s` = objects of the closed loop / (its duration + the drain time)).
+//! Then, on the stored users (plus 100 books and a subscription for each of the first 5,000
+//! users), each GraphQL query runs closed-loop for N seconds: `graphql.<query>` has queries/s,
+//! p50 and p99, and `ratio_graphql_get_by_pk` = get-by-primary-key queries/s ÷ bare objects/s.
 //! Only loopback; every phase is bounded in time and request count.
 
 use std::path::PathBuf;
@@ -84,18 +89,25 @@ fn user(id: i64) -> Value {
     json!({"id": id, "username": format!("bench user {id}")})
 }
 
-fn post_one(client: &Client, id: i64, phase: &mut Phase, latency_from: Instant) {
-    match client.try_post_json("/http", &user(id)) {
-        Ok(r) if r.status == 200 => {
-            phase.ok += 1;
-            phase.latencies_us.push(latency_from.elapsed().as_micros() as u64);
-        }
-        _ => phase.errors += 1,
+/// One request of a load phase: `n` is its sequence number; true when it succeeded.
+type Op = dyn Fn(&Client, i64) -> bool + Sync;
+
+/// `POST /http` of library User `n`.
+fn ingest_op(client: &Client, n: i64) -> bool {
+    matches!(client.try_post_json("/http", &user(n)), Ok(r) if r.status == 200)
+}
+
+fn run_one(op: &Op, client: &Client, n: i64, phase: &mut Phase, latency_from: Instant) {
+    if op(client, n) {
+        phase.ok += 1;
+        phase.latencies_us.push(latency_from.elapsed().as_micros() as u64);
+    } else {
+        phase.errors += 1;
     }
 }
 
 /// C clients, each sending the next request as soon as the previous answer is in.
-fn closed_loop(target: &Target, clients: usize, dur: Duration, ids: &AtomicI64) -> Phase {
+fn closed_loop(target: &Target, op: &Op, clients: usize, dur: Duration, ids: &AtomicI64) -> Phase {
     let sent = AtomicU64::new(0);
     let start = Instant::now();
     let mut total = Phase::default();
@@ -108,7 +120,7 @@ fn closed_loop(target: &Target, clients: usize, dur: Duration, ids: &AtomicI64) 
                     let mut phase = Phase::default();
                     while start.elapsed() < dur && sent.fetch_add(1, Ordering::Relaxed) < MAX_REQUESTS_PER_PHASE {
                         let id = ids.fetch_add(1, Ordering::Relaxed);
-                        post_one(&client, id, &mut phase, Instant::now());
+                        run_one(op, &client, id, &mut phase, Instant::now());
                     }
                     phase
                 })
@@ -125,7 +137,7 @@ fn closed_loop(target: &Target, clients: usize, dur: Duration, ids: &AtomicI64) 
 }
 
 /// `rate` requests per second in all, spread over C clients on a fixed schedule.
-fn open_loop(target: &Target, clients: usize, rate: f64, dur: Duration, ids: &AtomicI64) -> Phase {
+fn open_loop(target: &Target, op: &Op, clients: usize, rate: f64, dur: Duration, ids: &AtomicI64) -> Phase {
     let rate = rate.max(1.0);
     let interval = Duration::from_secs_f64(clients as f64 / rate);
     let hard_stop = dur * 2;
@@ -149,7 +161,7 @@ fn open_loop(target: &Target, clients: usize, rate: f64, dur: Duration, ids: &At
                             std::thread::sleep(due - now);
                         }
                         let id = ids.fetch_add(1, Ordering::Relaxed);
-                        post_one(&client, id, &mut phase, due);
+                        run_one(op, &client, id, &mut phase, due);
                         k += 1;
                     }
                     phase
@@ -198,13 +210,13 @@ impl Target {
     }
 }
 
-fn measure(name: &str, target: &Target, args: &Args) -> Value {
+fn measure(name: &str, target: &Target, args: &Args) -> (Value, i64) {
     let ids = AtomicI64::new(1);
     let dur = Duration::from_secs(args.seconds);
     eprintln!("[{name}] warm-up 1 s");
-    closed_loop(target, args.clients, Duration::from_secs(1), &ids);
+    closed_loop(target, &ingest_op, args.clients, Duration::from_secs(1), &ids);
     eprintln!("[{name}] closed loop, {} clients, {dur:?}", args.clients);
-    let mut max = closed_loop(target, args.clients, dur, &ids);
+    let mut max = closed_loop(target, &ingest_op, args.clients, dur, &ids);
     let rate = max.rate();
     eprintln!("[{name}] {rate:.0} objects/s ({} ok, {} errors)", max.ok, max.errors);
     let drain = target.wait_backlog_drained(Duration::from_secs(120));
@@ -212,7 +224,7 @@ fn measure(name: &str, target: &Target, args: &Args) -> Value {
         eprintln!("[{name}] backlog processed {d:?} after the closed loop");
     }
     eprintln!("[{name}] open loop at {:.0} objects/s, {dur:?}", rate / 2.0);
-    let mut half = open_loop(target, args.clients, rate / 2.0, dur, &ids);
+    let mut half = open_loop(target, &ingest_op, args.clients, rate / 2.0, dur, &ids);
     let mut report = json!({
         "objects_per_s": round2(rate),
         "p50_ms": round2(max.percentile_ms(50.0)),
@@ -225,7 +237,73 @@ fn measure(name: &str, target: &Target, args: &Args) -> Value {
         report["backlog_drain_s"] = round2(d.as_secs_f64());
         report["processed_per_s"] = round2(max.ok as f64 / (max.elapsed + d).as_secs_f64());
     }
-    report
+    (report, ids.load(Ordering::Relaxed))
+}
+
+/// The GraphQL read mix over the library data the ingest phases stored.
+const GET_BY_PK: &str = "query($id: Long) { User(id: $id) { id username } }";
+const RELATION: &str = "query($id: Long) { User(id: $id) { username subscription { id book { book_name } } } }";
+const PAGED_SCAN: &str = "query($from: Long) { User(id_gt: $from, first: 50) { id username } }";
+
+/// A GraphQL query op: 200 with `data` and no `errors`; `vars` gives the variables of request n.
+fn graphql_op(query: &'static str, vars: impl Fn(i64) -> Value + Sync) -> impl Fn(&Client, i64) -> bool + Sync {
+    move |client, n| match client.try_post_json("/graphql", &json!({"query": query, "variables": vars(n)})) {
+        Ok(r) if r.status == 200 => !r.body.contains("\"errors\"") && r.body.contains("\"data\""),
+        _ => false,
+    }
+}
+
+/// Subscriptions for the first `users` users (one each, to one of 100 books), so relation
+/// lookups have something to find. Posted by 8 clients, then processed.
+fn seed_relations(target: &Target, users: i64) -> anyhow::Result<()> {
+    let client = target.client();
+    for id in 1..=100 {
+        let book = json!({"id": id, "book_name": format!("book {id}"), "author": "bench", "year": 1900 + id});
+        client.try_post_json("/http", &book).map_err(|e| anyhow::anyhow!("seeding books: {e}"))?;
+    }
+    let stored = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for k in 0..8 {
+            let (client, stored) = (target.client(), &stored);
+            s.spawn(move || {
+                for n in (1 + k..=users).step_by(8) {
+                    let sub = json!({"id": n, "user_id": n, "book_id": 1 + n % 100});
+                    if matches!(client.try_post_json("/http", &sub), Ok(r) if r.status == 200) {
+                        stored.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    eprintln!("[graphql] seeded 100 books and {} subscriptions", stored.load(Ordering::Relaxed));
+    target.wait_backlog_drained(Duration::from_secs(120));
+    Ok(())
+}
+
+/// Closed-loop queries/s, p50 and p99 of each query of the read mix.
+fn measure_graphql(target: &Target, args: &Args, users: i64) -> Value {
+    let users = users.max(2);
+    let spread = move |n: i64| 1 + (n.wrapping_mul(7919)).rem_euclid(users);
+    let get = graphql_op(GET_BY_PK, move |n| json!({"id": spread(n)}));
+    let relation = graphql_op(RELATION, move |n| json!({"id": spread(n)}));
+    let scan = graphql_op(PAGED_SCAN, move |n| json!({"from": (n * 50).rem_euclid(users)}));
+    let mut report = serde_json::Map::new();
+    let dur = Duration::from_secs(args.seconds);
+    for (name, op) in [("get_by_pk", &get as &Op), ("relation_lookup", &relation), ("paged_scan_50", &scan)] {
+        closed_loop(target, op, args.clients, Duration::from_secs(1), &AtomicI64::new(0));
+        let mut phase = closed_loop(target, op, args.clients, dur, &AtomicI64::new(0));
+        eprintln!("[graphql] {name}: {:.0} queries/s ({} errors)", phase.rate(), phase.errors);
+        report.insert(
+            name.into(),
+            json!({
+                "queries_per_s": round2(phase.rate()),
+                "p50_ms": round2(phase.percentile_ms(50.0)),
+                "p99_ms": round2(phase.percentile_ms(99.0)),
+                "errors": phase.errors,
+            }),
+        );
+    }
+    Value::Object(report)
 }
 
 fn round2(x: f64) -> Value {
@@ -289,7 +367,7 @@ fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
 
     let bare_url = start_bare()?;
-    let bare = measure("bare", &Target { base: bare_url, token: None }, &args);
+    let (bare, _) = measure("bare", &Target { base: bare_url, token: None }, &args);
 
     let bin = release_binary();
     if !bin.exists() {
@@ -300,7 +378,11 @@ fn main() -> anyhow::Result<()> {
     }
     let mut server = Server::start_with_binary(&bin, "samples/library");
     let target = Target { base: server.base_url(), token: Some(server.token().to_string()) };
-    let ferrogrid = measure("ferrogrid_http", &target, &args);
+    let (ferrogrid, last_id) = measure("ferrogrid_http", &target, &args);
+    // Users 1..last_id were posted; the few refused ones just miss.
+    let users = (last_id - 1).min(20_000);
+    seed_relations(&target, users.min(5_000))?;
+    let graphql = measure_graphql(&target, &args, users);
     let status = server.stop();
     eprintln!("[ferrogrid_http] stopped: {status}");
 
@@ -308,10 +390,16 @@ fn main() -> anyhow::Result<()> {
         (Some(f), Some(b)) if b > 0.0 => round2(f / b),
         _ => Value::Null,
     };
+    let ratio_get = match (graphql["get_by_pk"]["queries_per_s"].as_f64(), bare["objects_per_s"].as_f64()) {
+        (Some(g), Some(b)) if b > 0.0 => round2(g / b),
+        _ => Value::Null,
+    };
     let report = json!({
         "bare": bare,
         "ferrogrid_http": ferrogrid,
         "ratio_throughput": ratio,
+        "graphql": graphql,
+        "ratio_graphql_get_by_pk": ratio_get,
         "clients": args.clients,
         "seconds": args.seconds,
     });
