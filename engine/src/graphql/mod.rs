@@ -61,11 +61,17 @@ fn code_of(e: &RepoError) -> &'static str {
 /// `.data(engine)` before `finish`). Every problem, one per line.
 pub fn data_schema(model: &Model, config: &Config) -> Result<SchemaBuilder, Vec<String>> {
     let mut errors = Vec::new();
-    let mut seen = HashSet::new();
+    // Names the schema defines itself, then every record's object and insert input type.
+    let mut seen: HashSet<String> =
+        ["Query", "Mutation", "Int", "Float", "String", "Boolean", "ID", types::LONG, types::JSON]
+            .into_iter()
+            .map(String::from)
+            .collect();
     for t in model.types() {
-        let name = gql_name(&t.name);
-        if !seen.insert(name.clone()) {
-            errors.push(format!("types: {}: its GraphQL name {name} is taken by another type", t.name));
+        for name in [gql_name(&t.name), types::insert_type_name(&t.name)] {
+            if !seen.insert(name.clone()) {
+                errors.push(format!("types: {}: its GraphQL name {name} is taken by another type", t.name));
+            }
         }
     }
     let mut query = Object::new("Query");

@@ -72,7 +72,7 @@ pub fn page_options(args: &ObjectAccessor<'_>, options: &mut Map<String, Value>)
 
 /// The root query field of aggregate `t`.
 pub fn root_field(t: &TypeDef) -> Field {
-    let type_def = t.clone();
+    let type_def = Arc::new(t.clone());
     let field = Field::new(gql_name(&t.name), TypeRef::named_nn_list(gql_name(&t.name)), move |ctx| {
         let t = type_def.clone();
         FieldFuture::new(async move {
@@ -117,8 +117,8 @@ fn relation_filter(relation: &RelationDef, from: &Value) -> Option<Vec<Value>> {
 
 /// The field of `relation` (to aggregate `target`) on its source type.
 pub fn relation_field(relation: &RelationDef, target: &TypeDef) -> Field {
-    let rel = relation.clone();
-    let t = target.clone();
+    let rel = Arc::new(relation.clone());
+    let t = Arc::new(target.clone());
     let ty = if relation.many {
         TypeRef::named_nn_list_nn(gql_name(&target.name))
     } else {

@@ -168,3 +168,16 @@ fn the_admin_schema_builds_with_tdg_names() {
         assert!(sdl.contains(name), "missing {name} in\n{sdl}");
     }
 }
+
+#[test]
+fn type_names_that_clash_in_graphql_are_reported() {
+    let schema = json!([
+        {"name": "a.B", "type": "record", "logicalType": "Aggregate", "fields": [{"name": "id", "type": "long"}], "indexes": ["id"]},
+        {"name": "a_B", "type": "record", "fields": [{"name": "x", "type": "long"}]},
+        {"name": "Query", "type": "record", "fields": [{"name": "x", "type": "long"}]}
+    ]);
+    let model = Model::parse(&schema, &|_| false).unwrap();
+    let errors = check(&model, &Config::default()).join("\n");
+    assert!(errors.contains("types: a_B: its GraphQL name a_B is taken by another type"), "{errors}");
+    assert!(errors.contains("types: Query: its GraphQL name Query is taken"), "{errors}");
+}
