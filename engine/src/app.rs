@@ -5,6 +5,7 @@ use crate::config::{self, Loaded};
 use crate::engine::Engine;
 use crate::repair::Wal;
 use crate::runtime::{self, Runtime};
+use crate::scheduler::Scheduler;
 use crate::security::Tokens;
 use crate::storage::{Db, StorageConfig};
 use anyhow::Context;
@@ -114,7 +115,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         repair.refresh_depth()?;
     }
     let engine = Engine::start(runtime, wal)?;
-    let (handle, server) = crate::http::serve(engine.clone(), tokens, options.listen)
+    let scheduler = Scheduler::start(engine.clone()).context("starting the task scheduler")?;
+    let (handle, server) = crate::http::serve(engine.clone(), scheduler.clone(), tokens, options.listen)
         .with_context(|| format!("listening on {}", options.listen))?;
     let server_task = actix_rt::spawn(server);
     engine.set_ready();
@@ -123,6 +125,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
 
     let signal = signals.wait().await?;
     tracing::info!(signal, "draining: refusing new objects, finishing the ones in flight");
+    scheduler.shutdown();
     engine.drain(Duration::from_secs(30)).await;
     handle.stop(true).await;
     let _ = server_task.await;

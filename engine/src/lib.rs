@@ -13,5 +13,6 @@ pub mod processor;
 pub mod repair;
 pub mod repository;
 pub mod runtime;
+pub mod scheduler;
 pub mod security;
 pub mod storage;

@@ -1,7 +1,7 @@
 //! Every metric Ferrogrid exports, named once (Prometheus style, prefix `ferrogrid_`).
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::sync::OnceLock;
 
@@ -32,6 +32,18 @@ pub struct Metrics {
     pub relation_lookups: IntCounterVec,
     /// Batches those lookups ran in.
     pub relation_batches: IntCounterVec,
+    /// Task runs started, by task name and kind (TDG's `tasks_started`).
+    pub tasks_started: IntCounterVec,
+    /// Task runs that failed.
+    pub tasks_failed: IntCounterVec,
+    /// Task runs that completed.
+    pub tasks_succeeded: IntCounterVec,
+    /// Task runs an operator stopped.
+    pub tasks_stopped: IntCounterVec,
+    /// Task runs in progress.
+    pub tasks_running: IntGaugeVec,
+    /// Run time of task runs (TDG's buckets, 0.0001 to 5 s).
+    pub tasks_execution_seconds: HistogramVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
@@ -87,6 +99,32 @@ impl Metrics {
                 "ferrogrid_graphql_relation_lookups_total",
                 "Distinct GraphQL relation lookups (equal ones in a batch run once)",
                 &["type"],
+            )?,
+            tasks_started: counter(&r, "ferrogrid_tasks_started_total", "Task runs started", &["name", "kind"])?,
+            tasks_failed: counter(&r, "ferrogrid_tasks_failed_total", "Task runs that failed", &["name", "kind"])?,
+            tasks_succeeded: counter(
+                &r,
+                "ferrogrid_tasks_succeeded_total",
+                "Task runs that completed",
+                &["name", "kind"],
+            )?,
+            tasks_stopped: counter(
+                &r,
+                "ferrogrid_tasks_stopped_total",
+                "Task runs stopped by an operator",
+                &["name", "kind"],
+            )?,
+            tasks_running: {
+                let g =
+                    IntGaugeVec::new(Opts::new("ferrogrid_tasks_running", "Task runs in progress"), &["name", "kind"])?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
+            tasks_execution_seconds: histogram(
+                &r,
+                "ferrogrid_tasks_execution_time_seconds",
+                "Run time of task runs",
+                &["name", "kind"],
             )?,
             relation_batches: counter(
                 &r,

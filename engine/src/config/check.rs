@@ -123,6 +123,34 @@ pub fn references(config: &Value) -> Vec<ConfigError> {
     c.unique(&processor_routes, "input_processor.routing", "key", "routing key");
     let storage = items(config, &["input_processor", "storage"]);
     c.unique(&storage, "input_processor.storage", "key", "routing key");
+    if let Some(tasks) = config.get("tasks").and_then(Value::as_object) {
+        for (name, task) in tasks {
+            let path = format!("tasks.{name}");
+            c.pipeline(format!("{path}.pipeline"), text(task, "pipeline"));
+            let schedule = text(task, "schedule");
+            match (text(task, "kind"), schedule) {
+                (Some("periodical"), None) => {
+                    c.errors.push(ConfigError::at(&path, "a periodical task needs a schedule (cron with seconds)"))
+                }
+                (Some("periodical"), Some(cron)) => {
+                    if let Err(e) = cron.parse::<cron::Schedule>() {
+                        c.errors.push(ConfigError::at(
+                            &format!("{path}.schedule"),
+                            format!("\"{cron}\" is not a cron expression with seconds (\"0 */5 * * * *\"): {e}"),
+                        ));
+                    }
+                }
+                (Some(kind), Some(_)) => c.errors.push(ConfigError::at(
+                    &format!("{path}.schedule"),
+                    format!("only periodical tasks have a schedule, not {kind}"),
+                )),
+                _ => {}
+            }
+            if task.get("pause_sec").is_some_and(|p| !p.is_null()) && text(task, "kind") != Some("continuous") {
+                c.errors.push(ConfigError::at(&format!("{path}.pause_sec"), "only continuous tasks pause"));
+            }
+        }
+    }
     if let Some(services) = config.get("services").and_then(Value::as_object) {
         for (name, service) in services {
             c.pipeline(format!("services.{name}.function"), text(service, "function"));

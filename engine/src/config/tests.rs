@@ -53,11 +53,11 @@ fn unsupported_connector_types_are_errors() {
 
 #[test]
 fn sections_not_supported_yet_are_named() {
-    let errors = errors_of(&[("config.yml", "jobs: {}\ntasks: {}\n")]);
+    let errors = errors_of(&[("config.yml", "jobs: {}\noutput_processor: {}\n")]);
     assert_eq!(
         errors,
         vec![
-            "tasks: this TDG section is not supported by this build yet".to_string(),
+            "output_processor: this TDG section is not supported by this build yet".to_string(),
             "jobs: this TDG section is not supported by this build yet".to_string()
         ]
     );
@@ -151,4 +151,23 @@ fn connector_errors_name_the_key_inside_the_selected_type() {
         assert!(text.contains(want), "missing {want:?} in\n{text}");
     }
     assert!(!text.contains("oneOf"), "{text}");
+}
+
+#[test]
+fn tasks_are_checked_with_their_names() {
+    let errors = errors_of(&[(
+        "config.yml",
+        "functions:\n  f: \"1\"\ntasks:\n  nightly: {kind: periodical, pipeline: f, schedule: \"every night\"}\n  bare: {kind: periodical, pipeline: f}\n  loop: {kind: continuous, pipeline: ghost, schedule: \"* * * * * *\"}\n  once: {kind: single_shot, pipeline: f, pause_sec: 1}\n  ok: {kind: periodical, pipeline: f, schedule: \"*/1 * * * * *\"}\n",
+    )]);
+    let text = errors.join("\n");
+    for want in [
+        "tasks.nightly.schedule: \"every night\" is not a cron expression with seconds",
+        "tasks.bare: a periodical task needs a schedule",
+        "tasks.loop.pipeline: pipeline or function \"ghost\" is not defined",
+        "tasks.loop.schedule: only periodical tasks have a schedule, not continuous",
+        "tasks.once.pause_sec: only continuous tasks pause",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+    assert!(!text.contains("tasks.ok"), "{text}");
 }

@@ -51,6 +51,81 @@ pub struct Config {
     /// GraphQL services: root fields that call a function with their arguments as a map.
     #[serde(default)]
     pub services: IndexMap<String, ServiceConfig>,
+    /// Tasks: pipelines run on a schedule, continuously, or when an operator starts them.
+    #[serde(default)]
+    pub tasks: IndexMap<String, TaskConfig>,
+    /// Settings of the task runner.
+    #[serde(default)]
+    pub task_runner: TaskRunnerConfig,
+}
+
+/// How a task runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// When an operator starts it.
+    SingleShot,
+    /// Again `pause_sec` after each run ends.
+    Continuous,
+    /// On its cron `schedule`.
+    Periodical,
+}
+
+impl TaskKind {
+    /// The name used in the configuration and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::SingleShot => "single_shot",
+            TaskKind::Continuous => "continuous",
+            TaskKind::Periodical => "periodical",
+        }
+    }
+}
+
+fn default_keep() -> usize {
+    10
+}
+
+/// One task (TDG's `tasks` section).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct TaskConfig {
+    /// `single_shot`, `continuous` or `periodical`.
+    pub kind: TaskKind,
+    /// The pipeline (or function) a run calls; its `param` is `#{task, run_id, kind}`.
+    pub pipeline: String,
+    /// Finished runs kept in the history (default 10).
+    #[serde(default = "default_keep")]
+    #[schemars(range(min = 1))]
+    pub keep: usize,
+    /// Continuous tasks: seconds between the end of a run and the start of the next (default 0).
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub pause_sec: Option<f64>,
+    /// Periodical tasks: a cron expression with seconds (`"0 */5 * * * *"`: every five minutes).
+    #[serde(default)]
+    pub schedule: Option<String>,
+}
+
+fn default_running_count_threshold() -> usize {
+    100
+}
+
+/// `task_runner`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct TaskRunnerConfig {
+    /// Past this many task runs at once the runner logs TDG's warning
+    /// `Too many running pipelines. Now running N pipelines` (default 100).
+    #[serde(default = "default_running_count_threshold")]
+    #[schemars(range(min = 1))]
+    pub running_count_threshold: usize,
+}
+
+impl Default for TaskRunnerConfig {
+    fn default() -> Self {
+        Self { running_count_threshold: default_running_count_threshold() }
+    }
 }
 
 /// Whether a service is a GraphQL query or mutation.

@@ -5,9 +5,11 @@ mod admin;
 mod auth;
 mod data;
 mod graphql;
+mod tasks;
 
 use crate::engine::{Engine, EngineIntake, State};
 use crate::metrics::metrics;
+use crate::scheduler::Scheduler;
 use crate::security::Tokens;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServerHandle, ServiceRequest, ServiceResponse};
@@ -29,6 +31,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// The GraphQL schemas, built once at start.
     pub graphql: Arc<graphql::GraphqlSchemas>,
+    /// The task scheduler.
+    pub scheduler: Arc<Scheduler>,
 }
 
 /// A JSON error answer.
@@ -66,6 +70,7 @@ async fn count_requests(
 /// Start serving on `listen`; returns the server's handle and the future that runs it.
 pub fn serve(
     engine: Arc<Engine>,
+    scheduler: Arc<Scheduler>,
     tokens: Tokens,
     listen: SocketAddr,
 ) -> std::io::Result<(ServerHandle, actix_web::dev::Server)> {
@@ -81,7 +86,7 @@ pub fn serve(
         .finish()
         .map_err(|e| std::io::Error::other(format!("graphql admin schema: {e}")))?;
     let graphql = Arc::new(graphql::GraphqlSchemas { data: data_schema, admin: admin_schema });
-    let state = AppState { engine: engine.clone(), graphql };
+    let state = AppState { engine: engine.clone(), graphql, scheduler };
     let intake: Arc<dyn Intake> = Arc::new(EngineIntake(engine));
     let server = HttpServer::new(move || {
         let mut app = App::new()
@@ -94,7 +99,8 @@ pub fn serve(
             .route("/metrics", web::get().to(metrics_text))
             .configure(data::configure)
             .configure(graphql::configure)
-            .configure(admin::configure);
+            .configure(admin::configure)
+            .configure(tasks::configure);
         if let Some(config) = &http_input {
             let input = HttpInput::new(config.clone(), intake.clone());
             app = app.configure(|c| configure_http_input(c, input));

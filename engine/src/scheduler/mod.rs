@@ -1,0 +1,409 @@
+//! Tasks (TDG 2.13): periodical tasks fire on their cron schedule, continuous ones again
+//! `pause_sec` after each run, single-shot ones when an operator starts them. One scheduler
+//! thread decides; the runs execute on the script workers. A task never runs twice at once.
+//! Runs are recorded (the last `keep` finished ones per task); a stopped task stays stopped
+//! across restarts; a periodical slot missed while the engine was down runs once at start.
+
+mod runs;
+
+pub use runs::{RunStatus, RunStore, TaskRun, TaskState};
+
+use crate::config::{TaskConfig, TaskKind};
+use crate::engine::Engine;
+use crate::metrics::metrics;
+use chrono::{DateTime, SecondsFormat, Utc};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use ferrogrid_pipelines::PipelineError;
+use ferrogrid_sandbox::{CallContext, ScriptErrorKind};
+use indexmap::IndexMap;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Longest the scheduler sleeps without looking at the clock again.
+const TICK: Duration = Duration::from_millis(500);
+/// Longest result text kept in a run.
+const RESULT_CHARS: usize = 1000;
+
+/// Why an operator's request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    /// No such task.
+    #[error("task \"{0}\" is not defined")]
+    NotFound(String),
+    /// It is running already.
+    #[error("task \"{0}\" is running already")]
+    Running(String),
+    /// A run that has not ended.
+    #[error("{0}")]
+    NotEnded(String),
+    /// The scheduler is stopped (shutdown).
+    #[error("the scheduler is stopped")]
+    Stopped,
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+}
+
+/// A task as the admin API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskInfo {
+    /// Task name.
+    pub name: String,
+    /// `single_shot`, `continuous`, `periodical`.
+    pub kind: &'static str,
+    /// Its pipeline.
+    pub pipeline: String,
+    /// Cron schedule (periodical).
+    pub schedule: Option<String>,
+    /// Pause between runs (continuous).
+    pub pause_sec: Option<f64>,
+    /// `running`, `stopped`, `scheduled` or `idle` (a single-shot task waiting to be started).
+    pub state: &'static str,
+    /// When it runs next (ISO 8601 UTC).
+    pub next_run_at: Option<String>,
+    /// Its recorded runs, newest first.
+    pub runs: Vec<TaskRun>,
+}
+
+enum Command {
+    Start(String, Sender<Result<String, TaskError>>),
+    Stop(String, Sender<Result<(), TaskError>>),
+    Finished(String),
+    Shutdown,
+}
+
+/// The live state of one task.
+#[derive(Default)]
+struct Live {
+    running: Option<(String, Arc<AtomicBool>)>,
+    next: Option<DateTime<Utc>>,
+    stopped: bool,
+}
+
+struct Inner {
+    engine: Arc<Engine>,
+    store: RunStore,
+    tasks: IndexMap<String, TaskConfig>,
+    schedules: HashMap<String, cron::Schedule>,
+    live: Mutex<HashMap<String, Live>>,
+    running_threshold: usize,
+}
+
+/// The scheduler of one engine.
+pub struct Scheduler {
+    inner: Arc<Inner>,
+    commands: Sender<Command>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+fn now_text() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn cut(text: String) -> String {
+    match text.char_indices().nth(RESULT_CHARS) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text,
+    }
+}
+
+impl Scheduler {
+    /// Start scheduling the tasks of the engine's configuration.
+    pub fn start(engine: Arc<Engine>) -> Result<Arc<Scheduler>, TaskError> {
+        let config = &engine.runtime().config;
+        let tasks = config.tasks.clone();
+        let running_threshold = config.task_runner.running_count_threshold;
+        let store = RunStore::new(engine.runtime().db.clone());
+        let failed = store.fail_unfinished(&now_text())?;
+        if failed > 0 {
+            tracing::warn!(failed, "task runs interrupted by the last stop are marked failed");
+        }
+        let mut schedules = HashMap::new();
+        let mut live = HashMap::new();
+        let now = Utc::now();
+        for (name, task) in &tasks {
+            let state = store.state(name)?;
+            let mut entry = Live { stopped: state.stopped, ..Live::default() };
+            match task.kind {
+                TaskKind::Periodical => {
+                    // Checked at load already; a task whose schedule does not parse never fires.
+                    let Some(schedule) = task.schedule.as_deref().and_then(|s| cron::Schedule::from_str(s).ok()) else {
+                        continue;
+                    };
+                    let last = state.last_fired_at.as_deref().and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+                    let missed = last.and_then(|l| schedule.after(&l.with_timezone(&Utc)).next()).filter(|n| *n <= now);
+                    entry.next = missed.or_else(|| schedule.after(&now).next());
+                    if missed.is_some() && !entry.stopped {
+                        tracing::info!(task = %name, "running a periodical task whose slot passed while the engine was down");
+                    }
+                    schedules.insert(name.clone(), schedule);
+                }
+                TaskKind::Continuous => entry.next = Some(now),
+                TaskKind::SingleShot => {}
+            }
+            live.insert(name.clone(), entry);
+        }
+        let inner = Arc::new(Inner { engine, store, tasks, schedules, live: Mutex::new(live), running_threshold });
+        let (commands, receiver) = crossbeam_channel::unbounded();
+        let loop_inner = inner.clone();
+        let loop_commands = commands.clone();
+        let thread = std::thread::Builder::new()
+            .name("ferrogrid-scheduler".into())
+            .spawn(move || loop_inner.run(&receiver, &loop_commands))
+            .map_err(|e| TaskError::Storage(e.into()))?;
+        Ok(Arc::new(Scheduler { inner, commands, thread: Mutex::new(Some(thread)) }))
+    }
+
+    /// Run `task` now (a single-shot task, or an extra run of any other); clears a stop.
+    /// Returns the run id.
+    pub fn start_task(&self, task: &str) -> Result<String, TaskError> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.commands.send(Command::Start(task.to_string(), reply)).map_err(|_| TaskError::Stopped)?;
+        answer.recv().map_err(|_| TaskError::Stopped)?
+    }
+
+    /// Stop `task`: a running run is cancelled at its next sandbox check, and the task is not
+    /// scheduled again until it is started.
+    pub fn stop_task(&self, task: &str) -> Result<(), TaskError> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.commands.send(Command::Stop(task.to_string(), reply)).map_err(|_| TaskError::Stopped)?;
+        answer.recv().map_err(|_| TaskError::Stopped)?
+    }
+
+    /// Forget a finished run.
+    pub fn forget(&self, run_id: &str) -> Result<bool, TaskError> {
+        self.inner.store.forget(run_id)?.map_err(TaskError::NotEnded)
+    }
+
+    /// Every task with its state, next run and recorded runs.
+    pub fn list(&self) -> Result<Vec<TaskInfo>, TaskError> {
+        let live = self.inner.live.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out = Vec::new();
+        for (name, task) in &self.inner.tasks {
+            let entry = live.get(name);
+            let state = match entry {
+                Some(l) if l.running.is_some() => "running",
+                Some(l) if l.stopped => "stopped",
+                Some(l) if l.next.is_some() => "scheduled",
+                _ => "idle",
+            };
+            out.push(TaskInfo {
+                name: name.clone(),
+                kind: task.kind.as_str(),
+                pipeline: task.pipeline.clone(),
+                schedule: task.schedule.clone(),
+                pause_sec: task.pause_sec,
+                state,
+                next_run_at: entry
+                    .filter(|l| !l.stopped)
+                    .and_then(|l| l.next)
+                    .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+                runs: self.inner.store.list(name)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Stop scheduling and cancel the runs in progress (they end as `stopped`... or finish).
+    pub fn shutdown(&self) {
+        let _ = self.commands.send(Command::Shutdown);
+        if let Some(thread) = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Inner {
+    fn run(self: &Arc<Self>, commands: &Receiver<Command>, sender: &Sender<Command>) {
+        loop {
+            self.fire_due(sender);
+            let wait = {
+                let live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+                let now = Utc::now();
+                live.values()
+                    .filter(|l| !l.stopped && l.running.is_none())
+                    .filter_map(|l| l.next)
+                    .min()
+                    .map_or(TICK, |next| (next - now).to_std().unwrap_or(Duration::ZERO).min(TICK))
+            };
+            match commands.recv_timeout(wait) {
+                Ok(Command::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
+                    let live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+                    for (_, cancel) in live.values().filter_map(|l| l.running.as_ref()) {
+                        cancel.store(true, Ordering::Release);
+                    }
+                    return;
+                }
+                Ok(Command::Start(name, reply)) => {
+                    let _ = reply.send(self.start(&name, sender));
+                }
+                Ok(Command::Stop(name, reply)) => {
+                    let _ = reply.send(self.stop(&name));
+                }
+                Ok(Command::Finished(name)) => self.finished(&name),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+    }
+
+    /// Launch every task whose time has come.
+    fn fire_due(self: &Arc<Self>, sender: &Sender<Command>) {
+        let now = Utc::now();
+        let due: Vec<String> = {
+            let live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+            live.iter()
+                .filter(|(_, l)| !l.stopped && l.running.is_none() && l.next.is_some_and(|n| n <= now))
+                .map(|(name, _)| name.clone())
+                .collect()
+        };
+        for name in due {
+            if let Some(schedule) = self.schedules.get(&name) {
+                let mut state = self.store.state(&name).unwrap_or_default();
+                state.last_fired_at = Some(now.to_rfc3339_opts(SecondsFormat::Millis, true));
+                if let Err(e) = self.store.set_state(&name, &state) {
+                    tracing::error!(task = %name, error = %e, "recording when the task fired failed");
+                }
+                if let Some(l) = self.live.lock().unwrap_or_else(PoisonError::into_inner).get_mut(&name) {
+                    l.next = schedule.after(&now).next();
+                }
+            }
+            if let Err(e) = self.launch(&name, sender) {
+                tracing::error!(task = %name, error = %e, "starting the task failed");
+            }
+        }
+    }
+
+    fn start(self: &Arc<Self>, name: &str, sender: &Sender<Command>) -> Result<String, TaskError> {
+        if !self.tasks.contains_key(name) {
+            return Err(TaskError::NotFound(name.to_string()));
+        }
+        let mut state = self.store.state(name)?;
+        if state.stopped {
+            state.stopped = false;
+            self.store.set_state(name, &state)?;
+        }
+        if let Some(l) = self.live.lock().unwrap_or_else(PoisonError::into_inner).get_mut(name) {
+            l.stopped = false;
+        }
+        self.launch(name, sender)
+    }
+
+    fn stop(&self, name: &str) -> Result<(), TaskError> {
+        if !self.tasks.contains_key(name) {
+            return Err(TaskError::NotFound(name.to_string()));
+        }
+        let mut state = self.store.state(name)?;
+        state.stopped = true;
+        self.store.set_state(name, &state)?;
+        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        let l = live.entry(name.to_string()).or_default();
+        l.stopped = true;
+        if let Some((_, cancel)) = &l.running {
+            cancel.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    fn finished(&self, name: &str) {
+        let Some(task) = self.tasks.get(name) else { return };
+        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(l) = live.get_mut(name) {
+            l.running = None;
+            if task.kind == TaskKind::Continuous && !l.stopped {
+                let pause = Duration::from_secs_f64(task.pause_sec.unwrap_or(0.0).max(0.0));
+                l.next = chrono::Duration::from_std(pause).ok().map(|p| Utc::now() + p);
+            }
+        }
+        drop(live);
+        if let Err(e) = self.store.trim(name, task.keep) {
+            tracing::error!(task = %name, error = %e, "trimming the task history failed");
+        }
+    }
+
+    /// Record a new run of `name` and hand it to a script worker; the id of the run.
+    fn launch(self: &Arc<Self>, name: &str, sender: &Sender<Command>) -> Result<String, TaskError> {
+        let task = self.tasks.get(name).ok_or_else(|| TaskError::NotFound(name.to_string()))?;
+        let cancel = Arc::new(AtomicBool::new(false));
+        let id = uuid::Uuid::now_v7().to_string();
+        {
+            let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+            let running_now = live.values().filter(|l| l.running.is_some()).count() + 1;
+            let l = live.entry(name.to_string()).or_default();
+            if l.running.is_some() {
+                return Err(TaskError::Running(name.to_string()));
+            }
+            l.running = Some((id.clone(), cancel.clone()));
+            if running_now > self.running_threshold {
+                tracing::warn!("Too many running pipelines. Now running {running_now} pipelines");
+            }
+        }
+        let mut run = TaskRun {
+            id: id.clone(),
+            task: name.to_string(),
+            kind: task.kind.as_str().to_string(),
+            status: RunStatus::Running,
+            started_at: now_text(),
+            finished_at: None,
+            result: None,
+            error: None,
+        };
+        if let Err(e) = self.store.put(&run) {
+            if let Some(l) = self.live.lock().unwrap_or_else(PoisonError::into_inner).get_mut(name) {
+                l.running = None;
+            }
+            return Err(e.into());
+        }
+        let labels = [name, task.kind.as_str()];
+        metrics().tasks_started.with_label_values(&labels).inc();
+        metrics().tasks_running.with_label_values(&labels).inc();
+        tracing::info!(task = %name, run = %id, "task started");
+        let inner = self.clone();
+        let sender = sender.clone();
+        let pipeline = task.pipeline.clone();
+        let param = json!({"task": name, "run_id": id, "kind": task.kind.as_str()});
+        let task_name = name.to_string();
+        drop(self.engine.on_worker(move |script_engine| {
+            let started = Instant::now();
+            let ctx = CallContext { request_id: run.id.clone(), cancel: Some(cancel) };
+            let result = inner.engine.runtime().pipelines.run(script_engine, &pipeline, param, &ctx);
+            let labels = [task_name.as_str(), run.kind.as_str()];
+            metrics().tasks_execution_seconds.with_label_values(&labels).observe(started.elapsed().as_secs_f64());
+            metrics().tasks_running.with_label_values(&labels).dec();
+            run.finished_at = Some(now_text());
+            match result {
+                Ok(value) => {
+                    run.status = RunStatus::Completed;
+                    run.result = Some(cut(value_text(&value)));
+                    metrics().tasks_succeeded.with_label_values(&labels).inc();
+                }
+                Err(e) => {
+                    let cancelled =
+                        matches!(&e, PipelineError::Script(s) if matches!(s.kind, ScriptErrorKind::Cancelled));
+                    run.status = if cancelled { RunStatus::Stopped } else { RunStatus::Failed };
+                    run.error = Some(if cancelled { "stopped by an operator".to_string() } else { e.to_string() });
+                    let counter = if cancelled { &metrics().tasks_stopped } else { &metrics().tasks_failed };
+                    counter.with_label_values(&labels).inc();
+                }
+            }
+            tracing::info!(task = %run.task, run = %run.id, status = ?run.status, "task ended");
+            if let Err(e) = inner.store.put(&run) {
+                tracing::error!(task = %run.task, error = %e, "recording the end of a task run failed");
+            }
+            let _ = sender.send(Command::Finished(run.task.clone()));
+        }));
+        Ok(id)
+    }
+}
+
+fn value_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}

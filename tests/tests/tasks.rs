@@ -1,0 +1,158 @@
+//! Tasks as an operator meets them (TDG 2.13): periodical tasks fire on their cron schedule and
+//! never overlap themselves, continuous ones pause between runs, single-shot ones run when
+//! started and keep only `keep` runs; stop and start; a stop survives a restart; failures are
+//! recorded with their error.
+
+use std::time::Duration;
+
+use chrono::DateTime;
+use ferrogrid_tests::{metric_value, wait_until, Server};
+use serde_json::Value;
+
+const CONFIG: &str = r#"
+functions:
+  tick: {__file: tick.rhai}
+  slow: {__file: slow.rhai}
+  broken: {__file: broken.rhai}
+
+tasks:
+  every_second: {kind: periodical, pipeline: tick, schedule: "*/1 * * * * *"}
+  slow_every_second: {kind: periodical, pipeline: slow, schedule: "*/1 * * * * *", keep: 20}
+  loop: {kind: continuous, pipeline: tick, pause_sec: 1}
+  once: {kind: single_shot, pipeline: tick, keep: 3}
+  failing: {kind: single_shot, pipeline: broken}
+
+sandbox:
+  max_operations: 4000000000
+  timeout_ms: 10000
+"#;
+
+const TICK: &str = r#"`tick of ${param.task}`"#;
+
+/// Takes 1.5 s (busy: scripts cannot sleep).
+const SLOW: &str = r#"
+let start = datetime::now_millis();
+while datetime::now_millis() - start < 1500 { }
+"slow done"
+"#;
+
+const BROKEN: &str = r#"throw "the task is broken";"#;
+
+fn start() -> Server {
+    Server::start_with_config(CONFIG, &[("tick.rhai", TICK), ("slow.rhai", SLOW), ("broken.rhai", BROKEN)])
+}
+
+fn task(server: &Server, name: &str) -> Value {
+    let list = server.get("/admin/api/tasks");
+    list.assert_status(200, "GET /admin/api/tasks");
+    let tasks = list.json()["tasks"].as_array().cloned().unwrap_or_default();
+    tasks.into_iter().find(|t| t["name"] == name).unwrap_or_else(|| panic!("no task {name}"))
+}
+
+fn runs(server: &Server, name: &str) -> Vec<Value> {
+    task(server, name)["runs"].as_array().cloned().unwrap_or_default()
+}
+
+fn completed(server: &Server, name: &str) -> Vec<Value> {
+    runs(server, name).into_iter().filter(|r| r["status"] == "completed").collect()
+}
+
+fn time(run: &Value, field: &str) -> DateTime<chrono::FixedOffset> {
+    let text = run[field].as_str().unwrap_or_else(|| panic!("{field} missing in {run}"));
+    DateTime::parse_from_rfc3339(text).unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
+#[test]
+fn periodical_and_continuous_tasks_run_on_time_without_overlapping() {
+    let server = start();
+    std::thread::sleep(Duration::from_millis(3500));
+
+    let ticks = completed(&server, "every_second");
+    assert!(ticks.len() >= 2, "a */1 task runs at least twice in 3.5 s: {ticks:?}");
+    assert_eq!(ticks[0]["result"], "tick of every_second");
+    let info = task(&server, "every_second");
+    assert_eq!(info["state"], "scheduled");
+    assert!(info["next_run_at"].is_string(), "{info}");
+
+    // 1.5 s runs on a 1 s schedule: the next slot waits for the run to end.
+    let mut slow = runs(&server, "slow_every_second");
+    slow.reverse();
+    let finished: Vec<&Value> = slow.iter().filter(|r| r["finished_at"].is_string()).collect();
+    assert!(!finished.is_empty(), "{slow:?}");
+    for pair in slow.windows(2) {
+        assert!(time(&pair[1], "started_at") >= time(&pair[0], "finished_at"), "overlapping runs: {pair:?}");
+    }
+
+    let mut loops = completed(&server, "loop");
+    assert!(loops.len() >= 2, "continuous: {loops:?}");
+    loops.reverse();
+    for pair in loops.windows(2) {
+        let pause = time(&pair[1], "started_at") - time(&pair[0], "finished_at");
+        assert!(pause.num_milliseconds() >= 900, "pause_sec 1 between runs: {pair:?}");
+    }
+
+    assert!(runs(&server, "once").is_empty(), "a single-shot task waits to be started");
+    let metrics = server.get("/metrics").body;
+    let started = metric_value(&metrics, "ferrogrid_tasks_started_total", &[("name", "every_second")]);
+    assert!(started.is_some_and(|n| n >= 2.0), "{started:?}");
+}
+
+#[test]
+fn single_shot_runs_when_started_keeps_its_history_short_and_failures_are_recorded() {
+    let server = start();
+    for _ in 0..5 {
+        let r = server.post_empty("/admin/api/tasks/once/start");
+        r.assert_status(200, "start once");
+        let run_id = r.json()["started"].as_str().unwrap_or_default().to_string();
+        wait_until(Duration::from_secs(10), "the run completes", || {
+            runs(&server, "once").iter().any(|r| r["id"] == run_id.as_str() && r["status"] == "completed").then_some(())
+        });
+    }
+    let history = runs(&server, "once");
+    assert_eq!(history.len(), 3, "keep: 3 -> {history:?}");
+    assert!(history.iter().all(|r| r["result"] == "tick of once"));
+    let forget = server.delete(&format!("/admin/api/tasks/runs/{}", history[2]["id"].as_str().unwrap_or_default()));
+    forget.assert_status(200, "forget a run");
+    assert_eq!(runs(&server, "once").len(), 2);
+    server.delete("/admin/api/tasks/runs/no-such-run").assert_status(404, "forget an unknown run");
+
+    server.post_empty("/admin/api/tasks/failing/start").assert_status(200, "start failing");
+    let failed = wait_until(Duration::from_secs(10), "the failing run ends", || {
+        runs(&server, "failing").into_iter().find(|r| r["status"] == "failed")
+    });
+    assert!(failed["error"].as_str().is_some_and(|e| e.contains("the task is broken")), "{failed}");
+    server.post_empty("/admin/api/tasks/nothing/start").assert_status(404, "an unknown task");
+}
+
+#[test]
+fn stop_and_start_and_a_stop_survives_a_restart() {
+    let mut server = start();
+    wait_until(Duration::from_secs(5), "the slow task runs", || {
+        (task(&server, "slow_every_second")["state"] == "running").then_some(())
+    });
+    server.post_empty("/admin/api/tasks/slow_every_second/stop").assert_status(200, "stop a running task");
+    let stopped = wait_until(Duration::from_secs(5), "the run is stopped", || {
+        runs(&server, "slow_every_second").into_iter().find(|r| r["status"] == "stopped")
+    });
+    assert_eq!(stopped["error"], "stopped by an operator");
+
+    server.post_empty("/admin/api/tasks/every_second/stop").assert_status(200, "stop");
+    std::thread::sleep(Duration::from_millis(300));
+    let before = runs(&server, "every_second").len();
+    let info = task(&server, "every_second");
+    assert_eq!(info["state"], "stopped");
+    assert!(info["next_run_at"].is_null(), "{info}");
+    std::thread::sleep(Duration::from_millis(2200));
+    assert_eq!(runs(&server, "every_second").len(), before, "a stopped task is not scheduled");
+
+    server.restart();
+    std::thread::sleep(Duration::from_millis(2200));
+    assert_eq!(task(&server, "every_second")["state"], "stopped", "the stop survives a restart");
+    assert_eq!(runs(&server, "every_second").len(), before);
+
+    server.post_empty("/admin/api/tasks/every_second/start").assert_status(200, "start again");
+    wait_until(Duration::from_secs(5), "it is scheduled again", || {
+        (runs(&server, "every_second").len() >= before + 2).then_some(())
+    });
+    assert_ne!(task(&server, "every_second")["state"], "stopped");
+}
