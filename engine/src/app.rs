@@ -3,6 +3,7 @@
 
 use crate::config::{self, Loaded};
 use crate::engine::Engine;
+use crate::jobs::JobRunner;
 use crate::repair::Wal;
 use crate::runtime::{self, Runtime};
 use crate::scheduler::Scheduler;
@@ -116,6 +117,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     }
     let engine = Engine::start(runtime, wal)?;
     let scheduler = Scheduler::start(engine.clone()).context("starting the task scheduler")?;
+    let job_runner = JobRunner::start(engine.clone()).context("starting the job runner")?;
     let (handle, server) = crate::http::serve(engine.clone(), scheduler.clone(), tokens, options.listen)
         .with_context(|| format!("listening on {}", options.listen))?;
     let server_task = actix_rt::spawn(server);
@@ -126,6 +128,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let signal = signals.wait().await?;
     tracing::info!(signal, "draining: refusing new objects, finishing the ones in flight");
     scheduler.shutdown();
+    job_runner.shutdown();
     engine.drain(Duration::from_secs(30)).await;
     handle.stop(true).await;
     let _ = server_task.await;

@@ -7,6 +7,7 @@ pub mod config;
 pub mod engine;
 pub mod graphql;
 pub mod http;
+pub mod jobs;
 pub mod metrics;
 pub mod model;
 pub mod processor;

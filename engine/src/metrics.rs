@@ -44,6 +44,16 @@ pub struct Metrics {
     pub tasks_running: IntGaugeVec,
     /// Run time of task runs (TDG's buckets, 0.0001 to 5 s).
     pub tasks_execution_seconds: HistogramVec,
+    /// Job runs started, by job name.
+    pub jobs_started: IntCounterVec,
+    /// Job runs that failed.
+    pub jobs_failed: IntCounterVec,
+    /// Job runs that completed.
+    pub jobs_succeeded: IntCounterVec,
+    /// Job runs in progress.
+    pub jobs_running: IntGaugeVec,
+    /// Run time of job runs.
+    pub jobs_execution_seconds: HistogramVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
@@ -125,6 +135,20 @@ impl Metrics {
                 "ferrogrid_tasks_execution_time_seconds",
                 "Run time of task runs",
                 &["name", "kind"],
+            )?,
+            jobs_started: counter(&r, "ferrogrid_jobs_started_total", "Job runs started", &["name"])?,
+            jobs_failed: counter(&r, "ferrogrid_jobs_failed_total", "Job runs that failed", &["name"])?,
+            jobs_succeeded: counter(&r, "ferrogrid_jobs_succeeded_total", "Job runs that completed", &["name"])?,
+            jobs_running: {
+                let g = IntGaugeVec::new(Opts::new("ferrogrid_jobs_running", "Job runs in progress"), &["name"])?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
+            jobs_execution_seconds: histogram(
+                &r,
+                "ferrogrid_jobs_execution_time_seconds",
+                "Run time of job runs",
+                &["name"],
             )?,
             relation_batches: counter(
                 &r,

@@ -24,6 +24,8 @@ pub struct Runtime {
     pub repair: RepairQueue,
     /// The repository (model + storage).
     pub repository: Arc<Repository>,
+    /// The job queue.
+    pub jobs: Arc<crate::jobs::Jobs>,
     /// The sandbox scripts run in.
     pub sandbox: Arc<Sandbox>,
     /// Compiled functions and pipelines.
@@ -159,6 +161,8 @@ impl Runtime {
         let host = Host { repository: repository.clone(), sequences: repository.clone() };
         let (sandbox, pipelines) = build_scripts(&config, host)?;
         repository.bind_scripts(sandbox.clone(), pipelines.clone());
+        let jobs = Arc::new(crate::jobs::Jobs::new(db.clone()));
+        repository.bind_jobs(jobs.clone());
         let repair =
             RepairQueue::open(db.clone(), config.repair_queue.history_size).map_err(|e| vec![e.to_string()])?;
         let connector = &config.connector;
@@ -183,6 +187,7 @@ impl Runtime {
             db,
             repair,
             repository,
+            jobs,
             sandbox,
             pipelines,
         })

@@ -8,12 +8,16 @@
 use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rhai::Dynamic;
+use serde_json::Value;
 
 use crate::error::{tagged, TAG_CANCELLED, TAG_TIMEOUT};
+
+/// Jobs pushed by a call (`repository::push_job(name, args)`), kept for its caller.
+pub type JobSink = Arc<Mutex<Vec<(String, Value)>>>;
 
 /// Who a call runs for, and how an admin can stop it.
 #[derive(Debug, Clone, Default)]
@@ -23,12 +27,15 @@ pub struct CallContext {
     /// When set to `true`, the script stops with `ScriptErrorKind::Cancelled` (checked like
     /// the deadline, every few thousand operations).
     pub cancel: Option<Arc<AtomicBool>>,
+    /// When set, `repository::push_job` puts its jobs here instead of handing them to the host:
+    /// the caller commits them with the outcome of the call (an object's store), or drops them.
+    pub jobs: Option<JobSink>,
 }
 
 impl CallContext {
-    /// A context with a request id and no cancel flag.
+    /// A context with a request id, no cancel flag and no job sink.
     pub fn new(request_id: impl Into<String>) -> CallContext {
-        CallContext { request_id: request_id.into(), cancel: None }
+        CallContext { request_id: request_id.into(), ..CallContext::default() }
     }
 }
 
@@ -40,6 +47,7 @@ struct Frame {
     request_id: Arc<str>,
     deadline: Option<Instant>,
     cancel: Option<Arc<AtomicBool>>,
+    jobs: Option<JobSink>,
 }
 
 thread_local! {
@@ -66,6 +74,7 @@ pub(crate) fn enter(function: &Arc<str>, ctx: &CallContext, timeout_ms: u64) -> 
         request_id: Arc::from(ctx.request_id.as_str()),
         deadline: Instant::now().checked_add(Duration::from_millis(timeout_ms)),
         cancel: ctx.cancel.clone(),
+        jobs: ctx.jobs.clone(),
     };
     FRAMES.with(|f| f.borrow_mut().push(frame));
     FrameGuard { _not_send: PhantomData }
@@ -98,6 +107,20 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&str, &str) -> R) -> R {
         match frames.last() {
             Some(frame) => f(&frame.function, &frame.request_id),
             None => f("", ""),
+        }
+    })
+}
+
+/// Keep a pushed job in the current call's sink; gives it back when the call has none.
+pub(crate) fn sink_job(name: String, args: Value) -> Option<(String, Value)> {
+    FRAMES.with(|frames| {
+        let frames = frames.borrow();
+        match frames.last().and_then(|f| f.jobs.as_ref()) {
+            Some(sink) => {
+                sink.lock().unwrap_or_else(PoisonError::into_inner).push((name, args));
+                None
+            }
+            None => Some((name, args)),
         }
     })
 }

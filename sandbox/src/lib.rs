@@ -21,7 +21,7 @@ mod tests;
 pub use api::log::TARGET as LOG_TARGET;
 pub use convert::{from_dynamic, to_dynamic, DEFAULT_MAX_DEPTH};
 pub use error::{ErrorClass, HostError, LimitKind, ScriptError, ScriptErrorKind};
-pub use frame::CallContext;
+pub use frame::{CallContext, JobSink};
 pub use host::{Host, Repository, Sequences};
 pub use limits::Limits;
 pub use rhai::Dynamic;

@@ -53,12 +53,12 @@ fn unsupported_connector_types_are_errors() {
 
 #[test]
 fn sections_not_supported_yet_are_named() {
-    let errors = errors_of(&[("config.yml", "jobs: {}\noutput_processor: {}\n")]);
+    let errors = errors_of(&[("config.yml", "expiration: {}\noutput_processor: {}\n")]);
     assert_eq!(
         errors,
         vec![
             "output_processor: this TDG section is not supported by this build yet".to_string(),
-            "jobs: this TDG section is not supported by this build yet".to_string()
+            "expiration: this TDG section is not supported by this build yet".to_string()
         ]
     );
 }

@@ -57,6 +57,29 @@ pub struct Config {
     /// Settings of the task runner.
     #[serde(default)]
     pub task_runner: TaskRunnerConfig,
+    /// Settings of the job runner.
+    #[serde(default)]
+    pub jobs: JobsConfig,
+}
+
+fn default_max_jobs_in_parallel() -> usize {
+    50
+}
+
+/// `jobs`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct JobsConfig {
+    /// Jobs run at once, at most (default 50).
+    #[serde(default = "default_max_jobs_in_parallel")]
+    #[schemars(range(min = 1))]
+    pub max_jobs_in_parallel: usize,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self { max_jobs_in_parallel: default_max_jobs_in_parallel() }
+    }
 }
 
 /// How a task runs.

@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod data;
 mod graphql;
+mod jobs;
 mod tasks;
 
 use crate::engine::{Engine, EngineIntake, State};
@@ -100,7 +101,8 @@ pub fn serve(
             .configure(data::configure)
             .configure(graphql::configure)
             .configure(admin::configure)
-            .configure(tasks::configure);
+            .configure(tasks::configure)
+            .configure(jobs::configure);
         if let Some(config) = &http_input {
             let input = HttpInput::new(config.clone(), intake.clone());
             app = app.configure(|c| configure_http_input(c, input));

@@ -4,10 +4,12 @@ use crate::metrics::metrics;
 use crate::repair::{Entry, Failure, RepairError};
 use crate::runtime::Runtime;
 use crate::storage::PutOptions;
+use crate::storage::WriteTx;
 use ferrogrid_pipelines::steps::{default_input_step, parse_classified, parse_routed, to_param, UNCLASSIFIED};
 use ferrogrid_pipelines::{PipelineError, Routed};
-use ferrogrid_sandbox::{CallContext, ScriptEngine};
+use ferrogrid_sandbox::{CallContext, JobSink, ScriptEngine};
 use serde_json::Value;
+use std::sync::PoisonError;
 use std::time::Instant;
 
 /// How processing ended well.
@@ -67,6 +69,8 @@ pub struct ToStore {
     pub type_name: String,
     /// The validated object.
     pub obj: Value,
+    /// Jobs its scripts pushed: committed with it.
+    pub jobs: Vec<(String, Value)>,
 }
 
 /// Where an object is after the script and validation stages.
@@ -81,7 +85,8 @@ pub enum Prepared {
 /// Stages 1-6 of `entry`: the input pipeline, connector routing (an object routed to an output
 /// is sent and finished here), classifiers, the routing pipeline and validation.
 pub fn prepare(rt: &Runtime, engine: &ScriptEngine, entry: &Entry) -> Result<Prepared, Failure> {
-    let ctx = CallContext { request_id: entry.id.clone(), cancel: None };
+    let sink = JobSink::default();
+    let ctx = CallContext { request_id: entry.id.clone(), cancel: None, jobs: Some(sink.clone()) };
     let id = entry.id.as_str();
 
     // 1. The input's pipeline, or TDG's default step.
@@ -100,11 +105,18 @@ pub fn prepare(rt: &Runtime, engine: &ScriptEngine, entry: &Entry) -> Result<Pre
     if let Some(key) = routed.routing_key.as_deref() {
         if let Some(output_name) = rt.routes.get(key) {
             if let Some(Some(output)) = rt.outputs.get(output_name) {
+                let jobs = pushed_jobs(rt, &sink, "input", Some(key))?;
                 output.send(&routed.obj, key).map_err(|e| failure("output", Some(key), e.to_string()))?;
                 rt.db
-                    .write(|tx| rt.repair.complete_in(tx, entry))
+                    .write(|tx| {
+                        rt.repair.complete_in(tx, entry)?;
+                        stage_jobs(rt, tx, &jobs)
+                    })
                     .map_err(|e| failure("output", Some(key), e.to_string()))?;
                 rt.repair.removed(1);
+                if !jobs.is_empty() {
+                    rt.jobs.ring();
+                }
                 metrics().objects_routed.with_label_values(&[output_name]).inc();
                 tracing::debug!(id, routing_key = key, output = %output_name, "routed");
                 return Ok(Prepared::Done(Done::Routed { routing_key: key.to_string(), output: output_name.clone() }));
@@ -157,7 +169,32 @@ pub fn prepare(rt: &Runtime, engine: &ScriptEngine, entry: &Entry) -> Result<Pre
         .map_err(|e| failure("validation", Some(&key), e))?;
     tracing::debug!(id, routing_key = %key, r#type = %type_name, "validated");
 
-    Ok(Prepared::Store(ToStore { routing_key: key, type_name: type_name.clone(), obj }))
+    let jobs = pushed_jobs(rt, &sink, "validation", Some(&key))?;
+    Ok(Prepared::Store(ToStore { routing_key: key, type_name: type_name.clone(), obj, jobs }))
+}
+
+/// The jobs the scripts of one object pushed, each naming a pipeline or function.
+fn pushed_jobs(
+    rt: &Runtime,
+    sink: &JobSink,
+    stage: &'static str,
+    key: Option<&str>,
+) -> Result<Vec<(String, Value)>, Failure> {
+    let jobs = std::mem::take(&mut *sink.lock().unwrap_or_else(PoisonError::into_inner));
+    match jobs.iter().find(|(name, _)| !rt.pipelines.contains(name)) {
+        Some((name, _)) => {
+            Err(failure(stage, key, format!("push_job(\"{name}\"): no pipeline or function of that name")))
+        }
+        None => Ok(jobs),
+    }
+}
+
+/// Stage the pushed jobs of an object in the commit that finishes it.
+fn stage_jobs(rt: &Runtime, tx: &mut WriteTx<'_>, jobs: &[(String, Value)]) -> Result<(), RepairError> {
+    for (name, args) in jobs {
+        rt.jobs.stage_in(tx, name, args.clone())?;
+    }
+    Ok(())
 }
 
 /// Stage 7: store each object and finish its repair-queue entry, all of them in one atomic
@@ -170,12 +207,16 @@ pub fn store(rt: &Runtime, items: &[(&Entry, &ToStore)]) -> Vec<Result<Done, Fai
             for (entry, item) in items {
                 let put = rt.repository.put_in(tx, &item.type_name, item.obj.clone(), &PutOptions::default())?;
                 rt.repair.complete_in(tx, entry)?;
+                stage_jobs(rt, tx, &item.jobs)?;
                 versions.push(put.version);
             }
             Ok::<_, RepairError>(versions)
         });
         if let Ok(versions) = group {
             rt.repair.removed(items.len());
+            if items.iter().any(|(_, item)| !item.jobs.is_empty()) {
+                rt.jobs.ring();
+            }
             return items
                 .iter()
                 .zip(versions)
@@ -189,10 +230,14 @@ pub fn store(rt: &Runtime, items: &[(&Entry, &ToStore)]) -> Vec<Result<Done, Fai
             let put = rt
                 .repository
                 .put_with(&item.type_name, item.obj.clone(), &PutOptions::default(), |tx| {
-                    rt.repair.complete_in(tx, entry)
+                    rt.repair.complete_in(tx, entry)?;
+                    stage_jobs(rt, tx, &item.jobs)
                 })
                 .map_err(|e| failure("storage", Some(&item.routing_key), e.to_string()))?;
             rt.repair.removed(1);
+            if !item.jobs.is_empty() {
+                rt.jobs.ring();
+            }
             Ok(stored(entry, item, put.version))
         })
         .collect()

@@ -26,7 +26,7 @@ fn runtime(dir: &std::path::Path) -> Runtime {
 fn queued(rt: &Runtime, obj: &Value) -> (Entry, ToStore) {
     let entry = RepairQueue::new_entry("http", "http", json!({"User": obj}));
     rt.repair.add(&entry).unwrap();
-    (entry, ToStore { routing_key: "User".into(), type_name: "User".into(), obj: obj.clone() })
+    (entry, ToStore { routing_key: "User".into(), type_name: "User".into(), obj: obj.clone(), jobs: Vec::new() })
 }
 
 fn version(result: &Result<Done, crate::repair::Failure>) -> u64 {

@@ -60,6 +60,7 @@ pub struct Repository {
     limits: RwLock<HardLimits>,
     sequences: SequenceGenerator,
     scripts: Scripts,
+    jobs: OnceLock<Arc<crate::jobs::Jobs>>,
 }
 
 struct Hooks<'a> {
@@ -100,13 +101,31 @@ impl Repository {
     /// A repository over `db` for `model`.
     pub fn new(db: storage::Db, model: Arc<Model>, limits: HardLimits, sequences: SequenceGenerator) -> Repository {
         let specs = type_specs(&model);
-        Repository { db, model, specs, limits: RwLock::new(limits), sequences, scripts: Scripts::default() }
+        Repository {
+            db,
+            model,
+            specs,
+            limits: RwLock::new(limits),
+            sequences,
+            scripts: Scripts::default(),
+            jobs: OnceLock::new(),
+        }
     }
 
     /// Late-bind the compiled scripts (they need the repository as their host first).
     pub fn bind_scripts(&self, sandbox: Arc<Sandbox>, pipelines: Pipelines) {
         let _ = self.scripts.sandbox.set(sandbox);
         let _ = self.scripts.pipelines.set(pipelines);
+    }
+
+    /// Give `repository::push_job` its queue.
+    pub fn bind_jobs(&self, jobs: Arc<crate::jobs::Jobs>) {
+        let _ = self.jobs.set(jobs);
+    }
+
+    /// Whether `name` can be pushed as a job (a pipeline or a function).
+    pub fn is_job(&self, name: &str) -> bool {
+        self.scripts.pipelines.get().is_some_and(|p| p.contains(name))
     }
 
     /// The model.
@@ -269,7 +288,7 @@ impl ferrogrid_sandbox::Repository for Repository {
     }
 
     fn put(&self, type_name: &str, object: &Value, options: &Value) -> Result<Value, HostError> {
-        let ctx = CallContext { request_id: String::new(), cancel: None };
+        let ctx = CallContext::default();
         self.put(type_name, object, options, &ctx).map(|s| s.object).map_err(host_error)
     }
 
@@ -281,11 +300,15 @@ impl ferrogrid_sandbox::Repository for Repository {
         self.delete(type_name, filter, options).map(objects).map_err(host_error)
     }
 
-    fn push_job(&self, name: &str, _args: &Value) -> Result<(), HostError> {
-        Err(HostError::new(
-            HostClass::UserData,
-            format!("push_job(\"{name}\"): jobs are not available in this build (see the tasks and jobs issue)"),
-        ))
+    fn push_job(&self, name: &str, args: &Value) -> Result<(), HostError> {
+        if !self.is_job(name) {
+            return Err(HostError::new(
+                HostClass::UserData,
+                format!("push_job(\"{name}\"): no pipeline or function of that name"),
+            ));
+        }
+        let jobs = self.jobs.get().ok_or_else(|| HostError::new(HostClass::Internal, "the job queue is not open"))?;
+        jobs.push(name, args.clone()).map_err(|e| HostError::new(HostClass::Internal, e.to_string()))
     }
 }
 

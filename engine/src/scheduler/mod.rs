@@ -370,8 +370,12 @@ impl Inner {
         let task_name = name.to_string();
         drop(self.engine.on_worker(move |script_engine| {
             let started = Instant::now();
-            let ctx = CallContext { request_id: run.id.clone(), cancel: Some(cancel) };
+            let ctx = CallContext { request_id: run.id.clone(), cancel: Some(cancel), jobs: None };
             let result = inner.engine.runtime().pipelines.run(script_engine, &pipeline, param, &ctx);
+            // What the run wrote (objects, jobs) is on disk before it is reported completed.
+            if let Err(e) = inner.engine.runtime().db.sync() {
+                tracing::error!(task = %run.task, error = %e, "flushing the writes of a task run failed");
+            }
             let labels = [task_name.as_str(), run.kind.as_str()];
             metrics().tasks_execution_seconds.with_label_values(&labels).observe(started.elapsed().as_secs_f64());
             metrics().tasks_running.with_label_values(&labels).dec();

@@ -102,7 +102,11 @@ pub(crate) fn module(repo: Arc<dyn Repository>, max_depth: usize) -> Module {
     let r = repo;
     m.set_native_fn("push_job", move |name: ImmutableString, args: Dynamic| {
         let args = conv("push_job").arg("args", &args)?;
-        r.push_job(&name, &args).map_err(host_error)
+        // Inside an object's processing the job waits for the object's commit.
+        match crate::frame::sink_job(name.to_string(), args) {
+            Some((name, args)) => r.push_job(&name, &args).map_err(host_error),
+            None => Ok(()),
+        }
     });
     m
 }

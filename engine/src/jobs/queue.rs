@@ -1,0 +1,228 @@
+//! The persistent job queue (the `Jobs` keyspace): `p/<key>` pending jobs in the order pushed,
+//! `f/<key>` failed jobs (TDG's failed-jobs queue). Keys are UUIDv7 bytes, so a scan from a
+//! cursor sees every job pushed after it.
+
+use crate::storage::{Db, Keyspace, ReadView, StorageError, WriteTx};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::{Condvar, Mutex, PoisonError};
+
+const PENDING: u8 = b'p';
+const FAILED: u8 = b'f';
+
+/// One job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    /// Job id (stays the same when a failed job is tried again).
+    pub id: String,
+    /// The pipeline or function it runs.
+    pub name: String,
+    /// Its `param`.
+    pub args: Value,
+    /// Runs that failed.
+    pub attempts: u32,
+    /// When it was pushed (ISO 8601 UTC).
+    pub created_at: String,
+    /// The last error (failed jobs).
+    pub error: Option<String>,
+    /// When it last failed.
+    pub failed_at: Option<String>,
+}
+
+fn key(kind: u8, id: &uuid::Uuid) -> Vec<u8> {
+    let mut k = vec![kind];
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn corrupt(e: serde_json::Error) -> StorageError {
+    StorageError::Corrupt(format!("job record: {e}"))
+}
+
+fn encode(job: &Job) -> Result<Vec<u8>, StorageError> {
+    serde_json::to_vec(job).map_err(corrupt)
+}
+
+/// The job queue of one database, and the bell the runner waits on.
+pub struct Jobs {
+    db: Db,
+    /// Rung when there may be new pending jobs.
+    bell: (Mutex<u64>, Condvar),
+}
+
+impl Jobs {
+    /// The queue in `db`.
+    pub fn new(db: Db) -> Jobs {
+        Jobs { db, bell: (Mutex::new(0), Condvar::new()) }
+    }
+
+    fn new_job(name: &str, args: Value) -> (uuid::Uuid, Job) {
+        let id = uuid::Uuid::now_v7();
+        let job = Job {
+            id: id.to_string(),
+            name: name.to_string(),
+            args,
+            attempts: 0,
+            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            error: None,
+            failed_at: None,
+        };
+        (id, job)
+    }
+
+    /// Stage a new pending job in `tx` (committed with whatever else `tx` holds); call
+    /// [`Jobs::ring`] after the commit.
+    pub fn stage_in(&self, tx: &mut WriteTx<'_>, name: &str, args: Value) -> Result<(), StorageError> {
+        let (id, job) = Self::new_job(name, args);
+        tx.insert(Keyspace::Jobs, &key(PENDING, &id), encode(&job)?);
+        Ok(())
+    }
+
+    /// Push a job now (outside an object's processing: tasks, services, jobs).
+    pub fn push(&self, name: &str, args: Value) -> Result<(), StorageError> {
+        self.db.write(|tx| self.stage_in(tx, name, args))?;
+        self.ring();
+        Ok(())
+    }
+
+    /// Tell the runner that there may be new jobs.
+    pub fn ring(&self) {
+        *self.bell.0.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.bell.1.notify_all();
+    }
+
+    /// Wait up to `timeout` for a ring after `seen` rings; returns the ring count.
+    pub fn wait(&self, seen: u64, timeout: std::time::Duration) -> u64 {
+        let guard = self.bell.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let (guard, _) = self
+            .bell
+            .1
+            .wait_timeout_while(guard, timeout, |rings| *rings == seen)
+            .unwrap_or_else(PoisonError::into_inner);
+        *guard
+    }
+
+    /// Up to `n` pending jobs, oldest first, leaving out the keys in `running`. (Always from the
+    /// start: a job committed late may sort before one that already ran.)
+    pub fn pending(
+        &self,
+        running: &std::collections::HashSet<Vec<u8>>,
+        n: usize,
+    ) -> Result<Vec<(Vec<u8>, Job)>, StorageError> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(Keyspace::Jobs, &[PENDING]) {
+            if out.len() >= n {
+                break;
+            }
+            let (k, bytes) = item?;
+            if running.contains(k.as_ref()) {
+                continue;
+            }
+            out.push((k.to_vec(), serde_json::from_slice(&bytes).map_err(corrupt)?));
+        }
+        Ok(out)
+    }
+
+    /// Pending jobs.
+    pub fn pending_count(&self) -> Result<usize, StorageError> {
+        let mut n = 0;
+        for item in self.db.scan_prefix(Keyspace::Jobs, &[PENDING]) {
+            item?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The pending job `key` ran well: gone.
+    pub fn done(&self, key: &[u8]) -> Result<(), StorageError> {
+        self.db.write(|tx| {
+            tx.remove(Keyspace::Jobs, key);
+            Ok::<_, StorageError>(())
+        })
+    }
+
+    /// The pending job `key` failed: it moves to the failed jobs with the error.
+    pub fn failed(&self, key: &[u8], mut job: Job, error: String) -> Result<(), StorageError> {
+        job.attempts += 1;
+        job.error = Some(error);
+        job.failed_at = Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        let mut failed_key = key.to_vec();
+        failed_key[0] = FAILED;
+        let bytes = encode(&job)?;
+        self.db.write(|tx| {
+            tx.remove(Keyspace::Jobs, key);
+            tx.insert(Keyspace::Jobs, &failed_key, bytes);
+            Ok::<_, StorageError>(())
+        })
+    }
+
+    /// Failed jobs, oldest first, whose name, args or error contain `text` (case-insensitive).
+    pub fn failed_list(&self, text: Option<&str>) -> Result<Vec<Job>, StorageError> {
+        let needle = text.map(str::to_lowercase);
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(Keyspace::Jobs, &[FAILED]) {
+            let (_, bytes) = item?;
+            let job: Job = serde_json::from_slice(&bytes).map_err(corrupt)?;
+            let matches = needle.as_deref().is_none_or(|n| {
+                job.name.to_lowercase().contains(n)
+                    || job.args.to_string().to_lowercase().contains(n)
+                    || job.error.as_deref().is_some_and(|e| e.to_lowercase().contains(n))
+                    || job.id.contains(n)
+            });
+            if matches {
+                out.push(job);
+            }
+        }
+        Ok(out)
+    }
+
+    fn failed_key_of(&self, id: &str) -> Result<Option<(Vec<u8>, Job)>, StorageError> {
+        let Ok(uuid) = uuid::Uuid::parse_str(id) else { return Ok(None) };
+        for item in self.db.scan_prefix(Keyspace::Jobs, &[FAILED]) {
+            let (k, bytes) = item?;
+            let job: Job = serde_json::from_slice(&bytes).map_err(corrupt)?;
+            if job.id == uuid.to_string() {
+                return Ok(Some((k.to_vec(), job)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Try failed job `id` again (it is queued at the end); false when there is none.
+    pub fn retry(&self, id: &str) -> Result<bool, StorageError> {
+        let Some((failed_key, job)) = self.failed_key_of(id)? else { return Ok(false) };
+        let bytes = encode(&job)?;
+        self.db.write(|tx| {
+            tx.remove(Keyspace::Jobs, &failed_key);
+            tx.insert(Keyspace::Jobs, &key(PENDING, &uuid::Uuid::now_v7()), bytes);
+            Ok::<_, StorageError>(())
+        })?;
+        self.ring();
+        Ok(true)
+    }
+
+    /// Try every failed job matching `text` again; how many.
+    pub fn retry_all(&self, text: Option<&str>) -> Result<usize, StorageError> {
+        let jobs = self.failed_list(text)?;
+        for job in &jobs {
+            self.retry(&job.id)?;
+        }
+        Ok(jobs.len())
+    }
+
+    /// Delete failed job `id`; false when there is none.
+    pub fn delete(&self, id: &str) -> Result<bool, StorageError> {
+        let Some((failed_key, _)) = self.failed_key_of(id)? else { return Ok(false) };
+        self.done(&failed_key)?;
+        Ok(true)
+    }
+
+    /// Delete every failed job matching `text`; how many.
+    pub fn delete_all(&self, text: Option<&str>) -> Result<usize, StorageError> {
+        let jobs = self.failed_list(text)?;
+        for job in &jobs {
+            self.delete(&job.id)?;
+        }
+        Ok(jobs.len())
+    }
+}
