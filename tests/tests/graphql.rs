@@ -316,7 +316,7 @@ fn admin_schema_repair_queue_model_and_aggregates() {
     assert!(server.repair_entries("").is_empty());
 
     let d = data(server.graphql_admin("{ maintenance { get_aggregates } model }", json!({})));
-    assert_eq!(d["maintenance"]["get_aggregates"], json!(["User", "Book", "Subscription"]));
+    assert_eq!(d["maintenance"]["get_aggregates"], json!(["User", "Book", "Subscription", "Statistics"]));
     assert!(d["model"].as_str().is_some_and(|m| m.contains("\"Subscription\"")), "{d}");
     // The data schema has none of these.
     let (_, _) = first_error(&server.graphql("{ repair_list { id } }", json!({})));

@@ -156,3 +156,29 @@ fn stop_and_start_and_a_stop_survives_a_restart() {
     });
     assert_ne!(task(&server, "every_second")["state"], "stopped");
 }
+
+#[test]
+fn the_library_statistics_task_stores_a_summary() {
+    let server = Server::start("samples/library");
+    for id in 1..=150 {
+        server.post_sync(&serde_json::json!({"id": id, "username": format!("user {id}")}));
+    }
+    for (id, user) in [(1, 1), (2, 1), (3, 2)] {
+        server.post_sync(&serde_json::json!({"id": id, "user_id": user, "book_id": 1}));
+    }
+    server.post_sync(&serde_json::json!({"id": 1, "book_name": "Dune", "author": "Herbert"}));
+    assert_eq!(task(&server, "statistics")["kind"], "periodical");
+    server.post_empty("/admin/api/tasks/statistics/start").assert_status(200, "start statistics");
+    let run = wait_until(Duration::from_secs(10), "the statistics run completes", || {
+        runs(&server, "statistics").into_iter().find(|r| r["status"] == "completed")
+    });
+    let stored = server.data("Statistics", "id=library");
+    assert_eq!(stored.len(), 1, "{run}");
+    let summary = &stored[0]["object"];
+    assert_eq!(
+        (summary["users"].as_i64(), summary["books"].as_i64(), summary["subscriptions"].as_i64()),
+        (Some(150), Some(1), Some(3)),
+        "{summary}"
+    );
+    assert!(run["result"].as_str().is_some_and(|r| r.contains("\"users\":150")), "{run}");
+}

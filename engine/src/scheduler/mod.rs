@@ -137,9 +137,9 @@ impl Scheduler {
                         continue;
                     };
                     let last = state.last_fired_at.as_deref().and_then(|t| DateTime::parse_from_rfc3339(t).ok());
-                    let missed = last.and_then(|l| schedule.after(&l.with_timezone(&Utc)).next()).filter(|n| *n <= now);
-                    entry.next = missed.or_else(|| schedule.after(&now).next());
-                    if missed.is_some() && !entry.stopped {
+                    let (next, missed) = first_fire(&schedule, last.map(|l| l.with_timezone(&Utc)), now);
+                    entry.next = next;
+                    if missed && !entry.stopped {
                         tracing::info!(task = %name, "running a periodical task whose slot passed while the engine was down");
                     }
                     schedules.insert(name.clone(), schedule);
@@ -405,9 +405,49 @@ impl Inner {
     }
 }
 
+/// When a periodical task fires first after a start: at once when a slot passed since it last
+/// fired (one run, however many slots were missed), else at its next slot. The flag says whether
+/// a slot was missed.
+fn first_fire(
+    schedule: &cron::Schedule,
+    last: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> (Option<DateTime<Utc>>, bool) {
+    match last.and_then(|l| schedule.after(&l).next()).filter(|slot| *slot <= now) {
+        Some(missed) => (Some(missed), true),
+        None => (schedule.after(&now).next(), false),
+    }
+}
+
 fn value_text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_missed_slot_fires_once_at_start_and_then_the_schedule_resumes() {
+        let every_minute = cron::Schedule::from_str("0 * * * * *").unwrap();
+        // Last fired 10:00, down until 10:05:30: five slots missed, one run at once.
+        let (next, missed) = first_fire(&every_minute, Some(at("2026-01-01T10:00:00Z")), at("2026-01-01T10:05:30Z"));
+        assert!(missed);
+        assert!(next.is_some_and(|n| n <= at("2026-01-01T10:05:30Z")), "{next:?}");
+        // After that run the next slot is computed from now: 10:06, not 10:02.
+        assert_eq!(every_minute.after(&at("2026-01-01T10:05:30Z")).next(), Some(at("2026-01-01T10:06:00Z")));
+        // Nothing missed: the next slot.
+        let (next, missed) = first_fire(&every_minute, Some(at("2026-01-01T10:05:00Z")), at("2026-01-01T10:05:30Z"));
+        assert_eq!((next, missed), (Some(at("2026-01-01T10:06:00Z")), false));
+        // Never fired before (a new task): no catch-up.
+        let (next, missed) = first_fire(&every_minute, None, at("2026-01-01T10:05:30Z"));
+        assert_eq!((next, missed), (Some(at("2026-01-01T10:06:00Z")), false));
     }
 }
