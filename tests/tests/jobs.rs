@@ -170,6 +170,7 @@ fn a_failing_job_waits_in_the_failed_queue_and_runs_after_the_fix() {
 #[test]
 fn a_thousand_jobs_run_ten_at_a_time_and_pending_jobs_survive_sigkill() {
     let mut server = start();
+    let started = std::time::Instant::now();
     server.post_empty("/admin/api/tasks/push_many/start").assert_status(200, "start the task");
     let mut most_running = 0.0_f64;
     wait_until(Duration::from_secs(120), "1000 jobs ran", || {
@@ -179,6 +180,8 @@ fn a_thousand_jobs_run_ten_at_a_time_and_pending_jobs_survive_sigkill() {
         let succeeded = metric_value(&metrics, "ferrogrid_jobs_succeeded_total", &[("name", "record")]).unwrap_or(0.0);
         (succeeded >= 1000.0).then_some(())
     });
+    let elapsed = started.elapsed();
+    eprintln!("jobs: 1000 pushed and run in {elapsed:?}: {:.0} jobs/s", 1000.0 / elapsed.as_secs_f64());
     assert!(most_running <= 10.0, "never more than max_jobs_in_parallel: {most_running}");
     assert_eq!(count_done_from(&server, 100_000), 1000);
     assert_eq!(summary(&server), json!({"pending": 0, "failed": 0}));
@@ -198,5 +201,33 @@ fn a_thousand_jobs_run_ten_at_a_time_and_pending_jobs_survive_sigkill() {
         (summary(&server)["pending"] == 0).then_some(())
     });
     assert_eq!(count_done_from(&server, 200_000), 1000, "none lost ({pending} were pending at the kill)");
+    assert!(failed(&server).is_empty());
+}
+
+#[test]
+fn tasks_and_jobs_through_the_admin_graphql_schema() {
+    let server = start();
+    let d = server.graphql_admin(r#"mutation { tasks { start(name: "push_many") } }"#, json!({}));
+    let run_id = d["data"]["tasks"]["start"].as_str().unwrap_or_else(|| panic!("{d}")).to_string();
+    let list = wait_until(Duration::from_secs(10), "the run is listed as completed", || {
+        let d = server.graphql_admin("{ tasks { get_list } }", json!({}));
+        let tasks = d["data"]["tasks"]["get_list"].as_array().cloned().unwrap_or_default();
+        let push = tasks.into_iter().find(|t| t["name"] == "push_many")?;
+        (push["runs"][0]["id"] == run_id.as_str() && push["runs"][0]["status"] == "completed").then_some(push)
+    });
+    assert_eq!(list["kind"], "single_shot");
+    let d = server.graphql_admin(r#"mutation { tasks { stop(name: "nothing") } }"#, json!({}));
+    assert_eq!(d["errors"][0]["extensions"]["code"], "NOT_FOUND", "{d}");
+
+    assert_eq!(server.post_sync(&item(7, false, "flaky"))["status"], "stored");
+    let failed_job = wait_until(Duration::from_secs(10), "the flaky job failed", || {
+        let d = server.graphql_admin(r#"{ jobs { get_list(filter: "flaky") } }"#, json!({}));
+        d["data"]["jobs"]["get_list"].as_array().and_then(|l| l.first().cloned())
+    });
+    let id = failed_job["id"].as_str().unwrap_or_default().to_string();
+    let d = server.graphql_admin("mutation($id: String!) { jobs { delete_job(id: $id) } }", json!({"id": id}));
+    assert_eq!(d["data"]["jobs"]["delete_job"], true, "{d}");
+    let d = server.graphql_admin("mutation { jobs { try_again_all } }", json!({}));
+    assert_eq!(d["data"]["jobs"]["try_again_all"], 0, "{d}");
     assert!(failed(&server).is_empty());
 }

@@ -1,18 +1,21 @@
 //! The admin schema (`POST /graphql` with the header `schema: admin`), with TDG's names:
 //! `repair_list`, `repair(id)`, `repair_all`, `delete_from_repair_queue(id)`,
 //! `clear_repair_queue`, `model`, `config { hard_limits }` (read and update) and
-//! `maintenance { get_aggregates }`. Every action goes through the same engine calls as the
-//! REST admin API.
+//! `maintenance { get_aggregates }`, `tasks { get_list, start, stop, forget }`,
+//! `jobs { get_list, try_again, try_again_all, delete_job, delete_all_jobs }`. Every action goes
+//! through the same engine calls as the REST admin API.
 
 use super::engine_of;
 use super::node::gql_value;
 use super::types::{JSON, LONG};
 use crate::engine::RetryError;
 use crate::repair::{parse_time, ListFilter};
+use crate::scheduler::{Scheduler, TaskError};
 use crate::storage::HardLimits;
 use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, Object, ObjectAccessor, Schema, TypeRef};
 use async_graphql::{ErrorExtensions, Value as GqlValue};
 use serde_json::Value;
+use std::sync::Arc;
 
 fn error(code: &'static str, message: impl Into<String>) -> async_graphql::Error {
     async_graphql::Error::new(message).extend_with(|_, e| e.set("code", code))
@@ -133,6 +136,8 @@ fn query() -> Object {
         )
         .field(namespace("config", "AdminConfig"))
         .field(namespace("maintenance", "Maintenance"))
+        .field(namespace("tasks", "Tasks"))
+        .field(namespace("jobs", "Jobs"))
 }
 
 fn mutation() -> Object {
@@ -187,6 +192,149 @@ fn mutation() -> Object {
             false,
         ))
         .field(namespace("config", "AdminConfigMutation"))
+        .field(namespace("tasks", "TasksMutation"))
+        .field(namespace("jobs", "JobsMutation"))
+}
+
+fn scheduler_of<'a>(ctx: &async_graphql::dynamic::ResolverContext<'a>) -> async_graphql::Result<Arc<Scheduler>> {
+    Ok(ctx.data::<Arc<Scheduler>>()?.clone())
+}
+
+fn task_error(e: TaskError) -> async_graphql::Error {
+    let code = match &e {
+        TaskError::NotFound(_) => "NOT_FOUND",
+        TaskError::Running(_) | TaskError::NotEnded(_) => "CONFLICT",
+        TaskError::Stopped => "UNAVAILABLE",
+        TaskError::Storage(_) => "INTERNAL",
+    };
+    error(code, e.to_string())
+}
+
+/// Run a blocking call (scheduler, job queue) off the reactor.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> async_graphql::Result<T> + Send + 'static,
+) -> async_graphql::Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| error("INTERNAL", e.to_string()))?
+}
+
+fn json_result(value: impl serde::Serialize) -> Option<GqlValue> {
+    Some(gql_value(&serde_json::to_value(value).unwrap_or_default()))
+}
+
+fn string_arg(ctx: &async_graphql::dynamic::ResolverContext<'_>, name: &str) -> async_graphql::Result<String> {
+    Ok(ctx.args.try_get(name)?.string()?.to_string())
+}
+
+fn filter_arg(ctx: &async_graphql::dynamic::ResolverContext<'_>) -> async_graphql::Result<Option<String>> {
+    Ok(match ctx.args.get("filter").filter(|v| !v.is_null()) {
+        Some(v) => Some(v.string()?.to_string()).filter(|s| !s.is_empty()),
+        None => None,
+    })
+}
+
+/// TDG's `tasks { ... }` and `jobs { ... }` namespaces, read and write.
+fn task_and_job_types() -> [Object; 4] {
+    let name_arg = || InputValue::new("name", TypeRef::named_nn(TypeRef::STRING));
+    let id_arg = || InputValue::new("id", TypeRef::named_nn(TypeRef::STRING));
+    let filter_input = || InputValue::new("filter", TypeRef::named(TypeRef::STRING));
+    let tasks = Object::new("Tasks").field(
+        Field::new("get_list", TypeRef::named_nn(JSON), |ctx| {
+            FieldFuture::new(async move {
+                let scheduler = scheduler_of(&ctx)?;
+                let list = blocking(move || scheduler.list().map_err(task_error)).await?;
+                Ok(json_result(list))
+            })
+        })
+        .description("Every task with its kind, schedule, state, next run and recorded runs"),
+    );
+    let tasks_mutation = Object::new("TasksMutation")
+        .field(
+            Field::new("start", TypeRef::named_nn(TypeRef::STRING), |ctx| {
+                FieldFuture::new(async move {
+                    let (scheduler, name) = (scheduler_of(&ctx)?, string_arg(&ctx, "name")?);
+                    let run = blocking(move || scheduler.start_task(&name).map_err(task_error)).await?;
+                    Ok(Some(GqlValue::from(run)))
+                })
+            })
+            .argument(name_arg())
+            .description("Run a task now (clears a stop); answers the run id"),
+        )
+        .field(
+            Field::new("stop", TypeRef::named_nn(TypeRef::BOOLEAN), |ctx| {
+                FieldFuture::new(async move {
+                    let (scheduler, name) = (scheduler_of(&ctx)?, string_arg(&ctx, "name")?);
+                    blocking(move || scheduler.stop_task(&name).map_err(task_error)).await?;
+                    Ok(Some(GqlValue::from(true)))
+                })
+            })
+            .argument(name_arg())
+            .description("Stop a task: its run is cancelled and it is not scheduled until started"),
+        )
+        .field(
+            Field::new("forget", TypeRef::named_nn(TypeRef::BOOLEAN), |ctx| {
+                FieldFuture::new(async move {
+                    let (scheduler, id) = (scheduler_of(&ctx)?, string_arg(&ctx, "id")?);
+                    let forgotten = blocking(move || scheduler.forget(&id).map_err(task_error)).await?;
+                    Ok(Some(GqlValue::from(forgotten)))
+                })
+            })
+            .argument(id_arg())
+            .description("Forget a finished run; false when there is none"),
+        );
+    let jobs = Object::new("Jobs").field(
+        Field::new("get_list", TypeRef::named_nn(JSON), |ctx| {
+            FieldFuture::new(async move {
+                let jobs = engine_of(&ctx)?.runtime().jobs.clone();
+                let filter = filter_arg(&ctx)?;
+                let list =
+                    blocking(move || jobs.failed_list(filter.as_deref()).map_err(|e| error("INTERNAL", e.to_string())))
+                        .await?;
+                Ok(json_result(list))
+            })
+        })
+        .argument(filter_input())
+        .description("The failed jobs (error, args, attempts), oldest first"),
+    );
+    let job_call = |name: &'static str, by_id: bool, description: &'static str| {
+        let field =
+            Field::new(name, TypeRef::named_nn(if by_id { TypeRef::BOOLEAN } else { TypeRef::INT }), move |ctx| {
+                FieldFuture::new(async move {
+                    let jobs = engine_of(&ctx)?.runtime().jobs.clone();
+                    let internal = |e: crate::storage::StorageError| error("INTERNAL", e.to_string());
+                    if by_id {
+                        let id = string_arg(&ctx, "id")?;
+                        let done = blocking(move || {
+                            if name == "try_again" { jobs.retry(&id) } else { jobs.delete(&id) }.map_err(internal)
+                        })
+                        .await?;
+                        return Ok(Some(GqlValue::from(done)));
+                    }
+                    let filter = filter_arg(&ctx)?;
+                    let n = blocking(move || {
+                        if name == "try_again_all" {
+                            jobs.retry_all(filter.as_deref())
+                        } else {
+                            jobs.delete_all(filter.as_deref())
+                        }
+                        .map_err(internal)
+                    })
+                    .await?;
+                    Ok(Some(GqlValue::from(n as u64)))
+                })
+            })
+            .description(description);
+        if by_id {
+            field.argument(id_arg())
+        } else {
+            field.argument(filter_input())
+        }
+    };
+    let jobs_mutation = Object::new("JobsMutation")
+        .field(job_call("try_again", true, "Queue a failed job again; false when there is none"))
+        .field(job_call("try_again_all", false, "Queue every failed job matching the filter again; how many"))
+        .field(job_call("delete_job", true, "Delete a failed job; false when there is none"))
+        .field(job_call("delete_all_jobs", false, "Delete every failed job matching the filter; how many"));
+    [tasks, tasks_mutation, jobs, jobs_mutation]
 }
 
 fn config_types() -> [Object; 3] {
@@ -238,7 +386,7 @@ pub fn admin_schema() -> async_graphql::dynamic::SchemaBuilder {
     for scalar in super::types::scalars() {
         builder = builder.register(scalar);
     }
-    for object in config_types() {
+    for object in config_types().into_iter().chain(task_and_job_types()) {
         builder = builder.register(object);
     }
     builder.register(repair_entry_type()).register(hard_limits_type()).register(query()).register(mutation())

@@ -84,6 +84,7 @@ pub fn serve(
         .map_err(|e| std::io::Error::other(format!("graphql: {e}")))?;
     let admin_schema = crate::graphql::admin_schema()
         .data(engine.clone())
+        .data(scheduler.clone())
         .finish()
         .map_err(|e| std::io::Error::other(format!("graphql admin schema: {e}")))?;
     let graphql = Arc::new(graphql::GraphqlSchemas { data: data_schema, admin: admin_schema });
