@@ -315,9 +315,17 @@ impl Inner {
         let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(l) = live.get_mut(name) {
             l.running = None;
-            if task.kind == TaskKind::Continuous && !l.stopped {
-                let pause = Duration::from_secs_f64(task.pause_sec.unwrap_or(0.0).max(0.0));
-                l.next = chrono::Duration::from_std(pause).ok().map(|p| Utc::now() + p);
+            let now = Utc::now();
+            match task.kind {
+                TaskKind::Continuous if !l.stopped => {
+                    let pause = Duration::from_secs_f64(task.pause_sec.unwrap_or(0.0).max(0.0));
+                    l.next = chrono::Duration::from_std(pause).ok().map(|p| now + p);
+                }
+                // Slots that came while the run was going are skipped, not run late.
+                TaskKind::Periodical if l.next.is_some_and(|n| n <= now) => {
+                    l.next = self.schedules.get(name).and_then(|s| s.after(&now).next());
+                }
+                _ => {}
             }
         }
         drop(live);
