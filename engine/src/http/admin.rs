@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 /// Register the admin routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/api/model", web::get().to(model));
     cfg.service(
         web::scope("/admin/api/repair")
             .route("", web::get().to(list))
@@ -138,4 +139,10 @@ async fn delete_all(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
         Ok(n) => HttpResponse::Ok().json(json!({"deleted": n})),
         Err(e) => retry_error("", e),
     }
+}
+
+/// The loaded model: readable text (types, fields, indexes, relations) and the schema as loaded.
+async fn model(state: web::Data<AppState>) -> HttpResponse {
+    let model = state.engine.runtime().repository.model();
+    HttpResponse::Ok().json(json!({"text": model.to_text(), "source": model.source()}))
 }

@@ -1,4 +1,5 @@
-//! Bearer-token middleware: every request but `GET /health` (and `HEAD`) needs a valid token.
+//! Bearer-token middleware: every request but `GET /health` and the UI's static files (and
+//! `HEAD` of them) needs a valid token.
 
 use crate::security::Tokens;
 use actix_web::body::{EitherBody, MessageBody};
@@ -13,8 +14,8 @@ pub async fn require_token(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    if req.path() == "/health" && matches!(*req.method(), actix_web::http::Method::GET | actix_web::http::Method::HEAD)
-    {
+    let open = req.path() == "/health" || super::ui::ASSETS.contains(&req.path());
+    if open && matches!(*req.method(), actix_web::http::Method::GET | actix_web::http::Method::HEAD) {
         return Ok(next.call(req).await?.map_into_left_body());
     }
     let authorized = req.app_data::<web::Data<Tokens>>().is_some_and(|tokens| {

@@ -7,6 +7,7 @@ mod data;
 mod graphql;
 mod jobs;
 mod tasks;
+mod ui;
 
 use crate::engine::{Engine, EngineIntake, State};
 use crate::metrics::metrics;
@@ -103,7 +104,8 @@ pub fn serve(
             .configure(graphql::configure)
             .configure(admin::configure)
             .configure(tasks::configure)
-            .configure(jobs::configure);
+            .configure(jobs::configure)
+            .configure(ui::configure);
         if let Some(config) = &http_input {
             let input = HttpInput::new(config.clone(), intake.clone());
             app = app.configure(|c| configure_http_input(c, input));

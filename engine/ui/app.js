@@ -1,0 +1,401 @@
+// Ferrogrid operator UI: every action goes through the REST admin API with the bearer token the
+// operator signed in with (kept in sessionStorage, for this browser session only).
+"use strict";
+
+const TOKEN_KEY = "ferrogrid-token";
+const $ = (sel, root = document) => root.querySelector(sel);
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) node.append(c instanceof Node ? c : document.createTextNode(c ?? ""));
+  return node;
+}
+
+class Unauthorized extends Error {}
+
+async function api(method, path, body, extraHeaders = {}) {
+  const headers = { Authorization: "Bearer " + sessionStorage.getItem(TOKEN_KEY), ...extraHeaders };
+  const init = { method, headers };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = typeof body === "string" ? body : JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
+  if (response.status === 401) throw new Unauthorized("the token is not accepted");
+  const text = await response.text();
+  let data = text;
+  try { data = JSON.parse(text); } catch (_) { /* not JSON: keep the text */ }
+  if (!response.ok) throw new Error((data && data.error) || `${response.status} ${response.statusText}`);
+  return data;
+}
+
+function confirmAction(text) {
+  const dialog = $("#confirm");
+  $("#confirm-text").textContent = text;
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+    dialog.showModal();
+  });
+}
+
+function message(container, text, bad = false) {
+  container.replaceChildren(el("div", { class: bad ? "message bad" : "message", role: "status" }, text));
+}
+
+function pretty(value) {
+  return typeof value === "string" ? value : JSON.stringify(value, null, 2);
+}
+
+// Line diff (longest common subsequence): what an edit changes in a payload.
+function diffLines(before, after) {
+  const a = before.split("\n"), b = after.split("\n");
+  const n = a.length, m = b.length;
+  const lcs = Array.from({ length: n + 1 }, () => new Array(m + 1).fill(0));
+  for (let i = n - 1; i >= 0; i--)
+    for (let j = m - 1; j >= 0; j--)
+      lcs[i][j] = a[i] === b[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
+  const out = [];
+  let i = 0, j = 0;
+  while (i < n || j < m) {
+    if (i < n && j < m && a[i] === b[j]) { out.push([" ", a[i]]); i++; j++; }
+    else if (j < m && (i === n || lcs[i][j + 1] >= lcs[i + 1][j])) { out.push(["+", b[j]]); j++; }
+    else { out.push(["-", a[i]]); i++; }
+  }
+  return out;
+}
+
+// ---- status header, from /metrics ----
+function metricSum(text, name) {
+  let sum = 0, seen = false;
+  for (const line of text.split("\n")) {
+    if (line.startsWith("#")) continue;
+    const m = line.match(/^([a-z_]+)(\{[^}]*\})?\s+(\S+)/);
+    if (m && m[1] === name) { sum += Number(m[3]); seen = true; }
+  }
+  return seen ? sum : null;
+}
+
+async function refreshStatus() {
+  try {
+    const text = await api("GET", "/metrics");
+    const figures = [
+      ["received", metricSum(text, "ferrogrid_objects_received_total")],
+      ["stored", metricSum(text, "ferrogrid_objects_stored_total")],
+      ["in repair", metricSum(text, "ferrogrid_repair_queue_depth")],
+      ["in flight", metricSum(text, "ferrogrid_objects_in_flight")],
+      ["jobs running", metricSum(text, "ferrogrid_jobs_running")],
+    ];
+    $("#status").replaceChildren(...figures.filter(([, v]) => v !== null).flatMap(([k, v], i) =>
+      [i ? " · " : "", k + " ", el("b", { "data-figure": k }, String(v))]));
+  } catch (e) {
+    if (e instanceof Unauthorized) signOut("Your token is no longer accepted.");
+  }
+}
+
+// ---- Repair ----
+const repairState = { filter: "", from: "", to: "", after: null, pages: [], selected: null };
+
+function repairQuery(extra = {}) {
+  const q = new URLSearchParams();
+  if (repairState.filter) q.set("filter", repairState.filter);
+  if (repairState.from) q.set("from", new Date(repairState.from).toISOString());
+  if (repairState.to) q.set("to", new Date(repairState.to).toISOString());
+  for (const [k, v] of Object.entries(extra)) if (v !== null && v !== undefined) q.set(k, v);
+  return q.toString();
+}
+
+async function renderRepair(page) {
+  const filterInput = el("input", { id: "repair-filter", type: "search", placeholder: "any text", value: repairState.filter });
+  const fromInput = el("input", { id: "repair-from", type: "datetime-local", value: repairState.from });
+  const toInput = el("input", { id: "repair-to", type: "datetime-local", value: repairState.to });
+  const sampleSize = el("input", { id: "repair-sample-size", type: "number", min: "1", value: "10", class: "narrow" });
+  const note = el("div", { id: "repair-message" });
+  const apply = () => {
+    repairState.filter = filterInput.value.trim();
+    repairState.from = fromInput.value;
+    repairState.to = toInput.value;
+    repairState.pages = [];
+    repairState.after = null;
+    renderRepair(page);
+  };
+  const body = el("tbody", { id: "repair-rows" });
+  const details = el("div", { id: "repair-details" });
+  page.replaceChildren(
+    el("h1", {}, "Repair queue"),
+    el("form", { class: "toolbar", onsubmit: (e) => { e.preventDefault(); apply(); } },
+      el("label", {}, "Filter", filterInput),
+      el("label", {}, "From", fromInput),
+      el("label", {}, "To", toInput),
+      el("button", { id: "repair-apply", type: "submit" }, "Apply"),
+      el("button", { id: "repair-retry-all", type: "button", onclick: () => bulk("retry-all") }, "Try again all"),
+      el("label", {}, "Sample", sampleSize),
+      el("button", { id: "repair-retry-sample", type: "button", class: "secondary", onclick: () => retrySample(Number(sampleSize.value) || 10) }, "Retry sample"),
+      el("button", { id: "repair-delete-all", type: "button", class: "danger", onclick: () => bulk("delete-all") }, "Delete all"),
+    ),
+    note,
+    el("div", { class: "table-wrap" }, el("table", { id: "repair-table" },
+      el("thead", {}, el("tr", {}, ["Time", "Id", "Source", "Routing key", "Status", "Error", "Attempts"].map((h) => el("th", {}, h)))),
+      body)),
+    el("div", { class: "toolbar" },
+      el("button", { id: "repair-first-page", type: "button", class: "secondary", onclick: () => { repairState.pages = []; repairState.after = null; renderRepair(page); } }, "First page"),
+      el("button", { id: "repair-next-page", type: "button", class: "secondary", disabled: true }, "Next page")),
+    details,
+  );
+
+  async function bulk(kind) {
+    const what = repairState.filter || repairState.from || repairState.to ? "every entry matching the filter" : "every entry";
+    if (!(await confirmAction(kind === "retry-all" ? `Try again ${what}?` : `Delete ${what}? This cannot be undone.`))) return;
+    try {
+      const r = kind === "retry-all"
+        ? await api("POST", "/admin/api/repair/retry-all?" + repairQuery())
+        : await api("DELETE", "/admin/api/repair?" + repairQuery());
+      message(note, kind === "retry-all" ? `${r.retried} entries are being tried again.` : `${r.deleted} entries deleted.`);
+      setTimeout(() => loadRows(), 500);
+    } catch (e) { message(note, e.message, true); }
+  }
+
+  async function retrySample(n) {
+    try {
+      const list = await api("GET", "/admin/api/repair?" + repairQuery({ first: n }));
+      let stored = 0, failed = 0;
+      for (const entry of list.items) {
+        const outcome = await api("POST", `/admin/api/repair/${entry.id}/retry`);
+        if (outcome.status === "repair") failed++; else stored++;
+      }
+      message(note, `Sample of ${list.items.length}: ${stored} went through, ${failed} still fail.`, failed > 0);
+      loadRows();
+    } catch (e) { message(note, e.message, true); }
+  }
+
+  async function loadRows() {
+    let list;
+    try { list = await api("GET", "/admin/api/repair?" + repairQuery({ first: 20, after: repairState.after })); }
+    catch (e) { if (e instanceof Unauthorized) return signOut("Your token is no longer accepted."); return message(note, e.message, true); }
+    if (!body.isConnected) return; // the operator went to another page meanwhile
+    body.replaceChildren(...list.items.map((entry) => el("tr", {
+      class: "row" + (repairState.selected === entry.id ? " selected" : ""), "data-id": entry.id,
+      onclick: () => { repairState.selected = entry.id; showDetails(entry.id, details, loadRows); },
+    },
+      el("td", {}, new Date(entry.created_at).toLocaleString()),
+      el("td", { class: "mono" }, entry.id),
+      el("td", {}, `${entry.source} (${entry.input})`),
+      el("td", {}, entry.routing_key ?? ""),
+      el("td", {}, entry.status),
+      el("td", { class: "error" }, entry.error ?? ""),
+      el("td", {}, String(entry.attempts)))));
+    if (list.items.length === 0) body.replaceChildren(el("tr", {}, el("td", { colspan: "7" }, "The repair queue is empty" + (repairState.filter ? " for this filter." : "."))));
+    if (repairState.selected && !list.items.some((e) => e.id === repairState.selected)) {
+      repairState.selected = null;
+      details.replaceChildren();
+    }
+    const next = $("#repair-next-page", page);
+    next.disabled = !list.cursor;
+    next.onclick = () => { repairState.pages.push(repairState.after); repairState.after = list.cursor; loadRows(); };
+  }
+  await loadRows();
+  if (repairState.selected) await showDetails(repairState.selected, details, loadRows);
+}
+
+async function showDetails(id, container, reload) {
+  let entry;
+  try { entry = await api("GET", `/admin/api/repair/${id}`); }
+  catch (e) { container.replaceChildren(); repairState.selected = null; return; }
+  const original = pretty(entry.payload);
+  const editor = el("textarea", { id: "payload-editor", rows: String(Math.min(24, original.split("\n").length + 2)), spellcheck: "false" });
+  editor.value = original;
+  const diff = el("div", { id: "payload-diff", class: "diff" });
+  const note = el("div", { id: "details-message" });
+  const retryEdited = el("button", { id: "retry-edited", type: "button", disabled: true }, "Retry edited");
+  const showDiff = () => {
+    const changed = editor.value !== original;
+    retryEdited.disabled = !changed;
+    if (!changed) { diff.replaceChildren("No changes."); return; }
+    diff.replaceChildren(...diffLines(original, editor.value).filter(([op]) => op !== " ").map(([op, line]) =>
+      el("span", { class: op === "+" ? "add" : "del" }, op + " " + line)));
+  };
+  editor.addEventListener("input", showDiff);
+  const outcome = (r) => {
+    if (r.status === "repair") return message(note, "Still failing: " + r.error, true);
+    // It left the repair queue: the details go, the outcome stays on the page.
+    repairState.selected = null;
+    container.replaceChildren();
+    message($("#repair-message"), `Entry ${id}: ` + (r.status === "stored" ? `stored as ${r.type}, version ${r.version}.` : `${r.status}.`));
+  };
+  retryEdited.onclick = async () => {
+    let payload;
+    try { payload = JSON.parse(editor.value); } catch (e) { return message(note, "The edited payload is not JSON: " + e.message, true); }
+    try { outcome(await api("POST", `/admin/api/repair/${id}/retry`, { payload, by: "web ui" })); reload(); }
+    catch (e) { message(note, e.message, true); }
+  };
+  const history = (entry.history || []).map((h) =>
+    el("li", {}, `${new Date(h.at).toLocaleString()} ${h.event}` + (h.by ? ` by ${h.by}` : "") + (h.error ? `: ${h.error}` : "")));
+  container.replaceChildren(
+    el("h2", {}, "Entry " + entry.id),
+    el("dl", {},
+      el("dt", {}, "Status"), el("dd", { id: "details-status" }, entry.status),
+      el("dt", {}, "Error"), el("dd", { id: "details-error", class: "error" }, entry.error ?? ""),
+      el("dt", {}, "Stage"), el("dd", {}, entry.stage ?? ""),
+      el("dt", {}, "Function"), el("dd", {}, entry.function ?? ""),
+      el("dt", {}, "Routing key"), el("dd", {}, entry.routing_key ?? ""),
+      el("dt", {}, "Attempts"), el("dd", {}, String(entry.attempts)),
+      el("dt", {}, "Received"), el("dd", {}, new Date(entry.created_at).toLocaleString() + ` from ${entry.input}`)),
+    el("h2", {}, "Payload (edit to fix it, then Retry edited)"),
+    editor,
+    el("h2", {}, "Changes"),
+    diff,
+    el("div", { class: "toolbar" },
+      el("button", { id: "retry-one", type: "button", onclick: async () => {
+        try { outcome(await api("POST", `/admin/api/repair/${id}/retry`)); reload(); } catch (e) { message(note, e.message, true); }
+      } }, "Try again"),
+      retryEdited,
+      el("button", { id: "delete-one", type: "button", class: "danger", onclick: async () => {
+        if (!(await confirmAction(`Delete entry ${id}? This cannot be undone.`))) return;
+        try { await api("DELETE", `/admin/api/repair/${id}`); container.replaceChildren(); repairState.selected = null; reload(); }
+        catch (e) { message(note, e.message, true); }
+      } }, "Delete")),
+    note,
+    el("h2", {}, "History"),
+    el("ol", { id: "details-history" }, history));
+  container.className = "details";
+  showDiff();
+}
+
+// ---- Failed jobs ----
+async function renderJobs(page) {
+  const note = el("div", { id: "jobs-message" });
+  const body = el("tbody", { id: "jobs-rows" });
+  const load = async () => {
+    const list = await api("GET", "/admin/api/jobs/failed");
+    body.replaceChildren(...list.items.map((job) => el("tr", { "data-id": job.id },
+      el("td", {}, new Date(job.failed_at || job.created_at).toLocaleString()),
+      el("td", {}, job.name),
+      el("td", { class: "mono" }, JSON.stringify(job.args)),
+      el("td", { class: "error" }, job.error ?? ""),
+      el("td", {}, String(job.attempts)),
+      el("td", {},
+        el("button", { type: "button", class: "secondary", onclick: async () => { await api("POST", `/admin/api/jobs/failed/${job.id}/retry`); message(note, "Queued again."); load(); } }, "Try again"), " ",
+        el("button", { type: "button", class: "danger", onclick: async () => {
+          if (await confirmAction(`Delete failed job ${job.id}?`)) { await api("DELETE", `/admin/api/jobs/failed/${job.id}`); load(); }
+        } }, "Delete")))));
+    if (!list.items.length) body.replaceChildren(el("tr", {}, el("td", { colspan: "6" }, "No failed jobs.")));
+  };
+  page.replaceChildren(el("h1", {}, "Failed jobs"),
+    el("div", { class: "toolbar" },
+      el("button", { type: "button", onclick: async () => {
+        if (await confirmAction("Try every failed job again?")) { const r = await api("POST", "/admin/api/jobs/failed/retry-all"); message(note, `${r.retried} queued again.`); load(); }
+      } }, "Try again all"),
+      el("button", { type: "button", class: "danger", onclick: async () => {
+        if (await confirmAction("Delete every failed job?")) { const r = await api("DELETE", "/admin/api/jobs/failed"); message(note, `${r.deleted} deleted.`); load(); }
+      } }, "Delete all")),
+    note,
+    el("div", { class: "table-wrap" }, el("table", {},
+      el("thead", {}, el("tr", {}, ["Failed", "Job", "Args", "Error", "Attempts", ""].map((h) => el("th", {}, h)))), body)));
+  await load();
+}
+
+// ---- Tasks ----
+async function renderTasks(page) {
+  const note = el("div", { id: "tasks-message" });
+  const body = el("tbody", { id: "tasks-rows" });
+  const load = async () => {
+    const { tasks } = await api("GET", "/admin/api/tasks");
+    body.replaceChildren(...tasks.map((t) => {
+      const last = t.runs[0];
+      return el("tr", { "data-task": t.name },
+        el("td", {}, t.name), el("td", {}, t.kind),
+        el("td", { class: "mono" }, t.schedule ?? (t.pause_sec != null ? `pause ${t.pause_sec} s` : "")),
+        el("td", {}, t.state),
+        el("td", {}, t.next_run_at ? new Date(t.next_run_at).toLocaleString() : ""),
+        el("td", {}, last ? `${last.status} ${new Date(last.started_at).toLocaleTimeString()}` : ""),
+        el("td", { class: last && last.error ? "error" : "mono" }, last ? (last.error ?? last.result ?? "") : ""),
+        el("td", {},
+          el("button", { type: "button", onclick: async () => {
+            try { await api("POST", `/admin/api/tasks/${encodeURIComponent(t.name)}/start`); message(note, `${t.name} started.`); setTimeout(load, 300); }
+            catch (e) { message(note, e.message, true); }
+          } }, "Start"), " ",
+          el("button", { type: "button", class: "secondary", onclick: async () => {
+            try { await api("POST", `/admin/api/tasks/${encodeURIComponent(t.name)}/stop`); message(note, `${t.name} stopped.`); load(); }
+            catch (e) { message(note, e.message, true); }
+          } }, "Stop")));
+    }));
+    if (!tasks.length) body.replaceChildren(el("tr", {}, el("td", { colspan: "8" }, "No tasks in the configuration.")));
+  };
+  page.replaceChildren(el("h1", {}, "Tasks"), note, el("div", { class: "table-wrap" }, el("table", {},
+    el("thead", {}, el("tr", {}, ["Task", "Kind", "Schedule", "State", "Next run", "Last run", "Result or error", ""].map((h) => el("th", {}, h)))), body)));
+  await load();
+}
+
+// ---- Model ----
+async function renderModel(page) {
+  const model = await api("GET", "/admin/api/model");
+  page.replaceChildren(el("h1", {}, "Model"), el("pre", { id: "model-text" }, model.text || "(no types)"));
+}
+
+// ---- Test ----
+async function renderTest(page) {
+  const input = el("textarea", { id: "test-body", rows: "12", spellcheck: "false" });
+  input.value = '{\n  "id": 1,\n  "username": "John Smith"\n}';
+  const result = el("div", { id: "test-result" });
+  page.replaceChildren(el("h1", {}, "Test an object"),
+    el("p", { class: "hint" }, "Posts the JSON object through the real input (POST /http?sync=true) and shows what happened to it."),
+    input,
+    el("div", { class: "toolbar" }, el("button", { id: "test-send", type: "button", onclick: async () => {
+      try {
+        const r = await api("POST", "/http?sync=true", input.value);
+        if (r.status === "stored") message(result, `Stored as ${r.type} (routing key ${r.routing_key}), version ${r.version}.`);
+        else if (r.status === "routed") message(result, `Routed to an output (routing key ${r.routing_key}).`);
+        else message(result, `Kept in the repair queue (routing key ${r.routing_key ?? "none"}): ${r.error}`, true);
+      } catch (e) { message(result, "Refused: " + e.message, true); }
+    } }, "Send")),
+    result);
+}
+
+// ---- shell ----
+const pages = { repair: renderRepair, jobs: renderJobs, tasks: renderTasks, model: renderModel, test: renderTest };
+
+async function route() {
+  const name = (location.hash.match(/^#\/(\w+)/) || [])[1] || "repair";
+  const render = pages[name] || renderRepair;
+  document.querySelectorAll("header nav a").forEach((a) => a.classList.toggle("active", a.dataset.page === name));
+  const page = $("#page");
+  try { await render(page); }
+  catch (e) {
+    if (e instanceof Unauthorized) return signOut("Your token is no longer accepted.");
+    page.replaceChildren(el("div", { class: "message bad", role: "alert" }, e.message));
+  }
+}
+
+let statusTimer = null;
+
+function showApp() {
+  $("#signin").hidden = true;
+  $("#app").hidden = false;
+  refreshStatus();
+  clearInterval(statusTimer);
+  statusTimer = setInterval(refreshStatus, 5000);
+  route();
+}
+
+function signOut(reason = "") {
+  sessionStorage.removeItem(TOKEN_KEY);
+  clearInterval(statusTimer);
+  $("#app").hidden = true;
+  $("#signin").hidden = false;
+  $("#signin-error").textContent = reason;
+  $("#token").value = "";
+}
+
+$("#signin-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  sessionStorage.setItem(TOKEN_KEY, $("#token").value.trim());
+  try { await api("GET", "/admin/api/repair?first=1"); showApp(); }
+  catch (err) { signOut(err instanceof Unauthorized ? "That token is not accepted." : err.message); }
+});
+$("#signout").addEventListener("click", () => signOut());
+window.addEventListener("hashchange", () => { if (!$("#app").hidden) route(); });
+
+if (sessionStorage.getItem(TOKEN_KEY)) showApp(); else signOut();
