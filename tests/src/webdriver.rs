@@ -163,6 +163,11 @@ impl Browser {
         self.call("POST", "/execute/sync", Some(json!({"script": script, "args": args})))
     }
 
+    /// Resize the browser window.
+    pub fn set_window_size(&self, width: u32, height: u32) -> anyhow::Result<()> {
+        self.call("POST", "/window/rect", Some(json!({"width": width, "height": height}))).map(|_| ())
+    }
+
     /// Save a PNG screenshot of the page.
     pub fn screenshot(&self, path: &Path) -> anyhow::Result<()> {
         let data = self.call("GET", "/screenshot", None)?;

@@ -140,6 +140,17 @@ fn an_operator_finds_fixes_and_retries_a_failed_object() {
         no_console_errors(&browser, page);
     }
 
+    // A narrow window: the navigation and the table stay usable (no page-wide horizontal scroll).
+    browser.set_window_size(420, 800).unwrap();
+    browser.goto(&format!("{admin}#/repair")).unwrap();
+    browser.find("#repair-table").unwrap();
+    let overflow = browser
+        .script("return document.documentElement.scrollWidth - document.documentElement.clientWidth", json!([]))
+        .unwrap();
+    assert!(overflow.as_i64().is_some_and(|px| px <= 0), "the page scrolls sideways by {overflow} px");
+    shot(&browser, "repair-narrow");
+    browser.set_window_size(1280, 800).unwrap();
+
     // Sign out: back to the sign-in form, and the token is gone from the session.
     browser.click(&browser.find("#signout").unwrap()).unwrap();
     browser.find("#signin-form").unwrap();
