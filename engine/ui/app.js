@@ -3,6 +3,7 @@
 "use strict";
 
 const TOKEN_KEY = "ferrogrid-token";
+const OPERATOR_KEY = "ferrogrid-operator";
 const $ = (sel, root = document) => root.querySelector(sel);
 
 function el(tag, attrs = {}, ...children) {
@@ -228,7 +229,8 @@ async function showDetails(id, container, reload) {
   retryEdited.onclick = async () => {
     let payload;
     try { payload = JSON.parse(editor.value); } catch (e) { return message(note, "The edited payload is not JSON: " + e.message, true); }
-    try { outcome(await api("POST", `/admin/api/repair/${id}/retry`, { payload, by: "web ui" })); reload(); }
+    const by = sessionStorage.getItem(OPERATOR_KEY) || "web ui";
+    try { outcome(await api("POST", `/admin/api/repair/${id}/retry`, { payload, by })); reload(); }
     catch (e) { message(note, e.message, true); }
   };
   const history = (entry.history || []).map((h) =>
@@ -382,6 +384,7 @@ function showApp() {
 
 function signOut(reason = "") {
   sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(OPERATOR_KEY);
   clearInterval(statusTimer);
   $("#app").hidden = true;
   $("#signin").hidden = false;
@@ -392,6 +395,7 @@ function signOut(reason = "") {
 $("#signin-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   sessionStorage.setItem(TOKEN_KEY, $("#token").value.trim());
+  sessionStorage.setItem(OPERATOR_KEY, $("#operator").value.trim());
   try { await api("GET", "/admin/api/repair?first=1"); showApp(); }
   catch (err) { signOut(err instanceof Unauthorized ? "That token is not accepted." : err.message); }
 });

@@ -49,6 +49,7 @@ fn an_operator_finds_fixes_and_retries_a_failed_object() {
     let refused = browser.console_errors().unwrap();
     assert!(refused.iter().all(|e| e.contains("401")), "{refused:?}");
     browser.type_into(&token, server.token()).unwrap();
+    browser.type_into(&browser.find("#operator").unwrap(), "Ops Olga").unwrap();
     browser.click(&browser.find("#signin-button").unwrap()).unwrap();
     browser.wait("two rows", || (rows(&browser).len() == 2).then_some(())).unwrap();
     let table = browser.text(&browser.find("#repair-table").unwrap()).unwrap();
@@ -89,11 +90,28 @@ fn an_operator_finds_fixes_and_retries_a_failed_object() {
     let history = server.get(&format!("/admin/api/repair/{}", parked["id"].as_str().unwrap_or_default()));
     history.assert_status(404, "the entry is gone once stored");
 
-    // Delete asks first: Cancel keeps the entry, Confirm deletes it.
+    // An edit that still fails stays, and its history says who edited it.
     browser.type_into(&browser.find("#repair-filter").unwrap(), "").unwrap();
     browser.click(&browser.find("#repair-apply").unwrap()).unwrap();
     browser.wait("the other row", || (rows(&browser).len() == 1).then_some(())).unwrap();
     browser.click(&rows(&browser)[0]).unwrap();
+    let editor = browser.find("#payload-editor").unwrap();
+    browser.type_into(&editor, r#"{"id": 42, "note": "still not a library object"}"#).unwrap();
+    browser.click(&browser.find("#retry-edited").unwrap()).unwrap();
+    browser
+        .wait("still failing", || {
+            browser.text(&browser.find("#details-message").ok()?).ok().filter(|t| t.contains("Still failing"))
+        })
+        .unwrap();
+    let entry = server.get(&format!("/admin/api/repair/{}", doomed["id"].as_str().unwrap_or_default())).json();
+    let edits: Vec<&serde_json::Value> =
+        entry["history"].as_array().map(|h| h.iter().filter(|a| a["event"] == "edited").collect()).unwrap_or_default();
+    assert_eq!(edits.len(), 1, "{entry}");
+    assert_eq!(edits[0]["by"], "Ops Olga");
+    assert_eq!(edits[0]["previous_payload"], json!({"id": 42, "note": "to be deleted"}));
+    assert_eq!(entry["payload"], json!({"id": 42, "note": "still not a library object"}));
+
+    // Delete asks first: Cancel keeps the entry, Confirm deletes it.
     browser.click(&browser.find("#delete-one").unwrap()).unwrap();
     browser
         .wait("the confirmation", || {
