@@ -132,6 +132,10 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     engine.drain(Duration::from_secs(30)).await;
     handle.stop(true).await;
     let _ = server_task.await;
+    // Writes that requests made while the server wound down (admin and GraphQL mutations).
+    if let Err(e) = engine.runtime().db.sync() {
+        tracing::error!(error = %e, "final flush after the server stopped failed");
+    }
     tracing::info!("stopped cleanly");
     Ok(())
 }

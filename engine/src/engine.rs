@@ -273,6 +273,14 @@ impl Engine {
         if self.state() == State::Draining {
             return Err(RetryError::Draining);
         }
+        // The permit first: waiting for it is the only await before the job is queued, so a
+        // caller that goes away meanwhile leaves nothing claimed or half-started.
+        let Ok(permit) = self.permits.clone().acquire_owned().await else {
+            return Err(RetryError::Draining);
+        };
+        if self.state() == State::Draining {
+            return Err(RetryError::Draining);
+        }
         if !self.claim(id) {
             return Err(RetryError::Busy(id.to_string()));
         }
@@ -287,10 +295,6 @@ impl Engine {
                 return Err(e.into());
             }
         };
-        let Ok(permit) = self.permits.clone().acquire_owned().await else {
-            self.release(id);
-            return Err(RetryError::Draining);
-        };
         self.submit(entry, permit).await.ok_or(RetryError::Draining)
     }
 
@@ -302,16 +306,20 @@ impl Engine {
         let ids: Vec<String> =
             self.rt.repair.all_matching(filter)?.into_iter().filter(|e| !e.is_unfinished()).map(|e| e.id).collect();
         let count = ids.len();
-        for id in ids {
-            // Each retry waits for an in-flight permit, so the queue is worked through at the
-            // engine's pace, concurrently with new objects.
-            let engine = self.clone();
-            actix_rt::spawn(async move {
+        // One retry at a time, in the background: the queue is worked through at the engine's
+        // pace while new objects keep their permits (a waiter per entry would take every permit
+        // freed), and a shutdown stops it between two entries.
+        let engine = self.clone();
+        actix_rt::spawn(async move {
+            for id in ids {
+                if engine.state() == State::Draining {
+                    return;
+                }
                 if let Err(e) = engine.retry(&id, None).await {
                     tracing::debug!(id, error = %e, "retry skipped");
                 }
-            });
-        }
+            }
+        });
         Ok(count)
     }
 
@@ -383,14 +391,21 @@ impl Engine {
         };
         let mut entry = RepairQueue::new_entry(&received.input, received.source, received.payload);
         let id = entry.id.clone();
+        // Claimed before it becomes visible in the repair queue, so no operator action can
+        // retry or delete it while its first processing is on its way.
+        self.claim(&id);
         let durable = match self.wal.append_with(&mut entry, |e| self.rt.repair.add(e)) {
             Ok(durable) => durable,
-            Err(RepairError::Wal(WalError::Closed)) => return Box::pin(async { Err(IntakeError::Draining) }),
-            Err(e) => return Box::pin(async move { Err(IntakeError::Internal(e.to_string())) }),
+            Err(e) => {
+                self.release(&id);
+                return match e {
+                    RepairError::Wal(WalError::Closed) => Box::pin(async { Err(IntakeError::Draining) }),
+                    e => Box::pin(async move { Err(IntakeError::Internal(e.to_string())) }),
+                };
+            }
         };
         metrics().objects_received.with_label_values(&[&received.input]).inc();
         tracing::debug!(id = %id, input = %received.input, "accepted");
-        self.claim(&id);
         // Processing starts once the record is on disk, in a task of its own, so a client that
         // goes away does not stop it; the answer waits for the parts `wait` asks for.
         let (durable_tx, durable_rx) = tokio::sync::oneshot::channel::<Result<(), WalError>>();

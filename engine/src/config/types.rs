@@ -121,9 +121,10 @@ pub struct TaskConfig {
     #[serde(default = "default_keep")]
     #[schemars(range(min = 1))]
     pub keep: usize,
-    /// Continuous tasks: seconds between the end of a run and the start of the next (default 0).
+    /// Continuous tasks: seconds between the end of a run and the start of the next (default 0,
+    /// at most a year).
     #[serde(default)]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 0, max = 31536000))]
     pub pause_sec: Option<f64>,
     /// Periodical tasks: a cron expression with seconds (`"0 */5 * * * *"`: every five minutes).
     #[serde(default)]

@@ -13,9 +13,10 @@ use crate::repository::RepoError;
 use crate::storage::PutOptions;
 use async_graphql::dynamic::{Field, FieldFuture, InputValue, ObjectAccessor, TypeRef};
 use async_graphql::ErrorExtensions;
-use ferrogrid_sandbox::CallContext;
+use ferrogrid_sandbox::{CallContext, JobSink};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
+use std::sync::PoisonError;
 
 fn flag(args: &ObjectAccessor<'_>, name: &str) -> async_graphql::Result<bool> {
     Ok(match args.get(name).filter(|v| !v.is_null()) {
@@ -47,15 +48,33 @@ pub fn root_field(t: &TypeDef) -> Field {
                     return Err(bad_request("if_not_exists and only_if_version exclude each other"));
                 }
                 let repository = engine.runtime().repository.clone();
+                let jobs = engine.runtime().jobs.clone();
                 let type_name = t.name.clone();
-                // Validation may run default_function scripts: on a script worker.
+                // Validation may run default_function scripts: on a script worker. Jobs they
+                // push are committed with the object, or not at all.
                 let stored = engine
                     .on_worker(move |script_engine| {
-                        let ctx = CallContext::new("graphql");
+                        let sink = JobSink::default();
+                        let ctx = CallContext { request_id: "graphql".into(), cancel: None, jobs: Some(sink.clone()) };
                         let object = repository
                             .validate(&type_name, &object, Some(script_engine), &ctx)
                             .map_err(RepoError::Invalid)?;
-                        repository.put_with(&type_name, object, &options, |_| Ok::<_, RepoError>(()))
+                        let pushed = std::mem::take(&mut *sink.lock().unwrap_or_else(PoisonError::into_inner));
+                        if let Some((name, _)) = pushed.iter().find(|(name, _)| !repository.is_job(name)) {
+                            return Err(RepoError::BadRequest(format!(
+                                "push_job(\"{name}\"): no pipeline or function of that name"
+                            )));
+                        }
+                        let stored = repository.put_with(&type_name, object, &options, |tx| {
+                            for (name, args) in &pushed {
+                                jobs.stage_in(tx, name, args.clone())?;
+                            }
+                            Ok::<_, RepoError>(())
+                        })?;
+                        if !pushed.is_empty() {
+                            jobs.ring();
+                        }
+                        Ok(stored)
                     })
                     .await
                     .map_err(|e| async_graphql::Error::new(e.to_string()))?

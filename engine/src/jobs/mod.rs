@@ -98,7 +98,15 @@ fn dispatch(engine: &Arc<Engine>, jobs: &Arc<Jobs>, running: &Arc<Running>, key:
     drop(engine.on_worker(move |script_engine| {
         let started = Instant::now();
         let ctx = CallContext::new(job.id.clone());
-        let result = rt.pipelines.run(script_engine, &job.name, job.args.clone(), &ctx);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rt.pipelines.run(script_engine, &job.name, job.args.clone(), &ctx)
+        }))
+        .unwrap_or_else(|_| {
+            Err(ferrogrid_pipelines::PipelineError::Contract {
+                function: job.name.clone(),
+                message: "the job panicked (a bug)".into(),
+            })
+        });
         metrics().jobs_execution_seconds.with_label_values(&labels).observe(started.elapsed().as_secs_f64());
         metrics().jobs_running.with_label_values(&labels).dec();
         let recorded = match result {
@@ -112,10 +120,13 @@ fn dispatch(engine: &Arc<Engine>, jobs: &Arc<Jobs>, running: &Arc<Running>, key:
                 jobs.failed(&key, job, e.to_string())
             }
         };
-        if let Err(e) = recorded {
-            tracing::error!(error = %e, "recording the end of a job failed; it runs again at the next start");
+        match recorded {
+            Ok(()) => {
+                running.keys.lock().unwrap_or_else(PoisonError::into_inner).remove(&key);
+                jobs.ring();
+            }
+            // Left marked as running, so it is not dispatched again in a loop while storage fails.
+            Err(e) => tracing::error!(error = %e, "recording the end of a job failed; it runs again at the next start"),
         }
-        running.keys.lock().unwrap_or_else(PoisonError::into_inner).remove(&key);
-        jobs.ring();
     }));
 }

@@ -118,7 +118,11 @@ impl Jobs {
             if running.contains(k.as_ref()) {
                 continue;
             }
-            out.push((k.to_vec(), serde_json::from_slice(&bytes).map_err(corrupt)?));
+            match serde_json::from_slice(&bytes) {
+                Ok(job) => out.push((k.to_vec(), job)),
+                // One damaged record must not stop the queue: it stays for an operator to see.
+                Err(e) => tracing::error!(key = %hex::encode(&k), error = %e, "skipping an unreadable pending job"),
+            }
         }
         Ok(out)
     }
@@ -192,22 +196,28 @@ impl Jobs {
     pub fn retry(&self, id: &str) -> Result<bool, StorageError> {
         let Some((failed_key, job)) = self.failed_key_of(id)? else { return Ok(false) };
         let bytes = encode(&job)?;
-        self.db.write(|tx| {
+        // Checked again inside the write: of two retries at once, one moves it.
+        let moved = self.db.write(|tx| {
+            if tx.get(Keyspace::Jobs, &failed_key)?.is_none() {
+                return Ok::<_, StorageError>(false);
+            }
             tx.remove(Keyspace::Jobs, &failed_key);
             tx.insert(Keyspace::Jobs, &key(PENDING, &uuid::Uuid::now_v7()), bytes);
-            Ok::<_, StorageError>(())
+            Ok(true)
         })?;
-        self.ring();
-        Ok(true)
+        if moved {
+            self.ring();
+        }
+        Ok(moved)
     }
 
     /// Try every failed job matching `text` again; how many.
     pub fn retry_all(&self, text: Option<&str>) -> Result<usize, StorageError> {
-        let jobs = self.failed_list(text)?;
-        for job in &jobs {
-            self.retry(&job.id)?;
+        let mut n = 0;
+        for job in self.failed_list(text)? {
+            n += usize::from(self.retry(&job.id)?);
         }
-        Ok(jobs.len())
+        Ok(n)
     }
 
     /// Delete failed job `id`; false when there is none.
@@ -219,10 +229,10 @@ impl Jobs {
 
     /// Delete every failed job matching `text`; how many.
     pub fn delete_all(&self, text: Option<&str>) -> Result<usize, StorageError> {
-        let jobs = self.failed_list(text)?;
-        for job in &jobs {
-            self.delete(&job.id)?;
+        let mut n = 0;
+        for job in self.failed_list(text)? {
+            n += usize::from(self.delete(&job.id)?);
         }
-        Ok(jobs.len())
+        Ok(n)
     }
 }

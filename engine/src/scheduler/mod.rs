@@ -318,8 +318,9 @@ impl Inner {
             let now = Utc::now();
             match task.kind {
                 TaskKind::Continuous if !l.stopped => {
-                    let pause = Duration::from_secs_f64(task.pause_sec.unwrap_or(0.0).max(0.0));
-                    l.next = chrono::Duration::from_std(pause).ok().map(|p| now + p);
+                    let pause =
+                        Duration::try_from_secs_f64(task.pause_sec.unwrap_or(0.0).max(0.0)).unwrap_or(Duration::ZERO);
+                    l.next = Some(chrono::Duration::from_std(pause).map_or(now, |p| now + p));
                 }
                 // Slots that came while the run was going are skipped, not run late.
                 TaskKind::Periodical if l.next.is_some_and(|n| n <= now) => {
@@ -379,7 +380,12 @@ impl Inner {
         drop(self.engine.on_worker(move |script_engine| {
             let started = Instant::now();
             let ctx = CallContext { request_id: run.id.clone(), cancel: Some(cancel), jobs: None };
-            let result = inner.engine.runtime().pipelines.run(script_engine, &pipeline, param, &ctx);
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                inner.engine.runtime().pipelines.run(script_engine, &pipeline, param, &ctx)
+            }))
+            .unwrap_or_else(|_| {
+                Err(PipelineError::Contract { function: pipeline.clone(), message: "the run panicked (a bug)".into() })
+            });
             // What the run wrote (objects, jobs) is on disk before it is reported completed.
             if let Err(e) = inner.engine.runtime().db.sync() {
                 tracing::error!(task = %run.task, error = %e, "flushing the writes of a task run failed");
