@@ -9,9 +9,12 @@ use super::engine_of;
 use super::node::gql_value;
 use super::types::{JSON, LONG};
 use crate::engine::RetryError;
+use crate::jobs::Jobs;
 use crate::repair::{parse_time, ListFilter};
 use crate::scheduler::{Scheduler, TaskError};
-use crate::storage::HardLimits;
+use crate::storage::{HardLimits, StorageError};
+
+type StorageResult<T> = Result<T, StorageError>;
 use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, Object, ObjectAccessor, Schema, TypeRef};
 use async_graphql::{ErrorExtensions, Value as GqlValue};
 use serde_json::Value;
@@ -295,45 +298,41 @@ fn task_and_job_types() -> [Object; 4] {
         .argument(filter_input())
         .description("The failed jobs (error, args, attempts), oldest first"),
     );
-    let job_call = |name: &'static str, by_id: bool, description: &'static str| {
-        let field =
-            Field::new(name, TypeRef::named_nn(if by_id { TypeRef::BOOLEAN } else { TypeRef::INT }), move |ctx| {
+    let internal = |e: crate::storage::StorageError| error("INTERNAL", e.to_string());
+    let by_id = |name: &'static str, op: fn(&Jobs, &str) -> StorageResult<bool>, description: &'static str| {
+        Field::new(name, TypeRef::named_nn(TypeRef::BOOLEAN), move |ctx| {
+            FieldFuture::new(async move {
+                let jobs = engine_of(&ctx)?.runtime().jobs.clone();
+                let id = string_arg(&ctx, "id")?;
+                let done = blocking(move || op(&jobs, &id).map_err(internal)).await?;
+                Ok(Some(GqlValue::from(done)))
+            })
+        })
+        .argument(id_arg())
+        .description(description)
+    };
+    let by_filter =
+        |name: &'static str, op: fn(&Jobs, Option<&str>) -> StorageResult<usize>, description: &'static str| {
+            Field::new(name, TypeRef::named_nn(TypeRef::INT), move |ctx| {
                 FieldFuture::new(async move {
                     let jobs = engine_of(&ctx)?.runtime().jobs.clone();
-                    let internal = |e: crate::storage::StorageError| error("INTERNAL", e.to_string());
-                    if by_id {
-                        let id = string_arg(&ctx, "id")?;
-                        let done = blocking(move || {
-                            if name == "try_again" { jobs.retry(&id) } else { jobs.delete(&id) }.map_err(internal)
-                        })
-                        .await?;
-                        return Ok(Some(GqlValue::from(done)));
-                    }
                     let filter = filter_arg(&ctx)?;
-                    let n = blocking(move || {
-                        if name == "try_again_all" {
-                            jobs.retry_all(filter.as_deref())
-                        } else {
-                            jobs.delete_all(filter.as_deref())
-                        }
-                        .map_err(internal)
-                    })
-                    .await?;
+                    let n = blocking(move || op(&jobs, filter.as_deref()).map_err(internal)).await?;
                     Ok(Some(GqlValue::from(n as u64)))
                 })
             })
-            .description(description);
-        if by_id {
-            field.argument(id_arg())
-        } else {
-            field.argument(filter_input())
-        }
-    };
+            .argument(filter_input())
+            .description(description)
+        };
     let jobs_mutation = Object::new("JobsMutation")
-        .field(job_call("try_again", true, "Queue a failed job again; false when there is none"))
-        .field(job_call("try_again_all", false, "Queue every failed job matching the filter again; how many"))
-        .field(job_call("delete_job", true, "Delete a failed job; false when there is none"))
-        .field(job_call("delete_all_jobs", false, "Delete every failed job matching the filter; how many"));
+        .field(by_id("try_again", Jobs::retry, "Queue a failed job again; false when there is none"))
+        .field(by_filter(
+            "try_again_all",
+            Jobs::retry_all,
+            "Queue every failed job matching the filter again; how many",
+        ))
+        .field(by_id("delete_job", Jobs::delete, "Delete a failed job; false when there is none"))
+        .field(by_filter("delete_all_jobs", Jobs::delete_all, "Delete every failed job matching the filter; how many"));
     [tasks, tasks_mutation, jobs, jobs_mutation]
 }
 

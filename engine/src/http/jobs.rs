@@ -50,7 +50,7 @@ async fn on_queue<T: Send + 'static>(
 }
 
 async fn summary(state: web::Data<AppState>) -> HttpResponse {
-    match on_queue(&state, |jobs| Ok((jobs.pending_count()?, jobs.failed_list(None)?.len()))).await {
+    match on_queue(&state, |jobs| Ok((jobs.pending_count()?, jobs.failed_count()?))).await {
         Ok((pending, failed)) => HttpResponse::Ok().json(json!({"pending": pending, "failed": failed})),
         Err(r) => r,
     }
@@ -64,38 +64,47 @@ async fn list(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-async fn retry_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
-    let id = path.into_inner();
+/// Retry or delete one failed job: `{"<done>": 1}`, or 404.
+async fn one(
+    state: &AppState,
+    id: String,
+    done: &'static str,
+    op: fn(&Jobs, &str) -> Result<bool, StorageError>,
+) -> HttpResponse {
     let wanted = id.clone();
-    match on_queue(&state, move |jobs| jobs.retry(&wanted)).await {
-        Ok(true) => HttpResponse::Ok().json(json!({"retried": 1})),
+    match on_queue(state, move |jobs| op(jobs, &wanted)).await {
+        Ok(true) => HttpResponse::Ok().json(json!({ done: 1 })),
         Ok(false) => error(StatusCode::NOT_FOUND, format!("failed job \"{id}\" not found")),
         Err(r) => r,
     }
+}
+
+/// Retry or delete every failed job matching `?filter=`: `{"<done>": n}`.
+async fn all(
+    req: &HttpRequest,
+    state: &AppState,
+    done: &'static str,
+    op: fn(&Jobs, Option<&str>) -> Result<usize, StorageError>,
+) -> HttpResponse {
+    let filter = text(req);
+    match on_queue(state, move |jobs| op(jobs, filter.as_deref())).await {
+        Ok(n) => HttpResponse::Ok().json(json!({ done: n })),
+        Err(r) => r,
+    }
+}
+
+async fn retry_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    one(&state, path.into_inner(), "retried", Jobs::retry).await
 }
 
 async fn retry_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let filter = text(&req);
-    match on_queue(&state, move |jobs| jobs.retry_all(filter.as_deref())).await {
-        Ok(n) => HttpResponse::Ok().json(json!({"retried": n})),
-        Err(r) => r,
-    }
+    all(&req, &state, "retried", Jobs::retry_all).await
 }
 
 async fn delete_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
-    let id = path.into_inner();
-    let wanted = id.clone();
-    match on_queue(&state, move |jobs| jobs.delete(&wanted)).await {
-        Ok(true) => HttpResponse::Ok().json(json!({"deleted": 1})),
-        Ok(false) => error(StatusCode::NOT_FOUND, format!("failed job \"{id}\" not found")),
-        Err(r) => r,
-    }
+    one(&state, path.into_inner(), "deleted", Jobs::delete).await
 }
 
 async fn delete_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let filter = text(&req);
-    match on_queue(&state, move |jobs| jobs.delete_all(filter.as_deref())).await {
-        Ok(n) => HttpResponse::Ok().json(json!({"deleted": n})),
-        Err(r) => r,
-    }
+    all(&req, &state, "deleted", Jobs::delete_all).await
 }

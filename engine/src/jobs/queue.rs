@@ -1,6 +1,6 @@
-//! The persistent job queue (the `Jobs` keyspace): `p/<key>` pending jobs in the order pushed,
-//! `f/<key>` failed jobs (TDG's failed-jobs queue). Keys are UUIDv7 bytes, so a scan from a
-//! cursor sees every job pushed after it.
+//! The persistent job queue (the `Jobs` keyspace): `p<id>` pending jobs, `f<id>` failed jobs
+//! (TDG's failed-jobs queue). A job's key is its UUIDv7 id all its life, so pending jobs scan in
+//! the order pushed and a failed job is found from its id.
 
 use crate::storage::{Db, Keyspace, ReadView, StorageError, WriteTx};
 use serde::{Deserialize, Serialize};
@@ -127,14 +127,23 @@ impl Jobs {
         Ok(out)
     }
 
-    /// Pending jobs.
-    pub fn pending_count(&self) -> Result<usize, StorageError> {
+    fn count(&self, kind: u8) -> Result<usize, StorageError> {
         let mut n = 0;
-        for item in self.db.scan_prefix(Keyspace::Jobs, &[PENDING]) {
+        for item in self.db.scan_prefix(Keyspace::Jobs, &[kind]) {
             item?;
             n += 1;
         }
         Ok(n)
+    }
+
+    /// Pending jobs.
+    pub fn pending_count(&self) -> Result<usize, StorageError> {
+        self.count(PENDING)
+    }
+
+    /// Failed jobs.
+    pub fn failed_count(&self) -> Result<usize, StorageError> {
+        self.count(FAILED)
     }
 
     /// The pending job `key` ran well: gone.
@@ -180,35 +189,36 @@ impl Jobs {
         Ok(out)
     }
 
-    fn failed_key_of(&self, id: &str) -> Result<Option<(Vec<u8>, Job)>, StorageError> {
-        let Ok(uuid) = uuid::Uuid::parse_str(id) else { return Ok(None) };
-        for item in self.db.scan_prefix(Keyspace::Jobs, &[FAILED]) {
-            let (k, bytes) = item?;
-            let job: Job = serde_json::from_slice(&bytes).map_err(corrupt)?;
-            if job.id == uuid.to_string() {
-                return Ok(Some((k.to_vec(), job)));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Try failed job `id` again (it is queued at the end); false when there is none.
-    pub fn retry(&self, id: &str) -> Result<bool, StorageError> {
-        let Some((failed_key, job)) = self.failed_key_of(id)? else { return Ok(false) };
-        let bytes = encode(&job)?;
-        // Checked again inside the write: of two retries at once, one moves it.
+    /// Move failed job `id` back to the pending jobs (`to_pending`) or delete it; false when
+    /// there is none. A job keeps its key (its id) all its life, so its place is found from the
+    /// id; the check inside the write makes two concurrent moves move it once.
+    fn take_failed(&self, id: &str, to_pending: bool) -> Result<bool, StorageError> {
+        let Ok(uuid) = uuid::Uuid::parse_str(id) else { return Ok(false) };
+        let failed_key = key(FAILED, &uuid);
         let moved = self.db.write(|tx| {
-            if tx.get(Keyspace::Jobs, &failed_key)?.is_none() {
+            let Some(bytes) = tx.get(Keyspace::Jobs, &failed_key)? else {
                 return Ok::<_, StorageError>(false);
-            }
+            };
             tx.remove(Keyspace::Jobs, &failed_key);
-            tx.insert(Keyspace::Jobs, &key(PENDING, &uuid::Uuid::now_v7()), bytes);
+            if to_pending {
+                tx.insert(Keyspace::Jobs, &key(PENDING, &uuid), bytes);
+            }
             Ok(true)
         })?;
-        if moved {
+        if moved && to_pending {
             self.ring();
         }
         Ok(moved)
+    }
+
+    /// Try failed job `id` again; false when there is none.
+    pub fn retry(&self, id: &str) -> Result<bool, StorageError> {
+        self.take_failed(id, true)
+    }
+
+    /// Delete failed job `id`; false when there is none.
+    pub fn delete(&self, id: &str) -> Result<bool, StorageError> {
+        self.take_failed(id, false)
     }
 
     /// Try every failed job matching `text` again; how many.
@@ -218,13 +228,6 @@ impl Jobs {
             n += usize::from(self.retry(&job.id)?);
         }
         Ok(n)
-    }
-
-    /// Delete failed job `id`; false when there is none.
-    pub fn delete(&self, id: &str) -> Result<bool, StorageError> {
-        let Some((failed_key, _)) = self.failed_key_of(id)? else { return Ok(false) };
-        self.done(&failed_key)?;
-        Ok(true)
     }
 
     /// Delete every failed job matching `text`; how many.
