@@ -81,8 +81,11 @@ enum Command {
 /// The live state of one task.
 #[derive(Default)]
 struct Live {
-    running: Option<(String, Arc<AtomicBool>)>,
+    /// The cancel flag of the run in progress.
+    running: Option<Arc<AtomicBool>>,
+    /// When it fires next (periodical, continuous).
     next: Option<DateTime<Utc>>,
+    /// An operator stopped it.
     stopped: bool,
 }
 
@@ -235,7 +238,7 @@ impl Inner {
             match commands.recv_timeout(wait) {
                 Ok(Command::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
                     let live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
-                    for (_, cancel) in live.values().filter_map(|l| l.running.as_ref()) {
+                    for cancel in live.values().filter_map(|l| l.running.as_ref()) {
                         cancel.store(true, Ordering::Release);
                     }
                     return;
@@ -280,31 +283,29 @@ impl Inner {
     }
 
     fn start(self: &Arc<Self>, name: &str, sender: &Sender<Command>) -> Result<String, TaskError> {
-        if !self.tasks.contains_key(name) {
-            return Err(TaskError::NotFound(name.to_string()));
-        }
-        let mut state = self.store.state(name)?;
-        if state.stopped {
-            state.stopped = false;
-            self.store.set_state(name, &state)?;
-        }
-        if let Some(l) = self.live.lock().unwrap_or_else(PoisonError::into_inner).get_mut(name) {
-            l.stopped = false;
-        }
+        self.set_stopped(name, false)?;
         self.launch(name, sender)
     }
 
     fn stop(&self, name: &str) -> Result<(), TaskError> {
+        self.set_stopped(name, true)
+    }
+
+    /// Record (on disk and live) whether an operator stopped `name`; a stop also cancels the
+    /// run in progress.
+    fn set_stopped(&self, name: &str, stopped: bool) -> Result<(), TaskError> {
         if !self.tasks.contains_key(name) {
             return Err(TaskError::NotFound(name.to_string()));
         }
         let mut state = self.store.state(name)?;
-        state.stopped = true;
-        self.store.set_state(name, &state)?;
+        if state.stopped != stopped {
+            state.stopped = stopped;
+            self.store.set_state(name, &state)?;
+        }
         let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
         let l = live.entry(name.to_string()).or_default();
-        l.stopped = true;
-        if let Some((_, cancel)) = &l.running {
+        l.stopped = stopped;
+        if let (true, Some(cancel)) = (stopped, &l.running) {
             cancel.store(true, Ordering::Release);
         }
         Ok(())
@@ -347,7 +348,7 @@ impl Inner {
             if l.running.is_some() {
                 return Err(TaskError::Running(name.to_string()));
             }
-            l.running = Some((id.clone(), cancel.clone()));
+            l.running = Some(cancel.clone());
             if running_now > self.running_threshold {
                 tracing::warn!("Too many running pipelines. Now running {running_now} pipelines");
             }
