@@ -203,20 +203,10 @@ fn stage_jobs(rt: &Runtime, tx: &mut WriteTx<'_>, jobs: &[(String, Value)]) -> R
 pub fn store(rt: &Runtime, items: &[(&Entry, &ToStore)]) -> Vec<Result<Done, Failure>> {
     if items.len() > 1 {
         let group = rt.db.write(|tx| {
-            let mut versions = Vec::with_capacity(items.len());
-            for (entry, item) in items {
-                let put = rt.repository.put_in(tx, &item.type_name, item.obj.clone(), &PutOptions::default())?;
-                rt.repair.complete_in(tx, entry)?;
-                stage_jobs(rt, tx, &item.jobs)?;
-                versions.push(put.version);
-            }
-            Ok::<_, RepairError>(versions)
+            items.iter().map(|(entry, item)| stage_item(rt, tx, entry, item)).collect::<Result<Vec<_>, _>>()
         });
         if let Ok(versions) = group {
-            rt.repair.removed(items.len());
-            if items.iter().any(|(_, item)| !item.jobs.is_empty()) {
-                rt.jobs.ring();
-            }
+            committed(rt, items);
             return items
                 .iter()
                 .zip(versions)
@@ -226,21 +216,33 @@ pub fn store(rt: &Runtime, items: &[(&Entry, &ToStore)]) -> Vec<Result<Done, Fai
     }
     items
         .iter()
-        .map(|(entry, item)| {
-            let put = rt
-                .repository
-                .put_with(&item.type_name, item.obj.clone(), &PutOptions::default(), |tx| {
-                    rt.repair.complete_in(tx, entry)?;
-                    stage_jobs(rt, tx, &item.jobs)
-                })
+        .map(|pair| {
+            let (entry, item) = *pair;
+            let version = rt
+                .db
+                .write(|tx| stage_item(rt, tx, entry, item))
                 .map_err(|e| failure("storage", Some(&item.routing_key), e.to_string()))?;
-            rt.repair.removed(1);
-            if !item.jobs.is_empty() {
-                rt.jobs.ring();
-            }
-            Ok(stored(entry, item, put.version))
+            committed(rt, std::slice::from_ref(pair));
+            Ok(stored(entry, item, version))
         })
         .collect()
+}
+
+/// Stage one prepared object in `tx`: its new version, the end of its repair-queue entry and
+/// the jobs its scripts pushed. The version written.
+fn stage_item(rt: &Runtime, tx: &mut WriteTx<'_>, entry: &Entry, item: &ToStore) -> Result<u64, RepairError> {
+    let put = rt.repository.put_in(tx, &item.type_name, item.obj.clone(), &PutOptions::default())?;
+    rt.repair.complete_in(tx, entry)?;
+    stage_jobs(rt, tx, &item.jobs)?;
+    Ok(put.version)
+}
+
+/// After the commit of `items`: the repair-queue depth, and the job runner told of new jobs.
+fn committed(rt: &Runtime, items: &[(&Entry, &ToStore)]) {
+    rt.repair.removed(items.len());
+    if items.iter().any(|(_, item)| !item.jobs.is_empty()) {
+        rt.jobs.ring();
+    }
 }
 
 fn stored(entry: &Entry, item: &ToStore, version: u64) -> Done {
