@@ -13,6 +13,9 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium chromium-driver
 fi
 
+# The Kafka broker (tansu) and the SMTP sink (aiosmtpd) the connector tests talk to.
+scripts/install-peers.sh
+
 echo "== cargo fmt --check"
 cargo fmt --all --check
 

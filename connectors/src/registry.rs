@@ -1,11 +1,30 @@
 //! The one list of connector types. Adding a connector = one folder + one line in each enum here.
 
 use crate::dummy::{DummyOutput, DummyOutputConfig};
-use crate::http::HttpInputConfig;
+use crate::http::{HttpInputConfig, HttpOutput, HttpOutputConfig};
 use crate::input_processor::InputProcessorOutputConfig;
+use crate::intake::BoxFuture;
+use crate::kafka::{KafkaInputConfig, KafkaOutput, KafkaOutputConfig};
+use crate::smtp::{SmtpOutput, SmtpOutputConfig};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// A problem in a connector's configuration: the field (relative to the connector) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Field path inside the connector, e.g. `url`.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ConfigProblem {
+    /// A problem with `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
 
 /// `connector.input[]`: one input, selected by `type`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -13,6 +32,8 @@ use serde_json::Value;
 pub enum InputConfig {
     /// JSON objects posted to `POST /http`.
     Http(HttpInputConfig),
+    /// JSON messages consumed from Kafka topics.
+    Kafka(KafkaInputConfig),
 }
 
 impl InputConfig {
@@ -20,13 +41,15 @@ impl InputConfig {
     pub fn name(&self) -> &str {
         match self {
             InputConfig::Http(c) => &c.name,
+            InputConfig::Kafka(c) => &c.name,
         }
     }
 
-    /// The pipeline run on each received object, if any.
-    pub fn pipeline(&self) -> Option<&str> {
+    /// The pipeline run on `payload` (an object this input received), if any.
+    pub fn pipeline_for(&self, _payload: &Value) -> Option<&str> {
         match self {
             InputConfig::Http(c) => c.pipeline.as_deref(),
+            InputConfig::Kafka(c) => c.pipeline.as_deref(),
         }
     }
 
@@ -34,6 +57,23 @@ impl InputConfig {
     pub fn as_http(&self) -> Option<&HttpInputConfig> {
         match self {
             InputConfig::Http(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The configuration of a Kafka input.
+    pub fn as_kafka(&self) -> Option<&KafkaInputConfig> {
+        match self {
+            InputConfig::Kafka(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Problems that the schema cannot express.
+    pub fn validate(&self) -> Vec<ConfigProblem> {
+        match self {
+            InputConfig::Http(_) => Vec::new(),
+            InputConfig::Kafka(c) => c.validate(),
         }
     }
 }
@@ -46,6 +86,12 @@ pub enum OutputConfig {
     InputProcessor(InputProcessorOutputConfig),
     /// Drop objects.
     Dummy(DummyOutputConfig),
+    /// POST objects as JSON to a URL.
+    Http(HttpOutputConfig),
+    /// Produce objects to a Kafka topic.
+    Kafka(KafkaOutputConfig),
+    /// Mail objects through an SMTP server.
+    Smtp(SmtpOutputConfig),
 }
 
 impl OutputConfig {
@@ -54,16 +100,42 @@ impl OutputConfig {
         match self {
             OutputConfig::InputProcessor(c) => &c.name,
             OutputConfig::Dummy(c) => &c.name,
+            OutputConfig::Http(c) => &c.name,
+            OutputConfig::Kafka(c) => &c.name,
+            OutputConfig::Smtp(c) => &c.name,
         }
     }
 
-    /// Build the output; `None` for the input processor, which the engine handles itself.
-    pub fn build(&self) -> Option<Box<dyn Output>> {
+    /// Problems that the schema cannot express (URLs, addresses, options).
+    pub fn validate(&self) -> Vec<ConfigProblem> {
         match self {
-            OutputConfig::InputProcessor(_) => None,
-            OutputConfig::Dummy(c) => Some(Box::new(DummyOutput::new(c.clone()))),
+            OutputConfig::InputProcessor(_) | OutputConfig::Dummy(_) => Vec::new(),
+            OutputConfig::Http(c) => c.validate(),
+            OutputConfig::Kafka(c) => c.validate(),
+            OutputConfig::Smtp(c) => c.validate(),
         }
     }
+
+    /// Build the output; `Ok(None)` for the input processor, which the engine handles itself.
+    pub fn build(&self) -> Result<Option<Box<dyn Output>>, BuildError> {
+        Ok(Some(match self {
+            OutputConfig::InputProcessor(_) => return Ok(None),
+            OutputConfig::Dummy(c) => Box::new(DummyOutput::new(c.clone())),
+            OutputConfig::Http(c) => Box::new(HttpOutput::new(c.clone())?),
+            OutputConfig::Kafka(c) => Box::new(KafkaOutput::new(c.clone())?),
+            OutputConfig::Smtp(c) => Box::new(SmtpOutput::new(c.clone())?),
+        }))
+    }
+}
+
+/// Why a connector could not be built from a configuration that passed validation.
+#[derive(Debug, thiserror::Error)]
+#[error("connector {name}: {message}")]
+pub struct BuildError {
+    /// The connector's name.
+    pub name: String,
+    /// What failed.
+    pub message: String,
 }
 
 /// Why an output could not send an object.
@@ -77,12 +149,19 @@ pub enum SendError {
     Unavailable(String),
 }
 
-/// A connector output.
+/// A connector output. `send` resolves once the peer has the object (for Kafka with
+/// `is_async: true`, once the broker acknowledged it); the engine keeps the object in the repair
+/// queue until then.
 pub trait Output: Send + Sync {
     /// The output's name.
     fn name(&self) -> &str;
-    /// Deliver one object.
-    fn send(&self, object: &Value, routing_key: &str) -> Result<(), SendError>;
+
+    /// Deliver one object. The future is polled on the engine's async runtime; blocking clients
+    /// run their I/O on its blocking pool.
+    fn send(&self, object: Value, routing_key: String) -> BoxFuture<Result<(), SendError>>;
+
+    /// Deliver what is buffered, waiting at most `timeout` (at shutdown).
+    fn flush(&self, _timeout: std::time::Duration) {}
 }
 
 /// Direction of a connector type.
@@ -96,5 +175,13 @@ pub enum ConnectorKind {
 
 /// Every connector type this build knows: `(type name, direction)`.
 pub fn registry() -> &'static [(&'static str, ConnectorKind)] {
-    &[("http", ConnectorKind::Input), ("input_processor", ConnectorKind::Output), ("dummy", ConnectorKind::Output)]
+    &[
+        ("http", ConnectorKind::Input),
+        ("kafka", ConnectorKind::Input),
+        ("input_processor", ConnectorKind::Output),
+        ("dummy", ConnectorKind::Output),
+        ("http", ConnectorKind::Output),
+        ("kafka", ConnectorKind::Output),
+        ("smtp", ConnectorKind::Output),
+    ]
 }

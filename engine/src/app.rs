@@ -2,7 +2,7 @@
 //! and drain cleanly on SIGTERM/SIGINT.
 
 use crate::config::{self, Loaded};
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineIntake};
 use crate::jobs::JobRunner;
 use crate::repair::Wal;
 use crate::runtime::{self, Runtime};
@@ -10,8 +10,11 @@ use crate::scheduler::Scheduler;
 use crate::security::Tokens;
 use crate::storage::{Db, StorageConfig};
 use anyhow::Context;
+use ferrogrid_connectors::kafka::KafkaInput;
+use ferrogrid_connectors::{InputConfig, Intake};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Options of `ferrogrid run`.
@@ -85,6 +88,13 @@ impl Signals {
     }
 }
 
+/// Start consuming with every Kafka input of the configuration.
+fn start_kafka_inputs(engine: &Arc<Engine>) -> anyhow::Result<Vec<KafkaInput>> {
+    let intake: Arc<dyn Intake> = Arc::new(EngineIntake(engine.clone()));
+    let configs = engine.runtime().config.connector.input.iter().filter_map(InputConfig::as_kafka);
+    configs.map(|config| Ok(KafkaInput::start(config.clone(), intake.clone())?)).collect()
+}
+
 /// Run until SIGTERM/SIGINT; returns after a clean drain.
 pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let mut signals = Signals::listen()?;
@@ -123,13 +133,20 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let server_task = actix_rt::spawn(server);
     engine.set_ready();
     engine.resume()?;
+    let kafka_inputs = start_kafka_inputs(&engine)?;
     tracing::info!(listen = %options.listen, config = %options.config.display(), data_dir = %options.data_dir.display(), "ferrogrid is ready");
 
     let signal = signals.wait().await?;
     tracing::info!(signal, "draining: refusing new objects, finishing the ones in flight");
+    for input in kafka_inputs {
+        input.stop().await;
+    }
     scheduler.shutdown();
     job_runner.shutdown();
     engine.drain(Duration::from_secs(30)).await;
+    for output in engine.runtime().outputs.values().flatten() {
+        output.flush(Duration::from_secs(10));
+    }
     handle.stop(true).await;
     let _ = server_task.await;
     // Writes that requests made while the server wound down (admin and GraphQL mutations).

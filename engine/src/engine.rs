@@ -3,7 +3,7 @@
 //! at start, serves operator retries, and drains on shutdown.
 
 use crate::metrics::metrics;
-use crate::processor::{panic_text, prepare, Done, Prepared, StoreJob, StoreWriter, Then};
+use crate::processor::{panic_text, prepare, send_failed, sent, Done, Prepared, StoreJob, StoreWriter, Then, ToSend};
 use crate::repair::{Entry, Failure, ListFilter, RepairError, RepairQueue, Wal, WalError};
 use crate::runtime::Runtime;
 use ferrogrid_connectors::{Accepted, BoxFuture, Intake, IntakeError, Outcome, OutcomeStatus, Received, Wait};
@@ -61,6 +61,8 @@ pub struct Engine {
 /// What finishing an object needs, on whichever thread it ends (script worker or storage writer).
 struct Shared {
     rt: Arc<Runtime>,
+    /// The async runtime that sends to connector outputs.
+    io: tokio::runtime::Handle,
     /// Ids of the entries being processed right now.
     busy: Mutex<HashSet<String>>,
 }
@@ -118,16 +120,35 @@ fn outcome_of(id: &str, result: &Result<Done, Failure>) -> Outcome {
     }
 }
 
+/// Send `item` to its output on the async runtime, then finish `entry` (off the reactor).
+async fn send(shared: Arc<Shared>, entry: Entry, item: ToSend, then: Then) {
+    let result = match shared.rt.outputs.get(&item.output) {
+        Some(Some(output)) => output.send(item.obj.clone(), item.routing_key.clone()).await,
+        _ => Err(ferrogrid_connectors::SendError::Rejected(format!("no output named \"{}\"", item.output))),
+    };
+    let finished = tokio::task::spawn_blocking(move || {
+        then(match result {
+            Ok(()) => sent(&shared.rt, &entry, &item),
+            Err(e) => Err(send_failed(&item, e.to_string())),
+        })
+    });
+    if let Err(e) = finished.await {
+        tracing::error!(error = %e, "finishing a sent object failed");
+    }
+}
+
 impl Engine {
-    /// Start the script workers for `rt`; acknowledgements are made durable by `wal`.
+    /// Start the script workers for `rt`; acknowledgements are made durable by `wal`. Called
+    /// on the async runtime that will send to the connector outputs.
     pub fn start(rt: Runtime, wal: Wal) -> std::io::Result<Arc<Engine>> {
+        let io = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
         let workers = rt.config.input_processor.workers();
         let max_in_flight = rt.config.input_processor.max_in_flight;
         let pool = WorkerPool::start(workers, rt.sandbox.clone())?;
         let rt = Arc::new(rt);
         let writer = StoreWriter::start(rt.clone())?;
         Ok(Arc::new(Engine {
-            shared: Arc::new(Shared { rt: rt.clone(), busy: Mutex::new(HashSet::new()) }),
+            shared: Arc::new(Shared { rt: rt.clone(), io, busy: Mutex::new(HashSet::new()) }),
             rt,
             wal,
             pool,
@@ -215,8 +236,11 @@ impl Engine {
                         })
                     });
             match prepared {
-                Ok(Prepared::Done(done)) => then(Ok(done)),
                 Err(failure) => then(Err(failure)),
+                Ok(Prepared::Send(item)) => {
+                    let io = shared.io.clone();
+                    io.spawn(send(shared, entry, item, then));
+                }
                 Ok(Prepared::Store(item)) => {
                     let id = entry.id.clone();
                     let sent = writer.is_some_and(|w| w.send(StoreJob { entry, item, then }).is_ok());

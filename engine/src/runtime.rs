@@ -166,10 +166,14 @@ impl Runtime {
         let repair =
             RepairQueue::open(db.clone(), config.repair_queue.history_size).map_err(|e| vec![e.to_string()])?;
         let connector = &config.connector;
+        let mut outputs = HashMap::new();
+        for output in &connector.output {
+            outputs.insert(output.name().to_string(), output.build().map_err(|e| vec![e.to_string()])?);
+        }
         Ok(Runtime {
             inputs: connector.input.iter().map(|i| (i.name().to_string(), i.clone())).collect(),
             routes: connector.routing.iter().map(|r| (r.key.clone(), r.output.clone())).collect(),
-            outputs: connector.output.iter().map(|o| (o.name().to_string(), o.build())).collect(),
+            outputs,
             classifiers: config.input_processor.classifiers.iter().map(|c| c.pipeline.clone()).collect(),
             processor_routes: config
                 .input_processor

@@ -7,6 +7,7 @@
 //! data directory and port. The process output goes to a file that is printed when a test fails.
 
 mod client;
+pub mod peers;
 pub mod webdriver;
 
 pub use client::{encode, metric_value, raw_request, truncate, Client, Resp};

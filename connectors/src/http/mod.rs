@@ -1,9 +1,13 @@
-//! HTTP JSON input: `POST /http` takes one JSON object and answers once it is durably accepted.
+//! HTTP connectors: the JSON input (`POST /http` takes one JSON object and answers once it is
+//! durably accepted) and the JSON output (POST each routed object to a URL).
 
+pub(crate) mod client;
 mod config;
 mod input;
+mod output;
 #[cfg(test)]
 mod tests;
 
-pub use config::HttpInputConfig;
+pub use config::{HttpClientOptions, HttpFormat, HttpInputConfig, HttpOutputConfig};
 pub use input::{configure, HttpInput};
+pub use output::HttpOutput;

@@ -96,3 +96,26 @@ async fn busy_engine_answers_503_with_retry_after() {
     assert_eq!(resp.status().as_u16(), 503);
     assert_eq!(resp.headers().get("retry-after").unwrap(), "1");
 }
+
+#[actix_rt::test]
+async fn output_urls_and_headers_are_checked() {
+    let config: HttpOutputConfig = serde_json::from_value(json!({
+        "name": "out", "url": "/relative", "headers": {"bad name": "x"}, "options": {"ssl_key": "/no/such.pem"}
+    }))
+    .unwrap();
+    let problems: Vec<String> = config.validate().into_iter().map(|p| format!("{}: {}", p.field, p.message)).collect();
+    assert!(problems.iter().any(|p| p.starts_with("url: \"/relative\"")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.starts_with("headers.bad name")), "{problems:?}");
+    assert!(
+        problems.iter().any(|p| p.starts_with("options.ssl_cert: ssl_cert and ssl_key go together")),
+        "{problems:?}"
+    );
+    assert!(problems.iter().any(|p| p.starts_with("options.ssl_key: /no/such.pem")), "{problems:?}");
+    for url in ["ftp://host/x", "http://"] {
+        let config: HttpOutputConfig = serde_json::from_value(json!({"name": "o", "url": url})).unwrap();
+        assert!(!config.validate().is_empty(), "{url} is refused");
+    }
+    let config: HttpOutputConfig =
+        serde_json::from_value(json!({"name": "o", "url": "https://example.com:8443/in?x=1"})).unwrap();
+    assert!(config.validate().is_empty());
+}

@@ -4,6 +4,7 @@
 //! checked when the engine builds them.
 
 use super::ConfigError;
+use ferrogrid_connectors::{ConfigProblem, InputConfig, OutputConfig};
 use serde_json::Value;
 use std::collections::HashSet;
 
@@ -33,6 +34,23 @@ fn items<'a>(value: &'a Value, path: &[&str]) -> Vec<(usize, &'a Value)> {
 
 fn text<'a>(item: &'a Value, key: &str) -> Option<&'a str> {
     item.get(key).and_then(Value::as_str)
+}
+
+/// What each connector's own `validate` finds (URLs, addresses, client options), for the
+/// connectors that match their schema (the schema check reports the others).
+fn connector_problems<T: serde::de::DeserializeOwned>(
+    errors: &mut Vec<ConfigError>,
+    section: &str,
+    items: &[(usize, &Value)],
+    validate: fn(&T) -> Vec<ConfigProblem>,
+) {
+    for (i, item) in items {
+        if let Ok(connector) = serde_json::from_value::<T>((*item).clone()) {
+            for problem in validate(&connector) {
+                errors.push(ConfigError::at(&format!("{section}[{i}].{}", problem.field), problem.message));
+            }
+        }
+    }
 }
 
 struct Checker<'a> {
@@ -100,8 +118,10 @@ pub fn references(config: &Value) -> Vec<ConfigError> {
         }
     }
     c.unique(&inputs, "connector.input", "name", "input name");
+    connector_problems::<InputConfig>(&mut c.errors, "connector.input", &inputs, InputConfig::validate);
     let outputs = items(config, &["connector", "output"]);
     c.unique(&outputs, "connector.output", "name", "output name");
+    connector_problems::<OutputConfig>(&mut c.errors, "connector.output", &outputs, OutputConfig::validate);
     let output_names: HashSet<&str> = outputs.iter().filter_map(|(_, o)| text(o, "name")).collect();
     let routes = items(config, &["connector", "routing"]);
     for (i, route) in &routes {

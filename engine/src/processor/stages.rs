@@ -5,6 +5,7 @@ use crate::repair::{Entry, Failure, RepairError};
 use crate::runtime::Runtime;
 use crate::storage::PutOptions;
 use crate::storage::WriteTx;
+use ferrogrid_connectors::json::parse_object;
 use ferrogrid_pipelines::steps::{default_input_step, parse_classified, parse_routed, to_param, UNCLASSIFIED};
 use ferrogrid_pipelines::{PipelineError, Routed};
 use ferrogrid_sandbox::{CallContext, JobSink, ScriptEngine};
@@ -73,53 +74,72 @@ pub struct ToStore {
     pub jobs: Vec<(String, Value)>,
 }
 
+/// An object routed to a connector output, to be sent.
+#[derive(Debug)]
+pub struct ToSend {
+    /// The output's name.
+    pub output: String,
+    /// Routing key.
+    pub routing_key: String,
+    /// The object as the input pipeline left it.
+    pub obj: Value,
+    /// Jobs its scripts pushed: committed once it is sent.
+    pub jobs: Vec<(String, Value)>,
+}
+
 /// Where an object is after the script and validation stages.
 #[derive(Debug)]
 pub enum Prepared {
-    /// Finished already (sent to an output; its entry is gone).
-    Done(Done),
+    /// Routed to a connector output; to be sent, then finished with [`sent`].
+    Send(ToSend),
     /// Validated; to be stored with [`store`].
     Store(ToStore),
 }
 
+/// The object of `entry`: inputs keep a message that is not a JSON object as its text, which
+/// is parsed here, so an operator can correct the text in the repair queue and retry it.
+fn payload_of(entry: &Entry) -> Result<Value, Failure> {
+    match &entry.payload {
+        Value::String(text) => parse_object(text.as_bytes(), RAW_TEXT_MAX_DEPTH)
+            .map(Value::Object)
+            .map_err(|e| failure("input", None, format!("{} (the message is kept as received)", e))),
+        other => Ok(other.clone()),
+    }
+}
+
+/// Nesting limit of objects parsed from a text payload (as the inputs' default).
+const RAW_TEXT_MAX_DEPTH: usize = 128;
+
 /// Stages 1-6 of `entry`: the input pipeline, connector routing (an object routed to an output
-/// is sent and finished here), classifiers, the routing pipeline and validation.
+/// leaves here to be sent), classifiers, the routing pipeline and validation.
 pub fn prepare(rt: &Runtime, engine: &ScriptEngine, entry: &Entry) -> Result<Prepared, Failure> {
     let sink = JobSink::default();
     let ctx = CallContext { request_id: entry.id.clone(), cancel: None, jobs: Some(sink.clone()) };
     let id = entry.id.as_str();
+    let payload = payload_of(entry)?;
 
     // 1. The input's pipeline, or TDG's default step.
-    let pipeline = rt.inputs.get(&entry.input).and_then(|i| i.pipeline().map(str::to_string));
+    let pipeline = rt.inputs.get(&entry.input).and_then(|i| i.pipeline_for(&payload).map(str::to_string));
     let routed = match &pipeline {
         Some(p) => {
-            let result =
-                run(rt, engine, p, entry.payload.clone(), &ctx).map_err(|e| script_failure("input", None, e))?;
+            let result = run(rt, engine, p, payload, &ctx).map_err(|e| script_failure("input", None, e))?;
             parse_routed(p, result).map_err(|e| script_failure("input", None, e))?
         }
-        None => default_input_step(entry.payload.clone()),
+        None => default_input_step(payload),
     };
     tracing::debug!(id, routing_key = ?routed.routing_key, "input step done");
 
     // 2. Connector routing: a key routed to an output other than the input processor leaves here.
     if let Some(key) = routed.routing_key.as_deref() {
-        if let Some(output_name) = rt.routes.get(key) {
-            if let Some(Some(output)) = rt.outputs.get(output_name) {
+        if let Some(output) = rt.routes.get(key) {
+            if let Some(Some(_)) = rt.outputs.get(output) {
                 let jobs = pushed_jobs(rt, &sink, "input", Some(key))?;
-                output.send(&routed.obj, key).map_err(|e| failure("output", Some(key), e.to_string()))?;
-                rt.db
-                    .write(|tx| {
-                        rt.repair.complete_in(tx, entry)?;
-                        stage_jobs(rt, tx, &jobs)
-                    })
-                    .map_err(|e| failure("output", Some(key), e.to_string()))?;
-                rt.repair.removed(1);
-                if !jobs.is_empty() {
-                    rt.jobs.ring();
-                }
-                metrics().objects_routed.with_label_values(&[output_name]).inc();
-                tracing::debug!(id, routing_key = key, output = %output_name, "routed");
-                return Ok(Prepared::Done(Done::Routed { routing_key: key.to_string(), output: output_name.clone() }));
+                return Ok(Prepared::Send(ToSend {
+                    output: output.clone(),
+                    routing_key: key.to_string(),
+                    obj: routed.obj,
+                    jobs,
+                }));
             }
         }
     }
@@ -187,6 +207,30 @@ fn pushed_jobs(
         }
         None => Ok(jobs),
     }
+}
+
+/// Finish `entry` after its object was sent: remove its repair-queue entry and commit the jobs
+/// its scripts pushed, in one commit.
+pub fn sent(rt: &Runtime, entry: &Entry, item: &ToSend) -> Result<Done, Failure> {
+    let key = Some(item.routing_key.as_str());
+    rt.db
+        .write(|tx| {
+            rt.repair.complete_in(tx, entry)?;
+            stage_jobs(rt, tx, &item.jobs)
+        })
+        .map_err(|e| failure("output", key, e.to_string()))?;
+    rt.repair.removed(1);
+    if !item.jobs.is_empty() {
+        rt.jobs.ring();
+    }
+    metrics().objects_routed.with_label_values(&[&item.output]).inc();
+    tracing::debug!(id = %entry.id, routing_key = %item.routing_key, output = %item.output, "routed");
+    Ok(Done::Routed { routing_key: item.routing_key.clone(), output: item.output.clone() })
+}
+
+/// A send that failed, as the failure kept in the repair queue.
+pub fn send_failed(item: &ToSend, error: String) -> Failure {
+    failure("output", Some(&item.routing_key), error)
 }
 
 /// Stage the pushed jobs of an object in the commit that finishes it.

