@@ -1,6 +1,6 @@
 //! Ferrogrid connectors: the I/O edges of the engine.
 //!
-//! Inputs turn what arrives (HTTP JSON today) into raw objects handed to the engine's [`Intake`];
+//! Inputs turn what arrives (HTTP JSON, SOAP XML) into raw objects handed to the engine's [`Intake`];
 //! outputs take routed objects away. Every connector type lives in its own folder with the same
 //! file names (`mod.rs`, `config.rs`, `input.rs` / `output.rs`, `tests.rs`) and is listed once in
 //! [`registry`].
@@ -11,6 +11,7 @@ pub mod input_processor;
 pub mod intake;
 pub mod json;
 pub mod registry;
+pub mod soap;
 
 pub use intake::{Accepted, BoxFuture, Intake, IntakeError, Outcome, OutcomeStatus, Received, Wait};
 pub use registry::{registry, ConnectorKind, InputConfig, Output, OutputConfig, SendError};

@@ -3,6 +3,7 @@
 use crate::dummy::{DummyOutput, DummyOutputConfig};
 use crate::http::HttpInputConfig;
 use crate::input_processor::InputProcessorOutputConfig;
+use crate::soap::{NoHandler, SoapInputConfig};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -13,6 +14,8 @@ use serde_json::Value;
 pub enum InputConfig {
     /// JSON objects posted to `POST /http`.
     Http(HttpInputConfig),
+    /// SOAP 1.1/1.2 envelopes posted to `POST /soap`.
+    Soap(SoapInputConfig),
 }
 
 impl InputConfig {
@@ -20,13 +23,17 @@ impl InputConfig {
     pub fn name(&self) -> &str {
         match self {
             InputConfig::Http(c) => &c.name,
+            InputConfig::Soap(c) => &c.name,
         }
     }
 
-    /// The pipeline run on each received object, if any.
-    pub fn pipeline(&self) -> Option<&str> {
+    /// The pipeline run on the received object `payload`; `None` for TDG's default step. It is
+    /// chosen from the payload at each run, so that an object edited in the repair queue (a SOAP
+    /// tree given another tag) runs the pipeline of what it now is.
+    pub fn pipeline_for(&self, payload: &Value) -> Result<Option<&str>, NoHandler> {
         match self {
-            InputConfig::Http(c) => c.pipeline.as_deref(),
+            InputConfig::Http(c) => Ok(c.pipeline.as_deref()),
+            InputConfig::Soap(c) => c.pipeline_for(payload).map(Some),
         }
     }
 
@@ -34,6 +41,15 @@ impl InputConfig {
     pub fn as_http(&self) -> Option<&HttpInputConfig> {
         match self {
             InputConfig::Http(c) => Some(c),
+            InputConfig::Soap(_) => None,
+        }
+    }
+
+    /// The configuration of a SOAP input.
+    pub fn as_soap(&self) -> Option<&SoapInputConfig> {
+        match self {
+            InputConfig::Soap(c) => Some(c),
+            InputConfig::Http(_) => None,
         }
     }
 }
@@ -96,5 +112,10 @@ pub enum ConnectorKind {
 
 /// Every connector type this build knows: `(type name, direction)`.
 pub fn registry() -> &'static [(&'static str, ConnectorKind)] {
-    &[("http", ConnectorKind::Input), ("input_processor", ConnectorKind::Output), ("dummy", ConnectorKind::Output)]
+    &[
+        ("http", ConnectorKind::Input),
+        ("soap", ConnectorKind::Input),
+        ("input_processor", ConnectorKind::Output),
+        ("dummy", ConnectorKind::Output),
+    ]
 }

@@ -90,7 +90,12 @@ pub fn prepare(rt: &Runtime, engine: &ScriptEngine, entry: &Entry) -> Result<Pre
     let id = entry.id.as_str();
 
     // 1. The input's pipeline, or TDG's default step.
-    let pipeline = rt.inputs.get(&entry.input).and_then(|i| i.pipeline().map(str::to_string));
+    let pipeline = match rt.inputs.get(&entry.input) {
+        Some(input) => {
+            input.pipeline_for(&entry.payload).map_err(|e| failure("input", None, e.to_string()))?.map(str::to_string)
+        }
+        None => None,
+    };
     let routed = match &pipeline {
         Some(p) => {
             let result =
