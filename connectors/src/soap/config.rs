@@ -34,7 +34,8 @@ pub struct SoapInputConfig {
     #[schemars(length(min = 1))]
     pub handlers: Vec<SoapHandler>,
     /// Answer body of an accepted message, returned as is (default: a SOAP envelope with
-    /// `<{function}Response><id>...</id></{function}Response>`).
+    /// `<{function}Response><id>...</id></{function}Response>`). `?sync=true` always answers the
+    /// default envelope, which then carries the outcome.
     #[serde(default)]
     pub success_response_body: Option<String>,
     /// Answer body of a refused message: `%s` is replaced by the XML-escaped reason (default: a
