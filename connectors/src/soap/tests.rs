@@ -69,6 +69,7 @@ fn refuses_what_is_not_an_envelope() {
     assert!(parse(&format!("{}<x/>", envelope11("<Op/>"))).unwrap_err().to_string().contains("after the root"));
     assert!(parse(&format!("{}tail", envelope11("<Op/>"))).unwrap_err().to_string().contains("text outside"));
     assert!(matches!(parse_envelope(b"\xff<a/>", 64), Err(XmlError::NotUtf8(_))));
+    assert!(parse(&format!("\u{feff}{}", envelope11("<Op/>"))).is_ok(), "a byte order mark is fine");
 }
 
 #[test]

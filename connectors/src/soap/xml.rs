@@ -190,6 +190,8 @@ fn predefined(name: &str) -> Option<char> {
 /// Parse a whole XML document (at most `max_depth` elements deep) into its root node.
 pub fn parse_document(bytes: &[u8], max_depth: usize) -> Result<Value, XmlError> {
     let text = std::str::from_utf8(bytes).map_err(|e| XmlError::NotUtf8(e.to_string()))?;
+    // A byte order mark is not text outside the root.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = NsReader::from_str(text);
     reader.config_mut().trim_text(false);
     let mut stack: Vec<Open> = Vec::new();
