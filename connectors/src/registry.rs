@@ -6,6 +6,7 @@ use crate::input_processor::InputProcessorOutputConfig;
 use crate::intake::BoxFuture;
 use crate::kafka::{KafkaInputConfig, KafkaOutput, KafkaOutputConfig};
 use crate::smtp::{SmtpOutput, SmtpOutputConfig};
+use crate::soap::{NoHandler, SoapInputConfig};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -34,6 +35,8 @@ pub enum InputConfig {
     Http(HttpInputConfig),
     /// JSON messages consumed from Kafka topics.
     Kafka(KafkaInputConfig),
+    /// SOAP 1.1/1.2 envelopes posted to `POST /soap`.
+    Soap(SoapInputConfig),
 }
 
 impl InputConfig {
@@ -42,14 +45,18 @@ impl InputConfig {
         match self {
             InputConfig::Http(c) => &c.name,
             InputConfig::Kafka(c) => &c.name,
+            InputConfig::Soap(c) => &c.name,
         }
     }
 
-    /// The pipeline run on `payload` (an object this input received), if any.
-    pub fn pipeline_for(&self, _payload: &Value) -> Option<&str> {
+    /// The pipeline run on the received object `payload`; `None` for TDG's default step. It is
+    /// chosen from the payload at each run, so that an object edited in the repair queue (a SOAP
+    /// tree given another tag) runs the pipeline of what it now is.
+    pub fn pipeline_for(&self, payload: &Value) -> Result<Option<&str>, NoHandler> {
         match self {
-            InputConfig::Http(c) => c.pipeline.as_deref(),
-            InputConfig::Kafka(c) => c.pipeline.as_deref(),
+            InputConfig::Http(c) => Ok(c.pipeline.as_deref()),
+            InputConfig::Kafka(c) => Ok(c.pipeline.as_deref()),
+            InputConfig::Soap(c) => c.pipeline_for(payload).map(Some),
         }
     }
 
@@ -57,6 +64,14 @@ impl InputConfig {
     pub fn as_http(&self) -> Option<&HttpInputConfig> {
         match self {
             InputConfig::Http(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The configuration of a SOAP input.
+    pub fn as_soap(&self) -> Option<&SoapInputConfig> {
+        match self {
+            InputConfig::Soap(c) => Some(c),
             _ => None,
         }
     }
@@ -74,6 +89,7 @@ impl InputConfig {
         match self {
             InputConfig::Http(_) => Vec::new(),
             InputConfig::Kafka(c) => c.validate(),
+            InputConfig::Soap(_) => Vec::new(),
         }
     }
 }
@@ -177,6 +193,7 @@ pub enum ConnectorKind {
 pub fn registry() -> &'static [(&'static str, ConnectorKind)] {
     &[
         ("http", ConnectorKind::Input),
+        ("soap", ConnectorKind::Input),
         ("kafka", ConnectorKind::Input),
         ("input_processor", ConnectorKind::Output),
         ("dummy", ConnectorKind::Output),

@@ -8,9 +8,11 @@
 
 mod client;
 pub mod peers;
+mod soap;
 pub mod webdriver;
 
 pub use client::{encode, metric_value, raw_request, truncate, Client, Resp};
+pub use soap::{soap_content_type, soap_field, soap_outcome};
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -301,6 +303,11 @@ impl Server {
     /// Authorized `POST path` with raw bytes and a content type.
     pub fn post_raw(&self, path: &str, content_type: &str, bytes: &[u8]) -> Resp {
         self.client.post_raw(path, content_type, bytes)
+    }
+
+    /// Authorized `POST path` of a SOAP envelope, with the content type of its version.
+    pub fn post_soap(&self, path: &str, xml: &str) -> Resp {
+        self.client.post_raw(path, soap_content_type(xml), xml.as_bytes())
     }
 
     /// Authorized `POST path` without a body.

@@ -1,10 +1,10 @@
 //! Every sample runs, and its golden cases pass: for each `samples/<name>/tests/<case>/`, in
-//! name order on one server per sample, `input.json` is posted to `/http?sync=true` and the
-//! outcome must be `expected.json`: `status` and `routing_key`; for stored objects the `type`
-//! and the `object` read back through `/data/<type>?<query>`; for the repair queue, text the
-//! `error` must contain.
+//! name order on one server per sample, `input.json` is posted to `/http?sync=true` (or
+//! `input.xml`, a SOAP envelope, to `/soap?sync=true`) and the outcome must be `expected.json`:
+//! `status` and `routing_key`; for stored objects the `type` and the `object` read back through
+//! `/data/<type>?<query>`; for the repair queue, text the `error` must contain.
 
-use ferrogrid_tests::{encode, workspace_root, Server};
+use ferrogrid_tests::{encode, soap_outcome, workspace_root, Server};
 use serde_json::Value;
 use std::path::Path;
 
@@ -25,9 +25,18 @@ fn sorted_dirs(dir: &Path) -> Vec<std::path::PathBuf> {
 
 fn run_case(server: &Server, case: &Path) {
     let name = case.display();
-    let input = read_json(&case.join("input.json"));
     let expected = read_json(&case.join("expected.json"));
-    let outcome = server.post_sync(&input);
+    let xml = case.join("input.xml");
+    let (input, outcome) = if xml.is_file() {
+        let text = std::fs::read_to_string(&xml).unwrap_or_else(|e| panic!("{}: {e}", xml.display()));
+        let answer = server.post_soap("/soap?sync=true", &text);
+        answer.assert_status(200, &format!("{name}: POST /soap?sync=true"));
+        (None, soap_outcome(&answer.body))
+    } else {
+        let input = read_json(&case.join("input.json"));
+        let outcome = server.post_sync(&input);
+        (Some(input), outcome)
+    };
     assert_eq!(outcome["status"], expected["status"], "{name}: {outcome}");
     assert_eq!(outcome["routing_key"], expected["routing_key"], "{name}: {outcome}");
     match expected["status"].as_str() {
@@ -46,7 +55,11 @@ fn run_case(server: &Server, case: &Path) {
             let want = expected["error"].as_str().unwrap_or_default();
             assert!(!want.is_empty() && error.contains(want), "{name}: {error:?} should contain {want:?}");
             let entry = server.get(&format!("/admin/api/repair/{}", outcome["id"].as_str().unwrap_or_default()));
-            assert_eq!(entry.json()["payload"], input, "{name}: the repair queue keeps the payload");
+            let payload = &entry.json()["payload"];
+            match &input {
+                Some(input) => assert_eq!(payload, input, "{name}: the repair queue keeps the payload"),
+                None => assert!(payload["tag"].is_string(), "{name}: the repair queue keeps the XML tree: {payload}"),
+            }
         }
         other => panic!("{name}: unknown expected status {other:?}"),
     }

@@ -104,18 +104,27 @@ pub fn references(config: &Value) -> Vec<ConfigError> {
         }
     }
     let inputs = items(config, &["connector", "input"]);
-    let mut http_inputs = 0;
+    let (mut http_inputs, mut soap_inputs) = (0, 0);
     for (i, input) in &inputs {
         c.pipeline(format!("connector.input[{i}].pipeline"), text(input, "pipeline"));
-        if text(input, "type") == Some("http") {
-            http_inputs += 1;
-            if http_inputs > 1 {
-                c.errors.push(ConfigError::at(
-                    &format!("connector.input[{i}]"),
-                    "only one input of type http can serve POST /http",
-                ));
-            }
+        let (count, path) = match text(input, "type") {
+            Some("http") => (&mut http_inputs, "/http"),
+            Some("soap") => (&mut soap_inputs, "/soap"),
+            _ => continue,
+        };
+        *count += 1;
+        if *count > 1 {
+            let kind = text(input, "type").unwrap_or_default();
+            c.errors.push(ConfigError::at(
+                &format!("connector.input[{i}]"),
+                format!("only one input of type {kind} can serve POST {path}"),
+            ));
         }
+        let handlers = items(input, &["handlers"]);
+        for (h, handler) in &handlers {
+            c.pipeline(format!("connector.input[{i}].handlers[{h}].pipeline"), text(handler, "pipeline"));
+        }
+        c.unique(&handlers, &format!("connector.input[{i}].handlers"), "function", "SOAP handler function");
     }
     c.unique(&inputs, "connector.input", "name", "input name");
     connector_problems::<InputConfig>(&mut c.errors, "connector.input", &inputs, InputConfig::validate);

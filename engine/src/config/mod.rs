@@ -101,7 +101,7 @@ fn validate_schema(value: &Value) -> Vec<ConfigError> {
 }
 
 /// TDG connector types this build does not implement yet.
-const CONNECTOR_TYPES_NOT_YET: [&str; 3] = ["soap", "file", "tarantool_protocol"];
+const CONNECTOR_TYPES_NOT_YET: [&str; 2] = ["file", "tarantool_protocol"];
 
 /// Turn one schema violation into errors that name the offending key. A `oneOf` over tagged
 /// variants (`connector.input[]`, `connector.output[]`) is explained by the variant its `type`

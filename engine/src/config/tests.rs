@@ -143,14 +143,43 @@ fn connector_errors_name_the_key_inside_the_selected_type() {
     for want in [
         "connector.input[0].colour: unknown key",
         "connector.input[1].max_body_size: 0 is less than the minimum of 1",
-        "connector.input[2].type: type \"kafka\" is not supported by this build yet (supported here: http)",
-        "connector.input[3].type: unknown type \"telepathy\" (one of: http)",
+        "connector.input[2].type: type \"kafka\" is not supported by this build yet (supported here: http, soap)",
+        "connector.input[3].type: unknown type \"telepathy\" (one of: http, soap)",
         "connector.input[4]: missing `type`",
         "connector.output[0].extra: unknown key",
     ] {
         assert!(text.contains(want), "missing {want:?} in\n{text}");
     }
     assert!(!text.contains("oneOf"), "{text}");
+}
+
+#[test]
+fn soap_handlers_name_existing_pipelines_once_each() {
+    let errors = errors_of(&[
+        (
+            "config.yml",
+            "functions: {f: {__file: f.rhai}}\nconnector:\n  input:\n    - name: s\n      type: soap\n      wsdl: {__file: service.wsdl}\n      handlers:\n        - {function: Connect, pipeline: f}\n        - {function: Connect, pipeline: ghost}\n    - {name: t, type: soap, handlers: []}\n",
+        ),
+        ("f.rhai", "param"),
+        ("service.wsdl", "<definitions/>"),
+    ]);
+    let text = errors.join("\n");
+    for want in [
+        "connector.input[0].handlers[1].pipeline: pipeline or function \"ghost\" is not defined",
+        "connector.input[0].handlers[1].function: duplicate SOAP handler function \"Connect\"",
+        "connector.input[1]: only one input of type soap can serve POST /soap",
+        "connector.input[1].handlers",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+    let dir = folder(&[
+        ("config.yml", "functions: {f: {__file: f.rhai}}\nconnector:\n  input:\n    - {name: s, type: soap, wsdl: {__file: service.wsdl}, handlers: [{function: Connect, pipeline: f}]}\n"),
+        ("f.rhai", "param"),
+        ("service.wsdl", "<definitions/>"),
+    ]);
+    let loaded = load(dir.path()).unwrap();
+    let soap = loaded.config.connector.input[0].as_soap().unwrap();
+    assert_eq!(soap.wsdl.as_deref(), Some("<definitions/>"));
 }
 
 #[test]

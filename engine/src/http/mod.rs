@@ -1,4 +1,4 @@
-//! The HTTP server: inputs (`/http`), data reads (`/data`), the admin API, `/metrics` and
+//! The HTTP server: inputs (`/http`, `/soap`), data reads (`/data`), the admin API, `/metrics` and
 //! `/health`. Every endpoint but `/health` requires a bearer token.
 
 mod admin;
@@ -18,6 +18,7 @@ use actix_web::dev::{ServerHandle, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use ferrogrid_connectors::http::{configure as configure_http_input, HttpInput};
+use ferrogrid_connectors::soap::{configure as configure_soap_input, SoapInput};
 use ferrogrid_connectors::{InputConfig, Intake};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -77,6 +78,7 @@ pub fn serve(
     listen: SocketAddr,
 ) -> std::io::Result<(ServerHandle, actix_web::dev::Server)> {
     let http_input = engine.runtime().config.connector.input.iter().find_map(InputConfig::as_http).cloned();
+    let soap_input = engine.runtime().config.connector.input.iter().find_map(InputConfig::as_soap).cloned();
     let data_schema = crate::graphql::data_schema(engine.runtime().repository.model(), &engine.runtime().config)
         .map_err(|e| std::io::Error::other(e.join("\n")))?
         .data(engine.clone())
@@ -109,6 +111,10 @@ pub fn serve(
         if let Some(config) = &http_input {
             let input = HttpInput::new(config.clone(), intake.clone());
             app = app.configure(|c| configure_http_input(c, input));
+        }
+        if let Some(config) = &soap_input {
+            let input = SoapInput::new(config.clone(), intake.clone());
+            app = app.configure(|c| configure_soap_input(c, input));
         }
         app.default_service(web::to(not_found))
     })

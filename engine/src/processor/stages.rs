@@ -119,7 +119,12 @@ pub fn prepare(rt: &Runtime, engine: &ScriptEngine, entry: &Entry) -> Result<Pre
     let payload = payload_of(entry)?;
 
     // 1. The input's pipeline, or TDG's default step.
-    let pipeline = rt.inputs.get(&entry.input).and_then(|i| i.pipeline_for(&payload).map(str::to_string));
+    let pipeline = match rt.inputs.get(&entry.input) {
+        Some(input) => {
+            input.pipeline_for(&payload).map_err(|e| failure("input", None, e.to_string()))?.map(str::to_string)
+        }
+        None => None,
+    };
     let routed = match &pipeline {
         Some(p) => {
             let result = run(rt, engine, p, payload, &ctx).map_err(|e| script_failure("input", None, e))?;

@@ -9,6 +9,7 @@
 //! | `json` | json.rs |
 //! | `sequence` | sequence.rs |
 //! | `shared` | shared.rs |
+//! | `xml` | xml.rs |
 
 pub(crate) mod datetime;
 pub(crate) mod json;
@@ -17,6 +18,7 @@ pub(crate) mod repository;
 pub(crate) mod sequence;
 pub(crate) mod shared;
 pub(crate) mod uuid;
+pub(crate) mod xml;
 
 use std::sync::Arc;
 
@@ -30,7 +32,8 @@ use crate::limits::Limits;
 use shared::SharedStore;
 
 /// Names of the API modules (a library may not take one of them).
-pub(crate) const MODULE_NAMES: [&str; 7] = ["repository", "log", "datetime", "uuid", "json", "sequence", "shared"];
+pub(crate) const MODULE_NAMES: [&str; 8] =
+    ["repository", "log", "datetime", "uuid", "json", "sequence", "shared", "xml"];
 
 /// Build every API module once; engines share them.
 pub(crate) fn build(host: &Host, limits: &Limits, store: Arc<SharedStore>) -> Vec<(&'static str, SharedModule)> {
@@ -43,6 +46,7 @@ pub(crate) fn build(host: &Host, limits: &Limits, store: Arc<SharedStore>) -> Ve
         json::module(depth),
         sequence::module(host.sequences.clone()),
         shared::module(store, depth),
+        xml::module(depth),
     ];
     MODULE_NAMES
         .into_iter()

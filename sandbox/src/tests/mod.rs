@@ -5,10 +5,12 @@
 //! | hostile.rs | one hostile script per limit, `eval`/file/clock functions unavailable |
 //! | language.rs | param in / result out, JSON, errors and lines, libraries, call_fn, print |
 //! | api.rs | every script API function |
+//! | xml.rs | the `xml` module on SOAP-shaped trees |
 
 mod api;
 mod hostile;
 mod language;
+mod xml;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;

@@ -15,6 +15,9 @@
 //! Then, on the stored users (plus 100 books and a subscription for each of the first 5,000
 //! users), each GraphQL query runs closed-loop for N seconds: `graphql.<query>` has queries/s,
 //! p50 and p99, and `ratio_graphql_get_by_pk` = get-by-primary-key queries/s ÷ bare objects/s.
+//! Last, `ferrogrid run samples/soap` takes the same users as SOAP 1.1 envelopes on `POST /soap`
+//! (same clients, same phases): `ferrogrid_soap`, and `ratio_soap_to_json` = SOAP objects/s ÷
+//! JSON objects/s of `ferrogrid_http`.
 //! Only loopback; every phase is bounded in time and request count.
 
 use std::path::PathBuf;
@@ -89,12 +92,26 @@ fn user(id: i64) -> Value {
     json!({"id": id, "username": format!("bench user {id}")})
 }
 
+/// Library User `id` as the SOAP 1.1 envelope samples/soap takes.
+fn soap_user(id: i64) -> String {
+    format!(
+        "<?xml version=\"1.0\"?><soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body>\
+         <Connect xmlns=\"urn:ferrogrid:library\"><User><id>{id}</id><username>bench user {id}</username></User>\
+         </Connect></soap:Body></soap:Envelope>"
+    )
+}
+
 /// One request of a load phase: `n` is its sequence number; true when it succeeded.
 type Op = dyn Fn(&Client, i64) -> bool + Sync;
 
 /// `POST /http` of library User `n`.
 fn ingest_op(client: &Client, n: i64) -> bool {
     matches!(client.try_post_json("/http", &user(n)), Ok(r) if r.status == 200)
+}
+
+/// `POST /soap` of library User `n`.
+fn soap_ingest_op(client: &Client, n: i64) -> bool {
+    matches!(client.try_post_raw("/soap", Some("text/xml; charset=utf-8"), soap_user(n).as_bytes()), Ok(r) if r.status == 200)
 }
 
 fn run_one(op: &Op, client: &Client, n: i64, phase: &mut Phase, latency_from: Instant) {
@@ -210,13 +227,13 @@ impl Target {
     }
 }
 
-fn measure(name: &str, target: &Target, args: &Args) -> (Value, i64) {
+fn measure(name: &str, target: &Target, args: &Args, op: &Op) -> (Value, i64) {
     let ids = AtomicI64::new(1);
     let dur = Duration::from_secs(args.seconds);
     eprintln!("[{name}] warm-up 1 s");
-    closed_loop(target, &ingest_op, args.clients, Duration::from_secs(1), &ids);
+    closed_loop(target, op, args.clients, Duration::from_secs(1), &ids);
     eprintln!("[{name}] closed loop, {} clients, {dur:?}", args.clients);
-    let mut max = closed_loop(target, &ingest_op, args.clients, dur, &ids);
+    let mut max = closed_loop(target, op, args.clients, dur, &ids);
     let rate = max.rate();
     eprintln!("[{name}] {rate:.0} objects/s ({} ok, {} errors)", max.ok, max.errors);
     let drain = target.wait_backlog_drained(Duration::from_secs(120));
@@ -224,7 +241,7 @@ fn measure(name: &str, target: &Target, args: &Args) -> (Value, i64) {
         eprintln!("[{name}] backlog processed {d:?} after the closed loop");
     }
     eprintln!("[{name}] open loop at {:.0} objects/s, {dur:?}", rate / 2.0);
-    let mut half = open_loop(target, &ingest_op, args.clients, rate / 2.0, dur, &ids);
+    let mut half = open_loop(target, op, args.clients, rate / 2.0, dur, &ids);
     let mut report = json!({
         "objects_per_s": round2(rate),
         "p50_ms": round2(max.percentile_ms(50.0)),
@@ -367,7 +384,7 @@ fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
 
     let bare_url = start_bare()?;
-    let (bare, _) = measure("bare", &Target { base: bare_url, token: None }, &args);
+    let (bare, _) = measure("bare", &Target { base: bare_url, token: None }, &args, &ingest_op);
 
     let bin = release_binary();
     if !bin.exists() {
@@ -378,13 +395,23 @@ fn main() -> anyhow::Result<()> {
     }
     let mut server = Server::start_with_binary(&bin, "samples/library");
     let target = Target { base: server.base_url(), token: Some(server.token().to_string()) };
-    let (ferrogrid, last_id) = measure("ferrogrid_http", &target, &args);
+    let (ferrogrid, last_id) = measure("ferrogrid_http", &target, &args, &ingest_op);
     // Users 1..last_id were posted; the few refused ones just miss.
     let users = (last_id - 1).min(20_000);
     seed_relations(&target, users.min(5_000))?;
     let graphql = measure_graphql(&target, &args, users);
     let status = server.stop();
     eprintln!("[ferrogrid_http] stopped: {status}");
+
+    let mut soap_server = Server::start_with_binary(&bin, "samples/soap");
+    let soap_target = Target { base: soap_server.base_url(), token: Some(soap_server.token().to_string()) };
+    let (soap, _) = measure("ferrogrid_soap", &soap_target, &args, &soap_ingest_op);
+    let status = soap_server.stop();
+    eprintln!("[ferrogrid_soap] stopped: {status}");
+    let ratio_soap = match (soap["objects_per_s"].as_f64(), ferrogrid["objects_per_s"].as_f64()) {
+        (Some(s), Some(j)) if j > 0.0 => round2(s / j),
+        _ => Value::Null,
+    };
 
     let ratio = match (ferrogrid["objects_per_s"].as_f64(), bare["objects_per_s"].as_f64()) {
         (Some(f), Some(b)) if b > 0.0 => round2(f / b),
@@ -400,6 +427,8 @@ fn main() -> anyhow::Result<()> {
         "ratio_throughput": ratio,
         "graphql": graphql,
         "ratio_graphql_get_by_pk": ratio_get,
+        "ferrogrid_soap": soap,
+        "ratio_soap_to_json": ratio_soap,
         "clients": args.clients,
         "seconds": args.seconds,
     });

@@ -1,0 +1,243 @@
+//! Tests of the envelope parser and of the SOAP input against an in-memory intake.
+
+use super::xml::{parse_envelope, SoapVersion, XmlError};
+use super::*;
+use crate::intake::{Accepted, BoxFuture, Intake, IntakeError, Outcome, OutcomeStatus, Received, Wait};
+use actix_web::{test as web_test, App};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+
+const S11: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+const S12: &str = "http://www.w3.org/2003/05/soap-envelope";
+
+fn envelope11(body: &str) -> String {
+    format!(r#"<?xml version="1.0"?><soap:Envelope xmlns:soap="{S11}"><soap:Body>{body}</soap:Body></soap:Envelope>"#)
+}
+
+#[test]
+fn parses_a_soap11_body_into_the_tree() {
+    let xml = envelope11(
+        r#"
+        <Connect xmlns="urn:lib">
+          <User kind="reader" xsi:type="t" xmlns:xsi="urn:xsi"><id>1</id><phone>a</phone><phone>b</phone></User>
+          <note>x &amp; y &#65;&#x42; <![CDATA[<raw>]]></note>
+          <empty/>
+        </Connect>"#,
+    );
+    let env = parse_envelope(xml.as_bytes(), 64).unwrap();
+    assert_eq!(env.version, SoapVersion::V11);
+    let leaf = |tag: &str, text: &str| json!({"tag": tag, "ns": "urn:lib", "attr": {}, "children": [text]});
+    assert_eq!(
+        env.body,
+        json!({"tag": "Connect", "ns": "urn:lib", "attr": {}, "children": [
+            {"tag": "User", "ns": "urn:lib", "attr": {"kind": "reader", "xsi:type": "t"}, "children": [
+                leaf("id", "1"), leaf("phone", "a"), leaf("phone", "b")
+            ]},
+            leaf("note", "x & y AB <raw>"),
+            {"tag": "empty", "ns": "urn:lib", "attr": {}, "children": []}
+        ]})
+    );
+}
+
+#[test]
+fn prefixes_are_resolved_not_matched() {
+    let xml = format!(r#"<e:Envelope xmlns:e="{S12}"><e:Header><h/></e:Header><e:Body><Op/></e:Body></e:Envelope>"#);
+    let env = parse_envelope(xml.as_bytes(), 64).unwrap();
+    assert_eq!(env.version, SoapVersion::V12);
+    assert_eq!(env.body, json!({"tag": "Op", "attr": {}, "children": []}));
+    let default_ns = format!(r#"<Envelope xmlns="{S11}"><Body><Op xmlns=""/></Body></Envelope>"#);
+    assert_eq!(parse_envelope(default_ns.as_bytes(), 64).unwrap().body["tag"], "Op");
+    let wrong = r#"<soap:Envelope xmlns:soap="urn:not-soap"><soap:Body><Op/></soap:Body></soap:Envelope>"#;
+    assert_eq!(parse_envelope(wrong.as_bytes(), 64), Err(XmlError::VersionMismatch("urn:not-soap".into())));
+    let body_elsewhere = format!(r#"<s:Envelope xmlns:s="{S11}"><Body><Op/></Body></s:Envelope>"#);
+    assert_eq!(parse_envelope(body_elsewhere.as_bytes(), 64), Err(XmlError::NoBody));
+}
+
+#[test]
+fn refuses_what_is_not_an_envelope() {
+    let parse = |xml: &str| parse_envelope(xml.as_bytes(), 64);
+    for malformed in ["<a><b></a>", "<a>", "</a>", "<a x='1' x='2'/>"] {
+        assert!(matches!(parse(malformed), Err(XmlError::Syntax { .. })), "{malformed}: {:?}", parse(malformed));
+    }
+    assert_eq!(parse("<Envelope/>"), Err(XmlError::VersionMismatch(String::new())));
+    assert_eq!(parse("<x:Op xmlns:x='urn:x'/>"), Err(XmlError::NotEnvelope("Op".into())));
+    assert_eq!(parse(""), Err(XmlError::NoRoot));
+    assert_eq!(parse(&envelope11("")), Err(XmlError::EmptyBody));
+    assert_eq!(parse(&envelope11("  text only  ")), Err(XmlError::EmptyBody));
+    assert_eq!(parse(&envelope11("<p:Op/>")), Err(XmlError::UnknownPrefix("p".into())));
+    assert_eq!(parse(&envelope11("<Op>&nbsp;</Op>")), Err(XmlError::Entity("nbsp".into())));
+    assert!(parse(&format!("{}<x/>", envelope11("<Op/>"))).unwrap_err().to_string().contains("after the root"));
+    assert!(parse(&format!("{}tail", envelope11("<Op/>"))).unwrap_err().to_string().contains("text outside"));
+    assert!(matches!(parse_envelope(b"\xff<a/>", 64), Err(XmlError::NotUtf8(_))));
+    assert!(parse(&format!("\u{feff}{}", envelope11("<Op/>"))).is_ok(), "a byte order mark is fine");
+}
+
+#[test]
+fn doctype_entities_and_depth_are_refused() {
+    let laughs = r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]>
+        <soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><Op>&lol2;</Op></soap:Body></soap:Envelope>"#;
+    assert_eq!(parse_envelope(laughs.as_bytes(), 64), Err(XmlError::Doctype));
+    let xxe = r#"<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>"#;
+    assert_eq!(parse_envelope(xxe.as_bytes(), 64), Err(XmlError::Doctype));
+    let deep = |n: usize| envelope11(&format!("{}{}", "<a>".repeat(n), "</a>".repeat(n)));
+    // Envelope and Body are two levels.
+    assert!(parse_envelope(deep(8).as_bytes(), 10).is_ok());
+    assert_eq!(parse_envelope(deep(9).as_bytes(), 10), Err(XmlError::TooDeep(10)));
+    let deep_empty = envelope11(&format!("{}<b/>{}", "<a>".repeat(8), "</a>".repeat(8)));
+    assert_eq!(parse_envelope(deep_empty.as_bytes(), 10), Err(XmlError::TooDeep(10)));
+}
+
+#[test]
+fn the_handler_follows_the_tag_of_the_payload() {
+    let config = config(json!({}));
+    assert_eq!(config.pipeline_for(&json!({"tag": "Connect"})), Ok("connect_pipeline"));
+    let err = config.pipeline_for(&json!({"tag": "Other"})).unwrap_err();
+    assert_eq!(err.to_string(), "no SOAP handler for operation \"Other\" (handlers: Connect, Ping)");
+    // Through the registry: SOAP inputs choose by the payload, HTTP inputs have one pipeline.
+    let soap: crate::InputConfig = serde_json::from_value(json!({"type": "soap", "name": "s",
+        "handlers": [{"function": "Ping", "pipeline": "ping"}]}))
+    .unwrap();
+    assert_eq!(soap.pipeline_for(&json!({"tag": "Ping"})), Ok(Some("ping")));
+    assert_eq!(soap.pipeline_for(&json!({"not": "a tree"})).unwrap_err().tag, "");
+    let http: crate::InputConfig = serde_json::from_value(json!({"type": "http", "name": "h"})).unwrap();
+    assert_eq!(http.pipeline_for(&json!({"tag": "Ping"})), Ok(None));
+}
+
+#[derive(Default)]
+struct Recorder {
+    got: Mutex<Vec<Received>>,
+    busy: bool,
+}
+
+impl Intake for Recorder {
+    fn accept(&self, received: Received, wait: Wait) -> BoxFuture<Result<Accepted, IntakeError>> {
+        if self.busy {
+            return Box::pin(async { Err(IntakeError::Busy) });
+        }
+        let mut got = self.got.lock().unwrap();
+        got.push(received);
+        let id = format!("id-{}", got.len());
+        let outcome = (wait == Wait::Outcome).then(|| Outcome {
+            id: id.clone(),
+            status: OutcomeStatus::Stored,
+            routing_key: Some("add_user".into()),
+            type_name: Some("User".into()),
+            version: Some(7),
+            error: None,
+        });
+        Box::pin(async move { Ok(Accepted { id, outcome }) })
+    }
+}
+
+fn config(extra: Value) -> SoapInputConfig {
+    let mut base = json!({"name": "soap", "max_body_size": 2048, "wsdl": "<definitions/>", "handlers": [
+        {"function": "Connect", "pipeline": "connect_pipeline"}, {"function": "Ping", "pipeline": "ping"}]});
+    if let (Some(base), Some(extra)) = (base.as_object_mut(), extra.as_object()) {
+        base.extend(extra.clone());
+    }
+    serde_json::from_value(base).unwrap()
+}
+
+struct Answer {
+    status: u16,
+    content_type: String,
+    retry_after: Option<String>,
+    body: String,
+}
+
+async fn call(intake: Arc<Recorder>, config: SoapInputConfig, req: web_test::TestRequest) -> Answer {
+    let input = SoapInput::new(config, intake);
+    let app = web_test::init_service(App::new().configure(|c| configure(c, input))).await;
+    let resp = web_test::call_service(&app, req.to_request()).await;
+    let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let (status, content_type, retry_after) =
+        (resp.status().as_u16(), header("content-type").unwrap_or_default(), header("retry-after"));
+    let body = String::from_utf8(web_test::read_body(resp).await.to_vec()).unwrap();
+    Answer { status, content_type, retry_after, body }
+}
+
+async fn post(intake: Arc<Recorder>, config: SoapInputConfig, ct: &str, body: &str, uri: &str) -> Answer {
+    let req = web_test::TestRequest::post().uri(uri).insert_header(("content-type", ct)).set_payload(body.to_string());
+    call(intake, config, req).await
+}
+
+#[actix_rt::test]
+async fn accepts_soap11_and_answers_an_envelope_with_the_id() {
+    let intake = Arc::new(Recorder::default());
+    let xml = envelope11("<Connect><User id='1'/></Connect>");
+    let a = post(intake.clone(), config(json!({})), "text/xml; charset=utf-8", &xml, "/soap").await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.content_type, "text/xml; charset=utf-8");
+    assert!(a.body.contains(S11) && a.body.contains("<ConnectResponse><id>id-1</id></ConnectResponse>"), "{}", a.body);
+    let got = intake.got.lock().unwrap();
+    assert_eq!((got[0].input.as_str(), got[0].source), ("soap", "soap"));
+    assert_eq!(got[0].payload["children"][0]["attr"], json!({"id": "1"}));
+}
+
+#[actix_rt::test]
+async fn soap12_is_answered_in_soap12_and_sync_reports_the_outcome() {
+    let intake = Arc::new(Recorder::default());
+    let xml = format!(r#"<env:Envelope xmlns:env="{S12}"><env:Body><Ping/></env:Body></env:Envelope>"#);
+    let a = post(intake, config(json!({})), "application/soap+xml", &xml, "/soap?sync=true").await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.content_type, "application/soap+xml; charset=utf-8");
+    assert!(a.body.contains(S12), "{}", a.body);
+    assert!(
+        a.body.contains("<status>stored</status><routing_key>add_user</routing_key><type>User</type>"),
+        "{}",
+        a.body
+    );
+}
+
+#[actix_rt::test]
+async fn templates_replace_the_default_answers() {
+    let templates = json!({"success_response_body": "<ok/>", "error_response_body": "<err>%s</err>"});
+    let intake = Arc::new(Recorder::default());
+    let a = post(intake.clone(), config(templates.clone()), "text/xml", &envelope11("<Connect/>"), "/soap").await;
+    assert_eq!((a.status, a.body.as_str()), (200, "<ok/>"));
+    let a = post(intake, config(templates), "text/xml", &envelope11("<Op>&bad;</Op>"), "/soap").await;
+    assert_eq!(a.status, 400);
+    assert!(a.body.starts_with("<err>undefined entity &amp;bad;"), "{}", a.body);
+}
+
+#[actix_rt::test]
+async fn refusals_are_faults_naming_the_problem() {
+    let too_big = envelope11(&format!("<Connect>{}</Connect>", "x".repeat(3000)));
+    let v12 = format!(r#"<env:Envelope xmlns:env="{S12}"><env:Body><Nope/></env:Body></env:Envelope>"#);
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        ("application/json", envelope11("<Connect/>"), 415, "<faultcode>soap:Client</faultcode>"),
+        ("text/xml", "<a><b></a>".into(), 400, "malformed XML"),
+        ("text/xml", "<Op/>".into(), 400, "not a SOAP Envelope"),
+        ("text/xml", envelope11(""), 400, "SOAP Body is empty"),
+        ("text/xml", envelope11("<Nope/>"), 400, "no SOAP handler for operation \"Nope\""),
+        ("application/soap+xml", v12, 400, "<env:Value>env:Sender</env:Value>"),
+        ("text/xml", "<s:Envelope xmlns:s='urn:x'/>".into(), 400, "soap:VersionMismatch"),
+        ("text/xml", too_big, 413, "larger than 2048 bytes"),
+    ];
+    for (ct, body, want, text) in cases {
+        let intake = Arc::new(Recorder::default());
+        let a = post(intake.clone(), config(json!({})), ct, &body, "/soap").await;
+        assert_eq!(a.status, want, "{body}: {}", a.body);
+        assert!(a.body.contains(text), "{body}: {}", a.body);
+        assert!(intake.got.lock().unwrap().is_empty());
+    }
+}
+
+#[actix_rt::test]
+async fn busy_engine_answers_503_with_a_server_fault() {
+    let intake = Arc::new(Recorder { busy: true, ..Default::default() });
+    let a = post(intake, config(json!({})), "text/xml", &envelope11("<Connect/>"), "/soap").await;
+    assert_eq!(a.status, 503);
+    assert_eq!(a.retry_after.as_deref(), Some("1"));
+    assert!(a.body.contains("<faultcode>soap:Server</faultcode>"), "{}", a.body);
+}
+
+#[actix_rt::test]
+async fn get_wsdl_answers_the_configured_text() {
+    let intake = Arc::new(Recorder::default());
+    let a = call(intake.clone(), config(json!({})), web_test::TestRequest::get().uri("/soap?wsdl")).await;
+    assert_eq!((a.status, a.body.as_str()), (200, "<definitions/>"));
+    assert!(a.content_type.starts_with("text/xml"));
+    let none = config(json!({"wsdl": null}));
+    assert_eq!(call(intake, none, web_test::TestRequest::get().uri("/soap?WSDL")).await.status, 404);
+}
