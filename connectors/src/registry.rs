@@ -6,7 +6,7 @@ use crate::input_processor::InputProcessorOutputConfig;
 use crate::intake::BoxFuture;
 use crate::kafka::{KafkaInputConfig, KafkaOutput, KafkaOutputConfig};
 use crate::smtp::{SmtpOutput, SmtpOutputConfig};
-use crate::soap::{NoHandler, SoapInputConfig};
+use crate::soap::{NoHandler, SoapInputConfig, SoapOutput, SoapOutputConfig};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -106,6 +106,8 @@ pub enum OutputConfig {
     Http(HttpOutputConfig),
     /// Produce objects to a Kafka topic.
     Kafka(KafkaOutputConfig),
+    /// POST objects inside SOAP envelopes to a URL.
+    Soap(SoapOutputConfig),
     /// Mail objects through an SMTP server.
     Smtp(SmtpOutputConfig),
 }
@@ -118,6 +120,7 @@ impl OutputConfig {
             OutputConfig::Dummy(c) => &c.name,
             OutputConfig::Http(c) => &c.name,
             OutputConfig::Kafka(c) => &c.name,
+            OutputConfig::Soap(c) => &c.name,
             OutputConfig::Smtp(c) => &c.name,
         }
     }
@@ -128,6 +131,7 @@ impl OutputConfig {
             OutputConfig::InputProcessor(_) | OutputConfig::Dummy(_) => Vec::new(),
             OutputConfig::Http(c) => c.validate(),
             OutputConfig::Kafka(c) => c.validate(),
+            OutputConfig::Soap(c) => c.validate(),
             OutputConfig::Smtp(c) => c.validate(),
         }
     }
@@ -139,6 +143,7 @@ impl OutputConfig {
             OutputConfig::Dummy(c) => Box::new(DummyOutput::new(c.clone())),
             OutputConfig::Http(c) => Box::new(HttpOutput::new(c.clone())?),
             OutputConfig::Kafka(c) => Box::new(KafkaOutput::new(c.clone())?),
+            OutputConfig::Soap(c) => Box::new(SoapOutput::new(c.clone())?),
             OutputConfig::Smtp(c) => Box::new(SmtpOutput::new(c.clone())?),
         }))
     }
@@ -198,6 +203,7 @@ pub fn registry() -> &'static [(&'static str, ConnectorKind)] {
         ("input_processor", ConnectorKind::Output),
         ("dummy", ConnectorKind::Output),
         ("http", ConnectorKind::Output),
+        ("soap", ConnectorKind::Output),
         ("kafka", ConnectorKind::Output),
         ("smtp", ConnectorKind::Output),
     ]

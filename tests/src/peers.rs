@@ -45,11 +45,77 @@ fn kill(child: &mut Option<Child>) {
     }
 }
 
-/// A tansu broker (in-memory storage: a restart starts empty).
+/// A TCP proxy in front of a peer: an outage closes every connection through it and refuses
+/// new ones until it is over, while the peer keeps its state.
+struct Proxy {
+    port: u16,
+    target: u16,
+    open: Arc<std::sync::atomic::AtomicBool>,
+    connections: Arc<Mutex<Vec<TcpStream>>>,
+    acceptor: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Proxy {
+    fn start(port: u16, target: u16) -> Proxy {
+        let mut proxy = Proxy { port, target, open: Arc::default(), connections: Arc::default(), acceptor: None };
+        proxy.listen();
+        proxy
+    }
+
+    fn listen(&mut self) {
+        use std::sync::atomic::Ordering;
+        let listener = wait_until(Duration::from_secs(10), "the proxy port to be free again", || {
+            std::net::TcpListener::bind(("127.0.0.1", self.port)).ok()
+        });
+        self.open.store(true, Ordering::SeqCst);
+        let (open, connections, target) = (self.open.clone(), self.connections.clone(), self.target);
+        self.acceptor = Some(std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if !open.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else { continue };
+                let pipe = |mut from: TcpStream, mut to: TcpStream| {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                };
+                if let (Ok(c2), Ok(s2), Ok(c3), Ok(s3)) =
+                    (client.try_clone(), server.try_clone(), client.try_clone(), server.try_clone())
+                {
+                    connections.lock().unwrap_or_else(|e| e.into_inner()).extend([c3, s3]);
+                    pipe(client, s2);
+                    pipe(server, c2);
+                }
+            }
+        }));
+    }
+
+    /// Cut every connection and refuse new ones.
+    fn outage(&mut self) {
+        use std::sync::atomic::Ordering;
+        self.open.store(false, Ordering::SeqCst);
+        // Wake the acceptor so it sees the flag and drops the listener.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+        for c in self.connections.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+/// A tansu broker (in-memory storage), reached through a proxy so that an outage can cut every
+/// client connection while the broker keeps its topics and offsets (a real restart of an
+/// in-memory broker would lose them, unlike a Kafka broker that keeps its log on disk).
 pub struct Broker {
     port: u16,
     tansu: PathBuf,
     child: Option<Child>,
+    proxy: Proxy,
 }
 
 impl Broker {
@@ -57,22 +123,17 @@ impl Broker {
     pub fn start() -> Broker {
         let tansu = find_tansu(&venv()).expect("tansu is installed by scripts/install-peers.sh");
         let port = free_port().expect("a free port");
-        let mut broker = Broker { port, tansu, child: None };
-        broker.spawn();
-        broker
-    }
-
-    fn spawn(&mut self) {
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let child = Command::new(&self.tansu)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+        let inner = free_port().expect("a free port");
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(&tansu)
+            .args(["broker", "--listener-url", &format!("tcp://127.0.0.1:{inner}"), "--advertised-listener-url", &url])
             .args(["--storage-engine", "memory://tansu/"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("starting tansu");
-        self.child = Some(child);
-        wait_for_port(self.port, "the tansu broker to listen");
+        wait_for_port(inner, "the tansu broker to listen");
+        Broker { port, tansu, child: Some(child), proxy: Proxy::start(port, inner) }
     }
 
     /// `127.0.0.1:PORT`.
@@ -91,14 +152,14 @@ impl Broker {
         assert!(status.success(), "creating topic {topic} failed");
     }
 
-    /// Stop the broker (its data is gone).
+    /// An outage: every connection to the broker is cut and new ones are refused.
     pub fn stop(&mut self) {
-        kill(&mut self.child);
+        self.proxy.outage();
     }
 
-    /// Start it again on the same port.
+    /// The end of the outage: the broker is reachable again, with what it had.
     pub fn start_again(&mut self) {
-        self.spawn();
+        self.proxy.listen();
     }
 
     /// A producer for test messages.

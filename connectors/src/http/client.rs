@@ -141,11 +141,12 @@ impl Poster {
 
     /// POST `body`; resolves to the peer's answer, or an [`SendError::Unavailable`] when there
     /// was none (connection refused, timeout, TLS failure).
-    pub fn post(&self, body: Vec<u8>, content_type: &'static str) -> BoxFuture<Result<Answer, SendError>> {
+    pub fn post(&self, body: Vec<u8>, content_type: &str) -> BoxFuture<Result<Answer, SendError>> {
         let inner = self.inner.clone();
+        let content_type = content_type.to_string();
         Box::pin(async move {
             let task = tokio::task::spawn_blocking(move || {
-                let mut request = inner.agent.post(&inner.url).header("content-type", content_type);
+                let mut request = inner.agent.post(&inner.url).header("content-type", &content_type);
                 for (name, value) in &inner.headers {
                     request = request.header(name, value);
                 }

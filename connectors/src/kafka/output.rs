@@ -6,12 +6,50 @@ use crate::registry::{BuildError, Output, SendError};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use serde_json::Value;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 /// Produces objects to one topic.
 pub struct KafkaOutput {
     config: KafkaOutputConfig,
-    producer: FutureProducer,
+    producer: Arc<Current>,
+}
+
+/// The producer in use, replaced when it cannot go on.
+struct Current {
+    config: KafkaOutputConfig,
+    /// (generation, producer).
+    producer: RwLock<(u64, Arc<FutureProducer>)>,
+}
+
+impl Current {
+    fn get(&self) -> (u64, Arc<FutureProducer>) {
+        let current = self.producer.read().unwrap_or_else(PoisonError::into_inner);
+        (current.0, current.1.clone())
+    }
+
+    /// After a failed delivery: an idempotent producer that hit a fatal error, or whose
+    /// messages time out (its sequence state may be stuck, e.g. after the broker lost it), is
+    /// replaced by a fresh one. Only the generation that failed is replaced, once.
+    fn recover(&self, generation: u64, error: &KafkaError) {
+        let (_, producer) = self.get();
+        let stuck = producer.client().fatal_error().is_some()
+            || matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::MessageTimedOut));
+        if !stuck {
+            return;
+        }
+        let mut current = self.producer.write().unwrap_or_else(PoisonError::into_inner);
+        if current.0 != generation {
+            return;
+        }
+        match self.config.client_config().create::<FutureProducer>() {
+            Ok(fresh) => {
+                tracing::warn!(output = %self.config.name, error = %error, "kafka producer replaced after a failed delivery");
+                *current = (generation + 1, Arc::new(fresh));
+            }
+            Err(e) => tracing::error!(output = %self.config.name, error = %e, "replacing the kafka producer failed"),
+        }
+    }
 }
 
 impl KafkaOutput {
@@ -21,7 +59,8 @@ impl KafkaOutput {
             .client_config()
             .create()
             .map_err(|e: KafkaError| BuildError { name: config.name.clone(), message: e.to_string() })?;
-        Ok(Self { config, producer })
+        let current = Current { config: config.clone(), producer: RwLock::new((0, Arc::new(producer))) };
+        Ok(Self { config, producer: Arc::new(current) })
     }
 
     fn encode(&self, object: &Value) -> Result<Vec<u8>, SendError> {
@@ -67,19 +106,25 @@ impl Output for KafkaOutput {
         };
         let topic = self.config.topic.clone();
         let record: FutureRecord<'_, (), [u8]> = FutureRecord::to(&topic).payload(&payload);
-        let delivery = match self.producer.send_result(record) {
+        let (generation, producer) = self.producer.get();
+        let delivery = match producer.send_result(record) {
             Ok(delivery) => delivery,
             Err((e, _)) => {
+                self.producer.recover(generation, &e);
                 let error = send_error(&topic, e);
                 return Box::pin(async move { Err(error) });
             }
         };
+        let current = self.producer.clone();
         if !self.config.is_async {
             let name = self.config.name.clone();
             tokio::spawn(async move {
                 match delivery.await {
                     Ok(Ok(_)) => {}
-                    Ok(Err((e, _))) => tracing::error!(output = %name, error = %e, "a kafka delivery failed"),
+                    Ok(Err((e, _))) => {
+                        tracing::error!(output = %name, error = %e, "a kafka delivery failed");
+                        current.recover(generation, &e);
+                    }
                     Err(_) => tracing::error!(output = %name, "a kafka delivery was cancelled"),
                 }
             });
@@ -88,14 +133,17 @@ impl Output for KafkaOutput {
         Box::pin(async move {
             match delivery.await {
                 Ok(Ok(_)) => Ok(()),
-                Ok(Err((e, _))) => Err(send_error(&topic, e)),
+                Ok(Err((e, _))) => {
+                    current.recover(generation, &e);
+                    Err(send_error(&topic, e))
+                }
                 Err(_) => Err(SendError::Unavailable(format!("producing to {topic}: the producer was closed"))),
             }
         })
     }
 
     fn flush(&self, timeout: Duration) {
-        if let Err(e) = self.producer.flush(timeout) {
+        if let Err(e) = self.producer.get().1.flush(timeout) {
             tracing::warn!(output = %self.config.name, error = %e, "flushing the kafka producer");
         }
     }

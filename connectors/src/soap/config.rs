@@ -1,4 +1,4 @@
-//! Configuration of the SOAP input.
+//! Configuration of the SOAP input and output.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -62,5 +62,56 @@ impl SoapInputConfig {
     /// The operations, comma-separated (for error messages).
     pub fn functions(&self) -> String {
         self.handlers.iter().map(|h| h.function.as_str()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// The SOAP version the `soap` output writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum SoapOutputVersion {
+    /// SOAP 1.1 (`text/xml`, `SOAPAction` header).
+    #[default]
+    #[serde(rename = "1.1")]
+    V11,
+    /// SOAP 1.2 (`application/soap+xml`).
+    #[serde(rename = "1.2")]
+    V12,
+}
+
+/// `connector.output[]` of `type: soap`: each object routed here is POSTed to `url` inside a
+/// SOAP envelope. An XML tree (as the SOAP input makes) is written back as XML; any other object
+/// becomes an element named after the routing key with one child element per field (arrays
+/// repeat the element). A 2xx answer is success; a Fault or any other answer leaves the object
+/// in the repair queue with a `Sending error` quoting the peer.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct SoapOutputConfig {
+    /// Name of the output, referenced by `connector.routing[].output`.
+    pub name: String,
+    /// Absolute `http://` or `https://` URL of the service.
+    pub url: String,
+    /// SOAP version of the envelope.
+    #[serde(default)]
+    pub version: SoapOutputVersion,
+    /// `SOAPAction` header of SOAP 1.1 requests (the `action` parameter of the content type in 1.2).
+    #[serde(default)]
+    pub soap_action: Option<String>,
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Client options: timeouts, keep-alive, TLS.
+    #[serde(default)]
+    pub options: crate::http::HttpClientOptions,
+}
+
+impl SoapOutputConfig {
+    /// Problems the schema cannot express.
+    pub fn validate(&self) -> Vec<crate::ConfigProblem> {
+        let mut problems = crate::http::client::check_url(&self.url);
+        problems.extend(crate::http::client::check_headers(&self.headers));
+        problems.extend(self.options.validate());
+        if self.soap_action.as_deref().is_some_and(|a| a.contains(['"', '\r', '\n'])) {
+            problems.push(crate::ConfigProblem::new("soap_action", "must not contain quotes or line breaks"));
+        }
+        problems
     }
 }

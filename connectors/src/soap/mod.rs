@@ -1,4 +1,5 @@
-//! SOAP input: `POST /soap` takes a SOAP 1.1 or 1.2 envelope, hands the XML tree of the first
+//! SOAP connectors. The output POSTs each routed object inside a SOAP envelope (`output.rs`).
+//! The input: `POST /soap` takes a SOAP 1.1 or 1.2 envelope, hands the XML tree of the first
 //! Body element to the pipeline of the handler named after that element, and answers once the
 //! object is durably accepted; `GET /soap?wsdl` answers the configured WSDL.
 //!
@@ -8,6 +9,7 @@
 //! | `xml.rs` | envelope parsing (quick-xml, namespaces resolved, no DTD/entities) into the XML tree |
 //! | `answer.rs` | response envelopes and SOAP Faults of both versions, templates |
 //! | `input.rs` | the actix-web handlers |
+//! | `output.rs` | the `soap` output: objects and XML trees written into envelopes |
 //! | `tests.rs` | parser and handler tests against an in-memory intake |
 //!
 //! The XML tree (the object scripts get as `param`, and the repair queue keeps): a node is
@@ -17,12 +19,14 @@
 mod answer;
 mod config;
 mod input;
+mod output;
 #[cfg(test)]
 mod tests;
 pub mod xml;
 
-pub use config::{SoapHandler, SoapInputConfig};
+pub use config::{SoapHandler, SoapInputConfig, SoapOutputConfig, SoapOutputVersion};
 pub use input::{configure, SoapInput};
+pub use output::{envelope, SoapOutput};
 
 /// An object whose tag names no handler of the input (e.g. edited in the repair queue).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -241,3 +241,37 @@ async fn get_wsdl_answers_the_configured_text() {
     let none = config(json!({"wsdl": null}));
     assert_eq!(call(intake, none, web_test::TestRequest::get().uri("/soap?WSDL")).await.status, 404);
 }
+
+mod output {
+    use crate::soap::xml::parse_envelope;
+    use crate::soap::{envelope, SoapOutputVersion};
+    use serde_json::json;
+
+    #[test]
+    fn objects_become_elements_named_after_the_routing_key_and_their_fields() {
+        let object = json!({"id": 7, "name": "A & B", "tags": ["x", "y"], "note": null, "inner": {"ok": true}});
+        let xml = envelope(SoapOutputVersion::V11, &object, "User").unwrap();
+        assert!(xml.contains(
+            "<soap:Body><User><id>7</id><name>A &amp; B</name><tags>x</tags><tags>y</tags><note/><inner><ok>true</ok></inner></User></soap:Body>"
+        ), "{xml}");
+        // What the output writes, the SOAP input reads back.
+        let parsed = parse_envelope(xml.as_bytes(), 64).unwrap();
+        assert_eq!(parsed.body["tag"], "User");
+    }
+
+    #[test]
+    fn an_xml_tree_is_written_back_as_xml_in_the_chosen_version() {
+        let tree = json!({"tag": "Connect", "ns": "urn:lib", "attr": {"v": "1"},
+            "children": [{"tag": "user", "attr": {}, "children": ["Kim <3"]}]});
+        let xml = envelope(SoapOutputVersion::V12, &tree, "ignored").unwrap();
+        assert!(xml.contains("http://www.w3.org/2003/05/soap-envelope"), "{xml}");
+        assert!(xml.contains("<Connect xmlns=\"urn:lib\" v=\"1\"><user>Kim &lt;3</user></Connect>"), "{xml}");
+    }
+
+    #[test]
+    fn names_that_cannot_be_elements_are_refused() {
+        let e = envelope(SoapOutputVersion::V11, &json!({"a b": 1}), "User").unwrap_err();
+        assert!(e.to_string().contains("\"a b\" cannot be an XML element name"), "{e}");
+        assert!(envelope(SoapOutputVersion::V11, &json!({}), "1st").is_err());
+    }
+}

@@ -137,14 +137,14 @@ fn the_checked_in_schema_is_current() {
 fn connector_errors_name_the_key_inside_the_selected_type() {
     let errors = errors_of(&[(
         "config.yml",
-        "connector:\n  input:\n    - {name: a, type: http, colour: blue}\n    - {name: b, type: http, max_body_size: 0}\n    - {name: c, type: kafka}\n    - {name: d, type: telepathy}\n    - {name: e}\n  output:\n    - {name: o, type: dummy, extra: 1}\n",
+        "connector:\n  input:\n    - {name: a, type: http, colour: blue}\n    - {name: b, type: http, max_body_size: 0}\n    - {name: c, type: file}\n    - {name: d, type: telepathy}\n    - {name: e}\n  output:\n    - {name: o, type: dummy, extra: 1}\n",
     )]);
     let text = errors.join("\n");
     for want in [
         "connector.input[0].colour: unknown key",
         "connector.input[1].max_body_size: 0 is less than the minimum of 1",
-        "connector.input[2].type: type \"kafka\" is not supported by this build yet (supported here: http, soap)",
-        "connector.input[3].type: unknown type \"telepathy\" (one of: http, soap)",
+        "connector.input[2].type: type \"file\" is not supported by this build yet (supported here: http, kafka, soap)",
+        "connector.input[3].type: unknown type \"telepathy\" (one of: http, kafka, soap)",
         "connector.input[4]: missing `type`",
         "connector.output[0].extra: unknown key",
     ] {

@@ -1,0 +1,172 @@
+//! The `soap` output: POST each object inside a SOAP envelope.
+
+use super::config::{SoapOutputConfig, SoapOutputVersion};
+use super::xml::{SOAP11_NS, SOAP12_NS};
+use crate::http::client::Poster;
+use crate::intake::BoxFuture;
+use crate::registry::{BuildError, Output, SendError};
+use quick_xml::escape::escape;
+use serde_json::{Map, Value};
+use std::fmt::Write;
+
+/// Deepest nesting written into an envelope.
+const MAX_DEPTH: usize = 64;
+
+/// Posts objects as SOAP requests.
+pub struct SoapOutput {
+    name: String,
+    version: SoapOutputVersion,
+    content_type: String,
+    poster: Poster,
+}
+
+impl SoapOutput {
+    /// Build from a validated configuration.
+    pub fn new(config: SoapOutputConfig) -> Result<Self, BuildError> {
+        let mut headers = config.headers.clone();
+        let content_type = match (config.version, &config.soap_action) {
+            (SoapOutputVersion::V11, action) => {
+                headers.insert("SOAPAction".into(), format!("\"{}\"", action.as_deref().unwrap_or_default()));
+                "text/xml; charset=utf-8".to_string()
+            }
+            (SoapOutputVersion::V12, None) => "application/soap+xml; charset=utf-8".to_string(),
+            (SoapOutputVersion::V12, Some(action)) => {
+                format!("application/soap+xml; charset=utf-8; action=\"{action}\"")
+            }
+        };
+        let poster = Poster::new(&config.name, &config.url, &headers, &config.options)?;
+        Ok(Self { name: config.name, version: config.version, content_type, poster })
+    }
+}
+
+/// Whether `name` can be an XML element name (a conservative subset: ASCII letters, digits,
+/// `_`, `-`, `.`, not starting with a digit, `-` or `.`).
+fn is_xml_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// An XML tree node of the SOAP input: `{"tag", "attr", "children"}` (and maybe `"ns"`).
+fn is_tree(value: &Map<String, Value>) -> bool {
+    value.get("tag").is_some_and(Value::is_string)
+        && value.get("children").is_none_or(Value::is_array)
+        && value.keys().all(|k| matches!(k.as_str(), "tag" | "ns" | "attr" | "children"))
+}
+
+fn name_of(name: &str) -> Result<&str, SendError> {
+    if is_xml_name(name) {
+        Ok(name)
+    } else {
+        Err(SendError::Rejected(format!("\"{name}\" cannot be an XML element name")))
+    }
+}
+
+/// Write an XML tree node.
+fn write_tree(out: &mut String, node: &Map<String, Value>, depth: usize) -> Result<(), SendError> {
+    if depth > MAX_DEPTH {
+        return Err(SendError::Rejected(format!("the object is nested deeper than {MAX_DEPTH} levels")));
+    }
+    let tag = name_of(node.get("tag").and_then(Value::as_str).unwrap_or_default())?;
+    let _ = write!(out, "<{tag}");
+    if let Some(ns) = node.get("ns").and_then(Value::as_str) {
+        let _ = write!(out, " xmlns=\"{}\"", escape(ns));
+    }
+    if let Some(Value::Object(attrs)) = node.get("attr") {
+        for (name, value) in attrs {
+            let text = match value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let _ = write!(out, " {}=\"{}\"", name_of(name)?, escape(&text));
+        }
+    }
+    out.push('>');
+    for child in node.get("children").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
+        match child {
+            Value::Object(child) if is_tree(child) => write_tree(out, child, depth + 1)?,
+            Value::String(text) => out.push_str(&escape(text)),
+            other => out.push_str(&escape(other.to_string())),
+        }
+    }
+    let _ = write!(out, "</{tag}>");
+    Ok(())
+}
+
+/// Write `value` as element(s) named `name`: an object's fields become child elements, an
+/// array repeats the element, `null` is an empty element.
+fn write_value(out: &mut String, name: &str, value: &Value, depth: usize) -> Result<(), SendError> {
+    if depth > MAX_DEPTH {
+        return Err(SendError::Rejected(format!("the object is nested deeper than {MAX_DEPTH} levels")));
+    }
+    let name = name_of(name)?;
+    match value {
+        Value::Array(items) => {
+            for item in items {
+                write_value(out, name, item, depth + 1)?;
+            }
+        }
+        Value::Object(fields) => {
+            let _ = write!(out, "<{name}>");
+            for (field, v) in fields {
+                write_value(out, field, v, depth + 1)?;
+            }
+            let _ = write!(out, "</{name}>");
+        }
+        Value::Null => {
+            let _ = write!(out, "<{name}/>");
+        }
+        Value::String(text) => {
+            let _ = write!(out, "<{name}>{}</{name}>", escape(text));
+        }
+        other => {
+            let _ = write!(out, "<{name}>{other}</{name}>");
+        }
+    }
+    Ok(())
+}
+
+/// The SOAP envelope carrying `object`.
+pub fn envelope(version: SoapOutputVersion, object: &Value, routing_key: &str) -> Result<String, SendError> {
+    let ns = match version {
+        SoapOutputVersion::V11 => SOAP11_NS,
+        SoapOutputVersion::V12 => SOAP12_NS,
+    };
+    let mut out = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soap:Envelope xmlns:soap=\"{ns}\"><soap:Body>");
+    match object {
+        Value::Object(node) if is_tree(node) => write_tree(&mut out, node, 0)?,
+        other => write_value(&mut out, routing_key, other, 0)?,
+    }
+    out.push_str("</soap:Body></soap:Envelope>\n");
+    Ok(out)
+}
+
+/// Whether a SOAP answer is a Fault blaming the request (1.1 `Client`, 1.2 `Sender`).
+fn blames_the_request(body: &str) -> bool {
+    body.contains("Fault") && (body.contains(":Client") || body.contains(":Sender") || body.contains(">Client<"))
+}
+
+impl Output for SoapOutput {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn send(&self, object: Value, routing_key: String) -> BoxFuture<Result<(), SendError>> {
+        let body = match envelope(self.version, &object, &routing_key) {
+            Ok(body) => body.into_bytes(),
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        let poster = self.poster.clone();
+        let sending = poster.post(body, &self.content_type);
+        Box::pin(async move {
+            let answer = sending.await?;
+            let described = answer.describe(poster.url());
+            match answer.status {
+                200..=299 if !answer.excerpt.contains(":Fault") => Ok(()),
+                _ if blames_the_request(&answer.excerpt) => Err(SendError::Rejected(described)),
+                _ if answer.status < 300 || answer.retryable() => Err(SendError::Unavailable(described)),
+                _ => Err(SendError::Rejected(described)),
+            }
+        })
+    }
+}
