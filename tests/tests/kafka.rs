@@ -188,3 +188,45 @@ fn tdg_loop_example_consumes_bumps_a_field_and_produces_back() {
     assert_eq!(metric_value(&metrics, "ferrogrid_objects_routed_total", &[("output", "to_kafka")]), Some(100.0));
     assert!(server.stop().success());
 }
+
+/// `samples/kafka` against a broker: orders from `items` are stored, events are stamped and
+/// produced to `events`, nothing goes back to `items`.
+#[test]
+fn the_kafka_sample_stores_orders_and_produces_events() {
+    let broker = Broker::start();
+    broker.create_topic("items", 2);
+    broker.create_topic("events", 1);
+    let sample = ferrogrid_tests::sample("kafka");
+    let mut files = Vec::new();
+    for name in ["model.avsc", "classify_item.rhai"] {
+        let text = std::fs::read_to_string(sample.join(name)).expect("a sample file");
+        files.push((name, text));
+    }
+    let yaml = std::fs::read_to_string(sample.join("config.yml")).expect("the sample config");
+    let yaml = yaml.replace("localhost:9092", &broker.address());
+    let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    let mut server = Server::start_with_config(&yaml, &files);
+    broker.producer().send_all(
+        "items",
+        (0..20).map(|i| {
+            if i % 2 == 0 {
+                json!({"kind": "order", "id": i, "customer": format!("c{i}"), "amount": i as f64 / 2.0}).to_string()
+            } else {
+                json!({"kind": "event", "id": i, "what": "clicked"}).to_string()
+            }
+        }),
+    );
+    let events = broker.read_topic("events", 1, 10, Duration::from_secs(60));
+    assert_eq!(events.len(), 10, "{events:?}");
+    for (_, _, text) in &events {
+        let event: Value = serde_json::from_str(text).expect("JSON");
+        assert_eq!(event["kind"], "event");
+        assert!(event["processed_at"].as_str().is_some_and(|t| t.ends_with('Z')), "{event}");
+    }
+    wait_until(Duration::from_secs(30), "the 10 orders stored", || {
+        (0..20).step_by(2).all(|i| !server.data("Order", &format!("id={i}")).is_empty()).then_some(())
+    });
+    assert_eq!(server.data("Order", "id=4")[0]["object"], json!({"id": 4, "customer": "c4", "amount": 2.0}));
+    assert_eq!(broker.read_topic("items", 2, 100, Duration::from_secs(2)).len(), 20, "nothing looped back");
+    assert!(server.stop().success());
+}
