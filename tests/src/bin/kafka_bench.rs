@@ -9,6 +9,7 @@
 //!    back from that topic.
 //! 2. Latency: messages are produced at half of ferrogrid's throughput for 10 s, each carrying
 //!    its send time; p50/p99 from send to being read back from the output topic.
+//!
 //! It prints one JSON document on stdout (`ratio_throughput` = ferrogrid / bare); progress on
 //! stderr. Only loopback (the broker is the tansu that `scripts/install-peers.sh` installs).
 
