@@ -44,16 +44,21 @@ fn is_json(req: &HttpRequest) -> bool {
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-fn wants_sync(req: &HttpRequest) -> bool {
+/// `?sync=true` (or `1`): answer with the outcome of processing.
+pub(crate) fn wants_sync(req: &HttpRequest) -> bool {
     web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
         .ok()
         .and_then(|q| q.get("sync").map(|v| v == "true" || v == "1"))
         .unwrap_or(false)
 }
 
-/// Read the whole body, refusing it as soon as it passes `limit` bytes.
-async fn read_body(req: &HttpRequest, payload: web::Payload, limit: usize) -> Result<web::Bytes, HttpResponse> {
-    let too_large = || error(StatusCode::PAYLOAD_TOO_LARGE, format!("request body larger than {limit} bytes"));
+/// Read the whole body, refusing it (with the status to answer) as soon as it passes `limit` bytes.
+pub(crate) async fn read_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, (StatusCode, String)> {
+    let too_large = || (StatusCode::PAYLOAD_TOO_LARGE, format!("request body larger than {limit} bytes"));
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
@@ -61,7 +66,7 @@ async fn read_body(req: &HttpRequest, payload: web::Payload, limit: usize) -> Re
     }
     match payload.to_bytes_limited(limit).await {
         Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(e)) => Err(error(StatusCode::BAD_REQUEST, format!("reading the body failed: {e}"))),
+        Ok(Err(e)) => Err((StatusCode::BAD_REQUEST, format!("reading the body failed: {e}"))),
         Err(_) => Err(too_large()),
     }
 }
@@ -72,7 +77,7 @@ async fn post_http(req: HttpRequest, payload: web::Payload, input: web::Data<Htt
     }
     let body = match read_body(&req, payload, input.config.max_body_size).await {
         Ok(body) => body,
-        Err(response) => return response,
+        Err((status, message)) => return error(status, message),
     };
     let object = match parse_object(&body, input.config.max_depth) {
         Ok(map) => Value::Object(map),

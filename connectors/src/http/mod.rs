@@ -3,7 +3,7 @@
 
 pub(crate) mod client;
 mod config;
-mod input;
+pub(crate) mod input;
 mod output;
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,7 @@
 use super::answer::{self, FaultCode};
 use super::config::SoapInputConfig;
 use super::xml::{parse_envelope, SoapVersion, XmlError};
+use crate::http::input::{read_body, wants_sync};
 use crate::intake::{Intake, IntakeError, Received, Wait};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
@@ -65,28 +66,6 @@ fn version_of(essence: Option<&str>) -> SoapVersion {
 
 fn is_xml(essence: Option<&str>) -> bool {
     matches!(essence, Some("text/xml" | "application/xml" | "application/soap+xml"))
-}
-
-fn wants_sync(req: &HttpRequest) -> bool {
-    web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-        .ok()
-        .and_then(|q| q.get("sync").map(|v| v == "true" || v == "1"))
-        .unwrap_or(false)
-}
-
-/// Read the whole body, refusing it as soon as it passes `limit` bytes.
-async fn read_body(req: &HttpRequest, payload: web::Payload, limit: usize) -> Result<web::Bytes, (StatusCode, String)> {
-    let too_large = || (StatusCode::PAYLOAD_TOO_LARGE, format!("request body larger than {limit} bytes"));
-    let declared =
-        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(too_large());
-    }
-    match payload.to_bytes_limited(limit).await {
-        Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(e)) => Err((StatusCode::BAD_REQUEST, format!("reading the body failed: {e}"))),
-        Err(_) => Err(too_large()),
-    }
 }
 
 async fn post_soap(req: HttpRequest, payload: web::Payload, input: web::Data<SoapInput>) -> HttpResponse {
