@@ -146,6 +146,8 @@ fn measure(
     // Paced phase at half that rate for 10 s, with send times.
     let paced = (rate / 2.0).max(1.0);
     let total = (paced * 10.0) as usize;
+    // Read while sending, so a message's latency ends when it comes out, not after the phase.
+    let reading = std::thread::spawn(move || read(&out, total, Duration::from_secs(120)));
     let t0 = Instant::now();
     for i in 0..total {
         let due = t0 + Duration::from_secs_f64(i as f64 / paced);
@@ -154,7 +156,7 @@ fn measure(
         }
         send(&producer, in_topic, &i.to_string(), &json!({"id": i, "n": 0, "sent_us": now_micros()}).to_string());
     }
-    let (mut latencies, got, _) = read(&out, total, Duration::from_secs(120));
+    let (mut latencies, got, _) = reading.join().map_err(|_| anyhow::anyhow!("the reader thread panicked"))?;
     stop();
     latencies.sort_unstable();
     eprintln!("[{name}] paced {paced:.0}/s: {got} of {total} back");
