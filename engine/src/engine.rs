@@ -3,9 +3,10 @@
 //! at start, serves operator retries, and drains on shutdown.
 
 use crate::metrics::metrics;
-use crate::processor::{panic_text, prepare, send_failed, sent, Done, Prepared, StoreJob, StoreWriter, Then, ToSend};
+use crate::processor::{panic_text, prepare, send_failed, Done, Finish, Prepared, StoreJob, StoreWriter, Then, ToSend};
 use crate::repair::{Entry, Failure, ListFilter, RepairError, RepairQueue, Wal, WalError};
 use crate::runtime::Runtime;
+use crossbeam_channel::Sender;
 use ferrogrid_connectors::{Accepted, BoxFuture, Intake, IntakeError, Outcome, OutcomeStatus, Received, Wait};
 use ferrogrid_pipelines::{PoolClosed, WorkerPool};
 use ferrogrid_sandbox::ScriptEngine;
@@ -120,20 +121,29 @@ fn outcome_of(id: &str, result: &Result<Done, Failure>) -> Outcome {
     }
 }
 
-/// Send `item` to its output on the async runtime, then finish `entry` (off the reactor).
-async fn send(shared: Arc<Shared>, entry: Entry, item: ToSend, then: Then) {
+/// Send `item` to its output on the async runtime; then the storage writer finishes `entry`
+/// (with other objects in one commit), or the failure is recorded off the reactor.
+async fn send(shared: Arc<Shared>, writer: Option<Sender<StoreJob>>, entry: Entry, item: ToSend, then: Then) {
     let result = match shared.rt.outputs.get(&item.output) {
         Some(Some(output)) => output.send(item.obj.clone(), item.routing_key.clone()).await,
         _ => Err(ferrogrid_connectors::SendError::Rejected(format!("no output named \"{}\"", item.output))),
     };
-    let finished = tokio::task::spawn_blocking(move || {
-        then(match result {
-            Ok(()) => sent(&shared.rt, &entry, &item),
-            Err(e) => Err(send_failed(&item, e.to_string())),
-        })
-    });
-    if let Err(e) = finished.await {
-        tracing::error!(error = %e, "finishing a sent object failed");
+    match result {
+        Ok(()) => {
+            let id = entry.id.clone();
+            let queued = writer.is_some_and(|w| w.send(StoreJob { entry, item: Finish::Sent(item), then }).is_ok());
+            if !queued {
+                // Only after the writer closed (shutdown): the entry stays and is sent again at
+                // the next start.
+                tracing::warn!(id, "sent, but not finished: the engine is stopping");
+            }
+        }
+        Err(e) => {
+            let failed = tokio::task::spawn_blocking(move || then(Err(send_failed(&item, e.to_string()))));
+            if let Err(e) = failed.await {
+                tracing::error!(error = %e, "recording a failed send failed");
+            }
+        }
     }
 }
 
@@ -239,11 +249,12 @@ impl Engine {
                 Err(failure) => then(Err(failure)),
                 Ok(Prepared::Send(item)) => {
                     let io = shared.io.clone();
-                    io.spawn(send(shared, entry, item, then));
+                    io.spawn(send(shared, writer, entry, item, then));
                 }
                 Ok(Prepared::Store(item)) => {
                     let id = entry.id.clone();
-                    let sent = writer.is_some_and(|w| w.send(StoreJob { entry, item, then }).is_ok());
+                    let sent =
+                        writer.is_some_and(|w| w.send(StoreJob { entry, item: Finish::Store(item), then }).is_ok());
                     if !sent {
                         // Only after the writer closed (shutdown): the entry stays New and
                         // resumes at the next start.

@@ -8,7 +8,7 @@
 mod stages;
 mod writer;
 
-pub use stages::{prepare, send_failed, sent, store, Done, Prepared, ToSend, ToStore};
+pub use stages::{prepare, send_failed, store, Done, Finish, Prepared, ToSend, ToStore};
 pub use writer::{StoreJob, StoreWriter, Then};
 
 /// The message of a caught panic.

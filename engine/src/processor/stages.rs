@@ -214,25 +214,6 @@ fn pushed_jobs(
     }
 }
 
-/// Finish `entry` after its object was sent: remove its repair-queue entry and commit the jobs
-/// its scripts pushed, in one commit.
-pub fn sent(rt: &Runtime, entry: &Entry, item: &ToSend) -> Result<Done, Failure> {
-    let key = Some(item.routing_key.as_str());
-    rt.db
-        .write(|tx| {
-            rt.repair.complete_in(tx, entry)?;
-            stage_jobs(rt, tx, &item.jobs)
-        })
-        .map_err(|e| failure("output", key, e.to_string()))?;
-    rt.repair.removed(1);
-    if !item.jobs.is_empty() {
-        rt.jobs.ring();
-    }
-    metrics().objects_routed.with_label_values(&[&item.output]).inc();
-    tracing::debug!(id = %entry.id, routing_key = %item.routing_key, output = %item.output, "routed");
-    Ok(Done::Routed { routing_key: item.routing_key.clone(), output: item.output.clone() })
-}
-
 /// A send that failed, as the failure kept in the repair queue.
 pub fn send_failed(item: &ToSend, error: String) -> Failure {
     failure("output", Some(&item.routing_key), error)
@@ -246,56 +227,108 @@ fn stage_jobs(rt: &Runtime, tx: &mut WriteTx<'_>, jobs: &[(String, Value)]) -> R
     Ok(())
 }
 
-/// Stage 7: store each object and finish its repair-queue entry, all of them in one atomic
-/// commit (one storage batch however many objects). When that commit fails, each object is
-/// committed on its own, so a bad one fails alone. Results are in the order of `items`.
-pub fn store(rt: &Runtime, items: &[(&Entry, &ToStore)]) -> Vec<Result<Done, Failure>> {
+/// What finishes an object's repair-queue entry in a commit of the storage writer.
+#[derive(Debug)]
+pub enum Finish {
+    /// A validated object to store.
+    Store(ToStore),
+    /// An object its output has taken.
+    Sent(ToSend),
+}
+
+impl Finish {
+    fn routing_key(&self) -> &str {
+        match self {
+            Finish::Store(item) => &item.routing_key,
+            Finish::Sent(item) => &item.routing_key,
+        }
+    }
+
+    fn jobs(&self) -> &[(String, Value)] {
+        match self {
+            Finish::Store(item) => &item.jobs,
+            Finish::Sent(item) => &item.jobs,
+        }
+    }
+
+    fn stage(&self) -> &'static str {
+        match self {
+            Finish::Store(_) => "storage",
+            Finish::Sent(_) => "output",
+        }
+    }
+
+    /// `error` as the failure of this object's final commit.
+    pub fn failure(&self, error: String) -> Failure {
+        failure(self.stage(), Some(self.routing_key()), error)
+    }
+}
+
+/// Stage 7: store each object (or finish a sent one) and its repair-queue entry, all of them in
+/// one atomic commit (one storage batch however many objects). When that commit fails, each
+/// object is committed on its own, so a bad one fails alone. Results are in the order of `items`.
+pub fn store(rt: &Runtime, items: &[(&Entry, &Finish)]) -> Vec<Result<Done, Failure>> {
     if items.len() > 1 {
         let group = rt.db.write(|tx| {
             items.iter().map(|(entry, item)| stage_item(rt, tx, entry, item)).collect::<Result<Vec<_>, _>>()
         });
-        if let Ok(versions) = group {
+        if let Ok(dones) = group {
             committed(rt, items);
-            return items
-                .iter()
-                .zip(versions)
-                .map(|((entry, item), version)| Ok(stored(entry, item, version)))
-                .collect();
+            return items.iter().zip(dones).map(|((entry, _), done)| Ok(finished(entry, done))).collect();
         }
     }
     items
         .iter()
         .map(|pair| {
             let (entry, item) = *pair;
-            let version = rt
+            let done = rt
                 .db
                 .write(|tx| stage_item(rt, tx, entry, item))
-                .map_err(|e| failure("storage", Some(&item.routing_key), e.to_string()))?;
+                .map_err(|e| failure(item.stage(), Some(item.routing_key()), e.to_string()))?;
             committed(rt, std::slice::from_ref(pair));
-            Ok(stored(entry, item, version))
+            Ok(finished(entry, done))
         })
         .collect()
 }
 
-/// Stage one prepared object in `tx`: its new version, the end of its repair-queue entry and
-/// the jobs its scripts pushed. The version written.
-fn stage_item(rt: &Runtime, tx: &mut WriteTx<'_>, entry: &Entry, item: &ToStore) -> Result<u64, RepairError> {
-    let put = rt.repository.put_in(tx, &item.type_name, item.obj.clone(), &PutOptions::default())?;
+/// Stage one object in `tx`: its new version (when stored), the end of its repair-queue entry
+/// and the jobs its scripts pushed.
+fn stage_item(rt: &Runtime, tx: &mut WriteTx<'_>, entry: &Entry, item: &Finish) -> Result<Done, RepairError> {
+    let done = match item {
+        Finish::Store(item) => {
+            let put = rt.repository.put_in(tx, &item.type_name, item.obj.clone(), &PutOptions::default())?;
+            Done::Stored {
+                routing_key: item.routing_key.clone(),
+                type_name: item.type_name.clone(),
+                version: put.version,
+            }
+        }
+        Finish::Sent(item) => Done::Routed { routing_key: item.routing_key.clone(), output: item.output.clone() },
+    };
     rt.repair.complete_in(tx, entry)?;
-    stage_jobs(rt, tx, &item.jobs)?;
-    Ok(put.version)
+    stage_jobs(rt, tx, item.jobs())?;
+    Ok(done)
 }
 
 /// After the commit of `items`: the repair-queue depth, and the job runner told of new jobs.
-fn committed(rt: &Runtime, items: &[(&Entry, &ToStore)]) {
+fn committed(rt: &Runtime, items: &[(&Entry, &Finish)]) {
     rt.repair.removed(items.len());
-    if items.iter().any(|(_, item)| !item.jobs.is_empty()) {
+    if items.iter().any(|(_, item)| !item.jobs().is_empty()) {
         rt.jobs.ring();
     }
 }
 
-fn stored(entry: &Entry, item: &ToStore, version: u64) -> Done {
-    metrics().objects_stored.with_label_values(&[&item.type_name]).inc();
-    tracing::debug!(id = %entry.id, routing_key = %item.routing_key, r#type = %item.type_name, version, "stored");
-    Done::Stored { routing_key: item.routing_key.clone(), type_name: item.type_name.clone(), version }
+/// Count and log a finished object.
+fn finished(entry: &Entry, done: Done) -> Done {
+    match &done {
+        Done::Stored { routing_key, type_name, version } => {
+            metrics().objects_stored.with_label_values(&[type_name]).inc();
+            tracing::debug!(id = %entry.id, routing_key = %routing_key, r#type = %type_name, version, "stored");
+        }
+        Done::Routed { routing_key, output } => {
+            metrics().objects_routed.with_label_values(&[output]).inc();
+            tracing::debug!(id = %entry.id, routing_key = %routing_key, output = %output, "routed");
+        }
+    }
+    done
 }

@@ -1,6 +1,6 @@
 //! Tests of the storage stage over a real (temporary) database and a loaded configuration.
 
-use super::{store, Done, ToStore};
+use super::{store, Done, Finish, ToStore};
 use crate::config;
 use crate::repair::{Entry, RepairQueue};
 use crate::runtime::Runtime;
@@ -23,10 +23,18 @@ fn runtime(dir: &std::path::Path) -> Runtime {
     Runtime::build(&loaded, Db::open(dir.join("db")).unwrap()).unwrap()
 }
 
-fn queued(rt: &Runtime, obj: &Value) -> (Entry, ToStore) {
+fn queued(rt: &Runtime, obj: &Value) -> (Entry, Finish) {
     let entry = RepairQueue::new_entry("http", "http", json!({"User": obj}));
     rt.repair.add(&entry).unwrap();
-    (entry, ToStore { routing_key: "User".into(), type_name: "User".into(), obj: obj.clone(), jobs: Vec::new() })
+    (
+        entry,
+        Finish::Store(ToStore {
+            routing_key: "User".into(),
+            type_name: "User".into(),
+            obj: obj.clone(),
+            jobs: Vec::new(),
+        }),
+    )
 }
 
 fn version(result: &Result<Done, crate::repair::Failure>) -> u64 {
@@ -45,7 +53,7 @@ fn a_group_is_one_commit_and_versions_of_one_key_follow_each_other() {
         queued(&rt, &json!({"id": 1, "username": "b"})),
         queued(&rt, &json!({"id": 2, "username": "c"})),
     ];
-    let items: Vec<(&Entry, &ToStore)> = jobs.iter().map(|(e, i)| (e, i)).collect();
+    let items: Vec<(&Entry, &Finish)> = jobs.iter().map(|(e, i)| (e, i)).collect();
     let results = store(&rt, &items);
     assert_eq!(results.len(), 3);
     assert!(version(&results[0]) < version(&results[1]));

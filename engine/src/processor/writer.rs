@@ -2,7 +2,7 @@
 //! as many as are waiting in one atomic commit. sled writes its log buffer out for every batch,
 //! so one batch for many objects is far cheaper than a batch each.
 
-use super::stages::{store, Done, ToStore};
+use super::stages::{store, Done, Finish};
 use crate::repair::{Entry, Failure};
 use crate::runtime::Runtime;
 use crossbeam_channel::{Receiver, Sender};
@@ -15,12 +15,12 @@ const MAX_BATCH: usize = 256;
 /// What to do with an object's result once its commit is decided.
 pub type Then = Box<dyn FnOnce(Result<Done, Failure>) + Send>;
 
-/// One prepared object on its way to storage.
+/// One object on its way to its final commit.
 pub struct StoreJob {
     /// Its repair-queue entry (finished in the same commit).
     pub entry: Entry,
-    /// The validated object.
-    pub item: ToStore,
+    /// The object to store, or the sent object to finish.
+    pub item: Finish,
     /// Called with the outcome, on the writer thread.
     pub then: Then,
 }
@@ -62,21 +62,11 @@ fn run(rt: &Runtime, receiver: &Receiver<StoreJob>) {
                 Err(_) => break,
             }
         }
-        let items: Vec<(&Entry, &ToStore)> = jobs.iter().map(|j| (&j.entry, &j.item)).collect();
+        let items: Vec<(&Entry, &Finish)> = jobs.iter().map(|j| (&j.entry, &j.item)).collect();
         let results =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store(rt, &items))).unwrap_or_else(|panic| {
                 let error = format!("internal error (a bug): storing panicked: {}", super::panic_text(&*panic));
-                items
-                    .iter()
-                    .map(|(_, item)| {
-                        Err(Failure {
-                            stage: "storage",
-                            function: None,
-                            routing_key: Some(item.routing_key.clone()),
-                            error: error.clone(),
-                        })
-                    })
-                    .collect()
+                items.iter().map(|(_, item)| Err(item.failure(error.clone()))).collect()
             });
         drop(items);
         for (job, result) in jobs.into_iter().zip(results) {
