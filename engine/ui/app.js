@@ -338,20 +338,46 @@ async function renderModel(page) {
 }
 
 // ---- Test ----
+const TEST_SAMPLES = {
+  json: '{\n  "id": 1,\n  "username": "John Smith"\n}',
+  soap: '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/">\n  <soap:Body>\n    <Connect>\n      <User><id>1</id><username>John Smith</username></User>\n    </Connect>\n  </soap:Body>\n</soap:Envelope>',
+};
+
+// POST a SOAP envelope to /soap?sync=true and read the outcome (or the Fault) from the answer.
+async function postSoap(xml) {
+  const response = await fetch("/soap?sync=true", {
+    method: "POST",
+    headers: { Authorization: "Bearer " + sessionStorage.getItem(TOKEN_KEY), "Content-Type": "text/xml; charset=utf-8" },
+    body: xml,
+  });
+  if (response.status === 401) throw new Unauthorized("the token is not accepted");
+  const doc = new DOMParser().parseFromString(await response.text(), "application/xml");
+  const field = (name) => doc.getElementsByTagNameNS("*", name)[0]?.textContent ?? null;
+  if (!response.ok) throw new Error(field("faultstring") || field("Text") || `${response.status} ${response.statusText}`);
+  return { status: field("status"), routing_key: field("routing_key"), type: field("type"), version: field("version"), error: field("error") };
+}
+
 async function renderTest(page) {
   const input = el("textarea", { id: "test-body", rows: "12", spellcheck: "false" });
-  input.value = '{\n  "id": 1,\n  "username": "John Smith"\n}';
+  input.value = TEST_SAMPLES.json;
+  const kind = el("select", { id: "test-kind", "aria-label": "Input", onchange: () => { input.value = TEST_SAMPLES[kind.value]; } },
+    el("option", { value: "json" }, "JSON — POST /http"),
+    el("option", { value: "soap" }, "SOAP — POST /soap"));
   const result = el("div", { id: "test-result" });
   page.replaceChildren(el("h1", {}, "Test an object"),
-    el("p", { class: "hint" }, "Posts the JSON object through the real input (POST /http?sync=true) and shows what happened to it."),
+    el("p", { class: "hint" }, "Posts the body through the real input (POST /http?sync=true or POST /soap?sync=true) and shows what happened to it."),
+    el("div", { class: "toolbar" }, kind),
     input,
     el("div", { class: "toolbar" }, el("button", { id: "test-send", type: "button", onclick: async () => {
       try {
-        const r = await api("POST", "/http?sync=true", input.value);
+        const r = kind.value === "soap" ? await postSoap(input.value) : await api("POST", "/http?sync=true", input.value);
         if (r.status === "stored") message(result, `Stored as ${r.type} (routing key ${r.routing_key}), version ${r.version}.`);
         else if (r.status === "routed") message(result, `Routed to an output (routing key ${r.routing_key}).`);
         else message(result, `Kept in the repair queue (routing key ${r.routing_key ?? "none"}): ${r.error}`, true);
-      } catch (e) { message(result, "Refused: " + e.message, true); }
+      } catch (e) {
+        if (e instanceof Unauthorized) return signOut("Your token is no longer accepted.");
+        message(result, "Refused: " + e.message, true);
+      }
     } }, "Send")),
     result);
 }

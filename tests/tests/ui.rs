@@ -3,7 +3,9 @@
 //! finds it; the details show its payload; editing the payload shows the diff and Retry edited
 //! stores it (readable through /data); Delete asks for confirmation; the Test page shows the
 //! stored version of a good object and the error of a bad one; Tasks, Failed jobs and Model
-//! pages render; no console errors on any page. Screenshots go to target/ui-screenshots/.
+//! pages render; no console errors on any page. Against `samples/soap`, the Test page posts a
+//! SOAP envelope and shows the stored version, or the Fault. Screenshots go to
+//! target/ui-screenshots/.
 
 use ferrogrid_tests::webdriver::{Browser, Element};
 use ferrogrid_tests::{workspace_root, Server};
@@ -238,4 +240,40 @@ fn try_again_all_after_fixing_the_configuration_clears_fifty_entries() {
     assert_eq!(server.data("Item", "id=50").len(), 1);
     shot(&browser, "repair-empty");
     no_console_errors(&browser, "repair after try again all");
+}
+
+#[test]
+fn the_test_page_posts_soap_envelopes() {
+    let server = Server::start("samples/soap");
+    let browser = Browser::start().expect("chromium and chromedriver (see scripts/test.sh)");
+    let admin = format!("{}/admin/", server.base_url());
+    browser.goto(&admin).unwrap();
+    browser.type_into(&browser.find("#token").unwrap(), server.token()).unwrap();
+    browser.click(&browser.find("#signin-button").unwrap()).unwrap();
+    browser.wait("the repair page", || browser.find("#repair-table").ok()).unwrap();
+    browser.goto(&format!("{admin}#/test")).unwrap();
+    browser.wait("the input choice", || browser.find("#test-kind").ok()).unwrap();
+    let choose =
+        "const k = document.querySelector('#test-kind'); k.value = 'soap'; k.dispatchEvent(new Event('change'));";
+    browser.script(choose, json!([])).unwrap();
+    let body = browser.find("#test-body").unwrap();
+    let sample = browser.property(&body, "value").unwrap();
+    assert!(sample.as_str().is_some_and(|s| s.contains("soap:Envelope")), "a SOAP sample: {sample}");
+    let user = std::fs::read_to_string(workspace_root().join("samples/soap/tests/1_user/input.xml")).unwrap();
+    let send = |text: &str, expect: &str| {
+        browser.type_into(&body, text).unwrap();
+        browser.click(&browser.find("#test-send").unwrap()).unwrap();
+        browser
+            .wait(expect, || browser.text(&browser.find("#test-result").ok()?).ok().filter(|t| t.contains(expect)))
+            .unwrap()
+    };
+    let stored = send(&user, "Stored as User");
+    assert!(stored.contains("version"), "{stored}");
+    assert_eq!(server.data("User", "id=1").len(), 1);
+    let refused = send("<soap:Envelope xmlns:soap=\"urn:wrong\"/>", "Refused");
+    assert!(refused.to_lowercase().contains("envelope"), "the fault text: {refused}");
+    shot(&browser, "test-soap");
+    // The refused envelope is logged by the browser as a failed resource (400): expected here.
+    let errors = browser.console_errors().unwrap();
+    assert!(errors.iter().all(|e| e.contains("400") || e.contains("500")), "{errors:?}");
 }
