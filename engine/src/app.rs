@@ -4,6 +4,7 @@
 use crate::config::{self, Loaded};
 use crate::engine::{Engine, EngineIntake};
 use crate::jobs::JobRunner;
+use crate::output::OutputProcessor;
 use crate::repair::Wal;
 use crate::runtime::{self, Runtime};
 use crate::scheduler::Scheduler;
@@ -133,6 +134,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let server_task = actix_rt::spawn(server);
     engine.set_ready();
     engine.resume()?;
+    let output_processor = OutputProcessor::start(engine.clone());
     let kafka_inputs = start_kafka_inputs(&engine)?;
     tracing::info!(listen = %options.listen, config = %options.config.display(), data_dir = %options.data_dir.display(), "ferrogrid is ready");
 
@@ -141,6 +143,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     for input in kafka_inputs {
         input.stop().await;
     }
+    output_processor.stop().await;
     scheduler.shutdown();
     job_runner.shutdown();
     engine.drain(Duration::from_secs(30)).await;

@@ -10,6 +10,7 @@ pub mod http;
 pub mod jobs;
 pub mod metrics;
 pub mod model;
+pub mod output;
 pub mod processor;
 pub mod repair;
 pub mod repository;

@@ -54,6 +54,16 @@ pub struct Metrics {
     pub jobs_running: IntGaugeVec,
     /// Run time of job runs.
     pub jobs_execution_seconds: HistogramVec,
+    /// Deliveries of the output processor that reached their output.
+    pub output_sent: IntCounterVec,
+    /// Deliveries that failed (each attempt).
+    pub output_failures: IntCounterVec,
+    /// Failed deliveries scheduled to be tried again.
+    pub output_retries: IntCounterVec,
+    /// Deliveries parked in the output repair queue.
+    pub output_parked: IntCounterVec,
+    /// Deliveries dropped after their `expiration_timeout`.
+    pub output_expired: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
@@ -149,6 +159,36 @@ impl Metrics {
                 "ferrogrid_jobs_execution_time_seconds",
                 "Run time of job runs",
                 &["name"],
+            )?,
+            output_sent: counter(
+                &r,
+                "ferrogrid_output_sent_total",
+                "Deliveries that reached their output",
+                &["output"],
+            )?,
+            output_failures: counter(
+                &r,
+                "ferrogrid_output_failures_total",
+                "Delivery attempts that failed",
+                &["output"],
+            )?,
+            output_retries: counter(
+                &r,
+                "ferrogrid_output_retries_total",
+                "Failed deliveries to be tried again",
+                &["output"],
+            )?,
+            output_parked: counter(
+                &r,
+                "ferrogrid_output_parked_total",
+                "Deliveries parked in the output repair queue",
+                &["output"],
+            )?,
+            output_expired: counter(
+                &r,
+                "ferrogrid_output_expired_total",
+                "Deliveries dropped after their expiration_timeout",
+                &["output"],
             )?,
             relation_batches: counter(
                 &r,

@@ -26,6 +26,8 @@ pub struct Runtime {
     pub repository: Arc<Repository>,
     /// The job queue.
     pub jobs: Arc<crate::jobs::Jobs>,
+    /// The output processor's queue.
+    pub output_queue: Arc<crate::output::OutputQueue>,
     /// The sandbox scripts run in.
     pub sandbox: Arc<Sandbox>,
     /// Compiled functions and pipelines.
@@ -162,6 +164,7 @@ impl Runtime {
         let (sandbox, pipelines) = build_scripts(&config, host)?;
         repository.bind_scripts(sandbox.clone(), pipelines.clone());
         let jobs = Arc::new(crate::jobs::Jobs::new(db.clone()));
+        let output_queue = Arc::new(crate::output::OutputQueue::new(db.clone()));
         repository.bind_jobs(jobs.clone());
         let repair =
             RepairQueue::open(db.clone(), config.repair_queue.history_size).map_err(|e| vec![e.to_string()])?;
@@ -192,6 +195,7 @@ impl Runtime {
             repair,
             repository,
             jobs,
+            output_queue,
             sandbox,
             pipelines,
         })

@@ -180,6 +180,55 @@ pub fn references(config: &Value) -> Vec<ConfigError> {
             }
         }
     }
+    if let Some(routes) = config.get("output_processor").and_then(Value::as_object) {
+        let output_types: std::collections::HashMap<&str, &str> =
+            outputs.iter().filter_map(|(_, o)| Some((text(o, "name")?, text(o, "type")?))).collect();
+        for (key, route) in routes {
+            let path = format!("output_processor.{key}");
+            c.pipeline(format!("{path}.pipeline"), text(route, "pipeline"));
+            let mut named = Vec::new();
+            if let Some(output) = text(route, "output") {
+                named.push((format!("{path}.output"), output));
+            } else if text(route, "pipeline").is_some() {
+                c.errors.push(ConfigError::at(&format!("{path}.pipeline"), "a pipeline needs its `output`"));
+            }
+            for (i, handler) in items(route, &["handlers"]) {
+                c.pipeline(format!("{path}.handlers[{i}].pipeline"), text(handler, "pipeline"));
+                for (j, output) in items(handler, &["outputs"]) {
+                    if let Some(output) = output.as_str() {
+                        named.push((format!("{path}.handlers[{i}].outputs[{j}]"), output));
+                    }
+                }
+            }
+            if named.is_empty() {
+                c.errors.push(ConfigError::at(&path, "names no output: give `output` or `handlers`"));
+            }
+            for (at, output) in named {
+                match output_types.get(output) {
+                    None => c
+                        .errors
+                        .push(ConfigError::at(&at, format!("output \"{output}\" is not defined in connector.output"))),
+                    Some(&"input_processor") => c.errors.push(ConfigError::at(
+                        &at,
+                        format!("output \"{output}\" is the input processor, which takes no replicated objects"),
+                    )),
+                    Some(_) => {}
+                }
+            }
+            if route.get("is_async").and_then(Value::as_bool) == Some(false) {
+                c.errors.push(ConfigError::at(
+                    &format!("{path}.is_async"),
+                    "sync mode (is_async: false) is not supported by this build yet",
+                ));
+            }
+            if text(route, "store_strategy") == Some("reference") {
+                c.errors.push(ConfigError::at(
+                    &format!("{path}.store_strategy"),
+                    "store_strategy reference is not supported by this build yet (copy is)",
+                ));
+            }
+        }
+    }
     if let Some(services) = config.get("services").and_then(Value::as_object) {
         for (name, service) in services {
             c.pipeline(format!("services.{name}.function"), text(service, "function"));

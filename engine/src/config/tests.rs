@@ -53,12 +53,12 @@ fn unsupported_connector_types_are_errors() {
 
 #[test]
 fn sections_not_supported_yet_are_named() {
-    let errors = errors_of(&[("config.yml", "expiration: {}\noutput_processor: {}\n")]);
+    let errors = errors_of(&[("config.yml", "expiration: {}\naudit_log: {}\n")]);
     assert_eq!(
         errors,
         vec![
-            "output_processor: this TDG section is not supported by this build yet".to_string(),
-            "expiration: this TDG section is not supported by this build yet".to_string()
+            "expiration: this TDG section is not supported by this build yet".to_string(),
+            "audit_log: this TDG section is not supported by this build yet".to_string()
         ]
     );
 }
@@ -199,4 +199,25 @@ fn tasks_are_checked_with_their_names() {
         assert!(text.contains(want), "missing {want:?} in\n{text}");
     }
     assert!(!text.contains("tasks.ok"), "{text}");
+}
+
+#[test]
+fn output_processor_keys_name_existing_pipelines_and_outputs() {
+    let errors = errors_of(&[(
+        "config.yml",
+        "connector:\n  output:\n    - {name: hub, type: dummy}\n    - {name: ip, type: input_processor}\noutput_processor:\n  A: {pipeline: nope, output: hub}\n  B: {handlers: [{outputs: [hub, ghost, ip]}]}\n  C: {pipeline: nope}\n  D: {output: hub, is_async: false, store_strategy: reference}\n",
+    )]);
+    let text = errors.join("\n");
+    for want in [
+        "output_processor.A.pipeline: pipeline or function \"nope\" is not defined",
+        "output_processor.B.handlers[0].outputs[1]: output \"ghost\" is not defined in connector.output",
+        "output_processor.B.handlers[0].outputs[2]: output \"ip\" is the input processor",
+        "output_processor.C.pipeline: a pipeline needs its `output`",
+        "output_processor.C: names no output",
+        "output_processor.D.is_async: sync mode (is_async: false) is not supported by this build yet",
+        "output_processor.D.store_strategy: store_strategy reference is not supported by this build yet",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+    assert!(!text.contains("output_processor.A.output"), "{text}");
 }

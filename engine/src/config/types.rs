@@ -60,6 +60,135 @@ pub struct Config {
     /// Settings of the job runner.
     #[serde(default)]
     pub jobs: JobsConfig,
+    /// Replication of stored objects to connector outputs, by routing key: each stored object
+    /// whose key is listed is queued (in the commit that stores it) for every output named, and
+    /// delivered with retries; what cannot be delivered waits in the output repair queue.
+    #[serde(default)]
+    pub output_processor: IndexMap<String, OutputProcessorRoute>,
+}
+
+/// One handler of an output-processor key: a preprocessing pipeline and the outputs it sends to.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct OutputHandler {
+    /// Pipeline run on `param` = `#{obj, routing_key}` before sending; it returns the object to
+    /// send (or `#{obj: ...}`). Without it the stored object is sent as is.
+    #[serde(default)]
+    pub pipeline: Option<String>,
+    /// Names of outputs in `connector.output`.
+    #[schemars(length(min = 1))]
+    pub outputs: Vec<String>,
+}
+
+/// How a queued object is kept until it is sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreStrategy {
+    /// A copy of the object as stored.
+    #[default]
+    Copy,
+    /// Only its key; the current version is read at send time (not supported by this build yet).
+    Reference,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_sync_retry_timeout() -> f64 {
+    60.0
+}
+
+/// Retries of failed sends in async mode: exponential backoff with jitter.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct RetryPolicy {
+    /// Sends tried before the object is parked in the output repair queue.
+    #[serde(default = "RetryPolicy::default_max_attempts")]
+    #[schemars(range(min = 1))]
+    pub max_attempts: u32,
+    /// Wait before the second attempt, in milliseconds; it doubles after each failure.
+    #[serde(default = "RetryPolicy::default_initial_backoff_ms")]
+    #[schemars(range(min = 1))]
+    pub initial_backoff_ms: u64,
+    /// Longest wait between two attempts, in milliseconds.
+    #[serde(default = "RetryPolicy::default_max_backoff_ms")]
+    #[schemars(range(min = 1))]
+    pub max_backoff_ms: u64,
+}
+
+impl RetryPolicy {
+    fn default_max_attempts() -> u32 {
+        5
+    }
+    fn default_initial_backoff_ms() -> u64 {
+        1_000
+    }
+    fn default_max_backoff_ms() -> u64 {
+        60_000
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: Self::default_max_attempts(),
+            initial_backoff_ms: Self::default_initial_backoff_ms(),
+            max_backoff_ms: Self::default_max_backoff_ms(),
+        }
+    }
+}
+
+/// `output_processor.<routing_key>`: TDG's `pipeline` + `output`, or `handlers`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct OutputProcessorRoute {
+    /// Preprocessing pipeline of the one-handler form (with `output`).
+    #[serde(default)]
+    pub pipeline: Option<String>,
+    /// The output of the one-handler form.
+    #[serde(default)]
+    pub output: Option<String>,
+    /// Several handlers, each with its pipeline and outputs.
+    #[serde(default)]
+    pub handlers: Vec<OutputHandler>,
+    /// Seconds after which an object not yet sent is dropped from the queue (logged and counted
+    /// in `ferrogrid_output_expired_total`); none: kept until sent or deleted.
+    #[serde(default)]
+    #[schemars(range(min = 0.001))]
+    pub expiration_timeout: Option<f64>,
+    /// What the queue keeps of the object.
+    #[serde(default)]
+    pub store_strategy: StoreStrategy,
+    /// `true`: each (object, output) is delivered on its own with retries. `false` (TDG's sync
+    /// mode, strict order per output) is not supported by this build yet.
+    #[serde(default = "default_true")]
+    pub is_async: bool,
+    /// Sync mode: seconds between retries of a failed output.
+    #[serde(default = "default_sync_retry_timeout")]
+    pub sync_retry_timeout: f64,
+    /// Sync mode: failed attempts before an object is parked.
+    #[serde(default)]
+    pub sync_failed_attempt_count_threshold: Option<u32>,
+    /// Async mode: retries with backoff before an object is parked.
+    #[serde(default)]
+    pub retry: RetryPolicy,
+}
+
+impl OutputProcessorRoute {
+    /// Every (pipeline, output) this key sends to.
+    pub fn targets(&self) -> Vec<(Option<&str>, &str)> {
+        let mut targets = Vec::new();
+        if let Some(output) = &self.output {
+            targets.push((self.pipeline.as_deref(), output.as_str()));
+        }
+        for handler in &self.handlers {
+            for output in &handler.outputs {
+                targets.push((handler.pipeline.as_deref(), output.as_str()));
+            }
+        }
+        targets
+    }
 }
 
 fn default_max_jobs_in_parallel() -> usize {

@@ -6,6 +6,8 @@ mod auth;
 mod data;
 mod graphql;
 mod jobs;
+mod output_repair;
+mod parked;
 mod tasks;
 mod ui;
 
@@ -107,6 +109,7 @@ pub fn serve(
             .configure(admin::configure)
             .configure(tasks::configure)
             .configure(jobs::configure)
+            .configure(output_repair::configure)
             .configure(ui::configure);
         if let Some(config) = &http_input {
             let input = HttpInput::new(config.clone(), intake.clone());

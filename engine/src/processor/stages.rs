@@ -297,6 +297,20 @@ fn stage_item(rt: &Runtime, tx: &mut WriteTx<'_>, entry: &Entry, item: &Finish) 
     let done = match item {
         Finish::Store(item) => {
             let put = rt.repository.put_in(tx, &item.type_name, item.obj.clone(), &PutOptions::default())?;
+            // Its deliveries commit with it: none for an object not stored, none missing.
+            if let Some(route) = rt.config.output_processor.get(&item.routing_key) {
+                for (pipeline, output) in route.targets() {
+                    rt.output_queue.stage_in(
+                        tx,
+                        output,
+                        pipeline,
+                        &item.routing_key,
+                        &item.type_name,
+                        put.version,
+                        &item.obj,
+                    )?;
+                }
+            }
             Done::Stored {
                 routing_key: item.routing_key.clone(),
                 type_name: item.type_name.clone(),
@@ -313,6 +327,11 @@ fn stage_item(rt: &Runtime, tx: &mut WriteTx<'_>, entry: &Entry, item: &Finish) 
 /// After the commit of `items`: the repair-queue depth, and the job runner told of new jobs.
 fn committed(rt: &Runtime, items: &[(&Entry, &Finish)]) {
     rt.repair.removed(items.len());
+    let replicated =
+        |item: &Finish| matches!(item, Finish::Store(s) if rt.config.output_processor.contains_key(&s.routing_key));
+    if items.iter().any(|(_, item)| replicated(item)) {
+        rt.output_queue.ring();
+    }
     if items.iter().any(|(_, item)| !item.jobs().is_empty()) {
         rt.jobs.ring();
     }

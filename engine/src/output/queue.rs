@@ -1,0 +1,328 @@
+//! The persistent output queue (the `OutputQueue` keyspace): `p<output>\0<id>` deliveries
+//! waiting for their output (scanned per output, oldest first), `f<id>` parked deliveries (the
+//! output repair queue). A delivery's id is a UUIDv7 that stays the same all its life.
+
+use crate::storage::{Db, Keyspace, ReadView, StorageError, WriteTx};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+const PENDING: u8 = b'p';
+const PARKED: u8 = b'f';
+
+/// Status of a delivery (TDG's output repair statuses).
+pub const NEW: &str = "New";
+/// Tried again by an operator, not yet sent.
+pub const IN_PROGRESS: &str = "In Progress";
+/// Parked: the preprocessing pipeline failed.
+pub const PREPROCESSING_ERROR: &str = "Preprocessing error";
+/// Parked: the output could not send it.
+pub const SENDING_ERROR: &str = "Sending error";
+
+/// One object on its way to one output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Delivery id (UUIDv7).
+    pub id: String,
+    /// The output it goes to.
+    pub output: String,
+    /// The routing key it was stored under.
+    pub routing_key: String,
+    /// The aggregate type and version stored.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// Version of the stored object.
+    pub version: u64,
+    /// Preprocessing pipeline.
+    pub pipeline: Option<String>,
+    /// The object as stored.
+    pub object: Value,
+    /// Status: `New`, `In Progress`, or (parked) `Sending error`, `Preprocessing error`,
+    /// `Rereplicated (Sending error)`, `Rereplicated (Preprocessing error)`.
+    pub status: String,
+    /// Failed attempts.
+    pub attempts: u32,
+    /// The last error, with the peer's answer.
+    pub error: Option<String>,
+    /// Not to be tried before this time (Unix milliseconds).
+    pub next_at_ms: i64,
+    /// When it was queued (ISO 8601 UTC).
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+}
+
+impl Delivery {
+    /// Whether an operator tried it again.
+    fn retried(&self) -> bool {
+        self.status == IN_PROGRESS || self.status.starts_with("Rereplicated")
+    }
+
+    /// The id as a UUID.
+    fn uuid(&self) -> Result<uuid::Uuid, StorageError> {
+        uuid::Uuid::parse_str(&self.id).map_err(|e| StorageError::Corrupt(format!("delivery id {}: {e}", self.id)))
+    }
+}
+
+fn pending_prefix(output: &str) -> Vec<u8> {
+    let mut k = vec![PENDING];
+    k.extend_from_slice(output.as_bytes());
+    k.push(0);
+    k
+}
+
+fn pending_key(output: &str, id: &uuid::Uuid) -> Vec<u8> {
+    let mut k = pending_prefix(output);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn parked_key(id: &uuid::Uuid) -> Vec<u8> {
+    let mut k = vec![PARKED];
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn corrupt(e: serde_json::Error) -> StorageError {
+    StorageError::Corrupt(format!("output queue record: {e}"))
+}
+
+fn encode(d: &Delivery) -> Result<Vec<u8>, StorageError> {
+    serde_json::to_vec(d).map_err(corrupt)
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The output queue of one database, and the bell the senders wait on.
+pub struct OutputQueue {
+    db: Db,
+    bell: tokio::sync::watch::Sender<u64>,
+}
+
+impl OutputQueue {
+    /// The queue in `db`.
+    pub fn new(db: Db) -> OutputQueue {
+        OutputQueue { db, bell: tokio::sync::watch::Sender::new(0) }
+    }
+
+    /// Stage the delivery of a stored object to `output` in `tx`; call [`OutputQueue::ring`]
+    /// after the commit.
+    #[allow(clippy::too_many_arguments)]
+    pub fn stage_in(
+        &self,
+        tx: &mut WriteTx<'_>,
+        output: &str,
+        pipeline: Option<&str>,
+        routing_key: &str,
+        type_name: &str,
+        version: u64,
+        object: &Value,
+    ) -> Result<(), StorageError> {
+        let id = uuid::Uuid::now_v7();
+        let at = now();
+        let delivery = Delivery {
+            id: id.to_string(),
+            output: output.to_string(),
+            routing_key: routing_key.to_string(),
+            type_name: type_name.to_string(),
+            version,
+            pipeline: pipeline.map(str::to_string),
+            object: object.clone(),
+            status: NEW.to_string(),
+            attempts: 0,
+            error: None,
+            next_at_ms: 0,
+            created_at: at.clone(),
+            updated_at: at,
+        };
+        tx.insert(Keyspace::OutputQueue, &pending_key(output, &id), encode(&delivery)?);
+        Ok(())
+    }
+
+    /// The database (for tests that stage deliveries themselves).
+    #[cfg(test)]
+    pub(crate) fn db_for_tests(&self) -> &Db {
+        &self.db
+    }
+
+    /// Tell the senders that there may be new deliveries.
+    pub fn ring(&self) {
+        self.bell.send_modify(|rings| *rings += 1);
+    }
+
+    /// The bell: changes at each ring.
+    pub fn bell(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.bell.subscribe()
+    }
+
+    /// Deliveries waiting for `output`, oldest first, at most `n`, leaving out `skip`.
+    pub fn pending(
+        &self,
+        output: &str,
+        skip: &std::collections::HashSet<String>,
+        n: usize,
+    ) -> Result<Vec<Delivery>, StorageError> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(Keyspace::OutputQueue, &pending_prefix(output)) {
+            if out.len() >= n {
+                break;
+            }
+            let (k, bytes) = item?;
+            // Skipped by the id in the key, without decoding the record.
+            let id = k.len().checked_sub(16).and_then(|at| uuid::Uuid::from_slice(&k[at..]).ok());
+            if id.is_some_and(|id| skip.contains(&id.to_string())) {
+                continue;
+            }
+            match serde_json::from_slice::<Delivery>(&bytes) {
+                Ok(d) => out.push(d),
+                Err(e) => tracing::error!(key = %hex::encode(&k), error = %e, "skipping an unreadable delivery"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many deliveries wait for `output` (not parked).
+    pub fn pending_count(&self, output: &str) -> Result<usize, StorageError> {
+        let mut n = 0;
+        for item in self.db.scan_prefix(Keyspace::OutputQueue, &pending_prefix(output)) {
+            item?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// `delivery` was sent (or expired): gone.
+    pub fn done(&self, delivery: &Delivery) -> Result<(), StorageError> {
+        let key = pending_key(&delivery.output, &delivery.uuid()?);
+        self.db.write(|tx| {
+            tx.remove(Keyspace::OutputQueue, &key);
+            Ok::<_, StorageError>(())
+        })
+    }
+
+    /// `delivery` failed and is tried again at `next_at_ms`.
+    pub fn reschedule(&self, mut delivery: Delivery, error: String, next_at_ms: i64) -> Result<(), StorageError> {
+        delivery.attempts += 1;
+        delivery.error = Some(error);
+        delivery.next_at_ms = next_at_ms;
+        delivery.updated_at = now();
+        let key = pending_key(&delivery.output, &delivery.uuid()?);
+        let bytes = encode(&delivery)?;
+        self.db.write(|tx| {
+            // Deleted by an operator meanwhile: stays deleted.
+            if tx.get(Keyspace::OutputQueue, &key)?.is_some() {
+                tx.insert(Keyspace::OutputQueue, &key, bytes);
+            }
+            Ok::<_, StorageError>(())
+        })
+    }
+
+    /// `delivery` failed for good: parked in the output repair queue with `status`
+    /// (`Sending error` / `Preprocessing error`, `Rereplicated (...)` after an operator's retry).
+    pub fn park(&self, mut delivery: Delivery, status: &str, error: String) -> Result<(), StorageError> {
+        let uuid = delivery.uuid()?;
+        let pending = pending_key(&delivery.output, &uuid);
+        delivery.status = if delivery.retried() { format!("Rereplicated ({status})") } else { status.to_string() };
+        delivery.attempts += 1;
+        delivery.error = Some(error);
+        delivery.updated_at = now();
+        let bytes = encode(&delivery)?;
+        self.db.write(|tx| {
+            if tx.get(Keyspace::OutputQueue, &pending)?.is_some() {
+                tx.remove(Keyspace::OutputQueue, &pending);
+                tx.insert(Keyspace::OutputQueue, &parked_key(&uuid), bytes);
+            }
+            Ok::<_, StorageError>(())
+        })
+    }
+
+    /// Parked deliveries, oldest first, matching `text` (case-insensitive, in the id, output,
+    /// routing key, status, error or object).
+    pub fn parked(&self, text: Option<&str>) -> Result<Vec<Delivery>, StorageError> {
+        let needle = text.map(str::to_lowercase);
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(Keyspace::OutputQueue, &[PARKED]) {
+            let (_, bytes) = item?;
+            let d: Delivery = serde_json::from_slice(&bytes).map_err(corrupt)?;
+            let matches = needle.as_deref().is_none_or(|n| {
+                [d.id.as_str(), d.output.as_str(), d.routing_key.as_str(), d.status.as_str()]
+                    .iter()
+                    .any(|f| f.to_lowercase().contains(n))
+                    || d.error.as_deref().is_some_and(|e| e.to_lowercase().contains(n))
+                    || d.object.to_string().to_lowercase().contains(n)
+            });
+            if matches {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Parked delivery `id`.
+    pub fn get_parked(&self, id: &str) -> Result<Option<Delivery>, StorageError> {
+        let Ok(uuid) = uuid::Uuid::parse_str(id) else { return Ok(None) };
+        match self.db.get(Keyspace::OutputQueue, &parked_key(&uuid))? {
+            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(corrupt)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Move parked delivery `id` back to its output (`In Progress`, due now) or delete it; false
+    /// when there is none. The check inside the write makes two concurrent moves move it once.
+    fn take_parked(&self, id: &str, retry: bool) -> Result<bool, StorageError> {
+        let Ok(uuid) = uuid::Uuid::parse_str(id) else { return Ok(false) };
+        let key = parked_key(&uuid);
+        let moved = self.db.write(|tx| {
+            let Some(bytes) = tx.get(Keyspace::OutputQueue, &key)? else {
+                return Ok::<_, StorageError>(false);
+            };
+            tx.remove(Keyspace::OutputQueue, &key);
+            if retry {
+                let mut d: Delivery = serde_json::from_slice(&bytes).map_err(corrupt)?;
+                d.status = IN_PROGRESS.to_string();
+                d.next_at_ms = 0;
+                d.updated_at = now();
+                tx.insert(Keyspace::OutputQueue, &pending_key(&d.output, &uuid), encode(&d)?);
+            }
+            Ok(true)
+        })?;
+        if moved && retry {
+            self.ring();
+        }
+        Ok(moved)
+    }
+
+    /// Try parked delivery `id` again.
+    pub fn retry(&self, id: &str) -> Result<bool, StorageError> {
+        self.take_parked(id, true)
+    }
+
+    /// Delete parked delivery `id`.
+    pub fn delete(&self, id: &str) -> Result<bool, StorageError> {
+        self.take_parked(id, false)
+    }
+
+    /// Try every parked delivery matching `text` again; how many.
+    pub fn retry_all(&self, text: Option<&str>) -> Result<usize, StorageError> {
+        let mut n = 0;
+        for d in self.parked(text)? {
+            n += usize::from(self.retry(&d.id)?);
+        }
+        Ok(n)
+    }
+
+    /// Delete every parked delivery matching `text`; how many.
+    pub fn delete_all(&self, text: Option<&str>) -> Result<usize, StorageError> {
+        let mut n = 0;
+        for d in self.parked(text)? {
+            n += usize::from(self.delete(&d.id)?);
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,215 @@
+//! The senders: one task per output named in `output_processor`, delivering its queued objects
+//! (at most [`CONCURRENCY`] at once, each on its own), retrying failures with exponential
+//! backoff and jitter, and parking what cannot be delivered in the output repair queue.
+
+use super::queue::{now_ms, Delivery, PREPROCESSING_ERROR, SENDING_ERROR};
+use crate::config::RetryPolicy;
+use crate::engine::Engine;
+use crate::metrics::metrics;
+use crate::runtime::Runtime;
+use ferrogrid_connectors::SendError;
+use ferrogrid_sandbox::CallContext;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinHandle;
+
+/// Deliveries in flight per output.
+const CONCURRENCY: usize = 64;
+/// Deliveries read from the queue per scan.
+const SCAN: usize = 1024;
+/// Longest wait between two scans.
+const IDLE: Duration = Duration::from_secs(1);
+/// How long a stop waits for the sends in flight.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
+/// The running senders.
+pub struct OutputProcessor {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl OutputProcessor {
+    /// Start a sender for every output that `output_processor` names.
+    pub fn start(engine: Arc<Engine>) -> OutputProcessor {
+        let (stop, stop_rx) = watch::channel(false);
+        let mut outputs: Vec<String> = engine
+            .runtime()
+            .config
+            .output_processor
+            .values()
+            .flat_map(|route| route.targets().into_iter().map(|(_, output)| output.to_string()))
+            .collect();
+        outputs.sort();
+        outputs.dedup();
+        let tasks =
+            outputs.into_iter().map(|output| tokio::spawn(run(engine.clone(), output, stop_rx.clone()))).collect();
+        OutputProcessor { stop, tasks }
+    }
+
+    /// Stop scanning and wait (a while) for the sends in flight; what is left stays queued.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "an output sender failed");
+            }
+        }
+    }
+}
+
+/// The wait before attempt `attempts + 1`: `initial * 2^attempts`, at most `max`, times a
+/// random factor in [0.5, 1) so that many failed deliveries do not come back together.
+pub fn backoff(policy: &RetryPolicy, attempts: u32) -> Duration {
+    let base = policy.initial_backoff_ms.saturating_mul(1u64 << attempts.min(30)).min(policy.max_backoff_ms);
+    let jitter = 0.5 + (getrandom::u32().unwrap_or(u32::MAX / 2) as f64 / u32::MAX as f64) / 2.0;
+    Duration::from_millis(((base as f64) * jitter) as u64)
+}
+
+fn expired(rt: &Runtime, d: &Delivery) -> bool {
+    let Some(timeout) = rt.config.output_processor.get(&d.routing_key).and_then(|r| r.expiration_timeout) else {
+        return false;
+    };
+    chrono::DateTime::parse_from_rfc3339(&d.created_at)
+        .map(|created| (chrono::Utc::now() - created.with_timezone(&chrono::Utc)).as_seconds_f64() > timeout)
+        .unwrap_or(false)
+}
+
+/// Run a blocking queue operation off the reactor.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::task::spawn_blocking(f).await.ok()
+}
+
+async fn run(engine: Arc<Engine>, output: String, mut stop: watch::Receiver<bool>) {
+    let rt = engine.runtime_arc();
+    let mut bell = rt.output_queue.bell();
+    let in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let permits = Arc::new(Semaphore::new(CONCURRENCY));
+    let finished = Arc::new(Notify::new());
+    tracing::info!(output, "output sender started");
+    loop {
+        bell.borrow_and_update();
+        let skip = in_flight.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let (queue, name) = (rt.clone(), output.clone());
+        let batch = match blocking(move || queue.output_queue.pending(&name, &skip, SCAN)).await {
+            Some(Ok(batch)) => batch,
+            Some(Err(e)) => {
+                tracing::error!(output, error = %e, "reading the output queue failed");
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        tracing::trace!(output, batch = batch.len(), "output queue scanned");
+        let now = now_ms();
+        let mut next_due: Option<i64> = None;
+        for delivery in batch {
+            if expired(&rt, &delivery) {
+                tracing::warn!(output, id = %delivery.id, routing_key = %delivery.routing_key, "delivery expired: dropped from the queue");
+                metrics().output_expired.with_label_values(&[&output]).inc();
+                let rt = rt.clone();
+                blocking(move || rt.output_queue.done(&delivery)).await;
+                continue;
+            }
+            if delivery.next_at_ms > now {
+                next_due = Some(next_due.map_or(delivery.next_at_ms, |t| t.min(delivery.next_at_ms)));
+                continue;
+            }
+            let permit = tokio::select! {
+                _ = stop.changed() => break,
+                permit = permits.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
+            };
+            in_flight.lock().unwrap_or_else(PoisonError::into_inner).insert(delivery.id.clone());
+            let (engine, in_flight, finished) = (engine.clone(), in_flight.clone(), finished.clone());
+            tokio::spawn(async move {
+                let id = delivery.id.clone();
+                deliver(&engine, delivery).await;
+                in_flight.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+                drop(permit);
+                finished.notify_one();
+            });
+        }
+        if *stop.borrow() {
+            break;
+        }
+        let wait =
+            next_due.map_or(IDLE, |t| Duration::from_millis((t - now_ms()).clamp(1, IDLE.as_millis() as i64) as u64));
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = bell.changed() => {}
+            _ = finished.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+        // Let a burst of commits or finished sends gather before the next scan.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    if tokio::time::timeout(STOP_WAIT, permits.acquire_many(CONCURRENCY as u32)).await.is_err() {
+        tracing::warn!(output, "stopping with sends in flight; they are sent again at the next start");
+    }
+    tracing::info!(output, "output sender stopped");
+}
+
+/// Why a delivery failed.
+struct Failed {
+    status: &'static str,
+    error: String,
+    retryable: bool,
+}
+
+/// The object to send: the stored one, or what the preprocessing pipeline made of it.
+async fn prepared(engine: &Engine, d: &Delivery) -> Result<Value, Failed> {
+    let Some(pipeline) = d.pipeline.clone() else { return Ok(d.object.clone()) };
+    let rt = engine.runtime_arc();
+    let param = json!({"obj": d.object, "routing_key": d.routing_key});
+    let ctx = CallContext { request_id: d.id.clone(), cancel: None, jobs: None };
+    let result = engine.on_worker(move |se| rt.pipelines.run(se, &pipeline, param, &ctx)).await;
+    let fail = |error: String| Failed { status: PREPROCESSING_ERROR, error, retryable: false };
+    match result {
+        Err(_) => Err(Failed { status: PREPROCESSING_ERROR, error: "the engine is stopping".into(), retryable: true }),
+        Ok(Err(e)) => Err(fail(e.to_string())),
+        Ok(Ok(Value::Object(mut map))) if map.contains_key("obj") => Ok(map.remove("obj").unwrap_or_default()),
+        Ok(Ok(value)) => Ok(value),
+    }
+}
+
+async fn deliver(engine: &Engine, d: Delivery) {
+    let rt = engine.runtime_arc();
+    let result = match prepared(engine, &d).await {
+        Err(failed) => Err(failed),
+        Ok(object) => match rt.outputs.get(&d.output) {
+            Some(Some(output)) => output.send(object, d.routing_key.clone()).await.map_err(|e| Failed {
+                status: SENDING_ERROR,
+                retryable: matches!(e, SendError::Unavailable(_)),
+                error: e.to_string(),
+            }),
+            _ => Err(Failed { status: SENDING_ERROR, error: format!("no output \"{}\"", d.output), retryable: false }),
+        },
+    };
+    let output = d.output.clone();
+    let policy = rt.config.output_processor.get(&d.routing_key).map(|r| r.retry.clone()).unwrap_or_default();
+    let queue = rt.clone();
+    let recorded = blocking(move || match result {
+        Ok(()) => {
+            metrics().output_sent.with_label_values(&[&d.output]).inc();
+            queue.output_queue.done(&d)
+        }
+        Err(failed) => {
+            metrics().output_failures.with_label_values(&[&d.output]).inc();
+            tracing::debug!(output = %d.output, id = %d.id, error = %failed.error, "a delivery failed");
+            if failed.retryable && d.attempts + 1 < policy.max_attempts {
+                metrics().output_retries.with_label_values(&[&d.output]).inc();
+                let due = now_ms() + backoff(&policy, d.attempts).as_millis() as i64;
+                queue.output_queue.reschedule(d, failed.error, due)
+            } else {
+                metrics().output_parked.with_label_values(&[&d.output]).inc();
+                tracing::warn!(output = %d.output, id = %d.id, error = %failed.error, "delivery parked in the output repair queue");
+                queue.output_queue.park(d, failed.status, failed.error)
+            }
+        }
+    })
+    .await;
+    if let Some(Err(e)) = recorded {
+        tracing::error!(output, error = %e, "recording a delivery failed");
+    }
+}

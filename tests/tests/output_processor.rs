@@ -1,0 +1,166 @@
+//! The output processor against a real HTTP receiver: stored objects are queued in the commit
+//! that stores them and delivered with retries; a peer that is down gets everything after
+//! Try again all; a peer that refuses parks at once with its answer; a preprocessing error parks
+//! as such; queued deliveries survive a SIGKILL of the engine.
+
+use ferrogrid_tests::peers::HttpReceiver;
+use ferrogrid_tests::{metric_value, wait_until, Server};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const MODEL: &str = r#"[{"type": "record", "name": "Item", "logicalType": "Aggregate",
+  "fields": [{"name": "id", "type": "long"}, {"name": "n", "type": "long"}], "indexes": ["id"]}]"#;
+
+const STAMP: &str = r#"let obj = param.obj; if obj.n < 0 { throw "negative n"; } obj.stamped = true; obj"#;
+
+fn config(url: &str, retry: &str) -> String {
+    format!(
+        r#"types: {{__file: model.avsc}}
+functions:
+  stamp: {{__file: stamp.rhai}}
+pipelines:
+  stamp: [stamp]
+connector:
+  input:
+    - {{name: http, type: http}}
+  output:
+    - {{name: hub, type: http, url: "{url}", options: {{timeout: 5}}}}
+input_processor:
+  storage:
+    - {{key: Item, type: Item}}
+output_processor:
+  Item:
+    pipeline: stamp
+    output: hub
+    retry: {retry}
+"#
+    )
+}
+
+fn start(receiver: &HttpReceiver, retry: &str) -> Server {
+    Server::start_with_config(&config(&receiver.url("/items"), retry), &[("model.avsc", MODEL), ("stamp.rhai", STAMP)])
+}
+
+fn post(server: &Server, ids: std::ops::Range<i64>) {
+    for id in ids {
+        server.post_json("/http", &json!({"Item": {"id": id, "n": id}})).assert_status(200, "accepted");
+    }
+}
+
+fn parked(server: &Server) -> Vec<Value> {
+    server.get("/admin/api/output-repair").json()["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// How many times each id reached the receiver.
+fn deliveries(receiver: &HttpReceiver) -> BTreeMap<i64, usize> {
+    let mut seen = BTreeMap::new();
+    for r in receiver.received() {
+        let v: Value = serde_json::from_str(&r.body).expect("JSON");
+        assert_eq!(v["stamped"], true, "preprocessed: {v}");
+        *seen.entry(v["id"].as_i64().expect("id")).or_insert(0) += 1;
+    }
+    seen
+}
+
+#[test]
+fn a_peer_that_was_down_gets_every_object_once_after_try_again_all() {
+    const TOTAL: i64 = 2_000;
+    let mut receiver = HttpReceiver::start();
+    receiver.stop();
+    let server = start(&receiver, "{max_attempts: 3, initial_backoff_ms: 50, max_backoff_ms: 400}");
+    post(&server, 0..TOTAL);
+    let entries = wait_until(Duration::from_secs(120), "every delivery parked after 3 attempts", || {
+        let entries = parked(&server);
+        (entries.len() == TOTAL as usize).then_some(entries)
+    });
+    for e in &entries {
+        assert_eq!(e["status"], "Sending error", "{e}");
+        assert_eq!(e["attempts"], 3, "{e}");
+        assert!(e["error"].as_str().unwrap_or("").contains("Sending error: POST http://127.0.0.1"), "{e}");
+    }
+    let metrics = server.get("/metrics").body;
+    assert_eq!(
+        metric_value(&metrics, "ferrogrid_output_retries_total", &[("output", "hub")]),
+        Some(2.0 * TOTAL as f64)
+    );
+    assert_eq!(metric_value(&metrics, "ferrogrid_output_parked_total", &[("output", "hub")]), Some(TOTAL as f64));
+    assert_eq!(server.data("Item", "id=7").len(), 1, "stored all the same");
+
+    receiver.start_again();
+    let retried = server.post_json("/admin/api/output-repair/retry-all", &json!({})).json();
+    assert_eq!(retried["retried"], TOTAL);
+    let seen = wait_until(Duration::from_secs(120), "every object delivered", || {
+        let seen = deliveries(&receiver);
+        (seen.len() == TOTAL as usize).then_some(seen)
+    });
+    assert!(seen.values().all(|n| *n == 1), "each exactly once");
+    assert!(parked(&server).is_empty());
+    let metrics = server.get("/metrics").body;
+    assert_eq!(metric_value(&metrics, "ferrogrid_output_sent_total", &[("output", "hub")]), Some(TOTAL as f64));
+}
+
+#[test]
+fn a_refusing_peer_and_a_failing_pipeline_park_at_once() {
+    let receiver = HttpReceiver::start();
+    receiver.fail_with(Some((400, "n is not accepted here")));
+    let server = start(&receiver, "{max_attempts: 5, initial_backoff_ms: 50}");
+    post(&server, 1..2);
+    server.post_json("/http", &json!({"Item": {"id": 2, "n": -1}})).assert_status(200, "accepted");
+    let entries = wait_until(Duration::from_secs(30), "both parked", || {
+        let entries = parked(&server);
+        (entries.len() == 2).then_some(entries)
+    });
+    let by_id = |id: i64| entries.iter().find(|e| e["object"]["id"] == id).cloned().expect("an entry");
+    let refused = by_id(1);
+    assert_eq!((refused["status"].as_str(), refused["attempts"].as_i64()), (Some("Sending error"), Some(1)));
+    assert!(refused["error"].as_str().unwrap_or("").contains("answered 400: n is not accepted here"), "{refused}");
+    let broken = by_id(2);
+    assert_eq!(broken["status"], "Preprocessing error");
+    assert!(broken["error"].as_str().unwrap_or("").contains("negative n"), "{broken}");
+    let one = server.get(&format!("/admin/api/output-repair/{}", refused["id"].as_str().expect("id"))).json();
+    assert_eq!(one["id"], refused["id"]);
+
+    // The peer is fixed: Try again sends it; the broken object parks again as Rereplicated.
+    receiver.fail_with(None);
+    for e in [&refused, &broken] {
+        let id = e["id"].as_str().expect("id");
+        server.post_empty(&format!("/admin/api/output-repair/{id}/retry")).assert_status(200, "retry");
+    }
+    wait_until(Duration::from_secs(30), "the refused one delivered", || {
+        (deliveries(&receiver).get(&1) == Some(&1)).then_some(())
+    });
+    let left = wait_until(Duration::from_secs(30), "the broken one parked again", || {
+        let left = parked(&server);
+        (left.len() == 1 && left[0]["status"] == "Rereplicated (Preprocessing error)").then_some(left)
+    });
+    let id = left[0]["id"].as_str().expect("id");
+    server.delete(&format!("/admin/api/output-repair/{id}")).assert_status(200, "delete");
+    assert!(parked(&server).is_empty());
+    server.delete(&format!("/admin/api/output-repair/{id}")).assert_status(404, "gone");
+}
+
+#[test]
+fn queued_deliveries_survive_a_sigkill() {
+    const TOTAL: i64 = 1_000;
+    let mut receiver = HttpReceiver::start();
+    receiver.stop();
+    let mut server = start(&receiver, "{max_attempts: 1000, initial_backoff_ms: 200, max_backoff_ms: 500}");
+    post(&server, 0..TOTAL);
+    wait_until(Duration::from_secs(60), "the last object stored", || {
+        (!server.data("Item", &format!("id={}", TOTAL - 1)).is_empty()).then_some(())
+    });
+    server.kill();
+    receiver.start_again();
+    server.restart();
+    let seen = wait_until(Duration::from_secs(120), "every queued object delivered after the restart", || {
+        let seen = deliveries(&receiver);
+        (seen.len() == TOTAL as usize).then_some(seen)
+    });
+    assert!(
+        seen.values().all(|n| *n == 1),
+        "none twice: {:?}",
+        seen.iter().filter(|(_, n)| **n > 1).take(5).collect::<Vec<_>>()
+    );
+    assert!(parked(&server).is_empty());
+}
