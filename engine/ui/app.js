@@ -266,38 +266,71 @@ async function showDetails(id, container, reload) {
   showDiff();
 }
 
-// ---- Failed jobs ----
-async function renderJobs(page) {
-  const note = el("div", { id: "jobs-message" });
-  const body = el("tbody", { id: "jobs-rows" });
-  const load = async () => {
-    const list = await api("GET", "/admin/api/jobs/failed");
-    body.replaceChildren(...list.items.map((job) => el("tr", { "data-id": job.id },
-      el("td", {}, new Date(job.failed_at || job.created_at).toLocaleString()),
-      el("td", {}, job.name),
-      el("td", { class: "mono" }, JSON.stringify(job.args)),
-      el("td", { class: "error" }, job.error ?? ""),
-      el("td", {}, String(job.attempts)),
-      el("td", {},
-        el("button", { type: "button", class: "secondary", onclick: async () => { await api("POST", `/admin/api/jobs/failed/${job.id}/retry`); message(note, "Queued again."); load(); } }, "Try again"), " ",
-        el("button", { type: "button", class: "danger", onclick: async () => {
-          if (await confirmAction(`Delete failed job ${job.id}?`)) { await api("DELETE", `/admin/api/jobs/failed/${job.id}`); load(); }
-        } }, "Delete")))));
-    if (!list.items.length) body.replaceChildren(el("tr", {}, el("td", { colspan: "6" }, "No failed jobs.")));
+// ---- Failed jobs and Output repair: queues of parked work with the same actions ----
+function parkedPage(spec) {
+  return async function (page) {
+    const note = el("div", { id: `${spec.id}-message` });
+    const body = el("tbody", { id: `${spec.id}-rows` });
+    const details = el("pre", { id: `${spec.id}-details`, class: "payload", hidden: true });
+    const filter = el("input", { id: `${spec.id}-filter`, type: "search", placeholder: "Filter by any text", "aria-label": "Filter" });
+    const query = () => (filter.value ? `?filter=${encodeURIComponent(filter.value)}` : "");
+    const act = async (method, path, done) => { const r = await api(method, path); message(note, done(r)); await load(); };
+    const load = async () => {
+      const list = await api("GET", spec.base + query());
+      body.replaceChildren(...list.items.map((item) => el("tr", { "data-id": item.id, class: "row" },
+        ...spec.columns.map(([, cell, cls]) => el("td", cls ? { class: cls } : {}, cell(item))),
+        el("td", { class: "actions" },
+          el("button", { type: "button", class: "secondary", onclick: () => { details.textContent = pretty(item); details.hidden = false; } }, "Details"), " ",
+          el("button", { type: "button", class: "secondary", onclick: () => act("POST", `${spec.base}/${item.id}/retry`, () => "Queued again.") }, "Try again"), " ",
+          el("button", { type: "button", class: "danger", onclick: async () => {
+            if (await confirmAction(`Delete ${spec.what} ${item.id}?`)) await act("DELETE", `${spec.base}/${item.id}`, () => "Deleted.");
+          } }, "Delete")))));
+      if (!list.items.length) body.replaceChildren(el("tr", {}, el("td", { colspan: String(spec.columns.length + 1) }, spec.empty)));
+    };
+    const scope = () => (filter.value ? `every ${spec.what} matching "${filter.value}"` : `every ${spec.what}`);
+    page.replaceChildren(el("h1", {}, spec.title),
+      el("div", { class: "toolbar" },
+        filter,
+        el("button", { id: `${spec.id}-apply`, type: "button", class: "secondary", onclick: load }, "Apply"),
+        el("button", { id: `${spec.id}-retry-all`, type: "button", onclick: async () => {
+          if (await confirmAction(`Try ${scope()} again?`)) await act("POST", `${spec.base}/retry-all${query()}`, (r) => `${r.retried} queued again.`);
+        } }, "Try again all"),
+        el("button", { id: `${spec.id}-delete-all`, type: "button", class: "danger", onclick: async () => {
+          if (await confirmAction(`Delete ${scope()}?`)) await act("DELETE", spec.base + query(), (r) => `${r.deleted} deleted.`);
+        } }, "Delete all")),
+      note,
+      el("div", { class: "table-wrap" }, el("table", {},
+        el("thead", {}, el("tr", {}, [...spec.columns.map(([h]) => h), ""].map((h) => el("th", {}, h)))), body)),
+      details);
+    await load();
   };
-  page.replaceChildren(el("h1", {}, "Failed jobs"),
-    el("div", { class: "toolbar" },
-      el("button", { type: "button", onclick: async () => {
-        if (await confirmAction("Try every failed job again?")) { const r = await api("POST", "/admin/api/jobs/failed/retry-all"); message(note, `${r.retried} queued again.`); load(); }
-      } }, "Try again all"),
-      el("button", { type: "button", class: "danger", onclick: async () => {
-        if (await confirmAction("Delete every failed job?")) { const r = await api("DELETE", "/admin/api/jobs/failed"); message(note, `${r.deleted} deleted.`); load(); }
-      } }, "Delete all")),
-    note,
-    el("div", { class: "table-wrap" }, el("table", {},
-      el("thead", {}, el("tr", {}, ["Failed", "Job", "Args", "Error", "Attempts", ""].map((h) => el("th", {}, h)))), body)));
-  await load();
 }
+
+const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
+
+const renderJobs = parkedPage({
+  id: "jobs", title: "Failed jobs", base: "/admin/api/jobs/failed", what: "failed job", empty: "No failed jobs.",
+  columns: [
+    ["Failed", (job) => when(job.failed_at || job.created_at)],
+    ["Job", (job) => job.name],
+    ["Args", (job) => JSON.stringify(job.args), "mono"],
+    ["Error", (job) => job.error ?? "", "error"],
+    ["Attempts", (job) => String(job.attempts)],
+  ],
+});
+
+const renderOutputRepair = parkedPage({
+  id: "output", title: "Output repair", base: "/admin/api/output-repair", what: "output repair entry",
+  empty: "Nothing waits for an output.",
+  columns: [
+    ["Time", (d) => when(d.updated_at)],
+    ["Output", (d) => d.output],
+    ["Routing key", (d) => d.routing_key],
+    ["Status", (d) => d.status],
+    ["Error", (d) => d.error ?? "", "error"],
+    ["Attempts", (d) => String(d.attempts)],
+  ],
+});
 
 // ---- Tasks ----
 async function renderTasks(page) {
@@ -383,7 +416,7 @@ async function renderTest(page) {
 }
 
 // ---- shell ----
-const pages = { repair: renderRepair, jobs: renderJobs, tasks: renderTasks, model: renderModel, test: renderTest };
+const pages = { repair: renderRepair, output: renderOutputRepair, jobs: renderJobs, tasks: renderTasks, model: renderModel, test: renderTest };
 
 async function route() {
   const name = (location.hash.match(/^#\/(\w+)/) || [])[1] || "repair";

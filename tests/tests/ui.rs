@@ -277,3 +277,45 @@ fn the_test_page_posts_soap_envelopes() {
     let errors = browser.console_errors().unwrap();
     assert!(errors.iter().all(|e| e.contains("400") || e.contains("500")), "{errors:?}");
 }
+
+#[test]
+fn the_output_repair_page_shows_the_peers_answer_and_tries_again() {
+    let receiver = ferrogrid_tests::peers::HttpReceiver::start();
+    receiver.fail_with(Some((422, "the hub refuses n=3")));
+    let config = format!(
+        "types: {{__file: model.avsc}}\nconnector:\n  input: [{{name: http, type: http}}]\n  output: [{{name: hub, type: http, url: \"{}\"}}]\ninput_processor:\n  storage: [{{key: Item, type: Item}}]\noutput_processor:\n  Item: {{output: hub}}\n",
+        receiver.url("/in")
+    );
+    let server = Server::start_with_config(&config, &[("model.avsc", ITEM_MODEL)]);
+    assert_eq!(server.post_sync(&json!({"Item": {"id": 3}}))["status"], "stored");
+    let browser = Browser::start().expect("chromium and chromedriver (see scripts/test.sh)");
+    let admin = format!("{}/admin/", server.base_url());
+    browser.goto(&admin).unwrap();
+    browser.type_into(&browser.find("#token").unwrap(), server.token()).unwrap();
+    browser.click(&browser.find("#signin-button").unwrap()).unwrap();
+    browser.wait("the repair page", || browser.find("#repair-table").ok()).unwrap();
+    browser.goto(&format!("{admin}#/output")).unwrap();
+    let row = browser
+        .wait("the parked delivery", || {
+            let text = browser.text(&browser.find("#output-rows").ok()?).ok()?;
+            text.contains("Sending error").then_some(text)
+        })
+        .unwrap();
+    assert!(row.contains("hub") && row.contains("answered 422: the hub refuses n=3"), "{row}");
+    let buttons = browser.find_all("#output-rows button").unwrap();
+    browser.click(&buttons[0]).unwrap();
+    let details = browser.text(&browser.find("#output-details").unwrap()).unwrap();
+    assert!(details.contains("\"object\"") && details.contains("\"id\": 3"), "{details}");
+    shot(&browser, "output-repair");
+    // The hub is fixed: Try again delivers it and the row goes.
+    receiver.fail_with(None);
+    browser.click(&browser.find_all("#output-rows button").unwrap()[1]).unwrap();
+    browser
+        .wait("the row gone", || {
+            browser.text(&browser.find("#output-rows").ok()?).ok().filter(|t| t.contains("Nothing waits"))
+        })
+        .unwrap();
+    assert_eq!(receiver.received().len(), 1);
+    let errors = browser.console_errors().unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+}
