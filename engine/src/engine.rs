@@ -75,8 +75,27 @@ impl Shared {
         if let Err(failure) = &result {
             metrics().repair_added.with_label_values(&[failure.stage]).inc();
             tracing::warn!(id, stage = failure.stage, function = ?failure.function, error = %failure.error, "object kept in the repair queue");
-            if let Err(e) = self.rt.repair.fail(id, failure) {
-                tracing::error!(id, error = %e, "recording the failure in the repair queue failed");
+            let rt = &self.rt;
+            // repair_queue.on_object_added: the first failure also hands the object to the
+            // output processor under another key, in the same commit.
+            let postprocess = failure
+                .routing_key
+                .as_deref()
+                .and_then(|key| rt.config.repair_queue.on_object_added.get(key))
+                .map(|added| added.postprocess_with_routing_key.as_str());
+            let mut handed = false;
+            let recorded = rt.repair.fail(id, failure, |tx, entry| {
+                let (Some(key), 1) = (postprocess, entry.attempts) else { return Ok(()) };
+                for (pipeline, output) in rt.config.output_processor.get(key).map(|r| r.targets()).unwrap_or_default() {
+                    rt.output_queue.stage_in(tx, output, pipeline, key, None, &entry.payload)?;
+                    handed = true;
+                }
+                Ok(())
+            });
+            match recorded {
+                Ok(_) if handed => rt.output_queue.ring(),
+                Ok(_) => {}
+                Err(e) => tracing::error!(id, error = %e, "recording the failure in the repair queue failed"),
             }
         }
         let outcome = outcome_of(id, &result);

@@ -164,3 +164,44 @@ fn queued_deliveries_survive_a_sigkill() {
     );
     assert!(parked(&server).is_empty());
 }
+
+#[test]
+fn an_unclassified_object_is_also_handed_to_the_output_processor() {
+    let receiver = HttpReceiver::start();
+    let yaml = format!(
+        r#"types: {{__file: model.avsc}}
+functions:
+  classify: {{__file: classify.rhai}}
+pipelines:
+  classify: [classify]
+connector:
+  input: [{{name: http, type: http}}]
+  output: [{{name: hub, type: http, url: "{}"}}]
+input_processor:
+  classifiers: [{{name: items, pipeline: classify}}]
+  storage: [{{key: Item, type: Item}}]
+repair_queue:
+  on_object_added:
+    __unclassified__: {{postprocess_with_routing_key: Lost}}
+output_processor:
+  Lost: {{output: hub}}
+"#,
+        receiver.url("/lost")
+    );
+    let classify = r#"if "id" in param.obj { param.routing_key = "Item"; } param"#;
+    let server = Server::start_with_config(&yaml, &[("model.avsc", MODEL), ("classify.rhai", classify)]);
+    let outcome = server.post_sync(&json!({"what": "nothing", "where": "nowhere"}));
+    assert_eq!(outcome["status"], "repair", "{outcome}");
+    assert_eq!(outcome["routing_key"], "__unclassified__");
+    let got = wait_until(Duration::from_secs(30), "the lost object at the hub", || {
+        let got = receiver.received();
+        (!got.is_empty()).then_some(got)
+    });
+    let body: Value = serde_json::from_str(&got[0].body).expect("JSON");
+    assert_eq!(body, json!({"what": "nothing", "where": "nowhere"}), "the object as received");
+    assert_eq!(server.repair_entries("").len(), 1, "and it waits in the repair queue");
+    // A classified object is not handed over.
+    assert_eq!(server.post_sync(&json!({"id": 1, "n": 1}))["status"], "stored");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(receiver.received().len(), 1);
+}

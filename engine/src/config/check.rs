@@ -229,6 +229,17 @@ pub fn references(config: &Value) -> Vec<ConfigError> {
             }
         }
     }
+    if let Some(added) = config.get("repair_queue").and_then(|r| r.get("on_object_added")).and_then(Value::as_object) {
+        let keys: HashSet<&str> = keys(config, &["output_processor"]).into_iter().collect();
+        for (key, then) in added {
+            if let Some(other) = text(then, "postprocess_with_routing_key").filter(|k| !keys.contains(k)) {
+                c.errors.push(ConfigError::at(
+                    &format!("repair_queue.on_object_added.{key}.postprocess_with_routing_key"),
+                    format!("\"{other}\" is not a key of output_processor"),
+                ));
+            }
+        }
+    }
     if let Some(services) = config.get("services").and_then(Value::as_object) {
         for (name, service) in services {
             c.pipeline(format!("services.{name}.function"), text(service, "function"));

@@ -427,11 +427,24 @@ pub struct RepairQueueSection {
     #[serde(default = "default_max_attempts_shown")]
     #[schemars(range(min = 1))]
     pub history_size: usize,
+    /// What happens when an object lands in the repair queue, by the routing key it failed with
+    /// (`__unclassified__` included).
+    #[serde(default)]
+    pub on_object_added: IndexMap<String, OnObjectAdded>,
+}
+
+/// `repair_queue.on_object_added.<routing_key>`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct OnObjectAdded {
+    /// Hand the object (as received) to the output processor under this key too, in the commit
+    /// that records its first failure.
+    pub postprocess_with_routing_key: String,
 }
 
 impl Default for RepairQueueSection {
     fn default() -> Self {
-        Self { history_size: default_max_attempts_shown() }
+        Self { history_size: default_max_attempts_shown(), on_object_added: IndexMap::new() }
     }
 }
 

@@ -27,11 +27,11 @@ pub struct Delivery {
     pub output: String,
     /// The routing key it was stored under.
     pub routing_key: String,
-    /// The aggregate type and version stored.
+    /// The aggregate type stored (none for an object handed over from the repair queue).
     #[serde(rename = "type")]
-    pub type_name: String,
-    /// Version of the stored object.
-    pub version: u64,
+    pub type_name: Option<String>,
+    /// Version of the stored object (likewise).
+    pub version: Option<u64>,
     /// Preprocessing pipeline.
     pub pipeline: Option<String>,
     /// The object as stored.
@@ -111,17 +111,15 @@ impl OutputQueue {
         OutputQueue { db, bell: tokio::sync::watch::Sender::new(0) }
     }
 
-    /// Stage the delivery of a stored object to `output` in `tx`; call [`OutputQueue::ring`]
-    /// after the commit.
-    #[allow(clippy::too_many_arguments)]
+    /// Stage the delivery of an object to `output` in `tx` (`stored`: its type and version when
+    /// it was stored); call [`OutputQueue::ring`] after the commit.
     pub fn stage_in(
         &self,
         tx: &mut WriteTx<'_>,
         output: &str,
         pipeline: Option<&str>,
         routing_key: &str,
-        type_name: &str,
-        version: u64,
+        stored: Option<(&str, u64)>,
         object: &Value,
     ) -> Result<(), StorageError> {
         let id = uuid::Uuid::now_v7();
@@ -130,8 +128,8 @@ impl OutputQueue {
             id: id.to_string(),
             output: output.to_string(),
             routing_key: routing_key.to_string(),
-            type_name: type_name.to_string(),
-            version,
+            type_name: stored.map(|(t, _)| t.to_string()),
+            version: stored.map(|(_, v)| v),
             pipeline: pipeline.map(str::to_string),
             object: object.clone(),
             status: NEW.to_string(),

@@ -305,8 +305,7 @@ fn stage_item(rt: &Runtime, tx: &mut WriteTx<'_>, entry: &Entry, item: &Finish) 
                         output,
                         pipeline,
                         &item.routing_key,
-                        &item.type_name,
-                        put.version,
+                        Some((&item.type_name, put.version)),
                         &item.obj,
                     )?;
                 }

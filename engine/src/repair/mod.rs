@@ -135,6 +135,16 @@ impl RepairQueue {
 
     /// Read-modify-write entry `id` in one transaction; None if it does not exist (any more).
     fn modify(&self, id: &str, change: impl FnOnce(&mut Entry)) -> Result<Option<Entry>, RepairError> {
+        self.modify_with(id, change, |_, _| Ok(()))
+    }
+
+    /// Change entry `id` and stage `also` (given the changed entry) in the same commit.
+    fn modify_with(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut Entry),
+        also: impl FnOnce(&mut WriteTx<'_>, &Entry) -> Result<(), RepairError>,
+    ) -> Result<Option<Entry>, RepairError> {
         let key = key_of(id)?;
         self.db.write(|tx| {
             let Some(bytes) = tx.get(Keyspace::RepairQueue, &key)? else {
@@ -143,13 +153,20 @@ impl RepairQueue {
             let mut entry = decode(&key, &bytes)?;
             change(&mut entry);
             tx.insert(Keyspace::RepairQueue, &key, encode(&entry));
+            also(tx, &entry)?;
             Ok::<_, RepairError>(Some(entry))
         })
     }
 
-    /// Record that processing `id` failed. Returns the updated entry (None if it was deleted).
-    pub fn fail(&self, id: &str, failure: &Failure) -> Result<Option<Entry>, RepairError> {
-        self.modify(id, |entry| entry.record_failure(failure, self.history_size))
+    /// Record that processing `id` failed, and stage `also` (given the updated entry) in the
+    /// same commit. Returns the updated entry (None if it was deleted).
+    pub fn fail(
+        &self,
+        id: &str,
+        failure: &Failure,
+        also: impl FnOnce(&mut WriteTx<'_>, &Entry) -> Result<(), RepairError>,
+    ) -> Result<Option<Entry>, RepairError> {
+        self.modify_with(id, |entry| entry.record_failure(failure, self.history_size), also)
     }
 
     /// Mark `id` as being retried by an operator, optionally with an edited payload (`by` says who).

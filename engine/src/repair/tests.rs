@@ -24,7 +24,7 @@ fn a_new_entry_is_unfinished_until_it_fails() {
     let entry = RepairQueue::new_entry("http", "http", json!({"id": 1}));
     q.add(&entry).unwrap();
     assert_eq!(q.unfinished().unwrap().len(), 1);
-    let failed = q.fail(&entry.id, &failure("boom")).unwrap().unwrap();
+    let failed = q.fail(&entry.id, &failure("boom"), |_, _| Ok(())).unwrap().unwrap();
     assert_eq!(failed.status, Status::New);
     assert_eq!(failed.attempts, 1);
     assert_eq!(failed.error.as_deref(), Some("boom"));
@@ -37,7 +37,7 @@ fn retries_move_through_tdg_statuses_and_keep_bounded_history() {
     let (_dir, q) = queue();
     let entry = RepairQueue::new_entry("http", "http", json!({"id": 1}));
     q.add(&entry).unwrap();
-    q.fail(&entry.id, &failure("first")).unwrap();
+    q.fail(&entry.id, &failure("first"), |_, _| Ok(())).unwrap();
     let retrying = q.start_retry(&entry.id, Some((json!({"id": 2}), "alice".into()))).unwrap().unwrap();
     assert_eq!(retrying.status, Status::InProgress);
     assert_eq!(retrying.payload, json!({"id": 2}));
@@ -45,11 +45,11 @@ fn retries_move_through_tdg_statuses_and_keep_bounded_history() {
     assert_eq!(edit.by.as_deref(), Some("alice"));
     assert_eq!(edit.previous_payload, Some(json!({"id": 1})));
     assert!(q.unfinished().unwrap().iter().any(|e| e.id == entry.id), "in-progress entries resume at start");
-    let again = q.fail(&entry.id, &failure("second")).unwrap().unwrap();
+    let again = q.fail(&entry.id, &failure("second"), |_, _| Ok(())).unwrap().unwrap();
     assert_eq!(again.status, Status::Reworked);
     assert_eq!(again.attempts, 2);
     q.start_retry(&entry.id, None).unwrap();
-    let last = q.fail(&entry.id, &failure("third")).unwrap().unwrap();
+    let last = q.fail(&entry.id, &failure("third"), |_, _| Ok(())).unwrap().unwrap();
     assert_eq!(last.history.len(), 3, "history is bounded by history_size");
     assert_eq!(last.history.last().unwrap().error.as_deref(), Some("third"));
 }
