@@ -120,6 +120,13 @@ fn a_refusing_peer_and_a_failing_pipeline_park_at_once() {
     assert!(broken["error"].as_str().unwrap_or("").contains("negative n"), "{broken}");
     let one = server.get(&format!("/admin/api/output-repair/{}", refused["id"].as_str().expect("id"))).json();
     assert_eq!(one["id"], refused["id"]);
+    // The same queue in the admin GraphQL schema (TDG's output_processor namespace).
+    let listed = server.graphql_admin("{ output_processor { get_list(filter: \"negative\") } }", json!({}));
+    let listed = listed["data"]["output_processor"]["get_list"].as_array().cloned().unwrap_or_default();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["status"], "Preprocessing error");
+    let none = server.graphql_admin("mutation { output_processor { delete_from_list(id: \"nope\") } }", json!({}));
+    assert_eq!(none["data"]["output_processor"]["delete_from_list"], false, "{none}");
 
     // The peer is fixed: Try again sends it; the broken object parks again as Rereplicated.
     receiver.fail_with(None);
@@ -135,7 +142,9 @@ fn a_refusing_peer_and_a_failing_pipeline_park_at_once() {
         (left.len() == 1 && left[0]["status"] == "Rereplicated (Preprocessing error)").then_some(left)
     });
     let id = left[0]["id"].as_str().expect("id");
-    server.delete(&format!("/admin/api/output-repair/{id}")).assert_status(200, "delete");
+    let cleared =
+        server.graphql_admin("mutation { output_processor { clear_list(filter: \"Rereplicated\") } }", json!({}));
+    assert_eq!(cleared["data"]["output_processor"]["clear_list"], 1, "{cleared}");
     assert!(parked(&server).is_empty());
     server.delete(&format!("/admin/api/output-repair/{id}")).assert_status(404, "gone");
 }

@@ -8,8 +8,10 @@
 use super::engine_of;
 use super::node::gql_value;
 use super::types::{JSON, LONG};
+use crate::engine::Engine;
 use crate::engine::RetryError;
 use crate::jobs::Jobs;
+use crate::output::OutputQueue;
 use crate::repair::{parse_time, ListFilter};
 use crate::scheduler::{Scheduler, TaskError};
 use crate::storage::{HardLimits, StorageError};
@@ -141,6 +143,7 @@ fn query() -> Object {
         .field(namespace("maintenance", "Maintenance"))
         .field(namespace("tasks", "Tasks"))
         .field(namespace("jobs", "Jobs"))
+        .field(namespace("output_processor", "OutputProcessor"))
 }
 
 fn mutation() -> Object {
@@ -197,6 +200,7 @@ fn mutation() -> Object {
         .field(namespace("config", "AdminConfigMutation"))
         .field(namespace("tasks", "TasksMutation"))
         .field(namespace("jobs", "JobsMutation"))
+        .field(namespace("output_processor", "OutputProcessorMutation"))
 }
 
 fn scheduler_of<'a>(ctx: &async_graphql::dynamic::ResolverContext<'a>) -> async_graphql::Result<Arc<Scheduler>> {
@@ -238,8 +242,6 @@ fn filter_arg(ctx: &async_graphql::dynamic::ResolverContext<'_>) -> async_graphq
 /// TDG's `tasks { ... }` and `jobs { ... }` namespaces, read and write.
 fn task_and_job_types() -> [Object; 4] {
     let name_arg = || InputValue::new("name", TypeRef::named_nn(TypeRef::STRING));
-    let id_arg = || InputValue::new("id", TypeRef::named_nn(TypeRef::STRING));
-    let filter_input = || InputValue::new("filter", TypeRef::named(TypeRef::STRING));
     let tasks = Object::new("Tasks").field(
         Field::new("get_list", TypeRef::named_nn(JSON), |ctx| {
             FieldFuture::new(async move {
@@ -284,56 +286,127 @@ fn task_and_job_types() -> [Object; 4] {
             .argument(id_arg())
             .description("Forget a finished run; false when there is none"),
         );
-    let jobs = Object::new("Jobs").field(
-        Field::new("get_list", TypeRef::named_nn(JSON), |ctx| {
-            FieldFuture::new(async move {
-                let jobs = engine_of(&ctx)?.runtime().jobs.clone();
-                let filter = filter_arg(&ctx)?;
-                let list =
-                    blocking(move || jobs.failed_list(filter.as_deref()).map_err(|e| error("INTERNAL", e.to_string())))
-                        .await?;
-                Ok(json_result(list))
-            })
-        })
-        .argument(filter_input())
-        .description("The failed jobs (error, args, attempts), oldest first"),
-    );
-    let internal = |e: crate::storage::StorageError| error("INTERNAL", e.to_string());
-    let by_id = |name: &'static str, op: fn(&Jobs, &str) -> StorageResult<bool>, description: &'static str| {
-        Field::new(name, TypeRef::named_nn(TypeRef::BOOLEAN), move |ctx| {
-            FieldFuture::new(async move {
-                let jobs = engine_of(&ctx)?.runtime().jobs.clone();
-                let id = string_arg(&ctx, "id")?;
-                let done = blocking(move || op(&jobs, &id).map_err(internal)).await?;
-                Ok(Some(GqlValue::from(done)))
-            })
-        })
-        .argument(id_arg())
-        .description(description)
-    };
-    let by_filter =
-        |name: &'static str, op: fn(&Jobs, Option<&str>) -> StorageResult<usize>, description: &'static str| {
-            Field::new(name, TypeRef::named_nn(TypeRef::INT), move |ctx| {
-                FieldFuture::new(async move {
-                    let jobs = engine_of(&ctx)?.runtime().jobs.clone();
-                    let filter = filter_arg(&ctx)?;
-                    let n = blocking(move || op(&jobs, filter.as_deref()).map_err(internal)).await?;
-                    Ok(Some(GqlValue::from(n as u64)))
-                })
-            })
-            .argument(filter_input())
-            .description(description)
-        };
+    let jobs_queue: fn(&Engine) -> Arc<Jobs> = |engine| engine.runtime().jobs.clone();
+    let jobs = Object::new("Jobs").field(list_field(
+        jobs_queue,
+        Jobs::failed_list,
+        "The failed jobs (error, args, attempts), oldest first",
+    ));
     let jobs_mutation = Object::new("JobsMutation")
-        .field(by_id("try_again", Jobs::retry, "Queue a failed job again; false when there is none"))
+        .field(by_id("try_again", jobs_queue, Jobs::retry, "Queue a failed job again; false when there is none"))
         .field(by_filter(
             "try_again_all",
+            jobs_queue,
             Jobs::retry_all,
             "Queue every failed job matching the filter again; how many",
         ))
-        .field(by_id("delete_job", Jobs::delete, "Delete a failed job; false when there is none"))
-        .field(by_filter("delete_all_jobs", Jobs::delete_all, "Delete every failed job matching the filter; how many"));
+        .field(by_id("delete_job", jobs_queue, Jobs::delete, "Delete a failed job; false when there is none"))
+        .field(by_filter(
+            "delete_all_jobs",
+            jobs_queue,
+            Jobs::delete_all,
+            "Delete every failed job matching the filter; how many",
+        ));
     [tasks, tasks_mutation, jobs, jobs_mutation]
+}
+
+fn id_arg() -> InputValue {
+    InputValue::new("id", TypeRef::named_nn(TypeRef::STRING))
+}
+
+fn filter_input() -> InputValue {
+    InputValue::new("filter", TypeRef::named(TypeRef::STRING))
+}
+
+fn internal(e: StorageError) -> async_graphql::Error {
+    error("INTERNAL", e.to_string())
+}
+
+/// `get_list(filter)` of a queue of parked work.
+fn list_field<Q: Send + Sync + 'static, T: serde::Serialize + Send + 'static>(
+    queue: fn(&Engine) -> Arc<Q>,
+    op: fn(&Q, Option<&str>) -> StorageResult<Vec<T>>,
+    description: &'static str,
+) -> Field {
+    Field::new("get_list", TypeRef::named_nn(JSON), move |ctx| {
+        FieldFuture::new(async move {
+            let queue = queue(engine_of(&ctx)?);
+            let filter = filter_arg(&ctx)?;
+            let list = blocking(move || op(&queue, filter.as_deref()).map_err(internal)).await?;
+            Ok(json_result(list))
+        })
+    })
+    .argument(filter_input())
+    .description(description)
+}
+
+/// An action on one entry of a queue of parked work, by id.
+fn by_id<Q: Send + Sync + 'static>(
+    name: &'static str,
+    queue: fn(&Engine) -> Arc<Q>,
+    op: fn(&Q, &str) -> StorageResult<bool>,
+    description: &'static str,
+) -> Field {
+    Field::new(name, TypeRef::named_nn(TypeRef::BOOLEAN), move |ctx| {
+        FieldFuture::new(async move {
+            let queue = queue(engine_of(&ctx)?);
+            let id = string_arg(&ctx, "id")?;
+            let done = blocking(move || op(&queue, &id).map_err(internal)).await?;
+            Ok(Some(GqlValue::from(done)))
+        })
+    })
+    .argument(id_arg())
+    .description(description)
+}
+
+/// An action on every entry of a queue of parked work matching the filter; how many.
+fn by_filter<Q: Send + Sync + 'static>(
+    name: &'static str,
+    queue: fn(&Engine) -> Arc<Q>,
+    op: fn(&Q, Option<&str>) -> StorageResult<usize>,
+    description: &'static str,
+) -> Field {
+    Field::new(name, TypeRef::named_nn(TypeRef::INT), move |ctx| {
+        FieldFuture::new(async move {
+            let queue = queue(engine_of(&ctx)?);
+            let filter = filter_arg(&ctx)?;
+            let n = blocking(move || op(&queue, filter.as_deref()).map_err(internal)).await?;
+            Ok(Some(GqlValue::from(n as u64)))
+        })
+    })
+    .argument(filter_input())
+    .description(description)
+}
+
+/// TDG's `output_processor { ... }` namespace: the output repair queue.
+fn output_processor_types() -> [Object; 2] {
+    let queue: fn(&Engine) -> Arc<OutputQueue> = |engine| engine.runtime().output_queue.clone();
+    let read = Object::new("OutputProcessor").field(list_field(
+        queue,
+        OutputQueue::parked,
+        "The output repair queue (output, status, error with the peer's answer, attempts), oldest first",
+    ));
+    let write = Object::new("OutputProcessorMutation")
+        .field(by_id("try_again", queue, OutputQueue::retry, "Send a parked object again; false when there is none"))
+        .field(by_filter(
+            "try_again_all",
+            queue,
+            OutputQueue::retry_all,
+            "Send every parked object matching the filter again; how many",
+        ))
+        .field(by_id(
+            "delete_from_list",
+            queue,
+            OutputQueue::delete,
+            "Delete a parked object; false when there is none",
+        ))
+        .field(by_filter(
+            "clear_list",
+            queue,
+            OutputQueue::delete_all,
+            "Delete every parked object matching the filter; how many",
+        ));
+    [read, write]
 }
 
 fn config_types() -> [Object; 3] {
@@ -385,7 +458,7 @@ pub fn admin_schema() -> async_graphql::dynamic::SchemaBuilder {
     for scalar in super::types::scalars() {
         builder = builder.register(scalar);
     }
-    for object in config_types().into_iter().chain(task_and_job_types()) {
+    for object in config_types().into_iter().chain(task_and_job_types()).chain(output_processor_types()) {
         builder = builder.register(object);
     }
     builder.register(repair_entry_type()).register(hard_limits_type()).register(query()).register(mutation())
