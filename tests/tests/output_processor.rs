@@ -214,3 +214,38 @@ output_processor:
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(receiver.received().len(), 1);
 }
+
+#[test]
+fn a_kafka_output_whose_broker_is_away_for_30_s_gets_everything() {
+    let mut broker = ferrogrid_tests::peers::Broker::start();
+    broker.create_topic("replica", 1);
+    let yaml = format!(
+        r#"types: {{__file: model.avsc}}
+connector:
+  input: [{{name: http, type: http}}]
+  output: [{{name: replica, type: kafka, brokers: ["{}"], topic: replica, options: {{message.timeout.ms: "5000"}}}}]
+input_processor:
+  storage: [{{key: Item, type: Item}}]
+output_processor:
+  Item: {{output: replica, retry: {{max_attempts: 100, initial_backoff_ms: 200, max_backoff_ms: 2000}}}}
+"#,
+        broker.address()
+    );
+    let server = Server::start_with_config(&yaml, &[("model.avsc", MODEL)]);
+    post(&server, 0..50);
+    let first = broker.read_topic("replica", 1, 50, Duration::from_secs(30));
+    assert_eq!(first.len(), 50, "delivered while the broker is there");
+    broker.stop();
+    post(&server, 50..250);
+    std::thread::sleep(Duration::from_secs(30));
+    broker.start_again();
+    let all = broker.read_topic("replica", 1, 250, Duration::from_secs(90));
+    let ids: std::collections::BTreeSet<i64> = all
+        .iter()
+        .map(|(_, _, text)| serde_json::from_str::<Value>(text).expect("JSON")["id"].as_i64().expect("id"))
+        .collect();
+    assert_eq!(ids, (0..250).collect(), "every object, none lost");
+    let metrics = server.get("/metrics").body;
+    assert!(metric_value(&metrics, "ferrogrid_output_retries_total", &[("output", "replica")]).unwrap_or(0.0) > 0.0);
+    assert!(parked(&server).is_empty());
+}
