@@ -18,10 +18,17 @@
 //! Last, `ferrogrid run samples/soap` takes the same users as SOAP 1.1 envelopes on `POST /soap`
 //! (same clients, same phases): `ferrogrid_soap`, and `ratio_soap_to_json` = SOAP objects/s ÷
 //! JSON objects/s of `ferrogrid_http`.
+//! Then `samples/library` again with an output processor replicating every stored user to an
+//! HTTP receiver in this process (`POST /hub`): `ferrogrid_replicated` (same phases; ingest
+//! objects/s with the deliveries going on), `ratio_replicated_to_plain` = its objects/s ÷ those
+//! of `ferrogrid_http` (target >= 0.7), and `delivery` = p50/p99 from the POST of a user to its
+//! arrival at the receiver, at half the plain rate.
 //! Only loopback; every phase is bounded in time and request count.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
@@ -342,6 +349,82 @@ async fn ingest(body: web::Bytes, counter: web::Data<AtomicU64>) -> HttpResponse
     }
 }
 
+/// When each user id reached `POST /hub` (the replication receiver).
+fn arrivals() -> &'static Mutex<HashMap<i64, Instant>> {
+    static ARRIVALS: OnceLock<Mutex<HashMap<i64, Instant>>> = OnceLock::new();
+    ARRIVALS.get_or_init(Mutex::default)
+}
+
+async fn hub(body: web::Bytes) -> HttpResponse {
+    match serde_json::from_slice::<Value>(&body).ok().and_then(|v| v["id"].as_i64()) {
+        Some(id) => {
+            arrivals().lock().unwrap_or_else(|e| e.into_inner()).entry(id).or_insert_with(Instant::now);
+            HttpResponse::Ok().finish()
+        }
+        None => HttpResponse::BadRequest().finish(),
+    }
+}
+
+/// `samples/library` with its users replicated to `POST {bare}/hub`: ingest throughput, and the
+/// delivery latency (POST to arrival) at half of `plain_rate`.
+fn measure_replicated(bin: &std::path::Path, bare: &str, args: &Args, plain_rate: f64) -> anyhow::Result<Value> {
+    let sample = ferrogrid_tests::sample("library");
+    let dir = tempfile::tempdir()?;
+    for entry in std::fs::read_dir(&sample)? {
+        let path = entry?.path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.path().join(path.file_name().context("a file name")?))?;
+        }
+    }
+    let config = std::fs::read_to_string(sample.join("config.yml"))?;
+    let anchor = "  output:\n    - name: to_input_processor\n";
+    let hub =
+        format!("  output:\n    - {{name: hub, type: http, url: \"{bare}/hub\"}}\n    - name: to_input_processor\n");
+    let config = config.replacen(anchor, &hub, 1) + "\noutput_processor:\n  add_user: {output: hub}\n";
+    if !config.contains("name: hub") {
+        bail!("samples/library/config.yml changed shape: cannot add the hub output");
+    }
+    std::fs::write(dir.path().join("config.yml"), config)?;
+    let mut server = Server::try_start(bin, dir.path(), None)?;
+    let target = Target { base: server.base_url(), token: Some(server.token().to_string()) };
+    let (mut report, last_id) = measure("ferrogrid_replicated", &target, args, &ingest_op);
+    // Delivery latency: ids from last_id on, sent at half the plain rate.
+    let sent: std::sync::Arc<Mutex<HashMap<i64, Instant>>> = std::sync::Arc::default();
+    let ids = AtomicI64::new(last_id + 1_000_000);
+    let record = sent.clone();
+    let timed = move |client: &Client, n: i64| {
+        record.lock().unwrap_or_else(|e| e.into_inner()).insert(n, Instant::now());
+        ingest_op(client, n)
+    };
+    let dur = Duration::from_secs(args.seconds);
+    open_loop(&target, &timed, args.clients, plain_rate / 2.0, dur, &ids);
+    let sent = sent.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut latencies: Vec<u64> = loop {
+        let got = arrivals().lock().unwrap_or_else(|e| e.into_inner());
+        let lat: Vec<u64> =
+            sent.iter().filter_map(|(id, t)| got.get(id).map(|a| a.duration_since(*t).as_micros() as u64)).collect();
+        if lat.len() == sent.len() || Instant::now() > deadline {
+            break lat;
+        }
+        drop(got);
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    latencies.sort_unstable();
+    let pct = |p: f64| -> Value {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * p / 100.0).round() as usize)
+            .map_or(Value::Null, |us| round2(*us as f64 / 1000.0))
+    };
+    report["delivery"] = json!({
+        "sent": sent.len(), "delivered": latencies.len(),
+        "rate_per_s": round2(plain_rate / 2.0), "p50_ms": pct(50.0), "p99_ms": pct(99.0),
+    });
+    let status = server.stop();
+    eprintln!("[ferrogrid_replicated] stopped: {status}");
+    Ok(report)
+}
+
 /// Starts the bare endpoint on its own thread; returns its base URL.
 fn start_bare() -> anyhow::Result<String> {
     let (tx, rx) = std::sync::mpsc::channel::<anyhow::Result<std::net::SocketAddr>>();
@@ -354,6 +437,7 @@ fn start_bare() -> anyhow::Result<String> {
                     .app_data(counter.clone())
                     .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
                     .route("/http", web::post().to(ingest))
+                    .route("/hub", web::post().to(hub))
             })
             .bind(("127.0.0.1", 0));
             let server = match server {
@@ -384,7 +468,7 @@ fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
 
     let bare_url = start_bare()?;
-    let (bare, _) = measure("bare", &Target { base: bare_url, token: None }, &args, &ingest_op);
+    let (bare, _) = measure("bare", &Target { base: bare_url.clone(), token: None }, &args, &ingest_op);
 
     let bin = release_binary();
     if !bin.exists() {
@@ -413,6 +497,13 @@ fn main() -> anyhow::Result<()> {
         _ => Value::Null,
     };
 
+    let plain_rate = ferrogrid["objects_per_s"].as_f64().unwrap_or(1.0);
+    let replicated = measure_replicated(&bin, &bare_url, &args, plain_rate)?;
+    let ratio_replicated = match replicated["objects_per_s"].as_f64() {
+        Some(r) if plain_rate > 0.0 => round2(r / plain_rate),
+        _ => Value::Null,
+    };
+
     let ratio = match (ferrogrid["objects_per_s"].as_f64(), bare["objects_per_s"].as_f64()) {
         (Some(f), Some(b)) if b > 0.0 => round2(f / b),
         _ => Value::Null,
@@ -429,6 +520,8 @@ fn main() -> anyhow::Result<()> {
         "ratio_graphql_get_by_pk": ratio_get,
         "ferrogrid_soap": soap,
         "ratio_soap_to_json": ratio_soap,
+        "ferrogrid_replicated": replicated,
+        "ratio_replicated_to_plain": ratio_replicated,
         "clients": args.clients,
         "seconds": args.seconds,
     });
