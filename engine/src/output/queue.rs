@@ -197,9 +197,19 @@ impl OutputQueue {
 
     /// `delivery` was sent (or expired): gone.
     pub fn done(&self, delivery: &Delivery) -> Result<(), StorageError> {
-        let key = pending_key(&delivery.output, &delivery.uuid()?);
+        self.done_all(std::slice::from_ref(delivery))
+    }
+
+    /// These deliveries were sent: gone, in one commit.
+    pub fn done_all(&self, deliveries: &[Delivery]) -> Result<(), StorageError> {
+        let keys = deliveries
+            .iter()
+            .map(|d| Ok(pending_key(&d.output, &d.uuid()?)))
+            .collect::<Result<Vec<_>, StorageError>>()?;
         self.db.write(|tx| {
-            tx.remove(Keyspace::OutputQueue, &key);
+            for key in &keys {
+                tx.remove(Keyspace::OutputQueue, key);
+            }
             Ok::<_, StorageError>(())
         })
     }

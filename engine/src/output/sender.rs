@@ -18,8 +18,8 @@ use tokio::task::JoinHandle;
 
 /// Deliveries in flight per output.
 const CONCURRENCY: usize = 64;
-/// Deliveries read from the queue per scan.
-const SCAN: usize = 1024;
+/// Deliveries read from the queue per scan, at least (more when many senders are free).
+const SCAN: usize = 64;
 /// Longest wait between two scans.
 const IDLE: Duration = Duration::from_secs(1);
 /// How long a stop waits for the sends in flight.
@@ -88,12 +88,24 @@ async fn run(engine: Arc<Engine>, output: String, mut stop: watch::Receiver<bool
     let in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
     let finished = Arc::new(Notify::new());
+    // Sent deliveries, removed from the queue together once per turn (each send is confirmed
+    // by its peer before; a crash before the removal sends them again: at least once).
+    let sent: Arc<Mutex<Vec<Delivery>>> = Arc::default();
     tracing::info!(output, "output sender started");
     loop {
         bell.borrow_and_update();
+        remove_sent(&rt, &sent, &in_flight).await;
+        let free = permits.available_permits();
+        if free == 0 {
+            tokio::select! {
+                _ = stop.changed() => break,
+                _ = finished.notified() => continue,
+            }
+        }
         let skip = in_flight.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let (queue, name) = (rt.clone(), output.clone());
-        let batch = match blocking(move || queue.output_queue.pending(&name, &skip, SCAN)).await {
+        let wanted = SCAN.max(free * 2);
+        let batch = match blocking(move || queue.output_queue.pending(&name, &skip, wanted)).await {
             Some(Ok(batch)) => batch,
             Some(Err(e)) => {
                 tracing::error!(output, error = %e, "reading the output queue failed");
@@ -121,11 +133,15 @@ async fn run(engine: Arc<Engine>, output: String, mut stop: watch::Receiver<bool
                 permit = permits.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
             };
             in_flight.lock().unwrap_or_else(PoisonError::into_inner).insert(delivery.id.clone());
-            let (engine, in_flight, finished) = (engine.clone(), in_flight.clone(), finished.clone());
+            let (engine, in_flight, finished, sent) =
+                (engine.clone(), in_flight.clone(), finished.clone(), sent.clone());
             tokio::spawn(async move {
                 let id = delivery.id.clone();
-                deliver(&engine, delivery).await;
-                in_flight.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+                // A sent delivery stays "in flight" until its removal is committed, so that no
+                // scan in between picks it up again.
+                if !deliver(&engine, delivery, &sent).await {
+                    in_flight.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+                }
                 drop(permit);
                 finished.notify_one();
             });
@@ -147,7 +163,31 @@ async fn run(engine: Arc<Engine>, output: String, mut stop: watch::Receiver<bool
     if tokio::time::timeout(STOP_WAIT, permits.acquire_many(CONCURRENCY as u32)).await.is_err() {
         tracing::warn!(output, "stopping with sends in flight; they are sent again at the next start");
     }
+    remove_sent(&rt, &sent, &in_flight).await;
     tracing::info!(output, "output sender stopped");
+}
+
+/// Remove the deliveries sent since the last turn, in one commit; then they are no longer in
+/// flight.
+async fn remove_sent(rt: &Arc<Runtime>, sent: &Arc<Mutex<Vec<Delivery>>>, in_flight: &Mutex<HashSet<String>>) {
+    let done = std::mem::take(&mut *sent.lock().unwrap_or_else(PoisonError::into_inner));
+    if done.is_empty() {
+        return;
+    }
+    let ids: Vec<String> = done.iter().map(|d| d.id.clone()).collect();
+    let queue = rt.clone();
+    match blocking(move || queue.output_queue.done_all(&done)).await {
+        Some(Ok(())) => {
+            let mut in_flight = in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+            for id in &ids {
+                in_flight.remove(id);
+            }
+        }
+        // Left in flight: not sent twice by this run; the next start sends them again.
+        _ => {
+            tracing::error!(count = ids.len(), "removing sent deliveries failed; they are sent again at the next start")
+        }
+    }
 }
 
 /// Why a delivery failed.
@@ -173,7 +213,8 @@ async fn prepared(engine: &Engine, d: &Delivery) -> Result<Value, Failed> {
     }
 }
 
-async fn deliver(engine: &Engine, d: Delivery) {
+/// Deliver `d`; true when it was sent (and waits in `sent` for its removal).
+async fn deliver(engine: &Engine, d: Delivery, sent: &Mutex<Vec<Delivery>>) -> bool {
     let rt = engine.runtime_arc();
     let result = match prepared(engine, &d).await {
         Err(failed) => Err(failed),
@@ -187,29 +228,32 @@ async fn deliver(engine: &Engine, d: Delivery) {
         },
     };
     let output = d.output.clone();
-    let policy = rt.config.output_processor.get(&d.routing_key).map(|r| r.retry.clone()).unwrap_or_default();
-    let queue = rt.clone();
-    let recorded = blocking(move || match result {
+    let failed = match result {
         Ok(()) => {
             metrics().output_sent.with_label_values(&[&d.output]).inc();
-            queue.output_queue.done(&d)
+            sent.lock().unwrap_or_else(PoisonError::into_inner).push(d);
+            return true;
         }
-        Err(failed) => {
-            metrics().output_failures.with_label_values(&[&d.output]).inc();
-            tracing::debug!(output = %d.output, id = %d.id, error = %failed.error, "a delivery failed");
-            if failed.retryable && d.attempts + 1 < policy.max_attempts {
-                metrics().output_retries.with_label_values(&[&d.output]).inc();
-                let due = now_ms() + backoff(&policy, d.attempts).as_millis() as i64;
-                queue.output_queue.reschedule(d, failed.error, due)
-            } else {
-                metrics().output_parked.with_label_values(&[&d.output]).inc();
-                tracing::warn!(output = %d.output, id = %d.id, error = %failed.error, "delivery parked in the output repair queue");
-                queue.output_queue.park(d, failed.status, failed.error)
-            }
+        Err(failed) => failed,
+    };
+    let policy = rt.config.output_processor.get(&d.routing_key).map(|r| r.retry.clone()).unwrap_or_default();
+    let queue = rt.clone();
+    let recorded = blocking(move || {
+        metrics().output_failures.with_label_values(&[&d.output]).inc();
+        tracing::debug!(output = %d.output, id = %d.id, error = %failed.error, "a delivery failed");
+        if failed.retryable && d.attempts + 1 < policy.max_attempts {
+            metrics().output_retries.with_label_values(&[&d.output]).inc();
+            let due = now_ms() + backoff(&policy, d.attempts).as_millis() as i64;
+            queue.output_queue.reschedule(d, failed.error, due)
+        } else {
+            metrics().output_parked.with_label_values(&[&d.output]).inc();
+            tracing::warn!(output = %d.output, id = %d.id, error = %failed.error, "delivery parked in the output repair queue");
+            queue.output_queue.park(d, failed.status, failed.error)
         }
     })
     .await;
     if let Some(Err(e)) = recorded {
         tracing::error!(output, error = %e, "recording a delivery failed");
     }
+    false
 }

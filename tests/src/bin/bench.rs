@@ -388,6 +388,20 @@ fn measure_replicated(bin: &std::path::Path, bare: &str, args: &Args, plain_rate
     let mut server = Server::try_start(bin, dir.path(), None)?;
     let target = Target { base: server.base_url(), token: Some(server.token().to_string()) };
     let (mut report, last_id) = measure("ferrogrid_replicated", &target, args, &ingest_op);
+    // The deliveries of the load phases first: the latency phase starts on an empty queue.
+    let mut seen = (0, Instant::now());
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(120) {
+        let n = arrivals().lock().unwrap_or_else(|e| e.into_inner()).len();
+        if n != seen.0 {
+            seen = (n, Instant::now());
+        } else if seen.1.elapsed() > Duration::from_millis(500) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("[ferrogrid_replicated] {} delivered after the load phases ({:?})", seen.0, started.elapsed());
+    report["delivery_backlog_s"] = round2(started.elapsed().as_secs_f64());
     // Delivery latency: ids from last_id on, sent at half the plain rate.
     let sent: std::sync::Arc<Mutex<HashMap<i64, Instant>>> = std::sync::Arc::default();
     let ids = AtomicI64::new(last_id + 1_000_000);
