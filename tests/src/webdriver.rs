@@ -31,6 +31,32 @@ pub struct Browser {
     agent: ureq::Agent,
     session: String,
     base: String,
+    kind: Kind,
+}
+
+/// Which browser a [`Browser`] drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Debian's `chromium` through `chromedriver` (package `chromium-driver`).
+    Chromium,
+    /// Debian's `firefox-esr` through `geckodriver` (built from crates.io by
+    /// `scripts/install-peers.sh` into `target/peers/geckodriver`).
+    Firefox,
+}
+
+/// Collects the page's uncaught errors for [`Browser::console_errors`] in Firefox, whose driver
+/// has no log endpoint.
+const ERROR_COLLECTOR: &str = "if (!window.__fgErrors) { window.__fgErrors = []; \
+  window.addEventListener('error', (e) => window.__fgErrors.push(String(e.message))); \
+  window.addEventListener('unhandledrejection', (e) => window.__fgErrors.push(String(e.reason))); }";
+
+fn geckodriver() -> std::path::PathBuf {
+    let built = crate::workspace_root().join("target/peers/geckodriver/bin/geckodriver");
+    if built.is_file() {
+        built
+    } else {
+        "geckodriver".into()
+    }
 }
 
 /// One element of the page.
@@ -46,20 +72,41 @@ fn element_of(value: &Value) -> anyhow::Result<Element> {
 impl Browser {
     /// Start chromedriver on a free port and open a headless Chromium session.
     pub fn start() -> anyhow::Result<Browser> {
+        Self::start_kind(Kind::Chromium)
+    }
+
+    /// Start geckodriver on a free port and open a headless Firefox session.
+    pub fn start_firefox() -> anyhow::Result<Browser> {
+        Self::start_kind(Kind::Firefox)
+    }
+
+    /// Start the driver of `kind` on a free port and open a headless session at 1280x800.
+    pub fn start_kind(kind: Kind) -> anyhow::Result<Browser> {
         let port = crate::free_port()?;
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
+        let mut command = match kind {
+            Kind::Chromium => {
+                let mut c = Command::new("chromedriver");
+                c.arg(format!("--port={port}"));
+                c
+            }
+            Kind::Firefox => {
+                let mut c = Command::new(geckodriver());
+                c.args(["--port", &port.to_string()]);
+                c
+            }
+        };
+        let driver = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .context("starting chromedriver (Debian package chromium-driver)")?;
+            .with_context(|| format!("starting the {kind:?} driver (see scripts/test.sh)"))?;
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
             .into();
         let base = format!("http://127.0.0.1:{port}");
-        let mut browser = Browser { driver, agent, session: String::new(), base };
+        let mut browser = Browser { driver, agent, session: String::new(), base, kind };
         let started = Instant::now();
         loop {
             if let Ok(status) = browser.raw("GET", "/status", None) {
@@ -68,15 +115,21 @@ impl Browser {
                 }
             }
             if started.elapsed() > Duration::from_secs(20) {
-                bail!("chromedriver did not become ready");
+                bail!("the {kind:?} driver did not become ready");
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let caps = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": CHROMIUM_ARGS},
-            "goog:loggingPrefs": {"browser": "ALL"},
-        }}});
+        let caps = match kind {
+            Kind::Chromium => json!({"capabilities": {"alwaysMatch": {
+                "browserName": "chrome",
+                "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": CHROMIUM_ARGS},
+                "goog:loggingPrefs": {"browser": "ALL"},
+            }}}),
+            Kind::Firefox => json!({"capabilities": {"alwaysMatch": {
+                "browserName": "firefox",
+                "moz:firefoxOptions": {"binary": "/usr/bin/firefox-esr", "args": ["-headless", "-width=1280", "-height=800"]},
+            }}}),
+        };
         let created = browser.raw("POST", "/session", Some(caps))?;
         browser.session =
             created["value"]["sessionId"].as_str().with_context(|| format!("no session in {created}"))?.to_string();
@@ -106,7 +159,16 @@ impl Browser {
 
     /// Open `url`.
     pub fn goto(&self, url: &str) -> anyhow::Result<()> {
-        self.call("POST", "/url", Some(json!({"url": url}))).map(|_| ())
+        self.call("POST", "/url", Some(json!({"url": url})))?;
+        if self.kind == Kind::Firefox {
+            self.script(ERROR_COLLECTOR, json!([]))?;
+        }
+        Ok(())
+    }
+
+    /// Which browser this is.
+    pub fn kind(&self) -> Kind {
+        self.kind
     }
 
     /// The first element matching the CSS selector, waiting up to 10 s for it.
@@ -178,8 +240,14 @@ impl Browser {
         std::fs::write(path, png).with_context(|| format!("writing {}", path.display()))
     }
 
-    /// Browser console messages of level SEVERE (errors) since the last call.
+    /// Browser console messages of level SEVERE (errors) since the last call. In Firefox, the
+    /// page's uncaught errors and rejections since the page was opened with [`Browser::goto`].
     pub fn console_errors(&self) -> anyhow::Result<Vec<String>> {
+        if self.kind == Kind::Firefox {
+            let errors =
+                self.script("const e = window.__fgErrors || []; window.__fgErrors = []; return e;", json!([]))?;
+            return Ok(errors.as_array().map(|a| a.iter().map(|e| e.to_string()).collect()).unwrap_or_default());
+        }
         let log = self.call("POST", "/se/log", Some(json!({"type": "browser"})))?;
         Ok(log
             .as_array()

@@ -1,19 +1,28 @@
-//! The operator UI in a real browser (headless Chromium through chromedriver), against
-//! `samples/library`: sign in; an object that fails appears on Repair with its error; the filter
-//! finds it; the details show its payload; editing the payload shows the diff and Retry edited
+//! The operator UI in real browsers (headless Chromium through chromedriver, headless Firefox
+//! ESR through geckodriver), against `samples/library`, in both: sign in; an object that fails
+//! appears on Repair with its error; the filter finds it; the details show its payload; editing the payload shows the diff and Retry edited
 //! stores it (readable through /data); Delete asks for confirmation; the Test page shows the
 //! stored version of a good object and the error of a bad one; Tasks, Failed jobs and Model
 //! pages render; no console errors on any page. Against `samples/soap`, the Test page posts a
 //! SOAP envelope and shows the stored version, or the Fault. Screenshots go to
 //! target/ui-screenshots/.
 
-use ferrogrid_tests::webdriver::{Browser, Element};
+use ferrogrid_tests::webdriver::{Browser, Element, Kind};
 use ferrogrid_tests::{workspace_root, Server};
 use serde_json::json;
 
 fn shot(browser: &Browser, name: &str) {
+    let name = match browser.kind() {
+        Kind::Chromium => name.to_string(),
+        Kind::Firefox => format!("firefox-{name}"),
+    };
     let path = workspace_root().join("target/ui-screenshots").join(format!("{name}.png"));
     browser.screenshot(&path).unwrap_or_else(|e| panic!("screenshot {name}: {e:#}"));
+}
+
+/// The first cell of the first row (Firefox clicks cells, not table rows).
+fn first_cell(browser: &Browser) -> Element {
+    browser.find("#repair-rows tr.row td").expect("a row")
 }
 
 fn rows(browser: &Browser) -> Vec<Element> {
@@ -27,13 +36,22 @@ fn no_console_errors(browser: &Browser, page: &str) {
 
 #[test]
 fn an_operator_finds_fixes_and_retries_a_failed_object() {
+    operator_flow(Kind::Chromium);
+}
+
+#[test]
+fn an_operator_finds_fixes_and_retries_a_failed_object_in_firefox() {
+    operator_flow(Kind::Firefox);
+}
+
+fn operator_flow(kind: Kind) {
     let server = Server::start("samples/library");
     let parked = server.post_sync(&json!({"id": 41, "title": "neither user nor book"}));
     assert_eq!(parked["status"], "repair");
     let doomed = server.post_sync(&json!({"id": 42, "note": "to be deleted"}));
     assert_eq!(doomed["status"], "repair");
 
-    let browser = Browser::start().expect("chromium and chromedriver (see scripts/test.sh)");
+    let browser = Browser::start_kind(kind).expect("the browser and its driver (see scripts/test.sh)");
     let admin = format!("{}/admin/", server.base_url());
     browser.goto(&admin).unwrap();
 
@@ -67,7 +85,7 @@ fn an_operator_finds_fixes_and_retries_a_failed_object() {
     browser.type_into(&browser.find("#repair-filter").unwrap(), "neither user").unwrap();
     browser.click(&browser.find("#repair-apply").unwrap()).unwrap();
     browser.wait("one row", || (rows(&browser).len() == 1).then_some(())).unwrap();
-    browser.click(&rows(&browser)[0]).unwrap();
+    browser.click(&first_cell(&browser)).unwrap();
     let editor = browser.find("#payload-editor").unwrap();
     let payload = browser.property(&editor, "value").unwrap();
     assert!(payload.as_str().is_some_and(|p| p.contains("\"title\": \"neither user nor book\"")), "{payload}");
@@ -96,7 +114,7 @@ fn an_operator_finds_fixes_and_retries_a_failed_object() {
     browser.type_into(&browser.find("#repair-filter").unwrap(), "").unwrap();
     browser.click(&browser.find("#repair-apply").unwrap()).unwrap();
     browser.wait("the other row", || (rows(&browser).len() == 1).then_some(())).unwrap();
-    browser.click(&rows(&browser)[0]).unwrap();
+    browser.click(&first_cell(&browser)).unwrap();
     let editor = browser.find("#payload-editor").unwrap();
     browser.type_into(&editor, r#"{"id": 42, "note": "still not a library object"}"#).unwrap();
     browser.click(&browser.find("#retry-edited").unwrap()).unwrap();
