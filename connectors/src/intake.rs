@@ -93,3 +93,35 @@ pub trait Intake: Send + Sync + 'static {
     /// Make `received` durable and schedule its processing; resolves according to `wait`.
     fn accept(&self, received: Received, wait: Wait) -> BoxFuture<Result<Accepted, IntakeError>>;
 }
+
+/// An in-memory intake for the inputs' tests: records what it receives; answers `Busy` when
+/// told to; a waited-for outcome says stored as `User` version 7 under routing key `User`.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct Recorder {
+    /// What was received, in order.
+    pub got: std::sync::Mutex<Vec<Received>>,
+    /// Refuse everything as busy.
+    pub busy: bool,
+}
+
+#[cfg(test)]
+impl Intake for Recorder {
+    fn accept(&self, received: Received, wait: Wait) -> BoxFuture<Result<Accepted, IntakeError>> {
+        if self.busy {
+            return Box::pin(async { Err(IntakeError::Busy) });
+        }
+        let mut got = self.got.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        got.push(received);
+        let id = format!("id-{}", got.len());
+        let outcome = (wait == Wait::Outcome).then(|| Outcome {
+            id: id.clone(),
+            status: OutcomeStatus::Stored,
+            routing_key: Some("User".into()),
+            type_name: Some("User".into()),
+            version: Some(7),
+            error: None,
+        });
+        Box::pin(async move { Ok(Accepted { id, outcome }) })
+    }
+}

@@ -25,6 +25,16 @@ fn first_cell(browser: &Browser) -> Element {
     browser.find("#repair-rows tr.row td").expect("a row")
 }
 
+/// Chromium on the UI of `server`, signed in with its token; and the UI's URL.
+fn signed_in(server: &Server) -> (Browser, String) {
+    let browser = Browser::start().expect("chromium and chromedriver (see scripts/test.sh)");
+    let admin = format!("{}/admin/", server.base_url());
+    browser.goto(&admin).unwrap();
+    browser.type_into(&browser.find("#token").unwrap(), server.token()).unwrap();
+    browser.click(&browser.find("#signin-button").unwrap()).unwrap();
+    (browser, admin)
+}
+
 fn rows(browser: &Browser) -> Vec<Element> {
     browser.find_all("#repair-rows tr.row").unwrap_or_default()
 }
@@ -223,11 +233,7 @@ fn try_again_all_after_fixing_the_configuration_clears_fifty_entries() {
     for id in 1..=50 {
         assert_eq!(server.post_sync(&json!({"Item": {"id": id}}))["status"], "repair");
     }
-    let browser = Browser::start().expect("chromium and chromedriver (see scripts/test.sh)");
-    let admin = format!("{}/admin/", server.base_url());
-    browser.goto(&admin).unwrap();
-    browser.type_into(&browser.find("#token").unwrap(), server.token()).unwrap();
-    browser.click(&browser.find("#signin-button").unwrap()).unwrap();
+    let (browser, admin) = signed_in(&server);
     browser.wait("a first page of 20", || (rows(&browser).len() == 20).then_some(())).unwrap();
     browser.click(&browser.find("#repair-next-page").unwrap()).unwrap();
     browser.wait("the second page", || (rows(&browser).len() == 20).then_some(())).unwrap();
@@ -263,11 +269,7 @@ fn try_again_all_after_fixing_the_configuration_clears_fifty_entries() {
 #[test]
 fn the_test_page_posts_soap_envelopes() {
     let server = Server::start("samples/soap");
-    let browser = Browser::start().expect("chromium and chromedriver (see scripts/test.sh)");
-    let admin = format!("{}/admin/", server.base_url());
-    browser.goto(&admin).unwrap();
-    browser.type_into(&browser.find("#token").unwrap(), server.token()).unwrap();
-    browser.click(&browser.find("#signin-button").unwrap()).unwrap();
+    let (browser, admin) = signed_in(&server);
     browser.wait("the repair page", || browser.find("#repair-table").ok()).unwrap();
     browser.goto(&format!("{admin}#/test")).unwrap();
     browser.wait("the input choice", || browser.find("#test-kind").ok()).unwrap();
@@ -306,11 +308,7 @@ fn the_output_repair_page_shows_the_peers_answer_and_tries_again() {
     );
     let server = Server::start_with_config(&config, &[("model.avsc", ITEM_MODEL)]);
     assert_eq!(server.post_sync(&json!({"Item": {"id": 3}}))["status"], "stored");
-    let browser = Browser::start().expect("chromium and chromedriver (see scripts/test.sh)");
-    let admin = format!("{}/admin/", server.base_url());
-    browser.goto(&admin).unwrap();
-    browser.type_into(&browser.find("#token").unwrap(), server.token()).unwrap();
-    browser.click(&browser.find("#signin-button").unwrap()).unwrap();
+    let (browser, admin) = signed_in(&server);
     browser.wait("the repair page", || browser.find("#repair-table").ok()).unwrap();
     browser.goto(&format!("{admin}#/output")).unwrap();
     let row = browser

@@ -1,36 +1,10 @@
 //! Tests of the HTTP input against an in-memory intake.
 
 use super::*;
-use crate::intake::{Accepted, BoxFuture, Intake, IntakeError, Outcome, OutcomeStatus, Received, Wait};
+use crate::intake::Recorder;
 use actix_web::{test, App};
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
-
-#[derive(Default)]
-struct Recorder {
-    got: Mutex<Vec<Value>>,
-    busy: bool,
-}
-
-impl Intake for Recorder {
-    fn accept(&self, received: Received, wait: Wait) -> BoxFuture<Result<Accepted, IntakeError>> {
-        if self.busy {
-            return Box::pin(async { Err(IntakeError::Busy) });
-        }
-        let mut got = self.got.lock().unwrap();
-        got.push(received.payload);
-        let id = format!("id-{}", got.len());
-        let outcome = (wait == Wait::Outcome).then(|| Outcome {
-            id: id.clone(),
-            status: OutcomeStatus::Stored,
-            routing_key: Some("User".into()),
-            type_name: Some("User".into()),
-            version: Some(7),
-            error: None,
-        });
-        Box::pin(async move { Ok(Accepted { id, outcome }) })
-    }
-}
+use std::sync::Arc;
 
 fn config(max_body_size: usize) -> HttpInputConfig {
     serde_json::from_value(json!({"name": "http", "max_body_size": max_body_size})).unwrap()
@@ -53,7 +27,7 @@ async fn accepts_an_object_and_answers_its_id() {
     let (status, body) = post(intake.clone(), 1024, "application/json", br#"{"User": {"id": 1}}"#, "/http").await;
     assert_eq!(status, 200);
     assert_eq!(body, json!({"id": "id-1"}));
-    assert_eq!(intake.got.lock().unwrap()[0], json!({"User": {"id": 1}}));
+    assert_eq!(intake.got.lock().unwrap()[0].payload, json!({"User": {"id": 1}}));
 }
 
 #[actix_rt::test]
