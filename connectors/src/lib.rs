@@ -1,9 +1,20 @@
 //! Ferrogrid connectors: the I/O edges of the engine.
 //!
 //! Inputs turn what arrives (HTTP JSON, SOAP XML, Kafka) into raw objects handed to the engine's
-//! [`Intake`]; outputs take routed objects away. Every connector type lives in its own folder with the same
-//! file names (`mod.rs`, `config.rs`, `input.rs` / `output.rs`, `tests.rs`) and is listed once in
-//! [`registry`].
+//! [`Intake`]; outputs take routed objects away ([`Output::send`], asynchronous). Every connector
+//! type lives in its own folder with the same file names (`mod.rs`, `config.rs`, `input.rs` /
+//! `output.rs`, `tests.rs`) and is listed once in [`registry`].
+//!
+//! | folder / file | what |
+//! | --- | --- |
+//! | `http/` | `POST /http` JSON input; the `http` output and the HTTP client the `soap` output shares |
+//! | `soap/` | `POST /soap` SOAP 1.1/1.2 input (XML tree, faults, WSDL); the `soap` output |
+//! | `kafka/` | Kafka consumer input (offsets committed after acceptance) and producer output |
+//! | `smtp/` | the `smtp` output (lettre) |
+//! | `dummy/`, `input_processor/` | the output that drops, and the one that is the engine itself |
+//! | `intake.rs` | the contract between inputs and the engine |
+//! | `json.rs` | JSON object parsing with a nesting limit |
+//! | `registry.rs` | the one list of connector types, their configs and builders |
 
 pub mod dummy;
 pub mod http;

@@ -1,5 +1,5 @@
 //! The Ferrogrid engine: configuration, domain model, storage, repair queue, input processor,
-//! GraphQL, HTTP server, security and metrics, wired together by [`app`]. The binary `ferrogrid` is a
+//! output processor, tasks and jobs, GraphQL, HTTP server, security and metrics, wired together by [`app`]. The binary `ferrogrid` is a
 //! thin command line over [`app::run`] and [`app::check`].
 
 pub mod app;
