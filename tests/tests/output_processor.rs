@@ -249,3 +249,73 @@ output_processor:
     assert!(metric_value(&metrics, "ferrogrid_output_retries_total", &[("output", "replica")]).unwrap_or(0.0) > 0.0);
     assert!(parked(&server).is_empty());
 }
+
+fn sync_config(a: &str, b: &str, threshold: &str) -> String {
+    format!(
+        r#"types: {{__file: model.avsc}}
+connector:
+  input: [{{name: http, type: http}}]
+  output:
+    - {{name: a, type: http, url: "{a}"}}
+    - {{name: b, type: http, url: "{b}"}}
+input_processor:
+  storage: [{{key: Item, type: Item}}]
+output_processor:
+  Item:
+    handlers: [{{outputs: [a, b]}}]
+    is_async: false
+    sync_retry_timeout: 0.2{threshold}
+"#
+    )
+}
+
+/// The ids a receiver got, in the order they arrived.
+fn arrival_order(receiver: &HttpReceiver) -> Vec<i64> {
+    receiver
+        .received()
+        .iter()
+        .map(|r| serde_json::from_str::<Value>(&r.body).expect("JSON")["id"].as_i64().expect("id"))
+        .collect()
+}
+
+#[test]
+fn sync_mode_keeps_the_order_and_a_failing_output_stops_only_itself() {
+    let a = HttpReceiver::start();
+    let b = HttpReceiver::start();
+    a.fail_with(Some((503, "a is down")));
+    let server = Server::start_with_config(&sync_config(&a.url("/a"), &b.url("/b"), ""), &[("model.avsc", MODEL)]);
+    post(&server, 0..20);
+    wait_until(Duration::from_secs(30), "b got all 20", || (b.received().len() == 20).then_some(()));
+    assert_eq!(arrival_order(&b), (0..20).collect::<Vec<_>>(), "in the order stored");
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(a.received().is_empty(), "a refused everything so far");
+    assert!(parked(&server).is_empty(), "no threshold: a's head waits, nothing parked");
+    a.fail_with(None);
+    wait_until(Duration::from_secs(30), "a got all 20", || (a.received().len() == 20).then_some(()));
+    assert_eq!(arrival_order(&a), (0..20).collect::<Vec<_>>(), "in the order stored, once each");
+    let metrics = server.get("/metrics").body;
+    assert!(metric_value(&metrics, "ferrogrid_output_retries_total", &[("output", "a")]).unwrap_or(0.0) >= 2.0);
+}
+
+#[test]
+fn sync_mode_parks_after_the_threshold_and_moves_on() {
+    let a = HttpReceiver::start();
+    let b = HttpReceiver::start();
+    a.fail_with(Some((500, "a keeps failing")));
+    let yaml = sync_config(&a.url("/a"), &b.url("/b"), "\n    sync_failed_attempt_count_threshold: 2");
+    let server = Server::start_with_config(&yaml, &[("model.avsc", MODEL)]);
+    post(&server, 0..3);
+    let entries = wait_until(Duration::from_secs(30), "3 parked for a", || {
+        let entries = parked(&server);
+        (entries.len() == 3).then_some(entries)
+    });
+    assert!(
+        entries.iter().all(|e| e["output"] == "a" && e["attempts"] == 2 && e["status"] == "Sending error"),
+        "{entries:?}"
+    );
+    assert_eq!(arrival_order(&b), vec![0, 1, 2]);
+    a.fail_with(None);
+    server.post_json("/admin/api/output-repair/retry-all", &json!({})).assert_status(200, "retry all");
+    wait_until(Duration::from_secs(30), "a got the 3", || (a.received().len() == 3).then_some(()));
+    assert!(parked(&server).is_empty());
+}

@@ -215,17 +215,33 @@ pub fn references(config: &Value) -> Vec<ConfigError> {
                     Some(_) => {}
                 }
             }
-            if route.get("is_async").and_then(Value::as_bool) == Some(false) {
-                c.errors.push(ConfigError::at(
-                    &format!("{path}.is_async"),
-                    "sync mode (is_async: false) is not supported by this build yet",
-                ));
-            }
             if text(route, "store_strategy") == Some("reference") {
                 c.errors.push(ConfigError::at(
                     &format!("{path}.store_strategy"),
                     "store_strategy reference is not supported by this build yet (copy is)",
                 ));
+            }
+        }
+    }
+    if let Some(routes) = config.get("output_processor").and_then(Value::as_object) {
+        // An output delivers in one mode: in order (sync) or each object on its own (async).
+        let mut modes: std::collections::HashMap<&str, (bool, &str)> = std::collections::HashMap::new();
+        for (key, route) in routes {
+            let sync = route.get("is_async").and_then(Value::as_bool) == Some(false);
+            let mut outputs: Vec<&str> = text(route, "output").into_iter().collect();
+            for (_, handler) in items(route, &["handlers"]) {
+                outputs.extend(items(handler, &["outputs"]).into_iter().filter_map(|(_, o)| o.as_str()));
+            }
+            for output in outputs {
+                match modes.get(output) {
+                    Some((other, other_key)) if *other != sync => c.errors.push(ConfigError::at(
+                        &format!("output_processor.{key}.is_async"),
+                        format!("output \"{output}\" is also used by key \"{other_key}\" in the other mode; an output is either sync or async"),
+                    )),
+                    _ => {
+                        modes.insert(output, (sync, key.as_str()));
+                    }
+                }
             }
         }
     }

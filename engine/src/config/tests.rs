@@ -205,7 +205,7 @@ fn tasks_are_checked_with_their_names() {
 fn output_processor_keys_name_existing_pipelines_and_outputs() {
     let errors = errors_of(&[(
         "config.yml",
-        "repair_queue:\n  on_object_added:\n    __unclassified__: {postprocess_with_routing_key: Lost}\nconnector:\n  output:\n    - {name: hub, type: dummy}\n    - {name: ip, type: input_processor}\noutput_processor:\n  A: {pipeline: nope, output: hub}\n  B: {handlers: [{outputs: [hub, ghost, ip]}]}\n  C: {pipeline: nope}\n  D: {output: hub, is_async: false, store_strategy: reference}\n",
+        "repair_queue:\n  on_object_added:\n    __unclassified__: {postprocess_with_routing_key: Lost}\nconnector:\n  output:\n    - {name: hub, type: dummy}\n    - {name: ip, type: input_processor}\noutput_processor:\n  A: {pipeline: nope, output: hub}\n  B: {handlers: [{outputs: [hub, ghost, ip]}]}\n  C: {pipeline: nope}\n  D: {output: hub, store_strategy: reference}\n  E: {output: hub, is_async: false}\n",
     )]);
     let text = errors.join("\n");
     for want in [
@@ -214,7 +214,7 @@ fn output_processor_keys_name_existing_pipelines_and_outputs() {
         "output_processor.B.handlers[0].outputs[2]: output \"ip\" is the input processor",
         "output_processor.C.pipeline: a pipeline needs its `output`",
         "output_processor.C: names no output",
-        "output_processor.D.is_async: sync mode (is_async: false) is not supported by this build yet",
+        "output_processor.E.is_async: output \"hub\" is also used by key \"D\" in the other mode",
         "output_processor.D.store_strategy: store_strategy reference is not supported by this build yet",
         "repair_queue.on_object_added.__unclassified__.postprocess_with_routing_key: \"Lost\" is not a key of output_processor",
     ] {

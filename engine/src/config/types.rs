@@ -160,14 +160,17 @@ pub struct OutputProcessorRoute {
     /// What the queue keeps of the object.
     #[serde(default)]
     pub store_strategy: StoreStrategy,
-    /// `true`: each (object, output) is delivered on its own with retries. `false` (TDG's sync
-    /// mode, strict order per output) is not supported by this build yet.
+    /// `true`: each (object, output) is delivered on its own with retries (`retry`). `false`
+    /// (TDG's sync mode): each output sends its objects one at a time in the order stored; a
+    /// failing send stops that output (others go on) and is tried again every
+    /// `sync_retry_timeout` seconds. An output is used in one mode only.
     #[serde(default = "default_true")]
     pub is_async: bool,
     /// Sync mode: seconds between retries of a failed output.
     #[serde(default = "default_sync_retry_timeout")]
     pub sync_retry_timeout: f64,
-    /// Sync mode: failed attempts before an object is parked.
+    /// Sync mode: failed attempts after which an object is parked and its output moves on;
+    /// none: tried until it is sent.
     #[serde(default)]
     pub sync_failed_attempt_count_threshold: Option<u32>,
     /// Async mode: retries with backoff before an object is parked.

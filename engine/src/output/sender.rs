@@ -82,11 +82,35 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.ok()
 }
 
+/// Sync mode of an output (TDG's `is_async: false`): one delivery at a time, in order.
+#[derive(Debug, Clone, Copy)]
+struct Sync {
+    retry_after: Duration,
+    threshold: Option<u32>,
+}
+
+/// The sync mode of `output`, when a key delivers to it with `is_async: false` (the config check
+/// makes every key of an output use the same mode).
+fn sync_mode(rt: &Runtime, output: &str) -> Option<Sync> {
+    rt.config
+        .output_processor
+        .values()
+        .find(|route| !route.is_async && route.targets().iter().any(|(_, o)| *o == output))
+        .map(|route| Sync {
+            retry_after: Duration::from_secs_f64(route.sync_retry_timeout.max(0.001)),
+            threshold: route.sync_failed_attempt_count_threshold,
+        })
+}
+
 async fn run(engine: Arc<Engine>, output: String, mut stop: watch::Receiver<bool>) {
     let rt = engine.runtime_arc();
     let mut bell = rt.output_queue.bell();
     let in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
-    let permits = Arc::new(Semaphore::new(CONCURRENCY));
+    let sync = sync_mode(&rt, &output);
+    // In sync mode one delivery at a time, and only the oldest is looked at: a failing one
+    // holds the output back until it is sent or parked.
+    let concurrency = if sync.is_some() { 1 } else { CONCURRENCY };
+    let permits = Arc::new(Semaphore::new(concurrency));
     let finished = Arc::new(Notify::new());
     // Sent deliveries, removed from the queue together once per turn (each send is confirmed
     // by its peer before; a crash before the removal sends them again: at least once).
@@ -104,7 +128,7 @@ async fn run(engine: Arc<Engine>, output: String, mut stop: watch::Receiver<bool
         }
         let skip = in_flight.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let (queue, name) = (rt.clone(), output.clone());
-        let wanted = SCAN.max(free * 2);
+        let wanted = if sync.is_some() { 1 } else { SCAN.max(free * 2) };
         let batch = match blocking(move || queue.output_queue.pending(&name, &skip, wanted)).await {
             Some(Ok(batch)) => batch,
             Some(Err(e)) => {
@@ -139,7 +163,7 @@ async fn run(engine: Arc<Engine>, output: String, mut stop: watch::Receiver<bool
                 let id = delivery.id.clone();
                 // A sent delivery stays "in flight" until its removal is committed, so that no
                 // scan in between picks it up again.
-                if !deliver(&engine, delivery, &sent).await {
+                if !deliver(&engine, delivery, &sent, sync).await {
                     in_flight.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
                 }
                 drop(permit);
@@ -160,7 +184,7 @@ async fn run(engine: Arc<Engine>, output: String, mut stop: watch::Receiver<bool
         // Let a burst of commits or finished sends gather before the next scan.
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    if tokio::time::timeout(STOP_WAIT, permits.acquire_many(CONCURRENCY as u32)).await.is_err() {
+    if tokio::time::timeout(STOP_WAIT, permits.acquire_many(concurrency as u32)).await.is_err() {
         tracing::warn!(output, "stopping with sends in flight; they are sent again at the next start");
     }
     remove_sent(&rt, &sent, &in_flight).await;
@@ -214,7 +238,7 @@ async fn prepared(engine: &Engine, d: &Delivery) -> Result<Value, Failed> {
 }
 
 /// Deliver `d`; true when it was sent (and waits in `sent` for its removal).
-async fn deliver(engine: &Engine, d: Delivery, sent: &Mutex<Vec<Delivery>>) -> bool {
+async fn deliver(engine: &Engine, d: Delivery, sent: &Mutex<Vec<Delivery>>, sync: Option<Sync>) -> bool {
     let rt = engine.runtime_arc();
     let result = match prepared(engine, &d).await {
         Err(failed) => Err(failed),
@@ -241,9 +265,13 @@ async fn deliver(engine: &Engine, d: Delivery, sent: &Mutex<Vec<Delivery>>) -> b
     let recorded = blocking(move || {
         metrics().output_failures.with_label_values(&[&d.output]).inc();
         tracing::debug!(output = %d.output, id = %d.id, error = %failed.error, "a delivery failed");
-        if failed.retryable && d.attempts + 1 < policy.max_attempts {
+        let again = match sync {
+            Some(sync) => sync.threshold.is_none_or(|n| d.attempts + 1 < n).then_some(sync.retry_after),
+            None => (d.attempts + 1 < policy.max_attempts).then(|| backoff(&policy, d.attempts)),
+        };
+        if let (true, Some(wait)) = (failed.retryable, again) {
             metrics().output_retries.with_label_values(&[&d.output]).inc();
-            let due = now_ms() + backoff(&policy, d.attempts).as_millis() as i64;
+            let due = now_ms() + wait.as_millis() as i64;
             queue.output_queue.reschedule(d, failed.error, due)
         } else {
             metrics().output_parked.with_label_values(&[&d.output]).inc();
