@@ -319,3 +319,34 @@ fn sync_mode_parks_after_the_threshold_and_moves_on() {
     wait_until(Duration::from_secs(30), "a got the 3", || (a.received().len() == 3).then_some(()));
     assert!(parked(&server).is_empty());
 }
+
+#[test]
+fn store_strategy_reference_sends_the_current_version() {
+    let receiver = HttpReceiver::start();
+    receiver.fail_with(Some((503, "not yet")));
+    let yaml = format!(
+        r#"types: {{__file: model.avsc}}
+connector:
+  input: [{{name: http, type: http}}]
+  output: [{{name: hub, type: http, url: "{}"}}]
+input_processor:
+  storage: [{{key: Item, type: Item}}]
+output_processor:
+  Item: {{output: hub, store_strategy: reference, retry: {{max_attempts: 1000, initial_backoff_ms: 100, max_backoff_ms: 200}}}}
+"#,
+        receiver.url("/ref")
+    );
+    let server = Server::start_with_config(&yaml, &[("model.avsc", MODEL)]);
+    for n in [1, 2, 3] {
+        assert_eq!(server.post_sync(&json!({"Item": {"id": 7, "n": n}}))["status"], "stored");
+    }
+    receiver.fail_with(None);
+    wait_until(Duration::from_secs(30), "the three versions' deliveries", || {
+        (receiver.received().len() == 3).then_some(())
+    });
+    for r in receiver.received() {
+        let v: Value = serde_json::from_str(&r.body).expect("JSON");
+        assert_eq!(v, json!({"id": 7, "n": 3}), "each delivery reads the current version");
+    }
+    assert!(parked(&server).is_empty());
+}

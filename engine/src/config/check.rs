@@ -215,12 +215,6 @@ pub fn references(config: &Value) -> Vec<ConfigError> {
                     Some(_) => {}
                 }
             }
-            if text(route, "store_strategy") == Some("reference") {
-                c.errors.push(ConfigError::at(
-                    &format!("{path}.store_strategy"),
-                    "store_strategy reference is not supported by this build yet (copy is)",
-                ));
-            }
         }
     }
     if let Some(routes) = config.get("output_processor").and_then(Value::as_object) {

@@ -215,7 +215,6 @@ fn output_processor_keys_name_existing_pipelines_and_outputs() {
         "output_processor.C.pipeline: a pipeline needs its `output`",
         "output_processor.C: names no output",
         "output_processor.E.is_async: output \"hub\" is also used by key \"D\" in the other mode",
-        "output_processor.D.store_strategy: store_strategy reference is not supported by this build yet",
         "repair_queue.on_object_added.__unclassified__.postprocess_with_routing_key: \"Lost\" is not a key of output_processor",
     ] {
         assert!(text.contains(want), "missing {want:?} in\n{text}");

@@ -87,7 +87,7 @@ pub enum StoreStrategy {
     /// A copy of the object as stored.
     #[default]
     Copy,
-    /// Only its key; the current version is read at send time (not supported by this build yet).
+    /// Only its key; the current version is read at send time (not sent when it is gone).
     Reference,
 }
 

@@ -34,8 +34,12 @@ pub struct Delivery {
     pub version: Option<u64>,
     /// Preprocessing pipeline.
     pub pipeline: Option<String>,
-    /// The object as stored.
+    /// The object as stored (`store_strategy: copy`); null with a `reference`.
     pub object: Value,
+    /// `store_strategy: reference`: `{"index": primary index, "key": its value}`; the current
+    /// version is read when it is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<Value>,
     /// Status: `New`, `In Progress`, or (parked) `Sending error`, `Preprocessing error`,
     /// `Rereplicated (Sending error)`, `Rereplicated (Preprocessing error)`.
     pub status: String,
@@ -122,6 +126,33 @@ impl OutputQueue {
         stored: Option<(&str, u64)>,
         object: &Value,
     ) -> Result<(), StorageError> {
+        self.stage(tx, output, pipeline, routing_key, stored, object.clone(), None)
+    }
+
+    /// Like [`OutputQueue::stage_in`] for `store_strategy: reference`: only the object's key.
+    pub fn stage_reference_in(
+        &self,
+        tx: &mut WriteTx<'_>,
+        output: &str,
+        pipeline: Option<&str>,
+        routing_key: &str,
+        stored: (&str, u64),
+        reference: Value,
+    ) -> Result<(), StorageError> {
+        self.stage(tx, output, pipeline, routing_key, Some(stored), Value::Null, Some(reference))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn stage(
+        &self,
+        tx: &mut WriteTx<'_>,
+        output: &str,
+        pipeline: Option<&str>,
+        routing_key: &str,
+        stored: Option<(&str, u64)>,
+        object: Value,
+        reference: Option<Value>,
+    ) -> Result<(), StorageError> {
         let id = uuid::Uuid::now_v7();
         let at = now();
         let delivery = Delivery {
@@ -131,7 +162,8 @@ impl OutputQueue {
             type_name: stored.map(|(t, _)| t.to_string()),
             version: stored.map(|(_, v)| v),
             pipeline: pipeline.map(str::to_string),
-            object: object.clone(),
+            object,
+            reference,
             status: NEW.to_string(),
             attempts: 0,
             error: None,

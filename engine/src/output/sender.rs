@@ -221,19 +221,43 @@ struct Failed {
     retryable: bool,
 }
 
-/// The object to send: the stored one, or what the preprocessing pipeline made of it.
-async fn prepared(engine: &Engine, d: &Delivery) -> Result<Value, Failed> {
-    let Some(pipeline) = d.pipeline.clone() else { return Ok(d.object.clone()) };
+/// The object as stored, or (`store_strategy: reference`) its current version; `None` when it
+/// is gone (deleted since).
+async fn stored(engine: &Engine, d: &Delivery) -> Result<Option<Value>, Failed> {
+    let (Some(reference), Some(type_name)) = (d.reference.clone(), d.type_name.clone()) else {
+        return Ok(Some(d.object.clone()));
+    };
     let rt = engine.runtime_arc();
-    let param = json!({"obj": d.object, "routing_key": d.routing_key});
+    let read = blocking(move || {
+        let index = reference["index"].as_str().unwrap_or_default().to_string();
+        rt.repository.get(&type_name, &index, &reference["key"], &json!({}))
+    })
+    .await;
+    match read {
+        Some(Ok(Some(current))) if !current.deleted => Ok(Some(current.object)),
+        Some(Ok(_)) => Ok(None),
+        Some(Err(e)) => {
+            Err(Failed { status: PREPROCESSING_ERROR, error: format!("reading the object: {e}"), retryable: true })
+        }
+        None => Err(Failed { status: PREPROCESSING_ERROR, error: "reading the object failed".into(), retryable: true }),
+    }
+}
+
+/// The object to send: the stored one, or what the preprocessing pipeline made of it; `None`
+/// when a referenced object is gone.
+async fn prepared(engine: &Engine, d: &Delivery) -> Result<Option<Value>, Failed> {
+    let Some(object) = stored(engine, d).await? else { return Ok(None) };
+    let Some(pipeline) = d.pipeline.clone() else { return Ok(Some(object)) };
+    let rt = engine.runtime_arc();
+    let param = json!({"obj": object, "routing_key": d.routing_key});
     let ctx = CallContext { request_id: d.id.clone(), cancel: None, jobs: None };
     let result = engine.on_worker(move |se| rt.pipelines.run(se, &pipeline, param, &ctx)).await;
     let fail = |error: String| Failed { status: PREPROCESSING_ERROR, error, retryable: false };
     match result {
         Err(_) => Err(Failed { status: PREPROCESSING_ERROR, error: "the engine is stopping".into(), retryable: true }),
         Ok(Err(e)) => Err(fail(e.to_string())),
-        Ok(Ok(Value::Object(mut map))) if map.contains_key("obj") => Ok(map.remove("obj").unwrap_or_default()),
-        Ok(Ok(value)) => Ok(value),
+        Ok(Ok(Value::Object(mut map))) if map.contains_key("obj") => Ok(Some(map.remove("obj").unwrap_or_default())),
+        Ok(Ok(value)) => Ok(Some(value)),
     }
 }
 
@@ -242,7 +266,12 @@ async fn deliver(engine: &Engine, d: Delivery, sent: &Mutex<Vec<Delivery>>, sync
     let rt = engine.runtime_arc();
     let result = match prepared(engine, &d).await {
         Err(failed) => Err(failed),
-        Ok(object) => match rt.outputs.get(&d.output) {
+        Ok(None) => {
+            tracing::info!(output = %d.output, id = %d.id, "not sent: the referenced object is gone");
+            sent.lock().unwrap_or_else(PoisonError::into_inner).push(d);
+            return true;
+        }
+        Ok(Some(object)) => match rt.outputs.get(&d.output) {
             Some(Some(output)) => output.send(object, d.routing_key.clone()).await.map_err(|e| Failed {
                 status: SENDING_ERROR,
                 retryable: matches!(e, SendError::Unavailable(_)),

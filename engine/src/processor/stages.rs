@@ -1,5 +1,6 @@
 //! The stages of the input processor.
 
+use crate::config::StoreStrategy;
 use crate::metrics::metrics;
 use crate::repair::{Entry, Failure, RepairError};
 use crate::runtime::Runtime;
@@ -299,15 +300,29 @@ fn stage_item(rt: &Runtime, tx: &mut WriteTx<'_>, entry: &Entry, item: &Finish) 
             let put = rt.repository.put_in(tx, &item.type_name, item.obj.clone(), &PutOptions::default())?;
             // Its deliveries commit with it: none for an object not stored, none missing.
             if let Some(route) = rt.config.output_processor.get(&item.routing_key) {
+                let stored = (item.type_name.as_str(), put.version);
+                let reference = (route.store_strategy == StoreStrategy::Reference)
+                    .then(|| reference_of(rt, &item.type_name, &item.obj))
+                    .flatten();
                 for (pipeline, output) in route.targets() {
-                    rt.output_queue.stage_in(
-                        tx,
-                        output,
-                        pipeline,
-                        &item.routing_key,
-                        Some((&item.type_name, put.version)),
-                        &item.obj,
-                    )?;
+                    match &reference {
+                        Some(r) => rt.output_queue.stage_reference_in(
+                            tx,
+                            output,
+                            pipeline,
+                            &item.routing_key,
+                            stored,
+                            r.clone(),
+                        )?,
+                        None => rt.output_queue.stage_in(
+                            tx,
+                            output,
+                            pipeline,
+                            &item.routing_key,
+                            Some(stored),
+                            &item.obj,
+                        )?,
+                    }
                 }
             }
             Done::Stored {
@@ -321,6 +336,16 @@ fn stage_item(rt: &Runtime, tx: &mut WriteTx<'_>, entry: &Entry, item: &Finish) 
     rt.repair.complete_in(tx, entry)?;
     stage_jobs(rt, tx, item.jobs())?;
     Ok(done)
+}
+
+/// `{"index": primary index, "key": its value}` of a validated object (`store_strategy:
+/// reference`); `None` when its type has no index (then a copy is queued).
+fn reference_of(rt: &Runtime, type_name: &str, obj: &Value) -> Option<Value> {
+    let ty = rt.repository.model().get(type_name)?;
+    let index = ty.primary_index()?;
+    let mut key = ty.primary_key(obj)?;
+    let key = if key.len() == 1 { key.pop()? } else { Value::Array(key) };
+    Some(serde_json::json!({"index": index.name, "key": key}))
 }
 
 /// After the commit of `items`: the repair-queue depth, and the job runner told of new jobs.
