@@ -127,7 +127,9 @@ impl Poster {
             .timeout_global(Some(Duration::from_secs_f64(options.timeout.max(0.001))))
             .timeout_connect(Some(Duration::from_secs_f64(options.connect_timeout.max(0.001))))
             .max_idle_age(keepalive)
-            .max_idle_connections(if keepalive.is_zero() { 0 } else { 100 })
+            .max_idle_connections(if keepalive.is_zero() { 0 } else { 256 })
+            // Outputs send many objects at once to one peer: keep a connection for each.
+            .max_idle_connections_per_host(if keepalive.is_zero() { 0 } else { 128 })
             .tls_config(tls.build())
             .build()
             .into();
