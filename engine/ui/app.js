@@ -82,16 +82,23 @@ function metricSum(text, name) {
 
 async function refreshStatus() {
   try {
-    const text = await api("GET", "/metrics");
+    const [text, parked, newest] = await Promise.all([
+      api("GET", "/metrics"),
+      api("GET", "/admin/api/output-repair"),
+      api("GET", "/admin/api/repair?first=1"),
+    ]);
     const figures = [
       ["received", metricSum(text, "ferrogrid_objects_received_total")],
       ["stored", metricSum(text, "ferrogrid_objects_stored_total")],
       ["in repair", metricSum(text, "ferrogrid_repair_queue_depth")],
+      ["output repair", parked.total ?? null],
       ["in flight", metricSum(text, "ferrogrid_objects_in_flight")],
       ["jobs running", metricSum(text, "ferrogrid_jobs_running")],
     ];
+    const last = newest.items && newest.items[0] && newest.items[0].error;
     $("#status").replaceChildren(...figures.filter(([, v]) => v !== null).flatMap(([k, v], i) =>
-      [i ? " · " : "", k + " ", el("b", { "data-figure": k }, String(v))]));
+      [i ? " · " : "", k + " ", el("b", { "data-figure": k }, String(v))]),
+      ...(last ? [" · last error ", el("span", { id: "last-error", class: "error", title: last }, last.length > 60 ? last.slice(0, 57) + "..." : last)] : []));
   } catch (e) {
     if (e instanceof Unauthorized) signOut("Your token is no longer accepted.");
   }
@@ -273,7 +280,16 @@ function parkedPage(spec) {
     const body = el("tbody", { id: `${spec.id}-rows` });
     const details = el("pre", { id: `${spec.id}-details`, class: "payload", hidden: true });
     const filter = el("input", { id: `${spec.id}-filter`, type: "search", placeholder: "Filter by any text", "aria-label": "Filter" });
-    const query = () => (filter.value ? `?filter=${encodeURIComponent(filter.value)}` : "");
+    const from = spec.times ? el("input", { id: `${spec.id}-from`, type: "datetime-local", "aria-label": "From" }) : null;
+    const to = spec.times ? el("input", { id: `${spec.id}-to`, type: "datetime-local", "aria-label": "To" }) : null;
+    const query = () => {
+      const q = new URLSearchParams();
+      if (filter.value) q.set("filter", filter.value);
+      if (from && from.value) q.set("from", new Date(from.value).toISOString());
+      if (to && to.value) q.set("to", new Date(to.value).toISOString());
+      const text = q.toString();
+      return text ? "?" + text : "";
+    };
     const act = async (method, path, done) => { const r = await api(method, path); message(note, done(r)); await load(); };
     const load = async () => {
       const list = await api("GET", spec.base + query());
@@ -287,10 +303,11 @@ function parkedPage(spec) {
           } }, "Delete")))));
       if (!list.items.length) body.replaceChildren(el("tr", {}, el("td", { colspan: String(spec.columns.length + 1) }, spec.empty)));
     };
-    const scope = () => (filter.value ? `every ${spec.what} matching "${filter.value}"` : `every ${spec.what}`);
+    const scope = () => (query() ? `every ${spec.what} matching the filter` : `every ${spec.what}`);
     page.replaceChildren(el("h1", {}, spec.title),
       el("div", { class: "toolbar" },
         filter,
+        ...(spec.times ? [el("label", {}, "From ", from), el("label", {}, "To ", to)] : []),
         el("button", { id: `${spec.id}-apply`, type: "button", class: "secondary", onclick: load }, "Apply"),
         el("button", { id: `${spec.id}-retry-all`, type: "button", onclick: async () => {
           if (await confirmAction(`Try ${scope()} again?`)) await act("POST", `${spec.base}/retry-all${query()}`, (r) => `${r.retried} queued again.`);
@@ -320,10 +337,10 @@ const renderJobs = parkedPage({
 });
 
 const renderOutputRepair = parkedPage({
-  id: "output", title: "Output repair", base: "/admin/api/output-repair", what: "output repair entry",
+  id: "output", title: "Output repair", base: "/admin/api/output-repair", what: "output repair entry", times: true,
   empty: "Nothing waits for an output.",
   columns: [
-    ["Time", (d) => when(d.updated_at)],
+    ["Queued", (d) => when(d.created_at)],
     ["Output", (d) => d.output],
     ["Routing key", (d) => d.routing_key],
     ["Status", (d) => d.status],

@@ -118,6 +118,11 @@ fn a_refusing_peer_and_a_failing_pipeline_park_at_once() {
     let broken = by_id(2);
     assert_eq!(broken["status"], "Preprocessing error");
     assert!(broken["error"].as_str().unwrap_or("").contains("negative n"), "{broken}");
+    let window = |query: &str| server.get(&format!("/admin/api/output-repair?{query}")).json()["total"].clone();
+    assert_eq!(window("from=2999-01-01T00:00:00Z"), 0, "queued before that");
+    assert_eq!(window("from=2000-01-01&to=2999-01-01"), 2);
+    assert_eq!(window("filter=negative&from=2000-01-01"), 1);
+    server.get("/admin/api/output-repair?to=yesterday").assert_status(400, "a bad time");
     let one = server.get(&format!("/admin/api/output-repair/{}", refused["id"].as_str().expect("id"))).json();
     assert_eq!(one["id"], refused["id"]);
     // The same queue in the admin GraphQL schema (TDG's output_processor namespace).

@@ -89,6 +89,8 @@ fn operator_flow(kind: Kind) {
             browser.text(&browser.find("#status").ok()?).ok().filter(|t| t.contains("in repair 2"))
         })
         .unwrap();
+    let header = browser.text(&browser.find("#status").unwrap()).unwrap();
+    assert!(header.contains("output repair 0") && header.contains("last error"), "{header}");
     no_console_errors(&browser, "repair");
 
     // The filter finds one by text.
@@ -318,6 +320,27 @@ fn the_output_repair_page_shows_the_peers_answer_and_tries_again() {
         })
         .unwrap();
     assert!(row.contains("hub") && row.contains("answered 422: the hub refuses n=3"), "{row}");
+    browser
+        .wait("the header counts it", || {
+            browser.text(&browser.find("#status").ok()?).ok().filter(|t| t.contains("output repair 1"))
+        })
+        .unwrap();
+    // A time window that leaves it out, then one that takes it in.
+    let set = "const [f, v] = arguments; const e = document.querySelector(f); e.value = v; e.dispatchEvent(new Event('input'));";
+    browser.script(set, json!(["#output-from", "2999-01-01T00:00"])).unwrap();
+    browser.click(&browser.find("#output-apply").unwrap()).unwrap();
+    browser
+        .wait("nothing in the window", || {
+            browser.text(&browser.find("#output-rows").ok()?).ok().filter(|t| t.contains("Nothing waits"))
+        })
+        .unwrap();
+    browser.script(set, json!(["#output-from", "2000-01-01T00:00"])).unwrap();
+    browser.click(&browser.find("#output-apply").unwrap()).unwrap();
+    browser
+        .wait("the row again", || {
+            browser.text(&browser.find("#output-rows").ok()?).ok().filter(|t| t.contains("Sending error"))
+        })
+        .unwrap();
     let buttons = browser.find_all("#output-rows button").unwrap();
     browser.click(&buttons[0]).unwrap();
     let details = browser.text(&browser.find("#output-details").unwrap()).unwrap();

@@ -1,11 +1,13 @@
-//! The REST admin API of the output repair queue (deliveries the output processor parked):
-//! `GET /admin/api/output-repair?filter=`, `GET /admin/api/output-repair/{id}`,
+//! The REST admin API of the output repair queue (deliveries the output processor parked);
+//! lists and all-matching actions take `?filter=` (text) and `from=`/`to=` (ISO times, when the
+//! object was queued): `GET /admin/api/output-repair?filter=`, `GET /admin/api/output-repair/{id}`,
 //! `POST /admin/api/output-repair/{id}/retry`, `POST /admin/api/output-repair/retry-all?filter=`,
 //! `DELETE /admin/api/output-repair/{id}`, `DELETE /admin/api/output-repair?filter=`.
 
-use super::parked::{all, on_queue, one, text};
+use super::parked::{on_queue, one, text};
 use super::{error, AppState};
-use crate::output::OutputQueue;
+use crate::output::{OutputQueue, ParkedFilter};
+use crate::repair::parse_time;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
@@ -30,9 +32,26 @@ fn queue(state: &AppState) -> Arc<OutputQueue> {
     state.engine.runtime().output_queue.clone()
 }
 
+/// `?filter=&from=&to=`, or what is wrong with a time.
+fn parked_filter(req: &HttpRequest) -> Result<ParkedFilter, String> {
+    let query = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .unwrap_or_default();
+    let time = |name: &str| -> Result<_, String> {
+        match query.get(name).filter(|t| !t.is_empty()) {
+            Some(t) => parse_time(t).map(Some).map_err(|e| format!("{name}: {e}")),
+            None => Ok(None),
+        }
+    };
+    Ok(ParkedFilter { text: text(req), from: time("from")?, to: time("to")? })
+}
+
 async fn list(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let filter = text(&req);
-    match on_queue(queue(&state), move |q| q.parked(filter.as_deref())).await {
+    let filter = match parked_filter(&req) {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    match on_queue(queue(&state), move |q| q.parked_matching(&filter)).await {
         // Newest first, as the repair queue.
         Ok(mut items) => {
             items.reverse();
@@ -56,8 +75,25 @@ async fn retry_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpR
     one(queue(&state), path.into_inner(), WHAT, "retried", OutputQueue::retry).await
 }
 
+/// Retry or delete every parked delivery matching the filter: `{"<done>": n}`.
+async fn all_matching(
+    req: &HttpRequest,
+    state: &AppState,
+    done: &'static str,
+    op: fn(&OutputQueue, &ParkedFilter) -> Result<usize, crate::storage::StorageError>,
+) -> HttpResponse {
+    let filter = match parked_filter(req) {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    match on_queue(queue(state), move |q| op(q, &filter)).await {
+        Ok(n) => HttpResponse::Ok().json(json!({ done: n })),
+        Err(r) => r,
+    }
+}
+
 async fn retry_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    all(&req, queue(&state), "retried", OutputQueue::retry_all).await
+    all_matching(&req, &state, "retried", OutputQueue::retry_matching).await
 }
 
 async fn delete_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
@@ -65,5 +101,5 @@ async fn delete_one(path: web::Path<String>, state: web::Data<AppState>) -> Http
 }
 
 async fn delete_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    all(&req, queue(&state), "deleted", OutputQueue::delete_all).await
+    all_matching(&req, &state, "deleted", OutputQueue::delete_matching).await
 }

@@ -98,6 +98,17 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// Which parked deliveries an operator means: text, and when they were queued.
+#[derive(Debug, Clone, Default)]
+pub struct ParkedFilter {
+    /// Text in the id, output, routing key, status, error or object (case-insensitive).
+    pub text: Option<String>,
+    /// Queued at or after.
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Queued at or before.
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// Unix milliseconds now.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -285,23 +296,51 @@ impl OutputQueue {
     /// Parked deliveries, oldest first, matching `text` (case-insensitive, in the id, output,
     /// routing key, status, error or object).
     pub fn parked(&self, text: Option<&str>) -> Result<Vec<Delivery>, StorageError> {
-        let needle = text.map(str::to_lowercase);
+        self.parked_matching(&ParkedFilter { text: text.map(str::to_string), ..ParkedFilter::default() })
+    }
+
+    /// Parked deliveries, oldest first, matching `filter`.
+    pub fn parked_matching(&self, filter: &ParkedFilter) -> Result<Vec<Delivery>, StorageError> {
+        let needle = filter.text.as_deref().map(str::to_lowercase);
         let mut out = Vec::new();
         for item in self.db.scan_prefix(Keyspace::OutputQueue, &[PARKED]) {
             let (_, bytes) = item?;
             let d: Delivery = serde_json::from_slice(&bytes).map_err(corrupt)?;
-            let matches = needle.as_deref().is_none_or(|n| {
+            let text_matches = needle.as_deref().is_none_or(|n| {
                 [d.id.as_str(), d.output.as_str(), d.routing_key.as_str(), d.status.as_str()]
                     .iter()
                     .any(|f| f.to_lowercase().contains(n))
                     || d.error.as_deref().is_some_and(|e| e.to_lowercase().contains(n))
                     || d.object.to_string().to_lowercase().contains(n)
             });
-            if matches {
+            let queued = chrono::DateTime::parse_from_rfc3339(&d.created_at).map(|t| t.with_timezone(&chrono::Utc));
+            let time_matches = match queued {
+                Ok(t) => filter.from.is_none_or(|from| t >= from) && filter.to.is_none_or(|to| t <= to),
+                Err(_) => filter.from.is_none() && filter.to.is_none(),
+            };
+            if text_matches && time_matches {
                 out.push(d);
             }
         }
         Ok(out)
+    }
+
+    /// Try every parked delivery matching `filter` again; how many.
+    pub fn retry_matching(&self, filter: &ParkedFilter) -> Result<usize, StorageError> {
+        let mut n = 0;
+        for d in self.parked_matching(filter)? {
+            n += usize::from(self.retry(&d.id)?);
+        }
+        Ok(n)
+    }
+
+    /// Delete every parked delivery matching `filter`; how many.
+    pub fn delete_matching(&self, filter: &ParkedFilter) -> Result<usize, StorageError> {
+        let mut n = 0;
+        for d in self.parked_matching(filter)? {
+            n += usize::from(self.delete(&d.id)?);
+        }
+        Ok(n)
     }
 
     /// Parked delivery `id`.
@@ -350,19 +389,11 @@ impl OutputQueue {
 
     /// Try every parked delivery matching `text` again; how many.
     pub fn retry_all(&self, text: Option<&str>) -> Result<usize, StorageError> {
-        let mut n = 0;
-        for d in self.parked(text)? {
-            n += usize::from(self.retry(&d.id)?);
-        }
-        Ok(n)
+        self.retry_matching(&ParkedFilter { text: text.map(str::to_string), ..ParkedFilter::default() })
     }
 
     /// Delete every parked delivery matching `text`; how many.
     pub fn delete_all(&self, text: Option<&str>) -> Result<usize, StorageError> {
-        let mut n = 0;
-        for d in self.parked(text)? {
-            n += usize::from(self.delete(&d.id)?);
-        }
-        Ok(n)
+        self.delete_matching(&ParkedFilter { text: text.map(str::to_string), ..ParkedFilter::default() })
     }
 }
