@@ -3,6 +3,7 @@
 //! at start, serves operator retries, and drains on shutdown.
 
 use crate::metrics::metrics;
+use crate::output::Content;
 use crate::processor::{panic_text, prepare, send_failed, Done, Finish, Prepared, StoreJob, StoreWriter, Then, ToSend};
 use crate::repair::{Entry, Failure, ListFilter, RepairError, RepairQueue, Wal, WalError};
 use crate::runtime::Runtime;
@@ -87,7 +88,7 @@ impl Shared {
             let recorded = rt.repair.fail(id, failure, |tx, entry| {
                 let (Some(key), 1) = (postprocess, entry.attempts) else { return Ok(()) };
                 for (pipeline, output) in rt.config.output_processor.get(key).map(|r| r.targets()).unwrap_or_default() {
-                    rt.output_queue.stage_in(tx, output, pipeline, key, None, &entry.payload)?;
+                    rt.output_queue.stage_in(tx, output, pipeline, key, None, Content::Copy(entry.payload.clone()))?;
                     handed = true;
                 }
                 Ok(())
@@ -142,9 +143,11 @@ fn outcome_of(id: &str, result: &Result<Done, Failure>) -> Outcome {
 
 /// Send `item` to its output on the async runtime; then the storage writer finishes `entry`
 /// (with other objects in one commit), or the failure is recorded off the reactor.
-async fn send(shared: Arc<Shared>, writer: Option<Sender<StoreJob>>, entry: Entry, item: ToSend, then: Then) {
+async fn send(shared: Arc<Shared>, writer: Option<Sender<StoreJob>>, entry: Entry, mut item: ToSend, then: Then) {
+    // The object goes to the output; what finishes the entry afterwards needs only the rest.
+    let obj = std::mem::take(&mut item.obj);
     let result = match shared.rt.outputs.get(&item.output) {
-        Some(Some(output)) => output.send(item.obj.clone(), item.routing_key.clone()).await,
+        Some(Some(output)) => output.send(obj, item.routing_key.clone()).await,
         _ => Err(ferrogrid_connectors::SendError::Rejected(format!("no output named \"{}\"", item.output))),
     };
     match result {

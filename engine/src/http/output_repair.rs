@@ -4,7 +4,7 @@
 //! `POST /admin/api/output-repair/{id}/retry`, `POST /admin/api/output-repair/retry-all?filter=`,
 //! `DELETE /admin/api/output-repair/{id}`, `DELETE /admin/api/output-repair?filter=`.
 
-use super::parked::{on_queue, one, text};
+use super::parked::{on_queue, one};
 use super::{error, AppState};
 use crate::output::{OutputQueue, ParkedFilter};
 use crate::repair::parse_time;
@@ -43,7 +43,8 @@ fn parked_filter(req: &HttpRequest) -> Result<ParkedFilter, String> {
             None => Ok(None),
         }
     };
-    Ok(ParkedFilter { text: text(req), from: time("from")?, to: time("to")? })
+    let text = query.get("filter").filter(|f| !f.is_empty()).cloned();
+    Ok(ParkedFilter { text, from: time("from")?, to: time("to")? })
 }
 
 async fn list(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {

@@ -10,7 +10,7 @@
 pub(crate) mod queue;
 mod sender;
 
-pub use queue::{Delivery, OutputQueue, ParkedFilter};
+pub use queue::{Content, Delivery, OutputQueue, ParkedFilter};
 pub use sender::{backoff, OutputProcessor};
 
 #[cfg(test)]

@@ -98,6 +98,15 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// What a delivery keeps of its object (`store_strategy`).
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// The object itself.
+    Copy(Value),
+    /// `{"index": primary index, "key": its value}`: the current version is read when sent.
+    Reference(Value),
+}
+
 /// Which parked deliveries an operator means: text, and when they were queued.
 #[derive(Debug, Clone, Default)]
 pub struct ParkedFilter {
@@ -135,35 +144,12 @@ impl OutputQueue {
         pipeline: Option<&str>,
         routing_key: &str,
         stored: Option<(&str, u64)>,
-        object: &Value,
+        content: Content,
     ) -> Result<(), StorageError> {
-        self.stage(tx, output, pipeline, routing_key, stored, object.clone(), None)
-    }
-
-    /// Like [`OutputQueue::stage_in`] for `store_strategy: reference`: only the object's key.
-    pub fn stage_reference_in(
-        &self,
-        tx: &mut WriteTx<'_>,
-        output: &str,
-        pipeline: Option<&str>,
-        routing_key: &str,
-        stored: (&str, u64),
-        reference: Value,
-    ) -> Result<(), StorageError> {
-        self.stage(tx, output, pipeline, routing_key, Some(stored), Value::Null, Some(reference))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn stage(
-        &self,
-        tx: &mut WriteTx<'_>,
-        output: &str,
-        pipeline: Option<&str>,
-        routing_key: &str,
-        stored: Option<(&str, u64)>,
-        object: Value,
-        reference: Option<Value>,
-    ) -> Result<(), StorageError> {
+        let (object, reference) = match content {
+            Content::Copy(object) => (object, None),
+            Content::Reference(reference) => (Value::Null, Some(reference)),
+        };
         let id = uuid::Uuid::now_v7();
         let at = now();
         let delivery = Delivery {

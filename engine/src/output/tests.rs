@@ -16,7 +16,9 @@ fn queue() -> (tempfile::TempDir, OutputQueue) {
 }
 
 fn stage(q: &OutputQueue, output: &str, id: i64) {
-    q.db_for_tests().write(|tx| q.stage_in(tx, output, None, "Item", Some(("Item", 1)), &json!({"id": id}))).unwrap();
+    q.db_for_tests()
+        .write(|tx| q.stage_in(tx, output, None, "Item", Some(("Item", 1)), Content::Copy(json!({"id": id}))))
+        .unwrap();
 }
 
 #[test]

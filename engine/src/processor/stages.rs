@@ -2,6 +2,7 @@
 
 use crate::config::StoreStrategy;
 use crate::metrics::metrics;
+use crate::output::Content;
 use crate::repair::{Entry, Failure, RepairError};
 use crate::runtime::Runtime;
 use crate::storage::PutOptions;
@@ -304,25 +305,9 @@ fn stage_item(rt: &Runtime, tx: &mut WriteTx<'_>, entry: &Entry, item: &Finish) 
                 let reference = (route.store_strategy == StoreStrategy::Reference)
                     .then(|| reference_of(rt, &item.type_name, &item.obj))
                     .flatten();
+                let content = reference.map_or_else(|| Content::Copy(item.obj.clone()), Content::Reference);
                 for (pipeline, output) in route.targets() {
-                    match &reference {
-                        Some(r) => rt.output_queue.stage_reference_in(
-                            tx,
-                            output,
-                            pipeline,
-                            &item.routing_key,
-                            stored,
-                            r.clone(),
-                        )?,
-                        None => rt.output_queue.stage_in(
-                            tx,
-                            output,
-                            pipeline,
-                            &item.routing_key,
-                            Some(stored),
-                            &item.obj,
-                        )?,
-                    }
+                    rt.output_queue.stage_in(tx, output, pipeline, &item.routing_key, Some(stored), content.clone())?;
                 }
             }
             Done::Stored {
