@@ -355,3 +355,32 @@ output_processor:
     }
     assert!(parked(&server).is_empty());
 }
+
+#[test]
+fn a_delivery_past_its_expiration_timeout_is_dropped_and_counted() {
+    let mut receiver = HttpReceiver::start();
+    receiver.stop();
+    let yaml = format!(
+        r#"types: {{__file: model.avsc}}
+connector:
+  input: [{{name: http, type: http}}]
+  output: [{{name: hub, type: http, url: "{}"}}]
+input_processor:
+  storage: [{{key: Item, type: Item}}]
+output_processor:
+  Item: {{output: hub, expiration_timeout: 0.5, retry: {{max_attempts: 1000, initial_backoff_ms: 50, max_backoff_ms: 100}}}}
+"#,
+        receiver.url("/exp")
+    );
+    let server = Server::start_with_config(&yaml, &[("model.avsc", MODEL)]);
+    post(&server, 0..3);
+    wait_until(Duration::from_secs(30), "3 deliveries expired", || {
+        let metrics = server.get("/metrics").body;
+        (metric_value(&metrics, "ferrogrid_output_expired_total", &[("output", "hub")]) == Some(3.0)).then_some(())
+    });
+    assert!(parked(&server).is_empty(), "dropped, not parked");
+    receiver.start_again();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(receiver.received().is_empty(), "nothing left to send");
+    assert_eq!(server.data("Item", "id=1").len(), 1, "the objects stay stored");
+}

@@ -224,12 +224,7 @@ impl OutputQueue {
         Ok(n)
     }
 
-    /// `delivery` was sent (or expired): gone.
-    pub fn done(&self, delivery: &Delivery) -> Result<(), StorageError> {
-        self.done_all(std::slice::from_ref(delivery))
-    }
-
-    /// These deliveries were sent: gone, in one commit.
+    /// These deliveries were sent (or expired): gone, in one commit.
     pub fn done_all(&self, deliveries: &[Delivery]) -> Result<(), StorageError> {
         let keys = deliveries
             .iter()

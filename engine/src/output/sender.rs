@@ -144,8 +144,8 @@ async fn run(engine: Arc<Engine>, output: String, mut stop: watch::Receiver<bool
             if expired(&rt, &delivery) {
                 tracing::warn!(output, id = %delivery.id, routing_key = %delivery.routing_key, "delivery expired: dropped from the queue");
                 metrics().output_expired.with_label_values(&[&output]).inc();
-                let rt = rt.clone();
-                blocking(move || rt.output_queue.done(&delivery)).await;
+                // Removed with the sent ones, at the start of the next turn.
+                sent.lock().unwrap_or_else(PoisonError::into_inner).push(delivery);
                 continue;
             }
             if delivery.next_at_ms > now {
@@ -191,8 +191,8 @@ async fn run(engine: Arc<Engine>, output: String, mut stop: watch::Receiver<bool
     tracing::info!(output, "output sender stopped");
 }
 
-/// Remove the deliveries sent since the last turn, in one commit; then they are no longer in
-/// flight.
+/// Remove the deliveries sent (or expired) since the last turn, in one commit; then they are no
+/// longer in flight.
 async fn remove_sent(rt: &Arc<Runtime>, sent: &Arc<Mutex<Vec<Delivery>>>, in_flight: &Mutex<HashSet<String>>) {
     let done = std::mem::take(&mut *sent.lock().unwrap_or_else(PoisonError::into_inner));
     if done.is_empty() {

@@ -40,7 +40,7 @@ fn deliveries_wait_per_output_in_order_and_park_with_their_status() {
     assert!(again[1].next_at_ms > now_ms());
 
     q.park(again[1].clone(), SENDING_ERROR, "answered 503 twice".into()).unwrap();
-    q.done(&again[0]).unwrap();
+    q.done_all(std::slice::from_ref(&again[0])).unwrap();
     assert_eq!(q.pending_count("a").unwrap(), 1);
     let parked = q.parked(None).unwrap();
     assert_eq!(parked.len(), 1);
