@@ -87,8 +87,8 @@ impl Shared {
             let mut handed = false;
             let recorded = rt.repair.fail(id, failure, |tx, entry| {
                 let (Some(key), 1) = (postprocess, entry.attempts) else { return Ok(()) };
-                for (pipeline, output) in rt.config.output_processor.get(key).map(|r| r.targets()).unwrap_or_default() {
-                    rt.output_queue.stage_in(tx, output, pipeline, key, None, Content::Copy(entry.payload.clone()))?;
+                if let Some(route) = rt.config.output_processor.get(key) {
+                    rt.output_queue.stage_in(tx, route, key, None, Content::Copy(entry.payload.clone()))?;
                     handed = true;
                 }
                 Ok(())

@@ -1,7 +1,8 @@
 //! Every metric Ferrogrid exports, named once (Prometheus style, prefix `ferrogrid_`).
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use std::sync::OnceLock;
 
@@ -64,6 +65,12 @@ pub struct Metrics {
     pub output_parked: IntCounterVec,
     /// Deliveries dropped after their `expiration_timeout`.
     pub output_expired: IntCounterVec,
+    /// Deliveries that found their output's queue full (`max_queue_size`).
+    pub output_queue_full: IntCounterVec,
+    /// Deliveries waiting per output (not parked); set when metrics are read.
+    pub output_queue_depth: IntGaugeVec,
+    /// Age of the oldest delivery waiting per output; set when metrics are read.
+    pub output_queue_oldest_seconds: GaugeVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
@@ -190,6 +197,31 @@ impl Metrics {
                 "Deliveries dropped after their expiration_timeout",
                 &["output"],
             )?,
+            output_queue_full: counter(
+                &r,
+                "ferrogrid_output_queue_full_total",
+                "Deliveries that found their output's queue full (parked or dropped, per on_queue_full)",
+                &["output"],
+            )?,
+            output_queue_depth: {
+                let g = IntGaugeVec::new(
+                    Opts::new("ferrogrid_output_queue_depth", "Deliveries waiting for their output (not parked)"),
+                    &["output"],
+                )?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
+            output_queue_oldest_seconds: {
+                let g = GaugeVec::new(
+                    Opts::new(
+                        "ferrogrid_output_queue_oldest_seconds",
+                        "Age of the oldest delivery waiting for its output (0 when none waits)",
+                    ),
+                    &["output"],
+                )?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
             relation_batches: counter(
                 &r,
                 "ferrogrid_graphql_relation_batches_total",

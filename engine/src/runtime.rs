@@ -164,7 +164,7 @@ impl Runtime {
         let (sandbox, pipelines) = build_scripts(&config, host)?;
         repository.bind_scripts(sandbox.clone(), pipelines.clone());
         let jobs = Arc::new(crate::jobs::Jobs::new(db.clone()));
-        let output_queue = Arc::new(crate::output::OutputQueue::new(db.clone()));
+        let output_queue = Arc::new(crate::output::OutputQueue::open(db.clone()).map_err(|e| vec![e.to_string()])?);
         repository.bind_jobs(jobs.clone());
         let repair =
             RepairQueue::open(db.clone(), config.repair_queue.history_size).map_err(|e| vec![e.to_string()])?;

@@ -384,3 +384,57 @@ output_processor:
     assert!(receiver.received().is_empty(), "nothing left to send");
     assert_eq!(server.data("Item", "id=1").len(), 1, "the objects stay stored");
 }
+
+#[test]
+fn a_full_output_queue_parks_new_deliveries_and_the_gauges_show_its_depth_and_age() {
+    let mut receiver = HttpReceiver::start();
+    receiver.stop();
+    let yaml = format!(
+        r#"types: {{__file: model.avsc}}
+connector:
+  input: [{{name: http, type: http}}]
+  output: [{{name: hub, type: http, url: "{}"}}]
+input_processor:
+  storage: [{{key: Item, type: Item}}]
+output_processor:
+  Item: {{output: hub, max_queue_size: 5, retry: {{max_attempts: 1000, initial_backoff_ms: 300, max_backoff_ms: 300}}}}
+"#,
+        receiver.url("/bounded")
+    );
+    let server = Server::start_with_config(&yaml, &[("model.avsc", MODEL)]);
+    post(&server, 0..8);
+    let entries = parked(&server);
+    assert_eq!(entries.len(), 3, "the 3 beyond max_queue_size are parked at once: {entries:?}");
+    for e in &entries {
+        assert_eq!(e["status"], "Sending error", "{e}");
+        assert!(e["error"].as_str().unwrap_or("").contains("max_queue_size = 5"), "{e}");
+        assert!(e["object"]["id"].as_i64().unwrap_or(0) >= 5, "the newest: {e}");
+    }
+    std::thread::sleep(Duration::from_millis(1_100));
+    let metrics = server.get("/metrics").body;
+    let hub = [("output", "hub")];
+    assert_eq!(metric_value(&metrics, "ferrogrid_output_queue_depth", &hub), Some(5.0));
+    assert_eq!(metric_value(&metrics, "ferrogrid_output_queue_full_total", &hub), Some(3.0));
+    let age = metric_value(&metrics, "ferrogrid_output_queue_oldest_seconds", &hub).unwrap_or(0.0);
+    assert!((1.0..60.0).contains(&age), "the oldest waits since the posts: {age}");
+
+    // The peer is back: the 5 waiting are sent, the queue is empty, Try again all sends the rest.
+    receiver.start_again();
+    wait_until(Duration::from_secs(30), "the waiting ones sent", || (receiver.received().len() == 5).then_some(()));
+    wait_until(Duration::from_secs(30), "the depth gauge back to 0", || {
+        let metrics = server.get("/metrics").body;
+        let empty = metric_value(&metrics, "ferrogrid_output_queue_depth", &hub) == Some(0.0)
+            && metric_value(&metrics, "ferrogrid_output_queue_oldest_seconds", &hub) == Some(0.0);
+        empty.then_some(())
+    });
+    assert_eq!(server.post_json("/admin/api/output-repair/retry-all", &json!({})).json()["retried"], 3);
+    let seen = wait_until(Duration::from_secs(30), "every object delivered", || {
+        let mut seen = BTreeMap::new();
+        for r in receiver.received() {
+            let v: Value = serde_json::from_str(&r.body).expect("JSON");
+            *seen.entry(v["id"].as_i64().expect("id")).or_insert(0) += 1;
+        }
+        (seen.len() == 8).then_some(seen)
+    });
+    assert!(seen.values().all(|n| *n == 1), "each once: {seen:?}");
+}

@@ -99,6 +99,22 @@ fn default_sync_retry_timeout() -> f64 {
     60.0
 }
 
+fn default_max_queue_size() -> usize {
+    1_000_000
+}
+
+/// What becomes of a delivery whose output already has `max_queue_size` waiting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueFull {
+    /// Parked in the output repair queue at once (`Sending error`), to be tried again by an
+    /// operator: nothing is lost, and the output's queue stays bounded.
+    #[default]
+    Park,
+    /// Dropped with a log line: the disk used by the output is bounded too.
+    Drop,
+}
+
 /// Retries of failed sends in async mode: exponential backoff with jitter.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
@@ -176,6 +192,29 @@ pub struct OutputProcessorRoute {
     /// Async mode: retries with backoff before an object is parked.
     #[serde(default)]
     pub retry: RetryPolicy,
+    /// Most deliveries that may wait for one output of this key (on disk, the output repair
+    /// queue not counted). A delivery that finds that many waiting is handled by `on_queue_full`
+    /// and counted in `ferrogrid_output_queue_full_total`.
+    #[serde(default = "default_max_queue_size")]
+    #[schemars(range(min = 1))]
+    pub max_queue_size: usize,
+    /// What becomes of a delivery whose output's queue is full.
+    #[serde(default)]
+    pub on_queue_full: QueueFull,
+}
+
+impl Config {
+    /// Every output some `output_processor` key delivers to, sorted, each once.
+    pub fn replicated_outputs(&self) -> Vec<String> {
+        let mut outputs: Vec<String> = self
+            .output_processor
+            .values()
+            .flat_map(|route| route.targets().into_iter().map(|(_, output)| output.to_string()))
+            .collect();
+        outputs.sort();
+        outputs.dedup();
+        outputs
+    }
 }
 
 impl OutputProcessorRoute {

@@ -53,7 +53,10 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-async fn metrics_text() -> HttpResponse {
+async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
+    // The output queues' gauges change with time (the oldest entry's age): set when read.
+    let rt = state.engine.runtime_arc();
+    let _ = web::block(move || rt.output_queue.set_gauges(&rt.config.replicated_outputs())).await;
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(metrics().render())
 }
 

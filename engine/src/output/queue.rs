@@ -2,9 +2,13 @@
 //! waiting for their output (scanned per output, oldest first), `f<id>` parked deliveries (the
 //! output repair queue). A delivery's id is a UUIDv7 that stays the same all its life.
 
+use crate::config::{OutputProcessorRoute, QueueFull};
+use crate::metrics::metrics;
 use crate::storage::{Db, Keyspace, ReadView, StorageError, WriteTx};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 
 const PENDING: u8 = b'p';
 const PARKED: u8 = b'f';
@@ -123,25 +127,98 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// Deliveries waiting per output, kept in step with the commits that add and remove them (the
+/// bound `max_queue_size` is checked against it, and the depth gauges read it).
+#[derive(Default)]
+struct Depths {
+    inner: Mutex<DepthState>,
+}
+
+#[derive(Default)]
+struct DepthState {
+    waiting: HashMap<String, usize>,
+    /// Outputs whose queue was full at the last delivery for them (logged once each time).
+    full: HashSet<String>,
+}
+
+impl Depths {
+    fn lock(&self) -> std::sync::MutexGuard<'_, DepthState> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One more waiting for `output` unless `limit` already wait; false when full.
+    fn reserve(&self, output: &str, limit: usize) -> bool {
+        let mut state = self.lock();
+        let waiting = state.waiting.get(output).copied().unwrap_or(0);
+        if waiting >= limit {
+            if state.full.insert(output.to_string()) {
+                tracing::warn!(
+                    output,
+                    waiting,
+                    limit,
+                    "output queue full: new deliveries to it are parked or dropped (on_queue_full) until it has room"
+                );
+            }
+            return false;
+        }
+        if state.full.remove(output) {
+            tracing::info!(output, waiting, limit, "output queue has room again");
+        }
+        *state.waiting.entry(output.to_string()).or_default() += 1;
+        true
+    }
+
+    fn add(&self, output: &str, n: usize) {
+        *self.lock().waiting.entry(output.to_string()).or_default() += n;
+    }
+
+    fn remove(&self, output: &str, n: usize) {
+        if let Some(waiting) = self.lock().waiting.get_mut(output) {
+            *waiting = waiting.saturating_sub(n);
+        }
+    }
+
+    fn get(&self, output: &str) -> usize {
+        self.lock().waiting.get(output).copied().unwrap_or(0)
+    }
+}
+
+/// The output a pending key belongs to.
+fn output_of_pending(key: &[u8]) -> Option<&str> {
+    let end = key.len().checked_sub(17)?;
+    (key.first() == Some(&PENDING) && key.get(end) == Some(&0))
+        .then(|| std::str::from_utf8(&key[1..end]).ok())
+        .flatten()
+}
+
 /// The output queue of one database, and the bell the senders wait on.
 pub struct OutputQueue {
     db: Db,
     bell: tokio::sync::watch::Sender<u64>,
+    depths: Arc<Depths>,
 }
 
 impl OutputQueue {
-    /// The queue in `db`.
-    pub fn new(db: Db) -> OutputQueue {
-        OutputQueue { db, bell: tokio::sync::watch::Sender::new(0) }
+    /// The queue in `db`; counts what waits for each output.
+    pub fn open(db: Db) -> Result<OutputQueue, StorageError> {
+        let depths = Arc::new(Depths::default());
+        for item in db.scan_prefix(Keyspace::OutputQueue, &[PENDING]) {
+            let (key, _) = item?;
+            match output_of_pending(&key) {
+                Some(output) => depths.add(output, 1),
+                None => tracing::error!(key = %hex::encode(&key), "an output queue key of an unknown shape"),
+            }
+        }
+        Ok(OutputQueue { db, bell: tokio::sync::watch::Sender::new(0), depths })
     }
 
-    /// Stage the delivery of an object to `output` in `tx` (`stored`: its type and version when
-    /// it was stored); call [`OutputQueue::ring`] after the commit.
+    /// Stage the delivery of an object to every output of `route` in `tx` (`stored`: its type
+    /// and version when it was stored); call [`OutputQueue::ring`] after the commit. A delivery
+    /// to an output with `max_queue_size` waiting is parked or dropped (`on_queue_full`).
     pub fn stage_in(
         &self,
         tx: &mut WriteTx<'_>,
-        output: &str,
-        pipeline: Option<&str>,
+        route: &OutputProcessorRoute,
         routing_key: &str,
         stored: Option<(&str, u64)>,
         content: Content,
@@ -150,26 +227,98 @@ impl OutputQueue {
             Content::Copy(object) => (object, None),
             Content::Reference(reference) => (Value::Null, Some(reference)),
         };
-        let id = uuid::Uuid::now_v7();
         let at = now();
-        let delivery = Delivery {
-            id: id.to_string(),
-            output: output.to_string(),
-            routing_key: routing_key.to_string(),
-            type_name: stored.map(|(t, _)| t.to_string()),
-            version: stored.map(|(_, v)| v),
-            pipeline: pipeline.map(str::to_string),
-            object,
-            reference,
-            status: NEW.to_string(),
-            attempts: 0,
-            error: None,
-            next_at_ms: 0,
-            created_at: at.clone(),
-            updated_at: at,
-        };
-        tx.insert(Keyspace::OutputQueue, &pending_key(output, &id), encode(&delivery)?);
+        for (pipeline, output) in route.targets() {
+            let id = uuid::Uuid::now_v7();
+            let mut delivery = Delivery {
+                id: id.to_string(),
+                output: output.to_string(),
+                routing_key: routing_key.to_string(),
+                type_name: stored.map(|(t, _)| t.to_string()),
+                version: stored.map(|(_, v)| v),
+                pipeline: pipeline.map(str::to_string),
+                object: object.clone(),
+                reference: reference.clone(),
+                status: NEW.to_string(),
+                attempts: 0,
+                error: None,
+                next_at_ms: 0,
+                created_at: at.clone(),
+                updated_at: at.clone(),
+            };
+            let name = output.to_string();
+            if self.depths.reserve(output, route.max_queue_size) {
+                tx.insert(Keyspace::OutputQueue, &pending_key(output, &id), encode(&delivery)?);
+                let depths = self.depths.clone();
+                tx.on_end(move |committed| {
+                    if !committed {
+                        depths.remove(&name, 1);
+                    }
+                });
+                continue;
+            }
+            let park = route.on_queue_full == QueueFull::Park;
+            if park {
+                delivery.status = SENDING_ERROR.to_string();
+                delivery.error = Some(format!(
+                    "not queued: output \"{output}\" already had max_queue_size = {} deliveries waiting",
+                    route.max_queue_size
+                ));
+                tx.insert(Keyspace::OutputQueue, &parked_key(&id), encode(&delivery)?);
+            }
+            tx.on_end(move |committed| {
+                if committed {
+                    metrics().output_queue_full.with_label_values(&[&name]).inc();
+                    if park {
+                        metrics().output_parked.with_label_values(&[&name]).inc();
+                    } else {
+                        tracing::debug!(output = %name, "delivery dropped: the output queue is full");
+                    }
+                }
+            });
+        }
         Ok(())
+    }
+
+    /// Deliveries waiting for `output` (not parked).
+    pub fn depth(&self, output: &str) -> usize {
+        self.depths.get(output)
+    }
+
+    /// When the oldest delivery waiting for `output` was queued (by its UUIDv7 id).
+    pub fn oldest(&self, output: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, StorageError> {
+        let Some(first) = self.db.scan_prefix(Keyspace::OutputQueue, &pending_prefix(output)).next() else {
+            return Ok(None);
+        };
+        let (key, _) = first?;
+        let at = key
+            .len()
+            .checked_sub(16)
+            .and_then(|at| uuid::Uuid::from_slice(&key[at..]).ok())
+            .and_then(|id| id.get_timestamp())
+            .and_then(|t| {
+                let (secs, nanos) = t.to_unix();
+                chrono::DateTime::from_timestamp(i64::try_from(secs).ok()?, nanos)
+            });
+        Ok(at)
+    }
+
+    /// Set the depth and oldest-age gauges of `outputs`.
+    pub fn set_gauges(&self, outputs: &[String]) {
+        let now = chrono::Utc::now();
+        for output in outputs {
+            let depth = i64::try_from(self.depth(output)).unwrap_or(i64::MAX);
+            metrics().output_queue_depth.with_label_values(&[output]).set(depth);
+            let age = match self.oldest(output) {
+                Ok(Some(at)) => (now - at).as_seconds_f64().max(0.0),
+                Ok(None) => 0.0,
+                Err(e) => {
+                    tracing::error!(output, error = %e, "reading the output queue failed");
+                    continue;
+                }
+            };
+            metrics().output_queue_oldest_seconds.with_label_values(&[output]).set(age);
+        }
     }
 
     /// The database (for tests that stage deliveries themselves).
@@ -214,28 +363,26 @@ impl OutputQueue {
         Ok(out)
     }
 
-    /// How many deliveries wait for `output` (not parked).
-    pub fn pending_count(&self, output: &str) -> Result<usize, StorageError> {
-        let mut n = 0;
-        for item in self.db.scan_prefix(Keyspace::OutputQueue, &pending_prefix(output)) {
-            item?;
-            n += 1;
-        }
-        Ok(n)
-    }
-
     /// These deliveries were sent (or expired): gone, in one commit.
     pub fn done_all(&self, deliveries: &[Delivery]) -> Result<(), StorageError> {
         let keys = deliveries
             .iter()
-            .map(|d| Ok(pending_key(&d.output, &d.uuid()?)))
+            .map(|d| Ok((pending_key(&d.output, &d.uuid()?), d.output.as_str())))
             .collect::<Result<Vec<_>, StorageError>>()?;
-        self.db.write(|tx| {
-            for key in &keys {
-                tx.remove(Keyspace::OutputQueue, key);
+        let removed = self.db.write(|tx| {
+            let mut removed: HashMap<&str, usize> = HashMap::new();
+            for (key, output) in &keys {
+                if tx.get(Keyspace::OutputQueue, key)?.is_some() {
+                    tx.remove(Keyspace::OutputQueue, key);
+                    *removed.entry(output).or_default() += 1;
+                }
             }
-            Ok::<_, StorageError>(())
-        })
+            Ok::<_, StorageError>(removed)
+        })?;
+        for (output, n) in removed {
+            self.depths.remove(output, n);
+        }
+        Ok(())
     }
 
     /// `delivery` failed and is tried again at `next_at_ms`.
@@ -265,13 +412,18 @@ impl OutputQueue {
         delivery.error = Some(error);
         delivery.updated_at = now();
         let bytes = encode(&delivery)?;
-        self.db.write(|tx| {
-            if tx.get(Keyspace::OutputQueue, &pending)?.is_some() {
+        let moved = self.db.write(|tx| {
+            let moved = tx.get(Keyspace::OutputQueue, &pending)?.is_some();
+            if moved {
                 tx.remove(Keyspace::OutputQueue, &pending);
                 tx.insert(Keyspace::OutputQueue, &parked_key(&uuid), bytes);
             }
-            Ok::<_, StorageError>(())
-        })
+            Ok::<_, StorageError>(moved)
+        })?;
+        if moved {
+            self.depths.remove(&delivery.output, 1);
+        }
+        Ok(())
     }
 
     /// Parked deliveries, oldest first, matching `text` (case-insensitive, in the id, output,
@@ -338,24 +490,28 @@ impl OutputQueue {
     fn take_parked(&self, id: &str, retry: bool) -> Result<bool, StorageError> {
         let Ok(uuid) = uuid::Uuid::parse_str(id) else { return Ok(false) };
         let key = parked_key(&uuid);
+        // The output it moved back to, if it did.
         let moved = self.db.write(|tx| {
             let Some(bytes) = tx.get(Keyspace::OutputQueue, &key)? else {
-                return Ok::<_, StorageError>(false);
+                return Ok::<_, StorageError>(None);
             };
             tx.remove(Keyspace::OutputQueue, &key);
-            if retry {
-                let mut d: Delivery = serde_json::from_slice(&bytes).map_err(corrupt)?;
-                d.status = IN_PROGRESS.to_string();
-                d.next_at_ms = 0;
-                d.updated_at = now();
-                tx.insert(Keyspace::OutputQueue, &pending_key(&d.output, &uuid), encode(&d)?);
+            if !retry {
+                return Ok(Some(None));
             }
-            Ok(true)
+            let mut d: Delivery = serde_json::from_slice(&bytes).map_err(corrupt)?;
+            d.status = IN_PROGRESS.to_string();
+            d.next_at_ms = 0;
+            d.updated_at = now();
+            tx.insert(Keyspace::OutputQueue, &pending_key(&d.output, &uuid), encode(&d)?);
+            Ok(Some(Some(d.output)))
         })?;
-        if moved && retry {
+        // An operator's retry is queued even beyond max_queue_size: it was asked for.
+        if let Some(Some(output)) = &moved {
+            self.depths.add(output, 1);
             self.ring();
         }
-        Ok(moved)
+        Ok(moved.is_some())
     }
 
     /// Try parked delivery `id` again.

@@ -35,17 +35,13 @@ impl OutputProcessor {
     /// Start a sender for every output that `output_processor` names.
     pub fn start(engine: Arc<Engine>) -> OutputProcessor {
         let (stop, stop_rx) = watch::channel(false);
-        let mut outputs: Vec<String> = engine
+        let tasks = engine
             .runtime()
             .config
-            .output_processor
-            .values()
-            .flat_map(|route| route.targets().into_iter().map(|(_, output)| output.to_string()))
+            .replicated_outputs()
+            .into_iter()
+            .map(|output| tokio::spawn(run(engine.clone(), output, stop_rx.clone())))
             .collect();
-        outputs.sort();
-        outputs.dedup();
-        let tasks =
-            outputs.into_iter().map(|output| tokio::spawn(run(engine.clone(), output, stop_rx.clone()))).collect();
         OutputProcessor { stop, tasks }
     }
 

@@ -3,8 +3,8 @@
 
 use super::queue::{now_ms, IN_PROGRESS, SENDING_ERROR};
 use super::*;
-use crate::config::RetryPolicy;
-use crate::storage::Db;
+use crate::config::{OutputProcessorRoute, RetryPolicy};
+use crate::storage::{Db, StorageError};
 use serde_json::json;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -12,13 +12,21 @@ use std::time::Duration;
 fn queue() -> (tempfile::TempDir, OutputQueue) {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path().join("db")).unwrap();
-    (dir, OutputQueue::new(db))
+    (dir, OutputQueue::open(db).unwrap())
+}
+
+fn route(route: serde_json::Value) -> OutputProcessorRoute {
+    serde_json::from_value(route).unwrap()
+}
+
+fn stage_to(q: &OutputQueue, route: &OutputProcessorRoute, id: i64) {
+    q.db_for_tests()
+        .write(|tx| q.stage_in(tx, route, "Item", Some(("Item", 1)), Content::Copy(json!({"id": id}))))
+        .unwrap();
 }
 
 fn stage(q: &OutputQueue, output: &str, id: i64) {
-    q.db_for_tests()
-        .write(|tx| q.stage_in(tx, output, None, "Item", Some(("Item", 1)), Content::Copy(json!({"id": id}))))
-        .unwrap();
+    stage_to(q, &route(json!({"output": output})), id);
 }
 
 #[test]
@@ -30,7 +38,7 @@ fn deliveries_wait_per_output_in_order_and_park_with_their_status() {
     stage(&q, "b", 9);
     let a = q.pending("a", &HashSet::new(), 10).unwrap();
     assert_eq!(a.iter().map(|d| d.object["id"].as_i64().unwrap()).collect::<Vec<_>>(), [0, 1, 2]);
-    assert_eq!(q.pending_count("b").unwrap(), 1);
+    assert_eq!(q.depth("b"), 1);
     let skip: HashSet<String> = [a[0].id.clone()].into();
     assert_eq!(q.pending("a", &skip, 10).unwrap().len(), 2, "in-flight ones are left out");
 
@@ -41,7 +49,7 @@ fn deliveries_wait_per_output_in_order_and_park_with_their_status() {
 
     q.park(again[1].clone(), SENDING_ERROR, "answered 503 twice".into()).unwrap();
     q.done_all(std::slice::from_ref(&again[0])).unwrap();
-    assert_eq!(q.pending_count("a").unwrap(), 1);
+    assert_eq!(q.depth("a"), 1);
     let parked = q.parked(None).unwrap();
     assert_eq!(parked.len(), 1);
     assert_eq!((parked[0].status.as_str(), parked[0].attempts), (SENDING_ERROR, 2));
@@ -67,4 +75,65 @@ fn backoff_doubles_up_to_the_maximum_with_jitter() {
         let d = backoff(&policy, attempts);
         assert!(d >= Duration::from_millis(base / 2) && d <= Duration::from_millis(base), "{attempts}: {d:?}");
     }
+}
+
+#[test]
+fn depths_follow_the_commits_and_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("db")).unwrap();
+    let q = OutputQueue::open(db.clone()).unwrap();
+    let both = route(json!({"handlers": [{"outputs": ["a", "b"]}]}));
+    for id in 0..4 {
+        stage_to(&q, &both, id);
+    }
+    assert_eq!((q.depth("a"), q.depth("b")), (4, 4));
+    // A transaction that fails leaves no delivery and no count behind.
+    let failed: Result<(), StorageError> = db.write(|tx| {
+        q.stage_in(tx, &both, "Item", None, Content::Copy(json!({"id": 99})))?;
+        Err(StorageError::user("the rest of the batch failed"))
+    });
+    assert!(failed.is_err());
+    assert_eq!((q.depth("a"), q.depth("b")), (4, 4));
+
+    let a = q.pending("a", &HashSet::new(), 10).unwrap();
+    q.done_all(&a[..2]).unwrap();
+    q.done_all(&a[..2]).unwrap();
+    assert_eq!(q.depth("a"), 2, "removing twice counts once");
+    q.park(a[2].clone(), SENDING_ERROR, "down".into()).unwrap();
+    assert_eq!(q.depth("a"), 1);
+    assert!(q.retry(&a[2].id).unwrap());
+    assert_eq!(q.depth("a"), 2);
+    let oldest = q.oldest("a").unwrap().unwrap();
+    assert!((chrono::Utc::now() - oldest).num_seconds() < 60, "{oldest}");
+    assert!(q.oldest("nobody").unwrap().is_none());
+
+    drop(q);
+    let reopened = OutputQueue::open(db).unwrap();
+    assert_eq!((reopened.depth("a"), reopened.depth("b")), (2, 4));
+}
+
+#[test]
+fn a_full_queue_parks_or_drops_new_deliveries() {
+    let (_dir, q) = queue();
+    let parks = route(json!({"output": "a", "max_queue_size": 2}));
+    for id in 0..3 {
+        stage_to(&q, &parks, id);
+    }
+    assert_eq!(q.depth("a"), 2);
+    let parked = q.parked(None).unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!((parked[0].status.as_str(), parked[0].object["id"].as_i64()), (SENDING_ERROR, Some(2)));
+    assert!(parked[0].error.as_deref().unwrap().contains("max_queue_size = 2"), "{:?}", parked[0].error);
+
+    let drops = route(json!({"output": "a", "max_queue_size": 2, "on_queue_full": "drop"}));
+    stage_to(&q, &drops, 3);
+    assert_eq!((q.depth("a"), q.parked(None).unwrap().len()), (2, 1), "dropped");
+
+    // Room again once one is sent.
+    let waiting = q.pending("a", &HashSet::new(), 10).unwrap();
+    q.done_all(&waiting[..1]).unwrap();
+    stage_to(&q, &drops, 4);
+    let ids: Vec<i64> =
+        q.pending("a", &HashSet::new(), 10).unwrap().iter().map(|d| d.object["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, [1, 4]);
 }

@@ -306,9 +306,7 @@ fn stage_item(rt: &Runtime, tx: &mut WriteTx<'_>, entry: &Entry, item: &Finish) 
                     .then(|| reference_of(rt, &item.type_name, &item.obj))
                     .flatten();
                 let content = reference.map_or_else(|| Content::Copy(item.obj.clone()), Content::Reference);
-                for (pipeline, output) in route.targets() {
-                    rt.output_queue.stage_in(tx, output, pipeline, &item.routing_key, Some(stored), content.clone())?;
-                }
+                rt.output_queue.stage_in(tx, route, &item.routing_key, Some(stored), content)?;
             }
             Done::Stored {
                 routing_key: item.routing_key.clone(),

@@ -35,6 +35,9 @@ pub struct WriteTx<'a> {
     pub(crate) staged_seq: HashMap<String, SeqRange>,
     pub(crate) seq_reserved: bool,
     version_hwm: Option<u64>,
+    /// Called once the transaction ends: `true` after its commit, `false` when it is dropped
+    /// uncommitted (its closure failed, or applying the batch did).
+    on_end: Vec<Box<dyn FnOnce(bool) + Send>>,
 }
 
 impl<'a> WriteTx<'a> {
@@ -46,7 +49,15 @@ impl<'a> WriteTx<'a> {
             staged_seq: HashMap::new(),
             seq_reserved: false,
             version_hwm: None,
+            on_end: Vec::new(),
         }
+    }
+
+    /// Run `f` when this transaction ends, with whether it committed: in-memory state that
+    /// follows what is on disk (counters) is changed in step with the commit. `f` runs under the
+    /// write lock, so it must be quick and must not write.
+    pub fn on_end(&mut self, f: impl FnOnce(bool) + Send + 'static) {
+        self.on_end.push(Box::new(f));
     }
 
     /// Stages `key = value` in `ks`.
@@ -92,7 +103,18 @@ impl<'a> WriteTx<'a> {
             self.db.inner.store.apply(writes)?;
         }
         self.state.seq.extend(self.staged_seq.drain());
+        for f in std::mem::take(&mut self.on_end) {
+            f(true);
+        }
         Ok(())
+    }
+}
+
+impl Drop for WriteTx<'_> {
+    fn drop(&mut self) {
+        for f in std::mem::take(&mut self.on_end) {
+            f(false);
+        }
     }
 }
 
