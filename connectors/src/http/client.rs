@@ -1,18 +1,18 @@
-//! The HTTP client shared by the `http` and `soap` outputs: one ureq agent per output (keep-alive
-//! pool, timeouts, TLS settings), requests run on the async runtime's blocking pool.
+//! The HTTP client shared by the `http` and `soap` outputs: one async reqwest client per output
+//! (keep-alive pool, timeouts, TLS settings with rustls and ring).
 
 use super::config::HttpClientOptions;
 use crate::intake::BoxFuture;
 use crate::registry::{BuildError, ConfigProblem, SendError};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
-use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
-use ureq::Agent;
 
 /// How much of a peer's answer is kept in an error message.
 const EXCERPT: usize = 512;
+/// Most of an answer's body read (to keep its connection); a longer one closes it.
+const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 
 /// A peer's answer.
 #[derive(Debug, Clone)]
@@ -42,13 +42,13 @@ impl Answer {
 
 /// Check an output URL: absolute, `http` or `https`, with a host.
 pub fn check_url(url: &str) -> Vec<ConfigProblem> {
-    match url.parse::<ureq::http::Uri>() {
+    match url.parse::<reqwest::Url>() {
         Err(e) => vec![ConfigProblem::new("url", format!("\"{url}\" is not a URL: {e}"))],
         Ok(uri) => {
             let mut problems = Vec::new();
-            if !matches!(uri.scheme_str(), Some("http" | "https")) {
+            if !matches!(uri.scheme(), "http" | "https") {
                 problems.push(ConfigProblem::new("url", format!("\"{url}\" must start with http:// or https://")));
-            } else if uri.host().is_none_or(str::is_empty) {
+            } else if uri.host_str().is_none_or(str::is_empty) {
                 problems.push(ConfigProblem::new("url", format!("\"{url}\" has no host")));
             }
             problems
@@ -60,9 +60,9 @@ pub fn check_url(url: &str) -> Vec<ConfigProblem> {
 pub fn check_headers(headers: &BTreeMap<String, String>) -> Vec<ConfigProblem> {
     let mut problems = Vec::new();
     for (name, value) in headers {
-        if ureq::http::HeaderName::try_from(name.as_str()).is_err() {
+        if HeaderName::try_from(name.as_str()).is_err() {
             problems.push(ConfigProblem::new(format!("headers.{name}"), "not a valid header name"));
-        } else if ureq::http::HeaderValue::try_from(value.as_str()).is_err() {
+        } else if HeaderValue::try_from(value.as_str()).is_err() {
             problems.push(ConfigProblem::new(format!("headers.{name}"), "not a valid header value"));
         }
     }
@@ -76,9 +76,9 @@ pub struct Poster {
 }
 
 struct Inner {
-    agent: Agent,
-    url: String,
-    headers: BTreeMap<String, String>,
+    client: reqwest::Client,
+    url: reqwest::Url,
+    headers: HeaderMap,
 }
 
 fn read_pem(name: &str, what: &str, path: &str) -> Result<Vec<u8>, BuildError> {
@@ -86,84 +86,104 @@ fn read_pem(name: &str, what: &str, path: &str) -> Result<Vec<u8>, BuildError> {
         .map_err(|e| BuildError { name: name.to_string(), message: format!("reading the {what} {path}: {e}") })
 }
 
-/// The certificates in a PEM file.
-fn certificates(pem: &[u8]) -> Vec<Certificate<'static>> {
-    ureq::tls::parse_pem(pem)
-        .filter_map(|item| match item {
-            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-            _ => None,
-        })
-        .collect()
+/// rustls takes its cryptography from the process default: ring, installed once (a provider
+/// installed before, by another crate, is kept).
+fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 impl Poster {
-    /// An agent for `url` with `options`; `name` is the output's, for errors.
+    /// A client for `url` with `options`; `name` is the output's, for errors.
     pub fn new(
         name: &str,
         url: &str,
         headers: &BTreeMap<String, String>,
         options: &HttpClientOptions,
     ) -> Result<Self, BuildError> {
+        install_crypto_provider();
         let fail = |message: String| BuildError { name: name.to_string(), message };
-        let mut tls = TlsConfig::builder().disable_verification(!options.verify_peer);
+        let keepalive = Duration::from_secs_f64(options.keepalive_idle.max(0.0));
+        let mut builder = reqwest::Client::builder()
+            .timeout(Duration::from_secs_f64(options.timeout.max(0.001)))
+            .connect_timeout(Duration::from_secs_f64(options.connect_timeout.max(0.001)))
+            .pool_idle_timeout(keepalive)
+            // Outputs send many objects at once to one peer: keep a connection for each.
+            .pool_max_idle_per_host(if keepalive.is_zero() { 0 } else { 128 })
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .tcp_nodelay(true)
+            .tls_danger_accept_invalid_certs(!options.verify_peer);
         if let Some(path) = &options.ca_file {
             let pem = read_pem(name, "CA file", path)?;
-            let certs = certificates(&pem);
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| fail(format!("CA file {path}: {e}")))?;
             if certs.is_empty() {
                 return Err(fail(format!("{path} holds no PEM certificate")));
             }
-            tls = tls.root_certs(RootCerts::new_with_certs(&certs));
+            builder = builder.tls_certs_only(certs);
         }
         if let (Some(cert), Some(key)) = (&options.ssl_cert, &options.ssl_key) {
-            let cert_pem = read_pem(name, "client certificate", cert)?;
-            let key_pem = read_pem(name, "client key", key)?;
-            let certs = certificates(&cert_pem);
-            let key = PrivateKey::from_pem(&key_pem).map_err(|e| fail(format!("client key {key}: {e}")))?;
-            tls = tls.client_cert(Some(ClientCert::new_with_certs(&certs, key)));
+            let mut pem = read_pem(name, "client certificate", cert)?;
+            pem.push(b'\n');
+            pem.extend(read_pem(name, "client key", key)?);
+            let identity = reqwest::Identity::from_pem(&pem)
+                .map_err(|e| fail(format!("client certificate {cert} with key {key}: {e}")))?;
+            builder = builder.identity(identity);
         }
-        let keepalive = Duration::from_secs_f64(options.keepalive_idle.max(0.0));
-        let agent: Agent = Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs_f64(options.timeout.max(0.001))))
-            .timeout_connect(Some(Duration::from_secs_f64(options.connect_timeout.max(0.001))))
-            .max_idle_age(keepalive)
-            .max_idle_connections(if keepalive.is_zero() { 0 } else { 256 })
-            // Outputs send many objects at once to one peer: keep a connection for each.
-            .max_idle_connections_per_host(if keepalive.is_zero() { 0 } else { 128 })
-            .tls_config(tls.build())
-            .build()
-            .into();
-        Ok(Self { inner: Arc::new(Inner { agent, url: url.to_string(), headers: headers.clone() }) })
+        let client = builder.build().map_err(|e| fail(format!("the HTTP client: {e}")))?;
+        let parsed = reqwest::Url::parse(url).map_err(|e| fail(format!("\"{url}\" is not a URL: {e}")))?;
+        let mut header_map = HeaderMap::new();
+        for (k, v) in headers {
+            let header = HeaderName::try_from(k.as_str()).map_err(|e| fail(format!("header {k}: {e}")))?;
+            let value = HeaderValue::try_from(v.as_str()).map_err(|e| fail(format!("header {k}: {e}")))?;
+            header_map.insert(header, value);
+        }
+        Ok(Self { inner: Arc::new(Inner { client, url: parsed, headers: header_map }) })
     }
 
     /// The URL posted to.
     pub fn url(&self) -> &str {
-        &self.inner.url
+        self.inner.url.as_str()
     }
 
     /// POST `body`; resolves to the peer's answer, or an [`SendError::Unavailable`] when there
     /// was none (connection refused, timeout, TLS failure).
     pub fn post(&self, body: Vec<u8>, content_type: &str) -> BoxFuture<Result<Answer, SendError>> {
         let inner = self.inner.clone();
-        let content_type = content_type.to_string();
+        let content_type = HeaderValue::try_from(content_type)
+            .map_err(|e| SendError::Rejected(format!("content type \"{content_type}\": {e}")));
         Box::pin(async move {
-            let task = tokio::task::spawn_blocking(move || {
-                let mut request = inner.agent.post(&inner.url).header("content-type", &content_type);
-                for (name, value) in &inner.headers {
-                    request = request.header(name, value);
+            let content_type = content_type?;
+            let unavailable = |e: reqwest::Error| SendError::Unavailable(format!("POST {} failed: {e}", inner.url));
+            let mut response = inner
+                .client
+                .post(inner.url.clone())
+                .headers(inner.headers.clone())
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(body)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            let status = response.status().as_u16();
+            // Only the start is kept; the rest (up to a limit) is read and dropped so that the
+            // connection can be used again.
+            let mut excerpt = Vec::new();
+            let mut read = 0usize;
+            while read < DRAIN_LIMIT {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => {
+                        read += chunk.len();
+                        let room = EXCERPT.saturating_sub(excerpt.len());
+                        excerpt.extend_from_slice(&chunk[..room.min(chunk.len())]);
+                    }
+                    // The answer came; a body cut short does not change it.
+                    Ok(None) | Err(_) => break,
                 }
-                let mut response = request
-                    .send(&body[..])
-                    .map_err(|e| SendError::Unavailable(format!("POST {} failed: {e}", inner.url)))?;
-                let status = response.status().as_u16();
-                let mut excerpt = Vec::with_capacity(EXCERPT);
-                // Only the start is kept; the rest is read and dropped so the connection can be reused.
-                let mut reader = response.body_mut().with_config().limit(16 * 1024 * 1024).reader();
-                let _ = reader.by_ref().take(EXCERPT as u64).read_to_end(&mut excerpt);
-                let _ = std::io::copy(&mut reader, &mut std::io::sink());
-                Ok(Answer { status, excerpt: String::from_utf8_lossy(&excerpt).trim().to_string() })
-            });
-            task.await.map_err(|e| SendError::Unavailable(format!("the sending task failed: {e}")))?
+            }
+            Ok(Answer { status, excerpt: String::from_utf8_lossy(&excerpt).trim().to_string() })
         })
     }
 }

@@ -36,9 +36,9 @@ impl SmtpOutput {
                 Identity::from_pem(&read(cert)?, &read(key)?).map_err(|e| fail(format!("client certificate: {e}")))?;
             let host = config
                 .url
-                .parse::<ureq::http::Uri>()
+                .parse::<reqwest::Url>()
                 .ok()
-                .and_then(|u| u.host().map(str::to_string))
+                .and_then(|u| u.host_str().map(str::to_string))
                 .ok_or_else(|| fail(format!("url: no host in {}", config.url)))?;
             let params = TlsParameters::builder(host)
                 .identify_with(identity)

@@ -66,7 +66,7 @@ impl Delivery {
     }
 
     /// The id as a UUID.
-    fn uuid(&self) -> Result<uuid::Uuid, StorageError> {
+    pub fn uuid(&self) -> Result<uuid::Uuid, StorageError> {
         uuid::Uuid::parse_str(&self.id).map_err(|e| StorageError::Corrupt(format!("delivery id {}: {e}", self.id)))
     }
 }
@@ -338,12 +338,7 @@ impl OutputQueue {
     }
 
     /// Deliveries waiting for `output`, oldest first, at most `n`, leaving out `skip`.
-    pub fn pending(
-        &self,
-        output: &str,
-        skip: &std::collections::HashSet<String>,
-        n: usize,
-    ) -> Result<Vec<Delivery>, StorageError> {
+    pub fn pending(&self, output: &str, skip: &HashSet<uuid::Uuid>, n: usize) -> Result<Vec<Delivery>, StorageError> {
         let mut out = Vec::new();
         for item in self.db.scan_prefix(Keyspace::OutputQueue, &pending_prefix(output)) {
             if out.len() >= n {
@@ -352,7 +347,7 @@ impl OutputQueue {
             let (k, bytes) = item?;
             // Skipped by the id in the key, without decoding the record.
             let id = k.len().checked_sub(16).and_then(|at| uuid::Uuid::from_slice(&k[at..]).ok());
-            if id.is_some_and(|id| skip.contains(&id.to_string())) {
+            if id.is_some_and(|id| skip.contains(&id)) {
                 continue;
             }
             match serde_json::from_slice::<Delivery>(&bytes) {

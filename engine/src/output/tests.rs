@@ -39,7 +39,7 @@ fn deliveries_wait_per_output_in_order_and_park_with_their_status() {
     let a = q.pending("a", &HashSet::new(), 10).unwrap();
     assert_eq!(a.iter().map(|d| d.object["id"].as_i64().unwrap()).collect::<Vec<_>>(), [0, 1, 2]);
     assert_eq!(q.depth("b"), 1);
-    let skip: HashSet<String> = [a[0].id.clone()].into();
+    let skip: HashSet<uuid::Uuid> = [a[0].uuid().unwrap()].into();
     assert_eq!(q.pending("a", &skip, 10).unwrap().len(), 2, "in-flight ones are left out");
 
     q.reschedule(a[1].clone(), "answered 503".into(), now_ms() + 60_000).unwrap();

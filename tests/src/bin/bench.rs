@@ -23,6 +23,7 @@
 //! objects/s with the deliveries going on), `ratio_replicated_to_plain` = its objects/s ÷ those
 //! of `ferrogrid_http` (target >= 0.7), and `delivery` = p50/p99 from the POST of a user to its
 //! arrival at the receiver, at half the plain rate.
+//! `--quick` leaves out the GraphQL and SOAP phases (for work on the replication path).
 //! Only loopback; every phase is bounded in time and request count.
 
 use std::collections::HashMap;
@@ -42,10 +43,12 @@ const MAX_REQUESTS_PER_PHASE: u64 = 5_000_000;
 struct Args {
     seconds: u64,
     clients: usize,
+    /// Leave out the GraphQL and SOAP phases (`--quick`).
+    quick: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
-    let mut args = Args { seconds: 5, clients: 16 };
+    let mut args = Args { seconds: 5, clients: 16, quick: false };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = |name: &str| -> anyhow::Result<u64> {
@@ -55,8 +58,11 @@ fn parse_args() -> anyhow::Result<Args> {
         match a.as_str() {
             "--seconds" => args.seconds = value("--seconds")?.clamp(1, 300),
             "--clients" => args.clients = value("--clients")?.clamp(1, 256) as usize,
+            "--quick" => args.quick = true,
             "-h" | "--help" => {
-                eprintln!("usage: bench [--seconds N (1..300, default 5)] [--clients C (1..256, default 16)]");
+                eprintln!(
+                    "usage: bench [--seconds N (1..300, default 5)] [--clients C (1..256, default 16)] [--quick (no GraphQL and SOAP phases)]"
+                );
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (try --help)"),
@@ -355,13 +361,19 @@ fn arrivals() -> &'static Mutex<HashMap<i64, Instant>> {
     ARRIVALS.get_or_init(Mutex::default)
 }
 
+/// What the receiver reads of a replicated user.
+#[derive(serde::Deserialize)]
+struct Delivered {
+    id: i64,
+}
+
 async fn hub(body: web::Bytes) -> HttpResponse {
-    match serde_json::from_slice::<Value>(&body).ok().and_then(|v| v["id"].as_i64()) {
-        Some(id) => {
+    match serde_json::from_slice::<Delivered>(&body).map(|d| d.id) {
+        Ok(id) => {
             arrivals().lock().unwrap_or_else(|e| e.into_inner()).entry(id).or_insert_with(Instant::now);
             HttpResponse::Ok().finish()
         }
-        None => HttpResponse::BadRequest().finish(),
+        Err(_) => HttpResponse::BadRequest().finish(),
     }
 }
 
@@ -496,16 +508,25 @@ fn main() -> anyhow::Result<()> {
     let (ferrogrid, last_id) = measure("ferrogrid_http", &target, &args, &ingest_op);
     // Users 1..last_id were posted; the few refused ones just miss.
     let users = (last_id - 1).min(20_000);
-    seed_relations(&target, users.min(5_000))?;
-    let graphql = measure_graphql(&target, &args, users);
+    let graphql = if args.quick {
+        Value::Null
+    } else {
+        seed_relations(&target, users.min(5_000))?;
+        measure_graphql(&target, &args, users)
+    };
     let status = server.stop();
     eprintln!("[ferrogrid_http] stopped: {status}");
 
-    let mut soap_server = Server::start_with_binary(&bin, "samples/soap");
-    let soap_target = Target { base: soap_server.base_url(), token: Some(soap_server.token().to_string()) };
-    let (soap, _) = measure("ferrogrid_soap", &soap_target, &args, &soap_ingest_op);
-    let status = soap_server.stop();
-    eprintln!("[ferrogrid_soap] stopped: {status}");
+    let soap = if args.quick {
+        Value::Null
+    } else {
+        let mut soap_server = Server::start_with_binary(&bin, "samples/soap");
+        let soap_target = Target { base: soap_server.base_url(), token: Some(soap_server.token().to_string()) };
+        let (soap, _) = measure("ferrogrid_soap", &soap_target, &args, &soap_ingest_op);
+        let status = soap_server.stop();
+        eprintln!("[ferrogrid_soap] stopped: {status}");
+        soap
+    };
     let ratio_soap = match (soap["objects_per_s"].as_f64(), ferrogrid["objects_per_s"].as_f64()) {
         (Some(s), Some(j)) if j > 0.0 => round2(s / j),
         _ => Value::Null,
