@@ -291,7 +291,9 @@ function parkedPage(spec) {
       return text ? "?" + text : "";
     };
     const act = async (method, path, done) => { const r = await api(method, path); message(note, done(r)); await load(); };
+    const summary = el("div", { id: `${spec.id}-summary` });
     const load = async () => {
+      if (spec.summary) summary.replaceChildren(await spec.summary());
       const list = await api("GET", spec.base + query());
       body.replaceChildren(...list.items.map((item) => el("tr", { "data-id": item.id, class: "row" },
         ...spec.columns.map(([, cell, cls]) => el("td", cls ? { class: cls } : {}, cell(item))),
@@ -305,6 +307,7 @@ function parkedPage(spec) {
     };
     const scope = () => (query() ? `every ${spec.what} matching the filter` : `every ${spec.what}`);
     page.replaceChildren(el("h1", {}, spec.title),
+      summary,
       el("div", { class: "toolbar" },
         filter,
         ...(spec.times ? [el("label", {}, "From ", from), el("label", {}, "To ", to)] : []),
@@ -336,9 +339,20 @@ const renderJobs = parkedPage({
   ],
 });
 
+// Each output's queue: what waits for it (retrying or not yet sent), since when, and what is parked.
+async function outputQueues() {
+  const { items } = await api("GET", "/admin/api/output-queues");
+  if (!items.length) return el("p", {}, "No output is replicated to (output_processor is empty).");
+  return el("div", { class: "table-wrap" }, el("table", { id: "output-queues" },
+    el("thead", {}, el("tr", {}, ...["Output", "Mode", "Waiting", "Oldest waiting since", "Parked"].map((h) => el("th", {}, h)))),
+    el("tbody", {}, ...items.map((q) => el("tr", { "data-output": q.output },
+      el("td", {}, q.output), el("td", {}, q.mode), el("td", {}, String(q.waiting)),
+      el("td", {}, when(q.oldest_queued_at)), el("td", {}, String(q.parked)))))));
+}
+
 const renderOutputRepair = parkedPage({
   id: "output", title: "Output repair", base: "/admin/api/output-repair", what: "output repair entry", times: true,
-  empty: "Nothing waits for an output.",
+  empty: "Nothing waits for an output.", summary: outputQueues,
   columns: [
     ["Queued", (d) => when(d.created_at)],
     ["Output", (d) => d.output],

@@ -417,6 +417,13 @@ output_processor:
     assert_eq!(metric_value(&metrics, "ferrogrid_output_queue_full_total", &hub), Some(3.0));
     let age = metric_value(&metrics, "ferrogrid_output_queue_oldest_seconds", &hub).unwrap_or(0.0);
     assert!((1.0..60.0).contains(&age), "the oldest waits since the posts: {age}");
+    let queues = server.get("/admin/api/output-queues").json();
+    let q = &queues["items"][0];
+    assert_eq!(
+        (&q["output"], &q["mode"], &q["waiting"], &q["parked"]),
+        (&json!("hub"), &json!("async"), &json!(5), &json!(3))
+    );
+    assert!(q["oldest_queued_at"].is_string(), "{queues}");
 
     // The peer is back: the 5 waiting are sent, the queue is empty, Try again all sends the rest.
     receiver.start_again();

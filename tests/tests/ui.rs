@@ -320,6 +320,9 @@ fn the_output_repair_page_shows_the_peers_answer_and_tries_again() {
         })
         .unwrap();
     assert!(row.contains("hub") && row.contains("answered 422: the hub refuses n=3"), "{row}");
+    // The output's queue: nothing waiting, one parked.
+    let queue = browser.text(&browser.find("#output-queues tr[data-output='hub']").unwrap()).unwrap();
+    assert_eq!(queue.split_whitespace().collect::<Vec<_>>(), ["hub", "async", "0", "1"], "{queue}");
     browser
         .wait("the header counts it", || {
             browser.text(&browser.find("#status").ok()?).ok().filter(|t| t.contains("output repair 1"))
@@ -355,6 +358,8 @@ fn the_output_repair_page_shows_the_peers_answer_and_tries_again() {
         })
         .unwrap();
     assert_eq!(receiver.received().len(), 1);
+    let queue = browser.text(&browser.find("#output-queues tr[data-output='hub']").unwrap()).unwrap();
+    assert!(queue.ends_with('0'), "nothing parked any more: {queue}");
     let errors = browser.console_errors().unwrap();
     assert!(errors.is_empty(), "{errors:?}");
 }

@@ -215,6 +215,14 @@ impl Config {
         outputs.dedup();
         outputs
     }
+
+    /// The key that makes `output` deliver in sync mode (`is_async: false`), if one does (the
+    /// config check makes every key of an output use the same mode).
+    pub fn sync_route_of(&self, output: &str) -> Option<&OutputProcessorRoute> {
+        self.output_processor
+            .values()
+            .find(|route| !route.is_async && route.targets().iter().any(|(_, o)| *o == output))
+    }
 }
 
 impl OutputProcessorRoute {

@@ -2,7 +2,9 @@
 //! lists and all-matching actions take `?filter=` (text) and `from=`/`to=` (ISO times, when the
 //! object was queued): `GET /admin/api/output-repair?filter=`, `GET /admin/api/output-repair/{id}`,
 //! `POST /admin/api/output-repair/{id}/retry`, `POST /admin/api/output-repair/retry-all?filter=`,
-//! `DELETE /admin/api/output-repair/{id}`, `DELETE /admin/api/output-repair?filter=`.
+//! `DELETE /admin/api/output-repair/{id}`, `DELETE /admin/api/output-repair?filter=`; and
+//! `GET /admin/api/output-queues`: each replicated output's mode, deliveries waiting, the oldest
+//! of them and the parked ones.
 
 use super::parked::{on_queue, one};
 use super::{error, AppState};
@@ -25,7 +27,36 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/{id}", web::get().to(get_one))
             .route("/{id}", web::delete().to(delete_one))
             .route("/{id}/retry", web::post().to(retry_one)),
-    );
+    )
+    .route("/admin/api/output-queues", web::get().to(queues));
+}
+
+/// `{"items": [{output, mode, waiting, oldest_queued_at, parked}]}` for every output that
+/// `output_processor` delivers to.
+async fn queues(state: web::Data<AppState>) -> HttpResponse {
+    let rt = state.engine.runtime_arc();
+    let summary = on_queue(rt.output_queue.clone(), move |q| {
+        let parked = q.parked(None)?;
+        rt.config
+            .replicated_outputs()
+            .into_iter()
+            .map(|output| {
+                let oldest = q.oldest(&output)?.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+                Ok(json!({
+                    "output": output,
+                    "mode": if rt.config.sync_route_of(&output).is_some() { "sync" } else { "async" },
+                    "waiting": q.depth(&output),
+                    "oldest_queued_at": oldest,
+                    "parked": parked.iter().filter(|d| d.output == output).count(),
+                }))
+            })
+            .collect::<Result<Vec<_>, crate::storage::StorageError>>()
+    })
+    .await;
+    match summary {
+        Ok(items) => HttpResponse::Ok().json(json!({ "items": items })),
+        Err(r) => r,
+    }
 }
 
 fn queue(state: &AppState) -> Arc<OutputQueue> {

@@ -89,17 +89,12 @@ struct Sync {
     threshold: Option<u32>,
 }
 
-/// The sync mode of `output`, when a key delivers to it with `is_async: false` (the config check
-/// makes every key of an output use the same mode).
+/// The sync mode of `output`, when a key delivers to it with `is_async: false`.
 fn sync_mode(rt: &Runtime, output: &str) -> Option<Sync> {
-    rt.config
-        .output_processor
-        .values()
-        .find(|route| !route.is_async && route.targets().iter().any(|(_, o)| *o == output))
-        .map(|route| Sync {
-            retry_after: Duration::from_secs_f64(route.sync_retry_timeout.max(0.001)),
-            threshold: route.sync_failed_attempt_count_threshold,
-        })
+    rt.config.sync_route_of(output).map(|route| Sync {
+        retry_after: Duration::from_secs_f64(route.sync_retry_timeout.max(0.001)),
+        threshold: route.sync_failed_attempt_count_threshold,
+    })
 }
 
 async fn run(engine: Arc<Engine>, output: String, mut stop: watch::Receiver<bool>) {
