@@ -333,20 +333,60 @@ pub struct HttpReceiver {
     port: u16,
     state: Arc<Mutex<ReceiverState>>,
     server: Option<(actix_web::dev::ServerHandle, std::thread::JoinHandle<()>)>,
+    /// HTTPS: the server's TLS settings and the PEM of the CA that issued its certificate.
+    tls: Option<(Arc<rustls::ServerConfig>, String)>,
+}
+
+/// A test CA and a certificate it issued for 127.0.0.1: the server's TLS settings, and the CA
+/// certificate as PEM (what a client's `ca_file` holds).
+fn test_tls() -> anyhow::Result<(Arc<rustls::ServerConfig>, String)> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate()?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_pem = ca_params.self_signed(&ca_key)?.pem();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate()?;
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])?.signed_by(&key, &issuer)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )?;
+    Ok((Arc::new(config), ca_pem))
 }
 
 impl HttpReceiver {
     /// Start on a free port.
     pub fn start() -> HttpReceiver {
+        Self::start_with(None)
+    }
+
+    /// Start an HTTPS receiver on a free port, its certificate issued by a CA made for it
+    /// ([`HttpReceiver::ca_pem`]).
+    pub fn start_tls() -> HttpReceiver {
+        Self::start_with(Some(test_tls().expect("a test certificate")))
+    }
+
+    fn start_with(tls: Option<(Arc<rustls::ServerConfig>, String)>) -> HttpReceiver {
         let port = free_port().expect("a free port");
-        let mut receiver = HttpReceiver { port, state: Arc::default(), server: None };
+        let mut receiver = HttpReceiver { port, state: Arc::default(), server: None, tls };
         receiver.spawn().expect("starting the HTTP receiver");
         receiver
+    }
+
+    /// The PEM of the CA that issued an HTTPS receiver's certificate.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.tls.as_ref().map(|(_, pem)| pem.as_str())
     }
 
     fn spawn(&mut self) -> anyhow::Result<()> {
         let state = self.state.clone();
         let port = self.port;
+        let tls = self.tls.as_ref().map(|(config, _)| (**config).clone());
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             let system = actix_web::rt::System::new();
@@ -381,8 +421,11 @@ impl HttpReceiver {
                     ))
                 })
                 .workers(1)
-                .disable_signals()
-                .bind(("127.0.0.1", port));
+                .disable_signals();
+                let server = match tls {
+                    Some(config) => server.bind_rustls_0_23(("127.0.0.1", port), config),
+                    None => server.bind(("127.0.0.1", port)),
+                };
                 match server {
                     Ok(server) => {
                         let server = server.run();
@@ -401,9 +444,10 @@ impl HttpReceiver {
         Ok(())
     }
 
-    /// `http://127.0.0.1:PORT/path`.
+    /// `http://127.0.0.1:PORT/path` (`https://` for an HTTPS receiver).
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}{path}", self.port)
     }
 
     /// Answer every request with `status` and `body` from now on; `None` to succeed again.

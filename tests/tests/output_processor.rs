@@ -53,14 +53,39 @@ fn parked(server: &Server) -> Vec<Value> {
 }
 
 /// How many times each id reached the receiver.
-fn deliveries(receiver: &HttpReceiver) -> BTreeMap<i64, usize> {
+fn arrivals(receiver: &HttpReceiver) -> BTreeMap<i64, usize> {
     let mut seen = BTreeMap::new();
     for r in receiver.received() {
         let v: Value = serde_json::from_str(&r.body).expect("JSON");
-        assert_eq!(v["stamped"], true, "preprocessed: {v}");
         *seen.entry(v["id"].as_i64().expect("id")).or_insert(0) += 1;
     }
     seen
+}
+
+/// Likewise, each preprocessed by the `stamp` pipeline.
+fn deliveries(receiver: &HttpReceiver) -> BTreeMap<i64, usize> {
+    for r in receiver.received() {
+        assert!(r.body.contains("\"stamped\":true"), "preprocessed: {}", r.body);
+    }
+    arrivals(receiver)
+}
+
+/// The engine with `Item` objects stored and replicated to `hub` (`receiver` at `path`), no
+/// preprocessing; `route` adds settings to the output-processor key.
+fn start_plain(receiver: &HttpReceiver, path: &str, route: &str) -> Server {
+    let yaml = format!(
+        r#"types: {{__file: model.avsc}}
+connector:
+  input: [{{name: http, type: http}}]
+  output: [{{name: hub, type: http, url: "{}"}}]
+input_processor:
+  storage: [{{key: Item, type: Item}}]
+output_processor:
+  Item: {{output: hub, {route}}}
+"#,
+        receiver.url(path)
+    );
+    Server::start_with_config(&yaml, &[("model.avsc", MODEL)])
 }
 
 #[test]
@@ -360,19 +385,8 @@ output_processor:
 fn a_delivery_past_its_expiration_timeout_is_dropped_and_counted() {
     let mut receiver = HttpReceiver::start();
     receiver.stop();
-    let yaml = format!(
-        r#"types: {{__file: model.avsc}}
-connector:
-  input: [{{name: http, type: http}}]
-  output: [{{name: hub, type: http, url: "{}"}}]
-input_processor:
-  storage: [{{key: Item, type: Item}}]
-output_processor:
-  Item: {{output: hub, expiration_timeout: 0.5, retry: {{max_attempts: 1000, initial_backoff_ms: 50, max_backoff_ms: 100}}}}
-"#,
-        receiver.url("/exp")
-    );
-    let server = Server::start_with_config(&yaml, &[("model.avsc", MODEL)]);
+    let route = "expiration_timeout: 0.5, retry: {max_attempts: 1000, initial_backoff_ms: 50, max_backoff_ms: 100}";
+    let server = start_plain(&receiver, "/exp", route);
     post(&server, 0..3);
     wait_until(Duration::from_secs(30), "3 deliveries expired", || {
         let metrics = server.get("/metrics").body;
@@ -389,19 +403,8 @@ output_processor:
 fn a_full_output_queue_parks_new_deliveries_and_the_gauges_show_its_depth_and_age() {
     let mut receiver = HttpReceiver::start();
     receiver.stop();
-    let yaml = format!(
-        r#"types: {{__file: model.avsc}}
-connector:
-  input: [{{name: http, type: http}}]
-  output: [{{name: hub, type: http, url: "{}"}}]
-input_processor:
-  storage: [{{key: Item, type: Item}}]
-output_processor:
-  Item: {{output: hub, max_queue_size: 5, retry: {{max_attempts: 1000, initial_backoff_ms: 300, max_backoff_ms: 300}}}}
-"#,
-        receiver.url("/bounded")
-    );
-    let server = Server::start_with_config(&yaml, &[("model.avsc", MODEL)]);
+    let route = "max_queue_size: 5, retry: {max_attempts: 1000, initial_backoff_ms: 300, max_backoff_ms: 300}";
+    let server = start_plain(&receiver, "/bounded", route);
     post(&server, 0..8);
     let entries = parked(&server);
     assert_eq!(entries.len(), 3, "the 3 beyond max_queue_size are parked at once: {entries:?}");
@@ -436,12 +439,44 @@ output_processor:
     });
     assert_eq!(server.post_json("/admin/api/output-repair/retry-all", &json!({})).json()["retried"], 3);
     let seen = wait_until(Duration::from_secs(30), "every object delivered", || {
-        let mut seen = BTreeMap::new();
-        for r in receiver.received() {
-            let v: Value = serde_json::from_str(&r.body).expect("JSON");
-            *seen.entry(v["id"].as_i64().expect("id")).or_insert(0) += 1;
-        }
+        let seen = arrivals(&receiver);
         (seen.len() == 8).then_some(seen)
     });
     assert!(seen.values().all(|n| *n == 1), "each once: {seen:?}");
+}
+
+#[test]
+fn an_https_output_trusts_its_ca_file_and_parks_on_an_unknown_issuer() {
+    let receiver = HttpReceiver::start_tls();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, receiver.ca_pem().expect("a CA")).expect("writing the CA file");
+    let url = receiver.url("/tls");
+    let yaml = format!(
+        r#"types: {{__file: model.avsc}}
+connector:
+  input: [{{name: http, type: http}}]
+  output:
+    - {{name: trusting, type: http, url: "{url}", options: {{ca_file: "{ca}"}}}}
+    - {{name: builtin, type: http, url: "{url}"}}
+    - {{name: unchecked, type: http, url: "{url}", options: {{verify_peer: false}}}}
+input_processor:
+  storage: [{{key: Item, type: Item}}]
+output_processor:
+  Item: {{handlers: [{{outputs: [trusting, builtin, unchecked]}}], retry: {{max_attempts: 1}}}}
+"#,
+        ca = ca.display()
+    );
+    let server = Server::start_with_config(&yaml, &[("model.avsc", MODEL)]);
+    post(&server, 7..8);
+    let entries = wait_until(Duration::from_secs(30), "the untrusted send parked", || {
+        let entries = parked(&server);
+        (entries.len() == 1).then_some(entries)
+    });
+    assert_eq!(entries[0]["output"], "builtin", "{entries:?}");
+    let error = entries[0]["error"].as_str().unwrap_or("").to_lowercase();
+    assert!(error.contains("certificate") && error.contains(&url), "{error}");
+    wait_until(Duration::from_secs(30), "the other two delivered over TLS", || {
+        (arrivals(&receiver).get(&7) == Some(&2)).then_some(())
+    });
 }

@@ -69,6 +69,22 @@ pub fn check_headers(headers: &BTreeMap<String, String>) -> Vec<ConfigProblem> {
     problems
 }
 
+/// An error and its causes, `outer: inner: ...` (reqwest's own text leaves out why a connection
+/// failed, e.g. the certificate it did not trust).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 /// Posts bodies to one URL.
 #[derive(Clone)]
 pub struct Poster {
@@ -112,19 +128,28 @@ impl Poster {
             .pool_idle_timeout(keepalive)
             // Outputs send many objects at once to one peer: keep a connection for each.
             .pool_max_idle_per_host(if keepalive.is_zero() { 0 } else { 128 })
+            // Proxies come from HTTP_PROXY / HTTPS_PROXY / NO_PROXY, as with most clients.
             .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
             .tcp_nodelay(true)
             .tls_danger_accept_invalid_certs(!options.verify_peer);
-        if let Some(path) = &options.ca_file {
-            let pem = read_pem(name, "CA file", path)?;
-            let certs =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| fail(format!("CA file {path}: {e}")))?;
-            if certs.is_empty() {
-                return Err(fail(format!("{path} holds no PEM certificate")));
+        // The peer's certificate is checked against `ca_file`, else against the Mozilla roots
+        // built in (the same on every machine, with or without a system trust store).
+        let roots = match &options.ca_file {
+            Some(path) => {
+                let pem = read_pem(name, "CA file", path)?;
+                let certs =
+                    reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| fail(format!("CA file {path}: {e}")))?;
+                if certs.is_empty() {
+                    return Err(fail(format!("{path} holds no PEM certificate")));
+                }
+                certs
             }
-            builder = builder.tls_certs_only(certs);
-        }
+            None => webpki_root_certs::TLS_SERVER_ROOT_CERTS
+                .iter()
+                .filter_map(|der| reqwest::Certificate::from_der(der.as_ref()).ok())
+                .collect(),
+        };
+        builder = builder.tls_certs_only(roots);
         if let (Some(cert), Some(key)) = (&options.ssl_cert, &options.ssl_key) {
             let mut pem = read_pem(name, "client certificate", cert)?;
             pem.push(b'\n');
@@ -157,7 +182,8 @@ impl Poster {
             .map_err(|e| SendError::Rejected(format!("content type \"{content_type}\": {e}")));
         Box::pin(async move {
             let content_type = content_type?;
-            let unavailable = |e: reqwest::Error| SendError::Unavailable(format!("POST {} failed: {e}", inner.url));
+            let unavailable =
+                |e: reqwest::Error| SendError::Unavailable(format!("POST {} failed: {}", inner.url, with_causes(&e)));
             let mut response = inner
                 .client
                 .post(inner.url.clone())
