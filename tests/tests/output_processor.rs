@@ -354,19 +354,8 @@ fn sync_mode_parks_after_the_threshold_and_moves_on() {
 fn store_strategy_reference_sends_the_current_version() {
     let receiver = HttpReceiver::start();
     receiver.fail_with(Some((503, "not yet")));
-    let yaml = format!(
-        r#"types: {{__file: model.avsc}}
-connector:
-  input: [{{name: http, type: http}}]
-  output: [{{name: hub, type: http, url: "{}"}}]
-input_processor:
-  storage: [{{key: Item, type: Item}}]
-output_processor:
-  Item: {{output: hub, store_strategy: reference, retry: {{max_attempts: 1000, initial_backoff_ms: 100, max_backoff_ms: 200}}}}
-"#,
-        receiver.url("/ref")
-    );
-    let server = Server::start_with_config(&yaml, &[("model.avsc", MODEL)]);
+    let route = "store_strategy: reference, retry: {max_attempts: 1000, initial_backoff_ms: 100, max_backoff_ms: 200}";
+    let server = start_plain(&receiver, "/ref", route);
     for n in [1, 2, 3] {
         assert_eq!(server.post_sync(&json!({"Item": {"id": 7, "n": n}}))["status"], "stored");
     }
