@@ -168,19 +168,31 @@ impl Depths {
         true
     }
 
-    fn add(&self, output: &str, n: usize) {
-        *self.lock().waiting.entry(output.to_string()).or_default() += n;
+    /// `delta` more (or fewer) waiting for `output`.
+    fn change(&self, output: &str, delta: isize) {
+        let mut state = self.lock();
+        let waiting = state.waiting.entry(output.to_string()).or_default();
+        *waiting = waiting.saturating_add_signed(delta);
     }
 
-    fn remove(&self, output: &str, n: usize) {
-        if let Some(waiting) = self.lock().waiting.get_mut(output) {
-            *waiting = waiting.saturating_sub(n);
-        }
+    /// `delta` more (or fewer) waiting for `output` once `tx` commits.
+    fn change_at_commit(self: &Arc<Self>, tx: &mut WriteTx<'_>, output: &str, delta: isize) {
+        let (depths, output) = (self.clone(), output.to_string());
+        tx.on_end(move |committed| {
+            if committed {
+                depths.change(&output, delta);
+            }
+        });
     }
 
     fn get(&self, output: &str) -> usize {
         self.lock().waiting.get(output).copied().unwrap_or(0)
     }
+}
+
+/// The delivery id at the end of a key.
+fn id_of_key(key: &[u8]) -> Option<uuid::Uuid> {
+    key.len().checked_sub(16).and_then(|at| uuid::Uuid::from_slice(&key[at..]).ok())
 }
 
 /// The output a pending key belongs to.
@@ -205,7 +217,7 @@ impl OutputQueue {
         for item in db.scan_prefix(Keyspace::OutputQueue, &[PENDING]) {
             let (key, _) = item?;
             match output_of_pending(&key) {
-                Some(output) => depths.add(output, 1),
+                Some(output) => depths.change(output, 1),
                 None => tracing::error!(key = %hex::encode(&key), "an output queue key of an unknown shape"),
             }
         }
@@ -249,10 +261,12 @@ impl OutputQueue {
             let name = output.to_string();
             if self.depths.reserve(output, route.max_queue_size) {
                 tx.insert(Keyspace::OutputQueue, &pending_key(output, &id), encode(&delivery)?);
+                // Counted at once (the bound holds within this transaction too), uncounted if it
+                // does not commit.
                 let depths = self.depths.clone();
                 tx.on_end(move |committed| {
                     if !committed {
-                        depths.remove(&name, 1);
+                        depths.change(&name, -1);
                     }
                 });
                 continue;
@@ -291,15 +305,10 @@ impl OutputQueue {
             return Ok(None);
         };
         let (key, _) = first?;
-        let at = key
-            .len()
-            .checked_sub(16)
-            .and_then(|at| uuid::Uuid::from_slice(&key[at..]).ok())
-            .and_then(|id| id.get_timestamp())
-            .and_then(|t| {
-                let (secs, nanos) = t.to_unix();
-                chrono::DateTime::from_timestamp(i64::try_from(secs).ok()?, nanos)
-            });
+        let at = id_of_key(&key).and_then(|id| id.get_timestamp()).and_then(|t| {
+            let (secs, nanos) = t.to_unix();
+            chrono::DateTime::from_timestamp(i64::try_from(secs).ok()?, nanos)
+        });
         Ok(at)
     }
 
@@ -346,8 +355,7 @@ impl OutputQueue {
             }
             let (k, bytes) = item?;
             // Skipped by the id in the key, without decoding the record.
-            let id = k.len().checked_sub(16).and_then(|at| uuid::Uuid::from_slice(&k[at..]).ok());
-            if id.is_some_and(|id| skip.contains(&id)) {
+            if id_of_key(&k).is_some_and(|id| skip.contains(&id)) {
                 continue;
             }
             match serde_json::from_slice::<Delivery>(&bytes) {
@@ -364,20 +372,15 @@ impl OutputQueue {
             .iter()
             .map(|d| Ok((pending_key(&d.output, &d.uuid()?), d.output.as_str())))
             .collect::<Result<Vec<_>, StorageError>>()?;
-        let removed = self.db.write(|tx| {
-            let mut removed: HashMap<&str, usize> = HashMap::new();
+        self.db.write(|tx| {
             for (key, output) in &keys {
                 if tx.get(Keyspace::OutputQueue, key)?.is_some() {
                     tx.remove(Keyspace::OutputQueue, key);
-                    *removed.entry(output).or_default() += 1;
+                    self.depths.change_at_commit(tx, output, -1);
                 }
             }
-            Ok::<_, StorageError>(removed)
-        })?;
-        for (output, n) in removed {
-            self.depths.remove(output, n);
-        }
-        Ok(())
+            Ok::<_, StorageError>(())
+        })
     }
 
     /// `delivery` failed and is tried again at `next_at_ms`.
@@ -407,18 +410,14 @@ impl OutputQueue {
         delivery.error = Some(error);
         delivery.updated_at = now();
         let bytes = encode(&delivery)?;
-        let moved = self.db.write(|tx| {
-            let moved = tx.get(Keyspace::OutputQueue, &pending)?.is_some();
-            if moved {
+        self.db.write(|tx| {
+            if tx.get(Keyspace::OutputQueue, &pending)?.is_some() {
                 tx.remove(Keyspace::OutputQueue, &pending);
                 tx.insert(Keyspace::OutputQueue, &parked_key(&uuid), bytes);
+                self.depths.change_at_commit(tx, &delivery.output, -1);
             }
-            Ok::<_, StorageError>(moved)
-        })?;
-        if moved {
-            self.depths.remove(&delivery.output, 1);
-        }
-        Ok(())
+            Ok::<_, StorageError>(())
+        })
     }
 
     /// Parked deliveries, oldest first, matching `text` (case-insensitive, in the id, output,
@@ -485,28 +484,26 @@ impl OutputQueue {
     fn take_parked(&self, id: &str, retry: bool) -> Result<bool, StorageError> {
         let Ok(uuid) = uuid::Uuid::parse_str(id) else { return Ok(false) };
         let key = parked_key(&uuid);
-        // The output it moved back to, if it did.
         let moved = self.db.write(|tx| {
             let Some(bytes) = tx.get(Keyspace::OutputQueue, &key)? else {
-                return Ok::<_, StorageError>(None);
+                return Ok::<_, StorageError>(false);
             };
             tx.remove(Keyspace::OutputQueue, &key);
-            if !retry {
-                return Ok(Some(None));
+            if retry {
+                let mut d: Delivery = serde_json::from_slice(&bytes).map_err(corrupt)?;
+                d.status = IN_PROGRESS.to_string();
+                d.next_at_ms = 0;
+                d.updated_at = now();
+                tx.insert(Keyspace::OutputQueue, &pending_key(&d.output, &uuid), encode(&d)?);
+                // An operator's retry is queued even beyond max_queue_size: it was asked for.
+                self.depths.change_at_commit(tx, &d.output, 1);
             }
-            let mut d: Delivery = serde_json::from_slice(&bytes).map_err(corrupt)?;
-            d.status = IN_PROGRESS.to_string();
-            d.next_at_ms = 0;
-            d.updated_at = now();
-            tx.insert(Keyspace::OutputQueue, &pending_key(&d.output, &uuid), encode(&d)?);
-            Ok(Some(Some(d.output)))
+            Ok(true)
         })?;
-        // An operator's retry is queued even beyond max_queue_size: it was asked for.
-        if let Some(Some(output)) = &moved {
-            self.depths.add(output, 1);
+        if moved && retry {
             self.ring();
         }
-        Ok(moved.is_some())
+        Ok(moved)
     }
 
     /// Try parked delivery `id` again.

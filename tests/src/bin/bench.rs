@@ -241,15 +241,22 @@ impl Target {
     }
 }
 
+/// The maximum rate: a warm-up second, then the closed loop for `args.seconds`.
+fn max_rate(name: &str, target: &Target, args: &Args, op: &Op, ids: &AtomicI64) -> Phase {
+    let dur = Duration::from_secs(args.seconds);
+    eprintln!("[{name}] warm-up 1 s");
+    closed_loop(target, op, args.clients, Duration::from_secs(1), ids);
+    eprintln!("[{name}] closed loop, {} clients, {dur:?}", args.clients);
+    let max = closed_loop(target, op, args.clients, dur, ids);
+    eprintln!("[{name}] {:.0} objects/s ({} ok, {} errors)", max.rate(), max.ok, max.errors);
+    max
+}
+
 fn measure(name: &str, target: &Target, args: &Args, op: &Op) -> (Value, i64) {
     let ids = AtomicI64::new(1);
     let dur = Duration::from_secs(args.seconds);
-    eprintln!("[{name}] warm-up 1 s");
-    closed_loop(target, op, args.clients, Duration::from_secs(1), &ids);
-    eprintln!("[{name}] closed loop, {} clients, {dur:?}", args.clients);
-    let mut max = closed_loop(target, op, args.clients, dur, &ids);
+    let mut max = max_rate(name, target, args, op, &ids);
     let rate = max.rate();
-    eprintln!("[{name}] {rate:.0} objects/s ({} ok, {} errors)", max.ok, max.errors);
     let drain = target.wait_backlog_drained(Duration::from_secs(120));
     if let Some(d) = drain {
         eprintln!("[{name}] backlog processed {d:?} after the closed loop");
@@ -456,10 +463,7 @@ fn measure_replicated(bin: &std::path::Path, bare: &str, args: &Args, plain_rate
 fn plain_throughput(bin: &std::path::Path, args: &Args) -> anyhow::Result<f64> {
     let mut server = Server::try_start(bin, &ferrogrid_tests::sample("library"), None)?;
     let target = Target { base: server.base_url(), token: Some(server.token().to_string()) };
-    let ids = AtomicI64::new(1);
-    closed_loop(&target, &ingest_op, args.clients, Duration::from_secs(1), &ids);
-    let phase = closed_loop(&target, &ingest_op, args.clients, Duration::from_secs(args.seconds), &ids);
-    eprintln!("[ferrogrid_http_after] {:.0} objects/s ({} ok, {} errors)", phase.rate(), phase.ok, phase.errors);
+    let phase = max_rate("ferrogrid_http_after", &target, args, &ingest_op, &AtomicI64::new(1));
     let status = server.stop();
     eprintln!("[ferrogrid_http_after] stopped: {status}");
     Ok(phase.rate())
