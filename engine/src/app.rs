@@ -5,11 +5,10 @@ use crate::config::{self, Loaded};
 use crate::engine::{Engine, EngineIntake};
 use crate::jobs::JobRunner;
 use crate::output::OutputProcessor;
-use crate::repair::Wal;
 use crate::runtime::{self, Runtime};
 use crate::scheduler::Scheduler;
 use crate::security::Tokens;
-use crate::storage::{Db, StorageConfig};
+use crate::storage::{Db, IntakeLog, Keyspace, StorageConfig};
 use anyhow::Context;
 use ferrogrid_connectors::kafka::KafkaInput;
 use ferrogrid_connectors::{InputConfig, Intake};
@@ -116,7 +115,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         anyhow::anyhow!("invalid configuration {}:\n{}", options.config.display(), errors.join("\n"))
     })?;
     let repair = runtime.repair.clone();
-    let (wal, recovered) = Wal::open(&options.data_dir.join("intake-log"), &runtime.db, |tx, entry| {
+    let intake_log_dir = options.data_dir.join("intake-log");
+    let (intake_log, recovered) = IntakeLog::open(&intake_log_dir, &runtime.db, Keyspace::RepairQueue, |tx, entry| {
         if let Err(e) = repair.put_in(tx, entry) {
             tracing::error!(id = %entry.id, error = %e, "recovering an intake-log record failed");
         }
@@ -126,7 +126,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         tracing::info!(recovered, "recovered acknowledged objects from the intake log");
         repair.refresh_depth()?;
     }
-    let engine = Engine::start(runtime, wal)?;
+    let engine = Engine::start(runtime, intake_log)?;
     let scheduler = Scheduler::start(engine.clone()).context("starting the task scheduler")?;
     let job_runner = JobRunner::start(engine.clone()).context("starting the job runner")?;
     let (handle, server) = crate::http::serve(engine.clone(), scheduler.clone(), tokens, options.listen)

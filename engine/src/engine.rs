@@ -5,11 +5,12 @@
 use crate::metrics::metrics;
 use crate::output::Content;
 use crate::processor::{panic_text, prepare, send_failed, Done, Finish, Prepared, StoreJob, StoreWriter, Then, ToSend};
-use crate::repair::{Entry, Failure, ListFilter, RepairError, RepairQueue, Wal, WalError};
+use crate::repair::{Entry, Failure, ListFilter, RepairError, RepairQueue};
 use crate::runtime::Runtime;
+use crate::storage::{IntakeLog, IntakeLogError};
 use crossbeam_channel::Sender;
 use ferrogrid_connectors::{Accepted, BoxFuture, Intake, IntakeError, Outcome, OutcomeStatus, Received, Wait};
-use ferrogrid_pipelines::{PoolClosed, WorkerPool};
+use ferrogrid_pipelines::{OnPanic, PoolClosed, WorkerPool};
 use ferrogrid_sandbox::ScriptEngine;
 use serde_json::Value;
 use std::collections::HashSet;
@@ -46,13 +47,21 @@ pub enum RetryError {
     /// The repair queue failed.
     #[error(transparent)]
     Repair(#[from] RepairError),
+    /// A bug: the work panicked or was cancelled.
+    #[error("internal error (a bug): {0}")]
+    Internal(String),
+}
+
+/// Run storage work on the blocking pool: never on a reactor thread.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, RetryError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| RetryError::Internal(e.to_string()))
 }
 
 /// The engine.
 pub struct Engine {
     rt: Arc<Runtime>,
     shared: Arc<Shared>,
-    wal: Wal,
+    intake_log: IntakeLog,
     pool: WorkerPool,
     writer: StoreWriter,
     permits: Arc<Semaphore>,
@@ -170,19 +179,28 @@ async fn send(shared: Arc<Shared>, writer: Option<Sender<StoreJob>>, entry: Entr
 }
 
 impl Engine {
-    /// Start the script workers for `rt`; acknowledgements are made durable by `wal`. Called
+    /// Start the script workers for `rt`; acknowledgements are made durable by `intake_log`. Called
     /// on the async runtime that will send to the connector outputs.
-    pub fn start(rt: Runtime, wal: Wal) -> std::io::Result<Arc<Engine>> {
+    pub fn start(rt: Runtime, intake_log: IntakeLog) -> std::io::Result<Arc<Engine>> {
         let io = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
         let workers = rt.config.input_processor.workers();
         let max_in_flight = rt.config.input_processor.max_in_flight;
-        let pool = WorkerPool::start(workers, rt.sandbox.clone())?;
+        let on_panic: OnPanic = Arc::new(|worker: &str, panic: &str| {
+            metrics().actor_restarts.with_label_values(&["pipeline_worker", worker]).inc();
+            tracing::error!(
+                actor = "pipeline_worker",
+                name = worker,
+                panic,
+                "a script worker panicked (a bug); it starts over with a new script engine"
+            );
+        });
+        let pool = WorkerPool::start(workers, rt.sandbox.clone(), on_panic)?;
         let rt = Arc::new(rt);
         let writer = StoreWriter::start(rt.clone())?;
         Ok(Arc::new(Engine {
             shared: Arc::new(Shared { rt: rt.clone(), io, busy: Mutex::new(HashSet::new()) }),
             rt,
-            wal,
+            intake_log,
             pool,
             writer,
             permits: Arc::new(Semaphore::new(max_in_flight)),
@@ -257,16 +275,21 @@ impl Engine {
                 let _ = reply.send(finisher.finish(&id, result, started));
                 drop(permit);
             });
-            let prepared =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| prepare(&shared.rt, script_engine, &entry)))
-                    .unwrap_or_else(|panic| {
-                        Err(Failure {
-                            stage: "internal",
-                            function: None,
-                            routing_key: None,
-                            error: format!("internal error (a bug): processing panicked: {}", panic_text(&*panic)),
-                        })
-                    });
+            let prepared = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                prepare(&shared.rt, script_engine, &entry)
+            })) {
+                Ok(prepared) => prepared,
+                Err(panic) => {
+                    then(Err(Failure {
+                        stage: "internal",
+                        function: None,
+                        routing_key: None,
+                        error: format!("internal error (a bug): processing panicked: {}", panic_text(&*panic)),
+                    }));
+                    // Recorded; now the worker hears of it too and starts over.
+                    std::panic::resume_unwind(panic);
+                }
+            };
             match prepared {
                 Err(failure) => then(Err(failure)),
                 Ok(Prepared::Send(item)) => {
@@ -341,27 +364,52 @@ impl Engine {
         if !self.claim(id) {
             return Err(RetryError::Busy(id.to_string()));
         }
-        let entry = match self.rt.repair.start_retry(id, edited) {
-            Ok(Some(entry)) => entry,
-            Ok(None) => {
-                self.release(id);
-                return Err(RetryError::NotFound(id.to_string()));
-            }
-            Err(e) => {
-                self.release(id);
-                return Err(e.into());
-            }
-        };
-        self.submit(entry, permit).await.ok_or(RetryError::Draining)
+        // Claimed: from here on the retry goes on in a task of its own, whether the caller
+        // waits for it or not, so nothing is left claimed or half-started.
+        let (engine, id) = (self.clone(), id.to_string());
+        let retried = tokio::spawn(async move {
+            let (rt, wanted) = (engine.rt.clone(), id.clone());
+            let started = blocking(move || rt.repair.start_retry(&wanted, edited)).await;
+            let entry = match started {
+                Ok(Ok(Some(entry))) => entry,
+                Ok(Ok(None)) => {
+                    engine.release(&id);
+                    return Err(RetryError::NotFound(id));
+                }
+                Ok(Err(e)) => {
+                    engine.release(&id);
+                    return Err(e.into());
+                }
+                Err(e) => {
+                    engine.release(&id);
+                    return Err(e);
+                }
+            };
+            engine.submit(entry, permit).await.ok_or(RetryError::Draining)
+        });
+        retried.await.unwrap_or_else(|e| Err(RetryError::Internal(e.to_string())))
+    }
+
+    /// Entries matching `filter`, newest first, and the cursor of the next page.
+    pub async fn list(&self, filter: ListFilter) -> Result<(Vec<Entry>, Option<String>), RetryError> {
+        let rt = self.rt.clone();
+        Ok(blocking(move || rt.repair.list(&filter)).await??)
+    }
+
+    /// Entry `id`, if there is one.
+    pub async fn get(&self, id: &str) -> Result<Option<Entry>, RetryError> {
+        let (rt, id) = (self.rt.clone(), id.to_string());
+        Ok(blocking(move || rt.repair.get(&id)).await??)
     }
 
     /// Retry every failed entry matching `filter` in the background; returns how many.
-    pub fn retry_all(self: &Arc<Self>, filter: &ListFilter) -> Result<usize, RetryError> {
+    pub async fn retry_all(self: &Arc<Self>, filter: ListFilter) -> Result<usize, RetryError> {
         if self.state() == State::Draining {
             return Err(RetryError::Draining);
         }
-        let ids: Vec<String> =
-            self.rt.repair.all_matching(filter)?.into_iter().filter(|e| !e.is_unfinished()).map(|e| e.id).collect();
+        let rt = self.rt.clone();
+        let matching = blocking(move || rt.repair.all_matching(&filter)).await??;
+        let ids: Vec<String> = matching.into_iter().filter(|e| !e.is_unfinished()).map(|e| e.id).collect();
         let count = ids.len();
         // One retry at a time, in the background: the queue is worked through at the engine's
         // pace while new objects keep their permits (a waiter per entry would take every permit
@@ -381,19 +429,26 @@ impl Engine {
     }
 
     /// Delete entry `id`; false if there is none. An entry being processed is not deleted.
-    pub fn delete(&self, id: &str) -> Result<bool, RetryError> {
+    pub async fn delete(self: &Arc<Self>, id: &str) -> Result<bool, RetryError> {
         if !self.claim(id) {
             return Err(RetryError::Busy(id.to_string()));
         }
-        let deleted = self.rt.repair.delete(id);
-        self.release(id);
-        Ok(deleted?)
+        // Claimed: the deletion goes on in a task of its own, which releases the claim.
+        let (engine, id) = (self.clone(), id.to_string());
+        let deleted = tokio::spawn(async move {
+            let (rt, wanted) = (engine.rt.clone(), id.clone());
+            let deleted = blocking(move || rt.repair.delete(&wanted)).await;
+            engine.release(&id);
+            Ok(deleted??)
+        });
+        deleted.await.unwrap_or_else(|e| Err(RetryError::Internal(e.to_string())))
     }
 
     /// Delete every entry matching `filter` except those being processed; returns how many.
-    pub fn delete_matching(&self, filter: &ListFilter) -> Result<usize, RetryError> {
+    pub async fn delete_matching(&self, filter: ListFilter) -> Result<usize, RetryError> {
         let busy = self.shared.busy.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        Ok(self.rt.repair.delete_matching(filter, |id| busy.contains(id))?)
+        let rt = self.rt.clone();
+        Ok(blocking(move || rt.repair.delete_matching(&filter, |id| busy.contains(id))).await??)
     }
 
     /// Stop accepting, wait (up to `timeout`) for in-flight objects, stop the workers, flush.
@@ -418,7 +473,7 @@ impl Engine {
             self.pool.shutdown();
         }
         self.writer.close();
-        self.wal.close();
+        self.intake_log.close();
         if let Err(e) = self.rt.db.sync() {
             tracing::error!(error = %e, "final flush failed");
         }
@@ -451,12 +506,12 @@ impl Engine {
         // Claimed before it becomes visible in the repair queue, so no operator action can
         // retry or delete it while its first processing is on its way.
         self.claim(&id);
-        let durable = match self.wal.append_with(&mut entry, |e| self.rt.repair.add(e)) {
+        let durable = match self.intake_log.append_with(&mut entry, |e| self.rt.repair.add(e)) {
             Ok(durable) => durable,
             Err(e) => {
                 self.release(&id);
                 return match e {
-                    RepairError::Wal(WalError::Closed) => Box::pin(async { Err(IntakeError::Draining) }),
+                    RepairError::IntakeLog(IntakeLogError::Closed) => Box::pin(async { Err(IntakeError::Draining) }),
                     e => Box::pin(async move { Err(IntakeError::Internal(e.to_string())) }),
                 };
             }
@@ -465,7 +520,7 @@ impl Engine {
         tracing::debug!(id = %id, input = %received.input, "accepted");
         // Processing starts once the record is on disk, in a task of its own, so a client that
         // goes away does not stop it; the answer waits for the parts `wait` asks for.
-        let (durable_tx, durable_rx) = tokio::sync::oneshot::channel::<Result<(), WalError>>();
+        let (durable_tx, durable_rx) = tokio::sync::oneshot::channel::<Result<(), IntakeLogError>>();
         let (outcome_tx, outcome_rx) = tokio::sync::oneshot::channel::<Option<Outcome>>();
         let engine = self.clone();
         tokio::spawn(async move {

@@ -2,6 +2,7 @@
 //! output processor, tasks and jobs, GraphQL, HTTP server, security and metrics, wired together by [`app`]. The binary `ferrogrid` is a
 //! thin command line over [`app::run`] and [`app::check`].
 
+pub mod actors;
 pub mod app;
 pub mod config;
 pub mod engine;

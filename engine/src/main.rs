@@ -62,9 +62,30 @@ fn init_logging(format: LogFormat, level: &str) {
     }
 }
 
+/// Configure the failpoints named in `FAILPOINTS` (`name=actions;...`, the `fail` crate's
+/// syntax). Only a build with the `failpoints` feature (the test build) has them; any other
+/// refuses to start with `FAILPOINTS` set rather than run without the faults asked for.
+fn setup_failpoints() -> Result<(), String> {
+    let Ok(spec) = std::env::var("FAILPOINTS") else { return Ok(()) };
+    if !cfg!(feature = "failpoints") {
+        return Err("FAILPOINTS is set, but this build has no failpoints (build with --features failpoints)".into());
+    }
+    for item in spec.split(';').map(str::trim).filter(|item| !item.is_empty()) {
+        let (name, actions) =
+            item.split_once('=').ok_or_else(|| format!("FAILPOINTS: \"{item}\" is not name=actions"))?;
+        fail::cfg(name.trim(), actions.trim()).map_err(|e| format!("FAILPOINTS: {name}: {e}"))?;
+        tracing::warn!(failpoint = name.trim(), actions = actions.trim(), "failpoint configured");
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, &cli.log_level);
+    if let Err(e) = setup_failpoints() {
+        eprintln!("ferrogrid: {e}");
+        return ExitCode::FAILURE;
+    }
     match cli.command {
         Command::Run { config, data_dir, listen } => {
             let result = actix_rt::System::new().block_on(app::run(RunOptions { config, data_dir, listen }));

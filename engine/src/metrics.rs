@@ -71,6 +71,8 @@ pub struct Metrics {
     pub output_queue_depth: IntGaugeVec,
     /// Age of the oldest delivery waiting per output; set when metrics are read.
     pub output_queue_oldest_seconds: GaugeVec,
+    /// Restarts of a supervised actor after a panic, by actor kind and name.
+    pub actor_restarts: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
@@ -196,6 +198,12 @@ impl Metrics {
                 "ferrogrid_output_expired_total",
                 "Deliveries dropped after their expiration_timeout",
                 &["output"],
+            )?,
+            actor_restarts: counter(
+                &r,
+                "ferrogrid_actor_restarts_total",
+                "Restarts of a supervised actor after a panic (its state reloaded from storage)",
+                &["actor", "name"],
             )?,
             output_queue_full: counter(
                 &r,

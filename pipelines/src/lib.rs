@@ -10,7 +10,7 @@ pub mod steps;
 pub use compiled::{Pipeline, Pipelines};
 pub use envelope::{Envelope, Routed};
 pub use error::PipelineError;
-pub use pool::{PoolClosed, WorkerPool};
+pub use pool::{panic_text, OnPanic, PoolClosed, WorkerPool};
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,9 @@
 //! A fixed pool of worker threads, each with its own script engine. Scripts never run on the
 //! async reactor threads: async code sends a job here and awaits its result.
+//!
+//! Each worker is supervised: a job that panics (a bug) fails alone, and the worker starts over
+//! with a new script engine, since the panic may have left the old one half-changed; the pool's
+//! `on_panic` hears of it (the engine logs and counts the restart).
 
 use ferrogrid_sandbox::{Sandbox, ScriptEngine};
 use std::future::Future;
@@ -8,6 +12,19 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
 type Job = Box<dyn FnOnce(&ScriptEngine) + Send + 'static>;
+
+/// Told, after a job panicked on a worker, the worker's name and the panic's text (the worker
+/// runs on with a new engine).
+pub type OnPanic = Arc<dyn Fn(&str, &str) + Send + Sync>;
+
+/// The message of a caught panic.
+pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
 
 /// The pool was shut down before the job ran.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +41,7 @@ pub struct WorkerPool {
 
 impl WorkerPool {
     /// Start `size` workers (at least one), each building its engine from `sandbox`.
-    pub fn start(size: usize, sandbox: Arc<Sandbox>) -> std::io::Result<WorkerPool> {
+    pub fn start(size: usize, sandbox: Arc<Sandbox>, on_panic: OnPanic) -> std::io::Result<WorkerPool> {
         let (sender, receiver) = crossbeam_channel::unbounded::<Job>();
         let mut threads = Vec::new();
         let discard = Arc::new(AtomicBool::new(false));
@@ -32,16 +49,20 @@ impl WorkerPool {
             let receiver = receiver.clone();
             let sandbox = sandbox.clone();
             let discard = discard.clone();
-            let thread = ferrogrid_sandbox::spawn_script_thread(format!("script-{i}"), move || {
-                let engine = sandbox.engine();
+            let on_panic = on_panic.clone();
+            let name = format!("script-{i}");
+            let thread = ferrogrid_sandbox::spawn_script_thread(name.clone(), move || {
+                let mut engine = sandbox.engine();
                 while let Ok(job) = receiver.recv() {
                     if discard.load(Ordering::Acquire) {
                         continue; // dropped: its caller sees the pool closed
                     }
-                    // A panic is a bug; it fails that job (its caller sees the pool closed) but
-                    // the worker lives on.
-                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&engine))).is_err() {
-                        tracing::error!("a script worker job panicked");
+                    // A panic is a bug; it fails that job (its caller sees the pool closed, or
+                    // was answered by the job before it re-raised the panic) and the worker
+                    // starts over with a new engine.
+                    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&engine))) {
+                        engine = sandbox.engine();
+                        on_panic(&name, &panic_text(&*panic));
                     }
                 }
             })?;

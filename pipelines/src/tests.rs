@@ -1,7 +1,7 @@
 //! Tests of compiled pipelines and the worker pool with a real sandbox (its host answers every
 //! repository call with an error: these scripts never store anything).
 
-use crate::{PipelineError, Pipelines, WorkerPool};
+use crate::{OnPanic, PipelineError, Pipelines, WorkerPool};
 use ferrogrid_sandbox::{CallContext, ErrorClass, Host, HostError, Limits, Repository, Sandbox, Sequences};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -93,17 +93,23 @@ fn a_value_that_cannot_leave_the_script_names_the_function() {
 
 #[test]
 fn a_panicking_job_does_not_take_its_worker_down() {
-    let pool = WorkerPool::start(1, sandbox()).unwrap();
+    let heard: Arc<std::sync::Mutex<Vec<(String, String)>>> = Arc::default();
+    let told = heard.clone();
+    let on_panic: OnPanic = Arc::new(move |worker: &str, text: &str| {
+        told.lock().unwrap().push((worker.to_string(), text.to_string()));
+    });
+    let pool = WorkerPool::start(1, sandbox(), on_panic).unwrap();
     let panicked = pool.run_blocking(|_| -> u32 { panic!("a bug") });
     assert!(panicked.is_err());
     assert_eq!(pool.run_blocking(|_| 7).unwrap(), 7, "the only worker is still there");
+    assert_eq!(*heard.lock().unwrap(), [("script-0".to_string(), "a bug".to_string())], "the restart is told");
     pool.shutdown();
     assert!(pool.run_blocking(|_| 1).is_err(), "a shut-down pool refuses jobs");
 }
 
 #[test]
 fn abandoning_drops_queued_jobs_and_lets_the_running_one_finish() {
-    let pool = WorkerPool::start(1, sandbox()).unwrap();
+    let pool = WorkerPool::start(1, sandbox(), Arc::new(|_: &str, _: &str| {})).unwrap();
     let (started_tx, started_rx) = std::sync::mpsc::channel();
     let running = pool.run(move |_| {
         let _ = started_tx.send(());

@@ -104,6 +104,8 @@ pub struct Server {
     token: String,
     starts: u32,
     client: Client,
+    /// Extra environment variables of the process (e.g. `FAILPOINTS`).
+    env: Vec<(String, String)>,
     /// Holds the data dir and the log; removed after `drop` has killed the child.
     _tmp: TempDir,
 }
@@ -127,9 +129,16 @@ impl Server {
 
     /// Writes a config folder (`config.yml` = `yaml`, plus `files`) and starts it.
     pub fn start_with_config(yaml: &str, files: &[(&str, &str)]) -> Server {
+        Self::start_with_config_env(yaml, files, &[])
+    }
+
+    /// Like [`Server::start_with_config`], with extra environment variables for the process
+    /// (kept for its restarts), e.g. `FAILPOINTS` for the fault-injection tests.
+    pub fn start_with_config_env(yaml: &str, files: &[(&str, &str)], env: &[(&str, &str)]) -> Server {
         let dir = ConfigDir::new(yaml, files).unwrap_or_else(|e| panic!("config dir: {e:#}"));
         let cfg = dir.path().to_path_buf();
-        match Self::try_start(&binary_path(), &cfg, Some(dir)) {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        match Self::try_start_env(&binary_path(), &cfg, Some(dir), env) {
             Ok(s) => s,
             Err(e) => panic!("{e:#}"),
         }
@@ -137,6 +146,15 @@ impl Server {
 
     /// Starts the process; retries with another port when the chosen one was taken meanwhile.
     pub fn try_start(bin: &Path, cfg: &Path, config_dir: Option<ConfigDir>) -> anyhow::Result<Server> {
+        Self::try_start_env(bin, cfg, config_dir, Vec::new())
+    }
+
+    fn try_start_env(
+        bin: &Path,
+        cfg: &Path,
+        config_dir: Option<ConfigDir>,
+        env: Vec<(String, String)>,
+    ) -> anyhow::Result<Server> {
         if !bin.exists() {
             bail!(
                 "ferrogrid binary not found at {} (build it with `cargo build -p ferrogrid-engine` \
@@ -158,6 +176,7 @@ impl Server {
             token: String::new(),
             starts: 0,
             client: Client::new("http://127.0.0.1:1", None),
+            env,
             _tmp: tmp,
         };
         let mut last_err = None;
@@ -200,6 +219,7 @@ impl Server {
             .arg(&self.data_dir)
             .arg("--listen")
             .arg(&listen)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 /// How much of a peer's answer is kept in an error message.
 const EXCERPT: usize = 512;
+/// Most of an answer's body kept whole for [`Poster::post_keeping`] (a SOAP answer is parsed).
+pub const KEPT_LIMIT: usize = 1024 * 1024;
 /// Most of an answer's body read (to keep its connection); a longer one closes it.
 const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 
@@ -21,6 +23,8 @@ pub struct Answer {
     pub status: u16,
     /// The start of the body.
     pub excerpt: String,
+    /// The body, as much of it as the caller asked to keep (empty unless it asked).
+    pub body: Vec<u8>,
 }
 
 impl Answer {
@@ -177,6 +181,13 @@ impl Poster {
     /// POST `body`; resolves to the peer's answer, or an [`SendError::Unavailable`] when there
     /// was none (connection refused, timeout, TLS failure).
     pub fn post(&self, body: Vec<u8>, content_type: &str) -> BoxFuture<Result<Answer, SendError>> {
+        self.post_keeping(body, content_type, 0)
+    }
+
+    /// [`Poster::post`], keeping the first `keep` bytes (at most [`KEPT_LIMIT`]) of the answer's
+    /// body in [`Answer::body`].
+    pub fn post_keeping(&self, body: Vec<u8>, content_type: &str, keep: usize) -> BoxFuture<Result<Answer, SendError>> {
+        let keep = keep.min(KEPT_LIMIT);
         let inner = self.inner.clone();
         let content_type = HeaderValue::try_from(content_type)
             .map_err(|e| SendError::Rejected(format!("content type \"{content_type}\": {e}")));
@@ -197,6 +208,7 @@ impl Poster {
             // Only the start is kept; the rest (up to a limit) is read and dropped so that the
             // connection can be used again.
             let mut excerpt = Vec::new();
+            let mut kept = Vec::new();
             let mut read = 0usize;
             while read < DRAIN_LIMIT {
                 match response.chunk().await {
@@ -204,12 +216,14 @@ impl Poster {
                         read += chunk.len();
                         let room = EXCERPT.saturating_sub(excerpt.len());
                         excerpt.extend_from_slice(&chunk[..room.min(chunk.len())]);
+                        let room = keep.saturating_sub(kept.len());
+                        kept.extend_from_slice(&chunk[..room.min(chunk.len())]);
                     }
                     // The answer came; a body cut short does not change it.
                     Ok(None) | Err(_) => break,
                 }
             }
-            Ok(Answer { status, excerpt: String::from_utf8_lossy(&excerpt).trim().to_string() })
+            Ok(Answer { status, excerpt: String::from_utf8_lossy(&excerpt).trim().to_string(), body: kept })
         })
     }
 }

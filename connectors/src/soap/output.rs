@@ -2,7 +2,7 @@
 
 use super::config::{SoapOutputConfig, SoapOutputVersion};
 use super::xml::{SOAP11_NS, SOAP12_NS};
-use crate::http::client::Poster;
+use crate::http::client::{Poster, KEPT_LIMIT};
 use crate::intake::BoxFuture;
 use crate::registry::{BuildError, Output, SendError};
 use quick_xml::escape::escape;
@@ -141,9 +141,49 @@ pub fn envelope(version: SoapOutputVersion, object: &Value, routing_key: &str) -
     Ok(out)
 }
 
-/// Whether a SOAP answer is a Fault blaming the request (1.1 `Client`, 1.2 `Sender`).
-fn blames_the_request(body: &str) -> bool {
-    body.contains("Fault") && (body.contains(":Client") || body.contains(":Sender") || body.contains(">Client<"))
+/// Who a SOAP Fault blames, by its code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// The request (1.1 `Client`, 1.2 `Sender`, and `VersionMismatch`, `MustUnderstand`,
+    /// `DataEncodingUnknown`): sending the same object again will not help.
+    Request(String),
+    /// The peer (1.1 `Server`, 1.2 `Receiver`, or a code that is none of the standard ones):
+    /// a later attempt may succeed.
+    Peer(String),
+}
+
+/// The text content of the child element `name` of an XML tree node.
+fn child<'a>(node: &'a Value, name: &str) -> Option<&'a Value> {
+    node.get("children")?.as_array()?.iter().find(|c| c.get("tag").and_then(Value::as_str) == Some(name))
+}
+
+fn text(node: &Value) -> String {
+    let children = node.get("children").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    children.iter().filter_map(Value::as_str).collect::<String>().trim().to_string()
+}
+
+/// The Fault in a SOAP answer, if its Body holds one: the answer is parsed (prefixes resolved,
+/// so `<Fault xmlns="...">` and any prefix count) and classified by the Fault's code. An answer
+/// that is not a SOAP envelope holds no Fault.
+pub fn fault_in(answer: &[u8]) -> Option<Fault> {
+    let envelope = super::xml::parse_envelope(answer, MAX_DEPTH).ok()?;
+    let body = &envelope.body;
+    let ns = body.get("ns").and_then(Value::as_str);
+    if body.get("tag").and_then(Value::as_str) != Some("Fault") || ns != Some(envelope.version.namespace()) {
+        return None;
+    }
+    // 1.1: <faultcode>soap:Client.Auth</faultcode>; 1.2: <Code><Value>env:Sender</Value>...</Code>.
+    let code = match envelope.version {
+        super::xml::SoapVersion::V11 => child(body, "faultcode").map(text),
+        super::xml::SoapVersion::V12 => child(body, "Code").and_then(|c| child(c, "Value")).map(text),
+    }
+    .unwrap_or_default();
+    let local = code.rsplit(':').next().unwrap_or_default();
+    let first = local.split('.').next().unwrap_or_default();
+    Some(match first {
+        "Client" | "Sender" | "VersionMismatch" | "MustUnderstand" | "DataEncodingUnknown" => Fault::Request(code),
+        _ => Fault::Peer(code),
+    })
 }
 
 impl Output for SoapOutput {
@@ -157,15 +197,16 @@ impl Output for SoapOutput {
             Err(e) => return Box::pin(async move { Err(e) }),
         };
         let poster = self.poster.clone();
-        let sending = poster.post(body, &self.content_type);
+        let sending = poster.post_keeping(body, &self.content_type, KEPT_LIMIT);
         Box::pin(async move {
             let answer = sending.await?;
             let described = answer.describe(poster.url());
-            match answer.status {
-                200..=299 if !answer.excerpt.contains(":Fault") => Ok(()),
-                _ if blames_the_request(&answer.excerpt) => Err(SendError::Rejected(described)),
-                _ if answer.status < 300 || answer.retryable() => Err(SendError::Unavailable(described)),
-                _ => Err(SendError::Rejected(described)),
+            match (fault_in(&answer.body), answer.status) {
+                (None, 200..=299) => Ok(()),
+                (Some(Fault::Request(_)), _) => Err(SendError::Rejected(described)),
+                (Some(Fault::Peer(_)), _) => Err(SendError::Unavailable(described)),
+                (None, _) if answer.retryable() => Err(SendError::Unavailable(described)),
+                (None, _) => Err(SendError::Rejected(described)),
             }
         })
     }

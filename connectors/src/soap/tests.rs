@@ -244,4 +244,108 @@ mod output {
         assert!(e.to_string().contains("\"a b\" cannot be an XML element name"), "{e}");
         assert!(envelope(SoapOutputVersion::V11, &json!({}), "1st").is_err());
     }
+
+    use crate::soap::output::{fault_in, Fault};
+    use crate::soap::{SoapOutput, SoapOutputConfig};
+    use crate::{Output, SendError};
+
+    const S11: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+    const S12: &str = "http://www.w3.org/2003/05/soap-envelope";
+
+    fn fault11(prefix: &str, code: &str) -> String {
+        format!(
+            r#"<{prefix}:Envelope xmlns:{prefix}="{S11}"><{prefix}:Body><{prefix}:Fault><faultcode>{prefix}:{code}</faultcode><faultstring>no</faultstring></{prefix}:Fault></{prefix}:Body></{prefix}:Envelope>"#
+        )
+    }
+
+    fn fault12(code: &str) -> String {
+        format!(
+            r#"<env:Envelope xmlns:env="{S12}"><env:Body><env:Fault><env:Code><env:Value>env:{code}</env:Value></env:Code><env:Reason><env:Text xml:lang="en">no</env:Text></env:Reason></env:Fault></env:Body></env:Envelope>"#
+        )
+    }
+
+    #[test]
+    fn faults_are_classified_by_their_code() {
+        assert_eq!(fault_in(fault11("soap", "Client").as_bytes()), Some(Fault::Request("soap:Client".into())));
+        assert_eq!(fault_in(fault11("s", "Client.Auth").as_bytes()), Some(Fault::Request("s:Client.Auth".into())));
+        assert_eq!(fault_in(fault11("soap", "Server").as_bytes()), Some(Fault::Peer("soap:Server".into())));
+        assert_eq!(
+            fault_in(fault11("soap", "MustUnderstand").as_bytes()),
+            Some(Fault::Request("soap:MustUnderstand".into()))
+        );
+        assert_eq!(fault_in(fault12("Sender").as_bytes()), Some(Fault::Request("env:Sender".into())));
+        assert_eq!(fault_in(fault12("Receiver").as_bytes()), Some(Fault::Peer("env:Receiver".into())));
+        // A default namespace instead of a prefix is the same Fault.
+        let plain = format!(
+            r#"<Envelope xmlns="{S11}"><Body><Fault xmlns="{S11}"><faultcode xmlns="">Client</faultcode></Fault></Body></Envelope>"#
+        );
+        assert_eq!(fault_in(plain.as_bytes()), Some(Fault::Request("Client".into())));
+    }
+
+    #[test]
+    fn what_is_no_fault_is_not_taken_for_one() {
+        // An answer element named Fault in another namespace, a body mentioning ":Fault", no XML.
+        let other =
+            format!(r#"<s:Envelope xmlns:s="{S11}"><s:Body><x:Fault xmlns:x="urn:app"/></s:Body></s:Envelope>"#);
+        assert_eq!(fault_in(other.as_bytes()), None);
+        let text = format!(r#"<s:Envelope xmlns:s="{S11}"><s:Body><Ok>s:Fault s:Client</Ok></s:Body></s:Envelope>"#);
+        assert_eq!(fault_in(text.as_bytes()), None);
+        assert_eq!(fault_in(b"OK"), None);
+        // A 1.1 Fault element inside a 1.2 envelope is not that envelope's Fault.
+        let mixed = format!(r#"<e:Envelope xmlns:e="{S12}"><e:Body><f:Fault xmlns:f="{S11}"/></e:Body></e:Envelope>"#);
+        assert_eq!(fault_in(mixed.as_bytes()), None);
+    }
+
+    /// A SOAP peer on a loopback port answering every request with `status` and `body`.
+    fn peer(status: u16, body: String) -> (actix_web::dev::ServerHandle, String) {
+        let server = actix_web::HttpServer::new(move || {
+            let body = body.clone();
+            actix_web::App::new().default_service(actix_web::web::to(move || {
+                let body = body.clone();
+                async move {
+                    actix_web::HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+                        .content_type("text/xml")
+                        .body(body)
+                }
+            }))
+        })
+        .workers(1)
+        .bind("127.0.0.1:0")
+        .unwrap();
+        let url = format!("http://{}/soap", server.addrs()[0]);
+        let server = server.run();
+        let handle = server.handle();
+        actix_rt::spawn(server);
+        (handle, url)
+    }
+
+    async fn send_to(status: u16, answer: String) -> Result<(), SendError> {
+        let (handle, url) = peer(status, answer);
+        let config: SoapOutputConfig = serde_json::from_value(json!({"name": "out", "url": url})).unwrap();
+        let output = SoapOutput::new(config).unwrap();
+        let result = output.send(json!({"id": 1}), "User".into()).await;
+        handle.stop(false).await;
+        result
+    }
+
+    #[actix_rt::test]
+    async fn a_peers_answer_decides_delivered_refused_or_retry() {
+        let ok = format!(r#"<s:Envelope xmlns:s="{S11}"><s:Body><Done/></s:Body></s:Envelope>"#);
+        assert!(send_to(200, ok).await.is_ok());
+        // A 200 answer carrying a Fault is not a delivery: Client refuses, Server retries.
+        assert!(matches!(send_to(200, fault11("soap", "Client")).await, Err(SendError::Rejected(_))));
+        assert!(matches!(send_to(200, fault11("soap", "Server")).await, Err(SendError::Unavailable(_))));
+        assert!(matches!(send_to(500, fault12("Sender")).await, Err(SendError::Rejected(_))));
+        assert!(matches!(send_to(500, fault12("Receiver")).await, Err(SendError::Unavailable(_))));
+        // The Fault behind a long Header (past the excerpt kept for the error text) still counts.
+        let padding = "<h>x</h>".repeat(2000);
+        let late = format!(
+            r#"<Envelope xmlns="{S11}"><Header>{padding}</Header><Body><Fault><faultcode>Client</faultcode></Fault></Body></Envelope>"#
+        );
+        assert!(matches!(send_to(200, late).await, Err(SendError::Rejected(_))));
+        // No envelope: the status decides.
+        assert!(send_to(202, String::new()).await.is_ok());
+        assert!(matches!(send_to(503, "busy".into()).await, Err(SendError::Unavailable(_))));
+        assert!(matches!(send_to(404, "nope".into()).await, Err(SendError::Rejected(_))));
+    }
 }

@@ -31,7 +31,7 @@ fn retry_error(e: RetryError) -> async_graphql::Error {
         RetryError::NotFound(_) => "NOT_FOUND",
         RetryError::Busy(_) => "CONFLICT",
         RetryError::Draining => "UNAVAILABLE",
-        RetryError::Repair(_) => "INTERNAL",
+        RetryError::Repair(_) | RetryError::Internal(_) => "INTERNAL",
     };
     error(code, e.to_string())
 }
@@ -118,7 +118,7 @@ fn query() -> Object {
             FieldFuture::new(async move {
                 let engine = engine_of(&ctx)?;
                 let filter = list_filter(&ctx.args)?;
-                let (items, _) = engine.repair().list(&filter).map_err(|e| error("INTERNAL", e.to_string()))?;
+                let (items, _) = engine.list(filter).await.map_err(|e| error("INTERNAL", e.to_string()))?;
                 let values =
                     items.into_iter().map(|e| FieldValue::owned_any(serde_json::to_value(e).unwrap_or_default()));
                 Ok(Some(FieldValue::list(values)))
@@ -166,7 +166,7 @@ fn mutation() -> Object {
                 FieldFuture::new(async move {
                     let engine = engine_of(&ctx)?;
                     let filter = list_filter(&ctx.args)?;
-                    let n = engine.retry_all(&filter).map_err(retry_error)?;
+                    let n = engine.retry_all(filter).await.map_err(retry_error)?;
                     Ok(Some(GqlValue::from(n as u64)))
                 })
             })
@@ -178,7 +178,7 @@ fn mutation() -> Object {
                 FieldFuture::new(async move {
                     let engine = engine_of(&ctx)?;
                     let id = ctx.args.try_get("id")?.string()?.to_string();
-                    let deleted = engine.delete(&id).map_err(retry_error)?;
+                    let deleted = engine.delete(&id).await.map_err(retry_error)?;
                     Ok(Some(GqlValue::from(deleted)))
                 })
             })
@@ -190,7 +190,7 @@ fn mutation() -> Object {
                 FieldFuture::new(async move {
                     let engine = engine_of(&ctx)?;
                     let filter = list_filter(&ctx.args)?;
-                    let n = engine.delete_matching(&filter).map_err(retry_error)?;
+                    let n = engine.delete_matching(filter).await.map_err(retry_error)?;
                     Ok(Some(GqlValue::from(n as u64)))
                 })
             })

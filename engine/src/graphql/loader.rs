@@ -35,21 +35,26 @@ impl Loader<RelationKey> for RelationLoader {
     type Error = Arc<String>;
 
     async fn load(&self, keys: &[RelationKey]) -> Result<HashMap<RelationKey, Found>, Self::Error> {
-        let mut out = HashMap::with_capacity(keys.len());
-        if let Some(first) = keys.first() {
-            metrics().relation_batches.with_label_values(&[&first.type_name]).inc();
-        }
-        for key in keys {
-            metrics().relation_lookups.with_label_values(&[&key.type_name]).inc();
-            let parse = |text: &str| serde_json::from_str::<Value>(text).unwrap_or(Value::Null);
-            let found = self
-                .repository
-                .find(&key.type_name, &parse(&key.filter), &parse(&key.options))
-                .map(|page| page.items)
-                .map_err(|e| (e.to_string(), code_of(&e)));
-            out.insert(key.clone(), Arc::new(found));
-        }
-        Ok(out)
+        // Storage reads: on the blocking pool, never on the reactor.
+        let (repository, keys) = (self.repository.clone(), keys.to_vec());
+        tokio::task::spawn_blocking(move || {
+            let mut out = HashMap::with_capacity(keys.len());
+            if let Some(first) = keys.first() {
+                metrics().relation_batches.with_label_values(&[&first.type_name]).inc();
+            }
+            for key in keys {
+                metrics().relation_lookups.with_label_values(&[&key.type_name]).inc();
+                let parse = |text: &str| serde_json::from_str::<Value>(text).unwrap_or(Value::Null);
+                let found = repository
+                    .find(&key.type_name, &parse(&key.filter), &parse(&key.options))
+                    .map(|page| page.items)
+                    .map_err(|e| (e.to_string(), code_of(&e)));
+                out.insert(key, Arc::new(found));
+            }
+            out
+        })
+        .await
+        .map_err(|e| Arc::new(format!("the storage read failed: {e}")))
     }
 }
 

@@ -86,10 +86,12 @@ pub fn root_field(t: &TypeDef) -> Field {
             if let Some(all) = ctx.args.get("all_versions").filter(|v| !v.is_null()) {
                 options.insert("all_versions".into(), json!(all.boolean()?));
             }
-            let page = engine
-                .runtime()
-                .repository
-                .find(&t.name, &Value::Array(filter), &Value::Object(options))
+            // A storage read: on the blocking pool, never on the reactor.
+            let repository = engine.runtime().repository.clone();
+            let (name, filter, options) = (t.name.clone(), Value::Array(filter), Value::Object(options));
+            let page = tokio::task::spawn_blocking(move || repository.find(&name, &filter, &options))
+                .await
+                .map_err(|e| coded(format!("the storage read failed: {e}"), "INTERNAL"))?
                 .map_err(repo_error)?;
             Ok(Some(list(page.items)))
         })

@@ -60,18 +60,18 @@ async fn list(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         Ok(f) => f,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
-    match state.engine.repair().list(&filter) {
+    match state.engine.list(filter).await {
         Ok((items, cursor)) => HttpResponse::Ok().json(json!({"items": items, "cursor": cursor})),
-        Err(e) => repair_error(e),
+        Err(e) => retry_error("", e),
     }
 }
 
 async fn get_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
     let id = path.into_inner();
-    match state.engine.repair().get(&id) {
+    match state.engine.get(&id).await {
         Ok(Some(entry)) => HttpResponse::Ok().json(entry),
         Ok(None) => error(StatusCode::NOT_FOUND, format!("repair-queue entry \"{id}\" not found")),
-        Err(e) => repair_error(e),
+        Err(e) => retry_error(&id, e),
     }
 }
 
@@ -106,6 +106,7 @@ fn retry_error(id: &str, e: RetryError) -> HttpResponse {
         e @ RetryError::Busy(_) => error(StatusCode::CONFLICT, e.to_string()),
         e @ RetryError::Draining => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         RetryError::Repair(e) => repair_error(e),
+        e @ RetryError::Internal(_) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
@@ -114,7 +115,7 @@ async fn retry_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
         Ok(f) => f,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
-    match state.engine.retry_all(&filter) {
+    match state.engine.retry_all(filter).await {
         Ok(n) => HttpResponse::Ok().json(json!({"retried": n})),
         Err(RetryError::Repair(e)) => repair_error(e),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
@@ -123,7 +124,7 @@ async fn retry_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
 
 async fn delete_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
     let id = path.into_inner();
-    match state.engine.delete(&id) {
+    match state.engine.delete(&id).await {
         Ok(true) => HttpResponse::Ok().json(json!({"deleted": 1})),
         Ok(false) => error(StatusCode::NOT_FOUND, format!("repair-queue entry \"{id}\" not found")),
         Err(e) => retry_error(&id, e),
@@ -135,7 +136,7 @@ async fn delete_all(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
         Ok(f) => f,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
-    match state.engine.delete_matching(&filter) {
+    match state.engine.delete_matching(filter).await {
         Ok(n) => HttpResponse::Ok().json(json!({"deleted": n})),
         Err(e) => retry_error("", e),
     }

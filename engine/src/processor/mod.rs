@@ -11,14 +11,7 @@ mod writer;
 pub use stages::{prepare, send_failed, store, Done, Finish, Prepared, ToSend, ToStore};
 pub use writer::{StoreJob, StoreWriter, Then};
 
-/// The message of a caught panic.
-pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_default()
-}
+pub(crate) use ferrogrid_pipelines::panic_text;
 
 #[cfg(test)]
 mod tests;

@@ -58,6 +58,8 @@ fn run(
     ctx: &CallContext,
 ) -> Result<Value, PipelineError> {
     let started = Instant::now();
+    // Test builds: `pipeline-step/<name>` makes the step fail (panic) as a bug would.
+    fail::fail_point!(&format!("pipeline-step/{name}"));
     let result = rt.pipelines.run(engine, name, param, ctx);
     metrics().pipeline_seconds.with_label_values(&[name]).observe(started.elapsed().as_secs_f64());
     result
@@ -271,10 +273,7 @@ impl Finish {
 /// object is committed on its own, so a bad one fails alone. Results are in the order of `items`.
 pub fn store(rt: &Runtime, items: &[(&Entry, &Finish)]) -> Vec<Result<Done, Failure>> {
     if items.len() > 1 {
-        let group = rt.db.write(|tx| {
-            items.iter().map(|(entry, item)| stage_item(rt, tx, entry, item)).collect::<Result<Vec<_>, _>>()
-        });
-        if let Ok(dones) = group {
+        if let Ok(dones) = commit(rt, items) {
             committed(rt, items);
             return items.iter().zip(dones).map(|((entry, _), done)| Ok(finished(entry, done))).collect();
         }
@@ -283,14 +282,25 @@ pub fn store(rt: &Runtime, items: &[(&Entry, &Finish)]) -> Vec<Result<Done, Fail
         .iter()
         .map(|pair| {
             let (entry, item) = *pair;
-            let done = rt
-                .db
-                .write(|tx| stage_item(rt, tx, entry, item))
+            let done = commit(rt, std::slice::from_ref(pair))
                 .map_err(|e| failure(item.stage(), Some(item.routing_key()), e.to_string()))?;
             committed(rt, std::slice::from_ref(pair));
-            Ok(finished(entry, done))
+            Ok(finished(entry, done.into_iter().next().ok_or_else(|| item.failure("nothing was committed".into()))?))
         })
         .collect()
+}
+
+/// Stage every item in one write transaction and commit it: all of them or none. The failpoint
+/// `storage-commit` (test builds) makes the commit fail as a full disk would.
+fn commit(rt: &Runtime, items: &[(&Entry, &Finish)]) -> Result<Vec<Done>, RepairError> {
+    rt.db.write(|tx| {
+        let done = items.iter().map(|(entry, item)| stage_item(rt, tx, entry, item)).collect::<Result<Vec<_>, _>>()?;
+        // Everything is staged; failing here drops it all, as a commit that fails does.
+        fail::fail_point!("storage-commit", |message: Option<String>| Err(RepairError::Storage(
+            crate::storage::StorageError::Unavailable(message.unwrap_or_else(|| "storage-commit failpoint".into()))
+        )));
+        Ok(done)
+    })
 }
 
 /// Stage one object in `tx`: its new version (when stored), the end of its repair-queue entry

@@ -92,6 +92,18 @@ pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+impl crate::storage::LogRecord for Entry {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn segment(&self) -> Option<u64> {
+        self.wal_segment
+    }
+    fn set_segment(&mut self, segment: u64) {
+        self.wal_segment = Some(segment);
+    }
+}
+
 impl Entry {
     /// A fresh entry for a just-received object.
     pub fn new(id: String, input: &str, source: &str, payload: Value) -> Entry {

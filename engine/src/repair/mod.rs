@@ -7,11 +7,9 @@
 
 mod entry;
 mod filter;
-mod wal;
 
 pub use entry::{Attempt, Entry, Failure, Status};
 pub use filter::{parse_time, ListFilter};
-pub use wal::{Wal, WalError};
 
 use crate::metrics::metrics;
 use crate::storage::{Db, Keyspace, ReadView, StorageError, WriteTx};
@@ -43,7 +41,7 @@ pub enum RepairError {
     Gone(String),
     /// The intake log refused the entry (it failed or the engine is shutting down).
     #[error(transparent)]
-    Wal(#[from] WalError),
+    IntakeLog(#[from] crate::storage::IntakeLogError),
 }
 
 /// The repair queue of one database.
@@ -115,7 +113,7 @@ impl RepairQueue {
             return Err(RepairError::Gone(entry.id.clone()));
         }
         tx.remove(Keyspace::RepairQueue, &key);
-        wal::mark_done(tx, entry);
+        crate::storage::mark_done(tx, entry);
         Ok(())
     }
 

@@ -27,7 +27,7 @@ pub enum Keyspace {
     Meta = 0x16,
     /// Shared key-value storage of scripts (`shared::set/get`).
     Shared = 0x17,
-    /// Done markers of intake-log records: `[segment][entry id]` (see `repair::wal`).
+    /// Done markers of intake-log records: `[segment][entry id]` (see `storage::intake_log`).
     Done = 0x18,
 }
 

@@ -1,7 +1,7 @@
 //! The intake log: what makes an acknowledgement durable without waiting for sled's flush.
 //!
 //! Every accepted object is inserted into the repair queue (sled, in memory until sled flushes)
-//! and appended to this log; the input answers once the log record is on disk. One flusher
+//! and appended to this log (the log knows its records only as [`LogRecord`]s); the input answers once the log record is on disk. One flusher
 //! thread writes the pending records and `fdatasync`s once for all of them (group commit).
 //! About once a second the log moves to a new segment and a checkpointer makes sled durable
 //! (`Db::sync`) and deletes the older segments: their records are in sled for good by then.
@@ -14,8 +14,9 @@
 //! Record format: `[u32 length][u32 crc32][JSON entry]`, little-endian; a torn or corrupt tail
 //! ends a segment.
 
-use super::Entry;
-use crate::storage::{Db, Keyspace, ReadView, WriteTx};
+use super::{Db, Keyspace, ReadView, StorageError, WriteTx};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::ops::Bound;
@@ -28,9 +29,19 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// Largest record accepted (the HTTP body limit is far below).
 const MAX_RECORD: usize = 256 * 1024 * 1024;
 
+/// What the intake log keeps: a JSON record with a UUID and the segment it was logged in.
+pub trait LogRecord: Serialize + DeserializeOwned {
+    /// Its id, a UUID: the key of the record where it lives in storage.
+    fn id(&self) -> &str;
+    /// The segment that holds its record, once logged.
+    fn segment(&self) -> Option<u64>;
+    /// Note the segment that holds its record.
+    fn set_segment(&mut self, segment: u64);
+}
+
 /// Problems of the intake log.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum WalError {
+pub enum IntakeLogError {
     /// Reading or writing the log failed; acknowledgements stop until restart.
     #[error("intake log {path}: {message}")]
     Io {
@@ -44,11 +55,11 @@ pub enum WalError {
     Closed,
 }
 
-fn io_error(path: &Path) -> impl Fn(std::io::Error) -> WalError + '_ {
-    move |e| WalError::Io { path: path.display().to_string(), message: e.to_string() }
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> IntakeLogError + '_ {
+    move |e| IntakeLogError::Io { path: path.display().to_string(), message: e.to_string() }
 }
 
-type Waiter = tokio::sync::oneshot::Sender<Result<(), WalError>>;
+type Waiter = tokio::sync::oneshot::Sender<Result<(), IntakeLogError>>;
 
 struct Pending {
     /// The segment records appended now belong to.
@@ -56,7 +67,7 @@ struct Pending {
     bytes: Vec<u8>,
     waiters: Vec<Waiter>,
     closed: bool,
-    failed: Option<WalError>,
+    failed: Option<IntakeLogError>,
 }
 
 struct Shared {
@@ -67,7 +78,7 @@ struct Shared {
 
 /// The intake log of one data directory.
 #[derive(Clone)]
-pub struct Wal {
+pub struct IntakeLog {
     shared: Arc<Shared>,
 }
 
@@ -75,7 +86,7 @@ fn segment_path(dir: &Path, n: u64) -> PathBuf {
     dir.join(format!("{n:016}.log"))
 }
 
-fn segments(dir: &Path) -> Result<Vec<u64>, WalError> {
+fn segments(dir: &Path) -> Result<Vec<u64>, IntakeLogError> {
     let mut out = Vec::new();
     for item in std::fs::read_dir(dir).map_err(io_error(dir))? {
         let name = item.map_err(io_error(dir))?.file_name();
@@ -88,7 +99,7 @@ fn segments(dir: &Path) -> Result<Vec<u64>, WalError> {
 }
 
 /// Every intact record of segment `n`.
-fn read_segment(dir: &Path, n: u64) -> Result<Vec<Entry>, WalError> {
+fn read_segment<R: LogRecord>(dir: &Path, n: u64) -> Result<Vec<R>, IntakeLogError> {
     let path = segment_path(dir, n);
     let mut bytes = Vec::new();
     File::open(&path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(io_error(&path))?;
@@ -104,10 +115,10 @@ fn read_segment(dir: &Path, n: u64) -> Result<Vec<Entry>, WalError> {
         if crc32fast::hash(body) != crc {
             break;
         }
-        match serde_json::from_slice::<Entry>(body) {
-            Ok(mut entry) => {
-                entry.wal_segment = Some(n);
-                out.push(entry);
+        match serde_json::from_slice::<R>(body) {
+            Ok(mut record) => {
+                record.set_segment(n);
+                out.push(record);
             }
             Err(_) => break,
         }
@@ -125,20 +136,19 @@ fn read_segment(dir: &Path, n: u64) -> Result<Vec<Entry>, WalError> {
     Ok(out)
 }
 
-fn encode(entry: &Entry, out: &mut Vec<u8>) -> Result<(), WalError> {
-    let body = serde_json::to_vec(entry)
-        .map_err(|e| WalError::Io { path: format!("record {}", entry.id), message: e.to_string() })?;
-    let len = u32::try_from(body.len())
-        .ok()
-        .filter(|&len| len as usize <= MAX_RECORD)
-        .ok_or_else(|| WalError::Io { path: format!("record {}", entry.id), message: "record too large".into() })?;
+fn encode<R: LogRecord>(record: &R, out: &mut Vec<u8>) -> Result<(), IntakeLogError> {
+    let body = serde_json::to_vec(record)
+        .map_err(|e| IntakeLogError::Io { path: format!("record {}", record.id()), message: e.to_string() })?;
+    let len = u32::try_from(body.len()).ok().filter(|&len| len as usize <= MAX_RECORD).ok_or_else(|| {
+        IntakeLogError::Io { path: format!("record {}", record.id()), message: "record too large".into() }
+    })?;
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
     out.extend_from_slice(&body);
     Ok(())
 }
 
-fn sync_dir(dir: &Path) -> Result<(), WalError> {
+fn sync_dir(dir: &Path) -> Result<(), IntakeLogError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_error(dir))
 }
 
@@ -150,34 +160,40 @@ fn done_key(segment: u64, id: &[u8; 16]) -> [u8; 24] {
     key
 }
 
-impl Wal {
-    /// Open the log in `dir`: recover the entries sled lost into the repair queue, make that
-    /// durable, drop the old segments and start a new one with its flusher and checkpointer.
-    /// Returns the log and how many entries were recovered.
-    pub fn open(dir: &Path, db: &Db, put: impl Fn(&mut WriteTx<'_>, &Entry)) -> Result<(Wal, usize), WalError> {
+impl IntakeLog {
+    /// Open the log in `dir`: put back (with `put`) the records that sled lost — neither in
+    /// keyspace `live` under their id nor done — make that durable, drop the old segments and
+    /// start a new one with its flusher and checkpointer. Returns the log and how many records
+    /// were recovered.
+    pub fn open<R: LogRecord>(
+        dir: &Path,
+        db: &Db,
+        live: Keyspace,
+        put: impl Fn(&mut WriteTx<'_>, &R),
+    ) -> Result<(IntakeLog, usize), IntakeLogError> {
         std::fs::create_dir_all(dir).map_err(io_error(dir))?;
         let old = segments(dir)?;
         let mut recovered = 0;
         for &n in &old {
-            for entry in read_segment(dir, n)? {
-                let Ok(id) = uuid::Uuid::parse_str(&entry.id) else { continue };
-                let storage_error = |e: crate::storage::StorageError| WalError::Io {
+            for entry in read_segment::<R>(dir, n)? {
+                let Ok(id) = uuid::Uuid::parse_str(entry.id()) else { continue };
+                let storage_error = |e: StorageError| IntakeLogError::Io {
                     path: dir.display().to_string(),
-                    message: format!("reading the repair queue during recovery: {e}"),
+                    message: format!("reading {live:?} during recovery: {e}"),
                 };
-                let known = db.get(Keyspace::RepairQueue, id.as_bytes()).map_err(storage_error)?.is_some()
+                let known = db.get(live, id.as_bytes()).map_err(storage_error)?.is_some()
                     || db.get(Keyspace::Done, &done_key(n, id.as_bytes())).map_err(storage_error)?.is_some();
                 if !known {
                     db.write(|tx| {
                         put(tx, &entry);
-                        Ok::<_, crate::storage::StorageError>(())
+                        Ok::<_, StorageError>(())
                     })
-                    .map_err(|e| WalError::Io { path: dir.display().to_string(), message: e.to_string() })?;
+                    .map_err(|e| IntakeLogError::Io { path: dir.display().to_string(), message: e.to_string() })?;
                     recovered += 1;
                 }
             }
         }
-        db.sync().map_err(|e| WalError::Io { path: dir.display().to_string(), message: e.to_string() })?;
+        db.sync().map_err(|e| IntakeLogError::Io { path: dir.display().to_string(), message: e.to_string() })?;
         for &n in &old {
             let path = segment_path(dir, n);
             std::fs::remove_file(&path).map_err(io_error(&path))?;
@@ -189,7 +205,7 @@ impl Wal {
         let file =
             OpenOptions::new().create(true).append(true).open(segment_path(dir, first)).map_err(io_error(dir))?;
         sync_dir(dir)?;
-        let wal = Wal {
+        let wal = IntakeLog {
             shared: Arc::new(Shared {
                 dir: dir.to_path_buf(),
                 pending: Mutex::new(Pending {
@@ -225,11 +241,11 @@ impl Wal {
     /// into the repair queue (sled), and queue its record, so a record is always in sled before
     /// its segment can be checkpointed. The future resolves once the record is on disk.
     /// A log that failed or was closed refuses the entry at once, before `insert` runs.
-    pub fn append_with<E: From<WalError>>(
+    pub fn append_with<R: LogRecord, E: From<IntakeLogError>>(
         &self,
-        entry: &mut Entry,
-        insert: impl FnOnce(&Entry) -> Result<(), E>,
-    ) -> Result<impl std::future::Future<Output = Result<(), WalError>> + Send + 'static, E> {
+        entry: &mut R,
+        insert: impl FnOnce(&R) -> Result<(), E>,
+    ) -> Result<impl std::future::Future<Output = Result<(), IntakeLogError>> + Send + 'static, E> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         {
             let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
@@ -237,17 +253,17 @@ impl Wal {
                 return Err(e.into());
             }
             if pending.closed {
-                return Err(WalError::Closed.into());
+                return Err(IntakeLogError::Closed.into());
             }
             let mut record = Vec::new();
             encode(entry, &mut record)?;
-            entry.wal_segment = Some(pending.segment);
+            entry.set_segment(pending.segment);
             insert(entry)?;
             pending.bytes.extend_from_slice(&record);
             pending.waiters.push(tx);
             self.shared.wake.notify_one();
         }
-        Ok(async move { rx.await.unwrap_or(Err(WalError::Closed)) })
+        Ok(async move { rx.await.unwrap_or(Err(IntakeLogError::Closed)) })
     }
 
     /// Flush what is pending and stop the flusher (shutdown).
@@ -359,16 +375,16 @@ fn clear_done_markers(db: &Db, upto: u64) {
         for key in &keys {
             tx.remove(Keyspace::Done, key);
         }
-        Ok::<_, crate::storage::StorageError>(())
+        Ok::<_, StorageError>(())
     });
     if let Err(e) = result {
         tracing::warn!(error = %e, "checkpoint: removing done markers failed");
     }
 }
 
-/// Stage the done marker of `entry` (when it came through the log) in `tx`.
-pub fn mark_done(tx: &mut WriteTx<'_>, entry: &Entry) {
-    if let (Some(segment), Ok(id)) = (entry.wal_segment, uuid::Uuid::parse_str(&entry.id)) {
+/// Stage the done marker of `record` (when it came through the log) in `tx`.
+pub fn mark_done<R: LogRecord>(tx: &mut WriteTx<'_>, record: &R) {
+    if let (Some(segment), Ok(id)) = (record.segment(), uuid::Uuid::parse_str(record.id())) {
         tx.insert(Keyspace::Done, &done_key(segment, id.as_bytes()), Vec::new());
     }
 }
@@ -376,49 +392,83 @@ pub fn mark_done(tx: &mut WriteTx<'_>, entry: &Entry) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::repair::RepairQueue;
-    use serde_json::json;
+    use serde::Deserialize;
 
-    fn open(dir: &Path, db: &Db) -> (Wal, usize) {
-        let queue = RepairQueue::open(db.clone(), 5).unwrap();
-        Wal::open(&dir.join("wal"), db, |tx, e| queue.put_in(tx, e).unwrap()).unwrap()
+    /// A record as the repair queue's entries are: an id, a payload, the segment.
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Note {
+        id: String,
+        text: String,
+        #[serde(skip)]
+        segment: Option<u64>,
+    }
+
+    impl LogRecord for Note {
+        fn id(&self) -> &str {
+            &self.id
+        }
+        fn segment(&self) -> Option<u64> {
+            self.segment
+        }
+        fn set_segment(&mut self, segment: u64) {
+            self.segment = Some(segment);
+        }
+    }
+
+    fn note(text: impl Into<String>) -> Note {
+        Note { id: uuid::Uuid::now_v7().to_string(), text: text.into(), segment: None }
+    }
+
+    fn uuid_of(note: &Note) -> uuid::Uuid {
+        uuid::Uuid::parse_str(&note.id).unwrap()
+    }
+
+    /// Where the notes live: the repair queue's keyspace, by id.
+    fn put(tx: &mut WriteTx<'_>, note: &Note) {
+        tx.insert(Keyspace::RepairQueue, uuid_of(note).as_bytes(), note.text.as_bytes().to_vec());
+    }
+
+    fn open(dir: &Path, db: &Db) -> (IntakeLog, usize) {
+        IntakeLog::open(&dir.join("wal"), db, Keyspace::RepairQueue, put).unwrap()
+    }
+
+    fn live(db: &Db, note: &Note) -> bool {
+        db.get(Keyspace::RepairQueue, uuid_of(note).as_bytes()).unwrap().is_some()
     }
 
     #[actix_rt::test]
-    async fn lost_entries_come_back_and_done_ones_do_not() {
+    async fn lost_records_come_back_and_done_ones_do_not() {
         let dir = tempfile::tempdir().unwrap();
         let wal_dir = dir.path().join("wal");
-        // Write a log by hand: three entries, as if acknowledged before a crash that lost sled's state.
+        // Write a log by hand: three records, as if acknowledged before a crash that lost sled's state.
         std::fs::create_dir_all(&wal_dir).unwrap();
-        let entries: Vec<Entry> = (0..3).map(|i| RepairQueue::new_entry("http", "http", json!({"id": i}))).collect();
+        let notes: Vec<Note> = (0..3).map(|i| note(format!("n{i}"))).collect();
         let mut bytes = Vec::new();
-        for e in &entries {
-            encode(e, &mut bytes).unwrap();
+        for n in &notes {
+            encode(n, &mut bytes).unwrap();
         }
         bytes.extend_from_slice(&[9, 0, 0, 0, 1, 2]); // a torn tail
         std::fs::write(segment_path(&wal_dir, 7), &bytes).unwrap();
         let db = Db::open(dir.path().join("db")).unwrap();
-        // Entry 1 was processed (done marker), entry 2 is still in sled.
-        let queue = RepairQueue::open(db.clone(), 5).unwrap();
+        // Record 1 was processed (done marker), record 2 is still in sled.
         db.write(|tx| {
-            let id = uuid::Uuid::parse_str(&entries[1].id).unwrap();
-            tx.insert(Keyspace::Done, &done_key(7, id.as_bytes()), Vec::new());
-            queue.put_in(tx, &entries[2]).unwrap();
-            Ok::<_, crate::storage::StorageError>(())
+            tx.insert(Keyspace::Done, &done_key(7, uuid_of(&notes[1]).as_bytes()), Vec::new());
+            put(tx, &notes[2]);
+            Ok::<_, StorageError>(())
         })
         .unwrap();
         let (wal, recovered) = open(dir.path(), &db);
-        assert_eq!(recovered, 1, "only the entry sled lost comes back");
-        assert!(queue.get(&entries[0].id).unwrap().is_some());
-        assert!(queue.get(&entries[1].id).unwrap().is_none(), "a done entry is not processed twice");
+        assert_eq!(recovered, 1, "only the record sled lost comes back");
+        assert!(live(&db, &notes[0]));
+        assert!(!live(&db, &notes[1]), "a done record is not processed twice");
         assert_eq!(segments(&wal_dir).unwrap(), vec![8], "old segments are gone, a new one is open");
         assert_eq!(db.scan_prefix(Keyspace::Done, &[]).count(), 0);
-        let mut e = RepairQueue::new_entry("http", "http", json!({"x": 1}));
-        wal.append_with(&mut e, |_| Ok::<_, WalError>(())).unwrap().await.unwrap();
-        assert_eq!(e.wal_segment, Some(8));
-        let logged = read_segment(&wal_dir, 8).unwrap();
+        let mut n = note("x");
+        wal.append_with(&mut n, |_| Ok::<_, IntakeLogError>(())).unwrap().await.unwrap();
+        assert_eq!(n.segment, Some(8));
+        let logged = read_segment::<Note>(&wal_dir, 8).unwrap();
         assert_eq!(logged.len(), 1);
-        assert_eq!(logged[0].payload, json!({"x": 1}));
+        assert_eq!((logged[0].text.as_str(), logged[0].segment), ("x", Some(8)));
         wal.close();
     }
 
@@ -427,22 +477,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(dir.path().join("db")).unwrap();
         let (wal, _) = open(dir.path(), &db);
-        let mut entries: Vec<Entry> =
-            (0..200).map(|i| RepairQueue::new_entry("http", "http", json!({"n": i}))).collect();
+        let mut notes: Vec<Note> = (0..200).map(|i| note(format!("n{i}"))).collect();
         let futures: Vec<_> =
-            entries.iter_mut().map(|e| wal.append_with(e, |_| Ok::<_, WalError>(())).unwrap()).collect();
+            notes.iter_mut().map(|n| wal.append_with(n, |_| Ok::<_, IntakeLogError>(())).unwrap()).collect();
         for f in futures {
             f.await.unwrap();
         }
         let wal_dir = dir.path().join("wal");
-        let logged: usize = segments(&wal_dir).unwrap().iter().map(|n| read_segment(&wal_dir, *n).unwrap().len()).sum();
+        let logged: usize =
+            segments(&wal_dir).unwrap().iter().map(|n| read_segment::<Note>(&wal_dir, *n).unwrap().len()).sum();
         assert_eq!(logged, 200);
         wal.close();
         drop(db);
-        // Nothing was put into sled: on reopen every logged entry is recovered.
+        // Nothing was put into sled: on reopen every logged record is recovered.
         let db = Db::open(dir.path().join("db")).unwrap();
         let (_, recovered) = open(dir.path(), &db);
         assert_eq!(recovered, 200);
+        assert!(notes.iter().all(|n| live(&db, n)));
     }
 
     #[actix_rt::test]
@@ -451,13 +502,13 @@ mod tests {
         let db = Db::open(dir.path().join("db")).unwrap();
         let (wal, _) = open(dir.path(), &db);
         wal.close();
-        let mut e = RepairQueue::new_entry("http", "http", json!({"x": 1}));
+        let mut n = note("x");
         let mut inserted = false;
-        let result = wal.append_with(&mut e, |_| {
+        let result = wal.append_with(&mut n, |_| {
             inserted = true;
-            Ok::<_, WalError>(())
+            Ok::<_, IntakeLogError>(())
         });
-        assert!(matches!(result, Err(WalError::Closed)));
+        assert!(matches!(result, Err(IntakeLogError::Closed)));
         assert!(!inserted, "a refused object must not reach the repair queue");
     }
 }

@@ -1,0 +1,51 @@
+//! Supervision of the engine's actors (actix): a panic inside a supervised actor's handler is a
+//! bug; it is caught, logged and counted (`ferrogrid_actor_restarts_total{actor, name}`), and the
+//! actor is stopped so that its [`actix::Supervisor`] restarts it. The actor's
+//! [`actix::Supervised::restarting`] drops what it held in memory about storage and reads it
+//! again; its mailbox (and so its address) survives the restart, so no message is lost.
+//!
+//! actix itself does not catch panics: one that unwinds out of a handler ends the actor's task
+//! for good, whatever supervises it. Every handler of a supervised actor therefore runs its body
+//! through [`guarded`].
+
+use crate::metrics::metrics;
+use crate::processor::panic_text;
+use actix::{Actor, ActorContext, Context};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+/// Who an actor is, for its log lines and its restart counter.
+#[derive(Debug, Clone)]
+pub struct ActorName {
+    /// The kind of actor (`output`, `storage`, ...).
+    pub kind: &'static str,
+    /// Which one of its kind (an output's name).
+    pub name: Arc<str>,
+}
+
+/// Run `body` with `act` and `ctx`; after a panic, count it, log it and stop the actor so that
+/// its supervisor restarts it. `None` when it panicked.
+pub fn guarded<A, R>(
+    who: &ActorName,
+    act: &mut A,
+    ctx: &mut Context<A>,
+    body: impl FnOnce(&mut A, &mut Context<A>) -> R,
+) -> Option<R>
+where
+    A: Actor<Context = Context<A>>,
+{
+    match catch_unwind(AssertUnwindSafe(|| body(act, ctx))) {
+        Ok(result) => Some(result),
+        Err(panic) => {
+            metrics().actor_restarts.with_label_values(&[who.kind, &*who.name]).inc();
+            tracing::error!(
+                actor = who.kind,
+                name = %who.name,
+                panic = %panic_text(&*panic),
+                "actor panicked (a bug); restarting it from what is in storage"
+            );
+            ctx.stop();
+            None
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Fault injection: the engine's failpoints (the `fail` crate, compiled into the test build of
+//! the binary by `scripts/test.sh` with `--features failpoints`, set through `FAILPOINTS`) make
+//! an actor panic or a commit fail at a chosen moment; what users see must not change: every
+//! object accepted is stored or in the repair queue, every delivery arrives once, the process
+//! lives and the restart is counted.
+
+use ferrogrid_tests::peers::HttpReceiver;
+use ferrogrid_tests::{metric_value, wait_until, Server};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const MODEL: &str = r#"[{"type": "record", "name": "Item", "logicalType": "Aggregate",
+  "fields": [{"name": "id", "type": "long"}, {"name": "n", "type": "long"}], "indexes": ["id"]}]"#;
+
+/// How many times each id reached `receiver`.
+fn arrivals(receiver: &HttpReceiver) -> BTreeMap<i64, usize> {
+    let mut seen = BTreeMap::new();
+    for r in receiver.received() {
+        let v: Value = serde_json::from_str(&r.body).expect("JSON");
+        *seen.entry(v["id"].as_i64().expect("id")).or_insert(0) += 1;
+    }
+    seen
+}
+
+fn restarts(server: &Server, actor: &str, name: &str) -> f64 {
+    let metrics = server.get("/metrics").body;
+    metric_value(&metrics, "ferrogrid_actor_restarts_total", &[("actor", actor), ("name", name)]).unwrap_or(0.0)
+}
+
+#[test]
+fn an_output_actor_that_panics_is_restarted_and_delivers_everything_once() {
+    const TOTAL: i64 = 1_000;
+    let (hub, other) = (HttpReceiver::start(), HttpReceiver::start());
+    let yaml = format!(
+        r#"types: {{__file: model.avsc}}
+connector:
+  input: [{{name: http, type: http}}]
+  output:
+    - {{name: hub, type: http, url: "{}"}}
+    - {{name: other, type: http, url: "{}"}}
+input_processor:
+  storage: [{{key: Item, type: Item}}]
+output_processor:
+  Item: {{handlers: [{{outputs: [hub, other]}}]}}
+"#,
+        hub.url("/hub"),
+        other.url("/other")
+    );
+    // The hub's actor panics as it starts its 10th send.
+    let failpoints = [("FAILPOINTS", "output-send/hub=9*off->1*panic(injected by the test)->off")];
+    let server = Server::start_with_config_env(&yaml, &[("model.avsc", MODEL)], &failpoints);
+    // Ingest goes on all the while: every object is accepted.
+    for id in 0..TOTAL {
+        server.post_json("/http", &json!({"Item": {"id": id, "n": id}})).assert_status(200, "accepted");
+    }
+    for (receiver, name) in [(&hub, "hub"), (&other, "other")] {
+        wait_until(Duration::from_secs(60), &format!("every object delivered to {name}"), || {
+            (arrivals(receiver).len() == TOTAL as usize).then_some(())
+        });
+        // Nothing more comes later.
+        std::thread::sleep(Duration::from_millis(500));
+        let seen = arrivals(receiver);
+        let twice: Vec<_> = seen.iter().filter(|(_, n)| **n != 1).collect();
+        assert!(twice.is_empty(), "{name}: every object exactly once, not {twice:?}");
+        assert_eq!(seen.len(), TOTAL as usize, "{name}");
+    }
+    assert_eq!(restarts(&server, "output", "hub"), 1.0, "the panic restarted the hub's actor once");
+    assert_eq!(restarts(&server, "output", "other"), 0.0, "the other output went on");
+    assert!(server.output().contains("injected by the test"), "the panic is logged");
+    assert!(server.get("/admin/api/output-repair").json()["items"].as_array().is_some_and(Vec::is_empty));
+    wait_until(Duration::from_secs(10), "both queues empty", || {
+        let queues = server.get("/admin/api/output-queues").json();
+        let items = queues["items"].as_array().cloned().unwrap_or_default();
+        (items.len() == 2 && items.iter().all(|q| q["waiting"] == 0)).then_some(())
+    });
+}
+
+/// `Item` objects through the routing pipeline `tag` (which marks them) into storage.
+fn tagging(env: &[(&str, &str)]) -> Server {
+    let yaml = r#"types: {__file: model.avsc}
+functions:
+  tag: {__file: tag.rhai}
+connector:
+  input: [{name: http, type: http}]
+input_processor:
+  routing: [{key: Item, pipeline: tag}]
+  storage: [{key: Item, type: Item}]
+"#;
+    let tag = r#"let obj = param.obj; obj.n = obj.id * 10; #{obj: obj, routing_key: "Item", priority: 1}"#;
+    Server::start_with_config_env(yaml, &[("model.avsc", MODEL), ("tag.rhai", tag)], env)
+}
+
+#[test]
+fn a_pipeline_worker_that_panics_is_replaced_and_its_object_waits_in_the_repair_queue() {
+    let server = tagging(&[("FAILPOINTS", "pipeline-step/tag=2*off->1*panic(injected into a step)->off")]);
+    let answers: Vec<Value> = (0..6).map(|id| server.post_sync(&json!({"Item": {"id": id, "n": 0}}))).collect();
+    for (id, answer) in answers.iter().enumerate() {
+        if id == 2 {
+            assert_eq!(answer["status"], "repair", "{answer}");
+            let error = answer["error"].as_str().unwrap_or_default();
+            assert!(error.contains("processing panicked: injected into a step"), "{answer}");
+        } else {
+            assert_eq!(answer["status"], "stored", "the workers go on after the panic: {answer}");
+        }
+    }
+    let entries = server.repair_entries("");
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0]["error"].as_str().unwrap_or_default().contains("injected into a step"), "{:?}", entries[0]);
+    let metrics = server.get("/metrics").body;
+    assert_eq!(
+        metric_value(&metrics, "ferrogrid_actor_restarts_total", &[("actor", "pipeline_worker")]),
+        Some(1.0),
+        "the worker started over once"
+    );
+    // The failpoint is spent: a retry stores the object, marked by the pipeline.
+    let id = answers[2]["id"].as_str().expect("id");
+    let retried = server.post_empty(&format!("/admin/api/repair/{id}/retry")).json();
+    assert_eq!(retried["status"], "stored", "{retried}");
+    assert_eq!(server.data("Item", "id=2")[0]["object"]["n"], 20);
+    assert!(server.repair_entries("").is_empty());
+}
+
+#[test]
+fn a_failed_storage_commit_acknowledges_nothing_as_stored_and_keeps_every_object() {
+    const CLIENTS: i64 = 4;
+    const EACH: i64 = 50;
+    let server = tagging(&[("FAILPOINTS", "storage-commit=10*off->4*return(disk full, injected)->off")]);
+    let answers: Vec<(i64, Value)> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|c| {
+                let server = &server;
+                scope.spawn(move || {
+                    (c * EACH..(c + 1) * EACH)
+                        .map(|id| (id, server.post_sync(&json!({"Item": {"id": id, "n": 0}}))))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        clients.into_iter().flat_map(|c| c.join().expect("client")).collect()
+    });
+    let in_repair = answers.iter().filter(|(_, a)| a["status"] == "repair").count();
+    assert!(in_repair > 0, "the failpoint failed some commits");
+    for (item, answer) in &answers {
+        let id = answer["id"].as_str().expect("id");
+        let stored = server.data("Item", &format!("id={item}"));
+        match answer["status"].as_str() {
+            Some("stored") => assert_eq!(stored.len(), 1, "answered stored, so stored: {answer}"),
+            Some("repair") => {
+                let error = answer["error"].as_str().unwrap_or_default();
+                assert!(error.contains("disk full, injected"), "{answer}");
+                assert!(stored.is_empty(), "answered repair, so not stored: {answer}");
+                let entry = server.get(&format!("/admin/api/repair/{id}")).json();
+                assert_eq!(entry["stage"], "storage", "{entry}");
+            }
+            other => panic!("stored or kept, not {other:?}: {answer}"),
+        }
+    }
+    assert_eq!(server.repair_entries("").len(), in_repair);
+    // The cause is gone (the failpoint is spent): Try again all stores them.
+    server.post_empty("/admin/api/repair/retry-all").assert_status(200, "retry-all");
+    wait_until(Duration::from_secs(30), "the repair queue emptied", || {
+        server.repair_entries("").is_empty().then_some(())
+    });
+    for (item, _) in &answers {
+        assert_eq!(server.data("Item", &format!("id={item}")).len(), 1, "item {item} stored");
+    }
+}
+
+#[test]
+fn hostile_scripts_end_in_the_repair_queue_and_the_process_lives() {
+    let yaml = r#"types: {__file: model.avsc}
+functions:
+  route: {__file: route.rhai}
+connector:
+  input: [{name: http, type: http}]
+input_processor:
+  routing: [{key: Item, pipeline: route}]
+  storage: [{key: Item, type: Item}]
+"#;
+    // n = 1: endless recursion; n = 2: a value nested a hundred thousand levels deep.
+    let route = r#"
+fn down(n) { down(n + 1) }
+let obj = param.obj;
+if obj.n == 1 { down(0); }
+if obj.n == 2 { let m = #{}; for i in 0..100000 { m = #{inner: m}; } obj.deep = m; }
+#{obj: obj, routing_key: "Item", priority: 1}
+"#;
+    let mut server = Server::start_with_config(yaml, &[("model.avsc", MODEL), ("route.rhai", route)]);
+    for (id, n) in [(1, 1), (2, 2)] {
+        let answer = server.post_sync(&json!({"Item": {"id": id, "n": n}}));
+        assert_eq!(answer["status"], "repair", "{answer}");
+        assert!(answer["error"].as_str().is_some_and(|e| e.contains("route")), "names the function: {answer}");
+    }
+    assert!(server.is_running(), "the process lives");
+    let fine = server.post_sync(&json!({"Item": {"id": 3, "n": 0}}));
+    assert_eq!(fine["status"], "stored", "{fine}");
+    assert_eq!(server.repair_entries("").len(), 2);
+}
