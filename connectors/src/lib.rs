@@ -1,9 +1,12 @@
 //! Ferrogrid connectors: the I/O edges of the engine.
 //!
-//! Inputs turn what arrives (HTTP JSON, SOAP XML, Kafka) into raw objects handed to the engine's
-//! [`Intake`]; outputs take routed objects away ([`Output::send`], asynchronous). Every connector
-//! type lives in its own folder with the same file names (`mod.rs`, `config.rs`, `input.rs` /
-//! `output.rs`, `tests.rs`) and is listed once in [`registry`].
+//! Inputs ([`Input`]) turn what arrives (HTTP JSON, SOAP XML, Kafka) into raw objects handed to
+//! the engine's [`Intake`]: an input that answers requests registers its routes on the engine's
+//! HTTP server, one that fetches (Kafka) runs once started. Outputs take routed objects away
+//! ([`Output::send`], asynchronous). Every connector type lives in its own folder with the same
+//! file names (`mod.rs`, `config.rs`, `input.rs` / `output.rs`, `tests.rs`) and is listed once in
+//! [`registry`], whose `InputConfig::build` / `OutputConfig::build` are the only constructors the
+//! engine calls. This crate depends on no other Ferrogrid crate.
 //!
 //! | folder / file | what |
 //! | --- | --- |
@@ -14,7 +17,7 @@
 //! | `dummy/`, `input_processor/` | the output that drops, and the one that is the engine itself |
 //! | `intake.rs` | the contract between inputs and the engine |
 //! | `json.rs` | JSON object parsing with a nesting limit |
-//! | `registry.rs` | the one list of connector types, their configs and builders |
+//! | `registry.rs` | the one list of connector types, their configs and builders; the `Input`, `Running` and `Output` traits |
 
 pub mod dummy;
 pub mod http;
@@ -27,4 +30,6 @@ pub mod smtp;
 pub mod soap;
 
 pub use intake::{Accepted, BoxFuture, Intake, IntakeError, Outcome, OutcomeStatus, Received, Wait};
-pub use registry::{registry, BuildError, ConfigProblem, ConnectorKind, InputConfig, Output, OutputConfig, SendError};
+pub use registry::{
+    registry, BuildError, ConfigProblem, ConnectorKind, Input, InputConfig, Output, OutputConfig, Running, SendError,
+};

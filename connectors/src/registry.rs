@@ -1,15 +1,16 @@
 //! The one list of connector types. Adding a connector = one folder + one line in each enum here.
 
 use crate::dummy::{DummyOutput, DummyOutputConfig};
-use crate::http::{HttpInputConfig, HttpOutput, HttpOutputConfig};
+use crate::http::{HttpInput, HttpInputConfig, HttpOutput, HttpOutputConfig};
 use crate::input_processor::InputProcessorOutputConfig;
-use crate::intake::BoxFuture;
-use crate::kafka::{KafkaInputConfig, KafkaOutput, KafkaOutputConfig};
+use crate::intake::{BoxFuture, Intake};
+use crate::kafka::{KafkaInput, KafkaInputConfig, KafkaOutput, KafkaOutputConfig};
 use crate::smtp::{SmtpOutput, SmtpOutputConfig};
-use crate::soap::{NoHandler, SoapInputConfig, SoapOutput, SoapOutputConfig};
+use crate::soap::{NoHandler, SoapInput, SoapInputConfig, SoapOutput, SoapOutputConfig};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::sync::Arc;
 
 /// A problem in a connector's configuration: the field (relative to the connector) and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,14 +61,6 @@ impl InputConfig {
         }
     }
 
-    /// The configuration of an HTTP JSON input.
-    pub fn as_http(&self) -> Option<&HttpInputConfig> {
-        match self {
-            InputConfig::Http(c) => Some(c),
-            _ => None,
-        }
-    }
-
     /// The configuration of a SOAP input.
     pub fn as_soap(&self) -> Option<&SoapInputConfig> {
         match self {
@@ -76,11 +69,12 @@ impl InputConfig {
         }
     }
 
-    /// The configuration of a Kafka input.
-    pub fn as_kafka(&self) -> Option<&KafkaInputConfig> {
+    /// Build the input; it hands what it receives to `intake`.
+    pub fn build(&self, intake: Arc<dyn Intake>) -> Box<dyn Input> {
         match self {
-            InputConfig::Kafka(c) => Some(c),
-            _ => None,
+            InputConfig::Http(c) => Box::new(HttpInput::new(c.clone(), intake)),
+            InputConfig::Kafka(c) => Box::new(KafkaInput::new(c.clone(), intake)),
+            InputConfig::Soap(c) => Box::new(SoapInput::new(c.clone(), intake)),
         }
     }
 
@@ -157,6 +151,32 @@ pub struct BuildError {
     pub name: String,
     /// What failed.
     pub message: String,
+}
+
+/// A connector input, built from its configuration and the engine's [`Intake`]. An input that
+/// answers requests registers its routes on the engine's HTTP server; one that fetches by itself
+/// (Kafka) runs once started. Either way it hands each object to the intake, which answers once
+/// the object is durable.
+pub trait Input: Send + Sync {
+    /// The input's name.
+    fn name(&self) -> &str;
+
+    /// Register the routes it answers on the engine's HTTP server (called once per server
+    /// worker); an input that answers no request registers none.
+    fn routes(&self, _cfg: &mut actix_web::web::ServiceConfig) {}
+
+    /// Start fetching on the current async runtime; `None` for an input that only answers its
+    /// routes.
+    fn start(&self) -> Result<Option<Box<dyn Running>>, BuildError> {
+        Ok(None)
+    }
+}
+
+/// An input fetching by itself.
+pub trait Running: Send {
+    /// Stop fetching; resolves once what was being accepted is accepted and its progress
+    /// committed (Kafka offsets).
+    fn stop(self: Box<Self>) -> BoxFuture<()>;
 }
 
 /// Why an output could not send an object.

@@ -10,8 +10,7 @@ use crate::scheduler::Scheduler;
 use crate::security::Tokens;
 use crate::storage::{Db, IntakeLog, Keyspace, StorageConfig};
 use anyhow::Context;
-use ferrogrid_connectors::kafka::KafkaInput;
-use ferrogrid_connectors::{InputConfig, Intake};
+use ferrogrid_connectors::{Input, Intake};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -88,11 +87,11 @@ impl Signals {
     }
 }
 
-/// Start consuming with every Kafka input of the configuration.
-fn start_kafka_inputs(engine: &Arc<Engine>) -> anyhow::Result<Vec<KafkaInput>> {
+/// Build every input of the configuration (one registry: `InputConfig::build`); each hands
+/// what it receives to the engine.
+fn build_inputs(engine: &Arc<Engine>) -> Vec<Arc<dyn Input>> {
     let intake: Arc<dyn Intake> = Arc::new(EngineIntake(engine.clone()));
-    let configs = engine.runtime().config.connector.input.iter().filter_map(InputConfig::as_kafka);
-    configs.map(|config| Ok(KafkaInput::start(config.clone(), intake.clone())?)).collect()
+    engine.runtime().config.connector.input.iter().map(|config| Arc::from(config.build(intake.clone()))).collect()
 }
 
 /// Run until SIGTERM/SIGINT; returns after a clean drain.
@@ -129,18 +128,26 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let engine = Engine::start(runtime, intake_log)?;
     let scheduler = Scheduler::start(engine.clone()).context("starting the task scheduler")?;
     let job_runner = JobRunner::start(engine.clone()).context("starting the job runner")?;
-    let (handle, server) = crate::http::serve(engine.clone(), scheduler.clone(), tokens, options.listen)
-        .with_context(|| format!("listening on {}", options.listen))?;
+    let inputs = build_inputs(&engine);
+    let (handle, server) =
+        crate::http::serve(engine.clone(), scheduler.clone(), tokens, inputs.clone(), options.listen)
+            .with_context(|| format!("listening on {}", options.listen))?;
     let server_task = actix_rt::spawn(server);
     engine.set_ready();
     engine.resume()?;
     let output_processor = OutputProcessor::start(engine.clone());
-    let kafka_inputs = start_kafka_inputs(&engine)?;
+    // Inputs that fetch by themselves (Kafka) start now; the others answer their routes.
+    let mut fetching = Vec::new();
+    for input in &inputs {
+        if let Some(running) = input.start()? {
+            fetching.push(running);
+        }
+    }
     tracing::info!(listen = %options.listen, config = %options.config.display(), data_dir = %options.data_dir.display(), "ferrogrid is ready");
 
     let signal = signals.wait().await?;
     tracing::info!(signal, "draining: refusing new objects, finishing the ones in flight");
-    for input in kafka_inputs {
+    for input in fetching {
         input.stop().await;
     }
     output_processor.stop().await;

@@ -24,9 +24,15 @@ impl HttpInput {
     }
 }
 
-/// Register `POST /http` on an actix-web service.
-pub fn configure(cfg: &mut web::ServiceConfig, input: HttpInput) {
-    cfg.app_data(web::Data::new(input)).route("/http", web::post().to(post_http));
+impl crate::Input for HttpInput {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// `POST /http`.
+    fn routes(&self, cfg: &mut web::ServiceConfig) {
+        cfg.app_data(web::Data::new(self.clone())).route("/http", web::post().to(post_http));
+    }
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> HttpResponse {

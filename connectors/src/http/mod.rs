@@ -9,5 +9,5 @@ mod output;
 mod tests;
 
 pub use config::{HttpClientOptions, HttpFormat, HttpInputConfig, HttpOutputConfig};
-pub use input::{configure, HttpInput};
+pub use input::HttpInput;
 pub use output::HttpOutput;

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::intake::Recorder;
+use crate::Input;
 use actix_web::{test, App};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -12,7 +13,7 @@ fn config(max_body_size: usize) -> HttpInputConfig {
 
 async fn post(intake: Arc<Recorder>, limit: usize, ct: &str, body: &[u8], uri: &str) -> (u16, Value) {
     let input = HttpInput::new(config(limit), intake);
-    let app = test::init_service(App::new().configure(|c| configure(c, input))).await;
+    let app = test::init_service(App::new().configure(|c| input.routes(c))).await;
     let req =
         test::TestRequest::post().uri(uri).insert_header(("content-type", ct)).set_payload(body.to_vec()).to_request();
     let resp = test::call_service(&app, req).await;
@@ -60,7 +61,7 @@ async fn refuses_bad_input_with_its_status() {
 async fn busy_engine_answers_503_with_retry_after() {
     let intake = Arc::new(Recorder { busy: true, ..Default::default() });
     let input = HttpInput::new(config(1024), intake);
-    let app = test::init_service(App::new().configure(|c| configure(c, input))).await;
+    let app = test::init_service(App::new().configure(|c| input.routes(c))).await;
     let req = test::TestRequest::post()
         .uri("/http")
         .insert_header(("content-type", "application/json"))

@@ -48,13 +48,42 @@ struct Shared {
     stop: watch::Receiver<bool>,
 }
 
-/// A running Kafka input.
+/// A Kafka input: a consumer in the configured group, started by [`crate::Input::start`].
 pub struct KafkaInput {
+    config: KafkaInputConfig,
+    intake: Arc<dyn Intake>,
+}
+
+impl KafkaInput {
+    /// Build the input from its configuration and the engine's intake.
+    pub fn new(config: KafkaInputConfig, intake: Arc<dyn Intake>) -> Self {
+        Self { config, intake }
+    }
+}
+
+impl crate::Input for KafkaInput {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn start(&self) -> Result<Option<Box<dyn crate::Running>>, BuildError> {
+        Ok(Some(Box::new(KafkaConsumer::start(self.config.clone(), self.intake.clone())?)))
+    }
+}
+
+/// A running Kafka consumer.
+pub struct KafkaConsumer {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
 
-impl KafkaInput {
+impl crate::Running for KafkaConsumer {
+    fn stop(self: Box<Self>) -> crate::BoxFuture<()> {
+        Box::pin(KafkaConsumer::stop(*self))
+    }
+}
+
+impl KafkaConsumer {
     /// Subscribe and start consuming on the current async runtime.
     pub fn start(config: KafkaInputConfig, intake: Arc<dyn Intake>) -> Result<Self, BuildError> {
         let fail = |e: rdkafka::error::KafkaError| BuildError { name: config.name.clone(), message: e.to_string() };

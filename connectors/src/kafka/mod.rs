@@ -9,5 +9,5 @@ mod progress;
 mod tests;
 
 pub use config::{KafkaFormat, KafkaInputConfig, KafkaOutputConfig};
-pub use input::KafkaInput;
+pub use input::{KafkaConsumer, KafkaInput};
 pub use output::KafkaOutput;

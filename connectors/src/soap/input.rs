@@ -41,11 +41,17 @@ impl SoapInput {
     }
 }
 
-/// Register `POST /soap` and `GET /soap?wsdl` on an actix-web service.
-pub fn configure(cfg: &mut web::ServiceConfig, input: SoapInput) {
-    cfg.app_data(web::Data::new(input))
-        .route("/soap", web::post().to(post_soap))
-        .route("/soap", web::get().to(get_wsdl));
+impl crate::Input for SoapInput {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// `POST /soap` and `GET /soap?wsdl`.
+    fn routes(&self, cfg: &mut web::ServiceConfig) {
+        cfg.app_data(web::Data::new(self.clone()))
+            .route("/soap", web::post().to(post_soap))
+            .route("/soap", web::get().to(get_wsdl));
+    }
 }
 
 /// The content type's essence (`text/xml`), lower case.

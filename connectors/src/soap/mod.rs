@@ -25,7 +25,7 @@ mod tests;
 pub mod xml;
 
 pub use config::{SoapHandler, SoapInputConfig, SoapOutputConfig, SoapOutputVersion};
-pub use input::{configure, SoapInput};
+pub use input::SoapInput;
 pub use output::{envelope, SoapOutput};
 
 /// An object whose tag names no handler of the input (e.g. edited in the repair queue).

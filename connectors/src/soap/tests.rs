@@ -3,6 +3,7 @@
 use super::xml::{parse_envelope, SoapVersion, XmlError};
 use super::*;
 use crate::intake::Recorder;
+use crate::Input;
 use actix_web::{test as web_test, App};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -121,7 +122,7 @@ struct Answer {
 
 async fn call(intake: Arc<Recorder>, config: SoapInputConfig, req: web_test::TestRequest) -> Answer {
     let input = SoapInput::new(config, intake);
-    let app = web_test::init_service(App::new().configure(|c| configure(c, input))).await;
+    let app = web_test::init_service(App::new().configure(|c| input.routes(c))).await;
     let resp = web_test::call_service(&app, req.to_request()).await;
     let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let (status, content_type, retry_after) =

@@ -11,7 +11,7 @@ mod parked;
 mod tasks;
 mod ui;
 
-use crate::engine::{Engine, EngineIntake, State};
+use crate::engine::{Engine, State};
 use crate::metrics::metrics;
 use crate::scheduler::Scheduler;
 use crate::security::Tokens;
@@ -19,9 +19,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServerHandle, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpResponse, HttpServer};
-use ferrogrid_connectors::http::{configure as configure_http_input, HttpInput};
-use ferrogrid_connectors::soap::{configure as configure_soap_input, SoapInput};
-use ferrogrid_connectors::{InputConfig, Intake};
+use ferrogrid_connectors::Input;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -75,15 +73,14 @@ async fn count_requests(
     Ok(response)
 }
 
-/// Start serving on `listen`; returns the server's handle and the future that runs it.
+/// Start serving on `listen`, with the routes of `inputs`; returns the server's handle and the future that runs it.
 pub fn serve(
     engine: Arc<Engine>,
     scheduler: Arc<Scheduler>,
     tokens: Tokens,
+    inputs: Vec<Arc<dyn Input>>,
     listen: SocketAddr,
 ) -> std::io::Result<(ServerHandle, actix_web::dev::Server)> {
-    let http_input = engine.runtime().config.connector.input.iter().find_map(InputConfig::as_http).cloned();
-    let soap_input = engine.runtime().config.connector.input.iter().find_map(InputConfig::as_soap).cloned();
     let data_schema = crate::graphql::data_schema(engine.runtime().repository.model(), &engine.runtime().config)
         .map_err(|e| std::io::Error::other(e.join("\n")))?
         .data(engine.clone())
@@ -97,7 +94,6 @@ pub fn serve(
         .map_err(|e| std::io::Error::other(format!("graphql admin schema: {e}")))?;
     let graphql = Arc::new(graphql::GraphqlSchemas { data: data_schema, admin: admin_schema });
     let state = AppState { engine: engine.clone(), graphql, scheduler };
-    let intake: Arc<dyn Intake> = Arc::new(EngineIntake(engine));
     let server = HttpServer::new(move || {
         let mut app = App::new()
             .app_data(web::Data::new(state.clone()))
@@ -114,13 +110,8 @@ pub fn serve(
             .configure(jobs::configure)
             .configure(output_repair::configure)
             .configure(ui::configure);
-        if let Some(config) = &http_input {
-            let input = HttpInput::new(config.clone(), intake.clone());
-            app = app.configure(|c| configure_http_input(c, input));
-        }
-        if let Some(config) = &soap_input {
-            let input = SoapInput::new(config.clone(), intake.clone());
-            app = app.configure(|c| configure_soap_input(c, input));
+        for input in &inputs {
+            app = app.configure(|c| input.routes(c));
         }
         app.default_service(web::to(not_found))
     })
