@@ -4,11 +4,12 @@
 
 use crate::metrics::metrics;
 use crate::output::Content;
-use crate::processor::{panic_text, prepare, send_failed, Done, Finish, Prepared, StoreJob, StoreWriter, Then, ToSend};
+use crate::processor::{
+    panic_text, prepare, send_failed, Done, Finish, Prepared, StorageHandle, StoreJob, StoreSender, Then, ToSend,
+};
 use crate::repair::{Entry, Failure, ListFilter, RepairError, RepairQueue};
 use crate::runtime::Runtime;
 use crate::storage::{IntakeLog, IntakeLogError};
-use crossbeam_channel::Sender;
 use ferrogrid_connectors::{Accepted, BoxFuture, Intake, IntakeError, Outcome, OutcomeStatus, Received, Wait};
 use ferrogrid_pipelines::{OnPanic, PoolClosed, WorkerPool};
 use ferrogrid_sandbox::ScriptEngine;
@@ -63,13 +64,13 @@ pub struct Engine {
     shared: Arc<Shared>,
     intake_log: IntakeLog,
     pool: WorkerPool,
-    writer: StoreWriter,
+    storage: StorageHandle,
     permits: Arc<Semaphore>,
     max_in_flight: usize,
     state: AtomicU8,
 }
 
-/// What finishing an object needs, on whichever thread it ends (script worker or storage writer).
+/// What finishing an object needs, on whichever thread it ends (script worker or storage actor).
 struct Shared {
     rt: Arc<Runtime>,
     /// The async runtime that sends to connector outputs.
@@ -150,9 +151,9 @@ fn outcome_of(id: &str, result: &Result<Done, Failure>) -> Outcome {
     }
 }
 
-/// Send `item` to its output on the async runtime; then the storage writer finishes `entry`
+/// Send `item` to its output on the async runtime; then the storage actor finishes `entry`
 /// (with other objects in one commit), or the failure is recorded off the reactor.
-async fn send(shared: Arc<Shared>, writer: Option<Sender<StoreJob>>, entry: Entry, mut item: ToSend, then: Then) {
+async fn send(shared: Arc<Shared>, storage: StoreSender, entry: Entry, mut item: ToSend, then: Then) {
     // The object goes to the output; what finishes the entry afterwards needs only the rest.
     let obj = std::mem::take(&mut item.obj);
     let result = match shared.rt.outputs.get(&item.output) {
@@ -162,9 +163,9 @@ async fn send(shared: Arc<Shared>, writer: Option<Sender<StoreJob>>, entry: Entr
     match result {
         Ok(()) => {
             let id = entry.id.clone();
-            let queued = writer.is_some_and(|w| w.send(StoreJob { entry, item: Finish::Sent(item), then }).is_ok());
+            let queued = storage.store(StoreJob { entry, item: Finish::Sent(item), then });
             if !queued {
-                // Only after the writer closed (shutdown): the entry stays and is sent again at
+                // Only after the storage actor closed (shutdown): the entry stays and is sent again at
                 // the next start.
                 tracing::warn!(id, "sent, but not finished: the engine is stopping");
             }
@@ -196,13 +197,13 @@ impl Engine {
         });
         let pool = WorkerPool::start(workers, rt.sandbox.clone(), on_panic)?;
         let rt = Arc::new(rt);
-        let writer = StoreWriter::start(rt.clone())?;
+        let storage = StorageHandle::start(rt.clone());
         Ok(Arc::new(Engine {
             shared: Arc::new(Shared { rt: rt.clone(), io, busy: Mutex::new(HashSet::new()) }),
             rt,
             intake_log,
             pool,
-            writer,
+            storage,
             permits: Arc::new(Semaphore::new(max_in_flight)),
             max_in_flight,
             state: AtomicU8::new(State::Starting as u8),
@@ -256,14 +257,14 @@ impl Engine {
     }
 
     /// Process `entry` (already claimed): stages 1-6 on a script worker, storage on the storage
-    /// writer. The permit is held until it ends.
+    /// actor. The permit is held until it ends.
     fn submit(
         self: &Arc<Self>,
         entry: Entry,
         permit: OwnedSemaphorePermit,
     ) -> impl Future<Output = Option<Outcome>> + Send + 'static {
         let shared = self.shared.clone();
-        let writer = self.writer.sender();
+        let storage = self.storage.sender();
         let started = Instant::now();
         let (reply, outcome) = tokio::sync::oneshot::channel();
         metrics().in_flight.inc();
@@ -294,14 +295,13 @@ impl Engine {
                 Err(failure) => then(Err(failure)),
                 Ok(Prepared::Send(item)) => {
                     let io = shared.io.clone();
-                    io.spawn(send(shared, writer, entry, item, then));
+                    io.spawn(send(shared, storage, entry, item, then));
                 }
                 Ok(Prepared::Store(item)) => {
                     let id = entry.id.clone();
-                    let sent =
-                        writer.is_some_and(|w| w.send(StoreJob { entry, item: Finish::Store(item), then }).is_ok());
+                    let sent = storage.store(StoreJob { entry, item: Finish::Store(item), then });
                     if !sent {
-                        // Only after the writer closed (shutdown): the entry stays New and
+                        // Only after the storage actor closed (shutdown): the entry stays New and
                         // resumes at the next start.
                         tracing::warn!(id, "not stored: the engine is stopping");
                     }
@@ -472,7 +472,7 @@ impl Engine {
         } else {
             self.pool.shutdown();
         }
-        self.writer.close();
+        self.storage.close().await;
         self.intake_log.close();
         if let Err(e) = self.rt.db.sync() {
             tracing::error!(error = %e, "final flush failed");
@@ -506,7 +506,7 @@ impl Engine {
         // Claimed before it becomes visible in the repair queue, so no operator action can
         // retry or delete it while its first processing is on its way.
         self.claim(&id);
-        let durable = match self.intake_log.append_with(&mut entry, |e| self.rt.repair.add(e)) {
+        let durable = match self.intake_log.append(&mut entry, |e| self.rt.repair.staged(e)) {
             Ok(durable) => durable,
             Err(e) => {
                 self.release(&id);
@@ -528,13 +528,12 @@ impl Engine {
             let failed = logged.is_err();
             let _ = durable_tx.send(logged);
             if failed {
-                // Refused to the client, so it must not be processed: the client still has it.
-                if let Err(e) = engine.rt.repair.delete(&entry.id) {
-                    tracing::error!(id = %entry.id, error = %e, "removing a refused object failed");
-                }
+                // Refused to the client (the intake log took its entry out of the repair queue
+                // again), so it must not be processed: the client still has it.
                 engine.release(&entry.id);
                 return;
             }
+            metrics().repair_depth.inc();
             let outcome = engine.submit(entry, permit).await;
             let _ = outcome_tx.send(outcome);
         });

@@ -231,7 +231,7 @@ fn stage_jobs(rt: &Runtime, tx: &mut WriteTx<'_>, jobs: &[(String, Value)]) -> R
     Ok(())
 }
 
-/// What finishes an object's repair-queue entry in a commit of the storage writer.
+/// What finishes an object's repair-queue entry in a commit of the storage actor.
 #[derive(Debug)]
 pub enum Finish {
     /// A validated object to store.

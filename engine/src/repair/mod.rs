@@ -97,6 +97,16 @@ impl RepairQueue {
         Ok(())
     }
 
+    /// The storage write of a new entry, for the intake log to commit with its record (the
+    /// caller counts it in the depth gauge once it is in).
+    pub fn staged(&self, entry: &Entry) -> Result<crate::storage::Staged, RepairError> {
+        Ok(crate::storage::Staged {
+            keyspace: Keyspace::RepairQueue,
+            key: key_of(&entry.id)?.to_vec(),
+            value: encode(entry),
+        })
+    }
+
     /// Write a new entry (durable only after `Db::sync`).
     pub fn add(&self, entry: &Entry) -> Result<(), RepairError> {
         self.db.write(|tx| self.put_in(tx, entry))?;

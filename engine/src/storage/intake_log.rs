@@ -1,7 +1,9 @@
 //! The intake log: what makes an acknowledgement durable without waiting for sled's flush.
 //!
-//! Every accepted object is inserted into the repair queue (sled, in memory until sled flushes)
-//! and appended to this log (the log knows its records only as [`LogRecord`]s); the input answers once the log record is on disk. One flusher
+//! Every accepted object is appended to this log (the log knows its records only as
+//! [`LogRecord`]s) together with the storage write that puts it into the repair queue
+//! ([`Staged`]); the flusher thread inserts the writes of all pending records into sled in one
+//! commit (so no request thread takes the storage's write lock), then appends their records; the input answers once the log record is on disk. One flusher
 //! thread writes the pending records and `fdatasync`s once for all of them (group commit).
 //! About once a second the log moves to a new segment and a checkpointer makes sled durable
 //! (`Db::sync`) and deletes the older segments: their records are in sled for good by then.
@@ -61,10 +63,23 @@ fn io_error(path: &Path) -> impl Fn(std::io::Error) -> IntakeLogError + '_ {
 
 type Waiter = tokio::sync::oneshot::Sender<Result<(), IntakeLogError>>;
 
+/// The storage write that goes with a record: inserted into sled by the flusher, in one commit
+/// with the other pending records' and before their records are flushed.
+#[derive(Debug)]
+pub struct Staged {
+    /// Where.
+    pub keyspace: Keyspace,
+    /// Its key.
+    pub key: Vec<u8>,
+    /// Its value.
+    pub value: Vec<u8>,
+}
+
 struct Pending {
     /// The segment records appended now belong to.
     segment: u64,
     bytes: Vec<u8>,
+    staged: Vec<Staged>,
     waiters: Vec<Waiter>,
     closed: bool,
     failed: Option<IntakeLogError>,
@@ -72,6 +87,7 @@ struct Pending {
 
 struct Shared {
     dir: PathBuf,
+    db: Db,
     pending: Mutex<Pending>,
     wake: Condvar,
 }
@@ -208,9 +224,11 @@ impl IntakeLog {
         let wal = IntakeLog {
             shared: Arc::new(Shared {
                 dir: dir.to_path_buf(),
+                db: db.clone(),
                 pending: Mutex::new(Pending {
                     segment: first,
                     bytes: Vec::new(),
+                    staged: Vec::new(),
                     waiters: Vec::new(),
                     closed: false,
                     failed: None,
@@ -237,14 +255,15 @@ impl IntakeLog {
         Ok((wal, recovered))
     }
 
-    /// Log `entry`: under the log's lock, tag it with the current segment, let `insert` put it
-    /// into the repair queue (sled), and queue its record, so a record is always in sled before
-    /// its segment can be checkpointed. The future resolves once the record is on disk.
-    /// A log that failed or was closed refuses the entry at once, before `insert` runs.
-    pub fn append_with<R: LogRecord, E: From<IntakeLogError>>(
+    /// Log `record`: under the log's lock, tag it with the current segment, let `stage` say
+    /// the storage write that goes with it, and queue both; the flusher inserts the write into
+    /// sled before it flushes the record, so a record is always in sled before its segment can be
+    /// checkpointed. The future resolves once the record is on disk (and the write in sled).
+    /// A log that failed or was closed refuses the record at once, before `stage` runs.
+    pub fn append<R: LogRecord, E: From<IntakeLogError>>(
         &self,
-        entry: &mut R,
-        insert: impl FnOnce(&R) -> Result<(), E>,
+        record: &mut R,
+        stage: impl FnOnce(&R) -> Result<Staged, E>,
     ) -> Result<impl std::future::Future<Output = Result<(), IntakeLogError>> + Send + 'static, E> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         {
@@ -255,11 +274,12 @@ impl IntakeLog {
             if pending.closed {
                 return Err(IntakeLogError::Closed.into());
             }
-            let mut record = Vec::new();
-            encode(entry, &mut record)?;
-            entry.set_segment(pending.segment);
-            insert(entry)?;
-            pending.bytes.extend_from_slice(&record);
+            let mut bytes = Vec::new();
+            encode(record, &mut bytes)?;
+            record.set_segment(pending.segment);
+            let staged = stage(record)?;
+            pending.bytes.extend_from_slice(&bytes);
+            pending.staged.push(staged);
             pending.waiters.push(tx);
             self.shared.wake.notify_one();
         }
@@ -281,7 +301,7 @@ impl IntakeLog {
             let rotation_due = |written: bool, pending_empty: bool| {
                 (written || !pending_empty) && last_rotation.elapsed() >= CHECKPOINT_EVERY
             };
-            let (bytes, waiters, closed, new_file) = {
+            let (bytes, staged, waiters, closed, new_file) = {
                 let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
                 while pending.bytes.is_empty() && !pending.closed && !rotation_due(written, true) {
                     let (guard, _) = self
@@ -304,11 +324,40 @@ impl IntakeLog {
                     }
                     last_rotation = Instant::now();
                 }
-                (std::mem::take(&mut pending.bytes), std::mem::take(&mut pending.waiters), pending.closed, new_file)
+                (
+                    std::mem::take(&mut pending.bytes),
+                    std::mem::take(&mut pending.staged),
+                    std::mem::take(&mut pending.waiters),
+                    pending.closed,
+                    new_file,
+                )
             };
             if !bytes.is_empty() {
                 let path = segment_path(&dir, segment);
-                let result = file.write_all(&bytes).and_then(|()| file.sync_data()).map_err(io_error(&path));
+                // The storage writes first, all in one commit; their records after.
+                let keys: Vec<(Keyspace, Vec<u8>)> = staged.iter().map(|s| (s.keyspace, s.key.clone())).collect();
+                let inserted = self.shared.db.write(|tx| {
+                    for s in staged {
+                        tx.insert(s.keyspace, &s.key, s.value);
+                    }
+                    Ok::<_, StorageError>(())
+                });
+                let result = match inserted {
+                    Ok(()) => file.write_all(&bytes).and_then(|()| file.sync_data()).map_err(io_error(&path)),
+                    Err(e) => Err(IntakeLogError::Io { path: "storage".into(), message: e.to_string() }),
+                };
+                if result.is_err() {
+                    // Refused to their clients: nothing of them may stay.
+                    let removed = self.shared.db.write(|tx| {
+                        for (keyspace, key) in &keys {
+                            tx.remove(*keyspace, key);
+                        }
+                        Ok::<_, StorageError>(())
+                    });
+                    if let Err(e) = removed {
+                        tracing::error!(error = %e, "intake log: removing refused records from storage failed");
+                    }
+                }
                 if result.is_ok() {
                     crate::metrics::metrics().intake_log_flushes.inc();
                 }
@@ -428,6 +477,15 @@ mod tests {
         tx.insert(Keyspace::RepairQueue, uuid_of(note).as_bytes(), note.text.as_bytes().to_vec());
     }
 
+    /// The storage write of a note: itself, by id.
+    fn staged(note: &Note) -> Result<Staged, IntakeLogError> {
+        Ok(Staged {
+            keyspace: Keyspace::RepairQueue,
+            key: uuid_of(note).as_bytes().to_vec(),
+            value: note.text.as_bytes().to_vec(),
+        })
+    }
+
     fn open(dir: &Path, db: &Db) -> (IntakeLog, usize) {
         IntakeLog::open(&dir.join("wal"), db, Keyspace::RepairQueue, put).unwrap()
     }
@@ -464,8 +522,9 @@ mod tests {
         assert_eq!(segments(&wal_dir).unwrap(), vec![8], "old segments are gone, a new one is open");
         assert_eq!(db.scan_prefix(Keyspace::Done, &[]).count(), 0);
         let mut n = note("x");
-        wal.append_with(&mut n, |_| Ok::<_, IntakeLogError>(())).unwrap().await.unwrap();
+        wal.append(&mut n, staged).unwrap().await.unwrap();
         assert_eq!(n.segment, Some(8));
+        assert!(live(&db, &n), "the flusher put it into storage before it answered");
         let logged = read_segment::<Note>(&wal_dir, 8).unwrap();
         assert_eq!(logged.len(), 1);
         assert_eq!((logged[0].text.as_str(), logged[0].segment), ("x", Some(8)));
@@ -478,18 +537,27 @@ mod tests {
         let db = Db::open(dir.path().join("db")).unwrap();
         let (wal, _) = open(dir.path(), &db);
         let mut notes: Vec<Note> = (0..200).map(|i| note(format!("n{i}"))).collect();
-        let futures: Vec<_> =
-            notes.iter_mut().map(|n| wal.append_with(n, |_| Ok::<_, IntakeLogError>(())).unwrap()).collect();
+        let futures: Vec<_> = notes.iter_mut().map(|n| wal.append(n, staged).unwrap()).collect();
         for f in futures {
             f.await.unwrap();
         }
+        assert!(notes.iter().all(|n| live(&db, n)), "in storage once logged");
+        // As if sled lost them (a crash before its flush): the log brings them back.
+        db.write(|tx| {
+            for n in &notes {
+                tx.remove(Keyspace::RepairQueue, uuid_of(n).as_bytes());
+            }
+            Ok::<_, StorageError>(())
+        })
+        .unwrap();
+        db.sync().unwrap();
         let wal_dir = dir.path().join("wal");
         let logged: usize =
             segments(&wal_dir).unwrap().iter().map(|n| read_segment::<Note>(&wal_dir, *n).unwrap().len()).sum();
         assert_eq!(logged, 200);
         wal.close();
-        drop(db);
-        // Nothing was put into sled: on reopen every logged record is recovered.
+        drop((wal, db));
+        // On reopen every logged record that storage lost is recovered.
         let db = Db::open(dir.path().join("db")).unwrap();
         let (_, recovered) = open(dir.path(), &db);
         assert_eq!(recovered, 200);
@@ -504,9 +572,9 @@ mod tests {
         wal.close();
         let mut n = note("x");
         let mut inserted = false;
-        let result = wal.append_with(&mut n, |_| {
+        let result = wal.append(&mut n, |n: &Note| {
             inserted = true;
-            Ok::<_, IntakeLogError>(())
+            staged(n)
         });
         assert!(matches!(result, Err(IntakeLogError::Closed)));
         assert!(!inserted, "a refused object must not reach the repair queue");

@@ -25,6 +25,10 @@
 //! the mean of the plain rates before and after it (target >= 0.7), and `delivery` = p50/p99
 //! from the POST of a user to its arrival at the receiver, at half the plain rate.
 //! `--quick` leaves out the GraphQL and SOAP phases (for work on the replication path).
+//! `--ingest-only` measures only durable ingest: the bare endpoint, then `samples/quickstart`
+//! (`{"User": {...}}`, the default step, no scripts) and `samples/library` (classifier and
+//! routing scripts), each with its throughput, p99 and p99 at half rate, and its ratio to bare
+//! (for work on the ingest path; compare two builds with `FERROGRID_BIN`).
 //! Only loopback; every phase is bounded in time and request count.
 
 use std::collections::HashMap;
@@ -46,10 +50,12 @@ struct Args {
     clients: usize,
     /// Leave out the GraphQL and SOAP phases (`--quick`).
     quick: bool,
+    /// Only the bare endpoint and plain ingest of quickstart and library (`--ingest-only`).
+    ingest_only: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
-    let mut args = Args { seconds: 5, clients: 16, quick: false };
+    let mut args = Args { seconds: 5, clients: 16, quick: false, ingest_only: false };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = |name: &str| -> anyhow::Result<u64> {
@@ -60,9 +66,10 @@ fn parse_args() -> anyhow::Result<Args> {
             "--seconds" => args.seconds = value("--seconds")?.clamp(1, 300),
             "--clients" => args.clients = value("--clients")?.clamp(1, 256) as usize,
             "--quick" => args.quick = true,
+            "--ingest-only" => args.ingest_only = true,
             "-h" | "--help" => {
                 eprintln!(
-                    "usage: bench [--seconds N (1..300, default 5)] [--clients C (1..256, default 16)] [--quick (no GraphQL and SOAP phases)]"
+                    "usage: bench [--seconds N (1..300, default 5)] [--clients C (1..256, default 16)] [--quick (no GraphQL and SOAP phases)] [--ingest-only (bare, quickstart and library ingest only)]"
                 );
                 std::process::exit(0);
             }
@@ -121,6 +128,11 @@ type Op = dyn Fn(&Client, i64) -> bool + Sync;
 /// `POST /http` of library User `n`.
 fn ingest_op(client: &Client, n: i64) -> bool {
     matches!(client.try_post_json("/http", &user(n)), Ok(r) if r.status == 200)
+}
+
+/// `POST /http` of `{"User": {...}}` (samples/quickstart, the default input step).
+fn quickstart_op(client: &Client, n: i64) -> bool {
+    matches!(client.try_post_json("/http", &json!({"User": user(n)})), Ok(r) if r.status == 200)
 }
 
 /// `POST /soap` of library User `n`.
@@ -521,6 +533,9 @@ fn main() -> anyhow::Result<()> {
             bin.display()
         );
     }
+    if args.ingest_only {
+        return ingest_only(&bin, &args, bare);
+    }
     let mut server = Server::start_with_binary(&bin, "samples/library");
     let target = Target { base: server.base_url(), token: Some(server.token().to_string()) };
     let (ferrogrid, last_id) = measure("ferrogrid_http", &target, &args, &ingest_op);
@@ -584,6 +599,28 @@ fn main() -> anyhow::Result<()> {
         "clients": args.clients,
         "seconds": args.seconds,
     });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+/// `--ingest-only`: durable ingest of samples/quickstart and samples/library against `bare`.
+fn ingest_only(bin: &std::path::Path, args: &Args, bare: Value) -> anyhow::Result<()> {
+    let bare_rate = bare["objects_per_s"].as_f64().unwrap_or(0.0);
+    let mut report =
+        json!({"bare": bare, "clients": args.clients, "seconds": args.seconds, "binary": bin.display().to_string()});
+    for (sample, op) in [("quickstart", &quickstart_op as &Op), ("library", &ingest_op as &Op)] {
+        let mut server = Server::start_with_binary(bin, format!("samples/{sample}"));
+        let target = Target { base: server.base_url(), token: Some(server.token().to_string()) };
+        let (measured, _) = measure(&format!("ferrogrid_{sample}"), &target, args, op);
+        let status = server.stop();
+        eprintln!("[ferrogrid_{sample}] stopped: {status}");
+        let ratio = match measured["objects_per_s"].as_f64() {
+            Some(f) if bare_rate > 0.0 => round2(f / bare_rate),
+            _ => Value::Null,
+        };
+        report[format!("ferrogrid_{sample}")] = measured;
+        report[format!("ratio_{sample}")] = ratio;
+    }
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }
