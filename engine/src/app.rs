@@ -2,9 +2,9 @@
 //! and drain cleanly on SIGTERM/SIGINT.
 
 use crate::config::{self, Loaded};
-use crate::engine::{Engine, EngineIntake};
 use crate::jobs::JobRunner;
 use crate::output::OutputProcessor;
+use crate::processor::{Processor, ProcessorIntake};
 use crate::runtime::{self, Runtime};
 use crate::scheduler::Scheduler;
 use crate::security::Tokens;
@@ -89,8 +89,8 @@ impl Signals {
 
 /// Build every input of the configuration (one registry: `InputConfig::build`); each hands
 /// what it receives to the engine.
-fn build_inputs(engine: &Arc<Engine>) -> Vec<Arc<dyn Input>> {
-    let intake: Arc<dyn Intake> = Arc::new(EngineIntake(engine.clone()));
+fn build_inputs(engine: &Arc<Processor>) -> Vec<Arc<dyn Input>> {
+    let intake: Arc<dyn Intake> = Arc::new(ProcessorIntake(engine.clone()));
     engine.runtime().config.connector.input.iter().map(|config| Arc::from(config.build(intake.clone()))).collect()
 }
 
@@ -125,9 +125,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         tracing::info!(recovered, "recovered acknowledged objects from the intake log");
         repair.refresh_depth()?;
     }
-    let engine = Engine::start(runtime, intake_log)?;
+    let engine = Processor::start(runtime, intake_log)?;
     let scheduler = Scheduler::start(engine.clone()).context("starting the task scheduler")?;
-    let job_runner = JobRunner::start(engine.clone()).context("starting the job runner")?;
+    let job_runner = JobRunner::start(engine.clone());
     let inputs = build_inputs(&engine);
     let (handle, server) =
         crate::http::serve(engine.clone(), scheduler.clone(), tokens, inputs.clone(), options.listen)
@@ -151,8 +151,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         input.stop().await;
     }
     output_processor.stop().await;
-    scheduler.shutdown();
-    job_runner.shutdown();
+    scheduler.shutdown().await;
+    job_runner.shutdown().await;
     engine.drain(Duration::from_secs(30)).await;
     for output in engine.runtime().outputs.values().flatten() {
         output.flush(Duration::from_secs(10));

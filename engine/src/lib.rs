@@ -5,7 +5,6 @@
 pub mod actors;
 pub mod app;
 pub mod config;
-pub mod engine;
 pub mod graphql;
 pub mod http;
 pub mod jobs;

@@ -108,7 +108,7 @@ impl Unopened {
     }
 }
 
-impl ferrogrid_sandbox::Repository for Unopened {
+impl ferrogrid_sandbox::DataAccess for Unopened {
     fn find(&self, _: &str, _: &Value, _: &Value) -> Result<Value, HostError> {
         Self::error()
     }

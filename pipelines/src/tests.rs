@@ -2,7 +2,7 @@
 //! repository call with an error: these scripts never store anything).
 
 use crate::{OnPanic, PipelineError, Pipelines, WorkerPool};
-use ferrogrid_sandbox::{CallContext, ErrorClass, Host, HostError, Limits, Repository, Sandbox, Sequences};
+use ferrogrid_sandbox::{CallContext, DataAccess, ErrorClass, Host, HostError, Limits, Sandbox, Sequences};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ fn no() -> HostError {
     HostError::new(ErrorClass::Internal, "no storage in this test")
 }
 
-impl Repository for NoStorage {
+impl DataAccess for NoStorage {
     fn find(&self, _: &str, _: &Value, _: &Value) -> Result<Value, HostError> {
         Err(no())
     }

@@ -22,7 +22,7 @@ pub enum ErrorClass {
     Internal,
 }
 
-/// An error raised by a host service (the engine's implementation of `Repository`, `Sequences`).
+/// An error raised by a host service (the engine's implementation of `DataAccess`, `Sequences`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HostError {
     /// The request is wrong (unknown type, bad filter, validation failure).

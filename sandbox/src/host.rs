@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::error::HostError;
 
 /// Data access for `repository::*` (TDG filter syntax `[["$id", ">", 10]]`, TDG options).
-pub trait Repository: Send + Sync {
+pub trait DataAccess: Send + Sync {
     /// Objects of `type_name` matching `filter`; returns a JSON array.
     fn find(&self, type_name: &str, filter: &Value, options: &Value) -> Result<Value, HostError>;
     /// The object of `type_name` whose index `index` equals `key`; an object or `null`.
@@ -37,7 +37,7 @@ pub trait Sequences: Send + Sync {
 #[derive(Clone)]
 pub struct Host {
     /// Backs `repository::*`.
-    pub repository: Arc<dyn Repository>,
+    pub repository: Arc<dyn DataAccess>,
     /// Backs `sequence::next`.
     pub sequences: Arc<dyn Sequences>,
 }

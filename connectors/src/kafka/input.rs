@@ -40,7 +40,7 @@ fn lock(progress: &Mutex<Progress>) -> MutexGuard<'_, Progress> {
 }
 
 /// What the consuming loop and the acceptance tasks share.
-struct Shared {
+struct ConsumerState {
     config: KafkaInputConfig,
     intake: Arc<dyn Intake>,
     consumer: StreamConsumer<Context>,
@@ -100,7 +100,7 @@ impl KafkaConsumer {
             "kafka input consuming"
         );
         let (stop, stop_rx) = watch::channel(false);
-        let shared = Arc::new(Shared { config, intake, consumer, progress, stop: stop_rx });
+        let shared = Arc::new(ConsumerState { config, intake, consumer, progress, stop: stop_rx });
         let task = tokio::spawn(consume(shared));
         Ok(Self { stop, task })
     }
@@ -125,7 +125,7 @@ fn payload_of(message: &OwnedMessage, max_depth: usize) -> Value {
     }
 }
 
-async fn consume(shared: Arc<Shared>) {
+async fn consume(shared: Arc<ConsumerState>) {
     let workers = shared.config.workers_count;
     let permits = Arc::new(Semaphore::new(workers));
     let mut stop = shared.stop.clone();
@@ -177,7 +177,7 @@ async fn consume(shared: Arc<Shared>) {
 
 /// Accept one message, retrying while the engine is busy or starting; then store its offset
 /// as far as the partition allows.
-async fn accept(shared: Arc<Shared>, message: OwnedMessage, permit: OwnedSemaphorePermit) {
+async fn accept(shared: Arc<ConsumerState>, message: OwnedMessage, permit: OwnedSemaphorePermit) {
     let config = &shared.config;
     let wait = if config.workers_count == 1 { Wait::Outcome } else { Wait::Durable };
     let received =

@@ -8,10 +8,10 @@
 use super::engine_of;
 use super::node::gql_value;
 use super::types::{JSON, LONG};
-use crate::engine::Engine;
-use crate::engine::RetryError;
 use crate::jobs::Jobs;
 use crate::output::OutputQueue;
+use crate::processor::Processor;
+use crate::processor::RetryError;
 use crate::repair::{parse_time, ListFilter};
 use crate::scheduler::{Scheduler, TaskError};
 use crate::storage::{HardLimits, StorageError};
@@ -286,7 +286,7 @@ fn task_and_job_types() -> [Object; 4] {
             .argument(id_arg())
             .description("Forget a finished run; false when there is none"),
         );
-    let jobs_queue: fn(&Engine) -> Arc<Jobs> = |engine| engine.runtime().jobs.clone();
+    let jobs_queue: fn(&Processor) -> Arc<Jobs> = |engine| engine.runtime().jobs.clone();
     let jobs = Object::new("Jobs").field(list_field(
         jobs_queue,
         Jobs::failed_list,
@@ -324,7 +324,7 @@ fn internal(e: StorageError) -> async_graphql::Error {
 
 /// `get_list(filter)` of a queue of parked work.
 fn list_field<Q: Send + Sync + 'static, T: serde::Serialize + Send + 'static>(
-    queue: fn(&Engine) -> Arc<Q>,
+    queue: fn(&Processor) -> Arc<Q>,
     op: fn(&Q, Option<&str>) -> StorageResult<Vec<T>>,
     description: &'static str,
 ) -> Field {
@@ -343,7 +343,7 @@ fn list_field<Q: Send + Sync + 'static, T: serde::Serialize + Send + 'static>(
 /// An action on one entry of a queue of parked work, by id.
 fn by_id<Q: Send + Sync + 'static>(
     name: &'static str,
-    queue: fn(&Engine) -> Arc<Q>,
+    queue: fn(&Processor) -> Arc<Q>,
     op: fn(&Q, &str) -> StorageResult<bool>,
     description: &'static str,
 ) -> Field {
@@ -362,7 +362,7 @@ fn by_id<Q: Send + Sync + 'static>(
 /// An action on every entry of a queue of parked work matching the filter; how many.
 fn by_filter<Q: Send + Sync + 'static>(
     name: &'static str,
-    queue: fn(&Engine) -> Arc<Q>,
+    queue: fn(&Processor) -> Arc<Q>,
     op: fn(&Q, Option<&str>) -> StorageResult<usize>,
     description: &'static str,
 ) -> Field {
@@ -380,7 +380,7 @@ fn by_filter<Q: Send + Sync + 'static>(
 
 /// TDG's `output_processor { ... }` namespace: the output repair queue.
 fn output_processor_types() -> [Object; 2] {
-    let queue: fn(&Engine) -> Arc<OutputQueue> = |engine| engine.runtime().output_queue.clone();
+    let queue: fn(&Processor) -> Arc<OutputQueue> = |engine| engine.runtime().output_queue.clone();
     let read = Object::new("OutputProcessor").field(list_field(
         queue,
         OutputQueue::parked,

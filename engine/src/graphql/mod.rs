@@ -17,8 +17,8 @@ pub use loader::relation_loader;
 pub use names::{gql_name, is_valid};
 
 use crate::config::{Config, ServiceKind};
-use crate::engine::Engine;
 use crate::model::Model;
+use crate::processor::Processor;
 use crate::repository::RepoError;
 use crate::storage::StorageError;
 use async_graphql::dynamic::{Object, ResolverContext, Schema, SchemaBuilder};
@@ -30,8 +30,8 @@ use std::sync::Arc;
 const MAX_DEPTH: usize = 32;
 
 /// The engine, from the schema's data.
-fn engine_of<'a>(ctx: &ResolverContext<'a>) -> async_graphql::Result<&'a Arc<Engine>> {
-    ctx.data::<Arc<Engine>>()
+fn engine_of<'a>(ctx: &ResolverContext<'a>) -> async_graphql::Result<&'a Arc<Processor>> {
+    ctx.data::<Arc<Processor>>()
 }
 
 /// A repository error as a GraphQL error with `extensions.code`.

@@ -1,7 +1,7 @@
 //! The REST admin API: the repair queue.
 
 use super::{error, AppState};
-use crate::engine::RetryError;
+use crate::processor::RetryError;
 use crate::repair::{ListFilter, RepairError};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};

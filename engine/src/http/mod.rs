@@ -11,8 +11,8 @@ mod parked;
 mod tasks;
 mod ui;
 
-use crate::engine::{Engine, State};
 use crate::metrics::metrics;
+use crate::processor::{Processor, State};
 use crate::scheduler::Scheduler;
 use crate::security::Tokens;
 use actix_web::body::MessageBody;
@@ -31,7 +31,7 @@ const ADMIN_BODY_LIMIT: usize = 16 * 1024 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     /// The engine.
-    pub engine: Arc<Engine>,
+    pub engine: Arc<Processor>,
     /// The GraphQL schemas, built once at start.
     pub graphql: Arc<graphql::GraphqlSchemas>,
     /// The task scheduler.
@@ -75,7 +75,7 @@ async fn count_requests(
 
 /// Start serving on `listen`, with the routes of `inputs`; returns the server's handle and the future that runs it.
 pub fn serve(
-    engine: Arc<Engine>,
+    engine: Arc<Processor>,
     scheduler: Arc<Scheduler>,
     tokens: Tokens,
     inputs: Vec<Arc<dyn Input>>,

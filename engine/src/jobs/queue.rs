@@ -5,7 +5,6 @@
 use crate::storage::{Db, Keyspace, ReadView, StorageError, WriteTx};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::sync::{Condvar, Mutex, PoisonError};
 
 const PENDING: u8 = b'p';
 const FAILED: u8 = b'f';
@@ -47,13 +46,13 @@ fn encode(job: &Job) -> Result<Vec<u8>, StorageError> {
 pub struct Jobs {
     db: Db,
     /// Rung when there may be new pending jobs.
-    bell: (Mutex<u64>, Condvar),
+    bell: tokio::sync::watch::Sender<u64>,
 }
 
 impl Jobs {
     /// The queue in `db`.
     pub fn new(db: Db) -> Jobs {
-        Jobs { db, bell: (Mutex::new(0), Condvar::new()) }
+        Jobs { db, bell: tokio::sync::watch::Sender::new(0) }
     }
 
     fn new_job(name: &str, args: Value) -> (uuid::Uuid, Job) {
@@ -87,19 +86,12 @@ impl Jobs {
 
     /// Tell the runner that there may be new jobs.
     pub fn ring(&self) {
-        *self.bell.0.lock().unwrap_or_else(PoisonError::into_inner) += 1;
-        self.bell.1.notify_all();
+        self.bell.send_modify(|rings| *rings += 1);
     }
 
-    /// Wait up to `timeout` for a ring after `seen` rings; returns the ring count.
-    pub fn wait(&self, seen: u64, timeout: std::time::Duration) -> u64 {
-        let guard = self.bell.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let (guard, _) = self
-            .bell
-            .1
-            .wait_timeout_while(guard, timeout, |rings| *rings == seen)
-            .unwrap_or_else(PoisonError::into_inner);
-        *guard
+    /// The bell: changes at each ring.
+    pub fn bell(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.bell.subscribe()
     }
 
     /// Up to `n` pending jobs, oldest first, leaving out the keys in `running`. (Always from the

@@ -18,9 +18,9 @@
 use super::queue::{now_ms, Delivery, PREPROCESSING_ERROR, SENDING_ERROR};
 use crate::actors::{guarded, ActorName};
 use crate::config::RetryPolicy;
-use crate::engine::Engine;
 use crate::metrics::metrics;
 use crate::processor::panic_text;
+use crate::processor::Processor;
 use crate::runtime::Runtime;
 use actix::prelude::*;
 use ferrogrid_connectors::SendError;
@@ -52,7 +52,7 @@ pub struct OutputProcessor {
 impl OutputProcessor {
     /// Start a supervised actor for every output that `output_processor` names (on the
     /// current arbiter).
-    pub fn start(engine: Arc<Engine>) -> OutputProcessor {
+    pub fn start(engine: Arc<Processor>) -> OutputProcessor {
         let actors = engine
             .runtime()
             .config
@@ -133,7 +133,7 @@ type TurnResult = (Result<Vec<uuid::Uuid>, String>, Result<Vec<Delivery>, String
 /// One output's actor.
 struct OutputActor {
     who: ActorName,
-    engine: Arc<Engine>,
+    engine: Arc<Processor>,
     rt: Arc<Runtime>,
     output: String,
     sync: Option<SyncMode>,
@@ -159,7 +159,7 @@ struct OutputActor {
 }
 
 impl OutputActor {
-    fn new(engine: Arc<Engine>, output: String) -> OutputActor {
+    fn new(engine: Arc<Processor>, output: String) -> OutputActor {
         let rt = engine.runtime_arc();
         let sync = sync_mode(&rt, &output);
         OutputActor {
@@ -473,7 +473,7 @@ async fn stored(rt: &Arc<Runtime>, d: &Delivery) -> Result<Option<Value>, Failed
 
 /// The object to send: the stored one, or what the preprocessing pipeline made of it; `None`
 /// when a referenced object is gone.
-async fn prepared(engine: &Engine, d: &Delivery) -> Result<Option<Value>, Failed> {
+async fn prepared(engine: &Processor, d: &Delivery) -> Result<Option<Value>, Failed> {
     let rt = engine.runtime_arc();
     let Some(object) = stored(&rt, d).await? else { return Ok(None) };
     let Some(pipeline) = d.pipeline.clone() else { return Ok(Some(object)) };
@@ -490,7 +490,7 @@ async fn prepared(engine: &Engine, d: &Delivery) -> Result<Option<Value>, Failed
 }
 
 /// Prepare and send `d`: `Ok(true)` sent, `Ok(false)` not to be sent (a referenced object is gone).
-async fn attempt(engine: &Engine, d: &Delivery) -> Result<bool, Failed> {
+async fn attempt(engine: &Processor, d: &Delivery) -> Result<bool, Failed> {
     let Some(object) = prepared(engine, d).await? else {
         tracing::info!(output = %d.output, id = %d.id, "not sent: the referenced object is gone");
         return Ok(false);
@@ -507,7 +507,7 @@ async fn attempt(engine: &Engine, d: &Delivery) -> Result<bool, Failed> {
 
 /// Deliver `d`; `Some(d)` when it is done with (sent, or its referenced object gone) and waits
 /// for its removal, `None` when it failed and was rescheduled or parked.
-async fn deliver(engine: Arc<Engine>, d: Delivery, sync: Option<SyncMode>) -> Option<Delivery> {
+async fn deliver(engine: Arc<Processor>, d: Delivery, sync: Option<SyncMode>) -> Option<Delivery> {
     // The attempt runs as a task of its own: a panic in it (a bug in a connector or in the
     // engine) fails this delivery only, and parks it with the panic text.
     let d = Arc::new(d);

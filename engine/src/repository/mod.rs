@@ -1,5 +1,5 @@
 //! The repository: the storage seen through the domain model. Scripts reach it through the
-//! sandbox's `repository::*` functions ([`ferrogrid_sandbox::Repository`]), the input processor
+//! sandbox's `repository::*` functions ([`ferrogrid_sandbox::DataAccess`]), the input processor
 //! stores objects with it, and `/data` reads through it.
 
 mod specs;
@@ -165,7 +165,7 @@ impl Repository {
         let spec = self.spec(type_name).map_err(|_| {
             storage::StorageError::user(format!("type \"{type_name}\" is not an aggregate of the model"))
         })?;
-        storage::repository::put(tx, spec, obj, options)
+        storage::objects::put(tx, spec, obj, options)
     }
 
     /// Store an already validated object and, in the same atomic commit, whatever `extra` stages.
@@ -187,7 +187,7 @@ impl Repository {
         let conditions = Condition::parse_filter(filter)?;
         let mut options: FindOptions = parse("find options", options)?;
         options.hard_limits = self.hard_limits();
-        Ok(storage::repository::find(&self.db, spec, &conditions, &options)?)
+        Ok(storage::objects::find(&self.db, spec, &conditions, &options)?)
     }
 
     /// `get(type, index, key, options)`: the first object whose `index` equals `key`.
@@ -198,7 +198,7 @@ impl Repository {
         let spec = self.spec(type_name)?;
         let conditions = Condition::parse_filter(&filter)?;
         options.hard_limits = self.hard_limits();
-        Ok(storage::repository::find(&self.db, spec, &conditions, &options)?.items.into_iter().next())
+        Ok(storage::objects::find(&self.db, spec, &conditions, &options)?.items.into_iter().next())
     }
 
     /// `put(type, object, options)`: validate, then store a new version.
@@ -223,7 +223,7 @@ impl Repository {
         options.hard_limits = self.hard_limits();
         let model = &self.model;
         Ok(self.db.write(|tx| {
-            storage::repository::update_validated(tx, spec, &conditions, &updaters, &options, &mut |obj: Value| {
+            storage::objects::update_validated(tx, spec, &conditions, &updaters, &options, &mut |obj: Value| {
                 model
                     .validate(type_name, &obj, &mut UpdateHooks)
                     .map_err(|v| storage::StorageError::user(v.to_string()))
@@ -237,7 +237,7 @@ impl Repository {
         let conditions = Condition::parse_filter(filter)?;
         let mut options: DeleteOptions = parse("delete options", options)?;
         options.hard_limits = self.hard_limits();
-        Ok(self.db.write(|tx| storage::repository::delete(tx, spec, &conditions, &options))?)
+        Ok(self.db.write(|tx| storage::objects::delete(tx, spec, &conditions, &options))?)
     }
 
     /// The limits every request runs under.
@@ -278,7 +278,7 @@ fn objects(items: Vec<Stored>) -> Value {
     Value::Array(items.into_iter().map(|s| s.object).collect())
 }
 
-impl ferrogrid_sandbox::Repository for Repository {
+impl ferrogrid_sandbox::DataAccess for Repository {
     fn find(&self, type_name: &str, filter: &Value, options: &Value) -> Result<Value, HostError> {
         self.find(type_name, filter, options).map(|p| objects(p.items)).map_err(host_error)
     }

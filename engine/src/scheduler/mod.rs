@@ -1,18 +1,22 @@
 //! Tasks (TDG 2.13): periodical tasks fire on their cron schedule, continuous ones again
 //! `pause_sec` after each run, single-shot ones when an operator starts them. One scheduler
-//! thread decides; the runs execute on the script workers. A task never runs twice at once.
-//! Runs are recorded (the last `keep` finished ones per task); a stopped task stays stopped
-//! across restarts; a periodical slot missed while the engine was down runs once at start.
+//! actor decides (on an arbiter of its own, under a [`Supervisor`]; it owns the live state of
+//! every task); the runs execute on the script workers and report back to it. A task never runs
+//! twice at once. Runs are recorded (the last `keep` finished ones per task); a stopped task
+//! stays stopped across restarts; a periodical slot missed while the engine was down runs once
+//! at start.
 
 mod runs;
 
 pub use runs::{RunStatus, RunStore, TaskRun, TaskState};
 
+use crate::actors::{guarded, ActorName};
 use crate::config::{TaskConfig, TaskKind};
-use crate::engine::Engine;
 use crate::metrics::metrics;
+use crate::processor::Processor;
+use actix::prelude::*;
 use chrono::{DateTime, SecondsFormat, Utc};
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::Sender;
 use ferrogrid_pipelines::PipelineError;
 use ferrogrid_sandbox::{CallContext, ScriptErrorKind};
 use indexmap::IndexMap;
@@ -21,8 +25,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Longest the scheduler sleeps without looking at the clock again.
@@ -71,12 +74,20 @@ pub struct TaskInfo {
     pub runs: Vec<TaskRun>,
 }
 
+/// An operator's request, answered on `reply` (the caller waits off the reactor).
+#[derive(Message)]
+#[rtype(result = "()")]
 enum Command {
     Start(String, Sender<Result<String, TaskError>>),
     Stop(String, Sender<Result<(), TaskError>>),
-    Finished(String),
-    Shutdown,
+    List(Sender<Result<Vec<TaskInfo>, TaskError>>),
+    Shutdown(Sender<()>),
 }
+
+/// A run of the task ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Finished(String);
 
 /// The live state of one task.
 #[derive(Default)]
@@ -89,20 +100,25 @@ struct Live {
     stopped: bool,
 }
 
-struct Inner {
-    engine: Arc<Engine>,
+/// The scheduler actor: the tasks, their schedules and their live state.
+struct SchedulerActor {
+    who: ActorName,
+    engine: Arc<Processor>,
     store: RunStore,
     tasks: IndexMap<String, TaskConfig>,
     schedules: HashMap<String, cron::Schedule>,
-    live: Mutex<HashMap<String, Live>>,
+    live: HashMap<String, Live>,
     running_threshold: usize,
+    /// The next look at the clock.
+    tick: Option<SpawnHandle>,
+    shut_down: bool,
 }
 
-/// The scheduler of one engine.
+/// The scheduler of one engine: a handle to its actor.
 pub struct Scheduler {
-    inner: Arc<Inner>,
-    commands: Sender<Command>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    addr: Addr<SchedulerActor>,
+    store: RunStore,
+    arbiter: Arbiter,
 }
 
 fn now_text() -> String {
@@ -118,7 +134,7 @@ fn cut(text: String) -> String {
 
 impl Scheduler {
     /// Start scheduling the tasks of the engine's configuration.
-    pub fn start(engine: Arc<Engine>) -> Result<Arc<Scheduler>, TaskError> {
+    pub fn start(engine: Arc<Processor>) -> Result<Arc<Scheduler>, TaskError> {
         let config = &engine.runtime().config;
         let tasks = config.tasks.clone();
         let running_threshold = config.task_runner.running_count_threshold;
@@ -152,44 +168,93 @@ impl Scheduler {
             }
             live.insert(name.clone(), entry);
         }
-        let inner = Arc::new(Inner { engine, store, tasks, schedules, live: Mutex::new(live), running_threshold });
-        let (commands, receiver) = crossbeam_channel::unbounded();
-        let loop_inner = inner.clone();
-        let loop_commands = commands.clone();
-        let thread = std::thread::Builder::new()
-            .name("ferrogrid-scheduler".into())
-            .spawn(move || loop_inner.run(&receiver, &loop_commands))
-            .map_err(|e| TaskError::Storage(e.into()))?;
-        Ok(Arc::new(Scheduler { inner, commands, thread: Mutex::new(Some(thread)) }))
+        let actor_store = store.clone();
+        let arbiter = Arbiter::new();
+        let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| SchedulerActor {
+            who: ActorName { kind: "scheduler", name: "tasks".into() },
+            engine,
+            store: actor_store,
+            tasks,
+            schedules,
+            live,
+            running_threshold,
+            tick: None,
+            shut_down: false,
+        });
+        Ok(Arc::new(Scheduler { addr, store, arbiter }))
+    }
+
+    /// Send `command` (made with a reply channel) and wait for the answer: call off the reactor.
+    fn ask<T>(&self, command: impl FnOnce(Sender<T>) -> Command) -> Result<T, TaskError> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.addr.try_send(command(reply)).map_err(|_| TaskError::Stopped)?;
+        answer.recv().map_err(|_| TaskError::Stopped)
     }
 
     /// Run `task` now (a single-shot task, or an extra run of any other); clears a stop.
     /// Returns the run id.
     pub fn start_task(&self, task: &str) -> Result<String, TaskError> {
-        let (reply, answer) = crossbeam_channel::bounded(1);
-        self.commands.send(Command::Start(task.to_string(), reply)).map_err(|_| TaskError::Stopped)?;
-        answer.recv().map_err(|_| TaskError::Stopped)?
+        self.ask(|reply| Command::Start(task.to_string(), reply))?
     }
 
     /// Stop `task`: a running run is cancelled at its next sandbox check, and the task is not
     /// scheduled again until it is started.
     pub fn stop_task(&self, task: &str) -> Result<(), TaskError> {
-        let (reply, answer) = crossbeam_channel::bounded(1);
-        self.commands.send(Command::Stop(task.to_string(), reply)).map_err(|_| TaskError::Stopped)?;
-        answer.recv().map_err(|_| TaskError::Stopped)?
+        self.ask(|reply| Command::Stop(task.to_string(), reply))?
     }
 
     /// Forget a finished run.
     pub fn forget(&self, run_id: &str) -> Result<bool, TaskError> {
-        self.inner.store.forget(run_id)?.map_err(TaskError::NotEnded)
+        self.store.forget(run_id)?.map_err(TaskError::NotEnded)
     }
 
     /// Every task with its state, next run and recorded runs.
     pub fn list(&self) -> Result<Vec<TaskInfo>, TaskError> {
-        let live = self.inner.live.lock().unwrap_or_else(PoisonError::into_inner);
+        self.ask(Command::List)?
+    }
+
+    /// Stop scheduling and cancel the runs in progress (they end as `stopped`... or finish).
+    pub async fn shutdown(&self) {
+        let (reply, _answer) = crossbeam_channel::bounded(1);
+        if self.addr.send(Command::Shutdown(reply)).await.is_err() {
+            tracing::error!("the scheduler was gone before it stopped");
+        }
+        self.arbiter.stop();
+    }
+}
+
+impl SchedulerActor {
+    /// Look at the clock again when the next task is due (at most [`TICK`] from now).
+    fn schedule_tick(&mut self, ctx: &mut Context<Self>) {
+        if self.shut_down {
+            return;
+        }
+        if let Some(handle) = self.tick.take() {
+            ctx.cancel_future(handle);
+        }
+        let now = Utc::now();
+        let wait = self
+            .live
+            .values()
+            .filter(|l| !l.stopped && l.running.is_none())
+            .filter_map(|l| l.next)
+            .min()
+            .map_or(TICK, |next| (next - now).to_std().unwrap_or(Duration::ZERO).min(TICK));
+        self.tick = Some(ctx.run_later(wait, |act, ctx| {
+            act.tick = None;
+            let who = act.who.clone();
+            guarded(&who, act, ctx, |act, ctx| {
+                act.fire_due(ctx);
+                act.schedule_tick(ctx);
+            });
+        }));
+    }
+
+    /// Every task with its state, next run and recorded runs.
+    fn list(&self) -> Result<Vec<TaskInfo>, TaskError> {
         let mut out = Vec::new();
-        for (name, task) in &self.inner.tasks {
-            let entry = live.get(name);
+        for (name, task) in &self.tasks {
+            let entry = self.live.get(name);
             let state = match entry {
                 Some(l) if l.running.is_some() => "running",
                 Some(l) if l.stopped => "stopped",
@@ -207,64 +272,21 @@ impl Scheduler {
                     .filter(|l| !l.stopped)
                     .and_then(|l| l.next)
                     .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
-                runs: self.inner.store.list(name)?,
+                runs: self.store.list(name)?,
             });
         }
         Ok(out)
     }
 
-    /// Stop scheduling and cancel the runs in progress (they end as `stopped`... or finish).
-    pub fn shutdown(&self) {
-        let _ = self.commands.send(Command::Shutdown);
-        if let Some(thread) = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Inner {
-    fn run(self: &Arc<Self>, commands: &Receiver<Command>, sender: &Sender<Command>) {
-        loop {
-            self.fire_due(sender);
-            let wait = {
-                let live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
-                let now = Utc::now();
-                live.values()
-                    .filter(|l| !l.stopped && l.running.is_none())
-                    .filter_map(|l| l.next)
-                    .min()
-                    .map_or(TICK, |next| (next - now).to_std().unwrap_or(Duration::ZERO).min(TICK))
-            };
-            match commands.recv_timeout(wait) {
-                Ok(Command::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
-                    let live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
-                    for cancel in live.values().filter_map(|l| l.running.as_ref()) {
-                        cancel.store(true, Ordering::Release);
-                    }
-                    return;
-                }
-                Ok(Command::Start(name, reply)) => {
-                    let _ = reply.send(self.start(&name, sender));
-                }
-                Ok(Command::Stop(name, reply)) => {
-                    let _ = reply.send(self.stop(&name));
-                }
-                Ok(Command::Finished(name)) => self.finished(&name),
-                Err(RecvTimeoutError::Timeout) => {}
-            }
-        }
-    }
-
     /// Launch every task whose time has come.
-    fn fire_due(self: &Arc<Self>, sender: &Sender<Command>) {
+    fn fire_due(&mut self, ctx: &mut Context<Self>) {
         let now = Utc::now();
-        let due: Vec<String> = {
-            let live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
-            live.iter()
-                .filter(|(_, l)| !l.stopped && l.running.is_none() && l.next.is_some_and(|n| n <= now))
-                .map(|(name, _)| name.clone())
-                .collect()
-        };
+        let due: Vec<String> = self
+            .live
+            .iter()
+            .filter(|(_, l)| !l.stopped && l.running.is_none() && l.next.is_some_and(|n| n <= now))
+            .map(|(name, _)| name.clone())
+            .collect();
         for name in due {
             if let Some(schedule) = self.schedules.get(&name) {
                 let mut state = self.store.state(&name).unwrap_or_default();
@@ -272,28 +294,28 @@ impl Inner {
                 if let Err(e) = self.store.set_state(&name, &state) {
                     tracing::error!(task = %name, error = %e, "recording when the task fired failed");
                 }
-                if let Some(l) = self.live.lock().unwrap_or_else(PoisonError::into_inner).get_mut(&name) {
+                if let Some(l) = self.live.get_mut(&name) {
                     l.next = schedule.after(&now).next();
                 }
             }
-            if let Err(e) = self.launch(&name, sender) {
+            if let Err(e) = self.launch(&name, ctx) {
                 tracing::error!(task = %name, error = %e, "starting the task failed");
             }
         }
     }
 
-    fn start(self: &Arc<Self>, name: &str, sender: &Sender<Command>) -> Result<String, TaskError> {
+    fn start(&mut self, name: &str, ctx: &mut Context<Self>) -> Result<String, TaskError> {
         self.set_stopped(name, false)?;
-        self.launch(name, sender)
+        self.launch(name, ctx)
     }
 
-    fn stop(&self, name: &str) -> Result<(), TaskError> {
+    fn stop(&mut self, name: &str) -> Result<(), TaskError> {
         self.set_stopped(name, true)
     }
 
     /// Record (on disk and live) whether an operator stopped `name`; a stop also cancels the
     /// run in progress.
-    fn set_stopped(&self, name: &str, stopped: bool) -> Result<(), TaskError> {
+    fn set_stopped(&mut self, name: &str, stopped: bool) -> Result<(), TaskError> {
         if !self.tasks.contains_key(name) {
             return Err(TaskError::NotFound(name.to_string()));
         }
@@ -302,8 +324,7 @@ impl Inner {
             state.stopped = stopped;
             self.store.set_state(name, &state)?;
         }
-        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
-        let l = live.entry(name.to_string()).or_default();
+        let l = self.live.entry(name.to_string()).or_default();
         l.stopped = stopped;
         if let (true, Some(cancel)) = (stopped, &l.running) {
             cancel.store(true, Ordering::Release);
@@ -311,10 +332,9 @@ impl Inner {
         Ok(())
     }
 
-    fn finished(&self, name: &str) {
+    fn finished(&mut self, name: &str) {
         let Some(task) = self.tasks.get(name) else { return };
-        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(l) = live.get_mut(name) {
+        if let Some(l) = self.live.get_mut(name) {
             l.running = None;
             let now = Utc::now();
             match task.kind {
@@ -330,21 +350,19 @@ impl Inner {
                 _ => {}
             }
         }
-        drop(live);
         if let Err(e) = self.store.trim(name, task.keep) {
             tracing::error!(task = %name, error = %e, "trimming the task history failed");
         }
     }
 
     /// Record a new run of `name` and hand it to a script worker; the id of the run.
-    fn launch(self: &Arc<Self>, name: &str, sender: &Sender<Command>) -> Result<String, TaskError> {
+    fn launch(&mut self, name: &str, ctx: &mut Context<Self>) -> Result<String, TaskError> {
         let task = self.tasks.get(name).ok_or_else(|| TaskError::NotFound(name.to_string()))?;
         let cancel = Arc::new(AtomicBool::new(false));
         let id = uuid::Uuid::now_v7().to_string();
         {
-            let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
-            let running_now = live.values().filter(|l| l.running.is_some()).count() + 1;
-            let l = live.entry(name.to_string()).or_default();
+            let running_now = self.live.values().filter(|l| l.running.is_some()).count() + 1;
+            let l = self.live.entry(name.to_string()).or_default();
             if l.running.is_some() {
                 return Err(TaskError::Running(name.to_string()));
             }
@@ -364,7 +382,7 @@ impl Inner {
             error: None,
         };
         if let Err(e) = self.store.put(&run) {
-            if let Some(l) = self.live.lock().unwrap_or_else(PoisonError::into_inner).get_mut(name) {
+            if let Some(l) = self.live.get_mut(name) {
                 l.running = None;
             }
             return Err(e.into());
@@ -373,8 +391,7 @@ impl Inner {
         metrics().tasks_started.with_label_values(&labels).inc();
         metrics().tasks_running.with_label_values(&labels).inc();
         tracing::info!(task = %name, run = %id, "task started");
-        let inner = self.clone();
-        let sender = sender.clone();
+        let (engine, store, addr) = (self.engine.clone(), self.store.clone(), ctx.address());
         let pipeline = task.pipeline.clone();
         let param = json!({"task": name, "run_id": id, "kind": task.kind.as_str()});
         let task_name = name.to_string();
@@ -382,13 +399,13 @@ impl Inner {
             let started = Instant::now();
             let ctx = CallContext { request_id: run.id.clone(), cancel: Some(cancel), jobs: None };
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                inner.engine.runtime().pipelines.run(script_engine, &pipeline, param, &ctx)
+                engine.runtime().pipelines.run(script_engine, &pipeline, param, &ctx)
             }))
             .unwrap_or_else(|_| {
                 Err(PipelineError::Contract { function: pipeline.clone(), message: "the run panicked (a bug)".into() })
             });
             // What the run wrote (objects, jobs) is on disk before it is reported completed.
-            if let Err(e) = inner.engine.runtime().db.sync() {
+            if let Err(e) = engine.runtime().db.sync() {
                 tracing::error!(task = %run.task, error = %e, "flushing the writes of a task run failed");
             }
             let labels = [task_name.as_str(), run.kind.as_str()];
@@ -411,12 +428,78 @@ impl Inner {
                 }
             }
             tracing::info!(task = %run.task, run = %run.id, status = ?run.status, "task ended");
-            if let Err(e) = inner.store.put(&run) {
+            if let Err(e) = store.put(&run) {
                 tracing::error!(task = %run.task, error = %e, "recording the end of a task run failed");
             }
-            let _ = sender.send(Command::Finished(run.task.clone()));
+            addr.do_send(Finished(run.task.clone()));
         }));
         Ok(id)
+    }
+}
+
+impl Actor for SchedulerActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let who = self.who.clone();
+        guarded(&who, self, ctx, |act, ctx| {
+            act.fire_due(ctx);
+            act.schedule_tick(ctx);
+        });
+    }
+}
+
+impl Supervised for SchedulerActor {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        // The live state stays: the runs in progress report to this same mailbox, and whether a
+        // task is stopped is on disk as well. The clock is looked at again at once.
+        tracing::warn!("scheduler restarting");
+        self.tick = None;
+    }
+}
+
+impl Handler<Command> for SchedulerActor {
+    type Result = ();
+
+    fn handle(&mut self, command: Command, ctx: &mut Self::Context) {
+        let who = self.who.clone();
+        guarded(&who, self, ctx, |act, ctx| {
+            match command {
+                Command::Start(name, reply) => {
+                    let _ = reply.send(act.start(&name, ctx));
+                }
+                Command::Stop(name, reply) => {
+                    let _ = reply.send(act.stop(&name));
+                }
+                Command::List(reply) => {
+                    let _ = reply.send(act.list());
+                }
+                Command::Shutdown(reply) => {
+                    act.shut_down = true;
+                    if let Some(handle) = act.tick.take() {
+                        ctx.cancel_future(handle);
+                    }
+                    for cancel in act.live.values().filter_map(|l| l.running.as_ref()) {
+                        cancel.store(true, Ordering::Release);
+                    }
+                    let _ = reply.send(());
+                    return;
+                }
+            }
+            act.schedule_tick(ctx);
+        });
+    }
+}
+
+impl Handler<Finished> for SchedulerActor {
+    type Result = ();
+
+    fn handle(&mut self, Finished(name): Finished, ctx: &mut Self::Context) {
+        let who = self.who.clone();
+        guarded(&who, self, ctx, |act, ctx| {
+            act.finished(&name);
+            act.schedule_tick(ctx);
+        });
     }
 }
 

@@ -27,7 +27,7 @@ struct State {
     waiters: Vec<Waiter>,
 }
 
-struct Shared {
+struct FlushState {
     state: Mutex<State>,
     wake: Condvar,
     done: Condvar,
@@ -36,14 +36,14 @@ struct Shared {
     delay_ms: AtomicU64,
 }
 
-impl Shared {
+impl FlushState {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 pub(crate) struct Flusher {
-    shared: Arc<Shared>,
+    shared: Arc<FlushState>,
     handle: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -53,7 +53,7 @@ fn poisoned_msg(e: &str) -> String {
 
 impl Flusher {
     pub(crate) fn start(store: Arc<dyn Store>) -> Result<Flusher, StorageError> {
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(FlushState {
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
             done: Condvar::new(),
@@ -134,7 +134,7 @@ impl Flusher {
     }
 }
 
-fn run(shared: &Shared, store: &dyn Store) {
+fn run(shared: &FlushState, store: &dyn Store) {
     loop {
         let generation = {
             let mut st = shared.lock();

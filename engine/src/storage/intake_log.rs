@@ -85,7 +85,7 @@ struct Pending {
     failed: Option<IntakeLogError>,
 }
 
-struct Shared {
+struct LogState {
     dir: PathBuf,
     db: Db,
     pending: Mutex<Pending>,
@@ -95,7 +95,7 @@ struct Shared {
 /// The intake log of one data directory.
 #[derive(Clone)]
 pub struct IntakeLog {
-    shared: Arc<Shared>,
+    shared: Arc<LogState>,
 }
 
 fn segment_path(dir: &Path, n: u64) -> PathBuf {
@@ -222,7 +222,7 @@ impl IntakeLog {
             OpenOptions::new().create(true).append(true).open(segment_path(dir, first)).map_err(io_error(dir))?;
         sync_dir(dir)?;
         let wal = IntakeLog {
-            shared: Arc::new(Shared {
+            shared: Arc::new(LogState {
                 dir: dir.to_path_buf(),
                 db: db.clone(),
                 pending: Mutex::new(Pending {

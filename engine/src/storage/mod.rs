@@ -2,7 +2,7 @@
 //! versioned objects with order-preserving (memcomparable) secondary indexes.
 //!
 //! The storage is schema-agnostic: the engine maps its domain model onto [`TypeSpec`] and calls
-//! the repository functions in [`repository`]. Other engine modules (repair queue, output queue,
+//! the versioned-object functions in [`objects`]. Other engine modules (repair queue, output queue,
 //! jobs, ...) use [`Db`] with their own [`Keyspace`] through [`ReadView`] and [`Db::write`].
 //!
 //! See README.md for the key layout and the durability guarantee of [`Db::sync`].
@@ -29,7 +29,7 @@ mod tx;
 mod updater;
 mod write;
 
-pub mod repository;
+pub mod objects;
 
 pub use self::config::{HardLimits, StorageConfig};
 pub use self::db::{Db, KvIter, ReadView};

@@ -6,7 +6,7 @@ use std::fmt;
 
 /// A stored type: a name and its indexes. Index 0 is the primary key (unique, not multikey, no
 /// nullable parts). The order of indexes is part of the on-disk layout: after changing it, call
-/// [`super::repository::reindex`].
+/// [`super::objects::reindex`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TypeSpec {
     /// Type name (`User`).

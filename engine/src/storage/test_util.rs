@@ -84,7 +84,7 @@ pub fn store_users(db: &Db, n: i64) {
     let spec = user_spec();
     db.write(|tx| {
         for id in 1..=n {
-            super::repository::put(tx, &spec, user(id), &Default::default())?;
+            super::objects::put(tx, &spec, user(id), &Default::default())?;
         }
         Ok::<_, super::StorageError>(())
     })

@@ -1,7 +1,7 @@
 //! Tests of durability plumbing: group commit, async sync, reopen with objects and indexes.
 
 use super::filter::{Condition, Op};
-use super::repository::find;
+use super::objects::find;
 use super::test_util::{ids, store_users, temp_db, user, user_spec};
 use super::{Db, FindOptions, Keyspace, PutOptions, ReadView, StorageError};
 use serde_json::json;

@@ -2,7 +2,7 @@
 //! comparison operator, like, pagination with cursors, hard limits.
 
 use super::filter::{Condition, Op};
-use super::repository::{find, get};
+use super::objects::{find, get};
 use super::test_util::{ids, store_users, temp_db, user, user_spec};
 use super::{ErrorClass, FindOptions, HardLimits, PutOptions};
 use serde_json::{json, Value};

@@ -64,7 +64,7 @@ fn the_repository_runs_over_any_store() {
     let first = db.put_object(&spec, json!({"id": 1, "name": "a"}), &PutOptions::default()).unwrap();
     db.put_object(&spec, json!({"id": 1, "name": "b"}), &PutOptions::default()).unwrap();
     db.put_object(&spec, json!({"id": 2, "name": "c"}), &PutOptions::default()).unwrap();
-    let by_name = repository::find(
+    let by_name = objects::find(
         &db,
         &spec,
         &Condition::parse_filter(&json!([["name", "==", "b"]])).unwrap(),
@@ -74,8 +74,7 @@ fn the_repository_runs_over_any_store() {
     assert_eq!(by_name.items.len(), 1);
     assert_eq!(by_name.items[0].object, json!({"id": 1, "name": "b"}));
     let old = FindOptions { version: Some(first.version), ..FindOptions::default() };
-    let then =
-        repository::find(&db, &spec, &Condition::parse_filter(&json!([["id", "==", 1]])).unwrap(), &old).unwrap();
+    let then = objects::find(&db, &spec, &Condition::parse_filter(&json!([["id", "==", 1]])).unwrap(), &old).unwrap();
     assert_eq!(then.items[0].object["name"], "a", "history works over the seam");
     db.sync().unwrap();
     assert!(store.durable_calls.load(std::sync::atomic::Ordering::Relaxed) >= 2, "open and sync reach make_durable");

@@ -3,7 +3,7 @@
 
 use super::db::ReadView;
 use super::filter::{Condition, Op};
-use super::repository::{self, find, get};
+use super::objects::{self, find, get};
 use super::test_util::{ids, store_users, temp_db, user, user_spec};
 use super::{
     DeleteOptions, ErrorClass, FindOptions, Keyspace, PutOptions, StorageError, UpdateOptions, Updater, UpdaterOp,
@@ -190,10 +190,10 @@ fn one_write_covers_an_object_and_engine_keyspaces_all_or_nothing() {
     })
     .unwrap();
     let failed: Result<(), StorageError> = db.write(|tx| {
-        repository::put(tx, &spec, user(1), &PutOptions::default())?;
+        objects::put(tx, &spec, user(1), &PutOptions::default())?;
         tx.remove(Keyspace::RepairQueue, b"req-1");
         tx.insert(Keyspace::OutputQueue, b"out-1", &b"x"[..]);
-        repository::put(tx, &spec, json!({"id": 2, "username": 5}), &PutOptions::default())?; // invalid
+        objects::put(tx, &spec, json!({"id": 2, "username": 5}), &PutOptions::default())?; // invalid
         Ok(())
     });
     assert!(failed.unwrap_err().to_string().contains("expected string"));
@@ -202,9 +202,9 @@ fn one_write_covers_an_object_and_engine_keyspaces_all_or_nothing() {
     assert!(db.get(Keyspace::OutputQueue, b"out-1").unwrap().is_none());
     assert_eq!(count_keys(&db, Keyspace::HistoryIndex), 0);
     db.write(|tx| {
-        repository::put(tx, &spec, user(1), &PutOptions::default())?;
+        objects::put(tx, &spec, user(1), &PutOptions::default())?;
         // the transaction sees its own object: update it in the same commit
-        let n = repository::update(
+        let n = objects::update(
             tx,
             &spec,
             &by_id(1),
@@ -230,7 +230,7 @@ fn reindex_rebuilds_entries_after_an_index_is_added() {
     store_users(&db, 10);
     db.delete_objects(&spec, &by_id(3), &DeleteOptions::default()).unwrap();
     let full = user_spec();
-    let n = db.write(|tx| repository::reindex(tx, &full)).unwrap();
+    let n = db.write(|tx| objects::reindex(tx, &full)).unwrap();
     assert_eq!(n, 10);
     let p = find(&db, &full, &[Condition::new("phones", Op::Eq, json!("q3"))], &FindOptions::default()).unwrap();
     assert_eq!(ids(&p), [8], "new index works; the deleted object 3 is not current");

@@ -1,4 +1,4 @@
-//! `repository::*`: data access through the host `Repository` (find, get, put, update, delete,
+//! `repository::*`: data access through the host `DataAccess` (find, get, put, update, delete,
 //! push_job). Arguments are converted to JSON, results back to Rhai values. Host errors are
 //! raised as catchable script errors that keep the host's class when not caught.
 
@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::convert::{dynamic_to_json, json_to_dynamic};
 use crate::error::{api_error, host_error, HostError};
-use crate::host::Repository;
+use crate::host::DataAccess;
 
 type Res = Result<Dynamic, Box<EvalAltResult>>;
 
@@ -40,11 +40,11 @@ impl Conv {
 }
 
 /// Build the `repository` module over `repo`.
-pub(crate) fn module(repo: Arc<dyn Repository>, max_depth: usize) -> Module {
+pub(crate) fn module(repo: Arc<dyn DataAccess>, max_depth: usize) -> Module {
     let mut m = Module::new();
     let conv = move |function| Conv { function, max_depth };
 
-    let find = move |r: &dyn Repository, t: &str, filter: &Dynamic, opts: Option<&Dynamic>| {
+    let find = move |r: &dyn DataAccess, t: &str, filter: &Dynamic, opts: Option<&Dynamic>| {
         let c = conv("find");
         let (filter, opts) = (c.arg("filter", filter)?, c.options(opts)?);
         c.result(r.find(t, &filter, &opts))
@@ -54,7 +54,7 @@ pub(crate) fn module(repo: Arc<dyn Repository>, max_depth: usize) -> Module {
     let r = repo.clone();
     m.set_native_fn("find", move |t: ImmutableString, f: Dynamic, o: Dynamic| find(&*r, &t, &f, Some(&o)));
 
-    let get = move |r: &dyn Repository, t: &str, index: &str, key: &Dynamic, o: Option<&Dynamic>| {
+    let get = move |r: &dyn DataAccess, t: &str, index: &str, key: &Dynamic, o: Option<&Dynamic>| {
         let c = conv("get");
         let (key, opts) = (c.arg("key", key)?, c.options(o)?);
         c.result(r.get(t, index, &key, &opts))
@@ -66,7 +66,7 @@ pub(crate) fn module(repo: Arc<dyn Repository>, max_depth: usize) -> Module {
         get(&*r, &t, &i, &k, Some(&o))
     });
 
-    let put = move |r: &dyn Repository, t: &str, obj: &Dynamic, o: Option<&Dynamic>| {
+    let put = move |r: &dyn DataAccess, t: &str, obj: &Dynamic, o: Option<&Dynamic>| {
         let c = conv("put");
         let (obj, opts) = (c.arg("object", obj)?, c.options(o)?);
         c.result(r.put(t, &obj, &opts))
@@ -76,7 +76,7 @@ pub(crate) fn module(repo: Arc<dyn Repository>, max_depth: usize) -> Module {
     let r = repo.clone();
     m.set_native_fn("put", move |t: ImmutableString, obj: Dynamic, o: Dynamic| put(&*r, &t, &obj, Some(&o)));
 
-    let update = move |r: &dyn Repository, t: &str, filter: &Dynamic, updaters: &Dynamic, o: Option<&Dynamic>| {
+    let update = move |r: &dyn DataAccess, t: &str, filter: &Dynamic, updaters: &Dynamic, o: Option<&Dynamic>| {
         let c = conv("update");
         let filter = c.arg("filter", filter)?;
         let (updaters, opts) = (c.arg("updaters", updaters)?, c.options(o)?);
@@ -89,7 +89,7 @@ pub(crate) fn module(repo: Arc<dyn Repository>, max_depth: usize) -> Module {
         update(&*r, &t, &f, &u, Some(&o))
     });
 
-    let delete = move |r: &dyn Repository, t: &str, filter: &Dynamic, o: Option<&Dynamic>| {
+    let delete = move |r: &dyn DataAccess, t: &str, filter: &Dynamic, o: Option<&Dynamic>| {
         let c = conv("delete");
         let (filter, opts) = (c.arg("filter", filter)?, c.options(o)?);
         c.result(r.delete(t, &filter, &opts))

@@ -21,7 +21,7 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
 
-use crate::{CallContext, Host, HostError, Limits, Repository, Sandbox, ScriptError, Sequences};
+use crate::{CallContext, DataAccess, Host, HostError, Limits, Sandbox, ScriptError, Sequences};
 
 /// An in-memory repository: objects per type; filters `[[field, "==", value], ...]`;
 /// the type `Broken` fails with an external error, `Invalid` with a user-data error.
@@ -50,7 +50,7 @@ impl FakeRepository {
     }
 }
 
-impl Repository for FakeRepository {
+impl DataAccess for FakeRepository {
     fn find(&self, t: &str, filter: &Value, options: &Value) -> Result<Value, HostError> {
         self.check_type(t, options)?;
         let objects = self.objects.lock().unwrap();

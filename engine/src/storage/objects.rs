@@ -1,4 +1,4 @@
-//! The repository operations (TDG semantics): find, get, put, update, delete over a
+//! Versioned objects (TDG semantics): find, get, put, update, delete over a
 //! [`TypeSpec`]. Reads take any [`ReadView`] (the database, or a write transaction to see its own
 //! writes); writes take the [`WriteTx`] so the engine can combine them with its own writes in one
 //! atomic commit. The `Db::*_object(s)` wrappers open their own transaction.

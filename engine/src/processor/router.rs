@@ -1,0 +1,214 @@
+//! The router: an accepted (or retried, or resumed) object goes to a script worker for its
+//! stages, then to the storage actor, or to its connector output and then the storage actor;
+//! how it ended is recorded (a failure in its repair-queue entry) and answered.
+
+use super::stages::{prepare, send_failed, Done, Finish, Prepared, ToSend};
+use super::storage_actor::{StoreJob, StoreSender, Then};
+use super::{panic_text, Processor};
+use crate::metrics::metrics;
+use crate::output::Content;
+use crate::repair::{Entry, Failure, RepairError};
+use crate::runtime::Runtime;
+use ferrogrid_connectors::{Outcome, OutcomeStatus};
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+use tokio::sync::OwnedSemaphorePermit;
+
+/// What finishing an object needs, on whichever thread it ends (script worker or storage actor).
+pub(super) struct Finisher {
+    pub(super) rt: Arc<Runtime>,
+    /// The async runtime that sends to connector outputs.
+    pub(super) io: tokio::runtime::Handle,
+    /// Ids of the entries being processed right now.
+    pub(super) busy: Mutex<HashSet<String>>,
+}
+
+impl Finisher {
+    /// Record how processing `id` ended (a failure in its repair-queue entry), release it and
+    /// count it; the outcome for a waiting client.
+    fn finish(&self, id: &str, result: Result<Done, Failure>, started: Instant) -> Outcome {
+        if let Err(failure) = &result {
+            metrics().repair_added.with_label_values(&[failure.stage]).inc();
+            tracing::warn!(id, stage = failure.stage, function = ?failure.function, error = %failure.error, "object kept in the repair queue");
+            let rt = &self.rt;
+            // repair_queue.on_object_added: the first failure also hands the object to the
+            // output processor under another key, in the same commit.
+            let postprocess = failure
+                .routing_key
+                .as_deref()
+                .and_then(|key| rt.config.repair_queue.on_object_added.get(key))
+                .map(|added| added.postprocess_with_routing_key.as_str());
+            let mut handed = false;
+            let recorded = rt.repair.fail(id, failure, |tx, entry| {
+                let (Some(key), 1) = (postprocess, entry.attempts) else { return Ok(()) };
+                if let Some(route) = rt.config.output_processor.get(key) {
+                    rt.output_queue.stage_in(tx, route, key, None, Content::Copy(entry.payload.clone()))?;
+                    handed = true;
+                }
+                Ok(())
+            });
+            match recorded {
+                Ok(_) if handed => rt.output_queue.ring(),
+                Ok(_) => {}
+                Err(e) => tracing::error!(id, error = %e, "recording the failure in the repair queue failed"),
+            }
+        }
+        let outcome = outcome_of(id, &result);
+        self.busy.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
+        metrics().in_flight.dec();
+        let status = match outcome.status {
+            OutcomeStatus::Stored => "stored",
+            OutcomeStatus::Routed => "routed",
+            OutcomeStatus::Repair | OutcomeStatus::Pending => "repair",
+        };
+        metrics().processing_seconds.with_label_values(&[status]).observe(started.elapsed().as_secs_f64());
+        outcome
+    }
+}
+
+fn outcome_of(id: &str, result: &Result<Done, Failure>) -> Outcome {
+    match result {
+        Ok(Done::Stored { routing_key, type_name, version }) => Outcome {
+            id: id.to_string(),
+            status: OutcomeStatus::Stored,
+            routing_key: Some(routing_key.clone()),
+            type_name: Some(type_name.clone()),
+            version: Some(*version),
+            error: None,
+        },
+        Ok(Done::Routed { routing_key, .. }) => Outcome {
+            id: id.to_string(),
+            status: OutcomeStatus::Routed,
+            routing_key: Some(routing_key.clone()),
+            type_name: None,
+            version: None,
+            error: None,
+        },
+        Err(failure) => Outcome {
+            id: id.to_string(),
+            status: OutcomeStatus::Repair,
+            routing_key: failure.routing_key.clone(),
+            type_name: None,
+            version: None,
+            error: Some(failure.error.clone()),
+        },
+    }
+}
+
+/// Send `item` to its output on the async runtime; then the storage actor finishes `entry`
+/// (with other objects in one commit), or the failure is recorded off the reactor.
+async fn send(shared: Arc<Finisher>, storage: StoreSender, entry: Entry, mut item: ToSend, then: Then) {
+    // The object goes to the output; what finishes the entry afterwards needs only the rest.
+    let obj = std::mem::take(&mut item.obj);
+    let result = match shared.rt.outputs.get(&item.output) {
+        Some(Some(output)) => output.send(obj, item.routing_key.clone()).await,
+        _ => Err(ferrogrid_connectors::SendError::Rejected(format!("no output named \"{}\"", item.output))),
+    };
+    match result {
+        Ok(()) => {
+            let id = entry.id.clone();
+            let queued = storage.store(StoreJob { entry, item: Finish::Sent(item), then });
+            if !queued {
+                // Only after the storage actor closed (shutdown): the entry stays and is sent again at
+                // the next start.
+                tracing::warn!(id, "sent, but not finished: the engine is stopping");
+            }
+        }
+        Err(e) => {
+            let failed = tokio::task::spawn_blocking(move || then(Err(send_failed(&item, e.to_string()))));
+            if let Err(e) = failed.await {
+                tracing::error!(error = %e, "recording a failed send failed");
+            }
+        }
+    }
+}
+
+impl Processor {
+    /// Process `entry` (already claimed): stages 1-6 on a script worker, storage on the storage
+    /// actor. The permit is held until it ends.
+    pub(super) fn submit(
+        self: &Arc<Self>,
+        entry: Entry,
+        permit: OwnedSemaphorePermit,
+    ) -> impl Future<Output = Option<Outcome>> + Send + 'static {
+        let shared = self.shared.clone();
+        let storage = self.storage.sender();
+        let started = Instant::now();
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        metrics().in_flight.inc();
+        // The job is queued now; what `run` returns is not needed (the reply carries the outcome).
+        drop(self.pool.run(move |script_engine| {
+            let id = entry.id.clone();
+            let finisher = shared.clone();
+            let then: Then = Box::new(move |result| {
+                let _ = reply.send(finisher.finish(&id, result, started));
+                drop(permit);
+            });
+            let prepared = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                prepare(&shared.rt, script_engine, &entry)
+            })) {
+                Ok(prepared) => prepared,
+                Err(panic) => {
+                    then(Err(Failure {
+                        stage: "internal",
+                        function: None,
+                        routing_key: None,
+                        error: format!("internal error (a bug): processing panicked: {}", panic_text(&*panic)),
+                    }));
+                    // Recorded; now the worker hears of it too and starts over.
+                    std::panic::resume_unwind(panic);
+                }
+            };
+            match prepared {
+                Err(failure) => then(Err(failure)),
+                Ok(Prepared::Send(item)) => {
+                    let io = shared.io.clone();
+                    io.spawn(send(shared, storage, entry, item, then));
+                }
+                Ok(Prepared::Store(item)) => {
+                    let id = entry.id.clone();
+                    let sent = storage.store(StoreJob { entry, item: Finish::Store(item), then });
+                    if !sent {
+                        // Only after the storage actor closed (shutdown): the entry stays New and
+                        // resumes at the next start.
+                        tracing::warn!(id, "not stored: the engine is stopping");
+                    }
+                }
+            }
+        }));
+        async move { outcome.await.ok() }
+    }
+
+    /// Process again everything unfinished when the engine last stopped. Returns how many.
+    pub fn resume(self: &Arc<Self>) -> Result<usize, RepairError> {
+        let entries = self.rt.repair.unfinished()?;
+        let count = entries.len();
+        if count > 0 {
+            tracing::info!(count, "resuming objects whose processing had not finished");
+        }
+        let engine = self.clone();
+        actix_rt::spawn(async move {
+            for entry in entries {
+                let Ok(permit) = engine.permits.clone().acquire_owned().await else { return };
+                if !engine.claim(&entry.id) {
+                    continue;
+                }
+                // Read it again now that it is claimed: an operator may have retried or deleted
+                // it since the list was taken.
+                match engine.rt.repair.get(&entry.id) {
+                    Ok(Some(current)) if current.is_unfinished() => {
+                        actix_rt::spawn(engine.submit(current, permit));
+                    }
+                    Ok(_) => engine.release(&entry.id),
+                    Err(e) => {
+                        tracing::error!(id = %entry.id, error = %e, "reading an unfinished entry failed");
+                        engine.release(&entry.id);
+                    }
+                }
+            }
+        });
+        Ok(count)
+    }
+}
