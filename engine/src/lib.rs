@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod model;
 pub mod output;
+pub mod parked;
 pub mod processor;
 pub mod repair;
 pub mod repository;

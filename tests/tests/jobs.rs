@@ -159,6 +159,14 @@ fn a_failing_job_waits_in_the_failed_queue_and_runs_after_the_fix() {
     server.config_dir().expect("test config").write("flaky.rhai", FLAKY_FIXED);
     server.restart();
     assert_eq!(failed(&server).len(), 1, "failed jobs survive the restart");
+    // The filter every parked queue takes: text, and when the job was pushed.
+    let listed = |query: &str| server.get(&format!("/admin/api/jobs/failed?{query}")).json()["items"].clone();
+    assert_eq!(listed("filter=FLAKY").as_array().map(Vec::len), Some(1));
+    assert_eq!(listed("filter=nothing%20like%20it").as_array().map(Vec::len), Some(0));
+    assert_eq!(listed("from=2000-01-01&to=2999-01-01").as_array().map(Vec::len), Some(1));
+    assert_eq!(listed("from=2999-01-01").as_array().map(Vec::len), Some(0));
+    server.get("/admin/api/jobs/failed?to=yesterday").assert_status(400, "a bad time");
+    assert_eq!(server.post_empty("/admin/api/jobs/failed/retry-all?from=2999-01-01").json()["retried"], 0);
     let r = server.post_empty("/admin/api/jobs/failed/retry-all");
     r.assert_status(200, "retry-all");
     assert_eq!(r.json()["retried"], 1);

@@ -10,9 +10,9 @@ use super::node::gql_value;
 use super::types::{JSON, LONG};
 use crate::jobs::Jobs;
 use crate::output::OutputQueue;
+use crate::parked::{parse_time, ParkedFilter};
 use crate::processor::Processor;
 use crate::processor::RetryError;
-use crate::repair::{parse_time, ListFilter};
 use crate::scheduler::{Scheduler, TaskError};
 use crate::storage::{HardLimits, StorageError};
 
@@ -37,7 +37,7 @@ fn retry_error(e: RetryError) -> async_graphql::Error {
 }
 
 /// The repair-queue filter of `args` (`filter` text, `from`/`to` times, `first`, `after`).
-fn list_filter(args: &ObjectAccessor<'_>) -> async_graphql::Result<ListFilter> {
+fn list_filter(args: &ObjectAccessor<'_>) -> async_graphql::Result<ParkedFilter> {
     let text = |name: &str| -> async_graphql::Result<Option<String>> {
         Ok(match args.get(name).filter(|v| !v.is_null()) {
             Some(v) => Some(v.string()?.to_string()).filter(|s| !s.is_empty()),
@@ -51,7 +51,7 @@ fn list_filter(args: &ObjectAccessor<'_>) -> async_graphql::Result<ListFilter> {
         Some(v) => usize::try_from(v.i64()?.clamp(1, 1000)).unwrap_or(100),
         None => 100,
     };
-    Ok(ListFilter { text: text("filter")?, from: time("from")?, to: time("to")?, first, after: text("after")? })
+    Ok(ParkedFilter { text: text("filter")?, from: time("from")?, to: time("to")?, first, after: text("after")? })
 }
 
 fn with_filter(field: Field, paged: bool) -> Field {

@@ -1,8 +1,9 @@
 //! The REST admin API: the repair queue.
 
 use super::{error, AppState};
+use crate::parked::ParkedFilter;
 use crate::processor::RetryError;
-use crate::repair::{ListFilter, RepairError};
+use crate::repair::RepairError;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -22,30 +23,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// Query parameters of listings and bulk actions.
-#[derive(Debug, Deserialize)]
-struct FilterQuery {
-    filter: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    first: Option<usize>,
-    after: Option<String>,
-}
-
-fn to_filter(q: FilterQuery) -> Result<ListFilter, String> {
-    let time = |t: Option<String>| t.filter(|s| !s.is_empty()).map(|s| crate::repair::parse_time(&s)).transpose();
-    Ok(ListFilter {
-        text: q.filter,
-        from: time(q.from)?,
-        to: time(q.to)?,
-        first: q.first.unwrap_or(100).clamp(1, 1000),
-        after: q.after.filter(|s| !s.is_empty()),
-    })
-}
-
-fn parse_query(req: &HttpRequest) -> Result<ListFilter, String> {
-    let q = web::Query::<FilterQuery>::from_query(req.query_string()).map_err(|e| e.to_string())?;
-    to_filter(q.into_inner())
+fn parse_query(req: &HttpRequest) -> Result<ParkedFilter, String> {
+    super::parked::filter_of(req)
 }
 
 fn repair_error(e: RepairError) -> HttpResponse {

@@ -1,11 +1,13 @@
-//! The REST admin API of the failed-jobs queue: `GET /admin/api/jobs/failed?filter=`,
+//! The REST admin API of the failed-jobs queue (filters as every parked queue: `filter=`, `from=`,
+//! `to=`): `GET /admin/api/jobs/failed?filter=`,
 //! `POST /admin/api/jobs/failed/{id}/retry`, `POST /admin/api/jobs/failed/retry-all?filter=`,
 //! `DELETE /admin/api/jobs/failed/{id}`, `DELETE /admin/api/jobs/failed?filter=`; and
 //! `GET /admin/api/jobs` (how many are pending).
 
-use super::parked::{all, on_queue, one, text};
-use super::AppState;
+use super::parked::{all, filter_of, on_queue, one};
+use super::{error, AppState};
 use crate::jobs::Jobs;
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 use std::sync::Arc;
@@ -34,8 +36,11 @@ async fn summary(state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn list(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let filter = text(&req);
-    match on_queue(queue(&state), move |jobs| jobs.failed_list(filter.as_deref())).await {
+    let filter = match filter_of(&req) {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    match on_queue(queue(&state), move |jobs| jobs.failed_matching(&filter)).await {
         Ok(items) => HttpResponse::Ok().json(json!({"items": items})),
         Err(r) => r,
     }
@@ -46,7 +51,7 @@ async fn retry_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpR
 }
 
 async fn retry_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    all(&req, queue(&state), "retried", Jobs::retry_all).await
+    all(&req, queue(&state), "retried", Jobs::retry_matching).await
 }
 
 async fn delete_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
@@ -54,5 +59,5 @@ async fn delete_one(path: web::Path<String>, state: web::Data<AppState>) -> Http
 }
 
 async fn delete_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    all(&req, queue(&state), "deleted", Jobs::delete_all).await
+    all(&req, queue(&state), "deleted", Jobs::delete_matching).await
 }

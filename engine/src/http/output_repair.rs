@@ -6,10 +6,9 @@
 //! `GET /admin/api/output-queues`: each replicated output's mode, deliveries waiting, the oldest
 //! of them and the parked ones.
 
-use super::parked::{on_queue, one};
+use super::parked::{all, filter_of, on_queue, one};
 use super::{error, AppState};
-use crate::output::{OutputQueue, ParkedFilter};
-use crate::repair::parse_time;
+use crate::output::OutputQueue;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
@@ -63,23 +62,8 @@ fn queue(state: &AppState) -> Arc<OutputQueue> {
     state.engine.runtime().output_queue.clone()
 }
 
-/// `?filter=&from=&to=`, or what is wrong with a time.
-fn parked_filter(req: &HttpRequest) -> Result<ParkedFilter, String> {
-    let query = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-        .map(web::Query::into_inner)
-        .unwrap_or_default();
-    let time = |name: &str| -> Result<_, String> {
-        match query.get(name).filter(|t| !t.is_empty()) {
-            Some(t) => parse_time(t).map(Some).map_err(|e| format!("{name}: {e}")),
-            None => Ok(None),
-        }
-    };
-    let text = query.get("filter").filter(|f| !f.is_empty()).cloned();
-    Ok(ParkedFilter { text, from: time("from")?, to: time("to")? })
-}
-
 async fn list(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let filter = match parked_filter(&req) {
+    let filter = match filter_of(&req) {
         Ok(f) => f,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
@@ -107,25 +91,8 @@ async fn retry_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpR
     one(queue(&state), path.into_inner(), WHAT, "retried", OutputQueue::retry).await
 }
 
-/// Retry or delete every parked delivery matching the filter: `{"<done>": n}`.
-async fn all_matching(
-    req: &HttpRequest,
-    state: &AppState,
-    done: &'static str,
-    op: fn(&OutputQueue, &ParkedFilter) -> Result<usize, crate::storage::StorageError>,
-) -> HttpResponse {
-    let filter = match parked_filter(req) {
-        Ok(f) => f,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
-    };
-    match on_queue(queue(state), move |q| op(q, &filter)).await {
-        Ok(n) => HttpResponse::Ok().json(json!({ done: n })),
-        Err(r) => r,
-    }
-}
-
 async fn retry_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    all_matching(&req, &state, "retried", OutputQueue::retry_matching).await
+    all(&req, queue(&state), "retried", OutputQueue::retry_matching).await
 }
 
 async fn delete_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
@@ -133,5 +100,5 @@ async fn delete_one(path: web::Path<String>, state: web::Data<AppState>) -> Http
 }
 
 async fn delete_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    all_matching(&req, &state, "deleted", OutputQueue::delete_matching).await
+    all(&req, queue(&state), "deleted", OutputQueue::delete_matching).await
 }

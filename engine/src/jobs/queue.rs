@@ -2,12 +2,15 @@
 //! (TDG's failed-jobs queue). A job's key is its UUIDv7 id all its life, so pending jobs scan in
 //! the order pushed and a failed job is found from its id.
 
+use crate::parked::{ParkedFilter, Shelf};
 use crate::storage::{Db, Keyspace, ReadView, StorageError, WriteTx};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 const PENDING: u8 = b'p';
 const FAILED: u8 = b'f';
+/// Where the failed jobs are.
+const FAILED_SHELF: Shelf = Shelf::new(Keyspace::Jobs, &[FAILED], "job record");
 
 /// One job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -163,40 +166,25 @@ impl Jobs {
 
     /// Failed jobs, oldest first, whose name, args or error contain `text` (case-insensitive).
     pub fn failed_list(&self, text: Option<&str>) -> Result<Vec<Job>, StorageError> {
-        let needle = text.map(str::to_lowercase);
-        let mut out = Vec::new();
-        for item in self.db.scan_prefix(Keyspace::Jobs, &[FAILED]) {
-            let (_, bytes) = item?;
-            let job: Job = serde_json::from_slice(&bytes).map_err(corrupt)?;
-            let matches = needle.as_deref().is_none_or(|n| {
-                job.name.to_lowercase().contains(n)
-                    || job.args.to_string().to_lowercase().contains(n)
-                    || job.error.as_deref().is_some_and(|e| e.to_lowercase().contains(n))
-                    || job.id.contains(n)
-            });
-            if matches {
-                out.push(job);
-            }
-        }
-        Ok(out)
+        self.failed_matching(&ParkedFilter::text(text))
+    }
+
+    /// Failed jobs, oldest first, matching `filter`.
+    pub fn failed_matching(&self, filter: &ParkedFilter) -> Result<Vec<Job>, StorageError> {
+        FAILED_SHELF.all(&self.db, filter)
     }
 
     /// Move failed job `id` back to the pending jobs (`to_pending`) or delete it; false when
     /// there is none. A job keeps its key (its id) all its life, so its place is found from the
-    /// id; the check inside the write makes two concurrent moves move it once.
+    /// id.
     fn take_failed(&self, id: &str, to_pending: bool) -> Result<bool, StorageError> {
-        let Ok(uuid) = uuid::Uuid::parse_str(id) else { return Ok(false) };
-        let failed_key = key(FAILED, &uuid);
-        let moved = self.db.write(|tx| {
-            let Some(bytes) = tx.get(Keyspace::Jobs, &failed_key)? else {
-                return Ok::<_, StorageError>(false);
-            };
-            tx.remove(Keyspace::Jobs, &failed_key);
+        let moved = FAILED_SHELF.take(&self.db, &[id], |tx, job: Job| {
             if to_pending {
-                tx.insert(Keyspace::Jobs, &key(PENDING, &uuid), bytes);
+                let uuid = uuid::Uuid::parse_str(&job.id).map_err(|e| StorageError::Corrupt(format!("job id: {e}")))?;
+                tx.insert(Keyspace::Jobs, &key(PENDING, &uuid), encode(&job)?);
             }
-            Ok(true)
-        })?;
+            Ok::<_, StorageError>(())
+        })? > 0;
         if moved && to_pending {
             self.ring();
         }
@@ -213,21 +201,49 @@ impl Jobs {
         self.take_failed(id, false)
     }
 
-    /// Try every failed job matching `text` again; how many.
-    pub fn retry_all(&self, text: Option<&str>) -> Result<usize, StorageError> {
+    /// Try every failed job matching `filter` again; how many.
+    pub fn retry_matching(&self, filter: &ParkedFilter) -> Result<usize, StorageError> {
         let mut n = 0;
-        for job in self.failed_list(text)? {
+        for job in self.failed_matching(filter)? {
             n += usize::from(self.retry(&job.id)?);
         }
         Ok(n)
     }
 
-    /// Delete every failed job matching `text`; how many.
-    pub fn delete_all(&self, text: Option<&str>) -> Result<usize, StorageError> {
+    /// Delete every failed job matching `filter`; how many.
+    pub fn delete_matching(&self, filter: &ParkedFilter) -> Result<usize, StorageError> {
         let mut n = 0;
-        for job in self.failed_list(text)? {
+        for job in self.failed_matching(filter)? {
             n += usize::from(self.delete(&job.id)?);
         }
         Ok(n)
+    }
+
+    /// Try every failed job matching `text` again; how many.
+    pub fn retry_all(&self, text: Option<&str>) -> Result<usize, StorageError> {
+        self.retry_matching(&ParkedFilter::text(text))
+    }
+
+    /// Delete every failed job matching `text`; how many.
+    pub fn delete_all(&self, text: Option<&str>) -> Result<usize, StorageError> {
+        self.delete_matching(&ParkedFilter::text(text))
+    }
+}
+
+impl crate::parked::Parked for Job {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn created_at(&self) -> &str {
+        &self.created_at
+    }
+
+    /// The id, name, args or error.
+    fn contains(&self, needle: &str) -> bool {
+        use crate::parked::found;
+        [self.id.as_str(), &self.name].iter().any(|f| found(f, needle))
+            || found(&self.args.to_string(), needle)
+            || self.error.as_deref().is_some_and(|e| found(e, needle))
     }
 }

@@ -11,7 +11,7 @@ mod actor;
 pub(crate) mod queue;
 
 pub use actor::{backoff, OutputProcessor};
-pub use queue::{Content, Delivery, OutputQueue, ParkedFilter};
+pub use queue::{Content, Delivery, OutputQueue};
 
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@
 
 use crate::config::{OutputProcessorRoute, QueueFull};
 use crate::metrics::metrics;
+use crate::parked::{ParkedFilter, Shelf};
 use crate::storage::{Db, Keyspace, ReadView, StorageError, WriteTx};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -12,6 +13,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 const PENDING: u8 = b'p';
 const PARKED: u8 = b'f';
+/// Where the parked deliveries are.
+const PARKED_SHELF: Shelf = Shelf::new(Keyspace::OutputQueue, &[PARKED], "output queue record");
 
 /// Status of a delivery (TDG's output repair statuses).
 pub const NEW: &str = "New";
@@ -109,17 +112,6 @@ pub enum Content {
     Copy(Value),
     /// `{"index": primary index, "key": its value}`: the current version is read when sent.
     Reference(Value),
-}
-
-/// Which parked deliveries an operator means: text, and when they were queued.
-#[derive(Debug, Clone, Default)]
-pub struct ParkedFilter {
-    /// Text in the id, output, routing key, status, error or object (case-insensitive).
-    pub text: Option<String>,
-    /// Queued at or after.
-    pub from: Option<chrono::DateTime<chrono::Utc>>,
-    /// Queued at or before.
-    pub to: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Unix milliseconds now.
@@ -423,33 +415,12 @@ impl OutputQueue {
     /// Parked deliveries, oldest first, matching `text` (case-insensitive, in the id, output,
     /// routing key, status, error or object).
     pub fn parked(&self, text: Option<&str>) -> Result<Vec<Delivery>, StorageError> {
-        self.parked_matching(&ParkedFilter { text: text.map(str::to_string), ..ParkedFilter::default() })
+        self.parked_matching(&ParkedFilter::text(text))
     }
 
     /// Parked deliveries, oldest first, matching `filter`.
     pub fn parked_matching(&self, filter: &ParkedFilter) -> Result<Vec<Delivery>, StorageError> {
-        let needle = filter.text.as_deref().map(str::to_lowercase);
-        let mut out = Vec::new();
-        for item in self.db.scan_prefix(Keyspace::OutputQueue, &[PARKED]) {
-            let (_, bytes) = item?;
-            let d: Delivery = serde_json::from_slice(&bytes).map_err(corrupt)?;
-            let text_matches = needle.as_deref().is_none_or(|n| {
-                [d.id.as_str(), d.output.as_str(), d.routing_key.as_str(), d.status.as_str()]
-                    .iter()
-                    .any(|f| f.to_lowercase().contains(n))
-                    || d.error.as_deref().is_some_and(|e| e.to_lowercase().contains(n))
-                    || d.object.to_string().to_lowercase().contains(n)
-            });
-            let queued = chrono::DateTime::parse_from_rfc3339(&d.created_at).map(|t| t.with_timezone(&chrono::Utc));
-            let time_matches = match queued {
-                Ok(t) => filter.from.is_none_or(|from| t >= from) && filter.to.is_none_or(|to| t <= to),
-                Err(_) => filter.from.is_none() && filter.to.is_none(),
-            };
-            if text_matches && time_matches {
-                out.push(d);
-            }
-        }
-        Ok(out)
+        PARKED_SHELF.all(&self.db, filter)
     }
 
     /// Try every parked delivery matching `filter` again; how many.
@@ -472,25 +443,15 @@ impl OutputQueue {
 
     /// Parked delivery `id`.
     pub fn get_parked(&self, id: &str) -> Result<Option<Delivery>, StorageError> {
-        let Ok(uuid) = uuid::Uuid::parse_str(id) else { return Ok(None) };
-        match self.db.get(Keyspace::OutputQueue, &parked_key(&uuid))? {
-            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(corrupt)?)),
-            None => Ok(None),
-        }
+        PARKED_SHELF.get(&self.db, id)
     }
 
     /// Move parked delivery `id` back to its output (`In Progress`, due now) or delete it; false
-    /// when there is none. The check inside the write makes two concurrent moves move it once.
+    /// when there is none.
     fn take_parked(&self, id: &str, retry: bool) -> Result<bool, StorageError> {
-        let Ok(uuid) = uuid::Uuid::parse_str(id) else { return Ok(false) };
-        let key = parked_key(&uuid);
-        let moved = self.db.write(|tx| {
-            let Some(bytes) = tx.get(Keyspace::OutputQueue, &key)? else {
-                return Ok::<_, StorageError>(false);
-            };
-            tx.remove(Keyspace::OutputQueue, &key);
+        let moved = PARKED_SHELF.take(&self.db, &[id], |tx, mut d: Delivery| {
             if retry {
-                let mut d: Delivery = serde_json::from_slice(&bytes).map_err(corrupt)?;
+                let uuid = d.uuid()?;
                 d.status = IN_PROGRESS.to_string();
                 d.next_at_ms = 0;
                 d.updated_at = now();
@@ -498,8 +459,8 @@ impl OutputQueue {
                 // An operator's retry is queued even beyond max_queue_size: it was asked for.
                 self.depths.change_at_commit(tx, &d.output, 1);
             }
-            Ok(true)
-        })?;
+            Ok::<_, StorageError>(())
+        })? > 0;
         if moved && retry {
             self.ring();
         }
@@ -518,11 +479,29 @@ impl OutputQueue {
 
     /// Try every parked delivery matching `text` again; how many.
     pub fn retry_all(&self, text: Option<&str>) -> Result<usize, StorageError> {
-        self.retry_matching(&ParkedFilter { text: text.map(str::to_string), ..ParkedFilter::default() })
+        self.retry_matching(&ParkedFilter::text(text))
     }
 
     /// Delete every parked delivery matching `text`; how many.
     pub fn delete_all(&self, text: Option<&str>) -> Result<usize, StorageError> {
-        self.delete_matching(&ParkedFilter { text: text.map(str::to_string), ..ParkedFilter::default() })
+        self.delete_matching(&ParkedFilter::text(text))
+    }
+}
+
+impl crate::parked::Parked for Delivery {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn created_at(&self) -> &str {
+        &self.created_at
+    }
+
+    /// The id, output, routing key, status, error or object.
+    fn contains(&self, needle: &str) -> bool {
+        use crate::parked::found;
+        [self.id.as_str(), &self.output, &self.routing_key, &self.status].iter().any(|f| found(f, needle))
+            || self.error.as_deref().is_some_and(|e| found(e, needle))
+            || found(&self.object.to_string(), needle)
     }
 }

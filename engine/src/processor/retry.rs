@@ -3,7 +3,8 @@
 //! left alone. Storage work runs on the blocking pool, never on a reactor thread.
 
 use super::{Processor, State};
-use crate::repair::{Entry, ListFilter, RepairError};
+use crate::parked::ParkedFilter;
+use crate::repair::{Entry, RepairError};
 use ferrogrid_connectors::Outcome;
 use serde_json::Value;
 use std::sync::{Arc, PoisonError};
@@ -78,7 +79,7 @@ impl Processor {
     }
 
     /// Entries matching `filter`, newest first, and the cursor of the next page.
-    pub async fn list(&self, filter: ListFilter) -> Result<(Vec<Entry>, Option<String>), RetryError> {
+    pub async fn list(&self, filter: ParkedFilter) -> Result<(Vec<Entry>, Option<String>), RetryError> {
         let rt = self.rt.clone();
         Ok(blocking(move || rt.repair.list(&filter)).await??)
     }
@@ -90,7 +91,7 @@ impl Processor {
     }
 
     /// Retry every failed entry matching `filter` in the background; returns how many.
-    pub async fn retry_all(self: &Arc<Self>, filter: ListFilter) -> Result<usize, RetryError> {
+    pub async fn retry_all(self: &Arc<Self>, filter: ParkedFilter) -> Result<usize, RetryError> {
         if self.state() == State::Draining {
             return Err(RetryError::Draining);
         }
@@ -132,7 +133,7 @@ impl Processor {
     }
 
     /// Delete every entry matching `filter` except those being processed; returns how many.
-    pub async fn delete_matching(&self, filter: ListFilter) -> Result<usize, RetryError> {
+    pub async fn delete_matching(&self, filter: ParkedFilter) -> Result<usize, RetryError> {
         let busy = self.shared.busy.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let rt = self.rt.clone();
         Ok(blocking(move || rt.repair.delete_matching(&filter, |id| busy.contains(id))).await??)

@@ -3,18 +3,20 @@
 //! routes it. On failure it stays, with the error, the stage and function that failed, the
 //! attempts and the original payload, until an operator retries or deletes it.
 //!
-//! Keys are UUIDv7 ids (time-ordered), so listing newest first is a reverse range scan.
+//! Keys are UUIDv7 ids (time-ordered), so listing newest first is a reverse range scan. The
+//! entries are kept, found, filtered and taken out by the [`Shelf`] all parked work shares.
 
 mod entry;
-mod filter;
 
 pub use entry::{Attempt, Entry, Failure, Status};
-pub use filter::{parse_time, ListFilter};
 
 use crate::metrics::metrics;
+use crate::parked::{ParkedFilter, Shelf};
 use crate::storage::{Db, Keyspace, ReadView, StorageError, WriteTx};
 use serde_json::Value;
-use std::ops::Bound;
+
+/// Where the entries are.
+const SHELF: Shelf = Shelf::new(Keyspace::RepairQueue, &[], "repair-queue entry");
 
 /// Problems of the repair queue.
 #[derive(Debug, thiserror::Error)]
@@ -134,11 +136,8 @@ impl RepairQueue {
 
     /// The entry `id`.
     pub fn get(&self, id: &str) -> Result<Option<Entry>, RepairError> {
-        let key = key_of(id)?;
-        match self.db.get(Keyspace::RepairQueue, &key)? {
-            Some(bytes) => Ok(Some(decode(&key, &bytes)?)),
-            None => Ok(None),
-        }
+        key_of(id)?;
+        Ok(SHELF.get(&self.db, id)?)
     }
 
     /// Read-modify-write entry `id` in one transaction; None if it does not exist (any more).
@@ -183,92 +182,70 @@ impl RepairQueue {
     }
 
     /// Entries matching `filter`, newest first, and the cursor to continue after the last one.
-    pub fn list(&self, filter: &ListFilter) -> Result<(Vec<Entry>, Option<String>), RepairError> {
-        let upper = match &filter.after {
-            Some(cursor) => Bound::Excluded(
-                key_of(cursor).map_err(|_| RepairError::BadRequest(format!("bad cursor \"{cursor}\"")))?,
-            ),
-            None => Bound::Unbounded,
-        };
-        let upper_ref = match &upper {
-            Bound::Excluded(k) => Bound::Excluded(&k[..]),
-            _ => Bound::Unbounded,
-        };
-        let mut items = Vec::new();
-        for item in self.db.range(Keyspace::RepairQueue, Bound::Unbounded, upper_ref, true) {
-            let (key, bytes) = item?;
-            let entry = decode(&key, &bytes)?;
-            if filter.matches(&entry) {
-                items.push(entry);
-                if items.len() >= filter.first {
-                    break;
-                }
-            }
-        }
-        let cursor = if items.len() >= filter.first { items.last().map(|e| e.id.clone()) } else { None };
-        Ok((items, cursor))
+    pub fn list(&self, filter: &ParkedFilter) -> Result<(Vec<Entry>, Option<String>), RepairError> {
+        SHELF.page(&self.db, filter).map_err(RepairError::BadRequest)
     }
 
     /// Every entry matching `filter` (all pages), oldest first.
-    pub fn all_matching(&self, filter: &ListFilter) -> Result<Vec<Entry>, RepairError> {
-        let mut out = Vec::new();
-        for item in self.db.scan_prefix(Keyspace::RepairQueue, &[]) {
-            let (key, bytes) = item?;
-            let entry = decode(&key, &bytes)?;
-            if filter.matches(&entry) {
-                out.push(entry);
-            }
-        }
-        Ok(out)
+    pub fn all_matching(&self, filter: &ParkedFilter) -> Result<Vec<Entry>, RepairError> {
+        Ok(SHELF.all(&self.db, filter)?)
     }
 
     /// Entries whose processing had not finished when the engine stopped: `New` without an
     /// error, and `In Progress`. They are processed again at start.
     pub fn unfinished(&self) -> Result<Vec<Entry>, RepairError> {
-        let mut out = Vec::new();
-        for item in self.db.scan_prefix(Keyspace::RepairQueue, &[]) {
-            let (key, bytes) = item?;
-            let entry = decode(&key, &bytes)?;
-            if entry.is_unfinished() {
-                out.push(entry);
-            }
-        }
-        Ok(out)
+        let all: Vec<Entry> = SHELF.all(&self.db, &ParkedFilter::default())?;
+        Ok(all.into_iter().filter(Entry::is_unfinished).collect())
     }
 
     /// Delete entry `id`; false if there was none.
     pub fn delete(&self, id: &str) -> Result<bool, RepairError> {
-        let key = key_of(id)?;
-        let existed = self.db.write(|tx| {
-            let Some(bytes) = tx.get(Keyspace::RepairQueue, &key)? else {
-                return Ok::<_, RepairError>(false);
-            };
-            let entry = decode(&key, &bytes)?;
-            self.complete_in(tx, &entry)?;
-            Ok(true)
-        })?;
-        if existed {
-            metrics().repair_depth.dec();
-        }
-        Ok(existed)
+        key_of(id)?;
+        let n = self.take(&[id])?;
+        Ok(n > 0)
     }
 
     /// Delete every entry matching `filter` for which `keep` is false; returns how many.
-    pub fn delete_matching(&self, filter: &ListFilter, keep: impl Fn(&str) -> bool) -> Result<usize, RepairError> {
-        let entries: Vec<Entry> = self.all_matching(filter)?.into_iter().filter(|e| !keep(&e.id)).collect();
-        let n = self.db.write(|tx| {
-            let mut n = 0;
-            for entry in &entries {
-                match self.complete_in(tx, entry) {
-                    Ok(()) => n += 1,
-                    Err(RepairError::Gone(_)) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok::<_, RepairError>(n)
+    pub fn delete_matching(&self, filter: &ParkedFilter, keep: impl Fn(&str) -> bool) -> Result<usize, RepairError> {
+        let entries = self.all_matching(filter)?;
+        let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).filter(|id| !keep(id)).collect();
+        self.take(&ids)
+    }
+
+    /// Take entries off the queue in one commit, each with the done marker of its intake-log
+    /// record (so that it does not come back from the log); how many were there.
+    fn take(&self, ids: &[&str]) -> Result<usize, RepairError> {
+        let n = SHELF.take(&self.db, ids, |tx, entry: Entry| {
+            crate::storage::mark_done(tx, &entry);
+            Ok::<_, RepairError>(())
         })?;
         metrics().repair_depth.sub(n as i64);
         Ok(n)
+    }
+}
+
+impl crate::parked::Parked for Entry {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn created_at(&self) -> &str {
+        &self.created_at
+    }
+
+    /// The id, status, source, input, routing key, error, stage, function or payload.
+    fn contains(&self, needle: &str) -> bool {
+        use crate::parked::found;
+        let status = match self.status {
+            Status::New => "New",
+            Status::InProgress => "In Progress",
+            Status::Reworked => "Reworked",
+        };
+        [self.id.as_str(), status, &self.source, &self.input].iter().any(|f| found(f, needle))
+            || [&self.routing_key, &self.error, &self.stage, &self.function]
+                .iter()
+                .any(|f| f.as_deref().is_some_and(|f| found(f, needle)))
+            || found(&self.payload.to_string(), needle)
     }
 }
 

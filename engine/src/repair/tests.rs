@@ -1,6 +1,7 @@
 //! Tests of the repair queue over a real (temporary) database.
 
 use super::*;
+use crate::parked::{parse_time, ParkedFilter};
 use serde_json::json;
 
 fn queue() -> (tempfile::TempDir, RepairQueue) {
@@ -63,17 +64,17 @@ fn listing_is_newest_first_with_cursor_and_filters() {
         q.add(&entry).unwrap();
         ids.push(entry.id);
     }
-    let (page, cursor) = q.list(&ListFilter { first: 2, ..Default::default() }).unwrap();
+    let (page, cursor) = q.list(&ParkedFilter { first: 2, ..Default::default() }).unwrap();
     assert_eq!(page.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), vec![ids[4].clone(), ids[3].clone()]);
-    let (rest, end) = q.list(&ListFilter { first: 10, after: cursor, ..Default::default() }).unwrap();
+    let (rest, end) = q.list(&ParkedFilter { first: 10, after: cursor, ..Default::default() }).unwrap();
     assert_eq!(rest.len(), 3);
     assert_eq!(rest[0].id, ids[2]);
     assert!(end.is_none());
-    let (found, _) = q.list(&ListFilter { text: Some("ITEM3".into()), ..Default::default() }).unwrap();
+    let (found, _) = q.list(&ParkedFilter { text: Some("ITEM3".into()), ..Default::default() }).unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].id, ids[3]);
     let future = parse_time("2999-01-01").unwrap();
-    let (none, _) = q.list(&ListFilter { from: Some(future), ..Default::default() }).unwrap();
+    let (none, _) = q.list(&ParkedFilter { from: Some(future), ..Default::default() }).unwrap();
     assert!(none.is_empty());
     assert!(parse_time("yesterday").is_err());
 }
@@ -89,7 +90,7 @@ fn deletes_one_and_matching() {
     }
     assert!(q.delete(&a.id).unwrap());
     assert!(!q.delete(&a.id).unwrap());
-    let n = q.delete_matching(&ListFilter { text: Some("drop".into()), ..Default::default() }, |_| false).unwrap();
+    let n = q.delete_matching(&ParkedFilter { text: Some("drop".into()), ..Default::default() }, |_| false).unwrap();
     assert_eq!(n, 2);
     assert!(q.get(&b.id).unwrap().is_none());
     assert!(matches!(q.get("not-a-uuid"), Err(RepairError::BadId(_))));
@@ -119,7 +120,7 @@ fn finishing_a_deleted_entry_fails_the_commit_and_bulk_delete_skips_kept_ids() {
     q.add(&a).unwrap();
     q.add(&b).unwrap();
     // `b` is being processed: a bulk delete leaves it.
-    let n = q.delete_matching(&ListFilter::default(), |id| id == b.id).unwrap();
+    let n = q.delete_matching(&ParkedFilter::default(), |id| id == b.id).unwrap();
     assert_eq!(n, 1);
     assert!(q.get(&b.id).unwrap().is_some());
     // `a` is gone: whatever would have finished it is not committed.
