@@ -23,6 +23,16 @@ pub struct ActorName {
     pub name: Arc<str>,
 }
 
+/// How long an actor that restarted `restarts` times in a row (no turn went well in between)
+/// waits before it works again: nothing after no restart, then 100 ms doubling up to 30 s, so a
+/// panic that comes back every time does not spin.
+pub fn restart_delay(restarts: u32) -> std::time::Duration {
+    match restarts {
+        0 => std::time::Duration::ZERO,
+        n => std::time::Duration::from_millis(100u64.saturating_mul(1 << (n - 1).min(9)).min(30_000)),
+    }
+}
+
 /// Run `body` with `act` and `ctx`; after a panic, count it, log it and stop the actor so that
 /// its supervisor restarts it. `None` when it panicked.
 pub fn guarded<A, R>(

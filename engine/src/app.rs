@@ -147,6 +147,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
 
     let signal = signals.wait().await?;
     tracing::info!(signal, "draining: refusing new objects, finishing the ones in flight");
+    engine.stop_accepting();
     for input in fetching {
         input.stop().await;
     }

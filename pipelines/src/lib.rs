@@ -10,7 +10,7 @@ pub mod steps;
 pub use compiled::{Pipeline, Pipelines};
 pub use envelope::{Envelope, Routed};
 pub use error::PipelineError;
-pub use pool::{panic_text, OnPanic, PoolClosed, WorkerPool};
+pub use pool::{panic_text, OnPanic, PoolError, WorkerPool};
 
 #[cfg(test)]
 mod tests;

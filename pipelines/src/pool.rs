@@ -26,10 +26,15 @@ pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_default()
 }
 
-/// The pool was shut down before the job ran.
+/// Why a job gave no result.
 #[derive(Debug, thiserror::Error)]
-#[error("the script worker pool is shut down")]
-pub struct PoolClosed;
+pub enum PoolError {
+    #[error("the script worker pool is shut down")]
+    Closed,
+    /// The job panicked (a bug); its worker started over with a new engine.
+    #[error("internal error (a bug): the job panicked: {0}")]
+    Panicked(String),
+}
 
 /// Worker threads that run jobs with a [`ScriptEngine`].
 pub struct WorkerPool {
@@ -73,7 +78,7 @@ impl WorkerPool {
 
     /// Queue `job` and return a future of its result. Bounding the number of jobs in flight is
     /// the caller's business (the engine holds a permit per object).
-    pub fn run<R, F>(&self, job: F) -> impl Future<Output = Result<R, PoolClosed>> + Send + 'static
+    pub fn run<R, F>(&self, job: F) -> impl Future<Output = Result<R, PoolError>> + Send + 'static
     where
         R: Send + 'static,
         F: FnOnce(&ScriptEngine) -> R + Send + 'static,
@@ -83,7 +88,16 @@ impl WorkerPool {
         let queued = match guard.as_ref() {
             Some(sender) => sender
                 .send(Box::new(move |engine: &ScriptEngine| {
-                    let _ = tx.send(job(engine));
+                    // A panic is answered as such, then re-raised so that the worker starts over.
+                    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(engine))) {
+                        Ok(result) => {
+                            let _ = tx.send(Ok(result));
+                        }
+                        Err(panic) => {
+                            let _ = tx.send(Err(PoolError::Panicked(panic_text(&*panic))));
+                            std::panic::resume_unwind(panic);
+                        }
+                    }
                 }))
                 .is_ok(),
             None => false,
@@ -91,14 +105,14 @@ impl WorkerPool {
         drop(guard);
         async move {
             if !queued {
-                return Err(PoolClosed);
+                return Err(PoolError::Closed);
             }
-            rx.await.map_err(|_| PoolClosed)
+            rx.await.unwrap_or(Err(PoolError::Closed))
         }
     }
 
     /// Run `job` on a worker and block the calling (non-async) thread until it is done.
-    pub fn run_blocking<R, F>(&self, job: F) -> Result<R, PoolClosed>
+    pub fn run_blocking<R, F>(&self, job: F) -> Result<R, PoolError>
     where
         R: Send + 'static,
         F: FnOnce(&ScriptEngine) -> R + Send + 'static,
@@ -106,14 +120,14 @@ impl WorkerPool {
         let (tx, rx) = crossbeam_channel::bounded(1);
         {
             let guard = self.sender.read().unwrap_or_else(PoisonError::into_inner);
-            let sender = guard.as_ref().ok_or(PoolClosed)?;
+            let sender = guard.as_ref().ok_or(PoolError::Closed)?;
             sender
                 .send(Box::new(move |engine: &ScriptEngine| {
                     let _ = tx.send(job(engine));
                 }))
-                .map_err(|_| PoolClosed)?;
+                .map_err(|_| PoolError::Closed)?;
         }
-        rx.recv().map_err(|_| PoolClosed)
+        rx.recv().map_err(|_| PoolError::Closed)
     }
 
     /// Number of jobs waiting for a worker.
@@ -128,13 +142,22 @@ impl WorkerPool {
         self.shutdown();
     }
 
-    /// Let queued jobs finish, then stop the workers.
+    /// Let queued jobs finish, then stop the workers (blocks until they have).
     pub fn shutdown(&self) {
-        *self.sender.write().unwrap_or_else(PoisonError::into_inner) = None;
-        let threads: Vec<_> = self.threads.lock().unwrap_or_else(PoisonError::into_inner).drain(..).collect();
-        for thread in threads {
+        for thread in self.close(false) {
             let _ = thread.join();
         }
+    }
+
+    /// Take no more jobs; the workers stop once the queued jobs ran (`discard`: once the running
+    /// ones ended, the queued ones dropped). Returns their threads, to join where blocking is
+    /// allowed.
+    pub fn close(&self, discard: bool) -> Vec<JoinHandle<()>> {
+        if discard {
+            self.discard.store(true, Ordering::Release);
+        }
+        *self.sender.write().unwrap_or_else(PoisonError::into_inner) = None;
+        self.threads.lock().unwrap_or_else(PoisonError::into_inner).drain(..).collect()
     }
 }
 

@@ -197,3 +197,45 @@ if obj.n == 2 { let m = #{}; for i in 0..100000 { m = #{inner: m}; } obj.deep = 
     assert_eq!(fine["status"], "stored", "{fine}");
     assert_eq!(server.repair_entries("").len(), 2);
 }
+
+#[test]
+fn a_preprocessing_step_that_panics_parks_its_delivery_and_the_rest_go_out() {
+    let hub = HttpReceiver::start();
+    let yaml = format!(
+        r#"types: {{__file: model.avsc}}
+functions:
+  stamp: {{__file: stamp.rhai}}
+connector:
+  input: [{{name: http, type: http}}]
+  output: [{{name: hub, type: http, url: "{}"}}]
+input_processor:
+  storage: [{{key: Item, type: Item}}]
+output_processor:
+  Item: {{pipeline: stamp, output: hub, is_async: false}}
+"#,
+        hub.url("/hub")
+    );
+    let stamp = "let obj = param.obj; obj.stamped = true; obj";
+    let failpoints = [("FAILPOINTS", "pipeline-step/stamp=1*panic(injected into preprocessing)->off")];
+    let server = Server::start_with_config_env(&yaml, &[("model.avsc", MODEL), ("stamp.rhai", stamp)], &failpoints);
+    for id in 0..5 {
+        server.post_json("/http", &json!({"Item": {"id": id, "n": id}})).assert_status(200, "accepted");
+    }
+    // Parked at once (a bug is no reason to try again), and the output moves on, even in sync
+    // mode, where a delivery tried again would hold it back.
+    let parked = wait_until(Duration::from_secs(30), "one delivery parked", || {
+        let items = server.get("/admin/api/output-repair").json()["items"].as_array().cloned().unwrap_or_default();
+        (items.len() == 1).then(|| items[0].clone())
+    });
+    assert_eq!(parked["status"], "Preprocessing error", "{parked}");
+    assert!(parked["error"].as_str().is_some_and(|e| e.contains("injected into preprocessing")), "{parked}");
+    wait_until(Duration::from_secs(30), "the other four delivered", || (arrivals(&hub).len() == 4).then_some(()));
+    assert_eq!(
+        metric_value(&server.get("/metrics").body, "ferrogrid_actor_restarts_total", &[("actor", "pipeline_worker")]),
+        Some(1.0),
+        "the worker started over"
+    );
+    // The failpoint is spent: Try again sends it.
+    server.post_empty("/admin/api/output-repair/retry-all").assert_status(200, "retry-all");
+    wait_until(Duration::from_secs(30), "all five delivered", || (arrivals(&hub).len() == 5).then_some(()));
+}

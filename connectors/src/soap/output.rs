@@ -165,8 +165,13 @@ fn text(node: &Value) -> String {
 /// The Fault in a SOAP answer, if its Body holds one: the answer is parsed (prefixes resolved,
 /// so `<Fault xmlns="...">` and any prefix count) and classified by the Fault's code. An answer
 /// that is not a SOAP envelope holds no Fault.
-pub fn fault_in(answer: &[u8]) -> Option<Fault> {
-    let envelope = super::xml::parse_envelope(answer, MAX_DEPTH).ok()?;
+#[cfg(test)]
+pub(crate) fn fault_in(answer: &[u8]) -> Option<Fault> {
+    fault_of(&super::xml::parse_envelope(answer, MAX_DEPTH).ok()?)
+}
+
+/// The Fault in a parsed SOAP answer, if its Body holds one.
+fn fault_of(envelope: &super::xml::Envelope) -> Option<Fault> {
     let body = &envelope.body;
     let ns = body.get("ns").and_then(Value::as_str);
     if body.get("tag").and_then(Value::as_str) != Some("Fault") || ns != Some(envelope.version.namespace()) {
@@ -201,7 +206,13 @@ impl Output for SoapOutput {
         Box::pin(async move {
             let answer = sending.await?;
             let described = answer.describe(poster.url());
-            match (fault_in(&answer.body), answer.status) {
+            let parsed = super::xml::parse_envelope(&answer.body, MAX_DEPTH);
+            // A 2xx answer that cannot be read as an envelope (another encoding, cut at the
+            // limit) but speaks of a Fault is not taken for a delivery: it is tried again, and
+            // parked with the answer quoted if it stays so.
+            let unreadable_fault = || parsed.is_err() && String::from_utf8_lossy(&answer.body).contains("Fault");
+            match (parsed.as_ref().ok().and_then(fault_of), answer.status) {
+                (None, 200..=299) if unreadable_fault() => Err(SendError::Unavailable(described)),
                 (None, 200..=299) => Ok(()),
                 (Some(Fault::Request(_)), _) => Err(SendError::Rejected(described)),
                 (Some(Fault::Peer(_)), _) => Err(SendError::Unavailable(described)),

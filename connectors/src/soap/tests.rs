@@ -298,7 +298,7 @@ mod output {
     }
 
     /// A SOAP peer on a loopback port answering every request with `status` and `body`.
-    fn peer(status: u16, body: String) -> (actix_web::dev::ServerHandle, String) {
+    fn peer(status: u16, body: Vec<u8>) -> (actix_web::dev::ServerHandle, String) {
         let server = actix_web::HttpServer::new(move || {
             let body = body.clone();
             actix_web::App::new().default_service(actix_web::web::to(move || {
@@ -321,6 +321,10 @@ mod output {
     }
 
     async fn send_to(status: u16, answer: String) -> Result<(), SendError> {
+        send_bytes(status, answer.into_bytes()).await
+    }
+
+    async fn send_bytes(status: u16, answer: Vec<u8>) -> Result<(), SendError> {
         let (handle, url) = peer(status, answer);
         let config: SoapOutputConfig = serde_json::from_value(json!({"name": "out", "url": url})).unwrap();
         let output = SoapOutput::new(config).unwrap();
@@ -344,6 +348,10 @@ mod output {
             r#"<Envelope xmlns="{S11}"><Header>{padding}</Header><Body><Fault><faultcode>Client</faultcode></Fault></Body></Envelope>"#
         );
         assert!(matches!(send_to(200, late).await, Err(SendError::Rejected(_))));
+        // A Fault that cannot be read (here: another encoding) is not taken for a delivery, nor
+        // trusted to be a Client fault: it is tried again.
+        let latin1 = b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>caf\xe9</faultstring></s:Fault></s:Body></s:Envelope>";
+        assert!(matches!(send_bytes(200, latin1.to_vec()).await, Err(SendError::Unavailable(_))));
         // No envelope: the status decides.
         assert!(send_to(202, String::new()).await.is_ok());
         assert!(matches!(send_to(503, "busy".into()).await, Err(SendError::Unavailable(_))));

@@ -57,6 +57,7 @@ impl JobRunner {
             next: None,
             bell: None,
             stopping: false,
+            restarts: 0,
         });
         JobRunner { addr }
     }
@@ -101,6 +102,8 @@ struct JobActor {
     next: Option<SpawnHandle>,
     bell: Option<SpawnHandle>,
     stopping: bool,
+    /// Restarts since the last turn that went well.
+    restarts: u32,
 }
 
 impl JobActor {
@@ -154,6 +157,7 @@ impl JobActor {
                     }
                     act.start(key, job, ctx);
                 }
+                act.restarts = 0;
                 // A full batch may have left more behind; a ring during the turn asks again.
                 let wait = if act.again || started { Duration::ZERO } else { IDLE };
                 act.schedule(wait, ctx);
@@ -219,7 +223,7 @@ impl Actor for JobActor {
             }
         };
         self.bell = Some(ctx.spawn(forward.into_actor(self)));
-        self.schedule(Duration::ZERO, ctx);
+        self.schedule(crate::actors::restart_delay(self.restarts), ctx);
     }
 }
 
@@ -227,6 +231,7 @@ impl Supervised for JobActor {
     fn restarting(&mut self, _: &mut Self::Context) {
         // The jobs running report to this same mailbox: the set of them stays.
         tracing::warn!(running = self.running.len(), "job runner restarting");
+        self.restarts += 1;
         self.turning = false;
         self.next = None;
         self.bell = None;

@@ -127,8 +127,9 @@ struct Delivered {
 #[rtype(result = "()")]
 struct Stop;
 
-/// What a turn read: the sent deliveries it removed (or why it could not), and the next batch.
-type TurnResult = (Result<Vec<uuid::Uuid>, String>, Result<Vec<Delivery>, String>);
+/// What a turn read: the ids of the sent deliveries it removed (or why it could not, with the
+/// deliveries, to be removed at the next turn), and the next batch.
+type TurnResult = (Result<Vec<uuid::Uuid>, (String, Vec<Delivery>)>, Result<Vec<Delivery>, String>);
 
 /// One output's actor.
 struct OutputActor {
@@ -156,6 +157,10 @@ struct OutputActor {
     stopping: bool,
     /// Stops waiting for the sends in flight to end.
     drained: Vec<oneshot::Sender<()>>,
+    /// The stop's last removal ran: a send that ends later is removed on its own.
+    finished: bool,
+    /// Restarts since the last turn that went well (the first turn after one waits longer).
+    restarts: u32,
 }
 
 impl OutputActor {
@@ -180,6 +185,8 @@ impl OutputActor {
             bell: None,
             stopping: false,
             drained: Vec::new(),
+            finished: false,
+            restarts: 0,
         }
     }
 
@@ -239,7 +246,10 @@ impl OutputActor {
             let ids: Vec<uuid::Uuid> = done.iter().filter_map(|d| d.uuid().ok()).collect();
             let removed = match done.is_empty() {
                 true => Ok(ids),
-                false => rt.output_queue.done_all(&done).map(|()| ids).map_err(|e| e.to_string()),
+                false => match rt.output_queue.done_all(&done) {
+                    Ok(()) => Ok(ids),
+                    Err(e) => Err((e.to_string(), done)),
+                },
             };
             let batch = match wanted {
                 0 => Ok(Vec::new()),
@@ -249,7 +259,7 @@ impl OutputActor {
         });
         ctx.spawn(work.into_actor(self).map(|result, act, ctx| {
             let who = act.who.clone();
-            let result = result.unwrap_or_else(|| (Err("the blocking pool is gone".into()), Ok(Vec::new())));
+            let result = result.unwrap_or_else(|| (Ok(Vec::new()), Err("the blocking pool is gone".into())));
             guarded(&who, act, ctx, |act, ctx| act.dispatch(result, ctx));
         }));
     }
@@ -263,9 +273,11 @@ impl OutputActor {
                     self.in_flight.remove(id);
                 }
             }
-            // Left in flight: not sent twice by this run; the next start sends them again.
-            Err(e) => {
-                tracing::error!(output = %self.output, error = %e, "removing sent deliveries failed; they are sent again at the next start")
+            // Still in flight (not sent again); their removal is tried again at the next turn.
+            Err((e, done)) => {
+                tracing::error!(output = %self.output, error = %e, "removing sent deliveries failed; trying again");
+                self.sent.extend(done);
+                self.again = true;
             }
         }
         let batch = batch.unwrap_or_else(|e| {
@@ -306,6 +318,8 @@ impl OutputActor {
             fail::fail_point!(&format!("output-send/{}", self.output));
             self.start(id, delivery, ctx);
         }
+        // This turn went well.
+        self.restarts = 0;
         let wait = match (self.again, next_due) {
             (true, _) => self.soon(),
             (false, Some(t)) => Duration::from_millis((t - now_ms()).clamp(1, IDLE.as_millis() as i64) as u64),
@@ -328,6 +342,19 @@ impl OutputActor {
     fn delivered(&mut self, msg: Delivered, ctx: &mut Context<Self>) {
         self.sending = self.sending.saturating_sub(1);
         match msg.sent {
+            // Sent after the stop's last removal (a slow peer): removed now, on its own.
+            Some(delivery) if self.finished => {
+                let (rt, output) = (self.rt.clone(), self.output.clone());
+                actix_rt::spawn(async move {
+                    let removed = blocking(move || rt.output_queue.done_all(std::slice::from_ref(&delivery))).await;
+                    if !matches!(removed, Some(Ok(()))) {
+                        tracing::error!(
+                            output,
+                            "removing a late sent delivery failed; it is sent again at the next start"
+                        );
+                    }
+                });
+            }
             Some(delivery) => self.sent.push(delivery),
             None => {
                 self.in_flight.remove(&msg.id);
@@ -363,7 +390,7 @@ impl Actor for OutputActor {
         };
         self.bell = Some(ctx.spawn(forward.into_actor(self)));
         tracing::info!(output = %self.output, "output actor started");
-        self.schedule(Duration::ZERO, ctx);
+        self.schedule(crate::actors::restart_delay(self.restarts), ctx);
     }
 }
 
@@ -374,6 +401,7 @@ impl Supervised for OutputActor {
         // ids, what they sent) stays: those tasks report to this same mailbox. Everything else
         // is read from the queue again by the first turn.
         tracing::warn!(output = %self.output, sending = self.sending, "output actor restarting");
+        self.restarts += 1;
         self.turning = false;
         self.next = None;
         self.bell = None;
@@ -419,6 +447,7 @@ impl Handler<Stop> for OutputActor {
             }
         };
         Box::pin(waited.into_actor(self).then(|(), act, _| {
+            act.finished = true;
             let done = std::mem::take(&mut act.sent);
             let (rt, output) = (act.rt.clone(), act.output.clone());
             async move {
@@ -479,10 +508,21 @@ async fn prepared(engine: &Processor, d: &Delivery) -> Result<Option<Value>, Fai
     let Some(pipeline) = d.pipeline.clone() else { return Ok(Some(object)) };
     let param = json!({"obj": object, "routing_key": d.routing_key});
     let ctx = CallContext { request_id: d.id.clone(), cancel: None, jobs: None };
-    let result = engine.on_worker(move |se| rt.pipelines.run(se, &pipeline, param, &ctx)).await;
+    let result = engine
+        .on_worker(move |se| {
+            // Test builds: `pipeline-step/<name>` makes the step fail (panic) as a bug would.
+            fail::fail_point!(&format!("pipeline-step/{pipeline}"));
+            rt.pipelines.run(se, &pipeline, param, &ctx)
+        })
+        .await;
     let fail = |error: String| Failed { status: PREPROCESSING_ERROR, error, retryable: false };
     match result {
-        Err(_) => Err(Failed { status: PREPROCESSING_ERROR, error: "the engine is stopping".into(), retryable: true }),
+        Err(e @ ferrogrid_pipelines::PoolError::Panicked(_)) => {
+            Err(Failed { status: PREPROCESSING_ERROR, error: e.to_string(), retryable: false })
+        }
+        Err(ferrogrid_pipelines::PoolError::Closed) => {
+            Err(Failed { status: PREPROCESSING_ERROR, error: "the engine is stopping".into(), retryable: true })
+        }
         Ok(Err(e)) => Err(fail(e.to_string())),
         Ok(Ok(Value::Object(mut map))) if map.contains_key("obj") => Ok(Some(map.remove("obj").unwrap_or_default())),
         Ok(Ok(value)) => Ok(Some(value)),

@@ -36,7 +36,7 @@ impl Processor {
         // Claimed before it becomes visible in the repair queue, so no operator action can
         // retry or delete it while its first processing is on its way.
         self.claim(&id);
-        let durable = match self.intake_log.append(&mut entry, |e| self.rt.repair.staged(e)) {
+        let durable = match self.intake_log.append(&mut entry, |e, json| self.rt.repair.staged(e, json)) {
             Ok(durable) => durable,
             Err(e) => {
                 self.release(&id);

@@ -18,7 +18,7 @@ use crate::metrics::metrics;
 use crate::repair::RepairQueue;
 use crate::runtime::Runtime;
 use crate::storage::IntakeLog;
-use ferrogrid_pipelines::{OnPanic, PoolClosed, WorkerPool};
+use ferrogrid_pipelines::{OnPanic, PoolError, WorkerPool};
 use ferrogrid_sandbox::ScriptEngine;
 use std::collections::HashSet;
 use std::future::Future;
@@ -110,7 +110,7 @@ impl Processor {
     }
 
     /// Run `job` on a script worker (scripts never run on the HTTP reactor threads).
-    pub fn on_worker<R, F>(&self, job: F) -> impl Future<Output = Result<R, PoolClosed>> + Send + 'static
+    pub fn on_worker<R, F>(&self, job: F) -> impl Future<Output = Result<R, PoolError>> + Send + 'static
     where
         R: Send + 'static,
         F: FnOnce(&ScriptEngine) -> R + Send + 'static,
@@ -145,6 +145,11 @@ impl Processor {
         self.shared.busy.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
     }
 
+    /// Refuse new objects from now on (a shutdown began); `/health` says `draining`.
+    pub fn stop_accepting(&self) {
+        self.set_state(State::Draining);
+    }
+
     /// Ready to accept objects.
     pub fn set_ready(&self) {
         self.set_state(State::Ready);
@@ -165,11 +170,16 @@ impl Processor {
             );
         }
         self.permits.close();
-        if left > 0 {
-            // Queued objects stay New in the repair queue and run at the next start.
-            self.pool.abandon();
-        } else {
-            self.pool.shutdown();
+        // Queued objects stay New in the repair queue and run at the next start. The workers are
+        // joined on the blocking pool, not on this reactor.
+        let workers = self.pool.close(left > 0);
+        let joined = tokio::task::spawn_blocking(move || {
+            for worker in workers {
+                let _ = worker.join();
+            }
+        });
+        if joined.await.is_err() {
+            tracing::error!("waiting for the script workers failed");
         }
         self.storage.close().await;
         self.intake_log.close();

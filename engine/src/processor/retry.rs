@@ -7,7 +7,7 @@ use crate::parked::ParkedFilter;
 use crate::repair::{Entry, RepairError};
 use ferrogrid_connectors::Outcome;
 use serde_json::Value;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 /// Why a retry did not run.
 #[derive(Debug, thiserror::Error)]
@@ -133,9 +133,26 @@ impl Processor {
     }
 
     /// Delete every entry matching `filter` except those being processed; returns how many.
-    pub async fn delete_matching(&self, filter: ParkedFilter) -> Result<usize, RetryError> {
-        let busy = self.shared.busy.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    pub async fn delete_matching(self: &Arc<Self>, filter: ParkedFilter) -> Result<usize, RetryError> {
         let rt = self.rt.clone();
-        Ok(blocking(move || rt.repair.delete_matching(&filter, |id| busy.contains(id))).await??)
+        let matching = blocking(move || rt.repair.all_matching(&filter)).await??;
+        // Each is claimed before it is deleted, so that one being processed (accepted or retried
+        // since the listing) is left alone; the deletion goes on in a task of its own, which
+        // releases the claims.
+        let claimed: Vec<String> = matching.into_iter().map(|e| e.id).filter(|id| self.claim(id)).collect();
+        let processor = self.clone();
+        let deleted = tokio::spawn(async move {
+            let (rt, ids) = (processor.rt.clone(), claimed.clone());
+            let deleted = blocking(move || {
+                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                rt.repair.delete_ids(&ids)
+            })
+            .await;
+            for id in &claimed {
+                processor.release(id);
+            }
+            Ok(deleted??)
+        });
+        deleted.await.unwrap_or_else(|e| Err(RetryError::Internal(e.to_string())))
     }
 }

@@ -196,8 +196,11 @@ impl Processor {
                     continue;
                 }
                 // Read it again now that it is claimed: an operator may have retried or deleted
-                // it since the list was taken.
-                match engine.rt.repair.get(&entry.id) {
+                // it since the list was taken (off the reactor).
+                let (rt, id) = (engine.rt.clone(), entry.id.clone());
+                let current = tokio::task::spawn_blocking(move || rt.repair.get(&id)).await;
+                let current = current.unwrap_or_else(|e| Err(RepairError::BadRequest(e.to_string())));
+                match current {
                     Ok(Some(current)) if current.is_unfinished() => {
                         actix_rt::spawn(engine.submit(current, permit));
                     }

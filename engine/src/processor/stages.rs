@@ -290,9 +290,21 @@ pub fn store(rt: &Runtime, items: &[(&Entry, &Finish)]) -> Vec<Result<Done, Fail
         .collect()
 }
 
-/// Stage every item in one write transaction and commit it: all of them or none. The failpoint
-/// `storage-commit` (test builds) makes the commit fail as a full disk would.
+/// Stage every item in one write transaction and commit it: all of them or none. A panic while
+/// staging (a bug) commits nothing and fails them like an error, so each item's outcome is told
+/// as it is. The failpoint `storage-commit` (test builds) makes the commit fail as a full disk
+/// would.
 fn commit(rt: &Runtime, items: &[(&Entry, &Finish)]) -> Result<Vec<Done>, RepairError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commit_unguarded(rt, items))).unwrap_or_else(|panic| {
+        let text = super::panic_text(&*panic);
+        tracing::error!(panic = %text, "storing panicked (a bug); nothing of that commit was written");
+        Err(RepairError::Storage(crate::storage::StorageError::Unavailable(format!(
+            "internal error (a bug): storing panicked: {text}"
+        ))))
+    })
+}
+
+fn commit_unguarded(rt: &Runtime, items: &[(&Entry, &Finish)]) -> Result<Vec<Done>, RepairError> {
     rt.db.write(|tx| {
         let done = items.iter().map(|(entry, item)| stage_item(rt, tx, entry, item)).collect::<Result<Vec<_>, _>>()?;
         // Everything is staged; failing here drops it all, as a commit that fails does.

@@ -99,13 +99,14 @@ impl RepairQueue {
         Ok(())
     }
 
-    /// The storage write of a new entry, for the intake log to commit with its record (the
-    /// caller counts it in the depth gauge once it is in).
-    pub fn staged(&self, entry: &Entry) -> Result<crate::storage::Staged, RepairError> {
+    /// The storage write of a new entry (serialised as `json`), for the intake log to commit
+    /// with its record (the caller counts it in the depth gauge once it is in).
+    pub fn staged(&self, entry: &Entry, json: &[u8]) -> Result<crate::storage::Staged, RepairError> {
+        // `json` is the entry as the intake log wrote it: the same as `encode(entry)`.
         Ok(crate::storage::Staged {
             keyspace: Keyspace::RepairQueue,
             key: key_of(&entry.id)?.to_vec(),
-            value: encode(entry),
+            value: json.to_vec(),
         })
     }
 
@@ -210,6 +211,11 @@ impl RepairQueue {
         let entries = self.all_matching(filter)?;
         let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).filter(|id| !keep(id)).collect();
         self.take(&ids)
+    }
+
+    /// Delete the entries `ids` (those still there) in one commit; how many.
+    pub fn delete_ids(&self, ids: &[&str]) -> Result<usize, RepairError> {
+        self.take(ids)
     }
 
     /// Take entries off the queue in one commit, each with the done marker of its intake-log

@@ -30,6 +30,10 @@ use std::time::{Duration, Instant};
 
 /// Longest the scheduler sleeps without looking at the clock again.
 const TICK: Duration = Duration::from_millis(500);
+/// Longest an operator's request waits for the scheduler's answer.
+const ASK_TIMEOUT: Duration = Duration::from_secs(30);
+/// The scheduler's mailbox.
+const MAILBOX: usize = 1 << 16;
 /// Longest result text kept in a run.
 const RESULT_CHARS: usize = 1000;
 
@@ -112,6 +116,8 @@ struct SchedulerActor {
     /// The next look at the clock.
     tick: Option<SpawnHandle>,
     shut_down: bool,
+    /// Restarts since the clock was last looked at without a panic.
+    restarts: u32,
 }
 
 /// The scheduler of one engine: a handle to its actor.
@@ -180,6 +186,7 @@ impl Scheduler {
             running_threshold,
             tick: None,
             shut_down: false,
+            restarts: 0,
         });
         Ok(Arc::new(Scheduler { addr, store, arbiter }))
     }
@@ -188,7 +195,7 @@ impl Scheduler {
     fn ask<T>(&self, command: impl FnOnce(Sender<T>) -> Command) -> Result<T, TaskError> {
         let (reply, answer) = crossbeam_channel::bounded(1);
         self.addr.try_send(command(reply)).map_err(|_| TaskError::Stopped)?;
-        answer.recv().map_err(|_| TaskError::Stopped)
+        answer.recv_timeout(ASK_TIMEOUT).map_err(|_| TaskError::Stopped)
     }
 
     /// Run `task` now (a single-shot task, or an extra run of any other); clears a stop.
@@ -289,10 +296,15 @@ impl SchedulerActor {
             .collect();
         for name in due {
             if let Some(schedule) = self.schedules.get(&name) {
-                let mut state = self.store.state(&name).unwrap_or_default();
-                state.last_fired_at = Some(now.to_rfc3339_opts(SecondsFormat::Millis, true));
-                if let Err(e) = self.store.set_state(&name, &state) {
-                    tracing::error!(task = %name, error = %e, "recording when the task fired failed");
+                // A state that cannot be read is not written back (it would clear a stop).
+                match self.store.state(&name) {
+                    Ok(mut state) => {
+                        state.last_fired_at = Some(now.to_rfc3339_opts(SecondsFormat::Millis, true));
+                        if let Err(e) = self.store.set_state(&name, &state) {
+                            tracing::error!(task = %name, error = %e, "recording when the task fired failed");
+                        }
+                    }
+                    Err(e) => tracing::error!(task = %name, error = %e, "reading the task's state failed"),
                 }
                 if let Some(l) = self.live.get_mut(&name) {
                     l.next = schedule.after(&now).next();
@@ -441,6 +453,22 @@ impl Actor for SchedulerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        // Callers share one address: room for every request they may have queued at once.
+        ctx.set_mailbox_capacity(MAILBOX);
+        if self.restarts > 0 {
+            // After a panic, wait (longer each time in a row) before looking at the clock.
+            let delay = crate::actors::restart_delay(self.restarts);
+            self.tick = Some(ctx.run_later(delay, |act, ctx| {
+                act.tick = None;
+                let who = act.who.clone();
+                guarded(&who, act, ctx, |act, ctx| {
+                    act.fire_due(ctx);
+                    act.restarts = 0;
+                    act.schedule_tick(ctx);
+                });
+            }));
+            return;
+        }
         let who = self.who.clone();
         guarded(&who, self, ctx, |act, ctx| {
             act.fire_due(ctx);
@@ -454,6 +482,7 @@ impl Supervised for SchedulerActor {
         // The live state stays: the runs in progress report to this same mailbox, and whether a
         // task is stopped is on disk as well. The clock is looked at again at once.
         tracing::warn!("scheduler restarting");
+        self.restarts += 1;
         self.tick = None;
     }
 }

@@ -80,6 +80,8 @@ struct Pending {
     segment: u64,
     bytes: Vec<u8>,
     staged: Vec<Staged>,
+    /// The ids of the pending records (for done markers when they are refused).
+    ids: Vec<Option<[u8; 16]>>,
     waiters: Vec<Waiter>,
     closed: bool,
     failed: Option<IntakeLogError>,
@@ -229,6 +231,7 @@ impl IntakeLog {
                     segment: first,
                     bytes: Vec::new(),
                     staged: Vec::new(),
+                    ids: Vec::new(),
                     waiters: Vec::new(),
                     closed: false,
                     failed: None,
@@ -259,11 +262,12 @@ impl IntakeLog {
     /// the storage write that goes with it, and queue both; the flusher inserts the write into
     /// sled before it flushes the record, so a record is always in sled before its segment can be
     /// checkpointed. The future resolves once the record is on disk (and the write in sled).
-    /// A log that failed or was closed refuses the record at once, before `stage` runs.
+    /// `stage` is given the record serialised (JSON, as it is logged). A log that failed or was
+    /// closed refuses the record at once, before `stage` runs.
     pub fn append<R: LogRecord, E: From<IntakeLogError>>(
         &self,
         record: &mut R,
-        stage: impl FnOnce(&R) -> Result<Staged, E>,
+        stage: impl FnOnce(&R, &[u8]) -> Result<Staged, E>,
     ) -> Result<impl std::future::Future<Output = Result<(), IntakeLogError>> + Send + 'static, E> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         {
@@ -274,11 +278,13 @@ impl IntakeLog {
             if pending.closed {
                 return Err(IntakeLogError::Closed.into());
             }
+            // Serialised once (with its segment), for the log and for `stage`.
+            record.set_segment(pending.segment);
             let mut bytes = Vec::new();
             encode(record, &mut bytes)?;
-            record.set_segment(pending.segment);
-            let staged = stage(record)?;
+            let staged = stage(record, &bytes[8..])?;
             pending.bytes.extend_from_slice(&bytes);
+            pending.ids.push(uuid::Uuid::parse_str(record.id()).ok().map(|u| *u.as_bytes()));
             pending.staged.push(staged);
             pending.waiters.push(tx);
             self.shared.wake.notify_one();
@@ -301,7 +307,7 @@ impl IntakeLog {
             let rotation_due = |written: bool, pending_empty: bool| {
                 (written || !pending_empty) && last_rotation.elapsed() >= CHECKPOINT_EVERY
             };
-            let (bytes, staged, waiters, closed, new_file) = {
+            let (bytes, staged, ids, waiters, closed, new_file) = {
                 let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
                 while pending.bytes.is_empty() && !pending.closed && !rotation_due(written, true) {
                     let (guard, _) = self
@@ -327,6 +333,7 @@ impl IntakeLog {
                 (
                     std::mem::take(&mut pending.bytes),
                     std::mem::take(&mut pending.staged),
+                    std::mem::take(&mut pending.ids),
                     std::mem::take(&mut pending.waiters),
                     pending.closed,
                     new_file,
@@ -347,10 +354,15 @@ impl IntakeLog {
                     Err(e) => Err(IntakeLogError::Io { path: "storage".into(), message: e.to_string() }),
                 };
                 if result.is_err() {
-                    // Refused to their clients: nothing of them may stay.
+                    // Refused to their clients: nothing of them may stay, and their records (which
+                    // may have reached the disk all the same) are marked done, so that recovery
+                    // does not bring them back.
                     let removed = self.shared.db.write(|tx| {
                         for (keyspace, key) in &keys {
                             tx.remove(*keyspace, key);
+                        }
+                        for id in ids.iter().flatten() {
+                            tx.insert(Keyspace::Done, &done_key(segment, id), Vec::new());
                         }
                         Ok::<_, StorageError>(())
                     });
@@ -478,7 +490,7 @@ mod tests {
     }
 
     /// The storage write of a note: itself, by id.
-    fn staged(note: &Note) -> Result<Staged, IntakeLogError> {
+    fn staged(note: &Note, _json: &[u8]) -> Result<Staged, IntakeLogError> {
         Ok(Staged {
             keyspace: Keyspace::RepairQueue,
             key: uuid_of(note).as_bytes().to_vec(),
@@ -572,9 +584,9 @@ mod tests {
         wal.close();
         let mut n = note("x");
         let mut inserted = false;
-        let result = wal.append(&mut n, |n: &Note| {
+        let result = wal.append(&mut n, |n: &Note, json: &[u8]| {
             inserted = true;
-            staged(n)
+            staged(n, json)
         });
         assert!(matches!(result, Err(IntakeLogError::Closed)));
         assert!(!inserted, "a refused object must not reach the repair queue");
