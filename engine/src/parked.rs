@@ -5,6 +5,7 @@
 //! [`ParkedFilter`] (text, time, page). What retrying means stays with each queue: it is what the
 //! queue stages when it takes an item off its shelf ([`Shelf::take`]).
 
+use crate::storage::codec::prefix_successor;
 use crate::storage::{Db, Keyspace, ReadView, StorageError, WriteTx};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::de::DeserializeOwned;
@@ -84,18 +85,6 @@ pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
         .ok_or_else(|| format!("\"{text}\" is not an ISO-8601 time (e.g. 2026-11-21T10:00:00Z)"))
 }
 
-/// The first key after every key that starts with `prefix` (`None`: no such key, the end).
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
-}
-
 /// Where one queue keeps its parked items: `keyspace`, keys `prefix ++ uuid`.
 #[derive(Debug, Clone, Copy)]
 pub struct Shelf {
@@ -145,7 +134,7 @@ impl Shelf {
             Some(cursor) => Some(self.key(cursor).ok_or_else(|| format!("bad cursor \"{cursor}\""))?),
             None => None,
         };
-        let end = prefix_end(self.prefix);
+        let end = prefix_successor(self.prefix);
         let upper = match (&cursor, &end) {
             (Some(cursor), _) => Bound::Excluded(&cursor[..]),
             (None, Some(end)) => Bound::Excluded(&end[..]),
@@ -281,13 +270,5 @@ mod tests {
         assert_eq!(SHELF.take(&db, &wanted, |_, _: Note| Ok::<_, StorageError>(())).unwrap(), 0);
         assert_eq!(SHELF.all::<Note>(&db, &ParkedFilter::default()).unwrap().len(), 3);
         assert_eq!(NEIGHBOUR.all::<Note>(&db, &ParkedFilter::default()).unwrap().len(), 3);
-    }
-
-    #[test]
-    fn prefix_ends_carry() {
-        assert_eq!(prefix_end(b"f"), Some(b"g".to_vec()));
-        assert_eq!(prefix_end(&[1, 0xff]), Some(vec![2]));
-        assert_eq!(prefix_end(&[0xff]), None);
-        assert_eq!(prefix_end(&[]), None);
     }
 }
