@@ -174,18 +174,18 @@ impl Jobs {
         FAILED_SHELF.all(&self.db, filter)
     }
 
-    /// Move failed job `id` back to the pending jobs (`to_pending`) or delete it; false when
-    /// there is none. A job keeps its key (its id) all its life, so its place is found from the
-    /// id.
-    fn take_failed(&self, id: &str, to_pending: bool) -> Result<bool, StorageError> {
-        let moved = FAILED_SHELF.take(&self.db, &[id], |tx, job: Job| {
+    /// Move the failed jobs `ids` back to the pending jobs (`to_pending`) or delete them, in one
+    /// commit; how many were there. A job keeps its key (its id) all its life, so its place is
+    /// found from the id.
+    fn take_failed(&self, ids: &[&str], to_pending: bool) -> Result<usize, StorageError> {
+        let moved = FAILED_SHELF.take(&self.db, ids, |tx, job: Job| {
             if to_pending {
                 let uuid = uuid::Uuid::parse_str(&job.id).map_err(|e| StorageError::Corrupt(format!("job id: {e}")))?;
                 tx.insert(Keyspace::Jobs, &key(PENDING, &uuid), encode(&job)?);
             }
             Ok::<_, StorageError>(())
-        })? > 0;
-        if moved && to_pending {
+        })?;
+        if moved > 0 && to_pending {
             self.ring();
         }
         Ok(moved)
@@ -193,30 +193,24 @@ impl Jobs {
 
     /// Try failed job `id` again; false when there is none.
     pub fn retry(&self, id: &str) -> Result<bool, StorageError> {
-        self.take_failed(id, true)
+        Ok(self.take_failed(&[id], true)? > 0)
     }
 
     /// Delete failed job `id`; false when there is none.
     pub fn delete(&self, id: &str) -> Result<bool, StorageError> {
-        self.take_failed(id, false)
+        Ok(self.take_failed(&[id], false)? > 0)
     }
 
     /// Try every failed job matching `filter` again; how many.
     pub fn retry_matching(&self, filter: &ParkedFilter) -> Result<usize, StorageError> {
-        let mut n = 0;
-        for job in self.failed_matching(filter)? {
-            n += usize::from(self.retry(&job.id)?);
-        }
-        Ok(n)
+        let matching = self.failed_matching(filter)?;
+        self.take_failed(&matching.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), true)
     }
 
     /// Delete every failed job matching `filter`; how many.
     pub fn delete_matching(&self, filter: &ParkedFilter) -> Result<usize, StorageError> {
-        let mut n = 0;
-        for job in self.failed_matching(filter)? {
-            n += usize::from(self.delete(&job.id)?);
-        }
-        Ok(n)
+        let matching = self.failed_matching(filter)?;
+        self.take_failed(&matching.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), false)
     }
 
     /// Try every failed job matching `text` again; how many.

@@ -425,20 +425,14 @@ impl OutputQueue {
 
     /// Try every parked delivery matching `filter` again; how many.
     pub fn retry_matching(&self, filter: &ParkedFilter) -> Result<usize, StorageError> {
-        let mut n = 0;
-        for d in self.parked_matching(filter)? {
-            n += usize::from(self.retry(&d.id)?);
-        }
-        Ok(n)
+        let matching = self.parked_matching(filter)?;
+        self.take_parked(&matching.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), true)
     }
 
     /// Delete every parked delivery matching `filter`; how many.
     pub fn delete_matching(&self, filter: &ParkedFilter) -> Result<usize, StorageError> {
-        let mut n = 0;
-        for d in self.parked_matching(filter)? {
-            n += usize::from(self.delete(&d.id)?);
-        }
-        Ok(n)
+        let matching = self.parked_matching(filter)?;
+        self.take_parked(&matching.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), false)
     }
 
     /// Parked delivery `id`.
@@ -446,10 +440,10 @@ impl OutputQueue {
         PARKED_SHELF.get(&self.db, id)
     }
 
-    /// Move parked delivery `id` back to its output (`In Progress`, due now) or delete it; false
-    /// when there is none.
-    fn take_parked(&self, id: &str, retry: bool) -> Result<bool, StorageError> {
-        let moved = PARKED_SHELF.take(&self.db, &[id], |tx, mut d: Delivery| {
+    /// Move the parked deliveries `ids` back to their outputs (`In Progress`, due now) or delete
+    /// them, in one commit; how many were there.
+    fn take_parked(&self, ids: &[&str], retry: bool) -> Result<usize, StorageError> {
+        let moved = PARKED_SHELF.take(&self.db, ids, |tx, mut d: Delivery| {
             if retry {
                 let uuid = d.uuid()?;
                 d.status = IN_PROGRESS.to_string();
@@ -460,8 +454,8 @@ impl OutputQueue {
                 self.depths.change_at_commit(tx, &d.output, 1);
             }
             Ok::<_, StorageError>(())
-        })? > 0;
-        if moved && retry {
+        })?;
+        if moved > 0 && retry {
             self.ring();
         }
         Ok(moved)
@@ -469,12 +463,12 @@ impl OutputQueue {
 
     /// Try parked delivery `id` again.
     pub fn retry(&self, id: &str) -> Result<bool, StorageError> {
-        self.take_parked(id, true)
+        Ok(self.take_parked(&[id], true)? > 0)
     }
 
     /// Delete parked delivery `id`.
     pub fn delete(&self, id: &str) -> Result<bool, StorageError> {
-        self.take_parked(id, false)
+        Ok(self.take_parked(&[id], false)? > 0)
     }
 
     /// Try every parked delivery matching `text` again; how many.
