@@ -59,3 +59,37 @@ where
         }
     }
 }
+
+/// An arbiter on a thread of its own that carries `name` (so its actors' CPU time shows under
+/// that name in `top -H`, `/proc` and profiles; actix names every arbiter thread alike). The
+/// thread runs an actix system of its own; [`NamedArbiter::stop`] ends it.
+pub struct NamedArbiter {
+    handle: actix::ArbiterHandle,
+    system: actix_rt::System,
+}
+
+impl NamedArbiter {
+    /// Start the thread `name` (at most 15 bytes show on Linux).
+    pub fn start(name: &str) -> std::io::Result<NamedArbiter> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new().name(name.to_string()).spawn(move || {
+            let runner = actix_rt::System::new();
+            let _ = tx.send((actix_rt::System::current(), actix_rt::Arbiter::current()));
+            if let Err(e) = runner.run() {
+                tracing::error!(error = %e, "an actor thread ended with an error");
+            }
+        })?;
+        let (system, handle) = rx.recv().map_err(|_| std::io::Error::other("the actor thread did not start"))?;
+        Ok(NamedArbiter { handle, system })
+    }
+
+    /// Where to start actors.
+    pub fn handle(&self) -> actix::ArbiterHandle {
+        self.handle.clone()
+    }
+
+    /// Stop the thread once what it is doing now ends.
+    pub fn stop(&self) {
+        self.system.stop();
+    }
+}

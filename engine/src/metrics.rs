@@ -1,7 +1,7 @@
 //! Every metric Ferrogrid exports, named once (Prometheus style, prefix `ferrogrid_`).
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
 use std::sync::OnceLock;
@@ -73,6 +73,8 @@ pub struct Metrics {
     pub output_queue_oldest_seconds: GaugeVec,
     /// Restarts of a supervised actor after a panic, by actor kind and name.
     pub actor_restarts: IntCounterVec,
+    /// Objects per commit of the storage actor.
+    pub storage_batch_objects: Histogram,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
@@ -102,6 +104,11 @@ impl Metrics {
             "Group commits of the intake log (one fdatasync each, acknowledging every object in it)",
         )?;
         r.register(Box::new(intake_log_flushes.clone()))?;
+        let storage_batch_objects = Histogram::with_opts(
+            HistogramOpts::new("ferrogrid_storage_batch_objects", "Objects per commit of the storage actor")
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+        )?;
+        r.register(Box::new(storage_batch_objects.clone()))?;
         Ok(Metrics {
             objects_received: counter(&r, "ferrogrid_objects_received_total", "Objects accepted", &["input"])?,
             objects_stored: counter(&r, "ferrogrid_objects_stored_total", "Objects stored", &["type"])?,
@@ -205,6 +212,7 @@ impl Metrics {
                 "Restarts of a supervised actor after a panic (its state reloaded from storage)",
                 &["actor", "name"],
             )?,
+            storage_batch_objects,
             output_queue_full: counter(
                 &r,
                 "ferrogrid_output_queue_full_total",

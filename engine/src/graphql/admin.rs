@@ -212,7 +212,7 @@ fn task_error(e: TaskError) -> async_graphql::Error {
         TaskError::NotFound(_) => "NOT_FOUND",
         TaskError::Running(_) | TaskError::NotEnded(_) => "CONFLICT",
         TaskError::Stopped => "UNAVAILABLE",
-        TaskError::Storage(_) => "INTERNAL",
+        TaskError::Storage(_) | TaskError::Thread(_) => "INTERNAL",
     };
     error(code, e.to_string())
 }

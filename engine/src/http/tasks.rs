@@ -24,7 +24,7 @@ fn task_error(e: TaskError) -> HttpResponse {
         TaskError::NotFound(_) => StatusCode::NOT_FOUND,
         TaskError::Running(_) | TaskError::NotEnded(_) => StatusCode::CONFLICT,
         TaskError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
-        TaskError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        TaskError::Storage(_) | TaskError::Thread(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     error(status, e.to_string())
 }

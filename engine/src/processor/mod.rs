@@ -86,7 +86,7 @@ impl Processor {
         });
         let pool = WorkerPool::start(workers, rt.sandbox.clone(), on_panic)?;
         let rt = Arc::new(rt);
-        let storage = StorageHandle::start(rt.clone());
+        let storage = StorageHandle::start(rt.clone())?;
         Ok(Arc::new(Processor {
             shared: Arc::new(Finisher { rt: rt.clone(), io, busy: Mutex::new(HashSet::new()) }),
             rt,

@@ -139,6 +139,7 @@ impl Processor {
         let (reply, outcome) = tokio::sync::oneshot::channel();
         metrics().in_flight.inc();
         // The job is queued now; what `run` returns is not needed (the reply carries the outcome).
+        let coming = storage.coming();
         drop(self.pool.run(move |script_engine| {
             let id = entry.id.clone();
             let finisher = shared.clone();
@@ -161,6 +162,8 @@ impl Processor {
                     std::panic::resume_unwind(panic);
                 }
             };
+            // Handed on now (or ended): the storage actor waits for it no longer.
+            drop(coming);
             match prepared {
                 Err(failure) => then(Err(failure)),
                 Ok(Prepared::Send(item)) => {

@@ -4,21 +4,29 @@
 //! repair-queue entries), since sled writes its log buffer out for every batch and one batch for
 //! many objects is far cheaper than a batch each.
 //!
-//! It runs on an arbiter (thread) of its own, so its commits block nothing else, under a
+//! It runs on a thread of its own (`ferrogrid-store`), so its commits block nothing else, under a
 //! [`Supervisor`]: a panic while storing (a bug) fails that batch's objects with the panic text
 //! (they stay in the repair queue) and restarts the actor with its mailbox intact. Batching: a
 //! job only joins the batch; the batch is committed by a [`Flush`] queued to the actor itself,
 //! which runs once the jobs already in the mailbox have joined (or at once at [`MAX_BATCH`]).
+//! While more objects are on their way (a script worker is preparing them: [`Coming`]) the
+//! batch waits for them, up to [`LINGER`] after its first job: under load commits grow (each
+//! costs sled two log-buffer writes, whatever its size), and an object alone is committed at once.
 
 use super::stages::{store, Done, Finish};
+use crate::actors::NamedArbiter;
 use crate::metrics::metrics;
 use crate::repair::{Entry, Failure};
 use crate::runtime::Runtime;
 use actix::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Most objects in one commit.
 const MAX_BATCH: usize = 256;
+/// Longest a batch waits for objects still being prepared.
+const LINGER: Duration = Duration::from_millis(1);
 /// Mailbox capacity: jobs come from threads that must not wait (script workers), and the
 /// engine's permits (objects in flight) bound them far below this, not actix's default of 16.
 const MAILBOX: usize = 1 << 24;
@@ -55,7 +63,13 @@ struct Close;
 struct StorageActor {
     rt: Arc<Runtime>,
     batch: Vec<StoreJob>,
+    /// When the batch's first job came.
+    first_at: Instant,
+    /// Objects a script worker is preparing for this actor.
+    coming: Arc<AtomicUsize>,
     flush_queued: bool,
+    /// A timer will flush the batch.
+    timer_set: bool,
     closed: bool,
 }
 
@@ -71,6 +85,7 @@ impl Supervised for StorageActor {
     fn restarting(&mut self, _: &mut Self::Context) {
         tracing::warn!("storage actor restarting");
         self.flush_queued = false;
+        self.timer_set = false;
     }
 }
 
@@ -81,6 +96,7 @@ impl StorageActor {
         if jobs.is_empty() {
             return;
         }
+        metrics().storage_batch_objects.observe(jobs.len() as f64);
         let items: Vec<(&Entry, &Finish)> = jobs.iter().map(|j| (&j.entry, &j.item)).collect();
         let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store(&self.rt, &items)));
         let results = match stored {
@@ -110,6 +126,9 @@ impl Handler<Store> for StorageActor {
             tracing::warn!(id = %job.entry.id, "not stored: the engine is stopping");
             return;
         }
+        if self.batch.is_empty() {
+            self.first_at = Instant::now();
+        }
         self.batch.push(job);
         if self.batch.len() >= MAX_BATCH {
             self.flush(ctx);
@@ -124,6 +143,21 @@ impl Handler<Flush> for StorageActor {
     type Result = ();
 
     fn handle(&mut self, _: Flush, ctx: &mut Self::Context) {
+        self.flush_queued = false;
+        if self.batch.is_empty() {
+            return;
+        }
+        let waited = self.first_at.elapsed();
+        if self.coming.load(Ordering::Acquire) > 0 && waited < LINGER {
+            if !self.timer_set {
+                self.timer_set = true;
+                ctx.run_later(LINGER - waited, |act, ctx| {
+                    act.timer_set = false;
+                    act.flush(ctx);
+                });
+            }
+            return;
+        }
         self.flush(ctx);
     }
 }
@@ -140,36 +174,61 @@ impl Handler<Close> for StorageActor {
 /// The storage actor's address and its arbiter.
 pub struct StorageHandle {
     addr: Addr<StorageActor>,
-    arbiter: Arbiter,
+    coming: Arc<AtomicUsize>,
+    arbiter: NamedArbiter,
 }
 
 /// Hands jobs to the storage actor from any thread.
 #[derive(Clone)]
-pub struct StoreSender(Addr<StorageActor>);
+pub struct StoreSender {
+    addr: Addr<StorageActor>,
+    coming: Arc<AtomicUsize>,
+}
+
+/// An object on its way to the storage actor (a script worker prepares it); dropped once it is
+/// handed over, or ends elsewhere (failed, sent to an output).
+pub struct Coming(Arc<AtomicUsize>);
+
+impl Drop for Coming {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 impl StoreSender {
     /// Queue `job`; false (and the job dropped) once the actor is gone (shutdown).
     pub fn store(&self, job: StoreJob) -> bool {
-        self.0.try_send(Store(job)).is_ok()
+        self.addr.try_send(Store(job)).is_ok()
+    }
+
+    /// Tell the actor an object is being prepared for it, until the [`Coming`] is dropped.
+    pub fn coming(&self) -> Coming {
+        self.coming.fetch_add(1, Ordering::AcqRel);
+        Coming(self.coming.clone())
     }
 }
 
 impl StorageHandle {
-    /// Start the actor for `rt` on an arbiter of its own.
-    pub fn start(rt: Arc<Runtime>) -> StorageHandle {
-        let arbiter = Arbiter::new();
+    /// Start the actor for `rt` on a thread of its own (`ferrogrid-store`).
+    pub fn start(rt: Arc<Runtime>) -> std::io::Result<StorageHandle> {
+        let arbiter = NamedArbiter::start("ferrogrid-store")?;
+        let coming = Arc::new(AtomicUsize::new(0));
+        let actor_coming = coming.clone();
         let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| StorageActor {
             rt,
             batch: Vec::new(),
+            first_at: Instant::now(),
+            coming: actor_coming,
             flush_queued: false,
+            timer_set: false,
             closed: false,
         });
-        StorageHandle { addr, arbiter }
+        Ok(StorageHandle { addr, coming, arbiter })
     }
 
     /// A sender of jobs.
     pub fn sender(&self) -> StoreSender {
-        StoreSender(self.addr.clone())
+        StoreSender { addr: self.addr.clone(), coming: self.coming.clone() }
     }
 
     /// Commit what is queued, then stop the actor and its arbiter.

@@ -10,7 +10,7 @@ mod runs;
 
 pub use runs::{RunStatus, RunStore, TaskRun, TaskState};
 
-use crate::actors::{guarded, ActorName};
+use crate::actors::{guarded, ActorName, NamedArbiter};
 use crate::config::{TaskConfig, TaskKind};
 use crate::metrics::metrics;
 use crate::processor::Processor;
@@ -55,6 +55,9 @@ pub enum TaskError {
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
+    /// The scheduler's thread could not start.
+    #[error("starting the scheduler's thread: {0}")]
+    Thread(#[from] std::io::Error),
 }
 
 /// A task as the admin API shows it.
@@ -124,7 +127,7 @@ struct SchedulerActor {
 pub struct Scheduler {
     addr: Addr<SchedulerActor>,
     store: RunStore,
-    arbiter: Arbiter,
+    arbiter: NamedArbiter,
 }
 
 fn now_text() -> String {
@@ -175,7 +178,7 @@ impl Scheduler {
             live.insert(name.clone(), entry);
         }
         let actor_store = store.clone();
-        let arbiter = Arbiter::new();
+        let arbiter = NamedArbiter::start("ferrogrid-sched")?;
         let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| SchedulerActor {
             who: ActorName { kind: "scheduler", name: "tasks".into() },
             engine,

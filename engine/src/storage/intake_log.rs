@@ -2,9 +2,10 @@
 //!
 //! Every accepted object is appended to this log (the log knows its records only as
 //! [`LogRecord`]s) together with the storage write that puts it into the repair queue
-//! ([`Staged`]); the flusher thread inserts the writes of all pending records into sled in one
-//! commit (so no request thread takes the storage's write lock), then appends their records; the input answers once the log record is on disk. One flusher
-//! thread writes the pending records and `fdatasync`s once for all of them (group commit).
+//! ([`Staged`]); the flusher thread inserts the writes of all pending records into sled (each a
+//! fresh key written on its own, so no request thread takes the storage's write lock), then
+//! appends their records and `fdatasync`s once for all of them (group commit); the input answers
+//! once its record is on disk.
 //! About once a second the log moves to a new segment and a checkpointer makes sled durable
 //! (`Db::sync`) and deletes the older segments: their records are in sled for good by then.
 //!
@@ -63,8 +64,8 @@ fn io_error(path: &Path) -> impl Fn(std::io::Error) -> IntakeLogError + '_ {
 
 type Waiter = tokio::sync::oneshot::Sender<Result<(), IntakeLogError>>;
 
-/// The storage write that goes with a record: inserted into sled by the flusher, in one commit
-/// with the other pending records' and before their records are flushed.
+/// The storage write that goes with a record: a fresh key, inserted into sled by the flusher
+/// before the records are flushed.
 #[derive(Debug)]
 pub struct Staged {
     /// Where.
@@ -341,14 +342,10 @@ impl IntakeLog {
             };
             if !bytes.is_empty() {
                 let path = segment_path(&dir, segment);
-                // The storage writes first, all in one commit; their records after.
+                // The storage writes first, each on its own (fresh keys: no group commit needed,
+                // and a single-key write spares sled's log-buffer writes); their records after.
                 let keys: Vec<(Keyspace, Vec<u8>)> = staged.iter().map(|s| (s.keyspace, s.key.clone())).collect();
-                let inserted = self.shared.db.write(|tx| {
-                    for s in staged {
-                        tx.insert(s.keyspace, &s.key, s.value);
-                    }
-                    Ok::<_, StorageError>(())
-                });
+                let inserted = self.shared.db.insert_each(staged.into_iter().map(|s| (s.keyspace, s.key, s.value)));
                 let result = match inserted {
                     Ok(()) => file.write_all(&bytes).and_then(|()| file.sync_data()).map_err(io_error(&path)),
                     Err(e) => Err(IntakeLogError::Io { path: "storage".into(), message: e.to_string() }),
