@@ -85,6 +85,19 @@ pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
         .ok_or_else(|| format!("\"{text}\" is not an ISO-8601 time (e.g. 2026-11-21T10:00:00Z)"))
 }
 
+/// A queue of parked work as operators act on it (through the repair-queue actor): where its
+/// items are, and what deleting some of them means, in one commit. Retrying is each queue's
+/// own: it puts an item back to work.
+pub trait ParkedQueue {
+    /// Its items.
+    type Item: Parked;
+    /// The database and the shelf its items are on.
+    fn shelf(&self) -> (&Db, Shelf);
+    /// Delete the items `ids` in one commit; an item being worked on (its claim is its stored
+    /// status) is left.
+    fn delete_ids(&self, ids: &[&str]) -> Result<Taken, crate::repair::RepairError>;
+}
+
 /// Where one queue keeps its parked items: `keyspace`, keys `prefix ++ uuid`.
 #[derive(Debug, Clone, Copy)]
 pub struct Shelf {
@@ -179,21 +192,46 @@ impl Shelf {
         &self,
         db: &Db,
         ids: &[&str],
-        mut then: impl FnMut(&mut WriteTx<'_>, T) -> Result<(), E>,
+        then: impl FnMut(&mut WriteTx<'_>, T) -> Result<(), E>,
     ) -> Result<usize, E> {
+        Ok(self.take_if(db, ids, |_: &T| true, then)?.taken)
+    }
+
+    /// As [`Shelf::take`], but an item for which `free` is false (being worked on: its claim is
+    /// its stored status) stays where it is, and is counted in [`Taken::left`].
+    pub fn take_if<T: Parked, E: From<StorageError>>(
+        &self,
+        db: &Db,
+        ids: &[&str],
+        free: impl Fn(&T) -> bool,
+        mut then: impl FnMut(&mut WriteTx<'_>, T) -> Result<(), E>,
+    ) -> Result<Taken, E> {
         db.write(|tx| {
-            let mut taken = 0;
+            let mut out = Taken::default();
             for id in ids {
                 let Some(key) = self.key(id) else { continue };
                 let Some(bytes) = tx.get(self.keyspace, &key)? else { continue };
                 let item: T = self.decode(&bytes)?;
+                if !free(&item) {
+                    out.left += 1;
+                    continue;
+                }
                 tx.remove(self.keyspace, &key);
                 then(tx, item)?;
-                taken += 1;
+                out.taken += 1;
             }
-            Ok(taken)
+            Ok(out)
         })
     }
+}
+
+/// What [`Shelf::take_if`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Taken {
+    /// Items taken off the shelf.
+    pub taken: usize,
+    /// Items left on it: being worked on.
+    pub left: usize,
 }
 
 #[cfg(test)]

@@ -2,21 +2,17 @@
 //! `repair_list`, `repair(id)`, `repair_all`, `delete_from_repair_queue(id)`,
 //! `clear_repair_queue`, `model`, `config { hard_limits }` (read and update) and
 //! `maintenance { get_aggregates }`, `tasks { get_list, start, stop, forget }`,
-//! `jobs { get_list, try_again, try_again_all, delete_job, delete_all_jobs }`. Every action goes
-//! through the same engine calls as the REST admin API.
+//! `jobs { get_list, try_again, try_again_all, delete_job, delete_all_jobs }`,
+//! `output_processor { ... }`. Every action on parked work goes to the repair-queue actor, as
+//! the REST admin API's do.
 
 use super::engine_of;
 use super::node::gql_value;
 use super::types::{JSON, LONG};
-use crate::jobs::Jobs;
-use crate::output::OutputQueue;
 use crate::parked::{parse_time, ParkedFilter};
-use crate::processor::Processor;
-use crate::processor::RetryError;
+use crate::processor::{Processor, Queue, RetryError, Which};
 use crate::scheduler::{Scheduler, TaskError};
-use crate::storage::{HardLimits, StorageError};
-
-type StorageResult<T> = Result<T, StorageError>;
+use crate::storage::HardLimits;
 use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, Object, ObjectAccessor, Schema, TypeRef};
 use async_graphql::{ErrorExtensions, Value as GqlValue};
 use serde_json::Value;
@@ -118,7 +114,8 @@ fn query() -> Object {
             FieldFuture::new(async move {
                 let engine = engine_of(&ctx)?;
                 let filter = list_filter(&ctx.args)?;
-                let (items, _) = engine.list(filter).await.map_err(|e| error("INTERNAL", e.to_string()))?;
+                let (items, _) =
+                    engine.repairs().page(Queue::Repair, filter).await.map_err(|e| error("INTERNAL", e.to_string()))?;
                 let values =
                     items.into_iter().map(|e| FieldValue::owned_any(serde_json::to_value(e).unwrap_or_default()));
                 Ok(Some(FieldValue::list(values)))
@@ -154,7 +151,7 @@ fn mutation() -> Object {
                 FieldFuture::new(async move {
                     let engine = engine_of(&ctx)?;
                     let id = ctx.args.try_get("id")?.string()?.to_string();
-                    let outcome = engine.retry(&id, None).await.map_err(retry_error)?;
+                    let outcome = engine.repairs().retry_now(&id, None).await.map_err(retry_error)?;
                     Ok(Some(gql_value(&serde_json::to_value(outcome).unwrap_or_default())))
                 })
             })
@@ -166,7 +163,8 @@ fn mutation() -> Object {
                 FieldFuture::new(async move {
                     let engine = engine_of(&ctx)?;
                     let filter = list_filter(&ctx.args)?;
-                    let n = engine.retry_all(filter).await.map_err(retry_error)?;
+                    let n =
+                        engine.repairs().retry(Queue::Repair, Which::Matching(filter)).await.map_err(retry_error)?;
                     Ok(Some(GqlValue::from(n as u64)))
                 })
             })
@@ -178,8 +176,8 @@ fn mutation() -> Object {
                 FieldFuture::new(async move {
                     let engine = engine_of(&ctx)?;
                     let id = ctx.args.try_get("id")?.string()?.to_string();
-                    let deleted = engine.delete(&id).await.map_err(retry_error)?;
-                    Ok(Some(GqlValue::from(deleted)))
+                    let deleted = engine.repairs().delete(Queue::Repair, Which::One(id)).await.map_err(retry_error)?;
+                    Ok(Some(GqlValue::from(deleted > 0)))
                 })
             })
             .argument(id_arg())
@@ -190,7 +188,8 @@ fn mutation() -> Object {
                 FieldFuture::new(async move {
                     let engine = engine_of(&ctx)?;
                     let filter = list_filter(&ctx.args)?;
-                    let n = engine.delete_matching(filter).await.map_err(retry_error)?;
+                    let n =
+                        engine.repairs().delete(Queue::Repair, Which::Matching(filter)).await.map_err(retry_error)?;
                     Ok(Some(GqlValue::from(n as u64)))
                 })
             })
@@ -286,25 +285,26 @@ fn task_and_job_types() -> [Object; 4] {
             .argument(id_arg())
             .description("Forget a finished run; false when there is none"),
         );
-    let jobs_queue: fn(&Processor) -> Arc<Jobs> = |engine| engine.runtime().jobs.clone();
-    let jobs = Object::new("Jobs").field(list_field(
-        jobs_queue,
-        Jobs::failed_list,
-        "The failed jobs (error, args, attempts), oldest first",
-    ));
+    let jobs = Object::new("Jobs")
+        .field(list_field(Queue::FailedJobs, "The failed jobs (error, args, attempts), oldest first"));
     let jobs_mutation = Object::new("JobsMutation")
-        .field(by_id("try_again", jobs_queue, Jobs::retry, "Queue a failed job again; false when there is none"))
+        .field(by_id(
+            "try_again",
+            Queue::FailedJobs,
+            Action::Retry,
+            "Queue a failed job again; false when there is none",
+        ))
         .field(by_filter(
             "try_again_all",
-            jobs_queue,
-            Jobs::retry_all,
+            Queue::FailedJobs,
+            Action::Retry,
             "Queue every failed job matching the filter again; how many",
         ))
-        .field(by_id("delete_job", jobs_queue, Jobs::delete, "Delete a failed job; false when there is none"))
+        .field(by_id("delete_job", Queue::FailedJobs, Action::Delete, "Delete a failed job; false when there is none"))
         .field(by_filter(
             "delete_all_jobs",
-            jobs_queue,
-            Jobs::delete_all,
+            Queue::FailedJobs,
+            Action::Delete,
             "Delete every failed job matching the filter; how many",
         ));
     [tasks, tasks_mutation, jobs, jobs_mutation]
@@ -318,21 +318,28 @@ fn filter_input() -> InputValue {
     InputValue::new("filter", TypeRef::named(TypeRef::STRING))
 }
 
-fn internal(e: StorageError) -> async_graphql::Error {
-    error("INTERNAL", e.to_string())
+/// What an operator does to parked items.
+#[derive(Clone, Copy)]
+enum Action {
+    Retry,
+    Delete,
 }
 
-/// `get_list(filter)` of a queue of parked work.
-fn list_field<Q: Send + Sync + 'static, T: serde::Serialize + Send + 'static>(
-    queue: fn(&Processor) -> Arc<Q>,
-    op: fn(&Q, Option<&str>) -> StorageResult<Vec<T>>,
-    description: &'static str,
-) -> Field {
+async fn act(engine: &Processor, queue: Queue, action: Action, which: Which) -> async_graphql::Result<usize> {
+    let done = match action {
+        Action::Retry => engine.repairs().retry(queue, which).await,
+        Action::Delete => engine.repairs().delete(queue, which).await,
+    };
+    done.map_err(retry_error)
+}
+
+/// `get_list(filter)` of a queue of parked work, oldest first.
+fn list_field(queue: Queue, description: &'static str) -> Field {
     Field::new("get_list", TypeRef::named_nn(JSON), move |ctx| {
         FieldFuture::new(async move {
-            let queue = queue(engine_of(&ctx)?);
-            let filter = filter_arg(&ctx)?;
-            let list = blocking(move || op(&queue, filter.as_deref()).map_err(internal)).await?;
+            let engine = engine_of(&ctx)?;
+            let filter = ParkedFilter::text(filter_arg(&ctx)?.as_deref());
+            let list = engine.repairs().all(queue, filter).await.map_err(retry_error)?;
             Ok(json_result(list))
         })
     })
@@ -340,19 +347,14 @@ fn list_field<Q: Send + Sync + 'static, T: serde::Serialize + Send + 'static>(
     .description(description)
 }
 
-/// An action on one entry of a queue of parked work, by id.
-fn by_id<Q: Send + Sync + 'static>(
-    name: &'static str,
-    queue: fn(&Processor) -> Arc<Q>,
-    op: fn(&Q, &str) -> StorageResult<bool>,
-    description: &'static str,
-) -> Field {
+/// An action on one entry of a queue of parked work, by id; false when there is none.
+fn by_id(name: &'static str, queue: Queue, action: Action, description: &'static str) -> Field {
     Field::new(name, TypeRef::named_nn(TypeRef::BOOLEAN), move |ctx| {
         FieldFuture::new(async move {
-            let queue = queue(engine_of(&ctx)?);
+            let engine = engine_of(&ctx)?;
             let id = string_arg(&ctx, "id")?;
-            let done = blocking(move || op(&queue, &id).map_err(internal)).await?;
-            Ok(Some(GqlValue::from(done)))
+            let done = act(engine, queue, action, Which::One(id)).await?;
+            Ok(Some(GqlValue::from(done > 0)))
         })
     })
     .argument(id_arg())
@@ -360,17 +362,12 @@ fn by_id<Q: Send + Sync + 'static>(
 }
 
 /// An action on every entry of a queue of parked work matching the filter; how many.
-fn by_filter<Q: Send + Sync + 'static>(
-    name: &'static str,
-    queue: fn(&Processor) -> Arc<Q>,
-    op: fn(&Q, Option<&str>) -> StorageResult<usize>,
-    description: &'static str,
-) -> Field {
+fn by_filter(name: &'static str, queue: Queue, action: Action, description: &'static str) -> Field {
     Field::new(name, TypeRef::named_nn(TypeRef::INT), move |ctx| {
         FieldFuture::new(async move {
-            let queue = queue(engine_of(&ctx)?);
-            let filter = filter_arg(&ctx)?;
-            let n = blocking(move || op(&queue, filter.as_deref()).map_err(internal)).await?;
+            let engine = engine_of(&ctx)?;
+            let filter = ParkedFilter::text(filter_arg(&ctx)?.as_deref());
+            let n = act(engine, queue, action, Which::Matching(filter)).await?;
             Ok(Some(GqlValue::from(n as u64)))
         })
     })
@@ -380,30 +377,24 @@ fn by_filter<Q: Send + Sync + 'static>(
 
 /// TDG's `output_processor { ... }` namespace: the output repair queue.
 fn output_processor_types() -> [Object; 2] {
-    let queue: fn(&Processor) -> Arc<OutputQueue> = |engine| engine.runtime().output_queue.clone();
+    let queue = Queue::OutputRepair;
     let read = Object::new("OutputProcessor").field(list_field(
         queue,
-        OutputQueue::parked,
         "The output repair queue (output, status, error with the peer's answer, attempts), oldest first",
     ));
     let write = Object::new("OutputProcessorMutation")
-        .field(by_id("try_again", queue, OutputQueue::retry, "Send a parked object again; false when there is none"))
+        .field(by_id("try_again", queue, Action::Retry, "Send a parked object again; false when there is none"))
         .field(by_filter(
             "try_again_all",
             queue,
-            OutputQueue::retry_all,
+            Action::Retry,
             "Send every parked object matching the filter again; how many",
         ))
-        .field(by_id(
-            "delete_from_list",
-            queue,
-            OutputQueue::delete,
-            "Delete a parked object; false when there is none",
-        ))
+        .field(by_id("delete_from_list", queue, Action::Delete, "Delete a parked object; false when there is none"))
         .field(by_filter(
             "clear_list",
             queue,
-            OutputQueue::delete_all,
+            Action::Delete,
             "Delete every parked object matching the filter; how many",
         ));
     [read, write]

@@ -1,9 +1,9 @@
 //! The REST admin API: the repair queue.
 
+use super::parked::action_error;
 use super::{error, AppState};
 use crate::parked::ParkedFilter;
-use crate::processor::RetryError;
-use crate::repair::RepairError;
+use crate::processor::{Queue, Which};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -27,30 +27,23 @@ fn parse_query(req: &HttpRequest) -> Result<ParkedFilter, String> {
     super::parked::filter_of(req)
 }
 
-fn repair_error(e: RepairError) -> HttpResponse {
-    match e {
-        RepairError::BadId(_) | RepairError::BadRequest(_) => error(StatusCode::BAD_REQUEST, e.to_string()),
-        other => error(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
-    }
-}
-
 async fn list(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let filter = match parse_query(&req) {
         Ok(f) => f,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
-    match state.engine.list(filter).await {
+    match state.engine.repairs().page(Queue::Repair, filter).await {
         Ok((items, cursor)) => HttpResponse::Ok().json(json!({"items": items, "cursor": cursor})),
-        Err(e) => retry_error("", e),
+        Err(e) => action_error(e),
     }
 }
 
 async fn get_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
     let id = path.into_inner();
-    match state.engine.get(&id).await {
+    match state.engine.repairs().get(Queue::Repair, &id).await {
         Ok(Some(entry)) => HttpResponse::Ok().json(entry),
         Ok(None) => error(StatusCode::NOT_FOUND, format!("repair-queue entry \"{id}\" not found")),
-        Err(e) => retry_error(&id, e),
+        Err(e) => action_error(e),
     }
 }
 
@@ -73,19 +66,9 @@ async fn retry_one(path: web::Path<String>, body: web::Bytes, state: web::Data<A
         }
     };
     let edited = body.payload.map(|p| (p, body.by.unwrap_or_else(|| "admin".to_string())));
-    match state.engine.retry(&id, edited).await {
+    match state.engine.repairs().retry_now(&id, edited).await {
         Ok(outcome) => HttpResponse::Ok().json(outcome),
-        Err(e) => retry_error(&id, e),
-    }
-}
-
-fn retry_error(id: &str, e: RetryError) -> HttpResponse {
-    match e {
-        RetryError::NotFound(_) => error(StatusCode::NOT_FOUND, format!("repair-queue entry \"{id}\" not found")),
-        e @ RetryError::Busy(_) => error(StatusCode::CONFLICT, e.to_string()),
-        e @ RetryError::Draining => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-        RetryError::Repair(e) => repair_error(e),
-        e @ RetryError::Internal(_) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => action_error(e),
     }
 }
 
@@ -94,19 +77,18 @@ async fn retry_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
         Ok(f) => f,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
-    match state.engine.retry_all(filter).await {
+    match state.engine.repairs().retry(Queue::Repair, Which::Matching(filter)).await {
         Ok(n) => HttpResponse::Ok().json(json!({"retried": n})),
-        Err(RetryError::Repair(e)) => repair_error(e),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => action_error(e),
     }
 }
 
 async fn delete_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
     let id = path.into_inner();
-    match state.engine.delete(&id).await {
-        Ok(true) => HttpResponse::Ok().json(json!({"deleted": 1})),
-        Ok(false) => error(StatusCode::NOT_FOUND, format!("repair-queue entry \"{id}\" not found")),
-        Err(e) => retry_error(&id, e),
+    match state.engine.repairs().delete(Queue::Repair, Which::One(id.clone())).await {
+        Ok(1) => HttpResponse::Ok().json(json!({"deleted": 1})),
+        Ok(_) => error(StatusCode::NOT_FOUND, format!("repair-queue entry \"{id}\" not found")),
+        Err(e) => action_error(e),
     }
 }
 
@@ -115,9 +97,9 @@ async fn delete_all(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
         Ok(f) => f,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
-    match state.engine.delete_matching(filter).await {
+    match state.engine.repairs().delete(Queue::Repair, Which::Matching(filter)).await {
         Ok(n) => HttpResponse::Ok().json(json!({"deleted": n})),
-        Err(e) => retry_error("", e),
+        Err(e) => action_error(e),
     }
 }
 

@@ -4,10 +4,10 @@
 //! `DELETE /admin/api/jobs/failed/{id}`, `DELETE /admin/api/jobs/failed?filter=`; and
 //! `GET /admin/api/jobs` (how many are pending).
 
-use super::parked::{all, filter_of, on_queue, one};
-use super::{error, AppState};
+use super::parked::{all, listed, on_queue, one, Action};
+use super::AppState;
 use crate::jobs::Jobs;
-use actix_web::http::StatusCode;
+use crate::processor::Queue;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 use std::sync::Arc;
@@ -35,29 +35,27 @@ async fn summary(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+const QUEUE: Queue = Queue::FailedJobs;
+
 async fn list(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let filter = match filter_of(&req) {
-        Ok(f) => f,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
-    };
-    match on_queue(queue(&state), move |jobs| jobs.failed_matching(&filter)).await {
+    match listed(&req, &state, QUEUE).await {
         Ok(items) => HttpResponse::Ok().json(json!({"items": items})),
         Err(r) => r,
     }
 }
 
 async fn retry_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
-    one(queue(&state), path.into_inner(), "failed job", "retried", Jobs::retry).await
+    one(&state, QUEUE, path.into_inner(), Action::Retry).await
 }
 
 async fn retry_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    all(&req, queue(&state), "retried", Jobs::retry_matching).await
+    all(&req, &state, QUEUE, Action::Retry).await
 }
 
 async fn delete_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
-    one(queue(&state), path.into_inner(), "failed job", "deleted", Jobs::delete).await
+    one(&state, QUEUE, path.into_inner(), Action::Delete).await
 }
 
 async fn delete_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    all(&req, queue(&state), "deleted", Jobs::delete_matching).await
+    all(&req, &state, QUEUE, Action::Delete).await
 }

@@ -6,15 +6,11 @@
 //! `GET /admin/api/output-queues`: each replicated output's mode, deliveries waiting, the oldest
 //! of them and the parked ones.
 
-use super::parked::{all, filter_of, on_queue, one};
-use super::{error, AppState};
-use crate::output::OutputQueue;
-use actix_web::http::StatusCode;
+use super::parked::{all, get, listed, on_queue, one, Action};
+use super::AppState;
+use crate::processor::Queue;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
-use std::sync::Arc;
-
-const WHAT: &str = "output repair entry";
 
 /// Register the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -58,16 +54,10 @@ async fn queues(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-fn queue(state: &AppState) -> Arc<OutputQueue> {
-    state.engine.runtime().output_queue.clone()
-}
+const QUEUE: Queue = Queue::OutputRepair;
 
 async fn list(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let filter = match filter_of(&req) {
-        Ok(f) => f,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
-    };
-    match on_queue(queue(&state), move |q| q.parked_matching(&filter)).await {
+    match listed(&req, &state, QUEUE).await {
         // Newest first, as the repair queue.
         Ok(mut items) => {
             items.reverse();
@@ -78,27 +68,21 @@ async fn list(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn get_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
-    let id = path.into_inner();
-    let wanted = id.clone();
-    match on_queue(queue(&state), move |q| q.get_parked(&wanted)).await {
-        Ok(Some(d)) => HttpResponse::Ok().json(d),
-        Ok(None) => error(StatusCode::NOT_FOUND, format!("{WHAT} \"{id}\" not found")),
-        Err(r) => r,
-    }
+    get(&state, QUEUE, path.into_inner()).await
 }
 
 async fn retry_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
-    one(queue(&state), path.into_inner(), WHAT, "retried", OutputQueue::retry).await
+    one(&state, QUEUE, path.into_inner(), Action::Retry).await
 }
 
 async fn retry_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    all(&req, queue(&state), "retried", OutputQueue::retry_matching).await
+    all(&req, &state, QUEUE, Action::Retry).await
 }
 
 async fn delete_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
-    one(queue(&state), path.into_inner(), WHAT, "deleted", OutputQueue::delete).await
+    one(&state, QUEUE, path.into_inner(), Action::Delete).await
 }
 
 async fn delete_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    all(&req, queue(&state), "deleted", OutputQueue::delete_matching).await
+    all(&req, &state, QUEUE, Action::Delete).await
 }

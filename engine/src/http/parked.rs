@@ -1,9 +1,11 @@
 //! What the REST APIs of the three queues of parked work (the repair queue, the output repair
 //! queue, failed jobs) share: one filter (`?filter=` text, `from=`/`to=` times, `first=`,
-//! `after=`), queue calls off the reactor, one-id and all-matching actions.
+//! `after=`), queue reads off the reactor, and the actions, which go to the repair-queue actor.
 
-use super::error;
+use super::{error, AppState};
 use crate::parked::{parse_time, ParkedFilter};
+use crate::processor::{ParkedItem, Queue, RetryError, Which};
+use crate::repair::RepairError;
 use crate::storage::StorageError;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -48,35 +50,76 @@ pub(super) async fn on_queue<Q: Send + Sync + 'static, T: Send + 'static>(
     }
 }
 
-/// Retry or delete one entry: `{"<done>": 1}`, or 404 naming `what`.
-pub(super) async fn one<Q: Send + Sync + 'static>(
-    queue: Arc<Q>,
-    id: String,
-    what: &'static str,
-    done: &'static str,
-    op: fn(&Q, &str) -> Result<bool, StorageError>,
-) -> HttpResponse {
-    let wanted = id.clone();
-    match on_queue(queue, move |q| op(q, &wanted)).await {
-        Ok(true) => HttpResponse::Ok().json(json!({ done: 1 })),
-        Ok(false) => error(StatusCode::NOT_FOUND, format!("{what} \"{id}\" not found")),
-        Err(r) => r,
+/// What an operator does to parked items.
+#[derive(Clone, Copy)]
+pub(super) enum Action {
+    /// Put them back to work.
+    Retry,
+    /// Delete them.
+    Delete,
+}
+
+impl Action {
+    fn done(self) -> &'static str {
+        match self {
+            Action::Retry => "retried",
+            Action::Delete => "deleted",
+        }
     }
 }
 
-/// Retry or delete every entry matching the filter: `{"<done>": n}`.
-pub(super) async fn all<Q: Send + Sync + 'static>(
-    req: &HttpRequest,
-    queue: Arc<Q>,
-    done: &'static str,
-    op: fn(&Q, &ParkedFilter) -> Result<usize, StorageError>,
-) -> HttpResponse {
+async fn act(state: &AppState, queue: Queue, action: Action, which: Which) -> Result<usize, RetryError> {
+    let repairs = state.engine.repairs();
+    match action {
+        Action::Retry => repairs.retry(queue, which).await,
+        Action::Delete => repairs.delete(queue, which).await,
+    }
+}
+
+/// The answer to a failed action on parked work.
+pub(super) fn action_error(e: RetryError) -> HttpResponse {
+    let status = match &e {
+        RetryError::NotFound(_) => StatusCode::NOT_FOUND,
+        RetryError::Busy(_) => StatusCode::CONFLICT,
+        RetryError::Draining => StatusCode::SERVICE_UNAVAILABLE,
+        RetryError::Repair(RepairError::BadId(_) | RepairError::BadRequest(_)) => StatusCode::BAD_REQUEST,
+        RetryError::Repair(_) | RetryError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(status, e.to_string())
+}
+
+/// Retry or delete one item of `queue`: `{"<done>": 1}`, or 404 naming it.
+pub(super) async fn one(state: &AppState, queue: Queue, id: String, action: Action) -> HttpResponse {
+    match act(state, queue, action, Which::One(id.clone())).await {
+        Ok(0) => error(StatusCode::NOT_FOUND, format!("{} \"{id}\" not found", queue.what())),
+        Ok(_) => HttpResponse::Ok().json(json!({ action.done(): 1 })),
+        Err(e) => action_error(e),
+    }
+}
+
+/// Retry or delete every item of `queue` matching the request's filter: `{"<done>": n}`.
+pub(super) async fn all(req: &HttpRequest, state: &AppState, queue: Queue, action: Action) -> HttpResponse {
     let filter = match filter_of(req) {
         Ok(f) => f,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    match on_queue(queue, move |q| op(q, &filter)).await {
-        Ok(n) => HttpResponse::Ok().json(json!({ done: n })),
-        Err(r) => r,
+    match act(state, queue, action, Which::Matching(filter)).await {
+        Ok(n) => HttpResponse::Ok().json(json!({ action.done(): n })),
+        Err(e) => action_error(e),
+    }
+}
+
+/// Every item of `queue` matching the request's filter, oldest first.
+pub(super) async fn listed(req: &HttpRequest, state: &AppState, queue: Queue) -> Result<Vec<ParkedItem>, HttpResponse> {
+    let filter = filter_of(req).map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
+    state.engine.repairs().all(queue, filter).await.map_err(action_error)
+}
+
+/// Item `id` of `queue`, or 404 naming it.
+pub(super) async fn get(state: &AppState, queue: Queue, id: String) -> HttpResponse {
+    match state.engine.repairs().get(queue, &id).await {
+        Ok(Some(item)) => HttpResponse::Ok().json(item),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("{} \"{id}\" not found", queue.what())),
+        Err(e) => action_error(e),
     }
 }

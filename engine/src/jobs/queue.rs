@@ -2,7 +2,7 @@
 //! (TDG's failed-jobs queue). A job's key is its UUIDv7 id all its life, so pending jobs scan in
 //! the order pushed and a failed job is found from its id.
 
-use crate::parked::{ParkedFilter, Shelf};
+use crate::parked::Shelf;
 use crate::storage::{Db, Keyspace, ReadView, StorageError, WriteTx};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -164,16 +164,6 @@ impl Jobs {
         })
     }
 
-    /// Failed jobs, oldest first, whose name, args or error contain `text` (case-insensitive).
-    pub fn failed_list(&self, text: Option<&str>) -> Result<Vec<Job>, StorageError> {
-        self.failed_matching(&ParkedFilter::text(text))
-    }
-
-    /// Failed jobs, oldest first, matching `filter`.
-    pub fn failed_matching(&self, filter: &ParkedFilter) -> Result<Vec<Job>, StorageError> {
-        FAILED_SHELF.all(&self.db, filter)
-    }
-
     /// Move the failed jobs `ids` back to the pending jobs (`to_pending`) or delete them, in one
     /// commit; how many were there. A job keeps its key (its id) all its life, so its place is
     /// found from the id.
@@ -191,36 +181,21 @@ impl Jobs {
         Ok(moved)
     }
 
-    /// Try failed job `id` again; false when there is none.
-    pub fn retry(&self, id: &str) -> Result<bool, StorageError> {
-        Ok(self.take_failed(&[id], true)? > 0)
+    /// Put the failed jobs `ids` back with the pending ones in one commit; how many.
+    pub fn retry_ids(&self, ids: &[&str]) -> Result<usize, StorageError> {
+        self.take_failed(ids, true)
+    }
+}
+
+impl crate::parked::ParkedQueue for Jobs {
+    type Item = Job;
+
+    fn shelf(&self) -> (&Db, Shelf) {
+        (&self.db, FAILED_SHELF)
     }
 
-    /// Delete failed job `id`; false when there is none.
-    pub fn delete(&self, id: &str) -> Result<bool, StorageError> {
-        Ok(self.take_failed(&[id], false)? > 0)
-    }
-
-    /// Try every failed job matching `filter` again; how many.
-    pub fn retry_matching(&self, filter: &ParkedFilter) -> Result<usize, StorageError> {
-        let matching = self.failed_matching(filter)?;
-        self.take_failed(&matching.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), true)
-    }
-
-    /// Delete every failed job matching `filter`; how many.
-    pub fn delete_matching(&self, filter: &ParkedFilter) -> Result<usize, StorageError> {
-        let matching = self.failed_matching(filter)?;
-        self.take_failed(&matching.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), false)
-    }
-
-    /// Try every failed job matching `text` again; how many.
-    pub fn retry_all(&self, text: Option<&str>) -> Result<usize, StorageError> {
-        self.retry_matching(&ParkedFilter::text(text))
-    }
-
-    /// Delete every failed job matching `text`; how many.
-    pub fn delete_all(&self, text: Option<&str>) -> Result<usize, StorageError> {
-        self.delete_matching(&ParkedFilter::text(text))
+    fn delete_ids(&self, ids: &[&str]) -> Result<crate::parked::Taken, crate::repair::RepairError> {
+        Ok(crate::parked::Taken { taken: self.take_failed(ids, false)?, left: 0 })
     }
 }
 

@@ -415,24 +415,7 @@ impl OutputQueue {
     /// Parked deliveries, oldest first, matching `text` (case-insensitive, in the id, output,
     /// routing key, status, error or object).
     pub fn parked(&self, text: Option<&str>) -> Result<Vec<Delivery>, StorageError> {
-        self.parked_matching(&ParkedFilter::text(text))
-    }
-
-    /// Parked deliveries, oldest first, matching `filter`.
-    pub fn parked_matching(&self, filter: &ParkedFilter) -> Result<Vec<Delivery>, StorageError> {
-        PARKED_SHELF.all(&self.db, filter)
-    }
-
-    /// Try every parked delivery matching `filter` again; how many.
-    pub fn retry_matching(&self, filter: &ParkedFilter) -> Result<usize, StorageError> {
-        let matching = self.parked_matching(filter)?;
-        self.take_parked(&matching.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), true)
-    }
-
-    /// Delete every parked delivery matching `filter`; how many.
-    pub fn delete_matching(&self, filter: &ParkedFilter) -> Result<usize, StorageError> {
-        let matching = self.parked_matching(filter)?;
-        self.take_parked(&matching.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), false)
+        PARKED_SHELF.all(&self.db, &ParkedFilter::text(text))
     }
 
     /// Parked delivery `id`.
@@ -471,14 +454,21 @@ impl OutputQueue {
         Ok(self.take_parked(&[id], false)? > 0)
     }
 
-    /// Try every parked delivery matching `text` again; how many.
-    pub fn retry_all(&self, text: Option<&str>) -> Result<usize, StorageError> {
-        self.retry_matching(&ParkedFilter::text(text))
+    /// Put the parked deliveries `ids` back to their outputs in one commit; how many.
+    pub fn retry_ids(&self, ids: &[&str]) -> Result<usize, StorageError> {
+        self.take_parked(ids, true)
+    }
+}
+
+impl crate::parked::ParkedQueue for OutputQueue {
+    type Item = Delivery;
+
+    fn shelf(&self) -> (&Db, Shelf) {
+        (&self.db, PARKED_SHELF)
     }
 
-    /// Delete every parked delivery matching `text`; how many.
-    pub fn delete_all(&self, text: Option<&str>) -> Result<usize, StorageError> {
-        self.delete_matching(&ParkedFilter::text(text))
+    fn delete_ids(&self, ids: &[&str]) -> Result<crate::parked::Taken, crate::repair::RepairError> {
+        Ok(crate::parked::Taken { taken: self.take_parked(ids, false)?, left: 0 })
     }
 }
 

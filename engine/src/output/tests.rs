@@ -64,7 +64,7 @@ fn deliveries_wait_per_output_in_order_and_park_with_their_status() {
     assert_eq!(retried.status, IN_PROGRESS);
     q.park(retried, SENDING_ERROR, "still down".into()).unwrap();
     assert_eq!(q.get_parked(&parked[0].id).unwrap().unwrap().status, "Rereplicated (Sending error)");
-    assert_eq!(q.delete_all(None).unwrap(), 1);
+    assert!(q.delete(&parked[0].id).unwrap());
     assert!(q.parked(None).unwrap().is_empty());
 }
 

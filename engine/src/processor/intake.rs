@@ -33,13 +33,11 @@ impl Processor {
         };
         let mut entry = RepairQueue::new_entry(&received.input, received.source, received.payload);
         let id = entry.id.clone();
-        // Claimed before it becomes visible in the repair queue, so no operator action can
-        // retry or delete it while its first processing is on its way.
-        self.claim(&id);
+        // It becomes visible in the repair queue as `New` without an error: claimed by that
+        // status, so no operator action retries or deletes it while it is processed.
         let durable = match self.intake_log.append(&mut entry, |e, json| self.rt.repair.staged(e, json)) {
             Ok(durable) => durable,
             Err(e) => {
-                self.release(&id);
                 return match e {
                     RepairError::IntakeLog(IntakeLogError::Closed) => Box::pin(async { Err(IntakeError::Draining) }),
                     e => Box::pin(async move { Err(IntakeError::Internal(e.to_string())) }),
@@ -60,7 +58,6 @@ impl Processor {
             if failed {
                 // Refused to the client (the intake log took its entry out of the repair queue
                 // again), so it must not be processed: the client still has it.
-                engine.release(&entry.id);
                 return;
             }
             metrics().repair_depth.inc();

@@ -10,31 +10,31 @@
 //! | `mod.rs` | [`Processor`]: the parts below started together, their state (`/health`), the drain |
 //! | `intake.rs` | durable acceptance: the [`Intake`](ferrogrid_connectors::Intake) of every input |
 //! | `router.rs` | an accepted object to a script worker, then to the storage actor or its output; how it ended |
-//! | `retry.rs` | the operator's repair-queue actions (list, retry, delete), claims respected |
+//! | `repairs.rs` | the repair-queue actor: operators' actions on the three queues of parked work |
 //! | `stages.rs` | the stages themselves |
 //! | `storage_actor.rs` | the storage actor |
 
+use crate::actors::NamedArbiter;
 use crate::metrics::metrics;
 use crate::repair::RepairQueue;
 use crate::runtime::Runtime;
 use crate::storage::IntakeLog;
 use ferrogrid_pipelines::{OnPanic, PoolError, WorkerPool};
 use ferrogrid_sandbox::ScriptEngine;
-use std::collections::HashSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 mod intake;
-mod retry;
+mod repairs;
 mod router;
 mod stages;
 mod storage_actor;
 
 pub use intake::ProcessorIntake;
-pub use retry::RetryError;
+pub use repairs::{ParkedItem, Queue, Repairs, RetryError, Which};
 use router::Finisher;
 pub use stages::{prepare, send_failed, store, Done, Finish, Prepared, ToSend, ToStore};
 pub use storage_actor::{StorageHandle, StoreJob, StoreSender, Then};
@@ -63,6 +63,7 @@ pub struct Processor {
     intake_log: IntakeLog,
     pool: WorkerPool,
     storage: StorageHandle,
+    repairs: Repairs,
     permits: Arc<Semaphore>,
     max_in_flight: usize,
     state: AtomicU8,
@@ -87,12 +88,14 @@ impl Processor {
         let pool = WorkerPool::start(workers, rt.sandbox.clone(), on_panic)?;
         let rt = Arc::new(rt);
         let storage = StorageHandle::start(rt.clone())?;
-        Ok(Arc::new(Processor {
-            shared: Arc::new(Finisher { rt: rt.clone(), io, busy: Mutex::new(HashSet::new()) }),
+        let repair_thread = NamedArbiter::start("ferrogrid-repair")?;
+        Ok(Arc::new_cyclic(|me| Processor {
+            shared: Arc::new(Finisher { rt: rt.clone(), io }),
             rt,
             intake_log,
             pool,
             storage,
+            repairs: Repairs::start(repair_thread, me.clone()),
             permits: Arc::new(Semaphore::new(max_in_flight)),
             max_in_flight,
             state: AtomicU8::new(State::Starting as u8),
@@ -136,13 +139,9 @@ impl Processor {
         self.state.store(state as u8, Ordering::Release);
     }
 
-    /// Mark `id` as being processed; false if it already is.
-    pub(super) fn claim(&self, id: &str) -> bool {
-        self.shared.busy.lock().unwrap_or_else(PoisonError::into_inner).insert(id.to_string())
-    }
-
-    pub(super) fn release(&self, id: &str) {
-        self.shared.busy.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
+    /// The repair-queue actor: operators' actions on parked work.
+    pub fn repairs(&self) -> &Repairs {
+        &self.repairs
     }
 
     /// Refuse new objects from now on (a shutdown began); `/health` says `draining`.
@@ -182,6 +181,7 @@ impl Processor {
             tracing::error!("waiting for the script workers failed");
         }
         self.storage.close().await;
+        self.repairs.stop();
         self.intake_log.close();
         if let Err(e) = self.rt.db.sync() {
             tracing::error!(error = %e, "final flush failed");

@@ -4,15 +4,14 @@
 
 use super::stages::{prepare, send_failed, Done, Finish, Prepared, ToSend};
 use super::storage_actor::{StoreJob, StoreSender, Then};
-use super::{panic_text, Processor};
+use super::{panic_text, Processor, RetryError};
 use crate::metrics::metrics;
 use crate::output::Content;
 use crate::repair::{Entry, Failure, RepairError};
 use crate::runtime::Runtime;
 use ferrogrid_connectors::{Outcome, OutcomeStatus};
-use std::collections::HashSet;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -21,8 +20,6 @@ pub(super) struct Finisher {
     pub(super) rt: Arc<Runtime>,
     /// The async runtime that sends to connector outputs.
     pub(super) io: tokio::runtime::Handle,
-    /// Ids of the entries being processed right now.
-    pub(super) busy: Mutex<HashSet<String>>,
 }
 
 impl Finisher {
@@ -56,7 +53,6 @@ impl Finisher {
             }
         }
         let outcome = outcome_of(id, &result);
-        self.busy.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
         metrics().in_flight.dec();
         let status = match outcome.status {
             OutcomeStatus::Stored => "stored",
@@ -184,7 +180,19 @@ impl Processor {
         async move { outcome.await.ok() }
     }
 
-    /// Process again everything unfinished when the engine last stopped. Returns how many.
+    /// Process `entry` — claimed by its stored status: an operator's retry made it `In
+    /// Progress`, or it was unfinished at start — once a permit is free; how it ended. A shutdown
+    /// meanwhile leaves it claimed in storage, and it resumes at the next start.
+    pub(super) async fn submit_claimed(self: &Arc<Self>, entry: Entry) -> Result<Outcome, RetryError> {
+        let Ok(permit) = self.permits.clone().acquire_owned().await else {
+            return Err(RetryError::Draining);
+        };
+        self.submit(entry, permit).await.ok_or(RetryError::Draining)
+    }
+
+    /// Process again everything unfinished when the engine last stopped. Returns how many. They
+    /// are claimed by their status (no operator action touches an unfinished entry), so they are
+    /// submitted as they were listed.
     pub fn resume(self: &Arc<Self>) -> Result<usize, RepairError> {
         let entries = self.rt.repair.unfinished()?;
         let count = entries.len();
@@ -195,24 +203,7 @@ impl Processor {
         actix_rt::spawn(async move {
             for entry in entries {
                 let Ok(permit) = engine.permits.clone().acquire_owned().await else { return };
-                if !engine.claim(&entry.id) {
-                    continue;
-                }
-                // Read it again now that it is claimed: an operator may have retried or deleted
-                // it since the list was taken (off the reactor).
-                let (rt, id) = (engine.rt.clone(), entry.id.clone());
-                let current = tokio::task::spawn_blocking(move || rt.repair.get(&id)).await;
-                let current = current.unwrap_or_else(|e| Err(RepairError::BadRequest(e.to_string())));
-                match current {
-                    Ok(Some(current)) if current.is_unfinished() => {
-                        actix_rt::spawn(engine.submit(current, permit));
-                    }
-                    Ok(_) => engine.release(&entry.id),
-                    Err(e) => {
-                        tracing::error!(id = %entry.id, error = %e, "reading an unfinished entry failed");
-                        engine.release(&entry.id);
-                    }
-                }
+                actix_rt::spawn(engine.submit(entry, permit));
             }
         });
         Ok(count)

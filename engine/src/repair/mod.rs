@@ -11,7 +11,7 @@ mod entry;
 pub use entry::{Attempt, Entry, Failure, Status};
 
 use crate::metrics::metrics;
-use crate::parked::{ParkedFilter, Shelf};
+use crate::parked::{ParkedFilter, Shelf, Taken};
 use crate::storage::{Db, Keyspace, ReadView, StorageError, WriteTx};
 use serde_json::Value;
 
@@ -44,6 +44,9 @@ pub enum RepairError {
     /// The intake log refused the entry (it failed or the engine is shutting down).
     #[error(transparent)]
     IntakeLog(#[from] crate::storage::IntakeLogError),
+    /// The entry is being processed (its status says so: its claim), so it is left alone.
+    #[error("repair-queue entry \"{0}\" is being processed right now")]
+    Busy(String),
 }
 
 /// The repair queue of one database.
@@ -141,11 +144,6 @@ impl RepairQueue {
         Ok(SHELF.get(&self.db, id)?)
     }
 
-    /// Read-modify-write entry `id` in one transaction; None if it does not exist (any more).
-    fn modify(&self, id: &str, change: impl FnOnce(&mut Entry)) -> Result<Option<Entry>, RepairError> {
-        self.modify_with(id, change, |_, _| Ok(()))
-    }
-
     /// Change entry `id` and stage `also` (given the changed entry) in the same commit.
     fn modify_with(
         &self,
@@ -177,9 +175,24 @@ impl RepairQueue {
         self.modify_with(id, |entry| entry.record_failure(failure, self.history_size), also)
     }
 
-    /// Mark `id` as being retried by an operator, optionally with an edited payload (`by` says who).
+    /// Claim `id` for an operator's retry, optionally with an edited payload (`by` says who): in
+    /// one commit, an entry that is not being processed becomes `In Progress` (its claim, kept
+    /// in storage: a restart resumes it); one being processed is [`RepairError::Busy`]. `None`
+    /// when there is no such entry.
     pub fn start_retry(&self, id: &str, edited: Option<(Value, String)>) -> Result<Option<Entry>, RepairError> {
-        self.modify(id, |entry| entry.start_retry(edited, self.history_size))
+        let key = key_of(id)?;
+        self.db.write(|tx| {
+            let Some(bytes) = tx.get(Keyspace::RepairQueue, &key)? else {
+                return Ok(None);
+            };
+            let mut entry = decode(&key, &bytes)?;
+            if entry.is_unfinished() {
+                return Err(RepairError::Busy(id.to_string()));
+            }
+            entry.start_retry(edited, self.history_size);
+            tx.insert(Keyspace::RepairQueue, &key, encode(&entry));
+            Ok(Some(entry))
+        })
     }
 
     /// Entries matching `filter`, newest first, and the cursor to continue after the last one.
@@ -199,34 +212,50 @@ impl RepairQueue {
         Ok(all.into_iter().filter(Entry::is_unfinished).collect())
     }
 
-    /// Delete entry `id`; false if there was none.
+    /// Delete entry `id`; false if there was none, [`RepairError::Busy`] while it is being
+    /// processed.
     pub fn delete(&self, id: &str) -> Result<bool, RepairError> {
         key_of(id)?;
-        let n = self.take(&[id])?;
-        Ok(n > 0)
+        let taken = self.take(&[id])?;
+        if taken.left > 0 {
+            return Err(RepairError::Busy(id.to_string()));
+        }
+        Ok(taken.taken > 0)
     }
 
-    /// Delete every entry matching `filter` for which `keep` is false; returns how many.
-    pub fn delete_matching(&self, filter: &ParkedFilter, keep: impl Fn(&str) -> bool) -> Result<usize, RepairError> {
+    /// Delete every entry matching `filter` but those being processed; returns how many.
+    pub fn delete_matching(&self, filter: &ParkedFilter) -> Result<usize, RepairError> {
         let entries = self.all_matching(filter)?;
-        let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).filter(|id| !keep(id)).collect();
-        self.take(&ids)
-    }
-
-    /// Delete the entries `ids` (those still there) in one commit; how many.
-    pub fn delete_ids(&self, ids: &[&str]) -> Result<usize, RepairError> {
-        self.take(ids)
+        let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+        Ok(self.take(&ids)?.taken)
     }
 
     /// Take entries off the queue in one commit, each with the done marker of its intake-log
-    /// record (so that it does not come back from the log); how many were there.
-    fn take(&self, ids: &[&str]) -> Result<usize, RepairError> {
-        let n = SHELF.take(&self.db, ids, |tx, entry: Entry| {
-            crate::storage::mark_done(tx, &entry);
-            Ok::<_, RepairError>(())
-        })?;
-        metrics().repair_depth.sub(n as i64);
-        Ok(n)
+    /// record (so that it does not come back from the log); an entry being processed stays.
+    fn take(&self, ids: &[&str]) -> Result<Taken, RepairError> {
+        let taken = SHELF.take_if(
+            &self.db,
+            ids,
+            |entry: &Entry| !entry.is_unfinished(),
+            |tx, entry: Entry| {
+                crate::storage::mark_done(tx, &entry);
+                Ok::<_, RepairError>(())
+            },
+        )?;
+        metrics().repair_depth.sub(taken.taken as i64);
+        Ok(taken)
+    }
+}
+
+impl crate::parked::ParkedQueue for RepairQueue {
+    type Item = Entry;
+
+    fn shelf(&self) -> (&Db, Shelf) {
+        (&self.db, SHELF)
+    }
+
+    fn delete_ids(&self, ids: &[&str]) -> Result<Taken, RepairError> {
+        self.take(ids)
     }
 }
 

@@ -46,6 +46,9 @@ fn retries_move_through_tdg_statuses_and_keep_bounded_history() {
     assert_eq!(edit.by.as_deref(), Some("alice"));
     assert_eq!(edit.previous_payload, Some(json!({"id": 1})));
     assert!(q.unfinished().unwrap().iter().any(|e| e.id == entry.id), "in-progress entries resume at start");
+    // In Progress is the retry's claim: a second retry is refused, and nothing changes.
+    assert!(matches!(q.start_retry(&entry.id, None), Err(RepairError::Busy(_))));
+    assert_eq!(q.get(&entry.id).unwrap().unwrap().history.len(), retrying.history.len());
     let again = q.fail(&entry.id, &failure("second"), |_, _| Ok(())).unwrap().unwrap();
     assert_eq!(again.status, Status::Reworked);
     assert_eq!(again.attempts, 2);
@@ -88,9 +91,14 @@ fn deletes_one_and_matching() {
     for e in [&a, &b, &c] {
         q.add(e).unwrap();
     }
+    // Being processed (New, no error: its claim is its status): not deleted.
+    assert!(matches!(q.delete(&a.id), Err(RepairError::Busy(ref id)) if *id == a.id));
+    for e in [&a, &b, &c] {
+        q.fail(&e.id, &failure("x"), |_, _| Ok(())).unwrap();
+    }
     assert!(q.delete(&a.id).unwrap());
     assert!(!q.delete(&a.id).unwrap());
-    let n = q.delete_matching(&ParkedFilter { text: Some("drop".into()), ..Default::default() }, |_| false).unwrap();
+    let n = q.delete_matching(&ParkedFilter { text: Some("drop".into()), ..Default::default() }).unwrap();
     assert_eq!(n, 2);
     assert!(q.get(&b.id).unwrap().is_none());
     assert!(matches!(q.get("not-a-uuid"), Err(RepairError::BadId(_))));
@@ -119,8 +127,9 @@ fn finishing_a_deleted_entry_fails_the_commit_and_bulk_delete_skips_kept_ids() {
     let b = RepairQueue::new_entry("http", "http", json!({"k": "x"}));
     q.add(&a).unwrap();
     q.add(&b).unwrap();
-    // `b` is being processed: a bulk delete leaves it.
-    let n = q.delete_matching(&ParkedFilter::default(), |id| id == b.id).unwrap();
+    q.fail(&a.id, &failure("x"), |_, _| Ok(())).unwrap();
+    // `b` is being processed (its status says so): a bulk delete leaves it.
+    let n = q.delete_matching(&ParkedFilter::default()).unwrap();
     assert_eq!(n, 1);
     assert!(q.get(&b.id).unwrap().is_some());
     // `a` is gone: whatever would have finished it is not committed.

@@ -178,7 +178,10 @@ impl Db {
     /// lock all the same: sled's pages are copy-on-write, and two writers on the same page (the
     /// newest entries) retry and copy it again. Stops at the first failure. Visible at once,
     /// durable after [`Db::sync`].
-    pub fn insert_each(&self, writes: impl IntoIterator<Item = (Keyspace, Vec<u8>, Vec<u8>)>) -> Result<(), StorageError> {
+    pub fn insert_each(
+        &self,
+        writes: impl IntoIterator<Item = (Keyspace, Vec<u8>, Vec<u8>)>,
+    ) -> Result<(), StorageError> {
         let _state = self.inner.write.lock().unwrap_or_else(PoisonError::into_inner);
         for (ks, key, value) in writes {
             self.inner.store.apply(vec![(ks.key(&key), Some(value.into()))])?;
