@@ -224,3 +224,32 @@ fn validation_failure_names_the_field_path() {
     assert_eq!(e["payload"], obj);
     assert!(server.data("User", "id=5").is_empty(), "invalid User not stored");
 }
+
+/// The claim on an entry is its stored status: while an operator's retry runs (the pipeline step
+/// made slow by a failpoint), the entry is `In Progress`, and a second retry or a delete is
+/// refused with 409 (whichever thread or instance asks); once the retry ends it is free again.
+#[test]
+fn an_entry_being_retried_is_claimed_by_its_status() {
+    let server = Server::start_with_config_env(
+        CONFIG,
+        &[("model.avsc", MODEL), ("check_item.rhai", BROKEN_SCRIPT)],
+        &[("FAILPOINTS", "pipeline-step/process_item=sleep(1500)")],
+    );
+    let id = post_bad(&server, 7);
+    std::thread::scope(|scope| {
+        let retry = scope.spawn(|| server.post_empty(&format!("/admin/api/repair/{id}/retry")));
+        wait_until(Duration::from_secs(10), "the retry to claim the entry", || {
+            (entry(&server, &id)["status"] == "In Progress").then_some(())
+        });
+        server.post_empty(&format!("/admin/api/repair/{id}/retry")).assert_status(409, "a second retry");
+        server.delete(&format!("/admin/api/repair/{id}")).assert_status(409, "a delete while it is retried");
+        let r = server.delete("/admin/api/repair");
+        r.assert_status(200, "DELETE all while it is retried");
+        assert_eq!(r.json()["deleted"], 0, "the claimed entry stays: {}", r.body);
+        let answer = retry.join().expect("retry thread");
+        answer.assert_status(200, "the first retry");
+        assert_eq!(answer.json()["status"], "repair", "still broken: {}", answer.body);
+    });
+    assert_eq!(entry(&server, &id)["status"], "Reworked");
+    server.delete(&format!("/admin/api/repair/{id}")).assert_status(200, "free again once the retry ended");
+}

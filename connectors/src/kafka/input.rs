@@ -1,31 +1,41 @@
 //! The Kafka consumer input: consume, hand each message to the engine's intake, and store the
 //! offset of a message only once it and all before it in its partition are durably accepted.
+//!
+//! The consumer is an actix actor, a [`StreamHandler`] of the consumer's messages, under a
+//! [`Supervisor`]. It owns the back-pressure: each message takes one of `workers_count` permits
+//! for its acceptance (a task of its own); when none is free the actor stops taking messages
+//! (`ctx.wait`), and pauses fetching when none frees up within [`PAUSE_AFTER`]. The rebalance
+//! callback and the acceptance tasks share the partitions' [`Progress`].
 
 use super::config::KafkaInputConfig;
 use super::progress::Progress;
 use crate::intake::{Intake, IntakeError, Received, Wait};
 use crate::json::parse_object;
 use crate::registry::BuildError;
+use actix::prelude::*;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaResult;
 use rdkafka::message::OwnedMessage;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use serde_json::Value;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Poll;
 use std::time::Duration;
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinHandle;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// How long the consuming loop waits for a free worker before it pauses fetching.
 const PAUSE_AFTER: Duration = Duration::from_millis(500);
 
 /// The consumer's context: forgets the progress of revoked partitions.
-struct Context {
+struct KafkaContext {
     progress: Arc<Mutex<Progress>>,
 }
 
-impl ClientContext for Context {}
+impl ClientContext for KafkaContext {}
 
-impl ConsumerContext for Context {
+impl ConsumerContext for KafkaContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(list) = rebalance {
             let revoked: Vec<(String, i32)> =
@@ -39,13 +49,14 @@ fn lock(progress: &Mutex<Progress>) -> MutexGuard<'_, Progress> {
     progress.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// What the consuming loop and the acceptance tasks share.
+/// What the actor and the acceptance tasks share.
 struct ConsumerState {
     config: KafkaInputConfig,
     intake: Arc<dyn Intake>,
-    consumer: StreamConsumer<Context>,
+    consumer: Arc<StreamConsumer<KafkaContext>>,
     progress: Arc<Mutex<Progress>>,
-    stop: watch::Receiver<bool>,
+    /// One per message being accepted (`workers_count`).
+    permits: Arc<Semaphore>,
 }
 
 /// A Kafka input: a consumer in the configured group, started by [`crate::Input::start`].
@@ -71,10 +82,135 @@ impl crate::Input for KafkaInput {
     }
 }
 
-/// A running Kafka consumer.
+/// The consumer's messages as a stream (owned, so the actor can hold it).
+struct Messages {
+    consumer: Arc<StreamConsumer<KafkaContext>>,
+    next: Option<Pin<Box<dyn Future<Output = KafkaResult<OwnedMessage>> + Send>>>,
+}
+
+impl Stream for Messages {
+    type Item = KafkaResult<OwnedMessage>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let consumer = &this.consumer;
+        let next = this.next.get_or_insert_with(|| {
+            let consumer = consumer.clone();
+            Box::pin(async move { consumer.recv().await.map(|m| m.detach()) })
+        });
+        match next.as_mut().poll(cx) {
+            Poll::Ready(message) => {
+                this.next = None;
+                Poll::Ready(Some(message))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// The consumer actor.
+struct ConsumerActor {
+    shared: Arc<ConsumerState>,
+    /// A stop began: messages still coming are not taken (their offsets are not stored).
+    stopping: bool,
+}
+
+impl Actor for ConsumerActor {
+    type Context = actix::Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.add_stream(Messages { consumer: self.shared.consumer.clone(), next: None });
+    }
+}
+
+impl Supervised for ConsumerActor {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        tracing::warn!(input = %self.shared.config.name, "kafka consumer actor restarting");
+    }
+}
+
+impl ConsumerActor {
+    /// Hand `message` to an acceptance task of its own, holding `permit` until it ends.
+    fn dispatch(&self, message: OwnedMessage, permit: OwnedSemaphorePermit) {
+        lock(&self.shared.progress).started(message.topic(), message.partition(), message.offset());
+        actix::spawn(accept(self.shared.clone(), message, permit));
+    }
+}
+
+impl StreamHandler<KafkaResult<OwnedMessage>> for ConsumerActor {
+    fn handle(&mut self, message: KafkaResult<OwnedMessage>, ctx: &mut Self::Context) {
+        if self.stopping {
+            return;
+        }
+        let message = match message {
+            Ok(message) => message,
+            Err(e) => {
+                tracing::warn!(input = %self.shared.config.name, error = %e, "kafka consume error");
+                return;
+            }
+        };
+        if let Ok(permit) = self.shared.permits.clone().try_acquire_owned() {
+            self.dispatch(message, permit);
+            return;
+        }
+        // Every worker busy: take no further message until one frees up. That usually takes a
+        // moment; only when it does not (the engine pushes back) is fetching paused, since a
+        // pause drops what librdkafka prefetched.
+        let shared = self.shared.clone();
+        let freed = async move {
+            let permit = match tokio::time::timeout(PAUSE_AFTER, shared.permits.clone().acquire_owned()).await {
+                Ok(permit) => permit,
+                Err(_) => {
+                    let paused = shared.consumer.assignment().ok().filter(|a| shared.consumer.pause(a).is_ok());
+                    tracing::debug!(input = %shared.config.name, "every worker busy: consumption paused");
+                    let permit = shared.permits.clone().acquire_owned().await;
+                    if let Some(assignment) = paused {
+                        let _ = shared.consumer.resume(&assignment);
+                    }
+                    permit
+                }
+            };
+            permit.ok()
+        };
+        ctx.wait(freed.into_actor(self).map(move |permit, act, _| match permit {
+            Some(permit) if !act.stopping => act.dispatch(message, permit),
+            _ => {}
+        }));
+    }
+
+    fn finished(&mut self, _: &mut Self::Context) {
+        // The stream of a consumer never ends; the actor ends with a stop.
+    }
+}
+
+/// Stop consuming, wait for the messages being accepted, commit what they allow and leave
+/// the group.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Stop;
+
+impl Handler<Stop> for ConsumerActor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _: Stop, _: &mut Self::Context) -> Self::Result {
+        self.stopping = true;
+        let shared = self.shared.clone();
+        let finished = async move {
+            let workers = shared.config.workers_count as u32;
+            let _ = shared.permits.acquire_many(workers).await;
+            if let Err(e) = shared.consumer.commit_consumer_state(CommitMode::Sync) {
+                tracing::debug!(input = %shared.config.name, error = %e, "final offset commit");
+            }
+            shared.consumer.unsubscribe();
+            tracing::info!(input = %shared.config.name, "kafka input stopped");
+        };
+        Box::pin(finished.into_actor(self).map(|(), _, ctx| ctx.stop()))
+    }
+}
+
+/// A running Kafka consumer: the address of its actor.
 pub struct KafkaConsumer {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    addr: Addr<ConsumerActor>,
 }
 
 impl crate::Running for KafkaConsumer {
@@ -84,12 +220,12 @@ impl crate::Running for KafkaConsumer {
 }
 
 impl KafkaConsumer {
-    /// Subscribe and start consuming on the current async runtime.
+    /// Subscribe and start the consumer actor on the current arbiter.
     pub fn start(config: KafkaInputConfig, intake: Arc<dyn Intake>) -> Result<Self, BuildError> {
         let fail = |e: rdkafka::error::KafkaError| BuildError { name: config.name.clone(), message: e.to_string() };
         let progress = Arc::new(Mutex::new(Progress::default()));
-        let consumer: StreamConsumer<Context> =
-            config.client_config().create_with_context(Context { progress: progress.clone() }).map_err(fail)?;
+        let consumer: StreamConsumer<KafkaContext> =
+            config.client_config().create_with_context(KafkaContext { progress: progress.clone() }).map_err(fail)?;
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(fail)?;
         tracing::info!(
@@ -99,18 +235,17 @@ impl KafkaConsumer {
             token_name = ?config.token_name,
             "kafka input consuming"
         );
-        let (stop, stop_rx) = watch::channel(false);
-        let shared = Arc::new(ConsumerState { config, intake, consumer, progress, stop: stop_rx });
-        let task = tokio::spawn(consume(shared));
-        Ok(Self { stop, task })
+        let permits = Arc::new(Semaphore::new(config.workers_count));
+        let shared = Arc::new(ConsumerState { config, intake, consumer: Arc::new(consumer), progress, permits });
+        let addr = Supervisor::start(move |_| ConsumerActor { shared, stopping: false });
+        Ok(Self { addr })
     }
 
     /// Stop consuming, wait for the messages being accepted, commit the stored offsets and
     /// leave the group.
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        if let Err(e) = self.task.await {
-            tracing::error!(error = %e, "the kafka input task failed");
+        if let Err(e) = self.addr.send(Stop).await {
+            tracing::error!(error = %e, "the kafka consumer actor was gone before it stopped");
         }
     }
 }
@@ -123,56 +258,6 @@ fn payload_of(message: &OwnedMessage, max_depth: usize) -> Value {
         Ok(object) => Value::Object(object),
         Err(_) => Value::String(String::from_utf8_lossy(bytes).into_owned()),
     }
-}
-
-async fn consume(shared: Arc<ConsumerState>) {
-    let workers = shared.config.workers_count;
-    let permits = Arc::new(Semaphore::new(workers));
-    let mut stop = shared.stop.clone();
-    loop {
-        let message = tokio::select! {
-            _ = stop.changed() => break,
-            message = shared.consumer.recv() => message,
-        };
-        let message = match message {
-            Ok(message) => message.detach(),
-            Err(e) => {
-                tracing::warn!(input = %shared.config.name, error = %e, "kafka consume error");
-                continue;
-            }
-        };
-        // A worker usually frees up within a moment; only when none does (the engine pushes
-        // back) is fetching paused, since a pause drops what librdkafka prefetched.
-        let permit = match tokio::time::timeout(PAUSE_AFTER, permits.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => permit,
-            Ok(Err(_)) => break,
-            Err(_) => {
-                let paused = shared.consumer.assignment().ok().filter(|a| shared.consumer.pause(a).is_ok());
-                tracing::debug!(input = %shared.config.name, "every worker busy: consumption paused");
-                let permit = tokio::select! {
-                    _ = stop.changed() => break,
-                    permit = permits.clone().acquire_owned() => permit,
-                };
-                if let Some(assignment) = paused {
-                    let _ = shared.consumer.resume(&assignment);
-                }
-                match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break,
-                }
-            }
-        };
-        lock(&shared.progress).started(message.topic(), message.partition(), message.offset());
-        tokio::spawn(accept(shared.clone(), message, permit));
-    }
-    // Wait for the messages being accepted, then commit what they allow.
-    let _ = permits.acquire_many(workers as u32).await;
-    match shared.consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(()) => {}
-        Err(e) => tracing::debug!(input = %shared.config.name, error = %e, "final offset commit"),
-    }
-    shared.consumer.unsubscribe();
-    tracing::info!(input = %shared.config.name, "kafka input stopped");
 }
 
 /// Accept one message, retrying while the engine is busy or starting; then store its offset
@@ -191,9 +276,6 @@ async fn accept(shared: Arc<ConsumerState>, message: OwnedMessage, permit: Owned
             Err(e @ IntakeError::Internal(_)) => {
                 tracing::error!(input = %config.name, offset = message.offset(), error = %e, "accepting a message failed");
             }
-        }
-        if *shared.stop.borrow() {
-            return;
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(1));
