@@ -167,11 +167,14 @@ fn text(node: &Value) -> String {
 /// that is not a SOAP envelope holds no Fault.
 #[cfg(test)]
 pub(crate) fn fault_in(answer: &[u8]) -> Option<Fault> {
-    fault_of(&super::xml::parse_envelope(answer, MAX_DEPTH).ok()?)
+    fault_of(&super::xml::parse_envelope(answer, MAX_DEPTH).ok()?, answer)
 }
 
-/// The Fault in a parsed SOAP answer, if its Body holds one.
-fn fault_of(envelope: &super::xml::Envelope) -> Option<Fault> {
+/// The Fault in a parsed SOAP answer (`answer` its bytes), if its Body holds one. A code is a
+/// standard one only when its prefix names the envelope's namespace (an unprefixed code is taken
+/// as meant so); `app:Client` of another namespace is the application's own, and tells nothing
+/// about whose fault it is.
+fn fault_of(envelope: &super::xml::Envelope, answer: &[u8]) -> Option<Fault> {
     let body = &envelope.body;
     let ns = body.get("ns").and_then(Value::as_str);
     if body.get("tag").and_then(Value::as_str) != Some("Fault") || ns != Some(envelope.version.namespace()) {
@@ -183,6 +186,16 @@ fn fault_of(envelope: &super::xml::Envelope) -> Option<Fault> {
         super::xml::SoapVersion::V12 => child(body, "Code").and_then(|c| child(c, "Value")).map(text),
     }
     .unwrap_or_default();
+    if let Some((prefix, _)) = code.split_once(':') {
+        let element = match envelope.version {
+            super::xml::SoapVersion::V11 => "faultcode",
+            super::xml::SoapVersion::V12 => "Value",
+        };
+        let ns = super::xml::prefix_namespace_at(answer, element, prefix);
+        if ns.as_deref() != Some(envelope.version.namespace()) {
+            return Some(Fault::Peer(code));
+        }
+    }
     let local = code.rsplit(':').next().unwrap_or_default();
     let first = local.split('.').next().unwrap_or_default();
     Some(match first {
@@ -211,7 +224,7 @@ impl Output for SoapOutput {
             // limit) but speaks of a Fault is not taken for a delivery: it is tried again, and
             // parked with the answer quoted if it stays so.
             let unreadable_fault = || parsed.is_err() && String::from_utf8_lossy(&answer.body).contains("Fault");
-            match (parsed.as_ref().ok().and_then(fault_of), answer.status) {
+            match (parsed.as_ref().ok().and_then(|envelope| fault_of(envelope, &answer.body)), answer.status) {
                 (None, 200..=299) if unreadable_fault() => Err(SendError::Unavailable(described)),
                 (None, 200..=299) => Ok(()),
                 (Some(Fault::Request(_)), _) => Err(SendError::Rejected(described)),

@@ -281,6 +281,15 @@ mod output {
             r#"<Envelope xmlns="{S11}"><Body><Fault xmlns="{S11}"><faultcode xmlns="">Client</faultcode></Fault></Body></Envelope>"#
         );
         assert_eq!(fault_in(plain.as_bytes()), Some(Fault::Request("Client".into())));
+        // An application's own code named like a standard one is not the standard one.
+        let custom = format!(
+            r#"<s:Envelope xmlns:s="{S11}"><s:Body><s:Fault><faultcode xmlns:app="urn:app">app:Client</faultcode></s:Fault></s:Body></s:Envelope>"#
+        );
+        assert_eq!(fault_in(custom.as_bytes()), Some(Fault::Peer("app:Client".into())));
+        let custom12 = format!(
+            r#"<e:Envelope xmlns:e="{S12}"><e:Body><e:Fault><e:Code><e:Value xmlns:x="urn:x">x:Sender</e:Value></e:Code></e:Fault></e:Body></e:Envelope>"#
+        );
+        assert_eq!(fault_in(custom12.as_bytes()), Some(Fault::Peer("x:Sender".into())));
     }
 
     #[test]

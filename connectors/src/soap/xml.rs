@@ -281,6 +281,25 @@ fn is(node: &Value, tag: &str, ns: &str) -> bool {
     node.get("tag").and_then(Value::as_str) == Some(tag) && node.get("ns").and_then(Value::as_str) == Some(ns)
 }
 
+/// The namespace `prefix` is bound to where the first element named `local` (local name) starts
+/// in `bytes`: what a QName in that element's text (a SOAP Fault's code, `app:Busy`) means.
+/// `None` when there is no such element or the prefix is not bound there.
+pub fn prefix_namespace_at(bytes: &[u8], local: &str, prefix: &str) -> Option<String> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut reader = NsReader::from_str(text.strip_prefix('\u{feff}').unwrap_or(text));
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(start) | Event::Empty(start) if start.local_name().into_inner() == local => {
+                let qname = format!("{prefix}:x");
+                let (bound, _) = reader.resolver().resolve_element(quick_xml::name::QName(&qname));
+                return owned(bound).ok().flatten();
+            }
+            Event::Eof => return None,
+            _ => {}
+        }
+    }
+}
+
 /// Parse a SOAP 1.1 or 1.2 envelope and take the first element of its Body.
 pub fn parse_envelope(bytes: &[u8], max_depth: usize) -> Result<Envelope, XmlError> {
     let root = parse_document(bytes, max_depth)?;

@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 
 /// How often the log moves to a new segment (and older ones are checkpointed away).
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// How often the removal of refused records is tried.
+const REMOVAL_ATTEMPTS: u32 = 4;
 /// Largest record accepted (the HTTP body limit is far below).
 const MAX_RECORD: usize = 256 * 1024 * 1024;
 
@@ -354,17 +356,30 @@ impl IntakeLog {
                     // Refused to their clients: nothing of them may stay, and their records (which
                     // may have reached the disk all the same) are marked done, so that recovery
                     // does not bring them back.
-                    let removed = self.shared.db.write(|tx| {
-                        for (keyspace, key) in &keys {
-                            tx.remove(*keyspace, key);
+                    // Tried a few times: a refused object left in the repair queue would be
+                    // processed at the next start although its client was told no.
+                    let mut removed = Ok(());
+                    for attempt in 0..REMOVAL_ATTEMPTS {
+                        if attempt > 0 {
+                            std::thread::sleep(Duration::from_millis(100 << attempt));
                         }
-                        for id in ids.iter().flatten() {
-                            tx.insert(Keyspace::Done, &done_key(segment, id), Vec::new());
+                        removed = self.shared.db.write(|tx| {
+                            for (keyspace, key) in &keys {
+                                tx.remove(*keyspace, key);
+                            }
+                            for id in ids.iter().flatten() {
+                                tx.insert(Keyspace::Done, &done_key(segment, id), Vec::new());
+                            }
+                            Ok::<_, StorageError>(())
+                        });
+                        if removed.is_ok() {
+                            break;
                         }
-                        Ok::<_, StorageError>(())
-                    });
+                    }
                     if let Err(e) = removed {
-                        tracing::error!(error = %e, "intake log: removing refused records from storage failed");
+                        let refused: Vec<String> =
+                            ids.iter().flatten().map(|id| uuid::Uuid::from_bytes(*id).to_string()).collect();
+                        tracing::error!(error = %e, ?refused, "intake log: removing refused records from storage failed; their clients were refused, yet these entries stay and are processed at the next start");
                     }
                 }
                 if result.is_ok() {

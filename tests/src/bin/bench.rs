@@ -25,6 +25,7 @@
 //! the mean of the plain rates before and after it (target >= 0.7), and `delivery` = p50/p99
 //! from the POST of a user to its arrival at the receiver, at half the plain rate.
 //! `--quick` leaves out the GraphQL and SOAP phases (for work on the replication path).
+//! `--paced N` also measures the p99 at N objects/s, the same load for every build compared.
 //! `--ingest-only` measures only durable ingest: the bare endpoint, then `samples/quickstart`
 //! (`{"User": {...}}`, the default step, no scripts) and `samples/library` (classifier and
 //! routing scripts), each with its throughput, p99 and p99 at half rate, and its ratio to bare
@@ -52,10 +53,12 @@ struct Args {
     quick: bool,
     /// Only the bare endpoint and plain ingest of quickstart and library (`--ingest-only`).
     ingest_only: bool,
+    /// Also the p99 at this fixed rate (`--paced N`), so two builds compare at the same load.
+    paced: Option<u64>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
-    let mut args = Args { seconds: 5, clients: 16, quick: false, ingest_only: false };
+    let mut args = Args { seconds: 5, clients: 16, quick: false, ingest_only: false, paced: None };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = |name: &str| -> anyhow::Result<u64> {
@@ -67,9 +70,10 @@ fn parse_args() -> anyhow::Result<Args> {
             "--clients" => args.clients = value("--clients")?.clamp(1, 256) as usize,
             "--quick" => args.quick = true,
             "--ingest-only" => args.ingest_only = true,
+            "--paced" => args.paced = Some(value("--paced")?.clamp(1, 1_000_000)),
             "-h" | "--help" => {
                 eprintln!(
-                    "usage: bench [--seconds N (1..300, default 5)] [--clients C (1..256, default 16)] [--quick (no GraphQL and SOAP phases)] [--ingest-only (bare, quickstart and library ingest only)]"
+                    "usage: bench [--seconds N (1..300, default 5)] [--clients C (1..256, default 16)] [--quick (no GraphQL and SOAP phases)] [--ingest-only (bare, quickstart and library ingest only)] [--paced N (also p99 at N objects/s)]"
                 );
                 std::process::exit(0);
             }
@@ -286,6 +290,13 @@ fn measure(name: &str, target: &Target, args: &Args, op: &Op) -> (Value, i64) {
     if let Some(d) = drain {
         report["backlog_drain_s"] = round2(d.as_secs_f64());
         report["processed_per_s"] = round2(max.ok as f64 / (max.elapsed + d).as_secs_f64());
+    }
+    if let Some(paced) = args.paced {
+        eprintln!("[{name}] open loop at {paced} objects/s, {dur:?}");
+        let mut at = open_loop(target, op, args.clients, paced as f64, dur, &ids);
+        report["paced_per_s"] = json!(paced);
+        report["p99_ms_at_paced_rate"] = round2(at.percentile_ms(99.0));
+        report["errors"] = json!(max.errors + half.errors + at.errors);
     }
     (report, ids.load(Ordering::Relaxed))
 }
