@@ -159,7 +159,17 @@ impl Runtime {
         if !schema_errors.is_empty() {
             return Err(schema_errors);
         }
-        let repository = Arc::new(Repository::new(db.clone(), model, config.hard_limits, config.sequence_generator));
+        // The stored indexes follow the model before anything reads or writes objects.
+        let (specs, migration) = crate::storage::catalog::migrate(&db, crate::repository::type_specs(&model))
+            .map_err(|e| vec![format!("migrating the stored indexes to the model: {e}")])?;
+        for (type_name, index, read) in &migration.built {
+            tracing::info!(r#type = %type_name, index = %index, versions = read, "built an index the model added or changed");
+        }
+        for (type_name, entries) in &migration.dropped {
+            tracing::info!(r#type = %type_name, entries, "deleted the entries of indexes the model no longer has");
+        }
+        let repository =
+            Arc::new(Repository::new(db.clone(), model, specs, config.hard_limits, config.sequence_generator));
         let host = Host { repository: repository.clone(), sequences: repository.clone() };
         let (sandbox, pipelines) = build_scripts(&config, host)?;
         repository.bind_scripts(sandbox.clone(), pipelines.clone());

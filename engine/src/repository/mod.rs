@@ -99,8 +99,15 @@ fn parse<T: serde::de::DeserializeOwned + Default>(what: &str, v: &Value) -> Res
 
 impl Repository {
     /// A repository over `db` for `model`.
-    pub fn new(db: storage::Db, model: Arc<Model>, limits: HardLimits, sequences: SequenceGenerator) -> Repository {
-        let specs = type_specs(&model);
+    /// The repository over `db` for `model`, whose storage specs (with their index key ids) are
+    /// `specs` ([`storage::catalog::migrate`] of [`type_specs`]).
+    pub fn new(
+        db: storage::Db,
+        model: Arc<Model>,
+        specs: HashMap<String, TypeSpec>,
+        limits: HardLimits,
+        sequences: SequenceGenerator,
+    ) -> Repository {
         Repository {
             db,
             model,

@@ -74,7 +74,7 @@ pub fn type_specs(model: &Model) -> HashMap<String, TypeSpec> {
         .aggregates()
         .map(|t| {
             let indexes = t.indexes.iter().map(|i| index_spec(model, t, i)).collect();
-            (t.name.clone(), TypeSpec { name: t.name.clone(), indexes })
+            (t.name.clone(), TypeSpec::new(&t.name, indexes))
         })
         .collect()
 }

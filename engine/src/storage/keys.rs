@@ -241,11 +241,11 @@ pub(crate) fn type_prefix(spec: &TypeSpec) -> Vec<u8> {
     out
 }
 
-/// `[type][index#]`: prefix of the current/history entries of one index.
-pub(crate) fn index_prefix(tp: &[u8], idx: usize) -> Vec<u8> {
+/// `[type][index id]`: prefix of the current/history entries of one index.
+pub(crate) fn index_prefix(tp: &[u8], id: u8) -> Vec<u8> {
     let mut out = Vec::with_capacity(tp.len() + 1);
     out.extend_from_slice(tp);
-    out.push(idx as u8);
+    out.push(id);
     out
 }
 
@@ -259,20 +259,20 @@ pub(crate) fn object_key(tp: &[u8], pk: &[u8], version: u64) -> Vec<u8> {
 }
 
 /// `[type][index#][key][pk]` (CurrentIndex; for index 0 the key is the pk and is not repeated).
-pub(crate) fn current_key(tp: &[u8], idx: usize, key: &[u8], pk: &[u8]) -> Vec<u8> {
+pub(crate) fn current_key(tp: &[u8], id: u8, key: &[u8], pk: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(tp.len() + 1 + key.len() + pk.len());
     out.extend_from_slice(tp);
-    out.push(idx as u8);
+    out.push(id);
     out.extend_from_slice(key);
-    if idx != 0 {
+    if id != 0 {
         out.extend_from_slice(pk);
     }
     out
 }
 
 /// `[type][index#][key][pk][!version]` (HistoryIndex, secondary indexes only).
-pub(crate) fn history_key(tp: &[u8], idx: usize, key: &[u8], pk: &[u8], version: u64) -> Vec<u8> {
-    let mut out = current_key(tp, idx, key, pk);
+pub(crate) fn history_key(tp: &[u8], id: u8, key: &[u8], pk: &[u8], version: u64) -> Vec<u8> {
+    let mut out = current_key(tp, id, key, pk);
     keycodec::encode_u64_desc(&mut out, version);
     out
 }
@@ -318,6 +318,7 @@ mod tests {
                     ],
                 ),
             ],
+            ids: Vec::new(),
         };
         let obj = json!({"id": 9, "items": [{"sku": "a", "qty": 1}, {"sku": "b", "qty": 2}, {"sku": "a", "qty": 1}]});
         let keys = index_keys(&spec, 1, &obj, usize::MAX, true).unwrap();

@@ -7,6 +7,7 @@
 //!
 //! See README.md for the key layout and the durability guarantee of [`Db::sync`].
 
+pub mod catalog;
 mod config;
 mod cursor;
 mod db;

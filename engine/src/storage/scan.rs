@@ -90,13 +90,13 @@ pub(crate) fn find<V: ReadView + ?Sized>(
     let plan = plan(spec, &conds);
     let history = q.all_versions || q.version.is_some() || q.dont_skip_deleted;
     let as_of = q.version.unwrap_or(u64::MAX);
-    let idx = plan.idx as u8;
+    let idx = spec.key_id(plan.idx);
     let source = if history { Source::History(idx) } else { Source::Current(idx) };
     let tp = type_prefix(spec);
     let (ks, prefix) = match source {
-        Source::Current(i) => (Keyspace::CurrentIndex, index_prefix(&tp, i as usize)),
+        Source::Current(i) => (Keyspace::CurrentIndex, index_prefix(&tp, i)),
         Source::History(0) => (Keyspace::Objects, tp.clone()),
-        Source::History(i) => (Keyspace::HistoryIndex, index_prefix(&tp, i as usize)),
+        Source::History(i) => (Keyspace::HistoryIndex, index_prefix(&tp, i)),
     };
     let join = |rel: &[u8]| [prefix.as_slice(), rel].concat();
     let mut lower = join(&plan.lower);
@@ -128,7 +128,7 @@ pub(crate) fn find<V: ReadView + ?Sized>(
             return Err(limit_error("scanned", q.limits.scanned, q, spec));
         }
         let rel = &k[prefix.len()..];
-        let Some(c) = candidate(view, spec, &tp, source, rel, &v, as_of, q.all_versions)? else {
+        let Some(c) = candidate(view, spec, &tp, source, plan.idx, rel, &v, as_of, q.all_versions)? else {
             continue;
         };
         if c.deleted && !q.dont_skip_deleted {
@@ -178,6 +178,7 @@ fn candidate<V: ReadView + ?Sized>(
     spec: &TypeSpec,
     tp: &[u8],
     source: Source,
+    pos: usize,
     rel: &[u8],
     value: &[u8],
     as_of: u64,
@@ -186,7 +187,7 @@ fn candidate<V: ReadView + ?Sized>(
     let corrupt = || StorageError::Corrupt(format!("short index entry of {}", spec.name));
     let (key, pk, version, record) = match source {
         Source::Current(i) => {
-            let klen = if i == 0 { rel.len() } else { key_len(spec, i as usize, rel)? };
+            let klen = if i == 0 { rel.len() } else { key_len(spec, pos, rel)? };
             (&rel[..klen], if i == 0 { rel } else { &rel[klen..] }, record::decode_version(value)?, None)
         }
         Source::History(i) => {
@@ -195,7 +196,7 @@ fn candidate<V: ReadView + ?Sized>(
             let (key, pk) = if i == 0 {
                 (&rel[..split], &rel[..split])
             } else {
-                let klen = key_len(spec, i as usize, rel)?;
+                let klen = key_len(spec, pos, rel)?;
                 (&rel[..klen], rel.get(klen..split).ok_or_else(corrupt)?)
             };
             if version > as_of {

@@ -5,14 +5,18 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A stored type: a name and its indexes. Index 0 is the primary key (unique, not multikey, no
-/// nullable parts). The order of indexes is part of the on-disk layout: after changing it, call
-/// [`super::objects::reindex`].
+/// nullable parts). Each index's entries are stored under its *key id* (`ids`), which the index
+/// catalog ([`super::catalog`]) keeps stable across model changes; without ids an index's key id
+/// is its position.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TypeSpec {
     /// Type name (`User`).
     pub name: String,
     /// Indexes; index 0 is the primary key.
     pub indexes: Vec<IndexSpec>,
+    /// The key id of each index, in the order of `indexes` (empty: the positions).
+    #[serde(default)]
+    pub ids: Vec<u8>,
 }
 
 /// One index: named, one or more parts; multikey when a part's path steps into an array.
@@ -170,6 +174,16 @@ impl IndexSpec {
 }
 
 impl TypeSpec {
+    /// A spec whose indexes are stored under their positions (until the catalog gives ids).
+    pub fn new(name: &str, indexes: Vec<IndexSpec>) -> TypeSpec {
+        TypeSpec { name: name.to_string(), indexes, ids: Vec::new() }
+    }
+
+    /// The key id of index `i` (its entries are stored under it).
+    pub fn key_id(&self, i: usize) -> u8 {
+        self.ids.get(i).copied().unwrap_or(i as u8)
+    }
+
     /// Position of the index with this name.
     pub fn index_position(&self, name: &str) -> Option<usize> {
         self.indexes.iter().position(|i| i.name == name)
@@ -181,6 +195,16 @@ impl TypeSpec {
         let bad = |m: String| Err(StorageError::user(format!("type {t}: {m}")));
         if t.is_empty() || t.contains('\0') {
             return bad("the type name must be non-empty and contain no NUL".into());
+        }
+        if !self.ids.is_empty() {
+            let mut seen = std::collections::HashSet::new();
+            let ok = self.ids.len() == self.indexes.len()
+                && self.ids.first() == Some(&0)
+                && self.ids[1..].iter().all(|id| *id != 0)
+                && self.ids.iter().all(|id| seen.insert(*id));
+            if !ok {
+                return bad(format!("index key ids {:?} do not fit its {} indexes", self.ids, self.indexes.len()));
+            }
         }
         let Some(primary) = self.indexes.first() else {
             return bad("a primary index (index 0) is required".into());
@@ -239,7 +263,7 @@ mod tests {
         let mut dup = spec.clone();
         dup.indexes[2].name = "username".into();
         assert!(dup.validate().unwrap_err().to_string().contains("\"username\" is used twice"));
-        let none = TypeSpec { name: "X".into(), indexes: vec![] };
+        let none = TypeSpec::new("X", vec![]);
         assert!(none.validate().is_err());
     }
 }

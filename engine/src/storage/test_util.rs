@@ -70,6 +70,7 @@ pub fn user_spec() -> TypeSpec {
                 vec![PartSpec::new("last", KeyKind::String), PartSpec::new("first", KeyKind::String)],
             ),
         ],
+        ids: Vec::new(),
     }
 }
 

@@ -49,15 +49,15 @@ fn store_version(
         if let Some(old) = old {
             for k in index_keys(spec, i, old, usize::MAX, false).unwrap_or_default() {
                 if deleted || keys.binary_search(&k).is_err() {
-                    tx.remove(Keyspace::CurrentIndex, &current_key(tp, i, &k, pk));
+                    tx.remove(Keyspace::CurrentIndex, &current_key(tp, spec.key_id(i), &k, pk));
                 }
             }
         }
         for k in keys {
             if !deleted {
-                tx.insert(Keyspace::CurrentIndex, &current_key(tp, i, k, pk), &ver[..]);
+                tx.insert(Keyspace::CurrentIndex, &current_key(tp, spec.key_id(i), k, pk), &ver[..]);
             }
-            tx.insert(Keyspace::HistoryIndex, &history_key(tp, i, k, pk, v), &[][..]);
+            tx.insert(Keyspace::HistoryIndex, &history_key(tp, spec.key_id(i), k, pk, v), &[][..]);
         }
     }
     Ok(v)
@@ -196,8 +196,8 @@ fn purge(tx: &mut WriteTx<'_>, spec: &TypeSpec, tp: &[u8], pk: &[u8]) -> Result<
         let (_, obj) = record::decode(&v)?;
         for i in 1..spec.indexes.len() {
             for key in index_keys(spec, i, &obj, usize::MAX, false).unwrap_or_default() {
-                tx.remove(Keyspace::HistoryIndex, &history_key(tp, i, &key, pk, ver));
-                tx.remove(Keyspace::CurrentIndex, &current_key(tp, i, &key, pk));
+                tx.remove(Keyspace::HistoryIndex, &history_key(tp, spec.key_id(i), &key, pk, ver));
+                tx.remove(Keyspace::CurrentIndex, &current_key(tp, spec.key_id(i), &key, pk));
             }
         }
         tx.remove(Keyspace::Objects, &k);
@@ -236,9 +236,13 @@ pub(crate) fn reindex(tx: &mut WriteTx<'_>, spec: &TypeSpec) -> Result<u64, Stor
         for i in 1..spec.indexes.len() {
             for key in index_keys(spec, i, &obj, usize::MAX, false).unwrap_or_default() {
                 if latest && !deleted {
-                    tx.insert(Keyspace::CurrentIndex, &current_key(&tp, i, &key, pk), &ver.to_be_bytes()[..]);
+                    tx.insert(
+                        Keyspace::CurrentIndex,
+                        &current_key(&tp, spec.key_id(i), &key, pk),
+                        &ver.to_be_bytes()[..],
+                    );
                 }
-                tx.insert(Keyspace::HistoryIndex, &history_key(&tp, i, &key, pk, ver), &[][..]);
+                tx.insert(Keyspace::HistoryIndex, &history_key(&tp, spec.key_id(i), &key, pk, ver), &[][..]);
             }
         }
     }

@@ -1,0 +1,392 @@
+//! The index catalog: the key id of every index of every stored type, kept in the store's
+//! metadata (`Meta` keyspace, `catalog/<type>`), so that what an index's entries mean never
+//! depends on where the index stands in the model.
+//!
+//! [`migrate`] runs at start, before anything reads or writes objects. It matches the model's
+//! indexes with the catalog by name and definition (parts, paths, kinds, collation, multikey):
+//! - an index found there keeps its key id and its entries;
+//! - a new index, or one whose definition changed, gets a free key id and is built from the
+//!   stored versions;
+//! - an index no longer in the model has its entries deleted;
+//! - a type stored before the catalog existed has all its secondary entries deleted and
+//!   rebuilt, since nothing says which model wrote them.
+//!
+//! The work goes in bounded batches. Each batch commits together with the catalog's record of
+//! how far it got, so a process killed midway resumes where the last commit ended. Entries are
+//! deleted before any index is built, so a freed key id is never reused while entries remain
+//! under it. The primary index (key id 0) cannot change over stored objects: that is refused.
+
+use super::db::{Db, ReadView};
+use super::error::StorageError;
+use super::keycodec::{decode_u64_desc, prefix_successor};
+use super::keys::{current_key, history_key, index_keys, index_prefix, type_prefix};
+use super::keyspace::Keyspace;
+use super::record;
+use super::spec::{IndexSpec, TypeSpec};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::ops::Bound;
+
+/// Object versions read (or index entries deleted) per commit.
+const BATCH: usize = 2_000;
+
+/// What the catalog records of one type.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Catalog {
+    /// The indexes, in the order of the model that wrote the catalog.
+    indexes: Vec<Entry>,
+    /// Key ids whose entries are still being deleted.
+    #[serde(default)]
+    dropping: Vec<u8>,
+    /// Every secondary entry of the type is to be deleted (a store older than the catalog).
+    #[serde(default)]
+    drop_all_secondary: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Entry {
+    name: String,
+    /// The definition: parts (paths, kinds, collations, nullability) and multikey, as JSON.
+    definition: String,
+    id: u8,
+    /// Still being built: the last object key done (hex), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    building: Option<Building>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Building {
+    /// The last object key (after the type prefix) whose versions are indexed, in hex.
+    after: Option<String>,
+    /// Object versions indexed so far.
+    done: u64,
+}
+
+/// What [`migrate`] did, for the log.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Migration {
+    /// `(type, index, object versions read)` of every index built.
+    pub built: Vec<(String, String, u64)>,
+    /// `(type, index entries deleted)` of every type whose old entries went.
+    pub dropped: Vec<(String, u64)>,
+}
+
+fn definition(index: &IndexSpec) -> String {
+    serde_json::to_string(&(&index.parts, index.multikey)).unwrap_or_default()
+}
+
+fn catalog_key(type_name: &str) -> Vec<u8> {
+    [b"catalog/".as_slice(), type_name.as_bytes()].concat()
+}
+
+fn corrupt(type_name: &str, e: impl std::fmt::Display) -> StorageError {
+    StorageError::Corrupt(format!("index catalog of {type_name}: {e}"))
+}
+
+fn load(db: &Db, type_name: &str) -> Result<Option<Catalog>, StorageError> {
+    db.get(Keyspace::Meta, &catalog_key(type_name))?
+        .map(|bytes| serde_json::from_slice(&bytes).map_err(|e| corrupt(type_name, e)))
+        .transpose()
+}
+
+fn save(tx: &mut super::WriteTx<'_>, type_name: &str, catalog: &Catalog) -> Result<(), StorageError> {
+    let bytes = serde_json::to_vec(catalog).map_err(|e| corrupt(type_name, e))?;
+    tx.insert(Keyspace::Meta, &catalog_key(type_name), bytes);
+    Ok(())
+}
+
+/// Whether any version of the type is stored.
+fn has_objects(db: &Db, tp: &[u8]) -> Result<bool, StorageError> {
+    Ok(db.scan_prefix(Keyspace::Objects, tp).next().transpose()?.is_some())
+}
+
+/// The catalog the model's `spec` needs, from what was recorded (`None`: nothing yet).
+fn plan(spec: &TypeSpec, old: Option<Catalog>, stored: bool) -> Result<Catalog, StorageError> {
+    let fresh = |id: u8, index: &IndexSpec, build: bool| Entry {
+        name: index.name.clone(),
+        definition: definition(index),
+        id,
+        building: build.then(Building::default),
+    };
+    let Some(old) = old else {
+        // No catalog: positions are the ids; entries written before the catalog are not trusted.
+        let indexes = spec.indexes.iter().enumerate().map(|(i, index)| fresh(i as u8, index, stored && i > 0));
+        return Ok(Catalog { indexes: indexes.collect(), dropping: Vec::new(), drop_all_secondary: stored });
+    };
+    let primary = spec.indexes.first().map(definition);
+    if stored && old.indexes.first().map(|e| &e.definition) != primary.as_ref() {
+        return Err(StorageError::user(format!(
+            "{}: the primary index changed over stored objects; that migration is not supported",
+            spec.name
+        )));
+    }
+    let mut catalog =
+        Catalog { indexes: Vec::new(), dropping: old.dropping, drop_all_secondary: old.drop_all_secondary };
+    let mut unmatched: Vec<Entry> = old.indexes.into_iter().skip(1).collect();
+    for (i, index) in spec.indexes.iter().enumerate() {
+        if i == 0 {
+            catalog.indexes.push(fresh(0, index, false));
+            continue;
+        }
+        let wanted = definition(index);
+        match unmatched.iter().position(|e| e.name == index.name && e.definition == wanted) {
+            Some(at) => catalog.indexes.push(unmatched.remove(at)),
+            None => catalog.indexes.push(fresh(0, index, stored)),
+        }
+    }
+    // Indexes gone from the model: their entries go.
+    catalog.dropping.extend(unmatched.iter().map(|e| e.id));
+    // New indexes take the lowest key ids neither in use nor being emptied.
+    for at in 1..catalog.indexes.len() {
+        if catalog.indexes[at].id != 0 {
+            continue;
+        }
+        let id = (1..=u8::MAX)
+            .find(|id| !catalog.dropping.contains(id) && !catalog.indexes.iter().any(|e| e.id == *id))
+            .ok_or_else(|| StorageError::user(format!("{}: no free index key id (255 in use)", spec.name)))?;
+        catalog.indexes[at].id = id;
+    }
+    Ok(catalog)
+}
+
+/// Delete every key in `[lower, upper)` of the index keyspaces, a batch per commit, recording
+/// the end in the catalog with the last batch; how many were deleted.
+fn delete_range(
+    db: &Db,
+    type_name: &str,
+    catalog: &mut Catalog,
+    lower: &[u8],
+    upper: Option<&[u8]>,
+    done: impl Fn(&mut Catalog),
+) -> Result<u64, StorageError> {
+    let mut deleted = 0u64;
+    loop {
+        let mut keys = Vec::new();
+        for ks in [Keyspace::CurrentIndex, Keyspace::HistoryIndex] {
+            let upper = upper.map_or(Bound::Unbounded, Bound::Excluded);
+            for item in db.range(ks, Bound::Included(lower), upper, false).take(BATCH) {
+                keys.push((ks, item?.0.to_vec()));
+            }
+        }
+        let last = keys.len() < BATCH;
+        if last {
+            done(catalog);
+        }
+        db.write(|tx| {
+            for (ks, key) in &keys {
+                tx.remove(*ks, key);
+            }
+            if last {
+                save(tx, type_name, catalog)?;
+            }
+            Ok::<_, StorageError>(())
+        })?;
+        deleted += keys.len() as u64;
+        if last {
+            return Ok(deleted);
+        }
+    }
+}
+
+/// Build index `at` of `spec` from the stored versions, from where the catalog says it got to;
+/// how many object versions it read in all.
+fn build(db: &Db, spec: &TypeSpec, catalog: &mut Catalog, at: usize) -> Result<u64, StorageError> {
+    loop {
+        if let Some(done) = build_batch(db, spec, catalog, at)? {
+            return Ok(done);
+        }
+        let done = catalog.indexes[at].building.as_ref().map_or(0, |b| b.done);
+        tracing::info!(r#type = %spec.name, index = %catalog.indexes[at].name, done, "building an index");
+    }
+}
+
+/// Index the next batch of stored versions for index `at`, in one commit with the catalog's
+/// progress; `Some(versions read in all)` once the index is complete.
+fn build_batch(db: &Db, spec: &TypeSpec, catalog: &mut Catalog, at: usize) -> Result<Option<u64>, StorageError> {
+    let tp = type_prefix(spec);
+    let id = catalog.indexes[at].id;
+    let end = prefix_successor(&tp);
+    let progress = catalog.indexes[at].building.clone().unwrap_or_default();
+    let after = progress.after.as_deref().map(hex::decode).transpose().map_err(|e| corrupt(&spec.name, e))?;
+    let lower = after.as_ref().map(|a| [tp.as_slice(), a].concat());
+    let lower_bound = lower.as_deref().map_or(Bound::Included(tp.as_slice()), Bound::Excluded);
+    let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+    let batch: Vec<(Vec<u8>, Vec<u8>)> = db
+        .range(Keyspace::Objects, lower_bound, upper, false)
+        .take(BATCH)
+        .map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())))
+        .collect::<Result<_, _>>()?;
+    // The newest version of an object comes first; one that continues the last batch's object
+    // is not its newest.
+    let mut last_pk: Option<Vec<u8>> =
+        after.as_ref().and_then(|a| a.len().checked_sub(8).map(|split| a[..split].to_vec()));
+    let done = progress.done + batch.len() as u64;
+    let finished = batch.len() < BATCH;
+    let last_key = batch.last().map(|(k, _)| hex::encode(&k[tp.len()..]));
+    db.write(|tx| {
+        for (key, value) in &batch {
+            let split = key.len().checked_sub(8).filter(|s| *s >= tp.len());
+            let Some(split) = split else {
+                return Err(corrupt(&spec.name, "a bad object key"));
+            };
+            let (pk, version) = (&key[tp.len()..split], decode_u64_desc(&key[split..]).unwrap_or_default());
+            let (deleted, obj) = record::decode(value)?;
+            let newest = last_pk.as_deref() != Some(pk);
+            last_pk = Some(pk.to_vec());
+            for k in index_keys(spec, at, &obj, usize::MAX, false).unwrap_or_default() {
+                if newest && !deleted {
+                    tx.insert(Keyspace::CurrentIndex, &current_key(&tp, id, &k, pk), &version.to_be_bytes()[..]);
+                }
+                tx.insert(Keyspace::HistoryIndex, &history_key(&tp, id, &k, pk, version), &[][..]);
+            }
+        }
+        catalog.indexes[at].building =
+            if finished { None } else { Some(Building { after: last_key.clone().or(progress.after.clone()), done }) };
+        save(tx, &spec.name, catalog)
+    })?;
+    Ok(finished.then_some(done))
+}
+
+/// Match the model's `specs` with the catalog, give each index its key id, and delete and build
+/// what the model's changes need (see the module docs). Returns the specs with their ids.
+pub fn migrate(
+    db: &Db,
+    mut specs: HashMap<String, TypeSpec>,
+) -> Result<(HashMap<String, TypeSpec>, Migration), StorageError> {
+    let mut report = Migration::default();
+    let mut names: Vec<String> = specs.keys().cloned().collect();
+    names.sort();
+    for name in names {
+        let Some(spec) = specs.get_mut(&name) else { continue };
+        spec.validate()?;
+        let tp = type_prefix(spec);
+        let stored = has_objects(db, &tp)?;
+        let mut catalog = plan(spec, load(db, &name)?, stored)?;
+        db.write(|tx| save(tx, &name, &catalog))?;
+        let mut dropped = 0;
+        if catalog.drop_all_secondary {
+            let lower = index_prefix(&tp, 1);
+            let upper = prefix_successor(&tp);
+            dropped +=
+                delete_range(db, &name, &mut catalog, &lower, upper.as_deref(), |c| c.drop_all_secondary = false)?;
+        }
+        while let Some(&id) = catalog.dropping.first() {
+            let lower = index_prefix(&tp, id);
+            let upper = prefix_successor(&lower);
+            dropped += delete_range(db, &name, &mut catalog, &lower, upper.as_deref(), |c| {
+                c.dropping.retain(|d| *d != id);
+            })?;
+        }
+        if dropped > 0 {
+            report.dropped.push((name.clone(), dropped));
+        }
+        spec.ids = catalog.indexes.iter().map(|e| e.id).collect();
+        for at in 1..catalog.indexes.len() {
+            if catalog.indexes[at].building.is_some() {
+                let read = build(db, spec, &mut catalog, at)?;
+                report.built.push((name.clone(), catalog.indexes[at].name.clone(), read));
+            }
+        }
+        spec.validate()?;
+    }
+    Ok((specs, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::test_util::user_spec;
+    use crate::storage::{objects, Condition, FindOptions, Op, PutOptions};
+    use serde_json::{json, Value};
+
+    fn specs(spec: &TypeSpec) -> HashMap<String, TypeSpec> {
+        HashMap::from([(spec.name.clone(), spec.clone())])
+    }
+
+    fn find(db: &Db, spec: &TypeSpec, index: &str, value: Value) -> Vec<i64> {
+        let cond = [Condition::new(index, Op::Eq, value)];
+        let page =
+            objects::find(db, spec, &cond, &FindOptions { first: Some(1000), ..FindOptions::default() }).unwrap();
+        let mut ids: Vec<i64> = page.items.iter().filter_map(|s| s.object["id"].as_i64()).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    fn put(db: &Db, spec: &TypeSpec, obj: Value) {
+        db.write(|tx| objects::put(tx, spec, obj, &PutOptions::default())).unwrap();
+    }
+
+    #[test]
+    fn an_index_added_removed_or_moved_answers_as_a_fresh_store_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("db")).unwrap();
+        // The first model: id, username, age.
+        let mut first = user_spec();
+        first.indexes.truncate(3);
+        let (s, report) = migrate(&db, specs(&first)).unwrap();
+        assert_eq!(report, Migration::default(), "an empty type is ready at once");
+        let first = s["User"].clone();
+        for (id, name, age) in [(1, "ann", 30), (2, "bob", 40), (3, "cid", 30)] {
+            put(&db, &first, json!({"id": id, "username": name, "age": age, "phones": [format!("p{id}")]}));
+        }
+        put(&db, &first, json!({"id": 1, "username": "ann", "age": 31, "phones": ["p1"]}));
+        // The second model: age moved first, username gone, phones (multikey) added.
+        let mut second = user_spec();
+        second.indexes = vec![second.indexes[0].clone(), second.indexes[2].clone(), second.indexes[3].clone()];
+        let (s, report) = migrate(&db, specs(&second)).unwrap();
+        let second = s["User"].clone();
+        assert_eq!(report.built, vec![("User".to_string(), "phones".to_string(), 4)]);
+        assert_eq!(report.dropped.len(), 1, "the username entries went: {report:?}");
+        assert_eq!(find(&db, &second, "age", json!(30)), vec![3], "the moved index kept its entries");
+        assert_eq!(find(&db, &second, "age", json!(31)), vec![1]);
+        assert_eq!(find(&db, &second, "phones", json!("p2")), vec![2], "the new index was built");
+        let history = objects::find(
+            &db,
+            &second,
+            &[Condition::new("phones", Op::Eq, json!("p1"))],
+            &FindOptions { all_versions: true, ..FindOptions::default() },
+        )
+        .unwrap();
+        assert_eq!(history.items.len(), 2, "history entries for every version");
+        // Starting again with the same model does nothing.
+        let (_, again) = migrate(&db, specs(&second)).unwrap();
+        assert_eq!(again, Migration::default());
+    }
+
+    #[test]
+    fn a_store_older_than_the_catalog_is_reindexed_and_a_build_resumes_where_it_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("db")).unwrap();
+        // Written without a catalog, under a model whose second index was `age` ...
+        let mut old = user_spec();
+        old.indexes = vec![old.indexes[0].clone(), old.indexes[2].clone()];
+        for id in 0..(BATCH as i64 + 10) {
+            put(&db, &old, json!({"id": id, "username": format!("u{id}"), "age": id % 7}));
+        }
+        // ... and started with one whose second index is `username`: positions would mix them.
+        let mut new = user_spec();
+        new.indexes.truncate(2);
+        // A first start whose build stopped after one batch (as a SIGKILL would leave it).
+        let tp = type_prefix(&new);
+        let mut catalog = plan(&new, None, true).unwrap();
+        db.write(|tx| save(tx, "User", &catalog)).unwrap();
+        delete_range(&db, "User", &mut catalog, &index_prefix(&tp, 1), prefix_successor(&tp).as_deref(), |c| {
+            c.drop_all_secondary = false
+        })
+        .unwrap();
+        let mut spec = new.clone();
+        spec.ids = catalog.indexes.iter().map(|e| e.id).collect();
+        assert_eq!(build_batch(&db, &spec, &mut catalog, 1).unwrap(), None, "one batch of two");
+        // The next start resumes it.
+        let (s, report) = migrate(&db, specs(&new)).unwrap();
+        assert_eq!(report.built, vec![("User".to_string(), "username".to_string(), BATCH as u64 + 10)]);
+        assert!(report.dropped.is_empty(), "the old entries went before the stop: {report:?}");
+        let new = s["User"].clone();
+        for id in [0, 5, BATCH as i64 - 1, BATCH as i64, BATCH as i64 + 9] {
+            assert_eq!(find(&db, &new, "username", json!(format!("u{id}"))), vec![id], "user {id}");
+        }
+        // One current entry per object under the index's key id: none of the old `age` ones.
+        let entries = db.scan_prefix(Keyspace::CurrentIndex, &index_prefix(&tp, new.key_id(1))).count();
+        assert_eq!(entries, BATCH + 10);
+    }
+}
