@@ -2,6 +2,7 @@
 //! and drain cleanly on SIGTERM/SIGINT.
 
 use crate::config::{self, Loaded};
+use crate::index_builder::IndexBuilder;
 use crate::jobs::JobRunner;
 use crate::output::OutputProcessor;
 use crate::processor::{Processor, ProcessorIntake};
@@ -135,6 +136,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let server_task = actix_rt::spawn(server);
     engine.set_ready();
     engine.resume()?;
+    // Indexes a model change added are built now, in the background.
+    let index_builder =
+        IndexBuilder::start(engine.runtime().repository.clone()).context("starting the index builder")?;
     let output_processor = OutputProcessor::start(engine.clone());
     // Inputs that fetch by themselves (Kafka) start now; the others answer their routes.
     let mut fetching = Vec::new();
@@ -148,6 +152,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let signal = signals.wait().await?;
     tracing::info!(signal, "draining: refusing new objects, finishing the ones in flight");
     engine.stop_accepting();
+    index_builder.stop().await;
     for input in fetching {
         input.stop().await;
     }

@@ -7,6 +7,7 @@ pub mod app;
 pub mod config;
 pub mod graphql;
 pub mod http;
+pub mod index_builder;
 pub mod jobs;
 pub mod metrics;
 pub mod model;

@@ -75,6 +75,8 @@ pub struct Metrics {
     pub actor_restarts: IntCounterVec,
     /// Objects per commit of the storage actor.
     pub storage_batch_objects: Histogram,
+    /// Stored versions indexed so far by an index build, by type and index.
+    pub index_build_versions: IntGaugeVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
@@ -213,6 +215,17 @@ impl Metrics {
                 &["actor", "name"],
             )?,
             storage_batch_objects,
+            index_build_versions: {
+                let g = IntGaugeVec::new(
+                    Opts::new(
+                        "ferrogrid_index_build_versions",
+                        "Stored versions indexed so far by the build of an index a model change added",
+                    ),
+                    &["type", "index"],
+                )?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
             output_queue_full: counter(
                 &r,
                 "ferrogrid_output_queue_full_total",

@@ -162,8 +162,8 @@ impl Runtime {
         // The stored indexes follow the model before anything reads or writes objects.
         let (specs, migration) = crate::storage::catalog::migrate(&db, crate::repository::type_specs(&model))
             .map_err(|e| vec![format!("migrating the stored indexes to the model: {e}")])?;
-        for (type_name, index, read) in &migration.built {
-            tracing::info!(r#type = %type_name, index = %index, versions = read, "built an index the model added or changed");
+        for (type_name, index) in &migration.building {
+            tracing::info!(r#type = %type_name, index = %index, "an index the model added or changed is built in the background; queries naming it answer INDEX_BUILDING until then");
         }
         for (type_name, entries) in &migration.dropped {
             tracing::info!(r#type = %type_name, entries, "deleted the entries of indexes the model no longer has");

@@ -49,6 +49,7 @@ fn code_of(e: &RepoError) -> &'static str {
     match e {
         RepoError::Storage(StorageError::Conflict { .. }) => "CONFLICT",
         RepoError::Storage(StorageError::HardLimit { .. }) => "HARD_LIMIT",
+        RepoError::Storage(StorageError::IndexBuilding { .. }) => "INDEX_BUILDING",
         RepoError::Invalid(_) => "VALIDATION",
         RepoError::UnknownType(_) | RepoError::BadRequest(_) | RepoError::Storage(StorageError::UserData(_)) => {
             "BAD_REQUEST"

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 /// Register the admin routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/api/model", web::get().to(model));
+    cfg.route("/admin/api/indexes", web::get().to(indexes));
     cfg.service(
         web::scope("/admin/api/repair")
             .route("", web::get().to(list))
@@ -107,4 +108,10 @@ async fn delete_all(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
 async fn model(state: web::Data<AppState>) -> HttpResponse {
     let model = state.engine.runtime().repository.model();
     HttpResponse::Ok().json(json!({"text": model.to_text(), "source": model.source()}))
+}
+
+/// Every index of every aggregate with its state: `ready`, or `building` with the stored versions
+/// indexed so far (an index a model change added is built in the background).
+async fn indexes(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"items": state.engine.runtime().repository.index_states()}))
 }

@@ -101,6 +101,13 @@ async fn read(req: HttpRequest, path: web::Path<String>, state: web::Data<AppSta
         Ok(Err(e @ RepoError::Storage(_))) if e.class() == ferrogrid_sandbox::ErrorClass::Internal => {
             error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
         }
+        Ok(Err(RepoError::Storage(e @ crate::storage::StorageError::IndexBuilding { .. }))) => {
+            let mut answer = error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+            answer
+                .headers_mut()
+                .insert(actix_web::http::header::RETRY_AFTER, actix_web::http::header::HeaderValue::from_static("5"));
+            answer
+        }
         Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

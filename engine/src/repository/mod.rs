@@ -40,6 +40,8 @@ impl RepoError {
     pub fn class(&self) -> HostClass {
         match self {
             RepoError::Storage(e) if e.class() == storage::ErrorClass::Internal => HostClass::Internal,
+            // An index being built: the same call succeeds later.
+            RepoError::Storage(e) if e.class() == storage::ErrorClass::NotReady => HostClass::External,
             _ => HostClass::UserData,
         }
     }
@@ -56,7 +58,8 @@ struct Scripts {
 pub struct Repository {
     db: storage::Db,
     model: Arc<Model>,
-    specs: HashMap<String, TypeSpec>,
+    /// The storage spec of every aggregate; replaced (not changed) when an index build moves on.
+    specs: RwLock<HashMap<String, Arc<TypeSpec>>>,
     limits: RwLock<HardLimits>,
     sequences: SequenceGenerator,
     scripts: Scripts,
@@ -111,7 +114,7 @@ impl Repository {
         Repository {
             db,
             model,
-            specs,
+            specs: RwLock::new(specs.into_iter().map(|(name, spec)| (name, Arc::new(spec))).collect()),
             limits: RwLock::new(limits),
             sequences,
             scripts: Scripts::default(),
@@ -140,8 +143,68 @@ impl Repository {
         &self.model
     }
 
-    fn spec(&self, type_name: &str) -> Result<&TypeSpec, RepoError> {
-        self.specs.get(type_name).ok_or_else(|| RepoError::UnknownType(type_name.to_string()))
+    fn spec(&self, type_name: &str) -> Result<Arc<TypeSpec>, RepoError> {
+        let specs = self.specs.read().unwrap_or_else(PoisonError::into_inner);
+        specs.get(type_name).cloned().ok_or_else(|| RepoError::UnknownType(type_name.to_string()))
+    }
+
+    /// The indexes still to build, as `(type, position)`, in a stable order.
+    pub fn indexes_to_build(&self) -> Vec<(String, usize)> {
+        let specs = self.specs.read().unwrap_or_else(PoisonError::into_inner);
+        let mut out: Vec<(String, usize)> =
+            specs.values().flat_map(|s| s.building.iter().map(|(at, _)| (s.name.clone(), *at))).collect();
+        out.sort();
+        out
+    }
+
+    /// Index the next `batch` stored versions for index `at` of `type_name` (one commit); once
+    /// it is complete, queries use it. `None` when there is nothing to build there.
+    pub fn build_index_step(
+        &self,
+        type_name: &str,
+        at: usize,
+        batch: usize,
+    ) -> Result<Option<storage::catalog::Step>, RepoError> {
+        let spec = self.spec(type_name)?;
+        if spec.building(at).is_none() {
+            return Ok(None);
+        }
+        let step = storage::catalog::build_step(&self.db, &spec, at, batch)?;
+        let mut next = (*spec).clone();
+        if step.finished {
+            next.building.retain(|(i, _)| *i != at);
+        } else if let Some(entry) = next.building.iter_mut().find(|(i, _)| *i == at) {
+            entry.1 = step.done;
+        }
+        self.specs.write().unwrap_or_else(PoisonError::into_inner).insert(type_name.to_string(), Arc::new(next));
+        Ok(Some(step))
+    }
+
+    /// The name of index `at` of `type_name`.
+    pub fn index_name(&self, type_name: &str, at: usize) -> Option<String> {
+        self.spec(type_name).ok()?.indexes.get(at).map(|i| i.name.clone())
+    }
+
+    /// Every index of every aggregate: `{type, index, key_id, state: ready|building, versions_done}`.
+    pub fn index_states(&self) -> Vec<Value> {
+        let specs = self.specs.read().unwrap_or_else(PoisonError::into_inner);
+        let mut names: Vec<&String> = specs.keys().collect();
+        names.sort();
+        let mut out = Vec::new();
+        for name in names {
+            let spec = &specs[name];
+            for (at, index) in spec.indexes.iter().enumerate() {
+                let building = spec.building(at);
+                out.push(json!({
+                    "type": name,
+                    "index": index.name,
+                    "key_id": spec.key_id(at),
+                    "state": if building.is_some() { "building" } else { "ready" },
+                    "versions_done": building,
+                }));
+            }
+        }
+        out
     }
 
     /// The next number of sequence `name`.
@@ -172,7 +235,7 @@ impl Repository {
         let spec = self.spec(type_name).map_err(|_| {
             storage::StorageError::user(format!("type \"{type_name}\" is not an aggregate of the model"))
         })?;
-        storage::objects::put(tx, spec, obj, options)
+        storage::objects::put(tx, &spec, obj, options)
     }
 
     /// Store an already validated object and, in the same atomic commit, whatever `extra` stages.
@@ -194,7 +257,7 @@ impl Repository {
         let conditions = Condition::parse_filter(filter)?;
         let mut options: FindOptions = parse("find options", options)?;
         options.hard_limits = self.hard_limits();
-        Ok(storage::objects::find(&self.db, spec, &conditions, &options)?)
+        Ok(storage::objects::find(&self.db, &spec, &conditions, &options)?)
     }
 
     /// `get(type, index, key, options)`: the first object whose `index` equals `key`.
@@ -205,7 +268,7 @@ impl Repository {
         let spec = self.spec(type_name)?;
         let conditions = Condition::parse_filter(&filter)?;
         options.hard_limits = self.hard_limits();
-        Ok(storage::objects::find(&self.db, spec, &conditions, &options)?.items.into_iter().next())
+        Ok(storage::objects::find(&self.db, &spec, &conditions, &options)?.items.into_iter().next())
     }
 
     /// `put(type, object, options)`: validate, then store a new version.
@@ -230,7 +293,7 @@ impl Repository {
         options.hard_limits = self.hard_limits();
         let model = &self.model;
         Ok(self.db.write(|tx| {
-            storage::objects::update_validated(tx, spec, &conditions, &updaters, &options, &mut |obj: Value| {
+            storage::objects::update_validated(tx, &spec, &conditions, &updaters, &options, &mut |obj: Value| {
                 model
                     .validate(type_name, &obj, &mut UpdateHooks)
                     .map_err(|v| storage::StorageError::user(v.to_string()))
@@ -244,7 +307,7 @@ impl Repository {
         let conditions = Condition::parse_filter(filter)?;
         let mut options: DeleteOptions = parse("delete options", options)?;
         options.hard_limits = self.hard_limits();
-        Ok(self.db.write(|tx| storage::objects::delete(tx, spec, &conditions, &options))?)
+        Ok(self.db.write(|tx| storage::objects::delete(tx, &spec, &conditions, &options))?)
     }
 
     /// The limits every request runs under.

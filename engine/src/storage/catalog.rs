@@ -65,8 +65,8 @@ struct Building {
 /// What [`migrate`] did, for the log.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Migration {
-    /// `(type, index, object versions read)` of every index built.
-    pub built: Vec<(String, String, u64)>,
+    /// `(type, index)` of every index to build (the spec marks them `building`).
+    pub building: Vec<(String, String)>,
     /// `(type, index entries deleted)` of every type whose old entries went.
     pub dropped: Vec<(String, u64)>,
 }
@@ -188,43 +188,51 @@ fn delete_range(
     }
 }
 
-/// Build index `at` of `spec` from the stored versions, from where the catalog says it got to;
-/// how many object versions it read in all.
-fn build(db: &Db, spec: &TypeSpec, catalog: &mut Catalog, at: usize) -> Result<u64, StorageError> {
-    loop {
-        if let Some(done) = build_batch(db, spec, catalog, at)? {
-            return Ok(done);
-        }
-        let done = catalog.indexes[at].building.as_ref().map_or(0, |b| b.done);
-        tracing::info!(r#type = %spec.name, index = %catalog.indexes[at].name, done, "building an index");
-    }
+/// How far one step of a build got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// Stored versions indexed so far.
+    pub done: u64,
+    /// The index is complete (and marked so in the catalog).
+    pub finished: bool,
 }
 
-/// Index the next batch of stored versions for index `at`, in one commit with the catalog's
-/// progress; `Some(versions read in all)` once the index is complete.
-fn build_batch(db: &Db, spec: &TypeSpec, catalog: &mut Catalog, at: usize) -> Result<Option<u64>, StorageError> {
+/// Index the next batch (at most `batch` stored versions) for index `at` of `spec`, from where
+/// the catalog says the build got to, in one commit with the catalog's progress. The versions
+/// are read inside that commit, so no write of an object can come between the read and the
+/// entries (writes keep a building index up to date themselves).
+pub fn build_step(db: &Db, spec: &TypeSpec, at: usize, batch: usize) -> Result<Step, StorageError> {
     let tp = type_prefix(spec);
-    let id = catalog.indexes[at].id;
     let end = prefix_successor(&tp);
-    let progress = catalog.indexes[at].building.clone().unwrap_or_default();
-    let after = progress.after.as_deref().map(hex::decode).transpose().map_err(|e| corrupt(&spec.name, e))?;
-    let lower = after.as_ref().map(|a| [tp.as_slice(), a].concat());
-    let lower_bound = lower.as_deref().map_or(Bound::Included(tp.as_slice()), Bound::Excluded);
-    let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-    let batch: Vec<(Vec<u8>, Vec<u8>)> = db
-        .range(Keyspace::Objects, lower_bound, upper, false)
-        .take(BATCH)
-        .map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())))
-        .collect::<Result<_, _>>()?;
-    // The newest version of an object comes first; one that continues the last batch's object
-    // is not its newest.
-    let mut last_pk: Option<Vec<u8>> =
-        after.as_ref().and_then(|a| a.len().checked_sub(8).map(|split| a[..split].to_vec()));
-    let done = progress.done + batch.len() as u64;
-    let finished = batch.len() < BATCH;
-    let last_key = batch.last().map(|(k, _)| hex::encode(&k[tp.len()..]));
     db.write(|tx| {
-        for (key, value) in &batch {
+        let Some(mut catalog) = tx
+            .get(Keyspace::Meta, &catalog_key(&spec.name))?
+            .map(|bytes| serde_json::from_slice::<Catalog>(&bytes).map_err(|e| corrupt(&spec.name, e)))
+            .transpose()?
+        else {
+            return Err(corrupt(&spec.name, "no catalog for a build"));
+        };
+        let Some(entry) = catalog.indexes.get(at) else {
+            return Err(corrupt(&spec.name, format!("no index at {at}")));
+        };
+        let id = entry.id;
+        let Some(progress) = entry.building.clone() else {
+            return Ok(Step { done: 0, finished: true });
+        };
+        let after = progress.after.as_deref().map(hex::decode).transpose().map_err(|e| corrupt(&spec.name, e))?;
+        let lower = after.as_ref().map(|a| [tp.as_slice(), a].concat());
+        let lower_bound = lower.as_deref().map_or(Bound::Included(tp.as_slice()), Bound::Excluded);
+        let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = tx
+            .range(Keyspace::Objects, lower_bound, upper, false)
+            .take(batch)
+            .map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())))
+            .collect::<Result<_, _>>()?;
+        // The newest version of an object comes first; one that continues the last batch's
+        // object is not its newest.
+        let mut last_pk: Option<Vec<u8>> =
+            after.as_ref().and_then(|a| a.len().checked_sub(8).map(|split| a[..split].to_vec()));
+        for (key, value) in &rows {
             let split = key.len().checked_sub(8).filter(|s| *s >= tp.len());
             let Some(split) = split else {
                 return Err(corrupt(&spec.name, "a bad object key"));
@@ -240,15 +248,36 @@ fn build_batch(db: &Db, spec: &TypeSpec, catalog: &mut Catalog, at: usize) -> Re
                 tx.insert(Keyspace::HistoryIndex, &history_key(&tp, id, &k, pk, version), &[][..]);
             }
         }
+        let done = progress.done + rows.len() as u64;
+        let finished = rows.len() < batch;
+        let last_key = rows.last().map(|(k, _)| hex::encode(&k[tp.len()..]));
         catalog.indexes[at].building =
-            if finished { None } else { Some(Building { after: last_key.clone().or(progress.after.clone()), done }) };
-        save(tx, &spec.name, catalog)
-    })?;
-    Ok(finished.then_some(done))
+            if finished { None } else { Some(Building { after: last_key.or(progress.after), done }) };
+        save(tx, &spec.name, &catalog)?;
+        Ok(Step { done, finished })
+    })
 }
 
-/// Match the model's `specs` with the catalog, give each index its key id, and delete and build
-/// what the model's changes need (see the module docs). Returns the specs with their ids.
+/// Build every index of `spec` still being built, to the end (start-up, tests); how many
+/// versions each read.
+pub fn build_all(db: &Db, spec: &mut TypeSpec) -> Result<Vec<(String, u64)>, StorageError> {
+    let mut out = Vec::new();
+    while let Some(&(at, _)) = spec.building.first() {
+        loop {
+            let step = build_step(db, spec, at, BATCH)?;
+            if step.finished {
+                out.push((spec.indexes[at].name.clone(), step.done));
+                break;
+            }
+        }
+        spec.building.retain(|(i, _)| *i != at);
+    }
+    Ok(out)
+}
+
+/// Match the model's `specs` with the catalog, give each index its key id, delete the entries
+/// the model's changes leave behind, and mark in each spec the indexes still to build (see the
+/// module docs; [`build_step`] builds them). Returns the specs with their ids.
 pub fn migrate(
     db: &Db,
     mut specs: HashMap<String, TypeSpec>,
@@ -281,11 +310,14 @@ pub fn migrate(
             report.dropped.push((name.clone(), dropped));
         }
         spec.ids = catalog.indexes.iter().map(|e| e.id).collect();
-        for at in 1..catalog.indexes.len() {
-            if catalog.indexes[at].building.is_some() {
-                let read = build(db, spec, &mut catalog, at)?;
-                report.built.push((name.clone(), catalog.indexes[at].name.clone(), read));
-            }
+        spec.building = catalog
+            .indexes
+            .iter()
+            .enumerate()
+            .filter_map(|(at, e)| e.building.as_ref().map(|b| (at, b.done)))
+            .collect();
+        for &(at, _) in &spec.building {
+            report.building.push((name.clone(), spec.indexes[at].name.clone()));
         }
         spec.validate()?;
     }
@@ -303,6 +335,15 @@ mod tests {
         HashMap::from([(spec.name.clone(), spec.clone())])
     }
 
+    /// Migrate, then build what is to build; the built `(index, versions read)`.
+    fn migrate_and_build(db: &Db, spec: &TypeSpec) -> (TypeSpec, Migration, Vec<(String, u64)>) {
+        let (mut s, report) = migrate(db, specs(spec)).unwrap();
+        let mut spec = s.remove(&spec.name).unwrap();
+        let built = build_all(db, &mut spec).unwrap();
+        assert!(spec.building.is_empty());
+        (spec, report, built)
+    }
+
     fn find(db: &Db, spec: &TypeSpec, index: &str, value: Value) -> Vec<i64> {
         let cond = [Condition::new(index, Op::Eq, value)];
         let page =
@@ -310,6 +351,11 @@ mod tests {
         let mut ids: Vec<i64> = page.items.iter().filter_map(|s| s.object["id"].as_i64()).collect();
         ids.sort_unstable();
         ids
+    }
+
+    fn find_err(db: &Db, spec: &TypeSpec, index: &str) -> StorageError {
+        let cond = [Condition::new(index, Op::Eq, json!("x"))];
+        objects::find(db, spec, &cond, &FindOptions::default()).unwrap_err()
     }
 
     fn put(db: &Db, spec: &TypeSpec, obj: Value) {
@@ -323,9 +369,8 @@ mod tests {
         // The first model: id, username, age.
         let mut first = user_spec();
         first.indexes.truncate(3);
-        let (s, report) = migrate(&db, specs(&first)).unwrap();
+        let (first, report, _) = migrate_and_build(&db, &first);
         assert_eq!(report, Migration::default(), "an empty type is ready at once");
-        let first = s["User"].clone();
         for (id, name, age) in [(1, "ann", 30), (2, "bob", 40), (3, "cid", 30)] {
             put(&db, &first, json!({"id": id, "username": name, "age": age, "phones": [format!("p{id}")]}));
         }
@@ -333,10 +378,16 @@ mod tests {
         // The second model: age moved first, username gone, phones (multikey) added.
         let mut second = user_spec();
         second.indexes = vec![second.indexes[0].clone(), second.indexes[2].clone(), second.indexes[3].clone()];
-        let (s, report) = migrate(&db, specs(&second)).unwrap();
-        let second = s["User"].clone();
-        assert_eq!(report.built, vec![("User".to_string(), "phones".to_string(), 4)]);
-        assert_eq!(report.dropped.len(), 1, "the username entries went: {report:?}");
+        let (s, _) = migrate(&db, specs(&second)).unwrap();
+        let building = s["User"].clone();
+        assert_eq!(building.building, vec![(2, 0)], "phones is to build");
+        assert!(
+            matches!(find_err(&db, &building, "phones"), StorageError::IndexBuilding { ref index, .. } if index == "phones"),
+            "a query naming it is told so, not answered partly"
+        );
+        let (second, report, built) = migrate_and_build(&db, &second);
+        assert_eq!(built, vec![("phones".to_string(), 4)]);
+        assert!(report.dropped.is_empty(), "the username entries went at the first migration");
         assert_eq!(find(&db, &second, "age", json!(30)), vec![3], "the moved index kept its entries");
         assert_eq!(find(&db, &second, "age", json!(31)), vec![1]);
         assert_eq!(find(&db, &second, "phones", json!("p2")), vec![2], "the new index was built");
@@ -349,8 +400,8 @@ mod tests {
         .unwrap();
         assert_eq!(history.items.len(), 2, "history entries for every version");
         // Starting again with the same model does nothing.
-        let (_, again) = migrate(&db, specs(&second)).unwrap();
-        assert_eq!(again, Migration::default());
+        let (_, again, built) = migrate_and_build(&db, &second);
+        assert_eq!((again, built), (Migration::default(), vec![]));
     }
 
     #[test]
@@ -376,12 +427,12 @@ mod tests {
         .unwrap();
         let mut spec = new.clone();
         spec.ids = catalog.indexes.iter().map(|e| e.id).collect();
-        assert_eq!(build_batch(&db, &spec, &mut catalog, 1).unwrap(), None, "one batch of two");
+        let step = build_step(&db, &spec, 1, BATCH).unwrap();
+        assert_eq!(step, Step { done: BATCH as u64, finished: false }, "one batch of two");
         // The next start resumes it.
-        let (s, report) = migrate(&db, specs(&new)).unwrap();
-        assert_eq!(report.built, vec![("User".to_string(), "username".to_string(), BATCH as u64 + 10)]);
+        let (new, report, built) = migrate_and_build(&db, &new);
+        assert_eq!(built, vec![("username".to_string(), BATCH as u64 + 10)]);
         assert!(report.dropped.is_empty(), "the old entries went before the stop: {report:?}");
-        let new = s["User"].clone();
         for id in [0, 5, BATCH as i64 - 1, BATCH as i64, BATCH as i64 + 9] {
             assert_eq!(find(&db, &new, "username", json!(format!("u{id}"))), vec![id], "user {id}");
         }

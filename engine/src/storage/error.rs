@@ -10,6 +10,9 @@ pub enum ErrorClass {
     Conflict,
     /// I/O error, corruption or a bug: log and alert.
     Internal,
+    /// What the request needs is not ready yet (an index being built): the same request
+    /// succeeds later.
+    NotReady,
 }
 
 /// Every error of the storage component.
@@ -52,6 +55,16 @@ pub enum StorageError {
     /// The storage is shut down or unusable (for example after a failed fsync).
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The request names an index that is still being built from the stored objects.
+    #[error("index \"{index}\" of {type_name} is being built from the stored objects ({done} versions so far); it answers once it is built (GET /admin/api/indexes)")]
+    IndexBuilding {
+        /// The type.
+        type_name: String,
+        /// The index.
+        index: String,
+        /// Stored versions indexed so far.
+        done: u64,
+    },
 }
 
 impl StorageError {
@@ -68,6 +81,7 @@ impl StorageError {
             StorageError::Corrupt(_) | StorageError::Sled(_) | StorageError::Io(_) | StorageError::Unavailable(_) => {
                 ErrorClass::Internal
             }
+            StorageError::IndexBuilding { .. } => ErrorClass::NotReady,
         }
     }
 }

@@ -134,10 +134,17 @@ pub(crate) fn resolve(spec: &TypeSpec, conds: &[Condition]) -> Result<Vec<Resolv
 fn resolve_one(spec: &TypeSpec, c: &Condition) -> Result<Resolved, StorageError> {
     let name = c.name();
     let by_index = spec.index_position(name).map(|i| (i, true));
+    if let Some(done) = by_index.and_then(|(i, _)| spec.building(i).map(|done| (i, done))) {
+        // Named, and not built yet: a clear error, never a partial answer.
+        return Err(spec.not_ready(done.0, done.1));
+    }
+    // A path is served by a built index whose first part it is (else it is a plain field).
     let by_field = || {
-        spec.indexes
-            .iter()
-            .position(|i| i.parts[0].path_string() == name || i.parts[0].field_string() == name)
+        (0..spec.indexes.len())
+            .find(|&i| {
+                let part = &spec.indexes[i].parts[0];
+                spec.building(i).is_none() && (part.path_string() == name || part.field_string() == name)
+            })
             .map(|i| (i, false))
     };
     let Some((idx, named)) = by_index.or_else(by_field) else {

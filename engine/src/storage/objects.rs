@@ -39,6 +39,9 @@ pub fn get<V: ReadView + ?Sized>(
     let idx = spec
         .index_position(index)
         .ok_or_else(|| StorageError::user(format!("{} has no index \"{index}\"", spec.name)))?;
+    if let Some(done) = spec.building(idx) {
+        return Err(spec.not_ready(idx, done));
+    }
     let plain = !opts.all_versions && opts.version.is_none() && !opts.dont_skip_deleted;
     if idx == 0 && plain && key.len() == spec.indexes[0].parts.len() {
         // fast path: two point reads

@@ -17,6 +17,10 @@ pub struct TypeSpec {
     /// The key id of each index, in the order of `indexes` (empty: the positions).
     #[serde(default)]
     pub ids: Vec<u8>,
+    /// Indexes still being built from the stored objects, by position, with the versions done:
+    /// writes keep them up to date, queries do not use them yet.
+    #[serde(default)]
+    pub building: Vec<(usize, u64)>,
 }
 
 /// One index: named, one or more parts; multikey when a part's path steps into an array.
@@ -176,7 +180,17 @@ impl IndexSpec {
 impl TypeSpec {
     /// A spec whose indexes are stored under their positions (until the catalog gives ids).
     pub fn new(name: &str, indexes: Vec<IndexSpec>) -> TypeSpec {
-        TypeSpec { name: name.to_string(), indexes, ids: Vec::new() }
+        TypeSpec { name: name.to_string(), indexes, ids: Vec::new(), building: Vec::new() }
+    }
+
+    /// How far index `i` is built, while it is being built.
+    pub fn building(&self, i: usize) -> Option<u64> {
+        self.building.iter().find(|(at, _)| *at == i).map(|(_, done)| *done)
+    }
+
+    /// The error for a request that needs index `i` while it is being built.
+    pub fn not_ready(&self, i: usize, done: u64) -> StorageError {
+        StorageError::IndexBuilding { type_name: self.name.clone(), index: self.indexes[i].name.clone(), done }
     }
 
     /// The key id of index `i` (its entries are stored under it).

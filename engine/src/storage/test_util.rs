@@ -71,6 +71,7 @@ pub fn user_spec() -> TypeSpec {
             ),
         ],
         ids: Vec::new(),
+        building: Vec::new(),
     }
 }
 

@@ -254,6 +254,7 @@ fn datetime_date_and_decimal_indexes_order_by_value_and_accept_any_spelling() {
             IndexSpec::new("amount", vec![PartSpec::new("amount", KeyKind::Decimal)]),
         ],
         ids: Vec::new(),
+        building: Vec::new(),
     };
     // Stored as the model normalises them: UTC, `Z`, fraction only when present.
     let events = [

@@ -61,6 +61,7 @@ fn the_repository_runs_over_any_store() {
             IndexSpec::new("name", vec![PartSpec::new("name", KeyKind::String)]),
         ],
         ids: Vec::new(),
+        building: Vec::new(),
     };
     let first = db.put_object(&spec, json!({"id": 1, "name": "a"}), &PutOptions::default()).unwrap();
     db.put_object(&spec, json!({"id": 1, "name": "b"}), &PutOptions::default()).unwrap();
