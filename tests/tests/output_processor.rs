@@ -395,7 +395,11 @@ fn a_full_output_queue_parks_new_deliveries_and_the_gauges_show_its_depth_and_ag
     let route = "max_queue_size: 5, retry: {max_attempts: 1000, initial_backoff_ms: 300, max_backoff_ms: 300}";
     let server = start_plain(&receiver, "/bounded", route);
     post(&server, 0..8);
-    let entries = parked(&server);
+    // Accepted is not yet processed: wait for the 8 to be stored (the parking is in that commit).
+    let entries = wait_until(Duration::from_secs(10), "the 3 beyond max_queue_size to be parked", || {
+        let entries = parked(&server);
+        (entries.len() >= 3).then_some(entries)
+    });
     assert_eq!(entries.len(), 3, "the 3 beyond max_queue_size are parked at once: {entries:?}");
     for e in &entries {
         assert_eq!(e["status"], "Sending error", "{e}");
