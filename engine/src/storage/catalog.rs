@@ -258,23 +258,6 @@ pub fn build_step(db: &Db, spec: &TypeSpec, at: usize, batch: usize) -> Result<S
     })
 }
 
-/// Build every index of `spec` still being built, to the end (start-up, tests); how many
-/// versions each read.
-pub fn build_all(db: &Db, spec: &mut TypeSpec) -> Result<Vec<(String, u64)>, StorageError> {
-    let mut out = Vec::new();
-    while let Some(&(at, _)) = spec.building.first() {
-        loop {
-            let step = build_step(db, spec, at, BATCH)?;
-            if step.finished {
-                out.push((spec.indexes[at].name.clone(), step.done));
-                break;
-            }
-        }
-        spec.building.retain(|(i, _)| *i != at);
-    }
-    Ok(out)
-}
-
 /// Match the model's `specs` with the catalog, give each index its key id, delete the entries
 /// the model's changes leave behind, and mark in each spec the indexes still to build (see the
 /// module docs; [`build_step`] builds them). Returns the specs with their ids.
@@ -333,6 +316,22 @@ mod tests {
 
     fn specs(spec: &TypeSpec) -> HashMap<String, TypeSpec> {
         HashMap::from([(spec.name.clone(), spec.clone())])
+    }
+
+    /// Build every index of `spec` still being built, to the end; how many versions each read.
+    fn build_all(db: &Db, spec: &mut TypeSpec) -> Result<Vec<(String, u64)>, StorageError> {
+        let mut out = Vec::new();
+        while let Some(&(at, _)) = spec.building.first() {
+            loop {
+                let step = build_step(db, spec, at, BATCH)?;
+                if step.finished {
+                    out.push((spec.indexes[at].name.clone(), step.done));
+                    break;
+                }
+            }
+            spec.building.retain(|(i, _)| *i != at);
+        }
+        Ok(out)
     }
 
     /// Migrate, then build what is to build; the built `(index, versions read)`.
