@@ -2,26 +2,24 @@
 //! and drain cleanly on SIGTERM/SIGINT.
 
 use crate::config::{self, Loaded};
-use crate::index_builder::IndexBuilder;
 use crate::jobs::JobRunner;
-use crate::output::OutputProcessor;
-use crate::processor::{Processor, ProcessorIntake};
+use crate::live::Live;
+use crate::processor::Processor;
 use crate::runtime::{self, Runtime};
 use crate::scheduler::Scheduler;
 use crate::security::Tokens;
+use crate::storage::config_versions;
 use crate::storage::{Db, IntakeLog, Keyspace, StorageConfig};
 use anyhow::Context;
-use ferrogrid_connectors::{Input, Intake};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Options of `ferrogrid run`.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Config folder or file.
-    pub config: PathBuf,
+    /// Config folder or file; `None` runs the data directory's active configuration.
+    pub config: Option<PathBuf>,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Listen address.
@@ -36,7 +34,7 @@ pub fn check(target: &Path) -> Vec<String> {
         Ok(loaded) => runtime::check(&loaded.config),
         Err(errors) => {
             let mut problems: Vec<String> = errors.0.iter().map(|e| e.to_string()).collect();
-            if let Ok((value, _)) = config::read(target) {
+            if let Ok(value) = config::read(target) {
                 for problem in runtime::check(&config::lenient(&value)) {
                     if !problems.contains(&problem) {
                         problems.push(problem);
@@ -88,32 +86,103 @@ impl Signals {
     }
 }
 
-/// Build every input of the configuration (one registry: `InputConfig::build`); each hands
-/// what it receives to the engine.
-fn build_inputs(engine: &Arc<Processor>) -> Vec<Arc<dyn Input>> {
-    let intake: Arc<dyn Intake> = Arc::new(ProcessorIntake(engine.clone()));
-    engine.runtime().config.connector.input.iter().map(|config| Arc::from(config.build(intake.clone()))).collect()
+/// The configuration to run and how it relates to the data directory's versions: the folder
+/// given (recorded as a new version when it differs from the active one), or the active one.
+struct Chosen {
+    loaded: Loaded,
+    /// The active version, when `loaded` is it.
+    active: Option<u64>,
+    /// Where it came from, for the log.
+    source: String,
+}
+
+fn choose(options: &RunOptions, db: &Db) -> anyhow::Result<Chosen> {
+    let active = config_versions::active(db).context("reading the active configuration version")?;
+    match &options.config {
+        Some(path) => {
+            let loaded = load(path)?;
+            let same = match active {
+                Some(version) => config_versions::info(db, version)?
+                    .is_some_and(|info| info.checksum == config::checksum(&loaded.files)),
+                None => false,
+            };
+            Ok(Chosen { loaded, active: active.filter(|_| same), source: path.display().to_string() })
+        }
+        None => {
+            let Some(version) = active else {
+                anyhow::bail!(
+                    "the data directory {} has no configuration yet: run a configuration folder (ferrogrid run FOLDER)",
+                    options.data_dir.display()
+                );
+            };
+            let files = config_versions::files(db, version)?
+                .with_context(|| format!("configuration version {version} has no files in the store"))?;
+            let loaded = config::load_files(files)
+                .map_err(|e| anyhow::anyhow!("the active configuration (version {version}) is invalid:\n{e}"))?;
+            Ok(Chosen { loaded, active: Some(version), source: format!("version {version} from the data directory") })
+        }
+    }
+}
+
+/// Record `rt`'s configuration as a new version (it differs from the active one, `before`).
+fn record_start(rt: &mut Runtime, before: Option<u64>) -> anyhow::Result<()> {
+    let db = rt.db.clone();
+    let previous = match before {
+        Some(v) => config_versions::files(&db, v)?.unwrap_or_default(),
+        None => config::Files::new(),
+    };
+    let previous_sections = match config::load_files(previous.clone()) {
+        Ok(loaded) => loaded.sections,
+        Err(_) => serde_json::Value::Null,
+    };
+    let version = config_versions::next_number(&db)?;
+    let keys = |v: &serde_json::Value| v.as_object().map(|m| m.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+    let mut sections = keys(&previous_sections);
+    sections.extend(keys(&rt.sections));
+    sections.sort();
+    sections.dedup();
+    let info = config_versions::VersionInfo {
+        version,
+        checksum: rt.checksum.clone(),
+        applied_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        applied_by: "ferrogrid run".into(),
+        how: "start".into(),
+        changed: config_versions::Changes::between(&previous, &rt.files),
+        sections_changed: sections.into_iter().filter(|k| previous_sections.get(k) != rt.sections.get(k)).collect(),
+    };
+    db.write(|tx| config_versions::record_in(tx, &info, &rt.files))?;
+    db.sync()?;
+    rt.version = version;
+    tracing::info!(version, files_changed = ?info.changed, "recorded the configuration as a new version");
+    Ok(())
 }
 
 /// Run until SIGTERM/SIGINT; returns after a clean drain.
 pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let mut signals = Signals::listen()?;
-    let loaded = load(&options.config)?;
+    if let Some(path) = &options.config {
+        // A configuration folder that does not load is reported before the store is opened.
+        load(path)?;
+    }
     std::fs::create_dir_all(&options.data_dir)
         .with_context(|| format!("creating the data directory {}", options.data_dir.display()))?;
     let (tokens, created) = Tokens::load_or_create(&options.data_dir)?;
     if let Some(path) = created {
         tracing::info!(path = %path.display(), "created the admin token (use it as: Authorization: Bearer <token>)");
     }
-    let storage = StorageConfig {
-        sequence_start: loaded.config.sequence_generator.starts_with,
-        sequence_range: loaded.config.sequence_generator.range_width,
-        ..StorageConfig::default()
-    };
-    let db = Db::open_with(options.data_dir.join("db"), &storage).context("opening the storage")?;
-    let runtime = Runtime::build(&loaded, db).map_err(|errors| {
-        anyhow::anyhow!("invalid configuration {}:\n{}", options.config.display(), errors.join("\n"))
-    })?;
+    let db = Db::open_with(options.data_dir.join("db"), &StorageConfig::default()).context("opening the storage")?;
+    let chosen = choose(&options, &db)?;
+    let sequences = chosen.loaded.config.sequence_generator;
+    db.set_sequences(sequences.starts_with, sequences.range_width);
+    let mut runtime = Runtime::build(&chosen.loaded, db)
+        .map_err(|errors| anyhow::anyhow!("invalid configuration {}:\n{}", chosen.source, errors.join("\n")))?;
+    match chosen.active {
+        Some(version) => runtime.version = version,
+        None => {
+            let before = config_versions::active(&runtime.db)?;
+            record_start(&mut runtime, before)?
+        }
+    }
     let repair = runtime.repair.clone();
     let intake_log_dir = options.data_dir.join("intake-log");
     let (intake_log, recovered) = IntakeLog::open(&intake_log_dir, &runtime.db, Keyspace::RepairQueue, |tx, entry| {
@@ -126,37 +195,25 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         tracing::info!(recovered, "recovered acknowledged objects from the intake log");
         repair.refresh_depth()?;
     }
+    let version = runtime.version;
     let engine = Processor::start(runtime, intake_log)?;
     let scheduler = Scheduler::start(engine.clone()).context("starting the task scheduler")?;
     let job_runner = JobRunner::start(engine.clone());
-    let inputs = build_inputs(&engine);
-    let (handle, server) =
-        crate::http::serve(engine.clone(), scheduler.clone(), tokens, inputs.clone(), options.listen)
-            .with_context(|| format!("listening on {}", options.listen))?;
+    let live = Live::new(engine.clone(), scheduler.clone()).map_err(|e| anyhow::anyhow!(e))?;
+    let (handle, server) = crate::http::serve(live.clone(), scheduler.clone(), tokens, options.listen)
+        .with_context(|| format!("listening on {}", options.listen))?;
     let server_task = actix_rt::spawn(server);
     engine.set_ready();
     engine.resume()?;
-    // Indexes a model change added are built now, in the background.
-    let index_builder =
-        IndexBuilder::start(engine.runtime().repository.clone()).context("starting the index builder")?;
-    let output_processor = OutputProcessor::start(engine.clone());
-    // Inputs that fetch by themselves (Kafka) start now; the others answer their routes.
-    let mut fetching = Vec::new();
-    for input in &inputs {
-        if let Some(running) = input.start()? {
-            fetching.push(running);
-        }
-    }
-    tracing::info!(listen = %options.listen, config = %options.config.display(), data_dir = %options.data_dir.display(), "ferrogrid is ready");
+    // Indexes a model change added are built now, in the background; outputs and the inputs
+    // that fetch by themselves (Kafka) start.
+    live.start().await?;
+    tracing::info!(listen = %options.listen, config = %chosen.source, version, data_dir = %options.data_dir.display(), "ferrogrid is ready");
 
     let signal = signals.wait().await?;
     tracing::info!(signal, "draining: refusing new objects, finishing the ones in flight");
     engine.stop_accepting();
-    index_builder.stop().await;
-    for input in fetching {
-        input.stop().await;
-    }
-    output_processor.stop().await;
+    live.stop().await;
     scheduler.shutdown().await;
     job_runner.shutdown().await;
     engine.drain(Duration::from_secs(30)).await;

@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use ferrogrid_engine::app::{self, RunOptions};
+use ferrogrid_engine::remote::Remote;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,10 +31,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a configuration (a folder holding config.yml, or the file itself).
+    /// Run a configuration (a folder holding config.yml, or the file itself). When it differs
+    /// from the data directory's active configuration, it is recorded as a new version (and the
+    /// stored data migrated). Without one, the data directory's active configuration runs.
     Run {
         /// Configuration folder or file.
-        config: PathBuf,
+        config: Option<PathBuf>,
         /// Data directory (storage, admin token).
         #[arg(long, env = "FERROGRID_DATA_DIR", default_value = "./ferrogrid-data")]
         data_dir: PathBuf,
@@ -48,6 +51,42 @@ enum Command {
     },
     /// Print the JSON Schema of config.yml.
     Schema,
+    /// Apply a configuration folder to a running engine (packed with the files config.yml
+    /// includes, checked there, applied without a restart).
+    Apply {
+        /// Configuration folder or file.
+        config: PathBuf,
+        /// The engine's base URL.
+        #[arg(long, env = "FERROGRID_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// A file holding the bearer token (e.g. DATA_DIR/admin.token).
+        #[arg(long, env = "FERROGRID_TOKEN_FILE")]
+        token_file: PathBuf,
+        /// Only check it and show what would change (the migration plan).
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Download the active configuration of a running engine into a folder (or a .tar.gz file).
+    Pull {
+        /// The folder to write into (or a file name ending with .tar.gz).
+        out: PathBuf,
+        /// The engine's base URL.
+        #[arg(long, env = "FERROGRID_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// A file holding the bearer token (e.g. DATA_DIR/admin.token).
+        #[arg(long, env = "FERROGRID_TOKEN_FILE")]
+        token_file: PathBuf,
+    },
+}
+
+fn finish(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferrogrid: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn init_logging(format: LogFormat, level: &str) {
@@ -110,6 +149,12 @@ fn main() -> ExitCode {
                 eprintln!("ferrogrid: {} problem(s) in {}", problems.len(), config.display());
                 ExitCode::FAILURE
             }
+        }
+        Command::Apply { config, url, token_file, dry_run } => {
+            finish(ferrogrid_engine::remote::apply(&config, &Remote { url, token_file }, dry_run))
+        }
+        Command::Pull { out, url, token_file } => {
+            finish(ferrogrid_engine::remote::pull(&Remote { url, token_file }, &out))
         }
         Command::Schema => {
             match serde_json::to_string_pretty(ferrogrid_engine::config::schema()) {

@@ -14,8 +14,17 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Everything processing needs, immutable once built.
+/// Everything processing needs for one configuration version, immutable once built. Storage,
+/// the repository, the repair queue and the job and output queues are shared by every version.
 pub struct Runtime {
+    /// The configuration version (0 until recorded).
+    pub version: u64,
+    /// The checksum of its files ([`crate::config::checksum`]).
+    pub checksum: String,
+    /// Its files: config.yml and what it includes.
+    pub files: crate::config::Files,
+    /// Its top-level sections with includes resolved.
+    pub sections: Value,
     /// The configuration.
     pub config: Config,
     /// The database.
@@ -36,8 +45,9 @@ pub struct Runtime {
     pub inputs: HashMap<String, InputConfig>,
     /// Connector routing: key -> output name.
     pub routes: HashMap<String, String>,
-    /// Outputs by name; `None` is the input processor.
-    pub outputs: HashMap<String, Option<Box<dyn Output>>>,
+    /// Outputs by name; `None` is the input processor. An output whose settings a new version
+    /// keeps is shared with it (its connection, too).
+    pub outputs: HashMap<String, Option<Arc<dyn Output>>>,
     /// Classifier pipelines, in order.
     pub classifiers: Vec<String>,
     /// Input-processor routing: key -> pipeline.
@@ -138,6 +148,15 @@ impl ferrogrid_sandbox::Sequences for Unopened {
 /// Check everything `run` would build, without opening storage: every problem, one per line.
 pub fn check(config: &Config) -> Vec<String> {
     let mut errors = Vec::new();
+    if let Some(problem) = version_problem(config) {
+        errors.push(problem);
+    }
+    for (i, section) in config.locked_sections.iter().enumerate() {
+        let known = crate::config::schema().get("properties").and_then(|p| p.get(section)).is_some();
+        if !known || section == "locked_sections" {
+            errors.push(format!("locked_sections[{i}]: \"{section}\" is not a section of config.yml"));
+        }
+    }
     match build_model(config) {
         Ok(model) => errors.append(&mut crate::graphql::check(&model, config)),
         Err(mut e) => errors.append(&mut e),
@@ -150,6 +169,42 @@ pub fn check(config: &Config) -> Vec<String> {
     errors
 }
 
+/// A runtime built for a new configuration version, not yet active: what the switch needs.
+pub struct Next {
+    /// The new runtime (sharing storage, repository and queues with the active one).
+    pub runtime: Arc<Runtime>,
+    /// What the model change means for the stored data.
+    pub plan: crate::storage::catalog::Plan,
+    model: Arc<Model>,
+    specs: HashMap<String, crate::storage::TypeSpec>,
+}
+
+impl Next {
+    /// Move the stored indexes' catalog to the new model, and the repository with it (model,
+    /// specs, scripts, limits) in the same moment: call with no object in flight
+    /// ([`crate::processor::Processor::switch`]). The entries of removed indexes are deleted
+    /// later ([`crate::storage::catalog::drop_removed`]); new indexes are built by the index
+    /// builder.
+    pub fn migrate(&self) -> Result<crate::storage::catalog::Migration, crate::storage::StorageError> {
+        let rt = &self.runtime;
+        let repository = rt.repository.clone();
+        let model = self.model.clone();
+        let migration = crate::storage::catalog::switch(&rt.db, self.specs.clone(), move |specs| {
+            repository.reconfigure(model, specs);
+        })?;
+        rt.repository.bind_scripts(rt.sandbox.clone(), rt.pipelines.clone());
+        rt.repository.set_hard_limits(rt.config.hard_limits);
+        let sequences = rt.config.sequence_generator;
+        rt.db.set_sequences(sequences.starts_with, sequences.range_width);
+        Ok(migration)
+    }
+}
+
+/// Which parts of a configuration version differ from another's.
+fn same<T: serde::Serialize>(a: &T, b: &T) -> bool {
+    serde_json::to_value(a).ok() == serde_json::to_value(b).ok()
+}
+
 impl Runtime {
     /// Build the runtime over an open database.
     pub fn build(loaded: &Loaded, db: Db) -> Result<Runtime, Vec<String>> {
@@ -158,6 +213,9 @@ impl Runtime {
         let schema_errors = crate::graphql::check(&model, &config);
         if !schema_errors.is_empty() {
             return Err(schema_errors);
+        }
+        if let Some(problem) = version_problem(&config) {
+            return Err(vec![problem]);
         }
         // The stored indexes follow the model before anything reads or writes objects.
         let (specs, migration) = crate::storage::catalog::migrate(&db, crate::repository::type_specs(&model))
@@ -178,12 +236,88 @@ impl Runtime {
         repository.bind_jobs(jobs.clone());
         let repair =
             RepairQueue::open(db.clone(), config.repair_queue.history_size).map_err(|e| vec![e.to_string()])?;
-        let connector = &config.connector;
         let mut outputs = HashMap::new();
-        for output in &connector.output {
-            outputs.insert(output.name().to_string(), output.build().map_err(|e| vec![e.to_string()])?);
+        for output in &config.connector.output {
+            outputs.insert(
+                output.name().to_string(),
+                output.build().map_err(|e| vec![e.to_string()])?.map(Arc::<dyn Output>::from),
+            );
         }
-        Ok(Runtime {
+        Ok(Runtime::assemble(loaded, db, repair, repository, jobs, output_queue, sandbox, pipelines, outputs))
+    }
+
+    /// Build the runtime of the configuration `loaded` to follow this one while the engine runs:
+    /// every check `ferrogrid check` makes, the model's migration plan over the stored data,
+    /// the scripts compiled, the changed outputs built (unchanged ones are shared). Nothing
+    /// changes until [`Next::migrate`] and the switch.
+    pub fn prepare_next(&self, loaded: &Loaded, version: u64) -> Result<Next, Vec<String>> {
+        let config = loaded.config.clone();
+        let mut problems = check(&config);
+        if !problems.is_empty() {
+            problems.dedup();
+            return Err(problems);
+        }
+        let model = Arc::new(build_model(&config)?);
+        let specs = crate::repository::type_specs(&model);
+        let plan = crate::storage::catalog::plan_change(&self.db, &specs)
+            .map_err(|e| vec![format!("planning the migration of the stored data: {e}")])?;
+        if !plan.problems.is_empty() {
+            return Err(plan.problems.clone());
+        }
+        let host = Host { repository: self.repository.clone(), sequences: self.repository.clone() };
+        let (sandbox, pipelines) = build_scripts(&config, host)?;
+        let mut outputs = HashMap::new();
+        for output in &config.connector.output {
+            let name = output.name();
+            let kept = self.config.connector.output.iter().find(|o| o.name() == name).filter(|o| same(*o, output));
+            let built = match (kept, self.outputs.get(name)) {
+                (Some(_), Some(existing)) => existing.clone(),
+                _ => output
+                    .build()
+                    .map_err(|e| vec![format!("connector.output: {name}: {e}")])?
+                    .map(Arc::<dyn Output>::from),
+            };
+            outputs.insert(name.to_string(), built);
+        }
+        let mut runtime = Runtime::assemble(
+            loaded,
+            self.db.clone(),
+            self.repair.clone(),
+            self.repository.clone(),
+            self.jobs.clone(),
+            self.output_queue.clone(),
+            sandbox,
+            pipelines,
+            outputs,
+        );
+        runtime.version = version;
+        Ok(Next { runtime: Arc::new(runtime), plan, model, specs })
+    }
+
+    /// Whether `section` (a top-level key of config.yml) differs between this runtime and `other`.
+    pub fn section_changed(&self, other: &Runtime, section: &str) -> bool {
+        self.sections.get(section) != other.sections.get(section)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        loaded: &Loaded,
+        db: Db,
+        repair: RepairQueue,
+        repository: Arc<Repository>,
+        jobs: Arc<crate::jobs::Jobs>,
+        output_queue: Arc<crate::output::OutputQueue>,
+        sandbox: Arc<Sandbox>,
+        pipelines: Pipelines,
+        outputs: HashMap<String, Option<Arc<dyn Output>>>,
+    ) -> Runtime {
+        let config = loaded.config.clone();
+        let connector = &config.connector;
+        Runtime {
+            version: 0,
+            checksum: crate::config::checksum(&loaded.files),
+            files: loaded.files.clone(),
+            sections: loaded.sections.clone(),
             inputs: connector.input.iter().map(|i| (i.name().to_string(), i.clone())).collect(),
             routes: connector.routing.iter().map(|r| (r.key.clone(), r.output.clone())).collect(),
             outputs,
@@ -208,6 +342,23 @@ impl Runtime {
             output_queue,
             sandbox,
             pipelines,
-        })
+        }
+    }
+}
+
+/// A configuration written for other engine versions (`ferrogrid-version`) is refused.
+fn version_problem(config: &Config) -> Option<String> {
+    let wanted = config.ferrogrid_version.as_deref()?;
+    let requirement = match semver::VersionReq::parse(wanted) {
+        Ok(r) => r,
+        Err(e) => return Some(format!("ferrogrid-version: \"{wanted}\" is not a semver requirement: {e}")),
+    };
+    let running = env!("CARGO_PKG_VERSION");
+    match semver::Version::parse(running) {
+        Ok(version) if requirement.matches(&version) => None,
+        Ok(_) => Some(format!(
+            "ferrogrid-version: this configuration is written for ferrogrid {wanted}; this is ferrogrid {running}"
+        )),
+        Err(e) => Some(format!("ferrogrid-version: the engine's own version {running} does not parse: {e}")),
     }
 }

@@ -4,6 +4,9 @@
 //! Each worker is supervised: a job that panics (a bug) fails alone, and the worker starts over
 //! with a new script engine, since the panic may have left the old one half-changed; the pool's
 //! `on_panic` hears of it (the engine logs and counts the restart).
+//!
+//! Each job names the [`Sandbox`] it runs in: a worker keeps the engine of the last sandbox it
+//! ran and builds a new one when a job comes with another (a new configuration version).
 
 use ferrogrid_sandbox::{Sandbox, ScriptEngine};
 use std::future::Future;
@@ -11,7 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
-type Job = Box<dyn FnOnce(&ScriptEngine) + Send + 'static>;
+/// A job and the sandbox (the configuration version) whose engine it runs on.
+type Job = (Arc<Sandbox>, Box<dyn FnOnce(&ScriptEngine) + Send + 'static>);
 
 /// Told, after a job panicked on a worker, the worker's name and the panic's text (the worker
 /// runs on with a new engine).
@@ -45,7 +49,8 @@ pub struct WorkerPool {
 }
 
 impl WorkerPool {
-    /// Start `size` workers (at least one), each building its engine from `sandbox`.
+    /// Start `size` workers (at least one), each building its engine from `sandbox` (and from
+    /// the sandbox of a job that names another).
     pub fn start(size: usize, sandbox: Arc<Sandbox>, on_panic: OnPanic) -> std::io::Result<WorkerPool> {
         let (sender, receiver) = crossbeam_channel::unbounded::<Job>();
         let mut threads = Vec::new();
@@ -57,10 +62,15 @@ impl WorkerPool {
             let on_panic = on_panic.clone();
             let name = format!("script-{i}");
             let thread = ferrogrid_sandbox::spawn_script_thread(name.clone(), move || {
+                let mut sandbox = sandbox;
                 let mut engine = sandbox.engine();
-                while let Ok(job) = receiver.recv() {
+                while let Ok((wanted, job)) = receiver.recv() {
                     if discard.load(Ordering::Acquire) {
                         continue; // dropped: its caller sees the pool closed
+                    }
+                    if !Arc::ptr_eq(&wanted, &sandbox) {
+                        sandbox = wanted;
+                        engine = sandbox.engine();
                     }
                     // A panic is a bug; it fails that job (its caller sees the pool closed, or
                     // was answered by the job before it re-raised the panic) and the worker
@@ -78,7 +88,11 @@ impl WorkerPool {
 
     /// Queue `job` and return a future of its result. Bounding the number of jobs in flight is
     /// the caller's business (the engine holds a permit per object).
-    pub fn run<R, F>(&self, job: F) -> impl Future<Output = Result<R, PoolError>> + Send + 'static
+    pub fn run<R, F>(
+        &self,
+        sandbox: Arc<Sandbox>,
+        job: F,
+    ) -> impl Future<Output = Result<R, PoolError>> + Send + 'static
     where
         R: Send + 'static,
         F: FnOnce(&ScriptEngine) -> R + Send + 'static,
@@ -87,18 +101,21 @@ impl WorkerPool {
         let guard = self.sender.read().unwrap_or_else(PoisonError::into_inner);
         let queued = match guard.as_ref() {
             Some(sender) => sender
-                .send(Box::new(move |engine: &ScriptEngine| {
-                    // A panic is answered as such, then re-raised so that the worker starts over.
-                    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(engine))) {
-                        Ok(result) => {
-                            let _ = tx.send(Ok(result));
+                .send((
+                    sandbox,
+                    Box::new(move |engine: &ScriptEngine| {
+                        // A panic is answered as such, then re-raised so that the worker starts over.
+                        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(engine))) {
+                            Ok(result) => {
+                                let _ = tx.send(Ok(result));
+                            }
+                            Err(panic) => {
+                                let _ = tx.send(Err(PoolError::Panicked(panic_text(&*panic))));
+                                std::panic::resume_unwind(panic);
+                            }
                         }
-                        Err(panic) => {
-                            let _ = tx.send(Err(PoolError::Panicked(panic_text(&*panic))));
-                            std::panic::resume_unwind(panic);
-                        }
-                    }
-                }))
+                    }),
+                ))
                 .is_ok(),
             None => false,
         };
@@ -112,7 +129,7 @@ impl WorkerPool {
     }
 
     /// Run `job` on a worker and block the calling (non-async) thread until it is done.
-    pub fn run_blocking<R, F>(&self, job: F) -> Result<R, PoolError>
+    pub fn run_blocking<R, F>(&self, sandbox: Arc<Sandbox>, job: F) -> Result<R, PoolError>
     where
         R: Send + 'static,
         F: FnOnce(&ScriptEngine) -> R + Send + 'static,
@@ -122,9 +139,12 @@ impl WorkerPool {
             let guard = self.sender.read().unwrap_or_else(PoisonError::into_inner);
             let sender = guard.as_ref().ok_or(PoolError::Closed)?;
             sender
-                .send(Box::new(move |engine: &ScriptEngine| {
-                    let _ = tx.send(job(engine));
-                }))
+                .send((
+                    sandbox,
+                    Box::new(move |engine: &ScriptEngine| {
+                        let _ = tx.send(job(engine));
+                    }),
+                ))
                 .map_err(|_| PoolError::Closed)?;
         }
         rx.recv().map_err(|_| PoolError::Closed)

@@ -98,28 +98,47 @@ fn a_panicking_job_does_not_take_its_worker_down() {
     let on_panic: OnPanic = Arc::new(move |worker: &str, text: &str| {
         told.lock().unwrap().push((worker.to_string(), text.to_string()));
     });
-    let pool = WorkerPool::start(1, sandbox(), on_panic).unwrap();
-    let panicked = pool.run_blocking(|_| -> u32 { panic!("a bug") });
+    let sb = sandbox();
+    let pool = WorkerPool::start(1, sb.clone(), on_panic).unwrap();
+    let panicked = pool.run_blocking(sb.clone(), |_| -> u32 { panic!("a bug") });
     assert!(panicked.is_err());
-    assert_eq!(pool.run_blocking(|_| 7).unwrap(), 7, "the only worker is still there");
+    assert_eq!(pool.run_blocking(sb.clone(), |_| 7).unwrap(), 7, "the only worker is still there");
     assert_eq!(*heard.lock().unwrap(), [("script-0".to_string(), "a bug".to_string())], "the restart is told");
     pool.shutdown();
-    assert!(pool.run_blocking(|_| 1).is_err(), "a shut-down pool refuses jobs");
+    assert!(pool.run_blocking(sb, |_| 1).is_err(), "a shut-down pool refuses jobs");
 }
 
 #[test]
 fn abandoning_drops_queued_jobs_and_lets_the_running_one_finish() {
-    let pool = WorkerPool::start(1, sandbox(), Arc::new(|_: &str, _: &str| {})).unwrap();
+    let sb = sandbox();
+    let pool = WorkerPool::start(1, sb.clone(), Arc::new(|_: &str, _: &str| {})).unwrap();
     let (started_tx, started_rx) = std::sync::mpsc::channel();
-    let running = pool.run(move |_| {
+    let running = pool.run(sb.clone(), move |_| {
         let _ = started_tx.send(());
         std::thread::sleep(std::time::Duration::from_millis(200));
         "done"
     });
-    let queued = pool.run(|_| "never");
+    let queued = pool.run(sb, |_| "never");
     started_rx.recv().unwrap();
     pool.abandon();
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     assert_eq!(rt.block_on(running).unwrap(), "done");
     assert!(rt.block_on(queued).is_err(), "the queued job was dropped, not run");
+}
+
+#[test]
+fn a_job_runs_on_an_engine_of_the_sandbox_it_names() {
+    let generous = sandbox();
+    let host = Host { repository: Arc::new(NoStorage), sequences: Arc::new(NoStorage) };
+    let strict = Arc::new(Sandbox::new(Limits { max_operations: 50, ..Limits::default() }, host, &[]).unwrap());
+    let pool = WorkerPool::start(1, generous.clone(), Arc::new(|_: &str, _: &str| {})).unwrap();
+    let script = generous.compile("count", "let n = 0; for i in 0..100 { n += i; } n").unwrap();
+    let run = |sb: &Arc<Sandbox>| {
+        let script = script.clone();
+        pool.run_blocking(sb.clone(), move |engine| engine.run_json(&script, Value::Null, &CallContext::new("test")))
+            .unwrap()
+    };
+    assert_eq!(run(&generous).unwrap(), json!(4950));
+    assert!(run(&strict).is_err(), "the strict sandbox's operation limit applies");
+    assert_eq!(run(&generous).unwrap(), json!(4950), "and the first one's engine comes back");
 }

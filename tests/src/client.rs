@@ -136,6 +136,15 @@ impl Client {
         to_resp(req.send(bytes)?)
     }
 
+    /// `PUT path` with a content type and raw bytes.
+    pub fn try_put_raw(&self, path: &str, content_type: &str, bytes: &[u8]) -> Result<Resp, ureq::Error> {
+        let mut req = self.agent.put(self.url(path));
+        if let Some(a) = self.auth() {
+            req = req.header("Authorization", a);
+        }
+        to_resp(req.header("Content-Type", content_type).send(bytes)?)
+    }
+
     /// `POST /graphql` with `{"query", "variables"}`; `admin` adds the header `schema: admin`.
     /// Returns the whole GraphQL answer (`data`, `errors`); panics unless the status is 200.
     pub fn graphql(&self, query: &str, variables: Value, admin: bool) -> Value {

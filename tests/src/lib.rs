@@ -83,6 +83,30 @@ impl ConfigDir {
         self.dir.path()
     }
 
+    /// A copy of `samples/<name>` (its top-level files) that a test may change.
+    pub fn sample_copy(name: &str) -> ConfigDir {
+        let dir = sample(name);
+        let read = |file: &str| {
+            fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("reading samples/{name}/{file}: {e}"))
+        };
+        let names: Vec<String> = fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("samples/{name}: {e}"))
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_file())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n != "config.yml")
+            .collect();
+        let files: Vec<(String, String)> = names.iter().map(|n| (n.clone(), read(n))).collect();
+        let files: Vec<(&str, &str)> = files.iter().map(|(n, c)| (n.as_str(), c.as_str())).collect();
+        ConfigDir::new(&read("config.yml"), &files).unwrap_or_else(|e| panic!("copying samples/{name}: {e:#}"))
+    }
+
+    /// Reads one file of the folder.
+    pub fn read(&self, name: &str) -> String {
+        let path = self.dir.path().join(name);
+        fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+    }
+
     /// Overwrites (or adds) one file of the folder.
     pub fn write(&self, name: &str, content: &str) {
         let path = self.dir.path().join(name);
@@ -106,6 +130,8 @@ pub struct Server {
     client: Client,
     /// Extra environment variables of the process (e.g. `FAILPOINTS`).
     env: Vec<(String, String)>,
+    /// Start as `ferrogrid run` without a folder: the data directory's active configuration.
+    active_config: bool,
     /// Holds the data dir and the log; removed after `drop` has killed the child.
     _tmp: TempDir,
 }
@@ -177,6 +203,7 @@ impl Server {
             starts: 0,
             client: Client::new("http://127.0.0.1:1", None),
             env,
+            active_config: false,
             _tmp: tmp,
         };
         let mut last_err = None;
@@ -204,17 +231,18 @@ impl Server {
         self.starts += 1;
         let mut log = OpenOptions::new().create(true).append(true).open(&self.log_path)?;
         let listen = format!("127.0.0.1:{}", self.port);
+        let folder: Vec<&Path> = if self.active_config { Vec::new() } else { vec![self.config.as_path()] };
         writeln!(
             log,
             "===== start #{}: {} run {} --data-dir {} --listen {listen} =====",
             self.starts,
             self.bin.display(),
-            self.config.display(),
+            folder.first().map_or_else(|| "(active configuration)".to_string(), |f| f.display().to_string()),
             self.data_dir.display()
         )?;
         let child = Command::new(&self.bin)
             .arg("run")
-            .arg(&self.config)
+            .args(&folder)
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--listen")
@@ -391,6 +419,19 @@ impl Server {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// From the next restart on, run without a configuration folder (`ferrogrid run` runs the
+    /// data directory's active configuration), or with the folder again.
+    pub fn run_active_config(&mut self, active: bool) {
+        self.active_config = active;
+    }
+
+    /// `PUT path` with a content type and raw bytes.
+    pub fn put_raw(&self, path: &str, content_type: &str, bytes: &[u8]) -> Resp {
+        self.client
+            .try_put_raw(path, content_type, bytes)
+            .unwrap_or_else(|e| panic!("PUT {path} ({content_type}): transport error: {e}"))
     }
 
     /// Starts the process again on the same data directory and port; panics when it does not

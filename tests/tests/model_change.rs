@@ -2,26 +2,13 @@
 //! identified by the store's index catalog, not by their position in the model, so adding,
 //! removing or reordering indexes never hides stored objects.
 
-use ferrogrid_tests::{metric_value, sample, wait_until, ConfigDir, Server};
+use ferrogrid_tests::{metric_value, wait_until, ConfigDir, Server};
 use serde_json::{json, Value};
 use std::time::Duration;
 
 /// `samples/library`, copied into a folder the test may change.
 fn library_copy() -> ConfigDir {
-    let dir = sample("library");
-    let read = |name: &str| {
-        std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("reading samples/library/{name}: {e}"))
-    };
-    let names: Vec<String> = std::fs::read_dir(&dir)
-        .expect("samples/library")
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_file())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| n != "config.yml")
-        .collect();
-    let files: Vec<(String, String)> = names.iter().map(|n| (n.clone(), read(n))).collect();
-    let files: Vec<(&str, &str)> = files.iter().map(|(n, c)| (n.as_str(), c.as_str())).collect();
-    ConfigDir::new(&read("config.yml"), &files).expect("config copy")
+    ConfigDir::sample_copy("library")
 }
 
 /// Waits until every index is built (`GET /admin/api/indexes`).

@@ -77,7 +77,9 @@ pub(crate) async fn read_body(
     }
 }
 
-async fn post_http(req: HttpRequest, payload: web::Payload, input: web::Data<HttpInput>) -> HttpResponse {
+/// The handler of `POST /http` for `input` (registered by [`crate::Input::routes`], or called by
+/// an engine that picks the input per request).
+pub async fn post_http(req: HttpRequest, payload: web::Payload, input: web::Data<HttpInput>) -> HttpResponse {
     if !is_json(&req) {
         return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json");
     }

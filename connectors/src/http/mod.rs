@@ -9,5 +9,5 @@ mod output;
 mod tests;
 
 pub use config::{HttpClientOptions, HttpFormat, HttpInputConfig, HttpOutputConfig};
-pub use input::HttpInput;
+pub use input::{post_http, HttpInput};
 pub use output::HttpOutput;

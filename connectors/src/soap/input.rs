@@ -74,7 +74,9 @@ fn is_xml(essence: Option<&str>) -> bool {
     matches!(essence, Some("text/xml" | "application/xml" | "application/soap+xml"))
 }
 
-async fn post_soap(req: HttpRequest, payload: web::Payload, input: web::Data<SoapInput>) -> HttpResponse {
+/// The handler of `POST /soap` for `input` (registered by [`crate::Input::routes`], or called by
+/// an engine that picks the input per request).
+pub async fn post_soap(req: HttpRequest, payload: web::Payload, input: web::Data<SoapInput>) -> HttpResponse {
     let essence = essence(&req);
     let version = version_of(essence.as_deref());
     if !is_xml(essence.as_deref()) {
@@ -124,7 +126,8 @@ fn asks_wsdl(req: &HttpRequest) -> bool {
     req.query_string().split('&').any(|pair| pair.split('=').next().is_some_and(|k| k.eq_ignore_ascii_case("wsdl")))
 }
 
-async fn get_wsdl(req: HttpRequest, input: web::Data<SoapInput>) -> HttpResponse {
+/// The handler of `GET /soap?wsdl` for `input`.
+pub async fn get_wsdl(req: HttpRequest, input: web::Data<SoapInput>) -> HttpResponse {
     if !asks_wsdl(&req) {
         return HttpResponse::BadRequest()
             .json(json!({"error": "GET /soap?wsdl answers the service description; SOAP messages are POSTed"}));

@@ -25,7 +25,7 @@ mod tests;
 pub mod xml;
 
 pub use config::{SoapHandler, SoapInputConfig, SoapOutputConfig, SoapOutputVersion};
-pub use input::SoapInput;
+pub use input::{get_wsdl, post_soap, SoapInput};
 pub use output::{envelope, SoapOutput};
 
 /// An object whose tag names no handler of the input (e.g. edited in the repair queue).

@@ -2,10 +2,13 @@
 //! config structs, deserialisation, and the checks that need the whole picture (references
 //! between sections). Every problem names the key path where it is.
 
+pub mod archive;
 mod check;
 mod include;
 mod types;
 
+pub use include::Files;
+use include::{Reader, Source};
 pub use types::*;
 
 use serde_json::Value;
@@ -54,13 +57,16 @@ impl ConfigError {
 #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
-/// A configuration as loaded, with where it came from.
+/// A configuration as loaded.
 #[derive(Debug, Clone)]
 pub struct Loaded {
     /// The parsed configuration.
     pub config: Config,
-    /// The folder holding config.yml.
-    pub root: PathBuf,
+    /// Its files: config.yml and every file it includes, by relative path.
+    pub files: Files,
+    /// The top-level sections with includes resolved, as read (for comparing two versions
+    /// section by section).
+    pub sections: Value,
 }
 
 /// The JSON Schema of config.yml, generated from [`Config`].
@@ -194,17 +200,39 @@ pub fn locate(target: &Path) -> Result<PathBuf, ConfigError> {
     Ok(file)
 }
 
-/// Read config.yml with its includes resolved (not validated yet), and its folder.
-pub fn read(target: &Path) -> Result<(Value, PathBuf), ConfigErrors> {
+/// The main file of configuration files in memory: `config.yml` (or `config.yaml`).
+fn entry_of(files: &Files) -> Result<&'static str, ConfigError> {
+    ["config.yml", "config.yaml"].into_iter().find(|name| files.contains_key(*name)).ok_or_else(|| ConfigError::Io {
+        file: "config.yml".into(),
+        message: "no config.yml at the root of the configuration (or in its one top folder)".into(),
+    })
+}
+
+/// Read the main file `entry` of `source` with its includes resolved (not validated yet), and
+/// the files read.
+fn read_source(source: Source, entry: &str) -> Result<(Value, Files), ConfigErrors> {
     let one = |e| ConfigErrors(vec![e]);
-    let file = locate(target).map_err(one)?;
-    let root = file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-    let text = std::fs::read_to_string(&file)
-        .map_err(|e| one(ConfigError::Io { file: file.display().to_string(), message: e.to_string() }))?;
-    let raw = include::parse_yaml(&text, &file).map_err(one)?;
+    let reader = Reader::new(source);
+    let text = reader.read(entry).map_err(|message| one(ConfigError::Io { file: reader.display(entry), message }))?;
+    let raw = include::parse_yaml(&text, &reader.display(entry)).map_err(one)?;
     let raw = if raw.is_null() { Value::Object(Default::default()) } else { raw };
-    let resolved = include::resolve(raw, &file, &root, "", 0).map_err(ConfigErrors)?;
-    Ok((resolved, root))
+    let resolved = include::resolve(&reader, raw, entry, "", 0).map_err(ConfigErrors)?;
+    Ok((resolved, reader.into_files()))
+}
+
+/// The folder and the main file name of `target` (a folder or its config.yml).
+fn on_disk(target: &Path) -> Result<(Source, String), ConfigErrors> {
+    let file = locate(target).map_err(|e| ConfigErrors(vec![e]))?;
+    let root = file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let root = if root.as_os_str().is_empty() { PathBuf::from(".") } else { root };
+    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("config.yml").to_string();
+    Ok((Source::Disk(root), name))
+}
+
+/// Read config.yml with its includes resolved (not validated yet).
+pub fn read(target: &Path) -> Result<Value, ConfigErrors> {
+    let (source, entry) = on_disk(target)?;
+    read_source(source, &entry).map(|(value, _)| value)
 }
 
 /// The sections of a configuration that can be read on their own, for checking the model and
@@ -232,19 +260,53 @@ pub fn lenient(value: &Value) -> Config {
     config
 }
 
-/// Load, validate and check a configuration. The domain model and the scripts are checked by the
-/// engine when it builds them (see `crate::app`), which `ferrogrid check` also does.
-pub fn load(target: &Path) -> Result<Loaded, ConfigErrors> {
+fn load_source(source: Source, entry: &str) -> Result<Loaded, ConfigErrors> {
     let one = |e| ConfigErrors(vec![e]);
-    let (mut resolved, root) = read(target)?;
+    let (mut resolved, read) = read_source(source, entry)?;
     let mut errors = unimplemented_sections(&mut resolved);
     errors.extend(validate_schema(&resolved));
     errors.extend(check::references(&resolved));
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
+    let mut files = read;
+    // A configuration's main file is config.yml, wherever it was read from.
+    if entry != "config.yml" {
+        if let Some(text) = files.remove(entry) {
+            files.insert("config.yml".to_string(), text);
+        }
+    }
+    let sections = resolved.clone();
     let config: Config = serde_json::from_value(resolved).map_err(|e| one(ConfigError::at("", e.to_string())))?;
-    Ok(Loaded { config, root })
+    Ok(Loaded { config, files, sections })
+}
+
+/// Load, validate and check a configuration folder (or its config.yml). The domain model and the
+/// scripts are checked by the engine when it builds them (see `crate::app`), which `ferrogrid
+/// check` also does.
+pub fn load(target: &Path) -> Result<Loaded, ConfigErrors> {
+    let (source, entry) = on_disk(target)?;
+    load_source(source, &entry)
+}
+
+/// Load, validate and check a configuration from its files in memory (an uploaded archive, a
+/// stored version): `config.yml` at the root, the files it includes beside it.
+pub fn load_files(files: Files) -> Result<Loaded, ConfigErrors> {
+    let entry = entry_of(&files).map_err(|e| ConfigErrors(vec![e]))?;
+    load_source(Source::Memory(files), entry)
+}
+
+/// The checksum of a configuration's files (SHA-256 over names and contents, hex).
+pub fn checksum(files: &Files) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for (name, text) in files {
+        hash.update((name.len() as u64).to_le_bytes());
+        hash.update(name.as_bytes());
+        hash.update((text.len() as u64).to_le_bytes());
+        hash.update(text.as_bytes());
+    }
+    hex::encode(hash.finalize())
 }
 
 #[cfg(test)]

@@ -65,6 +65,15 @@ pub struct Config {
     /// delivered with retries; what cannot be delivered waits in the output repair queue.
     #[serde(default)]
     pub output_processor: IndexMap<String, OutputProcessorRoute>,
+    /// Top-level sections that an upload (`PUT /admin/api/config`, `ferrogrid apply`) may not
+    /// change: such an upload is refused naming the section. Only `ferrogrid run FOLDER` at a
+    /// start changes them (and this list).
+    #[serde(default)]
+    pub locked_sections: Vec<String>,
+    /// The engine versions this configuration is written for, as a semver requirement
+    /// (`">=0.2"`); another engine refuses it.
+    #[serde(default, rename = "ferrogrid-version")]
+    pub ferrogrid_version: Option<String>,
 }
 
 /// One handler of an output-processor key: a preprocessing pipeline and the outputs it sends to.

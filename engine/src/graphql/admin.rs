@@ -130,8 +130,8 @@ fn query() -> Object {
             Field::new("model", TypeRef::named_nn(TypeRef::STRING), |ctx| {
                 FieldFuture::new(async move {
                     let engine = engine_of(&ctx)?;
-                    let source = engine.runtime().repository.model().source();
-                    Ok(Some(GqlValue::from(serde_json::to_string_pretty(source).unwrap_or_default())))
+                    let model = engine.runtime().repository.model();
+                    Ok(Some(GqlValue::from(serde_json::to_string_pretty(model.source()).unwrap_or_default())))
                 })
             })
             .description("The domain model (Avro schema with TDG's extensions) as loaded"),

@@ -53,7 +53,7 @@ pub fn root_field(t: &TypeDef) -> Field {
                 // Validation may run default_function scripts: on a script worker. Jobs they
                 // push are committed with the object, or not at all.
                 let stored = engine
-                    .on_worker(move |script_engine| {
+                    .on_worker(move |_, script_engine| {
                         let sink = JobSink::default();
                         let ctx = CallContext { request_id: "graphql".into(), cancel: None, jobs: Some(sink.clone()) };
                         let object = repository

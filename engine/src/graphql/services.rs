@@ -108,9 +108,8 @@ pub fn field(name: &str, service: &ServiceConfig, model: &Model) -> Result<Field
                 };
                 param.insert(arg.clone(), value);
             }
-            let rt = engine.runtime_arc();
             let result = engine
-                .on_worker(move |script_engine| {
+                .on_worker(move |rt, script_engine| {
                     rt.pipelines.run(script_engine, &function, Value::Object(param), &CallContext::new("graphql"))
                 })
                 .await

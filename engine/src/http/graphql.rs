@@ -35,7 +35,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 async fn execute(state: &AppState, req: &HttpRequest, request: async_graphql::Request) -> HttpResponse {
-    HttpResponse::Ok().json(select(&state.graphql, req).execute(request).await)
+    // The schemas of the version active when the request came.
+    let schemas = state.live.graphql.load_full();
+    HttpResponse::Ok().json(select(&schemas, req).execute(request).await)
 }
 
 async fn post(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
@@ -79,5 +81,7 @@ async fn get(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn sdl(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().content_type("application/graphql; charset=utf-8").body(select(&state.graphql, &req).sdl())
+    HttpResponse::Ok()
+        .content_type("application/graphql; charset=utf-8")
+        .body(select(&state.live.graphql.load_full(), &req).sdl())
 }

@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod config;
 mod data;
 mod graphql;
 mod jobs;
@@ -11,6 +12,7 @@ mod parked;
 mod tasks;
 mod ui;
 
+use crate::live::{Inputs, Live};
 use crate::metrics::metrics;
 use crate::processor::{Processor, State};
 use crate::scheduler::Scheduler;
@@ -19,7 +21,6 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServerHandle, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpResponse, HttpServer};
-use ferrogrid_connectors::Input;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,8 +33,8 @@ const ADMIN_BODY_LIMIT: usize = 16 * 1024 * 1024;
 pub struct AppState {
     /// The engine.
     pub engine: Arc<Processor>,
-    /// The GraphQL schemas, built once at start.
-    pub graphql: Arc<graphql::GraphqlSchemas>,
+    /// What a new configuration version changes (GraphQL schemas, inputs), and the apply.
+    pub live: Arc<Live>,
     /// The task scheduler.
     pub scheduler: Arc<Scheduler>,
 }
@@ -73,30 +74,37 @@ async fn count_requests(
     Ok(response)
 }
 
-/// Start serving on `listen`, with the routes of `inputs`; returns the server's handle and the future that runs it.
-pub fn serve(
-    engine: Arc<Processor>,
-    scheduler: Arc<Scheduler>,
-    tokens: Tokens,
-    inputs: Vec<Arc<dyn Input>>,
-    listen: SocketAddr,
-) -> std::io::Result<(ServerHandle, actix_web::dev::Server)> {
-    let data_schema = crate::graphql::data_schema(engine.runtime().repository.model(), &engine.runtime().config)
-        .map_err(|e| std::io::Error::other(e.join("\n")))?
+pub use graphql::GraphqlSchemas;
+
+/// The GraphQL schemas of the engine's active configuration version.
+pub fn graphql_schemas(engine: &Arc<Processor>, scheduler: &Arc<Scheduler>) -> Result<GraphqlSchemas, String> {
+    let rt = engine.runtime();
+    let data = crate::graphql::data_schema(&rt.repository.model(), &rt.config)
+        .map_err(|e| e.join("\n"))?
         .data(engine.clone())
-        .data(crate::graphql::relation_loader(engine.runtime().repository.clone()))
+        .data(crate::graphql::relation_loader(rt.repository.clone()))
         .finish()
-        .map_err(|e| std::io::Error::other(format!("graphql: {e}")))?;
-    let admin_schema = crate::graphql::admin_schema()
+        .map_err(|e| format!("graphql: {e}"))?;
+    let admin = crate::graphql::admin_schema()
         .data(engine.clone())
         .data(scheduler.clone())
         .finish()
-        .map_err(|e| std::io::Error::other(format!("graphql admin schema: {e}")))?;
-    let graphql = Arc::new(graphql::GraphqlSchemas { data: data_schema, admin: admin_schema });
-    let state = AppState { engine: engine.clone(), graphql, scheduler };
+        .map_err(|e| format!("graphql admin schema: {e}"))?;
+    Ok(GraphqlSchemas { data, admin })
+}
+
+/// Start serving on `listen`; returns the server's handle and the future that runs it.
+pub fn serve(
+    live: Arc<Live>,
+    scheduler: Arc<Scheduler>,
+    tokens: Tokens,
+    listen: SocketAddr,
+) -> std::io::Result<(ServerHandle, actix_web::dev::Server)> {
+    let state = AppState { engine: live.engine().clone(), live: live.clone(), scheduler };
     let server = HttpServer::new(move || {
-        let mut app = App::new()
+        App::new()
             .app_data(web::Data::new(state.clone()))
+            .app_data(web::Data::new(live.clone()))
             .app_data(web::Data::new(tokens.clone()))
             .app_data(web::PayloadConfig::new(ADMIN_BODY_LIMIT))
             .wrap(from_fn(auth::require_token))
@@ -109,11 +117,10 @@ pub fn serve(
             .configure(tasks::configure)
             .configure(jobs::configure)
             .configure(output_repair::configure)
-            .configure(ui::configure);
-        for input in &inputs {
-            app = app.configure(|c| input.routes(c));
-        }
-        app.default_service(web::to(not_found))
+            .configure(config::configure)
+            .configure(ui::configure)
+            .configure(Inputs::routes)
+            .default_service(web::to(not_found))
     })
     .disable_signals()
     .shutdown_timeout(10)

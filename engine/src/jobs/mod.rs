@@ -171,8 +171,8 @@ impl JobActor {
         let labels = [job.name.clone()];
         metrics().jobs_started.with_label_values(&labels).inc();
         metrics().jobs_running.with_label_values(&labels).inc();
-        let (jobs, rt, addr) = (self.jobs.clone(), self.processor.runtime_arc(), ctx.address());
-        let ran = self.processor.on_worker(move |script_engine| {
+        let (jobs, addr) = (self.jobs.clone(), ctx.address());
+        let ran = self.processor.on_worker(move |rt, script_engine| {
             let started = Instant::now();
             let ctx = CallContext::new(job.id.clone());
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -509,7 +509,7 @@ async fn prepared(engine: &Processor, d: &Delivery) -> Result<Option<Value>, Fai
     let param = json!({"obj": object, "routing_key": d.routing_key});
     let ctx = CallContext { request_id: d.id.clone(), cancel: None, jobs: None };
     let result = engine
-        .on_worker(move |se| {
+        .on_worker(move |rt, se| {
             // Test builds: `pipeline-step/<name>` makes the step fail (panic) as a bug would.
             fail::fail_point!(&format!("pipeline-step/{pipeline}"));
             rt.pipelines.run(se, &pipeline, param, &ctx)

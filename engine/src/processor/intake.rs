@@ -35,7 +35,7 @@ impl Processor {
         let id = entry.id.clone();
         // It becomes visible in the repair queue as `New` without an error: claimed by that
         // status, so no operator action retries or deletes it while it is processed.
-        let durable = match self.intake_log.append(&mut entry, |e, json| self.rt.repair.staged(e, json)) {
+        let durable = match self.intake_log.append(&mut entry, |e, json| self.rt.load().repair.staged(e, json)) {
             Ok(durable) => durable,
             Err(e) => {
                 return match e {

@@ -19,6 +19,7 @@ use crate::metrics::metrics;
 use crate::repair::RepairQueue;
 use crate::runtime::Runtime;
 use crate::storage::IntakeLog;
+use arc_swap::ArcSwap;
 use ferrogrid_pipelines::{OnPanic, PoolError, WorkerPool};
 use ferrogrid_sandbox::ScriptEngine;
 use std::future::Future;
@@ -44,6 +45,20 @@ pub(crate) use ferrogrid_pipelines::panic_text;
 #[cfg(test)]
 mod tests;
 
+/// Why [`Processor::switch`] did not switch.
+#[derive(Debug, thiserror::Error)]
+pub enum SwitchError<E> {
+    /// The objects in flight did not finish in time.
+    #[error("the objects in flight did not finish within {0:?}; nothing changed, try again")]
+    Busy(Duration),
+    /// The engine is shutting down.
+    #[error("the engine is shutting down")]
+    Draining,
+    /// What had to happen before the switch failed.
+    #[error(transparent)]
+    During(E),
+}
+
 /// Lifecycle of the engine, as `/health` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -58,7 +73,9 @@ pub enum State {
 
 /// The processor: what accepts objects, runs them through the stages and finishes them.
 pub struct Processor {
-    rt: Arc<Runtime>,
+    /// The runtime of the active configuration version; an apply replaces it while no object is
+    /// in flight ([`Processor::switch`]), so each object runs on one version from end to end.
+    rt: Arc<ArcSwap<Runtime>>,
     shared: Arc<Finisher>,
     intake_log: IntakeLog,
     pool: WorkerPool,
@@ -86,11 +103,11 @@ impl Processor {
             );
         });
         let pool = WorkerPool::start(workers, rt.sandbox.clone(), on_panic)?;
-        let rt = Arc::new(rt);
+        let rt = Arc::new(ArcSwap::from_pointee(rt));
         let storage = StorageHandle::start(rt.clone())?;
         let repair_thread = NamedArbiter::start("ferrogrid-repair")?;
         Ok(Arc::new_cyclic(|me| Processor {
-            shared: Arc::new(Finisher { rt: rt.clone(), io }),
+            shared: Arc::new(Finisher { io }),
             rt,
             intake_log,
             pool,
@@ -102,28 +119,55 @@ impl Processor {
         }))
     }
 
-    /// The runtime (configuration, repository, repair queue).
-    pub fn runtime(&self) -> &Runtime {
-        &self.rt
+    /// The runtime of the active configuration version (configuration, repository, repair
+    /// queue): hold it for one piece of work, so that the whole of it runs on one version.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.rt.load_full()
     }
 
-    /// The runtime, shared (for work handed to other threads).
+    /// The same as [`Processor::runtime`] (for work handed to other threads).
     pub fn runtime_arc(&self) -> Arc<Runtime> {
-        self.rt.clone()
+        self.rt.load_full()
     }
 
-    /// Run `job` on a script worker (scripts never run on the HTTP reactor threads).
+    /// Run `job` on a script worker (scripts never run on the HTTP reactor threads), with the
+    /// runtime of the active version and a script engine of that version.
     pub fn on_worker<R, F>(&self, job: F) -> impl Future<Output = Result<R, PoolError>> + Send + 'static
     where
         R: Send + 'static,
-        F: FnOnce(&ScriptEngine) -> R + Send + 'static,
+        F: FnOnce(&Runtime, &ScriptEngine) -> R + Send + 'static,
     {
-        self.pool.run(job)
+        let rt = self.runtime();
+        self.pool.run(rt.sandbox.clone(), move |engine| job(&rt, engine))
     }
 
     /// The repair queue.
-    pub fn repair(&self) -> &RepairQueue {
-        &self.rt.repair
+    pub fn repair(&self) -> RepairQueue {
+        self.rt.load().repair.clone()
+    }
+
+    /// Make `next` the runtime of every object from now on, once no object is in flight: every
+    /// permit is taken first (new objects meanwhile are answered as busy: 503 with Retry-After,
+    /// Kafka pauses), so objects in flight finish on the version they started with and the next
+    /// ones take the new one. `during` runs with the engine quiet, before the switch (the
+    /// migration of the stored indexes); an error there leaves the old runtime in place.
+    pub async fn switch<E>(
+        &self,
+        next: Arc<Runtime>,
+        wait: Duration,
+        during: impl FnOnce() -> Result<(), E>,
+    ) -> Result<(), SwitchError<E>> {
+        let all = u32::try_from(self.max_in_flight).unwrap_or(u32::MAX);
+        let quiet = match tokio::time::timeout(wait, self.permits.clone().acquire_many_owned(all)).await {
+            Ok(Ok(permits)) => permits,
+            Ok(Err(_)) => return Err(SwitchError::Draining),
+            Err(_) => return Err(SwitchError::Busy(wait)),
+        };
+        // The storage actor has committed everything by now (each permit ends after its commit).
+        during().map_err(SwitchError::During)?;
+        self.rt.store(next);
+        drop(quiet);
+        Ok(())
     }
 
     /// Current state.
@@ -183,7 +227,7 @@ impl Processor {
         self.storage.close().await;
         self.repairs.stop();
         self.intake_log.close();
-        if let Err(e) = self.rt.db.sync() {
+        if let Err(e) = self.rt.load().db.sync() {
             tracing::error!(error = %e, "final flush failed");
         }
     }

@@ -218,7 +218,7 @@ impl RepairActor {
         if processor.state() == State::Draining {
             return Err(RetryError::Draining);
         }
-        match processor.rt.repair.start_retry(id, edited).map_err(named)? {
+        match processor.repair().start_retry(id, edited).map_err(named)? {
             Some(entry) => Ok((processor, entry)),
             None => Err(RetryError::NotFound(format!("repair-queue entry \"{id}\""))),
         }

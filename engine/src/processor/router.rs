@@ -17,7 +17,6 @@ use tokio::sync::OwnedSemaphorePermit;
 
 /// What finishing an object needs, on whichever thread it ends (script worker or storage actor).
 pub(super) struct Finisher {
-    pub(super) rt: Arc<Runtime>,
     /// The async runtime that sends to connector outputs.
     pub(super) io: tokio::runtime::Handle,
 }
@@ -25,11 +24,10 @@ pub(super) struct Finisher {
 impl Finisher {
     /// Record how processing `id` ended (a failure in its repair-queue entry), release it and
     /// count it; the outcome for a waiting client.
-    fn finish(&self, id: &str, result: Result<Done, Failure>, started: Instant) -> Outcome {
+    fn finish(rt: &Runtime, id: &str, result: Result<Done, Failure>, started: Instant) -> Outcome {
         if let Err(failure) = &result {
             metrics().repair_added.with_label_values(&[failure.stage]).inc();
             tracing::warn!(id, stage = failure.stage, function = ?failure.function, error = %failure.error, "object kept in the repair queue");
-            let rt = &self.rt;
             // repair_queue.on_object_added: the first failure also hands the object to the
             // output processor under another key, in the same commit.
             let postprocess = failure
@@ -95,10 +93,10 @@ fn outcome_of(id: &str, result: &Result<Done, Failure>) -> Outcome {
 
 /// Send `item` to its output on the async runtime; then the storage actor finishes `entry`
 /// (with other objects in one commit), or the failure is recorded off the reactor.
-async fn send(shared: Arc<Finisher>, storage: StoreSender, entry: Entry, mut item: ToSend, then: Then) {
+async fn send(rt: Arc<Runtime>, storage: StoreSender, entry: Entry, mut item: ToSend, then: Then) {
     // The object goes to the output; what finishes the entry afterwards needs only the rest.
     let obj = std::mem::take(&mut item.obj);
-    let result = match shared.rt.outputs.get(&item.output) {
+    let result = match rt.outputs.get(&item.output) {
         Some(Some(output)) => output.send(obj, item.routing_key.clone()).await,
         _ => Err(ferrogrid_connectors::SendError::Rejected(format!("no output named \"{}\"", item.output))),
     };
@@ -130,41 +128,42 @@ impl Processor {
         permit: OwnedSemaphorePermit,
     ) -> impl Future<Output = Option<Outcome>> + Send + 'static {
         let shared = self.shared.clone();
+        // The version this object runs on, from its first stage to its commit.
+        let rt = self.runtime();
         let storage = self.storage.sender();
         let started = Instant::now();
         let (reply, outcome) = tokio::sync::oneshot::channel();
         metrics().in_flight.inc();
         // The job is queued now; what `run` returns is not needed (the reply carries the outcome).
         let coming = storage.coming();
-        drop(self.pool.run(move |script_engine| {
+        let sandbox = rt.sandbox.clone();
+        drop(self.pool.run(sandbox, move |script_engine| {
             let id = entry.id.clone();
-            let finisher = shared.clone();
+            let finishing = rt.clone();
             let then: Then = Box::new(move |result| {
-                let _ = reply.send(finisher.finish(&id, result, started));
+                let _ = reply.send(Finisher::finish(&finishing, &id, result, started));
                 drop(permit);
             });
-            let prepared = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                prepare(&shared.rt, script_engine, &entry)
-            })) {
-                Ok(prepared) => prepared,
-                Err(panic) => {
-                    then(Err(Failure {
-                        stage: "internal",
-                        function: None,
-                        routing_key: None,
-                        error: format!("internal error (a bug): processing panicked: {}", panic_text(&*panic)),
-                    }));
-                    // Recorded; now the worker hears of it too and starts over.
-                    std::panic::resume_unwind(panic);
-                }
-            };
+            let prepared =
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| prepare(&rt, script_engine, &entry))) {
+                    Ok(prepared) => prepared,
+                    Err(panic) => {
+                        then(Err(Failure {
+                            stage: "internal",
+                            function: None,
+                            routing_key: None,
+                            error: format!("internal error (a bug): processing panicked: {}", panic_text(&*panic)),
+                        }));
+                        // Recorded; now the worker hears of it too and starts over.
+                        std::panic::resume_unwind(panic);
+                    }
+                };
             // Handed on now (or ended): the storage actor waits for it no longer.
             drop(coming);
             match prepared {
                 Err(failure) => then(Err(failure)),
                 Ok(Prepared::Send(item)) => {
-                    let io = shared.io.clone();
-                    io.spawn(send(shared, storage, entry, item, then));
+                    shared.io.spawn(send(rt, storage, entry, item, then));
                 }
                 Ok(Prepared::Store(item)) => {
                     let id = entry.id.clone();
@@ -194,7 +193,7 @@ impl Processor {
     /// are claimed by their status (no operator action touches an unfinished entry), so they are
     /// submitted as they were listed.
     pub fn resume(self: &Arc<Self>) -> Result<usize, RepairError> {
-        let entries = self.rt.repair.unfinished()?;
+        let entries = self.repair().unfinished()?;
         let count = entries.len();
         if count > 0 {
             tracing::info!(count, "resuming objects whose processing had not finished");

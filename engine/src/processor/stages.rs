@@ -346,7 +346,8 @@ fn stage_item(rt: &Runtime, tx: &mut WriteTx<'_>, entry: &Entry, item: &Finish) 
 /// `{"index": primary index, "key": its value}` of a validated object (`store_strategy:
 /// reference`); `None` when its type has no index (then a copy is queued).
 fn reference_of(rt: &Runtime, type_name: &str, obj: &Value) -> Option<Value> {
-    let ty = rt.repository.model().get(type_name)?;
+    let model = rt.repository.model();
+    let ty = model.get(type_name)?;
     let index = ty.primary_index()?;
     let mut key = ty.primary_key(obj)?;
     let key = if key.len() == 1 { key.pop()? } else { Value::Array(key) };

@@ -19,6 +19,7 @@ use crate::metrics::metrics;
 use crate::repair::{Entry, Failure};
 use crate::runtime::Runtime;
 use actix::prelude::*;
+use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,7 +62,8 @@ struct Close;
 
 /// The actor.
 struct StorageActor {
-    rt: Arc<Runtime>,
+    /// The active version's runtime (one version at a time is in flight: see `Processor::switch`).
+    rt: Arc<ArcSwap<Runtime>>,
     batch: Vec<StoreJob>,
     /// When the batch's first job came.
     first_at: Instant,
@@ -98,7 +100,7 @@ impl StorageActor {
         }
         metrics().storage_batch_objects.observe(jobs.len() as f64);
         let items: Vec<(&Entry, &Finish)> = jobs.iter().map(|j| (&j.entry, &j.item)).collect();
-        let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store(&self.rt, &items)));
+        let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store(&self.rt.load(), &items)));
         let results = match stored {
             Ok(results) => results,
             Err(panic) => {
@@ -210,7 +212,7 @@ impl StoreSender {
 
 impl StorageHandle {
     /// Start the actor for `rt` on a thread of its own (`ferrogrid-store`).
-    pub fn start(rt: Arc<Runtime>) -> std::io::Result<StorageHandle> {
+    pub fn start(rt: Arc<ArcSwap<Runtime>>) -> std::io::Result<StorageHandle> {
         let arbiter = NamedArbiter::start("ferrogrid-store")?;
         let coming = Arc::new(AtomicUsize::new(0));
         let actor_coming = coming.clone();

@@ -47,17 +47,15 @@ impl RepoError {
     }
 }
 
-/// What scripts can late-bind: the compiled functions, for `default_function`.
-#[derive(Default)]
-struct Scripts {
-    sandbox: OnceLock<Arc<Sandbox>>,
-    pipelines: OnceLock<Pipelines>,
-}
+/// What scripts late-bind: the compiled functions of the active configuration, for
+/// `default_function`.
+type Scripts = RwLock<Option<(Arc<Sandbox>, Pipelines)>>;
 
 /// The storage seen through the model.
 pub struct Repository {
     db: storage::Db,
-    model: Arc<Model>,
+    /// The model of the active configuration; replaced by an apply.
+    model: RwLock<Arc<Model>>,
     /// The storage spec of every aggregate; replaced (not changed) when an index build moves on.
     specs: RwLock<HashMap<String, Arc<TypeSpec>>>,
     limits: RwLock<HardLimits>,
@@ -74,17 +72,14 @@ struct Hooks<'a> {
 
 impl ValidationHooks for Hooks<'_> {
     fn default_function(&mut self, function: &str, type_name: &str, field: &str) -> Result<Value, String> {
-        let pipelines = self.repo.scripts.pipelines.get().ok_or("functions are not loaded")?;
+        let (sandbox, pipelines) = self.repo.scripts().ok_or("functions are not loaded")?;
         let script =
             pipelines.function(function).ok_or_else(|| format!("default_function \"{function}\" is not defined"))?;
         let param = json!({"type": type_name, "field": field});
         let run = |engine: &ScriptEngine| engine.run_json(script, param.clone(), self.ctx).map_err(|e| e.to_string());
         match self.engine {
             Some(engine) => run(engine),
-            None => {
-                let sandbox = self.repo.scripts.sandbox.get().ok_or("functions are not loaded")?;
-                run(&sandbox.engine())
-            }
+            None => run(&sandbox.engine()),
         }
     }
 
@@ -113,19 +108,31 @@ impl Repository {
     ) -> Repository {
         Repository {
             db,
-            model,
+            model: RwLock::new(model),
             specs: RwLock::new(specs.into_iter().map(|(name, spec)| (name, Arc::new(spec))).collect()),
             limits: RwLock::new(limits),
             sequences,
-            scripts: Scripts::default(),
+            scripts: RwLock::new(None),
             jobs: OnceLock::new(),
         }
     }
 
-    /// Late-bind the compiled scripts (they need the repository as their host first).
+    /// Late-bind the compiled scripts (they need the repository as their host first); an apply
+    /// binds those of the new configuration.
     pub fn bind_scripts(&self, sandbox: Arc<Sandbox>, pipelines: Pipelines) {
-        let _ = self.scripts.sandbox.set(sandbox);
-        let _ = self.scripts.pipelines.set(pipelines);
+        *self.scripts.write().unwrap_or_else(PoisonError::into_inner) = Some((sandbox, pipelines));
+    }
+
+    fn scripts(&self) -> Option<(Arc<Sandbox>, Pipelines)> {
+        self.scripts.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Take the model of a new configuration and the storage specs the catalog gave it (called
+    /// by [`storage::catalog::switch`] under the write lock, right after the catalog's commit).
+    pub fn reconfigure(&self, model: Arc<Model>, specs: HashMap<String, TypeSpec>) {
+        *self.specs.write().unwrap_or_else(PoisonError::into_inner) =
+            specs.into_iter().map(|(name, spec)| (name, Arc::new(spec))).collect();
+        *self.model.write().unwrap_or_else(PoisonError::into_inner) = model;
     }
 
     /// Give `repository::push_job` its queue.
@@ -135,12 +142,12 @@ impl Repository {
 
     /// Whether `name` can be pushed as a job (a pipeline or a function).
     pub fn is_job(&self, name: &str) -> bool {
-        self.scripts.pipelines.get().is_some_and(|p| p.contains(name))
+        self.scripts.read().unwrap_or_else(PoisonError::into_inner).as_ref().is_some_and(|(_, p)| p.contains(name))
     }
 
     /// The model.
-    pub fn model(&self) -> &Model {
-        &self.model
+    pub fn model(&self) -> Arc<Model> {
+        self.model.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     fn spec(&self, type_name: &str) -> Result<Arc<TypeSpec>, RepoError> {
@@ -176,7 +183,11 @@ impl Repository {
         } else if let Some(entry) = next.building.iter_mut().find(|(i, _)| *i == at) {
             entry.1 = step.done;
         }
-        self.specs.write().unwrap_or_else(PoisonError::into_inner).insert(type_name.to_string(), Arc::new(next));
+        let mut specs = self.specs.write().unwrap_or_else(PoisonError::into_inner);
+        // An apply may have replaced the spec meanwhile: its own catalog record counts then.
+        if specs.get(type_name).is_some_and(|current| Arc::ptr_eq(current, &spec)) {
+            specs.insert(type_name.to_string(), Arc::new(next));
+        }
         Ok(Some(step))
     }
 
@@ -221,7 +232,7 @@ impl Repository {
         ctx: &CallContext,
     ) -> Result<Value, String> {
         let mut hooks = Hooks { repo: self, engine, ctx };
-        self.model.validate(type_name, obj, &mut hooks).map_err(|v| v.to_string())
+        self.model().validate(type_name, obj, &mut hooks).map_err(|v| v.to_string())
     }
 
     /// Stage a new version of an already validated object in `tx`.
@@ -286,28 +297,33 @@ impl Repository {
         updaters: &Value,
         options: &Value,
     ) -> Result<Vec<Stored>, RepoError> {
-        let spec = self.spec(type_name)?;
+        self.spec(type_name)?;
         let conditions = Condition::parse_filter(filter)?;
         let updaters = Updater::parse_list(updaters)?;
         let mut options: UpdateOptions = parse("update options", options)?;
         options.hard_limits = self.hard_limits();
-        let model = &self.model;
-        Ok(self.db.write(|tx| {
-            storage::objects::update_validated(tx, &spec, &conditions, &updaters, &options, &mut |obj: Value| {
+        self.db.write(|tx| {
+            // Taken under the write lock: an apply changes specs and model under it too.
+            let spec = self.spec(type_name)?;
+            let model = self.model();
+            Ok(storage::objects::update_validated(tx, &spec, &conditions, &updaters, &options, &mut |obj: Value| {
                 model
                     .validate(type_name, &obj, &mut UpdateHooks)
                     .map_err(|v| storage::StorageError::user(v.to_string()))
-            })
-        })?)
+            })?)
+        })
     }
 
     /// `delete(type, filter, options)`.
     pub fn delete(&self, type_name: &str, filter: &Value, options: &Value) -> Result<Vec<Stored>, RepoError> {
-        let spec = self.spec(type_name)?;
+        self.spec(type_name)?;
         let conditions = Condition::parse_filter(filter)?;
         let mut options: DeleteOptions = parse("delete options", options)?;
         options.hard_limits = self.hard_limits();
-        Ok(self.db.write(|tx| storage::objects::delete(tx, &spec, &conditions, &options))?)
+        self.db.write(|tx| {
+            let spec = self.spec(type_name)?;
+            Ok(storage::objects::delete(tx, &spec, &conditions, &options)?)
+        })
     }
 
     /// The limits every request runs under.

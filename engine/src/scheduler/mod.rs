@@ -89,6 +89,7 @@ enum Command {
     Stop(String, Sender<Result<(), TaskError>>),
     List(Sender<Result<Vec<TaskInfo>, TaskError>>),
     Shutdown(Sender<()>),
+    Reconfigure(IndexMap<String, TaskConfig>, usize, Sender<Result<(), TaskError>>),
 }
 
 /// A run of the task ended.
@@ -156,24 +157,9 @@ impl Scheduler {
         let mut live = HashMap::new();
         let now = Utc::now();
         for (name, task) in &tasks {
-            let state = store.state(name)?;
-            let mut entry = Live { stopped: state.stopped, ..Live::default() };
-            match task.kind {
-                TaskKind::Periodical => {
-                    // Checked at load already; a task whose schedule does not parse never fires.
-                    let Some(schedule) = task.schedule.as_deref().and_then(|s| cron::Schedule::from_str(s).ok()) else {
-                        continue;
-                    };
-                    let last = state.last_fired_at.as_deref().and_then(|t| DateTime::parse_from_rfc3339(t).ok());
-                    let (next, missed) = first_fire(&schedule, last.map(|l| l.with_timezone(&Utc)), now);
-                    entry.next = next;
-                    if missed && !entry.stopped {
-                        tracing::info!(task = %name, "running a periodical task whose slot passed while the engine was down");
-                    }
-                    schedules.insert(name.clone(), schedule);
-                }
-                TaskKind::Continuous => entry.next = Some(now),
-                TaskKind::SingleShot => {}
+            let Some((entry, schedule)) = plan_task(&store, name, task, now)? else { continue };
+            if let Some(schedule) = schedule {
+                schedules.insert(name.clone(), schedule);
             }
             live.insert(name.clone(), entry);
         }
@@ -223,6 +209,17 @@ impl Scheduler {
         self.ask(Command::List)?
     }
 
+    /// Take the tasks of a new configuration version (see `SchedulerActor::reconfigure`).
+    pub async fn reconfigure(
+        &self,
+        tasks: IndexMap<String, TaskConfig>,
+        running_threshold: usize,
+    ) -> Result<(), TaskError> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.addr.send(Command::Reconfigure(tasks, running_threshold, reply)).await.map_err(|_| TaskError::Stopped)?;
+        answer.try_recv().map_err(|_| TaskError::Stopped)?
+    }
+
     /// Stop scheduling and cancel the runs in progress (they end as `stopped`... or finish).
     pub async fn shutdown(&self) {
         let (reply, _answer) = crossbeam_channel::bounded(1);
@@ -233,7 +230,75 @@ impl Scheduler {
     }
 }
 
+/// The live state of `task` when it is (re)scheduled at `now`, and its schedule (periodical);
+/// `None` for a periodical task whose schedule does not parse (checked at load already: it never
+/// fires).
+fn plan_task(
+    store: &RunStore,
+    name: &str,
+    task: &TaskConfig,
+    now: DateTime<Utc>,
+) -> Result<Option<(Live, Option<cron::Schedule>)>, TaskError> {
+    let state = store.state(name)?;
+    let mut entry = Live { stopped: state.stopped, ..Live::default() };
+    let mut schedule = None;
+    match task.kind {
+        TaskKind::Periodical => {
+            let Some(parsed) = task.schedule.as_deref().and_then(|s| cron::Schedule::from_str(s).ok()) else {
+                return Ok(None);
+            };
+            let last = state.last_fired_at.as_deref().and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+            let (next, missed) = first_fire(&parsed, last.map(|l| l.with_timezone(&Utc)), now);
+            entry.next = next;
+            if missed && !entry.stopped {
+                tracing::info!(task = %name, "running a periodical task whose slot passed while the engine was down");
+            }
+            schedule = Some(parsed);
+        }
+        TaskKind::Continuous => entry.next = Some(now),
+        TaskKind::SingleShot => {}
+    }
+    Ok(Some((entry, schedule)))
+}
+
 impl SchedulerActor {
+    /// Take the tasks of a new configuration version: a removed task is cancelled (its run ends
+    /// at its next sandbox check) and forgotten, a new or changed one is scheduled afresh, an
+    /// unchanged one goes on as it was.
+    fn reconfigure(&mut self, tasks: IndexMap<String, TaskConfig>, running_threshold: usize) -> Result<(), TaskError> {
+        let now = Utc::now();
+        let unchanged = |name: &str, task: &TaskConfig, old: &IndexMap<String, TaskConfig>| {
+            old.get(name).is_some_and(|o| serde_json::to_value(o).ok() == serde_json::to_value(task).ok())
+        };
+        for name in self.tasks.keys() {
+            let kept = tasks.get(name).is_some_and(|task| unchanged(name, task, &self.tasks));
+            if kept {
+                continue;
+            }
+            self.schedules.remove(name);
+            if let Some(live) = self.live.remove(name) {
+                if let Some(cancel) = live.running {
+                    tracing::info!(task = %name, "a new configuration removed or changed the task: its run is cancelled");
+                    cancel.store(true, Ordering::Release);
+                }
+            }
+        }
+        for (name, task) in &tasks {
+            if unchanged(name, task, &self.tasks) {
+                continue;
+            }
+            if let Some((entry, schedule)) = plan_task(&self.store, name, task, now)? {
+                if let Some(schedule) = schedule {
+                    self.schedules.insert(name.clone(), schedule);
+                }
+                self.live.insert(name.clone(), entry);
+            }
+        }
+        self.tasks = tasks;
+        self.running_threshold = running_threshold;
+        Ok(())
+    }
+
     /// Look at the clock again when the next task is due (at most [`TICK`] from now).
     fn schedule_tick(&mut self, ctx: &mut Context<Self>) {
         if self.shut_down {
@@ -406,21 +471,21 @@ impl SchedulerActor {
         metrics().tasks_started.with_label_values(&labels).inc();
         metrics().tasks_running.with_label_values(&labels).inc();
         tracing::info!(task = %name, run = %id, "task started");
-        let (engine, store, addr) = (self.engine.clone(), self.store.clone(), ctx.address());
+        let (store, addr) = (self.store.clone(), ctx.address());
         let pipeline = task.pipeline.clone();
         let param = json!({"task": name, "run_id": id, "kind": task.kind.as_str()});
         let task_name = name.to_string();
-        drop(self.engine.on_worker(move |script_engine| {
+        drop(self.engine.on_worker(move |rt, script_engine| {
             let started = Instant::now();
             let ctx = CallContext { request_id: run.id.clone(), cancel: Some(cancel), jobs: None };
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                engine.runtime().pipelines.run(script_engine, &pipeline, param, &ctx)
+                rt.pipelines.run(script_engine, &pipeline, param, &ctx)
             }))
             .unwrap_or_else(|_| {
                 Err(PipelineError::Contract { function: pipeline.clone(), message: "the run panicked (a bug)".into() })
             });
             // What the run wrote (objects, jobs) is on disk before it is reported completed.
-            if let Err(e) = engine.runtime().db.sync() {
+            if let Err(e) = rt.db.sync() {
                 tracing::error!(task = %run.task, error = %e, "flushing the writes of a task run failed");
             }
             let labels = [task_name.as_str(), run.kind.as_str()];
@@ -505,6 +570,10 @@ impl Handler<Command> for SchedulerActor {
                 }
                 Command::List(reply) => {
                     let _ = reply.send(act.list());
+                }
+                Command::Reconfigure(tasks, threshold, reply) => {
+                    let _ = reply.send(act.reconfigure(tasks, threshold));
+                    act.schedule_tick(ctx);
                 }
                 Command::Shutdown(reply) => {
                     act.shut_down = true;

@@ -19,7 +19,7 @@
 use super::db::{Db, ReadView};
 use super::error::StorageError;
 use super::keycodec::{decode_u64_desc, prefix_successor};
-use super::keys::{current_key, history_key, index_keys, index_prefix, type_prefix};
+use super::keys::{current_key, history_key, index_keys, index_prefix, type_prefix, type_prefix_of};
 use super::keyspace::Keyspace;
 use super::record;
 use super::spec::{IndexSpec, TypeSpec};
@@ -292,19 +292,153 @@ pub fn migrate(
         if dropped > 0 {
             report.dropped.push((name.clone(), dropped));
         }
-        spec.ids = catalog.indexes.iter().map(|e| e.id).collect();
-        spec.building = catalog
-            .indexes
-            .iter()
-            .enumerate()
-            .filter_map(|(at, e)| e.building.as_ref().map(|b| (at, b.done)))
-            .collect();
-        for &(at, _) in &spec.building {
-            report.building.push((name.clone(), spec.indexes[at].name.clone()));
-        }
-        spec.validate()?;
+        take_ids(spec, &catalog, &mut report)?;
     }
     Ok((specs, report))
+}
+
+/// Give `spec` the key ids of `catalog` and mark the indexes it still builds.
+fn take_ids(spec: &mut TypeSpec, catalog: &Catalog, report: &mut Migration) -> Result<(), StorageError> {
+    spec.ids = catalog.indexes.iter().map(|e| e.id).collect();
+    spec.building =
+        catalog.indexes.iter().enumerate().filter_map(|(at, e)| e.building.as_ref().map(|b| (at, b.done))).collect();
+    for &(at, _) in &spec.building {
+        report.building.push((spec.name.clone(), spec.indexes[at].name.clone()));
+    }
+    spec.validate()
+}
+
+/// What a model change means for the stored data, type by type (for the answer of an apply).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// `type.index` of every index to build (new, or changed).
+    pub build: Vec<String>,
+    /// `type.index` of every index whose entries go (removed, or changed).
+    pub drop: Vec<String>,
+    /// Types the model adds (ready at once).
+    pub new_types: Vec<String>,
+    /// Types with stored objects that the model no longer has: kept, unlinked.
+    pub unlinked_types: Vec<String>,
+    /// Every problem that makes the change impossible over the stored data.
+    #[serde(skip)]
+    pub problems: Vec<String>,
+}
+
+impl Plan {
+    /// Nothing changes in the stored data.
+    pub fn is_empty(&self) -> bool {
+        self.build.is_empty() && self.drop.is_empty() && self.new_types.is_empty() && self.unlinked_types.is_empty()
+    }
+}
+
+/// The types that have a catalog (have been stored under some model).
+fn cataloged(db: &Db) -> Result<Vec<String>, StorageError> {
+    let mut out = Vec::new();
+    for item in db.scan_prefix(Keyspace::Meta, b"catalog/") {
+        let (key, _) = item?;
+        if let Some(name) = key.strip_prefix(b"catalog/".as_slice()) {
+            out.push(String::from_utf8_lossy(name).into_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// The migration from the stored catalogs to the model's `specs`, changing nothing: what would
+/// be built, dropped, added, unlinked, and why it cannot be done.
+pub fn plan_change(db: &Db, specs: &HashMap<String, TypeSpec>) -> Result<Plan, StorageError> {
+    let mut out = Plan::default();
+    let mut names: Vec<&String> = specs.keys().collect();
+    names.sort();
+    for name in names {
+        let spec = &specs[name];
+        if let Err(e) = spec.validate() {
+            out.problems.push(format!("types: {name}: {e}"));
+            continue;
+        }
+        let old = load(db, name)?;
+        let stored = has_objects(db, &type_prefix(spec))?;
+        let Some(old) = old else {
+            out.new_types.push(name.clone());
+            continue;
+        };
+        let old_names: Vec<(String, String)> =
+            old.indexes.iter().map(|e| (e.name.clone(), e.definition.clone())).collect();
+        match plan(spec, Some(old), stored) {
+            Err(e) => out.problems.push(format!("types: {e}")),
+            Ok(catalog) => {
+                for (at, entry) in catalog.indexes.iter().enumerate().skip(1) {
+                    let kept = old_names.iter().any(|(n, d)| *n == entry.name && *d == entry.definition);
+                    if !kept && stored {
+                        out.build.push(format!("{name}.{}", spec.indexes[at].name));
+                    }
+                }
+                for (old_name, old_def) in old_names.iter().skip(1) {
+                    let kept = catalog.indexes.iter().any(|e| e.name == *old_name && e.definition == *old_def);
+                    if !kept {
+                        out.drop.push(format!("{name}.{old_name}"));
+                    }
+                }
+            }
+        }
+    }
+    for name in cataloged(db)? {
+        if !specs.contains_key(&name) && has_objects(db, &type_prefix_of(&name))? {
+            out.unlinked_types.push(name);
+        }
+    }
+    Ok(out)
+}
+
+/// Move the catalog to the model's `specs` in one commit, with no entry deleted yet: indexes
+/// to build are marked, removed indexes wait in `dropping` ([`drop_removed`] deletes their
+/// entries). `then` gets the specs with their key ids after the commit, under the write lock,
+/// so that no write of an object comes between the new catalog and the specs writes follow.
+pub fn switch(
+    db: &Db,
+    mut specs: HashMap<String, TypeSpec>,
+    then: impl FnOnce(HashMap<String, TypeSpec>) + Send + 'static,
+) -> Result<Migration, StorageError> {
+    db.write(|tx| {
+        let mut report = Migration::default();
+        let mut names: Vec<String> = specs.keys().cloned().collect();
+        names.sort();
+        for name in names {
+            let Some(spec) = specs.get_mut(&name) else { continue };
+            spec.validate()?;
+            let old = tx
+                .get(Keyspace::Meta, &catalog_key(&name))?
+                .map(|bytes| serde_json::from_slice::<Catalog>(&bytes).map_err(|e| corrupt(&name, e)))
+                .transpose()?;
+            let stored = has_objects(tx.db(), &type_prefix(spec))?;
+            let catalog = plan(spec, old, stored)?;
+            save(tx, &name, &catalog)?;
+            take_ids(spec, &catalog, &mut report)?;
+        }
+        tx.on_end(move |committed| {
+            if committed {
+                then(specs);
+            }
+        });
+        Ok(report)
+    })
+}
+
+/// Delete the entries of every index the catalog marks as removed, a batch per commit; how
+/// many entries went. Runs after a [`switch`], in the background.
+pub fn drop_removed(db: &Db) -> Result<u64, StorageError> {
+    let mut deleted = 0;
+    for name in cataloged(db)? {
+        let Some(mut catalog) = load(db, &name)? else { continue };
+        let tp = type_prefix_of(&name);
+        while let Some(&id) = catalog.dropping.first() {
+            let lower = index_prefix(&tp, id);
+            let upper = prefix_successor(&lower);
+            deleted += delete_range(db, &name, &mut catalog, &lower, upper.as_deref(), |c| {
+                c.dropping.retain(|d| *d != id);
+            })?;
+        }
+    }
+    Ok(deleted)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use sled::IVec;
 use std::future::Future;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Meta key of the persisted version high-water mark (u64 big-endian).
@@ -54,9 +55,9 @@ pub(crate) struct Inner {
     pub(crate) write: Mutex<WriteState>,
     pub(crate) flusher: Flusher,
     /// First number of a new sequence.
-    pub(crate) sequence_start: i64,
+    pub(crate) sequence_start: AtomicI64,
     /// Sequence numbers reserved per write of a high-water mark.
-    pub(crate) sequence_range: i64,
+    pub(crate) sequence_range: AtomicI64,
     path: PathBuf,
 }
 
@@ -143,8 +144,8 @@ impl Db {
             store,
             write: Mutex::new(WriteState::new(last_version)),
             flusher,
-            sequence_start: config.sequence_start,
-            sequence_range: config.sequence_range.max(1),
+            sequence_start: AtomicI64::new(config.sequence_start),
+            sequence_range: AtomicI64::new(config.sequence_range.max(1)),
             path,
         };
         Ok(Db { inner: Arc::new(inner) })
@@ -153,6 +154,14 @@ impl Db {
     /// The data directory.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Change the sequence settings (a configuration applied while running, or read from the
+    /// store after it opened): the first number of sequences not started yet, and how many
+    /// numbers each reservation takes from now on.
+    pub fn set_sequences(&self, start: i64, range: i64) {
+        self.inner.sequence_start.store(start, Ordering::Relaxed);
+        self.inner.sequence_range.store(range.max(1), Ordering::Relaxed);
     }
 
     /// Runs `f` as one atomic write: `f` reads through the [`WriteTx`] (seeing its own pending

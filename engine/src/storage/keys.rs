@@ -236,8 +236,13 @@ pub(crate) fn key_len(spec: &TypeSpec, idx: usize, bytes: &[u8]) -> Result<usize
 
 /// `[type]`: the encoded type name, first component of every object and index key.
 pub(crate) fn type_prefix(spec: &TypeSpec) -> Vec<u8> {
-    let mut out = Vec::with_capacity(spec.name.len() + 2);
-    keycodec::encode_str(&mut out, &spec.name);
+    type_prefix_of(&spec.name)
+}
+
+/// [`type_prefix`] of a type named `name` (one no longer in the model, too).
+pub(crate) fn type_prefix_of(name: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len() + 2);
+    keycodec::encode_str(&mut out, name);
     out
 }
 

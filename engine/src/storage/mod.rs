@@ -9,6 +9,7 @@
 
 pub mod catalog;
 mod config;
+pub mod config_versions;
 mod cursor;
 mod db;
 mod error;

@@ -28,10 +28,10 @@ impl WriteTx<'_> {
                         })?;
                         i64::from_be_bytes(arr)
                     }
-                    None => self.db.inner.sequence_start,
+                    None => self.db.inner.sequence_start.load(std::sync::atomic::Ordering::Relaxed),
                 };
                 let limit = start
-                    .checked_add(self.db.inner.sequence_range)
+                    .checked_add(self.db.inner.sequence_range.load(std::sync::atomic::Ordering::Relaxed))
                     .ok_or_else(|| StorageError::user(format!("sequence \"{name}\" is exhausted")))?;
                 self.insert(Keyspace::Sequences, name.as_bytes(), limit.to_be_bytes().to_vec());
                 self.seq_reserved = true;

@@ -1,0 +1,505 @@
+//! Live configuration: applying a new configuration version while the engine runs.
+//!
+//! An apply (an upload, a rollback, or `ferrogrid run FOLDER` over a data directory that ran
+//! another configuration) goes: the files are loaded and checked as `ferrogrid check` does, with
+//! the model's migration plan over the stored data; the new version's runtime is built next to
+//! the active one (scripts compiled, changed outputs connected); then the engine switches while
+//! no object is in flight ([`Processor::switch`]: objects in flight finish on their version, the
+//! next ones take the new one), the stored indexes' catalog moves to the new model in the same
+//! moment and the version is recorded; then the parts that run by themselves take the new
+//! version: HTTP/SOAP inputs answer with its settings, Kafka inputs whose settings changed
+//! reconnect (unchanged ones keep their group membership), tasks are rescheduled, the output
+//! processor restarts if its settings changed, new indexes are built, the GraphQL schema is
+//! rebuilt. One apply at a time; a refused apply changes nothing.
+
+use crate::config::{self, Files, Loaded};
+use crate::http::GraphqlSchemas;
+use crate::index_builder::IndexBuilder;
+use crate::output::OutputProcessor;
+use crate::processor::{Processor, ProcessorIntake, SwitchError};
+use crate::runtime::Runtime;
+use crate::scheduler::Scheduler;
+use crate::storage::catalog::Plan;
+use crate::storage::config_versions::{self, Changes, VersionInfo};
+use actix_web::{web, HttpRequest, HttpResponse};
+use arc_swap::{ArcSwap, ArcSwapOption};
+use ferrogrid_connectors::http::HttpInput;
+use ferrogrid_connectors::soap::SoapInput;
+use ferrogrid_connectors::{InputConfig, Intake, Running};
+use serde::Serialize;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// How long a switch waits for the objects in flight.
+const SWITCH_WAIT: Duration = Duration::from_secs(30);
+
+/// Settings that a running engine keeps until its next start.
+const AT_NEXT_START: [(&str, &str); 4] = [
+    ("input_processor", "workers"),
+    ("input_processor", "max_in_flight"),
+    ("repair_queue", "history_size"),
+    ("jobs", "max_jobs_in_parallel"),
+];
+
+/// Why an apply changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The configuration has problems (each names its key path): 422.
+    #[error("the configuration has problems:\n{}", .0.join("\n"))]
+    Invalid(Vec<String>),
+    /// No such version (rollback): 404.
+    #[error("no configuration version {0}")]
+    NoVersion(u64),
+    /// The engine could not switch now (objects in flight did not finish; shutting down): 503.
+    #[error("{0}")]
+    Busy(String),
+    /// Storage failed: 500.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<crate::storage::StorageError> for ApplyError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        ApplyError::Internal(e.to_string())
+    }
+}
+
+/// How a configuration came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum How {
+    /// `ferrogrid run FOLDER` at a start.
+    Start,
+    /// An upload (`PUT /admin/api/config`, `ferrogrid apply`).
+    Upload,
+    /// A rollback to an older version.
+    Rollback(u64),
+}
+
+impl How {
+    fn text(self) -> String {
+        match self {
+            How::Start => "start".into(),
+            How::Upload => "upload".into(),
+            How::Rollback(v) => format!("rollback to {v}"),
+        }
+    }
+}
+
+/// The answer of an apply.
+#[derive(Debug, Clone, Serialize)]
+pub struct Applied {
+    /// The active version now.
+    pub version: u64,
+    /// The configuration was the active one already: nothing was done.
+    pub unchanged: bool,
+    /// Files added, removed, changed.
+    pub changed: Changes,
+    /// Top-level sections whose values changed.
+    pub sections_changed: Vec<String>,
+    /// What the model change does to the stored data.
+    pub migration: Plan,
+    /// Settings that changed but take effect at the next start.
+    pub at_next_start: Vec<String>,
+    /// Milliseconds the apply took, and how long the engine was paused for the switch.
+    pub took_ms: u64,
+    /// Milliseconds no new object was taken while the switch waited and happened.
+    pub paused_ms: u64,
+    /// Only checked (`?dry_run=true`): nothing was applied.
+    pub dry_run: bool,
+    /// Files given that config.yml does not include (not part of the configuration).
+    pub ignored: Vec<String>,
+}
+
+/// The HTTP and SOAP inputs of the active version (their routes are the server's for its whole
+/// life; each request is answered by the input of the version active then) and the Kafka inputs
+/// that fetch by themselves.
+pub struct Inputs {
+    intake: Arc<dyn Intake>,
+    http: ArcSwapOption<web::Data<HttpInput>>,
+    soap: ArcSwapOption<web::Data<SoapInput>>,
+    fetching: tokio::sync::Mutex<Vec<(InputConfig, Box<dyn Running>)>>,
+}
+
+impl Inputs {
+    fn new(engine: &Arc<Processor>) -> Inputs {
+        Inputs {
+            intake: Arc::new(ProcessorIntake(engine.clone())),
+            http: ArcSwapOption::empty(),
+            soap: ArcSwapOption::empty(),
+            fetching: tokio::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Answer requests with the inputs of `inputs` (the first of each kind; the configuration
+    /// check allows one).
+    fn answer_with(&self, inputs: &[InputConfig]) {
+        let http = inputs.iter().find_map(|i| match i {
+            InputConfig::Http(c) => Some(Arc::new(web::Data::new(HttpInput::new(c.clone(), self.intake.clone())))),
+            _ => None,
+        });
+        let soap = inputs.iter().find_map(|i| match i {
+            InputConfig::Soap(c) => Some(Arc::new(web::Data::new(SoapInput::new(c.clone(), self.intake.clone())))),
+            _ => None,
+        });
+        self.http.store(http);
+        self.soap.store(soap);
+    }
+
+    /// Fetch with the Kafka inputs of `inputs`: one whose settings did not change goes on (its
+    /// group membership too); a changed or removed one stops (its acceptances and offset commits
+    /// finish first); a new or changed one starts.
+    async fn fetch_with(&self, inputs: &[InputConfig]) -> Result<(), String> {
+        let mut fetching = self.fetching.lock().await;
+        let same = |a: &InputConfig, b: &InputConfig| serde_json::to_value(a).ok() == serde_json::to_value(b).ok();
+        let mut kept = Vec::new();
+        for (config, running) in fetching.drain(..) {
+            if inputs.iter().any(|i| same(i, &config)) {
+                kept.push((config, running));
+            } else {
+                tracing::info!(input = config.name(), "stopping an input the new configuration changed or removed");
+                running.stop().await;
+            }
+        }
+        for config in inputs {
+            if kept.iter().any(|(c, _)| same(c, config)) || !matches!(config, InputConfig::Kafka(_)) {
+                continue;
+            }
+            let input = config.build(self.intake.clone());
+            match input.start() {
+                Ok(Some(running)) => kept.push((config.clone(), running)),
+                Ok(None) => {}
+                Err(e) => {
+                    *fetching = kept;
+                    return Err(format!("connector.input: {}: {e}", config.name()));
+                }
+            }
+        }
+        *fetching = kept;
+        Ok(())
+    }
+
+    /// Stop the inputs that fetch by themselves (a shutdown).
+    pub async fn stop(&self) {
+        for (_, running) in self.fetching.lock().await.drain(..) {
+            running.stop().await;
+        }
+    }
+
+    /// The routes of the inputs that answer requests: `POST /http`, `POST /soap`, `GET /soap`.
+    pub fn routes(cfg: &mut web::ServiceConfig) {
+        cfg.route("/http", web::post().to(post_http))
+            .route("/soap", web::post().to(post_soap))
+            .route("/soap", web::get().to(get_soap));
+    }
+}
+
+fn no_input() -> HttpResponse {
+    crate::http::error(actix_web::http::StatusCode::NOT_FOUND, "no such endpoint")
+}
+
+async fn post_http(req: HttpRequest, payload: web::Payload, live: web::Data<Arc<Live>>) -> HttpResponse {
+    match live.inputs.http.load_full() {
+        Some(input) => ferrogrid_connectors::http::post_http(req, payload, (*input).clone()).await,
+        None => no_input(),
+    }
+}
+
+async fn post_soap(req: HttpRequest, payload: web::Payload, live: web::Data<Arc<Live>>) -> HttpResponse {
+    match live.inputs.soap.load_full() {
+        Some(input) => ferrogrid_connectors::soap::post_soap(req, payload, (*input).clone()).await,
+        None => no_input(),
+    }
+}
+
+async fn get_soap(req: HttpRequest, live: web::Data<Arc<Live>>) -> HttpResponse {
+    match live.inputs.soap.load_full() {
+        Some(input) => ferrogrid_connectors::soap::get_wsdl(req, (*input).clone()).await,
+        None => no_input(),
+    }
+}
+
+/// The engine's parts that a new configuration version changes, and the apply itself.
+pub struct Live {
+    engine: Arc<Processor>,
+    scheduler: Arc<Scheduler>,
+    /// The GraphQL schemas of the active version.
+    pub graphql: ArcSwap<GraphqlSchemas>,
+    /// The inputs.
+    pub inputs: Inputs,
+    outputs: tokio::sync::Mutex<Option<OutputProcessor>>,
+    index_builder: tokio::sync::Mutex<Option<IndexBuilder>>,
+    /// One apply at a time.
+    applying: tokio::sync::Mutex<()>,
+    /// Background deletions of removed indexes' entries.
+    dropping: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Live {
+    /// The live parts of `engine`, answering with the active version's inputs; nothing fetches
+    /// or builds until [`Live::start`].
+    pub fn new(engine: Arc<Processor>, scheduler: Arc<Scheduler>) -> Result<Arc<Live>, String> {
+        let rt = engine.runtime();
+        let graphql = crate::http::graphql_schemas(&engine, &scheduler)?;
+        let inputs = Inputs::new(&engine);
+        inputs.answer_with(&rt.config.connector.input);
+        Ok(Arc::new(Live {
+            engine,
+            scheduler,
+            graphql: ArcSwap::from_pointee(graphql),
+            inputs,
+            outputs: tokio::sync::Mutex::new(None),
+            index_builder: tokio::sync::Mutex::new(None),
+            applying: tokio::sync::Mutex::new(()),
+            dropping: Mutex::new(None),
+        }))
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Arc<Processor> {
+        &self.engine
+    }
+
+    /// Start what runs by itself: the index builder, the output processor, the Kafka inputs (on
+    /// the current arbiter, which must live as long as the engine: the system's).
+    pub async fn start(&self) -> anyhow::Result<()> {
+        let rt = self.engine.runtime();
+        *self.index_builder.lock().await = Some(IndexBuilder::start(rt.repository.clone())?);
+        *self.outputs.lock().await = Some(OutputProcessor::start(self.engine.clone()));
+        self.inputs.fetch_with(&rt.config.connector.input).await.map_err(|e| anyhow::anyhow!(e))?;
+        self.drop_removed_indexes();
+        Ok(())
+    }
+
+    /// Stop what runs by itself (the first steps of a shutdown): index builder, Kafka inputs,
+    /// output processor.
+    pub async fn stop(&self) {
+        let _one = self.applying.lock().await;
+        if let Some(builder) = self.index_builder.lock().await.take() {
+            builder.stop().await;
+        }
+        self.inputs.stop().await;
+        if let Some(outputs) = self.outputs.lock().await.take() {
+            outputs.stop().await;
+        }
+    }
+
+    /// Delete the entries of indexes the model removed, on a thread of its own.
+    fn drop_removed_indexes(&self) {
+        let db = self.engine.runtime().db.clone();
+        let mut dropping = self.dropping.lock().unwrap_or_else(PoisonError::into_inner);
+        if dropping.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        let spawned = std::thread::Builder::new().name("ferrogrid-drop".into()).spawn(move || {
+            match crate::storage::catalog::drop_removed(&db) {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(deleted, "deleted the entries of indexes the model no longer has"),
+                Err(e) => tracing::error!(error = %e, "deleting removed indexes' entries failed; it goes on at the next start"),
+            }
+        });
+        match spawned {
+            Ok(handle) => *dropping = Some(handle),
+            Err(e) => tracing::error!(error = %e, "starting the deletion of removed indexes failed"),
+        }
+    }
+
+    /// The versions recorded, oldest first, and the active one.
+    pub fn versions(&self) -> Result<(Option<u64>, Vec<VersionInfo>), ApplyError> {
+        let db = &self.engine.runtime().db;
+        Ok((config_versions::active(db)?, config_versions::list(db)?))
+    }
+
+    /// The files and record of `version`.
+    pub fn version(&self, version: u64) -> Result<(VersionInfo, Files), ApplyError> {
+        let db = &self.engine.runtime().db;
+        match (config_versions::info(db, version)?, config_versions::files(db, version)?) {
+            (Some(info), Some(files)) => Ok((info, files)),
+            _ => Err(ApplyError::NoVersion(version)),
+        }
+    }
+
+    /// Apply the files of an older version again (with every check of an upload).
+    pub async fn rollback(&self, version: u64, by: &str, dry_run: bool) -> Result<Applied, ApplyError> {
+        let (_, files) = self.version(version)?;
+        self.apply(files, How::Rollback(version), by, dry_run).await
+    }
+
+    /// Apply `files` as the next configuration version (see the module docs); `dry_run` checks
+    /// and plans only.
+    pub async fn apply(&self, files: Files, how: How, by: &str, dry_run: bool) -> Result<Applied, ApplyError> {
+        let began = Instant::now();
+        let _one = self.applying.lock().await;
+        let current = self.engine.runtime();
+        let offered: Vec<String> = files.keys().cloned().collect();
+        let loaded = config::load_files(files)
+            .map_err(|errors| ApplyError::Invalid(errors.0.iter().map(|e| e.to_string()).collect()))?;
+        let changed = Changes::between(&current.files, &loaded.files);
+        let ignored: Vec<String> = offered.into_iter().filter(|name| !loaded.files.contains_key(name)).collect();
+        let sections_changed = sections_changed(&current.sections, &loaded.sections);
+        if config::checksum(&loaded.files) == current.checksum {
+            return Ok(Applied {
+                version: current.version,
+                unchanged: true,
+                changed,
+                sections_changed,
+                migration: Plan::default(),
+                at_next_start: Vec::new(),
+                took_ms: began.elapsed().as_millis() as u64,
+                paused_ms: 0,
+                dry_run,
+                ignored,
+            });
+        }
+        if how != How::Start {
+            let locked = locked_problems(&current, &loaded);
+            if !locked.is_empty() {
+                return Err(ApplyError::Invalid(locked));
+            }
+        }
+        let version = config_versions::next_number(&current.db)?;
+        let base = current.clone();
+        let next = tokio::task::spawn_blocking(move || base.prepare_next(&loaded, version))
+            .await
+            .map_err(|e| ApplyError::Internal(e.to_string()))?
+            .map_err(ApplyError::Invalid)?;
+        let at_next_start = at_next_start(&current.sections, &next.runtime.sections);
+        let migration = next.plan.clone();
+        let mut applied = Applied {
+            version,
+            unchanged: false,
+            changed,
+            sections_changed,
+            migration,
+            at_next_start,
+            took_ms: 0,
+            paused_ms: 0,
+            dry_run,
+            ignored,
+        };
+        if dry_run {
+            applied.version = current.version;
+            applied.took_ms = began.elapsed().as_millis() as u64;
+            return Ok(applied);
+        }
+        let info = VersionInfo {
+            version,
+            checksum: next.runtime.checksum.clone(),
+            applied_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            applied_by: by.to_string(),
+            how: how.text(),
+            changed: applied.changed.clone(),
+            sections_changed: applied.sections_changed.clone(),
+        };
+        // The index builder must not record progress under the old catalog after the switch.
+        let builder = self.index_builder.lock().await.take();
+        if let Some(builder) = &builder {
+            builder.stop().await;
+        }
+        let paused = Instant::now();
+        let rt = next.runtime.clone();
+        let switched = self
+            .engine
+            .switch(rt.clone(), SWITCH_WAIT, || {
+                next.migrate()?;
+                rt.db.write(|tx| config_versions::record_in(tx, &info, &rt.files))
+            })
+            .await;
+        applied.paused_ms = paused.elapsed().as_millis() as u64;
+        let restarted = IndexBuilder::start(self.engine.runtime().repository.clone());
+        match restarted {
+            Ok(b) => *self.index_builder.lock().await = Some(b),
+            Err(e) => tracing::error!(error = %e, "restarting the index builder failed"),
+        }
+        match switched {
+            Ok(()) => {}
+            Err(SwitchError::Busy(wait)) => {
+                return Err(ApplyError::Busy(format!(
+                    "the objects in flight did not finish within {} s; nothing changed, try again",
+                    wait.as_secs()
+                )))
+            }
+            Err(SwitchError::Draining) => return Err(ApplyError::Busy("the engine is shutting down".into())),
+            Err(SwitchError::During(e)) => return Err(ApplyError::Internal(e.to_string())),
+        }
+        rt.db.sync_async().await?;
+        tracing::info!(version, how = %how.text(), by, files_changed = ?applied.changed, "applied a new configuration version");
+        self.follow(&current, &rt).await;
+        applied.took_ms = began.elapsed().as_millis() as u64;
+        Ok(applied)
+    }
+
+    /// After a switch from `old` to `new`: the parts that run by themselves take the new version.
+    async fn follow(&self, old: &Runtime, new: &Runtime) {
+        self.inputs.answer_with(&new.config.connector.input);
+        if let Err(e) = self.inputs.fetch_with(&new.config.connector.input).await {
+            tracing::error!(error = %e, "starting an input of the new configuration failed");
+        }
+        if new.section_changed(old, "tasks") || new.section_changed(old, "task_runner") {
+            let threshold = new.config.task_runner.running_count_threshold;
+            if let Err(e) = self.scheduler.reconfigure(new.config.tasks.clone(), threshold).await {
+                tracing::error!(error = %e, "rescheduling the tasks of the new configuration failed");
+            }
+        }
+        if new.section_changed(old, "output_processor") || new.section_changed(old, "connector") {
+            let mut outputs = self.outputs.lock().await;
+            if let Some(running) = outputs.take() {
+                running.stop().await;
+            }
+            *outputs = Some(OutputProcessor::start(self.engine.clone()));
+        }
+        match crate::http::graphql_schemas(&self.engine, &self.scheduler) {
+            Ok(schemas) => self.graphql.store(Arc::new(schemas)),
+            Err(e) => tracing::error!(error = %e, "building the GraphQL schema of the new configuration failed"),
+        }
+        self.drop_removed_indexes();
+    }
+}
+
+/// Top-level sections whose values differ.
+fn sections_changed(old: &serde_json::Value, new: &serde_json::Value) -> Vec<String> {
+    let keys = |v: &serde_json::Value| v.as_object().map(|m| m.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+    let mut all = keys(old);
+    all.extend(keys(new));
+    all.sort();
+    all.dedup();
+    all.into_iter().filter(|k| old.get(k) != new.get(k)).collect()
+}
+
+/// Settings that changed but wait for the next start.
+fn at_next_start(old: &serde_json::Value, new: &serde_json::Value) -> Vec<String> {
+    AT_NEXT_START
+        .iter()
+        .filter(|(section, key)| {
+            let pick = |v: &serde_json::Value| {
+                let s = v.get(section).cloned();
+                if key.is_empty() {
+                    s
+                } else {
+                    s.and_then(|s| s.get(key).cloned())
+                }
+            };
+            pick(old) != pick(new)
+        })
+        .map(|(section, key)| if key.is_empty() { section.to_string() } else { format!("{section}.{key}") })
+        .collect()
+}
+
+/// Sections the active configuration locks that `next` changes (an upload may not).
+fn locked_problems(current: &Runtime, next: &Loaded) -> Vec<String> {
+    let mut problems = Vec::new();
+    let locked = &current.config.locked_sections;
+    for section in locked {
+        if current.sections.get(section) != next.sections.get(section) {
+            problems.push(format!(
+                "{section}: the section is locked (locked_sections); an upload cannot change it, a start with `ferrogrid run FOLDER` can"
+            ));
+        }
+    }
+    if !locked.is_empty() && current.sections.get("locked_sections") != next.sections.get("locked_sections") {
+        problems.push(
+            "locked_sections: the list of locked sections is locked itself; a start with `ferrogrid run FOLDER` can change it"
+                .to_string(),
+        );
+    }
+    problems
+}
