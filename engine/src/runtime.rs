@@ -264,6 +264,11 @@ impl Runtime {
         if !plan.problems.is_empty() {
             return Err(plan.problems.clone());
         }
+        let stored = stored_data_problems(&self.db, &self.repository.model(), &model)
+            .map_err(|e| vec![format!("checking the stored data against the new model: {e}")])?;
+        if !stored.is_empty() {
+            return Err(stored);
+        }
         let host = Host { repository: self.repository.clone(), sequences: self.repository.clone() };
         let (sandbox, pipelines) = build_scripts(&config, host)?;
         let mut outputs = HashMap::new();
@@ -344,6 +349,60 @@ impl Runtime {
             pipelines,
         }
     }
+}
+
+/// Stored objects of each type at most this many are named in a problem.
+const SAMPLE_KEYS: usize = 5;
+
+/// The stored objects that the `new` model would not accept (TDG's DDL checks): a required
+/// field added without a default, a type change that stored values do not satisfy (a field
+/// the model removes is simply not read any more; an index using it is a model error). Every
+/// current object of each aggregate whose definition changed (all of them when a value type
+/// changed) is validated against the new model; the problems name type, field, how many
+/// objects and a sample of their primary keys. Defaults computed by functions are taken as
+/// satisfiable.
+fn stored_data_problems(db: &Db, old: &Model, new: &Model) -> Result<Vec<String>, crate::storage::StorageError> {
+    let shared_changed =
+        new.types().filter(|t| t.kind != crate::model::TypeKind::Aggregate).any(|t| old.get(&t.name) != Some(t))
+            || old.types().filter(|t| t.kind != crate::model::TypeKind::Aggregate).any(|t| new.get(&t.name).is_none());
+    let mut problems = Vec::new();
+    for ty in new.aggregates() {
+        let Some(before) = old.get(&ty.name) else { continue };
+        if before == ty && !shared_changed {
+            continue;
+        }
+        let key_fields: Vec<String> =
+            ty.primary_index().map(|i| i.parts.iter().map(|p| p.dotted()).collect()).unwrap_or_default();
+        // "Type.field: message" -> (objects, sample keys)
+        let mut found: indexmap::IndexMap<String, (u64, Vec<Value>)> = indexmap::IndexMap::new();
+        crate::storage::catalog::for_each_current(db, &ty.name, |obj| {
+            if let Err(violations) = new.validate(&ty.name, obj, &mut crate::model::NoHooks) {
+                let key: serde_json::Map<String, Value> =
+                    key_fields.iter().map(|f| (f.clone(), dotted(obj, f).cloned().unwrap_or(Value::Null))).collect();
+                for v in violations.0.iter().filter(|v| v.kind != crate::model::ViolationKind::Hook) {
+                    let entry = found.entry(format!("{}: {}", v.path, v.message)).or_default();
+                    entry.0 += 1;
+                    if entry.1.len() < SAMPLE_KEYS {
+                        entry.1.push(Value::Object(key.clone()));
+                    }
+                }
+            }
+            true
+        })?;
+        for (problem, (count, keys)) in found {
+            let keys: Vec<String> = keys.iter().map(Value::to_string).collect();
+            problems.push(format!(
+                "types: {problem} (the new model refuses {count} stored object(s), e.g. {})",
+                keys.join(", ")
+            ));
+        }
+    }
+    Ok(problems)
+}
+
+/// The value at a dotted path (`a.b`) of an object.
+fn dotted<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(obj, |v, part| v.get(part))
 }
 
 /// A configuration written for other engine versions (`ferrogrid-version`) is refused.

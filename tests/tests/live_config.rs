@@ -439,3 +439,55 @@ fn an_apply_adds_an_index_and_queries_find_the_stored_objects() {
     let answer = server.graphql("{ Book(author: \"A2\") { id } }", json!({}));
     assert_eq!(answer["data"]["Book"].as_array().map(Vec::len), Some(2), "{answer}");
 }
+
+#[test]
+fn field_changes_are_checked_against_the_stored_objects() {
+    let config = stamped_dir("v1");
+    let server = Server::start(config.path());
+    for id in 1..=7 {
+        let answer = server.post_sync(&json!({"id": id}));
+        assert_eq!(answer["status"], "stored", "{answer}");
+    }
+    let model = config.read("model.avsc");
+    let with_fields = |fields: &str| {
+        let dir = stamped_dir("v1");
+        dir.write(
+            "model.avsc",
+            &model.replace(
+                r#"{"name": "tag_route", "type": "string"}]"#,
+                &format!(r#"{{"name": "tag_route", "type": "string"}}, {fields}]"#),
+            ),
+        );
+        dir
+    };
+
+    // A required field without a default: every stored Item lacks it.
+    let answer = upload(&server, &with_fields(r#"{"name": "isbn", "type": "string"}"#));
+    answer.assert_status(422, "a new required field");
+    let problems = answer.json()["problems"].to_string();
+    assert!(problems.contains("Item.isbn"), "{problems}");
+    assert!(problems.contains("7 stored object(s)") && problems.contains(r#"{\"id\":1}"#), "{problems}");
+
+    // A type change the stored values do not satisfy.
+    let retyped = stamped_dir("v1");
+    retyped.write(
+        "model.avsc",
+        &model.replace(r#"{"name": "tag_in", "type": "string"}"#, r#"{"name": "tag_in", "type": "long"}"#),
+    );
+    let answer = upload(&server, &retyped);
+    answer.assert_status(422, "string -> long");
+    assert!(answer.body.contains("Item.tag_in"), "{}", answer.body);
+    assert_eq!(active_version(&server), 1, "refused: nothing changed");
+
+    // Compatible: an optional field, a field with a default; then widening int -> long.
+    let compatible =
+        with_fields(r#"{"name": "note", "type": ["null", "string"]}, {"name": "prio", "type": "int", "default": 0}"#);
+    upload(&server, &compatible).assert_status(200, "optional and defaulted fields");
+    let answer = server.post_sync(&json!({"id": 8}));
+    assert_eq!(answer["status"], "stored", "{answer}");
+    assert_eq!(server.data("Item", "id=8")[0]["object"]["prio"], 0);
+    let widened =
+        with_fields(r#"{"name": "note", "type": ["null", "string"]}, {"name": "prio", "type": "long", "default": 0}"#);
+    upload(&server, &widened).assert_status(200, "int -> long");
+    assert_eq!(active_version(&server), 3);
+}

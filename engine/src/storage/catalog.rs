@@ -24,6 +24,7 @@ use super::keyspace::Keyspace;
 use super::record;
 use super::spec::{IndexSpec, TypeSpec};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::ops::Bound;
 
@@ -421,6 +422,29 @@ pub fn switch(
         });
         Ok(report)
     })
+}
+
+/// Visit the current version (the newest, unless deleted) of every stored object of the type
+/// `name`, in primary-key order, until `visit` returns `false`.
+pub fn for_each_current(db: &Db, name: &str, mut visit: impl FnMut(&Value) -> bool) -> Result<(), StorageError> {
+    let tp = type_prefix_of(name);
+    let mut last_pk: Option<Vec<u8>> = None;
+    for item in db.scan_prefix(Keyspace::Objects, &tp) {
+        let (key, value) = item?;
+        let Some(split) = key.len().checked_sub(8).filter(|s| *s >= tp.len()) else {
+            return Err(corrupt(name, "a bad object key"));
+        };
+        let pk = &key[tp.len()..split];
+        if last_pk.as_deref() == Some(pk) {
+            continue;
+        }
+        last_pk = Some(pk.to_vec());
+        let (deleted, obj) = record::decode(&value)?;
+        if !deleted && !visit(&obj) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Delete the entries of every index the catalog marks as removed, a batch per commit; how
