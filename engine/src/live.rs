@@ -19,7 +19,7 @@ use crate::output::OutputProcessor;
 use crate::processor::{Processor, ProcessorIntake, SwitchError};
 use crate::runtime::Runtime;
 use crate::scheduler::Scheduler;
-use crate::storage::catalog::Plan;
+use crate::storage::catalog::{Plan, Unlinked};
 use crate::storage::config_versions::{self, Changes, VersionInfo};
 use actix_web::{web, HttpRequest, HttpResponse};
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -50,6 +50,12 @@ pub enum ApplyError {
     /// No such version (rollback): 404.
     #[error("no configuration version {0}")]
     NoVersion(u64),
+    /// No unlinked type of that name: 404.
+    #[error("no unlinked type \"{0}\"")]
+    NoType(String),
+    /// The type is in the active model: 409.
+    #[error("type \"{0}\" is in the active model; only unlinked types are truncated or dropped here")]
+    Linked(String),
     /// The engine could not switch now (objects in flight did not finish; shutting down): 503.
     #[error("{0}")]
     Busy(String),
@@ -301,6 +307,35 @@ impl Live {
             Ok(handle) => *dropping = Some(handle),
             Err(e) => tracing::error!(error = %e, "starting the deletion of removed indexes failed"),
         }
+    }
+
+    /// Types with stored data that the active model does not have.
+    pub fn unlinked(&self) -> Result<Vec<Unlinked>, ApplyError> {
+        let rt = self.engine.runtime();
+        let model = rt.repository.model();
+        Ok(crate::storage::catalog::unlinked(&rt.db, |name| model.get(name).is_some())?)
+    }
+
+    /// Truncate (`drop == false`) or drop an unlinked type: how many keys went. Refused for a
+    /// type of the active model; no apply runs meanwhile.
+    pub async fn clear_unlinked(&self, type_name: &str, drop: bool) -> Result<u64, ApplyError> {
+        let _one = self.applying.lock().await;
+        let rt = self.engine.runtime();
+        if rt.repository.model().get(type_name).is_some() {
+            return Err(ApplyError::Linked(type_name.to_string()));
+        }
+        let db = rt.db.clone();
+        let name = type_name.to_string();
+        let known = self.unlinked()?.iter().any(|u| u.r#type == name);
+        if !known {
+            return Err(ApplyError::NoType(name));
+        }
+        let deleted = tokio::task::spawn_blocking(move || crate::storage::catalog::truncate(&db, &name, drop))
+            .await
+            .map_err(|e| ApplyError::Internal(e.to_string()))??;
+        rt.db.sync_async().await?;
+        tracing::info!(r#type = type_name, drop, deleted, "cleared an unlinked type");
+        Ok(deleted)
     }
 
     /// The versions recorded, oldest first, and the active one.

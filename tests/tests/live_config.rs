@@ -491,3 +491,36 @@ fn field_changes_are_checked_against_the_stored_objects() {
     upload(&server, &widened).assert_status(200, "int -> long");
     assert_eq!(active_version(&server), 3);
 }
+
+#[test]
+fn a_type_the_model_removes_is_kept_unlinked_until_truncated_or_dropped() {
+    let config = stamped_dir("v1");
+    let server = Server::start(config.path());
+    for id in 1..=3 {
+        let answer = server.post_sync(&json!({"id": id}));
+        assert_eq!(answer["status"], "stored", "{answer}");
+    }
+    // The model renames Item to Thing: Item's objects are kept, unlinked.
+    let renamed = stamped_dir("v2");
+    renamed.write("model.avsc", &renamed.read("model.avsc").replace("\"Item\"", "\"Thing\""));
+    renamed.write("config.yml", &renamed.read("config.yml").replace("type: Item", "type: Thing"));
+    let answer = upload(&server, &renamed);
+    answer.assert_status(200, "a model without Item");
+    assert_eq!(answer.json()["migration"]["unlinked_types"], json!(["Item"]), "{}", answer.body);
+    assert_eq!(answer.json()["migration"]["new_types"], json!(["Thing"]), "{}", answer.body);
+    let listed = server.get("/admin/api/unlinked").json();
+    assert_eq!(listed["items"], json!([{"type": "Item", "versions": 3}]), "{listed}");
+    server.get("/data/Item").assert_status(404, "not a type of the model any more");
+
+    server.post_empty("/admin/api/unlinked/Thing/truncate").assert_status(409, "Thing is in the model");
+    server.post_empty("/admin/api/unlinked/Nope/truncate").assert_status(404, "no such type");
+    server.post_empty("/admin/api/unlinked/Item/truncate").assert_status(200, "truncate");
+    let listed = server.get("/admin/api/unlinked").json();
+    assert_eq!(listed["items"], json!([{"type": "Item", "versions": 0}]), "{listed}");
+    server.delete("/admin/api/unlinked/Item").assert_status(200, "drop");
+    assert_eq!(server.get("/admin/api/unlinked").json()["items"], json!([]));
+
+    // Bringing Item back starts it empty.
+    upload(&server, &config).assert_status(200, "Item again");
+    assert_eq!(server.data("Item", ""), Vec::<Value>::new());
+}

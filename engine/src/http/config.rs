@@ -8,6 +8,9 @@
 //! | `GET /admin/api/config/{version}` | a version's record and files (`active` for the active one) |
 //! | `GET /admin/api/config/{version}/archive` | a version as a tar.gz |
 //! | `POST /admin/api/config/rollback/{version}` | apply an older version again |
+//! | `GET /admin/api/unlinked` | types with stored data that the model no longer has |
+//! | `POST /admin/api/unlinked/{type}/truncate` | delete an unlinked type's data (it stays listed, empty) |
+//! | `DELETE /admin/api/unlinked/{type}` | delete an unlinked type's data and forget it |
 
 use super::{error, AppState};
 use crate::config::archive::{self, Kind, Limits};
@@ -31,6 +34,36 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/{version}", web::get().to(get_version))
             .route("/{version}/archive", web::get().to(download)),
     );
+    cfg.service(
+        web::scope("/admin/api/unlinked")
+            .route("", web::get().to(unlinked))
+            .route("/{type}/truncate", web::post().to(truncate))
+            .route("/{type}", web::delete().to(drop_type)),
+    );
+}
+
+async fn unlinked(state: web::Data<AppState>) -> HttpResponse {
+    let live = state.live.clone();
+    match web::block(move || live.unlinked()).await {
+        Ok(Ok(items)) => HttpResponse::Ok().json(json!({"items": items})),
+        Ok(Err(e)) => answer(Err(e)),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn clear(type_name: String, drop: bool, state: web::Data<AppState>) -> HttpResponse {
+    match state.live.clear_unlinked(&type_name, drop).await {
+        Ok(deleted) => HttpResponse::Ok().json(json!({"type": type_name, "dropped": drop, "keys_deleted": deleted})),
+        Err(e) => answer(Err(e)),
+    }
+}
+
+async fn truncate(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    clear(path.into_inner(), false, state).await
+}
+
+async fn drop_type(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    clear(path.into_inner(), true, state).await
 }
 
 /// Who applies: the caller of the admin API (one admin token for now) and where from.
@@ -55,7 +88,8 @@ fn answer(result: Result<Applied, ApplyError>) -> HttpResponse {
             "error": format!("the configuration was not applied: {} problem(s)", problems.len()),
             "problems": problems,
         })),
-        Err(e @ ApplyError::NoVersion(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e @ (ApplyError::NoVersion(_) | ApplyError::NoType(_))) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e @ ApplyError::Linked(_)) => error(StatusCode::CONFLICT, e.to_string()),
         Err(e @ ApplyError::Busy(_)) => HttpResponse::ServiceUnavailable()
             .insert_header((header::RETRY_AFTER, "5"))
             .json(json!({"error": e.to_string()})),

@@ -424,6 +424,77 @@ pub fn switch(
     })
 }
 
+/// A type with stored data that the model no longer has (TDG's unlinked spaces): kept until an
+/// operator truncates or drops it, or a model brings it back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unlinked {
+    /// The type's name.
+    pub r#type: String,
+    /// Stored object versions (current and history).
+    pub versions: u64,
+}
+
+/// The types with a catalog that `is_linked` says the model does not have.
+pub fn unlinked(db: &Db, is_linked: impl Fn(&str) -> bool) -> Result<Vec<Unlinked>, StorageError> {
+    let mut out = Vec::new();
+    for name in cataloged(db)? {
+        if is_linked(&name) {
+            continue;
+        }
+        let mut versions = 0u64;
+        for item in db.scan_prefix(Keyspace::Objects, &type_prefix_of(&name)) {
+            item?;
+            versions += 1;
+        }
+        out.push(Unlinked { r#type: name, versions });
+    }
+    Ok(out)
+}
+
+/// Delete every stored version and index entry of the type `name`, a batch per commit; with
+/// `drop`, its catalog goes too (the type is forgotten; a model that brings it back starts
+/// afresh). How many keys were deleted. Only for a type no model in use has.
+pub fn truncate(db: &Db, name: &str, drop: bool) -> Result<u64, StorageError> {
+    let tp = type_prefix_of(name);
+    let mut deleted = 0u64;
+    for ks in [Keyspace::Objects, Keyspace::CurrentIndex, Keyspace::HistoryIndex] {
+        loop {
+            let keys: Vec<Vec<u8>> = db
+                .scan_prefix(ks, &tp)
+                .take(BATCH)
+                .map(|item| item.map(|(k, _)| k.to_vec()))
+                .collect::<Result<_, _>>()?;
+            if keys.is_empty() {
+                break;
+            }
+            db.write(|tx| {
+                for key in &keys {
+                    tx.remove(ks, key);
+                }
+                Ok::<_, StorageError>(())
+            })?;
+            deleted += keys.len() as u64;
+        }
+    }
+    db.write(|tx| {
+        match (drop, load(db, name)?) {
+            (true, _) => tx.remove(Keyspace::Meta, &catalog_key(name)),
+            // Emptied: nothing is left to build or to delete.
+            (false, Some(mut catalog)) => {
+                catalog.dropping.clear();
+                catalog.drop_all_secondary = false;
+                for entry in &mut catalog.indexes {
+                    entry.building = None;
+                }
+                save(tx, name, &catalog)?;
+            }
+            (false, None) => {}
+        }
+        Ok::<_, StorageError>(())
+    })?;
+    Ok(deleted)
+}
+
 /// Visit the current version (the newest, unless deleted) of every stored object of the type
 /// `name`, in primary-key order, until `visit` returns `false`.
 pub fn for_each_current(db: &Db, name: &str, mut visit: impl FnMut(&Value) -> bool) -> Result<(), StorageError> {
