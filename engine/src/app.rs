@@ -124,8 +124,8 @@ fn choose(options: &RunOptions, db: &Db) -> anyhow::Result<Chosen> {
     }
 }
 
-/// Record `rt`'s configuration as a new version (it differs from the active one, `before`).
-fn record_start(rt: &mut Runtime, before: Option<u64>) -> anyhow::Result<()> {
+/// Record `rt`'s configuration as its version (it differs from the active one, `before`).
+fn record_start(rt: &Runtime, before: Option<u64>) -> anyhow::Result<()> {
     let db = rt.db.clone();
     let previous = match before {
         Some(v) => config_versions::files(&db, v)?.unwrap_or_default(),
@@ -135,7 +135,7 @@ fn record_start(rt: &mut Runtime, before: Option<u64>) -> anyhow::Result<()> {
         Ok(loaded) => loaded.sections,
         Err(_) => serde_json::Value::Null,
     };
-    let version = config_versions::next_number(&db)?;
+    let version = rt.version;
     let keys = |v: &serde_json::Value| v.as_object().map(|m| m.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
     let mut sections = keys(&previous_sections);
     sections.extend(keys(&rt.sections));
@@ -152,7 +152,6 @@ fn record_start(rt: &mut Runtime, before: Option<u64>) -> anyhow::Result<()> {
     };
     db.write(|tx| config_versions::record_in(tx, &info, &rt.files))?;
     db.sync()?;
-    rt.version = version;
     tracing::info!(version, files_changed = ?info.changed, "recorded the configuration as a new version");
     Ok(())
 }
@@ -174,14 +173,16 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let chosen = choose(&options, &db)?;
     let sequences = chosen.loaded.config.sequence_generator;
     db.set_sequences(sequences.starts_with, sequences.range_width);
-    let mut runtime = Runtime::build(&chosen.loaded, db)
+    // The version it runs as: the active one, or the next (recorded once it is built).
+    let before = config_versions::active(&db)?;
+    let version = match chosen.active {
+        Some(version) => version,
+        None => config_versions::next_number(&db)?,
+    };
+    let runtime = Runtime::build(&chosen.loaded, db, version)
         .map_err(|errors| anyhow::anyhow!("invalid configuration {}:\n{}", chosen.source, errors.join("\n")))?;
-    match chosen.active {
-        Some(version) => runtime.version = version,
-        None => {
-            let before = config_versions::active(&runtime.db)?;
-            record_start(&mut runtime, before)?
-        }
+    if chosen.active.is_none() {
+        record_start(&runtime, before)?;
     }
     let repair = runtime.repair.clone();
     let intake_log_dir = options.data_dir.join("intake-log");

@@ -226,6 +226,9 @@ async fn get_soap(req: HttpRequest, live: web::Data<Arc<Live>>) -> HttpResponse 
 
 /// The engine's parts that a new configuration version changes, and the apply itself.
 pub struct Live {
+    /// The arbiter applies run on (the system's, which lives as long as the engine): the Kafka
+    /// consumers and output actors an apply starts belong there, not to an HTTP worker.
+    home: actix_rt::ArbiterHandle,
     engine: Arc<Processor>,
     scheduler: Arc<Scheduler>,
     /// The GraphQL schemas of the active version.
@@ -242,13 +245,14 @@ pub struct Live {
 
 impl Live {
     /// The live parts of `engine`, answering with the active version's inputs; nothing fetches
-    /// or builds until [`Live::start`].
+    /// or builds until [`Live::start`]. Call on the system's arbiter.
     pub fn new(engine: Arc<Processor>, scheduler: Arc<Scheduler>) -> Result<Arc<Live>, String> {
         let rt = engine.runtime();
         let graphql = crate::http::graphql_schemas(&engine, &scheduler)?;
         let inputs = Inputs::new(&engine);
         inputs.answer_with(&rt.config.connector.input);
         Ok(Arc::new(Live {
+            home: actix_rt::Arbiter::current(),
             engine,
             scheduler,
             graphql: ArcSwap::from_pointee(graphql),
@@ -354,14 +358,32 @@ impl Live {
     }
 
     /// Apply the files of an older version again (with every check of an upload).
-    pub async fn rollback(&self, version: u64, by: &str, dry_run: bool) -> Result<Applied, ApplyError> {
+    pub async fn rollback(self: &Arc<Self>, version: u64, by: &str, dry_run: bool) -> Result<Applied, ApplyError> {
         let (_, files) = self.version(version)?;
         self.apply(files, How::Rollback(version), by, dry_run).await
     }
 
     /// Apply `files` as the next configuration version (see the module docs); `dry_run` checks
-    /// and plans only.
-    pub async fn apply(&self, files: Files, how: How, by: &str, dry_run: bool) -> Result<Applied, ApplyError> {
+    /// and plans only. It runs on the engine's home arbiter, whoever asks.
+    pub async fn apply(
+        self: &Arc<Self>,
+        files: Files,
+        how: How,
+        by: &str,
+        dry_run: bool,
+    ) -> Result<Applied, ApplyError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let (me, by) = (self.clone(), by.to_string());
+        let spawned = self.home.spawn(async move {
+            let _ = reply.send(me.apply_here(files, how, &by, dry_run).await);
+        });
+        if !spawned {
+            return Err(ApplyError::Busy("the engine is shutting down".into()));
+        }
+        answer.await.map_err(|_| ApplyError::Busy("the engine is shutting down".into()))?
+    }
+
+    async fn apply_here(&self, files: Files, how: How, by: &str, dry_run: bool) -> Result<Applied, ApplyError> {
         let began = Instant::now();
         let _one = self.applying.lock().await;
         let current = self.engine.runtime();

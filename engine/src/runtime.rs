@@ -200,14 +200,23 @@ impl Next {
     }
 }
 
+/// The storage specs of `model`'s aggregates, for objects written under configuration `version`.
+fn versioned_specs(model: &Model, version: u64) -> HashMap<String, crate::storage::TypeSpec> {
+    let mut specs = crate::repository::type_specs(model);
+    for spec in specs.values_mut() {
+        spec.config_version = version;
+    }
+    specs
+}
+
 /// Which parts of a configuration version differ from another's.
 fn same<T: serde::Serialize>(a: &T, b: &T) -> bool {
     serde_json::to_value(a).ok() == serde_json::to_value(b).ok()
 }
 
 impl Runtime {
-    /// Build the runtime over an open database.
-    pub fn build(loaded: &Loaded, db: Db) -> Result<Runtime, Vec<String>> {
+    /// Build the runtime of configuration version `version` over an open database.
+    pub fn build(loaded: &Loaded, db: Db, version: u64) -> Result<Runtime, Vec<String>> {
         let config = loaded.config.clone();
         let model = Arc::new(build_model(&config)?);
         let schema_errors = crate::graphql::check(&model, &config);
@@ -218,7 +227,7 @@ impl Runtime {
             return Err(vec![problem]);
         }
         // The stored indexes follow the model before anything reads or writes objects.
-        let (specs, migration) = crate::storage::catalog::migrate(&db, crate::repository::type_specs(&model))
+        let (specs, migration) = crate::storage::catalog::migrate(&db, versioned_specs(&model, version))
             .map_err(|e| vec![format!("migrating the stored indexes to the model: {e}")])?;
         for (type_name, index) in &migration.building {
             tracing::info!(r#type = %type_name, index = %index, "an index the model added or changed is built in the background; queries naming it answer INDEX_BUILDING until then");
@@ -243,7 +252,10 @@ impl Runtime {
                 output.build().map_err(|e| vec![e.to_string()])?.map(Arc::<dyn Output>::from),
             );
         }
-        Ok(Runtime::assemble(loaded, db, repair, repository, jobs, output_queue, sandbox, pipelines, outputs))
+        let mut runtime =
+            Runtime::assemble(loaded, db, repair, repository, jobs, output_queue, sandbox, pipelines, outputs);
+        runtime.version = version;
+        Ok(runtime)
     }
 
     /// Build the runtime of the configuration `loaded` to follow this one while the engine runs:
@@ -258,7 +270,7 @@ impl Runtime {
             return Err(problems);
         }
         let model = Arc::new(build_model(&config)?);
-        let specs = crate::repository::type_specs(&model);
+        let specs = versioned_specs(&model, version);
         let plan = crate::storage::catalog::plan_change(&self.db, &specs)
             .map_err(|e| vec![format!("planning the migration of the stored data: {e}")])?;
         if !plan.problems.is_empty() {

@@ -397,8 +397,205 @@ async function renderTasks(page) {
 
 // ---- Model ----
 async function renderModel(page) {
-  const model = await api("GET", "/admin/api/model");
-  page.replaceChildren(el("h1", {}, "Model"), el("pre", { id: "model-text" }, model.text || "(no types)"));
+  const [model, indexes, unlinked] = await Promise.all([
+    api("GET", "/admin/api/model"), api("GET", "/admin/api/indexes"), api("GET", "/admin/api/unlinked")]);
+  const building = indexes.items.filter((i) => i.state === "building");
+  const indexRows = indexes.items.map((i) => el("tr", { "data-index": `${i.type}.${i.index}` },
+    el("td", {}, i.type), el("td", {}, i.index),
+    el("td", { class: i.state === "building" ? "error" : "" },
+      i.state === "building" ? `building: ${i.versions_done ?? 0} versions done` : "ready")));
+  const result = el("div", { id: "unlinked-result" });
+  const clear = (type, drop) => async () => {
+    const what = drop ? `Drop the unlinked type ${type}: delete its data and forget it?` : `Truncate the unlinked type ${type}: delete its data?`;
+    if (!(await confirmAction(what))) return;
+    try {
+      const r = drop ? await api("DELETE", `/admin/api/unlinked/${encodeURIComponent(type)}`)
+        : await api("POST", `/admin/api/unlinked/${encodeURIComponent(type)}/truncate`);
+      await renderModel(page);
+      message($("#unlinked-result", page), `${drop ? "Dropped" : "Truncated"} ${type}: ${r.keys_deleted} keys deleted.`);
+    } catch (e) { message(result, e.message, true); }
+  };
+  const unlinkedRows = unlinked.items.map((u) => el("tr", { "data-unlinked": u.type },
+    el("td", {}, u.type), el("td", {}, String(u.versions)),
+    el("td", {}, el("button", { type: "button", class: "secondary", onclick: clear(u.type, false) }, "Truncate"), " ",
+      el("button", { type: "button", class: "danger", onclick: clear(u.type, true) }, "Drop"))));
+  page.replaceChildren(el("h1", {}, "Model"),
+    el("h2", {}, "Indexes"),
+    building.length ? el("p", { id: "index-building", class: "hint" }, `${building.length} index(es) being built; queries naming them answer INDEX_BUILDING until they are ready.`) : "",
+    el("div", { class: "table-wrap" }, el("table", { id: "index-table" },
+      el("thead", {}, el("tr", {}, el("th", {}, "Type"), el("th", {}, "Index"), el("th", {}, "State"))),
+      el("tbody", {}, indexRows))),
+    el("h2", {}, "Unlinked types"),
+    el("p", { class: "hint" }, "Types with stored data that the model no longer has. A model that brings a type back finds its data again."),
+    unlinked.items.length ? el("div", { class: "table-wrap" }, el("table", { id: "unlinked-table" },
+      el("thead", {}, el("tr", {}, el("th", {}, "Type"), el("th", {}, "Stored versions"), el("th", {}, ""))),
+      el("tbody", {}, unlinkedRows))) : el("p", { id: "no-unlinked" }, "None."),
+    result,
+    el("h2", {}, "Types"),
+    el("pre", { id: "model-text" }, model.text || "(no types)"));
+  if (building.length) setTimeout(() => { if (location.hash.startsWith("#/model") && page.isConnected) renderModel(page).catch(() => {}); }, 2000);
+}
+
+// ---- Configuration ----
+// A tar (ustar) of the chosen files, gzip-compressed by the browser: what PUT /admin/api/config takes.
+async function tarGz(files) {
+  const enc = new TextEncoder();
+  const parts = [];
+  const field = (buf, at, len, text) => { const b = enc.encode(text); buf.set(b.slice(0, len), at); };
+  const octal = (n, len) => n.toString(8).padStart(len - 1, "0") + "\0";
+  for (const { name, data } of files) {
+    const header = new Uint8Array(512);
+    let path = name, prefix = "";
+    if (enc.encode(path).length > 100) { const cut = path.lastIndexOf("/", 154); prefix = path.slice(0, cut); path = path.slice(cut + 1); }
+    field(header, 0, 100, path);
+    field(header, 100, 8, octal(0o644, 8));
+    field(header, 108, 8, octal(0, 8));
+    field(header, 116, 8, octal(0, 8));
+    field(header, 124, 12, octal(data.length, 12));
+    field(header, 136, 12, octal(0, 12));
+    field(header, 148, 8, "        ");
+    header[156] = "0".charCodeAt(0);
+    field(header, 257, 6, "ustar\0");
+    field(header, 263, 2, "00");
+    field(header, 345, 155, prefix);
+    let sum = 0;
+    for (const b of header) sum += b;
+    field(header, 148, 8, sum.toString(8).padStart(6, "0") + "\0 ");
+    parts.push(header, data, new Uint8Array((512 - (data.length % 512)) % 512));
+  }
+  parts.push(new Uint8Array(1024));
+  const stream = new Blob(parts).stream().pipeThrough(new CompressionStream("gzip"));
+  return new Blob([await new Response(stream).arrayBuffer()]);
+}
+
+async function putConfig(body, contentType, dryRun) {
+  const response = await fetch("/admin/api/config" + (dryRun ? "?dry_run=true" : ""), {
+    method: "PUT",
+    headers: { Authorization: "Bearer " + sessionStorage.getItem(TOKEN_KEY), "Content-Type": contentType },
+    body,
+  });
+  if (response.status === 401) throw new Unauthorized("the token is not accepted");
+  const data = await response.json().catch(() => ({ error: `${response.status} ${response.statusText}` }));
+  return { ok: response.ok, status: response.status, data };
+}
+
+function planView(data) {
+  const list = (items) => items && items.length ? items.join(", ") : "none";
+  const m = data.migration || {};
+  return el("dl", { id: "config-plan" },
+    el("dt", {}, "Files changed"), el("dd", {}, `added: ${list(data.changed.added)}; removed: ${list(data.changed.removed)}; modified: ${list(data.changed.modified)}`),
+    el("dt", {}, "Sections changed"), el("dd", {}, list(data.sections_changed)),
+    el("dt", {}, "Indexes to build"), el("dd", {}, list(m.build)),
+    el("dt", {}, "Indexes removed"), el("dd", {}, list(m.drop)),
+    el("dt", {}, "New types"), el("dd", {}, list(m.new_types)),
+    el("dt", {}, "Unlinked types"), el("dd", {}, list(m.unlinked_types)),
+    el("dt", {}, "At the next start"), el("dd", {}, list(data.at_next_start)),
+    el("dt", {}, "Ignored files"), el("dd", {}, list(data.ignored)));
+}
+
+async function renderConfig(page) {
+  const listed = await api("GET", "/admin/api/config");
+  const picker = el("input", { id: "config-files", type: "file", multiple: true, accept: ".zip,.gz,.tgz,.yml,.yaml,.json,.avsc,.rhai,.wsdl,.xml" });
+  const folder = el("input", { id: "config-folder", type: "file", webkitdirectory: true, multiple: true });
+  const result = el("div", { id: "config-result" });
+  let pending = null; // { body, contentType }
+
+  async function choose(fileList) {
+    const files = [...fileList];
+    if (!files.length) return;
+    const single = files.length === 1 ? files[0] : null;
+    if (single && /\.zip$/i.test(single.name)) pending = { body: single, contentType: "application/zip" };
+    else if (single && /\.(tar\.gz|tgz|gz)$/i.test(single.name)) pending = { body: single, contentType: "application/gzip" };
+    else {
+      const entries = await Promise.all(files.map(async (f) => ({ name: f.webkitRelativePath || f.name, data: new Uint8Array(await f.arrayBuffer()) })));
+      pending = { body: await tarGz(entries), contentType: "application/gzip" };
+    }
+    await check();
+  }
+
+  async function check() {
+    try {
+      const r = await putConfig(pending.body, pending.contentType, true);
+      if (!r.ok) return problems(r);
+      if (r.data.unchanged) return message(result, `This is the active configuration (version ${r.data.version}): nothing to apply.`);
+      result.replaceChildren(el("div", { class: "message", role: "status" }, "The configuration passed every check. What applying it changes:"),
+        planView(r.data),
+        el("div", { class: "toolbar" }, el("button", { id: "config-apply", type: "button", onclick: apply }, "Apply")));
+    } catch (e) {
+      if (e instanceof Unauthorized) return signOut("Your token is no longer accepted.");
+      message(result, e.message, true);
+    }
+  }
+
+  function problems(r) {
+    result.replaceChildren(el("div", { class: "message bad", role: "alert" }, r.data.error || `refused (${r.status})`),
+      el("ul", { id: "config-problems" }, (r.data.problems || []).map((p) => el("li", { class: "mono" }, p))));
+  }
+
+  async function apply() {
+    try {
+      const r = await putConfig(pending.body, pending.contentType, false);
+      if (!r.ok) return problems(r);
+      await renderConfig(page);
+      message($("#config-result", page), `Applied: version ${r.data.version} is active (${r.data.took_ms} ms).`);
+    } catch (e) { message(result, e.message, true); }
+  }
+
+  async function rollback(version) {
+    if (!(await confirmAction(`Apply version ${version} again (as a new version)?`))) return;
+    try {
+      const r = await api("POST", `/admin/api/config/rollback/${version}`);
+      await renderConfig(page);
+      message($("#config-result", page), r.unchanged ? `Version ${version} is the active configuration already.` : `Rolled back: version ${r.version} (the files of ${version}) is active.`);
+    } catch (e) {
+      message(result, e.message, true);
+    }
+  }
+
+  async function download(version) {
+    const response = await fetch(`/admin/api/config/${version}/archive`, { headers: { Authorization: "Bearer " + sessionStorage.getItem(TOKEN_KEY) } });
+    if (!response.ok) return message(result, `download failed: ${response.status}`, true);
+    const link = el("a", { href: URL.createObjectURL(await response.blob()), download: `ferrogrid-config-v${version}.tar.gz` });
+    document.body.append(link); link.click(); link.remove();
+  }
+
+  const compare = el("div", { id: "config-diff" });
+  const fromSel = el("select", { id: "diff-from", "aria-label": "From version" }, listed.versions.map((v) => el("option", { value: v.version }, `v${v.version}`)));
+  const toSel = el("select", { id: "diff-to", "aria-label": "To version" }, listed.versions.map((v) => el("option", { value: v.version }, `v${v.version}`)));
+  if (listed.versions.length > 1) fromSel.value = listed.versions[1].version;
+  async function showDiff() {
+    const [a, b] = await Promise.all([api("GET", `/admin/api/config/${fromSel.value}`), api("GET", `/admin/api/config/${toSel.value}`)]);
+    const names = [...new Set([...Object.keys(a.files), ...Object.keys(b.files)])].sort();
+    const changed = names.filter((n) => a.files[n] !== b.files[n]);
+    if (!changed.length) return compare.replaceChildren(el("p", {}, "The two versions have the same files."));
+    compare.replaceChildren(...changed.map((n) => el("div", { class: "details", "data-file": n },
+      el("h2", {}, n + (a.files[n] === undefined ? " (added)" : b.files[n] === undefined ? " (removed)" : "")),
+      el("div", { class: "diff" }, diffLines(a.files[n] ?? "", b.files[n] ?? "").filter(([k]) => k !== " ").map(([k, line]) =>
+        el("span", { class: k === "+" ? "add" : "del" }, `${k} ${line}`))))));
+  }
+
+  const rows = listed.versions.map((v) => el("tr", { "data-version": v.version },
+    el("td", {}, `v${v.version}` + (v.version === listed.active ? " (active)" : "")),
+    el("td", {}, v.applied_at), el("td", {}, v.applied_by), el("td", {}, v.how),
+    el("td", { class: "mono" }, [...v.changed.added.map((f) => "+" + f), ...v.changed.removed.map((f) => "-" + f), ...v.changed.modified.map((f) => "~" + f)].join(" ")),
+    el("td", {}, el("button", { type: "button", class: "secondary", onclick: () => download(v.version) }, "Download"), " ",
+      v.version === listed.active ? "" : el("button", { type: "button", class: "secondary", "data-rollback": v.version, onclick: () => rollback(v.version) }, "Roll back to this"))));
+
+  picker.addEventListener("change", () => choose(picker.files));
+  folder.addEventListener("change", () => choose(folder.files));
+  page.replaceChildren(el("h1", {}, "Configuration"),
+    el("p", { class: "hint" }, "Upload a zip or tar.gz of a configuration folder, or the folder's files: it is checked first, and you see what applying it changes before you confirm. It is applied without a restart."),
+    el("div", { class: "toolbar" },
+      el("label", {}, "Archive or files", picker),
+      el("label", {}, "A folder", folder)),
+    result,
+    el("h2", {}, "Versions"),
+    el("div", { class: "table-wrap" }, el("table", { id: "config-versions" },
+      el("thead", {}, el("tr", {}, el("th", {}, "Version"), el("th", {}, "Applied"), el("th", {}, "By"), el("th", {}, "How"), el("th", {}, "Files"), el("th", {}, ""))),
+      el("tbody", {}, rows))),
+    el("h2", {}, "Compare two versions"),
+    el("div", { class: "toolbar" }, fromSel, toSel, el("button", { id: "diff-show", type: "button", class: "secondary", onclick: showDiff }, "Show changes")),
+    compare);
 }
 
 // ---- Test ----
@@ -447,7 +644,7 @@ async function renderTest(page) {
 }
 
 // ---- shell ----
-const pages = { repair: renderRepair, output: renderOutputRepair, jobs: renderJobs, tasks: renderTasks, model: renderModel, test: renderTest };
+const pages = { repair: renderRepair, output: renderOutputRepair, jobs: renderJobs, tasks: renderTasks, model: renderModel, config: renderConfig, test: renderTest };
 
 async function route() {
   const name = (location.hash.match(/^#\/(\w+)/) || [])[1] || "repair";

@@ -210,6 +210,11 @@ impl Browser {
         self.call("POST", &format!("/element/{}/value", e.id), Some(json!({"text": text}))).map(|_| ())
     }
 
+    /// Send `text` to an element as it is (a file input takes paths, one per line).
+    pub fn send_keys(&self, e: &Element, text: &str) -> anyhow::Result<()> {
+        self.call("POST", &format!("/element/{}/value", e.id), Some(json!({"text": text}))).map(|_| ())
+    }
+
     /// The visible text of an element.
     pub fn text(&self, e: &Element) -> anyhow::Result<String> {
         Ok(self.call("GET", &format!("/element/{}/text", e.id), None)?.as_str().unwrap_or_default().to_string())

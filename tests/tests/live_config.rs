@@ -279,6 +279,9 @@ fn rollback_identical_reapply_and_restarts_with_and_without_a_folder() {
     answer.assert_status(200, "zip upload");
     assert_eq!(answer.json()["version"], 2);
     assert_eq!(store(&server, 2), "v2");
+    // Every stored version records the configuration version it was written under.
+    assert_eq!(server.data("Item", "id=1")[0]["config_version"], 1);
+    assert_eq!(server.data("Item", "id=2")[0]["config_version"], 2);
 
     // A dry run of a rollback changes nothing; the rollback itself is version 3.
     let dry = server.post_empty("/admin/api/config/rollback/1?dry_run=true");

@@ -4,7 +4,9 @@
 //! stores it (readable through /data); Delete asks for confirmation; the Test page shows the
 //! stored version of a good object and the error of a bad one; Tasks, Failed jobs and Model
 //! pages render; no console errors on any page. Against `samples/soap`, the Test page posts a
-//! SOAP envelope and shows the stored version, or the Fault. Screenshots go to
+//! SOAP envelope and shows the stored version, or the Fault. The Configuration page checks
+//! uploaded files and shows what applying them changes, applies them (Try again all then clears
+//! the repair queue without a restart), compares two versions and rolls back. Screenshots go to
 //! target/ui-screenshots/.
 
 use ferrogrid_tests::webdriver::{Browser, Element, Kind};
@@ -226,9 +228,33 @@ input_processor:
 const ITEM_MODEL: &str = r#"[{"name": "Item", "type": "record", "logicalType": "Aggregate", "indexes": ["id"],
   "fields": [{"name": "id", "type": "long"}]}]"#;
 
+/// The files of a test's configuration folder, as a file input takes them (paths, one a line).
+fn folder_paths(server: &Server, names: &[&str]) -> String {
+    let dir = server.config_dir().expect("test config").path().to_path_buf();
+    names.iter().map(|n| dir.join(n).display().to_string()).collect::<Vec<_>>().join("\n")
+}
+
+/// Upload files on the Configuration page: the check's answer shows, then Apply applies it.
+fn apply_on_config_page(browser: &Browser, admin: &str, paths: &str) -> String {
+    browser.goto(&format!("{admin}#/config")).unwrap();
+    let input = browser.wait("the configuration page", || browser.find("#config-files").ok()).unwrap();
+    // A file input keeps what was chosen before (Firefox adds to it): start from none.
+    browser.script("document.querySelector('#config-files').value = ''", json!([])).unwrap();
+    browser.send_keys(&input, paths).unwrap();
+    let apply = browser.wait("the check's plan", || browser.find("#config-apply").ok()).unwrap();
+    let plan = browser.text(&browser.find("#config-plan").unwrap()).unwrap();
+    browser.click(&apply).unwrap();
+    browser
+        .wait("the apply", || {
+            browser.text(&browser.find("#config-result").ok()?).ok().filter(|t| t.starts_with("Applied"))
+        })
+        .unwrap();
+    plan
+}
+
 #[test]
-fn try_again_all_after_fixing_the_configuration_clears_fifty_entries() {
-    let mut server = Server::start_with_config(
+fn try_again_all_after_applying_the_fixed_script_clears_fifty_entries() {
+    let server = Server::start_with_config(
         BROKEN_CONFIG,
         &[("model.avsc", ITEM_MODEL), ("check_item.rhai", r#"throw `item ${param.obj.id}: the script is broken`;"#)],
     );
@@ -240,18 +266,21 @@ fn try_again_all_after_fixing_the_configuration_clears_fifty_entries() {
     browser.click(&browser.find("#repair-next-page").unwrap()).unwrap();
     browser.wait("the second page", || (rows(&browser).len() == 20).then_some(())).unwrap();
 
-    // The operator fixes the script and restarts the engine; the browser session goes on.
-    server.stop();
+    // The operator fixes the script and applies the folder's files on the Configuration page:
+    // no restart.
     server
         .config_dir()
         .expect("test config")
         .write("check_item.rhai", "#{obj: param.obj, routing_key: \"Item\", priority: 1}");
-    server.restart();
-    browser.goto(&admin).unwrap();
+    let plan = apply_on_config_page(
+        &browser,
+        &admin,
+        &folder_paths(&server, &["config.yml", "model.avsc", "check_item.rhai"]),
+    );
+    assert!(plan.contains("check_item.rhai"), "{plan}");
+    shot(&browser, "config-applied");
+    browser.goto(&format!("{admin}#/repair")).unwrap();
     browser.wait("the entries are still there", || (rows(&browser).len() == 20).then_some(())).unwrap();
-    // The header's refresh may have found the engine down during the restart: only that is allowed.
-    let during_restart = browser.console_errors().unwrap();
-    assert!(during_restart.iter().all(|e| e.contains("ERR_CONNECTION_REFUSED")), "{during_restart:?}");
     browser.click(&browser.find("#repair-retry-all").unwrap()).unwrap();
     browser.click(&browser.find("#confirm-ok").unwrap()).unwrap();
     let note = browser
@@ -264,8 +293,80 @@ fn try_again_all_after_fixing_the_configuration_clears_fifty_entries() {
     browser.click(&browser.find("#repair-apply").unwrap()).unwrap();
     browser.wait("no rows", || rows(&browser).is_empty().then_some(())).unwrap();
     assert_eq!(server.data("Item", "id=50").len(), 1);
+    assert_eq!(server.starts(), 1, "no restart");
     shot(&browser, "repair-empty");
     no_console_errors(&browser, "repair after try again all");
+}
+
+#[test]
+fn the_configuration_page_checks_compares_and_rolls_back_in_firefox() {
+    let server = Server::start_with_config(
+        BROKEN_CONFIG,
+        &[("model.avsc", ITEM_MODEL), ("check_item.rhai", "#{obj: param.obj, routing_key: \"Item\", priority: 1}")],
+    );
+    assert_eq!(server.post_sync(&json!({"Item": {"id": 1}}))["status"], "stored");
+    let browser = Browser::start_firefox().expect("firefox-esr and geckodriver (see scripts/test.sh)");
+    let admin = format!("{}/admin/", server.base_url());
+    browser.goto(&admin).unwrap();
+    browser.type_into(&browser.find("#token").unwrap(), server.token()).unwrap();
+    browser.click(&browser.find("#signin-button").unwrap()).unwrap();
+    browser.wait("signed in", || browser.find("#repair-table").ok()).unwrap();
+    let config = server.config_dir().expect("test config");
+
+    // A script that does not compile: the problems are listed, nothing is applied.
+    config.write("check_item.rhai", "let x = ;\n");
+    browser.goto(&format!("{admin}#/config")).unwrap();
+    let input = browser.wait("the configuration page", || browser.find("#config-files").ok()).unwrap();
+    browser.send_keys(&input, &folder_paths(&server, &["config.yml", "model.avsc", "check_item.rhai"])).unwrap();
+    let problems = browser.wait("the problems", || browser.text(&browser.find("#config-problems").ok()?).ok()).unwrap();
+    assert!(problems.contains("functions.check_item"), "{problems}");
+    shot(&browser, "config-problems");
+
+    // A new index and a fixed script: the plan names the index to build; applied as version 2.
+    config.write(
+        "check_item.rhai",
+        "let o = param.obj;\no.name = `item ${o.id}`;\n#{obj: o, routing_key: \"Item\", priority: 1}\n",
+    );
+    config.write(
+        "model.avsc",
+        &ITEM_MODEL.replace(r#""indexes": ["id"]"#, r#""indexes": ["id", "name"]"#).replace(
+            r#"[{"name": "id", "type": "long"}]"#,
+            r#"[{"name": "id", "type": "long"}, {"name": "name", "type": ["null", "string"]}]"#,
+        ),
+    );
+    let plan = apply_on_config_page(
+        &browser,
+        &admin,
+        &folder_paths(&server, &["config.yml", "model.avsc", "check_item.rhai"]),
+    );
+    assert!(plan.contains("Item.name"), "{plan}");
+    browser
+        .wait("two versions listed", || (browser.find_all("#config-versions tbody tr").ok()?.len() == 2).then_some(()))
+        .unwrap();
+
+    // The diff between the two versions shows the script's change.
+    browser.click(&browser.find("#diff-show").unwrap()).unwrap();
+    let diff = browser
+        .wait("the diff", || browser.text(&browser.find("#config-diff [data-file='check_item.rhai']").ok()?).ok())
+        .unwrap();
+    assert!(diff.contains("o.name"), "{diff}");
+    shot(&browser, "config-diff");
+
+    // The Model page lists the indexes; then roll back to version 1.
+    browser.goto(&format!("{admin}#/model")).unwrap();
+    browser.wait("the new index", || browser.find("#index-table [data-index='Item.name']").ok()).unwrap();
+    browser.goto(&format!("{admin}#/config")).unwrap();
+    let back = browser.wait("the rollback button", || browser.find("[data-rollback='1']").ok()).unwrap();
+    browser.click(&back).unwrap();
+    browser.click(&browser.find("#confirm-ok").unwrap()).unwrap();
+    let note = browser
+        .wait("the rollback", || {
+            browser.text(&browser.find("#config-result").ok()?).ok().filter(|t| t.starts_with("Rolled back"))
+        })
+        .unwrap();
+    assert!(note.contains("version 3"), "{note}");
+    assert_eq!(server.get("/admin/api/config").json()["active"], 3);
+    no_console_errors(&browser, "configuration");
 }
 
 #[test]

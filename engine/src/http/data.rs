@@ -95,7 +95,7 @@ async fn read(req: HttpRequest, path: web::Path<String>, state: web::Data<AppSta
         Ok(Ok(page)) => HttpResponse::Ok().json(
             page.items
                 .into_iter()
-                .map(|s| json!({"object": s.object, "version": s.version, "cursor": s.cursor, "deleted": s.deleted}))
+                .map(|s| json!({"object": s.object, "version": s.version, "cursor": s.cursor, "deleted": s.deleted, "config_version": s.config_version}))
                 .collect::<Vec<_>>(),
         ),
         Ok(Err(e @ RepoError::Storage(_))) if e.class() == ferrogrid_sandbox::ErrorClass::Internal => {

@@ -20,7 +20,7 @@ fn runtime(dir: &std::path::Path) -> Runtime {
     )
     .unwrap();
     let loaded = config::load(dir).unwrap();
-    Runtime::build(&loaded, Db::open(dir.join("db")).unwrap()).unwrap()
+    Runtime::build(&loaded, Db::open(dir.join("db")).unwrap(), 1).unwrap()
 }
 
 fn queued(rt: &Runtime, obj: &Value) -> (Entry, Finish) {

@@ -325,6 +325,7 @@ mod tests {
             ],
             ids: Vec::new(),
             building: Vec::new(),
+            config_version: 0,
         };
         let obj = json!({"id": 9, "items": [{"sku": "a", "qty": 1}, {"sku": "b", "qty": 2}, {"sku": "a", "qty": 1}]});
         let keys = index_keys(&spec, 1, &obj, usize::MAX, true).unwrap();

@@ -51,11 +51,12 @@ pub fn get<V: ReadView + ?Sized>(
             return Ok(None);
         };
         let version = record::decode_version(&v)?;
-        return Ok(load(view, &tp, &pk, version)?.map(|(deleted, object)| Stored {
+        return Ok(load(view, &tp, &pk, version)?.map(|(deleted, object, config_version)| Stored {
             object,
             version,
             cursor: cursor::encode(Source::Current(0), &pk),
             deleted,
+            config_version,
         }));
     }
     let cond = [Condition::new(index, Op::Eq, Value::Array(key.to_vec()))];

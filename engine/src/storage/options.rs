@@ -81,6 +81,9 @@ pub struct Stored {
     pub cursor: String,
     /// Whether this version is a tombstone.
     pub deleted: bool,
+    /// The configuration version it was written under (0: before versions were recorded).
+    #[serde(default)]
+    pub config_version: u64,
 }
 
 /// A page of results, in index order.

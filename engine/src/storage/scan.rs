@@ -63,15 +63,15 @@ pub(crate) fn version_as_of<V: ReadView + ?Sized>(
     }
 }
 
-/// Loads one object version: `(deleted, object)`.
+/// Loads one object version: `(deleted, object, configuration version)`.
 pub(crate) fn load<V: ReadView + ?Sized>(
     view: &V,
     tp: &[u8],
     pk: &[u8],
     version: u64,
-) -> Result<Option<(bool, serde_json::Value)>, StorageError> {
+) -> Result<Option<(bool, serde_json::Value, u64)>, StorageError> {
     match view.get(Keyspace::Objects, &object_key(tp, pk, version))? {
-        Some(bytes) => Ok(Some(record::decode(&bytes)?)),
+        Some(bytes) => Ok(Some(record::decode_full(&bytes)?)),
         None => Ok(None),
     }
 }
@@ -145,6 +145,7 @@ pub(crate) fn find<V: ReadView + ?Sized>(
             version: c.version,
             cursor: cursor::encode(source, rel),
             deleted: c.deleted,
+            config_version: c.config_version,
         });
         if page.items.len() as u64 > q.limits.returned {
             return Err(limit_error("returned", q.limits.returned, q, spec));
@@ -168,6 +169,7 @@ struct Candidate {
     version: u64,
     deleted: bool,
     object: serde_json::Value,
+    config_version: u64,
 }
 
 /// Decodes an entry and loads the object version it stands for; `None` when the entry does not
@@ -209,10 +211,16 @@ fn candidate<V: ReadView + ?Sized>(
         }
     };
     let decoded = match record {
-        Some(bytes) => Some(record::decode(bytes)?),
+        Some(bytes) => Some(record::decode_full(bytes)?),
         None => load(view, tp, pk, version)?,
     };
-    Ok(decoded.map(|(deleted, object)| Candidate { key: key.to_vec(), version, deleted, object }))
+    Ok(decoded.map(|(deleted, object, config_version)| Candidate {
+        key: key.to_vec(),
+        version,
+        deleted,
+        object,
+        config_version,
+    }))
 }
 
 /// A multikey object has several entries in the scanned range; only the first one in scan

@@ -21,6 +21,10 @@ pub struct TypeSpec {
     /// writes keep them up to date, queries do not use them yet.
     #[serde(default)]
     pub building: Vec<(usize, u64)>,
+    /// The configuration version whose model this spec follows: recorded with every object
+    /// version written through it.
+    #[serde(default)]
+    pub config_version: u64,
 }
 
 /// One index: named, one or more parts; multikey when a part's path steps into an array.
@@ -180,7 +184,7 @@ impl IndexSpec {
 impl TypeSpec {
     /// A spec whose indexes are stored under their positions (until the catalog gives ids).
     pub fn new(name: &str, indexes: Vec<IndexSpec>) -> TypeSpec {
-        TypeSpec { name: name.to_string(), indexes, ids: Vec::new(), building: Vec::new() }
+        TypeSpec { name: name.to_string(), indexes, ids: Vec::new(), building: Vec::new(), config_version: 0 }
     }
 
     /// How far index `i` is built, while it is being built.

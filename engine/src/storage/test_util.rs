@@ -72,6 +72,7 @@ pub fn user_spec() -> TypeSpec {
         ],
         ids: Vec::new(),
         building: Vec::new(),
+        config_version: 0,
     }
 }
 

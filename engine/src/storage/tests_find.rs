@@ -255,6 +255,7 @@ fn datetime_date_and_decimal_indexes_order_by_value_and_accept_any_spelling() {
         ],
         ids: Vec::new(),
         building: Vec::new(),
+        config_version: 0,
     };
     // Stored as the model normalises them: UTC, `Z`, fraction only when present.
     let events = [

@@ -62,6 +62,7 @@ fn the_repository_runs_over_any_store() {
         ],
         ids: Vec::new(),
         building: Vec::new(),
+        config_version: 0,
     };
     let first = db.put_object(&spec, json!({"id": 1, "name": "a"}), &PutOptions::default()).unwrap();
     db.put_object(&spec, json!({"id": 1, "name": "b"}), &PutOptions::default()).unwrap();

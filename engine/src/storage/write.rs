@@ -37,7 +37,7 @@ fn store_version(
     }
     let v = tx.next_version();
     let ver = v.to_be_bytes();
-    tx.insert(Keyspace::Objects, &object_key(tp, pk, v), record::encode(obj, deleted)?);
+    tx.insert(Keyspace::Objects, &object_key(tp, pk, v), record::encode(obj, deleted, spec.config_version)?);
     let cur_pk = current_key(tp, 0, pk, pk);
     if deleted {
         tx.remove(Keyspace::CurrentIndex, &cur_pk);
@@ -96,11 +96,17 @@ pub(crate) fn put(
         None => None,
     };
     let cursor = cursor::encode(Source::Current(0), &pk);
-    if let (true, Some(ver), Some((deleted, existing))) = (opts.if_not_exists, current, &old) {
-        return Ok(Stored { object: existing.clone(), version: ver, cursor, deleted: *deleted });
+    if let (true, Some(ver), Some((deleted, existing, config_version))) = (opts.if_not_exists, current, &old) {
+        return Ok(Stored {
+            object: existing.clone(),
+            version: ver,
+            cursor,
+            deleted: *deleted,
+            config_version: *config_version,
+        });
     }
-    let version = store_version(tx, spec, &tp, &pk, &obj, false, old.as_ref().map(|(_, o)| o))?;
-    Ok(Stored { object: obj, version, cursor, deleted: false })
+    let version = store_version(tx, spec, &tp, &pk, &obj, false, old.as_ref().map(|(_, o, _)| o))?;
+    Ok(Stored { object: obj, version, cursor, deleted: false, config_version: spec.config_version })
 }
 
 pub(crate) fn update(
@@ -139,7 +145,13 @@ pub(crate) fn update(
         let obj = normalize(obj)?;
         let pk = primary_key(spec, &obj)?;
         let version = store_version(tx, spec, &tp, &pk, &obj, false, Some(&item.object))?;
-        out.push(Stored { object: obj, version, cursor: item.cursor, deleted: false });
+        out.push(Stored {
+            object: obj,
+            version,
+            cursor: item.cursor,
+            deleted: false,
+            config_version: spec.config_version,
+        });
     }
     Ok(out)
 }
@@ -175,13 +187,13 @@ pub(crate) fn delete(
             return Err(conflict(spec, expected, Some(item.version)));
         }
         let pk = primary_key(spec, &item.object)?;
-        let version = if opts.permanent_delete {
+        let (version, config_version) = if opts.permanent_delete {
             purge(tx, spec, &tp, &pk)?;
-            item.version
+            (item.version, item.config_version)
         } else {
-            store_version(tx, spec, &tp, &pk, &item.object, true, Some(&item.object))?
+            (store_version(tx, spec, &tp, &pk, &item.object, true, Some(&item.object))?, spec.config_version)
         };
-        out.push(Stored { object: item.object, version, cursor: item.cursor, deleted: true });
+        out.push(Stored { object: item.object, version, cursor: item.cursor, deleted: true, config_version });
     }
     Ok(out)
 }
