@@ -18,6 +18,8 @@ pub struct Received {
     pub source: &'static str,
     /// The object as received.
     pub payload: Value,
+    /// An explicit version to store it with (`POST /http?version=N`); `None`: a new version.
+    pub version: Option<u64>,
 }
 
 /// How long the input waits before answering its peer.

@@ -114,6 +114,8 @@ pub struct Applied {
     pub dry_run: bool,
     /// Files given that config.yml does not include (not part of the configuration).
     pub ignored: Vec<String>,
+    /// What failed after the switch (the version is applied): an input that did not start, ...
+    pub warnings: Vec<String>,
 }
 
 /// The HTTP and SOAP inputs of the active version (their routes are the server's for its whole
@@ -272,6 +274,8 @@ impl Live {
     /// Start what runs by itself: the index builder, the output processor, the Kafka inputs (on
     /// the current arbiter, which must live as long as the engine: the system's).
     pub async fn start(&self) -> anyhow::Result<()> {
+        // An apply that came in meanwhile waits: it must not start parts twice.
+        let _one = self.applying.lock().await;
         let rt = self.engine.runtime();
         *self.index_builder.lock().await = Some(IndexBuilder::start(rt.repository.clone())?);
         *self.outputs.lock().await = Some(OutputProcessor::start(self.engine.clone()));
@@ -405,6 +409,7 @@ impl Live {
                 paused_ms: 0,
                 dry_run,
                 ignored,
+                warnings: Vec::new(),
             });
         }
         if how != How::Start {
@@ -432,6 +437,7 @@ impl Live {
             paused_ms: 0,
             dry_run,
             ignored,
+            warnings: Vec::new(),
         };
         if dry_run {
             applied.version = current.version;
@@ -447,6 +453,16 @@ impl Live {
             changed: applied.changed.clone(),
             sections_changed: applied.sections_changed.clone(),
         };
+        // A type stored before the catalog existed that the model brings back: its old entries go
+        // now (nothing uses them), so the switch only has to build.
+        let db = current.db.clone();
+        let specs = next.specs().clone();
+        let cleared = tokio::task::spawn_blocking(move || crate::storage::catalog::clear_uncataloged(&db, &specs))
+            .await
+            .map_err(|e| ApplyError::Internal(e.to_string()))??;
+        if !cleared.is_empty() {
+            tracing::info!(types = ?cleared, "deleted the index entries of types stored before the index catalog");
+        }
         // The index builder must not record progress under the old catalog after the switch.
         let builder = self.index_builder.lock().await.take();
         if let Some(builder) = &builder {
@@ -454,16 +470,15 @@ impl Live {
         }
         let paused = Instant::now();
         let rt = next.runtime.clone();
+        // The catalog, the repository and the version's record move together, or not at all.
         let switched = self
             .engine
             .switch(rt.clone(), SWITCH_WAIT, || {
-                next.migrate()?;
-                rt.db.write(|tx| config_versions::record_in(tx, &info, &rt.files))
+                next.migrate(|tx| config_versions::record_in(tx, &info, &rt.files)).map(|_| ())
             })
             .await;
         applied.paused_ms = paused.elapsed().as_millis() as u64;
-        let restarted = IndexBuilder::start(self.engine.runtime().repository.clone());
-        match restarted {
+        match IndexBuilder::start(self.engine.runtime().repository.clone()) {
             Ok(b) => *self.index_builder.lock().await = Some(b),
             Err(e) => tracing::error!(error = %e, "restarting the index builder failed"),
         }
@@ -476,25 +491,37 @@ impl Live {
                 )))
             }
             Err(SwitchError::Draining) => return Err(ApplyError::Busy("the engine is shutting down".into())),
-            Err(SwitchError::During(e)) => return Err(ApplyError::Internal(e.to_string())),
+            Err(SwitchError::During(e)) => return Err(ApplyError::Internal(format!("nothing changed: {e}"))),
         }
-        rt.db.sync_async().await?;
+        // Switched: from here on everything follows the new version, whatever fails.
         tracing::info!(version, how = %how.text(), by, files_changed = ?applied.changed, "applied a new configuration version");
-        self.follow(&current, &rt).await;
+        applied.warnings = self.follow(&current, &rt).await;
+        if let Err(e) = rt.db.sync_async().await {
+            applied.warnings.push(format!("flushing the version's record failed (it is applied): {e}"));
+        }
+        for warning in &applied.warnings {
+            tracing::error!(version, warning = %warning, "the new configuration is applied with a problem");
+        }
         applied.took_ms = began.elapsed().as_millis() as u64;
         Ok(applied)
     }
 
-    /// After a switch from `old` to `new`: the parts that run by themselves take the new version.
-    async fn follow(&self, old: &Runtime, new: &Runtime) {
+    /// After a switch from `old` to `new`: the parts that run by themselves take the new
+    /// version, those that answer requests first. What failed, for the answer.
+    async fn follow(&self, old: &Runtime, new: &Runtime) -> Vec<String> {
+        let mut warnings = Vec::new();
         self.inputs.answer_with(&new.config.connector.input);
+        match crate::http::graphql_schemas(&self.engine, &self.scheduler) {
+            Ok(schemas) => self.graphql.store(Arc::new(schemas)),
+            Err(e) => warnings.push(format!("the GraphQL schema of the new configuration: {e}")),
+        }
         if let Err(e) = self.inputs.fetch_with(&new.config.connector.input).await {
-            tracing::error!(error = %e, "starting an input of the new configuration failed");
+            warnings.push(format!("starting an input of the new configuration failed: {e}"));
         }
         if new.section_changed(old, "tasks") || new.section_changed(old, "task_runner") {
             let threshold = new.config.task_runner.running_count_threshold;
             if let Err(e) = self.scheduler.reconfigure(new.config.tasks.clone(), threshold).await {
-                tracing::error!(error = %e, "rescheduling the tasks of the new configuration failed");
+                warnings.push(format!("rescheduling the tasks of the new configuration failed: {e}"));
             }
         }
         if new.section_changed(old, "output_processor") || new.section_changed(old, "connector") {
@@ -504,11 +531,8 @@ impl Live {
             }
             *outputs = Some(OutputProcessor::start(self.engine.clone()));
         }
-        match crate::http::graphql_schemas(&self.engine, &self.scheduler) {
-            Ok(schemas) => self.graphql.store(Arc::new(schemas)),
-            Err(e) => tracing::error!(error = %e, "building the GraphQL schema of the new configuration failed"),
-        }
         self.drop_removed_indexes();
+        warnings
     }
 }
 

@@ -180,16 +180,26 @@ pub struct Next {
 }
 
 impl Next {
+    /// The storage specs of the new model.
+    pub fn specs(&self) -> &HashMap<String, crate::storage::TypeSpec> {
+        &self.specs
+    }
+
     /// Move the stored indexes' catalog to the new model, and the repository with it (model,
     /// specs, scripts, limits) in the same moment: call with no object in flight
     /// ([`crate::processor::Processor::switch`]). The entries of removed indexes are deleted
     /// later ([`crate::storage::catalog::drop_removed`]); new indexes are built by the index
     /// builder.
-    pub fn migrate(&self) -> Result<crate::storage::catalog::Migration, crate::storage::StorageError> {
+    /// `with` stages more in the same commit (the version's record): all of it commits, or
+    /// nothing changes.
+    pub fn migrate(
+        &self,
+        with: impl FnOnce(&mut crate::storage::WriteTx<'_>) -> Result<(), crate::storage::StorageError>,
+    ) -> Result<crate::storage::catalog::Migration, crate::storage::StorageError> {
         let rt = &self.runtime;
         let repository = rt.repository.clone();
         let model = self.model.clone();
-        let migration = crate::storage::catalog::switch(&rt.db, self.specs.clone(), move |specs| {
+        let migration = crate::storage::catalog::switch(&rt.db, self.specs.clone(), with, move |specs| {
             repository.reconfigure(model, specs);
         })?;
         rt.repository.bind_scripts(rt.sandbox.clone(), rt.pipelines.clone());

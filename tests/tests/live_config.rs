@@ -527,3 +527,42 @@ fn a_type_the_model_removes_is_kept_unlinked_until_truncated_or_dropped() {
     upload(&server, &config).assert_status(200, "Item again");
     assert_eq!(server.data("Item", ""), Vec::<Value>::new());
 }
+
+#[test]
+fn explicit_versions_from_http_and_graphql() {
+    let server = start_stamped("v1");
+    let post = |id: i64, query: &str| {
+        let answer = server.post_json(&format!("/http?sync=true{query}"), &json!({"id": id}));
+        answer.assert_status(200, "POST /http");
+        answer.json()
+    };
+    let stored = post(1, "&version=1000");
+    assert_eq!(stored["version"], 1000, "{stored}");
+    // Older: into history; the current version stays.
+    assert_eq!(post(1, "&version=500")["version"], 500);
+    let current = server.data("Item", "id=1");
+    assert_eq!(current[0]["version"], 1000);
+    let all = server.data("Item", "id=1&all_versions=true");
+    let versions: Vec<u64> = all.iter().filter_map(|i| i["version"].as_u64()).collect();
+    assert_eq!(versions, [1000, 500]);
+    server.post_json("/http?version=x", &json!({"id": 2})).assert_status(400, "a version that is not a number");
+
+    // GraphQL: equal to a stored version replaces it; dont_skip_deleted revives.
+    let answer = server.graphql(
+        r#"mutation { Item(insert: {id: 1, tag_in: "fixed", tag_route: "fixed"}, version: 500) { id tag_in } }"#,
+        json!({}),
+    );
+    assert!(answer["errors"].is_null(), "{answer}");
+    let as_of = server.data("Item", "id=1&version=500");
+    assert_eq!(as_of[0]["object"]["tag_in"], "fixed");
+    assert_eq!(server.data("Item", "id=1&all_versions=true").len(), 2, "replaced, not added");
+    let answer = server.graphql(r#"mutation { Item(id: 1, delete: true) { id } }"#, json!({}));
+    assert!(answer["errors"].is_null(), "{answer}");
+    assert!(server.data("Item", "id=1").is_empty());
+    let answer = server.graphql(
+        r#"mutation { Item(id: 1, update: [["set", "tag_in", "back"]], dont_skip_deleted: true) { id tag_in } }"#,
+        json!({}),
+    );
+    assert_eq!(answer["data"]["Item"][0]["tag_in"], "back", "{answer}");
+    assert_eq!(server.data("Item", "id=1")[0]["object"]["tag_in"], "back");
+}

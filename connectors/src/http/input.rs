@@ -50,6 +50,19 @@ fn is_json(req: &HttpRequest) -> bool {
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
+/// `?version=N`: the object is stored with version N (TDG's explicit versions).
+fn explicit_version(req: &HttpRequest) -> Result<Option<u64>, String> {
+    let query = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+        .map_err(|e| format!("bad query string: {e}"))?;
+    match query.get("version") {
+        None => Ok(None),
+        Some(text) => match text.parse::<u64>() {
+            Ok(v) if v > 0 => Ok(Some(v)),
+            _ => Err(format!("version: \"{text}\" is not a positive integer")),
+        },
+    }
+}
+
 /// `?sync=true` (or `1`): answer with the outcome of processing.
 pub(crate) fn wants_sync(req: &HttpRequest) -> bool {
     web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
@@ -94,7 +107,11 @@ pub async fn post_http(req: HttpRequest, payload: web::Payload, input: web::Data
         }
     };
     let wait = if wants_sync(&req) { Wait::Outcome } else { Wait::Durable };
-    let received = Received { input: input.config.name.clone(), source: "http", payload: object };
+    let version = match explicit_version(&req) {
+        Ok(version) => version,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    let received = Received { input: input.config.name.clone(), source: "http", payload: object, version };
     match input.intake.accept(received, wait).await {
         Ok(accepted) => match accepted.outcome {
             Some(outcome) => HttpResponse::Ok().json(outcome),

@@ -265,8 +265,12 @@ fn payload_of(message: &OwnedMessage, max_depth: usize) -> Value {
 async fn accept(shared: Arc<ConsumerState>, message: OwnedMessage, permit: OwnedSemaphorePermit) {
     let config = &shared.config;
     let wait = if config.workers_count == 1 { Wait::Outcome } else { Wait::Durable };
-    let received =
-        Received { input: config.name.clone(), source: "kafka", payload: payload_of(&message, config.max_depth) };
+    let received = Received {
+        input: config.name.clone(),
+        source: "kafka",
+        payload: payload_of(&message, config.max_depth),
+        version: None,
+    };
     let mut delay = Duration::from_millis(5);
     loop {
         match shared.intake.accept(received.clone(), wait).await {

@@ -100,7 +100,7 @@ pub async fn post_soap(req: HttpRequest, payload: web::Payload, input: web::Data
         return input.refuse(version, StatusCode::BAD_REQUEST, FaultCode::Client, &e.to_string());
     }
     let wait = if wants_sync(&req) { Wait::Outcome } else { Wait::Durable };
-    let received = Received { input: input.config.name.clone(), source: "soap", payload: envelope.body };
+    let received = Received { input: input.config.name.clone(), source: "soap", payload: envelope.body, version: None };
     match input.intake.accept(received, wait).await {
         Ok(accepted) => {
             let body = match &input.config.success_response_body {

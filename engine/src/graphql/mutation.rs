@@ -1,7 +1,9 @@
 //! Mutations, one root field per aggregate as in TDG: `User(insert: {...})` inserts or replaces
 //! by primary key (`only_if_version`, `if_not_exists`); `User(id: 1, update: [["set", "username",
 //! "x"]])`; `User(id: 1, delete: true)` (a tombstone) or `permanent_delete: true` (every
-//! version). Each returns the objects it wrote.
+//! version). `version` writes with an explicit version (older than the current one: into
+//! history; equal to a stored one: replacing it); `dont_skip_deleted` makes update and delete
+//! match deleted objects too. Each returns the objects it wrote.
 
 use super::names::gql_name;
 use super::node::list;
@@ -41,9 +43,13 @@ pub fn root_field(t: &TypeDef) -> Field {
                 Some(v) => Some(v.u64()?),
                 None => None,
             };
+            let version = match args.get("version").filter(|v| !v.is_null()) {
+                Some(v) => Some(v.u64()?),
+                None => None,
+            };
             if let Some(insert) = args.get("insert").filter(|v| !v.is_null()) {
                 let object = insert.as_value().clone().into_json()?;
-                let options = PutOptions { only_if_version, if_not_exists: flag(args, "if_not_exists")? };
+                let options = PutOptions { only_if_version, if_not_exists: flag(args, "if_not_exists")?, version };
                 if options.if_not_exists && options.only_if_version.is_some() {
                     return Err(bad_request("if_not_exists and only_if_version exclude each other"));
                 }
@@ -87,6 +93,12 @@ pub fn root_field(t: &TypeDef) -> Field {
             if let Some(v) = only_if_version {
                 options.insert("only_if_version".into(), json!(v));
             }
+            if let Some(v) = version {
+                options.insert("version".into(), json!(v));
+            }
+            if flag(args, "dont_skip_deleted")? {
+                options.insert("dont_skip_deleted".into(), json!(true));
+            }
             let repository = &engine.runtime().repository;
             if let Some(update) = args.get("update").filter(|v| !v.is_null()) {
                 let updaters = update.as_value().clone().into_json()?;
@@ -116,5 +128,7 @@ pub fn root_field(t: &TypeDef) -> Field {
         .argument(InputValue::new("permanent_delete", TypeRef::named(TypeRef::BOOLEAN)))
         .argument(InputValue::new("only_if_version", TypeRef::named(LONG)))
         .argument(InputValue::new("if_not_exists", TypeRef::named(TypeRef::BOOLEAN)))
+        .argument(InputValue::new("version", TypeRef::named(LONG)))
+        .argument(InputValue::new("dont_skip_deleted", TypeRef::named(TypeRef::BOOLEAN)))
         .description(format!("Insert, update or delete {} objects", t.name))
 }

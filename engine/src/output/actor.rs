@@ -501,18 +501,19 @@ async fn stored(rt: &Arc<Runtime>, d: &Delivery) -> Result<Option<Value>, Failed
 }
 
 /// The object to send: the stored one, or what the preprocessing pipeline made of it; `None`
-/// when a referenced object is gone.
-async fn prepared(engine: &Processor, d: &Delivery) -> Result<Option<Value>, Failed> {
+/// when a referenced object is gone. With the runtime (configuration version) that prepared it,
+/// whose output sends it.
+async fn prepared(engine: &Processor, d: &Delivery) -> Result<(Arc<Runtime>, Option<Value>), Failed> {
     let rt = engine.runtime_arc();
-    let Some(object) = stored(&rt, d).await? else { return Ok(None) };
-    let Some(pipeline) = d.pipeline.clone() else { return Ok(Some(object)) };
+    let Some(object) = stored(&rt, d).await? else { return Ok((rt, None)) };
+    let Some(pipeline) = d.pipeline.clone() else { return Ok((rt, Some(object))) };
     let param = json!({"obj": object, "routing_key": d.routing_key});
     let ctx = CallContext { request_id: d.id.clone(), cancel: None, jobs: None };
     let result = engine
         .on_worker(move |rt, se| {
             // Test builds: `pipeline-step/<name>` makes the step fail (panic) as a bug would.
             fail::fail_point!(&format!("pipeline-step/{pipeline}"));
-            rt.pipelines.run(se, &pipeline, param, &ctx)
+            (rt.clone(), rt.pipelines.run(se, &pipeline, param, &ctx))
         })
         .await;
     let fail = |error: String| Failed { status: PREPROCESSING_ERROR, error, retryable: false };
@@ -523,19 +524,22 @@ async fn prepared(engine: &Processor, d: &Delivery) -> Result<Option<Value>, Fai
         Err(ferrogrid_pipelines::PoolError::Closed) => {
             Err(Failed { status: PREPROCESSING_ERROR, error: "the engine is stopping".into(), retryable: true })
         }
-        Ok(Err(e)) => Err(fail(e.to_string())),
-        Ok(Ok(Value::Object(mut map))) if map.contains_key("obj") => Ok(Some(map.remove("obj").unwrap_or_default())),
-        Ok(Ok(value)) => Ok(Some(value)),
+        Ok((_, Err(e))) => Err(fail(e.to_string())),
+        Ok((rt, Ok(Value::Object(mut map)))) if map.contains_key("obj") => {
+            Ok((rt, Some(map.remove("obj").unwrap_or_default())))
+        }
+        Ok((rt, Ok(value))) => Ok((rt, Some(value))),
     }
 }
 
 /// Prepare and send `d`: `Ok(true)` sent, `Ok(false)` not to be sent (a referenced object is gone).
 async fn attempt(engine: &Processor, d: &Delivery) -> Result<bool, Failed> {
-    let Some(object) = prepared(engine, d).await? else {
+    let (rt, object) = prepared(engine, d).await?;
+    let Some(object) = object else {
         tracing::info!(output = %d.output, id = %d.id, "not sent: the referenced object is gone");
         return Ok(false);
     };
-    match engine.runtime().outputs.get(&d.output) {
+    match rt.outputs.get(&d.output) {
         Some(Some(output)) => output.send(object, d.routing_key.clone()).await.map(|()| true).map_err(|e| Failed {
             status: SENDING_ERROR,
             retryable: matches!(e, SendError::Unavailable(_)),

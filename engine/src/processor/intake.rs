@@ -32,6 +32,7 @@ impl Processor {
             return Box::pin(async { Err(IntakeError::Busy) });
         };
         let mut entry = RepairQueue::new_entry(&received.input, received.source, received.payload);
+        entry.version = received.version;
         let id = entry.id.clone();
         // It becomes visible in the repair queue as `New` without an error: claimed by that
         // status, so no operator action retries or deletes it while it is processed.

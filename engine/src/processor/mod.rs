@@ -78,7 +78,11 @@ pub struct Processor {
     rt: Arc<ArcSwap<Runtime>>,
     shared: Arc<Finisher>,
     intake_log: IntakeLog,
-    pool: WorkerPool,
+    pool: Arc<WorkerPool>,
+    /// Script work outside the intake (jobs, GraphQL mutations and services, output pipelines)
+    /// holds a read lease while it runs; a switch takes the write lease, so such work runs on
+    /// one version from end to end too.
+    leases: Arc<tokio::sync::RwLock<()>>,
     storage: StorageHandle,
     repairs: Repairs,
     permits: Arc<Semaphore>,
@@ -110,7 +114,8 @@ impl Processor {
             shared: Arc::new(Finisher { io }),
             rt,
             intake_log,
-            pool,
+            pool: Arc::new(pool),
+            leases: Arc::new(tokio::sync::RwLock::new(())),
             storage,
             repairs: Repairs::start(repair_thread, me.clone()),
             permits: Arc::new(Semaphore::new(max_in_flight)),
@@ -131,11 +136,31 @@ impl Processor {
     }
 
     /// Run `job` on a script worker (scripts never run on the HTTP reactor threads), with the
-    /// runtime of the active version and a script engine of that version.
+    /// runtime of the active version and a script engine of that version; a switch waits for it
+    /// (it holds a lease), so all of it runs on one version. For short work: jobs, GraphQL,
+    /// output pipelines.
     pub fn on_worker<R, F>(&self, job: F) -> impl Future<Output = Result<R, PoolError>> + Send + 'static
     where
         R: Send + 'static,
-        F: FnOnce(&Runtime, &ScriptEngine) -> R + Send + 'static,
+        F: FnOnce(&Arc<Runtime>, &ScriptEngine) -> R + Send + 'static,
+    {
+        let (leases, cell, pool) = (self.leases.clone(), self.rt.clone(), self.pool.clone());
+        async move {
+            let lease = leases.read_owned().await;
+            let rt = cell.load_full();
+            let result = pool.run(rt.sandbox.clone(), move |engine| job(&rt, engine)).await;
+            drop(lease);
+            result
+        }
+    }
+
+    /// [`Processor::on_worker`] without a lease, for work that may run long (task runs): a
+    /// switch does not wait for it. It runs the scripts of the version it started on; what it
+    /// writes is validated by the model active when it writes.
+    pub fn on_worker_unleased<R, F>(&self, job: F) -> impl Future<Output = Result<R, PoolError>> + Send + 'static
+    where
+        R: Send + 'static,
+        F: FnOnce(&Arc<Runtime>, &ScriptEngine) -> R + Send + 'static,
     {
         let rt = self.runtime();
         self.pool.run(rt.sandbox.clone(), move |engine| job(&rt, engine))
@@ -158,14 +183,19 @@ impl Processor {
         during: impl FnOnce() -> Result<(), E>,
     ) -> Result<(), SwitchError<E>> {
         let all = u32::try_from(self.max_in_flight).unwrap_or(u32::MAX);
-        let quiet = match tokio::time::timeout(wait, self.permits.clone().acquire_many_owned(all)).await {
+        let deadline = tokio::time::Instant::now() + wait;
+        let quiet = match tokio::time::timeout_at(deadline, self.permits.clone().acquire_many_owned(all)).await {
             Ok(Ok(permits)) => permits,
             Ok(Err(_)) => return Err(SwitchError::Draining),
             Err(_) => return Err(SwitchError::Busy(wait)),
         };
+        let Ok(leases) = tokio::time::timeout_at(deadline, self.leases.clone().write_owned()).await else {
+            return Err(SwitchError::Busy(wait));
+        };
         // The storage actor has committed everything by now (each permit ends after its commit).
         during().map_err(SwitchError::During)?;
         self.rt.store(next);
+        drop(leases);
         drop(quiet);
         Ok(())
     }

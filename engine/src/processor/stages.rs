@@ -320,7 +320,8 @@ fn commit_unguarded(rt: &Runtime, items: &[(&Entry, &Finish)]) -> Result<Vec<Don
 fn stage_item(rt: &Runtime, tx: &mut WriteTx<'_>, entry: &Entry, item: &Finish) -> Result<Done, RepairError> {
     let done = match item {
         Finish::Store(item) => {
-            let put = rt.repository.put_in(tx, &item.type_name, item.obj.clone(), &PutOptions::default())?;
+            let options = PutOptions { version: entry.version, ..PutOptions::default() };
+            let put = rt.repository.put_in(tx, &item.type_name, item.obj.clone(), &options)?;
             // Its deliveries commit with it: none for an object not stored, none missing.
             if let Some(route) = rt.config.output_processor.get(&item.routing_key) {
                 let stored = (item.type_name.as_str(), put.version);

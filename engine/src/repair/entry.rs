@@ -82,6 +82,9 @@ pub struct Entry {
     /// Past attempts, newest last, bounded by `repair_queue.history_size`.
     #[serde(default)]
     pub history: Vec<Attempt>,
+    /// The version to store it with (`POST /http?version=N`); none: a new version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
     /// The intake-log segment holding this entry's record (for its done marker).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wal_segment: Option<u64>,
@@ -122,6 +125,7 @@ impl Entry {
             updated_at: at,
             payload,
             history: Vec::new(),
+            version: None,
             wal_segment: None,
         }
     }

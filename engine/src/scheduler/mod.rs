@@ -270,6 +270,9 @@ impl SchedulerActor {
         let unchanged = |name: &str, task: &TaskConfig, old: &IndexMap<String, TaskConfig>| {
             old.get(name).is_some_and(|o| serde_json::to_value(o).ok() == serde_json::to_value(task).ok())
         };
+        // Runs of removed or changed tasks are cancelled; a changed task starts again only once
+        // its run has ended (the run's `Finished` clears `running`).
+        let mut still_running = HashMap::new();
         for name in self.tasks.keys() {
             let kept = tasks.get(name).is_some_and(|task| unchanged(name, task, &self.tasks));
             if kept {
@@ -280,6 +283,7 @@ impl SchedulerActor {
                 if let Some(cancel) = live.running {
                     tracing::info!(task = %name, "a new configuration removed or changed the task: its run is cancelled");
                     cancel.store(true, Ordering::Release);
+                    still_running.insert(name.clone(), cancel);
                 }
             }
         }
@@ -287,10 +291,11 @@ impl SchedulerActor {
             if unchanged(name, task, &self.tasks) {
                 continue;
             }
-            if let Some((entry, schedule)) = plan_task(&self.store, name, task, now)? {
+            if let Some((mut entry, schedule)) = plan_task(&self.store, name, task, now)? {
                 if let Some(schedule) = schedule {
                     self.schedules.insert(name.clone(), schedule);
                 }
+                entry.running = still_running.remove(name);
                 self.live.insert(name.clone(), entry);
             }
         }
@@ -475,7 +480,7 @@ impl SchedulerActor {
         let pipeline = task.pipeline.clone();
         let param = json!({"task": name, "run_id": id, "kind": task.kind.as_str()});
         let task_name = name.to_string();
-        drop(self.engine.on_worker(move |rt, script_engine| {
+        drop(self.engine.on_worker_unleased(move |rt, script_engine| {
             let started = Instant::now();
             let ctx = CallContext { request_id: run.id.clone(), cancel: Some(cancel), jobs: None };
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -151,7 +151,9 @@ fn plan(spec: &TypeSpec, old: Option<Catalog>, stored: bool) -> Result<Catalog, 
 }
 
 /// Delete every key in `[lower, upper)` of the index keyspaces, a batch per commit, recording
-/// the end in the catalog with the last batch; how many were deleted.
+/// the end (`done`) in the catalog with the last batch — in the catalog as stored then, read in
+/// that commit (an apply may have changed it meanwhile), and in `catalog`; how many were
+/// deleted.
 fn delete_range(
     db: &Db,
     type_name: &str,
@@ -178,7 +180,14 @@ fn delete_range(
                 tx.remove(*ks, key);
             }
             if last {
-                save(tx, type_name, catalog)?;
+                let stored = tx
+                    .get(Keyspace::Meta, &catalog_key(type_name))?
+                    .map(|bytes| serde_json::from_slice::<Catalog>(&bytes).map_err(|e| corrupt(type_name, e)))
+                    .transpose()?;
+                if let Some(mut stored) = stored {
+                    done(&mut stored);
+                    save(tx, type_name, &stored)?;
+                }
             }
             Ok::<_, StorageError>(())
         })?;
@@ -392,14 +401,17 @@ pub fn plan_change(db: &Db, specs: &HashMap<String, TypeSpec>) -> Result<Plan, S
 
 /// Move the catalog to the model's `specs` in one commit, with no entry deleted yet: indexes
 /// to build are marked, removed indexes wait in `dropping` ([`drop_removed`] deletes their
-/// entries). `then` gets the specs with their key ids after the commit, under the write lock,
-/// so that no write of an object comes between the new catalog and the specs writes follow.
+/// entries). `with` stages more in the same commit (the configuration version's record).
+/// `then` gets the specs with their key ids after the commit, under the write lock, so that no
+/// write of an object comes between the new catalog and the specs writes follow.
 pub fn switch(
     db: &Db,
     mut specs: HashMap<String, TypeSpec>,
+    with: impl FnOnce(&mut super::WriteTx<'_>) -> Result<(), StorageError>,
     then: impl FnOnce(HashMap<String, TypeSpec>) + Send + 'static,
 ) -> Result<Migration, StorageError> {
     db.write(|tx| {
+        with(tx)?;
         let mut report = Migration::default();
         let mut names: Vec<String> = specs.keys().cloned().collect();
         names.sort();
@@ -411,7 +423,10 @@ pub fn switch(
                 .map(|bytes| serde_json::from_slice::<Catalog>(&bytes).map_err(|e| corrupt(&name, e)))
                 .transpose()?;
             let stored = has_objects(tx.db(), &type_prefix(spec))?;
-            let catalog = plan(spec, old, stored)?;
+            let mut catalog = plan(spec, old, stored)?;
+            // A type stored before the catalog existed had its old entries deleted before the
+            // switch ([`clear_uncataloged`]): only the build is left.
+            catalog.drop_all_secondary = false;
             save(tx, &name, &catalog)?;
             take_ids(spec, &catalog, &mut report)?;
         }
@@ -522,18 +537,44 @@ pub fn for_each_current(db: &Db, name: &str, mut visit: impl FnMut(&Value) -> bo
 /// many entries went. Runs after a [`switch`], in the background.
 pub fn drop_removed(db: &Db) -> Result<u64, StorageError> {
     let mut deleted = 0;
-    for name in cataloged(db)? {
-        let Some(mut catalog) = load(db, &name)? else { continue };
-        let tp = type_prefix_of(&name);
-        while let Some(&id) = catalog.dropping.first() {
+    // Until no catalog lists anything to delete: an apply meanwhile may add to a list.
+    loop {
+        let mut worked = false;
+        for name in cataloged(db)? {
+            let Some(mut catalog) = load(db, &name)? else { continue };
+            let Some(&id) = catalog.dropping.first() else { continue };
+            let tp = type_prefix_of(&name);
             let lower = index_prefix(&tp, id);
             let upper = prefix_successor(&lower);
             deleted += delete_range(db, &name, &mut catalog, &lower, upper.as_deref(), |c| {
                 c.dropping.retain(|d| *d != id);
             })?;
+            worked = true;
+        }
+        if !worked {
+            return Ok(deleted);
         }
     }
-    Ok(deleted)
+}
+
+/// Before a type that has stored objects but no catalog (stored before the catalog existed,
+/// and not in the model since) comes into the model while running: delete its secondary index
+/// entries, which no catalog says the meaning of, so that its indexes are built afresh. Nothing
+/// reads or writes them meanwhile (the type is not in the active model). The types done.
+pub fn clear_uncataloged(db: &Db, specs: &HashMap<String, TypeSpec>) -> Result<Vec<String>, StorageError> {
+    let mut done = Vec::new();
+    for (name, spec) in specs {
+        let tp = type_prefix(spec);
+        if load(db, name)?.is_some() || !has_objects(db, &tp)? {
+            continue;
+        }
+        let lower = index_prefix(&tp, 1);
+        let upper = prefix_successor(&tp);
+        let mut scratch = Catalog::default();
+        delete_range(db, name, &mut scratch, &lower, upper.as_deref(), |_| {})?;
+        done.push(name.clone());
+    }
+    Ok(done)
 }
 
 #[cfg(test)]
@@ -588,6 +629,71 @@ mod tests {
 
     fn put(db: &Db, spec: &TypeSpec, obj: Value) {
         db.write(|tx| objects::put(tx, spec, obj, &PutOptions::default())).unwrap();
+    }
+
+    /// A live switch to `spec`: the specs the repository would get.
+    fn switched(db: &Db, spec: &TypeSpec) -> TypeSpec {
+        let out = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let o = out.clone();
+        switch(db, specs(spec), |_| Ok(()), move |s| *o.lock().unwrap() = Some(s)).unwrap();
+        let got = out.lock().unwrap().take().unwrap();
+        got["User"].clone()
+    }
+
+    #[test]
+    fn a_deletion_that_ends_after_another_switch_keeps_that_switch_s_catalog() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("db")).unwrap();
+        let all = user_spec();
+        let v1 = TypeSpec { indexes: all.indexes[0..3].to_vec(), ..all.clone() };
+        let (v1, _, _) = migrate_and_build(&db, &v1);
+        for id in 1..=3 {
+            put(&db, &v1, json!({"id": id, "username": format!("u{id}"), "age": 40}));
+        }
+        // v2 removes username; its deletion starts from the catalog as v2 left it.
+        let _ =
+            switched(&db, &TypeSpec { indexes: vec![all.indexes[0].clone(), all.indexes[2].clone()], ..all.clone() });
+        let mut stale = load(&db, "User").unwrap().unwrap();
+        // v3 removes age meanwhile, and a User is stored without an age entry.
+        let v3 = switched(&db, &TypeSpec { indexes: vec![all.indexes[0].clone()], ..all.clone() });
+        put(&db, &v3, json!({"id": 4, "username": "u4", "age": 40}));
+        // The v2 deletion ends: it must not write back v2's catalog (age "built").
+        let tp = type_prefix_of("User");
+        let id = stale.dropping[0];
+        let (lower, upper) = (index_prefix(&tp, id), prefix_successor(&index_prefix(&tp, id)));
+        delete_range(&db, "User", &mut stale, &lower, upper.as_deref(), |c| c.dropping.retain(|d| *d != id)).unwrap();
+        // v4 brings age back: it is built again, and finds all four.
+        let mut v4 =
+            switched(&db, &TypeSpec { indexes: vec![all.indexes[0].clone(), all.indexes[2].clone()], ..all.clone() });
+        assert!(!v4.building.is_empty(), "age is built again");
+        build_all(&db, &mut v4).unwrap();
+        assert_eq!(find(&db, &v4, "age", json!(40)), vec![1, 2, 3, 4]);
+        // And every removed index's entries are gone in the end.
+        drop_removed(&db).unwrap();
+        assert!(load(&db, "User").unwrap().unwrap().dropping.is_empty());
+    }
+
+    #[test]
+    fn a_type_stored_before_the_catalog_and_brought_back_live_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("db")).unwrap();
+        let mut old = user_spec();
+        old.indexes.truncate(3);
+        old.ids = vec![0, 1, 2];
+        // Written before the catalog existed, not in a model since.
+        for id in 1..=3 {
+            put(&db, &old, json!({"id": id, "username": format!("u{id}"), "age": 40}));
+        }
+        let mut clean = user_spec();
+        clean.indexes.truncate(3);
+        assert_eq!(clear_uncataloged(&db, &specs(&clean)).unwrap(), vec!["User".to_string()]);
+        let mut live = switched(&db, &clean);
+        build_all(&db, &mut live).unwrap();
+        assert_eq!(find(&db, &live, "age", json!(40)), vec![1, 2, 3]);
+        let (mut restarted, _) = migrate(&db, specs(&clean)).unwrap();
+        let restarted = restarted.remove("User").unwrap();
+        assert!(restarted.building.is_empty());
+        assert_eq!(find(&db, &restarted, "age", json!(40)), vec![1, 2, 3]);
     }
 
     #[test]

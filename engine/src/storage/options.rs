@@ -34,6 +34,10 @@ pub struct PutOptions {
     pub only_if_version: Option<u64>,
     /// Do nothing when a live object with this primary key exists (the existing one is returned).
     pub if_not_exists: bool,
+    /// Write with this version (TDG's explicit versions): newer than the object's latest version
+    /// it becomes the current one; older, it lands in history and the current state stays;
+    /// equal to a stored version, it replaces that version.
+    pub version: Option<u64>,
 }
 
 /// Options of `update`.
@@ -46,6 +50,10 @@ pub struct UpdateOptions {
     pub after: Option<String>,
     /// Optimistic lock: every matched object must have exactly this current version.
     pub only_if_version: Option<u64>,
+    /// Write the new versions with this version (see [`PutOptions::version`]).
+    pub version: Option<u64>,
+    /// Match deleted objects too (their last state; the update makes them live again).
+    pub dont_skip_deleted: bool,
     /// Limits set by the engine from its configuration.
     #[serde(skip)]
     pub hard_limits: HardLimits,
@@ -65,6 +73,10 @@ pub struct DeleteOptions {
     pub all_versions: bool,
     /// Remove every version and index entry instead of writing a tombstone.
     pub permanent_delete: bool,
+    /// Write the tombstones with this version (see [`PutOptions::version`]).
+    pub version: Option<u64>,
+    /// Match objects that are deleted already too.
+    pub dont_skip_deleted: bool,
     /// Limits set by the engine from its configuration.
     #[serde(skip)]
     pub hard_limits: HardLimits,

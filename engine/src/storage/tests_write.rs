@@ -124,7 +124,7 @@ fn only_if_version_and_if_not_exists() {
     assert_eq!((kept.version, &kept.object), (v2, &user(1)));
     changed["id"] = json!(9);
     assert_eq!(db.put_object(&spec, changed.clone(), &ine).unwrap().object, changed, "created when absent");
-    let both = PutOptions { if_not_exists: true, only_if_version: Some(v2) };
+    let both = PutOptions { if_not_exists: true, only_if_version: Some(v2), version: None };
     assert_eq!(db.put_object(&spec, user(3), &both).unwrap_err().class(), ErrorClass::UserData);
 }
 
@@ -255,4 +255,66 @@ fn puts_reject_bad_objects_with_named_fields() {
         )
         .unwrap_err();
     assert!(e.to_string().contains("field \"phones.*\" (index \"phones\")"), "{e}");
+}
+
+#[test]
+fn explicit_versions_go_to_history_replace_or_become_current() {
+    let (_d, db) = temp_db();
+    let spec = user_spec();
+    let named = |name: &str| {
+        let mut u = user(1);
+        u["username"] = json!(name);
+        u
+    };
+    let at = |v: u64| PutOptions { version: Some(v), ..Default::default() };
+    let current = db.put_object(&spec, named("current"), &PutOptions::default()).unwrap().version;
+    let by_name = |name: &str, opts: &FindOptions| {
+        ids(&find(&db, &spec, &[Condition::new("username", Op::Eq, json!(name))], opts).unwrap())
+    };
+    let all = FindOptions { all_versions: true, ..Default::default() };
+
+    // Older: into history; the current state stays, and the history index finds it as of then.
+    let older = current - 1_000;
+    assert_eq!(db.put_object(&spec, named("older"), &at(older)).unwrap().version, older);
+    let now = get(&db, &spec, "id", &[json!(1)], &FindOptions::default()).unwrap().unwrap();
+    assert_eq!((now.version, now.object["username"].clone()), (current, json!("current")));
+    assert!(by_name("older", &FindOptions::default()).is_empty(), "not current");
+    assert_eq!(by_name("older", &FindOptions { version: Some(older), ..Default::default() }), [1]);
+    let versions: Vec<u64> = find(&db, &spec, &by_id(1), &all).unwrap().items.iter().map(|s| s.version).collect();
+    assert_eq!(versions, [current, older], "history in version order");
+
+    // Equal to a stored version: replaces it (its old index entries go).
+    db.put_object(&spec, named("older, fixed"), &at(older)).unwrap();
+    assert!(by_name("older", &FindOptions { version: Some(older), ..Default::default() }).is_empty());
+    assert_eq!(by_name("older, fixed", &FindOptions { version: Some(older), ..Default::default() }), [1]);
+    db.put_object(&spec, named("current, fixed"), &at(current)).unwrap();
+    assert_eq!(by_name("current, fixed", &FindOptions::default()), [1]);
+    assert!(by_name("current", &FindOptions::default()).is_empty());
+    assert_eq!(find(&db, &spec, &by_id(1), &all).unwrap().items.len(), 2);
+
+    // Newer: the current one; later automatic versions come after it.
+    let newer = current + 10_000_000_000_000;
+    db.put_object(&spec, named("newer"), &at(newer)).unwrap();
+    assert_eq!(by_name("newer", &FindOptions::default()), [1]);
+    let next = db.put_object(&spec, named("next"), &PutOptions::default()).unwrap().version;
+    assert!(next > newer, "versions never go back");
+
+    // A delete older than the current version lands in history; the object stays live.
+    let del = DeleteOptions { version: Some(older + 1), ..Default::default() };
+    let deleted = db.delete_objects(&spec, &by_id(1), &del).unwrap();
+    assert_eq!(deleted[0].version, older + 1);
+    assert_eq!(by_name("next", &FindOptions::default()), [1], "still live");
+    let as_then = FindOptions { version: Some(older + 1), ..Default::default() };
+    assert!(find(&db, &spec, &by_id(1), &as_then).unwrap().items.is_empty(), "deleted as of then");
+
+    // update/delete skip deleted objects unless dont_skip_deleted.
+    db.delete_objects(&spec, &by_id(1), &DeleteOptions::default()).unwrap();
+    let set = [Updater::new(UpdaterOp::Set, "username", json!("revived"))];
+    assert!(db.update_objects(&spec, &by_id(1), &set, &UpdateOptions::default()).unwrap().is_empty());
+    let revive = UpdateOptions { dont_skip_deleted: true, ..Default::default() };
+    let revived = db.update_objects(&spec, &by_id(1), &set, &revive).unwrap();
+    assert_eq!(revived.len(), 1);
+    assert_eq!(by_name("revived", &FindOptions::default()), [1], "live again");
+    let zero = db.put_object(&spec, named("zero"), &PutOptions { version: Some(0), ..Default::default() });
+    assert!(zero.is_err(), "version 0 is refused");
 }

@@ -94,6 +94,15 @@ impl<'a> WriteTx<'a> {
         v
     }
 
+    /// A version given by the caller (explicit versions): later [`WriteTx::next_version`]s are
+    /// above it, so an object written with it is not overtaken by an older automatic one.
+    pub fn observe_version(&mut self, v: u64) {
+        if v > self.state.last_version {
+            self.state.last_version = v;
+            self.version_hwm = Some(v);
+        }
+    }
+
     pub(crate) fn commit(mut self) -> Result<(), StorageError> {
         if let Some(v) = self.version_hwm {
             self.insert(Keyspace::Meta, META_VERSION_HWM, v.to_be_bytes().to_vec());

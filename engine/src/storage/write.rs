@@ -16,8 +16,72 @@ use super::tx::WriteTx;
 use super::updater::Updater;
 use serde_json::Value;
 
-/// Writes a new version of object `pk` (a tombstone when `deleted`) with its index entries;
-/// `old` is the latest live version it replaces (its current entries are removed).
+/// The newest stored version of object `pk` (live or a tombstone).
+fn latest_version(tx: &WriteTx<'_>, tp: &[u8], pk: &[u8]) -> Result<Option<u64>, StorageError> {
+    let prefix = [tp, pk].concat();
+    let newest = tx.scan_prefix(Keyspace::Objects, &prefix).next().transpose()?;
+    Ok(newest.and_then(|(key, _)| key.get(prefix.len()..).filter(|rest| rest.len() == 8).and_then(decode_u64_desc)))
+}
+
+/// Writes `obj` (a tombstone when `deleted`) as a version of object `pk`: a new one, or, with an
+/// explicit `version` (TDG semantics), the current one when it is newer than the latest stored,
+/// a replacement of the stored version it equals, or a history version when it is older (the
+/// current state stays). `old` is the latest live version (its current entries go when the
+/// written version becomes the current one).
+#[allow(clippy::too_many_arguments)]
+fn write_version(
+    tx: &mut WriteTx<'_>,
+    spec: &TypeSpec,
+    tp: &[u8],
+    pk: &[u8],
+    obj: &Value,
+    deleted: bool,
+    old: Option<&Value>,
+    version: Option<u64>,
+) -> Result<u64, StorageError> {
+    let Some(v) = version else {
+        let v = tx.next_version();
+        return store_version(tx, spec, tp, pk, obj, deleted, old, v);
+    };
+    if v == 0 {
+        return Err(StorageError::user(format!("{}: version must be a positive number", spec.name)));
+    }
+    tx.observe_version(v);
+    let latest = latest_version(tx, tp, pk)?;
+    if latest.is_some_and(|l| v <= l) {
+        // The stored version it replaces gives up its history entries first.
+        if let Some((_, previous, _)) = load(&*tx, tp, pk, v)? {
+            for i in 1..spec.indexes.len() {
+                for k in index_keys(spec, i, &previous, usize::MAX, false).unwrap_or_default() {
+                    tx.remove(Keyspace::HistoryIndex, &history_key(tp, spec.key_id(i), &k, pk, v));
+                }
+            }
+        }
+    }
+    match latest {
+        Some(l) if v < l => {
+            // History only: the record and its history entries; the current state stays.
+            tx.insert(Keyspace::Objects, &object_key(tp, pk, v), record::encode(obj, deleted, spec.config_version)?);
+            for i in 1..spec.indexes.len() {
+                let keys = if deleted {
+                    index_keys(spec, i, obj, usize::MAX, false).unwrap_or_default()
+                } else {
+                    index_keys(spec, i, obj, usize::MAX, true)?
+                };
+                for k in keys {
+                    tx.insert(Keyspace::HistoryIndex, &history_key(tp, spec.key_id(i), &k, pk, v), &[][..]);
+                }
+            }
+            Ok(v)
+        }
+        _ => store_version(tx, spec, tp, pk, obj, deleted, old, v),
+    }
+}
+
+/// Writes version `v` of object `pk` (a tombstone when `deleted`) as its current version, with
+/// its index entries; `old` is the latest live version it replaces (its current entries are
+/// removed).
+#[allow(clippy::too_many_arguments)]
 fn store_version(
     tx: &mut WriteTx<'_>,
     spec: &TypeSpec,
@@ -26,6 +90,7 @@ fn store_version(
     obj: &Value,
     deleted: bool,
     old: Option<&Value>,
+    v: u64,
 ) -> Result<u64, StorageError> {
     let mut new_keys = Vec::with_capacity(spec.indexes.len());
     for i in 1..spec.indexes.len() {
@@ -35,7 +100,6 @@ fn store_version(
             index_keys(spec, i, obj, usize::MAX, true)?
         });
     }
-    let v = tx.next_version();
     let ver = v.to_be_bytes();
     tx.insert(Keyspace::Objects, &object_key(tp, pk, v), record::encode(obj, deleted, spec.config_version)?);
     let cur_pk = current_key(tp, 0, pk, pk);
@@ -105,7 +169,8 @@ pub(crate) fn put(
             config_version: *config_version,
         });
     }
-    let version = store_version(tx, spec, &tp, &pk, &obj, false, old.as_ref().map(|(_, o, _)| o))?;
+    let live = old.as_ref().filter(|(deleted, _, _)| !deleted).map(|(_, o, _)| o);
+    let version = write_version(tx, spec, &tp, &pk, &obj, false, live, opts.version)?;
     Ok(Stored { object: obj, version, cursor, deleted: false, config_version: spec.config_version })
 }
 
@@ -127,7 +192,7 @@ pub(crate) fn update(
         after: opts.after.as_deref(),
         version: None,
         all_versions: false,
-        dont_skip_deleted: false,
+        dont_skip_deleted: opts.dont_skip_deleted,
         limits: opts.hard_limits,
         operation: "update",
     };
@@ -144,7 +209,8 @@ pub(crate) fn update(
         }
         let obj = normalize(obj)?;
         let pk = primary_key(spec, &obj)?;
-        let version = store_version(tx, spec, &tp, &pk, &obj, false, Some(&item.object))?;
+        let live = (!item.deleted).then_some(&item.object);
+        let version = write_version(tx, spec, &tp, &pk, &obj, false, live, opts.version)?;
         out.push(Stored {
             object: obj,
             version,
@@ -175,7 +241,7 @@ pub(crate) fn delete(
         version: None,
         all_versions: false,
         // a permanent delete also purges objects that are already soft-deleted
-        dont_skip_deleted: opts.permanent_delete,
+        dont_skip_deleted: opts.permanent_delete || opts.dont_skip_deleted,
         limits: opts.hard_limits,
         operation: "delete",
     };
@@ -191,7 +257,8 @@ pub(crate) fn delete(
             purge(tx, spec, &tp, &pk)?;
             (item.version, item.config_version)
         } else {
-            (store_version(tx, spec, &tp, &pk, &item.object, true, Some(&item.object))?, spec.config_version)
+            let live = (!item.deleted).then_some(&item.object);
+            (write_version(tx, spec, &tp, &pk, &item.object, true, live, opts.version)?, spec.config_version)
         };
         out.push(Stored { object: item.object, version, cursor: item.cursor, deleted: true, config_version });
     }
