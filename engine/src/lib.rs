@@ -9,6 +9,7 @@ pub mod graphql;
 pub mod http;
 pub mod index_builder;
 pub mod jobs;
+pub mod lifecycle;
 pub mod live;
 pub mod metrics;
 pub mod model;

@@ -239,6 +239,7 @@ pub struct Live {
     pub inputs: Inputs,
     outputs: tokio::sync::Mutex<Option<OutputProcessor>>,
     index_builder: tokio::sync::Mutex<Option<IndexBuilder>>,
+    lifecycle: tokio::sync::Mutex<Option<crate::lifecycle::Lifecycle>>,
     /// One apply at a time.
     applying: tokio::sync::Mutex<()>,
     /// Background deletions of removed indexes' entries.
@@ -261,6 +262,7 @@ impl Live {
             inputs,
             outputs: tokio::sync::Mutex::new(None),
             index_builder: tokio::sync::Mutex::new(None),
+            lifecycle: tokio::sync::Mutex::new(None),
             applying: tokio::sync::Mutex::new(()),
             dropping: Mutex::new(None),
         }))
@@ -278,6 +280,8 @@ impl Live {
         let _one = self.applying.lock().await;
         let rt = self.engine.runtime();
         *self.index_builder.lock().await = Some(IndexBuilder::start(rt.repository.clone())?);
+        // Expiration and archiving follow the active version's rules by themselves.
+        *self.lifecycle.lock().await = Some(crate::lifecycle::Lifecycle::start(self.engine.clone())?);
         *self.outputs.lock().await = Some(OutputProcessor::start(self.engine.clone()));
         self.inputs.fetch_with(&rt.config.connector.input).await.map_err(|e| anyhow::anyhow!(e))?;
         self.drop_removed_indexes();
@@ -290,6 +294,9 @@ impl Live {
         let _one = self.applying.lock().await;
         if let Some(builder) = self.index_builder.lock().await.take() {
             builder.stop().await;
+        }
+        if let Some(lifecycle) = self.lifecycle.lock().await.take() {
+            lifecycle.stop().await;
         }
         self.inputs.stop().await;
         if let Some(outputs) = self.outputs.lock().await.take() {

@@ -77,6 +77,10 @@ pub struct Metrics {
     pub storage_batch_objects: Histogram,
     /// Stored versions indexed so far by an index build, by type and index.
     pub index_build_versions: IntGaugeVec,
+    /// Versions removed by expiration, by type.
+    pub expired_versions: IntCounterVec,
+    /// Versions written to archive files and removed, by type.
+    pub archived_versions: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
@@ -215,6 +219,18 @@ impl Metrics {
                 &["actor", "name"],
             )?,
             storage_batch_objects,
+            expired_versions: counter(
+                &r,
+                "ferrogrid_expired_versions_total",
+                "Stored versions removed by expiration (lifetime_hours, keep_version_count)",
+                &["type"],
+            )?,
+            archived_versions: counter(
+                &r,
+                "ferrogrid_archived_versions_total",
+                "Stored versions written to archive files and then removed from the store",
+                &["type"],
+            )?,
             index_build_versions: {
                 let g = IntGaugeVec::new(
                     Opts::new(

@@ -86,6 +86,27 @@ fn build_model(config: &Config) -> Result<Model, Vec<String>> {
             Some(_) => {}
         }
     }
+    let aggregate = |path: String, name: &str, errors: &mut Vec<String>| match model.get(name) {
+        Some(t) if t.kind == crate::model::TypeKind::Aggregate => {}
+        _ => errors.push(format!("{path}.type: \"{name}\" is not an aggregate of the model")),
+    };
+    let mut seen = std::collections::HashSet::new();
+    for (i, rule) in config.expiration.iter().enumerate() {
+        aggregate(format!("expiration[{i}]"), &rule.type_name, &mut errors);
+        if !seen.insert(&rule.type_name) {
+            errors.push(format!("expiration[{i}].type: \"{}\" has a rule already", rule.type_name));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, rule) in config.archivation.iter().enumerate() {
+        aggregate(format!("archivation[{i}]"), &rule.type_name, &mut errors);
+        if !seen.insert(&rule.type_name) {
+            errors.push(format!("archivation[{i}].type: \"{}\" has a rule already", rule.type_name));
+        }
+        if let Err(e) = <cron::Schedule as std::str::FromStr>::from_str(&rule.schedule) {
+            errors.push(format!("archivation[{i}].schedule: \"{}\" is not a cron expression: {e}", rule.schedule));
+        }
+    }
     if errors.is_empty() {
         Ok(model)
     } else {

@@ -566,3 +566,78 @@ fn explicit_versions_from_http_and_graphql() {
     assert_eq!(answer["data"]["Item"][0]["tag_in"], "back", "{answer}");
     assert_eq!(server.data("Item", "id=1")[0]["object"]["tag_in"], "back");
 }
+
+#[test]
+fn expiration_keeps_a_number_of_versions_and_expires_old_objects() {
+    let (yaml, files) = stamped("v1");
+    let yaml =
+        format!("{yaml}\nexpiration:\n  - {{type: Item, lifetime_hours: 0, keep_version_count: 2, delay_sec: 1}}\n");
+    let files: Vec<(&str, &str)> = files.iter().map(|(n, c)| (*n, c.as_str())).collect();
+    let server = Server::start_with_config(&yaml, &files);
+    for _ in 0..5 {
+        assert_eq!(server.post_sync(&json!({"id": 1}))["status"], "stored");
+    }
+    assert_eq!(server.post_sync(&json!({"id": 2}))["status"], "stored");
+    wait_until(Duration::from_secs(30), "history beyond two versions to go", || {
+        (server.data("Item", "id=1&all_versions=true").len() == 2).then_some(())
+    });
+    assert_eq!(server.data("Item", "id=2").len(), 1, "a single version is never removed by the count");
+    let listed = server.get("/admin/api/expiration").json();
+    assert_eq!(listed["items"][0]["source"], "config", "{listed}");
+    let metrics = server.get("/metrics").body;
+    let expired = ferrogrid_tests::metric_value(&metrics, "ferrogrid_expired_versions_total", &[("type", "Item")]);
+    assert_eq!(expired, Some(3.0), "{metrics}");
+
+    // An operator sets a lifetime of about a second: objects whose newest version is older go.
+    let set = server.client().try_put_raw(
+        "/admin/api/expiration/Item",
+        "application/json",
+        br#"{"lifetime_hours": 0.0003, "delay_sec": 1}"#,
+    );
+    set.expect("PUT").assert_status(200, "set");
+    let graphql = server.graphql_admin("{ expiration { get_list } }", json!({}));
+    assert_eq!(graphql["data"]["expiration"]["get_list"][0]["source"], "api", "{graphql}");
+    wait_until(Duration::from_secs(30), "the old objects to expire", || {
+        server.data("Item", "").is_empty().then_some(())
+    });
+    let cleaned = server.graphql_admin(r#"mutation { expiration { cleanup(type: "Item") } }"#, json!({}));
+    assert_eq!(cleaned["data"]["expiration"]["cleanup"], true, "{cleaned}");
+    assert_eq!(server.get("/admin/api/expiration").json()["items"][0]["source"], "config");
+}
+
+#[test]
+fn archiving_writes_rotated_files_then_removes_the_versions() {
+    let archive = tempfile::tempdir().expect("archive dir");
+    let (yaml, files) = stamped("v1");
+    let yaml = format!(
+        "{yaml}\narchivation:\n  - {{type: Item, lifetime_days: 0.00001, schedule: \"* * * * * *\", dir: \"{}\", file_size_threshold: 150}}\n",
+        archive.path().display()
+    );
+    let files: Vec<(&str, &str)> = files.iter().map(|(n, c)| (*n, c.as_str())).collect();
+    let server = Server::start_with_config(&yaml, &files);
+    for id in 1..=5 {
+        assert_eq!(server.post_sync(&json!({"id": id}))["status"], "stored");
+    }
+    assert_eq!(server.post_sync(&json!({"id": 1}))["status"], "stored", "a second version of 1");
+    wait_until(Duration::from_secs(30), "the store to be emptied into the archive", || {
+        server.data("Item", "").is_empty().then_some(())
+    });
+    let mut lines = Vec::new();
+    let mut names: Vec<String> = std::fs::read_dir(archive.path())
+        .expect("archive")
+        .flatten()
+        .map(|e| e.file_name().into_string().expect("name"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 2, "rotated past 150 bytes: {names:?}");
+    for name in &names {
+        assert!(name.ends_with(".jsonl"), "{name}");
+        let text = std::fs::read_to_string(archive.path().join(name)).expect("archive file");
+        for line in text.lines() {
+            lines.push(serde_json::from_str::<Value>(line).expect("one JSON object a line"));
+        }
+    }
+    assert_eq!(lines.len(), 6, "every version once: {lines:?}");
+    assert!(lines.iter().all(|l| l["Item"]["tag_in"] == "v1" && l["version"].is_u64()), "{lines:?}");
+    assert!(server.data("Item", "id=1&all_versions=true").is_empty(), "history went too");
+}

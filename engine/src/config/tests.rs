@@ -53,11 +53,11 @@ fn unsupported_connector_types_are_errors() {
 
 #[test]
 fn sections_not_supported_yet_are_named() {
-    let errors = errors_of(&[("config.yml", "expiration: {}\naudit_log: {}\n")]);
+    let errors = errors_of(&[("config.yml", "account_manager: {}\naudit_log: {}\n")]);
     assert_eq!(
         errors,
         vec![
-            "expiration: this TDG section is not supported by this build yet".to_string(),
+            "account_manager: this TDG section is not supported by this build yet".to_string(),
             "audit_log: this TDG section is not supported by this build yet".to_string()
         ]
     );

@@ -65,6 +65,12 @@ pub struct Config {
     /// delivered with retries; what cannot be delivered waits in the output repair queue.
     #[serde(default)]
     pub output_processor: IndexMap<String, OutputProcessorRoute>,
+    /// Expiration of stored versions, by aggregate type (TDG's `expiration`).
+    #[serde(default)]
+    pub expiration: Vec<ExpirationRule>,
+    /// Archiving of old versions to `.jsonl` files, by aggregate type (TDG's `archivation`).
+    #[serde(default)]
+    pub archivation: Vec<ArchivationRule>,
     /// Top-level sections that an upload (`PUT /admin/api/config`, `ferrogrid apply`) may not
     /// change: such an upload is refused naming the section. Only `ferrogrid run FOLDER` at a
     /// start changes them (and this list).
@@ -317,6 +323,63 @@ pub struct TaskConfig {
     /// Periodical tasks: a cron expression with seconds (`"0 */5 * * * *"`: every five minutes).
     #[serde(default)]
     pub schedule: Option<String>,
+}
+
+fn default_lifetime_hours() -> f64 {
+    24.0
+}
+
+fn default_delay_sec() -> u64 {
+    36_000
+}
+
+/// One `expiration` entry: how long versions of a type live and how many are kept.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct ExpirationRule {
+    /// The aggregate type.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// Versions older than this many hours are removed — the newest one too, so an object whose
+    /// newest version is that old expires as a whole (TDG's semantics). Default 24; 0: no
+    /// lifetime (only `keep_version_count` applies).
+    #[serde(default = "default_lifetime_hours")]
+    #[schemars(range(min = 0))]
+    pub lifetime_hours: f64,
+    /// At most this many versions of each object are kept (the newest ones); none by default.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub keep_version_count: Option<usize>,
+    /// Seconds between two passes (default 36000, as in TDG).
+    #[serde(default = "default_delay_sec")]
+    #[schemars(range(min = 1))]
+    pub delay_sec: u64,
+}
+
+fn default_file_size_threshold() -> u64 {
+    104_857_600
+}
+
+/// One `archivation` entry: versions older than `lifetime_days` are written to `.jsonl` files in
+/// `dir` on the cron `schedule`, then removed from the store.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct ArchivationRule {
+    /// The aggregate type.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// Versions older than this many days are archived (the newest one too: the object leaves
+    /// the store).
+    #[schemars(range(min = 0))]
+    pub lifetime_days: f64,
+    /// When to archive: a cron expression with seconds (`"0 0 0 * * *"`: daily at midnight UTC).
+    pub schedule: String,
+    /// The folder of the archive files (created when missing; relative to the working directory).
+    pub dir: String,
+    /// A file is closed and a new one begun past this many bytes (default 100 MiB).
+    #[serde(default = "default_file_size_threshold")]
+    #[schemars(range(min = 1))]
+    pub file_size_threshold: u64,
 }
 
 fn default_running_count_threshold() -> usize {

@@ -141,6 +141,7 @@ fn query() -> Object {
         .field(namespace("tasks", "Tasks"))
         .field(namespace("jobs", "Jobs"))
         .field(namespace("output_processor", "OutputProcessor"))
+        .field(namespace("expiration", "Expiration"))
 }
 
 fn mutation() -> Object {
@@ -200,6 +201,76 @@ fn mutation() -> Object {
         .field(namespace("tasks", "TasksMutation"))
         .field(namespace("jobs", "JobsMutation"))
         .field(namespace("output_processor", "OutputProcessorMutation"))
+        .field(namespace("expiration", "ExpirationMutation"))
+}
+
+fn storage_error(e: crate::storage::StorageError) -> async_graphql::Error {
+    error("INTERNAL", e.to_string())
+}
+
+/// TDG's `expiration { get_list }` and `expiration { set, cleanup }`.
+fn expiration_types() -> [Object; 2] {
+    let type_arg = || InputValue::new("type", TypeRef::named_nn(TypeRef::STRING));
+    let read = Object::new("Expiration").field(
+        Field::new("get_list", TypeRef::named_nn(JSON), |ctx| {
+            FieldFuture::new(async move {
+                let rt = super::engine_of(&ctx)?.runtime();
+                let rules = blocking(move || {
+                    crate::lifecycle::expiration_rules(&rt.db, &rt.config.expiration).map_err(storage_error)
+                })
+                .await?;
+                Ok(json_result(rules))
+            })
+        })
+        .description("The expiration rules in force (type, lifetime_hours, keep_version_count, delay_sec, source)"),
+    );
+    let write = Object::new("ExpirationMutation")
+        .field(
+            Field::new("set", TypeRef::named_nn(JSON), |ctx| {
+                FieldFuture::new(async move {
+                    let rt = super::engine_of(&ctx)?.runtime();
+                    let type_name = string_arg(&ctx, "type")?;
+                    let mut rule = serde_json::json!({"type": type_name});
+                    for name in ["lifetime_hours", "keep_version_count", "delay_sec"] {
+                        if let Some(v) = ctx.args.get(name).filter(|v| !v.is_null()) {
+                            rule[name] = v.as_value().clone().into_json()?;
+                        }
+                    }
+                    let rule: crate::config::ExpirationRule =
+                        serde_json::from_value(rule).map_err(|e| error("BAD_REQUEST", e.to_string()))?;
+                    if rt.repository.spec_of(&rule.type_name).is_none() {
+                        return Err(error(
+                            "BAD_REQUEST",
+                            format!("\"{}\" is not an aggregate of the model", rule.type_name),
+                        ));
+                    }
+                    let set = rule.clone();
+                    blocking(move || crate::lifecycle::set_expiration(&rt.db, &set).map_err(storage_error)).await?;
+                    Ok(json_result(rule))
+                })
+            })
+            .argument(type_arg())
+            .argument(InputValue::new("lifetime_hours", TypeRef::named(TypeRef::FLOAT)))
+            .argument(InputValue::new("keep_version_count", TypeRef::named(TypeRef::INT)))
+            .argument(InputValue::new("delay_sec", TypeRef::named(LONG)))
+            .description("Set the expiration of a type (it outlives restarts and applies until cleanup)"),
+        )
+        .field(
+            Field::new("cleanup", TypeRef::named_nn(TypeRef::BOOLEAN), |ctx| {
+                FieldFuture::new(async move {
+                    let rt = super::engine_of(&ctx)?.runtime();
+                    let type_name = string_arg(&ctx, "type")?;
+                    let had = blocking(move || {
+                        crate::lifecycle::cleanup_expiration(&rt.db, &type_name).map_err(storage_error)
+                    })
+                    .await?;
+                    Ok(Some(GqlValue::from(had)))
+                })
+            })
+            .argument(type_arg())
+            .description("Forget the expiration set for a type (the configuration's rule applies again)"),
+        );
+    [read, write]
 }
 
 fn scheduler_of<'a>(ctx: &async_graphql::dynamic::ResolverContext<'a>) -> async_graphql::Result<Arc<Scheduler>> {
@@ -449,7 +520,9 @@ pub fn admin_schema() -> async_graphql::dynamic::SchemaBuilder {
     for scalar in super::types::scalars() {
         builder = builder.register(scalar);
     }
-    for object in config_types().into_iter().chain(task_and_job_types()).chain(output_processor_types()) {
+    for object in
+        config_types().into_iter().chain(task_and_job_types()).chain(output_processor_types()).chain(expiration_types())
+    {
         builder = builder.register(object);
     }
     builder.register(repair_entry_type()).register(hard_limits_type()).register(query()).register(mutation())

@@ -8,6 +8,8 @@
 //! | `GET /admin/api/config/{version}` | a version's record and files (`active` for the active one) |
 //! | `GET /admin/api/config/{version}/archive` | a version as a tar.gz |
 //! | `POST /admin/api/config/rollback/{version}` | apply an older version again |
+//! | `GET /admin/api/expiration` | the expiration rules in force (configuration, or set here) |
+//! | `PUT /admin/api/expiration/{type}`, `DELETE ...` | set a type's expiration; forget what was set |
 //! | `GET /admin/api/unlinked` | types with stored data that the model no longer has |
 //! | `POST /admin/api/unlinked/{type}/truncate` | delete an unlinked type's data (it stays listed, empty) |
 //! | `DELETE /admin/api/unlinked/{type}` | delete an unlinked type's data and forget it |
@@ -35,11 +37,65 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/{version}/archive", web::get().to(download)),
     );
     cfg.service(
+        web::scope("/admin/api/expiration")
+            .route("", web::get().to(expiration_list))
+            .route("/{type}", web::put().to(expiration_set))
+            .route("/{type}", web::delete().to(expiration_cleanup)),
+    );
+    cfg.service(
         web::scope("/admin/api/unlinked")
             .route("", web::get().to(unlinked))
             .route("/{type}/truncate", web::post().to(truncate))
             .route("/{type}", web::delete().to(drop_type)),
     );
+}
+
+async fn expiration_list(state: web::Data<AppState>) -> HttpResponse {
+    let rt = state.engine.runtime();
+    match web::block(move || crate::lifecycle::expiration_rules(&rt.db, &rt.config.expiration)).await {
+        Ok(Ok(rules)) => HttpResponse::Ok().json(json!({"items": rules})),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// `PUT /admin/api/expiration/{type}` with `{lifetime_hours, keep_version_count, delay_sec}`.
+async fn expiration_set(path: web::Path<String>, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    let type_name = path.into_inner();
+    let mut value: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v @ serde_json::Value::Object(_)) => v,
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "the body is a JSON object {lifetime_hours, keep_version_count, delay_sec}",
+            )
+        }
+    };
+    value["type"] = json!(type_name);
+    let rule: crate::config::ExpirationRule = match serde_json::from_value(value) {
+        Ok(rule) => rule,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let rt = state.engine.runtime();
+    if rt.repository.spec_of(&rule.type_name).is_none() {
+        return error(StatusCode::NOT_FOUND, format!("\"{}\" is not an aggregate of the model", rule.type_name));
+    }
+    let set = rule.clone();
+    match web::block(move || crate::lifecycle::set_expiration(&rt.db, &set)).await {
+        Ok(Ok(())) => HttpResponse::Ok().json(rule),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn expiration_cleanup(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    let type_name = path.into_inner();
+    let rt = state.engine.runtime();
+    match web::block(move || crate::lifecycle::cleanup_expiration(&rt.db, &type_name)).await {
+        Ok(Ok(had)) => HttpResponse::Ok().json(json!({"cleaned": had})),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 async fn unlinked(state: web::Data<AppState>) -> HttpResponse {

@@ -150,6 +150,11 @@ impl Repository {
         self.model.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
+    /// The storage spec of `type_name` in force, if it is an aggregate of the model.
+    pub fn spec_of(&self, type_name: &str) -> Option<Arc<TypeSpec>> {
+        self.specs.read().unwrap_or_else(PoisonError::into_inner).get(type_name).cloned()
+    }
+
     fn spec(&self, type_name: &str) -> Result<Arc<TypeSpec>, RepoError> {
         let specs = self.specs.read().unwrap_or_else(PoisonError::into_inner);
         specs.get(type_name).cloned().ok_or_else(|| RepoError::UnknownType(type_name.to_string()))

@@ -13,6 +13,7 @@ pub mod config_versions;
 mod cursor;
 mod db;
 mod error;
+pub mod expire;
 mod filter;
 mod flusher;
 mod intake_log;
