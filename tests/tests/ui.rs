@@ -299,13 +299,22 @@ fn try_again_all_after_applying_the_fixed_script_clears_fifty_entries() {
 }
 
 #[test]
+fn the_configuration_page_checks_compares_and_rolls_back() {
+    config_page_flow(Kind::Chromium);
+}
+
+#[test]
 fn the_configuration_page_checks_compares_and_rolls_back_in_firefox() {
+    config_page_flow(Kind::Firefox);
+}
+
+fn config_page_flow(kind: Kind) {
     let server = Server::start_with_config(
         BROKEN_CONFIG,
         &[("model.avsc", ITEM_MODEL), ("check_item.rhai", "#{obj: param.obj, routing_key: \"Item\", priority: 1}")],
     );
     assert_eq!(server.post_sync(&json!({"Item": {"id": 1}}))["status"], "stored");
-    let browser = Browser::start_firefox().expect("firefox-esr and geckodriver (see scripts/test.sh)");
+    let browser = Browser::start_kind(kind).expect("the browser and its driver (see scripts/test.sh)");
     let admin = format!("{}/admin/", server.base_url());
     browser.goto(&admin).unwrap();
     browser.type_into(&browser.find("#token").unwrap(), server.token()).unwrap();

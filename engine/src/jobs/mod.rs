@@ -202,9 +202,12 @@ impl JobActor {
             }
             addr.do_send(JobEnded { key, recorded: recorded.is_ok() });
         });
-        // The job is queued on the workers now; its end comes as a message (a pool that closed
+        // The job is queued on the workers once its lease is taken (at once, unless a new
+        // configuration is being switched to); its end comes as a message (a pool that closed
         // meanwhile drops it: it runs again at the next start).
-        drop(ran);
+        actix_rt::spawn(async move {
+            let _ = ran.await;
+        });
     }
 }
 

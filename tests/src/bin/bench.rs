@@ -55,10 +55,12 @@ struct Args {
     ingest_only: bool,
     /// Also the p99 at this fixed rate (`--paced N`), so two builds compare at the same load.
     paced: Option<u64>,
+    /// Only the model-change phase, over this many stored books (`--model-change N`).
+    model_change: Option<u64>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
-    let mut args = Args { seconds: 5, clients: 16, quick: false, ingest_only: false, paced: None };
+    let mut args = Args { seconds: 5, clients: 16, quick: false, ingest_only: false, paced: None, model_change: None };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = |name: &str| -> anyhow::Result<u64> {
@@ -71,9 +73,10 @@ fn parse_args() -> anyhow::Result<Args> {
             "--quick" => args.quick = true,
             "--ingest-only" => args.ingest_only = true,
             "--paced" => args.paced = Some(value("--paced")?.clamp(1, 1_000_000)),
+            "--model-change" => args.model_change = Some(value("--model-change")?.clamp(1_000, 10_000_000)),
             "-h" | "--help" => {
                 eprintln!(
-                    "usage: bench [--seconds N (1..300, default 5)] [--clients C (1..256, default 16)] [--quick (no GraphQL and SOAP phases)] [--ingest-only (bare, quickstart and library ingest only)] [--paced N (also p99 at N objects/s)]"
+                    "usage: bench [--seconds N (1..300, default 5)] [--clients C (1..256, default 16)] [--quick (no GraphQL and SOAP phases)] [--ingest-only (bare, quickstart and library ingest only)] [--paced N (also p99 at N objects/s)] [--model-change N (index build over N books, ingest during it, apply times)]"
                 );
                 std::process::exit(0);
             }
@@ -547,6 +550,9 @@ fn main() -> anyhow::Result<()> {
     if args.ingest_only {
         return ingest_only(&bin, &args, bare);
     }
+    if let Some(books) = args.model_change {
+        return model_change(&bin, &args, books, bare);
+    }
     let mut server = Server::start_with_binary(&bin, "samples/library");
     let target = Target { base: server.base_url(), token: Some(server.token().to_string()) };
     let (ferrogrid, last_id) = measure("ferrogrid_http", &target, &args, &ingest_op);
@@ -632,6 +638,133 @@ fn ingest_only(bin: &std::path::Path, args: &Args, bare: Value) -> anyhow::Resul
         report[format!("ferrogrid_{sample}")] = measured;
         report[format!("ratio_{sample}")] = ratio;
     }
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+/// `POST /http` of library Book `n` (author one of 1,000).
+fn book_op(client: &Client, n: i64) -> bool {
+    let book =
+        json!({"id": n, "book_name": format!("book {n}"), "author": format!("A{}", n % 1000), "year": 1900 + n % 120});
+    matches!(client.try_post_json("/http", &book), Ok(r) if r.status == 200)
+}
+
+/// The files of samples/library, `model.avsc` and `process_book.rhai` changed by `edit`, as the
+/// tar.gz `PUT /admin/api/config` takes.
+fn library_archive(edit: impl Fn(&str, String) -> String) -> anyhow::Result<Vec<u8>> {
+    let dir = workspace_root().join("samples/library");
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()));
+    for entry in std::fs::read_dir(&dir)?.flatten() {
+        if !entry.path().is_file() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let text = edit(&name, std::fs::read_to_string(entry.path())?);
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, &name, text.as_bytes())?;
+    }
+    Ok(builder.into_inner()?.finish()?)
+}
+
+/// `PUT /admin/api/config`: the answer (panics on anything but 200).
+fn apply(target: &Target, archive: &[u8]) -> anyhow::Result<Value> {
+    let r = target.client().try_put_raw("/admin/api/config", "application/gzip", archive)?;
+    if r.status != 200 {
+        bail!("apply answered {}: {}", r.status, r.body);
+    }
+    Ok(r.json())
+}
+
+/// `--model-change N`: N books stored in samples/library; then (1) ingest of users for the
+/// phase's seconds without a build; (2) an apply adding the index `author` to Book (its time,
+/// with the migration plan), ingest of users while the index is built (its ratio to (1)), and
+/// the build's rate over the stored versions; (3) an apply changing a script only (no
+/// migration) and an identical one.
+fn model_change(bin: &std::path::Path, args: &Args, books: u64, bare: Value) -> anyhow::Result<()> {
+    let server = Server::start_with_binary(bin, "samples/library");
+    let target = Target { base: server.base_url(), token: Some(server.token().to_string()) };
+    let ids = AtomicI64::new(1);
+    eprintln!("[model-change] storing {books} books");
+    let loading = Instant::now();
+    let mut stored = 0;
+    while stored < books && loading.elapsed() < Duration::from_secs(1800) {
+        let op = move |c: &Client, n: i64| {
+            if n as u64 > books {
+                // All posted: the rest of this chunk idles.
+                std::thread::sleep(Duration::from_millis(5));
+                return true;
+            }
+            book_op(c, n)
+        };
+        let chunk = closed_loop(&target, &op, args.clients, Duration::from_secs(5), &ids);
+        stored = (ids.load(Ordering::Relaxed) - 1).max(0) as u64;
+        eprintln!("[model-change] {stored} posted ({:.0}/s)", chunk.rate());
+    }
+    target.wait_backlog_drained(Duration::from_secs(600));
+    let load_s = loading.elapsed().as_secs_f64();
+    let user_ids = AtomicI64::new(10_000_000);
+    let user_op: &Op = &ingest_op;
+    let before = max_rate("model-change/plain", &target, args, user_op, &user_ids);
+    target.wait_backlog_drained(Duration::from_secs(120));
+
+    let with_index = library_archive(|name, text| {
+        if name == "model.avsc" {
+            text.replace(r#""indexes": ["id", "year"]"#, r#""indexes": ["id", "author", "year"]"#)
+        } else {
+            text
+        }
+    })?;
+    let started = Instant::now();
+    let applied = apply(&target, &with_index)?;
+    eprintln!("[model-change] applied with a migration: {applied}");
+    let dur = Duration::from_secs(args.seconds);
+    let during = closed_loop(&target, user_op, args.clients, dur, &user_ids);
+    eprintln!("[model-change] during the build: {:.0} objects/s", during.rate());
+    let client = target.client();
+    let (built_after, versions) = loop {
+        let states = client.try_get("/admin/api/indexes")?.json();
+        let author = states["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|i| i["type"] == "Book" && i["index"] == "author").cloned());
+        if author.as_ref().is_some_and(|a| a["state"] == "ready") {
+            let metrics = client.try_get("/metrics")?.body;
+            let done =
+                metric_value(&metrics, "ferrogrid_index_build_versions", &[("type", "Book"), ("index", "author")]);
+            break (started.elapsed(), done.unwrap_or(0.0));
+        }
+        if started.elapsed() > Duration::from_secs(1800) {
+            bail!("the index was not built within 30 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let build_still_running_at_end = during.elapsed < built_after;
+    target.wait_backlog_drained(Duration::from_secs(120));
+    let script_only = library_archive(|name, text| match name {
+        "model.avsc" => text.replace(r#""indexes": ["id", "year"]"#, r#""indexes": ["id", "author", "year"]"#),
+        "process_book.rhai" => format!("// changed by the benchmark\n{text}"),
+        _ => text,
+    })?;
+    let script_applied = apply(&target, &script_only)?;
+    let identical = apply(&target, &script_only)?;
+    let report = json!({
+        "bare": bare,
+        "books": stored,
+        "load_s": round2(load_s),
+        "ingest_without_build_per_s": round2(before.rate()),
+        "ingest_during_build_per_s": round2(during.rate()),
+        "ratio_ingest_during_build": round2(during.rate() / before.rate().max(1e-9)),
+        "build_lasted_the_whole_phase": build_still_running_at_end,
+        "index_build_s": round2(built_after.as_secs_f64()),
+        "index_build_versions": versions,
+        "index_build_versions_per_s": round2(versions / built_after.as_secs_f64().max(1e-9)),
+        "apply_with_migration_ms": applied["took_ms"],
+        "apply_with_migration_paused_ms": applied["paused_ms"],
+        "apply_script_only_ms": script_applied["took_ms"],
+        "apply_script_only_paused_ms": script_applied["paused_ms"],
+        "apply_identical_ms": identical["took_ms"],
+    });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }
