@@ -405,13 +405,16 @@ const SAMPLE_KEYS: usize = 5;
 /// objects and a sample of their primary keys. Defaults computed by functions are taken as
 /// satisfiable.
 fn stored_data_problems(db: &Db, old: &Model, new: &Model) -> Result<Vec<String>, crate::storage::StorageError> {
+    // What validation reads: the fields of the types (indexes and relations do not matter).
+    let fields_changed = |name: &str| match (old.get(name), new.get(name)) {
+        (Some(a), Some(b)) => a.fields != b.fields || a.kind != b.kind,
+        _ => true,
+    };
     let shared_changed =
-        new.types().filter(|t| t.kind != crate::model::TypeKind::Aggregate).any(|t| old.get(&t.name) != Some(t))
-            || old.types().filter(|t| t.kind != crate::model::TypeKind::Aggregate).any(|t| new.get(&t.name).is_none());
+        new.types().chain(old.types()).any(|t| t.kind != crate::model::TypeKind::Aggregate && fields_changed(&t.name));
     let mut problems = Vec::new();
     for ty in new.aggregates() {
-        let Some(before) = old.get(&ty.name) else { continue };
-        if before == ty && !shared_changed {
+        if old.get(&ty.name).is_none() || (!fields_changed(&ty.name) && !shared_changed) {
             continue;
         }
         let key_fields: Vec<String> =

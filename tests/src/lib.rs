@@ -116,6 +116,41 @@ impl ConfigDir {
     }
 }
 
+/// The files of a configuration folder (its top level): name -> contents.
+pub fn folder_files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).flatten() {
+        if entry.path().is_file() {
+            let name = entry.file_name().into_string().unwrap_or_else(|n| panic!("not UTF-8: {n:?}"));
+            let bytes = fs::read(entry.path()).unwrap_or_else(|e| panic!("{}: {e}", entry.path().display()));
+            out.insert(name, bytes);
+        }
+    }
+    out
+}
+
+/// A tar.gz of `files`, under the top folder `top` when given (what `PUT /admin/api/config`
+/// takes).
+pub fn tar_gz(files: &std::collections::BTreeMap<String, Vec<u8>>, top: Option<&str>) -> Vec<u8> {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()));
+    for (name, bytes) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        let path = match top {
+            Some(top) => format!("{top}/{name}"),
+            None => name.clone(),
+        };
+        if let Err(e) = builder.append_data(&mut header, path, bytes.as_slice()) {
+            panic!("tar entry {name}: {e}");
+        }
+    }
+    match builder.into_inner().and_then(|gz| gz.finish()) {
+        Ok(bytes) => bytes,
+        Err(e) => panic!("tar.gz: {e}"),
+    }
+}
+
 /// A running (or stopped) `ferrogrid run` process and everything it owns for one test.
 pub struct Server {
     bin: PathBuf,
@@ -425,6 +460,11 @@ impl Server {
     /// data directory's active configuration), or with the folder again.
     pub fn run_active_config(&mut self, active: bool) {
         self.active_config = active;
+    }
+
+    /// Apply the configuration folder `dir` (its top-level files) as a tar.gz upload.
+    pub fn apply_folder(&self, dir: &Path) -> Resp {
+        self.put_raw("/admin/api/config", "application/gzip", &tar_gz(&folder_files(dir), None))
     }
 
     /// `PUT path` with a content type and raw bytes.

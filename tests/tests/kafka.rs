@@ -230,3 +230,44 @@ fn the_kafka_sample_stores_orders_and_produces_events() {
     assert_eq!(broker.read_topic("items", 2, 100, Duration::from_secs(2)).len(), 20, "nothing looped back");
     assert!(server.stop().success());
 }
+
+/// An apply that leaves the Kafka input's settings alone keeps its consumer (no stop, no
+/// rebalance: messages go on being consumed); one that changes them reconnects it with the new
+/// settings (here another topic).
+#[test]
+fn an_apply_keeps_an_unchanged_consumer_and_reconnects_a_changed_one() {
+    let broker = Broker::start();
+    broker.create_topic("first", 1);
+    broker.create_topic("second", 1);
+    let server = Server::start_with_config(&config(&broker, "first", true, ""), &[("model.avsc", MODEL)]);
+    let dir = server.config_dir().expect("test config").path().to_path_buf();
+    let send = |topic: &str, ids: std::ops::Range<i64>| {
+        broker.producer().send_all(topic, ids.map(|i| json!({"Item": {"id": i, "n": i}}).to_string()));
+    };
+    let stored = |count: usize| {
+        wait_until(Duration::from_secs(60), &format!("{count} items stored"), || {
+            (stored_versions(&server).len() >= count).then_some(())
+        })
+    };
+    send("first", 0..50);
+    stored(50);
+
+    // Another setting changes (hard limits); the input's do not.
+    let yaml = std::fs::read_to_string(dir.join("config.yml")).expect("config");
+    std::fs::write(dir.join("config.yml"), yaml.replace("returned: 1000000", "returned: 999999")).expect("write");
+    server.apply_folder(&dir).assert_status(200, "apply, input unchanged");
+    send("first", 50..100);
+    stored(100);
+    assert!(!server.output().contains("stopping an input"), "the consumer was kept");
+
+    // The input's topic changes: the consumer is stopped and one for `second` starts.
+    std::fs::write(dir.join("config.yml"), config(&broker, "second", true, "")).expect("write");
+    server.apply_folder(&dir).assert_status(200, "apply, input changed");
+    assert!(server.output().contains("stopping an input the new configuration changed or removed"));
+    send("second", 100..150);
+    stored(150);
+    let before = received(&server);
+    send("first", 150..160);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(received(&server), before, "the old topic is not consumed any more");
+}

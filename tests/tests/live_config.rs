@@ -2,41 +2,13 @@
 //! operator's loop without a restart, applies under load, rollbacks, refusals that change
 //! nothing, unsafe archives, and `ferrogrid run` with and without a folder.
 
-use ferrogrid_tests::{binary_path, wait_until, ConfigDir, Resp, Server};
+use ferrogrid_tests::{binary_path, folder_files, tar_gz, wait_until, ConfigDir, Resp, Server};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// The files of a configuration folder: config.yml and the files beside it.
-fn folder_files(dir: &ConfigDir) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    for entry in std::fs::read_dir(dir.path()).expect("config folder").flatten() {
-        if entry.path().is_file() {
-            let name = entry.file_name().into_string().expect("utf-8 name");
-            out.insert(name, std::fs::read(entry.path()).expect("read"));
-        }
-    }
-    out
-}
-
-/// A tar.gz of `files`, under the top folder `top` when given.
-fn tar_gz(files: &BTreeMap<String, Vec<u8>>, top: Option<&str>) -> Vec<u8> {
-    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()));
-    for (name, bytes) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(0o644);
-        let path = match top {
-            Some(top) => format!("{top}/{name}"),
-            None => name.clone(),
-        };
-        builder.append_data(&mut header, path, bytes.as_slice()).expect("tar entry");
-    }
-    builder.into_inner().expect("tar").finish().expect("gzip")
-}
 
 /// A zip of `(name, bytes)` entries, names written as given (evil ones too).
 fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
@@ -50,7 +22,7 @@ fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
 }
 
 fn upload(server: &Server, dir: &ConfigDir) -> Resp {
-    server.put_raw("/admin/api/config", "application/gzip", &tar_gz(&folder_files(dir), None))
+    server.apply_folder(dir.path())
 }
 
 fn active_version(server: &Server) -> u64 {
@@ -272,7 +244,7 @@ fn rollback_identical_reapply_and_restarts_with_and_without_a_folder() {
 
     // v2 from a zip whose files sit in one top folder.
     let v2 = stamped_dir("v2");
-    let files = folder_files(&v2);
+    let files = folder_files(v2.path());
     let entries: Vec<(String, &[u8])> = files.iter().map(|(n, b)| (format!("conf/{n}"), b.as_slice())).collect();
     let entries: Vec<(&str, &[u8])> = entries.iter().map(|(n, b)| (n.as_str(), *b)).collect();
     let answer = server.put_raw("/admin/api/config", "application/zip", &zip_of(&entries));

@@ -7,14 +7,14 @@
 //! - an index found there keeps its key id and its entries;
 //! - a new index, or one whose definition changed, gets a free key id and is built from the
 //!   stored versions;
-//! - an index no longer in the model has its entries deleted;
+//! - an index no longer in the model has its entries deleted in the background
+//!   ([`drop_removed`]); its key id is not given out again until they are gone;
 //! - a type stored before the catalog existed has all its secondary entries deleted and
 //!   rebuilt, since nothing says which model wrote them.
 //!
 //! The work goes in bounded batches. Each batch commits together with the catalog's record of
-//! how far it got, so a process killed midway resumes where the last commit ended. Entries are
-//! deleted before any index is built, so a freed key id is never reused while entries remain
-//! under it. The primary index (key id 0) cannot change over stored objects: that is refused.
+//! how far it got, so a process killed midway resumes where the last commit ended. A freed key
+//! id is never reused while entries remain under it. The primary index (key id 0) cannot change over stored objects: that is refused.
 
 use super::db::{Db, ReadView};
 use super::error::StorageError;
@@ -82,6 +82,13 @@ fn catalog_key(type_name: &str) -> Vec<u8> {
 
 fn corrupt(type_name: &str, e: impl std::fmt::Display) -> StorageError {
     StorageError::Corrupt(format!("index catalog of {type_name}: {e}"))
+}
+
+/// The catalog of `type_name` as the write `tx` sees it.
+fn load_in(tx: &super::WriteTx<'_>, type_name: &str) -> Result<Option<Catalog>, StorageError> {
+    tx.get(Keyspace::Meta, &catalog_key(type_name))?
+        .map(|bytes| serde_json::from_slice(&bytes).map_err(|e| corrupt(type_name, e)))
+        .transpose()
 }
 
 fn load(db: &Db, type_name: &str) -> Result<Option<Catalog>, StorageError> {
@@ -180,10 +187,7 @@ fn delete_range(
                 tx.remove(*ks, key);
             }
             if last {
-                let stored = tx
-                    .get(Keyspace::Meta, &catalog_key(type_name))?
-                    .map(|bytes| serde_json::from_slice::<Catalog>(&bytes).map_err(|e| corrupt(type_name, e)))
-                    .transpose()?;
+                let stored = load_in(tx, type_name)?;
                 if let Some(mut stored) = stored {
                     done(&mut stored);
                     save(tx, type_name, &stored)?;
@@ -215,11 +219,7 @@ pub fn build_step(db: &Db, spec: &TypeSpec, at: usize, batch: usize) -> Result<S
     let tp = type_prefix(spec);
     let end = prefix_successor(&tp);
     db.write(|tx| {
-        let Some(mut catalog) = tx
-            .get(Keyspace::Meta, &catalog_key(&spec.name))?
-            .map(|bytes| serde_json::from_slice::<Catalog>(&bytes).map_err(|e| corrupt(&spec.name, e)))
-            .transpose()?
-        else {
+        let Some(mut catalog) = load_in(tx, &spec.name)? else {
             return Err(corrupt(&spec.name, "no catalog for a build"));
         };
         let Some(entry) = catalog.indexes.get(at) else {
@@ -292,13 +292,8 @@ pub fn migrate(
             dropped +=
                 delete_range(db, &name, &mut catalog, &lower, upper.as_deref(), |c| c.drop_all_secondary = false)?;
         }
-        while let Some(&id) = catalog.dropping.first() {
-            let lower = index_prefix(&tp, id);
-            let upper = prefix_successor(&lower);
-            dropped += delete_range(db, &name, &mut catalog, &lower, upper.as_deref(), |c| {
-                c.dropping.retain(|d| *d != id);
-            })?;
-        }
+        // Removed indexes' entries wait in `dropping` for [`drop_removed`], in the background:
+        // their key ids are not given out again until they are gone.
         if dropped > 0 {
             report.dropped.push((name.clone(), dropped));
         }
@@ -418,10 +413,7 @@ pub fn switch(
         for name in names {
             let Some(spec) = specs.get_mut(&name) else { continue };
             spec.validate()?;
-            let old = tx
-                .get(Keyspace::Meta, &catalog_key(&name))?
-                .map(|bytes| serde_json::from_slice::<Catalog>(&bytes).map_err(|e| corrupt(&name, e)))
-                .transpose()?;
+            let old = load_in(tx, &name)?;
             let stored = has_objects(tx.db(), &type_prefix(spec))?;
             let mut catalog = plan(spec, old, stored)?;
             // A type stored before the catalog existed had its old entries deleted before the
@@ -609,6 +601,7 @@ mod tests {
         let (mut s, report) = migrate(db, specs(spec)).unwrap();
         let mut spec = s.remove(&spec.name).unwrap();
         let built = build_all(db, &mut spec).unwrap();
+        drop_removed(db).unwrap();
         assert!(spec.building.is_empty());
         (spec, report, built)
     }
