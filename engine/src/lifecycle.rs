@@ -212,11 +212,11 @@ impl LifecycleActor {
         let rules = expiration_rules(&rt.db, &rt.config.expiration)?;
         let now = Instant::now();
         self.expire_due.retain(|t, _| rules.iter().any(|r| &r.rule.type_name == t));
+        // A rule new to this actor (at a start, or changed) runs a first pass at once.
         for EffectiveRule { rule, .. } in rules {
-            let delay = Duration::from_secs(rule.delay_sec);
-            let entry = self.expire_due.entry(rule.type_name.clone()).or_insert_with(|| (rule.clone(), now + delay));
+            let entry = self.expire_due.entry(rule.type_name.clone()).or_insert_with(|| (rule.clone(), now));
             if entry.0 != rule {
-                *entry = (rule.clone(), now + delay);
+                *entry = (rule.clone(), now);
             }
         }
         let utc = Utc::now();
@@ -231,7 +231,8 @@ impl LifecycleActor {
         let busy = |passes: &[Pass], t: &str| passes.iter().any(|p| p.type_name == t);
         for (type_name, (rule, due)) in self.expire_due.iter_mut() {
             if *due <= now && !busy(&self.passes, type_name) {
-                *due = now + Duration::from_secs(rule.delay_sec);
+                let delay = Duration::from_secs(rule.delay_sec);
+                *due = now.checked_add(delay).unwrap_or(now + Duration::from_secs(315_360_000));
                 let before = (rule.lifetime_hours > 0.0)
                     .then(|| expire::older_than(now_ns(), (rule.lifetime_hours * NS_PER_HOUR) as u64));
                 self.passes.push(Pass {
@@ -266,24 +267,22 @@ impl LifecycleActor {
         }
         let Some(pass) = self.passes.first_mut() else { return TICK };
         let rt = self.engine.runtime();
-        let Some(spec) = rt.repository.spec_of(&pass.type_name) else {
-            // The type left the model: its pass ends.
-            self.passes.remove(0);
-            return Duration::ZERO;
-        };
         let started = Instant::now();
         let before = pass.before;
+        let type_name = pass.type_name.clone();
+        let repository = rt.repository.clone();
+        let spec_of = move || repository.spec_of(&type_name);
         let type_name = pass.type_name.clone();
         let result = match &mut pass.kind {
             Kind::Expire(rule) => {
                 let keep = rule.keep_version_count;
                 let select =
                     move |f: &Found| before.is_some_and(|b| f.version < b) || keep.is_some_and(|n| f.rank >= n.max(1));
-                expire::step(&rt.db, &spec, &mut pass.cursor, BATCH, &select, &mut |_| Ok(()))
+                expire::step(&rt.db, &spec_of, &mut pass.cursor, BATCH, &select, &mut |_| Ok(()))
             }
             Kind::Archive(writer) => {
                 let select = move |f: &Found| before.is_some_and(|b| f.version < b);
-                expire::step(&rt.db, &spec, &mut pass.cursor, BATCH, &select, &mut |found| {
+                expire::step(&rt.db, &spec_of, &mut pass.cursor, BATCH, &select, &mut |found| {
                     writer.write(&type_name, found).map_err(|e| {
                         StorageError::Io(std::io::Error::new(e.kind(), format!("writing the archive: {e}")))
                     })

@@ -242,8 +242,9 @@ pub struct Live {
     lifecycle: tokio::sync::Mutex<Option<crate::lifecycle::Lifecycle>>,
     /// One apply at a time.
     applying: tokio::sync::Mutex<()>,
-    /// Background deletions of removed indexes' entries.
-    dropping: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The background deletion of removed indexes' entries: `(running, asked again)`. An apply
+    /// that asks while one runs makes it go round once more before it ends.
+    dropping: Arc<Mutex<(bool, bool)>>,
 }
 
 impl Live {
@@ -264,7 +265,7 @@ impl Live {
             index_builder: tokio::sync::Mutex::new(None),
             lifecycle: tokio::sync::Mutex::new(None),
             applying: tokio::sync::Mutex::new(()),
-            dropping: Mutex::new(None),
+            dropping: Arc::new(Mutex::new((false, false))),
         }))
     }
 
@@ -307,20 +308,34 @@ impl Live {
     /// Delete the entries of indexes the model removed, on a thread of its own.
     fn drop_removed_indexes(&self) {
         let db = self.engine.runtime().db.clone();
-        let mut dropping = self.dropping.lock().unwrap_or_else(PoisonError::into_inner);
-        if dropping.as_ref().is_some_and(|t| !t.is_finished()) {
-            return;
+        let state = self.dropping.clone();
+        {
+            let mut s = state.lock().unwrap_or_else(PoisonError::into_inner);
+            if s.0 {
+                s.1 = true;
+                return;
+            }
+            *s = (true, false);
         }
-        let spawned = std::thread::Builder::new().name("ferrogrid-drop".into()).spawn(move || {
+        let shared = state.clone();
+        let spawned = std::thread::Builder::new().name("ferrogrid-drop".into()).spawn(move || loop {
             match crate::storage::catalog::drop_removed(&db) {
                 Ok(0) => {}
                 Ok(deleted) => tracing::info!(deleted, "deleted the entries of indexes the model no longer has"),
-                Err(e) => tracing::error!(error = %e, "deleting removed indexes' entries failed; it goes on at the next start"),
+                Err(e) => {
+                    tracing::error!(error = %e, "deleting removed indexes' entries failed; it goes on at the next start or apply");
+                }
             }
+            let mut s = shared.lock().unwrap_or_else(PoisonError::into_inner);
+            if !s.1 {
+                s.0 = false;
+                return;
+            }
+            s.1 = false;
         });
-        match spawned {
-            Ok(handle) => *dropping = Some(handle),
-            Err(e) => tracing::error!(error = %e, "starting the deletion of removed indexes failed"),
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "starting the deletion of removed indexes failed");
+            *state.lock().unwrap_or_else(PoisonError::into_inner) = (false, false);
         }
     }
 
@@ -341,7 +356,10 @@ impl Live {
         }
         let db = rt.db.clone();
         let name = type_name.to_string();
-        let known = self.unlinked()?.iter().any(|u| u.r#type == name);
+        let (check_db, check_name) = (db.clone(), name.clone());
+        let known = tokio::task::spawn_blocking(move || crate::storage::catalog::is_cataloged(&check_db, &check_name))
+            .await
+            .map_err(|e| ApplyError::Internal(e.to_string()))??;
         if !known {
             return Err(ApplyError::NoType(name));
         }

@@ -93,6 +93,9 @@ fn build_model(config: &Config) -> Result<Model, Vec<String>> {
     let mut seen = std::collections::HashSet::new();
     for (i, rule) in config.expiration.iter().enumerate() {
         aggregate(format!("expiration[{i}]"), &rule.type_name, &mut errors);
+        if let Err(e) = rule.validate() {
+            errors.push(format!("expiration[{i}].{e}"));
+        }
         if !seen.insert(&rule.type_name) {
             errors.push(format!("expiration[{i}].type: \"{}\" has a rule already", rule.type_name));
         }

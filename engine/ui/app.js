@@ -416,7 +416,7 @@ async function renderModel(page) {
     } catch (e) { message(result, e.message, true); }
   };
   const unlinkedRows = unlinked.items.map((u) => el("tr", { "data-unlinked": u.type },
-    el("td", {}, u.type), el("td", {}, String(u.versions)),
+    el("td", {}, u.type), el("td", {}, String(u.versions) + (u.more ? "+" : "")),
     el("td", {}, el("button", { type: "button", class: "secondary", onclick: clear(u.type, false) }, "Truncate"), " ",
       el("button", { type: "button", class: "danger", onclick: clear(u.type, true) }, "Drop"))));
   page.replaceChildren(el("h1", {}, "Model"),
@@ -446,7 +446,13 @@ async function tarGz(files) {
   for (const { name, data } of files) {
     const header = new Uint8Array(512);
     let path = name, prefix = "";
-    if (enc.encode(path).length > 100) { const cut = path.lastIndexOf("/", 154); prefix = path.slice(0, cut); path = path.slice(cut + 1); }
+    if (enc.encode(path).length > 100) {
+      // ustar: a prefix of up to 155 bytes and a name of up to 100, split at a "/".
+      const cut = [...path].map((c, i) => (c === "/" ? i : -1)).filter((i) => i > 0)
+        .find((i) => enc.encode(path.slice(0, i)).length <= 155 && enc.encode(path.slice(i + 1)).length <= 100);
+      if (cut === undefined) throw new Error(`${name}: the path is too long for a tar archive; upload a zip instead`);
+      prefix = path.slice(0, cut); path = path.slice(cut + 1);
+    }
     field(header, 0, 100, path);
     field(header, 100, 8, octal(0o644, 8));
     field(header, 108, 8, octal(0, 8));
@@ -504,12 +510,14 @@ async function renderConfig(page) {
     const files = [...fileList];
     if (!files.length) return;
     const single = files.length === 1 ? files[0] : null;
-    if (single && /\.zip$/i.test(single.name)) pending = { body: single, contentType: "application/zip" };
-    else if (single && /\.(tar\.gz|tgz|gz)$/i.test(single.name)) pending = { body: single, contentType: "application/gzip" };
-    else {
-      const entries = await Promise.all(files.map(async (f) => ({ name: f.webkitRelativePath || f.name, data: new Uint8Array(await f.arrayBuffer()) })));
-      pending = { body: await tarGz(entries), contentType: "application/gzip" };
-    }
+    try {
+      if (single && /\.zip$/i.test(single.name)) pending = { body: single, contentType: "application/zip" };
+      else if (single && /\.(tar\.gz|tgz|gz)$/i.test(single.name)) pending = { body: single, contentType: "application/gzip" };
+      else {
+        const entries = await Promise.all(files.map(async (f) => ({ name: f.webkitRelativePath || f.name, data: new Uint8Array(await f.arrayBuffer()) })));
+        pending = { body: await tarGz(entries), contentType: "application/gzip" };
+      }
+    } catch (e) { return message(result, e.message, true); }
     await check();
   }
 
@@ -537,7 +545,9 @@ async function renderConfig(page) {
       const r = await putConfig(pending.body, pending.contentType, false);
       if (!r.ok) return problems(r);
       await renderConfig(page);
-      message($("#config-result", page), `Applied: version ${r.data.version} is active (${r.data.took_ms} ms).`);
+      const warnings = r.data.warnings || [];
+      message($("#config-result", page), `Applied: version ${r.data.version} is active (${r.data.took_ms} ms).` +
+        (warnings.length ? " With problems: " + warnings.join("; ") : ""), warnings.length > 0);
     } catch (e) { message(result, e.message, true); }
   }
 
@@ -553,7 +563,9 @@ async function renderConfig(page) {
   }
 
   async function download(version) {
-    const response = await fetch(`/admin/api/config/${version}/archive`, { headers: { Authorization: "Bearer " + sessionStorage.getItem(TOKEN_KEY) } });
+    let response;
+    try { response = await fetch(`/admin/api/config/${version}/archive`, { headers: { Authorization: "Bearer " + sessionStorage.getItem(TOKEN_KEY) } }); }
+    catch (e) { return message(result, `download failed: ${e.message}`, true); }
     if (!response.ok) return message(result, `download failed: ${response.status}`, true);
     const link = el("a", { href: URL.createObjectURL(await response.blob()), download: `ferrogrid-config-v${version}.tar.gz` });
     document.body.append(link); link.click(); link.remove();
@@ -564,7 +576,9 @@ async function renderConfig(page) {
   const toSel = el("select", { id: "diff-to", "aria-label": "To version" }, listed.versions.map((v) => el("option", { value: v.version }, `v${v.version}`)));
   if (listed.versions.length > 1) fromSel.value = listed.versions[1].version;
   async function showDiff() {
-    const [a, b] = await Promise.all([api("GET", `/admin/api/config/${fromSel.value}`), api("GET", `/admin/api/config/${toSel.value}`)]);
+    let a, b;
+    try { [a, b] = await Promise.all([api("GET", `/admin/api/config/${fromSel.value}`), api("GET", `/admin/api/config/${toSel.value}`)]); }
+    catch (e) { return compare.replaceChildren(el("div", { class: "message bad", role: "alert" }, e.message)); }
     const names = [...new Set([...Object.keys(a.files), ...Object.keys(b.files)])].sort();
     const changed = names.filter((n) => a.files[n] !== b.files[n]);
     if (!changed.length) return compare.replaceChildren(el("p", {}, "The two versions have the same files."));

@@ -567,6 +567,12 @@ fn expiration_keeps_a_number_of_versions_and_expires_old_objects() {
         br#"{"lifetime_hours": 0.0003, "delay_sec": 1}"#,
     );
     set.expect("PUT").assert_status(200, "set");
+    let too_long = server.client().try_put_raw(
+        "/admin/api/expiration/Item",
+        "application/json",
+        br#"{"delay_sec": 18446744073709551615}"#,
+    );
+    too_long.expect("PUT").assert_status(400, "a delay past the limits");
     let graphql = server.graphql_admin("{ expiration { get_list } }", json!({}));
     assert_eq!(graphql["data"]["expiration"]["get_list"][0]["source"], "api", "{graphql}");
     wait_until(Duration::from_secs(30), "the old objects to expire", || {

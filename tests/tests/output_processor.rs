@@ -42,9 +42,11 @@ fn start(receiver: &HttpReceiver, retry: &str) -> Server {
     Server::start_with_config(&config(&receiver.url("/items"), retry), &[("model.avsc", MODEL), ("stamp.rhai", STAMP)])
 }
 
+/// Posts `ids` one after the other, each stored before the next is posted (`?sync=true`), so the
+/// order stored is the order posted (objects accepted together may be stored in either order).
 fn post(server: &Server, ids: std::ops::Range<i64>) {
     for id in ids {
-        server.post_json("/http", &json!({"Item": {"id": id, "n": id}})).assert_status(200, "accepted");
+        server.post_json("/http?sync=true", &json!({"Item": {"id": id, "n": id}})).assert_status(200, "accepted");
     }
 }
 

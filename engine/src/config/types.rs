@@ -356,6 +356,22 @@ pub struct ExpirationRule {
     pub delay_sec: u64,
 }
 
+impl ExpirationRule {
+    /// The limits the schema states, for a rule set through the API.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.lifetime_hours.is_finite() || !(0.0..=876_000.0).contains(&self.lifetime_hours) {
+            return Err("lifetime_hours: between 0 and 876000 (100 years)".into());
+        }
+        if self.keep_version_count == Some(0) {
+            return Err("keep_version_count: at least 1".into());
+        }
+        if !(1..=315_360_000).contains(&self.delay_sec) {
+            return Err("delay_sec: between 1 and 315360000 (10 years)".into());
+        }
+        Ok(())
+    }
+}
+
 fn default_file_size_threshold() -> u64 {
     104_857_600
 }

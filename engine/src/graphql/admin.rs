@@ -238,6 +238,7 @@ fn expiration_types() -> [Object; 2] {
                     }
                     let rule: crate::config::ExpirationRule =
                         serde_json::from_value(rule).map_err(|e| error("BAD_REQUEST", e.to_string()))?;
+                    rule.validate().map_err(|e| error("BAD_REQUEST", e))?;
                     if rt.repository.spec_of(&rule.type_name).is_none() {
                         return Err(error(
                             "BAD_REQUEST",

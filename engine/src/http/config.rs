@@ -76,6 +76,9 @@ async fn expiration_set(path: web::Path<String>, body: web::Bytes, state: web::D
         Ok(rule) => rule,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
+    if let Err(e) = rule.validate() {
+        return error(StatusCode::BAD_REQUEST, e);
+    }
     let rt = state.engine.runtime();
     if rt.repository.spec_of(&rule.type_name).is_none() {
         return error(StatusCode::NOT_FOUND, format!("\"{}\" is not an aggregate of the model", rule.type_name));

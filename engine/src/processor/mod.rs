@@ -148,9 +148,14 @@ impl Processor {
         async move {
             let lease = leases.read_owned().await;
             let rt = cell.load_full();
-            let result = pool.run(rt.sandbox.clone(), move |engine| job(&rt, engine)).await;
-            drop(lease);
-            result
+            // The lease ends with the work on the worker, not with this future (its caller may
+            // go away meanwhile).
+            pool.run(rt.sandbox.clone(), move |engine| {
+                let result = job(&rt, engine);
+                drop(lease);
+                result
+            })
+            .await
         }
     }
 
@@ -171,10 +176,11 @@ impl Processor {
         self.rt.load().repair.clone()
     }
 
-    /// Make `next` the runtime of every object from now on, once no object is in flight: every
-    /// permit is taken first (new objects meanwhile are answered as busy: 503 with Retry-After,
-    /// Kafka pauses), so objects in flight finish on the version they started with and the next
-    /// ones take the new one. `during` runs with the engine quiet, before the switch (the
+    /// Make `next` the runtime of every object from now on, once no work is in flight: the
+    /// write lease first (leased script work — jobs, GraphQL, output pipelines — ends, new such
+    /// work waits), then every intake permit (new objects meanwhile are answered as busy: 503
+    /// with Retry-After, Kafka pauses), so work in flight finishes on the version it started
+    /// with and the next takes the new one. `during` runs with the engine quiet, before the switch (the
     /// migration of the stored indexes); an error there leaves the old runtime in place.
     pub async fn switch<E>(
         &self,
@@ -184,13 +190,15 @@ impl Processor {
     ) -> Result<(), SwitchError<E>> {
         let all = u32::try_from(self.max_in_flight).unwrap_or(u32::MAX);
         let deadline = tokio::time::Instant::now() + wait;
+        // The leases first: waiting for a long job must not hold the intake's permits (that
+        // would refuse every new object meanwhile).
+        let Ok(leases) = tokio::time::timeout_at(deadline, self.leases.clone().write_owned()).await else {
+            return Err(SwitchError::Busy(wait));
+        };
         let quiet = match tokio::time::timeout_at(deadline, self.permits.clone().acquire_many_owned(all)).await {
             Ok(Ok(permits)) => permits,
             Ok(Err(_)) => return Err(SwitchError::Draining),
             Err(_) => return Err(SwitchError::Busy(wait)),
-        };
-        let Ok(leases) = tokio::time::timeout_at(deadline, self.leases.clone().write_owned()).await else {
-            return Err(SwitchError::Busy(wait));
         };
         // The storage actor has committed everything by now (each permit ends after its commit).
         during().map_err(SwitchError::During)?;

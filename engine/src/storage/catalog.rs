@@ -161,12 +161,16 @@ fn plan(spec: &TypeSpec, old: Option<Catalog>, stored: bool) -> Result<Catalog, 
 /// the end (`done`) in the catalog with the last batch — in the catalog as stored then, read in
 /// that commit (an apply may have changed it meanwhile), and in `catalog`; how many were
 /// deleted.
+/// Each batch first checks, in its commit, that the catalog still asks for the deletion
+/// (`pending`): an operator's truncate or drop meanwhile may have freed the key id for a new
+/// index, whose entries must not go.
 fn delete_range(
     db: &Db,
     type_name: &str,
     catalog: &mut Catalog,
     lower: &[u8],
     upper: Option<&[u8]>,
+    pending: impl Fn(Option<&Catalog>) -> bool,
     done: impl Fn(&mut Catalog),
 ) -> Result<u64, StorageError> {
     let mut deleted = 0u64;
@@ -182,19 +186,23 @@ fn delete_range(
         if last {
             done(catalog);
         }
-        db.write(|tx| {
+        let went = db.write(|tx| {
+            let stored = load_in(tx, type_name)?;
+            if !pending(stored.as_ref()) {
+                return Ok::<_, StorageError>(false);
+            }
             for (ks, key) in &keys {
                 tx.remove(*ks, key);
             }
-            if last {
-                let stored = load_in(tx, type_name)?;
-                if let Some(mut stored) = stored {
-                    done(&mut stored);
-                    save(tx, type_name, &stored)?;
-                }
+            if let (true, Some(mut stored)) = (last, stored) {
+                done(&mut stored);
+                save(tx, type_name, &stored)?;
             }
-            Ok::<_, StorageError>(())
+            Ok(true)
         })?;
+        if !went {
+            return Ok(deleted);
+        }
         deleted += keys.len() as u64;
         if last {
             return Ok(deleted);
@@ -289,8 +297,15 @@ pub fn migrate(
         if catalog.drop_all_secondary {
             let lower = index_prefix(&tp, 1);
             let upper = prefix_successor(&tp);
-            dropped +=
-                delete_range(db, &name, &mut catalog, &lower, upper.as_deref(), |c| c.drop_all_secondary = false)?;
+            dropped += delete_range(
+                db,
+                &name,
+                &mut catalog,
+                &lower,
+                upper.as_deref(),
+                |c| c.is_some_and(|c| c.drop_all_secondary),
+                |c| c.drop_all_secondary = false,
+            )?;
         }
         // Removed indexes' entries wait in `dropping` for [`drop_removed`], in the background:
         // their key ids are not given out again until they are gone.
@@ -437,8 +452,19 @@ pub fn switch(
 pub struct Unlinked {
     /// The type's name.
     pub r#type: String,
-    /// Stored object versions (current and history).
+    /// Stored object versions (current and history), counted up to [`UNLINKED_COUNT_CAP`].
     pub versions: u64,
+    /// There are more versions than counted.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub more: bool,
+}
+
+/// Versions of an unlinked type counted at most (the list stays cheap to ask for).
+pub const UNLINKED_COUNT_CAP: u64 = 1_000_000;
+
+/// Whether a catalog records the type `name` (stored under some model, and not dropped).
+pub fn is_cataloged(db: &Db, name: &str) -> Result<bool, StorageError> {
+    Ok(load(db, name)?.is_some())
 }
 
 /// The types with a catalog that `is_linked` says the model does not have.
@@ -449,11 +475,12 @@ pub fn unlinked(db: &Db, is_linked: impl Fn(&str) -> bool) -> Result<Vec<Unlinke
             continue;
         }
         let mut versions = 0u64;
-        for item in db.scan_prefix(Keyspace::Objects, &type_prefix_of(&name)) {
+        for item in db.scan_prefix(Keyspace::Objects, &type_prefix_of(&name)).take(UNLINKED_COUNT_CAP as usize + 1) {
             item?;
             versions += 1;
         }
-        out.push(Unlinked { r#type: name, versions });
+        let more = versions > UNLINKED_COUNT_CAP;
+        out.push(Unlinked { r#type: name, versions: versions.min(UNLINKED_COUNT_CAP), more });
     }
     Ok(out)
 }
@@ -538,9 +565,15 @@ pub fn drop_removed(db: &Db) -> Result<u64, StorageError> {
             let tp = type_prefix_of(&name);
             let lower = index_prefix(&tp, id);
             let upper = prefix_successor(&lower);
-            deleted += delete_range(db, &name, &mut catalog, &lower, upper.as_deref(), |c| {
-                c.dropping.retain(|d| *d != id);
-            })?;
+            deleted += delete_range(
+                db,
+                &name,
+                &mut catalog,
+                &lower,
+                upper.as_deref(),
+                |c| c.is_some_and(|c| c.dropping.contains(&id)),
+                |c| c.dropping.retain(|d| *d != id),
+            )?;
             worked = true;
         }
         if !worked {
@@ -563,7 +596,7 @@ pub fn clear_uncataloged(db: &Db, specs: &HashMap<String, TypeSpec>) -> Result<V
         let lower = index_prefix(&tp, 1);
         let upper = prefix_successor(&tp);
         let mut scratch = Catalog::default();
-        delete_range(db, name, &mut scratch, &lower, upper.as_deref(), |_| {})?;
+        delete_range(db, name, &mut scratch, &lower, upper.as_deref(), |c| c.is_none(), |_| {})?;
         done.push(name.clone());
     }
     Ok(done)
@@ -654,7 +687,16 @@ mod tests {
         let tp = type_prefix_of("User");
         let id = stale.dropping[0];
         let (lower, upper) = (index_prefix(&tp, id), prefix_successor(&index_prefix(&tp, id)));
-        delete_range(&db, "User", &mut stale, &lower, upper.as_deref(), |c| c.dropping.retain(|d| *d != id)).unwrap();
+        delete_range(
+            &db,
+            "User",
+            &mut stale,
+            &lower,
+            upper.as_deref(),
+            |c| c.is_some_and(|c| c.dropping.contains(&id)),
+            |c| c.dropping.retain(|d| *d != id),
+        )
+        .unwrap();
         // v4 brings age back: it is built again, and finds all four.
         let mut v4 =
             switched(&db, &TypeSpec { indexes: vec![all.indexes[0].clone(), all.indexes[2].clone()], ..all.clone() });
@@ -748,9 +790,15 @@ mod tests {
         let tp = type_prefix(&new);
         let mut catalog = plan(&new, None, true).unwrap();
         db.write(|tx| save(tx, "User", &catalog)).unwrap();
-        delete_range(&db, "User", &mut catalog, &index_prefix(&tp, 1), prefix_successor(&tp).as_deref(), |c| {
-            c.drop_all_secondary = false
-        })
+        delete_range(
+            &db,
+            "User",
+            &mut catalog,
+            &index_prefix(&tp, 1),
+            prefix_successor(&tp).as_deref(),
+            |c| c.is_some_and(|c| c.drop_all_secondary),
+            |c| c.drop_all_secondary = false,
+        )
         .unwrap();
         let mut spec = new.clone();
         spec.ids = catalog.indexes.iter().map(|e| e.id).collect();

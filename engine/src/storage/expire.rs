@@ -51,22 +51,25 @@ pub fn older_than(now_ns: u64, lifetime_ns: u64) -> u64 {
     now_ns.saturating_sub(lifetime_ns)
 }
 
-/// Read the next `batch` stored versions of `spec`'s type from `cursor`, and remove those
-/// `select` picks, in one commit; `keep` sees them first (the archive writes and syncs them)
-/// and an error there removes nothing. A removed newest live version takes its current
-/// entries with it.
+/// Read the next `batch` stored versions of the type `spec_of` gives from `cursor`, and remove
+/// those `select` picks, in one commit; `keep` sees them first (the archive writes and syncs
+/// them) and an error there removes nothing. A removed newest live version takes its current
+/// entries with it. `spec_of` is asked inside the commit (an apply changes specs under the same
+/// lock); `None` (the type left the model) ends the pass.
 pub fn step(
     db: &Db,
-    spec: &TypeSpec,
+    spec_of: &dyn Fn() -> Option<std::sync::Arc<TypeSpec>>,
     cursor: &mut Cursor,
     batch: usize,
     select: &dyn Fn(&Found) -> bool,
     keep: &mut dyn FnMut(&[Found]) -> Result<(), StorageError>,
 ) -> Result<Step, StorageError> {
-    let tp = type_prefix(spec);
-    let end = prefix_successor(&tp);
     let mut next = cursor.clone();
     let step = db.write(|tx| {
+        let Some(spec) = spec_of() else { return Ok(Step { removed: 0, done: true }) };
+        let spec = spec.as_ref();
+        let tp = type_prefix(spec);
+        let end = prefix_successor(&tp);
         let lower = next.after.as_deref().map_or(Bound::Included(tp.as_slice()), Bound::Excluded);
         let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
         let rows: Vec<(Vec<u8>, Vec<u8>)> = tx
@@ -133,7 +136,8 @@ mod tests {
         let mut removed = 0;
         loop {
             // Small batches: an object's versions span several.
-            let step = step(db, spec, &mut cursor, 2, select, &mut |_| Ok(())).unwrap();
+            let shared = std::sync::Arc::new(spec.clone());
+            let step = step(db, &|| Some(shared.clone()), &mut cursor, 2, select, &mut |_| Ok(())).unwrap();
             removed += step.removed;
             if step.done {
                 return removed;
@@ -181,7 +185,10 @@ mod tests {
         let spec = user_spec();
         db.put_object(&spec, user(1), &PutOptions::default()).unwrap();
         let mut cursor = Cursor::default();
-        let failed = step(&db, &spec, &mut cursor, 10, &|_| true, &mut |_| Err(StorageError::user("disk full")));
+        let shared = std::sync::Arc::new(spec.clone());
+        let failed = step(&db, &|| Some(shared.clone()), &mut cursor, 10, &|_| true, &mut |_| {
+            Err(StorageError::user("disk full"))
+        });
         assert!(failed.is_err());
         assert_eq!(objects::find(&db, &spec, &[], &FindOptions::default()).unwrap().items.len(), 1);
     }

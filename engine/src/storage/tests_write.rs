@@ -293,7 +293,7 @@ fn explicit_versions_go_to_history_replace_or_become_current() {
     assert_eq!(find(&db, &spec, &by_id(1), &all).unwrap().items.len(), 2);
 
     // Newer: the current one; later automatic versions come after it.
-    let newer = current + 10_000_000_000_000;
+    let newer = current + 1_000_000_000_000;
     db.put_object(&spec, named("newer"), &at(newer)).unwrap();
     assert_eq!(by_name("newer", &FindOptions::default()), [1]);
     let next = db.put_object(&spec, named("next"), &PutOptions::default()).unwrap().version;
@@ -317,4 +317,9 @@ fn explicit_versions_go_to_history_replace_or_become_current() {
     assert_eq!(by_name("revived", &FindOptions::default()), [1], "live again");
     let zero = db.put_object(&spec, named("zero"), &PutOptions { version: Some(0), ..Default::default() });
     assert!(zero.is_err(), "version 0 is refused");
+    // A version far ahead of the clock would push every later automatic version after it.
+    let ahead = db.put_object(&spec, named("ahead"), &PutOptions { version: Some(u64::MAX), ..Default::default() });
+    assert!(ahead.unwrap_err().to_string().contains("ahead of this machine's clock"));
+    let after = db.put_object(&spec, named("after"), &PutOptions::default()).unwrap().version;
+    assert!(after < u64::MAX / 2, "the refused version moved nothing: {after}");
 }

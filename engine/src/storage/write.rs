@@ -16,6 +16,9 @@ use super::tx::WriteTx;
 use super::updater::Updater;
 use serde_json::Value;
 
+/// How far ahead of the clock an explicit version may be (one hour, in nanoseconds).
+const MAX_VERSION_AHEAD_NS: u64 = 3_600_000_000_000;
+
 /// The newest stored version of object `pk` (live or a tombstone).
 fn latest_version(tx: &WriteTx<'_>, tp: &[u8], pk: &[u8]) -> Result<Option<u64>, StorageError> {
     let prefix = [tp, pk].concat();
@@ -45,6 +48,19 @@ fn write_version(
     };
     if v == 0 {
         return Err(StorageError::user(format!("{}: version must be a positive number", spec.name)));
+    }
+    // Versions are nanoseconds since the epoch: one far ahead would push every later automatic
+    // version after it.
+    let limit = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+        .saturating_add(MAX_VERSION_AHEAD_NS);
+    if v > limit {
+        return Err(StorageError::user(format!(
+            "{}: version {v} is more than an hour ahead of this machine's clock (versions are nanoseconds since the epoch)",
+            spec.name
+        )));
     }
     tx.observe_version(v);
     let latest = latest_version(tx, tp, pk)?;
