@@ -5,7 +5,7 @@
 
 use super::{Processor, State};
 use crate::metrics::metrics;
-use crate::repair::{RepairError, RepairQueue};
+use crate::repair::RepairQueue;
 use crate::storage::IntakeLogError;
 use ferrogrid_connectors::{Accepted, BoxFuture, Intake, IntakeError, Outcome, OutcomeStatus, Received, Wait};
 use std::sync::Arc;
@@ -34,16 +34,15 @@ impl Processor {
         let mut entry = RepairQueue::new_entry(&received.input, received.source, received.payload);
         entry.version = received.version;
         let id = entry.id.clone();
-        // It becomes visible in the repair queue as `New` without an error: claimed by that
-        // status, so no operator action retries or deletes it while it is processed.
-        let durable = match self.intake_log.append(&mut entry, |e, json| self.rt.load().repair.staged(e, json)) {
-            Ok(durable) => durable,
-            Err(e) => {
-                return match e {
-                    RepairError::IntakeLog(IntakeLogError::Closed) => Box::pin(async { Err(IntakeError::Draining) }),
-                    e => Box::pin(async move { Err(IntakeError::Internal(e.to_string())) }),
-                };
+        // While it is processed it lives only in the intake log (no operator action can reach
+        // it); the commit that ends its processing settles it.
+        let durable = match self.intake_log.append(&mut entry) {
+            Ok((durable, unsettled)) => {
+                entry.unsettled = Some(Arc::new(unsettled));
+                durable
             }
+            Err(IntakeLogError::Closed) => return Box::pin(async { Err(IntakeError::Draining) }),
+            Err(e) => return Box::pin(async move { Err(IntakeError::Internal(e.to_string())) }),
         };
         metrics().objects_received.with_label_values(&[&received.input]).inc();
         tracing::debug!(id = %id, input = %received.input, "accepted");
@@ -57,8 +56,11 @@ impl Processor {
             let failed = logged.is_err();
             let _ = durable_tx.send(logged);
             if failed {
-                // Refused to the client (the intake log took its entry out of the repair queue
-                // again), so it must not be processed: the client still has it.
+                // Refused to the client (the intake log marked its record done), so it must not
+                // be processed: the client still has it.
+                if let Some(unsettled) = &entry.unsettled {
+                    unsettled.settle();
+                }
                 return;
             }
             metrics().repair_depth.inc();

@@ -24,7 +24,8 @@ pub(super) struct Finisher {
 impl Finisher {
     /// Record how processing `id` ended (a failure in its repair-queue entry), release it and
     /// count it; the outcome for a waiting client.
-    fn finish(rt: &Runtime, id: &str, result: Result<Done, Failure>, started: Instant) -> Outcome {
+    fn finish(rt: &Runtime, entry: &Entry, result: Result<Done, Failure>, started: Instant) -> Outcome {
+        let id = entry.id.as_str();
         if let Err(failure) = &result {
             metrics().repair_added.with_label_values(&[failure.stage]).inc();
             tracing::warn!(id, stage = failure.stage, function = ?failure.function, error = %failure.error, "object kept in the repair queue");
@@ -36,7 +37,7 @@ impl Finisher {
                 .and_then(|key| rt.config.repair_queue.on_object_added.get(key))
                 .map(|added| added.postprocess_with_routing_key.as_str());
             let mut handed = false;
-            let recorded = rt.repair.fail(id, failure, |tx, entry| {
+            let recorded = rt.repair.fail(entry, failure, |tx, entry| {
                 let (Some(key), 1) = (postprocess, entry.attempts) else { return Ok(()) };
                 if let Some(route) = rt.config.output_processor.get(key) {
                     rt.output_queue.stage_in(tx, route, key, None, Content::Copy(entry.payload.clone()))?;
@@ -111,7 +112,7 @@ async fn send(rt: Arc<Runtime>, storage: StoreSender, entry: Entry, mut item: To
             }
         }
         Err(e) => {
-            let failed = tokio::task::spawn_blocking(move || then(Err(send_failed(&item, e.to_string()))));
+            let failed = tokio::task::spawn_blocking(move || then(entry, Err(send_failed(&item, e.to_string()))));
             if let Err(e) = failed.await {
                 tracing::error!(error = %e, "recording a failed send failed");
             }
@@ -138,22 +139,24 @@ impl Processor {
         let coming = storage.coming();
         let sandbox = rt.sandbox.clone();
         drop(self.pool.run(sandbox, move |script_engine| {
-            let id = entry.id.clone();
             let finishing = rt.clone();
-            let then: Then = Box::new(move |result| {
-                let _ = reply.send(Finisher::finish(&finishing, &id, result, started));
+            let then: Then = Box::new(move |entry, result| {
+                let _ = reply.send(Finisher::finish(&finishing, &entry, result, started));
                 drop(permit);
             });
             let prepared =
                 match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| prepare(&rt, script_engine, &entry))) {
                     Ok(prepared) => prepared,
                     Err(panic) => {
-                        then(Err(Failure {
-                            stage: "internal",
-                            function: None,
-                            routing_key: None,
-                            error: format!("internal error (a bug): processing panicked: {}", panic_text(&*panic)),
-                        }));
+                        then(
+                            entry,
+                            Err(Failure {
+                                stage: "internal",
+                                function: None,
+                                routing_key: None,
+                                error: format!("internal error (a bug): processing panicked: {}", panic_text(&*panic)),
+                            }),
+                        );
                         // Recorded; now the worker hears of it too and starts over.
                         std::panic::resume_unwind(panic);
                     }
@@ -161,7 +164,7 @@ impl Processor {
             // Handed on now (or ended): the storage actor waits for it no longer.
             drop(coming);
             match prepared {
-                Err(failure) => then(Err(failure)),
+                Err(failure) => then(entry, Err(failure)),
                 Ok(Prepared::Send(item)) => {
                     shared.io.spawn(send(rt, storage, entry, item, then));
                 }

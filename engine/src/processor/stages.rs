@@ -6,7 +6,7 @@ use crate::output::Content;
 use crate::repair::{Entry, Failure, RepairError};
 use crate::runtime::Runtime;
 use crate::storage::PutOptions;
-use crate::storage::WriteTx;
+use crate::storage::{DoneBatch, WriteTx};
 use ferrogrid_connectors::json::parse_object;
 use ferrogrid_pipelines::steps::{default_input_step, parse_classified, parse_routed, to_param, UNCLASSIFIED};
 use ferrogrid_pipelines::{PipelineError, Routed};
@@ -306,7 +306,12 @@ fn commit(rt: &Runtime, items: &[(&Entry, &Finish)]) -> Result<Vec<Done>, Repair
 
 fn commit_unguarded(rt: &Runtime, items: &[(&Entry, &Finish)]) -> Result<Vec<Done>, RepairError> {
     rt.db.write(|tx| {
-        let done = items.iter().map(|(entry, item)| stage_item(rt, tx, entry, item)).collect::<Result<Vec<_>, _>>()?;
+        let mut marked = DoneBatch::default();
+        let done = items
+            .iter()
+            .map(|(entry, item)| stage_item(rt, tx, entry, item, &mut marked))
+            .collect::<Result<Vec<_>, _>>()?;
+        marked.stage(tx);
         // Everything is staged; failing here drops it all, as a commit that fails does.
         fail::fail_point!("storage-commit", |message: Option<String>| Err(RepairError::Storage(
             crate::storage::StorageError::Unavailable(message.unwrap_or_else(|| "storage-commit failpoint".into()))
@@ -316,8 +321,14 @@ fn commit_unguarded(rt: &Runtime, items: &[(&Entry, &Finish)]) -> Result<Vec<Don
 }
 
 /// Stage one object in `tx`: its new version (when stored), the end of its repair-queue entry
-/// and the jobs its scripts pushed.
-fn stage_item(rt: &Runtime, tx: &mut WriteTx<'_>, entry: &Entry, item: &Finish) -> Result<Done, RepairError> {
+/// (or its done marker in `marked`) and the jobs its scripts pushed.
+fn stage_item(
+    rt: &Runtime,
+    tx: &mut WriteTx<'_>,
+    entry: &Entry,
+    item: &Finish,
+    marked: &mut DoneBatch,
+) -> Result<Done, RepairError> {
     let done = match item {
         Finish::Store(item) => {
             let options = PutOptions { version: entry.version, ..PutOptions::default() };
@@ -339,7 +350,7 @@ fn stage_item(rt: &Runtime, tx: &mut WriteTx<'_>, entry: &Entry, item: &Finish) 
         }
         Finish::Sent(item) => Done::Routed { routing_key: item.routing_key.clone(), output: item.output.clone() },
     };
-    rt.repair.complete_in(tx, entry)?;
+    rt.repair.complete_in(tx, entry, marked)?;
     stage_jobs(rt, tx, item.jobs())?;
     Ok(done)
 }
@@ -355,9 +366,14 @@ fn reference_of(rt: &Runtime, type_name: &str, obj: &Value) -> Option<Value> {
     Some(serde_json::json!({"index": index.name, "key": key}))
 }
 
-/// After the commit of `items`: the repair-queue depth, and the job runner told of new jobs.
+/// After the commit of `items`: their intake-log records settled, the repair-queue depth, and the job runner told of new jobs.
 fn committed(rt: &Runtime, items: &[(&Entry, &Finish)]) {
     rt.repair.removed(items.len());
+    for (entry, _) in items {
+        if let Some(unsettled) = &entry.unsettled {
+            unsettled.settle();
+        }
+    }
     let replicated =
         |item: &Finish| matches!(item, Finish::Store(s) if rt.config.output_processor.contains_key(&s.routing_key));
     if items.iter().any(|(_, item)| replicated(item)) {

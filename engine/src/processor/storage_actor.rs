@@ -32,8 +32,8 @@ const LINGER: Duration = Duration::from_millis(1);
 /// engine's permits (objects in flight) bound them far below this, not actix's default of 16.
 const MAILBOX: usize = 1 << 24;
 
-/// What to do with an object's result once its commit is decided.
-pub type Then = Box<dyn FnOnce(Result<Done, Failure>) + Send>;
+/// What to do with an object's result (and its entry) once its commit is decided.
+pub type Then = Box<dyn FnOnce(Entry, Result<Done, Failure>) + Send>;
 
 /// One object on its way to its final commit.
 pub struct StoreJob {
@@ -114,7 +114,7 @@ impl StorageActor {
         };
         drop(items);
         for (job, result) in jobs.into_iter().zip(results) {
-            (job.then)(result);
+            (job.then)(job.entry, result);
         }
     }
 }

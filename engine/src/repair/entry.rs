@@ -88,6 +88,11 @@ pub struct Entry {
     /// The intake-log segment holding this entry's record (for its done marker).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wal_segment: Option<u64>,
+    /// Set while the entry lives only in the intake log (a fresh object being processed): the
+    /// commit that ends its processing writes a done marker or the entry, then settles it. None
+    /// for an entry read from the repair queue.
+    #[serde(skip)]
+    pub unsettled: Option<std::sync::Arc<crate::storage::Unsettled>>,
 }
 
 /// Now as an ISO-8601 UTC string with milliseconds.
@@ -127,6 +132,7 @@ impl Entry {
             history: Vec::new(),
             version: None,
             wal_segment: None,
+            unsettled: None,
         }
     }
 

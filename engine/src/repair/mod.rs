@@ -1,7 +1,9 @@
-//! The persistent repair queue (TDG 2.8). Every accepted object is written here with status
-//! `New` before its input acknowledges it, and removed in the same atomic commit that stores or
-//! routes it. On failure it stays, with the error, the stage and function that failed, the
-//! attempts and the original payload, until an operator retries or deletes it.
+//! The persistent repair queue (TDG 2.8). An accepted object is in the intake log before its
+//! input acknowledges it; while it is processed it lives only there (claimed by being in flight),
+//! and the commit that stores or routes it marks its record done. On failure it is written here,
+//! with the error, the stage and function that failed, the attempts and the original payload,
+//! and stays until an operator retries or deletes it. An entry retried or resumed from here is
+//! removed in the same atomic commit that stores or routes it.
 //!
 //! Keys are UUIDv7 ids (time-ordered), so listing newest first is a reverse range scan. The
 //! entries are kept, found, filtered and taken out by the [`Shelf`] all parked work shares.
@@ -12,7 +14,7 @@ pub use entry::{Attempt, Entry, Failure, Status};
 
 use crate::metrics::metrics;
 use crate::parked::{ParkedFilter, Shelf, Taken};
-use crate::storage::{Db, Keyspace, ReadView, StorageError, WriteTx};
+use crate::storage::{Db, DoneBatch, Keyspace, ReadView, StorageError, WriteTx};
 use serde_json::Value;
 
 /// Where the entries are.
@@ -102,17 +104,6 @@ impl RepairQueue {
         Ok(())
     }
 
-    /// The storage write of a new entry (serialised as `json`), for the intake log to commit
-    /// with its record (the caller counts it in the depth gauge once it is in).
-    pub fn staged(&self, entry: &Entry, json: &[u8]) -> Result<crate::storage::Staged, RepairError> {
-        // `json` is the entry as the intake log wrote it: the same as `encode(entry)`.
-        Ok(crate::storage::Staged {
-            keyspace: Keyspace::RepairQueue,
-            key: key_of(&entry.id)?.to_vec(),
-            value: json.to_vec(),
-        })
-    }
-
     /// Write a new entry (durable only after `Db::sync`).
     pub fn add(&self, entry: &Entry) -> Result<(), RepairError> {
         self.db.write(|tx| self.put_in(tx, entry))?;
@@ -120,10 +111,15 @@ impl RepairQueue {
         Ok(())
     }
 
-    /// Stage the end of `entry` in `tx`: its removal and the done marker of its intake-log record.
-    /// An entry that is not there any more (an operator deleted it meanwhile) fails the commit, so
-    /// a deleted object is neither stored nor routed.
-    pub fn complete_in(&self, tx: &mut WriteTx<'_>, entry: &Entry) -> Result<(), RepairError> {
+    /// Stage the end of `entry` in `tx`: for a fresh object (only in the intake log), its done
+    /// marker in `done`; for an entry of the queue, its removal and the done marker of its
+    /// intake-log record. An entry that is not there any more (deleted meanwhile) fails the
+    /// commit, so a deleted object is neither stored nor routed.
+    pub fn complete_in(&self, tx: &mut WriteTx<'_>, entry: &Entry, done: &mut DoneBatch) -> Result<(), RepairError> {
+        if let Some(unsettled) = &entry.unsettled {
+            done.add(unsettled.segment(), entry);
+            return Ok(());
+        }
         let key = key_of(&entry.id)?;
         if tx.get(Keyspace::RepairQueue, &key)?.is_none() {
             return Err(RepairError::Gone(entry.id.clone()));
@@ -168,11 +164,25 @@ impl RepairQueue {
     /// same commit. Returns the updated entry (None if it was deleted).
     pub fn fail(
         &self,
-        id: &str,
+        entry: &Entry,
         failure: &Failure,
         also: impl FnOnce(&mut WriteTx<'_>, &Entry) -> Result<(), RepairError>,
     ) -> Result<Option<Entry>, RepairError> {
-        self.modify_with(id, |entry| entry.record_failure(failure, self.history_size), also)
+        let Some(unsettled) = &entry.unsettled else {
+            return self.modify_with(&entry.id, |entry| entry.record_failure(failure, self.history_size), also);
+        };
+        // A fresh object: its entry comes into the queue now, with the failure; that settles
+        // its intake-log record.
+        let mut failed = entry.clone();
+        failed.unsettled = None;
+        failed.record_failure(failure, self.history_size);
+        let key = key_of(&failed.id)?;
+        self.db.write(|tx| {
+            tx.insert(Keyspace::RepairQueue, &key, encode(&failed));
+            also(tx, &failed)
+        })?;
+        unsettled.settle();
+        Ok(Some(failed))
     }
 
     /// Claim `id` for an operator's retry, optionally with an edited payload (`by` says who): in

@@ -25,7 +25,7 @@ fn a_new_entry_is_unfinished_until_it_fails() {
     let entry = RepairQueue::new_entry("http", "http", json!({"id": 1}));
     q.add(&entry).unwrap();
     assert_eq!(q.unfinished().unwrap().len(), 1);
-    let failed = q.fail(&entry.id, &failure("boom"), |_, _| Ok(())).unwrap().unwrap();
+    let failed = q.fail(&entry, &failure("boom"), |_, _| Ok(())).unwrap().unwrap();
     assert_eq!(failed.status, Status::New);
     assert_eq!(failed.attempts, 1);
     assert_eq!(failed.error.as_deref(), Some("boom"));
@@ -38,7 +38,7 @@ fn retries_move_through_tdg_statuses_and_keep_bounded_history() {
     let (_dir, q) = queue();
     let entry = RepairQueue::new_entry("http", "http", json!({"id": 1}));
     q.add(&entry).unwrap();
-    q.fail(&entry.id, &failure("first"), |_, _| Ok(())).unwrap();
+    q.fail(&entry, &failure("first"), |_, _| Ok(())).unwrap();
     let retrying = q.start_retry(&entry.id, Some((json!({"id": 2}), "alice".into()))).unwrap().unwrap();
     assert_eq!(retrying.status, Status::InProgress);
     assert_eq!(retrying.payload, json!({"id": 2}));
@@ -49,11 +49,11 @@ fn retries_move_through_tdg_statuses_and_keep_bounded_history() {
     // In Progress is the retry's claim: a second retry is refused, and nothing changes.
     assert!(matches!(q.start_retry(&entry.id, None), Err(RepairError::Busy(_))));
     assert_eq!(q.get(&entry.id).unwrap().unwrap().history.len(), retrying.history.len());
-    let again = q.fail(&entry.id, &failure("second"), |_, _| Ok(())).unwrap().unwrap();
+    let again = q.fail(&entry, &failure("second"), |_, _| Ok(())).unwrap().unwrap();
     assert_eq!(again.status, Status::Reworked);
     assert_eq!(again.attempts, 2);
     q.start_retry(&entry.id, None).unwrap();
-    let last = q.fail(&entry.id, &failure("third"), |_, _| Ok(())).unwrap().unwrap();
+    let last = q.fail(&entry, &failure("third"), |_, _| Ok(())).unwrap().unwrap();
     assert_eq!(last.history.len(), 3, "history is bounded by history_size");
     assert_eq!(last.history.last().unwrap().error.as_deref(), Some("third"));
 }
@@ -94,7 +94,7 @@ fn deletes_one_and_matching() {
     // Being processed (New, no error: its claim is its status): not deleted.
     assert!(matches!(q.delete(&a.id), Err(RepairError::Busy(ref id)) if *id == a.id));
     for e in [&a, &b, &c] {
-        q.fail(&e.id, &failure("x"), |_, _| Ok(())).unwrap();
+        q.fail(e, &failure("x"), |_, _| Ok(())).unwrap();
     }
     assert!(q.delete(&a.id).unwrap());
     assert!(!q.delete(&a.id).unwrap());
@@ -127,7 +127,7 @@ fn finishing_a_deleted_entry_fails_the_commit_and_bulk_delete_skips_kept_ids() {
     let b = RepairQueue::new_entry("http", "http", json!({"k": "x"}));
     q.add(&a).unwrap();
     q.add(&b).unwrap();
-    q.fail(&a.id, &failure("x"), |_, _| Ok(())).unwrap();
+    q.fail(&a, &failure("x"), |_, _| Ok(())).unwrap();
     // `b` is being processed (its status says so): a bulk delete leaves it.
     let n = q.delete_matching(&ParkedFilter::default()).unwrap();
     assert_eq!(n, 1);
@@ -136,10 +136,10 @@ fn finishing_a_deleted_entry_fails_the_commit_and_bulk_delete_skips_kept_ids() {
     let db = q.db.clone();
     let result = db.write(|tx| {
         tx.insert(Keyspace::Meta, b"witness", b"1".to_vec());
-        q.complete_in(tx, &a)
+        q.complete_in(tx, &a, &mut crate::storage::DoneBatch::default())
     });
     assert!(matches!(result, Err(RepairError::Gone(ref id)) if *id == a.id), "{result:?}");
     assert!(db.get(Keyspace::Meta, b"witness").unwrap().is_none(), "the failed commit wrote nothing");
-    db.write(|tx| q.complete_in(tx, &b)).unwrap();
+    db.write(|tx| q.complete_in(tx, &b, &mut crate::storage::DoneBatch::default())).unwrap();
     assert!(q.get(&b.id).unwrap().is_none());
 }

@@ -1,18 +1,21 @@
 //! The intake log: what makes an acknowledgement durable without waiting for sled's flush.
 //!
 //! Every accepted object is appended to this log (the log knows its records only as
-//! [`LogRecord`]s) together with the storage write that puts it into the repair queue
-//! ([`Staged`]); the flusher thread inserts the writes of all pending records into sled (each a
-//! fresh key written on its own, so no request thread takes the storage's write lock), then
-//! appends their records and `fdatasync`s once for all of them (group commit); the input answers
-//! once its record is on disk.
-//! About once a second the log moves to a new segment and a checkpointer makes sled durable
-//! (`Db::sync`) and deletes the older segments: their records are in sled for good by then.
+//! [`LogRecord`]s); the flusher thread appends the pending records and `fdatasync`s once for all
+//! of them (group commit); the input answers once its record is on disk. Nothing goes into sled
+//! at intake: while its object is processed, a record lives only here, and the commit that ends
+//! its processing settles it — a stored or routed object with a *done marker* (one sled key per
+//! commit and segment, listing the ids: [`DoneBatch`]), a failed one by its repair-queue entry,
+//! written then with the error. Each record is held by an [`Unsettled`] until that commit is
+//! applied.
+//! About once a second the log moves to a new segment; a checkpointer waits until every record
+//! of the sealed segments is settled, makes sled durable (`Db::sync`) and deletes those segments
+//! and their done markers. A record never settled (its object was in flight at shutdown) keeps
+//! its segment until the next start.
 //!
-//! Recovery (at start): a logged entry that sled lost (a crash before sled's flush) is put back
-//! into the repair queue, unless sled holds its *done marker* — written in the same atomic batch
-//! that stored, routed or deleted the entry — so nothing acknowledged is lost and nothing is
-//! processed twice.
+//! Recovery (at start): a logged record that is neither in the repair queue under its id nor
+//! done is put into the repair queue as unfinished (then processed again), so nothing
+//! acknowledged is lost and nothing is processed twice.
 //!
 //! Record format: `[u32 length][u32 crc32][JSON entry]`, little-endian; a torn or corrupt tail
 //! ends a segment.
@@ -20,10 +23,12 @@
 use super::{Db, Keyspace, ReadView, StorageError, WriteTx};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -66,23 +71,10 @@ fn io_error(path: &Path) -> impl Fn(std::io::Error) -> IntakeLogError + '_ {
 
 type Waiter = tokio::sync::oneshot::Sender<Result<(), IntakeLogError>>;
 
-/// The storage write that goes with a record: a fresh key, inserted into sled by the flusher
-/// before the records are flushed.
-#[derive(Debug)]
-pub struct Staged {
-    /// Where.
-    pub keyspace: Keyspace,
-    /// Its key.
-    pub key: Vec<u8>,
-    /// Its value.
-    pub value: Vec<u8>,
-}
-
 struct Pending {
     /// The segment records appended now belong to.
     segment: u64,
     bytes: Vec<u8>,
-    staged: Vec<Staged>,
     /// The ids of the pending records (for done markers when they are refused).
     ids: Vec<Option<[u8; 16]>>,
     waiters: Vec<Waiter>,
@@ -95,6 +87,51 @@ struct LogState {
     db: Db,
     pending: Mutex<Pending>,
     wake: Condvar,
+    /// Records not settled yet, by segment.
+    unsettled: Arc<Counts>,
+}
+
+/// Unsettled records by segment.
+type Counts = Mutex<BTreeMap<u64, usize>>;
+
+/// A logged record whose processing has not ended in a commit yet: its segment is kept (and
+/// not checkpointed away) until [`Unsettled::settle`]. Dropped unsettled (the engine stopped
+/// first), it keeps the segment until the next start, whose recovery decides.
+pub struct Unsettled {
+    segment: u64,
+    counts: Arc<Counts>,
+    settled: AtomicBool,
+}
+
+impl Unsettled {
+    /// The segment holding the record.
+    pub fn segment(&self) -> u64 {
+        self.segment
+    }
+
+    /// The commit that ends the record's processing is applied (a done marker, or its entry in
+    /// the repair queue): its segment no longer needs it. Once only; later calls do nothing.
+    pub fn settle(&self) {
+        if self.settled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = counts.get_mut(&self.segment) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(&self.segment);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Unsettled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unsettled")
+            .field("segment", &self.segment)
+            .field("settled", &self.settled.load(Ordering::Relaxed))
+            .finish()
+    }
 }
 
 /// The intake log of one data directory.
@@ -181,6 +218,63 @@ fn done_key(segment: u64, id: &[u8; 16]) -> [u8; 24] {
     key
 }
 
+/// Numbers the batch markers of this process (every marker is cleared at start).
+static BATCH_MARKERS: AtomicU64 = AtomicU64::new(0);
+
+/// The done markers of one commit: for each segment, one key `[segment][batch number]` whose
+/// value is the ids (16 bytes each) of the records the commit settles, rather than a key each.
+#[derive(Debug, Default)]
+pub struct DoneBatch {
+    ids: BTreeMap<u64, Vec<u8>>,
+}
+
+impl DoneBatch {
+    /// Note that `record` (logged in `segment`) is done.
+    pub fn add<R: LogRecord>(&mut self, segment: u64, record: &R) {
+        if let Ok(id) = uuid::Uuid::parse_str(record.id()) {
+            self.ids.entry(segment).or_default().extend_from_slice(id.as_bytes());
+        }
+    }
+
+    /// Stage the markers in `tx`.
+    pub fn stage(self, tx: &mut WriteTx<'_>) {
+        for (segment, ids) in self.ids {
+            let mut key = [0u8; 16];
+            key[..8].copy_from_slice(&segment.to_be_bytes());
+            key[8..].copy_from_slice(&BATCH_MARKERS.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+            tx.insert(Keyspace::Done, &key, ids);
+        }
+    }
+}
+
+/// Every record marked done: single markers (`[segment][id]`, empty value) and batch markers
+/// (`[segment][batch number]`, the ids as value).
+fn done_set(db: &Db) -> Result<HashSet<(u64, [u8; 16])>, StorageError> {
+    let mut done = HashSet::new();
+    for item in db.scan_prefix(Keyspace::Done, &[]) {
+        let (key, value) = item?;
+        let Some(segment) = key.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_be_bytes) else {
+            continue;
+        };
+        match key.len() {
+            24 => {
+                if let Ok(id) = <[u8; 16]>::try_from(&key[8..]) {
+                    done.insert((segment, id));
+                }
+            }
+            16 => {
+                for id in value.chunks_exact(16) {
+                    if let Ok(id) = <[u8; 16]>::try_from(id) {
+                        done.insert((segment, id));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(done)
+}
+
 impl IntakeLog {
     /// Open the log in `dir`: put back (with `put`) the records that sled lost — neither in
     /// keyspace `live` under their id nor done — make that durable, drop the old segments and
@@ -195,15 +289,16 @@ impl IntakeLog {
         std::fs::create_dir_all(dir).map_err(io_error(dir))?;
         let old = segments(dir)?;
         let mut recovered = 0;
+        let storage_error = |e: StorageError| IntakeLogError::Io {
+            path: dir.display().to_string(),
+            message: format!("reading {live:?} during recovery: {e}"),
+        };
+        let done = if old.is_empty() { HashSet::new() } else { done_set(db).map_err(storage_error)? };
         for &n in &old {
             for entry in read_segment::<R>(dir, n)? {
                 let Ok(id) = uuid::Uuid::parse_str(entry.id()) else { continue };
-                let storage_error = |e: StorageError| IntakeLogError::Io {
-                    path: dir.display().to_string(),
-                    message: format!("reading {live:?} during recovery: {e}"),
-                };
-                let known = db.get(live, id.as_bytes()).map_err(storage_error)?.is_some()
-                    || db.get(Keyspace::Done, &done_key(n, id.as_bytes())).map_err(storage_error)?.is_some();
+                let known = done.contains(&(n, *id.as_bytes()))
+                    || db.get(live, id.as_bytes()).map_err(storage_error)?.is_some();
                 if !known {
                     db.write(|tx| {
                         put(tx, &entry);
@@ -233,13 +328,13 @@ impl IntakeLog {
                 pending: Mutex::new(Pending {
                     segment: first,
                     bytes: Vec::new(),
-                    staged: Vec::new(),
                     ids: Vec::new(),
                     waiters: Vec::new(),
                     closed: false,
                     failed: None,
                 }),
                 wake: Condvar::new(),
+                unsettled: Arc::default(),
             }),
         };
         let (sealed_tx, sealed_rx) = std::sync::mpsc::channel::<u64>();
@@ -250,49 +345,55 @@ impl IntakeLog {
             .map_err(io_error(dir))?;
         let checkpoint_db = db.clone();
         let checkpoint_dir = dir.to_path_buf();
+        let unsettled = wal.shared.unsettled.clone();
         std::thread::Builder::new()
             .name("ferrogrid-checkpoint".into())
-            .spawn(move || {
-                for sealed in sealed_rx {
-                    checkpoint(&checkpoint_db, &checkpoint_dir, sealed);
-                }
-            })
+            .spawn(move || checkpoint_loop(&checkpoint_db, &checkpoint_dir, &unsettled, &sealed_rx))
             .map_err(io_error(dir))?;
         Ok((wal, recovered))
     }
 
-    /// Log `record`: under the log's lock, tag it with the current segment, let `stage` say
-    /// the storage write that goes with it, and queue both; the flusher inserts the write into
-    /// sled before it flushes the record, so a record is always in sled before its segment can be
-    /// checkpointed. The future resolves once the record is on disk (and the write in sled).
-    /// `stage` is given the record serialised (JSON, as it is logged). A log that failed or was
-    /// closed refuses the record at once, before `stage` runs.
-    pub fn append<R: LogRecord, E: From<IntakeLogError>>(
+    /// Log `record`: under the log's lock, tag it with the current segment and queue it. The
+    /// future resolves once the record is on disk; the [`Unsettled`] holds its segment until the
+    /// commit that ends its processing settles it. A log that failed or was closed refuses the
+    /// record at once.
+    pub fn append<R: LogRecord>(
         &self,
         record: &mut R,
-        stage: impl FnOnce(&R, &[u8]) -> Result<Staged, E>,
-    ) -> Result<impl std::future::Future<Output = Result<(), IntakeLogError>> + Send + 'static, E> {
+    ) -> Result<
+        (impl std::future::Future<Output = Result<(), IntakeLogError>> + Send + 'static, Unsettled),
+        IntakeLogError,
+    > {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        {
+        let segment = {
             let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(e) = pending.failed.clone() {
-                return Err(e.into());
+                return Err(e);
             }
             if pending.closed {
-                return Err(IntakeLogError::Closed.into());
+                return Err(IntakeLogError::Closed);
             }
-            // Serialised once (with its segment), for the log and for `stage`.
             record.set_segment(pending.segment);
-            let mut bytes = Vec::new();
-            encode(record, &mut bytes)?;
-            let staged = stage(record, &bytes[8..])?;
-            pending.bytes.extend_from_slice(&bytes);
+            let at = pending.bytes.len();
+            if let Err(e) = encode(record, &mut pending.bytes) {
+                pending.bytes.truncate(at);
+                return Err(e);
+            }
             pending.ids.push(uuid::Uuid::parse_str(record.id()).ok().map(|u| *u.as_bytes()));
-            pending.staged.push(staged);
             pending.waiters.push(tx);
+            // Counted under the log's lock: the flusher cannot seal this segment in between.
+            *self
+                .shared
+                .unsettled
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(pending.segment)
+                .or_default() += 1;
             self.shared.wake.notify_one();
-        }
-        Ok(async move { rx.await.unwrap_or(Err(IntakeLogError::Closed)) })
+            pending.segment
+        };
+        let unsettled = Unsettled { segment, counts: self.shared.unsettled.clone(), settled: AtomicBool::new(false) };
+        Ok((async move { rx.await.unwrap_or(Err(IntakeLogError::Closed)) }, unsettled))
     }
 
     /// Flush what is pending and stop the flusher (shutdown).
@@ -310,7 +411,7 @@ impl IntakeLog {
             let rotation_due = |written: bool, pending_empty: bool| {
                 (written || !pending_empty) && last_rotation.elapsed() >= CHECKPOINT_EVERY
             };
-            let (bytes, staged, ids, waiters, closed, new_file) = {
+            let (bytes, ids, waiters, closed, new_file) = {
                 let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
                 while pending.bytes.is_empty() && !pending.closed && !rotation_due(written, true) {
                     let (guard, _) = self
@@ -335,7 +436,6 @@ impl IntakeLog {
                 }
                 (
                     std::mem::take(&mut pending.bytes),
-                    std::mem::take(&mut pending.staged),
                     std::mem::take(&mut pending.ids),
                     std::mem::take(&mut pending.waiters),
                     pending.closed,
@@ -344,42 +444,34 @@ impl IntakeLog {
             };
             if !bytes.is_empty() {
                 let path = segment_path(&dir, segment);
-                // The storage writes first, each on its own (fresh keys: no group commit needed,
-                // and a single-key write spares sled's log-buffer writes); their records after.
-                let keys: Vec<(Keyspace, Vec<u8>)> = staged.iter().map(|s| (s.keyspace, s.key.clone())).collect();
-                let inserted = self.shared.db.insert_each(staged.into_iter().map(|s| (s.keyspace, s.key, s.value)));
-                let result = match inserted {
-                    Ok(()) => file.write_all(&bytes).and_then(|()| file.sync_data()).map_err(io_error(&path)),
-                    Err(e) => Err(IntakeLogError::Io { path: "storage".into(), message: e.to_string() }),
-                };
+                let result = file.write_all(&bytes).and_then(|()| file.sync_data()).map_err(io_error(&path));
                 if result.is_err() {
-                    // Refused to their clients: nothing of them may stay, and their records (which
-                    // may have reached the disk all the same) are marked done, so that recovery
-                    // does not bring them back.
-                    // Tried a few times: a refused object left in the repair queue would be
-                    // processed at the next start although its client was told no.
-                    let mut removed = Ok(());
+                    // Refused to their clients: their records (which may have reached the disk
+                    // all the same) are marked done, so that recovery does not bring them back.
+                    // Tried a few times: a refused object recovered at the next start would be
+                    // processed although its client was told no.
+                    let mut marked = Ok(());
                     for attempt in 0..REMOVAL_ATTEMPTS {
                         if attempt > 0 {
                             std::thread::sleep(Duration::from_millis(100 << attempt));
                         }
-                        removed = self.shared.db.write(|tx| {
-                            for (keyspace, key) in &keys {
-                                tx.remove(*keyspace, key);
-                            }
+                        marked = self.shared.db.write(|tx| {
                             for id in ids.iter().flatten() {
                                 tx.insert(Keyspace::Done, &done_key(segment, id), Vec::new());
                             }
                             Ok::<_, StorageError>(())
                         });
-                        if removed.is_ok() {
+                        if marked.is_ok() {
+                            marked = self.shared.db.sync();
+                        }
+                        if marked.is_ok() {
                             break;
                         }
                     }
-                    if let Err(e) = removed {
+                    if let Err(e) = marked {
                         let refused: Vec<String> =
                             ids.iter().flatten().map(|id| uuid::Uuid::from_bytes(*id).to_string()).collect();
-                        tracing::error!(error = %e, ?refused, "intake log: removing refused records from storage failed; their clients were refused, yet these entries stay and are processed at the next start");
+                        tracing::error!(error = %e, ?refused, "intake log: marking refused records done failed; their clients were refused, yet, if their records reached the disk, they are processed at the next start");
                     }
                 }
                 if result.is_ok() {
@@ -410,16 +502,37 @@ impl IntakeLog {
     }
 }
 
-/// Make sled durable, then forget segments up to `sealed` and their done markers. Every record
-/// of a sealed segment was inserted into sled before it was appended, so after `Db::sync` the
-/// log is no longer needed for them.
-fn checkpoint(db: &Db, dir: &Path, sealed: u64) {
+/// The checkpointer: as segments are sealed, forget each one as soon as every record of it and
+/// of the segments before it is settled.
+fn checkpoint_loop(db: &Db, dir: &Path, unsettled: &Counts, sealed_rx: &std::sync::mpsc::Receiver<u64>) {
+    let mut sealed = 0u64;
+    let mut done_upto = 0u64;
+    loop {
+        match sealed_rx.recv_timeout(CHECKPOINT_EVERY) {
+            Ok(n) => sealed = sealed.max(n),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+        // The first segment with a record in flight, and everything after it, stays.
+        let first_unsettled =
+            unsettled.lock().unwrap_or_else(PoisonError::into_inner).keys().next().copied().unwrap_or(u64::MAX);
+        let upto = sealed.min(first_unsettled.saturating_sub(1));
+        if upto > done_upto && checkpoint(db, dir, upto) {
+            done_upto = upto;
+        }
+    }
+}
+
+/// Make sled durable, then forget segments up to `upto` and their done markers. Every record of
+/// them is settled (done, or in the repair queue) by a commit applied before this `Db::sync`,
+/// so the log is no longer needed for them. False when nothing was forgotten.
+fn checkpoint(db: &Db, dir: &Path, upto: u64) -> bool {
     if let Err(e) = db.sync() {
         tracing::error!(error = %e, "checkpoint: storage flush failed; keeping the intake log");
-        return;
+        return false;
     }
-    let Ok(all) = segments(dir) else { return };
-    for n in all.into_iter().filter(|n| *n <= sealed) {
+    let Ok(all) = segments(dir) else { return false };
+    for n in all.into_iter().filter(|n| *n <= upto) {
         if let Err(e) = std::fs::remove_file(segment_path(dir, n)) {
             tracing::warn!(error = %e, segment = n, "checkpoint: removing an old intake-log segment failed");
         }
@@ -428,9 +541,10 @@ fn checkpoint(db: &Db, dir: &Path, sealed: u64) {
     // durable and the unlink not, an OS crash would bring the record back without its marker.
     if let Err(e) = sync_dir(dir) {
         tracing::warn!(error = %e, "checkpoint: syncing the intake-log folder failed; keeping the done markers");
-        return;
+        return false;
     }
-    clear_done_markers(db, sealed);
+    clear_done_markers(db, upto);
+    true
 }
 
 /// Remove the done markers of segments up to `upto` (their log records are gone).
@@ -501,15 +615,6 @@ mod tests {
         tx.insert(Keyspace::RepairQueue, uuid_of(note).as_bytes(), note.text.as_bytes().to_vec());
     }
 
-    /// The storage write of a note: itself, by id.
-    fn staged(note: &Note, _json: &[u8]) -> Result<Staged, IntakeLogError> {
-        Ok(Staged {
-            keyspace: Keyspace::RepairQueue,
-            key: uuid_of(note).as_bytes().to_vec(),
-            value: note.text.as_bytes().to_vec(),
-        })
-    }
-
     fn open(dir: &Path, db: &Db) -> (IntakeLog, usize) {
         IntakeLog::open(&dir.join("wal"), db, Keyspace::RepairQueue, put).unwrap()
     }
@@ -518,13 +623,38 @@ mod tests {
         db.get(Keyspace::RepairQueue, uuid_of(note).as_bytes()).unwrap().is_some()
     }
 
+    /// Commit the done markers of `notes` as the storage actor does (one key per segment) and
+    /// settle them.
+    fn finish(db: &Db, notes: &[(&Note, &Unsettled)]) {
+        db.write(|tx| {
+            let mut done = DoneBatch::default();
+            for (note, unsettled) in notes {
+                done.add(unsettled.segment(), *note);
+            }
+            done.stage(tx);
+            Ok::<_, StorageError>(())
+        })
+        .unwrap();
+        for (_, unsettled) in notes {
+            unsettled.settle();
+        }
+    }
+
+    fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+        let started = Instant::now();
+        while !ok() {
+            assert!(started.elapsed() < Duration::from_secs(20), "waited 20 s for: {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     #[actix_rt::test]
     async fn lost_records_come_back_and_done_ones_do_not() {
         let dir = tempfile::tempdir().unwrap();
         let wal_dir = dir.path().join("wal");
-        // Write a log by hand: three records, as if acknowledged before a crash that lost sled's state.
+        // Write a log by hand: four records, as if acknowledged before a crash.
         std::fs::create_dir_all(&wal_dir).unwrap();
-        let notes: Vec<Note> = (0..3).map(|i| note(format!("n{i}"))).collect();
+        let notes: Vec<Note> = (0..4).map(|i| note(format!("n{i}"))).collect();
         let mut bytes = Vec::new();
         for n in &notes {
             encode(n, &mut bytes).unwrap();
@@ -532,23 +662,29 @@ mod tests {
         bytes.extend_from_slice(&[9, 0, 0, 0, 1, 2]); // a torn tail
         std::fs::write(segment_path(&wal_dir, 7), &bytes).unwrap();
         let db = Db::open(dir.path().join("db")).unwrap();
-        // Record 1 was processed (done marker), record 2 is still in sled.
+        // Record 1 was deleted by an operator (a single marker), record 2 failed (it is in the
+        // repair queue), record 3 was stored (a batch marker).
         db.write(|tx| {
             tx.insert(Keyspace::Done, &done_key(7, uuid_of(&notes[1]).as_bytes()), Vec::new());
             put(tx, &notes[2]);
+            let mut done = DoneBatch::default();
+            done.add(7, &notes[3]);
+            done.stage(tx);
             Ok::<_, StorageError>(())
         })
         .unwrap();
         let (wal, recovered) = open(dir.path(), &db);
-        assert_eq!(recovered, 1, "only the record sled lost comes back");
+        assert_eq!(recovered, 1, "only the record nothing settled comes back");
         assert!(live(&db, &notes[0]));
         assert!(!live(&db, &notes[1]), "a done record is not processed twice");
+        assert!(!live(&db, &notes[3]), "a record done in a batch is not processed twice");
         assert_eq!(segments(&wal_dir).unwrap(), vec![8], "old segments are gone, a new one is open");
         assert_eq!(db.scan_prefix(Keyspace::Done, &[]).count(), 0);
         let mut n = note("x");
-        wal.append(&mut n, staged).unwrap().await.unwrap();
-        assert_eq!(n.segment, Some(8));
-        assert!(live(&db, &n), "the flusher put it into storage before it answered");
+        let (durable, unsettled) = wal.append(&mut n).unwrap();
+        durable.await.unwrap();
+        assert_eq!((n.segment, unsettled.segment()), (Some(8), 8));
+        assert!(!live(&db, &n), "nothing goes into storage at intake");
         let logged = read_segment::<Note>(&wal_dir, 8).unwrap();
         assert_eq!(logged.len(), 1);
         assert_eq!((logged[0].text.as_str(), logged[0].segment), ("x", Some(8)));
@@ -556,51 +692,85 @@ mod tests {
     }
 
     #[actix_rt::test]
-    async fn many_appends_share_flushes_and_survive_reopen() {
+    async fn many_appends_share_flushes_and_unsettled_ones_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(dir.path().join("db")).unwrap();
         let (wal, _) = open(dir.path(), &db);
+        let flushes = crate::metrics::metrics().intake_log_flushes.get();
         let mut notes: Vec<Note> = (0..200).map(|i| note(format!("n{i}"))).collect();
-        let futures: Vec<_> = notes.iter_mut().map(|n| wal.append(n, staged).unwrap()).collect();
+        let mut held = Vec::new();
+        let mut futures = Vec::new();
+        for n in notes.iter_mut() {
+            let (durable, unsettled) = wal.append(n).unwrap();
+            futures.push(durable);
+            held.push(unsettled);
+        }
         for f in futures {
             f.await.unwrap();
         }
-        assert!(notes.iter().all(|n| live(&db, n)), "in storage once logged");
-        // As if sled lost them (a crash before its flush): the log brings them back.
-        db.write(|tx| {
-            for n in &notes {
-                tx.remove(Keyspace::RepairQueue, uuid_of(n).as_bytes());
-            }
-            Ok::<_, StorageError>(())
-        })
-        .unwrap();
+        assert!(crate::metrics::metrics().intake_log_flushes.get() - flushes < 200, "records share flushes");
+        // The first half is stored (done markers), the rest was in flight at the crash.
+        let half: Vec<(&Note, &Unsettled)> = notes.iter().zip(&held).take(100).collect();
+        finish(&db, &half);
         db.sync().unwrap();
-        let wal_dir = dir.path().join("wal");
-        let logged: usize =
-            segments(&wal_dir).unwrap().iter().map(|n| read_segment::<Note>(&wal_dir, *n).unwrap().len()).sum();
-        assert_eq!(logged, 200);
         wal.close();
         drop((wal, db));
-        // On reopen every logged record that storage lost is recovered.
         let db = Db::open(dir.path().join("db")).unwrap();
         let (_, recovered) = open(dir.path(), &db);
-        assert_eq!(recovered, 200);
-        assert!(notes.iter().all(|n| live(&db, n)));
+        assert_eq!(recovered, 100, "every unsettled record comes back, no done one");
+        assert!(notes[100..].iter().all(|n| live(&db, n)));
+        assert!(notes[..100].iter().all(|n| !live(&db, n)));
     }
 
     #[actix_rt::test]
-    async fn a_closed_log_refuses_before_anything_is_inserted() {
+    async fn a_segment_stays_until_its_records_are_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal_dir = dir.path().join("wal");
+        let db = Db::open(dir.path().join("db")).unwrap();
+        let (wal, _) = open(dir.path(), &db);
+        let mut slow = note("slow");
+        let (durable, slow_unsettled) = wal.append(&mut slow).unwrap();
+        durable.await.unwrap();
+        let mut quick = note("quick");
+        let (durable, quick_unsettled) = wal.append(&mut quick).unwrap();
+        durable.await.unwrap();
+        finish(&db, &[(&quick, &quick_unsettled)]);
+        let first = slow_unsettled.segment();
+        // Later records go to later segments (rotation about once a second).
+        let mut later = note("later");
+        wait_until("a rotation", || segments(&wal_dir).unwrap().last() > Some(&first));
+        let (durable, later_unsettled) = wal.append(&mut later).unwrap();
+        durable.await.unwrap();
+        finish(&db, &[(&later, &later_unsettled)]);
+        wait_until("a checkpoint after the rotation", || segments(&wal_dir).unwrap().len() > 1);
+        std::thread::sleep(CHECKPOINT_EVERY * 3);
+        assert!(segments(&wal_dir).unwrap().contains(&first), "a segment with a record in flight stays");
+        assert!(db.scan_prefix(Keyspace::Done, &[]).count() >= 2, "its done markers stay with it");
+        // Settled (it failed: its entry is in the repair queue now), the segment goes.
+        db.write(|tx| {
+            put(tx, &slow);
+            Ok::<_, StorageError>(())
+        })
+        .unwrap();
+        slow_unsettled.settle();
+        wait_until("the checkpoint of the first segment", || !segments(&wal_dir).unwrap().contains(&first));
+        wal.close();
+        drop((wal, db));
+        let db = Db::open(dir.path().join("db")).unwrap();
+        let (_, recovered) = open(dir.path(), &db);
+        assert_eq!(recovered, 0, "nothing settled comes back");
+        assert!(live(&db, &slow));
+        assert!(!live(&db, &quick) && !live(&db, &later));
+    }
+
+    #[actix_rt::test]
+    async fn a_closed_log_refuses() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(dir.path().join("db")).unwrap();
         let (wal, _) = open(dir.path(), &db);
         wal.close();
         let mut n = note("x");
-        let mut inserted = false;
-        let result = wal.append(&mut n, |n: &Note, json: &[u8]| {
-            inserted = true;
-            staged(n, json)
-        });
-        assert!(matches!(result, Err(IntakeLogError::Closed)));
-        assert!(!inserted, "a refused object must not reach the repair queue");
+        assert!(matches!(wal.append(&mut n), Err(IntakeLogError::Closed)));
+        assert!(!live(&db, &n), "a refused object must not reach the repair queue");
     }
 }

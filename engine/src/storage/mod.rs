@@ -38,7 +38,7 @@ pub use self::config::{HardLimits, StorageConfig};
 pub use self::db::{Db, KvIter, ReadView};
 pub use self::error::{ErrorClass, StorageError};
 pub use self::filter::{Condition, Op};
-pub use self::intake_log::{mark_done, IntakeLog, IntakeLogError, LogRecord, Staged};
+pub use self::intake_log::{mark_done, DoneBatch, IntakeLog, IntakeLogError, LogRecord, Unsettled};
 pub use self::keyspace::Keyspace;
 pub use self::options::{DeleteOptions, FindOptions, Page, PutOptions, Stored, UpdateOptions};
 pub use self::sled_store::SledStore;
