@@ -7,6 +7,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// jemalloc instead of the system allocator: the ingest path allocates per object on many
+/// threads, and glibc malloc took a fifth of its CPU (docs/performance.md).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum LogFormat {
