@@ -26,10 +26,13 @@
 //! from the POST of a user to its arrival at the receiver, at half the plain rate.
 //! `--quick` leaves out the GraphQL and SOAP phases (for work on the replication path).
 //! `--paced N` also measures the p99 at N objects/s, the same load for every build compared.
-//! `--ingest-only` measures only durable ingest: the bare endpoint, then `samples/quickstart`
-//! (`{"User": {...}}`, the default step, no scripts) and `samples/library` (classifier and
-//! routing scripts), each with its throughput, p99 and p99 at half rate, and its ratio to bare
-//! (for work on the ingest path; compare two builds with `FERROGRID_BIN`).
+//! `--ingest-only` measures only durable ingest, with load generators outside this process:
+//! `wrk -t1 -c64` against the `bare` binary, then `samples/quickstart` (`{"User": {...}}`, the
+//! default step, no scripts) and `samples/library` (classifier and routing scripts): throughput,
+//! p50/p99, the sustained rate, p50/p99 at half of it (the `openloop` binary), RSS, the ratio to
+//! bare, and a Markdown table on stderr (compare two builds with `FERROGRID_BIN`). The bare
+//! endpoint is the `bare` binary in every mode; the other modes load it with this process's
+//! clients.
 //! Only loopback; every phase is bounded in time and request count.
 
 use std::collections::HashMap;
@@ -76,7 +79,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--model-change" => args.model_change = Some(value("--model-change")?.clamp(1_000, 10_000_000)),
             "-h" | "--help" => {
                 eprintln!(
-                    "usage: bench [--seconds N (1..300, default 5)] [--clients C (1..256, default 16)] [--quick (no GraphQL and SOAP phases)] [--ingest-only (bare, quickstart and library ingest only)] [--paced N (also p99 at N objects/s)] [--model-change N (index build over N books, ingest during it, apply times)]"
+                    "usage: bench [--seconds N (1..300, default 5)] [--clients C (1..256, default 16)] [--quick (no GraphQL and SOAP phases)] [--ingest-only (bare, quickstart and library ingest only, with wrk)] [--paced N (also p99 at N objects/s)] [--model-change N (index build over N books, ingest during it, apply times)]"
                 );
                 std::process::exit(0);
             }
@@ -135,11 +138,6 @@ type Op = dyn Fn(&Client, i64) -> bool + Sync;
 /// `POST /http` of library User `n`.
 fn ingest_op(client: &Client, n: i64) -> bool {
     matches!(client.try_post_json("/http", &user(n)), Ok(r) if r.status == 200)
-}
-
-/// `POST /http` of `{"User": {...}}` (samples/quickstart, the default input step).
-fn quickstart_op(client: &Client, n: i64) -> bool {
-    matches!(client.try_post_json("/http", &json!({"User": user(n)})), Ok(r) if r.status == 200)
 }
 
 /// `POST /soap` of library User `n`.
@@ -495,8 +493,181 @@ fn plain_throughput(bin: &std::path::Path, args: &Args) -> anyhow::Result<f64> {
     Ok(phase.rate())
 }
 
-/// Starts the bare endpoint on its own thread; returns its base URL.
-fn start_bare() -> anyhow::Result<String> {
+/// The bare endpoint: the `bare` binary built next to this one, as a process of its own (so the
+/// load generator measures it as it measures ferrogrid). Killed when dropped.
+struct Bare {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Bare {
+    fn start() -> anyhow::Result<Bare> {
+        use std::io::BufRead;
+        let exe = std::env::current_exe().context("the bench binary's path")?;
+        let bin = exe.with_file_name("bare");
+        let mut child =
+            std::process::Command::new(&bin).stdout(std::process::Stdio::piped()).spawn().with_context(|| {
+                format!("starting {} (build it: cargo build --release -p ferrogrid-tests)", bin.display())
+            })?;
+        let stdout = child.stdout.take().context("bare: no stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line).context("bare: reading its address")?;
+        let addr = line.trim().strip_prefix("listening on ").context("bare did not say where it listens")?.to_string();
+        Ok(Bare { child, base: format!("http://{addr}") })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Bare {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Resident memory of process `pid` in MB (`VmRSS`), when it can be read.
+fn rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 =
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// What wrk posts: a Lua body template where `ID` is replaced by a number unique in the run.
+struct WrkLoad {
+    path: &'static str,
+    content_type: &'static str,
+    body: &'static str,
+}
+
+const QUICKSTART_LOAD: WrkLoad = WrkLoad {
+    path: "/http",
+    content_type: "application/json",
+    body: r#"{"User": {"id": ID, "username": "bench user ID"}}"#,
+};
+const LIBRARY_LOAD: WrkLoad =
+    WrkLoad { path: "/http", content_type: "application/json", body: r#"{"id": ID, "username": "bench user ID"}"# };
+
+/// Runs the `openloop` binary (built next to this one) at `rate` requests/s for `dur`; its JSON.
+fn openloop(
+    target: &Target,
+    token: &str,
+    load: &WrkLoad,
+    connections: usize,
+    rate: f64,
+    dur: Duration,
+    first_id: u64,
+) -> anyhow::Result<Value> {
+    let bin = std::env::current_exe().context("the bench binary's path")?.with_file_name("openloop");
+    let addr = target.base.trim_start_matches("http://").to_string();
+    let out = std::process::Command::new(&bin)
+        .args([
+            "--addr",
+            &addr,
+            "--path",
+            load.path,
+            "--content-type",
+            load.content_type,
+            "--body",
+            load.body,
+            "--token",
+            token,
+        ])
+        .args(["--rate", &format!("{rate:.0}"), "--seconds", &dur.as_secs().to_string()])
+        .args(["--connections", &connections.to_string(), "--first-id", &first_id.to_string()])
+        .output()
+        .with_context(|| format!("running {} (build it: cargo build --release -p ferrogrid-tests)", bin.display()))?;
+    if !out.status.success() {
+        bail!("openloop failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    serde_json::from_slice(&out.stdout).context("openloop's report")
+}
+
+/// One wrk run's figures.
+struct WrkRun {
+    ok: u64,
+    non_2xx: u64,
+    per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    elapsed: Duration,
+}
+
+/// Runs wrk (one thread, `connections` keep-alive connections) for `dur` against `base`, with
+/// ids from `first_id` on; figures from wrk's own report.
+fn wrk(
+    base: &str,
+    token: Option<&str>,
+    load: &WrkLoad,
+    connections: usize,
+    dur: Duration,
+    first_id: u64,
+) -> anyhow::Result<WrkRun> {
+    let dir = tempfile::tempdir()?;
+    let script = dir.path().join("load.lua");
+    let (before, after) = load.body.split_once("ID").context("body template without ID")?;
+    let (middle, rest) = after.split_once("ID").unwrap_or((after, ""));
+    let lua = format!(
+        r#"counter = {first_id}
+local headers = {{["Content-Type"] = "{ct}", ["Authorization"] = "Bearer {token}"}}
+request = function()
+  counter = counter + 1
+  return wrk.format("POST", "{path}", headers, '{before}' .. counter .. '{middle}' .. counter .. '{rest}')
+end
+"#,
+        ct = load.content_type,
+        token = token.unwrap_or("none"),
+        path = load.path,
+    );
+    std::fs::write(&script, lua)?;
+    let started = Instant::now();
+    let out = std::process::Command::new("wrk")
+        .args(["-t1", &format!("-c{connections}"), &format!("-d{}s", dur.as_secs()), "--latency", "-s"])
+        .arg(&script)
+        .arg(base)
+        .output()
+        .context("running wrk (Debian package `wrk`)")?;
+    let elapsed = started.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!("wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let field =
+        |prefix: &str| text.lines().find_map(|l| l.trim().strip_prefix(prefix).map(str::trim).map(str::to_string));
+    let ms = |v: Option<String>| -> f64 {
+        let Some(v) = v else { return f64::NAN };
+        let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+        let n: f64 = num.parse().unwrap_or(f64::NAN);
+        match unit {
+            "us" => n / 1000.0,
+            "ms" => n,
+            "s" => n * 1000.0,
+            "m" => n * 60_000.0,
+            _ => f64::NAN,
+        }
+    };
+    let total: u64 = text
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .context("wrk: no request count")?;
+    let non_2xx: u64 = field("Non-2xx or 3xx responses:").and_then(|n| n.parse().ok()).unwrap_or(0);
+    Ok(WrkRun {
+        ok: total.saturating_sub(non_2xx),
+        non_2xx,
+        per_s: total.saturating_sub(non_2xx) as f64 / dur.as_secs_f64(),
+        p50_ms: ms(field("50%")),
+        p99_ms: ms(field("99%")),
+        elapsed,
+    })
+}
+
+/// Starts the replication receiver (`POST /hub`) on a thread of this process; returns its base URL.
+fn start_hub() -> anyhow::Result<String> {
     let (tx, rx) = std::sync::mpsc::channel::<anyhow::Result<std::net::SocketAddr>>();
     std::thread::spawn(move || {
         let system = actix_web::rt::System::new();
@@ -523,7 +694,7 @@ fn start_bare() -> anyhow::Result<String> {
             let _ = running.await;
         });
     });
-    let addr = rx.recv_timeout(Duration::from_secs(10)).context("bare server did not start")??;
+    let addr = rx.recv_timeout(Duration::from_secs(10)).context("the receiver did not start")??;
     Ok(format!("http://{addr}"))
 }
 
@@ -537,8 +708,13 @@ fn release_binary() -> PathBuf {
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
 
-    let bare_url = start_bare()?;
-    let (bare, _) = measure("bare", &Target { base: bare_url.clone(), token: None }, &args, &ingest_op);
+    let bare_server = Bare::start()?;
+    if args.ingest_only {
+        return ingest_only(&release_binary(), &args, &bare_server);
+    }
+    let (bare, _) = measure("bare", &Target { base: bare_server.base.clone(), token: None }, &args, &ingest_op);
+    drop(bare_server);
+    let bare_url = start_hub()?;
 
     let bin = release_binary();
     if !bin.exists() {
@@ -546,9 +722,6 @@ fn main() -> anyhow::Result<()> {
             "{} not found: build it with `cargo build --release -p ferrogrid-engine` or set FERROGRID_BIN",
             bin.display()
         );
-    }
-    if args.ingest_only {
-        return ingest_only(&bin, &args, bare);
     }
     if let Some(books) = args.model_change {
         return model_change(&bin, &args, books, bare);
@@ -620,23 +793,99 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--ingest-only`: durable ingest of samples/quickstart and samples/library against `bare`.
-fn ingest_only(bin: &std::path::Path, args: &Args, bare: Value) -> anyhow::Result<()> {
-    let bare_rate = bare["objects_per_s"].as_f64().unwrap_or(0.0);
-    let mut report =
-        json!({"bare": bare, "clients": args.clients, "seconds": args.seconds, "binary": bin.display().to_string()});
-    for (sample, op) in [("quickstart", &quickstart_op as &Op), ("library", &ingest_op as &Op)] {
+/// `--ingest-only`: durable ingest of samples/quickstart and samples/library against the bare
+/// endpoint, every target driven by wrk (64 connections) from outside: saturation throughput,
+/// p50/p99 (wrk's), the sustained rate (acknowledged objects over the wrk run plus the time
+/// until everything is processed), then p50/p99 at half the sustained rate (open loop: the
+/// `openloop` binary, latency from each request's scheduled time), and the server's RSS idle and
+/// under load.
+fn ingest_only(bin: &std::path::Path, args: &Args, bare: &Bare) -> anyhow::Result<()> {
+    if !bin.exists() {
+        bail!(
+            "{} not found: build it with `cargo build --release -p ferrogrid-engine` or set FERROGRID_BIN",
+            bin.display()
+        );
+    }
+    let dur = Duration::from_secs(args.seconds);
+    let connections = 64;
+    eprintln!("[bare] wrk -t1 -c{connections}, warm-up 2 s, then {dur:?}");
+    wrk(&bare.base, None, &QUICKSTART_LOAD, connections, Duration::from_secs(2), 0)?;
+    let bare_run = wrk(&bare.base, None, &QUICKSTART_LOAD, connections, dur, 0)?;
+    let bare_rss = rss_mb(bare.pid());
+    eprintln!("[bare] {:.0} objects/s, p99 {:.2} ms", bare_run.per_s, bare_run.p99_ms);
+    let mut report = json!({
+        "load_generator": format!("wrk -t1 -c{connections}; open loop at half rate: the openloop binary, {connections} connections (both out of process)"),
+        "seconds": args.seconds,
+        "binary": bin.display().to_string(),
+        "bare": {
+            "objects_per_s": round2(bare_run.per_s), "p50_ms": round2(bare_run.p50_ms), "p99_ms": round2(bare_run.p99_ms),
+            "errors": bare_run.non_2xx, "rss_mb": bare_rss.map_or(Value::Null, round2),
+        },
+    });
+    let mut table = vec![format!(
+        "| bare | {:.0} | — | 1.00 | {:.1} ms | {:.1} ms | — | {:.0} MB |",
+        bare_run.per_s,
+        bare_run.p50_ms,
+        bare_run.p99_ms,
+        bare_rss.unwrap_or(f64::NAN)
+    )];
+    for (sample, load) in [("quickstart", &QUICKSTART_LOAD), ("library", &LIBRARY_LOAD)] {
+        let name = format!("ferrogrid_{sample}");
         let mut server = Server::start_with_binary(bin, format!("samples/{sample}"));
+        let pid = server.pid().context("the server's pid")?;
         let target = Target { base: server.base_url(), token: Some(server.token().to_string()) };
-        let (measured, _) = measure(&format!("ferrogrid_{sample}"), &target, args, op);
+        let idle_rss = rss_mb(pid);
+        eprintln!("[{name}] warm-up 2 s, then wrk for {dur:?}");
+        let warm = wrk(&target.base, Some(server.token()), load, connections, Duration::from_secs(2), 0)?;
+        target.wait_backlog_drained(Duration::from_secs(120));
+        let first = warm.ok + warm.non_2xx + 10;
+        let run = wrk(&target.base, Some(server.token()), load, connections, dur, first)?;
+        let load_rss = rss_mb(pid);
+        let drain = target.wait_backlog_drained(Duration::from_secs(120));
+        let sustained = drain.map(|d| run.ok as f64 / (run.elapsed + d).as_secs_f64());
+        eprintln!(
+            "[{name}] {:.0} acknowledged/s, sustained {:.0}/s, p99 {:.2} ms, {} refused (503)",
+            run.per_s,
+            sustained.unwrap_or(f64::NAN),
+            run.p99_ms,
+            run.non_2xx
+        );
+        let half_rate = sustained.unwrap_or(run.per_s) / 2.0;
+        eprintln!("[{name}] open loop at {half_rate:.0} objects/s, {dur:?}");
+        let half =
+            openloop(&target, server.token(), load, connections, half_rate, dur, first + run.ok + run.non_2xx + 10)?;
         let status = server.stop();
-        eprintln!("[ferrogrid_{sample}] stopped: {status}");
-        let ratio = match measured["objects_per_s"].as_f64() {
-            Some(f) if bare_rate > 0.0 => round2(f / bare_rate),
-            _ => Value::Null,
-        };
-        report[format!("ferrogrid_{sample}")] = measured;
+        eprintln!("[{name}] stopped: {status}");
+        let ratio = sustained.map_or(Value::Null, |s| round2(s / bare_run.per_s.max(1e-9)));
+        table.push(format!(
+            "| {sample} | {:.0} | {:.0} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.0} MB idle, {:.0} MB loaded |",
+            run.per_s,
+            sustained.unwrap_or(f64::NAN),
+            ratio,
+            run.p50_ms,
+            run.p99_ms,
+            half["p99_ms"].as_f64().unwrap_or(f64::NAN),
+            idle_rss.unwrap_or(f64::NAN),
+            load_rss.unwrap_or(f64::NAN),
+        ));
+        report[name] = json!({
+            "acknowledged_per_s": round2(run.per_s),
+            "refused_503": run.non_2xx,
+            "backlog_drain_s": drain.map_or(Value::Null, |d| round2(d.as_secs_f64())),
+            "sustained_per_s": sustained.map_or(Value::Null, round2),
+            "p50_ms": round2(run.p50_ms),
+            "p99_ms": round2(run.p99_ms),
+            "half_rate_per_s": round2(half_rate),
+            "at_half_rate": half,
+            "rss_mb_idle": idle_rss.map_or(Value::Null, round2),
+            "rss_mb_loaded": load_rss.map_or(Value::Null, round2),
+        });
         report[format!("ratio_{sample}")] = ratio;
+    }
+    eprintln!("\n| target | acknowledged/s | sustained/s | ratio to bare | p50 | p99 | p99 at half rate | RSS |");
+    eprintln!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for row in table {
+        eprintln!("{row}");
     }
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Profile the ingest path: starts `BIN run samples/SAMPLE` on a loopback port with a throwaway
+# data directory, loads `POST /http` with wrk (-t1 -c64) and records the server with
+# `perf record --call-graph dwarf` for SECONDS; writes OUT.folded (inferno's collapsed stacks),
+# OUT.svg (the flame graph) and prints the top frames by self time and the threads' shares.
+# Usage: scripts/profile-ingest.sh BIN [SAMPLE=quickstart] [OUT=target/perf/ingest] [SECONDS=4]
+# Needs wrk and perf (Debian packages `wrk`, `linux-perf`); installs inferno (crates.io) into
+# target/peers/inferno when it is missing.
+set -euo pipefail
+BIN=$1; SAMPLE=${2:-quickstart}; OUT=${3:-target/perf/ingest}; SECS=${4:-4}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+INFERNO=$ROOT/target/peers/inferno/bin
+if [ ! -x "$INFERNO/inferno-flamegraph" ]; then
+    cargo install inferno --locked --root "$ROOT/target/peers/inferno"
+fi
+mkdir -p "$(dirname "$OUT")"
+PORT=18190
+DIR=$(mktemp -d)
+trap 'kill -9 "$PID" 2>/dev/null; rm -rf "$DIR"' EXIT
+"$BIN" run "$ROOT/samples/$SAMPLE" --data-dir "$DIR/data" --listen "127.0.0.1:$PORT" > "$DIR/log" 2>&1 &
+PID=$!
+for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/health" && break; sleep 0.1; done
+export TOKEN; TOKEN=$(cat "$DIR/data/admin.token")
+if [ "$SAMPLE" = quickstart ]; then BODY='{"User": {"id": ID, "username": "bench user ID"}}'; else BODY='{"id": ID, "username": "bench user ID"}'; fi
+BEFORE=${BODY%%ID*}; REST=${BODY#*ID}; MIDDLE=${REST%%ID*}; AFTER=${REST#*ID}
+cat > "$DIR/post.lua" <<LUA
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("POST", "/http", {["Content-Type"]="application/json", ["Authorization"]="Bearer " .. os.getenv("TOKEN")}, '$BEFORE' .. counter .. '$MIDDLE' .. counter .. '$AFTER')
+end
+LUA
+wrk -t1 -c64 -d2s -s "$DIR/post.lua" "http://127.0.0.1:$PORT" > /dev/null
+perf record -F 499 --call-graph dwarf,16384 -p "$PID" -o "$DIR/perf.data" -- sleep "$SECS" > /dev/null 2>&1 &
+PERF=$!
+wrk -t1 -c64 -d"$((SECS + 1))s" -s "$DIR/post.lua" "http://127.0.0.1:$PORT" | grep "Requests/sec" | sed 's/^/under perf: /'
+wait "$PERF"
+perf script -i "$DIR/perf.data" 2>/dev/null | "$INFERNO/inferno-collapse-perf" --all > "$OUT.folded"
+"$INFERNO/inferno-flamegraph" < "$OUT.folded" > "$OUT.svg"
+python3 - "$OUT.folded" <<'PY'
+import collections, re, sys
+total = 0; leaf = collections.Counter(); threads = collections.Counter()
+for line in open(sys.argv[1]):
+    stack, _, n = line.rstrip().rpartition(' '); n = int(n); total += n
+    frames = stack.split(';')
+    leaf[re.sub(r'_\[[a-z]\]$', '', frames[-1])] += n
+    threads[re.sub(r'-?\d+$', '-N', frames[0])] += n
+print("threads:", ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in threads.most_common(8)))
+for f, n in leaf.most_common(15):
+    print(f"{100 * n / total:5.1f}%  {f[:110]}")
+PY
+echo "flame graph: $OUT.svg"
