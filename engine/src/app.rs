@@ -24,6 +24,8 @@ pub struct RunOptions {
     pub data_dir: PathBuf,
     /// Listen address.
     pub listen: SocketAddr,
+    /// Create a new data directory with compressed storage.
+    pub compress_storage: bool,
 }
 
 /// Load and check a configuration: every problem, one per line (empty when valid). When the
@@ -169,7 +171,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     if let Some(path) = created {
         tracing::info!(path = %path.display(), "created the admin token (use it as: Authorization: Bearer <token>)");
     }
-    let db = Db::open_with(options.data_dir.join("db"), &StorageConfig::default()).context("opening the storage")?;
+    let storage = StorageConfig { compression: options.compress_storage, ..StorageConfig::default() };
+    let db = Db::open_with(options.data_dir.join("db"), &storage).context("opening the storage")?;
     let chosen = choose(&options, &db)?;
     let sequences = chosen.loaded.config.sequence_generator;
     db.set_sequences(sequences.starts_with, sequences.range_width);

@@ -48,6 +48,11 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "FERROGRID_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Create a new data directory with zstd-compressed storage: about a third of the disk
+        /// per object, at a cost in storing throughput (docs/performance.md). Only when the
+        /// directory is created; an existing one keeps what it was created with.
+        #[arg(long, env = "FERROGRID_COMPRESS_STORAGE")]
+        compress_storage: bool,
     },
     /// Load and validate a configuration (model, scripts, references) without running it.
     Check {
@@ -131,8 +136,9 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     match cli.command {
-        Command::Run { config, data_dir, listen } => {
-            let result = actix_rt::System::new().block_on(app::run(RunOptions { config, data_dir, listen }));
+        Command::Run { config, data_dir, listen, compress_storage } => {
+            let options = RunOptions { config, data_dir, listen, compress_storage };
+            let result = actix_rt::System::new().block_on(app::run(options));
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

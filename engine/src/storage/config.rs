@@ -11,6 +11,10 @@ fn default_flush_every_ms() -> u64 {
     500
 }
 
+fn default_compression() -> bool {
+    false
+}
+
 fn default_sequence_start() -> i64 {
     1
 }
@@ -38,6 +42,12 @@ pub struct StorageConfig {
     /// not followed by an explicit `sync()` reach the disk at the latest after this interval.
     #[serde(default = "default_flush_every_ms")]
     pub flush_every_ms: u64,
+    /// zstd compression (level 1) of what sled writes (`ferrogrid run --compress-storage`; off by
+    /// default: it slows the storage actor's commits, docs/performance.md). Decided when a data
+    /// directory is created; an existing one keeps what it was created with (sled refuses to
+    /// switch), and a start with the other setting says so in the log.
+    #[serde(default = "default_compression")]
+    pub compression: bool,
     /// First number of a new sequence.
     #[serde(default = "default_sequence_start")]
     pub sequence_start: i64,
@@ -51,6 +61,7 @@ impl Default for StorageConfig {
         StorageConfig {
             cache_capacity_mb: default_cache_capacity_mb(),
             flush_every_ms: default_flush_every_ms(),
+            compression: default_compression(),
             sequence_start: default_sequence_start(),
             sequence_range: default_sequence_range(),
         }

@@ -24,15 +24,41 @@ pub struct SledStore {
     disk: Mutex<DiskSync>,
 }
 
+/// Whether the sled database in `path` was created with compression (its `conf` file says);
+/// `None` when there is none yet (or it cannot be read: sled decides then).
+fn created_with_compression(path: &Path) -> Option<bool> {
+    // Text lines, then a binary checksum.
+    let bytes = std::fs::read(path.join("conf")).ok()?;
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .find_map(|l| l.strip_prefix("use_compression:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 impl SledStore {
     /// Open (creating if needed) the sled database in `path`, and make its files durable once.
     pub fn open(path: &Path, config: &StorageConfig) -> Result<SledStore, StorageError> {
         std::fs::create_dir_all(path)?;
         let flush_every = (config.flush_every_ms > 0).then_some(config.flush_every_ms);
+        let compression = match created_with_compression(path) {
+            Some(existing) => {
+                if existing != config.compression {
+                    tracing::info!(
+                        path = %path.display(),
+                        compression = existing,
+                        "--compress-storage applies when a data directory is created; this one keeps the setting it was created with"
+                    );
+                }
+                existing
+            }
+            None => config.compression,
+        };
         let sled_config = sled::Config::new()
             .path(path)
             .cache_capacity(config.cache_capacity_mb.saturating_mul(1024 * 1024))
-            .flush_every_ms(flush_every);
+            .flush_every_ms(flush_every)
+            .use_compression(compression)
+            .compression_factor(1);
         let tree = open_sled(&sled_config, path)?;
         tree.flush()?;
         for f in ["db", "conf"] {
@@ -185,5 +211,38 @@ impl DiskSync {
         }
         self.dir_entries = entries;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(store: &SledStore, key: &[u8], value: &[u8]) {
+        store.apply(vec![(key.to_vec(), Some(IVec::from(value)))]).unwrap();
+        store.make_durable().unwrap();
+    }
+
+    #[test]
+    fn compression_is_decided_when_the_directory_is_created() {
+        for created_with in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("db");
+            {
+                let store =
+                    SledStore::open(&path, &StorageConfig { compression: created_with, ..StorageConfig::default() })
+                        .unwrap();
+                put(&store, b"k", b"v");
+            }
+            assert_eq!(created_with_compression(&path), Some(created_with));
+            // Opened with the other setting, it keeps its own (sled would refuse a switch).
+            let store =
+                SledStore::open(&path, &StorageConfig { compression: !created_with, ..StorageConfig::default() })
+                    .unwrap();
+            assert_eq!(store.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+            put(&store, b"k2", b"v2");
+            drop(store);
+            assert_eq!(created_with_compression(&path), Some(created_with));
+        }
     }
 }

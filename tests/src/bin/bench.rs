@@ -26,11 +26,12 @@
 //! from the POST of a user to its arrival at the receiver, at half the plain rate.
 //! `--quick` leaves out the GraphQL and SOAP phases (for work on the replication path).
 //! `--paced N` also measures the p99 at N objects/s, the same load for every build compared.
-//! `--ingest-only` measures only durable ingest, with load generators outside this process:
+//! `--wrk` (alias `--ingest-only`) measures with load generators outside this process:
 //! `wrk -t1 -c64` against the `bare` binary, then `samples/quickstart` (`{"User": {...}}`, the
-//! default step, no scripts) and `samples/library` (classifier and routing scripts): throughput,
-//! p50/p99, the sustained rate, p50/p99 at half of it (the `openloop` binary), RSS, the ratio to
-//! bare, and a Markdown table on stderr (compare two builds with `FERROGRID_BIN`). The bare
+//! default step, no scripts), `samples/library` (classifier and routing scripts) and
+//! `samples/soap`: throughput, p50/p99, the sustained rate, p50/p99 at half of it (the `openloop`
+//! binary), RSS, the ratio to bare; then GraphQL get-by-primary-key and a relation lookup on the
+//! library data; and a Markdown table on stderr (compare two builds with `FERROGRID_BIN`). The bare
 //! endpoint is the `bare` binary in every mode; the other modes load it with this process's
 //! clients.
 //! Only loopback; every phase is bounded in time and request count.
@@ -74,12 +75,12 @@ fn parse_args() -> anyhow::Result<Args> {
             "--seconds" => args.seconds = value("--seconds")?.clamp(1, 300),
             "--clients" => args.clients = value("--clients")?.clamp(1, 256) as usize,
             "--quick" => args.quick = true,
-            "--ingest-only" => args.ingest_only = true,
+            "--wrk" | "--ingest-only" => args.ingest_only = true,
             "--paced" => args.paced = Some(value("--paced")?.clamp(1, 1_000_000)),
             "--model-change" => args.model_change = Some(value("--model-change")?.clamp(1_000, 10_000_000)),
             "-h" | "--help" => {
                 eprintln!(
-                    "usage: bench [--seconds N (1..300, default 5)] [--clients C (1..256, default 16)] [--quick (no GraphQL and SOAP phases)] [--ingest-only (bare, quickstart and library ingest only, with wrk)] [--paced N (also p99 at N objects/s)] [--model-change N (index build over N books, ingest during it, apply times)]"
+                    "usage: bench [--seconds N (1..300, default 5)] [--clients C (1..256, default 16)] [--quick (no GraphQL and SOAP phases)] [--wrk (every target driven by wrk from outside: bare, quickstart, library, SOAP ingest, GraphQL reads; alias --ingest-only)] [--paced N (also p99 at N objects/s)] [--model-change N (index build over N books, ingest during it, apply times)]"
                 );
                 std::process::exit(0);
             }
@@ -586,6 +587,31 @@ fn openloop(
     serde_json::from_slice(&out.stdout).context("openloop's report")
 }
 
+/// Which ids a wrk run's requests carry.
+#[derive(Clone, Copy)]
+enum Ids {
+    /// New ones, after this.
+    From(u64),
+    /// Random ones in 1..=this (reads of stored objects).
+    RandomUpTo(u64),
+}
+
+const SOAP_LOAD: WrkLoad = WrkLoad {
+    path: "/soap",
+    content_type: "text/xml; charset=utf-8",
+    body: "<?xml version=\"1.0\"?><soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body><Connect xmlns=\"urn:ferrogrid:library\"><User><id>ID</id><username>bench user ID</username></User></Connect></soap:Body></soap:Envelope>",
+};
+const GET_BY_PK_LOAD: WrkLoad = WrkLoad {
+    path: "/graphql",
+    content_type: "application/json",
+    body: r#"{"query": "query($id: Long) { User(id: $id) { id username } }", "variables": {"id": ID}}"#,
+};
+const RELATION_LOAD: WrkLoad = WrkLoad {
+    path: "/graphql",
+    content_type: "application/json",
+    body: r#"{"query": "query($id: Long) { User(id: $id) { username subscription { id book { book_name } } } }", "variables": {"id": ID}}"#,
+};
+
 /// One wrk run's figures.
 struct WrkRun {
     ok: u64,
@@ -604,18 +630,29 @@ fn wrk(
     load: &WrkLoad,
     connections: usize,
     dur: Duration,
-    first_id: u64,
+    ids: Ids,
 ) -> anyhow::Result<WrkRun> {
     let dir = tempfile::tempdir()?;
     let script = dir.path().join("load.lua");
-    let (before, after) = load.body.split_once("ID").context("body template without ID")?;
-    let (middle, rest) = after.split_once("ID").unwrap_or((after, ""));
+    if load.body.contains(['\'', '\\']) {
+        bail!("a wrk body template cannot hold quotes or backslashes");
+    }
+    // `ID` in the template becomes the request's id: the next of a counter, or (reads) a random
+    // one of the stored ids.
+    let body = load.body.split("ID").collect::<Vec<_>>().join("' .. id .. '");
+    let next_id = match ids {
+        Ids::From(_) => "counter = counter + 1\n  local id = counter",
+        Ids::RandomUpTo(_) => "local id = math.random(1, counter)",
+    };
+    let counter = match ids {
+        Ids::From(n) | Ids::RandomUpTo(n) => n,
+    };
     let lua = format!(
-        r#"counter = {first_id}
+        r#"counter = {counter}
 local headers = {{["Content-Type"] = "{ct}", ["Authorization"] = "Bearer {token}"}}
 request = function()
-  counter = counter + 1
-  return wrk.format("POST", "{path}", headers, '{before}' .. counter .. '{middle}' .. counter .. '{rest}')
+  {next_id}
+  return wrk.format("POST", "{path}", headers, '{body}')
 end
 "#,
         ct = load.content_type,
@@ -793,8 +830,41 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--ingest-only`: durable ingest of samples/quickstart and samples/library against the bare
-/// endpoint, every target driven by wrk (64 connections) from outside: saturation throughput,
+/// GraphQL reads over the library users stored by the ingest phases (the first `users` ids),
+/// with 100 books and a subscription for each of the first 5,000 users seeded first: get by
+/// primary key and a relation lookup, each driven by wrk for `dur` with random stored ids.
+fn reads(target: &Target, token: &str, users: u64, connections: usize, dur: Duration) -> anyhow::Result<Value> {
+    let users = users.max(2);
+    let related = users.min(5_000);
+    seed_relations(target, related as i64)?;
+    // wrk counts only statuses: make sure each query answers data, not errors.
+    for (query, load) in [(GET_BY_PK, &GET_BY_PK_LOAD), (RELATION, &RELATION_LOAD)] {
+        let r = target.client().try_post_json("/graphql", &json!({"query": query, "variables": {"id": 1}}));
+        match r {
+            Ok(r) if r.status == 200 && !r.body.contains("\"errors\"") => {}
+            Ok(r) => bail!("{}: {} {}", load.path, r.status, r.body),
+            Err(e) => bail!("{}: {e}", load.path),
+        }
+    }
+    let mut report = serde_json::Map::new();
+    for (name, load, ids) in [("get_by_pk", &GET_BY_PK_LOAD, users), ("relation_lookup", &RELATION_LOAD, related)] {
+        wrk(&target.base, Some(token), load, connections, Duration::from_secs(1), Ids::RandomUpTo(ids))?;
+        let run = wrk(&target.base, Some(token), load, connections, dur, Ids::RandomUpTo(ids))?;
+        eprintln!("[graphql] {name}: {:.0} queries/s, p99 {:.2} ms ({} errors)", run.per_s, run.p99_ms, run.non_2xx);
+        report.insert(
+            name.into(),
+            json!({
+                "queries_per_s": round2(run.per_s), "p50_ms": round2(run.p50_ms), "p99_ms": round2(run.p99_ms),
+                "errors": run.non_2xx, "ids": ids,
+            }),
+        );
+    }
+    Ok(Value::Object(report))
+}
+
+/// `--ingest-only`: durable ingest of samples/quickstart, samples/library and samples/soap against
+/// the bare endpoint, then GraphQL reads on the library server ([`reads`]); every target driven
+/// by wrk (64 connections) from outside: saturation throughput,
 /// p50/p99 (wrk's), the sustained rate (acknowledged objects over the wrk run plus the time
 /// until everything is processed), then p50/p99 at half the sustained rate (open loop: the
 /// `openloop` binary, latency from each request's scheduled time), and the server's RSS idle and
@@ -809,8 +879,8 @@ fn ingest_only(bin: &std::path::Path, args: &Args, bare: &Bare) -> anyhow::Resul
     let dur = Duration::from_secs(args.seconds);
     let connections = 64;
     eprintln!("[bare] wrk -t1 -c{connections}, warm-up 2 s, then {dur:?}");
-    wrk(&bare.base, None, &QUICKSTART_LOAD, connections, Duration::from_secs(2), 0)?;
-    let bare_run = wrk(&bare.base, None, &QUICKSTART_LOAD, connections, dur, 0)?;
+    wrk(&bare.base, None, &QUICKSTART_LOAD, connections, Duration::from_secs(2), Ids::From(0))?;
+    let bare_run = wrk(&bare.base, None, &QUICKSTART_LOAD, connections, dur, Ids::From(0))?;
     let bare_rss = rss_mb(bare.pid());
     eprintln!("[bare] {:.0} objects/s, p99 {:.2} ms", bare_run.per_s, bare_run.p99_ms);
     let mut report = json!({
@@ -829,17 +899,17 @@ fn ingest_only(bin: &std::path::Path, args: &Args, bare: &Bare) -> anyhow::Resul
         bare_run.p99_ms,
         bare_rss.unwrap_or(f64::NAN)
     )];
-    for (sample, load) in [("quickstart", &QUICKSTART_LOAD), ("library", &LIBRARY_LOAD)] {
+    for (sample, load) in [("quickstart", &QUICKSTART_LOAD), ("library", &LIBRARY_LOAD), ("soap", &SOAP_LOAD)] {
         let name = format!("ferrogrid_{sample}");
         let mut server = Server::start_with_binary(bin, format!("samples/{sample}"));
         let pid = server.pid().context("the server's pid")?;
         let target = Target { base: server.base_url(), token: Some(server.token().to_string()) };
         let idle_rss = rss_mb(pid);
         eprintln!("[{name}] warm-up 2 s, then wrk for {dur:?}");
-        let warm = wrk(&target.base, Some(server.token()), load, connections, Duration::from_secs(2), 0)?;
+        let warm = wrk(&target.base, Some(server.token()), load, connections, Duration::from_secs(2), Ids::From(0))?;
         target.wait_backlog_drained(Duration::from_secs(120));
         let first = warm.ok + warm.non_2xx + 10;
-        let run = wrk(&target.base, Some(server.token()), load, connections, dur, first)?;
+        let run = wrk(&target.base, Some(server.token()), load, connections, dur, Ids::From(first))?;
         let load_rss = rss_mb(pid);
         let drain = target.wait_backlog_drained(Duration::from_secs(120));
         let sustained = drain.map(|d| run.ok as f64 / (run.elapsed + d).as_secs_f64());
@@ -854,6 +924,23 @@ fn ingest_only(bin: &std::path::Path, args: &Args, bare: &Bare) -> anyhow::Resul
         eprintln!("[{name}] open loop at {half_rate:.0} objects/s, {dur:?}");
         let half =
             openloop(&target, server.token(), load, connections, half_rate, dur, first + run.ok + run.non_2xx + 10)?;
+        if sample == "library" {
+            let graphql = reads(&target, server.token(), warm.ok, connections, dur)?;
+            for (query, label) in
+                [("get_by_pk", "GraphQL get by primary key"), ("relation_lookup", "GraphQL relation lookup")]
+            {
+                let q = &graphql[query];
+                let per_s = q["queries_per_s"].as_f64().unwrap_or(f64::NAN);
+                let ratio = round2(per_s / bare_run.per_s.max(1e-9));
+                table.push(format!(
+                    "| {label} | {per_s:.0} queries/s | — | {ratio} | {:.1} ms | {:.1} ms | — | — |",
+                    q["p50_ms"].as_f64().unwrap_or(f64::NAN),
+                    q["p99_ms"].as_f64().unwrap_or(f64::NAN)
+                ));
+                report[format!("ratio_graphql_{query}")] = ratio;
+            }
+            report["graphql"] = graphql;
+        }
         let status = server.stop();
         eprintln!("[{name}] stopped: {status}");
         let ratio = sustained.map_or(Value::Null, |s| round2(s / bare_run.per_s.max(1e-9)));
@@ -882,6 +969,14 @@ fn ingest_only(bin: &std::path::Path, args: &Args, bare: &Bare) -> anyhow::Resul
         });
         report[format!("ratio_{sample}")] = ratio;
     }
+    let soap_to_json = match (
+        report["ferrogrid_soap"]["sustained_per_s"].as_f64(),
+        report["ferrogrid_library"]["sustained_per_s"].as_f64(),
+    ) {
+        (Some(soap), Some(json)) if json > 0.0 => round2(soap / json),
+        _ => Value::Null,
+    };
+    report["ratio_soap_to_json"] = soap_to_json;
     eprintln!("\n| target | acknowledged/s | sustained/s | ratio to bare | p50 | p99 | p99 at half rate | RSS |");
     eprintln!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     for row in table {
