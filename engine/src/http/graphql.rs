@@ -5,8 +5,10 @@ use super::{error, AppState};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use async_graphql::dynamic::Schema;
-use async_graphql::parser::types::OperationType;
+use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// The schemas the endpoint serves.
 pub struct GraphqlSchemas {
@@ -34,10 +36,48 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/graphql/schema.graphql", web::get().to(sdl));
 }
 
+/// Parsed query documents by query text: clients send the same few queries again and again
+/// (with other variables), and parsing was an eighth of a get-by-primary-key request's CPU. Only
+/// documents that parsed are kept, and only texts up to [`CACHED_QUERY_MAX`] bytes; the cache is
+/// emptied when it reaches [`CACHED_QUERIES`] entries. Parsing does not depend on the schema,
+/// so the cache outlives configuration versions.
+fn parsed_queries() -> &'static Mutex<HashMap<String, ExecutableDocument>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, ExecutableDocument>>> = OnceLock::new();
+    CACHE.get_or_init(Mutex::default)
+}
+
+/// Most documents in the parse cache.
+const CACHED_QUERIES: usize = 512;
+/// Longest query text the parse cache keeps.
+const CACHED_QUERY_MAX: usize = 16 * 1024;
+
+/// Give `request` its parsed document from the cache (parsing and caching it on a miss). A query
+/// that does not parse is left to the schema, which reports the error as usual.
+fn with_parsed_query(mut request: async_graphql::Request) -> async_graphql::Request {
+    if request.query.len() > CACHED_QUERY_MAX {
+        return request;
+    }
+    let cached = parsed_queries().lock().unwrap_or_else(PoisonError::into_inner).get(&request.query).cloned();
+    let doc = match cached {
+        Some(doc) => doc,
+        None => {
+            let Ok(doc) = async_graphql::parser::parse_query(&request.query) else { return request };
+            let mut cache = parsed_queries().lock().unwrap_or_else(PoisonError::into_inner);
+            if cache.len() >= CACHED_QUERIES {
+                cache.clear();
+            }
+            cache.insert(request.query.clone(), doc.clone());
+            doc
+        }
+    };
+    request.set_parsed_query(doc);
+    request
+}
+
 async fn execute(state: &AppState, req: &HttpRequest, request: async_graphql::Request) -> HttpResponse {
     // The schemas of the version active when the request came.
     let schemas = state.live.graphql.load_full();
-    HttpResponse::Ok().json(select(&schemas, req).execute(request).await)
+    HttpResponse::Ok().json(select(&schemas, req).execute(with_parsed_query(request)).await)
 }
 
 async fn post(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
