@@ -552,6 +552,23 @@ const QUICKSTART_LOAD: WrkLoad = WrkLoad {
 const LIBRARY_LOAD: WrkLoad =
     WrkLoad { path: "/http", content_type: "application/json", body: r#"{"id": ID, "username": "bench user ID"}"# };
 
+/// Makes sure wrk is there: installs the Debian package when it is missing (as root, or with
+/// sudo), as `scripts/test.sh` installs the browsers.
+fn ensure_wrk() -> anyhow::Result<()> {
+    let present = || std::process::Command::new("wrk").arg("-v").output().is_ok();
+    if present() {
+        return Ok(());
+    }
+    eprintln!("== installing wrk (Debian package) for the out-of-process load");
+    let script = r#"SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q wrk"#;
+    let status = std::process::Command::new("sh").arg("-c").arg(script).status().context("running apt-get")?;
+    if !status.success() || !present() {
+        bail!("wrk is missing and installing the Debian package `wrk` failed ({status})");
+    }
+    Ok(())
+}
+
 /// Runs the `openloop` binary (built next to this one) at `rate` requests/s for `dur`; its JSON.
 fn openloop(
     target: &Target,
@@ -876,6 +893,7 @@ fn ingest_only(bin: &std::path::Path, args: &Args, bare: &Bare) -> anyhow::Resul
             bin.display()
         );
     }
+    ensure_wrk()?;
     let dur = Duration::from_secs(args.seconds);
     let connections = 64;
     eprintln!("[bare] wrk -t1 -c{connections}, warm-up 2 s, then {dur:?}");
