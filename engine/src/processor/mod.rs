@@ -247,11 +247,12 @@ impl Processor {
         if left > 0 {
             tracing::warn!(
                 left,
-                "drain timed out; unfinished objects stay in the repair queue and resume at the next start"
+                "drain timed out; unfinished objects stay in the intake log (retries in the repair queue) and resume at the next start"
             );
         }
         self.permits.close();
-        // Queued objects stay New in the repair queue and run at the next start. The workers are
+        // Queued objects stay in the intake log (an operator's retry: In Progress in the repair
+        // queue) and run at the next start. The workers are
         // joined on the blocking pool, not on this reactor.
         let workers = self.pool.close(left > 0);
         let joined = tokio::task::spawn_blocking(move || {

@@ -172,8 +172,8 @@ impl Processor {
                     let id = entry.id.clone();
                     let sent = storage.store(StoreJob { entry, item: Finish::Store(item), then });
                     if !sent {
-                        // Only after the storage actor closed (shutdown): the entry stays New and
-                        // resumes at the next start.
+                        // Only after the storage actor closed (shutdown): the object stays unsettled
+                        // in the intake log (a retry: In Progress) and resumes at the next start.
                         tracing::warn!(id, "not stored: the engine is stopping");
                     }
                 }
