@@ -17,7 +17,8 @@ pub struct Metrics {
     pub objects_routed: IntCounterVec,
     /// Objects that failed, per stage.
     pub repair_added: IntCounterVec,
-    /// Entries in the repair queue (pending and failed).
+    /// Objects accepted and not finished yet, plus the entries in the repair queue (failed or
+    /// being retried): 0 when nothing is waiting.
     pub repair_depth: IntGauge,
     /// Objects accepted and not yet processed.
     pub in_flight: IntGauge,
@@ -125,7 +126,11 @@ impl Metrics {
                 "Objects that failed, by stage",
                 &["stage"],
             )?,
-            repair_depth: gauge(&r, "ferrogrid_repair_queue_depth", "Entries in the repair queue")?,
+            repair_depth: gauge(
+                &r,
+                "ferrogrid_repair_queue_depth",
+                "Objects accepted and not finished, plus repair-queue entries",
+            )?,
             in_flight: gauge(&r, "ferrogrid_objects_in_flight", "Objects accepted and not yet processed")?,
             pipeline_seconds: histogram(&r, "ferrogrid_pipeline_duration_seconds", "Pipeline run time", &["pipeline"])?,
             processing_seconds: histogram(

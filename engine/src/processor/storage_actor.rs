@@ -6,7 +6,7 @@
 //!
 //! It runs on a thread of its own (`ferrogrid-store`), so its commits block nothing else, under a
 //! [`Supervisor`]: a panic while storing (a bug) fails that batch's objects with the panic text
-//! (they stay in the repair queue) and restarts the actor with its mailbox intact. Batching: a
+//! (they go to the repair queue) and restarts the actor with its mailbox intact. Batching: a
 //! job only joins the batch; the batch is committed by a [`Flush`] queued to the actor itself,
 //! which runs once the jobs already in the mailbox have joined (or at once at [`MAX_BATCH`]).
 //! While more objects are on their way (a script worker is preparing them: [`Coming`]) the
@@ -107,7 +107,7 @@ impl StorageActor {
                 let text = super::panic_text(&*panic);
                 let error = format!("internal error (a bug): storing panicked: {text}");
                 metrics().actor_restarts.with_label_values(&["storage", "storage"]).inc();
-                tracing::error!(actor = "storage", panic = %text, "storage actor panicked (a bug); its batch stays in the repair queue and it restarts");
+                tracing::error!(actor = "storage", panic = %text, "storage actor panicked (a bug); its batch goes to the repair queue and it restarts");
                 ctx.stop();
                 items.iter().map(|(_, item)| Err(item.failure(error.clone()))).collect()
             }

@@ -17,6 +17,9 @@ use crate::parked::{ParkedFilter, Shelf, Taken};
 use crate::storage::{Db, DoneBatch, Keyspace, ReadView, StorageError, WriteTx};
 use serde_json::Value;
 
+/// How often writing a fresh object's failure is tried again.
+const FAIL_ATTEMPTS: u32 = 3;
+
 /// Where the entries are.
 const SHELF: Shelf = Shelf::new(Keyspace::RepairQueue, &[], "repair-queue entry");
 
@@ -166,21 +169,39 @@ impl RepairQueue {
         &self,
         entry: &Entry,
         failure: &Failure,
-        also: impl FnOnce(&mut WriteTx<'_>, &Entry) -> Result<(), RepairError>,
+        mut also: impl FnMut(&mut WriteTx<'_>, &Entry) -> Result<(), RepairError>,
     ) -> Result<Option<Entry>, RepairError> {
         let Some(unsettled) = &entry.unsettled else {
-            return self.modify_with(&entry.id, |entry| entry.record_failure(failure, self.history_size), also);
+            return self.modify_with(&entry.id, |entry| entry.record_failure(failure, self.history_size), &mut also);
         };
+        // Settled already: its commit went through (a panic after it failed the whole batch), so
+        // it must not come into the queue as well.
+        if unsettled.is_settled() {
+            return Ok(None);
+        }
         // A fresh object: its entry comes into the queue now, with the failure; that settles
-        // its intake-log record.
+        // its intake-log record. Tried a few times: until it is written the record holds its
+        // intake-log segment (and every later one) until the next start.
         let mut failed = entry.clone();
         failed.unsettled = None;
         failed.record_failure(failure, self.history_size);
         let key = key_of(&failed.id)?;
-        self.db.write(|tx| {
-            tx.insert(Keyspace::RepairQueue, &key, encode(&failed));
-            also(tx, &failed)
-        })?;
+        let mut attempt = 0;
+        loop {
+            let written = self.db.write(|tx| {
+                tx.insert(Keyspace::RepairQueue, &key, encode(&failed));
+                also(tx, &failed)
+            });
+            match written {
+                Ok(()) => break,
+                Err(e) if attempt >= FAIL_ATTEMPTS => return Err(e),
+                Err(e) => {
+                    attempt += 1;
+                    tracing::warn!(id = %failed.id, error = %e, attempt, "writing a failed object to the repair queue failed; trying again");
+                    std::thread::sleep(std::time::Duration::from_millis(50 << attempt));
+                }
+            }
+        }
         unsettled.settle();
         Ok(Some(failed))
     }

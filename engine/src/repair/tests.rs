@@ -143,3 +143,32 @@ fn finishing_a_deleted_entry_fails_the_commit_and_bulk_delete_skips_kept_ids() {
     db.write(|tx| q.complete_in(tx, &b, &mut crate::storage::DoneBatch::default())).unwrap();
     assert!(q.get(&b.id).unwrap().is_none());
 }
+
+#[test]
+fn a_fresh_object_comes_into_the_queue_when_it_fails_and_only_unless_it_was_stored() {
+    let (dir, q) = queue();
+    let (log, _) = crate::storage::IntakeLog::open(&dir.path().join("wal"), &q.db, Keyspace::RepairQueue, |tx, e| {
+        q.put_in(tx, e).unwrap();
+    })
+    .unwrap();
+    let fresh = |text: &str| {
+        let mut entry = RepairQueue::new_entry("http", "http", json!({"k": text}));
+        let (_, unsettled) = log.append(&mut entry).unwrap();
+        entry.unsettled = Some(std::sync::Arc::new(unsettled));
+        entry
+    };
+    // In flight: not in the queue.
+    let failing = fresh("fails");
+    assert!(q.get(&failing.id).unwrap().is_none(), "a fresh object is only in the intake log");
+    let recorded = q.fail(&failing, &failure("boom"), |_, _| Ok(())).unwrap().unwrap();
+    assert_eq!((recorded.attempts, recorded.error.as_deref()), (1, Some("boom")));
+    let stored = q.get(&failing.id).unwrap().unwrap();
+    assert_eq!(stored.payload, json!({"k": "fails"}));
+    assert!(failing.unsettled.as_ref().unwrap().is_settled(), "the entry in the queue settles its record");
+    // Its commit went through (settled) before something failed it: it stays out of the queue.
+    let committed = fresh("stored");
+    committed.unsettled.as_ref().unwrap().settle();
+    assert!(q.fail(&committed, &failure("late"), |_, _| Ok(())).unwrap().is_none());
+    assert!(q.get(&committed.id).unwrap().is_none(), "a stored object is not also kept for repair");
+    log.close();
+}

@@ -180,24 +180,6 @@ impl Db {
         Ok(out)
     }
 
-    /// Inserts each of `writes` (keyspace, key, value) as a write of its own: each key is atomic,
-    /// the group is not. Only for keys no other writer touches yet (new entries under fresh ids):
-    /// the intake log's flusher puts the new repair-queue entries in this way, since a commit of
-    /// many keys costs sled two log-buffer writes and a single key none. Taken under the write
-    /// lock all the same: sled's pages are copy-on-write, and two writers on the same page (the
-    /// newest entries) retry and copy it again. Stops at the first failure. Visible at once,
-    /// durable after [`Db::sync`].
-    pub fn insert_each(
-        &self,
-        writes: impl IntoIterator<Item = (Keyspace, Vec<u8>, Vec<u8>)>,
-    ) -> Result<(), StorageError> {
-        let _state = self.inner.write.lock().unwrap_or_else(PoisonError::into_inner);
-        for (ks, key, value) in writes {
-            self.inner.store.apply(vec![(ks.key(&key), Some(value.into()))])?;
-        }
-        Ok(())
-    }
-
     /// Makes every write that returned before this call durable (group commit: concurrent
     /// callers share one flush). See README for the exact guarantee.
     pub fn sync(&self) -> Result<(), StorageError> {

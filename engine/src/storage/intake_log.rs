@@ -9,7 +9,8 @@
 //! written then with the error. Each record is held by an [`Unsettled`] until that commit is
 //! applied.
 //! About once a second the log moves to a new segment; a checkpointer waits until every record
-//! of the sealed segments is settled, makes sled durable (`Db::sync`) and deletes those segments
+//! of a sealed segment and of all segments before it is settled (one record that never settles
+//! keeps every later segment until the next start), makes sled durable (`Db::sync`) and deletes those segments
 //! and their done markers. A record never settled (its object was in flight at shutdown) keeps
 //! its segment until the next start.
 //!
@@ -107,6 +108,11 @@ impl Unsettled {
     /// The segment holding the record.
     pub fn segment(&self) -> u64 {
         self.segment
+    }
+
+    /// Whether [`Unsettled::settle`] was called.
+    pub fn is_settled(&self) -> bool {
+        self.settled.load(Ordering::Acquire)
     }
 
     /// The commit that ends the record's processing is applied (a done marker, or its entry in
@@ -517,34 +523,41 @@ fn checkpoint_loop(db: &Db, dir: &Path, unsettled: &Counts, sealed_rx: &std::syn
         let first_unsettled =
             unsettled.lock().unwrap_or_else(PoisonError::into_inner).keys().next().copied().unwrap_or(u64::MAX);
         let upto = sealed.min(first_unsettled.saturating_sub(1));
-        if upto > done_upto && checkpoint(db, dir, upto) {
-            done_upto = upto;
+        if upto > done_upto {
+            if let Some(forgotten) = checkpoint(db, dir, upto) {
+                done_upto = forgotten;
+            }
         }
     }
 }
 
 /// Make sled durable, then forget segments up to `upto` and their done markers. Every record of
 /// them is settled (done, or in the repair queue) by a commit applied before this `Db::sync`,
-/// so the log is no longer needed for them. False when nothing was forgotten.
-fn checkpoint(db: &Db, dir: &Path, upto: u64) -> bool {
+/// so the log is no longer needed for them. Returns the segment up to which everything is
+/// forgotten: below the first one whose file could not be removed (its markers stay with it).
+fn checkpoint(db: &Db, dir: &Path, upto: u64) -> Option<u64> {
     if let Err(e) = db.sync() {
         tracing::error!(error = %e, "checkpoint: storage flush failed; keeping the intake log");
-        return false;
+        return None;
     }
-    let Ok(all) = segments(dir) else { return false };
+    let all = segments(dir).ok()?;
+    let mut forgotten = upto;
     for n in all.into_iter().filter(|n| *n <= upto) {
         if let Err(e) = std::fs::remove_file(segment_path(dir, n)) {
             tracing::warn!(error = %e, segment = n, "checkpoint: removing an old intake-log segment failed");
+            forgotten = forgotten.min(n.saturating_sub(1));
         }
     }
     // A done marker may only go once its segment is gone for good: were the marker's removal
     // durable and the unlink not, an OS crash would bring the record back without its marker.
     if let Err(e) = sync_dir(dir) {
         tracing::warn!(error = %e, "checkpoint: syncing the intake-log folder failed; keeping the done markers");
-        return false;
+        return None;
     }
-    clear_done_markers(db, upto);
-    true
+    if forgotten > 0 {
+        clear_done_markers(db, forgotten);
+    }
+    Some(forgotten)
 }
 
 /// Remove the done markers of segments up to `upto` (their log records are gone).
