@@ -377,17 +377,6 @@ fn round2(x: f64) -> Value {
     }
 }
 
-async fn ingest(body: web::Bytes, counter: web::Data<AtomicU64>) -> HttpResponse {
-    match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Object(_)) => {
-            let n = counter.fetch_add(1, Ordering::Relaxed);
-            HttpResponse::Ok().json(json!({ "id": n.to_string() }))
-        }
-        Ok(_) => HttpResponse::BadRequest().json(json!({"error": "expected a JSON object"})),
-        Err(e) => HttpResponse::BadRequest().json(json!({"error": e.to_string()})),
-    }
-}
-
 /// When each user id reached `POST /hub` (the replication receiver).
 fn arrivals() -> &'static Mutex<HashMap<i64, Instant>> {
     static ARRIVALS: OnceLock<Mutex<HashMap<i64, Instant>>> = OnceLock::new();
@@ -412,7 +401,7 @@ async fn hub(body: web::Bytes) -> HttpResponse {
 
 /// `samples/library` with its users replicated to `POST {bare}/hub`: ingest throughput, and the
 /// delivery latency (POST to arrival) at half of `plain_rate`.
-fn measure_replicated(bin: &std::path::Path, bare: &str, args: &Args, plain_rate: f64) -> anyhow::Result<Value> {
+fn measure_replicated(bin: &std::path::Path, hub: &str, args: &Args, plain_rate: f64) -> anyhow::Result<Value> {
     let sample = ferrogrid_tests::sample("library");
     let dir = tempfile::tempdir()?;
     for entry in std::fs::read_dir(&sample)? {
@@ -424,7 +413,7 @@ fn measure_replicated(bin: &std::path::Path, bare: &str, args: &Args, plain_rate
     let config = std::fs::read_to_string(sample.join("config.yml"))?;
     let anchor = "  output:\n    - name: to_input_processor\n";
     let hub =
-        format!("  output:\n    - {{name: hub, type: http, url: \"{bare}/hub\"}}\n    - name: to_input_processor\n");
+        format!("  output:\n    - {{name: hub, type: http, url: \"{hub}/hub\"}}\n    - name: to_input_processor\n");
     let config = config.replacen(anchor, &hub, 1) + "\noutput_processor:\n  add_user: {output: hub}\n";
     if !config.contains("name: hub") {
         bail!("samples/library/config.yml changed shape: cannot add the hub output");
@@ -726,13 +715,8 @@ fn start_hub() -> anyhow::Result<String> {
     std::thread::spawn(move || {
         let system = actix_web::rt::System::new();
         system.block_on(async move {
-            let counter = web::Data::new(AtomicU64::new(0));
             let server = HttpServer::new(move || {
-                App::new()
-                    .app_data(counter.clone())
-                    .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
-                    .route("/http", web::post().to(ingest))
-                    .route("/hub", web::post().to(hub))
+                App::new().app_data(web::PayloadConfig::new(16 * 1024 * 1024)).route("/hub", web::post().to(hub))
             })
             .bind(("127.0.0.1", 0));
             let server = match server {
@@ -768,7 +752,7 @@ fn main() -> anyhow::Result<()> {
     }
     let (bare, _) = measure("bare", &Target { base: bare_server.base.clone(), token: None }, &args, &ingest_op);
     drop(bare_server);
-    let bare_url = start_hub()?;
+    let hub_url = start_hub()?;
 
     let bin = release_binary();
     if !bin.exists() {
@@ -810,7 +794,7 @@ fn main() -> anyhow::Result<()> {
     };
 
     let plain_rate = ferrogrid["objects_per_s"].as_f64().unwrap_or(1.0);
-    let replicated = measure_replicated(&bin, &bare_url, &args, plain_rate)?;
+    let replicated = measure_replicated(&bin, &hub_url, &args, plain_rate)?;
     // Plain ingest once more right after: the replicated phase is compared with the mean of the
     // plain rates measured before and after it, so a machine that got busier or quieter in
     // between does not skew the ratio.
