@@ -5,25 +5,13 @@
 # accepted object. Compare two builds run one after the other on the same machine: the figures
 # are about the server's work, so a noisy machine moves them far less than it moves throughput.
 # Usage: scripts/cpu-per-object.sh BIN [SAMPLE=library] [PORT=18110] [SECONDS=6]
-# Needs wrk (Debian package `wrk`). The objects are library users; samples/quickstart takes them
-# only with its default step, so use samples/library (or a config whose classifier takes them).
+# Needs wrk (Debian package `wrk`). The objects are library users (wrapped as `{"User": ...}` for
+# samples/quickstart).
 set -euo pipefail
 BIN=$1; SAMPLE=${2:-library}; PORT=${3:-18110}; SECS=${4:-6}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-DIR=$(mktemp -d)
-trap 'kill -9 "$PID" 2>/dev/null; rm -rf "$DIR"' EXIT
-"$BIN" run "$ROOT/samples/$SAMPLE" --data-dir "$DIR/data" --listen "127.0.0.1:$PORT" > "$DIR/log" 2>&1 &
-PID=$!
-for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/health" && break; sleep 0.1; done
-export TOKEN; TOKEN=$(cat "$DIR/data/admin.token")
-cat > "$DIR/post.lua" <<'LUA'
-counter = 0
-request = function()
-  counter = counter + 1
-  local body = '{"id": ' .. counter .. ', "username": "user ' .. counter .. '"}'
-  return wrk.format("POST", "/http", {["Content-Type"]="application/json", ["Authorization"]="Bearer " .. os.getenv("TOKEN")}, body)
-end
-LUA
+# shellcheck source=scripts/lib/serve-sample.sh
+. "$(dirname "$0")/lib/serve-sample.sh"
+serve_sample "$BIN" "$SAMPLE" "$PORT"
 wrk -t2 -c16 -d2s -s "$DIR/post.lua" "http://127.0.0.1:$PORT" > /dev/null
 snapshot() {
   for t in /proc/"$PID"/task/*; do

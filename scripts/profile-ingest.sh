@@ -14,22 +14,10 @@ if [ ! -x "$INFERNO/inferno-flamegraph" ]; then
     cargo install inferno --locked --root "$ROOT/target/peers/inferno"
 fi
 mkdir -p "$(dirname "$OUT")"
+# shellcheck source=scripts/lib/serve-sample.sh
+. "$(dirname "$0")/lib/serve-sample.sh"
 PORT=18190
-DIR=$(mktemp -d)
-trap 'kill -9 "$PID" 2>/dev/null; rm -rf "$DIR"' EXIT
-"$BIN" run "$ROOT/samples/$SAMPLE" --data-dir "$DIR/data" --listen "127.0.0.1:$PORT" > "$DIR/log" 2>&1 &
-PID=$!
-for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/health" && break; sleep 0.1; done
-export TOKEN; TOKEN=$(cat "$DIR/data/admin.token")
-if [ "$SAMPLE" = quickstart ]; then BODY='{"User": {"id": ID, "username": "bench user ID"}}'; else BODY='{"id": ID, "username": "bench user ID"}'; fi
-BEFORE=${BODY%%ID*}; REST=${BODY#*ID}; MIDDLE=${REST%%ID*}; AFTER=${REST#*ID}
-cat > "$DIR/post.lua" <<LUA
-counter = 0
-request = function()
-  counter = counter + 1
-  return wrk.format("POST", "/http", {["Content-Type"]="application/json", ["Authorization"]="Bearer " .. os.getenv("TOKEN")}, '$BEFORE' .. counter .. '$MIDDLE' .. counter .. '$AFTER')
-end
-LUA
+serve_sample "$BIN" "$SAMPLE" "$PORT"
 wrk -t1 -c64 -d2s -s "$DIR/post.lua" "http://127.0.0.1:$PORT" > /dev/null
 perf record -F 499 --call-graph dwarf,16384 -p "$PID" -o "$DIR/perf.data" -- sleep "$SECS" > /dev/null 2>&1 &
 PERF=$!

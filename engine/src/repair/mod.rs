@@ -119,8 +119,8 @@ impl RepairQueue {
     /// intake-log record. An entry that is not there any more (deleted meanwhile) fails the
     /// commit, so a deleted object is neither stored nor routed.
     pub fn complete_in(&self, tx: &mut WriteTx<'_>, entry: &Entry, done: &mut DoneBatch) -> Result<(), RepairError> {
-        if let Some(unsettled) = &entry.unsettled {
-            done.add(unsettled.segment(), entry);
+        if entry.unsettled.is_some() {
+            done.add(entry);
             return Ok(());
         }
         let key = key_of(&entry.id)?;

@@ -9,10 +9,10 @@
 //! written then with the error. Each record is held by an [`Unsettled`] until that commit is
 //! applied.
 //! About once a second the log moves to a new segment; a checkpointer waits until every record
-//! of a sealed segment and of all segments before it is settled (one record that never settles
-//! keeps every later segment until the next start), makes sled durable (`Db::sync`) and deletes those segments
-//! and their done markers. A record never settled (its object was in flight at shutdown) keeps
-//! its segment until the next start.
+//! of a sealed segment and of all segments before it is settled, makes sled durable (`Db::sync`)
+//! and deletes those segments and their done markers. A record never settled (its object was in
+//! flight at shutdown, or its failure could not be written) keeps its segment and every later one
+//! until the next start.
 //!
 //! Recovery (at start): a logged record that is neither in the repair queue under its id nor
 //! done is put into the repair queue as unfinished (then processed again), so nothing
@@ -235,9 +235,9 @@ pub struct DoneBatch {
 }
 
 impl DoneBatch {
-    /// Note that `record` (logged in `segment`) is done.
-    pub fn add<R: LogRecord>(&mut self, segment: u64, record: &R) {
-        if let Ok(id) = uuid::Uuid::parse_str(record.id()) {
+    /// Note that `record` (logged: it knows its segment) is done.
+    pub fn add<R: LogRecord>(&mut self, record: &R) {
+        if let (Some(segment), Ok(id)) = (record.segment(), uuid::Uuid::parse_str(record.id())) {
             self.ids.entry(segment).or_default().extend_from_slice(id.as_bytes());
         }
     }
@@ -641,8 +641,8 @@ mod tests {
     fn finish(db: &Db, notes: &[(&Note, &Unsettled)]) {
         db.write(|tx| {
             let mut done = DoneBatch::default();
-            for (note, unsettled) in notes {
-                done.add(unsettled.segment(), *note);
+            for (note, _) in notes {
+                done.add(*note);
             }
             done.stage(tx);
             Ok::<_, StorageError>(())
@@ -681,7 +681,9 @@ mod tests {
             tx.insert(Keyspace::Done, &done_key(7, uuid_of(&notes[1]).as_bytes()), Vec::new());
             put(tx, &notes[2]);
             let mut done = DoneBatch::default();
-            done.add(7, &notes[3]);
+            let mut stored = Note { segment: Some(7), ..note("n3") };
+            stored.id.clone_from(&notes[3].id);
+            done.add(&stored);
             done.stage(tx);
             Ok::<_, StorageError>(())
         })
