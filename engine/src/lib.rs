@@ -16,6 +16,7 @@ pub mod model;
 pub mod output;
 pub mod parked;
 pub mod processor;
+pub mod reads;
 pub mod remote;
 pub mod repair;
 pub mod repository;

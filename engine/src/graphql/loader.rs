@@ -37,7 +37,7 @@ impl Loader<RelationKey> for RelationLoader {
     async fn load(&self, keys: &[RelationKey]) -> Result<HashMap<RelationKey, Found>, Self::Error> {
         // Storage reads: on the blocking pool, never on the reactor.
         let (repository, keys) = (self.repository.clone(), keys.to_vec());
-        tokio::task::spawn_blocking(move || {
+        crate::reads::read(move || {
             let mut out = HashMap::with_capacity(keys.len());
             if let Some(first) = keys.first() {
                 metrics().relation_batches.with_label_values(&[&first.type_name]).inc();
@@ -54,7 +54,7 @@ impl Loader<RelationKey> for RelationLoader {
             out
         })
         .await
-        .map_err(|e| Arc::new(format!("the storage read failed: {e}")))
+        .map_err(|e| Arc::new(e.to_string()))
     }
 }
 

@@ -7,7 +7,7 @@
 
 use super::names::gql_name;
 use super::node::list;
-use super::query::{filter_of, page_options};
+use super::query::{filter_args, filter_of, page_options};
 use super::types::{insert_type_name, with_filter_args, JSON, LONG};
 use super::{engine_of, repo_error};
 use crate::model::TypeDef;
@@ -87,7 +87,7 @@ pub fn root_field(t: &TypeDef) -> Field {
                     .map_err(repo_error)?;
                 return Ok(Some(list(vec![stored])));
             }
-            let filter = Value::Array(filter_of(&t, args)?);
+            let filter = Value::Array(filter_of(&filter_args(&t), args)?);
             let mut options = Map::new();
             page_options(args, &mut options)?;
             if let Some(v) = only_if_version {

@@ -48,10 +48,11 @@ pub fn filter_args(t: &TypeDef) -> Vec<FilterArg> {
     out
 }
 
-/// The repository filter that the filter arguments in `args` ask for.
-pub fn filter_of(t: &TypeDef, args: &ObjectAccessor<'_>) -> async_graphql::Result<Vec<Value>> {
+/// The repository filter that the filter arguments in `args` ask for (`filters`: the type's
+/// [`filter_args`], worked out once per schema rather than per request).
+pub fn filter_of(filters: &[FilterArg], args: &ObjectAccessor<'_>) -> async_graphql::Result<Vec<Value>> {
     let mut filter = Vec::new();
-    for arg in filter_args(t) {
+    for arg in filters {
         if let Some(v) = args.get(&arg.arg).filter(|v| !v.is_null()) {
             filter.push(json!([arg.index, arg.op, v.as_value().clone().into_json()?]));
         }
@@ -73,11 +74,12 @@ pub fn page_options(args: &ObjectAccessor<'_>, options: &mut Map<String, Value>)
 /// The root query field of aggregate `t`.
 pub fn root_field(t: &TypeDef) -> Field {
     let type_def = Arc::new(t.clone());
+    let filters = Arc::new(filter_args(t));
     let field = Field::new(gql_name(&t.name), TypeRef::named_nn_list(gql_name(&t.name)), move |ctx| {
-        let t = type_def.clone();
+        let (t, filters) = (type_def.clone(), filters.clone());
         FieldFuture::new(async move {
             let engine = engine_of(&ctx)?;
-            let filter = filter_of(&t, &ctx.args)?;
+            let filter = filter_of(&filters, &ctx.args)?;
             let mut options = Map::new();
             page_options(&ctx.args, &mut options)?;
             if let Some(version) = ctx.args.get("version").filter(|v| !v.is_null()) {
@@ -89,9 +91,9 @@ pub fn root_field(t: &TypeDef) -> Field {
             // A storage read: on the blocking pool, never on the reactor.
             let repository = engine.runtime().repository.clone();
             let (name, filter, options) = (t.name.clone(), Value::Array(filter), Value::Object(options));
-            let page = tokio::task::spawn_blocking(move || repository.find(&name, &filter, &options))
+            let page = crate::reads::read(move || repository.find(&name, &filter, &options))
                 .await
-                .map_err(|e| coded(format!("the storage read failed: {e}"), "INTERNAL"))?
+                .map_err(|e| coded(e.to_string(), "INTERNAL"))?
                 .map_err(repo_error)?;
             Ok(Some(list(page.items)))
         })
@@ -121,13 +123,14 @@ fn relation_filter(relation: &RelationDef, from: &Value) -> Option<Vec<Value>> {
 pub fn relation_field(relation: &RelationDef, target: &TypeDef) -> Field {
     let rel = Arc::new(relation.clone());
     let t = Arc::new(target.clone());
+    let filters = Arc::new(filter_args(target));
     let ty = if relation.many {
         TypeRef::named_nn_list_nn(gql_name(&target.name))
     } else {
         TypeRef::named(gql_name(&target.name))
     };
     let field = Field::new(gql_name(&relation.name), ty, move |ctx| {
-        let (rel, t) = (rel.clone(), t.clone());
+        let (rel, t, filters) = (rel.clone(), t.clone(), filters.clone());
         FieldFuture::new(async move {
             let from = ctx.parent_value.try_downcast_ref::<Node>()?;
             let Some(mut filter) = relation_filter(&rel, &from.value) else {
@@ -135,7 +138,7 @@ pub fn relation_field(relation: &RelationDef, target: &TypeDef) -> Field {
             };
             let mut options = Map::new();
             if rel.many {
-                filter.extend(filter_of(&t, &ctx.args)?);
+                filter.extend(filter_of(&filters, &ctx.args)?);
                 page_options(&ctx.args, &mut options)?;
             } else {
                 options.insert("first".into(), json!(1));

@@ -87,7 +87,7 @@ async fn read(req: HttpRequest, path: web::Path<String>, state: web::Data<AppSta
         }
     }
     let state = state.clone();
-    let result = web::block(move || {
+    let result = crate::reads::read(move || {
         state.engine.runtime().repository.find(&type_name, &Value::Array(filter), &Value::Object(options))
     })
     .await;
