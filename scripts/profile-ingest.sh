@@ -3,7 +3,9 @@
 # data directory, loads `POST /http` with wrk (-t1 -c64) and records the server with
 # `perf record --call-graph dwarf` for SECONDS; writes OUT.folded (inferno's collapsed stacks),
 # OUT.svg (the flame graph) and prints the top frames by self time and the threads' shares.
-# Usage: scripts/profile-ingest.sh BIN [SAMPLE=quickstart] [OUT=target/perf/ingest] [SECONDS=4]
+# SAMPLE `graphql` profiles GraphQL get by primary key instead: samples/library, 3 s of users
+# stored first, then `User(id: $id) { id username }` with random stored ids.
+# Usage: scripts/profile-ingest.sh BIN [SAMPLE=quickstart|library|graphql] [OUT=target/perf/ingest] [SECONDS=4]
 # Needs wrk and perf (Debian packages `wrk`, `linux-perf`); installs inferno (crates.io) into
 # target/peers/inferno when it is missing.
 set -euo pipefail
@@ -17,7 +19,21 @@ mkdir -p "$(dirname "$OUT")"
 # shellcheck source=scripts/lib/serve-sample.sh
 . "$(dirname "$0")/lib/serve-sample.sh"
 PORT=18190
-serve_sample "$BIN" "$SAMPLE" "$PORT"
+if [ "$SAMPLE" = graphql ]; then
+    serve_sample "$BIN" library "$PORT"
+    wrk -t1 -c64 -d3s -s "$DIR/post.lua" "http://127.0.0.1:$PORT" > /dev/null
+    USERS=$(curl -s -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+        -d '{"query": "{ User(first: -1) { id } }"}' "http://127.0.0.1:$PORT/graphql" | sed -E 's/.*"id":([0-9]+).*/\1/')
+    echo "get by primary key over ids 1..$USERS"
+    cat > "$DIR/post.lua" <<LUA
+request = function()
+  local body = '{"query": "query(\$id: Long) { User(id: \$id) { id username } }", "variables": {"id": ' .. math.random(1, $USERS) .. '}}'
+  return wrk.format("POST", "/graphql", {["Content-Type"]="application/json", ["Authorization"]="Bearer " .. os.getenv("TOKEN")}, body)
+end
+LUA
+else
+    serve_sample "$BIN" "$SAMPLE" "$PORT"
+fi
 wrk -t1 -c64 -d2s -s "$DIR/post.lua" "http://127.0.0.1:$PORT" > /dev/null
 perf record -F 499 --call-graph dwarf,16384 -p "$PID" -o "$DIR/perf.data" -- sleep "$SECS" > /dev/null 2>&1 &
 PERF=$!
