@@ -7,12 +7,13 @@ use crate::live::Live;
 use crate::processor::Processor;
 use crate::runtime::{self, Runtime};
 use crate::scheduler::Scheduler;
-use crate::security::Tokens;
+use crate::security::Security;
 use crate::storage::config_versions;
 use crate::storage::{Db, IntakeLog, Keyspace, StorageConfig};
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Options of `ferrogrid run`.
@@ -167,12 +168,12 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&options.data_dir)
         .with_context(|| format!("creating the data directory {}", options.data_dir.display()))?;
-    let (tokens, created) = Tokens::load_or_create(&options.data_dir)?;
-    if let Some(path) = created {
-        tracing::info!(path = %path.display(), "created the admin token (use it as: Authorization: Bearer <token>)");
-    }
     let storage = StorageConfig { compression: options.compress_storage, ..StorageConfig::default() };
     let db = Db::open_with(options.data_dir.join("db"), &storage).context("opening the storage")?;
+    let security = Arc::new(Security::open(db.clone()).context("reading tokens and roles")?);
+    if let Some(path) = crate::security::ensure_admin_token(&security, &options.data_dir)? {
+        tracing::info!(path = %path.display(), "created the admin token (use it as: Authorization: Bearer <token>)");
+    }
     let chosen = choose(&options, &db)?;
     let sequences = chosen.loaded.config.sequence_generator;
     db.set_sequences(sequences.starts_with, sequences.range_width);
@@ -204,7 +205,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let scheduler = Scheduler::start(engine.clone()).context("starting the task scheduler")?;
     let job_runner = JobRunner::start(engine.clone());
     let live = Live::new(engine.clone(), scheduler.clone()).map_err(|e| anyhow::anyhow!(e))?;
-    let (handle, server) = crate::http::serve(live.clone(), scheduler.clone(), tokens, options.listen)
+    let (handle, server) = crate::http::serve(live.clone(), scheduler.clone(), security, options.listen)
         .with_context(|| format!("listening on {}", options.listen))?;
     let server_task = actix_rt::spawn(server);
     engine.set_ready();

@@ -145,6 +145,51 @@ impl Client {
         to_resp(req.header("Content-Type", content_type).send(bytes)?)
     }
 
+    /// `METHOD path` with an optional JSON body (GET, POST, PUT, PATCH, DELETE); panics on a
+    /// transport error or another method.
+    pub fn send(&self, method: &str, path: &str, body: Option<&Value>) -> Resp {
+        self.send_with_headers(method, path, body, &[])
+    }
+
+    /// [`Client::send`] with more request headers.
+    pub fn send_with_headers(&self, method: &str, path: &str, body: Option<&Value>, headers: &[(&str, &str)]) -> Resp {
+        let url = self.url(path);
+        let auth = self.auth();
+        let bytes = body.map(|b| b.to_string().into_bytes());
+        let with_body = |mut req: ureq::RequestBuilder<ureq::typestate::WithBody>| {
+            for (name, value) in headers {
+                req = req.header(*name, *value);
+            }
+            let req = match &auth {
+                Some(a) => req.header("Authorization", a),
+                None => req,
+            };
+            match &bytes {
+                Some(b) => req.header("Content-Type", "application/json").send(b.as_slice()),
+                None => req.send_empty(),
+            }
+        };
+        let without_body = |mut req: ureq::RequestBuilder<ureq::typestate::WithoutBody>| {
+            for (name, value) in headers {
+                req = req.header(*name, *value);
+            }
+            match &auth {
+                Some(a) => req.header("Authorization", a),
+                None => req,
+            }
+            .call()
+        };
+        let sent = match method {
+            "GET" => without_body(self.agent.get(&url)),
+            "DELETE" => without_body(self.agent.delete(&url)),
+            "POST" => with_body(self.agent.post(&url)),
+            "PUT" => with_body(self.agent.put(&url)),
+            "PATCH" => with_body(self.agent.patch(&url)),
+            other => panic!("send: method {other} is not supported"),
+        };
+        sent.and_then(to_resp).unwrap_or_else(|e| panic!("{method} {path}: transport error: {e}"))
+    }
+
     /// `POST /graphql` with `{"query", "variables"}`; `admin` adds the header `schema: admin`.
     /// Returns the whole GraphQL answer (`data`, `errors`); panics unless the status is 200.
     pub fn graphql(&self, query: &str, variables: Value, admin: bool) -> Value {

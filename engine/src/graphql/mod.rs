@@ -34,6 +34,46 @@ fn engine_of<'a>(ctx: &ResolverContext<'a>) -> async_graphql::Result<&'a Arc<Pro
     ctx.data::<Arc<Processor>>()
 }
 
+/// The caller (request data set by the HTTP handler); a request without one may do nothing.
+fn caller<'a>(ctx: &ResolverContext<'a>) -> async_graphql::Result<&'a crate::security::Principal> {
+    ctx.data_opt::<crate::security::Principal>()
+        .ok_or_else(|| coded("no authenticated caller".into(), "UNAUTHENTICATED"))
+}
+
+/// Refuse (`extensions.code` FORBIDDEN) unless the caller may read objects of `type_name`.
+fn require_read(ctx: &ResolverContext<'_>, type_name: &str) -> async_graphql::Result<()> {
+    let who = caller(ctx)?;
+    if who.data.can_read(type_name) {
+        return Ok(());
+    }
+    Err(coded(format!("{} (role {}) may not read {type_name}", who.subject, who.role), "FORBIDDEN"))
+}
+
+/// Refuse (`extensions.code` FORBIDDEN) unless the caller may write objects of `type_name`.
+fn require_write(ctx: &ResolverContext<'_>, type_name: &str) -> async_graphql::Result<()> {
+    let who = caller(ctx)?;
+    if who.data.can_write(type_name) {
+        return Ok(());
+    }
+    Err(coded(format!("{} (role {}) may not write {type_name}", who.subject, who.role), "FORBIDDEN"))
+}
+
+/// Refuse unless the caller may read and write every aggregate type: a service runs a script
+/// whose repository calls are not yet checked against the caller's data actions.
+fn require_all_data(ctx: &ResolverContext<'_>, service: &str) -> async_graphql::Result<()> {
+    let who = caller(ctx)?;
+    if *who.data == crate::security::DataRights::All {
+        return Ok(());
+    }
+    Err(coded(
+        format!(
+            "{} (role {}) may not call service {service}: services need read and write on every type",
+            who.subject, who.role
+        ),
+        "FORBIDDEN",
+    ))
+}
+
 /// A repository error as a GraphQL error with `extensions.code`.
 fn repo_error(e: RepoError) -> async_graphql::Error {
     coded(e.to_string(), code_of(&e))

@@ -9,7 +9,7 @@ use super::names::gql_name;
 use super::node::list;
 use super::query::{filter_args, filter_of, page_options};
 use super::types::{insert_type_name, with_filter_args, JSON, LONG};
-use super::{engine_of, repo_error};
+use super::{engine_of, repo_error, require_write};
 use crate::model::TypeDef;
 use crate::repository::RepoError;
 use crate::storage::PutOptions;
@@ -37,6 +37,7 @@ pub fn root_field(t: &TypeDef) -> Field {
     let field = Field::new(gql_name(&t.name), TypeRef::named_nn_list(gql_name(&t.name)), move |ctx| {
         let t = type_def.clone();
         FieldFuture::new(async move {
+            require_write(&ctx, &t.name)?;
             let engine = engine_of(&ctx)?;
             let args = &ctx.args;
             let only_if_version = match args.get("only_if_version").filter(|v| !v.is_null()) {

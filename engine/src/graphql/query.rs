@@ -7,7 +7,7 @@ use super::loader::{RelationKey, RelationLoader};
 use super::names::gql_name;
 use super::node::{at_path, list, Node};
 use super::types::{part_type, with_filter_args, JSON, LONG};
-use super::{coded, engine_of, repo_error};
+use super::{coded, engine_of, repo_error, require_read};
 use crate::model::{RelationDef, ScalarKind, TypeDef};
 use async_graphql::dataloader::DataLoader;
 use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, ObjectAccessor, TypeRef};
@@ -78,6 +78,7 @@ pub fn root_field(t: &TypeDef) -> Field {
     let field = Field::new(gql_name(&t.name), TypeRef::named_nn_list(gql_name(&t.name)), move |ctx| {
         let (t, filters) = (type_def.clone(), filters.clone());
         FieldFuture::new(async move {
+            require_read(&ctx, &t.name)?;
             let engine = engine_of(&ctx)?;
             let filter = filter_of(&filters, &ctx.args)?;
             let mut options = Map::new();
@@ -132,6 +133,8 @@ pub fn relation_field(relation: &RelationDef, target: &TypeDef) -> Field {
     let field = Field::new(gql_name(&relation.name), ty, move |ctx| {
         let (rel, t, filters) = (rel.clone(), t.clone(), filters.clone());
         FieldFuture::new(async move {
+            // A relation to a type the caller may not read answers an error for this field.
+            require_read(&ctx, &t.name)?;
             let from = ctx.parent_value.try_downcast_ref::<Node>()?;
             let Some(mut filter) = relation_filter(&rel, &from.value) else {
                 return Ok(if rel.many { Some(FieldValue::list(Vec::<FieldValue>::new())) } else { None });

@@ -1,10 +1,10 @@
 //! Services (TDG's `services` section): root fields that call a function with their arguments
 //! as a map and return its result as the declared type.
 
-use super::engine_of;
 use super::names::{gql_name, is_valid};
 use super::node::{gql_value, Node};
 use super::types::{JSON, LONG};
+use super::{engine_of, require_all_data};
 use crate::config::ServiceConfig;
 use crate::model::Model;
 use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, TypeRef};
@@ -96,9 +96,12 @@ pub fn field(name: &str, service: &ServiceConfig, model: &Model) -> Result<Field
     let function = Arc::new(service.function.clone());
     let returns = Arc::new(returns);
     let arg_names: Arc<Vec<String>> = Arc::new(args.iter().map(|(n, _)| n.clone()).collect());
+    let service_name = Arc::new(name.to_string());
     let mut field = Field::new(name, returns.type_ref(), move |ctx| {
         let (function, returns, arg_names) = (function.clone(), returns.clone(), arg_names.clone());
+        let service_name = service_name.clone();
         FieldFuture::new(async move {
+            require_all_data(&ctx, &service_name)?;
             let engine = engine_of(&ctx)?;
             let mut param = Map::new();
             for arg in arg_names.iter() {

@@ -55,6 +55,11 @@ async fn read(req: HttpRequest, path: web::Path<String>, state: web::Data<AppSta
     if repository.model().get(&type_name).is_none_or(|t| t.kind != crate::model::TypeKind::Aggregate) {
         return error(StatusCode::NOT_FOUND, format!("type \"{type_name}\" is not an aggregate of the model"));
     }
+    match super::access::principal(&req) {
+        Some(who) if who.data.can_read(&type_name) => {}
+        Some(who) => return super::access::forbidden(&who, &format!("read {type_name}")),
+        None => return error(StatusCode::UNAUTHORIZED, "not signed in"),
+    }
     let Ok(query) = web::Query::<Vec<(String, String)>>::from_query(req.query_string()) else {
         return error(StatusCode::BAD_REQUEST, "the query string is not valid");
     };

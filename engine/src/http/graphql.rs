@@ -2,6 +2,7 @@
 //! (queries only) and `GET /graphql/schema.graphql` (the SDL).
 
 use super::{error, AppState};
+use crate::security::Action;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use async_graphql::dynamic::Schema;
@@ -18,11 +19,14 @@ pub struct GraphqlSchemas {
     pub admin: Schema,
 }
 
+/// Whether a request asks for the admin schema (header `schema: admin`).
+fn is_admin(req: &HttpRequest) -> bool {
+    req.headers().get("schema").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("admin"))
+}
+
 /// The schema a request asks for: `schema: admin` selects the admin one.
 fn select<'a>(schemas: &'a GraphqlSchemas, req: &HttpRequest) -> &'a Schema {
-    let admin =
-        req.headers().get("schema").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("admin"));
-    if admin {
+    if is_admin(req) {
         &schemas.admin
     } else {
         &schemas.data
@@ -74,10 +78,28 @@ fn with_parsed_query(mut request: async_graphql::Request) -> async_graphql::Requ
     request
 }
 
+/// Whether a request's document has a mutation (a document that does not parse has none: it
+/// runs nothing).
+fn mutates(request: &mut async_graphql::Request) -> bool {
+    request.parsed_query().is_ok_and(|doc| doc.operations.iter().any(|(_, op)| op.node.ty == OperationType::Mutation))
+}
+
 async fn execute(state: &AppState, req: &HttpRequest, request: async_graphql::Request) -> HttpResponse {
+    let Some(who) = super::access::principal(req) else {
+        return error(StatusCode::UNAUTHORIZED, "not signed in");
+    };
     // The schemas of the version active when the request came.
     let schemas = state.live.graphql.load_full();
-    HttpResponse::Ok().json(select(&schemas, req).execute(with_parsed_query(request)).await)
+    let mut request = with_parsed_query(request);
+    if is_admin(req) {
+        // The admin schema: its queries and its mutations are one action each.
+        let action = if mutates(&mut request) { Action::AdminGraphqlWrite } else { Action::AdminGraphqlRead };
+        if !who.may(action) {
+            return super::access::forbidden(&who, action.description());
+        }
+    }
+    // The data schema's resolvers check the caller's data rights per type.
+    HttpResponse::Ok().json(select(&schemas, req).execute(request.data(who)).await)
 }
 
 async fn post(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
@@ -121,6 +143,13 @@ async fn get(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn sdl(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if is_admin(&req) {
+        match super::access::principal(&req) {
+            Some(who) if who.may(Action::AdminGraphqlRead) => {}
+            Some(who) => return super::access::forbidden(&who, Action::AdminGraphqlRead.description()),
+            None => return error(StatusCode::UNAUTHORIZED, "not signed in"),
+        }
+    }
     HttpResponse::Ok()
         .content_type("application/graphql; charset=utf-8")
         .body(select(&state.live.graphql.load_full(), &req).sdl())

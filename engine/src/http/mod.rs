@@ -1,14 +1,16 @@
 //! The HTTP server: inputs (`/http`, `/soap`), data reads (`/data`), the admin API, `/metrics` and
-//! `/health`. Every endpoint but `/health` requires a bearer token.
+//! `/health`. Every endpoint but `/health` and the UI's files requires a bearer token whose role
+//! allows the route's action (`access::ROUTES`).
 
+pub mod access;
 mod admin;
-mod auth;
 mod config;
 mod data;
 mod graphql;
 mod jobs;
 mod output_repair;
 mod parked;
+mod security;
 mod tasks;
 mod ui;
 
@@ -16,7 +18,7 @@ use crate::live::{Inputs, Live};
 use crate::metrics::metrics;
 use crate::processor::{Processor, State};
 use crate::scheduler::Scheduler;
-use crate::security::Tokens;
+use crate::security::Security;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServerHandle, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{from_fn, Next};
@@ -97,7 +99,7 @@ pub fn graphql_schemas(engine: &Arc<Processor>, scheduler: &Arc<Scheduler>) -> R
 pub fn serve(
     live: Arc<Live>,
     scheduler: Arc<Scheduler>,
-    tokens: Tokens,
+    security: Arc<Security>,
     listen: SocketAddr,
 ) -> std::io::Result<(ServerHandle, actix_web::dev::Server)> {
     let state = AppState { engine: live.engine().clone(), live: live.clone(), scheduler };
@@ -105,9 +107,9 @@ pub fn serve(
         App::new()
             .app_data(web::Data::new(state.clone()))
             .app_data(web::Data::new(live.clone()))
-            .app_data(web::Data::new(tokens.clone()))
+            .app_data(web::Data::new(security.clone()))
             .app_data(web::PayloadConfig::new(ADMIN_BODY_LIMIT))
-            .wrap(from_fn(auth::require_token))
+            .wrap(from_fn(access::authorize))
             .wrap(from_fn(count_requests))
             .route("/health", web::get().to(health))
             .route("/metrics", web::get().to(metrics_text))
@@ -118,6 +120,7 @@ pub fn serve(
             .configure(jobs::configure)
             .configure(output_repair::configure)
             .configure(config::configure)
+            .configure(security::configure)
             .configure(ui::configure)
             .configure(Inputs::routes)
             .default_service(web::to(not_found))

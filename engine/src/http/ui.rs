@@ -10,9 +10,6 @@ const SCRIPT: &str = include_str!("../../ui/app.js");
 const STYLE: &str = include_str!("../../ui/app.css");
 const ICON: &str = include_str!("../../ui/favicon.svg");
 
-/// The paths of the static files (open without a token).
-pub const ASSETS: [&str; 5] = ["/admin", "/admin/", "/admin/app.js", "/admin/app.css", "/admin/favicon.svg"];
-
 /// Register the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin", web::get().to(index))

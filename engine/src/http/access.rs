@@ -1,0 +1,269 @@
+//! Who may call what: every route of the HTTP API with the action it needs, and the middleware
+//! that authenticates the bearer token and checks that action. The table is the documentation
+//! (docs/security.md shows it, kept equal by a test) and the permission tests walk it.
+
+use crate::security::{Action, Principal, Security};
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{header, Method};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use serde_json::json;
+use std::sync::Arc;
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Nothing: anyone may call it.
+    Open,
+    /// A valid token whose role allows the action.
+    Action(Action),
+    /// A valid token; the handler checks the caller's data rights on the type it reads or writes
+    /// (`/data/{type}`, `/graphql` data schema), or the admin schema's action per operation.
+    Data,
+}
+
+/// One route.
+pub struct Route {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path; `{name}` matches one segment.
+    pub path: &'static str,
+    /// What it needs.
+    pub need: Need,
+}
+
+const fn route(method: &'static str, path: &'static str, need: Need) -> Route {
+    Route { method, path, need }
+}
+
+use Action as A;
+use Need::{Action as Act, Data, Open};
+
+/// Every route of the HTTP API. A route not listed here needs a valid token (and answers 404).
+pub const ROUTES: &[Route] = &[
+    route("GET", "/health", Open),
+    route("GET", "/admin", Open),
+    route("GET", "/admin/", Open),
+    route("GET", "/admin/app.js", Open),
+    route("GET", "/admin/app.css", Open),
+    route("GET", "/admin/favicon.svg", Open),
+    route("GET", "/metrics", Act(A::MetricsRead)),
+    route("POST", "/http", Act(A::InputPost)),
+    route("POST", "/soap", Act(A::InputPost)),
+    route("GET", "/soap", Act(A::InputPost)),
+    route("GET", "/data/{type}", Data),
+    route("POST", "/graphql", Data),
+    route("GET", "/graphql", Data),
+    route("GET", "/graphql/schema.graphql", Data),
+    route("GET", "/admin/api/model", Act(A::ModelRead)),
+    route("GET", "/admin/api/indexes", Act(A::ModelRead)),
+    route("GET", "/admin/api/repair", Act(A::RepairRead)),
+    route("DELETE", "/admin/api/repair", Act(A::RepairOperate)),
+    route("POST", "/admin/api/repair/retry-all", Act(A::RepairOperate)),
+    route("GET", "/admin/api/repair/{id}", Act(A::RepairRead)),
+    route("DELETE", "/admin/api/repair/{id}", Act(A::RepairOperate)),
+    route("POST", "/admin/api/repair/{id}/retry", Act(A::RepairOperate)),
+    route("GET", "/admin/api/output-repair", Act(A::OutputRepairRead)),
+    route("DELETE", "/admin/api/output-repair", Act(A::OutputRepairOperate)),
+    route("POST", "/admin/api/output-repair/retry-all", Act(A::OutputRepairOperate)),
+    route("GET", "/admin/api/output-repair/{id}", Act(A::OutputRepairRead)),
+    route("DELETE", "/admin/api/output-repair/{id}", Act(A::OutputRepairOperate)),
+    route("POST", "/admin/api/output-repair/{id}/retry", Act(A::OutputRepairOperate)),
+    route("GET", "/admin/api/output-queues", Act(A::OutputRepairRead)),
+    route("GET", "/admin/api/jobs", Act(A::JobsRead)),
+    route("GET", "/admin/api/jobs/failed", Act(A::JobsRead)),
+    route("DELETE", "/admin/api/jobs/failed", Act(A::JobsOperate)),
+    route("POST", "/admin/api/jobs/failed/retry-all", Act(A::JobsOperate)),
+    route("DELETE", "/admin/api/jobs/failed/{id}", Act(A::JobsOperate)),
+    route("POST", "/admin/api/jobs/failed/{id}/retry", Act(A::JobsOperate)),
+    route("GET", "/admin/api/tasks", Act(A::TasksRead)),
+    route("DELETE", "/admin/api/tasks/runs/{id}", Act(A::TasksOperate)),
+    route("POST", "/admin/api/tasks/{name}/start", Act(A::TasksOperate)),
+    route("POST", "/admin/api/tasks/{name}/stop", Act(A::TasksOperate)),
+    route("GET", "/admin/api/config", Act(A::ConfigRead)),
+    route("PUT", "/admin/api/config", Act(A::ConfigApply)),
+    route("POST", "/admin/api/config/rollback/{version}", Act(A::ConfigApply)),
+    route("GET", "/admin/api/config/{version}", Act(A::ConfigRead)),
+    route("GET", "/admin/api/config/{version}/archive", Act(A::ConfigRead)),
+    route("GET", "/admin/api/expiration", Act(A::ConfigRead)),
+    route("PUT", "/admin/api/expiration/{type}", Act(A::ConfigApply)),
+    route("DELETE", "/admin/api/expiration/{type}", Act(A::ConfigApply)),
+    route("GET", "/admin/api/unlinked", Act(A::ConfigRead)),
+    route("POST", "/admin/api/unlinked/{type}/truncate", Act(A::ConfigApply)),
+    route("DELETE", "/admin/api/unlinked/{type}", Act(A::ConfigApply)),
+    route("GET", "/admin/api/tokens", Act(A::TokensRead)),
+    route("POST", "/admin/api/tokens", Act(A::TokensAdmin)),
+    route("GET", "/admin/api/tokens/export", Act(A::TokensRead)),
+    route("POST", "/admin/api/tokens/import", Act(A::TokensAdmin)),
+    route("GET", "/admin/api/tokens/{name}", Act(A::TokensRead)),
+    route("PATCH", "/admin/api/tokens/{name}", Act(A::TokensAdmin)),
+    route("DELETE", "/admin/api/tokens/{name}", Act(A::TokensAdmin)),
+    route("POST", "/admin/api/tokens/{name}/block", Act(A::TokensAdmin)),
+    route("POST", "/admin/api/tokens/{name}/unblock", Act(A::TokensAdmin)),
+    route("GET", "/admin/api/actions", Act(A::RolesRead)),
+    route("GET", "/admin/api/roles", Act(A::RolesRead)),
+    route("POST", "/admin/api/roles", Act(A::RolesAdmin)),
+    route("PUT", "/admin/api/roles/{name}", Act(A::RolesAdmin)),
+    route("DELETE", "/admin/api/roles/{name}", Act(A::RolesAdmin)),
+    route("GET", "/admin/api/data-actions", Act(A::RolesRead)),
+    route("POST", "/admin/api/data-actions", Act(A::RolesAdmin)),
+    route("PUT", "/admin/api/data-actions/{name}", Act(A::RolesAdmin)),
+    route("DELETE", "/admin/api/data-actions/{name}", Act(A::RolesAdmin)),
+    route("GET", "/admin/api/whoami", Data),
+];
+
+fn matches(pattern: &str, path: &str) -> bool {
+    let (mut p, mut s) = (pattern.split('/'), path.split('/'));
+    loop {
+        match (p.next(), s.next()) {
+            (None, None) => return true,
+            (Some(want), Some(got)) if want.starts_with('{') && want.ends_with('}') => {
+                if got.is_empty() {
+                    return false;
+                }
+            }
+            (Some(want), Some(got)) if want == got => {}
+            _ => return false,
+        }
+    }
+}
+
+/// What `method path` needs; `None` for a route not in [`ROUTES`].
+pub fn need(method: &Method, path: &str) -> Option<Need> {
+    // HEAD is GET without the body.
+    let method = if method == Method::HEAD { "GET" } else { method.as_str() };
+    ROUTES.iter().find(|r| r.method == method && matches(r.path, path)).map(|r| r.need)
+}
+
+/// The caller of a request that passed [`authorize`] (none for open routes).
+pub fn principal(req: &HttpRequest) -> Option<Principal> {
+    req.extensions().get::<Principal>().cloned()
+}
+
+/// A 403 for `who`, who may not do `what`.
+pub fn forbidden(who: &Principal, what: &str) -> HttpResponse {
+    HttpResponse::Forbidden().json(json!({
+        "error": format!("{} (role {}) may not {what}", who.subject, who.role),
+        "reason": "forbidden",
+    }))
+}
+
+/// Authenticate the bearer token and check the route's action: 401 (with a `reason` code:
+/// `missing_token`, `invalid_token`, `token_expired`, `token_blocked`) or 403 (`forbidden`).
+pub async fn authorize(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let need = need(req.method(), req.path());
+    if need == Some(Need::Open) {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
+    let Some(security) = req.app_data::<web::Data<Arc<Security>>>().cloned() else {
+        let response = HttpResponse::InternalServerError().json(json!({"error": "no security store"}));
+        return Ok(req.into_response(response).map_into_right_body());
+    };
+    let header_value = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let who = match security.authenticate(header_value, chrono::Utc::now()) {
+        Ok(who) => who,
+        Err((refusal, name)) => {
+            if let Some(name) = name {
+                tracing::warn!(token = %name, reason = refusal.code(), path = %req.path(), "refused a token");
+            }
+            let message = match refusal {
+                crate::security::Refusal::Missing => "missing bearer token (Authorization: Bearer <token>)",
+                crate::security::Refusal::Invalid => "invalid bearer token",
+                crate::security::Refusal::Expired => "the token has expired",
+                crate::security::Refusal::Blocked => "the token is blocked",
+            };
+            let response = HttpResponse::Unauthorized()
+                .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
+                .json(json!({"error": message, "reason": refusal.code()}));
+            return Ok(req.into_response(response).map_into_right_body());
+        }
+    };
+    if let Some(Need::Action(action)) = need {
+        if !who.may(action) {
+            let response = forbidden(&who, action.description());
+            return Ok(req.into_response(response).map_into_right_body());
+        }
+    }
+    req.extensions_mut().insert(who);
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// The route table as Markdown: method, path, what it needs, and whether each built-in role may
+/// call it (docs/security.md holds this text; a test keeps the two equal).
+pub fn markdown() -> String {
+    let roles: Vec<crate::security::Role> =
+        crate::security::roles::BUILT_IN.iter().filter_map(|n| crate::security::roles::built_in(n)).collect();
+    let mut out = String::from("| method | path | needs |");
+    for role in &roles {
+        out.push_str(&format!(" {} |", role.name));
+    }
+    out.push_str("\n| --- | --- | --- |");
+    out.push_str(&" --- |".repeat(roles.len()));
+    out.push('\n');
+    for r in ROUTES {
+        let needs = match r.need {
+            Need::Open => "nothing (open)".to_string(),
+            Need::Action(a) => format!("`{}`", a.name()),
+            Need::Data => "a valid token; data rights per type (or the admin schema's actions)".to_string(),
+        };
+        out.push_str(&format!("| {} | `{}` | {needs} |", r.method, r.path));
+        for role in &roles {
+            let cell = match r.need {
+                Need::Open => "yes",
+                Need::Action(a) if role.actions.contains(&a) => "yes",
+                Need::Action(_) => "403",
+                Need::Data => match role.name.as_str() {
+                    "admin" => "read, write",
+                    "supervisor" => "read",
+                    _ => "its data actions",
+                },
+            };
+            out.push_str(&format!(" {cell} |"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/security.md shows the route table between these markers.
+    const BEGIN: &str = "<!-- routes: generated from engine/src/http/access.rs -->\n";
+    const END: &str = "<!-- end of routes -->";
+
+    #[test]
+    fn the_docs_show_the_route_table() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/security.md");
+        let text = std::fs::read_to_string(&path).expect("docs/security.md");
+        let (Some(start), Some(end)) = (text.find(BEGIN), text.find(END)) else {
+            panic!("docs/security.md has no route-table markers");
+        };
+        let shown = &text[start + BEGIN.len()..end];
+        if shown != markdown() {
+            if std::env::var_os("FERROGRID_UPDATE_DOCS").is_some() {
+                let updated = format!("{}{BEGIN}{}{}", &text[..start], markdown(), &text[end..]);
+                std::fs::write(&path, updated).expect("write docs/security.md");
+                return;
+            }
+            panic!("docs/security.md's route table is out of date: run FERROGRID_UPDATE_DOCS=1 cargo test -p ferrogrid-engine --lib access");
+        }
+    }
+
+    #[test]
+    fn routes_match_by_segment() {
+        assert_eq!(need(&Method::GET, "/health"), Some(Need::Open));
+        assert_eq!(need(&Method::HEAD, "/admin/app.js"), Some(Need::Open));
+        assert_eq!(need(&Method::POST, "/admin/api/repair/abc/retry"), Some(Need::Action(Action::RepairOperate)));
+        assert_eq!(need(&Method::GET, "/admin/api/repair/abc"), Some(Need::Action(Action::RepairRead)));
+        assert_eq!(need(&Method::GET, "/admin/api/tokens/export"), Some(Need::Action(Action::TokensRead)));
+        assert_eq!(need(&Method::GET, "/admin/api/repair//retry"), None);
+        assert_eq!(need(&Method::POST, "/health"), None);
+        assert_eq!(need(&Method::GET, "/nowhere"), None);
+    }
+}

@@ -1,0 +1,331 @@
+//! REST for application tokens, roles and data actions (`/admin/api/tokens`, `/roles`,
+//! `/data-actions`, `/actions`) and `/admin/api/whoami`. Which role may call which is in
+//! `access::ROUTES`.
+
+use super::access::principal;
+use super::{error, AppState};
+use crate::security::roles::Action;
+use crate::security::store::ImportedToken;
+use crate::security::{DataAction, Role, Security, SecurityError, TokenState};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+/// The routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/api/whoami", web::get().to(whoami))
+        .route("/admin/api/actions", web::get().to(actions))
+        .service(
+            web::scope("/admin/api/tokens")
+                .route("", web::get().to(list_tokens))
+                .route("", web::post().to(create_token))
+                .route("/export", web::get().to(export_tokens))
+                .route("/import", web::post().to(import_tokens))
+                .route("/{name}", web::get().to(get_token))
+                .route("/{name}", web::patch().to(edit_token))
+                .route("/{name}", web::delete().to(delete_token))
+                .route("/{name}/block", web::post().to(block_token))
+                .route("/{name}/unblock", web::post().to(unblock_token)),
+        )
+        .service(
+            web::scope("/admin/api/roles")
+                .route("", web::get().to(list_roles))
+                .route("", web::post().to(create_role))
+                .route("/{name}", web::put().to(replace_role))
+                .route("/{name}", web::delete().to(delete_role)),
+        )
+        .service(
+            web::scope("/admin/api/data-actions")
+                .route("", web::get().to(list_data_actions))
+                .route("", web::post().to(create_data_action))
+                .route("/{name}", web::put().to(replace_data_action))
+                .route("/{name}", web::delete().to(delete_data_action)),
+        );
+}
+
+fn failed(e: SecurityError) -> HttpResponse {
+    if e.status() == StatusCode::INTERNAL_SERVER_ERROR {
+        tracing::error!(error = %e, "a security operation failed");
+    }
+    error(e.status(), e.to_string())
+}
+
+/// Run a security-store call (it writes storage and syncs) on the blocking pool.
+async fn run<T: Send + 'static>(
+    security: &web::Data<Arc<Security>>,
+    f: impl FnOnce(&Security) -> Result<T, SecurityError> + Send + 'static,
+) -> Result<T, HttpResponse> {
+    let security = security.get_ref().clone();
+    match web::block(move || f(&security)).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(failed(e)),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
+/// The body as `T`, or the reason it is not one (for a 400).
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| format!("{what}: {e}"))
+}
+
+async fn whoami(req: HttpRequest) -> HttpResponse {
+    match principal(&req) {
+        Some(who) => HttpResponse::Ok().json(json!({
+            "subject": who.subject,
+            "role": who.role,
+            "actions": who.actions.iter().map(|a| a.name()).collect::<Vec<_>>(),
+        })),
+        None => error(StatusCode::UNAUTHORIZED, "not signed in"),
+    }
+}
+
+async fn actions() -> HttpResponse {
+    HttpResponse::Ok()
+        .json(Action::ALL.iter().map(|a| json!({"name": a.name(), "description": a.description()})).collect::<Vec<_>>())
+}
+
+async fn list_tokens(security: web::Data<Arc<Security>>) -> HttpResponse {
+    let now = chrono::Utc::now();
+    HttpResponse::Ok().json(security.tokens().iter().map(|t| t.public(now)).collect::<Vec<_>>())
+}
+
+async fn export_tokens(security: web::Data<Arc<Security>>) -> HttpResponse {
+    list_tokens(security).await
+}
+
+async fn get_token(path: web::Path<String>, security: web::Data<Arc<Security>>) -> HttpResponse {
+    match security.token(&path) {
+        Some(token) => HttpResponse::Ok().json(token.public(chrono::Utc::now())),
+        None => error(StatusCode::NOT_FOUND, format!("no token named \"{path}\"")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    name: String,
+    role: String,
+    /// Seconds; 0 or left out: never expires.
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+async fn create_token(req: HttpRequest, body: web::Bytes, security: web::Data<Arc<Security>>) -> HttpResponse {
+    let new: NewToken = match parse(&body, "a token needs {name, role, expires_in}") {
+        Ok(n) => n,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let by = principal(&req).map(|p| p.subject).unwrap_or_default();
+    match run(&security, move |s| s.create_token(&new.name, &new.role, new.expires_in)).await {
+        Ok((token, secret)) => {
+            tracing::info!(token = %token.name, role = %token.role, by = %by, "created a token");
+            let mut answer = token.public(chrono::Utc::now());
+            answer["token"] = secret.into();
+            HttpResponse::Created().json(answer)
+        }
+        Err(e) => e,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenEdit {
+    #[serde(default)]
+    role: Option<String>,
+    /// Seconds from now; 0: never.
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+async fn edit_token(path: web::Path<String>, body: web::Bytes, security: web::Data<Arc<Security>>) -> HttpResponse {
+    let edit: TokenEdit = match parse(&body, "a token edit is {role, expires_in}") {
+        Ok(e) => e,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let name = path.into_inner();
+    match run(&security, move |s| s.edit_token(&name, edit.role.as_deref(), edit.expires_in)).await {
+        Ok(token) => HttpResponse::Ok().json(token.public(chrono::Utc::now())),
+        Err(e) => e,
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Reason {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn set_state(
+    req: HttpRequest,
+    name: String,
+    body: web::Bytes,
+    security: web::Data<Arc<Security>>,
+    state: TokenState,
+) -> HttpResponse {
+    let reason: Reason = if body.is_empty() {
+        Reason::default()
+    } else {
+        match parse(&body, "a block or unblock takes {reason}") {
+            Ok(r) => r,
+            Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        }
+    };
+    let by = principal(&req).map(|p| p.subject).unwrap_or_default();
+    match run(&security, move |s| s.set_token_state(&name, state, reason.reason)).await {
+        Ok(token) => {
+            tracing::info!(token = %token.name, state = ?state, by = %by, "changed a token's state");
+            HttpResponse::Ok().json(token.public(chrono::Utc::now()))
+        }
+        Err(e) => e,
+    }
+}
+
+async fn block_token(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    security: web::Data<Arc<Security>>,
+) -> HttpResponse {
+    set_state(req, path.into_inner(), body, security, TokenState::Blocked).await
+}
+
+async fn unblock_token(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    security: web::Data<Arc<Security>>,
+) -> HttpResponse {
+    set_state(req, path.into_inner(), body, security, TokenState::Active).await
+}
+
+async fn delete_token(path: web::Path<String>, security: web::Data<Arc<Security>>) -> HttpResponse {
+    let name = path.into_inner();
+    match run(&security, move |s| s.delete_token(&name)).await {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(e) => e,
+    }
+}
+
+async fn import_tokens(body: web::Bytes, security: web::Data<Arc<Security>>) -> HttpResponse {
+    let tokens: Vec<ImportedToken> = match parse(&body, "an import is a token export (a JSON array)") {
+        Ok(t) => t,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    match run(&security, move |s| s.import_tokens(tokens)).await {
+        Ok(imported) => {
+            let now = chrono::Utc::now();
+            HttpResponse::Ok().json(
+                imported
+                    .into_iter()
+                    .map(|(token, secret)| {
+                        let mut answer = token.public(now);
+                        answer["token"] = secret.into();
+                        answer
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        }
+        Err(e) => e,
+    }
+}
+
+async fn list_roles(security: web::Data<Arc<Security>>) -> HttpResponse {
+    HttpResponse::Ok().json(
+        security
+            .roles()
+            .into_iter()
+            .map(|(role, built_in)| {
+                let mut value = serde_json::to_value(&role).unwrap_or_default();
+                value["built_in"] = built_in.into();
+                value
+            })
+            .collect::<Vec<_>>(),
+    )
+}
+
+async fn put_role(name: Option<String>, body: web::Bytes, security: web::Data<Arc<Security>>) -> HttpResponse {
+    let role: Role = match parse(&body, "a role is {name, description, actions, data_actions}") {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    if let Some(name) = name.as_ref().filter(|n| **n != role.name) {
+        return error(StatusCode::BAD_REQUEST, format!("the body names role \"{}\", the path \"{name}\"", role.name));
+    }
+    let create = name.is_none();
+    match run(&security, move |s| s.put_role(role.clone(), create).map(|()| role)).await {
+        Ok(role) => HttpResponse::build(if create { StatusCode::CREATED } else { StatusCode::OK }).json(role),
+        Err(e) => e,
+    }
+}
+
+async fn create_role(body: web::Bytes, security: web::Data<Arc<Security>>) -> HttpResponse {
+    put_role(None, body, security).await
+}
+
+async fn replace_role(path: web::Path<String>, body: web::Bytes, security: web::Data<Arc<Security>>) -> HttpResponse {
+    put_role(Some(path.into_inner()), body, security).await
+}
+
+async fn delete_role(path: web::Path<String>, security: web::Data<Arc<Security>>) -> HttpResponse {
+    let name = path.into_inner();
+    match run(&security, move |s| s.delete_role(&name)).await {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(e) => e,
+    }
+}
+
+async fn list_data_actions(security: web::Data<Arc<Security>>) -> HttpResponse {
+    HttpResponse::Ok().json(security.data_actions())
+}
+
+async fn put_data_action(
+    name: Option<String>,
+    body: web::Bytes,
+    security: web::Data<Arc<Security>>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let action: DataAction = match parse(&body, "a data action is {name, aggregates: {Type: {read, write}}}") {
+        Ok(a) => a,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    if let Some(name) = name.as_ref().filter(|n| **n != action.name) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("the body names data action \"{}\", the path \"{name}\"", action.name),
+        );
+    }
+    let known: Vec<String> = state.engine.runtime().repository.model().aggregates().map(|t| t.name.clone()).collect();
+    let create = name.is_none();
+    match run(&security, move |s| s.put_data_action(action.clone(), create, &known).map(|()| action)).await {
+        Ok(action) => HttpResponse::build(if create { StatusCode::CREATED } else { StatusCode::OK }).json(action),
+        Err(e) => e,
+    }
+}
+
+async fn create_data_action(
+    body: web::Bytes,
+    security: web::Data<Arc<Security>>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    put_data_action(None, body, security, state).await
+}
+
+async fn replace_data_action(
+    path: web::Path<String>,
+    body: web::Bytes,
+    security: web::Data<Arc<Security>>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    put_data_action(Some(path.into_inner()), body, security, state).await
+}
+
+async fn delete_data_action(path: web::Path<String>, security: web::Data<Arc<Security>>) -> HttpResponse {
+    let name = path.into_inner();
+    match run(&security, move |s| s.delete_data_action(&name)).await {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(e) => e,
+    }
+}

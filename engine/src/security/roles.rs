@@ -1,0 +1,306 @@
+//! Actions, roles and data actions.
+//!
+//! Every route of the HTTP API needs one [`Action`] (the table is `http::access`); a role is a
+//! set of actions plus data rights: read and/or write per aggregate type. The built-in roles
+//! `admin`, `supervisor` and `user` are fixed (TDG 2.7.1); custom roles list their actions and
+//! the data actions (named read/write profiles over aggregate types, TDG 2.7.4) they include.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What a route lets its caller do. The names are part of the API (roles store them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Post objects to the inputs (`/http`, `/soap`, Kafka inputs with `token_name`).
+    InputPost,
+    /// Read the repair queue.
+    RepairRead,
+    /// Retry, edit and delete repair-queue entries.
+    RepairOperate,
+    /// Read the output processor's repair queue and queues.
+    OutputRepairRead,
+    /// Retry and delete output deliveries.
+    OutputRepairOperate,
+    /// Read jobs and failed jobs.
+    JobsRead,
+    /// Retry and delete failed jobs.
+    JobsOperate,
+    /// Read tasks and their runs.
+    TasksRead,
+    /// Start and stop tasks, forget runs.
+    TasksOperate,
+    /// Read the configuration, its versions, expiration rules and unlinked types.
+    ConfigRead,
+    /// Apply a configuration, roll back, change expiration, drop or truncate unlinked types.
+    ConfigApply,
+    /// Read the model and its indexes.
+    ModelRead,
+    /// The admin GraphQL schema's queries.
+    AdminGraphqlRead,
+    /// The admin GraphQL schema's mutations.
+    AdminGraphqlWrite,
+    /// Read application tokens.
+    TokensRead,
+    /// Create, edit, block, delete and import application tokens.
+    TokensAdmin,
+    /// Read roles and data actions.
+    RolesRead,
+    /// Create, edit and delete custom roles and data actions.
+    RolesAdmin,
+    /// Read `/metrics`.
+    MetricsRead,
+}
+
+impl Action {
+    /// Every action, in order.
+    pub const ALL: [Action; 19] = [
+        Action::InputPost,
+        Action::RepairRead,
+        Action::RepairOperate,
+        Action::OutputRepairRead,
+        Action::OutputRepairOperate,
+        Action::JobsRead,
+        Action::JobsOperate,
+        Action::TasksRead,
+        Action::TasksOperate,
+        Action::ConfigRead,
+        Action::ConfigApply,
+        Action::ModelRead,
+        Action::AdminGraphqlRead,
+        Action::AdminGraphqlWrite,
+        Action::TokensRead,
+        Action::TokensAdmin,
+        Action::RolesRead,
+        Action::RolesAdmin,
+        Action::MetricsRead,
+    ];
+
+    /// The action's name in the API.
+    pub fn name(self) -> String {
+        serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    }
+
+    /// What the action allows, for the API's list and the docs.
+    pub fn description(self) -> &'static str {
+        match self {
+            Action::InputPost => "post objects to the inputs (/http, /soap, Kafka token_name)",
+            Action::RepairRead => "read the repair queue",
+            Action::RepairOperate => "retry, edit and delete repair-queue entries",
+            Action::OutputRepairRead => "read the output processor's repair queue and queues",
+            Action::OutputRepairOperate => "retry and delete output deliveries",
+            Action::JobsRead => "read jobs and failed jobs",
+            Action::JobsOperate => "retry and delete failed jobs",
+            Action::TasksRead => "read tasks and their runs",
+            Action::TasksOperate => "start and stop tasks, forget runs",
+            Action::ConfigRead => "read the configuration, its versions, expiration and unlinked types",
+            Action::ConfigApply => "apply or roll back a configuration, change expiration, drop unlinked types",
+            Action::ModelRead => "read the model and its indexes",
+            Action::AdminGraphqlRead => "queries of the admin GraphQL schema",
+            Action::AdminGraphqlWrite => "mutations of the admin GraphQL schema",
+            Action::TokensRead => "list and read application tokens",
+            Action::TokensAdmin => "create, edit, block, delete, import application tokens",
+            Action::RolesRead => "list and read roles and data actions",
+            Action::RolesAdmin => "create, edit and delete custom roles and data actions",
+            Action::MetricsRead => "read /metrics",
+        }
+    }
+
+    /// Whether the action only reads.
+    pub fn reads_only(self) -> bool {
+        matches!(
+            self,
+            Action::RepairRead
+                | Action::OutputRepairRead
+                | Action::JobsRead
+                | Action::TasksRead
+                | Action::ConfigRead
+                | Action::ModelRead
+                | Action::AdminGraphqlRead
+                | Action::TokensRead
+                | Action::RolesRead
+                | Action::MetricsRead
+        )
+    }
+}
+
+/// Read and write rights on one aggregate type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rights {
+    /// May read objects of the type.
+    #[serde(default)]
+    pub read: bool,
+    /// May write objects of the type.
+    #[serde(default)]
+    pub write: bool,
+}
+
+/// A data action: named read/write rights per aggregate type (TDG's "data access action").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataAction {
+    /// Its name.
+    pub name: String,
+    /// Rights by aggregate type name.
+    #[serde(default)]
+    pub aggregates: BTreeMap<String, Rights>,
+}
+
+/// A custom role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Role {
+    /// Its name.
+    pub name: String,
+    /// What it is for.
+    #[serde(default)]
+    pub description: String,
+    /// The actions it allows.
+    #[serde(default)]
+    pub actions: BTreeSet<Action>,
+    /// The data actions it includes (by name).
+    #[serde(default)]
+    pub data_actions: BTreeSet<String>,
+}
+
+/// The built-in roles' names.
+pub const BUILT_IN: [&str; 3] = ["admin", "supervisor", "user"];
+
+/// A built-in role, or `None`.
+pub fn built_in(name: &str) -> Option<Role> {
+    let (description, actions): (&str, Vec<Action>) = match name {
+        "admin" => ("everything", Action::ALL.to_vec()),
+        "supervisor" => (
+            "reads everything, operates the repair queues, tasks and jobs; no security or configuration changes",
+            Action::ALL
+                .into_iter()
+                .filter(|a| {
+                    a.reads_only()
+                        || matches!(
+                            a,
+                            Action::RepairOperate
+                                | Action::OutputRepairOperate
+                                | Action::JobsOperate
+                                | Action::TasksOperate
+                        )
+                })
+                .collect(),
+        ),
+        "user" => ("posts to the inputs; data only through a custom role's data actions", vec![Action::InputPost]),
+        _ => return None,
+    };
+    Some(Role {
+        name: name.to_string(),
+        description: description.to_string(),
+        actions: actions.into_iter().collect(),
+        data_actions: BTreeSet::new(),
+    })
+}
+
+/// What a caller may do with data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataRights {
+    /// Read and write every aggregate type (admin).
+    All,
+    /// Read every aggregate type (supervisor).
+    ReadAll,
+    /// Rights per type; a type not listed: nothing.
+    PerType(BTreeMap<String, Rights>),
+}
+
+impl DataRights {
+    /// The rights of role `role` given the data actions by name (unknown names give nothing).
+    pub fn of(role: &Role, data_actions: &BTreeMap<String, DataAction>) -> DataRights {
+        match role.name.as_str() {
+            "admin" => return DataRights::All,
+            "supervisor" => return DataRights::ReadAll,
+            _ => {}
+        }
+        let mut out: BTreeMap<String, Rights> = BTreeMap::new();
+        for name in &role.data_actions {
+            for (type_name, rights) in data_actions.get(name).map(|d| &d.aggregates).into_iter().flatten() {
+                let entry = out.entry(type_name.clone()).or_default();
+                entry.read |= rights.read;
+                entry.write |= rights.write;
+            }
+        }
+        DataRights::PerType(out)
+    }
+
+    /// May read objects of `type_name`.
+    pub fn can_read(&self, type_name: &str) -> bool {
+        match self {
+            DataRights::All | DataRights::ReadAll => true,
+            DataRights::PerType(map) => map.get(type_name).is_some_and(|r| r.read),
+        }
+    }
+
+    /// May write objects of `type_name`.
+    pub fn can_write(&self, type_name: &str) -> bool {
+        match self {
+            DataRights::All => true,
+            DataRights::ReadAll => false,
+            DataRights::PerType(map) => map.get(type_name).is_some_and(|r| r.write),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_roles_have_the_documented_rights() {
+        let admin = built_in("admin").unwrap();
+        assert_eq!(admin.actions.len(), Action::ALL.len());
+        let supervisor = built_in("supervisor").unwrap();
+        assert!(supervisor.actions.contains(&Action::RepairOperate));
+        assert!(supervisor.actions.contains(&Action::TokensRead));
+        for forbidden in [Action::ConfigApply, Action::TokensAdmin, Action::RolesAdmin, Action::InputPost] {
+            assert!(!supervisor.actions.contains(&forbidden), "{forbidden:?}");
+        }
+        let user = built_in("user").unwrap();
+        assert_eq!(user.actions.iter().copied().collect::<Vec<_>>(), vec![Action::InputPost]);
+        assert!(built_in("root").is_none());
+        let none = BTreeMap::new();
+        assert!(DataRights::of(&supervisor, &none).can_read("User"));
+        assert!(!DataRights::of(&supervisor, &none).can_write("User"));
+        assert!(!DataRights::of(&user, &none).can_read("User"));
+        assert!(DataRights::of(&admin, &none).can_write("User"));
+    }
+
+    #[test]
+    fn a_custom_role_has_the_union_of_its_data_actions() {
+        let mut data = BTreeMap::new();
+        for (name, type_name, rights) in [
+            ("books", "Book", Rights { read: true, write: false }),
+            ("books-write", "Book", Rights { read: false, write: true }),
+            ("users", "User", Rights { read: true, write: false }),
+        ] {
+            data.insert(
+                name.to_string(),
+                DataAction { name: name.into(), aggregates: [(type_name.to_string(), rights)].into() },
+            );
+        }
+        let role = Role {
+            name: "librarian".into(),
+            description: String::new(),
+            actions: BTreeSet::new(),
+            data_actions: ["books".to_string(), "books-write".to_string(), "gone".to_string()].into(),
+        };
+        let rights = DataRights::of(&role, &data);
+        assert!(rights.can_read("Book") && rights.can_write("Book"));
+        assert!(!rights.can_read("User") && !rights.can_write("Subscription"));
+    }
+
+    #[test]
+    fn action_names_round_trip() {
+        for action in Action::ALL {
+            let name = action.name();
+            assert!(!name.is_empty());
+            assert_eq!(serde_json::from_value::<Action>(serde_json::json!(name)).unwrap(), action);
+        }
+        assert_eq!(Action::InputPost.name(), "input_post");
+    }
+}

@@ -1,0 +1,599 @@
+//! Application tokens, custom roles and data actions, kept in storage (keyspace `Tokens`) and
+//! read through an in-memory snapshot that every change replaces.
+//!
+//! Keys: `token/<name>` -> [`Token`] (JSON, with the SHA-256 of the secret), `role/<name>` ->
+//! [`Role`], `data/<name>` -> [`DataAction`]. A token's secret is shown once, when it is created;
+//! only its hash is kept. Secrets are 256 random bits, so a plain SHA-256 is the right hash (a
+//! slow password hash protects guessable secrets; these are not guessable).
+
+use super::roles::{built_in, Action, DataAction, DataRights, Role, BUILT_IN};
+use super::SecurityError;
+use crate::storage::{Db, Keyspace, ReadView};
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// Longest token, role or data-action name.
+pub const NAME_MAX: usize = 128;
+
+/// Whether a token may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenState {
+    /// Usable.
+    Active,
+    /// Refused (401 `token_blocked`) until unblocked.
+    Blocked,
+}
+
+/// An application token (without its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Token {
+    /// Its unique name.
+    pub name: String,
+    /// The role it acts with.
+    pub role: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working; `None`: never.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Active or blocked.
+    pub state: TokenState,
+    /// Why the state was last changed.
+    #[serde(default)]
+    pub state_reason: Option<String>,
+    /// Hex SHA-256 of the secret (never exported).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hash: String,
+}
+
+impl Token {
+    /// The token as the API shows it: no hash, the expiry also as seconds left.
+    pub fn public(&self, now: DateTime<Utc>) -> serde_json::Value {
+        let mut out = serde_json::json!({
+            "name": self.name,
+            "role": self.role,
+            "created_at": self.created_at.to_rfc3339(),
+            "expires_at": self.expires_at.map(|t| t.to_rfc3339()),
+            "expires_in": self.expires_at.map(|t| (t - now).num_seconds().max(0)),
+            "state": self.state,
+            "state_reason": self.state_reason,
+        });
+        if self.expires_at.is_some_and(|t| t <= now) {
+            out["expired"] = true.into();
+        }
+        out
+    }
+}
+
+/// Who is calling, once their credentials checked out.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The token's (later: the user's) name.
+    pub subject: String,
+    /// Its role's name.
+    pub role: String,
+    /// The actions its role allows.
+    pub actions: Arc<BTreeSet<Action>>,
+    /// Its data rights.
+    pub data: Arc<DataRights>,
+}
+
+impl Principal {
+    /// Whether the role allows `action`.
+    pub fn may(&self, action: Action) -> bool {
+        self.actions.contains(&action)
+    }
+}
+
+/// Why credentials were refused (the `reason` code of a 401).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No `Authorization: Bearer` header.
+    Missing,
+    /// Not a token we know.
+    Invalid,
+    /// The token has expired.
+    Expired,
+    /// The token is blocked.
+    Blocked,
+}
+
+impl Refusal {
+    /// The code clients see.
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::Missing => "missing_token",
+            Refusal::Invalid => "invalid_token",
+            Refusal::Expired => "token_expired",
+            Refusal::Blocked => "token_blocked",
+        }
+    }
+}
+
+/// Everything needed to check a request, as of the last change.
+#[derive(Default)]
+struct Snapshot {
+    by_hash: HashMap<[u8; 32], Token>,
+    roles: BTreeMap<String, Role>,
+    data_actions: BTreeMap<String, DataAction>,
+    /// Resolved actions and data rights by role name.
+    resolved: HashMap<String, (Arc<BTreeSet<Action>>, Arc<DataRights>)>,
+}
+
+/// The security store: tokens, roles and data actions.
+pub struct Security {
+    db: Db,
+    snapshot: ArcSwap<Snapshot>,
+}
+
+fn token_key(name: &str) -> Vec<u8> {
+    [b"token/".as_slice(), name.as_bytes()].concat()
+}
+
+fn role_key(name: &str) -> Vec<u8> {
+    [b"role/".as_slice(), name.as_bytes()].concat()
+}
+
+fn data_key(name: &str) -> Vec<u8> {
+    [b"data/".as_slice(), name.as_bytes()].concat()
+}
+
+/// SHA-256 of a secret.
+pub fn hash(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// A new secret: `fg_` and 64 hex digits (256 random bits).
+pub fn new_secret() -> Result<String, SecurityError> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| SecurityError::Random(e.to_string()))?;
+    Ok(format!("fg_{}", hex::encode(secret)))
+}
+
+/// Check a name: 1..=NAME_MAX characters, no control characters, no `/`.
+pub fn check_name(what: &str, name: &str) -> Result<(), SecurityError> {
+    if name.trim().is_empty() || name.chars().count() > NAME_MAX {
+        return Err(SecurityError::Invalid(format!("{what}: a name of 1 to {NAME_MAX} characters is needed")));
+    }
+    if name.chars().any(|c| c.is_control() || c == '/') || name.trim() != name {
+        return Err(SecurityError::Invalid(format!(
+            "{what} \"{name}\": no control characters, '/' or surrounding spaces in a name"
+        )));
+    }
+    Ok(())
+}
+
+fn load_all<T: serde::de::DeserializeOwned>(view: &dyn ReadView, prefix: &[u8]) -> Result<Vec<T>, SecurityError> {
+    let mut out = Vec::new();
+    for item in view.scan_prefix(Keyspace::Tokens, prefix) {
+        let (key, value) = item?;
+        let parsed = serde_json::from_slice(&value).map_err(|e| {
+            SecurityError::Corrupt(format!("{}: {e}", String::from_utf8_lossy(&key[prefix.len().min(key.len())..])))
+        })?;
+        out.push(parsed);
+    }
+    Ok(out)
+}
+
+impl Security {
+    /// Open the store over `db` and read it.
+    pub fn open(db: Db) -> Result<Security, SecurityError> {
+        let security = Security { db, snapshot: ArcSwap::from_pointee(Snapshot::default()) };
+        security.reload()?;
+        Ok(security)
+    }
+
+    /// Read everything from storage into a new snapshot.
+    pub fn reload(&self) -> Result<(), SecurityError> {
+        let tokens: Vec<Token> = load_all(&self.db, b"token/")?;
+        let roles: Vec<Role> = load_all(&self.db, b"role/")?;
+        let data: Vec<DataAction> = load_all(&self.db, b"data/")?;
+        let mut snapshot = Snapshot {
+            by_hash: HashMap::new(),
+            roles: roles.into_iter().map(|r| (r.name.clone(), r)).collect(),
+            data_actions: data.into_iter().map(|d| (d.name.clone(), d)).collect(),
+            resolved: HashMap::new(),
+        };
+        for token in tokens {
+            let Some(bytes) = hex::decode(&token.hash).ok().and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+            else {
+                tracing::warn!(token = %token.name, "a stored token has no valid hash; it cannot be used");
+                continue;
+            };
+            snapshot.by_hash.insert(bytes, token);
+        }
+        let names: Vec<String> = BUILT_IN.iter().map(|s| s.to_string()).chain(snapshot.roles.keys().cloned()).collect();
+        for name in names {
+            if let Some(role) = built_in(&name).or_else(|| snapshot.roles.get(&name).cloned()) {
+                let rights = DataRights::of(&role, &snapshot.data_actions);
+                snapshot.resolved.insert(name, (Arc::new(role.actions), Arc::new(rights)));
+            }
+        }
+        self.snapshot.store(Arc::new(snapshot));
+        Ok(())
+    }
+
+    /// Whether any token exists.
+    pub fn has_tokens(&self) -> bool {
+        !self.snapshot.load().by_hash.is_empty()
+    }
+
+    /// Check an `Authorization` header value.
+    pub fn authenticate(
+        &self,
+        header: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Principal, (Refusal, Option<String>)> {
+        let Some(value) = header else { return Err((Refusal::Missing, None)) };
+        let mut parts = value.splitn(2, ' ');
+        let secret = match (parts.next(), parts.next()) {
+            (Some(scheme), Some(token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+            _ => return Err((Refusal::Missing, None)),
+        };
+        let snapshot = self.snapshot.load();
+        // A HashMap lookup by the hash of the presented secret: its timing tells nothing about
+        // any stored secret (finding the hash would need the secret).
+        let Some(token) = snapshot.by_hash.get(&hash(secret)) else { return Err((Refusal::Invalid, None)) };
+        if token.state == TokenState::Blocked {
+            return Err((Refusal::Blocked, Some(token.name.clone())));
+        }
+        if token.expires_at.is_some_and(|t| t <= now) {
+            return Err((Refusal::Expired, Some(token.name.clone())));
+        }
+        let Some((actions, data)) = snapshot.resolved.get(&token.role) else {
+            // Its role was deleted: it may do nothing (but it is who it says it is).
+            return Ok(Principal {
+                subject: token.name.clone(),
+                role: token.role.clone(),
+                actions: Arc::default(),
+                data: Arc::new(DataRights::PerType(BTreeMap::new())),
+            });
+        };
+        Ok(Principal {
+            subject: token.name.clone(),
+            role: token.role.clone(),
+            actions: actions.clone(),
+            data: data.clone(),
+        })
+    }
+
+    fn role_exists(&self, name: &str) -> bool {
+        built_in(name).is_some() || self.snapshot.load().roles.contains_key(name)
+    }
+
+    /// Every token, by name.
+    pub fn tokens(&self) -> Vec<Token> {
+        let mut out: Vec<Token> = self.snapshot.load().by_hash.values().cloned().collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// One token.
+    pub fn token(&self, name: &str) -> Option<Token> {
+        self.snapshot.load().by_hash.values().find(|t| t.name == name).cloned()
+    }
+
+    /// Create token `name` with `role`, expiring after `expires_in` seconds (0 or `None`:
+    /// never); answers the token and its secret (the only time it is shown).
+    pub fn create_token(
+        &self,
+        name: &str,
+        role: &str,
+        expires_in: Option<u64>,
+    ) -> Result<(Token, String), SecurityError> {
+        let secret = new_secret()?;
+        let token = self.create_token_with(name, role, expires_in, hash(&secret))?;
+        Ok((token, secret))
+    }
+
+    /// [`Security::create_token`] for a secret known only by its hash (the bootstrap tokens).
+    pub(crate) fn create_token_with(
+        &self,
+        name: &str,
+        role: &str,
+        expires_in: Option<u64>,
+        secret_hash: [u8; 32],
+    ) -> Result<Token, SecurityError> {
+        check_name("token", name)?;
+        if !self.role_exists(role) {
+            return Err(SecurityError::Invalid(format!("token \"{name}\": there is no role \"{role}\"")));
+        }
+        let now = Utc::now();
+        let token = Token {
+            name: name.to_string(),
+            role: role.to_string(),
+            created_at: now,
+            expires_at: expiry(now, expires_in)?,
+            state: TokenState::Active,
+            state_reason: None,
+            hash: hex::encode(secret_hash),
+        };
+        self.db.write(|tx| {
+            if tx.get(Keyspace::Tokens, &token_key(name))?.is_some() {
+                return Err(SecurityError::Conflict(format!("a token named \"{name}\" exists")));
+            }
+            tx.insert(Keyspace::Tokens, &token_key(name), to_json(&token)?);
+            Ok(())
+        })?;
+        self.changed()?;
+        Ok(token)
+    }
+
+    /// Change token `name`: its role and/or expiry (`Some(0)`: never).
+    pub fn edit_token(&self, name: &str, role: Option<&str>, expires_in: Option<u64>) -> Result<Token, SecurityError> {
+        if let Some(role) = role.filter(|r| !self.role_exists(r)) {
+            return Err(SecurityError::Invalid(format!("token \"{name}\": there is no role \"{role}\"")));
+        }
+        self.update_token(name, |token| {
+            if let Some(role) = role {
+                token.role = role.to_string();
+            }
+            if expires_in.is_some() {
+                token.expires_at = expiry(Utc::now(), expires_in)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Block or unblock token `name`, with a reason.
+    pub fn set_token_state(
+        &self,
+        name: &str,
+        state: TokenState,
+        reason: Option<String>,
+    ) -> Result<Token, SecurityError> {
+        self.update_token(name, |token| {
+            token.state = state;
+            token.state_reason = reason;
+            Ok(())
+        })
+    }
+
+    fn update_token(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut Token) -> Result<(), SecurityError>,
+    ) -> Result<Token, SecurityError> {
+        let token = self.db.write(|tx| {
+            let Some(bytes) = tx.get(Keyspace::Tokens, &token_key(name))? else {
+                return Err(SecurityError::NotFound(format!("no token named \"{name}\"")));
+            };
+            let mut token: Token = serde_json::from_slice(&bytes).map_err(|e| SecurityError::Corrupt(e.to_string()))?;
+            change(&mut token)?;
+            keeps_an_admin(&*tx, name, Some(&token))?;
+            tx.insert(Keyspace::Tokens, &token_key(name), to_json(&token)?);
+            Ok(token)
+        })?;
+        self.changed()?;
+        Ok(token)
+    }
+
+    /// Delete token `name`.
+    pub fn delete_token(&self, name: &str) -> Result<(), SecurityError> {
+        self.db.write(|tx| {
+            if tx.get(Keyspace::Tokens, &token_key(name))?.is_none() {
+                return Err(SecurityError::NotFound(format!("no token named \"{name}\"")));
+            }
+            keeps_an_admin(&*tx, name, None)?;
+            tx.remove(Keyspace::Tokens, &token_key(name));
+            Ok(())
+        })?;
+        self.changed()
+    }
+
+    /// Import exported tokens (no secrets in an export): each gets a new secret, answered with
+    /// it. Existing names are refused (nothing is imported then).
+    pub fn import_tokens(&self, tokens: Vec<ImportedToken>) -> Result<Vec<(Token, String)>, SecurityError> {
+        let now = Utc::now();
+        let mut out = Vec::with_capacity(tokens.len());
+        for t in tokens {
+            check_name("token", &t.name)?;
+            if !self.role_exists(&t.role) {
+                return Err(SecurityError::Invalid(format!("token \"{}\": there is no role \"{}\"", t.name, t.role)));
+            }
+            let secret = new_secret()?;
+            let token = Token {
+                name: t.name,
+                role: t.role,
+                created_at: t.created_at.unwrap_or(now),
+                expires_at: t.expires_at,
+                state: t.state.unwrap_or(TokenState::Active),
+                state_reason: t.state_reason,
+                hash: hex::encode(hash(&secret)),
+            };
+            out.push((token, secret));
+        }
+        self.db.write(|tx| {
+            let mut seen = BTreeSet::new();
+            for (token, _) in &out {
+                if !seen.insert(token.name.clone()) || tx.get(Keyspace::Tokens, &token_key(&token.name))?.is_some() {
+                    return Err(SecurityError::Conflict(format!("a token named \"{}\" exists", token.name)));
+                }
+                tx.insert(Keyspace::Tokens, &token_key(&token.name), to_json(token)?);
+            }
+            Ok(())
+        })?;
+        self.changed()?;
+        Ok(out)
+    }
+
+    /// Every role: the built-in ones first, then the custom ones by name.
+    pub fn roles(&self) -> Vec<(Role, bool)> {
+        let snapshot = self.snapshot.load();
+        BUILT_IN
+            .iter()
+            .filter_map(|n| built_in(n))
+            .map(|r| (r, true))
+            .chain(snapshot.roles.values().cloned().map(|r| (r, false)))
+            .collect()
+    }
+
+    /// Create or replace custom role `role` (built-in roles cannot be changed).
+    pub fn put_role(&self, role: Role, create: bool) -> Result<(), SecurityError> {
+        check_name("role", &role.name)?;
+        if built_in(&role.name).is_some() {
+            return Err(SecurityError::Invalid(format!("role \"{}\" is built in and cannot be changed", role.name)));
+        }
+        let snapshot = self.snapshot.load();
+        if let Some(missing) = role.data_actions.iter().find(|d| !snapshot.data_actions.contains_key(*d)) {
+            return Err(SecurityError::Invalid(format!(
+                "role \"{}\": there is no data action \"{missing}\"",
+                role.name
+            )));
+        }
+        self.db.write(|tx| {
+            let exists = tx.get(Keyspace::Tokens, &role_key(&role.name))?.is_some();
+            if create && exists {
+                return Err(SecurityError::Conflict(format!("a role named \"{}\" exists", role.name)));
+            }
+            if !create && !exists {
+                return Err(SecurityError::NotFound(format!("no custom role named \"{}\"", role.name)));
+            }
+            tx.insert(Keyspace::Tokens, &role_key(&role.name), to_json(&role)?);
+            Ok(())
+        })?;
+        self.changed()
+    }
+
+    /// Delete custom role `name`; refused while a token uses it.
+    pub fn delete_role(&self, name: &str) -> Result<(), SecurityError> {
+        if built_in(name).is_some() {
+            return Err(SecurityError::Invalid(format!("role \"{name}\" is built in and cannot be deleted")));
+        }
+        if let Some(token) = self.tokens().into_iter().find(|t| t.role == name) {
+            return Err(SecurityError::Conflict(format!("role \"{name}\" is used by token \"{}\"", token.name)));
+        }
+        self.db.write(|tx| {
+            if tx.get(Keyspace::Tokens, &role_key(name))?.is_none() {
+                return Err(SecurityError::NotFound(format!("no custom role named \"{name}\"")));
+            }
+            tx.remove(Keyspace::Tokens, &role_key(name));
+            Ok(())
+        })?;
+        self.changed()
+    }
+
+    /// Every data action, by name.
+    pub fn data_actions(&self) -> Vec<DataAction> {
+        self.snapshot.load().data_actions.values().cloned().collect()
+    }
+
+    /// Create or replace data action `action`; `known_types`: the model's aggregate types.
+    pub fn put_data_action(
+        &self,
+        action: DataAction,
+        create: bool,
+        known_types: &[String],
+    ) -> Result<(), SecurityError> {
+        check_name("data action", &action.name)?;
+        if let Some(unknown) = action.aggregates.keys().find(|t| !known_types.contains(t)) {
+            return Err(SecurityError::Invalid(format!(
+                "data action \"{}\": \"{unknown}\" is not an aggregate type of the model",
+                action.name
+            )));
+        }
+        self.db.write(|tx| {
+            let exists = tx.get(Keyspace::Tokens, &data_key(&action.name))?.is_some();
+            if create && exists {
+                return Err(SecurityError::Conflict(format!("a data action named \"{}\" exists", action.name)));
+            }
+            if !create && !exists {
+                return Err(SecurityError::NotFound(format!("no data action named \"{}\"", action.name)));
+            }
+            tx.insert(Keyspace::Tokens, &data_key(&action.name), to_json(&action)?);
+            Ok(())
+        })?;
+        self.changed()
+    }
+
+    /// Delete data action `name`; refused while a role includes it.
+    pub fn delete_data_action(&self, name: &str) -> Result<(), SecurityError> {
+        if let Some(role) = self.snapshot.load().roles.values().find(|r| r.data_actions.contains(name)) {
+            return Err(SecurityError::Conflict(format!("data action \"{name}\" is used by role \"{}\"", role.name)));
+        }
+        self.db.write(|tx| {
+            if tx.get(Keyspace::Tokens, &data_key(name))?.is_none() {
+                return Err(SecurityError::NotFound(format!("no data action named \"{name}\"")));
+            }
+            tx.remove(Keyspace::Tokens, &data_key(name));
+            Ok(())
+        })?;
+        self.changed()
+    }
+
+    /// After a change: durable, then visible.
+    fn changed(&self) -> Result<(), SecurityError> {
+        self.db.sync()?;
+        self.reload()
+    }
+}
+
+/// A token in an import (an export's entry).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportedToken {
+    /// Its name.
+    pub name: String,
+    /// Its role.
+    pub role: String,
+    /// When it was created (now when left out).
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
+    /// When it expires.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Left out of an import; an export shows it.
+    #[serde(default)]
+    pub expires_in: Option<i64>,
+    /// Active (default) or blocked.
+    #[serde(default)]
+    pub state: Option<TokenState>,
+    /// Why.
+    #[serde(default)]
+    pub state_reason: Option<String>,
+    /// An export marks expired tokens.
+    #[serde(default)]
+    pub expired: Option<bool>,
+}
+
+/// Refuse a change that leaves no active admin token that never expires (nobody could
+/// administer any more, now or once the others expire): `after` is token `name` as the change
+/// leaves it (`None`: deleted).
+fn keeps_an_admin(view: &dyn ReadView, name: &str, after: Option<&Token>) -> Result<(), SecurityError> {
+    let usable = |t: &Token| t.role == "admin" && t.state == TokenState::Active && t.expires_at.is_none();
+    if after.is_some_and(usable) {
+        return Ok(());
+    }
+    let tokens: Vec<Token> = load_all(view, b"token/")?;
+    if tokens.iter().any(|t| t.name != name && usable(t)) {
+        return Ok(());
+    }
+    Err(SecurityError::Conflict(format!(
+        "token \"{name}\" is the last active admin token that never expires: create another first"
+    )))
+}
+
+fn expiry(now: DateTime<Utc>, expires_in: Option<u64>) -> Result<Option<DateTime<Utc>>, SecurityError> {
+    match expires_in.filter(|s| *s > 0) {
+        None => Ok(None),
+        Some(seconds) => {
+            let delta = i64::try_from(seconds)
+                .ok()
+                .and_then(chrono::TimeDelta::try_seconds)
+                .ok_or_else(|| SecurityError::Invalid(format!("expires_in {seconds} is too large")))?;
+            now.checked_add_signed(delta)
+                .map(Some)
+                .ok_or_else(|| SecurityError::Invalid(format!("expires_in {seconds} is too large")))
+        }
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, SecurityError> {
+    serde_json::to_vec(value).map_err(|e| SecurityError::Corrupt(e.to_string()))
+}
