@@ -159,6 +159,22 @@ fn record_start(rt: &Runtime, before: Option<u64>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every minute, remove the audit entries `audit_log.remove_older_than_n_hours` no longer keeps.
+fn spawn_audit_retention(audit: Arc<crate::security::audit::AuditLog>) {
+    actix_rt::spawn(async move {
+        loop {
+            actix_rt::time::sleep(Duration::from_secs(60)).await;
+            let log = audit.clone();
+            match actix_web::web::block(move || log.expire(chrono::Utc::now())).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(removed)) => tracing::info!(removed, "removed old audit-log entries"),
+                Ok(Err(e)) => tracing::error!(error = %e, "removing old audit-log entries failed"),
+                Err(e) => tracing::error!(error = %e, "the audit-log retention pass did not run"),
+            }
+        }
+    });
+}
+
 /// Run until SIGTERM/SIGINT; returns after a clean drain.
 pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let mut signals = Signals::listen()?;
@@ -205,7 +221,16 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let scheduler = Scheduler::start(engine.clone()).context("starting the task scheduler")?;
     let job_runner = JobRunner::start(engine.clone());
     let live = Live::new(engine.clone(), scheduler.clone()).map_err(|e| anyhow::anyhow!(e))?;
-    let (handle, server) = crate::http::serve(live.clone(), scheduler.clone(), security, options.listen)
+    let audit_engine = engine.clone();
+    let audit = Arc::new(
+        crate::security::audit::AuditLog::open(
+            engine.runtime().db.clone(),
+            Box::new(move || audit_engine.runtime().config.audit_log.clone()),
+        )
+        .context("opening the audit log")?,
+    );
+    spawn_audit_retention(audit.clone());
+    let (handle, server) = crate::http::serve(live.clone(), scheduler.clone(), security, audit, options.listen)
         .with_context(|| format!("listening on {}", options.listen))?;
     let server_task = actix_rt::spawn(server);
     engine.set_ready();

@@ -325,3 +325,81 @@ impl AdminGraphql for Client {
         self.send_with_headers("POST", "/graphql", Some(&json!({"query": query})), &[("schema", "admin")])
     }
 }
+
+/// The audit entries matching `query` (as admin).
+fn audit(admin: &Client, query: &str) -> Vec<Value> {
+    let r = admin.get(&format!("/admin/api/audit?{query}"));
+    r.assert_status(200, &format!("GET /admin/api/audit?{query}"));
+    r.json().as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn the_audit_log_records_changes_and_refusals_and_only_admins_clear_it() {
+    let server = Server::start("samples/library");
+    let who = identities(&server);
+    let admin = &who["admin"];
+    let supervisor = &who["supervisor"];
+    // A change, a refused token, a refused action, a refused data read, an operator action.
+    token(&server, "audited", "user", 0);
+    who["wrong"].get("/admin/api/tokens");
+    supervisor.send("PUT", "/admin/api/expiration/Book", Some(&json!({"lifetime_hours": 1}))).assert_status(403, "refused");
+    who["librarian"].graphql("{ User(id: 1) { id } }", json!({}), false);
+    supervisor.post_empty("/admin/api/repair/retry-all").assert_status(200, "retry-all");
+
+    let created = audit(admin, "text=POST%20/admin/api/tokens&subject=admin");
+    let event = created.iter().find(|e| e["outcome"] == "ok 201").expect("the token creation is recorded");
+    assert_eq!(event["severity"], "INFO");
+    assert_eq!(event["action"], "tokens_admin");
+    assert!(event["source"].as_str().unwrap().starts_with("127.0.0.1"), "{event}");
+    assert!(event["time"].is_string() && event["id"].is_string());
+
+    let refused = audit(admin, "severity=WARNING");
+    let find = |f: &dyn Fn(&Value) -> bool| refused.iter().any(|e| f(e));
+    assert!(find(&|e| e["action"] == "authenticate" && e["message"] == "invalid_token" && e["subject"] == "-"), "{refused:?}");
+    assert!(
+        find(&|e| e["subject"] == "watcher" && e["action"] == "config_apply" && e["outcome"] == "refused 403"),
+        "{refused:?}"
+    );
+    assert!(
+        find(&|e| e["subject"] == "books-app" && e["action"] == "graphql_data" && e["object"] == "read User"),
+        "{refused:?}"
+    );
+    let operated = audit(admin, "subject=watcher&text=retry-all");
+    assert_eq!(operated.len(), 1, "{operated:?}");
+    assert_eq!((operated[0]["severity"].as_str(), operated[0]["action"].as_str()), (Some("INFO"), Some("repair_operate")));
+    // Reads are VERBOSE: not recorded at the default INFO.
+    assert!(audit(admin, "subject=watcher&text=GET").is_empty());
+
+    // Who may read and clear it.
+    supervisor.get("/admin/api/audit").assert_status(200, "the supervisor reads the audit log");
+    supervisor.delete("/admin/api/audit").assert_status(403, "the supervisor may not clear it");
+    who["user"].get("/admin/api/audit").assert_status(403, "a user may not read it");
+    who["librarian"].get("/admin/api/audit").assert_status(403, "nor a custom role without audit_log_read");
+    supervisor.send("PUT", "/admin/api/audit/settings", Some(&json!({"enabled": false}))).assert_status(403, "settings");
+
+    // Settings: WARNING and above only; then back to the configuration's.
+    let set = admin.send("PUT", "/admin/api/audit/settings", Some(&json!({"severity": "WARNING"})));
+    set.assert_status(200, "override");
+    assert_eq!(set.json()["overridden"], true);
+    let before = audit(admin, "subject=admin&text=POST%20/admin/api/tokens").len();
+    token(&server, "quiet", "user", 0);
+    assert_eq!(audit(admin, "subject=admin&text=POST%20/admin/api/tokens").len(), before, "INFO is below WARNING now");
+    let refusals = audit(admin, "text=invalid_token").len();
+    who["wrong"].get("/admin/api/tokens");
+    assert_eq!(audit(admin, "text=invalid_token").len(), refusals + 1, "WARNING is still recorded");
+    admin.get("/admin/api/audit?colour=red").assert_status(400, "an unknown filter");
+    admin.send("PUT", "/admin/api/audit/settings", Some(&json!({"severity": "LOUD"}))).assert_status(400, "unknown severity");
+    let reset = admin.delete("/admin/api/audit/settings");
+    assert_eq!(reset.json()["settings"]["severity"], "INFO");
+
+    // Clear: the clear is what remains.
+    let cleared = admin.delete("/admin/api/audit");
+    cleared.assert_status(200, "clear");
+    assert!(cleared.json()["removed"].as_u64().unwrap() >= 5);
+    // What is left: the clear, as an ALARM, and the request that made it.
+    let left = audit(admin, "");
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.iter().any(|e| e["action"] == "audit_log_cleared" && e["severity"] == "ALARM"), "{left:?}");
+    assert!(left.iter().all(|e| e["subject"] == "admin" && e["object"].as_str().unwrap().contains("audit")), "{left:?}");
+    admin.get("/admin/api/audit?from=yesterday").assert_status(400, "a bad time");
+}

@@ -60,6 +60,9 @@ pub struct Config {
     /// Settings of the job runner.
     #[serde(default)]
     pub jobs: JobsConfig,
+    /// The audit log of security events (TDG's `audit_log`).
+    #[serde(default)]
+    pub audit_log: crate::security::audit::AuditSettings,
     /// Replication of stored objects to connector outputs, by routing key: each stored object
     /// whose key is listed is queued (in the commit that stores it) for every output named, and
     /// delivered with retries; what cannot be delivered waits in the output repair queue.

@@ -40,13 +40,32 @@ fn caller<'a>(ctx: &ResolverContext<'a>) -> async_graphql::Result<&'a crate::sec
         .ok_or_else(|| coded("no authenticated caller".into(), "UNAUTHENTICATED"))
 }
 
+/// A FORBIDDEN error for `what`, recorded in the audit log (when the request carries it).
+fn refused(ctx: &ResolverContext<'_>, who: &crate::security::Principal, what: String) -> async_graphql::Error {
+    if let Ok(audit) = ctx.data::<Arc<crate::security::audit::AuditLog>>() {
+        let source = ctx.data_opt::<crate::security::audit::RequestSource>().map_or("-".to_string(), |s| s.0.clone());
+        audit.record(crate::security::audit::Event {
+            id: String::new(),
+            time: chrono::Utc::now(),
+            severity: crate::security::audit::Severity::Warning,
+            subject: who.subject.clone(),
+            source,
+            action: "graphql_data".into(),
+            object: what.clone(),
+            outcome: "refused FORBIDDEN".into(),
+            message: format!("role {}", who.role),
+        });
+    }
+    coded(format!("{} (role {}) may not {what}", who.subject, who.role), "FORBIDDEN")
+}
+
 /// Refuse (`extensions.code` FORBIDDEN) unless the caller may read objects of `type_name`.
 fn require_read(ctx: &ResolverContext<'_>, type_name: &str) -> async_graphql::Result<()> {
     let who = caller(ctx)?;
     if who.data.can_read(type_name) {
         return Ok(());
     }
-    Err(coded(format!("{} (role {}) may not read {type_name}", who.subject, who.role), "FORBIDDEN"))
+    Err(refused(ctx, who, format!("read {type_name}")))
 }
 
 /// Refuse (`extensions.code` FORBIDDEN) unless the caller may write objects of `type_name`.
@@ -55,7 +74,7 @@ fn require_write(ctx: &ResolverContext<'_>, type_name: &str) -> async_graphql::R
     if who.data.can_write(type_name) {
         return Ok(());
     }
-    Err(coded(format!("{} (role {}) may not write {type_name}", who.subject, who.role), "FORBIDDEN"))
+    Err(refused(ctx, who, format!("write {type_name}")))
 }
 
 /// Refuse unless the caller may read and write every aggregate type: a service runs a script

@@ -2,6 +2,7 @@
 //! that authenticates the bearer token and checks that action. The table is the documentation
 //! (docs/security.md shows it, kept equal by a test) and the permission tests walk it.
 
+use crate::security::audit::{AuditLog, Event, Severity};
 use crate::security::{Action, Principal, Security};
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -111,6 +112,11 @@ pub const ROUTES: &[Route] = &[
     route("PUT", "/admin/api/data-actions/{name}", Act(A::RolesAdmin)),
     route("DELETE", "/admin/api/data-actions/{name}", Act(A::RolesAdmin)),
     route("GET", "/admin/api/whoami", Data),
+    route("GET", "/admin/api/audit", Act(A::AuditLogRead)),
+    route("DELETE", "/admin/api/audit", Act(A::AuditLogAdmin)),
+    route("GET", "/admin/api/audit/settings", Act(A::AuditLogRead)),
+    route("PUT", "/admin/api/audit/settings", Act(A::AuditLogAdmin)),
+    route("DELETE", "/admin/api/audit/settings", Act(A::AuditLogAdmin)),
 ];
 
 fn matches(pattern: &str, path: &str) -> bool {
@@ -149,8 +155,39 @@ pub fn forbidden(who: &Principal, what: &str) -> HttpResponse {
     }))
 }
 
+/// The client's address as the audit log shows it.
+pub fn source_of(info: &actix_web::dev::ConnectionInfo) -> String {
+    info.peer_addr().unwrap_or("-").to_string()
+}
+
+/// An audit event of a request.
+pub fn audit_event(
+    severity: Severity,
+    subject: &str,
+    source: String,
+    action: &str,
+    object: String,
+    outcome: String,
+    message: String,
+) -> Event {
+    Event {
+        id: String::new(),
+        time: chrono::Utc::now(),
+        severity,
+        subject: subject.to_string(),
+        source,
+        action: action.to_string(),
+        object,
+        outcome,
+        message,
+    }
+}
+
 /// Authenticate the bearer token and check the route's action: 401 (with a `reason` code:
 /// `missing_token`, `invalid_token`, `token_expired`, `token_blocked`) or 403 (`forbidden`).
+/// The audit log gets every refusal (WARNING), every change made through an admin route (INFO,
+/// with its outcome) and every other authenticated request (VERBOSE); posts to the inputs are
+/// data traffic, audited only when refused.
 pub async fn authorize(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -163,12 +200,27 @@ pub async fn authorize(
         let response = HttpResponse::InternalServerError().json(json!({"error": "no security store"}));
         return Ok(req.into_response(response).map_into_right_body());
     };
+    let audit = req.app_data::<web::Data<Arc<AuditLog>>>().cloned();
+    let source = source_of(&req.connection_info());
+    let object = format!("{} {}", req.method(), req.path());
     let header_value = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let who = match security.authenticate(header_value, chrono::Utc::now()) {
         Ok(who) => who,
         Err((refusal, name)) => {
-            if let Some(name) = name {
+            if let Some(name) = &name {
                 tracing::warn!(token = %name, reason = refusal.code(), path = %req.path(), "refused a token");
+            }
+            if let Some(audit) = &audit {
+                let subject = name.as_deref().unwrap_or("-");
+                audit.record(audit_event(
+                    Severity::Warning,
+                    subject,
+                    source,
+                    "authenticate",
+                    object,
+                    "refused 401".into(),
+                    refusal.code().into(),
+                ));
             }
             let message = match refusal {
                 crate::security::Refusal::Missing => "missing bearer token (Authorization: Bearer <token>)",
@@ -184,12 +236,48 @@ pub async fn authorize(
     };
     if let Some(Need::Action(action)) = need {
         if !who.may(action) {
+            if let Some(audit) = &audit {
+                audit.record(audit_event(
+                    Severity::Warning,
+                    &who.subject,
+                    source,
+                    &action.name(),
+                    object,
+                    "refused 403".into(),
+                    format!("role {}", who.role),
+                ));
+            }
             let response = forbidden(&who, action.description());
             return Ok(req.into_response(response).map_into_right_body());
         }
     }
+    let subject = who.subject.clone();
     req.extensions_mut().insert(who);
-    Ok(next.call(req).await?.map_into_left_body())
+    let reads = matches!(*req.method(), Method::GET | Method::HEAD);
+    let admin_graphql = req.path() == "/graphql"
+        && req.headers().get("schema").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"admin"));
+    let response = next.call(req).await?;
+    if let Some(audit) = &audit {
+        let status = response.status();
+        let (severity, action) = match need {
+            Some(Need::Action(Action::InputPost)) if status.as_u16() != 403 => (None, String::new()),
+            Some(Need::Action(action)) if reads => (Some(Severity::Verbose), action.name()),
+            Some(Need::Action(action)) => (Some(Severity::Info), action.name()),
+            Some(Need::Data) if admin_graphql && !reads => (Some(Severity::Info), "admin_graphql".to_string()),
+            _ => (Some(Severity::Verbose), "request".to_string()),
+        };
+        let severity = if status.as_u16() == 403 { Some(Severity::Warning) } else { severity };
+        if let Some(severity) = severity {
+            let outcome = if status.is_success() {
+                format!("ok {}", status.as_u16())
+            } else {
+                format!("failed {}", status.as_u16())
+            };
+            let outcome = if status.as_u16() == 403 { "refused 403".to_string() } else { outcome };
+            audit.record(audit_event(severity, &subject, source, &action, object, outcome, String::new()));
+        }
+    }
+    Ok(response.map_into_left_body())
 }
 
 /// The route table as Markdown: method, path, what it needs, and whether each built-in role may
@@ -246,12 +334,12 @@ mod tests {
         };
         let shown = &text[start + BEGIN.len()..end];
         if shown != markdown() {
-            if std::env::var_os("FERROGRID_UPDATE_DOCS").is_some() {
+            if std::env::var_os("FERROGRID_BLESS").is_some() {
                 let updated = format!("{}{BEGIN}{}{}", &text[..start], markdown(), &text[end..]);
                 std::fs::write(&path, updated).expect("write docs/security.md");
                 return;
             }
-            panic!("docs/security.md's route table is out of date: run FERROGRID_UPDATE_DOCS=1 cargo test -p ferrogrid-engine --lib access");
+            panic!("docs/security.md's route table is out of date: run FERROGRID_BLESS=1 cargo test -p ferrogrid-engine --lib access");
         }
     }
 

@@ -2,6 +2,7 @@
 //! (queries only) and `GET /graphql/schema.graphql` (the SDL).
 
 use super::{error, AppState};
+use crate::security::audit::{AuditLog, RequestSource};
 use crate::security::Action;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -9,6 +10,7 @@ use async_graphql::dynamic::Schema;
 use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use serde::Deserialize;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// The schemas the endpoint serves.
@@ -98,8 +100,12 @@ async fn execute(state: &AppState, req: &HttpRequest, request: async_graphql::Re
             return super::access::forbidden(&who, action.description());
         }
     }
-    // The data schema's resolvers check the caller's data rights per type.
-    HttpResponse::Ok().json(select(&schemas, req).execute(request.data(who)).await)
+    // The data schema's resolvers check the caller's data rights per type (and record refusals).
+    let mut request = request.data(who).data(RequestSource(super::access::source_of(&req.connection_info())));
+    if let Some(audit) = req.app_data::<web::Data<Arc<AuditLog>>>() {
+        request = request.data(audit.get_ref().clone());
+    }
+    HttpResponse::Ok().json(select(&schemas, req).execute(request).await)
 }
 
 async fn post(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {

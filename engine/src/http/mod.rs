@@ -100,6 +100,7 @@ pub fn serve(
     live: Arc<Live>,
     scheduler: Arc<Scheduler>,
     security: Arc<Security>,
+    audit: Arc<crate::security::audit::AuditLog>,
     listen: SocketAddr,
 ) -> std::io::Result<(ServerHandle, actix_web::dev::Server)> {
     let state = AppState { engine: live.engine().clone(), live: live.clone(), scheduler };
@@ -108,6 +109,7 @@ pub fn serve(
             .app_data(web::Data::new(state.clone()))
             .app_data(web::Data::new(live.clone()))
             .app_data(web::Data::new(security.clone()))
+            .app_data(web::Data::new(audit.clone()))
             .app_data(web::PayloadConfig::new(ADMIN_BODY_LIMIT))
             .wrap(from_fn(access::authorize))
             .wrap(from_fn(count_requests))

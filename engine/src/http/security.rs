@@ -4,6 +4,7 @@
 
 use super::access::principal;
 use super::{error, AppState};
+use crate::security::audit::{AuditLog, AuditQuery, AuditSettings, Severity};
 use crate::security::roles::Action;
 use crate::security::store::ImportedToken;
 use crate::security::{DataAction, Role, Security, SecurityError, TokenState};
@@ -35,6 +36,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("", web::post().to(create_role))
                 .route("/{name}", web::put().to(replace_role))
                 .route("/{name}", web::delete().to(delete_role)),
+        )
+        .service(
+            web::scope("/admin/api/audit")
+                .route("", web::get().to(list_audit))
+                .route("", web::delete().to(clear_audit))
+                .route("/settings", web::get().to(audit_settings))
+                .route("/settings", web::put().to(set_audit_settings))
+                .route("/settings", web::delete().to(reset_audit_settings)),
         )
         .service(
             web::scope("/admin/api/data-actions")
@@ -327,5 +336,79 @@ async fn delete_data_action(path: web::Path<String>, security: web::Data<Arc<Sec
     match run(&security, move |s| s.delete_data_action(&name)).await {
         Ok(()) => HttpResponse::NoContent().finish(),
         Err(e) => e,
+    }
+}
+
+async fn list_audit(req: HttpRequest, audit: web::Data<Arc<AuditLog>>) -> HttpResponse {
+    let query = match web::Query::<AuditQuery>::from_query(req.query_string()) {
+        Ok(q) => q.into_inner(),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the audit log is filtered by from, to (RFC 3339), subject, severity, text, first, after: {e}"),
+            )
+        }
+    };
+    let audit = audit.get_ref().clone();
+    match web::block(move || audit.list(&query)).await {
+        Ok(Ok(events)) => HttpResponse::Ok().json(events),
+        Ok(Err(e)) => failed(e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn clear_audit(req: HttpRequest, audit: web::Data<Arc<AuditLog>>) -> HttpResponse {
+    let log = audit.get_ref().clone();
+    match web::block(move || log.remove_before(None)).await {
+        Ok(Ok(removed)) => {
+            // The clear itself is the first entry of the new log.
+            let subject = principal(&req).map(|p| p.subject).unwrap_or_default();
+            audit.record(super::access::audit_event(
+                Severity::Alarm,
+                &subject,
+                super::access::source_of(&req.connection_info()),
+                "audit_log_cleared",
+                "audit log".into(),
+                "ok 200".into(),
+                format!("{removed} entries removed"),
+            ));
+            HttpResponse::Ok().json(json!({"removed": removed}))
+        }
+        Ok(Err(e)) => failed(e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+fn settings_answer(audit: &AuditLog) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"settings": audit.settings(), "overridden": audit.is_overridden()}))
+}
+
+async fn audit_settings(audit: web::Data<Arc<AuditLog>>) -> HttpResponse {
+    settings_answer(&audit)
+}
+
+async fn set_audit_settings(body: web::Bytes, audit: web::Data<Arc<AuditLog>>) -> HttpResponse {
+    let settings: AuditSettings =
+        match parse(&body, "audit settings are {enabled, severity, remove_older_than_n_hours}") {
+            Ok(s) => s,
+            Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        };
+    if settings.remove_older_than_n_hours == Some(0) {
+        return error(StatusCode::BAD_REQUEST, "remove_older_than_n_hours: at least 1 (or null: keep everything)");
+    }
+    let log = audit.get_ref().clone();
+    match web::block(move || log.set_override(Some(settings))).await {
+        Ok(Ok(())) => settings_answer(&audit),
+        Ok(Err(e)) => failed(e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn reset_audit_settings(audit: web::Data<Arc<AuditLog>>) -> HttpResponse {
+    let log = audit.get_ref().clone();
+    match web::block(move || log.set_override(None)).await {
+        Ok(Ok(())) => settings_answer(&audit),
+        Ok(Err(e)) => failed(e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

@@ -2,6 +2,7 @@
 //! actions and data rights, and the admin token of first start. Everything lives in storage
 //! (keyspace `Tokens`), so that instances sharing a store share it too.
 
+pub mod audit;
 pub mod bootstrap;
 pub mod roles;
 pub mod store;

@@ -50,11 +50,15 @@ pub enum Action {
     RolesAdmin,
     /// Read `/metrics`.
     MetricsRead,
+    /// Read the audit log and its settings.
+    AuditLogRead,
+    /// Clear the audit log, change its settings.
+    AuditLogAdmin,
 }
 
 impl Action {
     /// Every action, in order.
-    pub const ALL: [Action; 19] = [
+    pub const ALL: [Action; 21] = [
         Action::InputPost,
         Action::RepairRead,
         Action::RepairOperate,
@@ -74,6 +78,8 @@ impl Action {
         Action::RolesRead,
         Action::RolesAdmin,
         Action::MetricsRead,
+        Action::AuditLogRead,
+        Action::AuditLogAdmin,
     ];
 
     /// The action's name in the API.
@@ -103,6 +109,8 @@ impl Action {
             Action::RolesRead => "list and read roles and data actions",
             Action::RolesAdmin => "create, edit and delete custom roles and data actions",
             Action::MetricsRead => "read /metrics",
+            Action::AuditLogRead => "read the audit log and its settings",
+            Action::AuditLogAdmin => "clear the audit log, change its settings",
         }
     }
 
@@ -120,6 +128,7 @@ impl Action {
                 | Action::TokensRead
                 | Action::RolesRead
                 | Action::MetricsRead
+                | Action::AuditLogRead
         )
     }
 }

@@ -29,11 +29,13 @@ pub enum Keyspace {
     Shared = 0x17,
     /// Done markers of intake-log records: `[segment][entry id]` (see `storage::intake_log`).
     Done = 0x18,
+    /// The audit log: `[time ns, big-endian][sequence]` -> entry (see `security::audit`).
+    Audit = 0x19,
 }
 
 impl Keyspace {
     /// Every keyspace, in byte order.
-    pub const ALL: [Keyspace; 12] = [
+    pub const ALL: [Keyspace; 13] = [
         Keyspace::Objects,
         Keyspace::CurrentIndex,
         Keyspace::HistoryIndex,
@@ -46,6 +48,7 @@ impl Keyspace {
         Keyspace::Meta,
         Keyspace::Shared,
         Keyspace::Done,
+        Keyspace::Audit,
     ];
 
     /// The key prefix byte of this keyspace.

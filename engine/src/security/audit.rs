@@ -1,0 +1,400 @@
+//! The audit log (TDG 2.11): security events with time, subject, source address, action,
+//! object, outcome and severity, appended to storage (keyspace `Audit`, keys ordered by time)
+//! and read back with filters. Through the API it can only be read or cleared as a whole (which
+//! is itself recorded); entries older than `remove_older_than_n_hours` are removed by a pass
+//! every minute.
+//!
+//! The settings come from the configuration's `audit_log` section; an operator may override
+//! them at run time (`PUT /admin/api/audit/settings`, stored, so instances sharing a store share
+//! them) until the override is removed (`DELETE`).
+
+use super::SecurityError;
+use crate::storage::{Db, Keyspace, ReadView};
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Event severities, from least to most important (TDG's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Severity {
+    /// Routine: every authenticated read of the admin API.
+    Verbose,
+    /// Changes: tokens, roles, configuration, operator actions on queues, tasks and jobs.
+    Info,
+    /// Refusals: invalid, expired or blocked tokens, missing rights.
+    Warning,
+    /// Alarms: the audit log cleared, lock-outs.
+    Alarm,
+}
+
+/// `audit_log` settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct AuditSettings {
+    /// Record events (default true).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The least severity recorded (default INFO): VERBOSE, INFO, WARNING or ALARM.
+    #[serde(default = "default_severity")]
+    pub severity: Severity,
+    /// Remove entries older than this many hours (default: keep them).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub remove_older_than_n_hours: Option<u64>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_severity() -> Severity {
+    Severity::Info
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings { enabled: true, severity: Severity::Info, remove_older_than_n_hours: None }
+    }
+}
+
+/// One event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Its id (ordered by time).
+    #[serde(default)]
+    pub id: String,
+    /// When.
+    pub time: DateTime<Utc>,
+    /// How important.
+    pub severity: Severity,
+    /// Who: a token's name, or `-` when unknown.
+    pub subject: String,
+    /// The client's address.
+    pub source: String,
+    /// What was attempted (`POST /admin/api/tokens`, `token_refused`, `audit_log_cleared`).
+    pub action: String,
+    /// What it was done to (a path, a token name, ids).
+    pub object: String,
+    /// `ok`, `refused` or `failed`, with the status.
+    pub outcome: String,
+    /// More detail.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// The client's address, as GraphQL request data (for the events its resolvers record).
+#[derive(Debug, Clone)]
+pub struct RequestSource(pub String);
+
+/// What to list.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// From this time on.
+    #[serde(default)]
+    pub from: Option<DateTime<Utc>>,
+    /// Before this time.
+    #[serde(default)]
+    pub to: Option<DateTime<Utc>>,
+    /// Only this subject.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// Only this severity and above.
+    #[serde(default)]
+    pub severity: Option<Severity>,
+    /// Only entries whose action, object, outcome or message contain this text.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// At most this many, newest first (default 100, at most 1000).
+    #[serde(default)]
+    pub first: Option<usize>,
+    /// After this entry id (the last of the previous page).
+    #[serde(default)]
+    pub after: Option<String>,
+}
+
+/// The settings key of the run-time override.
+const SETTINGS_KEY: &[u8] = b"audit/settings";
+
+/// Events waiting for the writer thread, at most (beyond: dropped and counted).
+const QUEUE: usize = 65_536;
+
+/// The audit log. Events are handed to a writer thread (`ferrogrid-audit`), which appends them
+/// in batches: recording never blocks the caller (often a reactor thread) on storage.
+pub struct AuditLog {
+    db: Db,
+    /// The active configuration's settings.
+    configured: Box<dyn Fn() -> AuditSettings + Send + Sync>,
+    /// The operator's override, if any.
+    overridden: ArcSwap<Option<AuditSettings>>,
+    sequence: AtomicU32,
+    queue: Sender<(Vec<u8>, Event)>,
+    /// Events queued, and events written or given up on.
+    queued: AtomicU64,
+    done: Arc<AtomicU64>,
+    dropped: AtomicU64,
+}
+
+/// The writer thread: append queued events, a batch per commit.
+fn write_events(db: Db, rx: Receiver<(Vec<u8>, Event)>, done: Arc<AtomicU64>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        batch.extend(rx.try_iter().take(999));
+        let written = db.write(|tx| {
+            for (k, event) in &batch {
+                let bytes = serde_json::to_vec(event).map_err(|e| SecurityError::Corrupt(e.to_string()))?;
+                tx.insert(Keyspace::Audit, k, bytes);
+            }
+            Ok::<_, SecurityError>(())
+        });
+        if let Err(e) = written {
+            tracing::error!(error = %e, events = batch.len(), "writing audit events failed");
+        }
+        done.fetch_add(batch.len() as u64, Ordering::Release);
+    }
+}
+
+fn key(time: DateTime<Utc>, sequence: u32) -> Vec<u8> {
+    let nanos = time.timestamp_nanos_opt().unwrap_or(i64::MAX).max(0) as u64;
+    [nanos.to_be_bytes().as_slice(), sequence.to_be_bytes().as_slice()].concat()
+}
+
+fn key_of_id(id: &str) -> Option<Vec<u8>> {
+    let bytes = hex::decode(id).ok()?;
+    (bytes.len() == 12).then_some(bytes)
+}
+
+impl AuditLog {
+    /// Open the audit log over `db`; `configured` answers the active configuration's settings.
+    pub fn open(db: Db, configured: Box<dyn Fn() -> AuditSettings + Send + Sync>) -> Result<AuditLog, SecurityError> {
+        let overridden = match db.get(Keyspace::Tokens, SETTINGS_KEY)? {
+            Some(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| SecurityError::Corrupt(e.to_string()))?),
+            None => None,
+        };
+        let (queue, rx) = crossbeam_channel::bounded(QUEUE);
+        let done = Arc::new(AtomicU64::new(0));
+        let (writer_db, writer_done) = (db.clone(), done.clone());
+        std::thread::Builder::new()
+            .name("ferrogrid-audit".into())
+            .spawn(move || write_events(writer_db, rx, writer_done))
+            .map_err(|e| SecurityError::Io { path: "the audit writer thread".into(), source: e })?;
+        Ok(AuditLog {
+            db,
+            configured,
+            overridden: ArcSwap::from_pointee(overridden),
+            sequence: AtomicU32::new(0),
+            queue,
+            queued: AtomicU64::new(0),
+            done,
+            dropped: AtomicU64::new(0),
+        })
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> AuditSettings {
+        match self.overridden.load().as_ref() {
+            Some(s) => s.clone(),
+            None => (self.configured)(),
+        }
+    }
+
+    /// Whether the settings in force come from an operator's override.
+    pub fn is_overridden(&self) -> bool {
+        self.overridden.load().is_some()
+    }
+
+    /// Override the configuration's settings (`None`: go back to them).
+    pub fn set_override(&self, settings: Option<AuditSettings>) -> Result<(), SecurityError> {
+        self.db.write(|tx| {
+            match &settings {
+                Some(s) => tx.insert(
+                    Keyspace::Tokens,
+                    SETTINGS_KEY,
+                    serde_json::to_vec(s).map_err(|e| SecurityError::Corrupt(e.to_string()))?,
+                ),
+                None => tx.remove(Keyspace::Tokens, SETTINGS_KEY),
+            }
+            Ok::<_, SecurityError>(())
+        })?;
+        self.db.sync()?;
+        self.overridden.store(Arc::new(settings));
+        Ok(())
+    }
+
+    /// Whether an event of `severity` is recorded now.
+    pub fn records(&self, severity: Severity) -> bool {
+        let s = self.settings();
+        s.enabled && severity >= s.severity
+    }
+
+    /// Append `event` when its severity is recorded: queued for the writer thread, on disk with
+    /// the store's next flush (within `flush_every_ms`). A flood of refusals must not wait on
+    /// the disk, and auditing never fails the request it describes: a failure is logged, and
+    /// an event that finds the queue full is dropped and counted ([`AuditLog::dropped`]).
+    pub fn record(&self, mut event: Event) {
+        if !self.records(event.severity) {
+            return;
+        }
+        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
+        let k = key(event.time, sequence);
+        event.id = hex::encode(&k);
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        if let Err(e) = self.queue.try_send((k, event)) {
+            self.done.fetch_add(1, Ordering::Release);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            let event = match e {
+                TrySendError::Full((_, event)) | TrySendError::Disconnected((_, event)) => event,
+            };
+            tracing::error!(action = %event.action, subject = %event.subject, "the audit queue is full; an event was dropped");
+        }
+    }
+
+    /// Events dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Wait (up to 10 s) until every event recorded before this call is written.
+    pub fn written(&self) {
+        let target = self.queued.load(Ordering::Acquire);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.done.load(Ordering::Acquire) < target && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// Entries matching `q`, newest first.
+    pub fn list(&self, q: &AuditQuery) -> Result<Vec<Event>, SecurityError> {
+        self.written();
+        let first = q.first.unwrap_or(100).clamp(1, 1000);
+        let lower = q.from.map(|t| key(t, 0));
+        let mut upper = q.to.map(|t| key(t, 0));
+        if let Some(after) = &q.after {
+            let k = key_of_id(after)
+                .ok_or_else(|| SecurityError::Invalid(format!("after: \"{after}\" is not an entry id")))?;
+            upper = Some(upper.map_or(k.clone(), |u| u.min(k)));
+        }
+        let text = q.text.as_ref().map(|t| t.to_lowercase());
+        let mut out = Vec::new();
+        let lo = lower.as_deref().map_or(Bound::Unbounded, Bound::Included);
+        let hi = upper.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        for item in self.db.range(Keyspace::Audit, lo, hi, true) {
+            let (_, value) = item?;
+            let event: Event = serde_json::from_slice(&value).map_err(|e| SecurityError::Corrupt(e.to_string()))?;
+            if q.subject.as_ref().is_some_and(|s| *s != event.subject)
+                || q.severity.is_some_and(|s| event.severity < s)
+                || text.as_ref().is_some_and(|t| {
+                    ![&event.action, &event.object, &event.outcome, &event.message, &event.subject]
+                        .iter()
+                        .any(|f| f.to_lowercase().contains(t.as_str()))
+                })
+            {
+                continue;
+            }
+            out.push(event);
+            if out.len() >= first {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Remove entries before `before`; answers how many.
+    pub fn remove_before(&self, before: Option<DateTime<Utc>>) -> Result<usize, SecurityError> {
+        self.written();
+        let upper = before.map(|t| key(t, 0));
+        let hi = upper.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        let mut removed = 0;
+        loop {
+            // In batches, so one commit stays small.
+            let keys: Vec<Vec<u8>> = self
+                .db
+                .range(Keyspace::Audit, Bound::Unbounded, hi, false)
+                .take(1000)
+                .map(|item| item.map(|(k, _)| k.to_vec()))
+                .collect::<Result<_, _>>()?;
+            if keys.is_empty() {
+                return Ok(removed);
+            }
+            self.db.write(|tx| {
+                for k in &keys {
+                    tx.remove(Keyspace::Audit, k);
+                }
+                Ok::<_, SecurityError>(())
+            })?;
+            removed += keys.len();
+        }
+    }
+
+    /// The retention pass: remove what `remove_older_than_n_hours` no longer keeps.
+    pub fn expire(&self, now: DateTime<Utc>) -> Result<usize, SecurityError> {
+        let Some(hours) = self.settings().remove_older_than_n_hours else { return Ok(0) };
+        let keep =
+            chrono::TimeDelta::try_hours(i64::try_from(hours).unwrap_or(i64::MAX)).unwrap_or(chrono::TimeDelta::MAX);
+        match now.checked_sub_signed(keep) {
+            Some(before) => self.remove_before(Some(before)),
+            None => Ok(0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(time: DateTime<Utc>, severity: Severity, subject: &str, action: &str) -> Event {
+        Event {
+            id: String::new(),
+            time,
+            severity,
+            subject: subject.into(),
+            source: "127.0.0.1".into(),
+            action: action.into(),
+            object: "/x".into(),
+            outcome: "ok 200".into(),
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn events_are_kept_by_severity_listed_newest_first_filtered_and_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(Db::open(dir.path().join("db")).unwrap(), Box::new(AuditSettings::default)).unwrap();
+        let now = Utc::now();
+        let hour = chrono::TimeDelta::try_hours(1).unwrap();
+        log.record(event(now - hour * 3, Severity::Info, "old", "token_created"));
+        log.record(event(now - hour, Severity::Warning, "ann", "token_refused"));
+        log.record(event(now, Severity::Info, "bob", "repair_retry"));
+        log.record(event(now, Severity::Verbose, "bob", "read"));
+        let all = log.list(&AuditQuery::default()).unwrap();
+        assert_eq!(
+            all.iter().map(|e| e.subject.as_str()).collect::<Vec<_>>(),
+            vec!["bob", "ann", "old"],
+            "VERBOSE is below INFO"
+        );
+        let warn = log.list(&AuditQuery { severity: Some(Severity::Warning), ..Default::default() }).unwrap();
+        assert_eq!(warn.len(), 1);
+        let text = log.list(&AuditQuery { text: Some("RETRY".into()), ..Default::default() }).unwrap();
+        assert_eq!(text[0].subject, "bob");
+        let page =
+            log.list(&AuditQuery { first: Some(1), after: Some(all[0].id.clone()), ..Default::default() }).unwrap();
+        assert_eq!(page[0].subject, "ann");
+        let range = log.list(&AuditQuery { from: Some(now - hour * 2), to: Some(now), ..Default::default() }).unwrap();
+        assert_eq!(range.iter().map(|e| e.subject.as_str()).collect::<Vec<_>>(), vec!["ann"]);
+        log.set_override(Some(AuditSettings { remove_older_than_n_hours: Some(2), ..Default::default() })).unwrap();
+        assert_eq!(log.expire(now).unwrap(), 1);
+        assert_eq!(log.list(&AuditQuery::default()).unwrap().len(), 2);
+        log.set_override(Some(AuditSettings { enabled: false, ..Default::default() })).unwrap();
+        log.record(event(now, Severity::Alarm, "eve", "x"));
+        assert_eq!(log.list(&AuditQuery::default()).unwrap().len(), 2, "disabled: nothing recorded");
+        log.set_override(None).unwrap();
+        assert!(log.records(Severity::Info) && !log.is_overridden());
+        assert!(log.list(&AuditQuery { after: Some("zz".into()), ..Default::default() }).is_err());
+    }
+}
