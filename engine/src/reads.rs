@@ -7,10 +7,14 @@
 //! instead; [`readers`] threads, started on first use, take reads from it (a reader that is
 //! already awake takes the next one without a wake-up) and send each answer back on a oneshot.
 //!
-//! A read that panics fails alone (its caller gets [`ReadFailed`]); the reader goes on.
+//! A read that panics fails alone (its caller gets [`ReadFailed`]); the reader goes on. A read
+//! whose caller has gone (a dropped request) is skipped. When every reader is busy (long scans,
+//! reads waiting on the disk), a read goes to tokio's blocking pool instead of waiting behind
+//! them; so it does when no reader thread could be started.
 
 use crossbeam_channel::{Receiver, Sender};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use tokio::sync::oneshot;
 
@@ -49,22 +53,33 @@ fn queue() -> Option<&'static Sender<Job>> {
         .as_ref()
 }
 
+/// Readers running a read now.
+static BUSY: AtomicUsize = AtomicUsize::new(0);
+
 /// One reader thread: run reads as they come, for the life of the process.
 fn serve(rx: Receiver<Job>) {
     for job in rx {
+        BUSY.fetch_add(1, Ordering::AcqRel);
         // A panicking read drops its answer channel: its caller gets ReadFailed; the others go on.
         let _ = catch_unwind(AssertUnwindSafe(job));
+        BUSY.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 /// Run the storage read `f` on a reader thread and answer its result.
 pub async fn read<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ReadFailed> {
+    let queue = queue().filter(|_| BUSY.load(Ordering::Acquire) < readers());
+    let Some(queue) = queue else {
+        return tokio::task::spawn_blocking(f).await.map_err(|_| ReadFailed);
+    };
     let (tx, rx) = oneshot::channel();
     let job: Job = Box::new(move || {
-        // The caller may have gone (a dropped request): nobody to answer then.
-        let _ = tx.send(f());
+        // The caller may have gone (a dropped request): nothing to read for then.
+        if !tx.is_closed() {
+            let _ = tx.send(f());
+        }
     });
-    queue().ok_or(ReadFailed)?.send(job).map_err(|_| ReadFailed)?;
+    queue.send(job).map_err(|_| ReadFailed)?;
     rx.await.map_err(|_| ReadFailed)
 }
 
@@ -91,6 +106,38 @@ mod tests {
             } else {
                 assert_eq!(answer.expect("the read answers"), n as u64 * 2);
             }
+        }
+    }
+
+    #[tokio::test]
+    async fn reads_go_on_when_every_reader_is_busy() {
+        let (release, hold) = crossbeam_channel::unbounded::<()>();
+        let (started_tx, started) = crossbeam_channel::unbounded::<()>();
+        let long: Vec<_> = (0..readers())
+            .map(|_| {
+                let (hold, started_tx) = (hold.clone(), started_tx.clone());
+                tokio::spawn(read(move || {
+                    let _ = started_tx.send(());
+                    hold.recv().is_ok()
+                }))
+            })
+            .collect();
+        for _ in 0..readers() {
+            tokio::task::spawn_blocking({
+                let started = started.clone();
+                move || started.recv_timeout(std::time::Duration::from_secs(10))
+            })
+            .await
+            .expect("joins")
+            .expect("every long read starts");
+        }
+        let short = tokio::time::timeout(std::time::Duration::from_secs(10), read(|| 7)).await;
+        assert_eq!(short.expect("not held up by busy readers").expect("it answers"), 7);
+        for _ in 0..readers() {
+            release.send(()).expect("a long read waits");
+        }
+        for handle in long {
+            assert!(handle.await.expect("joins").expect("answers"));
         }
     }
 

@@ -198,6 +198,15 @@ fn the_permission_matrix() {
         ),
         ("GET", "/admin/api/whoami", None, [401, 401, 401, 401, 200, 200, 200, 200]),
         ("GET", "/admin/api/nowhere", None, [401, 401, 401, 401, 404, 404, 404, 404]),
+        // The router decodes percent-escapes; the check sees the same path.
+        (
+            "POST",
+            "/admin/api/token%73",
+            Some(json!({"name": "ROW-encoded", "role": "user"})),
+            [401, 401, 401, 401, 201, 403, 403, 403],
+        ),
+        ("GET", "/metric%73", None, [401, 401, 401, 401, 200, 200, 403, 403]),
+        ("GET", "/admin/api/%72epair", None, [401, 401, 401, 401, 200, 200, 403, 200]),
     ];
     let mut failures = Vec::new();
     for (method, path, body, want) in &rows {
@@ -342,7 +351,9 @@ fn the_audit_log_records_changes_and_refusals_and_only_admins_clear_it() {
     // A change, a refused token, a refused action, a refused data read, an operator action.
     token(&server, "audited", "user", 0);
     who["wrong"].get("/admin/api/tokens");
-    supervisor.send("PUT", "/admin/api/expiration/Book", Some(&json!({"lifetime_hours": 1}))).assert_status(403, "refused");
+    supervisor
+        .send("PUT", "/admin/api/expiration/Book", Some(&json!({"lifetime_hours": 1})))
+        .assert_status(403, "refused");
     who["librarian"].graphql("{ User(id: 1) { id } }", json!({}), false);
     supervisor.post_empty("/admin/api/repair/retry-all").assert_status(200, "retry-all");
 
@@ -355,7 +366,10 @@ fn the_audit_log_records_changes_and_refusals_and_only_admins_clear_it() {
 
     let refused = audit(admin, "severity=WARNING");
     let find = |f: &dyn Fn(&Value) -> bool| refused.iter().any(|e| f(e));
-    assert!(find(&|e| e["action"] == "authenticate" && e["message"] == "invalid_token" && e["subject"] == "-"), "{refused:?}");
+    assert!(
+        find(&|e| e["action"] == "authenticate" && e["message"] == "invalid_token" && e["subject"] == "-"),
+        "{refused:?}"
+    );
     assert!(
         find(&|e| e["subject"] == "watcher" && e["action"] == "config_apply" && e["outcome"] == "refused 403"),
         "{refused:?}"
@@ -366,7 +380,10 @@ fn the_audit_log_records_changes_and_refusals_and_only_admins_clear_it() {
     );
     let operated = audit(admin, "subject=watcher&text=retry-all");
     assert_eq!(operated.len(), 1, "{operated:?}");
-    assert_eq!((operated[0]["severity"].as_str(), operated[0]["action"].as_str()), (Some("INFO"), Some("repair_operate")));
+    assert_eq!(
+        (operated[0]["severity"].as_str(), operated[0]["action"].as_str()),
+        (Some("INFO"), Some("repair_operate"))
+    );
     // Reads are VERBOSE: not recorded at the default INFO.
     assert!(audit(admin, "subject=watcher&text=GET").is_empty());
 
@@ -375,7 +392,9 @@ fn the_audit_log_records_changes_and_refusals_and_only_admins_clear_it() {
     supervisor.delete("/admin/api/audit").assert_status(403, "the supervisor may not clear it");
     who["user"].get("/admin/api/audit").assert_status(403, "a user may not read it");
     who["librarian"].get("/admin/api/audit").assert_status(403, "nor a custom role without audit_log_read");
-    supervisor.send("PUT", "/admin/api/audit/settings", Some(&json!({"enabled": false}))).assert_status(403, "settings");
+    supervisor
+        .send("PUT", "/admin/api/audit/settings", Some(&json!({"enabled": false})))
+        .assert_status(403, "settings");
 
     // Settings: WARNING and above only; then back to the configuration's.
     let set = admin.send("PUT", "/admin/api/audit/settings", Some(&json!({"severity": "WARNING"})));
@@ -388,7 +407,9 @@ fn the_audit_log_records_changes_and_refusals_and_only_admins_clear_it() {
     who["wrong"].get("/admin/api/tokens");
     assert_eq!(audit(admin, "text=invalid_token").len(), refusals + 1, "WARNING is still recorded");
     admin.get("/admin/api/audit?colour=red").assert_status(400, "an unknown filter");
-    admin.send("PUT", "/admin/api/audit/settings", Some(&json!({"severity": "LOUD"}))).assert_status(400, "unknown severity");
+    admin
+        .send("PUT", "/admin/api/audit/settings", Some(&json!({"severity": "LOUD"})))
+        .assert_status(400, "unknown severity");
     let reset = admin.delete("/admin/api/audit/settings");
     assert_eq!(reset.json()["settings"]["severity"], "INFO");
 
@@ -400,6 +421,86 @@ fn the_audit_log_records_changes_and_refusals_and_only_admins_clear_it() {
     let left = audit(admin, "");
     assert_eq!(left.len(), 2, "{left:?}");
     assert!(left.iter().any(|e| e["action"] == "audit_log_cleared" && e["severity"] == "ALARM"), "{left:?}");
-    assert!(left.iter().all(|e| e["subject"] == "admin" && e["object"].as_str().unwrap().contains("audit")), "{left:?}");
+    assert!(
+        left.iter().all(|e| e["subject"] == "admin" && e["object"].as_str().unwrap().contains("audit")),
+        "{left:?}"
+    );
     admin.get("/admin/api/audit?from=yesterday").assert_status(400, "a bad time");
+}
+
+#[test]
+fn nobody_grants_more_than_they_have() {
+    let server = Server::start("samples/library");
+    let admin = server.client();
+    admin
+        .send("POST", "/admin/api/roles", Some(&json!({"name": "keeper", "actions": ["tokens_read", "tokens_admin"]})))
+        .assert_status(201, "a role that manages tokens");
+    let keeper = server.with_token(&token(&server, "keeper", "keeper", 0));
+    for role in ["admin", "supervisor", "user"] {
+        let r =
+            keeper.send("POST", "/admin/api/tokens", Some(&json!({"name": format!("by-keeper-{role}"), "role": role})));
+        r.assert_status(403, &format!("the keeper creates a {role} token"));
+        assert!(r.error_text().contains("may not grant"), "{}", r.body);
+    }
+    keeper
+        .send("POST", "/admin/api/tokens", Some(&json!({"name": "another-keeper", "role": "keeper"})))
+        .assert_status(201, "a token with its own role");
+    keeper
+        .send("PATCH", "/admin/api/tokens/keeper", Some(&json!({"role": "admin"})))
+        .assert_status(403, "promote itself");
+    keeper.post_empty("/admin/api/tokens/admin/block").assert_status(403, "block the admin token");
+    keeper.delete("/admin/api/tokens/admin").assert_status(403, "delete the admin token");
+    let import = json!([{"name": "imported-admin", "role": "admin"}]);
+    keeper.send("POST", "/admin/api/tokens/import", Some(&import)).assert_status(403, "import an admin token");
+    assert!(admin.get("/admin/api/tokens/imported-admin").status == 404);
+    assert_eq!(server.client().get("/admin/api/whoami").json()["role"], "admin", "the admin token still works");
+
+    // Write without read: inserts, but no update or delete by filter (they answer what they select).
+    admin
+        .send(
+            "POST",
+            "/admin/api/data-actions",
+            Some(&json!({"name": "book-drop", "aggregates": {"Book": {"write": true}}})),
+        )
+        .assert_status(201, "a write-only data action");
+    admin
+        .send("POST", "/admin/api/roles", Some(&json!({"name": "dropper", "data_actions": ["book-drop"]})))
+        .assert_status(201, "a role with it");
+    let dropper = server.with_token(&token(&server, "dropper", "dropper", 0));
+    let inserted = dropper.graphql(
+        "mutation { Book(insert: {id: 5, book_name: \"Ulysses\", author: \"Joyce\", year: 1922}) { id } }",
+        json!({}),
+        false,
+    );
+    assert!(inserted.get("errors").is_none(), "{inserted}");
+    let updated = dropper.graphql(
+        "mutation { Book(id: 5, update: [[\"set\", \"year\", 1923]]) { book_name } }",
+        json!({}),
+        false,
+    );
+    assert_eq!(error_of(&updated).1, "FORBIDDEN", "{updated}");
+    assert_eq!(admin.data("Book", "id=5")[0]["object"]["year"], 1922, "nothing changed");
+    // Roles admins cannot widen their own rights either.
+    admin
+        .send(
+            "POST",
+            "/admin/api/roles",
+            Some(&json!({"name": "role-keeper", "actions": ["roles_read", "roles_admin"]})),
+        )
+        .assert_status(201, "a role that manages roles");
+    let role_keeper = server.with_token(&token(&server, "role-keeper", "role-keeper", 0));
+    role_keeper
+        .send(
+            "PUT",
+            "/admin/api/roles/role-keeper",
+            Some(&json!({"name": "role-keeper", "actions": ["roles_read", "roles_admin", "config_apply"]})),
+        )
+        .assert_status(403, "widen its own role");
+    role_keeper
+        .send(
+            "PUT",
+            "/admin/api/data-actions/book-drop",
+            Some(&json!({"name": "book-drop", "aggregates": {"Book": {"read": true, "write": true}}})),
+        )
+        .assert_status(403, "widen a data action beyond its own rights");
 }

@@ -9,7 +9,7 @@ use super::names::gql_name;
 use super::node::list;
 use super::query::{filter_args, filter_of, page_options};
 use super::types::{insert_type_name, with_filter_args, JSON, LONG};
-use super::{engine_of, repo_error, require_write};
+use super::{engine_of, repo_error, require_read, require_write};
 use crate::model::TypeDef;
 use crate::repository::RepoError;
 use crate::storage::PutOptions;
@@ -40,6 +40,11 @@ pub fn root_field(t: &TypeDef) -> Field {
             require_write(&ctx, &t.name)?;
             let engine = engine_of(&ctx)?;
             let args = &ctx.args;
+            // An update or delete selects stored objects by a filter and answers them: it reads
+            // as well (an insert answers what the caller sent).
+            if args.get("insert").filter(|v| !v.is_null()).is_none() {
+                require_read(&ctx, &t.name)?;
+            }
             let only_if_version = match args.get("only_if_version").filter(|v| !v.is_null()) {
                 Some(v) => Some(v.u64()?),
                 None => None,

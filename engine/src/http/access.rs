@@ -41,7 +41,8 @@ const fn route(method: &'static str, path: &'static str, need: Need) -> Route {
 use Action as A;
 use Need::{Action as Act, Data, Open};
 
-/// Every route of the HTTP API. A route not listed here needs a valid token (and answers 404).
+/// Every route of the HTTP API. A request for a route not listed here answers 404 (after the
+/// token is checked) without reaching any handler.
 pub const ROUTES: &[Route] = &[
     route("GET", "/health", Open),
     route("GET", "/admin", Open),
@@ -155,9 +156,14 @@ pub fn forbidden(who: &Principal, what: &str) -> HttpResponse {
     }))
 }
 
-/// The client's address as the audit log shows it.
-pub fn source_of(info: &actix_web::dev::ConnectionInfo) -> String {
-    info.peer_addr().unwrap_or("-").to_string()
+/// The client's address as the audit log shows it (the peer's, not a forwarded header's).
+pub fn source_of(req: &HttpRequest) -> String {
+    req.peer_addr().map_or_else(|| "-".to_string(), |a| a.ip().to_string())
+}
+
+/// `METHOD path` of a request, the object of its audit events.
+fn object_of(req: &HttpRequest) -> String {
+    format!("{} {}", req.method(), req.path())
 }
 
 /// An audit event of a request.
@@ -192,7 +198,9 @@ pub async fn authorize(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let need = need(req.method(), req.path());
+    // The path the router matches: percent-decoded (but `%2F`, `%25`, `%2B`). Matching the raw
+    // path would let `/admin/api/token%73` reach the tokens handler unchecked.
+    let need = need(req.method(), req.match_info().as_str());
     if need == Some(Need::Open) {
         return Ok(next.call(req).await?.map_into_left_body());
     }
@@ -201,8 +209,6 @@ pub async fn authorize(
         return Ok(req.into_response(response).map_into_right_body());
     };
     let audit = req.app_data::<web::Data<Arc<AuditLog>>>().cloned();
-    let source = source_of(&req.connection_info());
-    let object = format!("{} {}", req.method(), req.path());
     let header_value = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let who = match security.authenticate(header_value, chrono::Utc::now()) {
         Ok(who) => who,
@@ -215,9 +221,9 @@ pub async fn authorize(
                 audit.record(audit_event(
                     Severity::Warning,
                     subject,
-                    source,
+                    source_of(req.request()),
                     "authenticate",
-                    object,
+                    object_of(req.request()),
                     "refused 401".into(),
                     refusal.code().into(),
                 ));
@@ -234,15 +240,21 @@ pub async fn authorize(
             return Ok(req.into_response(response).map_into_right_body());
         }
     };
-    if let Some(Need::Action(action)) = need {
+    let Some(need) = need else {
+        // Deny by default: a route that is not in the table is never handed to a handler.
+        return Ok(req
+            .into_response(super::error(actix_web::http::StatusCode::NOT_FOUND, "no such endpoint"))
+            .map_into_right_body());
+    };
+    if let Need::Action(action) = need {
         if !who.may(action) {
             if let Some(audit) = &audit {
                 audit.record(audit_event(
                     Severity::Warning,
                     &who.subject,
-                    source,
-                    &action.name(),
-                    object,
+                    source_of(req.request()),
+                    action.name(),
+                    object_of(req.request()),
                     "refused 403".into(),
                     format!("role {}", who.role),
                 ));
@@ -251,7 +263,6 @@ pub async fn authorize(
             return Ok(req.into_response(response).map_into_right_body());
         }
     }
-    let subject = who.subject.clone();
     req.extensions_mut().insert(who);
     let reads = matches!(*req.method(), Method::GET | Method::HEAD);
     let admin_graphql = req.path() == "/graphql"
@@ -260,21 +271,23 @@ pub async fn authorize(
     if let Some(audit) = &audit {
         let status = response.status();
         let (severity, action) = match need {
-            Some(Need::Action(Action::InputPost)) if status.as_u16() != 403 => (None, String::new()),
-            Some(Need::Action(action)) if reads => (Some(Severity::Verbose), action.name()),
-            Some(Need::Action(action)) => (Some(Severity::Info), action.name()),
-            Some(Need::Data) if admin_graphql && !reads => (Some(Severity::Info), "admin_graphql".to_string()),
-            _ => (Some(Severity::Verbose), "request".to_string()),
+            Need::Action(Action::InputPost) if status.as_u16() != 403 => (None, ""),
+            Need::Action(action) if reads => (Some(Severity::Verbose), action.name()),
+            Need::Action(action) => (Some(Severity::Info), action.name()),
+            Need::Data if admin_graphql && !reads => (Some(Severity::Info), "admin_graphql"),
+            _ => (Some(Severity::Verbose), "request"),
         };
         let severity = if status.as_u16() == 403 { Some(Severity::Warning) } else { severity };
-        if let Some(severity) = severity {
+        if let Some(severity) = severity.filter(|s| audit.records(*s)) {
+            let (source, object) = (source_of(response.request()), object_of(response.request()));
             let outcome = if status.is_success() {
                 format!("ok {}", status.as_u16())
             } else {
                 format!("failed {}", status.as_u16())
             };
             let outcome = if status.as_u16() == 403 { "refused 403".to_string() } else { outcome };
-            audit.record(audit_event(severity, &subject, source, &action, object, outcome, String::new()));
+            let subject = principal(response.request()).map(|p| p.subject).unwrap_or_else(|| "-".into());
+            audit.record(audit_event(severity, &subject, source, action, object, outcome, String::new()));
         }
     }
     Ok(response.map_into_left_body())

@@ -127,9 +127,11 @@ async fn drop_type(path: web::Path<String>, state: web::Data<AppState>) -> HttpR
 
 /// Who applies: the caller of the admin API (one admin token for now) and where from.
 fn who(req: &HttpRequest) -> String {
+    let name =
+        super::access::principal(req).map_or_else(|| "unknown caller".to_string(), |p| format!("token {}", p.subject));
     match req.peer_addr() {
-        Some(peer) => format!("admin token from {}", peer.ip()),
-        None => "admin token".to_string(),
+        Some(peer) => format!("{name} from {}", peer.ip()),
+        None => name,
     }
 }
 

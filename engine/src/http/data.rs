@@ -52,13 +52,14 @@ fn option_value(name: &str, raw: &str) -> Result<Value, String> {
 async fn read(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
     let type_name = path.into_inner();
     let repository = &state.engine.runtime().repository;
-    if repository.model().get(&type_name).is_none_or(|t| t.kind != crate::model::TypeKind::Aggregate) {
-        return error(StatusCode::NOT_FOUND, format!("type \"{type_name}\" is not an aggregate of the model"));
-    }
+    // Rights first: a caller without them learns nothing about which types exist.
     match super::access::principal(&req) {
         Some(who) if who.data.can_read(&type_name) => {}
         Some(who) => return super::access::forbidden(&who, &format!("read {type_name}")),
         None => return error(StatusCode::UNAUTHORIZED, "not signed in"),
+    }
+    if repository.model().get(&type_name).is_none_or(|t| t.kind != crate::model::TypeKind::Aggregate) {
+        return error(StatusCode::NOT_FOUND, format!("type \"{type_name}\" is not an aggregate of the model"));
     }
     let Ok(query) = web::Query::<Vec<(String, String)>>::from_query(req.query_string()) else {
         return error(StatusCode::BAD_REQUEST, "the query string is not valid");

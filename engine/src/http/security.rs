@@ -54,6 +54,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
+/// Refuse to touch token `name` unless its current role is one the caller could grant.
+fn may_manage(s: &Security, name: &str, who: &crate::security::Principal) -> Result<(), SecurityError> {
+    match s.token(name) {
+        Some(token) => s.grantable(&token.role, who).or_else(|e| match e {
+            // A role deleted since: nothing to exceed.
+            SecurityError::Invalid(_) => Ok(()),
+            other => Err(other),
+        }),
+        None => Ok(()),
+    }
+}
+
 fn failed(e: SecurityError) -> HttpResponse {
     if e.status() == StatusCode::INTERNAL_SERVER_ERROR {
         tracing::error!(error = %e, "a security operation failed");
@@ -126,8 +138,15 @@ async fn create_token(req: HttpRequest, body: web::Bytes, security: web::Data<Ar
         Ok(n) => n,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    let by = principal(&req).map(|p| p.subject).unwrap_or_default();
-    match run(&security, move |s| s.create_token(&new.name, &new.role, new.expires_in)).await {
+    let Some(who) = principal(&req) else {
+        return error(StatusCode::UNAUTHORIZED, "not signed in");
+    };
+    let by = who.subject.clone();
+    let granted = move |s: &Security| {
+        s.grantable(&new.role, &who)?;
+        s.create_token(&new.name, &new.role, new.expires_in)
+    };
+    match run(&security, granted).await {
         Ok((token, secret)) => {
             tracing::info!(token = %token.name, role = %token.role, by = %by, "created a token");
             let mut answer = token.public(chrono::Utc::now());
@@ -148,13 +167,28 @@ struct TokenEdit {
     expires_in: Option<u64>,
 }
 
-async fn edit_token(path: web::Path<String>, body: web::Bytes, security: web::Data<Arc<Security>>) -> HttpResponse {
+async fn edit_token(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    security: web::Data<Arc<Security>>,
+) -> HttpResponse {
     let edit: TokenEdit = match parse(&body, "a token edit is {role, expires_in}") {
         Ok(e) => e,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
+    let Some(who) = principal(&req) else {
+        return error(StatusCode::UNAUTHORIZED, "not signed in");
+    };
     let name = path.into_inner();
-    match run(&security, move |s| s.edit_token(&name, edit.role.as_deref(), edit.expires_in)).await {
+    let granted = move |s: &Security| {
+        may_manage(s, &name, &who)?;
+        if let Some(role) = &edit.role {
+            s.grantable(role, &who)?;
+        }
+        s.edit_token(&name, edit.role.as_deref(), edit.expires_in)
+    };
+    match run(&security, granted).await {
         Ok(token) => HttpResponse::Ok().json(token.public(chrono::Utc::now())),
         Err(e) => e,
     }
@@ -182,8 +216,15 @@ async fn set_state(
             Err(e) => return error(StatusCode::BAD_REQUEST, e),
         }
     };
-    let by = principal(&req).map(|p| p.subject).unwrap_or_default();
-    match run(&security, move |s| s.set_token_state(&name, state, reason.reason)).await {
+    let Some(who) = principal(&req) else {
+        return error(StatusCode::UNAUTHORIZED, "not signed in");
+    };
+    let by = who.subject.clone();
+    let granted = move |s: &Security| {
+        may_manage(s, &name, &who)?;
+        s.set_token_state(&name, state, reason.reason)
+    };
+    match run(&security, granted).await {
         Ok(token) => {
             tracing::info!(token = %token.name, state = ?state, by = %by, "changed a token's state");
             HttpResponse::Ok().json(token.public(chrono::Utc::now()))
@@ -210,20 +251,36 @@ async fn unblock_token(
     set_state(req, path.into_inner(), body, security, TokenState::Active).await
 }
 
-async fn delete_token(path: web::Path<String>, security: web::Data<Arc<Security>>) -> HttpResponse {
+async fn delete_token(req: HttpRequest, path: web::Path<String>, security: web::Data<Arc<Security>>) -> HttpResponse {
+    let Some(who) = principal(&req) else {
+        return error(StatusCode::UNAUTHORIZED, "not signed in");
+    };
     let name = path.into_inner();
-    match run(&security, move |s| s.delete_token(&name)).await {
+    let granted = move |s: &Security| {
+        may_manage(s, &name, &who)?;
+        s.delete_token(&name)
+    };
+    match run(&security, granted).await {
         Ok(()) => HttpResponse::NoContent().finish(),
         Err(e) => e,
     }
 }
 
-async fn import_tokens(body: web::Bytes, security: web::Data<Arc<Security>>) -> HttpResponse {
+async fn import_tokens(req: HttpRequest, body: web::Bytes, security: web::Data<Arc<Security>>) -> HttpResponse {
     let tokens: Vec<ImportedToken> = match parse(&body, "an import is a token export (a JSON array)") {
         Ok(t) => t,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    match run(&security, move |s| s.import_tokens(tokens)).await {
+    let Some(who) = principal(&req) else {
+        return error(StatusCode::UNAUTHORIZED, "not signed in");
+    };
+    let granted = move |s: &Security| {
+        for t in &tokens {
+            s.grantable(&t.role, &who)?;
+        }
+        s.import_tokens(tokens)
+    };
+    match run(&security, granted).await {
         Ok(imported) => {
             let now = chrono::Utc::now();
             HttpResponse::Ok().json(
@@ -255,7 +312,12 @@ async fn list_roles(security: web::Data<Arc<Security>>) -> HttpResponse {
     )
 }
 
-async fn put_role(name: Option<String>, body: web::Bytes, security: web::Data<Arc<Security>>) -> HttpResponse {
+async fn put_role(
+    req: HttpRequest,
+    name: Option<String>,
+    body: web::Bytes,
+    security: web::Data<Arc<Security>>,
+) -> HttpResponse {
     let role: Role = match parse(&body, "a role is {name, description, actions, data_actions}") {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
@@ -263,24 +325,51 @@ async fn put_role(name: Option<String>, body: web::Bytes, security: web::Data<Ar
     if let Some(name) = name.as_ref().filter(|n| **n != role.name) {
         return error(StatusCode::BAD_REQUEST, format!("the body names role \"{}\", the path \"{name}\"", role.name));
     }
+    let Some(who) = principal(&req) else {
+        return error(StatusCode::UNAUTHORIZED, "not signed in");
+    };
     let create = name.is_none();
-    match run(&security, move |s| s.put_role(role.clone(), create).map(|()| role)).await {
+    let granted = move |s: &Security| {
+        // Neither what the role gives now nor what it will give may exceed the caller's.
+        if !create {
+            s.grantable(&role.name, &who)?;
+        }
+        s.grantable_role(&role, &who)?;
+        s.put_role(role.clone(), create).map(|()| role)
+    };
+    match run(&security, granted).await {
         Ok(role) => HttpResponse::build(if create { StatusCode::CREATED } else { StatusCode::OK }).json(role),
         Err(e) => e,
     }
 }
 
-async fn create_role(body: web::Bytes, security: web::Data<Arc<Security>>) -> HttpResponse {
-    put_role(None, body, security).await
+async fn create_role(req: HttpRequest, body: web::Bytes, security: web::Data<Arc<Security>>) -> HttpResponse {
+    put_role(req, None, body, security).await
 }
 
-async fn replace_role(path: web::Path<String>, body: web::Bytes, security: web::Data<Arc<Security>>) -> HttpResponse {
-    put_role(Some(path.into_inner()), body, security).await
+async fn replace_role(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    security: web::Data<Arc<Security>>,
+) -> HttpResponse {
+    put_role(req, Some(path.into_inner()), body, security).await
 }
 
-async fn delete_role(path: web::Path<String>, security: web::Data<Arc<Security>>) -> HttpResponse {
+async fn delete_role(req: HttpRequest, path: web::Path<String>, security: web::Data<Arc<Security>>) -> HttpResponse {
+    let Some(who) = principal(&req) else {
+        return error(StatusCode::UNAUTHORIZED, "not signed in");
+    };
     let name = path.into_inner();
-    match run(&security, move |s| s.delete_role(&name)).await {
+    let granted = move |s: &Security| {
+        // A role that gives more than the caller has is not the caller's to delete; a role that
+        // does not exist answers 404 from the delete.
+        if let Err(e @ SecurityError::Forbidden(_)) = s.grantable(&name, &who) {
+            return Err(e);
+        }
+        s.delete_role(&name)
+    };
+    match run(&security, granted).await {
         Ok(()) => HttpResponse::NoContent().finish(),
         Err(e) => e,
     }
@@ -291,6 +380,7 @@ async fn list_data_actions(security: web::Data<Arc<Security>>) -> HttpResponse {
 }
 
 async fn put_data_action(
+    req: HttpRequest,
     name: Option<String>,
     body: web::Bytes,
     security: web::Data<Arc<Security>>,
@@ -307,28 +397,40 @@ async fn put_data_action(
         );
     }
     let known: Vec<String> = state.engine.runtime().repository.model().aggregates().map(|t| t.name.clone()).collect();
+    let Some(who) = principal(&req) else {
+        return error(StatusCode::UNAUTHORIZED, "not signed in");
+    };
     let create = name.is_none();
-    match run(&security, move |s| s.put_data_action(action.clone(), create, &known).map(|()| action)).await {
+    let granted = move |s: &Security| {
+        if let Some(old) = s.data_actions().into_iter().find(|d| d.name == action.name) {
+            s.grantable_data_action(&old, &who)?;
+        }
+        s.grantable_data_action(&action, &who)?;
+        s.put_data_action(action.clone(), create, &known).map(|()| action)
+    };
+    match run(&security, granted).await {
         Ok(action) => HttpResponse::build(if create { StatusCode::CREATED } else { StatusCode::OK }).json(action),
         Err(e) => e,
     }
 }
 
 async fn create_data_action(
+    req: HttpRequest,
     body: web::Bytes,
     security: web::Data<Arc<Security>>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    put_data_action(None, body, security, state).await
+    put_data_action(req, None, body, security, state).await
 }
 
 async fn replace_data_action(
+    req: HttpRequest,
     path: web::Path<String>,
     body: web::Bytes,
     security: web::Data<Arc<Security>>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    put_data_action(Some(path.into_inner()), body, security, state).await
+    put_data_action(req, Some(path.into_inner()), body, security, state).await
 }
 
 async fn delete_data_action(path: web::Path<String>, security: web::Data<Arc<Security>>) -> HttpResponse {
@@ -366,7 +468,7 @@ async fn clear_audit(req: HttpRequest, audit: web::Data<Arc<AuditLog>>) -> HttpR
             audit.record(super::access::audit_event(
                 Severity::Alarm,
                 &subject,
-                super::access::source_of(&req.connection_info()),
+                super::access::source_of(&req),
                 "audit_log_cleared",
                 "audit log".into(),
                 "ok 200".into(),

@@ -46,16 +46,24 @@ pub fn ensure_admin_token(security: &Security, data_dir: &Path) -> Result<Option
     let hash_path = data_dir.join(HASH_FILE);
     if hash_path.exists() {
         let text = std::fs::read_to_string(&hash_path).map_err(io(&hash_path))?;
-        let hashes: Vec<[u8; 32]> = text
+        let mut hashes: Vec<[u8; 32]> = Vec::new();
+        for h in text
             .lines()
             .filter_map(|line| hex::decode(line.trim()).ok())
             .filter_map(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).ok())
-            .collect();
-        for (n, h) in hashes.iter().enumerate() {
-            let name = if n == 0 { "admin".to_string() } else { format!("admin-{}", n + 1) };
-            security.create_token_with(&name, "admin", None, *h)?;
+        {
+            if !hashes.contains(&h) {
+                hashes.push(h);
+            }
         }
         if !hashes.is_empty() {
+            // One commit: a crash part-way imports nothing, and the next start tries again.
+            let named: Vec<(String, [u8; 32])> = hashes
+                .iter()
+                .enumerate()
+                .map(|(n, h)| (if n == 0 { "admin".to_string() } else { format!("admin-{}", n + 1) }, *h))
+                .collect();
+            security.create_tokens_with(&named, "admin", None)?;
             let done = data_dir.join(format!("{HASH_FILE}.imported"));
             std::fs::rename(&hash_path, &done).map_err(io(&hash_path))?;
             tracing::info!(tokens = hashes.len(), "imported the tokens of tokens.sha256 as admin tokens");
@@ -110,8 +118,8 @@ mod tests {
     fn the_hash_file_of_an_older_data_directory_is_imported_once() {
         let dir = tempfile::tempdir().unwrap();
         let (one, two) = ("fg_one", "fg_two");
-        std::fs::write(dir.path().join(HASH_FILE), format!("{}\n{}\n", hex::encode(hash(one)), hex::encode(hash(two))))
-            .unwrap();
+        let (h1, h2) = (hex::encode(hash(one)), hex::encode(hash(two)));
+        std::fs::write(dir.path().join(HASH_FILE), format!("{h1}\n{h2}\n{h1}\nnot a hash\n")).unwrap();
         let security = open(dir.path());
         assert!(ensure_admin_token(&security, dir.path()).unwrap().is_none(), "no new token file");
         let names: Vec<String> = security.tokens().into_iter().map(|t| t.name).collect();

@@ -37,6 +37,9 @@ pub enum SecurityError {
     /// No such token, role or data action (404).
     #[error("{0}")]
     NotFound(String),
+    /// The caller may not grant what it asks for (403).
+    #[error("{0}")]
+    Forbidden(String),
     /// The name is taken, or the thing is in use (409).
     #[error("{0}")]
     Conflict(String),
@@ -49,6 +52,7 @@ impl SecurityError {
         match self {
             SecurityError::Invalid(_) => StatusCode::BAD_REQUEST,
             SecurityError::NotFound(_) => StatusCode::NOT_FOUND,
+            SecurityError::Forbidden(_) => StatusCode::FORBIDDEN,
             SecurityError::Conflict(_) => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }

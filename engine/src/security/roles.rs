@@ -82,9 +82,31 @@ impl Action {
         Action::AuditLogAdmin,
     ];
 
-    /// The action's name in the API.
-    pub fn name(self) -> String {
-        serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    /// The action's name in the API (its serde name).
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::InputPost => "input_post",
+            Action::RepairRead => "repair_read",
+            Action::RepairOperate => "repair_operate",
+            Action::OutputRepairRead => "output_repair_read",
+            Action::OutputRepairOperate => "output_repair_operate",
+            Action::JobsRead => "jobs_read",
+            Action::JobsOperate => "jobs_operate",
+            Action::TasksRead => "tasks_read",
+            Action::TasksOperate => "tasks_operate",
+            Action::ConfigRead => "config_read",
+            Action::ConfigApply => "config_apply",
+            Action::ModelRead => "model_read",
+            Action::AdminGraphqlRead => "admin_graphql_read",
+            Action::AdminGraphqlWrite => "admin_graphql_write",
+            Action::TokensRead => "tokens_read",
+            Action::TokensAdmin => "tokens_admin",
+            Action::RolesRead => "roles_read",
+            Action::RolesAdmin => "roles_admin",
+            Action::MetricsRead => "metrics_read",
+            Action::AuditLogRead => "audit_log_read",
+            Action::AuditLogAdmin => "audit_log_admin",
+        }
     }
 
     /// What the action allows, for the API's list and the docs.
@@ -237,6 +259,21 @@ impl DataRights {
         DataRights::PerType(out)
     }
 
+    /// Whether these rights are no more than `other`'s.
+    pub fn within(&self, other: &DataRights) -> bool {
+        match (self, other) {
+            (_, DataRights::All) => true,
+            (DataRights::All, _) => false,
+            (DataRights::ReadAll, DataRights::ReadAll) => true,
+            (DataRights::ReadAll, DataRights::PerType(_)) => false,
+            (DataRights::PerType(mine), DataRights::ReadAll) => mine.values().all(|r| !r.write),
+            (DataRights::PerType(mine), DataRights::PerType(theirs)) => mine.iter().all(|(t, r)| {
+                let limit = theirs.get(t).copied().unwrap_or_default();
+                (!r.read || limit.read) && (!r.write || limit.write)
+            }),
+        }
+    }
+
     /// May read objects of `type_name`.
     pub fn can_read(&self, type_name: &str) -> bool {
         match self {
@@ -301,6 +338,21 @@ mod tests {
         let rights = DataRights::of(&role, &data);
         assert!(rights.can_read("Book") && rights.can_write("Book"));
         assert!(!rights.can_read("User") && !rights.can_write("Subscription"));
+    }
+
+    #[test]
+    fn rights_compare() {
+        let per = |read: bool, write: bool| {
+            DataRights::PerType([("Book".to_string(), Rights { read, write })].into_iter().collect())
+        };
+        assert!(per(true, true).within(&DataRights::All));
+        assert!(per(true, false).within(&DataRights::ReadAll));
+        assert!(!per(false, true).within(&DataRights::ReadAll));
+        assert!(per(true, false).within(&per(true, true)));
+        assert!(!per(true, true).within(&per(true, false)));
+        assert!(!DataRights::ReadAll.within(&per(true, true)));
+        assert!(!DataRights::All.within(&DataRights::ReadAll));
+        assert!(DataRights::PerType(BTreeMap::new()).within(&DataRights::PerType(BTreeMap::new())));
     }
 
     #[test]

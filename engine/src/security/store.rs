@@ -130,6 +130,9 @@ struct Snapshot {
 pub struct Security {
     db: Db,
     snapshot: ArcSwap<Snapshot>,
+    /// Held from reading storage to publishing the snapshot, so that a snapshot read before a
+    /// change can never replace one read after it.
+    reloading: std::sync::Mutex<()>,
 }
 
 fn token_key(name: &str) -> Vec<u8> {
@@ -184,13 +187,15 @@ fn load_all<T: serde::de::DeserializeOwned>(view: &dyn ReadView, prefix: &[u8]) 
 impl Security {
     /// Open the store over `db` and read it.
     pub fn open(db: Db) -> Result<Security, SecurityError> {
-        let security = Security { db, snapshot: ArcSwap::from_pointee(Snapshot::default()) };
+        let security =
+            Security { db, snapshot: ArcSwap::from_pointee(Snapshot::default()), reloading: std::sync::Mutex::new(()) };
         security.reload()?;
         Ok(security)
     }
 
     /// Read everything from storage into a new snapshot.
     pub fn reload(&self) -> Result<(), SecurityError> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let tokens: Vec<Token> = load_all(&self.db, b"token/")?;
         let roles: Vec<Role> = load_all(&self.db, b"role/")?;
         let data: Vec<DataAction> = load_all(&self.db, b"data/")?;
@@ -263,6 +268,34 @@ impl Security {
         })
     }
 
+    /// Refuse unless role `role` allows no more than `caller` may do (actions and data rights):
+    /// a caller cannot hand out, or take, more than it has.
+    pub fn grantable(&self, role: &str, caller: &Principal) -> Result<(), SecurityError> {
+        let snapshot = self.snapshot.load();
+        let Some((actions, data)) = snapshot.resolved.get(role) else {
+            return Err(SecurityError::Invalid(format!("there is no role \"{role}\"")));
+        };
+        within(role, actions, data, caller)
+    }
+
+    /// [`Security::grantable`] for a role being created or changed.
+    pub fn grantable_role(&self, role: &Role, caller: &Principal) -> Result<(), SecurityError> {
+        let data = DataRights::of(role, &self.snapshot.load().data_actions);
+        within(&role.name, &role.actions, &data, caller)
+    }
+
+    /// Refuse unless data action `action` gives no more than `caller`'s data rights.
+    pub fn grantable_data_action(&self, action: &DataAction, caller: &Principal) -> Result<(), SecurityError> {
+        let rights = DataRights::PerType(action.aggregates.clone());
+        if rights.within(&caller.data) {
+            return Ok(());
+        }
+        Err(SecurityError::Forbidden(format!(
+            "{} (role {}) may not grant data action \"{}\": it gives more than the caller's data rights",
+            caller.subject, caller.role, action.name
+        )))
+    }
+
     fn role_exists(&self, name: &str) -> bool {
         built_in(name).is_some() || self.snapshot.load().roles.contains_key(name)
     }
@@ -292,7 +325,7 @@ impl Security {
         Ok((token, secret))
     }
 
-    /// [`Security::create_token`] for a secret known only by its hash (the bootstrap tokens).
+    /// [`Security::create_token`] for a secret known only by its hash (the bootstrap token).
     pub(crate) fn create_token_with(
         &self,
         name: &str,
@@ -300,29 +333,45 @@ impl Security {
         expires_in: Option<u64>,
         secret_hash: [u8; 32],
     ) -> Result<Token, SecurityError> {
-        check_name("token", name)?;
+        let mut created = self.create_tokens_with(&[(name.to_string(), secret_hash)], role, expires_in)?;
+        created.pop().ok_or_else(|| SecurityError::Corrupt("no token was created".into()))
+    }
+
+    /// Create tokens `(name, hash of the secret)` with `role`, all in one commit (or none).
+    pub(crate) fn create_tokens_with(
+        &self,
+        tokens: &[(String, [u8; 32])],
+        role: &str,
+        expires_in: Option<u64>,
+    ) -> Result<Vec<Token>, SecurityError> {
         if !self.role_exists(role) {
-            return Err(SecurityError::Invalid(format!("token \"{name}\": there is no role \"{role}\"")));
+            return Err(SecurityError::Invalid(format!("there is no role \"{role}\"")));
         }
         let now = Utc::now();
-        let token = Token {
-            name: name.to_string(),
-            role: role.to_string(),
-            created_at: now,
-            expires_at: expiry(now, expires_in)?,
-            state: TokenState::Active,
-            state_reason: None,
-            hash: hex::encode(secret_hash),
-        };
+        let mut out = Vec::with_capacity(tokens.len());
+        for (name, secret_hash) in tokens {
+            check_name("token", name)?;
+            out.push(Token {
+                name: name.clone(),
+                role: role.to_string(),
+                created_at: now,
+                expires_at: expiry(now, expires_in)?,
+                state: TokenState::Active,
+                state_reason: None,
+                hash: hex::encode(secret_hash),
+            });
+        }
         self.db.write(|tx| {
-            if tx.get(Keyspace::Tokens, &token_key(name))?.is_some() {
-                return Err(SecurityError::Conflict(format!("a token named \"{name}\" exists")));
+            for token in &out {
+                if tx.get(Keyspace::Tokens, &token_key(&token.name))?.is_some() {
+                    return Err(SecurityError::Conflict(format!("a token named \"{}\" exists", token.name)));
+                }
+                tx.insert(Keyspace::Tokens, &token_key(&token.name), to_json(token)?);
             }
-            tx.insert(Keyspace::Tokens, &token_key(name), to_json(&token)?);
             Ok(())
         })?;
         self.changed()?;
-        Ok(token)
+        Ok(out)
     }
 
     /// Change token `name`: its role and/or expiry (`Some(0)`: never).
@@ -560,6 +609,24 @@ pub struct ImportedToken {
     /// An export marks expired tokens.
     #[serde(default)]
     pub expired: Option<bool>,
+}
+
+fn within(name: &str, actions: &BTreeSet<Action>, data: &DataRights, caller: &Principal) -> Result<(), SecurityError> {
+    if let Some(extra) = actions.iter().find(|a| !caller.may(**a)) {
+        return Err(SecurityError::Forbidden(format!(
+            "{} (role {}) may not grant role \"{name}\": it allows {}, which the caller may not",
+            caller.subject,
+            caller.role,
+            extra.name()
+        )));
+    }
+    if !data.within(&caller.data) {
+        return Err(SecurityError::Forbidden(format!(
+            "{} (role {}) may not grant role \"{name}\": its data rights exceed the caller's",
+            caller.subject, caller.role
+        )));
+    }
+    Ok(())
 }
 
 /// Refuse a change that leaves no active admin token that never expires (nobody could
