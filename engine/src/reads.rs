@@ -29,7 +29,9 @@ pub struct ReadFailed;
 /// How many reader threads: two per core, and at least four, so a few long reads (big scans,
 /// reads waiting on the disk) never hold up every other.
 pub fn readers() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get()).saturating_mul(2).max(4)
+    // Worked out once: `available_parallelism` reads cgroup files each time it is asked.
+    static READERS: OnceLock<usize> = OnceLock::new();
+    *READERS.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get()).saturating_mul(2).max(4))
 }
 
 /// The queue the reader threads take reads from; started on first use. `None` when not one
