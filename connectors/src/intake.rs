@@ -88,6 +88,10 @@ pub enum IntakeError {
     /// Storage failed; nothing was acknowledged.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The input may not post now (its token is blocked, expired, gone, or its role lacks
+    /// `input_post`): nothing was acknowledged; try again once that is fixed.
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 /// The engine's entrance for received objects.

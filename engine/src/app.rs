@@ -220,7 +220,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let engine = Processor::start(runtime, intake_log)?;
     let scheduler = Scheduler::start(engine.clone()).context("starting the task scheduler")?;
     let job_runner = JobRunner::start(engine.clone());
-    let live = Live::new(engine.clone(), scheduler.clone()).map_err(|e| anyhow::anyhow!(e))?;
+    let live = Live::new(engine.clone(), scheduler.clone(), security.clone()).map_err(|e| anyhow::anyhow!(e))?;
     let audit_engine = engine.clone();
     let audit = Arc::new(
         crate::security::audit::AuditLog::open(

@@ -24,6 +24,7 @@ use crate::storage::config_versions::{self, Changes, VersionInfo};
 use actix_web::{web, HttpRequest, HttpResponse};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use ferrogrid_connectors::http::HttpInput;
+use ferrogrid_connectors::intake::{Accepted, BoxFuture, IntakeError, Received, Wait};
 use ferrogrid_connectors::soap::SoapInput;
 use ferrogrid_connectors::{InputConfig, Intake, Running};
 use serde::Serialize;
@@ -118,20 +119,39 @@ pub struct Applied {
     pub warnings: Vec<String>,
 }
 
+/// The intake of a Kafka input with `token_name`: each message is accepted only while that
+/// token may post (`Security::may_post_as`); otherwise `Refused`, and the input tries again.
+struct TokenChecked {
+    inner: Arc<dyn Intake>,
+    security: Arc<crate::security::Security>,
+    token: String,
+}
+
+impl Intake for TokenChecked {
+    fn accept(&self, received: Received, wait: Wait) -> BoxFuture<Result<Accepted, IntakeError>> {
+        if let Err(reason) = self.security.may_post_as(&self.token, chrono::Utc::now()) {
+            return Box::pin(async move { Err(IntakeError::Refused(reason)) });
+        }
+        self.inner.accept(received, wait)
+    }
+}
+
 /// The HTTP and SOAP inputs of the active version (their routes are the server's for its whole
 /// life; each request is answered by the input of the version active then) and the Kafka inputs
 /// that fetch by themselves.
 pub struct Inputs {
     intake: Arc<dyn Intake>,
+    security: Arc<crate::security::Security>,
     http: ArcSwapOption<web::Data<HttpInput>>,
     soap: ArcSwapOption<web::Data<SoapInput>>,
     fetching: tokio::sync::Mutex<Vec<(InputConfig, Box<dyn Running>)>>,
 }
 
 impl Inputs {
-    fn new(engine: &Arc<Processor>) -> Inputs {
+    fn new(engine: &Arc<Processor>, security: Arc<crate::security::Security>) -> Inputs {
         Inputs {
             intake: Arc::new(ProcessorIntake(engine.clone())),
+            security,
             http: ArcSwapOption::empty(),
             soap: ArcSwapOption::empty(),
             fetching: tokio::sync::Mutex::new(Vec::new()),
@@ -172,7 +192,18 @@ impl Inputs {
             if kept.iter().any(|(c, _)| same(c, config)) || !matches!(config, InputConfig::Kafka(_)) {
                 continue;
             }
-            let input = config.build(self.intake.clone());
+            let intake = match config {
+                InputConfig::Kafka(kafka) => match &kafka.token_name {
+                    Some(token) => Arc::new(TokenChecked {
+                        inner: self.intake.clone(),
+                        security: self.security.clone(),
+                        token: token.clone(),
+                    }) as Arc<dyn Intake>,
+                    None => self.intake.clone(),
+                },
+                _ => self.intake.clone(),
+            };
+            let input = config.build(intake);
             match input.start() {
                 Ok(Some(running)) => kept.push((config.clone(), running)),
                 Ok(None) => {}
@@ -250,10 +281,14 @@ pub struct Live {
 impl Live {
     /// The live parts of `engine`, answering with the active version's inputs; nothing fetches
     /// or builds until [`Live::start`]. Call on the system's arbiter.
-    pub fn new(engine: Arc<Processor>, scheduler: Arc<Scheduler>) -> Result<Arc<Live>, String> {
+    pub fn new(
+        engine: Arc<Processor>,
+        scheduler: Arc<Scheduler>,
+        security: Arc<crate::security::Security>,
+    ) -> Result<Arc<Live>, String> {
         let rt = engine.runtime();
         let graphql = crate::http::graphql_schemas(&engine, &scheduler)?;
-        let inputs = Inputs::new(&engine);
+        let inputs = Inputs::new(&engine, security);
         inputs.answer_with(&rt.config.connector.input);
         Ok(Arc::new(Live {
             home: actix_rt::Arbiter::current(),

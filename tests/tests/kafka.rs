@@ -271,3 +271,32 @@ fn an_apply_keeps_an_unchanged_consumer_and_reconnects_a_changed_one() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(received(&server), before, "the old topic is not consumed any more");
 }
+
+#[test]
+fn a_token_named_input_posts_only_while_its_token_may() {
+    let broker = Broker::start();
+    broker.create_topic("etl", 1);
+    let yaml = config(&broker, "etl", true, "")
+        .replace("      group_id: ferrogrid\n", "      group_id: ferrogrid\n      token_name: etl\n");
+    let server = Server::start_with_config(&yaml, &[("model.avsc", MODEL)]);
+    let producer = broker.producer();
+    // No token "etl" yet: nothing is accepted (and nothing committed).
+    producer.send_all("etl", [json!({"Item": {"id": 1, "n": 1}}).to_string()]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(stored_versions(&server).is_empty(), "nothing stored without the token");
+    // The token appears: the waiting message goes through.
+    let created = server.client().send("POST", "/admin/api/tokens", Some(&json!({"name": "etl", "role": "user"})));
+    created.assert_status(201, "create the input's token");
+    wait_until(Duration::from_secs(30), "the waiting message to be stored", || {
+        stored_versions(&server).get(&1).copied()
+    });
+    // Blocked: the next message waits; unblocked: it goes through.
+    server.client().post_empty("/admin/api/tokens/etl/block").assert_status(200, "block");
+    producer.send_all("etl", [json!({"Item": {"id": 2, "n": 2}}).to_string()]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!stored_versions(&server).contains_key(&2), "a blocked token's input does not post");
+    server.client().post_empty("/admin/api/tokens/etl/unblock").assert_status(200, "unblock");
+    wait_until(Duration::from_secs(30), "the message to be stored after the unblock", || {
+        stored_versions(&server).get(&2).copied()
+    });
+}

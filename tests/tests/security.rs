@@ -504,3 +504,17 @@ fn nobody_grants_more_than_they_have() {
         )
         .assert_status(403, "widen a data action beyond its own rights");
 }
+
+#[test]
+fn metrics_may_be_left_open_for_scrapers() {
+    let yaml =
+        std::fs::read_to_string(format!("{}/../samples/quickstart/config.yml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let model =
+        std::fs::read_to_string(format!("{}/../samples/quickstart/model.avsc", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let server =
+        Server::start_with_config(&format!("{yaml}\nmetrics:\n  require_token: false\n"), &[("model.avsc", &model)]);
+    let open = server.unauthorized().get("/metrics");
+    open.assert_status(200, "metrics without a token");
+    assert!(open.body.contains("ferrogrid_"), "{}", &open.body[..open.body.len().min(200)]);
+    server.unauthorized().get("/admin/api/repair").assert_status(401, "the rest still needs a token");
+}

@@ -123,5 +123,6 @@ pub async fn post_http(req: HttpRequest, payload: web::Payload, input: web::Data
             response
         }
         Err(e @ IntakeError::Internal(_)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e @ IntakeError::Refused(_)) => error(StatusCode::FORBIDDEN, e.to_string()),
     }
 }

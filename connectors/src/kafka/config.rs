@@ -38,8 +38,9 @@ pub struct KafkaInputConfig {
     pub topics: Vec<String>,
     /// Consumer group.
     pub group_id: String,
-    /// Name of the token the input acts with (TDG). Ferrogrid has one access level, so it only
-    /// labels the input's log lines.
+    /// Name of the application token the input acts with (TDG): each message is accepted only
+    /// while that token is active, not expired and its role allows `input_post`; otherwise the
+    /// message is not committed and is tried again (every few seconds) until it may.
     #[serde(default)]
     pub token_name: Option<String>,
     /// Pipeline run on each object before connector routing; without it TDG's default step.

@@ -272,6 +272,7 @@ async fn accept(shared: Arc<ConsumerState>, message: OwnedMessage, permit: Owned
         version: None,
     };
     let mut delay = Duration::from_millis(5);
+    let mut longest = Duration::from_secs(1);
     loop {
         match shared.intake.accept(received.clone(), wait).await {
             Ok(_) => break,
@@ -280,9 +281,16 @@ async fn accept(shared: Arc<ConsumerState>, message: OwnedMessage, permit: Owned
             Err(e @ IntakeError::Internal(_)) => {
                 tracing::error!(input = %config.name, offset = message.offset(), error = %e, "accepting a message failed");
             }
+            Err(e @ IntakeError::Refused(_)) => {
+                // Not committed: the message waits until the token may post again.
+                if delay >= longest || delay == Duration::from_millis(5) {
+                    tracing::warn!(input = %config.name, offset = message.offset(), error = %e, "the input's token may not post; retrying");
+                }
+                longest = Duration::from_secs(5);
+            }
         }
         tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(1));
+        delay = (delay * 2).min(longest);
     }
     let (topic, partition) = (message.topic(), message.partition());
     // Stored under the lock, so two tasks of a partition cannot store out of order.

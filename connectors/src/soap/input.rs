@@ -118,6 +118,9 @@ pub async fn post_soap(req: HttpRequest, payload: web::Payload, input: web::Data
         Err(e @ IntakeError::Internal(_)) => {
             input.refuse(version, StatusCode::INTERNAL_SERVER_ERROR, FaultCode::Server, &e.to_string())
         }
+        Err(e @ IntakeError::Refused(_)) => {
+            input.refuse(version, StatusCode::FORBIDDEN, FaultCode::Client, &e.to_string())
+        }
     }
 }
 

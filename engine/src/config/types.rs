@@ -63,6 +63,9 @@ pub struct Config {
     /// The audit log of security events (TDG's `audit_log`).
     #[serde(default)]
     pub audit_log: crate::security::audit::AuditSettings,
+    /// `GET /metrics`.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     /// Replication of stored objects to connector outputs, by routing key: each stored object
     /// whose key is listed is queued (in the commit that stores it) for every output named, and
     /// delivered with retries; what cannot be delivered waits in the output repair queue.
@@ -261,6 +264,22 @@ impl OutputProcessorRoute {
 
 fn default_max_jobs_in_parallel() -> usize {
     50
+}
+
+/// `metrics`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct MetricsConfig {
+    /// Whether `GET /metrics` needs a token whose role has `metrics_read` (default true);
+    /// `false` leaves it open for scrapers.
+    #[serde(default = "default_true")]
+    pub require_token: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { require_token: true }
+    }
 }
 
 /// `jobs`.

@@ -50,6 +50,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/admin/app.js", Open),
     route("GET", "/admin/app.css", Open),
     route("GET", "/admin/favicon.svg", Open),
+    // Open when the configuration says `metrics: {require_token: false}`.
     route("GET", "/metrics", Act(A::MetricsRead)),
     route("POST", "/http", Act(A::InputPost)),
     route("POST", "/soap", Act(A::InputPost)),
@@ -200,7 +201,15 @@ pub async fn authorize(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     // The path the router matches: percent-decoded (but `%2F`, `%25`, `%2B`). Matching the raw
     // path would let `/admin/api/token%73` reach the tokens handler unchecked.
-    let need = need(req.method(), req.match_info().as_str());
+    let mut need = need(req.method(), req.match_info().as_str());
+    if need == Some(Need::Action(Action::MetricsRead))
+        && req
+            .app_data::<web::Data<super::AppState>>()
+            .is_some_and(|s| !s.engine.runtime().config.metrics.require_token)
+    {
+        // `metrics: {require_token: false}`: open for scrapers.
+        need = Some(Need::Open);
+    }
     if need == Some(Need::Open) {
         return Ok(next.call(req).await?.map_into_left_body());
     }

@@ -300,6 +300,25 @@ impl Security {
         built_in(name).is_some() || self.snapshot.load().roles.contains_key(name)
     }
 
+    /// Whether token `name` may post to the inputs now (a Kafka input's `token_name`): it
+    /// exists, is active, has not expired and its role allows `input_post`.
+    pub fn may_post_as(&self, name: &str, now: DateTime<Utc>) -> Result<(), String> {
+        let snapshot = self.snapshot.load();
+        let Some(token) = snapshot.by_hash.values().find(|t| t.name == name) else {
+            return Err(format!("there is no token \"{name}\""));
+        };
+        if token.state == TokenState::Blocked {
+            return Err(format!("token \"{name}\" is blocked"));
+        }
+        if token.expires_at.is_some_and(|t| t <= now) {
+            return Err(format!("token \"{name}\" has expired"));
+        }
+        match snapshot.resolved.get(&token.role) {
+            Some((actions, _)) if actions.contains(&Action::InputPost) => Ok(()),
+            _ => Err(format!("the role \"{}\" of token \"{name}\" may not post to the inputs", token.role)),
+        }
+    }
+
     /// Every token, by name.
     pub fn tokens(&self) -> Vec<Token> {
         let mut out: Vec<Token> = self.snapshot.load().by_hash.values().cloned().collect();
