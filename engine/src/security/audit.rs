@@ -12,7 +12,7 @@ use super::SecurityError;
 use crate::storage::{Db, Keyspace, ReadView};
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::ops::Bound;
@@ -177,7 +177,9 @@ impl AuditLog {
             Some(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| SecurityError::Corrupt(e.to_string()))?),
             None => None,
         };
-        let (queue, rx) = crossbeam_channel::bounded(QUEUE);
+        // Unbounded, with the bound kept by counting: a bounded channel would allocate all its
+        // slots up front (megabytes for an idle log).
+        let (queue, rx) = crossbeam_channel::unbounded();
         let done = Arc::new(AtomicU64::new(0));
         let (writer_db, writer_done) = (db.clone(), done.clone());
         std::thread::Builder::new()
@@ -244,13 +246,12 @@ impl AuditLog {
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
         let k = key(event.time, sequence);
         event.id = hex::encode(&k);
-        self.queued.fetch_add(1, Ordering::AcqRel);
-        if let Err(e) = self.queue.try_send((k, event)) {
+        let queued = self.queued.fetch_add(1, Ordering::AcqRel) + 1;
+        let waiting = queued.saturating_sub(self.done.load(Ordering::Acquire));
+        let sent = if waiting > QUEUE as u64 { Err((k, event)) } else { self.queue.send((k, event)).map_err(|e| e.0) };
+        if let Err((_, event)) = sent {
             self.done.fetch_add(1, Ordering::Release);
             self.dropped.fetch_add(1, Ordering::Relaxed);
-            let event = match e {
-                TrySendError::Full((_, event)) | TrySendError::Disconnected((_, event)) => event,
-            };
             tracing::error!(action = %event.action, subject = %event.subject, "the audit queue is full; an event was dropped");
         }
     }
