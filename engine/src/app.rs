@@ -230,7 +230,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         .context("opening the audit log")?,
     );
     spawn_audit_retention(audit.clone());
-    let (handle, server) = crate::http::serve(live.clone(), scheduler.clone(), security, audit, options.listen)
+    let (handle, server) = crate::http::serve(live.clone(), scheduler.clone(), security, audit.clone(), options.listen)
         .with_context(|| format!("listening on {}", options.listen))?;
     let server_task = actix_rt::spawn(server);
     engine.set_ready();
@@ -252,7 +252,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     }
     handle.stop(true).await;
     let _ = server_task.await;
-    // Writes that requests made while the server wound down (admin and GraphQL mutations).
+    // The audit events still queued, then the writes that requests made while the server wound
+    // down (admin and GraphQL mutations).
+    audit.written();
     if let Err(e) = engine.runtime().db.sync() {
         tracing::error!(error = %e, "final flush after the server stopped failed");
     }

@@ -194,11 +194,20 @@ impl Inputs {
             }
             let intake = match config {
                 InputConfig::Kafka(kafka) => match &kafka.token_name {
-                    Some(token) => Arc::new(TokenChecked {
-                        inner: self.intake.clone(),
-                        security: self.security.clone(),
-                        token: token.clone(),
-                    }) as Arc<dyn Intake>,
+                    Some(token) => {
+                        if let Err(reason) = self.security.may_post_as(token, chrono::Utc::now()) {
+                            tracing::warn!(
+                                input = config.name(),
+                                reason = %reason,
+                                "the input's token_name may not post: its messages wait until it may (create or unblock the token)"
+                            );
+                        }
+                        Arc::new(TokenChecked {
+                            inner: self.intake.clone(),
+                            security: self.security.clone(),
+                            token: token.clone(),
+                        }) as Arc<dyn Intake>
+                    }
                     None => self.intake.clone(),
                 },
                 _ => self.intake.clone(),

@@ -57,6 +57,10 @@ struct ConsumerState {
     progress: Arc<Mutex<Progress>>,
     /// One per message being accepted (`workers_count`).
     permits: Arc<Semaphore>,
+    /// Set when the input is told to stop: a message still being retried (the engine busy, the
+    /// input's token refused) is given up, not accepted and not committed (it is consumed
+    /// again later), so the stop does not wait for it.
+    cancelled: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A Kafka input: a consumer in the configured group, started by [`crate::Input::start`].
@@ -211,6 +215,7 @@ impl Handler<Stop> for ConsumerActor {
 /// A running Kafka consumer: the address of its actor.
 pub struct KafkaConsumer {
     addr: Addr<ConsumerActor>,
+    cancelled: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl crate::Running for KafkaConsumer {
@@ -236,14 +241,25 @@ impl KafkaConsumer {
             "kafka input consuming"
         );
         let permits = Arc::new(Semaphore::new(config.workers_count));
-        let shared = Arc::new(ConsumerState { config, intake, consumer: Arc::new(consumer), progress, permits });
+        let cancelled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let shared = Arc::new(ConsumerState {
+            config,
+            intake,
+            consumer: Arc::new(consumer),
+            progress,
+            permits,
+            cancelled: cancelled.clone(),
+        });
         let addr = Supervisor::start(move |_| ConsumerActor { shared, stopping: false });
-        Ok(Self { addr })
+        Ok(Self { addr, cancelled })
     }
 
     /// Stop consuming, wait for the messages being accepted, commit the stored offsets and
     /// leave the group.
     pub async fn stop(self) {
+        // Outside the actor's mailbox: the actor may be waiting for a permit that only a
+        // cancelled retry gives back.
+        self.cancelled.store(true, std::sync::atomic::Ordering::Release);
         if let Err(e) = self.addr.send(Stop).await {
             tracing::error!(error = %e, "the kafka consumer actor was gone before it stopped");
         }
@@ -282,12 +298,17 @@ async fn accept(shared: Arc<ConsumerState>, message: OwnedMessage, permit: Owned
                 tracing::error!(input = %config.name, offset = message.offset(), error = %e, "accepting a message failed");
             }
             Err(e @ IntakeError::Refused(_)) => {
-                // Not committed: the message waits until the token may post again.
-                if delay >= longest || delay == Duration::from_millis(5) {
+                // Not committed: the message waits until the token may post again. Logged on
+                // its first refusal (a few lines: one per message in flight), not on each retry.
+                if delay == Duration::from_millis(5) {
                     tracing::warn!(input = %config.name, offset = message.offset(), error = %e, "the input's token may not post; retrying");
                 }
                 longest = Duration::from_secs(5);
             }
+        }
+        if shared.cancelled.load(std::sync::atomic::Ordering::Acquire) {
+            // Stopping: given up, neither accepted nor committed.
+            return;
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(longest);

@@ -42,7 +42,8 @@ fn caller<'a>(ctx: &ResolverContext<'a>) -> async_graphql::Result<&'a crate::sec
 
 /// A FORBIDDEN error for `what`, recorded in the audit log (when the request carries it).
 fn refused(ctx: &ResolverContext<'_>, who: &crate::security::Principal, what: String) -> async_graphql::Error {
-    if let Ok(audit) = ctx.data::<Arc<crate::security::audit::AuditLog>>() {
+    let first = ctx.data_opt::<crate::security::audit::Refusals>().is_none_or(|seen| seen.first(&what));
+    if let Some(audit) = ctx.data_opt::<Arc<crate::security::audit::AuditLog>>().filter(|_| first) {
         let source = ctx.data_opt::<crate::security::audit::RequestSource>().map_or("-".to_string(), |s| s.0.clone());
         audit.record(crate::security::audit::Event {
             id: String::new(),

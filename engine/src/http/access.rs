@@ -162,9 +162,10 @@ pub fn source_of(req: &HttpRequest) -> String {
     req.peer_addr().map_or_else(|| "-".to_string(), |a| a.ip().to_string())
 }
 
-/// `METHOD path` of a request, the object of its audit events.
+/// `METHOD path` of a request (the path the router matches: percent-escapes decoded), the
+/// object of its audit events.
 fn object_of(req: &HttpRequest) -> String {
-    format!("{} {}", req.method(), req.path())
+    format!("{} {}", req.method(), req.match_info().as_str())
 }
 
 /// An audit event of a request.
@@ -274,20 +275,28 @@ pub async fn authorize(
     }
     req.extensions_mut().insert(who);
     let reads = matches!(*req.method(), Method::GET | Method::HEAD);
-    let admin_graphql = req.path() == "/graphql"
+    let admin_graphql = req.match_info().as_str() == "/graphql"
         && req.headers().get("schema").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"admin"));
+    let (severity, action) = match need {
+        Need::Action(Action::InputPost) => (None, "input_post"),
+        Need::Action(action) if reads => (Some(Severity::Verbose), action.name()),
+        Need::Action(action) => (Some(Severity::Info), action.name()),
+        Need::Data if admin_graphql && !reads => (Some(Severity::Info), "admin_graphql"),
+        _ => (Some(Severity::Verbose), "request"),
+    };
+    // Whether to record is decided before the handler runs, by the settings in force then: a
+    // request that turns the audit log off or down (a configuration apply) is still recorded.
+    let recorded = audit.as_ref().is_some_and(|a| severity.is_some_and(|s| a.records(s)));
+    let refusals_recorded = audit.as_ref().is_some_and(|a| a.records(Severity::Warning));
     let response = next.call(req).await?;
     if let Some(audit) = &audit {
         let status = response.status();
-        let (severity, action) = match need {
-            Need::Action(Action::InputPost) if status.as_u16() != 403 => (None, ""),
-            Need::Action(action) if reads => (Some(Severity::Verbose), action.name()),
-            Need::Action(action) => (Some(Severity::Info), action.name()),
-            Need::Data if admin_graphql && !reads => (Some(Severity::Info), "admin_graphql"),
-            _ => (Some(Severity::Verbose), "request"),
+        let severity = if status.as_u16() == 403 {
+            refusals_recorded.then_some(Severity::Warning)
+        } else {
+            severity.filter(|_| recorded)
         };
-        let severity = if status.as_u16() == 403 { Some(Severity::Warning) } else { severity };
-        if let Some(severity) = severity.filter(|s| audit.records(*s)) {
+        if let Some(severity) = severity {
             let (source, object) = (source_of(response.request()), object_of(response.request()));
             let outcome = if status.is_success() {
                 format!("ok {}", status.as_u16())
@@ -296,7 +305,7 @@ pub async fn authorize(
             };
             let outcome = if status.as_u16() == 403 { "refused 403".to_string() } else { outcome };
             let subject = principal(response.request()).map(|p| p.subject).unwrap_or_else(|| "-".into());
-            audit.record(audit_event(severity, &subject, source, action, object, outcome, String::new()));
+            audit.record_always(audit_event(severity, &subject, source, action, object, outcome, String::new()));
         }
     }
     Ok(response.map_into_left_body())

@@ -101,7 +101,10 @@ async fn execute(state: &AppState, req: &HttpRequest, request: async_graphql::Re
         }
     }
     // The data schema's resolvers check the caller's data rights per type (and record refusals).
-    let mut request = request.data(who).data(RequestSource(super::access::source_of(req)));
+    let mut request = request
+        .data(who)
+        .data(RequestSource(super::access::source_of(req)))
+        .data(crate::security::audit::Refusals::default());
     if let Some(audit) = req.app_data::<web::Data<Arc<AuditLog>>>() {
         request = request.data(audit.get_ref().clone());
     }

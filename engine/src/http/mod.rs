@@ -1,6 +1,7 @@
 //! The HTTP server: inputs (`/http`, `/soap`), data reads (`/data`), the admin API, `/metrics` and
-//! `/health`. Every endpoint but `/health` and the UI's files requires a bearer token whose role
-//! allows the route's action (`access::ROUTES`).
+//! `/health`. Every endpoint but `/health` and the UI's files (and `/metrics` when the
+//! configuration leaves it open) requires a bearer token whose role allows the route's action
+//! (`access::ROUTES`).
 
 pub mod access;
 mod admin;

@@ -332,7 +332,12 @@ async fn put_role(
     let granted = move |s: &Security| {
         // Neither what the role gives now nor what it will give may exceed the caller's.
         if !create {
-            s.grantable(&role.name, &who)?;
+            match s.grantable(&role.name, &who) {
+                Err(SecurityError::Invalid(_)) => {
+                    return Err(SecurityError::NotFound(format!("no custom role named \"{}\"", role.name)))
+                }
+                other => other?,
+            }
         }
         s.grantable_role(&role, &who)?;
         s.put_role(role.clone(), create).map(|()| role)
@@ -433,9 +438,22 @@ async fn replace_data_action(
     put_data_action(req, Some(path.into_inner()), body, security, state).await
 }
 
-async fn delete_data_action(path: web::Path<String>, security: web::Data<Arc<Security>>) -> HttpResponse {
+async fn delete_data_action(
+    req: HttpRequest,
+    path: web::Path<String>,
+    security: web::Data<Arc<Security>>,
+) -> HttpResponse {
+    let Some(who) = principal(&req) else {
+        return error(StatusCode::UNAUTHORIZED, "not signed in");
+    };
     let name = path.into_inner();
-    match run(&security, move |s| s.delete_data_action(&name)).await {
+    let granted = move |s: &Security| {
+        if let Some(old) = s.data_actions().into_iter().find(|d| d.name == name) {
+            s.grantable_data_action(&old, &who)?;
+        }
+        s.delete_data_action(&name)
+    };
+    match run(&security, granted).await {
         Ok(()) => HttpResponse::NoContent().finish(),
         Err(e) => e,
     }
@@ -465,7 +483,7 @@ async fn clear_audit(req: HttpRequest, audit: web::Data<Arc<AuditLog>>) -> HttpR
         Ok(Ok(removed)) => {
             // The clear itself is the first entry of the new log.
             let subject = principal(&req).map(|p| p.subject).unwrap_or_default();
-            audit.record(super::access::audit_event(
+            audit.record_always(super::access::audit_event(
                 Severity::Alarm,
                 &subject,
                 super::access::source_of(&req),
@@ -489,7 +507,21 @@ async fn audit_settings(audit: web::Data<Arc<AuditLog>>) -> HttpResponse {
     settings_answer(&audit)
 }
 
-async fn set_audit_settings(body: web::Bytes, audit: web::Data<Arc<AuditLog>>) -> HttpResponse {
+/// Record a change of the audit settings, whatever they now say.
+fn settings_changed(req: &HttpRequest, audit: &AuditLog, now: String) {
+    let subject = principal(req).map(|p| p.subject).unwrap_or_default();
+    audit.record_always(super::access::audit_event(
+        Severity::Alarm,
+        &subject,
+        super::access::source_of(req),
+        "audit_settings_changed",
+        "audit log settings".into(),
+        "ok 200".into(),
+        now,
+    ));
+}
+
+async fn set_audit_settings(req: HttpRequest, body: web::Bytes, audit: web::Data<Arc<AuditLog>>) -> HttpResponse {
     let settings: AuditSettings =
         match parse(&body, "audit settings are {enabled, severity, remove_older_than_n_hours}") {
             Ok(s) => s,
@@ -499,17 +531,24 @@ async fn set_audit_settings(body: web::Bytes, audit: web::Data<Arc<AuditLog>>) -
         return error(StatusCode::BAD_REQUEST, "remove_older_than_n_hours: at least 1 (or null: keep everything)");
     }
     let log = audit.get_ref().clone();
+    let described = serde_json::to_string(&settings).unwrap_or_default();
     match web::block(move || log.set_override(Some(settings))).await {
-        Ok(Ok(())) => settings_answer(&audit),
+        Ok(Ok(())) => {
+            settings_changed(&req, &audit, described);
+            settings_answer(&audit)
+        }
         Ok(Err(e)) => failed(e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
-async fn reset_audit_settings(audit: web::Data<Arc<AuditLog>>) -> HttpResponse {
+async fn reset_audit_settings(req: HttpRequest, audit: web::Data<Arc<AuditLog>>) -> HttpResponse {
     let log = audit.get_ref().clone();
     match web::block(move || log.set_override(None)).await {
-        Ok(Ok(())) => settings_answer(&audit),
+        Ok(Ok(())) => {
+            settings_changed(&req, &audit, "back to the configuration's".into());
+            settings_answer(&audit)
+        }
         Ok(Err(e)) => failed(e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

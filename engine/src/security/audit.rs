@@ -5,8 +5,9 @@
 //! every minute.
 //!
 //! The settings come from the configuration's `audit_log` section; an operator may override
-//! them at run time (`PUT /admin/api/audit/settings`, stored, so instances sharing a store share
-//! them) until the override is removed (`DELETE`).
+//! them at run time (`PUT /admin/api/audit/settings`, stored: it survives restarts) until the
+//! override is removed (`DELETE`). Changes of the settings and clears are recorded whatever the
+//! settings say.
 
 use super::SecurityError;
 use crate::storage::{Db, Keyspace, ReadView};
@@ -77,7 +78,8 @@ pub struct Event {
     pub subject: String,
     /// The client's address.
     pub source: String,
-    /// What was attempted (`POST /admin/api/tokens`, `token_refused`, `audit_log_cleared`).
+    /// What was attempted: the route's action (`tokens_admin`), `authenticate`, `graphql_data`,
+    /// `admin_graphql`, `audit_settings_changed`, `audit_log_cleared`, `request` (VERBOSE).
     pub action: String,
     /// What it was done to (a path, a token name, ids).
     pub object: String,
@@ -91,6 +93,18 @@ pub struct Event {
 /// The client's address, as GraphQL request data (for the events its resolvers record).
 #[derive(Debug, Clone)]
 pub struct RequestSource(pub String);
+
+/// The refusals a GraphQL request has recorded (request data): a relation field refused for each
+/// of a thousand parents is one event, not a thousand.
+#[derive(Debug, Default)]
+pub struct Refusals(pub std::sync::Mutex<std::collections::HashSet<String>>);
+
+impl Refusals {
+    /// Whether `what` is refused for the first time in this request.
+    pub fn first(&self, what: &str) -> bool {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(what.to_string())
+    }
+}
 
 /// What to list.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -125,6 +139,9 @@ const SETTINGS_KEY: &[u8] = b"audit/settings";
 /// Events waiting for the writer thread, at most (beyond: dropped and counted).
 const QUEUE: usize = 65_536;
 
+/// Longest object, message or subject kept, in bytes.
+const FIELD_MAX: usize = 256;
+
 /// The audit log. Events are handed to a writer thread (`ferrogrid-audit`), which appends them
 /// in batches: recording never blocks the caller (often a reactor thread) on storage.
 pub struct AuditLog {
@@ -146,15 +163,20 @@ fn write_events(db: Db, rx: Receiver<(Vec<u8>, Event)>, done: Arc<AtomicU64>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter().take(999));
-        let written = db.write(|tx| {
-            for (k, event) in &batch {
-                let bytes = serde_json::to_vec(event).map_err(|e| SecurityError::Corrupt(e.to_string()))?;
-                tx.insert(Keyspace::Audit, k, bytes);
-            }
-            Ok::<_, SecurityError>(())
-        });
-        if let Err(e) = written {
-            tracing::error!(error = %e, events = batch.len(), "writing audit events failed");
+        // A panic fails this batch only: the writer goes on, and the batch counts as done.
+        let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            db.write(|tx| {
+                for (k, event) in &batch {
+                    let bytes = serde_json::to_vec(event).map_err(|e| SecurityError::Corrupt(e.to_string()))?;
+                    tx.insert(Keyspace::Audit, k, bytes);
+                }
+                Ok::<_, SecurityError>(())
+            })
+        }));
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, events = batch.len(), "writing audit events failed"),
+            Err(_) => tracing::error!(events = batch.len(), "writing audit events panicked"),
         }
         done.fetch_add(batch.len() as u64, Ordering::Release);
     }
@@ -239,9 +261,30 @@ impl AuditLog {
     /// the store's next flush (within `flush_every_ms`). A flood of refusals must not wait on
     /// the disk, and auditing never fails the request it describes: a failure is logged, and
     /// an event that finds the queue full is dropped and counted ([`AuditLog::dropped`]).
-    pub fn record(&self, mut event: Event) {
-        if !self.records(event.severity) {
-            return;
+    pub fn record(&self, event: Event) {
+        if self.records(event.severity) {
+            self.append(event);
+        }
+    }
+
+    /// Append `event` whatever the settings: changes to the audit log itself (its settings, a
+    /// clear) are always recorded, so turning it off or down leaves a trace.
+    pub fn record_always(&self, event: Event) {
+        self.append(event);
+    }
+
+    fn append(&self, mut event: Event) {
+        // What a client sends (a path, a name) is kept short: a flood of long requests must not
+        // fill the log.
+        for field in [&mut event.object, &mut event.message, &mut event.subject] {
+            if field.len() > FIELD_MAX {
+                let mut end = FIELD_MAX;
+                while !field.is_char_boundary(end) {
+                    end -= 1;
+                }
+                field.truncate(end);
+                field.push('…');
+            }
         }
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
         let k = key(event.time, sequence);
@@ -251,8 +294,11 @@ impl AuditLog {
         let sent = if waiting > QUEUE as u64 { Err((k, event)) } else { self.queue.send((k, event)).map_err(|e| e.0) };
         if let Err((_, event)) = sent {
             self.done.fetch_add(1, Ordering::Release);
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(action = %event.action, subject = %event.subject, "the audit queue is full; an event was dropped");
+            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed);
+            // Logged for the first drop and then every 1000th, not for each.
+            if dropped % 1000 == 0 {
+                tracing::error!(action = %event.action, dropped = dropped + 1, "the audit queue is full; events are dropped");
+            }
         }
     }
 
@@ -306,10 +352,11 @@ impl AuditLog {
         Ok(out)
     }
 
-    /// Remove entries before `before`; answers how many.
+    /// Remove entries before `before` (`None`: now; events recorded while it runs stay);
+    /// answers how many.
     pub fn remove_before(&self, before: Option<DateTime<Utc>>) -> Result<usize, SecurityError> {
         self.written();
-        let upper = before.map(|t| key(t, 0));
+        let upper = Some(key(before.unwrap_or_else(Utc::now), 0));
         let hi = upper.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
         let mut removed = 0;
         loop {

@@ -515,18 +515,7 @@ impl Security {
                 role.name
             )));
         }
-        self.db.write(|tx| {
-            let exists = tx.get(Keyspace::Tokens, &role_key(&role.name))?.is_some();
-            if create && exists {
-                return Err(SecurityError::Conflict(format!("a role named \"{}\" exists", role.name)));
-            }
-            if !create && !exists {
-                return Err(SecurityError::NotFound(format!("no custom role named \"{}\"", role.name)));
-            }
-            tx.insert(Keyspace::Tokens, &role_key(&role.name), to_json(&role)?);
-            Ok(())
-        })?;
-        self.changed()
+        self.put_record(&role_key(&role.name), "custom role", &role.name, create, to_json(&role)?)
     }
 
     /// Delete custom role `name`; refused while a token uses it.
@@ -537,14 +526,7 @@ impl Security {
         if let Some(token) = self.tokens().into_iter().find(|t| t.role == name) {
             return Err(SecurityError::Conflict(format!("role \"{name}\" is used by token \"{}\"", token.name)));
         }
-        self.db.write(|tx| {
-            if tx.get(Keyspace::Tokens, &role_key(name))?.is_none() {
-                return Err(SecurityError::NotFound(format!("no custom role named \"{name}\"")));
-            }
-            tx.remove(Keyspace::Tokens, &role_key(name));
-            Ok(())
-        })?;
-        self.changed()
+        self.delete_record(&role_key(name), "custom role", name)
     }
 
     /// Every data action, by name.
@@ -566,18 +548,7 @@ impl Security {
                 action.name
             )));
         }
-        self.db.write(|tx| {
-            let exists = tx.get(Keyspace::Tokens, &data_key(&action.name))?.is_some();
-            if create && exists {
-                return Err(SecurityError::Conflict(format!("a data action named \"{}\" exists", action.name)));
-            }
-            if !create && !exists {
-                return Err(SecurityError::NotFound(format!("no data action named \"{}\"", action.name)));
-            }
-            tx.insert(Keyspace::Tokens, &data_key(&action.name), to_json(&action)?);
-            Ok(())
-        })?;
-        self.changed()
+        self.put_record(&data_key(&action.name), "data action", &action.name, create, to_json(&action)?)
     }
 
     /// Delete data action `name`; refused while a role includes it.
@@ -585,11 +556,40 @@ impl Security {
         if let Some(role) = self.snapshot.load().roles.values().find(|r| r.data_actions.contains(name)) {
             return Err(SecurityError::Conflict(format!("data action \"{name}\" is used by role \"{}\"", role.name)));
         }
+        self.delete_record(&data_key(name), "data action", name)
+    }
+
+    /// Store record `key` (a `what` named `name`): a new one when `create` (409 if it exists),
+    /// else a replacement (404 if it does not).
+    fn put_record(
+        &self,
+        key: &[u8],
+        what: &str,
+        name: &str,
+        create: bool,
+        bytes: Vec<u8>,
+    ) -> Result<(), SecurityError> {
         self.db.write(|tx| {
-            if tx.get(Keyspace::Tokens, &data_key(name))?.is_none() {
-                return Err(SecurityError::NotFound(format!("no data action named \"{name}\"")));
+            let exists = tx.get(Keyspace::Tokens, key)?.is_some();
+            if create && exists {
+                return Err(SecurityError::Conflict(format!("a {what} named \"{name}\" exists")));
             }
-            tx.remove(Keyspace::Tokens, &data_key(name));
+            if !create && !exists {
+                return Err(SecurityError::NotFound(format!("no {what} named \"{name}\"")));
+            }
+            tx.insert(Keyspace::Tokens, key, bytes);
+            Ok(())
+        })?;
+        self.changed()
+    }
+
+    /// Remove record `key` (a `what` named `name`; 404 if there is none).
+    fn delete_record(&self, key: &[u8], what: &str, name: &str) -> Result<(), SecurityError> {
+        self.db.write(|tx| {
+            if tx.get(Keyspace::Tokens, key)?.is_none() {
+                return Err(SecurityError::NotFound(format!("no {what} named \"{name}\"")));
+            }
+            tx.remove(Keyspace::Tokens, key);
             Ok(())
         })?;
         self.changed()
