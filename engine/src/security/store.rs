@@ -380,16 +380,7 @@ impl Security {
                 hash: hex::encode(secret_hash),
             });
         }
-        self.db.write(|tx| {
-            for token in &out {
-                if tx.get(Keyspace::Tokens, &token_key(&token.name))?.is_some() {
-                    return Err(SecurityError::Conflict(format!("a token named \"{}\" exists", token.name)));
-                }
-                tx.insert(Keyspace::Tokens, &token_key(&token.name), to_json(token)?);
-            }
-            Ok(())
-        })?;
-        self.changed()?;
+        self.insert_new_tokens(out.iter())?;
         Ok(out)
     }
 
@@ -477,9 +468,16 @@ impl Security {
             };
             out.push((token, secret));
         }
+        self.insert_new_tokens(out.iter().map(|(token, _)| token))?;
+        Ok(out)
+    }
+
+    /// Store `tokens`, all in one commit or none: a name that exists, or comes twice, is a
+    /// conflict.
+    fn insert_new_tokens<'a>(&self, tokens: impl Iterator<Item = &'a Token>) -> Result<(), SecurityError> {
         self.db.write(|tx| {
             let mut seen = BTreeSet::new();
-            for (token, _) in &out {
+            for token in tokens {
                 if !seen.insert(token.name.clone()) || tx.get(Keyspace::Tokens, &token_key(&token.name))?.is_some() {
                     return Err(SecurityError::Conflict(format!("a token named \"{}\" exists", token.name)));
                 }
@@ -487,8 +485,7 @@ impl Security {
             }
             Ok(())
         })?;
-        self.changed()?;
-        Ok(out)
+        self.changed()
     }
 
     /// Every role: the built-in ones first, then the custom ones by name.
