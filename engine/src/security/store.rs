@@ -120,6 +120,8 @@ impl Refusal {
 #[derive(Default)]
 struct Snapshot {
     by_hash: HashMap<[u8; 32], Token>,
+    /// Token name -> the key of `by_hash` (a Kafka input checks its token per message).
+    by_name: HashMap<String, [u8; 32]>,
     roles: BTreeMap<String, Role>,
     data_actions: BTreeMap<String, DataAction>,
     /// Resolved actions and data rights by role name.
@@ -201,6 +203,7 @@ impl Security {
         let data: Vec<DataAction> = load_all(&self.db, b"data/")?;
         let mut snapshot = Snapshot {
             by_hash: HashMap::new(),
+            by_name: HashMap::new(),
             roles: roles.into_iter().map(|r| (r.name.clone(), r)).collect(),
             data_actions: data.into_iter().map(|d| (d.name.clone(), d)).collect(),
             resolved: HashMap::new(),
@@ -211,6 +214,7 @@ impl Security {
                 tracing::warn!(token = %token.name, "a stored token has no valid hash; it cannot be used");
                 continue;
             };
+            snapshot.by_name.insert(token.name.clone(), bytes);
             snapshot.by_hash.insert(bytes, token);
         }
         let names: Vec<String> = BUILT_IN.iter().map(|s| s.to_string()).chain(snapshot.roles.keys().cloned()).collect();
@@ -304,7 +308,7 @@ impl Security {
     /// exists, is active, has not expired and its role allows `input_post`.
     pub fn may_post_as(&self, name: &str, now: DateTime<Utc>) -> Result<(), String> {
         let snapshot = self.snapshot.load();
-        let Some(token) = snapshot.by_hash.values().find(|t| t.name == name) else {
+        let Some(token) = snapshot.by_name.get(name).and_then(|h| snapshot.by_hash.get(h)) else {
             return Err(format!("there is no token \"{name}\""));
         };
         if token.state == TokenState::Blocked {
@@ -328,7 +332,8 @@ impl Security {
 
     /// One token.
     pub fn token(&self, name: &str) -> Option<Token> {
-        self.snapshot.load().by_hash.values().find(|t| t.name == name).cloned()
+        let snapshot = self.snapshot.load();
+        snapshot.by_name.get(name).and_then(|h| snapshot.by_hash.get(h)).cloned()
     }
 
     /// Create token `name` with `role`, expiring after `expires_in` seconds (0 or `None`:
