@@ -197,6 +197,14 @@ fn the_permission_matrix() {
             [401, 401, 401, 401, 201, 403, 403, 403],
         ),
         ("GET", "/admin/api/whoami", None, [401, 401, 401, 401, 200, 200, 200, 200]),
+        ("GET", "/admin/api/password-policy", None, [401, 401, 401, 401, 200, 200, 200, 200]),
+        ("GET", "/admin/api/users", None, [401, 401, 401, 401, 200, 200, 403, 403]),
+        (
+            "POST",
+            "/admin/api/users",
+            Some(json!({"login": "ROW", "role": "user", "password": "Row1password"})),
+            [401, 401, 401, 401, 201, 403, 403, 403],
+        ),
         ("GET", "/admin/api/nowhere", None, [401, 401, 401, 401, 404, 404, 404, 404]),
         // The router decodes percent-escapes; the check sees the same path.
         (
@@ -240,6 +248,10 @@ fn the_permission_matrix() {
         assert!(!names.contains(&label.to_string()), "{label} created a token: {names:?}");
     }
     assert!(names.contains(&"admin".to_string()));
+    let users = admin.get("/admin/api/users").body;
+    for label in ["supervisor", "user", "librarian"] {
+        assert!(!users.contains(&format!("row-{label}")), "{label} created a user: {users}");
+    }
     let roles = admin.get("/admin/api/data-actions").body;
     for label in ["supervisor", "user", "librarian"] {
         assert!(!roles.contains(&format!("\"{label}\"")), "{label} created a data action: {roles}");

@@ -174,19 +174,6 @@ fn explain(e: &jsonschema::ValidationError<'_>, out: &mut Vec<ConfigError>) {
     out.push(ConfigError::at(&pointer_to_path(&here), message));
 }
 
-/// TDG sections that this build does not implement yet: named clearly rather than reported as
-/// unknown keys (and taken out so the schema check does not report them twice).
-const NOT_YET: [&str; 2] = ["account_manager", "audit_log"];
-
-fn unimplemented_sections(value: &mut Value) -> Vec<ConfigError> {
-    let Value::Object(map) = value else { return Vec::new() };
-    NOT_YET
-        .iter()
-        .filter(|key| map.shift_remove(**key).is_some())
-        .map(|key| ConfigError::at(key, "this TDG section is not supported by this build yet"))
-        .collect()
-}
-
 /// Find config.yml: `target` is the file itself or a folder holding it.
 pub fn locate(target: &Path) -> Result<PathBuf, ConfigError> {
     let file = if target.is_dir() { target.join("config.yml") } else { target.to_path_buf() };
@@ -262,9 +249,8 @@ pub fn lenient(value: &Value) -> Config {
 
 fn load_source(source: Source, entry: &str) -> Result<Loaded, ConfigErrors> {
     let one = |e| ConfigErrors(vec![e]);
-    let (mut resolved, read) = read_source(source, entry)?;
-    let mut errors = unimplemented_sections(&mut resolved);
-    errors.extend(validate_schema(&resolved));
+    let (resolved, read) = read_source(source, entry)?;
+    let mut errors = validate_schema(&resolved);
     errors.extend(check::references(&resolved));
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));

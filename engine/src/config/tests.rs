@@ -52,15 +52,15 @@ fn unsupported_connector_types_are_errors() {
 }
 
 #[test]
-fn sections_not_supported_yet_are_named() {
-    let errors = errors_of(&[("config.yml", "account_manager: {}\naudit_log: {}\n")]);
-    assert_eq!(
-        errors,
-        vec![
-            "account_manager: this TDG section is not supported by this build yet".to_string(),
-            "audit_log: this TDG section is not supported by this build yet".to_string()
-        ]
-    );
+fn the_security_sections_are_read() {
+    let errors = errors_of(&[(
+        "config.yml",
+        "account_manager:\n  block_after_n_failed_attempts: 3\n  password_policy: {min_length: 12, include: {symbols: true}}\naudit_log: {severity: VERBOSE, remove_older_than_n_hours: 24}\n",
+    )]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let errors = errors_of(&[("config.yml", "account_manager: {block_after_n_failed_attempts: 0, bogus: 1}\n")]);
+    assert!(errors.iter().any(|e| e.starts_with("account_manager.block_after_n_failed_attempts")), "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains("bogus")), "{errors:?}");
 }
 
 #[test]

@@ -60,6 +60,9 @@ pub struct Config {
     /// Settings of the job runner.
     #[serde(default)]
     pub jobs: JobsConfig,
+    /// Users, passwords, sign-in and lock-out (TDG's `account_manager`).
+    #[serde(default)]
+    pub account_manager: crate::security::accounts::AccountSettings,
     /// The audit log of security events (TDG's `audit_log`).
     #[serde(default)]
     pub audit_log: crate::security::audit::AuditSettings,

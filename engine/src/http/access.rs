@@ -2,8 +2,9 @@
 //! that authenticates the bearer token and checks that action. The table is the documentation
 //! (docs/security.md shows it, kept equal by a test) and the permission tests walk it.
 
+use crate::security::accounts::{CSRF_HEADER, SESSION_COOKIE};
 use crate::security::audit::{AuditLog, Event, Severity};
-use crate::security::{Action, Principal, Security};
+use crate::security::{Action, Principal, Refusal, Security};
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method};
@@ -22,6 +23,8 @@ pub enum Need {
     /// A valid token; the handler checks the caller's data rights on the type it reads or writes
     /// (`/data/{type}`, `/graphql` data schema), or the admin schema's action per operation.
     Data,
+    /// Any valid token or session, whatever its role (who am I, sign out, one's own password).
+    Identity,
 }
 
 /// One route.
@@ -39,7 +42,7 @@ const fn route(method: &'static str, path: &'static str, need: Need) -> Route {
 }
 
 use Action as A;
-use Need::{Action as Act, Data, Open};
+use Need::{Action as Act, Data, Identity, Open};
 
 /// Every route of the HTTP API. A request for a route not listed here answers 404 (after the
 /// token is checked) without reaching any handler.
@@ -113,7 +116,19 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/admin/api/data-actions", Act(A::RolesAdmin)),
     route("PUT", "/admin/api/data-actions/{name}", Act(A::RolesAdmin)),
     route("DELETE", "/admin/api/data-actions/{name}", Act(A::RolesAdmin)),
-    route("GET", "/admin/api/whoami", Data),
+    route("GET", "/admin/api/whoami", Identity),
+    route("POST", "/admin/api/login", Open),
+    route("POST", "/admin/api/logout", Identity),
+    route("PUT", "/admin/api/password", Identity),
+    route("GET", "/admin/api/password-policy", Identity),
+    route("GET", "/admin/api/users", Act(A::UsersRead)),
+    route("POST", "/admin/api/users", Act(A::UsersAdmin)),
+    route("GET", "/admin/api/users/{login}", Act(A::UsersRead)),
+    route("PATCH", "/admin/api/users/{login}", Act(A::UsersAdmin)),
+    route("DELETE", "/admin/api/users/{login}", Act(A::UsersAdmin)),
+    route("POST", "/admin/api/users/{login}/block", Act(A::UsersAdmin)),
+    route("POST", "/admin/api/users/{login}/unblock", Act(A::UsersAdmin)),
+    route("POST", "/admin/api/users/{login}/reset-password", Act(A::UsersAdmin)),
     route("GET", "/admin/api/audit", Act(A::AuditLogRead)),
     route("DELETE", "/admin/api/audit", Act(A::AuditLogAdmin)),
     route("GET", "/admin/api/audit/settings", Act(A::AuditLogRead)),
@@ -142,6 +157,43 @@ pub fn need(method: &Method, path: &str) -> Option<Need> {
     // HEAD is GET without the body.
     let method = if method == Method::HEAD { "GET" } else { method.as_str() };
     ROUTES.iter().find(|r| r.method == method && matches(r.path, path)).map(|r| r.need)
+}
+
+/// The session of a request authenticated by a session cookie (not by a token).
+#[derive(Debug, Clone)]
+pub struct SessionCookie {
+    /// The cookie's secret.
+    pub secret: String,
+    /// The session's anti-CSRF token.
+    pub csrf: String,
+    /// Whether the user's password is one-time (it must change it before anything else).
+    pub one_time_password: bool,
+}
+
+/// Authenticate a request: its bearer token, else its session cookie (then a request that may
+/// change something must carry the session's anti-CSRF token in `X-CSRF-Token`: `Err(None)`).
+fn authenticate(
+    security: &Security,
+    req: &ServiceRequest,
+) -> Result<(Principal, Option<SessionCookie>), (Refusal, Option<String>)> {
+    let now = chrono::Utc::now();
+    let header_value = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    if header_value.is_some() {
+        return security.authenticate(header_value, now).map(|p| (p, None));
+    }
+    let Some(cookie) = req.cookie(SESSION_COOKIE).filter(|c| !c.value().is_empty()) else {
+        return Err((Refusal::Missing, None));
+    };
+    let secret = cookie.value().to_string();
+    let (who, session, user) = security.session(&secret, now).map_err(|r| (r, None))?;
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe {
+        let presented = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+        if !Security::csrf_matches(&session, presented) {
+            return Err((Refusal::Csrf, Some(who.subject)));
+        }
+    }
+    Ok((who, Some(SessionCookie { secret, csrf: session.csrf, one_time_password: user.one_time_password })))
 }
 
 /// The caller of a request that passed [`authorize`] (none for open routes).
@@ -191,8 +243,10 @@ pub fn audit_event(
     }
 }
 
-/// Authenticate the bearer token and check the route's action: 401 (with a `reason` code:
-/// `missing_token`, `invalid_token`, `token_expired`, `token_blocked`) or 403 (`forbidden`).
+/// Authenticate the bearer token or session cookie and check the route's action: 401 (with a
+/// `reason` code: `missing_token`, `invalid_token`, `token_expired`, `token_blocked`,
+/// `invalid_session`, `session_expired`, `user_blocked`, `user_expired`) or 403 (`forbidden`;
+/// `csrf` for a session's change without its anti-CSRF token).
 /// The audit log gets every refusal (WARNING), every change made through an admin route (INFO,
 /// with its outcome) and every other authenticated request (VERBOSE); posts to the inputs are
 /// data traffic, audited only when refused.
@@ -219,12 +273,11 @@ pub async fn authorize(
         return Ok(req.into_response(response).map_into_right_body());
     };
     let audit = req.app_data::<web::Data<Arc<AuditLog>>>().cloned();
-    let header_value = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let who = match security.authenticate(header_value, chrono::Utc::now()) {
-        Ok(who) => who,
+    let (who, session) = match authenticate(&security, &req) {
+        Ok(found) => found,
         Err((refusal, name)) => {
             if let Some(name) = &name {
-                tracing::warn!(token = %name, reason = refusal.code(), path = %req.path(), "refused a token");
+                tracing::warn!(subject = %name, reason = refusal.code(), path = %req.path(), "refused credentials");
             }
             if let Some(audit) = &audit {
                 let subject = name.as_deref().unwrap_or("-");
@@ -234,19 +287,16 @@ pub async fn authorize(
                     source_of(req.request()),
                     "authenticate",
                     object_of(req.request()),
-                    "refused 401".into(),
+                    format!("refused {}", refusal.status()),
                     refusal.code().into(),
                 ));
             }
-            let message = match refusal {
-                crate::security::Refusal::Missing => "missing bearer token (Authorization: Bearer <token>)",
-                crate::security::Refusal::Invalid => "invalid bearer token",
-                crate::security::Refusal::Expired => "the token has expired",
-                crate::security::Refusal::Blocked => "the token is blocked",
+            let body = json!({"error": refusal.message(), "reason": refusal.code()});
+            let response = if refusal == Refusal::Csrf {
+                HttpResponse::Forbidden().json(body)
+            } else {
+                HttpResponse::Unauthorized().insert_header((header::WWW_AUTHENTICATE, "Bearer")).json(body)
             };
-            let response = HttpResponse::Unauthorized()
-                .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
-                .json(json!({"error": message, "reason": refusal.code()}));
             return Ok(req.into_response(response).map_into_right_body());
         }
     };
@@ -274,6 +324,9 @@ pub async fn authorize(
         }
     }
     req.extensions_mut().insert(who);
+    if let Some(session) = session {
+        req.extensions_mut().insert(session);
+    }
     let reads = matches!(*req.method(), Method::GET | Method::HEAD);
     let admin_graphql = req.match_info().as_str() == "/graphql"
         && req.headers().get("schema").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"admin"));
@@ -282,6 +335,7 @@ pub async fn authorize(
         Need::Action(action) if reads => (Some(Severity::Verbose), action.name()),
         Need::Action(action) => (Some(Severity::Info), action.name()),
         Need::Data if admin_graphql && !reads => (Some(Severity::Info), "admin_graphql"),
+        Need::Identity if !reads => (Some(Severity::Info), "account"),
         _ => (Some(Severity::Verbose), "request"),
     };
     // Whether to record is decided before the handler runs, by the settings in force then: a
@@ -328,6 +382,7 @@ pub fn markdown() -> String {
             Need::Open => "nothing (open)".to_string(),
             Need::Action(a) => format!("`{}`", a.name()),
             Need::Data => "a valid token; data rights per type (or the admin schema's actions)".to_string(),
+            Need::Identity => "a valid token or session".to_string(),
         };
         out.push_str(&format!("| {} | `{}` | {needs} |", r.method, r.path));
         for role in &roles {
@@ -335,6 +390,7 @@ pub fn markdown() -> String {
                 Need::Open => "yes",
                 Need::Action(a) if role.actions.contains(&a) => "yes",
                 Need::Action(_) => "403",
+                Need::Identity => "yes",
                 Need::Data => match role.name.as_str() {
                     "admin" => "read, write",
                     "supervisor" => "read",

@@ -4,6 +4,7 @@
 //! (`access::ROUTES`).
 
 pub mod access;
+mod accounts;
 mod admin;
 mod config;
 mod data;
@@ -124,6 +125,7 @@ pub fn serve(
             .configure(output_repair::configure)
             .configure(config::configure)
             .configure(security::configure)
+            .configure(accounts::configure)
             .configure(ui::configure)
             .configure(Inputs::routes)
             .default_service(web::to(not_found))

@@ -66,7 +66,7 @@ fn may_manage(s: &Security, name: &str, who: &crate::security::Principal) -> Res
     }
 }
 
-fn failed(e: SecurityError) -> HttpResponse {
+pub(super) fn failed(e: SecurityError) -> HttpResponse {
     if e.status() == StatusCode::INTERNAL_SERVER_ERROR {
         tracing::error!(error = %e, "a security operation failed");
     }
@@ -74,7 +74,7 @@ fn failed(e: SecurityError) -> HttpResponse {
 }
 
 /// Run a security-store call (it writes storage and syncs) on the blocking pool.
-async fn run<T: Send + 'static>(
+pub(super) async fn run<T: Send + 'static>(
     security: &web::Data<Arc<Security>>,
     f: impl FnOnce(&Security) -> Result<T, SecurityError> + Send + 'static,
 ) -> Result<T, HttpResponse> {
@@ -87,16 +87,21 @@ async fn run<T: Send + 'static>(
 }
 
 /// The body as `T`, or the reason it is not one (for a 400).
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, String> {
+pub(super) fn parse<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, String> {
     serde_json::from_slice(body).map_err(|e| format!("{what}: {e}"))
 }
 
 async fn whoami(req: HttpRequest) -> HttpResponse {
+    use actix_web::HttpMessage;
+    let session = req.extensions().get::<super::access::SessionCookie>().cloned();
     match principal(&req) {
         Some(who) => HttpResponse::Ok().json(json!({
             "subject": who.subject,
             "role": who.role,
             "actions": who.actions.iter().map(|a| a.name()).collect::<Vec<_>>(),
+            "session": session.as_ref().is_some(),
+            "csrf_token": session.as_ref().map(|s| s.csrf.clone()),
+            "one_time_password": session.as_ref().is_some_and(|s| s.one_time_password),
         })),
         None => error(StatusCode::UNAUTHORIZED, "not signed in"),
     }
@@ -196,9 +201,9 @@ async fn edit_token(
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct Reason {
+pub(super) struct Reason {
     #[serde(default)]
-    reason: Option<String>,
+    pub(super) reason: Option<String>,
 }
 
 async fn set_state(

@@ -1,11 +1,13 @@
-//! Access control: identities (application tokens; users and LDAP come next), roles with their
-//! actions and data rights, and the admin token of first start. Everything lives in storage
-//! (keyspace `Tokens`), so that instances sharing a store share it too.
+//! Access control: identities (application tokens, users with passwords and sessions; LDAP
+//! comes next), roles with their actions and data rights, and the admin token of first start.
+//! Everything lives in storage (keyspace `Tokens`), so that instances sharing a store share it.
 
+pub mod accounts;
 pub mod audit;
 pub mod bootstrap;
 pub mod roles;
 pub mod store;
+pub mod users;
 
 pub use bootstrap::{ensure_admin_token, TOKEN_FILE};
 pub use roles::{Action, DataAction, DataRights, Rights, Role};

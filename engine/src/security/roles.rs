@@ -48,6 +48,10 @@ pub enum Action {
     RolesRead,
     /// Create, edit and delete custom roles and data actions.
     RolesAdmin,
+    /// Read users.
+    UsersRead,
+    /// Create, edit, block, delete users and reset their passwords.
+    UsersAdmin,
     /// Read `/metrics`.
     MetricsRead,
     /// Read the audit log and its settings.
@@ -58,7 +62,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, in order.
-    pub const ALL: [Action; 21] = [
+    pub const ALL: [Action; 23] = [
         Action::InputPost,
         Action::RepairRead,
         Action::RepairOperate,
@@ -77,6 +81,8 @@ impl Action {
         Action::TokensAdmin,
         Action::RolesRead,
         Action::RolesAdmin,
+        Action::UsersRead,
+        Action::UsersAdmin,
         Action::MetricsRead,
         Action::AuditLogRead,
         Action::AuditLogAdmin,
@@ -103,6 +109,8 @@ impl Action {
             Action::TokensAdmin => "tokens_admin",
             Action::RolesRead => "roles_read",
             Action::RolesAdmin => "roles_admin",
+            Action::UsersRead => "users_read",
+            Action::UsersAdmin => "users_admin",
             Action::MetricsRead => "metrics_read",
             Action::AuditLogRead => "audit_log_read",
             Action::AuditLogAdmin => "audit_log_admin",
@@ -130,6 +138,8 @@ impl Action {
             Action::TokensAdmin => "create, edit, block, delete, import application tokens",
             Action::RolesRead => "list and read roles and data actions",
             Action::RolesAdmin => "create, edit and delete custom roles and data actions",
+            Action::UsersRead => "list and read users",
+            Action::UsersAdmin => "create, edit, block, delete users and reset their passwords",
             Action::MetricsRead => "read /metrics",
             Action::AuditLogRead => "read the audit log and its settings",
             Action::AuditLogAdmin => "clear the audit log, change its settings",
@@ -149,6 +159,7 @@ impl Action {
                 | Action::AdminGraphqlRead
                 | Action::TokensRead
                 | Action::RolesRead
+                | Action::UsersRead
                 | Action::MetricsRead
                 | Action::AuditLogRead
         )

@@ -7,6 +7,7 @@
 //! slow password hash protects guessable secrets; these are not guessable).
 
 use super::roles::{built_in, Action, DataAction, DataRights, Role, BUILT_IN};
+use super::users::{User, USER_PREFIX};
 use super::SecurityError;
 use crate::storage::{Db, Keyspace, ReadView};
 use arc_swap::ArcSwap;
@@ -102,6 +103,16 @@ pub enum Refusal {
     Expired,
     /// The token is blocked.
     Blocked,
+    /// The session cookie names no open session.
+    InvalidSession,
+    /// The session has ended.
+    SessionExpired,
+    /// The session's user is blocked.
+    UserBlocked,
+    /// The session's user's account has expired.
+    UserExpired,
+    /// A change made with a session cookie lacks the session's anti-CSRF token (403).
+    Csrf,
 }
 
 impl Refusal {
@@ -112,26 +123,69 @@ impl Refusal {
             Refusal::Invalid => "invalid_token",
             Refusal::Expired => "token_expired",
             Refusal::Blocked => "token_blocked",
+            Refusal::InvalidSession => "invalid_session",
+            Refusal::SessionExpired => "session_expired",
+            Refusal::UserBlocked => "user_blocked",
+            Refusal::UserExpired => "user_expired",
+            Refusal::Csrf => "csrf",
+        }
+    }
+
+    /// The HTTP status that reports it.
+    pub fn status(self) -> u16 {
+        if self == Refusal::Csrf {
+            403
+        } else {
+            401
+        }
+    }
+
+    /// What clients read.
+    pub fn message(self) -> &'static str {
+        match self {
+            Refusal::Missing => "missing credentials (Authorization: Bearer <token>, or sign in)",
+            Refusal::Invalid => "invalid bearer token",
+            Refusal::Expired => "the token has expired",
+            Refusal::Blocked => "the token is blocked",
+            Refusal::InvalidSession => "the session is not open: sign in again",
+            Refusal::SessionExpired => "the session has expired: sign in again",
+            Refusal::UserBlocked => "the user is blocked",
+            Refusal::UserExpired => "the user's account has expired",
+            Refusal::Csrf => "a change made with a session cookie needs the session's X-CSRF-Token header",
         }
     }
 }
 
 /// Everything needed to check a request, as of the last change.
 #[derive(Default)]
-struct Snapshot {
+pub(super) struct Snapshot {
     by_hash: HashMap<[u8; 32], Token>,
     /// Token name -> the key of `by_hash` (a Kafka input checks its token per message).
     by_name: HashMap<String, [u8; 32]>,
     roles: BTreeMap<String, Role>,
     data_actions: BTreeMap<String, DataAction>,
+    /// Users by login.
+    pub(super) users: BTreeMap<String, User>,
     /// Resolved actions and data rights by role name.
     resolved: HashMap<String, (Arc<BTreeSet<Action>>, Arc<DataRights>)>,
 }
 
-/// The security store: tokens, roles and data actions.
+impl Snapshot {
+    /// The principal acting as `subject` with role `role` (a deleted role: no rights at all).
+    pub(super) fn principal(&self, subject: &str, role: &str) -> Principal {
+        let (actions, data) = self
+            .resolved
+            .get(role)
+            .cloned()
+            .unwrap_or_else(|| (Arc::default(), Arc::new(DataRights::PerType(BTreeMap::new()))));
+        Principal { subject: subject.to_string(), role: role.to_string(), actions, data }
+    }
+}
+
+/// The security store: tokens, users, sessions, roles and data actions.
 pub struct Security {
-    db: Db,
-    snapshot: ArcSwap<Snapshot>,
+    pub(super) db: Db,
+    pub(super) snapshot: ArcSwap<Snapshot>,
     /// Held from reading storage to publishing the snapshot, so that a snapshot read before a
     /// change can never replace one read after it.
     reloading: std::sync::Mutex<()>,
@@ -174,7 +228,10 @@ pub fn check_name(what: &str, name: &str) -> Result<(), SecurityError> {
     Ok(())
 }
 
-fn load_all<T: serde::de::DeserializeOwned>(view: &dyn ReadView, prefix: &[u8]) -> Result<Vec<T>, SecurityError> {
+pub(super) fn load_all<T: serde::de::DeserializeOwned>(
+    view: &dyn ReadView,
+    prefix: &[u8],
+) -> Result<Vec<T>, SecurityError> {
     let mut out = Vec::new();
     for item in view.scan_prefix(Keyspace::Tokens, prefix) {
         let (key, value) = item?;
@@ -201,11 +258,13 @@ impl Security {
         let tokens: Vec<Token> = load_all(&self.db, b"token/")?;
         let roles: Vec<Role> = load_all(&self.db, b"role/")?;
         let data: Vec<DataAction> = load_all(&self.db, b"data/")?;
+        let users: Vec<User> = load_all(&self.db, USER_PREFIX)?;
         let mut snapshot = Snapshot {
             by_hash: HashMap::new(),
             by_name: HashMap::new(),
             roles: roles.into_iter().map(|r| (r.name.clone(), r)).collect(),
             data_actions: data.into_iter().map(|d| (d.name.clone(), d)).collect(),
+            users: users.into_iter().map(|u| (u.login.clone(), u)).collect(),
             resolved: HashMap::new(),
         };
         for token in tokens {
@@ -255,21 +314,8 @@ impl Security {
         if token.expires_at.is_some_and(|t| t <= now) {
             return Err((Refusal::Expired, Some(token.name.clone())));
         }
-        let Some((actions, data)) = snapshot.resolved.get(&token.role) else {
-            // Its role was deleted: it may do nothing (but it is who it says it is).
-            return Ok(Principal {
-                subject: token.name.clone(),
-                role: token.role.clone(),
-                actions: Arc::default(),
-                data: Arc::new(DataRights::PerType(BTreeMap::new())),
-            });
-        };
-        Ok(Principal {
-            subject: token.name.clone(),
-            role: token.role.clone(),
-            actions: actions.clone(),
-            data: data.clone(),
-        })
+        // A deleted role: it may do nothing (but it is who it says it is).
+        Ok(snapshot.principal(&token.name, &token.role))
     }
 
     /// Refuse unless role `role` allows no more than `caller` may do (actions and data rights):
@@ -300,7 +346,7 @@ impl Security {
         )))
     }
 
-    fn role_exists(&self, name: &str) -> bool {
+    pub(super) fn role_exists(&self, name: &str) -> bool {
         built_in(name).is_some() || self.snapshot.load().roles.contains_key(name)
     }
 
@@ -528,6 +574,9 @@ impl Security {
         if let Some(token) = self.tokens().into_iter().find(|t| t.role == name) {
             return Err(SecurityError::Conflict(format!("role \"{name}\" is used by token \"{}\"", token.name)));
         }
+        if let Some(user) = self.snapshot.load().users.values().find(|u| u.role == name) {
+            return Err(SecurityError::Conflict(format!("role \"{name}\" is used by user \"{}\"", user.login)));
+        }
         self.delete_record(&role_key(name), "custom role", name)
     }
 
@@ -598,7 +647,7 @@ impl Security {
     }
 
     /// After a change: durable, then visible.
-    fn changed(&self) -> Result<(), SecurityError> {
+    pub(super) fn changed(&self) -> Result<(), SecurityError> {
         self.db.sync()?;
         self.reload()
     }
@@ -667,7 +716,7 @@ fn keeps_an_admin(view: &dyn ReadView, name: &str, after: Option<&Token>) -> Res
     )))
 }
 
-fn expiry(now: DateTime<Utc>, expires_in: Option<u64>) -> Result<Option<DateTime<Utc>>, SecurityError> {
+pub(super) fn expiry(now: DateTime<Utc>, expires_in: Option<u64>) -> Result<Option<DateTime<Utc>>, SecurityError> {
     match expires_in.filter(|s| *s > 0) {
         None => Ok(None),
         Some(seconds) => {
@@ -682,6 +731,6 @@ fn expiry(now: DateTime<Utc>, expires_in: Option<u64>) -> Result<Option<DateTime
     }
 }
 
-fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, SecurityError> {
+pub(super) fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, SecurityError> {
     serde_json::to_vec(value).map_err(|e| SecurityError::Corrupt(e.to_string()))
 }

@@ -6,7 +6,9 @@
 //! `openloop --addr HOST:PORT --path /http --rate R --seconds S [--connections C] [--token T]
 //!  [--content-type CT] [--body TEMPLATE] [--first-id N]`; `ID` in the body template is replaced
 //! by a number unique in the run. Prints one JSON line: sent, ok, errors, p50_ms, p99_ms,
-//! achieved_per_s.
+//! max_ms, achieved_per_s, started_unix_ms and started_monotonic_ms (the schedule's
+//! start; the latter for `perf record -k mono`) and slow_windows: the (up to 10) 100 ms windows of the schedule whose
+//! worst latency passed 10 ms, worst first — when a stall happened.
 
 use anyhow::{bail, Context};
 use std::time::{Duration, Instant};
@@ -93,7 +95,7 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> anyhow::Res
 }
 
 /// Connection `i` of `c`: sends requests i, i+c, i+2c, ... each at its slot; latencies in µs.
-async fn connection(args: std::rc::Rc<Args>, i: usize, start: Instant) -> (Vec<u64>, u64) {
+async fn connection(args: std::rc::Rc<Args>, i: usize, start: Instant) -> (Vec<(u64, u64)>, u64) {
     let mut latencies = Vec::new();
     let mut errors = 0u64;
     let Ok(mut stream) = TcpStream::connect(&args.addr).await else { return (latencies, 1) };
@@ -125,7 +127,9 @@ async fn connection(args: std::rc::Rc<Args>, i: usize, start: Instant) -> (Vec<u
         );
         let sent = stream.write_all(request.as_bytes()).await;
         match (sent, read_response(&mut stream, &mut buf).await) {
-            (Ok(()), Ok(200)) => latencies.push(due.elapsed().as_micros() as u64),
+            (Ok(()), Ok(200)) => {
+                latencies.push((due.duration_since(start).as_millis() as u64, due.elapsed().as_micros() as u64))
+            }
             (Ok(()), Ok(_)) => errors += 1,
             _ => {
                 errors += 1;
@@ -148,11 +152,26 @@ fn percentile_ms(sorted: &[u64], p: f64) -> f64 {
     sorted[idx] as f64 / 1000.0
 }
 
+/// CLOCK_MONOTONIC in ms: the clock `perf record -k mono` stamps its samples with, so that a slow
+/// window can be found in a profile of the server.
+fn monotonic_ms() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec for clock_gettime to fill.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
 fn main() -> anyhow::Result<()> {
     let args = std::rc::Rc::new(parse_args()?);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let local = tokio::task::LocalSet::new();
-    let (mut latencies, errors, elapsed) = local.block_on(&runtime, async {
+    let started_unix_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64 + 50);
+    let started_monotonic_ms = monotonic_ms() + 50;
+    let (latencies, errors, elapsed) = local.block_on(&runtime, async {
         let start = Instant::now() + Duration::from_millis(50);
         let tasks: Vec<_> =
             (0..args.connections).map(|i| tokio::task::spawn_local(connection(args.clone(), i, start))).collect();
@@ -166,14 +185,28 @@ fn main() -> anyhow::Result<()> {
         }
         (all, errors, start.elapsed())
     });
+    // The slowest 100 ms windows of the schedule (by their worst latency): when a stall happened.
+    let mut windows: std::collections::BTreeMap<u64, u64> = std::collections::BTreeMap::new();
+    for &(at_ms, us) in &latencies {
+        let worst = windows.entry(at_ms / 100 * 100).or_default();
+        *worst = (*worst).max(us);
+    }
+    let mut slow: Vec<(u64, u64)> = windows.into_iter().filter(|&(_, us)| us > 10_000).collect();
+    slow.sort_unstable_by_key(|&(_, us)| std::cmp::Reverse(us));
+    slow.truncate(10);
+    let slow: Vec<String> =
+        slow.iter().map(|(at, us)| format!("{{\"at_ms\": {at}, \"max_ms\": {:.1}}}", *us as f64 / 1000.0)).collect();
+    let mut latencies: Vec<u64> = latencies.into_iter().map(|(_, us)| us).collect();
     latencies.sort_unstable();
     let ok = latencies.len() as u64;
     println!(
-        "{{\"sent\": {}, \"ok\": {ok}, \"errors\": {errors}, \"p50_ms\": {:.3}, \"p99_ms\": {:.3}, \"achieved_per_s\": {:.1}}}",
+        "{{\"sent\": {}, \"ok\": {ok}, \"errors\": {errors}, \"p50_ms\": {:.3}, \"p99_ms\": {:.3}, \"max_ms\": {:.3}, \"achieved_per_s\": {:.1}, \"started_unix_ms\": {started_unix_ms}, \"started_monotonic_ms\": {started_monotonic_ms}, \"slow_windows\": [{}]}}",
         ok + errors,
         percentile_ms(&latencies, 50.0),
         percentile_ms(&latencies, 99.0),
-        ok as f64 / elapsed.as_secs_f64().max(1e-9)
+        latencies.last().map_or(f64::NAN, |&us| us as f64 / 1000.0),
+        ok as f64 / elapsed.as_secs_f64().max(1e-9),
+        slow.join(", ")
     );
     Ok(())
 }

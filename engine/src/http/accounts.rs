@@ -1,0 +1,316 @@
+//! REST for users and sign-in: `/admin/api/login`, `/admin/api/logout`, `/admin/api/password`,
+//! `/admin/api/password-policy` and `/admin/api/users`. Which role may call which is in
+//! `access::ROUTES`.
+
+use super::access::{audit_event, principal, source_of, SessionCookie};
+use super::security::{parse, run, Reason};
+use super::{error, AppState};
+use crate::security::accounts::{AccountSettings, SESSION_COOKIE};
+use crate::security::audit::{AuditLog, Severity};
+use crate::security::users::{NewUser, SignInError, UserPatch};
+use crate::security::{Security, TokenState};
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+/// The largest sign-in or password-change body: a password is at most 1024 characters.
+const SIGN_IN_BODY_LIMIT: usize = 16 * 1024;
+
+/// The routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let small = || web::PayloadConfig::new(SIGN_IN_BODY_LIMIT);
+    cfg.service(web::resource("/admin/api/login").app_data(small()).route(web::post().to(sign_in)))
+        .route("/admin/api/logout", web::post().to(sign_out))
+        .service(web::resource("/admin/api/password").app_data(small()).route(web::put().to(change_password)))
+        .route("/admin/api/password-policy", web::get().to(password_policy))
+        .service(
+            web::scope("/admin/api/users")
+                .route("", web::get().to(list_users))
+                .route("", web::post().to(create_user))
+                .route("/{login}", web::get().to(get_user))
+                .route("/{login}", web::patch().to(edit_user))
+                .route("/{login}", web::delete().to(delete_user))
+                .route("/{login}/block", web::post().to(block_user))
+                .route("/{login}/unblock", web::post().to(unblock_user))
+                .route("/{login}/reset-password", web::post().to(reset_password)),
+        );
+}
+
+fn settings(state: &AppState) -> AccountSettings {
+    state.engine.runtime().config.account_manager.clone()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Credentials {
+    login: String,
+    password: String,
+}
+
+/// The session cookie: `HttpOnly`, `SameSite=Strict`, `Secure` when the request came over TLS
+/// (as the client reached us: a TLS-terminating proxy's `X-Forwarded-Proto` counts).
+fn session_cookie(req: &HttpRequest, value: String, max_age: i64) -> Cookie<'static> {
+    let mut cookie = Cookie::build(SESSION_COOKIE, value)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .max_age(actix_web::cookie::time::Duration::seconds(max_age))
+        .finish();
+    if req.connection_info().scheme() == "https" {
+        cookie.set_secure(true);
+    }
+    cookie
+}
+
+async fn sign_in(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+    security: web::Data<Arc<Security>>,
+    audit: web::Data<Arc<AuditLog>>,
+) -> HttpResponse {
+    let credentials: Credentials = match parse(&body, "sign in with {login, password}") {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let settings = settings(&state);
+    let login = credentials.login.clone();
+    let security_ = security.get_ref().clone();
+    let outcome =
+        web::block(move || security_.sign_in(&credentials.login, &credentials.password, &settings, chrono::Utc::now()))
+            .await;
+    let source = source_of(&req);
+    // What the audit log shows of a login that may be anything the client sent.
+    let subject: String = login.chars().take(crate::security::store::NAME_MAX).collect();
+    let record = |severity, outcome: &str, message: String| {
+        audit.record(audit_event(
+            severity,
+            &subject,
+            source.clone(),
+            "sign_in",
+            "POST /admin/api/login".into(),
+            outcome.into(),
+            message,
+        ))
+    };
+    match outcome {
+        Ok(Ok(signed)) => {
+            record(Severity::Info, "ok 200", format!("role {}", signed.user.role));
+            let max_age = (signed.session.expires_at - chrono::Utc::now()).num_seconds().max(0);
+            HttpResponse::Ok().cookie(session_cookie(&req, signed.secret, max_age)).json(json!({
+                "login": signed.user.login,
+                "role": signed.user.role,
+                "csrf_token": signed.session.csrf,
+                "expires_at": signed.session.expires_at.to_rfc3339(),
+                "one_time_password": signed.user.one_time_password,
+            }))
+        }
+        Ok(Err(SignInError::Internal(e))) => super::security::failed(e),
+        Ok(Err(refused)) => {
+            match &refused {
+                SignInError::LockedOut(n) => {
+                    record(Severity::Alarm, "locked out", format!("blocked after {n} failed sign-in attempts"))
+                }
+                other => record(Severity::Warning, "refused 401", other.code().to_string()),
+            }
+            HttpResponse::Unauthorized().json(json!({"error": refused.to_string(), "reason": refused.code()}))
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn sign_out(req: HttpRequest, security: web::Data<Arc<Security>>) -> HttpResponse {
+    let cleared = session_cookie(&req, String::new(), 0);
+    let Some(SessionCookie { secret, .. }) = req.extensions().get::<SessionCookie>().cloned() else {
+        // A token has no session to end.
+        return HttpResponse::Ok().cookie(cleared).json(json!({"signed_out": false}));
+    };
+    match run(&security, move |s| s.sign_out(&secret)).await {
+        Ok(()) => HttpResponse::Ok().cookie(cleared).json(json!({"signed_out": true})),
+        Err(e) => e,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    old_password: String,
+    new_password: String,
+}
+
+async fn change_password(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+    security: web::Data<Arc<Security>>,
+) -> HttpResponse {
+    let change: PasswordChange = match parse(&body, "a password change is {old_password, new_password}") {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let Some(who) = principal(&req) else {
+        return error(StatusCode::UNAUTHORIZED, "not signed in");
+    };
+    let session = req.extensions().get::<SessionCookie>().cloned();
+    if session.is_none() {
+        return error(StatusCode::BAD_REQUEST, format!("{} is a token: tokens have no password", who.subject));
+    }
+    let settings = settings(&state);
+    let login = who.subject.clone();
+    let keep = session.map(|s| s.secret);
+    let changed = move |s: &Security| {
+        s.change_password(&login, &change.old_password, &change.new_password, &settings, keep.as_deref())
+    };
+    match run(&security, changed).await {
+        Ok(user) => HttpResponse::Ok().json(user.public(chrono::Utc::now())),
+        Err(e) => e,
+    }
+}
+
+async fn password_policy(state: web::Data<AppState>) -> HttpResponse {
+    let settings = settings(&state);
+    HttpResponse::Ok().json(json!({
+        "password_policy": settings.password_policy,
+        "only_one_time_passwords": settings.only_one_time_passwords,
+        "password_change_timeout_seconds": settings.password_change_timeout_seconds,
+        "block_after_n_failed_attempts": settings.block_after_n_failed_attempts,
+        "ban_inactive_more_seconds": settings.inactive_limit(),
+        "session_lifetime_seconds": settings.session_lifetime_seconds,
+    }))
+}
+
+async fn list_users(security: web::Data<Arc<Security>>) -> HttpResponse {
+    let now = chrono::Utc::now();
+    HttpResponse::Ok().json(security.users().iter().map(|u| u.public(now)).collect::<Vec<_>>())
+}
+
+async fn get_user(path: web::Path<String>, security: web::Data<Arc<Security>>) -> HttpResponse {
+    match security.user(&path) {
+        Some(user) => HttpResponse::Ok().json(user.public(chrono::Utc::now())),
+        None => error(StatusCode::NOT_FOUND, format!("no user with login \"{path}\"")),
+    }
+}
+
+async fn create_user(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+    security: web::Data<Arc<Security>>,
+) -> HttpResponse {
+    let new: NewUser =
+        match parse(&body, "a user needs {login, role} and may have username, email, expires_in, password") {
+            Ok(n) => n,
+            Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        };
+    let Some(who) = principal(&req) else {
+        return error(StatusCode::UNAUTHORIZED, "not signed in");
+    };
+    let settings = settings(&state);
+    match run(&security, move |s| s.create_user(new, &settings, &who)).await {
+        Ok((user, generated)) => {
+            let mut answer = user.public(chrono::Utc::now());
+            if let Some(password) = generated {
+                answer["password"] = password.into();
+            }
+            HttpResponse::Created().json(answer)
+        }
+        Err(e) => e,
+    }
+}
+
+async fn edit_user(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    security: web::Data<Arc<Security>>,
+) -> HttpResponse {
+    let patch: UserPatch = match parse(&body, "a user edit is {username, email, role, expires_in}") {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let Some(who) = principal(&req) else {
+        return error(StatusCode::UNAUTHORIZED, "not signed in");
+    };
+    let login = path.into_inner();
+    match run(&security, move |s| s.edit_user(&login, patch, &who)).await {
+        Ok(user) => HttpResponse::Ok().json(user.public(chrono::Utc::now())),
+        Err(e) => e,
+    }
+}
+
+async fn delete_user(req: HttpRequest, path: web::Path<String>, security: web::Data<Arc<Security>>) -> HttpResponse {
+    let Some(who) = principal(&req) else {
+        return error(StatusCode::UNAUTHORIZED, "not signed in");
+    };
+    let login = path.into_inner();
+    match run(&security, move |s| s.delete_user(&login, &who)).await {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(e) => e,
+    }
+}
+
+async fn set_user_state(
+    req: HttpRequest,
+    login: String,
+    body: web::Bytes,
+    security: web::Data<Arc<Security>>,
+    state: TokenState,
+) -> HttpResponse {
+    let reason: Reason = if body.is_empty() {
+        Reason::default()
+    } else {
+        match parse(&body, "a block or unblock takes {reason}") {
+            Ok(r) => r,
+            Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        }
+    };
+    let Some(who) = principal(&req) else {
+        return error(StatusCode::UNAUTHORIZED, "not signed in");
+    };
+    match run(&security, move |s| s.set_user_state(&login, state, reason.reason, &who)).await {
+        Ok(user) => HttpResponse::Ok().json(user.public(chrono::Utc::now())),
+        Err(e) => e,
+    }
+}
+
+async fn block_user(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    security: web::Data<Arc<Security>>,
+) -> HttpResponse {
+    set_user_state(req, path.into_inner(), body, security, TokenState::Blocked).await
+}
+
+async fn unblock_user(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    security: web::Data<Arc<Security>>,
+) -> HttpResponse {
+    set_user_state(req, path.into_inner(), body, security, TokenState::Active).await
+}
+
+async fn reset_password(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    security: web::Data<Arc<Security>>,
+) -> HttpResponse {
+    let Some(who) = principal(&req) else {
+        return error(StatusCode::UNAUTHORIZED, "not signed in");
+    };
+    let settings = settings(&state);
+    let login = path.into_inner();
+    match run(&security, move |s| s.reset_password(&login, &settings, &who)).await {
+        Ok((user, password)) => {
+            let mut answer = user.public(chrono::Utc::now());
+            answer["password"] = password.into();
+            HttpResponse::Ok().json(answer)
+        }
+        Err(e) => e,
+    }
+}

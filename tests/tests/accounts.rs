@@ -1,0 +1,365 @@
+//! Users and sign-in against `samples/quickstart` with an `account_manager` section: password
+//! sign-in with a session cookie (its flags, the anti-CSRF header, sign-out, expiry), a blocked,
+//! re-roled or deleted user's session ending at once, the password policy, one-time passwords
+//! and their change, `password_change_timeout_seconds`, lock-out after failed attempts and
+//! unblocking, and bad input: huge passwords, unicode and injection logins, and 10,000 failed
+//! sign-ins in a loop with memory flat.
+
+use ferrogrid_tests::{sample, Client, Resp, Server};
+use serde_json::{json, Value};
+
+/// The quickstart sample with `account` appended to its configuration.
+fn start(account: &str) -> Server {
+    let dir = sample("quickstart");
+    let config = std::fs::read_to_string(dir.join("config.yml")).expect("quickstart config.yml");
+    let model = std::fs::read_to_string(dir.join("model.avsc")).expect("quickstart model.avsc");
+    Server::start_with_config(&format!("{config}\n{account}\n"), &[("model.avsc", &model)])
+}
+
+/// A signed-in session: its cookie header and anti-CSRF token.
+struct Session {
+    cookie: String,
+    csrf: String,
+    answer: Value,
+}
+
+fn sign_in_raw(server: &Server, login: &str, password: &str) -> Resp {
+    server.unauthorized().send("POST", "/admin/api/login", Some(&json!({"login": login, "password": password})))
+}
+
+fn sign_in(server: &Server, login: &str, password: &str) -> Session {
+    let r = sign_in_raw(server, login, password);
+    r.assert_status(200, &format!("sign in as {login}"));
+    let set_cookie = r.header("set-cookie").expect("a sign-in sets the session cookie").to_string();
+    let cookie = set_cookie.split(';').next().expect("name=value").trim().to_string();
+    let answer = r.json();
+    let csrf = answer["csrf_token"].as_str().expect("the answer has the anti-CSRF token").to_string();
+    Session { cookie, csrf, answer }
+}
+
+impl Session {
+    /// A request with the cookie (and the anti-CSRF header unless `csrf` is false).
+    fn send(&self, server: &Server, method: &str, path: &str, body: Option<&Value>, csrf: bool) -> Resp {
+        let mut headers = vec![("Cookie", self.cookie.as_str())];
+        if csrf {
+            headers.push(("X-CSRF-Token", self.csrf.as_str()));
+        }
+        server.unauthorized().send_with_headers(method, path, body, &headers)
+    }
+
+    fn get(&self, server: &Server, path: &str) -> Resp {
+        self.send(server, "GET", path, None, false)
+    }
+}
+
+fn create_user(admin: &Client, body: Value) -> Value {
+    let r = admin.send("POST", "/admin/api/users", Some(&body));
+    r.assert_status(201, &format!("create user {body}"));
+    r.json()
+}
+
+fn reason(r: &Resp) -> String {
+    r.json()["reason"].as_str().unwrap_or_default().to_string()
+}
+
+fn audit(admin: &Client, query: &str) -> Vec<Value> {
+    let r = admin.get(&format!("/admin/api/audit?{query}"));
+    r.assert_status(200, "read the audit log");
+    r.json().as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn password_sign_in_opens_a_session_with_safe_cookie_flags_and_csrf() {
+    let server = start("account_manager:\n  session_lifetime_seconds: 4\n");
+    let admin = server.client();
+    // The policy is checked, and names what is missing.
+    let weak = admin.send(
+        "POST",
+        "/admin/api/users",
+        Some(&json!({"login": "alice", "role": "supervisor", "password": "short"})),
+    );
+    weak.assert_status(400, "a weak password");
+    assert!(weak.error_text().contains("at least 8 characters"), "{}", weak.body);
+    let created = create_user(
+        &admin,
+        json!({"login": "alice", "email": "alice@example.com", "role": "supervisor", "password": "Correct1Horse"}),
+    );
+    assert!(!created.to_string().contains("Correct1Horse") && created.get("password_hash").is_none(), "{created}");
+    assert_eq!(created["one_time_password"], false);
+    assert!(!admin.get("/admin/api/users").body.contains("argon2"), "no hashes in lists");
+
+    // Wrong password and unknown login answer alike.
+    let wrong = sign_in_raw(&server, "alice", "Wrong1Horse");
+    let unknown = sign_in_raw(&server, "nobody", "Correct1Horse");
+    wrong.assert_status(401, "wrong password");
+    unknown.assert_status(401, "unknown login");
+    assert_eq!(wrong.body, unknown.body);
+    assert_eq!(reason(&wrong), "invalid_credentials");
+    assert!(wrong.header("set-cookie").is_none());
+
+    // The cookie: HttpOnly, SameSite=Strict, whole site; Secure when the client came over TLS.
+    let r = sign_in_raw(&server, "alice", "Correct1Horse");
+    r.assert_status(200, "sign in");
+    let flags = r.header("set-cookie").unwrap().to_string();
+    for flag in ["ferrogrid_session=", "HttpOnly", "SameSite=Strict", "Path=/", "Max-Age="] {
+        assert!(flags.contains(flag), "{flag} missing: {flags}");
+    }
+    assert!(!flags.contains("Secure"), "plain HTTP: {flags}");
+    let over_tls = server.unauthorized().send_with_headers(
+        "POST",
+        "/admin/api/login",
+        Some(&json!({"login": "alice", "password": "Correct1Horse"})),
+        &[("X-Forwarded-Proto", "https")],
+    );
+    over_tls.assert_status(200, "sign in behind a TLS proxy");
+    assert!(over_tls.header("set-cookie").unwrap().contains("Secure"), "{:?}", over_tls.header("set-cookie"));
+
+    let alice = sign_in(&server, "alice", "Correct1Horse");
+    assert_eq!(alice.answer["role"], "supervisor");
+    let me = alice.get(&server, "/admin/api/whoami");
+    me.assert_status(200, "whoami with the cookie");
+    assert_eq!(me.json()["subject"], "alice");
+    assert_eq!(me.json()["csrf_token"], alice.csrf.as_str());
+    // The role's rights apply: a supervisor reads and operates the repair queue, not tokens.
+    alice.get(&server, "/admin/api/repair").assert_status(200, "supervisor reads the repair queue");
+    alice
+        .send(&server, "POST", "/admin/api/tokens", Some(&json!({"name": "x", "role": "user"})), true)
+        .assert_status(403, "supervisor may not create tokens");
+    // A change without the anti-CSRF header is refused; with a wrong one too; with it, done.
+    let no_csrf = alice.send(&server, "POST", "/admin/api/repair/retry-all", None, false);
+    no_csrf.assert_status(403, "no anti-CSRF header");
+    assert_eq!(reason(&no_csrf), "csrf");
+    let forged = server.unauthorized().send_with_headers(
+        "POST",
+        "/admin/api/repair/retry-all",
+        None,
+        &[("Cookie", &alice.cookie), ("X-CSRF-Token", "fg_forged")],
+    );
+    forged.assert_status(403, "a wrong anti-CSRF token");
+    alice.send(&server, "POST", "/admin/api/repair/retry-all", None, true).assert_status(200, "with the header");
+    // A bearer token needs no anti-CSRF header (it is not sent by browsers on their own).
+    admin.send("POST", "/admin/api/repair/retry-all", None).assert_status(200, "a token");
+
+    // The admin changes alice's role: her session acts with the new one at once.
+    admin.send("PATCH", "/admin/api/users/alice", Some(&json!({"role": "user"}))).assert_status(200, "re-role alice");
+    alice.get(&server, "/admin/api/repair").assert_status(403, "now a user");
+    admin
+        .send("PATCH", "/admin/api/users/alice", Some(&json!({"role": "supervisor"})))
+        .assert_status(200, "back to supervisor");
+    // Blocked: her session is refused at once; unblocked: it works again.
+    admin
+        .send("POST", "/admin/api/users/alice/block", Some(&json!({"reason": "on leave"})))
+        .assert_status(200, "block alice");
+    let blocked = alice.get(&server, "/admin/api/repair");
+    blocked.assert_status(401, "blocked user's session");
+    assert_eq!(reason(&blocked), "user_blocked");
+    assert_eq!(reason(&sign_in_raw(&server, "alice", "Correct1Horse")), "user_blocked");
+    admin.send("POST", "/admin/api/users/alice/unblock", None).assert_status(200, "unblock alice");
+    alice.get(&server, "/admin/api/repair").assert_status(200, "unblocked");
+
+    // Sign-out ends the session and clears the cookie.
+    let out = alice.send(&server, "POST", "/admin/api/logout", None, true);
+    out.assert_status(200, "sign out");
+    assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"), "{:?}", out.header("set-cookie"));
+    let after = alice.get(&server, "/admin/api/whoami");
+    after.assert_status(401, "a signed-out session");
+    assert_eq!(reason(&after), "invalid_session");
+
+    // Sessions expire (session_lifetime_seconds: 4).
+    let short = sign_in(&server, "alice", "Correct1Horse");
+    short.get(&server, "/admin/api/whoami").assert_status(200, "fresh session");
+    std::thread::sleep(std::time::Duration::from_millis(4200));
+    let expired = short.get(&server, "/admin/api/whoami");
+    expired.assert_status(401, "an expired session");
+    assert_eq!(reason(&expired), "session_expired");
+
+    // Deleting the user ends its sessions.
+    let last = sign_in(&server, "alice", "Correct1Horse");
+    admin.send("DELETE", "/admin/api/users/alice", None).assert_status(204, "delete alice");
+    assert_eq!(reason(&last.get(&server, "/admin/api/whoami")), "invalid_session");
+
+    // The audit log has the sign-ins, the refusals and the CSRF refusal, with the subject.
+    let events = audit(&admin, "text=sign_in&first=100");
+    let kinds: Vec<(String, String)> = events
+        .iter()
+        .map(|e| (e["subject"].as_str().unwrap().to_string(), e["outcome"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(kinds.contains(&("alice".into(), "ok 200".into())), "{kinds:?}");
+    assert!(kinds.contains(&("alice".into(), "refused 401".into())), "{kinds:?}");
+    assert!(kinds.contains(&("nobody".into(), "refused 401".into())), "{kinds:?}");
+    let csrf = audit(&admin, "text=csrf&first=10");
+    assert!(csrf.iter().any(|e| e["subject"] == "alice" && e["outcome"] == "refused 403"), "{csrf:?}");
+}
+
+#[test]
+fn one_time_passwords_change_timeouts_and_lock_out() {
+    let server = start(
+        "account_manager:\n  block_after_n_failed_attempts: 3\n  password_change_timeout_seconds: 3600\n  password_policy: {min_length: 10, include: {symbols: true}}\n",
+    );
+    let admin = server.client();
+    let policy = admin.get("/admin/api/password-policy");
+    policy.assert_status(200, "the policy");
+    assert_eq!(policy.json()["password_policy"]["min_length"], 10);
+    assert_eq!(policy.json()["block_after_n_failed_attempts"], 3);
+
+    // No password given: a one-time password is generated, shown once, meets the policy.
+    let bob = create_user(&admin, json!({"login": "bob", "role": "supervisor"}));
+    let one_time = bob["password"].as_str().expect("the generated password").to_string();
+    assert!(one_time.chars().count() >= 16 && one_time.chars().any(|c| c.is_ascii_punctuation()), "{one_time}");
+    assert_eq!(bob["one_time_password"], true);
+    assert!(admin.get("/admin/api/users/bob").json().get("password").is_none(), "shown once");
+
+    // With a one-time password bob may do nothing but change it.
+    let session = sign_in(&server, "bob", &one_time);
+    assert_eq!(session.answer["one_time_password"], true);
+    session.get(&server, "/admin/api/repair").assert_status(403, "one-time password: no rights yet");
+    let weak = session.send(
+        &server,
+        "PUT",
+        "/admin/api/password",
+        Some(&json!({"old_password": one_time, "new_password": "Weak1Password"})),
+        true,
+    );
+    weak.assert_status(400, "the policy applies to a change");
+    assert!(weak.error_text().contains("symbol"), "{}", weak.body);
+    session
+        .send(
+            &server,
+            "PUT",
+            "/admin/api/password",
+            Some(&json!({"old_password": "Wrong!Password1", "new_password": "Better!Password1"})),
+            true,
+        )
+        .assert_status(403, "the old password must match");
+    session
+        .send(
+            &server,
+            "PUT",
+            "/admin/api/password",
+            Some(&json!({"old_password": one_time, "new_password": "Better!Password1"})),
+            true,
+        )
+        .assert_status(200, "change the one-time password");
+    session.get(&server, "/admin/api/repair").assert_status(200, "rights once the password is changed");
+    // password_change_timeout_seconds: not again within the hour.
+    let again = session.send(
+        &server,
+        "PUT",
+        "/admin/api/password",
+        Some(&json!({"old_password": "Better!Password1", "new_password": "Another!Password2"})),
+        true,
+    );
+    again.assert_status(403, "too soon");
+    assert!(again.error_text().contains("password_change_timeout_seconds"), "{}", again.body);
+    // A token has no password to change.
+    admin
+        .send("PUT", "/admin/api/password", Some(&json!({"old_password": "x", "new_password": "Better!Password1"})))
+        .assert_status(400, "a token changes no password");
+
+    // Lock-out: three failures in a row block bob; then even the right password is refused.
+    for attempt in 1..=3 {
+        let r = sign_in_raw(&server, "bob", "Wrong!Password1");
+        r.assert_status(401, &format!("failure {attempt}"));
+        assert_eq!(reason(&r), "invalid_credentials");
+    }
+    let state = admin.get("/admin/api/users/bob").json();
+    assert_eq!(state["state"], "blocked", "{state}");
+    assert!(state["state_reason"].as_str().unwrap().contains("3 failed sign-in attempts"), "{state}");
+    assert_eq!(reason(&sign_in_raw(&server, "bob", "Better!Password1")), "user_blocked");
+    session.get(&server, "/admin/api/repair").assert_status(401, "the blocked user's session");
+    let alarms = audit(&admin, "severity=ALARM&first=10");
+    assert!(alarms.iter().any(|e| e["subject"] == "bob" && e["outcome"] == "locked out"), "{alarms:?}");
+
+    // Unblocked by an admin: the count starts over and bob signs in.
+    admin.send("POST", "/admin/api/users/bob/unblock", None).assert_status(200, "unblock bob");
+    assert_eq!(admin.get("/admin/api/users/bob").json()["failed_login_attempts"], 0);
+    let bob_again = sign_in(&server, "bob", "Better!Password1");
+    // A reset gives a new one-time password and ends bob's sessions.
+    let reset = admin.send("POST", "/admin/api/users/bob/reset-password", None);
+    reset.assert_status(200, "reset bob's password");
+    let new_one = reset.json()["password"].as_str().unwrap().to_string();
+    assert_eq!(reason(&bob_again.get(&server, "/admin/api/whoami")), "invalid_session");
+    assert_eq!(reason(&sign_in_raw(&server, "bob", "Better!Password1")), "invalid_credentials");
+    assert_eq!(sign_in(&server, "bob", &new_one).answer["one_time_password"], true);
+
+    // A user manager cannot grant more than it has: a supervisor session may not create users.
+    let sup = create_user(&admin, json!({"login": "sue", "role": "supervisor", "password": "Sue!Password1"}));
+    assert_eq!(sup["login"], "sue");
+    let sue = sign_in(&server, "sue", "Sue!Password1");
+    sue.send(
+        &server,
+        "POST",
+        "/admin/api/users",
+        Some(&json!({"login": "mallory", "role": "admin", "password": "Mal!Password1"})),
+        true,
+    )
+    .assert_status(403, "a supervisor creates no users");
+    assert_eq!(admin.get("/admin/api/users/mallory").status, 404);
+}
+
+#[test]
+fn bad_sign_in_input_is_refused_and_lock_out_holds_under_a_flood() {
+    let server = start("account_manager:\n  block_after_n_failed_attempts: 5\n");
+    let admin = server.client();
+    // A 1 MiB password is refused before anything reads it as a password.
+    let huge = json!({"login": "x", "password": "A".repeat(1024 * 1024)});
+    server.unauthorized().send("POST", "/admin/api/login", Some(&huge)).assert_status(413, "1 MiB password");
+    // Over the longest password but under the body limit: a plain refusal.
+    assert_eq!(reason(&sign_in_raw(&server, "x", &"Aa1".repeat(1000))), "invalid_credentials");
+    // Malformed bodies name what is wrong.
+    let r = server.unauthorized().send("POST", "/admin/api/login", Some(&json!({"user": "x"})));
+    r.assert_status(400, "wrong fields");
+    assert!(r.error_text().contains("login"), "{}", r.body);
+
+    // Unicode logins work; injection strings are only names.
+    for login in ["Иван Петров", "山田太郎", "*)(uid=*", "admin' OR '1'='1"] {
+        create_user(&admin, json!({"login": login, "role": "supervisor", "password": "Pass1word"}));
+        sign_in(&server, login, "Pass1word");
+    }
+    for login in ["*", "*)(uid=*))(|(uid=*", "admin' --", "\u{0}admin"] {
+        assert_eq!(reason(&sign_in_raw(&server, login, "Pass1word")), "invalid_credentials", "{login:?}");
+    }
+    admin
+        .send("POST", "/admin/api/users", Some(&json!({"login": "bad/login", "role": "user", "password": "Pass1word"})))
+        .assert_status(400, "a '/' in a login");
+    admin
+        .send(
+            "POST",
+            "/admin/api/users",
+            Some(&json!({"login": "x".repeat(129), "role": "user", "password": "Pass1word"})),
+        )
+        .assert_status(400, "a 129-character login");
+
+    // 10,000 failed sign-ins in a loop: the user is locked out after 5, stays locked, and the
+    // server's memory stays flat.
+    create_user(&admin, json!({"login": "target", "role": "admin", "password": "Target1pass"}));
+    let pid = server.pid().expect("the server's pid");
+    let rss = || -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let client = server.unauthorized();
+    let body = json!({"login": "target", "password": "Wrong1pass"});
+    let mut before = 0;
+    let mut reasons = std::collections::BTreeMap::<String, u32>::new();
+    for i in 0..10_000 {
+        if i == 1_000 {
+            before = rss();
+        }
+        let r = client.send("POST", "/admin/api/login", Some(&body));
+        assert_eq!(r.status, 401, "attempt {i}: {}", r.body);
+        *reasons.entry(reason(&r)).or_default() += 1;
+    }
+    let after = rss();
+    assert_eq!(reasons.get("invalid_credentials"), Some(&5), "{reasons:?}");
+    assert_eq!(reasons.get("user_blocked"), Some(&9_995), "{reasons:?}");
+    assert_eq!(reason(&sign_in_raw(&server, "target", "Target1pass")), "user_blocked");
+    assert!(after < before + 20 * 1024, "RSS grew from {before} kB to {after} kB over 9,000 failed sign-ins");
+    let user = admin.get("/admin/api/users/target").json();
+    assert_eq!(user["state"], "blocked");
+    assert_eq!(user["failed_login_attempts"], 5, "attempts after the lock-out are not counted: {user}");
+}
