@@ -1,15 +1,35 @@
-// Ferrogrid operator UI: every action goes through the REST admin API with the bearer token the
+// Ferrogrid operator UI: every action goes through the REST admin API, either with the session
+// cookie of a password sign-in (changes carry its anti-CSRF token) or with the bearer token the
 // operator signed in with (kept in sessionStorage, for this browser session only).
 "use strict";
 
 const TOKEN_KEY = "ferrogrid-token";
 const OPERATOR_KEY = "ferrogrid-operator";
+const CSRF_KEY = "ferrogrid-csrf";
+// The signed-in caller (GET /admin/api/whoami): subject, role, actions.
+let me = null;
+
+// The credentials of a request: the bearer token, or (a session) the anti-CSRF token on changes.
+function authHeaders(method = "GET") {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) return { Authorization: "Bearer " + token };
+  const csrf = sessionStorage.getItem(CSRF_KEY);
+  return csrf && !["GET", "HEAD"].includes(method) ? { "X-CSRF-Token": csrf } : {};
+}
+
+// Whether the signed-in caller's role allows `action` (pages and buttons it may not use are
+// not shown; the API refuses them anyway).
+function may(action) {
+  return !!me && me.actions.includes(action);
+}
 const $ = (sel, root = document) => root.querySelector(sel);
 
+// An element; `needs: "<action>"` hides it from a caller whose role lacks that action.
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
-    if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    if (k === "needs") { if (!may(v)) node.hidden = true; }
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
     else if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v === true ? "" : v);
   }
   for (const c of children.flat()) node.append(c instanceof Node ? c : document.createTextNode(c ?? ""));
@@ -19,14 +39,14 @@ function el(tag, attrs = {}, ...children) {
 class Unauthorized extends Error {}
 
 async function api(method, path, body, extraHeaders = {}) {
-  const headers = { Authorization: "Bearer " + sessionStorage.getItem(TOKEN_KEY), ...extraHeaders };
+  const headers = { ...authHeaders(method), ...extraHeaders };
   const init = { method, headers };
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
     init.body = typeof body === "string" ? body : JSON.stringify(body);
   }
   const response = await fetch(path, init);
-  if (response.status === 401) throw new Unauthorized("the token is not accepted");
+  if (response.status === 401) throw new Unauthorized("the credentials are not accepted");
   const text = await response.text();
   let data = text;
   try { data = JSON.parse(text); } catch (_) { /* not JSON: keep the text */ }
@@ -80,12 +100,14 @@ function metricSum(text, name) {
   return seen ? sum : null;
 }
 
+// The header's figures, from what the caller's role may read (nothing is asked that it may not).
 async function refreshStatus() {
+  const read = (action, method, path, none) => (may(action) ? api(method, path) : Promise.resolve(none));
   try {
     const [text, parked, newest] = await Promise.all([
-      api("GET", "/metrics"),
-      api("GET", "/admin/api/output-repair"),
-      api("GET", "/admin/api/repair?first=1"),
+      read("metrics_read", "GET", "/metrics", ""),
+      read("output_repair_read", "GET", "/admin/api/output-repair", {}),
+      read("repair_read", "GET", "/admin/api/repair?first=1", {}),
     ]);
     const figures = [
       ["received", metricSum(text, "ferrogrid_objects_received_total")],
@@ -100,7 +122,7 @@ async function refreshStatus() {
       [i ? " · " : "", k + " ", el("b", { "data-figure": k }, String(v))]),
       ...(last ? [" · last error ", el("span", { id: "last-error", class: "error", title: last }, last.length > 60 ? last.slice(0, 57) + "..." : last)] : []));
   } catch (e) {
-    if (e instanceof Unauthorized) signOut("Your token is no longer accepted.");
+    if (e instanceof Unauthorized) signOut("You are signed out: your credentials are no longer accepted.");
   }
 }
 
@@ -139,10 +161,10 @@ async function renderRepair(page) {
       el("label", {}, "From", fromInput),
       el("label", {}, "To", toInput),
       el("button", { id: "repair-apply", type: "submit" }, "Apply"),
-      el("button", { id: "repair-retry-all", type: "button", onclick: () => bulk("retry-all") }, "Try again all"),
+      el("button", { needs: "repair_operate", id: "repair-retry-all", type: "button", onclick: () => bulk("retry-all") }, "Try again all"),
       el("label", {}, "Sample", sampleSize),
-      el("button", { id: "repair-retry-sample", type: "button", class: "secondary", onclick: () => retrySample(Number(sampleSize.value) || 10) }, "Retry sample"),
-      el("button", { id: "repair-delete-all", type: "button", class: "danger", onclick: () => bulk("delete-all") }, "Delete all"),
+      el("button", { needs: "repair_operate", id: "repair-retry-sample", type: "button", class: "secondary", onclick: () => retrySample(Number(sampleSize.value) || 10) }, "Retry sample"),
+      el("button", { needs: "repair_operate", id: "repair-delete-all", type: "button", class: "danger", onclick: () => bulk("delete-all") }, "Delete all"),
     ),
     note,
     el("div", { class: "table-wrap" }, el("table", { id: "repair-table" },
@@ -182,7 +204,7 @@ async function renderRepair(page) {
   async function loadRows() {
     let list;
     try { list = await api("GET", "/admin/api/repair?" + repairQuery({ first: 20, after: repairState.after })); }
-    catch (e) { if (e instanceof Unauthorized) return signOut("Your token is no longer accepted."); return message(note, e.message, true); }
+    catch (e) { if (e instanceof Unauthorized) return signOut("You are signed out: your credentials are no longer accepted."); return message(note, e.message, true); }
     if (!body.isConnected) return; // the operator went to another page meanwhile
     body.replaceChildren(...list.items.map((entry) => el("tr", {
       class: "row" + (repairState.selected === entry.id ? " selected" : ""), "data-id": entry.id,
@@ -217,7 +239,7 @@ async function showDetails(id, container, reload) {
   editor.value = original;
   const diff = el("div", { id: "payload-diff", class: "diff" });
   const note = el("div", { id: "details-message" });
-  const retryEdited = el("button", { id: "retry-edited", type: "button", disabled: true }, "Retry edited");
+  const retryEdited = el("button", { needs: "repair_operate", id: "retry-edited", type: "button", disabled: true }, "Retry edited");
   const showDiff = () => {
     const changed = editor.value !== original;
     retryEdited.disabled = !changed;
@@ -257,11 +279,11 @@ async function showDetails(id, container, reload) {
     el("h2", {}, "Changes"),
     diff,
     el("div", { class: "toolbar" },
-      el("button", { id: "retry-one", type: "button", onclick: async () => {
+      el("button", { needs: "repair_operate", id: "retry-one", type: "button", onclick: async () => {
         try { outcome(await api("POST", `/admin/api/repair/${id}/retry`)); reload(); } catch (e) { message(note, e.message, true); }
       } }, "Try again"),
       retryEdited,
-      el("button", { id: "delete-one", type: "button", class: "danger", onclick: async () => {
+      el("button", { needs: "repair_operate", id: "delete-one", type: "button", class: "danger", onclick: async () => {
         if (!(await confirmAction(`Delete entry ${id}? This cannot be undone.`))) return;
         try { await api("DELETE", `/admin/api/repair/${id}`); container.replaceChildren(); repairState.selected = null; reload(); }
         catch (e) { message(note, e.message, true); }
@@ -299,8 +321,8 @@ function parkedPage(spec) {
         ...spec.columns.map(([, cell, cls]) => el("td", cls ? { class: cls } : {}, cell(item))),
         el("td", { class: "actions" },
           el("button", { type: "button", class: "secondary", onclick: () => { details.textContent = pretty(item); details.hidden = false; } }, "Details"), " ",
-          el("button", { type: "button", class: "secondary", onclick: () => act("POST", `${spec.base}/${item.id}/retry`, () => "Queued again.") }, "Try again"), " ",
-          el("button", { type: "button", class: "danger", onclick: async () => {
+          el("button", { needs: spec.operate, type: "button", class: "secondary", onclick: () => act("POST", `${spec.base}/${item.id}/retry`, () => "Queued again.") }, "Try again"), " ",
+          el("button", { needs: spec.operate, type: "button", class: "danger", onclick: async () => {
             if (await confirmAction(`Delete ${spec.what} ${item.id}?`)) await act("DELETE", `${spec.base}/${item.id}`, () => "Deleted.");
           } }, "Delete")))));
       if (!list.items.length) body.replaceChildren(el("tr", {}, el("td", { colspan: String(spec.columns.length + 1) }, spec.empty)));
@@ -312,10 +334,10 @@ function parkedPage(spec) {
         filter,
         ...(spec.times ? [el("label", {}, "From ", from), el("label", {}, "To ", to)] : []),
         el("button", { id: `${spec.id}-apply`, type: "button", class: "secondary", onclick: load }, "Apply"),
-        el("button", { id: `${spec.id}-retry-all`, type: "button", onclick: async () => {
+        el("button", { needs: spec.operate, id: `${spec.id}-retry-all`, type: "button", onclick: async () => {
           if (await confirmAction(`Try ${scope()} again?`)) await act("POST", `${spec.base}/retry-all${query()}`, (r) => `${r.retried} queued again.`);
         } }, "Try again all"),
-        el("button", { id: `${spec.id}-delete-all`, type: "button", class: "danger", onclick: async () => {
+        el("button", { needs: spec.operate, id: `${spec.id}-delete-all`, type: "button", class: "danger", onclick: async () => {
           if (await confirmAction(`Delete ${scope()}?`)) await act("DELETE", spec.base + query(), (r) => `${r.deleted} deleted.`);
         } }, "Delete all")),
       note,
@@ -329,7 +351,7 @@ function parkedPage(spec) {
 const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
 
 const renderJobs = parkedPage({
-  id: "jobs", title: "Failed jobs", base: "/admin/api/jobs/failed", what: "failed job", empty: "No failed jobs.",
+  id: "jobs", title: "Failed jobs", base: "/admin/api/jobs/failed", operate: "jobs_operate", what: "failed job", empty: "No failed jobs.",
   columns: [
     ["Failed", (job) => when(job.failed_at || job.created_at)],
     ["Job", (job) => job.name],
@@ -351,7 +373,7 @@ async function outputQueues() {
 }
 
 const renderOutputRepair = parkedPage({
-  id: "output", title: "Output repair", base: "/admin/api/output-repair", what: "output repair entry", times: true,
+  id: "output", title: "Output repair", base: "/admin/api/output-repair", operate: "output_repair_operate", what: "output repair entry", times: true,
   empty: "Nothing waits for an output.", summary: outputQueues,
   columns: [
     ["Queued", (d) => when(d.created_at)],
@@ -379,11 +401,11 @@ async function renderTasks(page) {
         el("td", {}, last ? `${last.status} ${new Date(last.started_at).toLocaleTimeString()}` : ""),
         el("td", { class: last && last.error ? "error" : "mono" }, last ? (last.error ?? last.result ?? "") : ""),
         el("td", {},
-          el("button", { type: "button", onclick: async () => {
+          el("button", { needs: "tasks_operate", type: "button", onclick: async () => {
             try { await api("POST", `/admin/api/tasks/${encodeURIComponent(t.name)}/start`); message(note, `${t.name} started.`); setTimeout(load, 300); }
             catch (e) { message(note, e.message, true); }
           } }, "Start"), " ",
-          el("button", { type: "button", class: "secondary", onclick: async () => {
+          el("button", { needs: "tasks_operate", type: "button", class: "secondary", onclick: async () => {
             try { await api("POST", `/admin/api/tasks/${encodeURIComponent(t.name)}/stop`); message(note, `${t.name} stopped.`); load(); }
             catch (e) { message(note, e.message, true); }
           } }, "Stop")));
@@ -417,8 +439,8 @@ async function renderModel(page) {
   };
   const unlinkedRows = unlinked.items.map((u) => el("tr", { "data-unlinked": u.type },
     el("td", {}, u.type), el("td", {}, String(u.versions) + (u.more ? "+" : "")),
-    el("td", {}, el("button", { type: "button", class: "secondary", onclick: clear(u.type, false) }, "Truncate"), " ",
-      el("button", { type: "button", class: "danger", onclick: clear(u.type, true) }, "Drop"))));
+    el("td", {}, el("button", { needs: "config_apply", type: "button", class: "secondary", onclick: clear(u.type, false) }, "Truncate"), " ",
+      el("button", { needs: "config_apply", type: "button", class: "danger", onclick: clear(u.type, true) }, "Drop"))));
   page.replaceChildren(el("h1", {}, "Model"),
     el("h2", {}, "Indexes"),
     building.length ? el("p", { id: "index-building", class: "hint" }, `${building.length} index(es) being built; queries naming them answer INDEX_BUILDING until they are ready.`) : "",
@@ -477,10 +499,10 @@ async function tarGz(files) {
 async function putConfig(body, contentType, dryRun) {
   const response = await fetch("/admin/api/config" + (dryRun ? "?dry_run=true" : ""), {
     method: "PUT",
-    headers: { Authorization: "Bearer " + sessionStorage.getItem(TOKEN_KEY), "Content-Type": contentType },
+    headers: { ...authHeaders("PUT"), "Content-Type": contentType },
     body,
   });
-  if (response.status === 401) throw new Unauthorized("the token is not accepted");
+  if (response.status === 401) throw new Unauthorized("the credentials are not accepted");
   const data = await response.json().catch(() => ({ error: `${response.status} ${response.statusText}` }));
   return { ok: response.ok, status: response.status, data };
 }
@@ -528,9 +550,9 @@ async function renderConfig(page) {
       if (r.data.unchanged) return message(result, `This is the active configuration (version ${r.data.version}): nothing to apply.`);
       result.replaceChildren(el("div", { class: "message", role: "status" }, "The configuration passed every check. What applying it changes:"),
         planView(r.data),
-        el("div", { class: "toolbar" }, el("button", { id: "config-apply", type: "button", onclick: apply }, "Apply")));
+        el("div", { class: "toolbar" }, el("button", { needs: "config_apply", id: "config-apply", type: "button", onclick: apply }, "Apply")));
     } catch (e) {
-      if (e instanceof Unauthorized) return signOut("Your token is no longer accepted.");
+      if (e instanceof Unauthorized) return signOut("You are signed out: your credentials are no longer accepted.");
       message(result, e.message, true);
     }
   }
@@ -564,7 +586,7 @@ async function renderConfig(page) {
 
   async function download(version) {
     let response;
-    try { response = await fetch(`/admin/api/config/${version}/archive`, { headers: { Authorization: "Bearer " + sessionStorage.getItem(TOKEN_KEY) } }); }
+    try { response = await fetch(`/admin/api/config/${version}/archive`, { headers: authHeaders() }); }
     catch (e) { return message(result, `download failed: ${e.message}`, true); }
     if (!response.ok) return message(result, `download failed: ${response.status}`, true);
     const link = el("a", { href: URL.createObjectURL(await response.blob()), download: `ferrogrid-config-v${version}.tar.gz` });
@@ -593,13 +615,13 @@ async function renderConfig(page) {
     el("td", {}, v.applied_at), el("td", {}, v.applied_by), el("td", {}, v.how),
     el("td", { class: "mono" }, [...v.changed.added.map((f) => "+" + f), ...v.changed.removed.map((f) => "-" + f), ...v.changed.modified.map((f) => "~" + f)].join(" ")),
     el("td", {}, el("button", { type: "button", class: "secondary", onclick: () => download(v.version) }, "Download"), " ",
-      v.version === listed.active ? "" : el("button", { type: "button", class: "secondary", "data-rollback": v.version, onclick: () => rollback(v.version) }, "Roll back to this"))));
+      v.version === listed.active ? "" : el("button", { needs: "config_apply", type: "button", class: "secondary", "data-rollback": v.version, onclick: () => rollback(v.version) }, "Roll back to this"))));
 
   picker.addEventListener("change", () => choose(picker.files));
   folder.addEventListener("change", () => choose(folder.files));
   page.replaceChildren(el("h1", {}, "Configuration"),
-    el("p", { class: "hint" }, "Upload a zip or tar.gz of a configuration folder, or the folder's files: it is checked first, and you see what applying it changes before you confirm. It is applied without a restart."),
-    el("div", { class: "toolbar" },
+    el("p", { needs: "config_apply", class: "hint" }, "Upload a zip or tar.gz of a configuration folder, or the folder's files: it is checked first, and you see what applying it changes before you confirm. It is applied without a restart."),
+    el("div", { needs: "config_apply", id: "config-upload", class: "toolbar" },
       el("label", {}, "Archive or files", picker),
       el("label", {}, "A folder", folder)),
     result,
@@ -622,10 +644,10 @@ const TEST_SAMPLES = {
 async function postSoap(xml) {
   const response = await fetch("/soap?sync=true", {
     method: "POST",
-    headers: { Authorization: "Bearer " + sessionStorage.getItem(TOKEN_KEY), "Content-Type": "text/xml; charset=utf-8" },
+    headers: { ...authHeaders("POST"), "Content-Type": "text/xml; charset=utf-8" },
     body: xml,
   });
-  if (response.status === 401) throw new Unauthorized("the token is not accepted");
+  if (response.status === 401) throw new Unauthorized("the credentials are not accepted");
   const doc = new DOMParser().parseFromString(await response.text(), "application/xml");
   const field = (name) => doc.getElementsByTagNameNS("*", name)[0]?.textContent ?? null;
   if (!response.ok) throw new Error(field("faultstring") || field("Text") || `${response.status} ${response.statusText}`);
@@ -650,7 +672,7 @@ async function renderTest(page) {
         else if (r.status === "routed") message(result, `Routed to an output (routing key ${r.routing_key}).`);
         else message(result, `Kept in the repair queue (routing key ${r.routing_key ?? "none"}): ${r.error}`, true);
       } catch (e) {
-        if (e instanceof Unauthorized) return signOut("Your token is no longer accepted.");
+        if (e instanceof Unauthorized) return signOut("You are signed out: your credentials are no longer accepted.");
         message(result, "Refused: " + e.message, true);
       }
     } }, "Send")),
@@ -660,47 +682,127 @@ async function renderTest(page) {
 // ---- shell ----
 const pages = { repair: renderRepair, output: renderOutputRepair, jobs: renderJobs, tasks: renderTasks, model: renderModel, config: renderConfig, test: renderTest };
 
+// The action each page needs to be shown.
+const pageActions = { repair: "repair_read", output: "output_repair_read", jobs: "jobs_read", tasks: "tasks_read", model: "model_read", config: "config_read", test: "input_post" };
+
 async function route() {
-  const name = (location.hash.match(/^#\/(\w+)/) || [])[1] || "repair";
-  const render = pages[name] || renderRepair;
+  const allowed = Object.keys(pages).filter((p) => may(pageActions[p]));
+  const asked = (location.hash.match(/^#\/(\w+)/) || [])[1];
+  const name = allowed.includes(asked) ? asked : allowed[0];
+  document.querySelectorAll("header nav a").forEach((a) => { a.hidden = !allowed.includes(a.dataset.page); });
+  if (!name) {
+    $("#page").replaceChildren(el("div", { class: "message", role: "status" }, `Signed in as ${me.subject} (role ${me.role}): this role may use none of these pages.`));
+    return;
+  }
+  const render = pages[name];
   document.querySelectorAll("header nav a").forEach((a) => a.classList.toggle("active", a.dataset.page === name));
   const page = $("#page");
   try { await render(page); }
   catch (e) {
-    if (e instanceof Unauthorized) return signOut("Your token is no longer accepted.");
+    if (e instanceof Unauthorized) return signOut("You are signed out: your credentials are no longer accepted.");
     page.replaceChildren(el("div", { class: "message bad", role: "alert" }, e.message));
   }
 }
 
 let statusTimer = null;
 
-function showApp() {
+async function showApp() {
+  me = await api("GET", "/admin/api/whoami");
+  if (me.one_time_password) return askNewPassword();
   $("#signin").hidden = true;
   $("#app").hidden = false;
+  $("#whoami").textContent = `${me.subject} (${me.role})`;
   refreshStatus();
   clearInterval(statusTimer);
   statusTimer = setInterval(refreshStatus, 5000);
   route();
 }
 
-function signOut(reason = "") {
+// Show the sign-in forms (with `reason`); a session is ended on the server too.
+function signOut(reason = "", viaToken = false) {
+  if (sessionStorage.getItem(CSRF_KEY)) {
+    fetch("/admin/api/logout", { method: "POST", headers: authHeaders("POST") }).catch(() => {});
+  }
   sessionStorage.removeItem(TOKEN_KEY);
   sessionStorage.removeItem(OPERATOR_KEY);
+  sessionStorage.removeItem(CSRF_KEY);
+  me = null;
   clearInterval(statusTimer);
+  $("#status").replaceChildren();
+  $("#whoami").textContent = "";
   $("#app").hidden = true;
   $("#signin").hidden = false;
-  $("#signin-error").textContent = reason;
+  $("#change-form").hidden = true;
+  $("#password-form").hidden = false;
+  $("#token-signin").hidden = false;
+  $("#token-signin").open = viaToken;
+  $(viaToken ? "#signin-error" : "#password-error").textContent = reason;
+  $(viaToken ? "#password-error" : "#signin-error").textContent = "";
   $("#token").value = "";
+  $("#password").value = "";
 }
+
+// A one-time password: the user chooses its own before anything else.
+async function askNewPassword() {
+  $("#app").hidden = true;
+  $("#signin").hidden = false;
+  $("#password-form").hidden = true;
+  $("#token-signin").hidden = true;
+  $("#change-form").hidden = false;
+  try {
+    const p = (await api("GET", "/admin/api/password-policy")).password_policy;
+    const classes = Object.entries(p.include).filter(([, on]) => on).map(([name]) => name);
+    $("#change-policy").textContent = `At least ${p.min_length} characters` + (classes.length ? `, with ${classes.join(", ")}.` : ".");
+  } catch (_) { $("#change-policy").textContent = ""; }
+}
+
+$("#password-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const response = await fetch("/admin/api/login", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ login: $("#login").value, password: $("#password").value }),
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) return signOut(data.reason === "user_blocked" ? "This user is blocked." : data.error || `${response.status} ${response.statusText}`);
+  sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.setItem(CSRF_KEY, data.csrf_token);
+  sessionStorage.setItem(OPERATOR_KEY, data.login);
+  $("#change-form").dataset.old = $("#password").value;
+  $("#password").value = "";
+  try { await showApp(); } catch (err) { signOut(err.message); }
+});
+
+$("#change-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  try {
+    await api("PUT", "/admin/api/password", { old_password: $("#change-form").dataset.old || "", new_password: $("#new-password").value });
+    delete $("#change-form").dataset.old;
+    $("#new-password").value = "";
+    $("#change-form").hidden = true;
+    $("#password-form").hidden = false;
+    $("#token-signin").hidden = false;
+    await showApp();
+  } catch (err) {
+    if (err instanceof Unauthorized) return signOut("Your session has ended.");
+    $("#change-error").textContent = err.message;
+  }
+});
 
 $("#signin-form").addEventListener("submit", async (e) => {
   e.preventDefault();
+  sessionStorage.removeItem(CSRF_KEY);
   sessionStorage.setItem(TOKEN_KEY, $("#token").value.trim());
   sessionStorage.setItem(OPERATOR_KEY, $("#operator").value.trim());
-  try { await api("GET", "/admin/api/repair?first=1"); showApp(); }
-  catch (err) { signOut(err instanceof Unauthorized ? "That token is not accepted." : err.message); }
+  try { await showApp(); }
+  catch (err) { signOut(err instanceof Unauthorized ? "That token is not accepted." : err.message, true); }
 });
 $("#signout").addEventListener("click", () => signOut());
 window.addEventListener("hashchange", () => { if (!$("#app").hidden) route(); });
 
-if (sessionStorage.getItem(TOKEN_KEY)) showApp(); else signOut();
+// A token of this browser session, or a session cookie (a reload keeps the sign-in).
+if (sessionStorage.getItem(TOKEN_KEY) || sessionStorage.getItem(CSRF_KEY)) {
+  showApp().catch(() => signOut());
+} else {
+  signOut();
+}

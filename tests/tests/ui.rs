@@ -27,13 +27,27 @@ fn first_cell(browser: &Browser) -> Element {
     browser.find("#repair-rows tr.row td").expect("a row")
 }
 
+/// Opens the "Sign in with a token" part of the sign-in page (folded under the password form).
+fn open_token_form(browser: &Browser) {
+    let details = browser.find("#token-signin").unwrap();
+    if browser.property(&details, "open").unwrap() != json!(true) {
+        browser.click(&browser.find("#token-signin summary").unwrap()).unwrap();
+    }
+}
+
+/// Signs in with `token` on the sign-in page.
+fn token_sign_in(browser: &Browser, token: &str) {
+    open_token_form(browser);
+    browser.type_into(&browser.find("#token").unwrap(), token).unwrap();
+    browser.click(&browser.find("#signin-button").unwrap()).unwrap();
+}
+
 /// Chromium on the UI of `server`, signed in with its token; and the UI's URL.
 fn signed_in(server: &Server) -> (Browser, String) {
     let browser = Browser::start().expect("chromium and chromedriver (see scripts/test.sh)");
     let admin = format!("{}/admin/", server.base_url());
     browser.goto(&admin).unwrap();
-    browser.type_into(&browser.find("#token").unwrap(), server.token()).unwrap();
-    browser.click(&browser.find("#signin-button").unwrap()).unwrap();
+    token_sign_in(&browser, server.token());
     (browser, admin)
 }
 
@@ -68,6 +82,7 @@ fn operator_flow(kind: Kind) {
     browser.goto(&admin).unwrap();
 
     // Sign in: a wrong token is refused, the right one opens the Repair page.
+    open_token_form(&browser);
     let token = browser.find("#token").unwrap();
     browser.type_into(&token, "fg_wrong").unwrap();
     browser.click(&browser.find("#signin-button").unwrap()).unwrap();
@@ -317,8 +332,7 @@ fn config_page_flow(kind: Kind) {
     let browser = Browser::start_kind(kind).expect("the browser and its driver (see scripts/test.sh)");
     let admin = format!("{}/admin/", server.base_url());
     browser.goto(&admin).unwrap();
-    browser.type_into(&browser.find("#token").unwrap(), server.token()).unwrap();
-    browser.click(&browser.find("#signin-button").unwrap()).unwrap();
+    token_sign_in(&browser, server.token());
     browser.wait("signed in", || browser.find("#repair-table").ok()).unwrap();
     let config = server.config_dir().expect("test config");
 
@@ -474,4 +488,99 @@ fn the_output_repair_page_shows_the_peers_answer_and_tries_again() {
     assert!(queue.ends_with('0'), "nothing parked any more: {queue}");
     let errors = browser.console_errors().unwrap();
     assert!(errors.is_empty(), "{errors:?}");
+}
+
+#[test]
+fn users_sign_in_with_a_password_and_see_only_what_their_role_allows() {
+    password_flow(Kind::Chromium);
+}
+
+#[test]
+fn users_sign_in_with_a_password_and_see_only_what_their_role_allows_in_firefox() {
+    password_flow(Kind::Firefox);
+}
+
+/// Whether the element `css` is shown (present and not hidden).
+fn shown(browser: &Browser, css: &str) -> bool {
+    browser.find(css).ok().is_some_and(|e| browser.property(&e, "hidden").ok() == Some(json!(false)))
+}
+
+fn password_flow(kind: Kind) {
+    let server = Server::start("samples/library");
+    let admin = server.client();
+    admin
+        .send(
+            "POST",
+            "/admin/api/users",
+            Some(&json!({"login": "olga", "role": "supervisor", "password": "Watch1ful"})),
+        )
+        .assert_status(201, "create olga");
+    let poster = admin.send("POST", "/admin/api/users", Some(&json!({"login": "pete", "role": "user"})));
+    poster.assert_status(201, "create pete");
+    let one_time = poster.json()["password"].as_str().unwrap().to_string();
+
+    let browser = Browser::start_kind(kind).expect("the browser and its driver (see scripts/test.sh)");
+    let url = format!("{}/admin/", server.base_url());
+    browser.goto(&url).unwrap();
+    let sign_in = |login: &str, password: &str| {
+        browser.type_into(&browser.find("#login").unwrap(), login).unwrap();
+        browser.type_into(&browser.find("#password").unwrap(), password).unwrap();
+        browser.click(&browser.find("#password-button").unwrap()).unwrap();
+    };
+    // A wrong password is refused on the page.
+    sign_in("olga", "Wrong1password");
+    browser
+        .wait("the refusal", || {
+            browser.text(&browser.find("#password-error").ok()?).ok().filter(|t| t.contains("wrong login or password"))
+        })
+        .unwrap();
+    // A supervisor sees the pages it may read, and no buttons that change the configuration.
+    sign_in("olga", "Watch1ful");
+    browser
+        .wait("olga's pages", || {
+            browser.text(&browser.find("#whoami").ok()?).ok().filter(|t| t.contains("olga (supervisor)"))
+        })
+        .unwrap();
+    browser.wait("the repair page", || browser.find("#repair-table").ok()).unwrap();
+    assert!(shown(&browser, "#repair-retry-all"), "a supervisor operates the repair queue");
+    assert!(shown(&browser, "header nav a[data-page=config]"));
+    browser.goto(&format!("{url}#/config")).unwrap();
+    browser.wait("the configuration page", || browser.find("#config-versions").ok()).unwrap();
+    assert!(!shown(&browser, "#config-upload"), "a supervisor uploads no configuration");
+    shot(&browser, "password-supervisor");
+    // The session survives a reload; sign-out ends it.
+    browser.goto(&url).unwrap();
+    browser.wait("still signed in", || browser.find("#repair-table").ok()).unwrap();
+    browser.click(&browser.find("#signout").unwrap()).unwrap();
+    browser.wait("the sign-in page", || shown(&browser, "#password-form").then_some(())).unwrap();
+
+    // A user with a one-time password chooses its own first; then sees only the Test page.
+    sign_in("pete", &one_time);
+    browser.wait("the change form", || shown(&browser, "#change-form").then_some(())).unwrap();
+    browser.type_into(&browser.find("#new-password").unwrap(), "weak").unwrap();
+    browser.click(&browser.find("#change-button").unwrap()).unwrap();
+    browser
+        .wait("the policy refusal", || {
+            browser.text(&browser.find("#change-error").ok()?).ok().filter(|t| t.contains("at least 8 characters"))
+        })
+        .unwrap();
+    browser.type_into(&browser.find("#new-password").unwrap(), "Poster1pass").unwrap();
+    browser.click(&browser.find("#change-button").unwrap()).unwrap();
+    browser.wait("the test page", || browser.find("#test-send").ok()).unwrap();
+    assert!(!shown(&browser, "header nav a[data-page=repair]"), "a user has no repair page");
+    assert!(shown(&browser, "header nav a[data-page=test]"));
+    let status = browser.text(&browser.find("#status").unwrap()).unwrap();
+    assert!(!status.contains("in repair"), "a user reads no repair figures: {status}");
+    shot(&browser, "password-user");
+    // Nothing it may not use was even asked for: no refusals of pete in the audit log.
+    let refused = admin.get("/admin/api/audit?subject=pete&severity=WARNING").json();
+    assert_eq!(refused, json!([]), "the UI asked for what a user may not read");
+    // The audit log has both sign-ins.
+    let events = admin.get("/admin/api/audit?text=sign_in").json();
+    for login in ["olga", "pete"] {
+        assert!(
+            events.as_array().unwrap().iter().any(|e| e["subject"] == login && e["outcome"] == "ok 200"),
+            "{login}: {events}"
+        );
+    }
 }
