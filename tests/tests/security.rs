@@ -5,7 +5,7 @@
 //! rights in `/data` and GraphQL (root fields, relation fields, mutations, services) and the
 //! admin schema's read/write split.
 
-use ferrogrid_tests::{Client, Server};
+use ferrogrid_tests::{workspace_root, Client, Server};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -531,4 +531,128 @@ fn metrics_may_be_left_open_for_scrapers() {
     open.assert_status(200, "metrics without a token");
     assert!(open.body.contains("ferrogrid_"), "{}", &open.body[..open.body.len().min(200)]);
     server.unauthorized().get("/admin/api/repair").assert_status(401, "the rest still needs a token");
+}
+
+/// What an answer must satisfy: (status, reason code) -> whether it does.
+type Expectation = dyn Fn(u16, &str) -> bool;
+
+/// The route table of docs/security.md (generated from the engine's table, and kept equal to it
+/// by a unit test): (method, path, needs, cell per built-in role: admin, supervisor, user).
+fn documented_routes() -> Vec<(String, String, String, [String; 3])> {
+    let text = std::fs::read_to_string(workspace_root().join("docs/security.md")).expect("docs/security.md");
+    let start = text.find("<!-- routes: generated").expect("the route table's start marker");
+    let end = text.find("<!-- end of routes -->").expect("the route table's end marker");
+    text[start..end]
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| method") && !l.starts_with("| ---"))
+        .map(|l| {
+            let cells: Vec<String> =
+                l.trim_matches('|').split(" | ").map(|c| c.trim().trim_matches('`').to_string()).collect();
+            assert_eq!(cells.len(), 6, "a route row has six cells: {l}");
+            (
+                cells[0].clone(),
+                cells[1].clone(),
+                cells[2].clone(),
+                [cells[3].clone(), cells[4].clone(), cells[5].clone()],
+            )
+        })
+        .collect()
+}
+
+/// Every route of the table, with placeholders filled, for: no credentials, a wrong, an expired
+/// and a blocked token (401 with a reason on every route that is not open), a supervisor and a
+/// user token and a supervisor's session cookie (403 exactly where the table says so, never
+/// 401/403 where it says yes), and the session without its anti-CSRF header (403 `csrf` on
+/// every change). Data routes are covered cell by cell in `the_permission_matrix`.
+#[test]
+fn every_route_of_the_table_answers_as_documented() {
+    let server = Server::start("samples/library");
+    let admin = server.client();
+    let routes = documented_routes();
+    assert!(routes.len() > 80, "the table lists every route: {}", routes.len());
+    let expired = token(&server, "expired", "admin", 1);
+    let blocked = token(&server, "blocked", "admin", 0);
+    admin.send("POST", "/admin/api/tokens/blocked/block", None).assert_status(200, "block");
+    let supervisor = server.with_token(&token(&server, "watcher", "supervisor", 0));
+    let user = server.with_token(&token(&server, "poster", "user", 0));
+    admin
+        .send(
+            "POST",
+            "/admin/api/users",
+            Some(&json!({"login": "olga", "role": "supervisor", "password": "Watch1ful"})),
+        )
+        .assert_status(201, "create olga");
+    let signed = server.unauthorized().send(
+        "POST",
+        "/admin/api/login",
+        Some(&json!({"login": "olga", "password": "Watch1ful"})),
+    );
+    signed.assert_status(200, "olga signs in");
+    let cookie = signed.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
+    let csrf = signed.json()["csrf_token"].as_str().unwrap().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+
+    let mut failures = Vec::new();
+    let mut check = |what: &str, method: &str, path: &str, r: ferrogrid_tests::Resp, ok: &dyn Fn(u16, &str) -> bool| {
+        let reason = serde_json::from_str::<Value>(&r.body).ok().and_then(|v| v["reason"].as_str().map(String::from));
+        let reason = reason.unwrap_or_default();
+        if !ok(r.status, &reason) {
+            failures.push(format!(
+                "{method} {path} as {what}: {} {}",
+                r.status,
+                ferrogrid_tests::truncate(&r.body, 200)
+            ));
+        }
+    };
+    for (method, pattern, needs, cells) in &routes {
+        let path = pattern
+            .replace("{type}", "Book")
+            .replace("{id}", "00000000-0000-4000-8000-000000000000")
+            .replace("{name}", "no-such-name")
+            .replace("{version}", "999")
+            .replace("{login}", "no-such-login");
+        let path = path.as_str();
+        let open = needs.starts_with("nothing");
+        let data = needs.contains("data rights");
+        for (label, client) in [
+            ("no credentials", server.unauthorized()),
+            ("a wrong token", server.with_token("fg_wrong")),
+            ("an expired token", server.with_token(&expired)),
+            ("a blocked token", server.with_token(&blocked)),
+        ] {
+            let r = client.send(method, path, None);
+            if open {
+                check(label, method, path, r, &|status, _| status != 401 && status != 403);
+            } else {
+                check(label, method, path, r, &|status, reason| status == 401 && !reason.is_empty());
+            }
+        }
+        if open || data || path == "/admin/api/logout" {
+            continue;
+        }
+        let expect = |cell: &str| -> Box<Expectation> {
+            if cell == "403" {
+                Box::new(|status, reason| status == 403 && reason == "forbidden")
+            } else {
+                Box::new(|status, _| status != 401 && status != 403)
+            }
+        };
+        let (sup, usr) = (cells[1].as_str(), cells[2].as_str());
+        check("a supervisor token", method, path, supervisor.send(method, path, None), &*expect(sup));
+        check("a user token", method, path, user.send(method, path, None), &*expect(usr));
+        let with_csrf = server.unauthorized().send_with_headers(
+            method,
+            path,
+            None,
+            &[("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf.as_str())],
+        );
+        check("a supervisor session", method, path, with_csrf, &*expect(sup));
+        if method != "GET" {
+            let without = server.unauthorized().send_with_headers(method, path, None, &[("Cookie", cookie.as_str())]);
+            check("a session without its anti-CSRF header", method, path, without, &|status, reason| {
+                status == 403 && reason == "csrf"
+            });
+        }
+    }
+    assert!(failures.is_empty(), "{} answers differ from the table:\n{}", failures.len(), failures.join("\n"));
 }
