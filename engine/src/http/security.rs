@@ -4,7 +4,7 @@
 
 use super::access::principal;
 use super::{error, AppState};
-use crate::security::audit::{AuditLog, AuditQuery, AuditSettings, Severity};
+use crate::security::audit::{AuditLog, AuditQuery, AuditSettings};
 use crate::security::roles::Action;
 use crate::security::store::ImportedToken;
 use crate::security::{DataAction, Role, Security, SecurityError, TokenState};
@@ -52,18 +52,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/{name}", web::put().to(replace_data_action))
                 .route("/{name}", web::delete().to(delete_data_action)),
         );
-}
-
-/// Refuse to touch token `name` unless its current role is one the caller could grant.
-fn may_manage(s: &Security, name: &str, who: &crate::security::Principal) -> Result<(), SecurityError> {
-    match s.token(name) {
-        Some(token) => s.grantable(&token.role, who).or_else(|e| match e {
-            // A role deleted since: nothing to exceed.
-            SecurityError::Invalid(_) => Ok(()),
-            other => Err(other),
-        }),
-        None => Ok(()),
-    }
 }
 
 pub(super) fn failed(e: SecurityError) -> HttpResponse {
@@ -147,11 +135,7 @@ async fn create_token(req: HttpRequest, body: web::Bytes, security: web::Data<Ar
         return error(StatusCode::UNAUTHORIZED, "not signed in");
     };
     let by = who.subject.clone();
-    let granted = move |s: &Security| {
-        s.grantable(&new.role, &who)?;
-        s.create_token(&new.name, &new.role, new.expires_in)
-    };
-    match run(&security, granted).await {
+    match run(&security, move |s| s.create_token_by(&who, &new.name, &new.role, new.expires_in)).await {
         Ok((token, secret)) => {
             tracing::info!(token = %token.name, role = %token.role, by = %by, "created a token");
             let mut answer = token.public(chrono::Utc::now());
@@ -186,14 +170,7 @@ async fn edit_token(
         return error(StatusCode::UNAUTHORIZED, "not signed in");
     };
     let name = path.into_inner();
-    let granted = move |s: &Security| {
-        may_manage(s, &name, &who)?;
-        if let Some(role) = &edit.role {
-            s.grantable(role, &who)?;
-        }
-        s.edit_token(&name, edit.role.as_deref(), edit.expires_in)
-    };
-    match run(&security, granted).await {
+    match run(&security, move |s| s.edit_token_by(&who, &name, edit.role.as_deref(), edit.expires_in)).await {
         Ok(token) => HttpResponse::Ok().json(token.public(chrono::Utc::now())),
         Err(e) => e,
     }
@@ -225,11 +202,7 @@ async fn set_state(
         return error(StatusCode::UNAUTHORIZED, "not signed in");
     };
     let by = who.subject.clone();
-    let granted = move |s: &Security| {
-        may_manage(s, &name, &who)?;
-        s.set_token_state(&name, state, reason.reason)
-    };
-    match run(&security, granted).await {
+    match run(&security, move |s| s.set_token_state_by(&who, &name, state, reason.reason)).await {
         Ok(token) => {
             tracing::info!(token = %token.name, state = ?state, by = %by, "changed a token's state");
             HttpResponse::Ok().json(token.public(chrono::Utc::now()))
@@ -261,11 +234,7 @@ async fn delete_token(req: HttpRequest, path: web::Path<String>, security: web::
         return error(StatusCode::UNAUTHORIZED, "not signed in");
     };
     let name = path.into_inner();
-    let granted = move |s: &Security| {
-        may_manage(s, &name, &who)?;
-        s.delete_token(&name)
-    };
-    match run(&security, granted).await {
+    match run(&security, move |s| s.delete_token_by(&who, &name)).await {
         Ok(()) => HttpResponse::NoContent().finish(),
         Err(e) => e,
     }
@@ -279,13 +248,7 @@ async fn import_tokens(req: HttpRequest, body: web::Bytes, security: web::Data<A
     let Some(who) = principal(&req) else {
         return error(StatusCode::UNAUTHORIZED, "not signed in");
     };
-    let granted = move |s: &Security| {
-        for t in &tokens {
-            s.grantable(&t.role, &who)?;
-        }
-        s.import_tokens(tokens)
-    };
-    match run(&security, granted).await {
+    match run(&security, move |s| s.import_tokens_by(&who, tokens)).await {
         Ok(imported) => {
             let now = chrono::Utc::now();
             HttpResponse::Ok().json(
@@ -334,20 +297,7 @@ async fn put_role(
         return error(StatusCode::UNAUTHORIZED, "not signed in");
     };
     let create = name.is_none();
-    let granted = move |s: &Security| {
-        // Neither what the role gives now nor what it will give may exceed the caller's.
-        if !create {
-            match s.grantable(&role.name, &who) {
-                Err(SecurityError::Invalid(_)) => {
-                    return Err(SecurityError::NotFound(format!("no custom role named \"{}\"", role.name)))
-                }
-                other => other?,
-            }
-        }
-        s.grantable_role(&role, &who)?;
-        s.put_role(role.clone(), create).map(|()| role)
-    };
-    match run(&security, granted).await {
+    match run(&security, move |s| s.put_role_by(&who, role, create)).await {
         Ok(role) => HttpResponse::build(if create { StatusCode::CREATED } else { StatusCode::OK }).json(role),
         Err(e) => e,
     }
@@ -371,15 +321,7 @@ async fn delete_role(req: HttpRequest, path: web::Path<String>, security: web::D
         return error(StatusCode::UNAUTHORIZED, "not signed in");
     };
     let name = path.into_inner();
-    let granted = move |s: &Security| {
-        // A role that gives more than the caller has is not the caller's to delete; a role that
-        // does not exist answers 404 from the delete.
-        if let Err(e @ SecurityError::Forbidden(_)) = s.grantable(&name, &who) {
-            return Err(e);
-        }
-        s.delete_role(&name)
-    };
-    match run(&security, granted).await {
+    match run(&security, move |s| s.delete_role_by(&who, &name)).await {
         Ok(()) => HttpResponse::NoContent().finish(),
         Err(e) => e,
     }
@@ -411,14 +353,7 @@ async fn put_data_action(
         return error(StatusCode::UNAUTHORIZED, "not signed in");
     };
     let create = name.is_none();
-    let granted = move |s: &Security| {
-        if let Some(old) = s.data_actions().into_iter().find(|d| d.name == action.name) {
-            s.grantable_data_action(&old, &who)?;
-        }
-        s.grantable_data_action(&action, &who)?;
-        s.put_data_action(action.clone(), create, &known).map(|()| action)
-    };
-    match run(&security, granted).await {
+    match run(&security, move |s| s.put_data_action_by(&who, action, create, &known)).await {
         Ok(action) => HttpResponse::build(if create { StatusCode::CREATED } else { StatusCode::OK }).json(action),
         Err(e) => e,
     }
@@ -452,13 +387,7 @@ async fn delete_data_action(
         return error(StatusCode::UNAUTHORIZED, "not signed in");
     };
     let name = path.into_inner();
-    let granted = move |s: &Security| {
-        if let Some(old) = s.data_actions().into_iter().find(|d| d.name == name) {
-            s.grantable_data_action(&old, &who)?;
-        }
-        s.delete_data_action(&name)
-    };
-    match run(&security, granted).await {
+    match run(&security, move |s| s.delete_data_action_by(&who, &name)).await {
         Ok(()) => HttpResponse::NoContent().finish(),
         Err(e) => e,
     }
@@ -484,21 +413,10 @@ async fn list_audit(req: HttpRequest, audit: web::Data<Arc<AuditLog>>) -> HttpRe
 
 async fn clear_audit(req: HttpRequest, audit: web::Data<Arc<AuditLog>>) -> HttpResponse {
     let log = audit.get_ref().clone();
-    match web::block(move || log.remove_before(None)).await {
-        Ok(Ok(removed)) => {
-            // The clear itself is the first entry of the new log.
-            let subject = principal(&req).map(|p| p.subject).unwrap_or_default();
-            audit.record_always(super::access::audit_event(
-                Severity::Alarm,
-                &subject,
-                super::access::source_of(&req),
-                "audit_log_cleared",
-                "audit log".into(),
-                "ok 200".into(),
-                format!("{removed} entries removed"),
-            ));
-            HttpResponse::Ok().json(json!({"removed": removed}))
-        }
+    let subject = principal(&req).map(|p| p.subject).unwrap_or_default();
+    let source = super::access::source_of(&req);
+    match web::block(move || log.clear_by(&subject, source)).await {
+        Ok(Ok(removed)) => HttpResponse::Ok().json(json!({"removed": removed})),
         Ok(Err(e)) => failed(e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
@@ -512,49 +430,29 @@ async fn audit_settings(audit: web::Data<Arc<AuditLog>>) -> HttpResponse {
     settings_answer(&audit)
 }
 
-/// Record a change of the audit settings, whatever they now say.
-fn settings_changed(req: &HttpRequest, audit: &AuditLog, now: String) {
-    let subject = principal(req).map(|p| p.subject).unwrap_or_default();
-    audit.record_always(super::access::audit_event(
-        Severity::Alarm,
-        &subject,
-        super::access::source_of(req),
-        "audit_settings_changed",
-        "audit log settings".into(),
-        "ok 200".into(),
-        now,
-    ));
+/// Override the audit settings (`None`: back to the configuration's), recorded.
+async fn override_audit(
+    req: HttpRequest,
+    audit: web::Data<Arc<AuditLog>>,
+    settings: Option<AuditSettings>,
+) -> HttpResponse {
+    let log = audit.get_ref().clone();
+    let subject = principal(&req).map(|p| p.subject).unwrap_or_default();
+    let source = super::access::source_of(&req);
+    match web::block(move || log.set_override_by(settings, &subject, source)).await {
+        Ok(Ok(())) => settings_answer(&audit),
+        Ok(Err(e)) => failed(e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 async fn set_audit_settings(req: HttpRequest, body: web::Bytes, audit: web::Data<Arc<AuditLog>>) -> HttpResponse {
-    let settings: AuditSettings =
-        match parse(&body, "audit settings are {enabled, severity, remove_older_than_n_hours}") {
-            Ok(s) => s,
-            Err(e) => return error(StatusCode::BAD_REQUEST, e),
-        };
-    if settings.remove_older_than_n_hours == Some(0) {
-        return error(StatusCode::BAD_REQUEST, "remove_older_than_n_hours: at least 1 (or null: keep everything)");
-    }
-    let log = audit.get_ref().clone();
-    let described = serde_json::to_string(&settings).unwrap_or_default();
-    match web::block(move || log.set_override(Some(settings))).await {
-        Ok(Ok(())) => {
-            settings_changed(&req, &audit, described);
-            settings_answer(&audit)
-        }
-        Ok(Err(e)) => failed(e),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    match parse::<AuditSettings>(&body, "audit settings are {enabled, severity, remove_older_than_n_hours}") {
+        Ok(settings) => override_audit(req, audit, Some(settings)).await,
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
     }
 }
 
 async fn reset_audit_settings(req: HttpRequest, audit: web::Data<Arc<AuditLog>>) -> HttpResponse {
-    let log = audit.get_ref().clone();
-    match web::block(move || log.set_override(None)).await {
-        Ok(Ok(())) => {
-            settings_changed(&req, &audit, "back to the configuration's".into());
-            settings_answer(&audit)
-        }
-        Ok(Err(e)) => failed(e),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+    override_audit(req, audit, None).await
 }

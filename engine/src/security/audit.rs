@@ -251,6 +251,56 @@ impl AuditLog {
         Ok(())
     }
 
+    /// Clear the log for `subject` (from `source`): the clear is the first entry of the new log.
+    /// Answers how many entries went.
+    pub fn clear_by(&self, subject: &str, source: String) -> Result<usize, SecurityError> {
+        let removed = self.remove_before(None)?;
+        self.record_always(Event {
+            id: String::new(),
+            time: Utc::now(),
+            severity: Severity::Alarm,
+            subject: subject.to_string(),
+            source,
+            action: "audit_log_cleared".into(),
+            object: "audit log".into(),
+            outcome: "ok".into(),
+            message: format!("{removed} entries removed"),
+        });
+        Ok(removed)
+    }
+
+    /// [`AuditLog::set_override`] for `subject` (from `source`), recorded whatever the settings
+    /// now say.
+    pub fn set_override_by(
+        &self,
+        settings: Option<AuditSettings>,
+        subject: &str,
+        source: String,
+    ) -> Result<(), SecurityError> {
+        if settings.as_ref().is_some_and(|s| s.remove_older_than_n_hours == Some(0)) {
+            return Err(SecurityError::Invalid(
+                "remove_older_than_n_hours: at least 1 (or null: keep everything)".into(),
+            ));
+        }
+        let described = match &settings {
+            Some(s) => serde_json::to_string(s).unwrap_or_default(),
+            None => "back to the configuration's".into(),
+        };
+        self.set_override(settings)?;
+        self.record_always(Event {
+            id: String::new(),
+            time: Utc::now(),
+            severity: Severity::Alarm,
+            subject: subject.to_string(),
+            source,
+            action: "audit_settings_changed".into(),
+            object: "audit log settings".into(),
+            outcome: "ok".into(),
+            message: described,
+        });
+        Ok(())
+    }
+
     /// Whether an event of `severity` is recorded now.
     pub fn records(&self, severity: Severity) -> bool {
         let s = self.settings();

@@ -734,3 +734,131 @@ pub(super) fn expiry(now: DateTime<Utc>, expires_in: Option<u64>) -> Result<Opti
 pub(super) fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, SecurityError> {
     serde_json::to_vec(value).map_err(|e| SecurityError::Corrupt(e.to_string()))
 }
+
+/// The operations of the admin APIs (REST and GraphQL), each checked against the caller: a
+/// caller never grants, changes or removes more than it has itself.
+impl Security {
+    /// Refuse to touch token `name` unless its current role is one `caller` could grant.
+    fn may_manage_token(&self, name: &str, caller: &Principal) -> Result<(), SecurityError> {
+        match self.token(name) {
+            Some(token) => self.grantable(&token.role, caller).or_else(|e| match e {
+                // A role deleted since: nothing to exceed.
+                SecurityError::Invalid(_) => Ok(()),
+                other => Err(other),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Security::create_token`] by `caller`.
+    pub fn create_token_by(
+        &self,
+        caller: &Principal,
+        name: &str,
+        role: &str,
+        expires_in: Option<u64>,
+    ) -> Result<(Token, String), SecurityError> {
+        self.grantable(role, caller)?;
+        self.create_token(name, role, expires_in)
+    }
+
+    /// [`Security::edit_token`] by `caller`.
+    pub fn edit_token_by(
+        &self,
+        caller: &Principal,
+        name: &str,
+        role: Option<&str>,
+        expires_in: Option<u64>,
+    ) -> Result<Token, SecurityError> {
+        self.may_manage_token(name, caller)?;
+        if let Some(role) = role {
+            self.grantable(role, caller)?;
+        }
+        self.edit_token(name, role, expires_in)
+    }
+
+    /// [`Security::set_token_state`] by `caller`.
+    pub fn set_token_state_by(
+        &self,
+        caller: &Principal,
+        name: &str,
+        state: TokenState,
+        reason: Option<String>,
+    ) -> Result<Token, SecurityError> {
+        self.may_manage_token(name, caller)?;
+        self.set_token_state(name, state, reason)
+    }
+
+    /// [`Security::delete_token`] by `caller`.
+    pub fn delete_token_by(&self, caller: &Principal, name: &str) -> Result<(), SecurityError> {
+        self.may_manage_token(name, caller)?;
+        self.delete_token(name)
+    }
+
+    /// [`Security::import_tokens`] by `caller`.
+    pub fn import_tokens_by(
+        &self,
+        caller: &Principal,
+        tokens: Vec<ImportedToken>,
+    ) -> Result<Vec<(Token, String)>, SecurityError> {
+        for t in &tokens {
+            self.grantable(&t.role, caller)?;
+        }
+        self.import_tokens(tokens)
+    }
+
+    /// Create (`create`) or replace custom role `role` by `caller`: neither what the role gives
+    /// now nor what it will give may exceed the caller's.
+    pub fn put_role_by(&self, caller: &Principal, role: Role, create: bool) -> Result<Role, SecurityError> {
+        if !create {
+            match self.grantable(&role.name, caller) {
+                Err(SecurityError::Invalid(_)) => {
+                    return Err(SecurityError::NotFound(format!("no custom role named \"{}\"", role.name)))
+                }
+                other => other?,
+            }
+        }
+        self.grantable_role(&role, caller)?;
+        self.put_role(role.clone(), create)?;
+        Ok(role)
+    }
+
+    /// Custom role `name` as stored (not a built-in one).
+    pub fn custom_role(&self, name: &str) -> Option<Role> {
+        self.snapshot.load().roles.get(name).cloned()
+    }
+
+    /// [`Security::delete_role`] by `caller`: a role that gives more than the caller has is not
+    /// the caller's to delete.
+    pub fn delete_role_by(&self, caller: &Principal, name: &str) -> Result<(), SecurityError> {
+        if let Err(e @ SecurityError::Forbidden(_)) = self.grantable(name, caller) {
+            return Err(e);
+        }
+        self.delete_role(name)
+    }
+
+    /// Create or replace data action `action` by `caller` (neither its old nor its new rights
+    /// may exceed the caller's); `known_types`: the model's aggregate types.
+    pub fn put_data_action_by(
+        &self,
+        caller: &Principal,
+        action: DataAction,
+        create: bool,
+        known_types: &[String],
+    ) -> Result<DataAction, SecurityError> {
+        if let Some(old) = self.snapshot.load().data_actions.get(&action.name) {
+            self.grantable_data_action(old, caller)?;
+        }
+        self.grantable_data_action(&action, caller)?;
+        self.put_data_action(action.clone(), create, known_types)?;
+        Ok(action)
+    }
+
+    /// [`Security::delete_data_action`] by `caller`.
+    pub fn delete_data_action_by(&self, caller: &Principal, name: &str) -> Result<(), SecurityError> {
+        if let Some(old) = self.snapshot.load().data_actions.get(name) {
+            self.grantable_data_action(old, caller)?;
+        }
+        self.delete_data_action(name)
+    }
+}
