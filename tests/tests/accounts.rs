@@ -70,7 +70,7 @@ fn audit(admin: &Client, query: &str) -> Vec<Value> {
 
 #[test]
 fn password_sign_in_opens_a_session_with_safe_cookie_flags_and_csrf() {
-    let server = start("account_manager:\n  session_lifetime_seconds: 4\n");
+    let server = start("");
     let admin = server.client();
     // The policy is checked, and names what is missing.
     let weak = admin.send(
@@ -146,16 +146,18 @@ fn password_sign_in_opens_a_session_with_safe_cookie_flags_and_csrf() {
     admin
         .send("PATCH", "/admin/api/users/alice", Some(&json!({"role": "supervisor"})))
         .assert_status(200, "back to supervisor");
-    // Blocked: her session is refused at once; unblocked: it works again.
+    // Blocked: her sessions end at once (and do not come back with an unblock).
     admin
         .send("POST", "/admin/api/users/alice/block", Some(&json!({"reason": "on leave"})))
         .assert_status(200, "block alice");
     let blocked = alice.get(&server, "/admin/api/repair");
     blocked.assert_status(401, "blocked user's session");
-    assert_eq!(reason(&blocked), "user_blocked");
+    assert_eq!(reason(&blocked), "invalid_session");
     assert_eq!(reason(&sign_in_raw(&server, "alice", "Correct1Horse")), "user_blocked");
     admin.send("POST", "/admin/api/users/alice/unblock", None).assert_status(200, "unblock alice");
-    alice.get(&server, "/admin/api/repair").assert_status(200, "unblocked");
+    alice.get(&server, "/admin/api/repair").assert_status(401, "the old session stays ended");
+    let alice = sign_in(&server, "alice", "Correct1Horse");
+    alice.get(&server, "/admin/api/repair").assert_status(200, "unblocked, signed in again");
 
     // Sign-out ends the session and clears the cookie.
     let out = alice.send(&server, "POST", "/admin/api/logout", None, true);
@@ -165,18 +167,53 @@ fn password_sign_in_opens_a_session_with_safe_cookie_flags_and_csrf() {
     after.assert_status(401, "a signed-out session");
     assert_eq!(reason(&after), "invalid_session");
 
-    // Sessions expire (session_lifetime_seconds: 4).
-    let short = sign_in(&server, "alice", "Correct1Horse");
-    short.get(&server, "/admin/api/whoami").assert_status(200, "fresh session");
-    std::thread::sleep(std::time::Duration::from_millis(4200));
-    let expired = short.get(&server, "/admin/api/whoami");
-    expired.assert_status(401, "an expired session");
-    assert_eq!(reason(&expired), "session_expired");
+    // A proxy's Basic credentials do not hide the cookie.
+    let behind_proxy = sign_in(&server, "alice", "Correct1Horse");
+    let r = server.unauthorized().send_with_headers(
+        "GET",
+        "/admin/api/whoami",
+        None,
+        &[("Cookie", behind_proxy.cookie.as_str()), ("Authorization", "Basic cHJveHk6cHc=")],
+    );
+    r.assert_status(200, "a cookie with a Basic Authorization header");
+    assert_eq!(r.json()["subject"], "alice");
+    // Changing one's password ends one's other sessions, not this one.
+    let other = sign_in(&server, "alice", "Correct1Horse");
+    behind_proxy
+        .send(
+            &server,
+            "PUT",
+            "/admin/api/password",
+            Some(&json!({"old_password": "Correct1Horse", "new_password": "Battery2Staple"})),
+            true,
+        )
+        .assert_status(200, "alice changes her password");
+    behind_proxy.get(&server, "/admin/api/whoami").assert_status(200, "the session that changed it");
+    assert_eq!(reason(&other.get(&server, "/admin/api/whoami")), "invalid_session");
+    assert_eq!(reason(&sign_in_raw(&server, "alice", "Correct1Horse")), "invalid_credentials");
+    sign_in(&server, "alice", "Battery2Staple");
 
-    // Deleting the user ends its sessions.
-    let last = sign_in(&server, "alice", "Correct1Horse");
+    // Deleting the user ends its sessions, and a new user of the same login inherits none.
+    let last = sign_in(&server, "alice", "Battery2Staple");
     admin.send("DELETE", "/admin/api/users/alice", None).assert_status(204, "delete alice");
     assert_eq!(reason(&last.get(&server, "/admin/api/whoami")), "invalid_session");
+    create_user(&admin, json!({"login": "alice", "role": "admin", "password": "Correct1Horse"}));
+    assert_eq!(reason(&last.get(&server, "/admin/api/whoami")), "invalid_session");
+    // A login is never a token's name, nor the reverse: a subject names one identity.
+    admin
+        .send("POST", "/admin/api/users", Some(&json!({"login": "admin", "role": "user", "password": "Correct1Horse"})))
+        .assert_status(409, "a login that is a token's name");
+    admin
+        .send("POST", "/admin/api/tokens", Some(&json!({"name": "alice", "role": "user"})))
+        .assert_status(409, "a token named like a user");
+    // Sign-in takes JSON only (a cross-site form cannot post it).
+    let form = server.unauthorized().send_with_headers(
+        "POST",
+        "/admin/api/login",
+        None,
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+    );
+    form.assert_status(415, "a form post to the sign-in");
 
     // The audit log has the sign-ins, the refusals and the CSRF refusal, with the subject.
     let events = audit(&admin, "text=sign_in&first=100");
@@ -282,19 +319,40 @@ fn one_time_passwords_change_timeouts_and_lock_out() {
     assert_eq!(reason(&sign_in_raw(&server, "bob", "Better!Password1")), "invalid_credentials");
     assert_eq!(sign_in(&server, "bob", &new_one).answer["one_time_password"], true);
 
-    // A user manager cannot grant more than it has: a supervisor session may not create users.
-    let sup = create_user(&admin, json!({"login": "sue", "role": "supervisor", "password": "Sue!Password1"}));
-    assert_eq!(sup["login"], "sue");
-    let sue = sign_in(&server, "sue", "Sue!Password1");
-    sue.send(
-        &server,
-        "POST",
-        "/admin/api/users",
-        Some(&json!({"login": "mallory", "role": "admin", "password": "Mal!Password1"})),
-        true,
-    )
-    .assert_status(403, "a supervisor creates no users");
+    // password_change_timeout_seconds counts from one's own last change, not from the password
+    // an administrator gave.
+    create_user(&admin, json!({"login": "carol", "role": "supervisor", "password": "Given!Password1"}));
+    let carol = sign_in(&server, "carol", "Given!Password1");
+    carol
+        .send(
+            &server,
+            "PUT",
+            "/admin/api/password",
+            Some(&json!({"old_password": "Given!Password1", "new_password": "Own!Password1x"})),
+            true,
+        )
+        .assert_status(200, "the first own change");
+
+    // A user manager grants nothing it does not have, and does not change its own account.
+    admin
+        .send("POST", "/admin/api/roles", Some(&json!({"name": "helpdesk", "actions": ["users_read", "users_admin"]})))
+        .assert_status(201, "the helpdesk role");
+    create_user(&admin, json!({"login": "hd", "role": "helpdesk", "password": "Help!desk12", "expires_in": 3600}));
+    let hd = sign_in(&server, "hd", "Help!desk12");
+    let send = |method: &str, path: &str, body: Option<Value>| hd.send(&server, method, path, body.as_ref(), true);
+    send("POST", "/admin/api/users", Some(json!({"login": "mallory", "role": "admin", "password": "Mal!Password1"})))
+        .assert_status(403, "helpdesk creates no admin");
+    send("POST", "/admin/api/users/carol/reset-password", None)
+        .assert_status(403, "nor resets a supervisor's password");
+    send("PATCH", "/admin/api/users/hd", Some(json!({"expires_in": 0}))).assert_status(403, "its own lifetime");
+    send("POST", "/admin/api/users/hd/block", None).assert_status(403, "its own state");
+    send("POST", "/admin/api/users/hd/reset-password", None).assert_status(403, "its own password reset");
+    send("DELETE", "/admin/api/users/hd", None).assert_status(403, "its own deletion");
+    send("PATCH", "/admin/api/users/hd", Some(json!({"username": "Help Desk"}))).assert_status(200, "its own name");
+    send("POST", "/admin/api/users", Some(json!({"login": "hd2", "role": "helpdesk", "password": "Help!desk34"})))
+        .assert_status(201, "a user of a role within its own");
     assert_eq!(admin.get("/admin/api/users/mallory").status, 404);
+    assert_eq!(admin.get("/admin/api/users/hd").json()["expires_in"], 3600);
 }
 
 #[test]
@@ -304,19 +362,22 @@ fn bad_sign_in_input_is_refused_and_lock_out_holds_under_a_flood() {
     // A 1 MiB password is refused before anything reads it as a password.
     let huge = json!({"login": "x", "password": "A".repeat(1024 * 1024)});
     server.unauthorized().send("POST", "/admin/api/login", Some(&huge)).assert_status(413, "1 MiB password");
-    // Over the longest password but under the body limit: a plain refusal.
-    assert_eq!(reason(&sign_in_raw(&server, "x", &"Aa1".repeat(1000))), "invalid_credentials");
+    // Over the longest password but under the body limit: a plain refusal, not counted.
+    create_user(&admin, json!({"login": "alice", "role": "supervisor", "password": "Pass1word"}));
+    assert_eq!(reason(&sign_in_raw(&server, "alice", &"Aa1".repeat(1000))), "invalid_credentials");
+    assert_eq!(admin.get("/admin/api/users/alice").json()["failed_login_attempts"], 0);
     // Malformed bodies name what is wrong.
     let r = server.unauthorized().send("POST", "/admin/api/login", Some(&json!({"user": "x"})));
     r.assert_status(400, "wrong fields");
-    assert!(r.error_text().contains("login"), "{}", r.body);
+    assert!(r.error_text().contains("unknown field `user`"), "{}", r.body);
 
     // Unicode logins work; injection strings are only names.
     for login in ["Иван Петров", "山田太郎", "*)(uid=*", "admin' OR '1'='1"] {
         create_user(&admin, json!({"login": login, "role": "supervisor", "password": "Pass1word"}));
         sign_in(&server, login, "Pass1word");
     }
-    for login in ["*", "*)(uid=*))(|(uid=*", "admin' --", "\u{0}admin"] {
+    // ... which match nothing else: alice's password opens no account through them.
+    for login in ["*", "*)(uid=*))(|(uid=*", "alice*", "alice' --", "\u{0}alice", "ALICE", "alice\u{200B}"] {
         assert_eq!(reason(&sign_in_raw(&server, login, "Pass1word")), "invalid_credentials", "{login:?}");
     }
     admin
@@ -362,4 +423,56 @@ fn bad_sign_in_input_is_refused_and_lock_out_holds_under_a_flood() {
     let user = admin.get("/admin/api/users/target").json();
     assert_eq!(user["state"], "blocked");
     assert_eq!(user["failed_login_attempts"], 5, "attempts after the lock-out are not counted: {user}");
+}
+
+#[test]
+fn one_time_passwords_only_sessions_and_passwords_expire_and_idle_users_are_blocked() {
+    let server = start(
+        "account_manager:\n  only_one_time_passwords: true\n  ban_inactive_more_seconds: 2\n  session_lifetime_seconds: 3\n",
+    );
+    let admin = server.client();
+    admin
+        .send(
+            "POST",
+            "/admin/api/users",
+            Some(&json!({"login": "ann", "role": "supervisor", "password": "Chosen1pass"})),
+        )
+        .assert_status(400, "only one-time passwords");
+    let ann = create_user(&admin, json!({"login": "ann", "role": "supervisor"}));
+    let first = ann["password"].as_str().unwrap().to_string();
+    let short = create_user(&admin, json!({"login": "brief", "role": "supervisor", "expires_in": 2}));
+    let brief = short["password"].as_str().unwrap().to_string();
+    let session = sign_in(&server, "ann", &first);
+    session
+        .send(
+            &server,
+            "PUT",
+            "/admin/api/password",
+            Some(&json!({"old_password": first, "new_password": "Chosen1pass"})),
+            true,
+        )
+        .assert_status(200, "ann chooses her password");
+    session.get(&server, "/admin/api/repair").assert_status(200, "ann works");
+    std::thread::sleep(std::time::Duration::from_millis(3300));
+    // The session lasted its 3 s.
+    let expired = session.get(&server, "/admin/api/repair");
+    expired.assert_status(401, "an expired session");
+    assert_eq!(reason(&expired), "session_expired");
+    // Unused for more than 2 s: blocked at the next sign-in, recorded as an alarm.
+    assert_eq!(reason(&sign_in_raw(&server, "ann", "Chosen1pass")), "user_blocked");
+    let state = admin.get("/admin/api/users/ann").json();
+    assert_eq!(state["state"], "blocked");
+    assert!(state["state_reason"].as_str().unwrap().contains("ban_inactive_more_seconds"), "{state}");
+    // A password older than its expires_in: blocked too.
+    assert_eq!(reason(&sign_in_raw(&server, "brief", &brief)), "user_blocked");
+    let state = admin.get("/admin/api/users/brief").json();
+    assert!(state["state_reason"].as_str().unwrap().contains("expired"), "{state}");
+    assert_eq!(state["password_expired"], true);
+    let alarms = audit(&admin, "severity=ALARM&text=blocked");
+    for login in ["ann", "brief"] {
+        assert!(alarms.iter().any(|e| e["subject"] == login), "{login}: {alarms:?}");
+    }
+    // Unblocked: the inactivity clock starts again.
+    admin.send("POST", "/admin/api/users/ann/unblock", None).assert_status(200, "unblock ann");
+    sign_in(&server, "ann", "Chosen1pass");
 }

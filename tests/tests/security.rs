@@ -202,7 +202,7 @@ fn the_permission_matrix() {
         (
             "POST",
             "/admin/api/users",
-            Some(json!({"login": "ROW", "role": "user", "password": "Row1password"})),
+            Some(json!({"login": "ROW-login", "role": "user", "password": "Row1password"})),
             [401, 401, 401, 401, 201, 403, 403, 403],
         ),
         ("GET", "/admin/api/nowhere", None, [401, 401, 401, 401, 404, 404, 404, 404]),

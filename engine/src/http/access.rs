@@ -160,7 +160,7 @@ pub fn need(method: &Method, path: &str) -> Option<Need> {
 }
 
 /// The session of a request authenticated by a session cookie (not by a token).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SessionCookie {
     /// The cookie's secret.
     pub secret: String,
@@ -171,21 +171,24 @@ pub struct SessionCookie {
 }
 
 /// Authenticate a request: its bearer token, else its session cookie (then a request that may
-/// change something must carry the session's anti-CSRF token in `X-CSRF-Token`: `Err(None)`).
+/// change something must carry the session's anti-CSRF token in `X-CSRF-Token`). An
+/// `Authorization` header of another scheme (a proxy's Basic credentials) is not ours: the
+/// cookie still counts.
 fn authenticate(
     security: &Security,
     req: &ServiceRequest,
 ) -> Result<(Principal, Option<SessionCookie>), (Refusal, Option<String>)> {
     let now = chrono::Utc::now();
     let header_value = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    if header_value.is_some() {
-        return security.authenticate(header_value, now).map(|p| (p, None));
+    let bearer = header_value.filter(|v| v.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("bearer ")));
+    if bearer.is_some() {
+        return security.authenticate(bearer, now).map(|p| (p, None));
     }
     let Some(cookie) = req.cookie(SESSION_COOKIE).filter(|c| !c.value().is_empty()) else {
         return Err((Refusal::Missing, None));
     };
     let secret = cookie.value().to_string();
-    let (who, session, user) = security.session(&secret, now).map_err(|r| (r, None))?;
+    let (who, session, one_time_password) = security.session(&secret, now)?;
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if !safe {
         let presented = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());
@@ -193,7 +196,7 @@ fn authenticate(
             return Err((Refusal::Csrf, Some(who.subject)));
         }
     }
-    Ok((who, Some(SessionCookie { secret, csrf: session.csrf, one_time_password: user.one_time_password })))
+    Ok((who, Some(SessionCookie { secret, csrf: session.csrf, one_time_password })))
 }
 
 /// The caller of a request that passed [`authorize`] (none for open routes).
@@ -245,7 +248,7 @@ pub fn audit_event(
 
 /// Authenticate the bearer token or session cookie and check the route's action: 401 (with a
 /// `reason` code: `missing_token`, `invalid_token`, `token_expired`, `token_blocked`,
-/// `invalid_session`, `session_expired`, `user_blocked`, `user_expired`) or 403 (`forbidden`;
+/// `invalid_session`, `session_expired`, `user_blocked`, `password_expired`) or 403 (`forbidden`;
 /// `csrf` for a session's change without its anti-CSRF token).
 /// The audit log gets every refusal (WARNING), every change made through an admin route (INFO,
 /// with its outcome) and every other authenticated request (VERBOSE); posts to the inputs are

@@ -7,7 +7,8 @@ use super::security::{parse, run, Reason};
 use super::{error, AppState};
 use crate::security::accounts::{AccountSettings, SESSION_COOKIE};
 use crate::security::audit::{AuditLog, Severity};
-use crate::security::users::{NewUser, SignInError, UserPatch};
+use crate::security::sessions::{hashing_turn, HashingTurn, SignInError};
+use crate::security::users::{NewUser, UserPatch};
 use crate::security::{Security, TokenState};
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
@@ -65,6 +66,24 @@ fn session_cookie(req: &HttpRequest, value: String, max_age: i64) -> Cookie<'sta
     cookie
 }
 
+/// A hashing turn, or the `503` that says to come back in a moment.
+async fn turn() -> Result<HashingTurn, HttpResponse> {
+    hashing_turn().await.map_err(|busy| {
+        HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "1"))
+            .json(json!({"error": busy.to_string(), "reason": "busy"}))
+    })
+}
+
+/// A failed password check as clients see it: the same answer for an unknown login, a wrong
+/// password and the attempt that locks a user out.
+fn refused(e: SignInError) -> HttpResponse {
+    match e {
+        SignInError::Internal(e) => super::security::failed(e),
+        refused => HttpResponse::Unauthorized().json(json!({"error": refused.to_string(), "reason": refused.code()})),
+    }
+}
+
 async fn sign_in(
     req: HttpRequest,
     body: web::Bytes,
@@ -72,16 +91,30 @@ async fn sign_in(
     security: web::Data<Arc<Security>>,
     audit: web::Data<Arc<AuditLog>>,
 ) -> HttpResponse {
+    // JSON only: a cross-site form cannot post it, so no page signs a visitor in as someone else.
+    let json_body = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
+    if !json_body {
+        return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "sign in with Content-Type: application/json");
+    }
     let credentials: Credentials = match parse(&body, "sign in with {login, password}") {
         Ok(c) => c,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
+    let turn = match turn().await {
+        Ok(t) => t,
+        Err(busy) => return busy,
+    };
     let settings = settings(&state);
     let login = credentials.login.clone();
     let security_ = security.get_ref().clone();
-    let outcome =
-        web::block(move || security_.sign_in(&credentials.login, &credentials.password, &settings, chrono::Utc::now()))
-            .await;
+    let outcome = web::block(move || {
+        security_.sign_in(&turn, &credentials.login, &credentials.password, &settings, chrono::Utc::now())
+    })
+    .await;
     let source = source_of(&req);
     // What the audit log shows of a login that may be anything the client sent.
     let subject: String = login.chars().take(crate::security::store::NAME_MAX).collect();
@@ -108,15 +141,16 @@ async fn sign_in(
                 "one_time_password": signed.user.one_time_password,
             }))
         }
-        Ok(Err(SignInError::Internal(e))) => super::security::failed(e),
-        Ok(Err(refused)) => {
-            match &refused {
+        Ok(Err(e)) => {
+            match &e {
                 SignInError::LockedOut(n) => {
                     record(Severity::Alarm, "locked out", format!("blocked after {n} failed sign-in attempts"))
                 }
+                SignInError::Lapsed(why) => record(Severity::Alarm, "blocked", why.clone()),
+                SignInError::Internal(_) => {}
                 other => record(Severity::Warning, "refused 401", other.code().to_string()),
             }
-            HttpResponse::Unauthorized().json(json!({"error": refused.to_string(), "reason": refused.code()}))
+            refused(e)
         }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
@@ -161,12 +195,23 @@ async fn change_password(
     let settings = settings(&state);
     let login = who.subject.clone();
     let keep = session.map(|s| s.secret);
-    let changed = move |s: &Security| {
-        s.change_password(&login, &change.old_password, &change.new_password, &settings, keep.as_deref())
+    let turn = match turn().await {
+        Ok(t) => t,
+        Err(busy) => return busy,
     };
-    match run(&security, changed).await {
-        Ok(user) => HttpResponse::Ok().json(user.public(chrono::Utc::now())),
-        Err(e) => e,
+    let security = security.get_ref().clone();
+    let changed = web::block(move || {
+        security.change_password(&turn, &login, &change.old_password, &change.new_password, &settings, keep.as_deref())
+    })
+    .await;
+    match changed {
+        Ok(Ok(user)) => HttpResponse::Ok().json(user.public(chrono::Utc::now())),
+        // A wrong old password is refused like a sign-in (and counted), but with 403: the
+        // caller is signed in.
+        Ok(Err(SignInError::Internal(e))) => super::security::failed(e),
+        Ok(Err(e)) => HttpResponse::Forbidden()
+            .json(json!({"error": format!("the old password is not accepted: {e}"), "reason": e.code()})),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
@@ -184,13 +229,19 @@ async fn password_policy(state: web::Data<AppState>) -> HttpResponse {
 
 async fn list_users(security: web::Data<Arc<Security>>) -> HttpResponse {
     let now = chrono::Utc::now();
-    HttpResponse::Ok().json(security.users().iter().map(|u| u.public(now)).collect::<Vec<_>>())
+    match run(&security, |s| s.users()).await {
+        Ok(users) => HttpResponse::Ok().json(users.iter().map(|u| u.public(now)).collect::<Vec<_>>()),
+        Err(e) => e,
+    }
 }
 
 async fn get_user(path: web::Path<String>, security: web::Data<Arc<Security>>) -> HttpResponse {
-    match security.user(&path) {
-        Some(user) => HttpResponse::Ok().json(user.public(chrono::Utc::now())),
-        None => error(StatusCode::NOT_FOUND, format!("no user with login \"{path}\"")),
+    let login = path.into_inner();
+    let wanted = login.clone();
+    match run(&security, move |s| s.user(&wanted)).await {
+        Ok(Some(user)) => HttpResponse::Ok().json(user.public(chrono::Utc::now())),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no user with login \"{login}\"")),
+        Err(e) => e,
     }
 }
 
@@ -209,7 +260,11 @@ async fn create_user(
         return error(StatusCode::UNAUTHORIZED, "not signed in");
     };
     let settings = settings(&state);
-    match run(&security, move |s| s.create_user(new, &settings, &who)).await {
+    let turn = match turn().await {
+        Ok(t) => t,
+        Err(busy) => return busy,
+    };
+    match run(&security, move |s| s.create_user(&turn, new, &settings, &who)).await {
         Ok((user, generated)) => {
             let mut answer = user.public(chrono::Utc::now());
             if let Some(password) = generated {
@@ -305,7 +360,11 @@ async fn reset_password(
     };
     let settings = settings(&state);
     let login = path.into_inner();
-    match run(&security, move |s| s.reset_password(&login, &settings, &who)).await {
+    let turn = match turn().await {
+        Ok(t) => t,
+        Err(busy) => return busy,
+    };
+    match run(&security, move |s| s.reset_password(&turn, &login, &settings, &who)).await {
         Ok((user, password)) => {
             let mut answer = user.public(chrono::Utc::now());
             answer["password"] = password.into();

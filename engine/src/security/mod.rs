@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod audit;
 pub mod bootstrap;
 pub mod roles;
+pub mod sessions;
 pub mod store;
 pub mod users;
 

@@ -109,8 +109,8 @@ pub enum Refusal {
     SessionExpired,
     /// The session's user is blocked.
     UserBlocked,
-    /// The session's user's account has expired.
-    UserExpired,
+    /// The session's user's password has expired.
+    PasswordExpired,
     /// A change made with a session cookie lacks the session's anti-CSRF token (403).
     Csrf,
 }
@@ -126,7 +126,7 @@ impl Refusal {
             Refusal::InvalidSession => "invalid_session",
             Refusal::SessionExpired => "session_expired",
             Refusal::UserBlocked => "user_blocked",
-            Refusal::UserExpired => "user_expired",
+            Refusal::PasswordExpired => "password_expired",
             Refusal::Csrf => "csrf",
         }
     }
@@ -150,7 +150,7 @@ impl Refusal {
             Refusal::InvalidSession => "the session is not open: sign in again",
             Refusal::SessionExpired => "the session has expired: sign in again",
             Refusal::UserBlocked => "the user is blocked",
-            Refusal::UserExpired => "the user's account has expired",
+            Refusal::PasswordExpired => "the user's password has expired",
             Refusal::Csrf => "a change made with a session cookie needs the session's X-CSRF-Token header",
         }
     }
@@ -166,6 +166,8 @@ pub(super) struct Snapshot {
     data_actions: BTreeMap<String, DataAction>,
     /// Users by login.
     pub(super) users: BTreeMap<String, User>,
+    /// Open sessions by the SHA-256 of their secret.
+    pub(super) sessions: HashMap<[u8; 32], super::sessions::Session>,
     /// Resolved actions and data rights by role name.
     resolved: HashMap<String, (Arc<BTreeSet<Action>>, Arc<DataRights>)>,
 }
@@ -191,7 +193,7 @@ pub struct Security {
     reloading: std::sync::Mutex<()>,
 }
 
-fn token_key(name: &str) -> Vec<u8> {
+pub(super) fn token_key(name: &str) -> Vec<u8> {
     [b"token/".as_slice(), name.as_bytes()].concat()
 }
 
@@ -220,9 +222,12 @@ pub fn check_name(what: &str, name: &str) -> Result<(), SecurityError> {
     if name.trim().is_empty() || name.chars().count() > NAME_MAX {
         return Err(SecurityError::Invalid(format!("{what}: a name of 1 to {NAME_MAX} characters is needed")));
     }
-    if name.chars().any(|c| c.is_control() || c == '/') || name.trim() != name {
+    // Invisible format characters (bidirectional overrides, zero-width ones) would let one
+    // name pass for another in the audit log and the UI.
+    let invisible = |c: char| matches!(c, '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}');
+    if name.chars().any(|c| c.is_control() || c == '/' || invisible(c)) || name.trim() != name {
         return Err(SecurityError::Invalid(format!(
-            "{what} \"{name}\": no control characters, '/' or surrounding spaces in a name"
+            "{what} {name:?}: no control or invisible characters, '/' or surrounding spaces in a name"
         )));
     }
     Ok(())
@@ -265,6 +270,7 @@ impl Security {
             roles: roles.into_iter().map(|r| (r.name.clone(), r)).collect(),
             data_actions: data.into_iter().map(|d| (d.name.clone(), d)).collect(),
             users: users.into_iter().map(|u| (u.login.clone(), u)).collect(),
+            sessions: super::sessions::load_sessions(&self.db, Utc::now())?,
             resolved: HashMap::new(),
         };
         for token in tokens {
@@ -531,6 +537,12 @@ impl Security {
             for token in tokens {
                 if !seen.insert(token.name.clone()) || tx.get(Keyspace::Tokens, &token_key(&token.name))?.is_some() {
                     return Err(SecurityError::Conflict(format!("a token named \"{}\" exists", token.name)));
+                }
+                if super::users::read_user(&*tx, &token.name)?.is_some() {
+                    return Err(SecurityError::Conflict(format!(
+                        "\"{}\" is a user's login: a name names one identity in the audit log",
+                        token.name
+                    )));
                 }
                 tx.insert(Keyspace::Tokens, &token_key(&token.name), to_json(token)?);
             }

@@ -1,34 +1,27 @@
-//! Users, passwords and sessions: the part of [`Security`] behind `/admin/api/users`,
-//! `/admin/api/login`, `/admin/api/logout` and `/admin/api/password`.
+//! Users: the part of [`Security`] behind `/admin/api/users` (sign-in and sessions are in
+//! `sessions`).
 //!
-//! A sign-in checks the password (argon2id, at most [`HASHING_AT_ONCE`] at a time), counts
-//! failures and blocks the user after `block_after_n_failed_attempts` in a row, blocks a user
-//! inactive for longer than `ban_inactive_more_seconds`, and opens a session: 256 random bits
-//! in a cookie, stored as their SHA-256 with the user's login, expiry and an anti-CSRF token.
-//! Every request made with the session checks the user as it is now (blocked, expired, deleted
-//! or given another role since: it takes effect at once).
+//! A user has a login (unique among users *and* tokens, so that a subject in the audit log names
+//! one identity), a role, and a password hashed with argon2id whose lifetime is `expires_in`
+//! (TDG's: past it, the user is blocked at its next sign-in). Nobody changes their own account
+//! here (role, lifetime, state, a reset, a deletion): that is another administrator's job, and
+//! one's own password is changed with the old one (`PUT /admin/api/password`).
 
-use super::accounts::{AccountSettings, PASSWORD_MAX};
-use super::store::{check_name, expiry, hash, to_json, Principal, Refusal, Security, TokenState};
+use super::accounts::AccountSettings;
+use super::sessions::{end_sessions_of, hash_password, HashingTurn};
+use super::store::{check_name, to_json, Principal, Security, TokenState};
 use super::SecurityError;
-use crate::storage::{Keyspace, ReadView};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use crate::storage::{Keyspace, ReadView, WriteTx};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 
 /// Key prefix of users.
 pub(super) const USER_PREFIX: &[u8] = b"user/";
-const SESSION_PREFIX: &[u8] = b"session/";
-/// Password hashes computed at once (each takes ~19 MiB and tens of milliseconds): sign-in
-/// floods queue here instead of exhausting memory and every core.
-pub const HASHING_AT_ONCE: usize = 2;
 /// Longest e-mail address or display name.
 const TEXT_MAX: usize = 256;
 
-/// A user (without the password's hash in the API).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A user (the API never shows the password's hash).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct User {
     /// Unique sign-in name.
@@ -41,11 +34,12 @@ pub struct User {
     pub email: Option<String>,
     /// The role it acts with.
     pub role: String,
-    /// When it was created.
+    /// When it was created (sessions belong to this incarnation of the login).
     pub created_at: DateTime<Utc>,
-    /// When its account stops working; `None`: never.
+    /// How long a password lasts, seconds, from its last update (`None`: for ever). Past it
+    /// the user is blocked at its next sign-in (TDG's `expires_in`).
     #[serde(default)]
-    pub expires_at: Option<DateTime<Utc>>,
+    pub expires_in: Option<u64>,
     /// Active or blocked.
     pub state: TokenState,
     /// Why the state was last changed.
@@ -54,16 +48,20 @@ pub struct User {
     /// When the state was last changed (an unblock restarts the inactivity clock).
     #[serde(default)]
     pub state_changed_at: Option<DateTime<Utc>>,
-    /// Failed sign-in attempts since the last success.
+    /// Failed sign-in attempts since the last success or unblock.
     #[serde(default)]
     pub failed_login_attempts: u32,
     /// The last successful sign-in.
     #[serde(default)]
     pub last_login: Option<DateTime<Utc>>,
-    /// The last change of the password.
+    /// The last time the password was set (creation, reset or one's own change).
     #[serde(default)]
     pub last_password_update_time: Option<DateTime<Utc>>,
-    /// The password was generated (one-time): it must be changed before anything else.
+    /// The last time the user changed its own password (`password_change_timeout_seconds`
+    /// counts from it).
+    #[serde(default)]
+    pub last_own_password_change: Option<DateTime<Utc>>,
+    /// The password was generated (one-time): the user must change it before anything else.
     #[serde(default)]
     pub one_time_password: bool,
     /// The password's argon2id PHC string.
@@ -71,18 +69,29 @@ pub struct User {
     pub password_hash: String,
 }
 
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("login", &self.login)
+            .field("role", &self.role)
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
 impl User {
-    /// The user as the API shows it: no hash, the expiry also as seconds left.
+    /// The user as the API shows it: no hash; when its password expires.
     pub fn public(&self, now: DateTime<Utc>) -> serde_json::Value {
+        let expires_at = self.password_expires_at();
         serde_json::json!({
             "login": self.login,
             "username": self.username,
             "email": self.email,
             "role": self.role,
             "created_at": self.created_at.to_rfc3339(),
-            "expires_at": self.expires_at.map(|t| t.to_rfc3339()),
-            "expires_in": self.expires_at.map(|t| (t - now).num_seconds().max(0)),
-            "expired": self.expires_at.is_some_and(|t| t <= now),
+            "expires_in": self.expires_in,
+            "password_expires_at": expires_at.map(|t| t.to_rfc3339()),
+            "password_expired": expires_at.is_some_and(|t| t <= now),
             "state": self.state,
             "state_reason": self.state_reason,
             "failed_login_attempts": self.failed_login_attempts,
@@ -92,28 +101,36 @@ impl User {
         })
     }
 
-    /// When the inactivity clock started: the last sign-in, unblock or creation.
-    fn active_since(&self) -> DateTime<Utc> {
-        [self.last_login, self.state_changed_at].into_iter().flatten().fold(self.created_at, DateTime::max)
+    /// When the password stops working (`expires_in` after its last update).
+    pub fn password_expires_at(&self) -> Option<DateTime<Utc>> {
+        let lifetime = chrono::TimeDelta::try_seconds(i64::try_from(self.expires_in?).ok()?)?;
+        self.last_password_update_time.unwrap_or(self.created_at).checked_add_signed(lifetime)
+    }
+
+    /// When the inactivity clock started: the last sign-in, unblock, password update or
+    /// creation.
+    pub(super) fn active_since(&self) -> DateTime<Utc> {
+        [self.last_login, self.state_changed_at, self.last_password_update_time]
+            .into_iter()
+            .flatten()
+            .fold(self.created_at, DateTime::max)
+    }
+
+    /// Why the user may not sign in now although it is active: its password expired, or it was
+    /// unused for longer than `ban_inactive_more_seconds` (it is blocked for that reason).
+    pub(super) fn lapsed(&self, settings: &AccountSettings, now: DateTime<Utc>) -> Option<String> {
+        if self.password_expires_at().is_some_and(|t| t <= now) {
+            return Some("the password expired (expires_in)".into());
+        }
+        let limit = settings.inactive_limit();
+        let idle = (now - self.active_since()).num_seconds();
+        (idle > i64::try_from(limit).unwrap_or(i64::MAX))
+            .then(|| format!("inactive for more than {limit} s (ban_inactive_more_seconds)"))
     }
 }
 
-/// A signed-in session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Session {
-    /// Whose.
-    pub login: String,
-    /// When it was opened.
-    pub created_at: DateTime<Utc>,
-    /// When it ends.
-    pub expires_at: DateTime<Utc>,
-    /// The anti-CSRF token requests that change something must send in `X-CSRF-Token`.
-    pub csrf: String,
-}
-
 /// A new user.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     /// Sign-in name.
@@ -126,10 +143,10 @@ pub struct NewUser {
     pub email: Option<String>,
     /// Role.
     pub role: String,
-    /// Seconds until the account expires (0 or none: never).
+    /// How long a password lasts, seconds (0 or none: for ever).
     #[serde(default)]
     pub expires_in: Option<u64>,
-    /// The password; none: a one-time password is generated and answered once.
+    /// The password; none or empty: a one-time password is generated and answered once.
     #[serde(default)]
     pub password: Option<String>,
 }
@@ -147,121 +164,24 @@ pub struct UserPatch {
     /// Role.
     #[serde(default)]
     pub role: Option<String>,
-    /// Seconds until the account expires (0: never).
+    /// Password lifetime, seconds (0: for ever).
     #[serde(default)]
     pub expires_in: Option<u64>,
 }
 
-/// Why a sign-in failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SignInError {
-    /// Unknown login or wrong password (the answer does not say which).
-    #[error("wrong login or password")]
-    InvalidCredentials,
-    /// Wrong password, and that blocked the user.
-    #[error("wrong login or password; the user is now blocked after {0} failed attempts")]
-    LockedOut(u32),
-    /// The user is blocked.
-    #[error("the user is blocked")]
-    Blocked,
-    /// The user's account has expired.
-    #[error("the user's account has expired")]
-    Expired,
-    /// Storage or hashing failed.
-    #[error(transparent)]
-    Internal(#[from] SecurityError),
-}
-
-impl SignInError {
-    /// The `reason` code clients see.
-    pub fn code(&self) -> &'static str {
-        match self {
-            SignInError::InvalidCredentials | SignInError::LockedOut(_) => "invalid_credentials",
-            SignInError::Blocked => "user_blocked",
-            SignInError::Expired => "user_expired",
-            SignInError::Internal(_) => "internal",
-        }
-    }
-}
-
-/// A session opened by a sign-in.
-#[derive(Debug, Clone)]
-pub struct SignedIn {
-    /// The user as signed in.
-    pub user: User,
-    /// The cookie's secret (shown to the client once, kept as a hash).
-    pub secret: String,
-    /// The session.
-    pub session: Session,
-}
-
-fn user_key(login: &str) -> Vec<u8> {
+pub(super) fn user_key(login: &str) -> Vec<u8> {
     [USER_PREFIX, login.as_bytes()].concat()
 }
 
-fn session_key(secret: &str) -> Vec<u8> {
-    [SESSION_PREFIX, hex::encode(hash(secret)).as_bytes()].concat()
+/// User `login` as stored, read in `view`.
+pub(super) fn read_user(view: &dyn ReadView, login: &str) -> Result<Option<User>, SecurityError> {
+    let Some(bytes) = view.get(Keyspace::Tokens, &user_key(login))? else { return Ok(None) };
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| SecurityError::Corrupt(format!("user {login}: {e}")))
 }
 
-/// The argon2id hasher: the `argon2` crate's defaults (19 MiB, 2 passes, 1 lane; OWASP's).
-fn argon2() -> Argon2<'static> {
-    Argon2::default()
-}
-
-/// A slot of the password hasher: at most [`HASHING_AT_ONCE`] hashes run at once.
-struct HashSlots {
-    busy: Mutex<usize>,
-    freed: Condvar,
-}
-
-fn slots() -> &'static HashSlots {
-    static SLOTS: OnceLock<HashSlots> = OnceLock::new();
-    SLOTS.get_or_init(|| HashSlots { busy: Mutex::new(0), freed: Condvar::new() })
-}
-
-/// Run `f` when a hashing slot is free.
-fn with_slot<T>(f: impl FnOnce() -> T) -> T {
-    let slots = slots();
-    {
-        let mut busy = slots.busy.lock().unwrap_or_else(PoisonError::into_inner);
-        while *busy >= HASHING_AT_ONCE {
-            busy = slots.freed.wait(busy).unwrap_or_else(PoisonError::into_inner);
-        }
-        *busy += 1;
-    }
-    let out = f();
-    *slots.busy.lock().unwrap_or_else(PoisonError::into_inner) -= 1;
-    slots.freed.notify_one();
-    out
-}
-
-/// Hash `password` with a new random salt; its PHC string.
-pub fn hash_password(password: &str) -> Result<String, SecurityError> {
-    let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(|e| SecurityError::Random(e.to_string()))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| SecurityError::Random(e.to_string()))?;
-    with_slot(|| argon2().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()))
-        .map_err(|e| SecurityError::Corrupt(format!("hashing a password: {e}")))
-}
-
-/// Whether `password` matches the PHC string `stored` (a damaged hash matches nothing).
-fn verify_password(password: &str, stored: &str) -> bool {
-    let Ok(parsed) = PasswordHash::new(stored) else {
-        tracing::warn!("a stored password hash is damaged; its user cannot sign in with a password");
-        return false;
-    };
-    with_slot(|| argon2().verify_password(password.as_bytes(), &parsed).is_ok())
-}
-
-/// A hash of no one's password, verified against when the login is unknown so that an unknown
-/// login takes as long to refuse as a wrong password.
-fn decoy_hash() -> &'static str {
-    static DECOY: OnceLock<String> = OnceLock::new();
-    DECOY.get_or_init(|| {
-        let mut secret = [0u8; 16];
-        let _ = getrandom::fill(&mut secret);
-        hash_password(&hex::encode(secret)).unwrap_or_default()
-    })
+pub(super) fn write_user(tx: &mut WriteTx<'_>, user: &User) -> Result<(), SecurityError> {
+    tx.insert(Keyspace::Tokens, &user_key(&user.login), to_json(user)?);
+    Ok(())
 }
 
 fn check_text(what: &str, value: Option<&str>) -> Result<(), SecurityError> {
@@ -283,26 +203,39 @@ fn check_email(email: Option<&str>) -> Result<(), SecurityError> {
     }
 }
 
-/// Whether `a` and `b` are equal, in a time that depends only on their lengths.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+fn lifetime(expires_in: Option<u64>) -> Result<Option<u64>, SecurityError> {
+    match expires_in.filter(|s| *s > 0) {
+        Some(s) if i64::try_from(s).is_err() => Err(SecurityError::Invalid(format!("expires_in {s} is too large"))),
+        other => Ok(other),
+    }
+}
+
+/// Refuse a change of `login`'s own account by itself.
+fn not_oneself(login: &str, caller: &Principal, what: &str) -> Result<(), SecurityError> {
+    if caller.subject == login {
+        return Err(SecurityError::Forbidden(format!(
+            "{login} may not {what} its own account: another administrator does (one's own password: PUT /admin/api/password)"
+        )));
+    }
+    Ok(())
 }
 
 impl Security {
-    /// Every user, by login.
-    pub fn users(&self) -> Vec<User> {
-        self.snapshot.load().users.values().cloned().collect()
+    /// Every user, by login, as stored now (counters included).
+    pub fn users(&self) -> Result<Vec<User>, SecurityError> {
+        super::store::load_all(&self.db, USER_PREFIX)
     }
 
-    /// One user.
-    pub fn user(&self, login: &str) -> Option<User> {
-        self.snapshot.load().users.get(login).cloned()
+    /// One user as stored now.
+    pub fn user(&self, login: &str) -> Result<Option<User>, SecurityError> {
+        read_user(&self.db, login)
     }
 
-    /// Create a user; answers it and, when its password was generated, that one-time password
-    /// (the only time it is shown).
+    /// Create a user (a caller holding a hashing turn); answers it and, when its password was
+    /// generated, that one-time password (the only time it is shown).
     pub fn create_user(
         &self,
+        turn: &HashingTurn,
         new: NewUser,
         settings: &AccountSettings,
         caller: &Principal,
@@ -314,7 +247,8 @@ impl Security {
             return Err(SecurityError::Invalid(format!("user \"{}\": there is no role \"{}\"", new.login, new.role)));
         }
         self.grantable(&new.role, caller)?;
-        let (password, generated) = match new.password {
+        let given = new.password.filter(|p| !p.is_empty());
+        let (password, generated) = match given {
             Some(_) if settings.only_one_time_passwords => {
                 return Err(SecurityError::Invalid(
                     "account_manager.only_one_time_passwords is on: leave the password out and a one-time password is generated".into(),
@@ -329,42 +263,52 @@ impl Security {
         let now = Utc::now();
         let user = User {
             login: new.login,
-            username: new.username,
-            email: new.email,
+            username: new.username.filter(|n| !n.is_empty()),
+            email: new.email.filter(|e| !e.is_empty()),
             role: new.role,
             created_at: now,
-            expires_at: expiry(now, new.expires_in)?,
+            expires_in: lifetime(new.expires_in)?,
             state: TokenState::Active,
             state_reason: None,
             state_changed_at: None,
             failed_login_attempts: 0,
             last_login: None,
             last_password_update_time: Some(now),
+            last_own_password_change: None,
             one_time_password: generated,
-            password_hash: hash_password(&password)?,
+            password_hash: hash_password(turn, &password)?,
         };
         self.db.write(|tx| {
-            if tx.get(Keyspace::Tokens, &user_key(&user.login))?.is_some() {
+            if read_user(&*tx, &user.login)?.is_some() {
                 return Err(SecurityError::Conflict(format!("a user with login \"{}\" exists", user.login)));
             }
-            tx.insert(Keyspace::Tokens, &user_key(&user.login), to_json(&user)?);
-            Ok(())
+            if tx.get(Keyspace::Tokens, &super::store::token_key(&user.login))?.is_some() {
+                return Err(SecurityError::Conflict(format!(
+                    "\"{}\" is a token's name: a login names one identity in the audit log",
+                    user.login
+                )));
+            }
+            write_user(tx, &user)
         })?;
         self.changed()?;
         Ok((user, generated.then_some(password)))
     }
 
-    /// Change user `login`'s name, e-mail, role or expiry.
+    /// Change user `login`'s name, e-mail, role or password lifetime.
     pub fn edit_user(&self, login: &str, patch: UserPatch, caller: &Principal) -> Result<User, SecurityError> {
         check_text("username", patch.username.as_deref())?;
         check_email(patch.email.as_deref())?;
+        if patch.role.is_some() || patch.expires_in.is_some() {
+            not_oneself(login, caller, "change the role or password lifetime of")?;
+        }
         if let Some(role) = &patch.role {
             if !self.role_exists(role) {
                 return Err(SecurityError::Invalid(format!("user \"{login}\": there is no role \"{role}\"")));
             }
             self.grantable(role, caller)?;
         }
-        self.update_user(login, caller, |user| {
+        let expires_in = patch.expires_in.map(|s| lifetime(Some(s))).transpose()?;
+        self.update_user(login, caller, |_, user| {
             if let Some(name) = patch.username {
                 user.username = Some(name).filter(|n| !n.is_empty());
             }
@@ -374,15 +318,15 @@ impl Security {
             if let Some(role) = patch.role {
                 user.role = role;
             }
-            if patch.expires_in.is_some() {
-                user.expires_at = expiry(Utc::now(), patch.expires_in)?;
+            if let Some(lifetime) = expires_in {
+                user.expires_in = lifetime;
             }
             Ok(())
         })
     }
 
-    /// Block or unblock user `login`, with a reason (an unblock also forgets failed attempts
-    /// and restarts the inactivity clock).
+    /// Block or unblock user `login`, with a reason. A block ends its sessions; an unblock
+    /// forgets failed attempts and restarts the inactivity clock.
     pub fn set_user_state(
         &self,
         login: &str,
@@ -391,53 +335,58 @@ impl Security {
         caller: &Principal,
     ) -> Result<User, SecurityError> {
         check_text("reason", reason.as_deref())?;
-        self.update_user(login, caller, |user| {
+        not_oneself(login, caller, "block or unblock")?;
+        self.update_user(login, caller, |tx, user| {
             user.state = state;
             user.state_reason = reason;
             user.state_changed_at = Some(Utc::now());
             if state == TokenState::Active {
                 user.failed_login_attempts = 0;
+            } else {
+                end_sessions_of(tx, login, None)?;
             }
             Ok(())
         })
     }
 
-    /// Give user `login` a new generated one-time password; answers it (shown once).
+    /// Give user `login` a new generated one-time password (a caller holding a hashing turn);
+    /// answers it (shown once). The user's sessions end.
     pub fn reset_password(
         &self,
+        turn: &HashingTurn,
         login: &str,
         settings: &AccountSettings,
         caller: &Principal,
     ) -> Result<(User, String), SecurityError> {
+        not_oneself(login, caller, "reset the password of")?;
         let password = settings.password_policy.generate()?;
-        let hashed = hash_password(&password)?;
-        let user = self.update_user(login, caller, |user| {
+        let hashed = hash_password(turn, &password)?;
+        let user = self.update_user(login, caller, |tx, user| {
             user.password_hash = hashed;
             user.one_time_password = true;
             user.last_password_update_time = Some(Utc::now());
-            Ok(())
+            end_sessions_of(tx, login, None)
         })?;
-        self.end_sessions_of(login)?;
         Ok((user, password))
     }
 
-    /// Delete user `login` (its sessions end with it).
+    /// Delete user `login` and end its sessions.
     pub fn delete_user(&self, login: &str, caller: &Principal) -> Result<(), SecurityError> {
+        not_oneself(login, caller, "delete")?;
         self.may_manage_user(login, caller)?;
         self.db.write(|tx| {
-            if tx.get(Keyspace::Tokens, &user_key(login))?.is_none() {
+            if read_user(&*tx, login)?.is_none() {
                 return Err(SecurityError::NotFound(format!("no user with login \"{login}\"")));
             }
             tx.remove(Keyspace::Tokens, &user_key(login));
-            Ok(())
+            end_sessions_of(tx, login, None)
         })?;
-        self.changed()?;
-        self.end_sessions_of(login)
+        self.changed()
     }
 
     /// Refuse to touch user `login` unless its current role is one the caller could grant.
     fn may_manage_user(&self, login: &str, caller: &Principal) -> Result<(), SecurityError> {
-        match self.user(login) {
+        match self.user(login)? {
             Some(user) => self.grantable(&user.role, caller).or_else(|e| match e {
                 // A role deleted since: nothing to exceed.
                 SecurityError::Invalid(_) => Ok(()),
@@ -447,240 +396,20 @@ impl Security {
         }
     }
 
+    /// Read, change and store user `login` in one commit, then sync and publish.
     fn update_user(
         &self,
         login: &str,
         caller: &Principal,
-        change: impl FnOnce(&mut User) -> Result<(), SecurityError>,
+        change: impl FnOnce(&mut WriteTx<'_>, &mut User) -> Result<(), SecurityError>,
     ) -> Result<User, SecurityError> {
         self.may_manage_user(login, caller)?;
-        let user = self.write_user(login, change)?;
-        self.changed()?;
-        Ok(user)
-    }
-
-    /// Read, change and store user `login` in one commit (not yet synced or visible).
-    fn write_user(
-        &self,
-        login: &str,
-        change: impl FnOnce(&mut User) -> Result<(), SecurityError>,
-    ) -> Result<User, SecurityError> {
-        self.db.write(|tx| {
-            let Some(bytes) = tx.get(Keyspace::Tokens, &user_key(login))? else {
-                return Err(SecurityError::NotFound(format!("no user with login \"{login}\"")));
-            };
-            let mut user: User = serde_json::from_slice(&bytes).map_err(|e| SecurityError::Corrupt(e.to_string()))?;
-            change(&mut user)?;
-            tx.insert(Keyspace::Tokens, &user_key(login), to_json(&user)?);
-            Ok(user)
-        })
-    }
-
-    /// Check `login` and `password` and open a session. A blocked or expired user is refused
-    /// without hashing (a locked-out account costs an attacker nothing to ask about, and the
-    /// server nothing to answer); an unknown login costs as much as a wrong password.
-    pub fn sign_in(
-        &self,
-        login: &str,
-        password: &str,
-        settings: &AccountSettings,
-        now: DateTime<Utc>,
-    ) -> Result<SignedIn, SignInError> {
-        if password.chars().count() > PASSWORD_MAX || login.chars().count() > super::store::NAME_MAX {
-            return Err(SignInError::InvalidCredentials);
-        }
-        let Some(user) = self.user(login) else {
-            verify_password(password, decoy_hash());
-            return Err(SignInError::InvalidCredentials);
-        };
-        if user.state == TokenState::Blocked {
-            return Err(SignInError::Blocked);
-        }
-        if user.expires_at.is_some_and(|t| t <= now) {
-            return Err(SignInError::Expired);
-        }
-        let limit = settings.inactive_limit();
-        if (now - user.active_since()).num_seconds() > i64::try_from(limit).unwrap_or(i64::MAX) {
-            self.write_user(login, |u| {
-                u.state = TokenState::Blocked;
-                u.state_reason = Some(format!("inactive for more than {limit} s (ban_inactive_more_seconds)"));
-                u.state_changed_at = Some(now);
-                Ok(())
-            })?;
-            self.changed()?;
-            return Err(SignInError::Blocked);
-        }
-        if !verify_password(password, &user.password_hash) {
-            let mut locked = None;
-            self.write_user(login, |u| {
-                u.failed_login_attempts = u.failed_login_attempts.saturating_add(1);
-                if let Some(n) = settings.block_after_n_failed_attempts.filter(|n| u.failed_login_attempts >= *n) {
-                    u.state = TokenState::Blocked;
-                    u.state_reason = Some(format!("{n} failed sign-in attempts in a row"));
-                    u.state_changed_at = Some(now);
-                    locked = Some(n);
-                }
-                Ok(())
-            })?;
-            self.changed()?;
-            return Err(locked.map_or(SignInError::InvalidCredentials, SignInError::LockedOut));
-        }
-        let secret = super::store::new_secret()?;
-        let csrf = super::store::new_secret()?;
-        let lifetime =
-            chrono::TimeDelta::try_seconds(i64::try_from(settings.session_lifetime_seconds).unwrap_or(i64::MAX))
-                .unwrap_or(chrono::TimeDelta::MAX);
-        let session = Session {
-            login: login.to_string(),
-            created_at: now,
-            expires_at: now.checked_add_signed(lifetime).unwrap_or(DateTime::<Utc>::MAX_UTC),
-            csrf,
-        };
         let user = self.db.write(|tx| {
-            let Some(bytes) = tx.get(Keyspace::Tokens, &user_key(login))? else {
+            let Some(mut user) = read_user(&*tx, login)? else {
                 return Err(SecurityError::NotFound(format!("no user with login \"{login}\"")));
             };
-            let mut user: User = serde_json::from_slice(&bytes).map_err(|e| SecurityError::Corrupt(e.to_string()))?;
-            user.failed_login_attempts = 0;
-            user.last_login = Some(now);
-            tx.insert(Keyspace::Tokens, &user_key(login), to_json(&user)?);
-            tx.insert(Keyspace::Tokens, &session_key(&secret), to_json(&session)?);
-            // Sessions that have ended go with each sign-in: the store never holds more than
-            // the sessions opened within one lifetime.
-            let mut ended = Vec::new();
-            for item in tx.scan_prefix(Keyspace::Tokens, SESSION_PREFIX) {
-                let (key, value) = item?;
-                if serde_json::from_slice::<Session>(&value).map_or(true, |s| s.expires_at <= now) {
-                    ended.push(key);
-                }
-            }
-            for key in ended {
-                tx.remove(Keyspace::Tokens, &key);
-            }
-            Ok(user)
-        })?;
-        self.changed()?;
-        Ok(SignedIn { user, secret, session })
-    }
-
-    /// The session of cookie `secret` and who acts with it, if it is open and its user may
-    /// still sign in. A user whose password is one-time acts with no rights until it changes it.
-    pub fn session(&self, secret: &str, now: DateTime<Utc>) -> Result<(Principal, Session, User), Refusal> {
-        let stored = self.db.get(Keyspace::Tokens, &session_key(secret)).map_err(|e| {
-            tracing::error!(error = %e, "reading a session failed");
-            Refusal::InvalidSession
-        })?;
-        let session: Session =
-            stored.and_then(|bytes| serde_json::from_slice(&bytes).ok()).ok_or(Refusal::InvalidSession)?;
-        if session.expires_at <= now {
-            return Err(Refusal::SessionExpired);
-        }
-        let snapshot = self.snapshot.load();
-        let user = snapshot.users.get(&session.login).ok_or(Refusal::InvalidSession)?;
-        if user.state == TokenState::Blocked {
-            return Err(Refusal::UserBlocked);
-        }
-        if user.expires_at.is_some_and(|t| t <= now) {
-            return Err(Refusal::UserExpired);
-        }
-        let mut principal = snapshot.principal(&user.login, &user.role);
-        if user.one_time_password {
-            principal.actions = Default::default();
-            principal.data = std::sync::Arc::new(super::DataRights::PerType(Default::default()));
-        }
-        Ok((principal, session, user.clone()))
-    }
-
-    /// Whether `presented` is session `session`'s anti-CSRF token.
-    pub fn csrf_matches(session: &Session, presented: Option<&str>) -> bool {
-        presented.is_some_and(|p| same(p.as_bytes(), session.csrf.as_bytes()))
-    }
-
-    /// End the session of cookie `secret` (nothing if there is none).
-    pub fn sign_out(&self, secret: &str) -> Result<(), SecurityError> {
-        self.db.write(|tx| {
-            tx.remove(Keyspace::Tokens, &session_key(secret));
-            Ok::<_, SecurityError>(())
-        })?;
-        self.db.sync()?;
-        Ok(())
-    }
-
-    /// End every session of user `login`.
-    fn end_sessions_of(&self, login: &str) -> Result<(), SecurityError> {
-        self.db.write(|tx| {
-            let mut ended = Vec::new();
-            for item in tx.scan_prefix(Keyspace::Tokens, SESSION_PREFIX) {
-                let (key, value) = item?;
-                if serde_json::from_slice::<Session>(&value).map_or(true, |s| s.login == login) {
-                    ended.push(key);
-                }
-            }
-            for key in ended {
-                tx.remove(Keyspace::Tokens, &key);
-            }
-            Ok::<_, SecurityError>(())
-        })?;
-        self.db.sync()?;
-        Ok(())
-    }
-
-    /// Change user `login`'s own password: the old one must match, the new one meet the policy
-    /// and differ, and `password_change_timeout_seconds` must have passed since the last change
-    /// (not for a one-time password). Other sessions of the user end.
-    pub fn change_password(
-        &self,
-        login: &str,
-        old: &str,
-        new: &str,
-        settings: &AccountSettings,
-        keep_session: Option<&str>,
-    ) -> Result<User, SecurityError> {
-        let Some(user) = self.user(login) else {
-            return Err(SecurityError::NotFound(format!("no user with login \"{login}\"")));
-        };
-        let now = Utc::now();
-        if !user.one_time_password {
-            if let (Some(timeout), Some(last)) =
-                (settings.password_change_timeout_seconds, user.last_password_update_time)
-            {
-                let wait = i64::try_from(timeout).unwrap_or(i64::MAX).saturating_sub((now - last).num_seconds());
-                if wait > 0 {
-                    return Err(SecurityError::Forbidden(format!(
-                        "the password was changed less than {timeout} s ago (password_change_timeout_seconds): try again in {wait} s"
-                    )));
-                }
-            }
-        }
-        if old.chars().count() > PASSWORD_MAX || !verify_password(old, &user.password_hash) {
-            return Err(SecurityError::Forbidden("the old password is wrong".into()));
-        }
-        settings.password_policy.check(new).map_err(SecurityError::Invalid)?;
-        if new == old {
-            return Err(SecurityError::Invalid("the new password is the old one".into()));
-        }
-        let hashed = hash_password(new)?;
-        let kept = keep_session.map(session_key);
-        let user = self.db.write(|tx| {
-            let Some(bytes) = tx.get(Keyspace::Tokens, &user_key(login))? else {
-                return Err(SecurityError::NotFound(format!("no user with login \"{login}\"")));
-            };
-            let mut user: User = serde_json::from_slice(&bytes).map_err(|e| SecurityError::Corrupt(e.to_string()))?;
-            user.password_hash = hashed;
-            user.one_time_password = false;
-            user.last_password_update_time = Some(now);
-            tx.insert(Keyspace::Tokens, &user_key(login), to_json(&user)?);
-            let mut ended = Vec::new();
-            for item in tx.scan_prefix(Keyspace::Tokens, SESSION_PREFIX) {
-                let (key, value) = item?;
-                let theirs = serde_json::from_slice::<Session>(&value).map_or(true, |s| s.login == login);
-                if theirs && kept.as_deref() != Some(key.as_ref()) {
-                    ended.push(key);
-                }
-            }
-            for key in ended {
-                tx.remove(Keyspace::Tokens, &key);
-            }
+            change(tx, &mut user)?;
+            write_user(tx, &user)?;
             Ok(user)
         })?;
         self.changed()?;

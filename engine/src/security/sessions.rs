@@ -1,0 +1,473 @@
+//! Sign-in and sessions: the part of [`Security`] behind `/admin/api/login`, `/logout` and
+//! `/password`, and the session check of every request made with the cookie.
+//!
+//! **Attempts.** A password check first *reserves* an attempt in storage (one commit: the user
+//! is read there, refused at once when blocked, lapsed or out of attempts, else its failure
+//! count goes up), then hashes, then *settles* (another commit, on the user as it is then: a
+//! success needs it still active, of the same incarnation, with the password that was checked;
+//! a failure that reaches `block_after_n_failed_attempts` blocks it). Concurrent guesses can
+//! therefore never check more passwords than the limit allows, and a correct password found
+//! among them opens nothing once the user is blocked.
+//!
+//! **Hashing** (argon2id: 19 MiB, tens of milliseconds) needs a [`HashingTurn`]: at most
+//! [`HASHING_AT_ONCE`] run at once, at most [`HASHING_QUEUE`] requests wait for a turn, and the
+//! rest are answered `503` at once, so a flood of sign-ins queues neither memory nor the
+//! blocking threads everything else uses.
+//!
+//! **Sessions**: 256 random bits in the cookie, stored as `session/<hex SHA-256>` with the
+//! user's login and incarnation (`created_at`), expiry and anti-CSRF token, indexed by
+//! `session-of/<login>/<hex SHA-256>`; at most [`SESSIONS_PER_USER`] per user (a sign-in ends
+//! the oldest and the expired ones). They are checked from the in-memory snapshot, against the
+//! user as it is now.
+
+use super::accounts::{AccountSettings, PASSWORD_MAX};
+use super::store::{hash, new_secret, to_json, Principal, Refusal, Security, TokenState, NAME_MAX};
+use super::users::{read_user, write_user, User};
+use super::SecurityError;
+use crate::storage::{Keyspace, ReadView, WriteTx};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// Password hashes computed at once.
+pub const HASHING_AT_ONCE: usize = 2;
+/// Requests that may wait for a hashing turn; more are refused (`503`).
+pub const HASHING_QUEUE: usize = 64;
+/// Open sessions per user, at most.
+pub const SESSIONS_PER_USER: usize = 16;
+pub(super) const SESSION_PREFIX: &[u8] = b"session/";
+const SESSION_INDEX: &[u8] = b"session-of/";
+
+/// The right to hash one or two passwords now (see the module's docs).
+pub struct HashingTurn {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// No hashing turn is free and the queue for one is full.
+#[derive(Debug, thiserror::Error)]
+#[error("too many sign-ins at once: try again in a moment")]
+pub struct HashingBusy;
+
+/// Wait for a hashing turn, or refuse at once when [`HASHING_QUEUE`] requests already wait.
+pub async fn hashing_turn() -> Result<HashingTurn, HashingBusy> {
+    static SLOTS: OnceLock<Arc<tokio::sync::Semaphore>> = OnceLock::new();
+    static WAITING: AtomicUsize = AtomicUsize::new(0);
+    let slots = SLOTS.get_or_init(|| Arc::new(tokio::sync::Semaphore::new(HASHING_AT_ONCE))).clone();
+    if let Ok(permit) = slots.clone().try_acquire_owned() {
+        return Ok(HashingTurn { _permit: permit });
+    }
+    if WAITING.fetch_add(1, Ordering::AcqRel) >= HASHING_QUEUE {
+        WAITING.fetch_sub(1, Ordering::AcqRel);
+        return Err(HashingBusy);
+    }
+    let permit = slots.acquire_owned().await;
+    WAITING.fetch_sub(1, Ordering::AcqRel);
+    permit.map(|p| HashingTurn { _permit: p }).map_err(|_| HashingBusy)
+}
+
+/// Hash `password` with a new random salt (argon2id, the crate's defaults: 19 MiB, 2 passes);
+/// its PHC string.
+pub fn hash_password(_turn: &HashingTurn, password: &str) -> Result<String, SecurityError> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| SecurityError::Random(e.to_string()))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| SecurityError::Random(e.to_string()))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| SecurityError::Corrupt(format!("hashing a password: {e}")))
+}
+
+/// Whether `password` matches the PHC string `stored` (a damaged hash matches nothing).
+fn verify_password(_turn: &HashingTurn, password: &str, stored: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        tracing::warn!("a stored password hash is damaged; its user cannot sign in with a password");
+        return false;
+    };
+    Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()
+}
+
+/// A hash of no one's password, checked when the login is unknown, so that an unknown login
+/// costs as much to refuse as a wrong password.
+fn decoy_hash(turn: &HashingTurn) -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| {
+        let mut secret = [0u8; 16];
+        let _ = getrandom::fill(&mut secret);
+        hash_password(turn, &hex::encode(secret)).unwrap_or_default()
+    })
+}
+
+/// A signed-in session.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Session {
+    /// Whose.
+    pub login: String,
+    /// The `created_at` of the user it was opened for: a user deleted and created again under
+    /// the same login does not inherit it.
+    pub user_created_at: DateTime<Utc>,
+    /// When it was opened.
+    pub created_at: DateTime<Utc>,
+    /// When it ends.
+    pub expires_at: DateTime<Utc>,
+    /// The anti-CSRF token requests that change something must send in `X-CSRF-Token`.
+    pub csrf: String,
+}
+
+/// Why a password check failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    /// Unknown login or wrong password (the answer does not say which).
+    #[error("wrong login or password")]
+    InvalidCredentials,
+    /// Wrong password, and that blocked the user (clients see [`SignInError::InvalidCredentials`]).
+    #[error("wrong login or password")]
+    LockedOut(u32),
+    /// The user is blocked, or has no attempts left.
+    #[error("the user is blocked")]
+    Blocked,
+    /// The user was blocked by this attempt: its password expired or it was unused too long.
+    #[error("the user is blocked")]
+    Lapsed(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Internal(#[from] SecurityError),
+}
+
+impl From<crate::storage::StorageError> for SignInError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        SignInError::Internal(SecurityError::Storage(e))
+    }
+}
+
+impl SignInError {
+    /// The `reason` code clients see.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SignInError::InvalidCredentials | SignInError::LockedOut(_) => "invalid_credentials",
+            SignInError::Blocked | SignInError::Lapsed(_) => "user_blocked",
+            SignInError::Internal(_) => "internal",
+        }
+    }
+}
+
+/// A session opened by a sign-in.
+pub struct SignedIn {
+    /// The user as signed in.
+    pub user: User,
+    /// The cookie's secret (shown to the client once, kept as a hash).
+    pub secret: String,
+    /// The session.
+    pub session: Session,
+}
+
+/// What a reservation found.
+enum Reserved {
+    /// No such user.
+    Unknown,
+    /// May try: the hash to check against and the user's incarnation.
+    Try { password_hash: String, created_at: DateTime<Utc> },
+}
+
+fn session_key(secret_hash: &str) -> Vec<u8> {
+    [SESSION_PREFIX, secret_hash.as_bytes()].concat()
+}
+
+fn index_prefix(login: &str) -> Vec<u8> {
+    [SESSION_INDEX, login.as_bytes(), b"/"].concat()
+}
+
+/// End every session of `login` in `tx`, but the one whose secret hashes to `keep`.
+pub(super) fn end_sessions_of(tx: &mut WriteTx<'_>, login: &str, keep: Option<&str>) -> Result<(), SecurityError> {
+    let prefix = index_prefix(login);
+    let mut ended = Vec::new();
+    for item in tx.scan_prefix(Keyspace::Tokens, &prefix) {
+        let (key, _) = item?;
+        let hashed = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+        if keep != Some(hashed.as_str()) {
+            ended.push((key.to_vec(), hashed));
+        }
+    }
+    for (index, hashed) in ended {
+        tx.remove(Keyspace::Tokens, &index);
+        tx.remove(Keyspace::Tokens, &session_key(&hashed));
+    }
+    Ok(())
+}
+
+/// Open a session for `user` in `tx`: ends its expired sessions and the oldest beyond
+/// [`SESSIONS_PER_USER`]. Answers the secret and the session.
+fn open_session(
+    tx: &mut WriteTx<'_>,
+    user: &User,
+    settings: &AccountSettings,
+    now: DateTime<Utc>,
+) -> Result<(String, Session), SecurityError> {
+    let prefix = index_prefix(&user.login);
+    let mut open: Vec<(DateTime<Utc>, String)> = Vec::new();
+    let mut ended = Vec::new();
+    for item in tx.scan_prefix(Keyspace::Tokens, &prefix) {
+        let (key, _) = item?;
+        let hashed = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+        let session = tx
+            .get(Keyspace::Tokens, &session_key(&hashed))?
+            .and_then(|bytes| serde_json::from_slice::<Session>(&bytes).ok());
+        match session {
+            Some(s) if s.expires_at > now && s.user_created_at == user.created_at => open.push((s.created_at, hashed)),
+            _ => ended.push(hashed),
+        }
+    }
+    open.sort();
+    let excess = open.len().saturating_sub(SESSIONS_PER_USER - 1);
+    ended.extend(open.into_iter().take(excess).map(|(_, h)| h));
+    for hashed in ended {
+        tx.remove(Keyspace::Tokens, &[prefix.as_slice(), hashed.as_bytes()].concat());
+        tx.remove(Keyspace::Tokens, &session_key(&hashed));
+    }
+    let secret = new_secret()?;
+    let lifetime = i64::try_from(settings.session_lifetime_seconds)
+        .ok()
+        .and_then(chrono::TimeDelta::try_seconds)
+        .unwrap_or(chrono::TimeDelta::MAX);
+    let session = Session {
+        login: user.login.clone(),
+        user_created_at: user.created_at,
+        created_at: now,
+        expires_at: now.checked_add_signed(lifetime).unwrap_or(DateTime::<Utc>::MAX_UTC),
+        csrf: new_secret()?,
+    };
+    let hashed = hex::encode(hash(&secret));
+    tx.insert(Keyspace::Tokens, &session_key(&hashed), to_json(&session)?);
+    tx.insert(Keyspace::Tokens, &[prefix.as_slice(), hashed.as_bytes()].concat(), Vec::new());
+    Ok((secret, session))
+}
+
+impl Security {
+    /// Check `password` for `login` as the module's docs say; on success run `then` in the
+    /// settling commit (the user already reset to no failures; `then` may change it further)
+    /// and answer its result.
+    fn attempt<T>(
+        &self,
+        turn: &HashingTurn,
+        login: &str,
+        password: &str,
+        settings: &AccountSettings,
+        now: DateTime<Utc>,
+        then: impl FnOnce(&mut WriteTx<'_>, &mut User) -> Result<T, SecurityError>,
+    ) -> Result<T, SignInError> {
+        if password.chars().count() > PASSWORD_MAX || login.chars().count() > NAME_MAX {
+            return Err(SignInError::InvalidCredentials);
+        }
+        let limit = settings.block_after_n_failed_attempts;
+        let mut lapsed = None;
+        let reserved = self.db.write(|tx| {
+            let Some(mut user) = read_user(&*tx, login)? else { return Ok(Reserved::Unknown) };
+            if user.state == TokenState::Blocked {
+                return Err(SignInError::Blocked);
+            }
+            if let Some(why) = user.lapsed(settings, now) {
+                user.state = TokenState::Blocked;
+                user.state_reason = Some(why.clone());
+                user.state_changed_at = Some(now);
+                end_sessions_of(tx, login, None)?;
+                write_user(tx, &user)?;
+                lapsed = Some(why);
+                return Ok(Reserved::Unknown);
+            }
+            if limit.is_some_and(|n| user.failed_login_attempts >= n) {
+                // The limit's attempts are being checked now: no more until they settle.
+                return Err(SignInError::Blocked);
+            }
+            user.failed_login_attempts = user.failed_login_attempts.saturating_add(1);
+            write_user(tx, &user)?;
+            Ok(Reserved::Try { password_hash: user.password_hash, created_at: user.created_at })
+        });
+        if let Some(why) = lapsed {
+            self.changed()?;
+            return Err(SignInError::Lapsed(why));
+        }
+        let (password_hash, created_at) = match reserved? {
+            Reserved::Unknown => {
+                verify_password(turn, password, decoy_hash(turn));
+                return Err(SignInError::InvalidCredentials);
+            }
+            Reserved::Try { password_hash, created_at } => (password_hash, created_at),
+        };
+        let matched = verify_password(turn, password, &password_hash);
+        let mut blocked = false;
+        // The closure answers Ok(outcome) whenever its writes must be committed (a block too).
+        let settled = self.db.write(|tx| {
+            let Some(mut user) = read_user(&*tx, login)?.filter(|u| u.created_at == created_at) else {
+                return Ok(Err(SignInError::InvalidCredentials));
+            };
+            if matched && user.password_hash == password_hash && user.state == TokenState::Active {
+                user.failed_login_attempts = 0;
+                let out = then(tx, &mut user)?;
+                write_user(tx, &user)?;
+                return Ok(Ok(out));
+            }
+            if matched {
+                // Blocked or given another password while this attempt was checked.
+                return Ok(Err(SignInError::Blocked));
+            }
+            match limit.filter(|n| user.state == TokenState::Active && user.failed_login_attempts >= *n) {
+                Some(n) => {
+                    user.state = TokenState::Blocked;
+                    user.state_reason = Some(format!("{n} failed sign-in attempts in a row"));
+                    user.state_changed_at = Some(now);
+                    end_sessions_of(tx, login, None)?;
+                    write_user(tx, &user)?;
+                    blocked = true;
+                    Ok(Err(SignInError::LockedOut(n)))
+                }
+                None => Ok(Err(SignInError::InvalidCredentials)),
+            }
+        });
+        let settled = settled.and_then(|outcome: Result<T, SignInError>| outcome);
+        // A success or a block is made durable and visible; a counted failure alone is
+        // neither synced nor published (it is in storage, which the next attempt reads).
+        if settled.is_ok() || blocked {
+            self.changed()?;
+        }
+        settled
+    }
+
+    /// Check `login` and `password` (a caller holding a hashing turn) and open a session.
+    pub fn sign_in(
+        &self,
+        turn: &HashingTurn,
+        login: &str,
+        password: &str,
+        settings: &AccountSettings,
+        now: DateTime<Utc>,
+    ) -> Result<SignedIn, SignInError> {
+        self.attempt(turn, login, password, settings, now, |tx, user| {
+            user.last_login = Some(now);
+            let (secret, session) = open_session(tx, user, settings, now)?;
+            Ok((user.clone(), secret, session))
+        })
+        .map(|(mut user, secret, session)| {
+            user.last_login = Some(now);
+            SignedIn { user, secret, session }
+        })
+    }
+
+    /// The session of cookie `secret` and who acts with it, if it is open and its user may act
+    /// now (from the snapshot: no storage read). A user whose password is one-time acts with no
+    /// rights until it has changed it. On a refusal, the login when it is known.
+    pub fn session(
+        &self,
+        secret: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Principal, Session, bool), (Refusal, Option<String>)> {
+        let snapshot = self.snapshot.load();
+        let Some(session) = snapshot.sessions.get(&hash(secret)) else { return Err((Refusal::InvalidSession, None)) };
+        let login = Some(session.login.clone());
+        if session.expires_at <= now {
+            return Err((Refusal::SessionExpired, login));
+        }
+        let Some(user) = snapshot.users.get(&session.login).filter(|u| u.created_at == session.user_created_at) else {
+            return Err((Refusal::InvalidSession, login));
+        };
+        if user.state == TokenState::Blocked {
+            return Err((Refusal::UserBlocked, login));
+        }
+        if user.password_expires_at().is_some_and(|t| t <= now) {
+            return Err((Refusal::PasswordExpired, login));
+        }
+        let mut principal = snapshot.principal(&user.login, &user.role);
+        if user.one_time_password {
+            principal.actions = Default::default();
+            principal.data = Arc::new(super::DataRights::PerType(Default::default()));
+        }
+        Ok((principal, session.clone(), user.one_time_password))
+    }
+
+    /// Whether `presented` is session `session`'s anti-CSRF token (compared in a time that
+    /// depends only on the lengths).
+    pub fn csrf_matches(session: &Session, presented: Option<&str>) -> bool {
+        let (a, b) = (presented.unwrap_or_default().as_bytes(), session.csrf.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+
+    /// End the session of cookie `secret` (nothing if there is none).
+    pub fn sign_out(&self, secret: &str) -> Result<(), SecurityError> {
+        let hashed = hex::encode(hash(secret));
+        self.db.write(|tx| {
+            if let Some(bytes) = tx.get(Keyspace::Tokens, &session_key(&hashed))? {
+                if let Ok(session) = serde_json::from_slice::<Session>(&bytes) {
+                    tx.remove(Keyspace::Tokens, &[index_prefix(&session.login), hashed.clone().into_bytes()].concat());
+                }
+                tx.remove(Keyspace::Tokens, &session_key(&hashed));
+            }
+            Ok::<_, SecurityError>(())
+        })?;
+        self.changed()
+    }
+
+    /// Change user `login`'s own password (a caller holding a hashing turn): the old one is
+    /// checked like a sign-in (a wrong one counts towards the lock-out), the new one must meet
+    /// the policy and differ, and `password_change_timeout_seconds` must have passed since the
+    /// user's last own change (not for a one-time password). Its other sessions end.
+    pub fn change_password(
+        &self,
+        turn: &HashingTurn,
+        login: &str,
+        old: &str,
+        new: &str,
+        settings: &AccountSettings,
+        keep_session: Option<&str>,
+    ) -> Result<User, SignInError> {
+        let now = Utc::now();
+        let Some(user) = self.user(login)? else {
+            return Err(SecurityError::NotFound(format!("no user with login \"{login}\"")).into());
+        };
+        if !user.one_time_password {
+            if let (Some(timeout), Some(last)) =
+                (settings.password_change_timeout_seconds, user.last_own_password_change)
+            {
+                let wait = i64::try_from(timeout).unwrap_or(i64::MAX).saturating_sub((now - last).num_seconds());
+                if wait > 0 {
+                    return Err(SecurityError::Forbidden(format!(
+                        "the password was changed less than {timeout} s ago (password_change_timeout_seconds): try again in {wait} s"
+                    ))
+                    .into());
+                }
+            }
+        }
+        settings.password_policy.check(new).map_err(SecurityError::Invalid)?;
+        if new == old {
+            return Err(SecurityError::Invalid("the new password is the old one".into()).into());
+        }
+        let hashed = hash_password(turn, new)?;
+        let keep = keep_session.map(|s| hex::encode(hash(s)));
+        self.attempt(turn, login, old, settings, now, |tx, user| {
+            user.password_hash = hashed;
+            user.one_time_password = false;
+            user.last_password_update_time = Some(now);
+            user.last_own_password_change = Some(now);
+            end_sessions_of(tx, login, keep.as_deref())?;
+            Ok(user.clone())
+        })
+    }
+}
+
+/// Every open session in `view`, by the hash of its secret (for the snapshot).
+pub(super) fn load_sessions(
+    view: &dyn ReadView,
+    now: DateTime<Utc>,
+) -> Result<std::collections::HashMap<[u8; 32], Session>, SecurityError> {
+    let mut out = std::collections::HashMap::new();
+    for item in view.scan_prefix(Keyspace::Tokens, SESSION_PREFIX) {
+        let (key, value) = item?;
+        let Ok(session) = serde_json::from_slice::<Session>(&value) else { continue };
+        let hashed = hex::decode(&key[SESSION_PREFIX.len()..]).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
+        if let Some(hashed) = hashed.filter(|_| session.expires_at > now) {
+            out.insert(hashed, session);
+        }
+    }
+    Ok(out)
+}
