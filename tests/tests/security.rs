@@ -656,3 +656,145 @@ fn every_route_of_the_table_answers_as_documented() {
     }
     assert!(failures.is_empty(), "{} answers differ from the table:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// `data` of a GraphQL answer, panicking on errors.
+fn gql_data(client: &Client, query: &str, variables: Value) -> Value {
+    let answer = client.graphql(query, variables, true);
+    assert!(answer.get("errors").is_none_or(Value::is_null), "{query}: {answer}");
+    answer["data"].clone()
+}
+
+#[test]
+fn the_admin_schema_manages_tokens_users_roles_and_the_audit_log_with_tdgs_names() {
+    let server = Server::start("samples/library");
+    let admin = server.client();
+    // Tokens: add (the secret once), list, get, block.
+    let added = gql_data(
+        &admin,
+        r#"mutation { token { add(name: "gql", role: "user", expires_in: 0) { name role token } } }"#,
+        json!({}),
+    );
+    let secret = added["token"]["add"]["token"].as_str().expect("the secret").to_string();
+    assert!(secret.starts_with("fg_"), "{added}");
+    let listed =
+        gql_data(&admin, "{ token { list { name role state token } get(name: \"gql\") { state } } }", json!({}));
+    let names: Vec<&str> =
+        listed["token"]["list"].as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
+    assert!(names.contains(&"gql") && names.contains(&"admin"), "{listed}");
+    assert!(listed["token"]["list"].as_array().unwrap().iter().all(|t| t["token"].is_null()), "no secrets in lists");
+    server
+        .with_token(&secret)
+        .post_json("/http", &json!({"id": 5, "username": "via gql token"}))
+        .assert_status(200, "post");
+    gql_data(
+        &admin,
+        r#"mutation { token { set_state(name: "gql", state: "blocked", reason: "test") { state } } }"#,
+        json!({}),
+    );
+    let r = server.with_token(&secret).post_json("/http", &json!({"id": 6, "username": "blocked"}));
+    assert_eq!((r.status, r.json()["reason"].as_str()), (401, Some("token_blocked")));
+
+    // Users: add without a password (a one-time one, once), list, modify, self for a token.
+    let user = gql_data(
+        &admin,
+        r#"mutation { user { add(login: "gqluser", role: "supervisor", email: "g@example.com") { login one_time_password password } } }"#,
+        json!({}),
+    );
+    assert_eq!(user["user"]["add"]["one_time_password"], true, "{user}");
+    assert!(user["user"]["add"]["password"].as_str().is_some_and(|p| p.len() >= 16), "{user}");
+    let users =
+        gql_data(&admin, "{ user { list { login role password } self { login } is_anonymous_allowed } }", json!({}));
+    assert!(users["user"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u["login"] == "gqluser" && u["password"].is_null()));
+    assert!(users["user"]["self"].is_null(), "a token is no user: {users}");
+    assert_eq!(users["user"]["is_anonymous_allowed"], false);
+    gql_data(&admin, r#"mutation { user { modify(login: "gqluser", role: "user") { role } } }"#, json!({}));
+    assert_eq!(admin.get("/admin/api/users/gqluser").json()["role"], "user");
+
+    // Roles and data actions.
+    gql_data(
+        &admin,
+        "mutation($a: JSON!) { data_access_action { create(name: \"books-gql\", aggregates: $a) { name aggregates } } }",
+        json!({"a": {"Book": {"read": true}}}),
+    );
+    gql_data(
+        &admin,
+        r#"mutation { access_role { create(name: "reader", description: "reads", actions: ["repair_read"], data_actions: ["books-gql"]) { name } } }"#,
+        json!({}),
+    );
+    gql_data(
+        &admin,
+        r#"mutation { access_role { update_access_role_actions(name: "reader", actions: [{id: "jobs_read", allowed: true}, {id: "repair_read", allowed: false}]) { actions } } }"#,
+        json!({}),
+    );
+    let role = gql_data(
+        &admin,
+        r#"{ access_role { get_access_role_actions(name: "reader") get(name: "reader") { data_actions built_in } actions_list { name } } }"#,
+        json!({}),
+    );
+    assert_eq!(role["access_role"]["get_access_role_actions"], json!(["jobs_read"]), "{role}");
+    assert_eq!(role["access_role"]["get"]["data_actions"], json!(["books-gql"]));
+    assert_eq!(role["access_role"]["get"]["built_in"], false);
+    assert!(role["access_role"]["actions_list"].as_array().unwrap().len() >= 23);
+    let data = gql_data(&admin, r#"{ data_access_action { get(name: "books-gql") { aggregates } } }"#, json!({}));
+    assert_eq!(data["data_access_action"]["get"]["aggregates"]["Book"]["read"], true);
+
+    // The password generator.
+    let generated = gql_data(
+        &admin,
+        r#"{ password_generator { generate validate(password: "short") { valid error } config } }"#,
+        json!({}),
+    );
+    let g = &generated["password_generator"];
+    assert!(g["generate"].as_str().is_some_and(|p| p.len() >= 16), "{generated}");
+    assert_eq!(g["validate"]["valid"], false);
+    assert!(g["validate"]["error"].as_str().unwrap().contains("at least 8"));
+    assert_eq!(g["config"]["min_length"], 8);
+
+    // The audit log: read, change the severity, clear (recorded).
+    let log = gql_data(
+        &admin,
+        r#"{ audit_log { get(subject: "admin", first: 50) { action outcome severity } enabled severity } }"#,
+        json!({}),
+    );
+    assert_eq!(log["audit_log"]["enabled"], true);
+    assert!(log["audit_log"]["get"].as_array().unwrap().iter().any(|e| e["action"] == "admin_graphql"), "{log}");
+    let severity = gql_data(&admin, r#"mutation { audit_log { severity(level: "WARNING") } }"#, json!({}));
+    assert_eq!(severity["audit_log"]["severity"], "WARNING");
+    assert_eq!(admin.get("/admin/api/audit/settings").json()["settings"]["severity"], "WARNING");
+    gql_data(&admin, "mutation { audit_log { clear } }", json!({}));
+    let left = audit(&admin, "");
+    assert_eq!(left[0]["action"], "audit_log_cleared", "{left:?}");
+
+    // Each field needs its own action: a role with the admin schema but not tokens_admin may
+    // not add a token through it; a supervisor reads but does not change.
+    admin
+        .send(
+            "POST",
+            "/admin/api/roles",
+            Some(&json!({"name": "schema-only", "actions": ["admin_graphql_read", "admin_graphql_write"]})),
+        )
+        .assert_status(201, "role");
+    let schema_only = server.with_token(&token(&server, "schema-only", "schema-only", 0));
+    let refused =
+        schema_only.graphql(r#"mutation { token { add(name: "sneaky", role: "user") { token } } }"#, json!({}), true);
+    assert_eq!(refused["errors"][0]["extensions"]["code"], "FORBIDDEN", "{refused}");
+    let refused = schema_only.graphql("{ user { list { login } } }", json!({}), true);
+    assert_eq!(refused["errors"][0]["extensions"]["code"], "FORBIDDEN", "{refused}");
+    assert!(admin.get("/admin/api/tokens/sneaky").status == 404);
+    let recorded = audit(&admin, "subject=schema-only&severity=WARNING");
+    assert!(recorded.iter().any(|e| e["action"] == "admin_graphql"), "{recorded:?}");
+    let supervisor = server.with_token(&token(&server, "sup-gql", "supervisor", 0));
+    let read = supervisor.graphql("{ token { list { name } } }", json!({}), true);
+    assert!(read.get("errors").is_none_or(Value::is_null), "{read}");
+    let r = supervisor.send_with_headers(
+        "POST",
+        "/graphql",
+        Some(&json!({"query": "mutation { token { remove(name: \"admin\") } }"})),
+        &[("schema", "admin")],
+    );
+    r.assert_status(403, "a supervisor changes nothing through the admin schema");
+}

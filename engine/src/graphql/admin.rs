@@ -65,7 +65,7 @@ fn with_filter(field: Field, paged: bool) -> Field {
 }
 
 /// A field of a JSON object passed down as the parent value.
-fn json_field(name: &'static str, ty: TypeRef) -> Field {
+pub(super) fn json_field(name: &'static str, ty: TypeRef) -> Field {
     Field::new(name, ty, move |ctx| {
         let value = ctx.parent_value.downcast_ref::<Value>().and_then(|v| v.get(name)).filter(|v| !v.is_null());
         FieldFuture::from_value(value.map(gql_value))
@@ -104,7 +104,7 @@ fn hard_limits_type() -> Object {
 }
 
 /// A namespace field (`config`, `maintenance`): an object whose fields do the work.
-fn namespace(name: &'static str, ty: &'static str) -> Field {
+pub(super) fn namespace(name: &'static str, ty: &'static str) -> Field {
     Field::new(name, TypeRef::named_nn(ty), |_| FieldFuture::Value(Some(FieldValue::owned_any(()))))
 }
 
@@ -124,8 +124,8 @@ fn query() -> Object {
         .description("Entries of the repair queue, newest first"),
         true,
     );
-    Object::new("Query")
-        .field(repair_list)
+    let root = super::admin_security::query_fields().into_iter().fold(Object::new("Query"), Object::field);
+    root.field(repair_list)
         .field(
             Field::new("model", TypeRef::named_nn(TypeRef::STRING), |ctx| {
                 FieldFuture::new(async move {
@@ -146,62 +146,60 @@ fn query() -> Object {
 
 fn mutation() -> Object {
     let id_arg = || InputValue::new("id", TypeRef::named_nn(TypeRef::STRING));
-    Object::new("Mutation")
-        .field(
-            Field::new("repair", TypeRef::named_nn(JSON), |ctx| {
-                FieldFuture::new(async move {
-                    let engine = engine_of(&ctx)?;
-                    let id = ctx.args.try_get("id")?.string()?.to_string();
-                    let outcome = engine.repairs().retry_now(&id, None).await.map_err(retry_error)?;
-                    Ok(Some(gql_value(&serde_json::to_value(outcome).unwrap_or_default())))
-                })
+    let root = super::admin_security::mutation_fields().into_iter().fold(Object::new("Mutation"), Object::field);
+    root.field(
+        Field::new("repair", TypeRef::named_nn(JSON), |ctx| {
+            FieldFuture::new(async move {
+                let engine = engine_of(&ctx)?;
+                let id = ctx.args.try_get("id")?.string()?.to_string();
+                let outcome = engine.repairs().retry_now(&id, None).await.map_err(retry_error)?;
+                Ok(Some(gql_value(&serde_json::to_value(outcome).unwrap_or_default())))
             })
-            .argument(id_arg())
-            .description("Try an entry again with the current configuration; answers how it ended"),
-        )
-        .field(with_filter(
-            Field::new("repair_all", TypeRef::named_nn(TypeRef::INT), |ctx| {
-                FieldFuture::new(async move {
-                    let engine = engine_of(&ctx)?;
-                    let filter = list_filter(&ctx.args)?;
-                    let n =
-                        engine.repairs().retry(Queue::Repair, Which::Matching(filter)).await.map_err(retry_error)?;
-                    Ok(Some(GqlValue::from(n as u64)))
-                })
+        })
+        .argument(id_arg())
+        .description("Try an entry again with the current configuration; answers how it ended"),
+    )
+    .field(with_filter(
+        Field::new("repair_all", TypeRef::named_nn(TypeRef::INT), |ctx| {
+            FieldFuture::new(async move {
+                let engine = engine_of(&ctx)?;
+                let filter = list_filter(&ctx.args)?;
+                let n = engine.repairs().retry(Queue::Repair, Which::Matching(filter)).await.map_err(retry_error)?;
+                Ok(Some(GqlValue::from(n as u64)))
             })
-            .description("Try again every failed entry matching the filter (in the background); answers how many"),
-            false,
-        ))
-        .field(
-            Field::new("delete_from_repair_queue", TypeRef::named_nn(TypeRef::BOOLEAN), |ctx| {
-                FieldFuture::new(async move {
-                    let engine = engine_of(&ctx)?;
-                    let id = ctx.args.try_get("id")?.string()?.to_string();
-                    let deleted = engine.repairs().delete(Queue::Repair, Which::One(id)).await.map_err(retry_error)?;
-                    Ok(Some(GqlValue::from(deleted > 0)))
-                })
+        })
+        .description("Try again every failed entry matching the filter (in the background); answers how many"),
+        false,
+    ))
+    .field(
+        Field::new("delete_from_repair_queue", TypeRef::named_nn(TypeRef::BOOLEAN), |ctx| {
+            FieldFuture::new(async move {
+                let engine = engine_of(&ctx)?;
+                let id = ctx.args.try_get("id")?.string()?.to_string();
+                let deleted = engine.repairs().delete(Queue::Repair, Which::One(id)).await.map_err(retry_error)?;
+                Ok(Some(GqlValue::from(deleted > 0)))
             })
-            .argument(id_arg())
-            .description("Delete one entry; false when there is none"),
-        )
-        .field(with_filter(
-            Field::new("clear_repair_queue", TypeRef::named_nn(TypeRef::INT), |ctx| {
-                FieldFuture::new(async move {
-                    let engine = engine_of(&ctx)?;
-                    let filter = list_filter(&ctx.args)?;
-                    let n =
-                        engine.repairs().delete(Queue::Repair, Which::Matching(filter)).await.map_err(retry_error)?;
-                    Ok(Some(GqlValue::from(n as u64)))
-                })
+        })
+        .argument(id_arg())
+        .description("Delete one entry; false when there is none"),
+    )
+    .field(with_filter(
+        Field::new("clear_repair_queue", TypeRef::named_nn(TypeRef::INT), |ctx| {
+            FieldFuture::new(async move {
+                let engine = engine_of(&ctx)?;
+                let filter = list_filter(&ctx.args)?;
+                let n = engine.repairs().delete(Queue::Repair, Which::Matching(filter)).await.map_err(retry_error)?;
+                Ok(Some(GqlValue::from(n as u64)))
             })
-            .description("Delete every entry matching the filter (entries being processed stay); answers how many"),
-            false,
-        ))
-        .field(namespace("config", "AdminConfigMutation"))
-        .field(namespace("tasks", "TasksMutation"))
-        .field(namespace("jobs", "JobsMutation"))
-        .field(namespace("output_processor", "OutputProcessorMutation"))
-        .field(namespace("expiration", "ExpirationMutation"))
+        })
+        .description("Delete every entry matching the filter (entries being processed stay); answers how many"),
+        false,
+    ))
+    .field(namespace("config", "AdminConfigMutation"))
+    .field(namespace("tasks", "TasksMutation"))
+    .field(namespace("jobs", "JobsMutation"))
+    .field(namespace("output_processor", "OutputProcessorMutation"))
+    .field(namespace("expiration", "ExpirationMutation"))
 }
 
 fn storage_error(e: crate::storage::StorageError) -> async_graphql::Error {
@@ -526,5 +524,6 @@ pub fn admin_schema() -> async_graphql::dynamic::SchemaBuilder {
     {
         builder = builder.register(object);
     }
+    builder = super::admin_security::register(builder);
     builder.register(repair_entry_type()).register(hard_limits_type()).register(query()).register(mutation())
 }

@@ -4,6 +4,7 @@
 //! starts (and by `ferrogrid check`); resolvers reach the engine through the schema's data.
 
 mod admin;
+mod admin_security;
 mod loader;
 mod mutation;
 mod names;
@@ -13,6 +14,7 @@ mod services;
 mod types;
 
 pub use admin::admin_schema;
+pub use admin_security::RequestSession;
 pub use loader::relation_loader;
 pub use names::{gql_name, is_valid};
 
@@ -42,6 +44,16 @@ fn caller<'a>(ctx: &ResolverContext<'a>) -> async_graphql::Result<&'a crate::sec
 
 /// A FORBIDDEN error for `what`, recorded in the audit log (when the request carries it).
 fn refused(ctx: &ResolverContext<'_>, who: &crate::security::Principal, what: String) -> async_graphql::Error {
+    refused_as(ctx, who, "graphql_data", what)
+}
+
+/// [`refused`] with the audit log's `action`.
+fn refused_as(
+    ctx: &ResolverContext<'_>,
+    who: &crate::security::Principal,
+    action: &str,
+    what: String,
+) -> async_graphql::Error {
     let first = ctx.data_opt::<crate::security::audit::Refusals>().is_none_or(|seen| seen.first(&what));
     if let Some(audit) = ctx.data_opt::<Arc<crate::security::audit::AuditLog>>().filter(|_| first) {
         let source = ctx.data_opt::<crate::security::audit::RequestSource>().map_or("-".to_string(), |s| s.0.clone());
@@ -51,7 +63,7 @@ fn refused(ctx: &ResolverContext<'_>, who: &crate::security::Principal, what: St
             severity: crate::security::audit::Severity::Warning,
             subject: who.subject.clone(),
             source,
-            action: "graphql_data".into(),
+            action: action.into(),
             object: what.clone(),
             outcome: "refused FORBIDDEN".into(),
             message: format!("role {}", who.role),

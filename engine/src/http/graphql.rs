@@ -108,6 +108,14 @@ async fn execute(state: &AppState, req: &HttpRequest, request: async_graphql::Re
     if let Some(audit) = req.app_data::<web::Data<Arc<AuditLog>>>() {
         request = request.data(audit.get_ref().clone());
     }
+    if let Some(security) = req.app_data::<web::Data<Arc<crate::security::Security>>>() {
+        request = request.data(security.get_ref().clone());
+    }
+    let session = {
+        use actix_web::HttpMessage;
+        req.extensions().get::<super::access::SessionCookie>().map(|s| s.secret.clone())
+    };
+    request = request.data(crate::graphql::RequestSession(session));
     HttpResponse::Ok().json(select(&schemas, req).execute(request).await)
 }
 
