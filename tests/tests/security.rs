@@ -134,14 +134,18 @@ fn tokens_are_created_once_expire_block_and_export_without_secrets() {
         .assert_status(400, "an import answer has secrets: not an export");
 
     // The last active admin token that never expires cannot be deleted, blocked, demoted or
-    // given an expiry.
+    // given an expiry (here by an admin token that expires); and no token changes itself.
+    admin
+        .send("PATCH", "/admin/api/tokens/admin", Some(&json!({"expires_in": 60})))
+        .assert_status(403, "a token changes not itself");
+    let temporary = server.with_token(&token(&server, "temporary-admin", "admin", 3600));
     for (method, path, body) in [
         ("DELETE", "/admin/api/tokens/admin", None),
         ("POST", "/admin/api/tokens/admin/block", None),
         ("PATCH", "/admin/api/tokens/admin", Some(json!({"role": "supervisor"}))),
         ("PATCH", "/admin/api/tokens/admin", Some(json!({"expires_in": 1}))),
     ] {
-        let r = admin.send(method, path, body.as_ref());
+        let r = temporary.send(method, path, body.as_ref());
         r.assert_status(409, &format!("{method} {path}"));
         assert!(r.error_text().contains("last active admin token that never expires"), "{}", r.body);
     }
@@ -713,6 +717,23 @@ fn the_admin_schema_manages_tokens_users_roles_and_the_audit_log_with_tdgs_names
     assert_eq!(users["user"]["is_anonymous_allowed"], false);
     gql_data(&admin, r#"mutation { user { modify(login: "gqluser", role: "user") { role } } }"#, json!({}));
     assert_eq!(admin.get("/admin/api/users/gqluser").json()["role"], "user");
+    let changes = audit(&admin, "text=modify%20gqluser&subject=admin");
+    assert!(changes.iter().any(|e| e["action"] == "admin_graphql" && e["severity"] == "INFO"), "{changes:?}");
+    // The store's own refusals (granting more than one has) are FORBIDDEN and recorded too.
+    admin
+        .send(
+            "POST",
+            "/admin/api/roles",
+            Some(&json!({"name": "gql-helpdesk", "actions": ["admin_graphql_read", "admin_graphql_write", "users_read", "users_admin"]})),
+        )
+        .assert_status(201, "role");
+    let helpdesk = server.with_token(&token(&server, "gql-helpdesk", "gql-helpdesk", 0));
+    let escalate =
+        helpdesk.graphql(r#"mutation { user { modify(login: "gqluser", role: "admin") { role } } }"#, json!({}), true);
+    assert_eq!(escalate["errors"][0]["extensions"]["code"], "FORBIDDEN", "{escalate}");
+    assert_eq!(admin.get("/admin/api/users/gqluser").json()["role"], "user");
+    let refused = audit(&admin, "subject=gql-helpdesk&severity=WARNING");
+    assert!(refused.iter().any(|e| e["object"] == "modify gqluser"), "{refused:?}");
 
     // Roles and data actions.
     gql_data(

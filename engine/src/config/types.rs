@@ -63,6 +63,9 @@ pub struct Config {
     /// Users, passwords, sign-in and lock-out (TDG's `account_manager`).
     #[serde(default)]
     pub account_manager: crate::security::accounts::AccountSettings,
+    /// LDAP / Active Directory domains whose users sign in with `name@domain` (TDG's `ldap`).
+    #[serde(default)]
+    pub ldap: Vec<crate::security::ldap::LdapDomain>,
     /// The audit log of security events (TDG's `audit_log`).
     #[serde(default)]
     pub audit_log: crate::security::audit::AuditSettings,

@@ -20,6 +20,7 @@ use crate::security::{Action, DataAction, Principal, Role, Security, SecurityErr
 use async_graphql::dynamic::{
     Field, FieldFuture, FieldValue, InputObject, InputValue, Object, ResolverContext, TypeRef,
 };
+use async_graphql::Value as GqlValue;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -92,14 +93,38 @@ enum Shape {
 type Resolve = fn(&Call) -> async_graphql::Result<Value>;
 
 /// A field that needs `action` (none: any caller), takes a hashing turn when `hashes`, and
-/// runs `resolve` off the reactor.
+/// runs `resolve` off the reactor. A refusal by the store's checks (granting more than one
+/// has, changing oneself) is recorded like the route's refusal; a change (a field that needs
+/// an `..._admin` action, or changes one's own password) is recorded with what it named.
 fn op(name: &'static str, ty: TypeRef, shape: Shape, action: Option<Action>, hashes: bool, resolve: Resolve) -> Field {
     Field::new(name, ty, move |ctx| {
         FieldFuture::new(async move {
             let call = prepare(&ctx, action, hashes).await?;
-            let value = tokio::task::spawn_blocking(move || resolve(&call))
+            let who = call.caller.clone();
+            let named = ["name", "login"].iter().find_map(|k| call.optional_string(k)).unwrap_or_default();
+            let changes = action.is_some_and(|a| !a.reads_only()) || name == "self_modify";
+            let outcome = tokio::task::spawn_blocking(move || resolve(&call))
                 .await
-                .map_err(|e| coded(e.to_string(), "INTERNAL"))??;
+                .map_err(|e| coded(e.to_string(), "INTERNAL"))?;
+            let what = format!("{name} {named}");
+            let value = match outcome {
+                Ok(value) => {
+                    if changes {
+                        record_change(&ctx, &who, &what);
+                    }
+                    value
+                }
+                Err(e)
+                    if e.extensions
+                        .as_ref()
+                        .and_then(|x| x.get("code"))
+                        .is_some_and(|c| c == &GqlValue::from("FORBIDDEN")) =>
+                {
+                    let recorded = refused_as(&ctx, &who, "admin_graphql", what);
+                    return Err(async_graphql::Error { message: e.message, ..recorded });
+                }
+                Err(e) => return Err(e),
+            };
             Ok(match (shape, value) {
                 (_, Value::Null) => None,
                 (Shape::Scalar, v) => Some(FieldValue::value(super::node::gql_value(&v))),
@@ -113,14 +138,37 @@ fn op(name: &'static str, ty: TypeRef, shape: Shape, action: Option<Action>, has
     })
 }
 
+/// An INFO event for a change made through the admin schema.
+fn record_change(ctx: &ResolverContext<'_>, who: &Principal, what: &str) {
+    let Some(audit) = ctx.data_opt::<Arc<AuditLog>>() else { return };
+    audit.record(crate::security::audit::Event {
+        id: String::new(),
+        time: chrono::Utc::now(),
+        severity: Severity::Info,
+        subject: who.subject.clone(),
+        source: ctx.data_opt::<RequestSource>().map_or("-".to_string(), |s| s.0.clone()),
+        action: "admin_graphql".into(),
+        object: what.to_string(),
+        outcome: "ok".into(),
+        message: ctx.path_node.map(|p| p.to_string()).unwrap_or_default(),
+    });
+}
+
 async fn prepare(ctx: &ResolverContext<'_>, action: Option<Action>, hashes: bool) -> async_graphql::Result<Call> {
     let who = caller(ctx)?;
     if let Some(action) = action.filter(|a| !who.may(*a)) {
         return Err(refused_as(ctx, who, "admin_graphql", action.description().to_string()));
     }
+    // Arguments given as null are left out, as if not given.
     let mut args = Map::new();
     for (name, value) in ctx.args.as_index_map() {
-        args.insert(name.to_string(), value.clone().into_json()?);
+        let value = value.clone().into_json()?;
+        if !value.is_null() {
+            args.insert(name.to_string(), value);
+        }
+    }
+    if args.get("expires_in").and_then(Value::as_i64).is_some_and(|s| s < 0) {
+        return Err(coded("expires_in: seconds, 0 or more".into(), "BAD_REQUEST"));
     }
     let turn =
         if hashes { Some(hashing_turn().await.map_err(|busy| coded(busy.to_string(), "UNAVAILABLE"))?) } else { None };

@@ -104,15 +104,29 @@ async fn sign_in(
         Ok(c) => c,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    let turn = match turn().await {
-        Ok(t) => t,
-        Err(busy) => return busy,
-    };
     let settings = settings(&state);
+    let domains = state.engine.runtime().config.ldap.clone();
+    if let Some((domain, name)) = crate::security::ldap::domain_of(&domains, &credentials.login) {
+        let domain = domain.clone();
+        return ldap_sign_in(&req, &domain, &name, credentials, settings, security, audit).await;
+    }
+    // A blocked user is refused before it waits for a hashing turn (a flood against a locked
+    // account costs nothing).
+    let turn = if security.blocked_now(&credentials.login) {
+        None
+    } else {
+        match turn().await {
+            Ok(t) => Some(t),
+            Err(busy) => return busy,
+        }
+    };
     let login = credentials.login.clone();
     let security_ = security.get_ref().clone();
-    let outcome = web::block(move || {
-        security_.sign_in(&turn, &credentials.login, &credentials.password, &settings, chrono::Utc::now())
+    let outcome = web::block(move || match turn {
+        Some(turn) => {
+            security_.sign_in(&turn, &credentials.login, &credentials.password, &settings, chrono::Utc::now())
+        }
+        None => Err(SignInError::Blocked),
     })
     .await;
     let source = source_of(&req);
@@ -132,14 +146,8 @@ async fn sign_in(
     match outcome {
         Ok(Ok(signed)) => {
             record(Severity::Info, "ok 200", format!("role {}", signed.user.role));
-            let max_age = (signed.session.expires_at - chrono::Utc::now()).num_seconds().max(0);
-            HttpResponse::Ok().cookie(session_cookie(&req, signed.secret, max_age)).json(json!({
-                "login": signed.user.login,
-                "role": signed.user.role,
-                "csrf_token": signed.session.csrf,
-                "expires_at": signed.session.expires_at.to_rfc3339(),
-                "one_time_password": signed.user.one_time_password,
-            }))
+            let (role, one_time) = (signed.user.role.clone(), signed.user.one_time_password);
+            opened(&req, &signed.user.login, &role, signed.secret, &signed.session, one_time)
         }
         Ok(Err(e)) => {
             match &e {
@@ -153,6 +161,77 @@ async fn sign_in(
             refused(e)
         }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// The answer to a sign-in that opened `session`: the cookie, the role and the anti-CSRF token.
+fn opened(
+    req: &HttpRequest,
+    login: &str,
+    role: &str,
+    secret: String,
+    session: &crate::security::sessions::Session,
+    one_time_password: bool,
+) -> HttpResponse {
+    let max_age = (session.expires_at - chrono::Utc::now()).num_seconds().max(0);
+    HttpResponse::Ok().cookie(session_cookie(req, secret, max_age)).json(json!({
+        "login": login,
+        "role": role,
+        "csrf_token": session.csrf,
+        "expires_at": session.expires_at.to_rfc3339(),
+        "one_time_password": one_time_password,
+    }))
+}
+
+/// A sign-in of `name@domain` against the domain's LDAP servers.
+async fn ldap_sign_in(
+    req: &HttpRequest,
+    domain: &crate::security::ldap::LdapDomain,
+    name: &str,
+    credentials: Credentials,
+    settings: AccountSettings,
+    security: web::Data<Arc<Security>>,
+    audit: web::Data<Arc<AuditLog>>,
+) -> HttpResponse {
+    use crate::security::ldap::{self, LdapError};
+    let login = credentials.login;
+    let record = |severity, outcome: &str, message: String| {
+        audit.record(audit_event(
+            severity,
+            &login,
+            source_of(req),
+            "sign_in",
+            "POST /admin/api/login".into(),
+            outcome.into(),
+            message,
+        ))
+    };
+    match ldap::sign_in(domain, &login, name, &credentials.password).await {
+        Ok(identity) => {
+            let security = security.get_ref().clone();
+            let who = identity.clone();
+            match web::block(move || security.open_ldap_session(&who, &settings, chrono::Utc::now())).await {
+                Ok(Ok((secret, session))) => {
+                    record(Severity::Info, "ok 200", format!("ldap {}, role {}", identity.dn, identity.role));
+                    opened(req, &login, &identity.role, secret, &session, false)
+                }
+                Ok(Err(e)) => super::security::failed(e),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            }
+        }
+        Err(e @ LdapError::InvalidCredentials) => {
+            record(Severity::Warning, "refused 401", "invalid_credentials (ldap)".into());
+            HttpResponse::Unauthorized().json(json!({"error": e.to_string(), "reason": "invalid_credentials"}))
+        }
+        Err(e @ LdapError::NoRole(_)) => {
+            record(Severity::Warning, "refused 403", "no_role (ldap)".into());
+            HttpResponse::Forbidden().json(json!({"error": e.to_string(), "reason": "no_role"}))
+        }
+        Err(e @ LdapError::Unavailable { .. }) => {
+            tracing::error!(error = %e, "LDAP sign-in failed");
+            record(Severity::Warning, "failed 503", e.to_string());
+            HttpResponse::ServiceUnavailable().json(json!({"error": e.to_string(), "reason": "ldap_unavailable"}))
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod bootstrap;
+pub mod ldap;
 pub mod roles;
 pub mod sessions;
 pub mod store;

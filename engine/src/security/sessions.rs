@@ -1,16 +1,17 @@
 //! Sign-in and sessions: the part of [`Security`] behind `/admin/api/login`, `/logout` and
 //! `/password`, and the session check of every request made with the cookie.
 //!
-//! **Attempts.** A password check first *reserves* an attempt in storage (one commit: the user
-//! is read there, refused at once when blocked, lapsed or out of attempts, else its failure
-//! count goes up), then hashes, then *settles* (another commit, on the user as it is then: a
-//! success needs it still active, of the same incarnation, with the password that was checked;
-//! a failure that reaches `block_after_n_failed_attempts` blocks it). Concurrent guesses can
-//! therefore never check more passwords than the limit allows, and a correct password found
-//! among them opens nothing once the user is blocked.
+//! **Attempts.** A password check first *reserves* an attempt (under the store's write lock:
+//! the user is read, refused at once when blocked, blocked when lapsed, and refused while its
+//! settled failures plus the checks under way — counted in memory, given back when a check
+//! ends however it ends — reach `block_after_n_failed_attempts`), then hashes, then *settles*
+//! (a commit on the user as it is then: a success needs it still active, of the same
+//! incarnation, with the password that was checked; a failure is counted and blocks it at the
+//! limit). Concurrent guesses can therefore never check more passwords than the limit allows,
+//! and a correct password found among them opens nothing once the user is blocked.
 //!
 //! **Hashing** (argon2id: 19 MiB, tens of milliseconds) needs a [`HashingTurn`]: at most
-//! [`HASHING_AT_ONCE`] run at once, at most [`HASHING_QUEUE`] requests wait for a turn, and the
+//! [`hashing_at_once`] run at once, at most [`HASHING_QUEUE`] requests wait for a turn, and the
 //! rest are answered `503` at once, so a flood of sign-ins queues neither memory nor the
 //! blocking threads everything else uses.
 //!
@@ -29,11 +30,14 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-/// Password hashes computed at once.
-pub const HASHING_AT_ONCE: usize = 2;
+/// Password hashes computed at once: half the cores (at least one), so that a flood of
+/// sign-ins leaves the rest to the pipeline.
+pub fn hashing_at_once() -> usize {
+    static AT_ONCE: OnceLock<usize> = OnceLock::new();
+    *AT_ONCE.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)))
+}
 /// Requests that may wait for a hashing turn; more are refused (`503`).
 pub const HASHING_QUEUE: usize = 64;
 /// Open sessions per user, at most.
@@ -43,7 +47,8 @@ const SESSION_INDEX: &[u8] = b"session-of/";
 
 /// The right to hash one or two passwords now (see the module's docs).
 pub struct HashingTurn {
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    _ticket: tokio::sync::OwnedSemaphorePermit,
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// No hashing turn is free and the queue for one is full.
@@ -52,20 +57,15 @@ pub struct HashingTurn {
 pub struct HashingBusy;
 
 /// Wait for a hashing turn, or refuse at once when [`HASHING_QUEUE`] requests already wait.
+/// A request dropped while it waits (its client went away) gives its place back.
 pub async fn hashing_turn() -> Result<HashingTurn, HashingBusy> {
+    static TICKETS: OnceLock<Arc<tokio::sync::Semaphore>> = OnceLock::new();
     static SLOTS: OnceLock<Arc<tokio::sync::Semaphore>> = OnceLock::new();
-    static WAITING: AtomicUsize = AtomicUsize::new(0);
-    let slots = SLOTS.get_or_init(|| Arc::new(tokio::sync::Semaphore::new(HASHING_AT_ONCE))).clone();
-    if let Ok(permit) = slots.clone().try_acquire_owned() {
-        return Ok(HashingTurn { _permit: permit });
-    }
-    if WAITING.fetch_add(1, Ordering::AcqRel) >= HASHING_QUEUE {
-        WAITING.fetch_sub(1, Ordering::AcqRel);
-        return Err(HashingBusy);
-    }
-    let permit = slots.acquire_owned().await;
-    WAITING.fetch_sub(1, Ordering::AcqRel);
-    permit.map(|p| HashingTurn { _permit: p }).map_err(|_| HashingBusy)
+    let tickets = TICKETS.get_or_init(|| Arc::new(tokio::sync::Semaphore::new(hashing_at_once() + HASHING_QUEUE)));
+    let slots = SLOTS.get_or_init(|| Arc::new(tokio::sync::Semaphore::new(hashing_at_once())));
+    let ticket = tickets.clone().try_acquire_owned().map_err(|_| HashingBusy)?;
+    let slot = slots.clone().acquire_owned().await.map_err(|_| HashingBusy)?;
+    Ok(HashingTurn { _ticket: ticket, _slot: slot })
 }
 
 /// Hash `password` with a new random salt (argon2id, the crate's defaults: 19 MiB, 2 passes);
@@ -91,13 +91,47 @@ fn verify_password(_turn: &HashingTurn, password: &str, stored: &str) -> bool {
 
 /// A hash of no one's password, checked when the login is unknown, so that an unknown login
 /// costs as much to refuse as a wrong password.
-fn decoy_hash(turn: &HashingTurn) -> &'static str {
+fn decoy_hash(turn: &HashingTurn) -> Result<&'static str, SecurityError> {
     static DECOY: OnceLock<String> = OnceLock::new();
-    DECOY.get_or_init(|| {
-        let mut secret = [0u8; 16];
-        let _ = getrandom::fill(&mut secret);
-        hash_password(turn, &hex::encode(secret)).unwrap_or_default()
-    })
+    if let Some(decoy) = DECOY.get() {
+        return Ok(decoy);
+    }
+    let mut secret = [0u8; 16];
+    getrandom::fill(&mut secret).map_err(|e| SecurityError::Random(e.to_string()))?;
+    let decoy = hash_password(turn, &hex::encode(secret))?;
+    Ok(DECOY.get_or_init(|| decoy))
+}
+
+/// A password check under way for a login: counted in [`Security`]'s `in_flight` until
+/// dropped.
+struct InFlight<'a> {
+    map: &'a std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    login: String,
+}
+
+impl InFlight<'_> {
+    /// Count one more check of `login`.
+    fn start<'a>(map: &'a std::sync::Mutex<std::collections::HashMap<String, u32>>, login: &str) -> InFlight<'a> {
+        *map.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(login.to_string()).or_default() += 1;
+        InFlight { map, login: login.to_string() }
+    }
+
+    /// Checks of `login` under way.
+    fn of(map: &std::sync::Mutex<std::collections::HashMap<String, u32>>, login: &str) -> u32 {
+        map.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(login).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&self.login) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.login);
+            }
+        }
+    }
 }
 
 /// A signed-in session.
@@ -115,6 +149,9 @@ pub struct Session {
     pub expires_at: DateTime<Utc>,
     /// The anti-CSRF token requests that change something must send in `X-CSRF-Token`.
     pub csrf: String,
+    /// For a user of an LDAP domain (no local user): the role its groups mapped to at sign-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_role: Option<String>,
 }
 
 /// Why a password check failed.
@@ -165,11 +202,14 @@ pub struct SignedIn {
 }
 
 /// What a reservation found.
-enum Reserved {
+enum Reserved<'a> {
     /// No such user.
     Unknown,
-    /// May try: the hash to check against and the user's incarnation.
-    Try { password_hash: String, created_at: DateTime<Utc> },
+    /// Blocked by this reservation: why (an alarm).
+    JustBlocked(String),
+    /// May try: the hash to check against, the user's incarnation, and the check's place
+    /// among those under way.
+    Try { password_hash: String, created_at: DateTime<Utc>, in_flight: InFlight<'a> },
 }
 
 fn session_key(secret_hash: &str) -> Vec<u8> {
@@ -206,7 +246,20 @@ fn open_session(
     settings: &AccountSettings,
     now: DateTime<Utc>,
 ) -> Result<(String, Session), SecurityError> {
-    let prefix = index_prefix(&user.login);
+    open_session_for(tx, &user.login, user.created_at, None, settings, now)
+}
+
+/// [`open_session`] for `login` (of incarnation `created_at`; an LDAP user: now, with its
+/// `external_role`).
+fn open_session_for(
+    tx: &mut WriteTx<'_>,
+    login: &str,
+    created_at: DateTime<Utc>,
+    external_role: Option<String>,
+    settings: &AccountSettings,
+    now: DateTime<Utc>,
+) -> Result<(String, Session), SecurityError> {
+    let prefix = index_prefix(login);
     let mut open: Vec<(DateTime<Utc>, String)> = Vec::new();
     let mut ended = Vec::new();
     for item in tx.scan_prefix(Keyspace::Tokens, &prefix) {
@@ -216,7 +269,9 @@ fn open_session(
             .get(Keyspace::Tokens, &session_key(&hashed))?
             .and_then(|bytes| serde_json::from_slice::<Session>(&bytes).ok());
         match session {
-            Some(s) if s.expires_at > now && s.user_created_at == user.created_at => open.push((s.created_at, hashed)),
+            Some(s) if s.expires_at > now && (s.user_created_at == created_at || s.external_role.is_some()) => {
+                open.push((s.created_at, hashed))
+            }
             _ => ended.push(hashed),
         }
     }
@@ -233,11 +288,12 @@ fn open_session(
         .and_then(chrono::TimeDelta::try_seconds)
         .unwrap_or(chrono::TimeDelta::MAX);
     let session = Session {
-        login: user.login.clone(),
-        user_created_at: user.created_at,
+        login: login.to_string(),
+        user_created_at: created_at,
         created_at: now,
         expires_at: now.checked_add_signed(lifetime).unwrap_or(DateTime::<Utc>::MAX_UTC),
         csrf: new_secret()?,
+        external_role,
     };
     let hashed = hex::encode(hash(&secret));
     tx.insert(Keyspace::Tokens, &session_key(&hashed), to_json(&session)?);
@@ -246,6 +302,12 @@ fn open_session(
 }
 
 impl Security {
+    /// Whether `login` is blocked as of the snapshot (a sign-in for it is refused before it
+    /// waits for a hashing turn).
+    pub fn blocked_now(&self, login: &str) -> bool {
+        self.snapshot.load().users.get(login).is_some_and(|u| u.state == TokenState::Blocked)
+    }
+
     /// Check `password` for `login` as the module's docs say; on success run `then` in the
     /// settling commit (the user already reset to no failures; `then` may change it further)
     /// and answer its result.
@@ -262,44 +324,55 @@ impl Security {
             return Err(SignInError::InvalidCredentials);
         }
         let limit = settings.block_after_n_failed_attempts;
-        let mut lapsed = None;
+        // Reserved under the store's write lock, so reservations of one login are serialized:
+        // its settled failures plus the checks under way never pass the limit.
         let reserved = self.db.write(|tx| {
             let Some(mut user) = read_user(&*tx, login)? else { return Ok(Reserved::Unknown) };
             if user.state == TokenState::Blocked {
                 return Err(SignInError::Blocked);
             }
-            if let Some(why) = user.lapsed(settings, now) {
+            let under_way = InFlight::of(&self.in_flight, login);
+            let why = match user.lapsed(settings, now) {
+                Some(why) => Some(why),
+                // Over the limit with nothing under way (the limit was lowered, or turned on
+                // over old failures): blocked now, visibly, rather than refused for ever.
+                None => limit
+                    .filter(|n| user.failed_login_attempts >= *n && under_way == 0)
+                    .map(|n| format!("{n} failed sign-in attempts in a row")),
+            };
+            if let Some(why) = why {
                 user.state = TokenState::Blocked;
                 user.state_reason = Some(why.clone());
                 user.state_changed_at = Some(now);
                 end_sessions_of(tx, login, None)?;
                 write_user(tx, &user)?;
-                lapsed = Some(why);
-                return Ok(Reserved::Unknown);
+                return Ok(Reserved::JustBlocked(why));
             }
-            if limit.is_some_and(|n| user.failed_login_attempts >= n) {
-                // The limit's attempts are being checked now: no more until they settle.
+            if limit.is_some_and(|n| user.failed_login_attempts.saturating_add(under_way) >= n) {
+                // The limit's checks are under way: no more until they settle.
                 return Err(SignInError::Blocked);
             }
-            user.failed_login_attempts = user.failed_login_attempts.saturating_add(1);
-            write_user(tx, &user)?;
-            Ok(Reserved::Try { password_hash: user.password_hash, created_at: user.created_at })
-        });
-        if let Some(why) = lapsed {
-            self.changed()?;
-            return Err(SignInError::Lapsed(why));
-        }
-        let (password_hash, created_at) = match reserved? {
+            let in_flight = InFlight::start(&self.in_flight, login);
+            Ok(Reserved::Try { password_hash: user.password_hash, created_at: user.created_at, in_flight })
+        })?;
+        let (password_hash, created_at, in_flight) = match reserved {
             Reserved::Unknown => {
-                verify_password(turn, password, decoy_hash(turn));
+                verify_password(turn, password, decoy_hash(turn)?);
                 return Err(SignInError::InvalidCredentials);
             }
-            Reserved::Try { password_hash, created_at } => (password_hash, created_at),
+            Reserved::JustBlocked(why) => {
+                self.changed()?;
+                return Err(SignInError::Lapsed(why));
+            }
+            Reserved::Try { password_hash, created_at, in_flight } => (password_hash, created_at, in_flight),
         };
         let matched = verify_password(turn, password, &password_hash);
         let mut blocked = false;
         // The closure answers Ok(outcome) whenever its writes must be committed (a block too).
         let settled = self.db.write(|tx| {
+            // Settled under the write lock: the check leaves the ones under way as its outcome
+            // is counted, so a reservation never sees it twice or not at all.
+            drop(in_flight);
             let Some(mut user) = read_user(&*tx, login)?.filter(|u| u.created_at == created_at) else {
                 return Ok(Err(SignInError::InvalidCredentials));
             };
@@ -310,8 +383,16 @@ impl Security {
                 return Ok(Ok(out));
             }
             if matched {
-                // Blocked or given another password while this attempt was checked.
-                return Ok(Err(SignInError::Blocked));
+                // Blocked, or given another password, while this attempt was checked: the
+                // password checked is no longer the one (nothing counted).
+                return Ok(Err(if user.state == TokenState::Blocked {
+                    SignInError::Blocked
+                } else {
+                    SignInError::InvalidCredentials
+                }));
+            }
+            if user.state == TokenState::Active {
+                user.failed_login_attempts = user.failed_login_attempts.saturating_add(1);
             }
             match limit.filter(|n| user.state == TokenState::Active && user.failed_login_attempts >= *n) {
                 Some(n) => {
@@ -323,7 +404,12 @@ impl Security {
                     blocked = true;
                     Ok(Err(SignInError::LockedOut(n)))
                 }
-                None => Ok(Err(SignInError::InvalidCredentials)),
+                None => {
+                    if user.state == TokenState::Active {
+                        write_user(tx, &user)?;
+                    }
+                    Ok(Err(SignInError::InvalidCredentials))
+                }
             }
         });
         let settled = settled.and_then(|outcome: Result<T, SignInError>| outcome);
@@ -355,6 +441,21 @@ impl Security {
         })
     }
 
+    /// Open a session for `identity`, signed in through LDAP (no local user); answers the
+    /// secret and the session.
+    pub fn open_ldap_session(
+        &self,
+        identity: &super::ldap::LdapIdentity,
+        settings: &AccountSettings,
+        now: DateTime<Utc>,
+    ) -> Result<(String, Session), SecurityError> {
+        let opened = self
+            .db
+            .write(|tx| open_session_for(tx, &identity.login, now, Some(identity.role.clone()), settings, now))?;
+        self.changed()?;
+        Ok(opened)
+    }
+
     /// The session of cookie `secret` and who acts with it, if it is open and its user may act
     /// now (from the snapshot: no storage read). A user whose password is one-time acts with no
     /// rights until it has changed it. On a refusal, the login when it is known.
@@ -368,6 +469,11 @@ impl Security {
         let login = Some(session.login.clone());
         if session.expires_at <= now {
             return Err((Refusal::SessionExpired, login));
+        }
+        if let Some(role) = &session.external_role {
+            // An LDAP user: the role its groups mapped to when it signed in (for the session's
+            // lifetime; a local user of the same login has nothing to do with it).
+            return Ok((snapshot.principal(&session.login, role), session.clone(), false));
         }
         let Some(user) = snapshot.users.get(&session.login).filter(|u| u.created_at == session.user_created_at) else {
             return Err((Refusal::InvalidSession, login));
@@ -396,16 +502,19 @@ impl Security {
     /// End the session of cookie `secret` (nothing if there is none).
     pub fn sign_out(&self, secret: &str) -> Result<(), SecurityError> {
         let hashed = hex::encode(hash(secret));
-        self.db.write(|tx| {
-            if let Some(bytes) = tx.get(Keyspace::Tokens, &session_key(&hashed))? {
-                if let Ok(session) = serde_json::from_slice::<Session>(&bytes) {
-                    tx.remove(Keyspace::Tokens, &[index_prefix(&session.login), hashed.clone().into_bytes()].concat());
-                }
-                tx.remove(Keyspace::Tokens, &session_key(&hashed));
+        let removed = self.db.write(|tx| {
+            let Some(bytes) = tx.get(Keyspace::Tokens, &session_key(&hashed))? else { return Ok(false) };
+            if let Ok(session) = serde_json::from_slice::<Session>(&bytes) {
+                tx.remove(Keyspace::Tokens, &[index_prefix(&session.login), hashed.clone().into_bytes()].concat());
             }
-            Ok::<_, SecurityError>(())
+            tx.remove(Keyspace::Tokens, &session_key(&hashed));
+            Ok::<_, SecurityError>(true)
         })?;
-        self.changed()
+        // Signing out of a session already ended changes nothing (and reloads nothing).
+        if removed {
+            self.changed()?;
+        }
+        Ok(())
     }
 
     /// Change user `login`'s own password (a caller holding a hashing turn): the old one is

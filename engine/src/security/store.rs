@@ -191,6 +191,8 @@ pub struct Security {
     /// Held from reading storage to publishing the snapshot, so that a snapshot read before a
     /// change can never replace one read after it.
     reloading: std::sync::Mutex<()>,
+    /// Password checks under way, by login (see `sessions`).
+    pub(super) in_flight: std::sync::Mutex<HashMap<String, u32>>,
 }
 
 pub(super) fn token_key(name: &str) -> Vec<u8> {
@@ -251,8 +253,12 @@ pub(super) fn load_all<T: serde::de::DeserializeOwned>(
 impl Security {
     /// Open the store over `db` and read it.
     pub fn open(db: Db) -> Result<Security, SecurityError> {
-        let security =
-            Security { db, snapshot: ArcSwap::from_pointee(Snapshot::default()), reloading: std::sync::Mutex::new(()) };
+        let security = Security {
+            db,
+            snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            reloading: std::sync::Mutex::new(()),
+            in_flight: std::sync::Mutex::new(HashMap::new()),
+        };
         security.reload()?;
         Ok(security)
     }
@@ -658,10 +664,12 @@ impl Security {
         self.changed()
     }
 
-    /// After a change: durable, then visible.
+    /// After a change: visible (even when it could not be made durable: a revocation must
+    /// take effect), then durable.
     pub(super) fn changed(&self) -> Result<(), SecurityError> {
-        self.db.sync()?;
-        self.reload()
+        let synced = self.db.sync();
+        self.reload()?;
+        synced.map_err(SecurityError::from)
     }
 }
 
@@ -774,6 +782,15 @@ impl Security {
         self.create_token(name, role, expires_in)
     }
 
+    /// Refuse a change of token `name` by itself (a leaked short-lived token must not make
+    /// itself permanent or unblockable).
+    fn not_itself(name: &str, caller: &Principal) -> Result<(), SecurityError> {
+        if caller.subject == name {
+            return Err(SecurityError::Forbidden(format!("{name} may not change itself: another administrator does")));
+        }
+        Ok(())
+    }
+
     /// [`Security::edit_token`] by `caller`.
     pub fn edit_token_by(
         &self,
@@ -782,6 +799,7 @@ impl Security {
         role: Option<&str>,
         expires_in: Option<u64>,
     ) -> Result<Token, SecurityError> {
+        Self::not_itself(name, caller)?;
         self.may_manage_token(name, caller)?;
         if let Some(role) = role {
             self.grantable(role, caller)?;
@@ -797,6 +815,7 @@ impl Security {
         state: TokenState,
         reason: Option<String>,
     ) -> Result<Token, SecurityError> {
+        Self::not_itself(name, caller)?;
         self.may_manage_token(name, caller)?;
         self.set_token_state(name, state, reason)
     }

@@ -364,6 +364,7 @@ impl Security {
         let user = self.update_user(login, caller, |tx, user| {
             user.password_hash = hashed;
             user.one_time_password = true;
+            user.failed_login_attempts = 0;
             user.last_password_update_time = Some(Utc::now());
             end_sessions_of(tx, login, None)
         })?;
