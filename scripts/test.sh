@@ -5,14 +5,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The browser tests drive Debian's Chromium through chromedriver and Debian's Firefox ESR through
-# geckodriver (built by scripts/install-peers.sh).
+# geckodriver (built by scripts/install-peers.sh); the LDAP tests start Debian's OpenLDAP server
+# (slapd) themselves, on a free port with a throwaway directory: the package's own service is
+# kept from starting while it installs.
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1 \
-    || ! command -v firefox-esr >/dev/null 2>&1; then
-    echo "== installing chromium, chromium-driver and firefox-esr (Debian packages) for the browser tests"
+    || ! command -v firefox-esr >/dev/null 2>&1 || [ ! -x /usr/sbin/slapd ]; then
+    echo "== installing chromium, chromium-driver, firefox-esr and slapd (Debian packages) for the tests"
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium chromium-driver firefox-esr
+    NO_SERVICES=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+        $SUDO chmod +x /usr/sbin/policy-rc.d
+        NO_SERVICES=1
+    fi
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium chromium-driver firefox-esr slapd
+    [ -z "$NO_SERVICES" ] || $SUDO rm -f /usr/sbin/policy-rc.d
 fi
 
 # The Kafka broker (tansu), the SMTP sink (aiosmtpd) and geckodriver the tests use.

@@ -479,3 +479,98 @@ impl Drop for HttpReceiver {
         self.stop();
     }
 }
+
+/// An OpenLDAP server (Debian's `slapd`, installed by `scripts/test.sh`) on a free loopback port,
+/// with a throwaway directory under `dc=example,dc=com`: the entries of `ldif` are loaded with
+/// `slapadd` before it starts. No system service is involved.
+pub struct LdapServer {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+/// Where Debian puts slapd and slapadd (`/usr/sbin`, often not on a user's PATH).
+fn sbin(tool: &str) -> PathBuf {
+    let path = Path::new("/usr/sbin").join(tool);
+    if path.is_file() {
+        path
+    } else {
+        PathBuf::from(tool)
+    }
+}
+
+impl LdapServer {
+    /// Load `ldif` (entries under `dc=example,dc=com`; the base entry is added) and start.
+    pub fn start(ldif: &str) -> LdapServer {
+        let dir = tempfile::tempdir().expect("a directory for slapd");
+        let port = free_port().expect("a free port");
+        std::fs::create_dir_all(dir.path().join("db")).expect("slapd's database directory");
+        let config = format!(
+            "include /etc/ldap/schema/core.schema\n\
+             include /etc/ldap/schema/cosine.schema\n\
+             include /etc/ldap/schema/inetorgperson.schema\n\
+             include /etc/ldap/schema/nis.schema\n\
+             pidfile {dir}/slapd.pid\n\
+             modulepath /usr/lib/ldap\n\
+             moduleload back_mdb\n\
+             database mdb\n\
+             maxsize 10485760\n\
+             suffix \"dc=example,dc=com\"\n\
+             rootdn \"cn=admin,dc=example,dc=com\"\n\
+             rootpw throwaway\n\
+             directory {dir}/db\n\
+             access to attrs=userPassword by anonymous auth by self write by * none\n\
+             access to * by * read\n",
+            dir = dir.path().display()
+        );
+        std::fs::write(dir.path().join("slapd.conf"), config).expect("slapd.conf");
+        let base =
+            "dn: dc=example,dc=com\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n";
+        std::fs::write(dir.path().join("data.ldif"), format!("{base}{ldif}")).expect("data.ldif");
+        let loaded = Command::new(sbin("slapadd"))
+            .arg("-f")
+            .arg(dir.path().join("slapd.conf"))
+            .arg("-l")
+            .arg(dir.path().join("data.ldif"))
+            .output()
+            .expect("slapadd (Debian package slapd; scripts/test.sh installs it)");
+        assert!(loaded.status.success(), "slapadd failed: {}", String::from_utf8_lossy(&loaded.stderr));
+        let mut server = LdapServer { port, dir, child: None };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(sbin("slapd"))
+            .arg("-f")
+            .arg(self.dir.path().join("slapd.conf"))
+            .args(["-h", &format!("ldap://127.0.0.1:{}/", self.port), "-d", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting slapd");
+        self.child = Some(child);
+        wait_for_port(self.port, "slapd to listen");
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Stop it (the directory stays).
+    pub fn stop(&mut self) {
+        kill(&mut self.child);
+    }
+
+    /// Start it again on the same port.
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+}
+
+impl Drop for LdapServer {
+    fn drop(&mut self) {
+        kill(&mut self.child);
+    }
+}

@@ -1,0 +1,163 @@
+//! LDAP sign-in against a real OpenLDAP server (Debian's slapd, started on a free loopback port
+//! with a throwaway directory): a user in the admin group signs in as admin, one in the readers
+//! group as supervisor, one in no mapped group is refused, wrong and empty passwords and filter
+//! injections are refused, and with the server down the sign-in answers a clear 503 while local
+//! users still sign in.
+
+use ferrogrid_tests::peers::LdapServer;
+use ferrogrid_tests::{sample, Resp, Server};
+use serde_json::{json, Value};
+
+const DIRECTORY: &str = "\
+dn: ou=people,dc=example,dc=com
+objectClass: organizationalUnit
+ou: people
+
+dn: ou=groups,dc=example,dc=com
+objectClass: organizationalUnit
+ou: groups
+
+dn: uid=ada,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+uid: ada
+cn: Ada Lovelace
+sn: Lovelace
+userPassword: Ada-Pass-1
+
+dn: uid=bob,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+uid: bob
+cn: Bob Reader
+sn: Reader
+userPassword: Bob-Pass-1
+
+dn: uid=carl,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+uid: carl
+cn: Carl Nobody
+sn: Nobody
+userPassword: Carl-Pass-1
+
+dn: cn=admins,ou=groups,dc=example,dc=com
+objectClass: groupOfNames
+cn: admins
+member: uid=ada,ou=people,dc=example,dc=com
+
+dn: cn=readers,ou=groups,dc=example,dc=com
+objectClass: groupOfNames
+cn: readers
+member: uid=bob,ou=people,dc=example,dc=com
+";
+
+fn start(ldap: &LdapServer) -> Server {
+    let dir = sample("quickstart");
+    let config = std::fs::read_to_string(dir.join("config.yml")).expect("quickstart config.yml");
+    let model = std::fs::read_to_string(dir.join("model.avsc")).expect("quickstart model.avsc");
+    let section = format!(
+        "ldap:\n  - domain: example.com\n    organizational_units: [people]\n    hosts: ['{}']\n    search_timeout: 2\n    roles:\n      - role: admin\n        domain_groups: ['cn=admins,ou=groups,dc=example,dc=com']\n      - role: supervisor\n        domain_groups: ['CN=Readers, OU=groups,dc=example,dc=com']\n",
+        ldap.host()
+    );
+    Server::start_with_config(&format!("{config}\n{section}"), &[("model.avsc", &model)])
+}
+
+fn sign_in(server: &Server, login: &str, password: &str) -> Resp {
+    server.unauthorized().send("POST", "/admin/api/login", Some(&json!({"login": login, "password": password})))
+}
+
+fn reason(r: &Resp) -> String {
+    r.json()["reason"].as_str().unwrap_or_default().to_string()
+}
+
+/// The cookie of a sign-in answer.
+fn cookie(r: &Resp) -> String {
+    r.header("set-cookie").expect("a session cookie").split(';').next().unwrap().to_string()
+}
+
+#[test]
+fn ldap_groups_map_to_roles_and_a_server_outage_leaves_local_users_working() {
+    let mut ldap = LdapServer::start(DIRECTORY);
+    let server = start(&ldap);
+    let admin = server.client();
+
+    // Ada, in the admins group: an admin session.
+    let ada = sign_in(&server, "ada@example.com", "Ada-Pass-1");
+    ada.assert_status(200, "ada signs in through LDAP");
+    assert_eq!(ada.json()["role"], "admin");
+    let ada_cookie = cookie(&ada);
+    let me = server.unauthorized().send_with_headers("GET", "/admin/api/whoami", None, &[("Cookie", &ada_cookie)]);
+    assert_eq!((me.json()["subject"].as_str(), me.json()["role"].as_str()), (Some("ada@example.com"), Some("admin")));
+    server
+        .unauthorized()
+        .send_with_headers("GET", "/admin/api/tokens", None, &[("Cookie", &ada_cookie)])
+        .assert_status(200, "an admin reads tokens");
+
+    // Bob, in the readers group (matched whatever the case and spacing of the DN): supervisor.
+    let bob = sign_in(&server, "bob@example.com", "Bob-Pass-1");
+    bob.assert_status(200, "bob signs in");
+    assert_eq!(bob.json()["role"], "supervisor");
+    let (bob_cookie, bob_csrf) = (cookie(&bob), bob.json()["csrf_token"].as_str().unwrap().to_string());
+    server
+        .unauthorized()
+        .send_with_headers(
+            "POST",
+            "/admin/api/tokens",
+            Some(&json!({"name": "x", "role": "user"})),
+            &[("Cookie", &bob_cookie), ("X-CSRF-Token", &bob_csrf)],
+        )
+        .assert_status(403, "a supervisor creates no tokens");
+
+    // Carl is in no mapped group; wrong and empty passwords, unknown people, injections: refused.
+    let carl = sign_in(&server, "carl@example.com", "Carl-Pass-1");
+    carl.assert_status(403, "no role for carl");
+    assert_eq!(reason(&carl), "no_role");
+    for (login, password) in [
+        ("ada@example.com", "wrong"),
+        ("ada@example.com", ""),
+        ("nobody@example.com", "Ada-Pass-1"),
+        ("*@example.com", "Ada-Pass-1"),
+        ("*)(uid=*@example.com", "Ada-Pass-1"),
+        ("ada,ou=people@example.com", "Ada-Pass-1"),
+    ] {
+        let r = sign_in(&server, login, password);
+        assert_eq!(
+            (r.status, reason(&r)),
+            (401, "invalid_credentials".to_string()),
+            "{login:?} / {password:?}: {}",
+            r.body
+        );
+    }
+
+    // A local user, and the audit log of the LDAP sign-ins.
+    admin
+        .send(
+            "POST",
+            "/admin/api/users",
+            Some(&json!({"login": "local", "role": "supervisor", "password": "Local-Pass-1"})),
+        )
+        .assert_status(201, "a local user");
+    let events: Vec<Value> = admin.get("/admin/api/audit?text=sign_in").json().as_array().cloned().unwrap();
+    assert!(
+        events.iter().any(|e| e["subject"] == "ada@example.com"
+            && e["outcome"] == "ok 200"
+            && e["message"].as_str().unwrap().contains("ldap uid=ada")),
+        "{events:?}"
+    );
+    assert!(events.iter().any(|e| e["subject"] == "carl@example.com" && e["outcome"] == "refused 403"), "{events:?}");
+
+    // The LDAP server goes down: a clear 503 naming the domain and host; local users go on.
+    ldap.stop();
+    let down = sign_in(&server, "ada@example.com", "Ada-Pass-1");
+    down.assert_status(503, "LDAP down");
+    assert_eq!(reason(&down), "ldap_unavailable");
+    let text = down.error_text();
+    assert!(text.contains("example.com") && text.contains(&ldap.host()), "{text}");
+    sign_in(&server, "local", "Local-Pass-1").assert_status(200, "a local user with LDAP down");
+    // Ada's open session lasts its lifetime.
+    server
+        .unauthorized()
+        .send_with_headers("GET", "/admin/api/whoami", None, &[("Cookie", &ada_cookie)])
+        .assert_status(200, "an LDAP session with the server down");
+    // Back up: LDAP sign-in works again.
+    ldap.start_again();
+    sign_in(&server, "ada@example.com", "Ada-Pass-1").assert_status(200, "LDAP back");
+}
