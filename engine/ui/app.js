@@ -679,14 +679,168 @@ async function renderTest(page) {
     result);
 }
 
+
+// ---- Settings: users, tokens, roles, data actions, password policy, audit log ----
+// Each tab is shown to a role that may read it; its buttons to one that may change it.
+const settingsTabs = [
+  ["users", "Users", "users_read"],
+  ["tokens", "Tokens", "tokens_read"],
+  ["roles", "Roles", "roles_read"],
+  ["data-actions", "Data actions", "roles_read"],
+  ["password-policy", "Password policy", null],
+  ["audit", "Audit log", "audit_log_read"],
+];
+
+function table(id, headers, rows, empty) {
+  const body = el("tbody", {}, rows.length ? rows : [el("tr", {}, el("td", { colspan: String(headers.length) }, empty))]);
+  return el("div", { class: "table-wrap" }, el("table", { id }, el("thead", {}, el("tr", {}, headers.map((h) => el("th", {}, h)))), body));
+}
+
+// A secret shown once, with a note that it is not shown again.
+function secretOnce(note, what, secret) {
+  note.replaceChildren(el("div", { class: "message", role: "status" }, `${what} — shown once, copy it now: `,
+    el("code", { id: "shown-secret", class: "mono" }, secret)));
+}
+
+async function renderSettings(page) {
+  const tabs = settingsTabs.filter(([, , action]) => action === null || may(action));
+  const asked = (location.hash.match(/^#\/settings\/([\w-]+)/) || [])[1];
+  const tab = tabs.find(([id]) => id === asked) || tabs[0];
+  const note = el("div", { id: "settings-message" });
+  const content = el("div", { id: `settings-${tab[0]}` });
+  page.replaceChildren(el("h1", {}, "Settings"),
+    el("nav", { class: "tabs" }, tabs.map(([id, title]) => el("a", { href: `#/settings/${id}`, "data-tab": id, class: id === tab[0] ? "active" : "" }, title))),
+    note, content);
+  const act = async (f, done) => {
+    try { const r = await f(); if (done) done(r); await renderSettingsTab(tab[0], content, note, act); }
+    catch (e) { if (e instanceof Unauthorized) return signOut("You are signed out: your credentials are no longer accepted."); message(note, e.message, true); }
+  };
+  await renderSettingsTab(tab[0], content, note, act);
+}
+
+async function roleOptions(select) {
+  const roles = may("roles_read") ? await api("GET", "/admin/api/roles") : [{ name: "admin" }, { name: "supervisor" }, { name: "user" }];
+  select.replaceChildren(...roles.map((r) => el("option", { value: r.name }, r.name)));
+  select.value = "user";
+}
+
+async function renderSettingsTab(tab, content, note, act) {
+  const when = (t) => (t ? new Date(t).toLocaleString() : "");
+  if (tab === "users") {
+    const users = await api("GET", "/admin/api/users");
+    const login = el("input", { id: "user-login", placeholder: "login", "aria-label": "Login" });
+    const email = el("input", { id: "user-email", placeholder: "e-mail (optional)", "aria-label": "E-mail" });
+    const password = el("input", { id: "user-password", type: "password", placeholder: "password (empty: a one-time one)", "aria-label": "Password", autocomplete: "new-password" });
+    const role = el("select", { id: "user-role", "aria-label": "Role" });
+    await roleOptions(role);
+    content.replaceChildren(
+      el("form", { needs: "users_admin", class: "toolbar", onsubmit: (e) => { e.preventDefault(); act(() => api("POST", "/admin/api/users", { login: login.value, email: email.value || null, role: role.value, password: password.value || null }),
+        (u) => { if (u.password) secretOnce(note, `User ${u.login} created with the one-time password`, u.password); else message(note, `User ${u.login} created.`); }); } },
+        login, email, password, role, el("button", { id: "user-create", type: "submit" }, "Create user")),
+      table("users-table", ["Login", "Role", "State", "Last sign-in", "Failed attempts", ""], users.map((u) => el("tr", { "data-login": u.login },
+        el("td", {}, u.login), el("td", {}, u.role), el("td", {}, u.state + (u.state_reason ? ` (${u.state_reason})` : "")),
+        el("td", {}, when(u.last_login)), el("td", {}, String(u.failed_login_attempts)),
+        el("td", {},
+          el("button", { needs: "users_admin", type: "button", class: "secondary", onclick: () => act(() => api("POST", `/admin/api/users/${encodeURIComponent(u.login)}/${u.state === "blocked" ? "unblock" : "block"}`)) }, u.state === "blocked" ? "Unblock" : "Block"), " ",
+          el("button", { needs: "users_admin", type: "button", class: "secondary", onclick: () => act(() => api("POST", `/admin/api/users/${encodeURIComponent(u.login)}/reset-password`),
+            (r) => secretOnce(note, `New one-time password of ${u.login}`, r.password)) }, "Reset password"), " ",
+          el("button", { needs: "users_admin", type: "button", class: "danger", onclick: async () => { if (await confirmAction(`Delete user ${u.login}?`)) act(() => api("DELETE", `/admin/api/users/${encodeURIComponent(u.login)}`)); } }, "Delete")))),
+        "No users yet."));
+  } else if (tab === "tokens") {
+    const tokens = await api("GET", "/admin/api/tokens");
+    const name = el("input", { id: "token-name", placeholder: "name", "aria-label": "Name" });
+    const expires = el("input", { id: "token-expires", type: "number", min: "0", placeholder: "expires in s (0: never)", "aria-label": "Expires in" });
+    const role = el("select", { id: "token-role", "aria-label": "Role" });
+    await roleOptions(role);
+    content.replaceChildren(
+      el("form", { needs: "tokens_admin", class: "toolbar", onsubmit: (e) => { e.preventDefault(); act(() => api("POST", "/admin/api/tokens", { name: name.value, role: role.value, expires_in: Number(expires.value) || 0 }),
+        (t) => secretOnce(note, `Token ${t.name} created`, t.token)); } },
+        name, role, expires, el("button", { id: "token-create", type: "submit" }, "Create token")),
+      table("tokens-table", ["Name", "Role", "State", "Expires", ""], tokens.map((t) => el("tr", { "data-token": t.name },
+        el("td", {}, t.name), el("td", {}, t.role), el("td", {}, t.state + (t.expired ? " (expired)" : "")), el("td", {}, t.expires_at ? when(t.expires_at) : "never"),
+        el("td", {},
+          el("button", { needs: "tokens_admin", type: "button", class: "secondary", onclick: () => act(() => api("POST", `/admin/api/tokens/${encodeURIComponent(t.name)}/${t.state === "blocked" ? "unblock" : "block"}`)) }, t.state === "blocked" ? "Unblock" : "Block"), " ",
+          el("button", { needs: "tokens_admin", type: "button", class: "danger", onclick: async () => { if (await confirmAction(`Delete token ${t.name}?`)) act(() => api("DELETE", `/admin/api/tokens/${encodeURIComponent(t.name)}`)); } }, "Delete")))),
+        "No tokens."));
+  } else if (tab === "roles") {
+    const [roles, actions, data] = await Promise.all([api("GET", "/admin/api/roles"), api("GET", "/admin/api/actions"), api("GET", "/admin/api/data-actions")]);
+    const name = el("input", { id: "role-name", placeholder: "name", "aria-label": "Name" });
+    const boxes = actions.map((a) => el("label", { class: "check", title: a.description }, el("input", { type: "checkbox", value: a.name, "data-action": a.name }), a.name));
+    const dataBoxes = data.map((d) => el("label", { class: "check" }, el("input", { type: "checkbox", value: d.name, "data-data-action": d.name }), d.name));
+    const checked = (list) => list.map((l) => l.querySelector("input")).filter((i) => i.checked).map((i) => i.value);
+    content.replaceChildren(
+      el("form", { needs: "roles_admin", class: "details", onsubmit: (e) => { e.preventDefault(); act(() => api("POST", "/admin/api/roles", { name: name.value, actions: checked(boxes), data_actions: checked(dataBoxes) }), () => message(note, `Role ${name.value} created.`)); } },
+        el("div", { class: "toolbar" }, name, el("button", { id: "role-create", type: "submit" }, "Create role")),
+        el("p", { class: "hint" }, "Actions"), el("div", { class: "checks" }, boxes),
+        el("p", { class: "hint" }, "Data actions"), el("div", { class: "checks" }, dataBoxes.length ? dataBoxes : "none yet")),
+      table("roles-table", ["Role", "Actions", "Data actions", ""], roles.map((r) => el("tr", { "data-role": r.name },
+        el("td", {}, r.name + (r.built_in ? " (built in)" : "")), el("td", { class: "mono" }, r.actions.join(" ")), el("td", {}, r.data_actions.join(", ")),
+        el("td", {}, r.built_in ? "" : el("button", { needs: "roles_admin", type: "button", class: "danger", onclick: async () => { if (await confirmAction(`Delete role ${r.name}?`)) act(() => api("DELETE", `/admin/api/roles/${encodeURIComponent(r.name)}`)); } }, "Delete")))),
+        "No roles."));
+  } else if (tab === "data-actions") {
+    const data = await api("GET", "/admin/api/data-actions");
+    const name = el("input", { id: "data-action-name", placeholder: "name", "aria-label": "Name" });
+    const rights = el("textarea", { id: "data-action-rights", rows: "3", "aria-label": "Rights", spellcheck: "false" });
+    rights.value = '{"Book": {"read": true, "write": false}}';
+    content.replaceChildren(
+      el("form", { needs: "roles_admin", class: "details", onsubmit: (e) => { e.preventDefault();
+        act(() => api("POST", "/admin/api/data-actions", { name: name.value, aggregates: JSON.parse(rights.value) }), () => message(note, `Data action ${name.value} created.`)); } },
+        el("p", { class: "hint" }, "Read and write rights per aggregate type, as JSON."), rights,
+        el("div", { class: "toolbar" }, name, el("button", { id: "data-action-create", type: "submit" }, "Create data action"))),
+      table("data-actions-table", ["Data action", "Rights", ""], data.map((d) => el("tr", { "data-name": d.name },
+        el("td", {}, d.name), el("td", { class: "mono" }, Object.entries(d.aggregates).map(([t, r]) => `${t}: ${[r.read && "read", r.write && "write"].filter(Boolean).join("+") || "none"}`).join(", ")),
+        el("td", {}, el("button", { needs: "roles_admin", type: "button", class: "danger", onclick: async () => { if (await confirmAction(`Delete data action ${d.name}?`)) act(() => api("DELETE", `/admin/api/data-actions/${encodeURIComponent(d.name)}`)); } }, "Delete")))),
+        "No data actions."));
+  } else if (tab === "password-policy") {
+    const p = await api("GET", "/admin/api/password-policy");
+    const classes = Object.entries(p.password_policy.include).filter(([, on]) => on).map(([c]) => c);
+    const row = (k, v) => [el("dt", {}, k), el("dd", {}, v == null ? "not set" : String(v))];
+    content.replaceChildren(el("div", { class: "details" }, el("dl", { id: "password-policy" },
+      row("Least length", p.password_policy.min_length), row("Must include", classes.join(", ") || "nothing"),
+      row("Lock-out after failed attempts", p.block_after_n_failed_attempts), row("Between own password changes (s)", p.password_change_timeout_seconds),
+      row("Blocked after unused for (s)", p.ban_inactive_more_seconds), row("One-time passwords only", p.only_one_time_passwords),
+      row("Session lifetime (s)", p.session_lifetime_seconds)),
+      el("p", { class: "hint" }, "Set in the configuration's account_manager section (Configuration page).")));
+  } else if (tab === "audit") {
+    const subject = el("input", { id: "audit-subject", placeholder: "subject", "aria-label": "Subject" });
+    const text = el("input", { id: "audit-text", type: "search", placeholder: "text", "aria-label": "Text" });
+    const severity = el("select", { id: "audit-severity", "aria-label": "Severity" }, ["", "VERBOSE", "INFO", "WARNING", "ALARM"].map((v) => el("option", { value: v }, v || "any severity")));
+    const from = el("input", { id: "audit-from", type: "datetime-local", "aria-label": "From" });
+    const to = el("input", { id: "audit-to", type: "datetime-local", "aria-label": "To" });
+    const rows = el("div", {});
+    const load = async () => {
+      const q = new URLSearchParams({ first: "200" });
+      if (subject.value) q.set("subject", subject.value);
+      if (text.value) q.set("text", text.value);
+      if (severity.value) q.set("severity", severity.value);
+      if (from.value) q.set("from", new Date(from.value).toISOString());
+      if (to.value) q.set("to", new Date(to.value).toISOString());
+      const events = await api("GET", "/admin/api/audit?" + q);
+      rows.replaceChildren(table("audit-table", ["Time", "Severity", "Subject", "Source", "Action", "Object", "Outcome", "Message"], events.map((e) => el("tr", {},
+        el("td", {}, when(e.time)), el("td", {}, e.severity), el("td", {}, e.subject), el("td", {}, e.source), el("td", {}, e.action),
+        el("td", { class: "mono" }, e.object), el("td", {}, e.outcome), el("td", { class: "mono" }, e.message))), "No entries."));
+    };
+    content.replaceChildren(
+      el("form", { class: "toolbar", onsubmit: (e) => { e.preventDefault(); load().catch((err) => message(note, err.message, true)); } }, subject, text, severity, from, to, el("button", { id: "audit-apply", type: "submit" }, "Apply")),
+      el("div", { class: "toolbar" }, el("button", { needs: "audit_log_admin", id: "audit-clear", type: "button", class: "danger", onclick: async () => {
+        if (await confirmAction("Clear the audit log? The clear itself is recorded.")) act(() => api("DELETE", "/admin/api/audit"), (r) => message(note, `${r.removed} entries removed.`));
+      } }, "Clear the log")),
+      rows);
+    await load();
+  }
+}
+
 // ---- shell ----
-const pages = { repair: renderRepair, output: renderOutputRepair, jobs: renderJobs, tasks: renderTasks, model: renderModel, config: renderConfig, test: renderTest };
+const pages = { repair: renderRepair, output: renderOutputRepair, jobs: renderJobs, tasks: renderTasks, model: renderModel, config: renderConfig, test: renderTest, settings: renderSettings };
 
 // The action each page needs to be shown.
-const pageActions = { repair: "repair_read", output: "output_repair_read", jobs: "jobs_read", tasks: "tasks_read", model: "model_read", config: "config_read", test: "input_post" };
+const pageActions = { repair: "repair_read", output: "output_repair_read", jobs: "jobs_read", tasks: "tasks_read", model: "model_read", config: "config_read", test: "input_post", settings: "users_read" };
 
 async function route() {
-  const allowed = Object.keys(pages).filter((p) => may(pageActions[p]));
+  // Settings shows when any of its read tabs may be read.
+  const allowed = Object.keys(pages).filter((p) => p === "settings"
+    ? settingsTabs.some(([, , action]) => action !== null && may(action))
+    : may(pageActions[p]));
   const asked = (location.hash.match(/^#\/(\w+)/) || [])[1];
   const name = allowed.includes(asked) ? asked : allowed[0];
   document.querySelectorAll("header nav a").forEach((a) => { a.hidden = !allowed.includes(a.dataset.page); });

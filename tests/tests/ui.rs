@@ -500,9 +500,13 @@ fn users_sign_in_with_a_password_and_see_only_what_their_role_allows_in_firefox(
     password_flow(Kind::Firefox);
 }
 
-/// Whether the element `css` is shown (present and not hidden).
+/// Whether the element `css` is shown (present, and neither it nor a parent hidden).
 fn shown(browser: &Browser, css: &str) -> bool {
-    browser.find(css).ok().is_some_and(|e| browser.property(&e, "hidden").ok() == Some(json!(false)))
+    let visible = browser.script(
+        "const e = document.querySelector(arguments[0]); return !!e && e.getClientRects().length > 0;",
+        json!([css]),
+    );
+    visible.ok() == Some(json!(true))
 }
 
 fn password_flow(kind: Kind) {
@@ -583,4 +587,95 @@ fn password_flow(kind: Kind) {
             "{login}: {events}"
         );
     }
+}
+
+#[test]
+fn the_settings_pages_create_a_token_shown_once_and_list_the_audit_log() {
+    settings_flow(Kind::Chromium);
+}
+
+#[test]
+fn the_settings_pages_create_a_token_shown_once_and_list_the_audit_log_in_firefox() {
+    settings_flow(Kind::Firefox);
+}
+
+fn settings_flow(kind: Kind) {
+    let server = Server::start("samples/library");
+    let admin = server.client();
+    let browser = Browser::start_kind(kind).expect("the browser and its driver (see scripts/test.sh)");
+    let url = format!("{}/admin/", server.base_url());
+    browser.goto(&url).unwrap();
+    token_sign_in(&browser, server.token());
+    browser.wait("signed in", || browser.find("#repair-table").ok()).unwrap();
+
+    // Tokens: create one; its secret is shown once, and works.
+    browser.goto(&format!("{url}#/settings/tokens")).unwrap();
+    browser.wait("the tokens tab", || browser.find("#tokens-table").ok()).unwrap();
+    browser.type_into(&browser.find("#token-name").unwrap(), "ui-token").unwrap();
+    browser.click(&browser.find("#token-create").unwrap()).unwrap();
+    let secret = browser
+        .wait("the secret", || browser.text(&browser.find("#shown-secret").ok()?).ok().filter(|t| t.starts_with("fg_")))
+        .unwrap();
+    browser.wait("the new row", || browser.find("#tokens-table tr[data-token=ui-token]").ok()).unwrap();
+    shot(&browser, "settings-token");
+    server.with_token(&secret).get("/admin/api/whoami").assert_status(200, "the token shown works");
+    assert_eq!(admin.get("/admin/api/tokens/ui-token").json()["role"], "user");
+    browser.goto(&format!("{url}#/settings/users")).unwrap();
+    browser.goto(&format!("{url}#/settings/tokens")).unwrap();
+    browser.wait("the tokens tab again", || browser.find("#tokens-table tr[data-token=ui-token]").ok()).unwrap();
+    assert!(browser.find("#shown-secret").is_err(), "the secret is shown once");
+    assert!(!browser.text(&browser.find("#page").unwrap()).unwrap().contains(&secret));
+
+    // Users: create one without a password; the one-time password is shown once.
+    browser.goto(&format!("{url}#/settings/users")).unwrap();
+    browser.wait("the users tab", || browser.find("#users-table").ok()).unwrap();
+    browser.type_into(&browser.find("#user-login").unwrap(), "uiuser").unwrap();
+    browser.click(&browser.find("#user-create").unwrap()).unwrap();
+    let one_time = browser
+        .wait("the one-time password", || {
+            browser.text(&browser.find("#shown-secret").ok()?).ok().filter(|t| t.len() >= 16)
+        })
+        .unwrap();
+    browser.wait("the new user", || browser.find("#users-table tr[data-login=uiuser]").ok()).unwrap();
+    // The user signs in elsewhere (here through the API): a user role sees no settings.
+    let signed =
+        server.unauthorized().send("POST", "/admin/api/login", Some(&json!({"login": "uiuser", "password": one_time})));
+    signed.assert_status(200, "uiuser signs in");
+
+    // The audit log lists that sign-in, filtered by subject.
+    browser.goto(&format!("{url}#/settings/audit")).unwrap();
+    browser.wait("the audit tab", || browser.find("#audit-table").ok()).unwrap();
+    browser.type_into(&browser.find("#audit-subject").unwrap(), "uiuser").unwrap();
+    browser.click(&browser.find("#audit-apply").unwrap()).unwrap();
+    browser
+        .wait("uiuser's sign-in", || {
+            browser
+                .text(&browser.find("#audit-table").ok()?)
+                .ok()
+                .filter(|t| t.contains("sign_in") && t.contains("uiuser"))
+        })
+        .unwrap();
+    shot(&browser, "settings-audit");
+    no_console_errors(&browser, "settings");
+
+    // A supervisor sees Settings without the buttons that change anything.
+    browser.click(&browser.find("#signout").unwrap()).unwrap();
+    let watcher = admin.send("POST", "/admin/api/tokens", Some(&json!({"name": "watcher", "role": "supervisor"})));
+    token_sign_in(&browser, watcher.json()["token"].as_str().unwrap());
+    browser
+        .wait("signed in as supervisor", || {
+            browser.text(&browser.find("#whoami").ok()?).ok().filter(|t| t.contains("watcher (supervisor)"))
+        })
+        .unwrap();
+    browser.goto(&format!("{url}#/settings/tokens")).unwrap();
+    browser.wait("the tokens tab", || browser.find("#tokens-table tr[data-token=ui-token]").ok()).unwrap();
+    assert!(!shown(&browser, "#token-create"), "a supervisor creates no tokens");
+    assert!(browser
+        .find_all("#tokens-table button")
+        .unwrap()
+        .iter()
+        .all(|b| browser.property(b, "hidden").unwrap() == json!(true)));
+    browser.goto(&format!("{url}#/settings/audit")).unwrap();
+    browser.wait("the audit tab", || browser.find("#audit-table").ok()).unwrap();
+    assert!(!shown(&browser, "#audit-clear"), "a supervisor clears no audit log");
 }
