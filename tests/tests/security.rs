@@ -805,11 +805,26 @@ fn the_admin_schema_manages_tokens_users_roles_and_the_audit_log_with_tdgs_names
     assert_eq!(refused["errors"][0]["extensions"]["code"], "FORBIDDEN", "{refused}");
     let refused = schema_only.graphql("{ user { list { login } } }", json!({}), true);
     assert_eq!(refused["errors"][0]["extensions"]["code"], "FORBIDDEN", "{refused}");
+    // ... nor read or operate the queues, tasks, configuration or model it has no action for.
+    for query in [
+        "{ repair_list { id } }",
+        "mutation { clear_repair_queue }",
+        "{ tasks { get_list } }",
+        "{ jobs { get_list } }",
+        "mutation { output_processor { clear_list } }",
+        "{ expiration { get_list } }",
+        "mutation { config { hard_limits(returned: 5) { returned } } }",
+        "{ model }",
+    ] {
+        let refused = schema_only.graphql(query, json!({}), true);
+        assert_eq!(refused["errors"][0]["extensions"]["code"], "FORBIDDEN", "{query}: {refused}");
+    }
     assert!(admin.get("/admin/api/tokens/sneaky").status == 404);
     let recorded = audit(&admin, "subject=schema-only&severity=WARNING");
     assert!(recorded.iter().any(|e| e["action"] == "admin_graphql"), "{recorded:?}");
     let supervisor = server.with_token(&token(&server, "sup-gql", "supervisor", 0));
-    let read = supervisor.graphql("{ token { list { name } } }", json!({}), true);
+    let read =
+        supervisor.graphql("{ token { list { name } } repair_list { id } tasks { get_list } model }", json!({}), true);
     assert!(read.get("errors").is_none_or(Value::is_null), "{read}");
     let r = supervisor.send_with_headers(
         "POST",

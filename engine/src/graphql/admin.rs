@@ -4,14 +4,18 @@
 //! `maintenance { get_aggregates }`, `tasks { get_list, start, stop, forget }`,
 //! `jobs { get_list, try_again, try_again_all, delete_job, delete_all_jobs }`,
 //! `output_processor { ... }`. Every action on parked work goes to the repair-queue actor, as
-//! the REST admin API's do.
+//! the REST admin API's do. Each field needs the action of the REST route that does the same
+//! (`repair_list`: `repair_read`, `tasks { start }`: `tasks_operate`, ...), on top of the
+//! schema's `admin_graphql_read` / `admin_graphql_write`.
 
+use super::admin_security::need;
 use super::engine_of;
 use super::node::gql_value;
 use super::types::{JSON, LONG};
 use crate::parked::{parse_time, ParkedFilter};
 use crate::processor::{Processor, Queue, RetryError, Which};
 use crate::scheduler::{Scheduler, TaskError};
+use crate::security::Action as A;
 use crate::storage::HardLimits;
 use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, Object, ObjectAccessor, Schema, TypeRef};
 use async_graphql::{ErrorExtensions, Value as GqlValue};
@@ -112,6 +116,7 @@ fn query() -> Object {
     let repair_list = with_filter(
         Field::new("repair_list", TypeRef::named_nn_list_nn("RepairEntry"), |ctx| {
             FieldFuture::new(async move {
+                need(&ctx, A::RepairRead)?;
                 let engine = engine_of(&ctx)?;
                 let filter = list_filter(&ctx.args)?;
                 let (items, _) =
@@ -129,6 +134,7 @@ fn query() -> Object {
         .field(
             Field::new("model", TypeRef::named_nn(TypeRef::STRING), |ctx| {
                 FieldFuture::new(async move {
+                    need(&ctx, A::ModelRead)?;
                     let engine = engine_of(&ctx)?;
                     let model = engine.runtime().repository.model();
                     Ok(Some(GqlValue::from(serde_json::to_string_pretty(model.source()).unwrap_or_default())))
@@ -150,6 +156,7 @@ fn mutation() -> Object {
     root.field(
         Field::new("repair", TypeRef::named_nn(JSON), |ctx| {
             FieldFuture::new(async move {
+                need(&ctx, A::RepairOperate)?;
                 let engine = engine_of(&ctx)?;
                 let id = ctx.args.try_get("id")?.string()?.to_string();
                 let outcome = engine.repairs().retry_now(&id, None).await.map_err(retry_error)?;
@@ -162,6 +169,7 @@ fn mutation() -> Object {
     .field(with_filter(
         Field::new("repair_all", TypeRef::named_nn(TypeRef::INT), |ctx| {
             FieldFuture::new(async move {
+                need(&ctx, A::RepairOperate)?;
                 let engine = engine_of(&ctx)?;
                 let filter = list_filter(&ctx.args)?;
                 let n = engine.repairs().retry(Queue::Repair, Which::Matching(filter)).await.map_err(retry_error)?;
@@ -174,6 +182,7 @@ fn mutation() -> Object {
     .field(
         Field::new("delete_from_repair_queue", TypeRef::named_nn(TypeRef::BOOLEAN), |ctx| {
             FieldFuture::new(async move {
+                need(&ctx, A::RepairOperate)?;
                 let engine = engine_of(&ctx)?;
                 let id = ctx.args.try_get("id")?.string()?.to_string();
                 let deleted = engine.repairs().delete(Queue::Repair, Which::One(id)).await.map_err(retry_error)?;
@@ -186,6 +195,7 @@ fn mutation() -> Object {
     .field(with_filter(
         Field::new("clear_repair_queue", TypeRef::named_nn(TypeRef::INT), |ctx| {
             FieldFuture::new(async move {
+                need(&ctx, A::RepairOperate)?;
                 let engine = engine_of(&ctx)?;
                 let filter = list_filter(&ctx.args)?;
                 let n = engine.repairs().delete(Queue::Repair, Which::Matching(filter)).await.map_err(retry_error)?;
@@ -212,6 +222,7 @@ fn expiration_types() -> [Object; 2] {
     let read = Object::new("Expiration").field(
         Field::new("get_list", TypeRef::named_nn(JSON), |ctx| {
             FieldFuture::new(async move {
+                need(&ctx, A::ConfigRead)?;
                 let rt = super::engine_of(&ctx)?.runtime();
                 let rules = blocking(move || {
                     crate::lifecycle::expiration_rules(&rt.db, &rt.config.expiration).map_err(storage_error)
@@ -226,6 +237,7 @@ fn expiration_types() -> [Object; 2] {
         .field(
             Field::new("set", TypeRef::named_nn(JSON), |ctx| {
                 FieldFuture::new(async move {
+                    need(&ctx, A::ConfigApply)?;
                     let rt = super::engine_of(&ctx)?.runtime();
                     let type_name = string_arg(&ctx, "type")?;
                     let mut rule = serde_json::json!({"type": type_name});
@@ -257,6 +269,7 @@ fn expiration_types() -> [Object; 2] {
         .field(
             Field::new("cleanup", TypeRef::named_nn(TypeRef::BOOLEAN), |ctx| {
                 FieldFuture::new(async move {
+                    need(&ctx, A::ConfigApply)?;
                     let rt = super::engine_of(&ctx)?.runtime();
                     let type_name = string_arg(&ctx, "type")?;
                     let had = blocking(move || {
@@ -314,6 +327,7 @@ fn task_and_job_types() -> [Object; 4] {
     let tasks = Object::new("Tasks").field(
         Field::new("get_list", TypeRef::named_nn(JSON), |ctx| {
             FieldFuture::new(async move {
+                need(&ctx, A::TasksRead)?;
                 let scheduler = scheduler_of(&ctx)?;
                 let list = blocking(move || scheduler.list().map_err(task_error)).await?;
                 Ok(json_result(list))
@@ -325,6 +339,7 @@ fn task_and_job_types() -> [Object; 4] {
         .field(
             Field::new("start", TypeRef::named_nn(TypeRef::STRING), |ctx| {
                 FieldFuture::new(async move {
+                    need(&ctx, A::TasksOperate)?;
                     let (scheduler, name) = (scheduler_of(&ctx)?, string_arg(&ctx, "name")?);
                     let run = blocking(move || scheduler.start_task(&name).map_err(task_error)).await?;
                     Ok(Some(GqlValue::from(run)))
@@ -336,6 +351,7 @@ fn task_and_job_types() -> [Object; 4] {
         .field(
             Field::new("stop", TypeRef::named_nn(TypeRef::BOOLEAN), |ctx| {
                 FieldFuture::new(async move {
+                    need(&ctx, A::TasksOperate)?;
                     let (scheduler, name) = (scheduler_of(&ctx)?, string_arg(&ctx, "name")?);
                     blocking(move || scheduler.stop_task(&name).map_err(task_error)).await?;
                     Ok(Some(GqlValue::from(true)))
@@ -347,6 +363,7 @@ fn task_and_job_types() -> [Object; 4] {
         .field(
             Field::new("forget", TypeRef::named_nn(TypeRef::BOOLEAN), |ctx| {
                 FieldFuture::new(async move {
+                    need(&ctx, A::TasksOperate)?;
                     let (scheduler, id) = (scheduler_of(&ctx)?, string_arg(&ctx, "id")?);
                     let forgotten = blocking(move || scheduler.forget(&id).map_err(task_error)).await?;
                     Ok(Some(GqlValue::from(forgotten)))
@@ -380,6 +397,18 @@ fn task_and_job_types() -> [Object; 4] {
     [tasks, tasks_mutation, jobs, jobs_mutation]
 }
 
+/// The role-model action reading (`operate` false) or operating a queue of parked work needs.
+fn queue_action(queue: Queue, operate: bool) -> A {
+    match (queue, operate) {
+        (Queue::Repair, false) => A::RepairRead,
+        (Queue::Repair, true) => A::RepairOperate,
+        (Queue::OutputRepair, false) => A::OutputRepairRead,
+        (Queue::OutputRepair, true) => A::OutputRepairOperate,
+        (Queue::FailedJobs, false) => A::JobsRead,
+        (Queue::FailedJobs, true) => A::JobsOperate,
+    }
+}
+
 fn id_arg() -> InputValue {
     InputValue::new("id", TypeRef::named_nn(TypeRef::STRING))
 }
@@ -407,6 +436,7 @@ async fn act(engine: &Processor, queue: Queue, action: Action, which: Which) -> 
 fn list_field(queue: Queue, description: &'static str) -> Field {
     Field::new("get_list", TypeRef::named_nn(JSON), move |ctx| {
         FieldFuture::new(async move {
+            need(&ctx, queue_action(queue, false))?;
             let engine = engine_of(&ctx)?;
             let filter = ParkedFilter::text(filter_arg(&ctx)?.as_deref());
             let list = engine.repairs().all(queue, filter).await.map_err(retry_error)?;
@@ -421,6 +451,7 @@ fn list_field(queue: Queue, description: &'static str) -> Field {
 fn by_id(name: &'static str, queue: Queue, action: Action, description: &'static str) -> Field {
     Field::new(name, TypeRef::named_nn(TypeRef::BOOLEAN), move |ctx| {
         FieldFuture::new(async move {
+            need(&ctx, queue_action(queue, true))?;
             let engine = engine_of(&ctx)?;
             let id = string_arg(&ctx, "id")?;
             let done = act(engine, queue, action, Which::One(id)).await?;
@@ -435,6 +466,7 @@ fn by_id(name: &'static str, queue: Queue, action: Action, description: &'static
 fn by_filter(name: &'static str, queue: Queue, action: Action, description: &'static str) -> Field {
     Field::new(name, TypeRef::named_nn(TypeRef::INT), move |ctx| {
         FieldFuture::new(async move {
+            need(&ctx, queue_action(queue, true))?;
             let engine = engine_of(&ctx)?;
             let filter = ParkedFilter::text(filter_arg(&ctx)?.as_deref());
             let n = act(engine, queue, action, Which::Matching(filter)).await?;
@@ -472,11 +504,15 @@ fn output_processor_types() -> [Object; 2] {
 
 fn config_types() -> [Object; 3] {
     let read = Object::new("AdminConfig").field(Field::new("hard_limits", TypeRef::named_nn("HardLimits"), |ctx| {
-        FieldFuture::new(async move { Ok(Some(limits_value(engine_of(&ctx)?.runtime().repository.hard_limits()))) })
+        FieldFuture::new(async move {
+            need(&ctx, A::ConfigRead)?;
+            Ok(Some(limits_value(engine_of(&ctx)?.runtime().repository.hard_limits())))
+        })
     }));
     let write = Object::new("AdminConfigMutation").field(
         Field::new("hard_limits", TypeRef::named_nn("HardLimits"), |ctx| {
             FieldFuture::new(async move {
+                need(&ctx, A::ConfigApply)?;
                 let repository = &engine_of(&ctx)?.runtime().repository;
                 let mut limits = repository.hard_limits();
                 for (name, slot) in [("scanned", &mut limits.scanned), ("returned", &mut limits.returned)] {
@@ -503,6 +539,7 @@ fn config_types() -> [Object; 3] {
     let maintenance = Object::new("Maintenance").field(
         Field::new("get_aggregates", TypeRef::named_nn_list_nn(TypeRef::STRING), |ctx| {
             FieldFuture::new(async move {
+                need(&ctx, A::ModelRead)?;
                 let model = engine_of(&ctx)?.runtime().repository.model();
                 let names: Vec<GqlValue> = model.aggregates().map(|t| GqlValue::from(t.name.clone())).collect();
                 Ok(Some(GqlValue::List(names)))

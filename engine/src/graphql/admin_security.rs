@@ -138,6 +138,15 @@ fn op(name: &'static str, ty: TypeRef, shape: Shape, action: Option<Action>, has
     })
 }
 
+/// Refuse (FORBIDDEN, recorded) unless the caller's role allows `action`.
+pub(super) fn need(ctx: &ResolverContext<'_>, action: Action) -> async_graphql::Result<()> {
+    let who = caller(ctx)?;
+    if who.may(action) {
+        return Ok(());
+    }
+    Err(refused_as(ctx, who, "admin_graphql", action.description().to_string()))
+}
+
 /// An INFO event for a change made through the admin schema.
 fn record_change(ctx: &ResolverContext<'_>, who: &Principal, what: &str) {
     let Some(audit) = ctx.data_opt::<Arc<AuditLog>>() else { return };
@@ -155,10 +164,10 @@ fn record_change(ctx: &ResolverContext<'_>, who: &Principal, what: &str) {
 }
 
 async fn prepare(ctx: &ResolverContext<'_>, action: Option<Action>, hashes: bool) -> async_graphql::Result<Call> {
-    let who = caller(ctx)?;
-    if let Some(action) = action.filter(|a| !who.may(*a)) {
-        return Err(refused_as(ctx, who, "admin_graphql", action.description().to_string()));
+    if let Some(action) = action {
+        need(ctx, action)?;
     }
+    let who = caller(ctx)?;
     // Arguments given as null are left out, as if not given.
     let mut args = Map::new();
     for (name, value) in ctx.args.as_index_map() {
