@@ -14,14 +14,16 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -q
-    NO_SERVICES=""
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
         $SUDO chmod +x /usr/sbin/policy-rc.d
-        NO_SERVICES=1
+        # Removed however the install ends, so services start normally afterwards.
+        trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
     fi
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium chromium-driver firefox-esr slapd
-    [ -z "$NO_SERVICES" ] || $SUDO rm -f /usr/sbin/policy-rc.d
+    if trap -p EXIT | grep -q policy-rc.d; then $SUDO rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
+    # The tests start their own slapd; the package's service is not wanted at boot either.
+    if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable slapd >/dev/null 2>&1 || true; fi
 fi
 
 # The Kafka broker (tansu), the SMTP sink (aiosmtpd) and geckodriver the tests use.

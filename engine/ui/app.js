@@ -8,6 +8,8 @@ const OPERATOR_KEY = "ferrogrid-operator";
 const CSRF_KEY = "ferrogrid-csrf";
 // The signed-in caller (GET /admin/api/whoami): subject, role, actions.
 let me = null;
+// A one-time password just used to sign in, kept only until it is changed or the user signs out.
+let oneTimePassword = null;
 
 // The credentials of a request: the bearer token, or (a session) the anti-CSRF token on changes.
 function authHeaders(method = "GET") {
@@ -740,7 +742,7 @@ async function renderSettingsTab(tab, content, note, act) {
       table("users-table", ["Login", "Role", "State", "Last sign-in", "Failed attempts", ""], users.map((u) => el("tr", { "data-login": u.login },
         el("td", {}, u.login), el("td", {}, u.role), el("td", {}, u.state + (u.state_reason ? ` (${u.state_reason})` : "")),
         el("td", {}, when(u.last_login)), el("td", {}, String(u.failed_login_attempts)),
-        el("td", {},
+        el("td", { hidden: u.login === me.subject },
           el("button", { needs: "users_admin", type: "button", class: "secondary", onclick: () => act(() => api("POST", `/admin/api/users/${encodeURIComponent(u.login)}/${u.state === "blocked" ? "unblock" : "block"}`)) }, u.state === "blocked" ? "Unblock" : "Block"), " ",
           el("button", { needs: "users_admin", type: "button", class: "secondary", onclick: () => act(() => api("POST", `/admin/api/users/${encodeURIComponent(u.login)}/reset-password`),
             (r) => secretOnce(note, `New one-time password of ${u.login}`, r.password)) }, "Reset password"), " ",
@@ -758,7 +760,7 @@ async function renderSettingsTab(tab, content, note, act) {
         name, role, expires, el("button", { id: "token-create", type: "submit" }, "Create token")),
       table("tokens-table", ["Name", "Role", "State", "Expires", ""], tokens.map((t) => el("tr", { "data-token": t.name },
         el("td", {}, t.name), el("td", {}, t.role), el("td", {}, t.state + (t.expired ? " (expired)" : "")), el("td", {}, t.expires_at ? when(t.expires_at) : "never"),
-        el("td", {},
+        el("td", { hidden: t.name === me.subject },
           el("button", { needs: "tokens_admin", type: "button", class: "secondary", onclick: () => act(() => api("POST", `/admin/api/tokens/${encodeURIComponent(t.name)}/${t.state === "blocked" ? "unblock" : "block"}`)) }, t.state === "blocked" ? "Unblock" : "Block"), " ",
           el("button", { needs: "tokens_admin", type: "button", class: "danger", onclick: async () => { if (await confirmAction(`Delete token ${t.name}?`)) act(() => api("DELETE", `/admin/api/tokens/${encodeURIComponent(t.name)}`)); } }, "Delete")))),
         "No tokens."));
@@ -834,7 +836,7 @@ async function renderSettingsTab(tab, content, note, act) {
 const pages = { repair: renderRepair, output: renderOutputRepair, jobs: renderJobs, tasks: renderTasks, model: renderModel, config: renderConfig, test: renderTest, settings: renderSettings };
 
 // The action each page needs to be shown.
-const pageActions = { repair: "repair_read", output: "output_repair_read", jobs: "jobs_read", tasks: "tasks_read", model: "model_read", config: "config_read", test: "input_post", settings: "users_read" };
+const pageActions = { repair: "repair_read", output: "output_repair_read", jobs: "jobs_read", tasks: "tasks_read", model: "model_read", config: "config_read", test: "input_post" };
 
 async function route() {
   // Settings shows when any of its read tabs may be read.
@@ -881,7 +883,10 @@ function signOut(reason = "", viaToken = false) {
   sessionStorage.removeItem(OPERATOR_KEY);
   sessionStorage.removeItem(CSRF_KEY);
   me = null;
+  oneTimePassword = null;
   clearInterval(statusTimer);
+  // What the pages showed (a secret shown once, lists) goes with the sign-out.
+  $("#page").replaceChildren();
   $("#status").replaceChildren();
   $("#whoami").textContent = "";
   $("#app").hidden = true;
@@ -922,7 +927,7 @@ $("#password-form").addEventListener("submit", async (e) => {
   sessionStorage.removeItem(TOKEN_KEY);
   sessionStorage.setItem(CSRF_KEY, data.csrf_token);
   sessionStorage.setItem(OPERATOR_KEY, data.login);
-  $("#change-form").dataset.old = $("#password").value;
+  oneTimePassword = data.one_time_password ? $("#password").value : null;
   $("#password").value = "";
   try { await showApp(); } catch (err) { signOut(err.message); }
 });
@@ -930,8 +935,8 @@ $("#password-form").addEventListener("submit", async (e) => {
 $("#change-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   try {
-    await api("PUT", "/admin/api/password", { old_password: $("#change-form").dataset.old || "", new_password: $("#new-password").value });
-    delete $("#change-form").dataset.old;
+    await api("PUT", "/admin/api/password", { old_password: oneTimePassword || "", new_password: $("#new-password").value });
+    oneTimePassword = null;
     $("#new-password").value = "";
     $("#change-form").hidden = true;
     $("#password-form").hidden = false;

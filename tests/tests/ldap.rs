@@ -106,10 +106,15 @@ fn ldap_groups_map_to_roles_and_a_server_outage_leaves_local_users_working() {
         )
         .assert_status(403, "a supervisor creates no tokens");
 
-    // Carl is in no mapped group; wrong and empty passwords, unknown people, injections: refused.
+    // Carl is in no mapped group: refused like a wrong password (a guesser learns nothing),
+    // recorded as no_role. Wrong and empty passwords, unknown people, injections: refused.
     let carl = sign_in(&server, "carl@example.com", "Carl-Pass-1");
-    carl.assert_status(403, "no role for carl");
-    assert_eq!(reason(&carl), "no_role");
+    carl.assert_status(401, "no role for carl");
+    assert_eq!(carl.body, sign_in(&server, "carl@example.com", "wrong").body);
+    // The login as the directory spells it: one subject however it is typed.
+    let shouting = sign_in(&server, "ADA@Example.COM", "Ada-Pass-1");
+    shouting.assert_status(200, "ada, typed in capitals");
+    assert_eq!(shouting.json()["login"], "ada@example.com");
     for (login, password) in [
         ("ada@example.com", "wrong"),
         ("ada@example.com", ""),
@@ -142,7 +147,10 @@ fn ldap_groups_map_to_roles_and_a_server_outage_leaves_local_users_working() {
             && e["message"].as_str().unwrap().contains("ldap uid=ada")),
         "{events:?}"
     );
-    assert!(events.iter().any(|e| e["subject"] == "carl@example.com" && e["outcome"] == "refused 403"), "{events:?}");
+    assert!(
+        events.iter().any(|e| e["outcome"] == "refused 401" && e["message"].as_str().unwrap().contains("no_role")),
+        "{events:?}"
+    );
 
     // The LDAP server goes down: a clear 503 naming the domain and host; local users go on.
     ldap.stop();
@@ -150,7 +158,12 @@ fn ldap_groups_map_to_roles_and_a_server_outage_leaves_local_users_working() {
     down.assert_status(503, "LDAP down");
     assert_eq!(reason(&down), "ldap_unavailable");
     let text = down.error_text();
-    assert!(text.contains("example.com") && text.contains(&ldap.host()), "{text}");
+    assert!(text.contains("example.com") && !text.contains(&ldap.host()), "the domain, not its hosts: {text}");
+    let failed: Vec<Value> = admin.get("/admin/api/audit?text=failed%20503").json().as_array().cloned().unwrap();
+    assert!(
+        failed.iter().any(|e| e["message"].as_str().unwrap().contains(&ldap.host())),
+        "the audit log has the hosts: {failed:?}"
+    );
     sign_in(&server, "local", "Local-Pass-1").assert_status(200, "a local user with LDAP down");
     // Ada's open session lasts its lifetime.
     server

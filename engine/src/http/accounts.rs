@@ -194,6 +194,12 @@ async fn ldap_sign_in(
     audit: web::Data<Arc<AuditLog>>,
 ) -> HttpResponse {
     use crate::security::ldap::{self, LdapError};
+    // An LDAP sign-in takes a turn like a password hash: the outgoing connections (and the
+    // guesses relayed to the directory) are bounded the same way.
+    let _turn = match turn().await {
+        Ok(t) => t,
+        Err(busy) => return busy,
+    };
     let login = credentials.login;
     let record = |severity, outcome: &str, message: String| {
         audit.record(audit_event(
@@ -212,8 +218,17 @@ async fn ldap_sign_in(
             let who = identity.clone();
             match web::block(move || security.open_ldap_session(&who, &settings, chrono::Utc::now())).await {
                 Ok(Ok((secret, session))) => {
-                    record(Severity::Info, "ok 200", format!("ldap {}, role {}", identity.dn, identity.role));
-                    opened(req, &login, &identity.role, secret, &session, false)
+                    // Recorded under the name the directory gives, as the session acts.
+                    audit.record(audit_event(
+                        Severity::Info,
+                        &identity.login,
+                        source_of(req),
+                        "sign_in",
+                        "POST /admin/api/login".into(),
+                        "ok 200".into(),
+                        format!("ldap {}, role {}", identity.dn, identity.role),
+                    ));
+                    opened(req, &identity.login, &identity.role, secret, &session, false)
                 }
                 Ok(Err(e)) => super::security::failed(e),
                 Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -223,13 +238,21 @@ async fn ldap_sign_in(
             record(Severity::Warning, "refused 401", "invalid_credentials (ldap)".into());
             HttpResponse::Unauthorized().json(json!({"error": e.to_string(), "reason": "invalid_credentials"}))
         }
-        Err(e @ LdapError::NoRole(_)) => {
-            record(Severity::Warning, "refused 403", "no_role (ldap)".into());
-            HttpResponse::Forbidden().json(json!({"error": e.to_string(), "reason": "no_role"}))
+        Err(LdapError::NoRole(who)) => {
+            // Answered like a wrong password: the answer must not tell a guesser that a
+            // directory password is right. The audit log knows.
+            record(Severity::Warning, "refused 401", format!("no_role (ldap): {who} is in no mapped group"));
+            HttpResponse::Unauthorized()
+                .json(json!({"error": LdapError::InvalidCredentials.to_string(), "reason": "invalid_credentials"}))
         }
         Err(e @ LdapError::Unavailable { .. }) => {
-            tracing::error!(error = %e, "LDAP sign-in failed");
-            record(Severity::Warning, "failed 503", e.to_string());
+            // The hosts and what they said go to the log and the audit log, not to the caller.
+            let detail = match &e {
+                LdapError::Unavailable { reason, .. } => reason.clone(),
+                _ => String::new(),
+            };
+            tracing::error!(error = %e, detail = %detail, "LDAP sign-in failed");
+            record(Severity::Warning, "failed 503", format!("{e}: {detail}"));
             HttpResponse::ServiceUnavailable().json(json!({"error": e.to_string(), "reason": "ldap_unavailable"}))
         }
     }

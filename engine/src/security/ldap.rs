@@ -60,7 +60,7 @@ pub struct LdapRole {
 /// Who signed in through LDAP.
 #[derive(Debug, Clone)]
 pub struct LdapIdentity {
-    /// The login as given (`name@domain`).
+    /// The login as the directory spells it (`uid@domain`, or the principal name in lower case).
     pub login: String,
     /// The role its groups map to.
     pub role: String,
@@ -77,8 +77,9 @@ pub enum LdapError {
     /// Bound, but in no group that maps to a role.
     #[error("{0} is in no LDAP group that has a role here")]
     NoRole(String),
-    /// No server of the domain answered (external).
-    #[error("the LDAP servers of {domain} cannot be reached: {reason}")]
+    /// No server of the domain answered (external). The text names the domain only; `reason`
+    /// (each host's error) is for the log.
+    #[error("the LDAP servers of {domain} cannot be reached")]
     Unavailable {
         /// The domain.
         domain: String,
@@ -130,10 +131,20 @@ fn bind_dns(config: &LdapDomain, login: &str, name: &str) -> Vec<String> {
 
 /// Sign `login` (`name@domain` of `config`) in with `password`.
 pub async fn sign_in(config: &LdapDomain, login: &str, name: &str, password: &str) -> Result<LdapIdentity, LdapError> {
-    if password.is_empty() || name.is_empty() {
+    // The local sign-in's limits apply here too; an empty password would be an anonymous bind.
+    let bad = |s: &str| s.chars().any(char::is_control);
+    if password.is_empty()
+        || name.is_empty()
+        || bad(password)
+        || bad(login)
+        || password.chars().count() > super::accounts::PASSWORD_MAX
+        || login.chars().count() > super::store::NAME_MAX
+    {
         return Err(LdapError::InvalidCredentials);
     }
     let timeout = Duration::from_secs_f64(config.search_timeout.clamp(0.001, 600.0));
+    // One host gets at most this long in all (connect, binds, searches, unbind).
+    let per_host = timeout.saturating_mul(4);
     let mut reasons = Vec::new();
     for host in &config.hosts {
         let url = format!("{}://{host}", if config.use_tls { "ldaps" } else { "ldap" });
@@ -146,11 +157,13 @@ pub async fn sign_in(config: &LdapDomain, login: &str, name: &str, password: &st
             }
         };
         ldap3::drive!(conn);
-        let outcome = bound_identity(&mut ldap, config, login, name, password, timeout).await;
-        let _ = ldap.unbind().await;
+        let outcome =
+            tokio::time::timeout(per_host, bound_identity(&mut ldap, config, login, name, password, timeout)).await;
+        let _ = tokio::time::timeout(timeout, ldap.unbind()).await;
         match outcome {
-            Ok(found) => return found,
-            Err(e) => reasons.push(format!("{host}: {e}")),
+            Ok(Ok(found)) => return found,
+            Ok(Err(e)) => reasons.push(format!("{host}: {e}")),
+            Err(_) => reasons.push(format!("{host}: no answer within {per_host:?}")),
         }
     }
     Err(LdapError::Unavailable { domain: config.domain.clone(), reason: reasons.join("; ") })
@@ -184,6 +197,7 @@ async fn bound_identity(
         }
     }
     let Some(dn) = bound else { return Ok(Err(LdapError::InvalidCredentials)) };
+    let domain = config.domain.to_lowercase();
     let base = base_dn(&config.domain);
     let mut groups = BTreeSet::new();
     // The user's own entry: its DN (Active Directory: found by userPrincipalName) and memberOf.
@@ -192,21 +206,35 @@ async fn bound_identity(
     } else {
         (dn.clone(), ldap3::Scope::Base, "(objectClass=*)".to_string())
     };
-    let (entries, _) =
-        ldap.with_timeout(timeout).search(&entry_base, scope, &filter, vec!["memberOf"]).await?.success()?;
-    let mut user_dn = dn.clone();
-    for entry in entries {
-        let entry = ldap3::SearchEntry::construct(entry);
-        user_dn = entry.dn.clone();
-        for group in entry.attrs.get("memberOf").into_iter().flatten() {
-            groups.insert(normalized(group));
-        }
+    let (entries, _) = ldap
+        .with_timeout(timeout)
+        .search(&entry_base, scope, &filter, vec!["memberOf", "uid", "userPrincipalName"])
+        .await?
+        .success()?;
+    // Exactly one entry is the user (two entries with one principal name give no one a role).
+    let mut entries = entries.into_iter();
+    let (Some(entry), None) = (entries.next(), entries.next()) else {
+        return Ok(Err(LdapError::NoRole(login.to_string())));
+    };
+    let entry = ldap3::SearchEntry::construct(entry);
+    let user_dn = entry.dn.clone();
+    for group in entry.attrs.get("memberOf").into_iter().flatten() {
+        groups.insert(normalized(group));
     }
+    // The identity as the directory spells it (one session index and audit subject however
+    // the login was typed): the principal name, or the entry's uid at the domain.
+    let first = |attr: &str| entry.attrs.get(attr).and_then(|v| v.first()).cloned();
+    let uid = first("uid").unwrap_or_else(|| name.to_string());
+    let canonical = if config.use_active_directory {
+        first("userPrincipalName").unwrap_or_else(|| login.to_string()).to_lowercase()
+    } else {
+        format!("{uid}@{domain}")
+    };
     // Groups that name the user.
     let filter = format!(
         "(|(member={dn})(uniqueMember={dn})(memberUid={uid}))",
         dn = ldap3::ldap_escape(user_dn.as_str()),
-        uid = ldap3::ldap_escape(name)
+        uid = ldap3::ldap_escape(uid.as_str())
     );
     let (entries, _) =
         ldap.with_timeout(timeout).search(&base, ldap3::Scope::Subtree, &filter, vec!["1.1"]).await?.success()?;
@@ -219,8 +247,8 @@ async fn bound_identity(
         .find(|r| r.domain_groups.iter().any(|g| groups.contains(&normalized(g))))
         .map(|r| r.role.clone());
     Ok(match role {
-        Some(role) => Ok(LdapIdentity { login: login.to_string(), role, dn: user_dn }),
-        None => Err(LdapError::NoRole(login.to_string())),
+        Some(role) => Ok(LdapIdentity { login: canonical, role, dn: user_dn }),
+        None => Err(LdapError::NoRole(canonical)),
     })
 }
 

@@ -44,6 +44,8 @@ pub const HASHING_QUEUE: usize = 64;
 pub const SESSIONS_PER_USER: usize = 16;
 pub(super) const SESSION_PREFIX: &[u8] = b"session/";
 const SESSION_INDEX: &[u8] = b"session-of/";
+/// The index of LDAP users' sessions: apart from a local user's of the same login.
+const LDAP_SESSION_INDEX: &[u8] = b"session-of-ldap/";
 
 /// The right to hash one or two passwords now (see the module's docs).
 pub struct HashingTurn {
@@ -220,6 +222,15 @@ fn index_prefix(login: &str) -> Vec<u8> {
     [SESSION_INDEX, login.as_bytes(), b"/"].concat()
 }
 
+/// The index prefix of `login`'s sessions: a local user's, or (`ldap`) an LDAP user's.
+fn index_of(login: &str, ldap: bool) -> Vec<u8> {
+    if ldap {
+        [LDAP_SESSION_INDEX, login.as_bytes(), b"/"].concat()
+    } else {
+        index_prefix(login)
+    }
+}
+
 /// End every session of `login` in `tx`, but the one whose secret hashes to `keep`.
 pub(super) fn end_sessions_of(tx: &mut WriteTx<'_>, login: &str, keep: Option<&str>) -> Result<(), SecurityError> {
     let prefix = index_prefix(login);
@@ -259,7 +270,7 @@ fn open_session_for(
     settings: &AccountSettings,
     now: DateTime<Utc>,
 ) -> Result<(String, Session), SecurityError> {
-    let prefix = index_prefix(login);
+    let prefix = index_of(login, external_role.is_some());
     let mut open: Vec<(DateTime<Utc>, String)> = Vec::new();
     let mut ended = Vec::new();
     for item in tx.scan_prefix(Keyspace::Tokens, &prefix) {
@@ -269,7 +280,7 @@ fn open_session_for(
             .get(Keyspace::Tokens, &session_key(&hashed))?
             .and_then(|bytes| serde_json::from_slice::<Session>(&bytes).ok());
         match session {
-            Some(s) if s.expires_at > now && (s.user_created_at == created_at || s.external_role.is_some()) => {
+            Some(s) if s.expires_at > now && (s.user_created_at == created_at || external_role.is_some()) => {
                 open.push((s.created_at, hashed))
             }
             _ => ended.push(hashed),
@@ -505,7 +516,8 @@ impl Security {
         let removed = self.db.write(|tx| {
             let Some(bytes) = tx.get(Keyspace::Tokens, &session_key(&hashed))? else { return Ok(false) };
             if let Ok(session) = serde_json::from_slice::<Session>(&bytes) {
-                tx.remove(Keyspace::Tokens, &[index_prefix(&session.login), hashed.clone().into_bytes()].concat());
+                let index = index_of(&session.login, session.external_role.is_some());
+                tx.remove(Keyspace::Tokens, &[index, hashed.clone().into_bytes()].concat());
             }
             tx.remove(Keyspace::Tokens, &session_key(&hashed));
             Ok::<_, SecurityError>(true)
