@@ -150,17 +150,15 @@ pub(super) fn need(ctx: &ResolverContext<'_>, action: Action) -> async_graphql::
 /// An INFO event for a change made through the admin schema.
 fn record_change(ctx: &ResolverContext<'_>, who: &Principal, what: &str) {
     let Some(audit) = ctx.data_opt::<Arc<AuditLog>>() else { return };
-    audit.record(crate::security::audit::Event {
-        id: String::new(),
-        time: chrono::Utc::now(),
-        severity: Severity::Info,
-        subject: who.subject.clone(),
-        source: ctx.data_opt::<RequestSource>().map_or("-".to_string(), |s| s.0.clone()),
-        action: "admin_graphql".into(),
-        object: what.to_string(),
-        outcome: "ok".into(),
-        message: ctx.path_node.map(|p| p.to_string()).unwrap_or_default(),
-    });
+    audit.record(crate::security::audit::Event::now(
+        Severity::Info,
+        &who.subject,
+        ctx.data_opt::<RequestSource>().map_or("-".to_string(), |s| s.0.clone()),
+        "admin_graphql",
+        what.to_string(),
+        "ok".into(),
+        ctx.path_node.map(|p| p.to_string()).unwrap_or_default(),
+    ));
 }
 
 async fn prepare(ctx: &ResolverContext<'_>, action: Option<Action>, hashes: bool) -> async_graphql::Result<Call> {

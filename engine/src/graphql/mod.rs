@@ -57,17 +57,15 @@ fn refused_as(
     let first = ctx.data_opt::<crate::security::audit::Refusals>().is_none_or(|seen| seen.first(&what));
     if let Some(audit) = ctx.data_opt::<Arc<crate::security::audit::AuditLog>>().filter(|_| first) {
         let source = ctx.data_opt::<crate::security::audit::RequestSource>().map_or("-".to_string(), |s| s.0.clone());
-        audit.record(crate::security::audit::Event {
-            id: String::new(),
-            time: chrono::Utc::now(),
-            severity: crate::security::audit::Severity::Warning,
-            subject: who.subject.clone(),
+        audit.record(crate::security::audit::Event::now(
+            crate::security::audit::Severity::Warning,
+            &who.subject,
             source,
-            action: action.into(),
-            object: what.clone(),
-            outcome: "refused FORBIDDEN".into(),
-            message: format!("role {}", who.role),
-        });
+            action,
+            what.clone(),
+            "refused FORBIDDEN".into(),
+            format!("role {}", who.role),
+        ));
     }
     coded(format!("{} (role {}) may not {what}", who.subject, who.role), "FORBIDDEN")
 }

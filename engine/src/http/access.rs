@@ -223,29 +223,6 @@ fn object_of(req: &HttpRequest) -> String {
     format!("{} {}", req.method(), req.match_info().as_str())
 }
 
-/// An audit event of a request.
-pub fn audit_event(
-    severity: Severity,
-    subject: &str,
-    source: String,
-    action: &str,
-    object: String,
-    outcome: String,
-    message: String,
-) -> Event {
-    Event {
-        id: String::new(),
-        time: chrono::Utc::now(),
-        severity,
-        subject: subject.to_string(),
-        source,
-        action: action.to_string(),
-        object,
-        outcome,
-        message,
-    }
-}
-
 /// Authenticate the bearer token or session cookie and check the route's action: 401 (with a
 /// `reason` code: `missing_token`, `invalid_token`, `token_expired`, `token_blocked`,
 /// `invalid_session`, `session_expired`, `user_blocked`, `password_expired`) or 403 (`forbidden`;
@@ -284,7 +261,7 @@ pub async fn authorize(
             }
             if let Some(audit) = &audit {
                 let subject = name.as_deref().unwrap_or("-");
-                audit.record(audit_event(
+                audit.record(Event::now(
                     Severity::Warning,
                     subject,
                     source_of(req.request()),
@@ -312,7 +289,7 @@ pub async fn authorize(
     if let Need::Action(action) = need {
         if !who.may(action) {
             if let Some(audit) = &audit {
-                audit.record(audit_event(
+                audit.record(Event::now(
                     Severity::Warning,
                     &who.subject,
                     source_of(req.request()),
@@ -362,7 +339,7 @@ pub async fn authorize(
             };
             let outcome = if status.as_u16() == 403 { "refused 403".to_string() } else { outcome };
             let subject = principal(response.request()).map(|p| p.subject).unwrap_or_else(|| "-".into());
-            audit.record_always(audit_event(severity, &subject, source, action, object, outcome, String::new()));
+            audit.record_always(Event::now(severity, &subject, source, action, object, outcome, String::new()));
         }
     }
     Ok(response.map_into_left_body())

@@ -2,11 +2,11 @@
 //! `/admin/api/password-policy` and `/admin/api/users`. Which role may call which is in
 //! `access::ROUTES`.
 
-use super::access::{audit_event, principal, source_of, SessionCookie};
-use super::security::{parse, run, Reason};
+use super::access::{principal, source_of, SessionCookie};
+use super::security::{block_reason, parse, run};
 use super::{error, AppState};
 use crate::security::accounts::{AccountSettings, SESSION_COOKIE};
-use crate::security::audit::{AuditLog, Severity};
+use crate::security::audit::{AuditLog, Event, Severity};
 use crate::security::sessions::{hashing_turn, HashingTurn, SignInError};
 use crate::security::users::{NewUser, UserPatch};
 use crate::security::{Security, TokenState};
@@ -133,7 +133,7 @@ async fn sign_in(
     // What the audit log shows of a login that may be anything the client sent.
     let subject: String = login.chars().take(crate::security::store::NAME_MAX).collect();
     let record = |severity, outcome: &str, message: String| {
-        audit.record(audit_event(
+        audit.record(Event::now(
             severity,
             &subject,
             source.clone(),
@@ -202,7 +202,7 @@ async fn ldap_sign_in(
     };
     let login = credentials.login;
     let record = |severity, outcome: &str, message: String| {
-        audit.record(audit_event(
+        audit.record(Event::now(
             severity,
             &login,
             source_of(req),
@@ -219,7 +219,7 @@ async fn ldap_sign_in(
             match web::block(move || security.open_ldap_session(&who, &settings, chrono::Utc::now())).await {
                 Ok(Ok((secret, session))) => {
                     // Recorded under the name the directory gives, as the session acts.
-                    audit.record(audit_event(
+                    audit.record(Event::now(
                         Severity::Info,
                         &identity.login,
                         source_of(req),
@@ -416,18 +416,14 @@ async fn set_user_state(
     security: web::Data<Arc<Security>>,
     state: TokenState,
 ) -> HttpResponse {
-    let reason: Reason = if body.is_empty() {
-        Reason::default()
-    } else {
-        match parse(&body, "a block or unblock takes {reason}") {
-            Ok(r) => r,
-            Err(e) => return error(StatusCode::BAD_REQUEST, e),
-        }
+    let reason = match block_reason(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     let Some(who) = principal(&req) else {
         return error(StatusCode::UNAUTHORIZED, "not signed in");
     };
-    match run(&security, move |s| s.set_user_state(&login, state, reason.reason, &who)).await {
+    match run(&security, move |s| s.set_user_state(&login, state, reason, &who)).await {
         Ok(user) => HttpResponse::Ok().json(user.public(chrono::Utc::now())),
         Err(e) => e,
     }

@@ -178,9 +178,17 @@ async fn edit_token(
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub(super) struct Reason {
+struct Reason {
     #[serde(default)]
-    pub(super) reason: Option<String>,
+    reason: Option<String>,
+}
+
+/// The reason of a block or unblock (an empty body: none), or what is wrong with the body.
+pub(super) fn block_reason(body: &[u8]) -> Result<Option<String>, String> {
+    if body.is_empty() {
+        return Ok(None);
+    }
+    parse::<Reason>(body, "a block or unblock takes {reason}").map(|r| r.reason)
 }
 
 async fn set_state(
@@ -190,19 +198,15 @@ async fn set_state(
     security: web::Data<Arc<Security>>,
     state: TokenState,
 ) -> HttpResponse {
-    let reason: Reason = if body.is_empty() {
-        Reason::default()
-    } else {
-        match parse(&body, "a block or unblock takes {reason}") {
-            Ok(r) => r,
-            Err(e) => return error(StatusCode::BAD_REQUEST, e),
-        }
+    let reason = match block_reason(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     let Some(who) = principal(&req) else {
         return error(StatusCode::UNAUTHORIZED, "not signed in");
     };
     let by = who.subject.clone();
-    match run(&security, move |s| s.set_token_state_by(&who, &name, state, reason.reason)).await {
+    match run(&security, move |s| s.set_token_state_by(&who, &name, state, reason)).await {
         Ok(token) => {
             tracing::info!(token = %token.name, state = ?state, by = %by, "changed a token's state");
             HttpResponse::Ok().json(token.public(chrono::Utc::now()))

@@ -192,6 +192,31 @@ fn key_of_id(id: &str) -> Option<Vec<u8>> {
     (bytes.len() == 12).then_some(bytes)
 }
 
+impl Event {
+    /// An event happening now (its id is given when it is recorded).
+    pub fn now(
+        severity: Severity,
+        subject: &str,
+        source: String,
+        action: &str,
+        object: String,
+        outcome: String,
+        message: String,
+    ) -> Event {
+        Event {
+            id: String::new(),
+            time: Utc::now(),
+            severity,
+            subject: subject.to_string(),
+            source,
+            action: action.to_string(),
+            object,
+            outcome,
+            message,
+        }
+    }
+}
+
 impl AuditLog {
     /// Open the audit log over `db`; `configured` answers the active configuration's settings.
     pub fn open(db: Db, configured: Box<dyn Fn() -> AuditSettings + Send + Sync>) -> Result<AuditLog, SecurityError> {
@@ -255,17 +280,15 @@ impl AuditLog {
     /// Answers how many entries went.
     pub fn clear_by(&self, subject: &str, source: String) -> Result<usize, SecurityError> {
         let removed = self.remove_before(None)?;
-        self.record_always(Event {
-            id: String::new(),
-            time: Utc::now(),
-            severity: Severity::Alarm,
-            subject: subject.to_string(),
+        self.record_always(Event::now(
+            Severity::Alarm,
+            subject,
             source,
-            action: "audit_log_cleared".into(),
-            object: "audit log".into(),
-            outcome: "ok".into(),
-            message: format!("{removed} entries removed"),
-        });
+            "audit_log_cleared",
+            "audit log".into(),
+            "ok".into(),
+            format!("{removed} entries removed"),
+        ));
         Ok(removed)
     }
 
@@ -287,17 +310,15 @@ impl AuditLog {
             None => "back to the configuration's".into(),
         };
         self.set_override(settings)?;
-        self.record_always(Event {
-            id: String::new(),
-            time: Utc::now(),
-            severity: Severity::Alarm,
-            subject: subject.to_string(),
+        self.record_always(Event::now(
+            Severity::Alarm,
+            subject,
             source,
-            action: "audit_settings_changed".into(),
-            object: "audit log settings".into(),
-            outcome: "ok".into(),
-            message: described,
-        });
+            "audit_settings_changed",
+            "audit log settings".into(),
+            "ok".into(),
+            described,
+        ));
         Ok(())
     }
 

@@ -446,10 +446,7 @@ impl Security {
             let (secret, session) = open_session(tx, user, settings, now)?;
             Ok((user.clone(), secret, session))
         })
-        .map(|(mut user, secret, session)| {
-            user.last_login = Some(now);
-            SignedIn { user, secret, session }
-        })
+        .map(|(user, secret, session)| SignedIn { user, secret, session })
     }
 
     /// Open a session for `identity`, signed in through LDAP (no local user); answers the
