@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use rhai::Dynamic;
 use serde_json::Value;
 
-use crate::error::{tagged, TAG_CANCELLED, TAG_TIMEOUT};
+use crate::error::{tagged, HostError, TAG_CANCELLED, TAG_TIMEOUT};
+use crate::host::{DataNeed, DataScope};
 
 /// Jobs pushed by a call (`repository::push_job(name, args)`), kept for its caller.
 pub type JobSink = Arc<Mutex<Vec<(String, Value)>>>;
@@ -30,6 +31,9 @@ pub struct CallContext {
     /// When set, `repository::push_job` puts its jobs here instead of handing them to the host:
     /// the caller commits them with the outcome of the call (an object's store), or drops them.
     pub jobs: Option<JobSink>,
+    /// When set, the call runs on a caller's behalf: its `repository` calls (and those of calls
+    /// it makes) are checked against the caller's data rights.
+    pub scope: Option<Arc<dyn DataScope>>,
 }
 
 impl CallContext {
@@ -48,6 +52,7 @@ struct Frame {
     deadline: Option<Instant>,
     cancel: Option<Arc<AtomicBool>>,
     jobs: Option<JobSink>,
+    scope: Option<Arc<dyn DataScope>>,
 }
 
 thread_local! {
@@ -68,15 +73,20 @@ impl Drop for FrameGuard {
 }
 
 /// Start a call of `function`; the deadline is `timeout_ms` from now.
+/// A call made inside another keeps the outer call's data scope when it has none of its own.
 pub(crate) fn enter(function: &Arc<str>, ctx: &CallContext, timeout_ms: u64) -> FrameGuard {
-    let frame = Frame {
-        function: function.clone(),
-        request_id: Arc::from(ctx.request_id.as_str()),
-        deadline: Instant::now().checked_add(Duration::from_millis(timeout_ms)),
-        cancel: ctx.cancel.clone(),
-        jobs: ctx.jobs.clone(),
-    };
-    FRAMES.with(|f| f.borrow_mut().push(frame));
+    FRAMES.with(|f| {
+        let mut frames = f.borrow_mut();
+        let scope = ctx.scope.clone().or_else(|| frames.last().and_then(|outer| outer.scope.clone()));
+        frames.push(Frame {
+            function: function.clone(),
+            request_id: Arc::from(ctx.request_id.as_str()),
+            deadline: Instant::now().checked_add(Duration::from_millis(timeout_ms)),
+            cancel: ctx.cancel.clone(),
+            jobs: ctx.jobs.clone(),
+            scope,
+        });
+    });
     FrameGuard { _not_send: PhantomData }
 }
 
@@ -109,6 +119,15 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&str, &str) -> R) -> R {
             None => f("", ""),
         }
     })
+}
+
+/// Check `need` against the current call's data scope (`Ok` when the call has none).
+pub(crate) fn check_data(function: &str, need: DataNeed<'_>) -> Result<(), HostError> {
+    let scope = FRAMES.with(|frames| frames.borrow().last().and_then(|f| f.scope.clone()));
+    match scope {
+        Some(scope) => scope.check(function, need),
+        None => Ok(()),
+    }
 }
 
 /// Keep a pushed job in the current call's sink; gives it back when the call has none.

@@ -27,6 +27,28 @@ pub trait DataAccess: Send + Sync {
     fn push_job(&self, name: &str, args: &Value) -> Result<(), HostError>;
 }
 
+/// What a `repository` call needs of the caller a call runs for (see [`DataScope`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataNeed<'a> {
+    /// `find`, `get`: read objects of the type.
+    Read(&'a str),
+    /// `put`: write an object of the type.
+    Write(&'a str),
+    /// `update`, `delete`: find objects of the type, change them and return them.
+    ReadWrite(&'a str),
+    /// `push_job`: a job runs later, for nobody in particular, with every data right.
+    Jobs,
+}
+
+/// The data rights of the caller a call runs for. A GraphQL service runs its function on its
+/// caller's behalf: every `repository` call of that function (and of the functions it calls)
+/// is checked here first. Calls without a scope (pipelines, tasks, jobs) are not checked.
+pub trait DataScope: Send + Sync + std::fmt::Debug {
+    /// `Ok` when the caller may; otherwise the error the script gets (the host records the
+    /// refusal).
+    fn check(&self, function: &str, need: DataNeed<'_>) -> Result<(), HostError>;
+}
+
 /// Named, persistent, monotonically increasing counters for `sequence::next`.
 pub trait Sequences: Send + Sync {
     /// The next value of the sequence `name` (created on first use).

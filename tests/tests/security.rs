@@ -310,11 +310,23 @@ fn data_rights_apply_to_graphql_fields_mutations_and_services() {
     let refused = librarian.graphql("mutation { User(insert: {id: 2, username: \"Bob\"}) { id } }", json!({}), false);
     assert_eq!(error_of(&refused).1, "FORBIDDEN", "{refused}");
     assert!(admin.data("User", "id=2").is_empty(), "the refused insert stored nothing");
-    // Services run scripts whose repository calls are not checked per type yet: all data rights.
+    // A service runs on its caller's behalf: its repository calls (find Subscription, get
+    // Book) are checked against the caller's data actions.
     let service = librarian.graphql("{ select_user_books(user_id: 1) }", json!({}), false);
-    assert_eq!(error_of(&service).1, "FORBIDDEN", "{service}");
+    assert_eq!(service["data"]["select_user_books"], "Dune", "{service}");
     let service = admin.graphql("{ select_user_books(user_id: 1) }", json!({}), false);
-    assert!(service.get("errors").is_none(), "{service}");
+    assert_eq!(service["data"]["select_user_books"], "Dune", "{service}");
+    let service = who["supervisor"].graphql("{ select_user_books(user_id: 1) }", json!({}), false);
+    assert_eq!(service["data"]["select_user_books"], "Dune", "{service}");
+    let service = who["user"].graphql("{ select_user_books(user_id: 1) }", json!({}), false);
+    assert_eq!(error_of(&service).1, "FORBIDDEN", "{service}");
+    assert!(
+        error_of(&service).0.contains("may not read Subscription (repository::find) in service select_user_books"),
+        "{service}"
+    );
+    let recorded = audit(admin, "subject=poster&text=select_user_books");
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0]["outcome"], "refused FORBIDDEN", "{recorded:?}");
 
     // The supervisor reads everything and writes nothing.
     let supervisor = &who["supervisor"];

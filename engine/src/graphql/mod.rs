@@ -88,22 +88,6 @@ fn require_write(ctx: &ResolverContext<'_>, type_name: &str) -> async_graphql::R
     Err(refused(ctx, who, format!("write {type_name}")))
 }
 
-/// Refuse unless the caller may read and write every aggregate type: a service runs a script
-/// whose repository calls are not yet checked against the caller's data actions.
-fn require_all_data(ctx: &ResolverContext<'_>, service: &str) -> async_graphql::Result<()> {
-    let who = caller(ctx)?;
-    if *who.data == crate::security::DataRights::All {
-        return Ok(());
-    }
-    Err(coded(
-        format!(
-            "{} (role {}) may not call service {service}: services need read and write on every type",
-            who.subject, who.role
-        ),
-        "FORBIDDEN",
-    ))
-}
-
 /// A repository error as a GraphQL error with `extensions.code`.
 fn repo_error(e: RepoError) -> async_graphql::Error {
     coded(e.to_string(), code_of(&e))

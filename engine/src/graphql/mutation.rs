@@ -67,7 +67,12 @@ pub fn root_field(t: &TypeDef) -> Field {
                 let stored = engine
                     .on_worker(move |_, script_engine| {
                         let sink = JobSink::default();
-                        let ctx = CallContext { request_id: "graphql".into(), cancel: None, jobs: Some(sink.clone()) };
+                        let ctx = CallContext {
+                            request_id: "graphql".into(),
+                            cancel: None,
+                            jobs: Some(sink.clone()),
+                            scope: None,
+                        };
                         let object = repository
                             .validate(&type_name, &object, Some(script_engine), &ctx)
                             .map_err(RepoError::Invalid)?;

@@ -4,11 +4,11 @@
 use super::names::{gql_name, is_valid};
 use super::node::{gql_value, Node};
 use super::types::{JSON, LONG};
-use super::{engine_of, require_all_data};
+use super::{caller, coded, engine_of, refused};
 use crate::config::ServiceConfig;
 use crate::model::Model;
+use crate::security::scope::CallerScope;
 use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, TypeRef};
-use async_graphql::ErrorExtensions;
 use ferrogrid_sandbox::CallContext;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -101,7 +101,10 @@ pub fn field(name: &str, service: &ServiceConfig, model: &Model) -> Result<Field
         let (function, returns, arg_names) = (function.clone(), returns.clone(), arg_names.clone());
         let service_name = service_name.clone();
         FieldFuture::new(async move {
-            require_all_data(&ctx, &service_name)?;
+            let who = caller(&ctx)?;
+            // The function runs on the caller's behalf: its repository calls are checked
+            // against the caller's data actions.
+            let scope = CallerScope::of(who);
             let engine = engine_of(&ctx)?;
             let mut param = Map::new();
             for arg in arg_names.iter() {
@@ -111,15 +114,30 @@ pub fn field(name: &str, service: &ServiceConfig, model: &Model) -> Result<Field
                 };
                 param.insert(arg.clone(), value);
             }
+            let call = CallContext {
+                scope: scope.clone().map(|s| s as Arc<dyn ferrogrid_sandbox::DataScope>),
+                ..CallContext::new("graphql")
+            };
             let result = engine
                 .on_worker(move |rt, script_engine| {
-                    rt.pipelines.run(script_engine, &function, Value::Object(param), &CallContext::new("graphql"))
+                    rt.pipelines.run(script_engine, &function, Value::Object(param), &call)
                 })
                 .await
-                .map_err(|e| async_graphql::Error::new(e.to_string()))?
-                .map_err(|e| {
-                    async_graphql::Error::new(e.to_string()).extend_with(|_, x| x.set("code", "SCRIPT_ERROR"))
-                })?;
+                .map_err(|e| async_graphql::Error::new(e.to_string()))?;
+            // Every refusal is recorded, also one the function caught; a function that failed
+            // after one answers FORBIDDEN.
+            let mut forbidden = None;
+            for what in scope.map(|s| s.refusals()).unwrap_or_default() {
+                let e = refused(&ctx, who, format!("{what} in service {service_name}"));
+                forbidden.get_or_insert(e);
+            }
+            let result = match (result, forbidden) {
+                (Ok(v), _) => v,
+                (Err(_), Some(e)) => return Err(e),
+                (Err(e), None) => {
+                    return Err(coded(e.to_string(), "SCRIPT_ERROR"));
+                }
+            };
             Ok(returns.resolve(result))
         })
     });

@@ -508,7 +508,7 @@ async fn prepared(engine: &Processor, d: &Delivery) -> Result<(Arc<Runtime>, Opt
     let Some(object) = stored(&rt, d).await? else { return Ok((rt, None)) };
     let Some(pipeline) = d.pipeline.clone() else { return Ok((rt, Some(object))) };
     let param = json!({"obj": object, "routing_key": d.routing_key});
-    let ctx = CallContext { request_id: d.id.clone(), cancel: None, jobs: None };
+    let ctx = CallContext { request_id: d.id.clone(), cancel: None, jobs: None, scope: None };
     let result = engine
         .on_worker(move |rt, se| {
             // Test builds: `pipeline-step/<name>` makes the step fail (panic) as a bug would.

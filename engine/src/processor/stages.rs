@@ -118,7 +118,7 @@ const RAW_TEXT_MAX_DEPTH: usize = 128;
 /// leaves here to be sent), classifiers, the routing pipeline and validation.
 pub fn prepare(rt: &Runtime, engine: &ScriptEngine, entry: &Entry) -> Result<Prepared, Failure> {
     let sink = JobSink::default();
-    let ctx = CallContext { request_id: entry.id.clone(), cancel: None, jobs: Some(sink.clone()) };
+    let ctx = CallContext { request_id: entry.id.clone(), cancel: None, jobs: Some(sink.clone()), scope: None };
     let id = entry.id.as_str();
     let payload = payload_of(entry)?;
 

@@ -482,7 +482,7 @@ impl SchedulerActor {
         let task_name = name.to_string();
         drop(self.engine.on_worker_unleased(move |rt, script_engine| {
             let started = Instant::now();
-            let ctx = CallContext { request_id: run.id.clone(), cancel: Some(cancel), jobs: None };
+            let ctx = CallContext { request_id: run.id.clone(), cancel: Some(cancel), jobs: None, scope: None };
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 rt.pipelines.run(script_engine, &pipeline, param, &ctx)
             }))

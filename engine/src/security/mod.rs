@@ -7,6 +7,7 @@ pub mod audit;
 pub mod bootstrap;
 pub mod ldap;
 pub mod roles;
+pub mod scope;
 pub mod sessions;
 pub mod store;
 pub mod users;

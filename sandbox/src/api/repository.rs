@@ -1,6 +1,7 @@
 //! `repository::*`: data access through the host `DataAccess` (find, get, put, update, delete,
 //! push_job). Arguments are converted to JSON, results back to Rhai values. Host errors are
-//! raised as catchable script errors that keep the host's class when not caught.
+//! raised as catchable script errors that keep the host's class when not caught. A call made on
+//! a caller's behalf (a GraphQL service) is checked against the caller's data scope first.
 
 use std::sync::Arc;
 
@@ -9,7 +10,8 @@ use serde_json::Value;
 
 use crate::convert::{dynamic_to_json, json_to_dynamic};
 use crate::error::{api_error, host_error, HostError};
-use crate::host::DataAccess;
+use crate::frame::check_data;
+use crate::host::{DataAccess, DataNeed};
 
 type Res = Result<Dynamic, Box<EvalAltResult>>;
 
@@ -46,6 +48,7 @@ pub(crate) fn module(repo: Arc<dyn DataAccess>, max_depth: usize) -> Module {
 
     let find = move |r: &dyn DataAccess, t: &str, filter: &Dynamic, opts: Option<&Dynamic>| {
         let c = conv("find");
+        check_data("repository::find", DataNeed::Read(t)).map_err(host_error)?;
         let (filter, opts) = (c.arg("filter", filter)?, c.options(opts)?);
         c.result(r.find(t, &filter, &opts))
     };
@@ -56,6 +59,7 @@ pub(crate) fn module(repo: Arc<dyn DataAccess>, max_depth: usize) -> Module {
 
     let get = move |r: &dyn DataAccess, t: &str, index: &str, key: &Dynamic, o: Option<&Dynamic>| {
         let c = conv("get");
+        check_data("repository::get", DataNeed::Read(t)).map_err(host_error)?;
         let (key, opts) = (c.arg("key", key)?, c.options(o)?);
         c.result(r.get(t, index, &key, &opts))
     };
@@ -68,6 +72,7 @@ pub(crate) fn module(repo: Arc<dyn DataAccess>, max_depth: usize) -> Module {
 
     let put = move |r: &dyn DataAccess, t: &str, obj: &Dynamic, o: Option<&Dynamic>| {
         let c = conv("put");
+        check_data("repository::put", DataNeed::Write(t)).map_err(host_error)?;
         let (obj, opts) = (c.arg("object", obj)?, c.options(o)?);
         c.result(r.put(t, &obj, &opts))
     };
@@ -78,6 +83,7 @@ pub(crate) fn module(repo: Arc<dyn DataAccess>, max_depth: usize) -> Module {
 
     let update = move |r: &dyn DataAccess, t: &str, filter: &Dynamic, updaters: &Dynamic, o: Option<&Dynamic>| {
         let c = conv("update");
+        check_data("repository::update", DataNeed::ReadWrite(t)).map_err(host_error)?;
         let filter = c.arg("filter", filter)?;
         let (updaters, opts) = (c.arg("updaters", updaters)?, c.options(o)?);
         c.result(r.update(t, &filter, &updaters, &opts))
@@ -91,6 +97,7 @@ pub(crate) fn module(repo: Arc<dyn DataAccess>, max_depth: usize) -> Module {
 
     let delete = move |r: &dyn DataAccess, t: &str, filter: &Dynamic, o: Option<&Dynamic>| {
         let c = conv("delete");
+        check_data("repository::delete", DataNeed::ReadWrite(t)).map_err(host_error)?;
         let (filter, opts) = (c.arg("filter", filter)?, c.options(o)?);
         c.result(r.delete(t, &filter, &opts))
     };
@@ -101,6 +108,7 @@ pub(crate) fn module(repo: Arc<dyn DataAccess>, max_depth: usize) -> Module {
 
     let r = repo;
     m.set_native_fn("push_job", move |name: ImmutableString, args: Dynamic| {
+        check_data("repository::push_job", DataNeed::Jobs).map_err(host_error)?;
         let args = conv("push_job").arg("args", &args)?;
         // Inside an object's processing the job waits for the object's commit.
         match crate::frame::sink_job(name.to_string(), args) {

@@ -184,3 +184,52 @@ fn shared_store_is_shared_between_engines_of_one_sandbox() {
     assert_eq!(out, json!([{"v": 5}, null, {"v": 5}, null]));
     assert_eq!(f.sandbox.shared_keys(), 0);
 }
+
+/// A data scope that allows reading `User` only, and counts its checks.
+#[derive(Debug, Default)]
+struct ReadUsers(std::sync::Mutex<Vec<String>>);
+
+impl crate::DataScope for ReadUsers {
+    fn check(&self, function: &str, need: crate::DataNeed<'_>) -> Result<(), HostError> {
+        self.0.lock().unwrap().push(format!("{function} {need:?}"));
+        match need {
+            crate::DataNeed::Read("User") => Ok(()),
+            other => Err(HostError::UserData(format!("may not {other:?}"))),
+        }
+    }
+}
+
+#[test]
+fn a_call_on_a_callers_behalf_checks_every_repository_call_before_the_host_sees_it() {
+    let f = fixture_with(Limits::default(), &[]);
+    f.run(r#"repository::put("User", #{id: 1, name: "ann"})"#, json!(null)).unwrap();
+    let scope = std::sync::Arc::new(ReadUsers::default());
+    let ctx = CallContext { scope: Some(scope.clone()), ..CallContext::new("req-2") };
+    let run = |src: &str| {
+        let script = f.sandbox.compile("service", src).unwrap();
+        f.sandbox.engine().run_json(&script, json!(null), &ctx)
+    };
+    assert_eq!(run(r#"repository::find("User", []).len()"#).unwrap(), json!(1));
+    assert_eq!(run(r#"repository::get("User", "id", 1).name"#).unwrap(), json!("ann"));
+    for (src, refused) in [
+        (r#"repository::put("User", #{id: 2, name: "bob"})"#, r#"Write("User")"#),
+        (r#"repository::update("User", [], [["$name", "set", "x"]])"#, r#"ReadWrite("User")"#),
+        (r#"repository::delete("User", [])"#, r#"ReadWrite("User")"#),
+        (r#"repository::find("Secret", [])"#, r#"Read("Secret")"#),
+        (r#"repository::push_job("reindex", #{})"#, "Jobs"),
+    ] {
+        let e = run(src).unwrap_err();
+        assert!(matches!(&e.kind, ScriptErrorKind::Host(HostError::UserData(m)) if m.contains(refused)), "{src}: {e}");
+    }
+    // The script may catch a refusal; the host still saw nothing of the refused calls.
+    assert_eq!(
+        run(r#"let r = "deleted"; try { repository::delete("User", []); } catch (e) { r = "refused"; } r"#).unwrap(),
+        json!("refused")
+    );
+    assert_eq!(f.repo.objects.lock().unwrap().len(), 1);
+    assert!(f.repo.jobs.lock().unwrap().is_empty());
+    assert_eq!(scope.0.lock().unwrap().len(), 8);
+    // A call without a scope (a pipeline) is not checked.
+    f.run(r#"repository::put("Secret", #{id: 1})"#, json!(null)).unwrap();
+    assert_eq!(scope.0.lock().unwrap().len(), 8);
+}

@@ -105,7 +105,7 @@ fn cancel_flag_stops_a_running_script() {
     let f = fixture_with(limits, &[]);
     let script = f.sandbox.compile("task", "loop { }").unwrap();
     let cancel = Arc::new(AtomicBool::new(false));
-    let ctx = CallContext { request_id: "task-1".into(), cancel: Some(cancel.clone()), jobs: None };
+    let ctx = CallContext { request_id: "task-1".into(), cancel: Some(cancel.clone()), jobs: None, scope: None };
     let flag = cancel.clone();
     let stopper = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(100));
