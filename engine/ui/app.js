@@ -737,7 +737,7 @@ async function renderSettingsTab(tab, content, note, act) {
     await roleOptions(role);
     content.replaceChildren(
       el("form", { needs: "users_admin", class: "toolbar", onsubmit: (e) => { e.preventDefault(); act(() => api("POST", "/admin/api/users", { login: login.value, email: email.value || null, role: role.value, password: password.value || null }),
-        (u) => { if (u.password) secretOnce(note, `User ${u.login} created with the one-time password`, u.password); else message(note, `User ${u.login} created.`); }); } },
+        (u) => { if (u.password) secretOnce(note, `User ${u.login} created with the one-time password`, u.password); else if (u.password_sent_to) message(note, `User ${u.login} created; the one-time password was mailed to ${u.password_sent_to}.`); else message(note, `User ${u.login} created.`); }); } },
         login, email, password, role, el("button", { id: "user-create", type: "submit" }, "Create user")),
       table("users-table", ["Login", "Role", "State", "Last sign-in", "Failed attempts", ""], users.map((u) => el("tr", { "data-login": u.login },
         el("td", {}, u.login), el("td", {}, u.role), el("td", {}, u.state + (u.state_reason ? ` (${u.state_reason})` : "")),
@@ -745,7 +745,7 @@ async function renderSettingsTab(tab, content, note, act) {
         el("td", { hidden: u.login === me.subject },
           el("button", { needs: "users_admin", type: "button", class: "secondary", onclick: () => act(() => api("POST", `/admin/api/users/${encodeURIComponent(u.login)}/${u.state === "blocked" ? "unblock" : "block"}`)) }, u.state === "blocked" ? "Unblock" : "Block"), " ",
           el("button", { needs: "users_admin", type: "button", class: "secondary", onclick: () => act(() => api("POST", `/admin/api/users/${encodeURIComponent(u.login)}/reset-password`),
-            (r) => secretOnce(note, `New one-time password of ${u.login}`, r.password)) }, "Reset password"), " ",
+            (r) => r.password_sent_to ? message(note, `A new one-time password of ${u.login} was mailed to ${r.password_sent_to}.`) : secretOnce(note, `New one-time password of ${u.login}`, r.password)) }, "Reset password"), " ",
           el("button", { needs: "users_admin", type: "button", class: "danger", onclick: async () => { if (await confirmAction(`Delete user ${u.login}?`)) act(() => api("DELETE", `/admin/api/users/${encodeURIComponent(u.login)}`)); } }, "Delete")))),
         "No users yet."));
   } else if (tab === "tokens") {

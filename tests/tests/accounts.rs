@@ -5,6 +5,7 @@
 //! unblocking, and bad input: huge passwords, unicode and injection logins, and 10,000 failed
 //! sign-ins in a loop with memory flat.
 
+use ferrogrid_tests::peers::SmtpSink;
 use ferrogrid_tests::{sample, Client, Resp, Server};
 use serde_json::{json, Value};
 
@@ -475,4 +476,88 @@ fn one_time_passwords_only_sessions_and_passwords_expire_and_idle_users_are_bloc
     // Unblocked: the inactivity clock starts again.
     admin.send("POST", "/admin/api/users/ann/unblock", None).assert_status(200, "unblock ann");
     sign_in(&server, "ann", "Chosen1pass");
+}
+
+/// The one-time password of the mail to `to` not seen before (waiting for it to arrive); it
+/// joins `seen`.
+fn mailed_password(sink: &SmtpSink, to: &str, seen: &mut Vec<String>) -> String {
+    for _ in 0..100 {
+        for mail in sink.mails().into_iter().filter(|m| m.contains(&format!("To: {to}"))) {
+            assert!(mail.contains("Subject: Registration"), "{mail}");
+            // The password is the indented line (the default policy: letters and digits, which
+            // quoted-printable leaves as they are).
+            let password = mail.lines().find(|l| l.starts_with("    ")).expect("the password line").trim().to_string();
+            if !seen.contains(&password) {
+                seen.push(password.clone());
+                return password;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("no new mail to {to}: {:?}", sink.mails());
+}
+
+#[test]
+fn one_time_passwords_are_mailed_through_the_smtp_output_and_never_answered() {
+    let mut sink = SmtpSink::start();
+    let dir = sample("quickstart");
+    let model = std::fs::read_to_string(dir.join("model.avsc")).expect("quickstart model.avsc");
+    let config = format!(
+        "types: {{__file: model.avsc}}\nconnector:\n  input:\n    - {{name: http, type: http}}\n  output:\n    - {{name: to_smtp, type: smtp, url: \"{}\", from: \"Grid <grid@example.com>\", timeout: 5}}\ninput_processor:\n  storage:\n    - {{key: User, type: User}}\naccount_manager:\n  only_one_time_passwords: true\n  output:\n    name: to_smtp\n    options:\n      subject: Registration\n",
+        sink.url()
+    );
+    let server = Server::start_with_config(&config, &[("model.avsc", &model)]);
+    let admin = server.client();
+
+    // A user needs an e-mail to get the password; nothing is created without one.
+    let r = admin.send("POST", "/admin/api/users", Some(&json!({"login": "ann", "role": "supervisor"})));
+    r.assert_status(400, "no e-mail");
+    assert!(r.body.contains("needs an email"), "{}", r.body);
+    admin.get("/admin/api/users/ann").assert_status(404, "not created");
+
+    // Created: the answer says where the password went and does not hold it; the mail does.
+    let ann = create_user(&admin, json!({"login": "ann", "role": "supervisor", "email": "ann@example.com"}));
+    assert!(ann.get("password").is_none(), "{ann}");
+    assert_eq!(ann["password_sent_to"], "ann@example.com", "{ann}");
+    let mut seen = Vec::new();
+    let first = mailed_password(&sink, "ann@example.com", &mut seen);
+    let session = sign_in(&server, "ann", &first);
+    assert_eq!(session.answer["one_time_password"], true, "the mailed password is a one-time password");
+
+    // A reset mails a new one; the old one no longer opens anything.
+    let reset = admin.send("POST", "/admin/api/users/ann/reset-password", None);
+    reset.assert_status(200, "reset");
+    assert!(reset.json().get("password").is_none() && reset.json()["password_sent_to"] == "ann@example.com");
+    sign_in_raw(&server, "ann", &first).assert_status(401, "the first password after the reset");
+    let second = mailed_password(&sink, "ann@example.com", &mut seen);
+    sign_in(&server, "ann", &second);
+    assert_eq!(sink.mails().len(), 2);
+
+    // The admin GraphQL schema mails too.
+    let added = admin.graphql(
+        "mutation { user { add(login: \"bob\", role: \"supervisor\", email: \"bob@example.com\") { login password password_sent_to } } }",
+        json!({}),
+        true,
+    );
+    assert!(added.get("errors").is_none(), "{added}");
+    assert_eq!(added["data"]["user"]["add"]["password"], Value::Null, "{added}");
+    assert_eq!(added["data"]["user"]["add"]["password_sent_to"], "bob@example.com", "{added}");
+    let bobs = mailed_password(&sink, "bob@example.com", &mut seen);
+    sign_in(&server, "bob", &bobs);
+
+    // The SMTP server down: 502 naming the failure, the user kept (reset to mail another), and
+    // the audit log has both outcomes.
+    sink.stop();
+    let failed = admin.send("POST", "/admin/api/users/ann/reset-password", None);
+    failed.assert_status(502, "the mail failed");
+    assert!(failed.body.contains("mailing the one-time password failed"), "{}", failed.body);
+    assert!(failed.json().get("user").is_some() && failed.json()["user"].get("password").is_none(), "{}", failed.body);
+    let audit = admin.get("/admin/api/audit?text=password_mail").json();
+    let outcomes: Vec<&str> = audit.as_array().into_iter().flatten().filter_map(|e| e["outcome"].as_str()).collect();
+    assert_eq!(outcomes.iter().filter(|o| **o == "sent").count(), 3, "{audit}");
+    assert_eq!(outcomes.iter().filter(|o| **o == "failed").count(), 1, "{audit}");
+    sink.start_again();
+    admin.send("POST", "/admin/api/users/ann/reset-password", None).assert_status(200, "mailed again");
+    let again = mailed_password(&sink, "ann@example.com", &mut seen);
+    sign_in(&server, "ann", &again);
 }

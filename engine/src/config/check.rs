@@ -142,6 +142,16 @@ pub fn references(config: &Value) -> Vec<ConfigError> {
         }
     }
     c.unique(&routes, "connector.routing", "key", "routing key");
+    let mail_output = config.get("account_manager").and_then(|a| a.get("output")).and_then(|o| text(o, "name"));
+    if let Some(name) = mail_output {
+        let smtp = outputs.iter().any(|(_, o)| text(o, "name") == Some(name) && text(o, "type") == Some("smtp"));
+        if !smtp {
+            c.errors.push(ConfigError::at(
+                "account_manager.output.name",
+                format!("\"{name}\" is not an output of type smtp in connector.output (one-time passwords are mailed through it)"),
+            ));
+        }
+    }
     for (i, classifier) in items(config, &["input_processor", "classifiers"]) {
         c.pipeline(format!("input_processor.classifiers[{i}].pipeline"), text(classifier, "pipeline"));
     }

@@ -61,6 +61,14 @@ fn the_security_sections_are_read() {
     let errors = errors_of(&[("config.yml", "account_manager: {block_after_n_failed_attempts: 0, bogus: 1}\n")]);
     assert!(errors.iter().any(|e| e.starts_with("account_manager.block_after_n_failed_attempts")), "{errors:?}");
     assert!(errors.iter().any(|e| e.contains("bogus")), "{errors:?}");
+    // One-time passwords are mailed through an SMTP output of connector.output (TDG's form).
+    let smtp = "connector:\n  output:\n    - {name: to_smtp, type: smtp, url: \"smtp://127.0.0.1:2525\", from: grid@example.com}\n    - {name: hook, type: http, url: \"http://127.0.0.1:1/x\"}\n";
+    let mailed = format!("{smtp}account_manager:\n  only_one_time_passwords: true\n  output:\n    name: to_smtp\n    options:\n      subject: \"Registration\"\n");
+    assert_eq!(errors_of(&[("config.yml", &mailed)]), Vec::<String>::new());
+    for (name, why) in [("hook", "is not an output of type smtp"), ("nowhere", "is not an output of type smtp")] {
+        let errors = errors_of(&[("config.yml", &format!("{smtp}account_manager: {{output: {{name: {name}}}}}\n"))]);
+        assert!(errors.iter().any(|e| e.starts_with("account_manager.output.name") && e.contains(why)), "{errors:?}");
+    }
 }
 
 #[test]

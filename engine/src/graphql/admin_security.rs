@@ -13,9 +13,10 @@ use super::types::JSON;
 use super::{caller, coded, engine_of, refused_as};
 use crate::security::accounts::AccountSettings;
 use crate::security::audit::{AuditLog, AuditQuery, AuditSettings, RequestSource, Severity};
+use crate::security::mail::{hand_over, HandOver, PasswordMailer};
 use crate::security::sessions::{hashing_turn, HashingTurn, SignInError};
 use crate::security::store::ImportedToken;
-use crate::security::users::{NewUser, UserPatch};
+use crate::security::users::{NewUser, User, UserPatch};
 use crate::security::{Action, DataAction, Principal, Role, Security, SecurityError, TokenState};
 use async_graphql::dynamic::{
     Field, FieldFuture, FieldValue, InputObject, InputValue, Object, ResolverContext, TypeRef,
@@ -36,6 +37,7 @@ struct Call {
     args: Map<String, Value>,
     turn: Option<HashingTurn>,
     settings: AccountSettings,
+    mailer: Option<PasswordMailer>,
     known_types: Vec<String>,
     audit: Option<Arc<AuditLog>>,
     source: String,
@@ -43,6 +45,35 @@ struct Call {
 }
 
 impl Call {
+    /// The user with its generated password: in `password`, or mailed (`password_sent_to`);
+    /// MAIL_FAILED when the mail failed (`done` says what happened to the user all the same).
+    /// Runs on a blocking thread of the async runtime.
+    fn with_password(&self, user: &User, password: String, done: &str) -> async_graphql::Result<Value> {
+        let handed = tokio::runtime::Handle::current().block_on(hand_over(
+            self.mailer.as_ref(),
+            user,
+            password,
+            self.audit.as_deref(),
+            &self.caller.subject,
+            self.source.clone(),
+        ));
+        match handed {
+            HandOver::Shown(password) => Ok(user_value(user, Some(password))),
+            HandOver::Mailed(to) => {
+                let mut v = user_value(user, None);
+                v["password_sent_to"] = to.into();
+                Ok(v)
+            }
+            HandOver::Failed(e) => Err(coded(
+                format!(
+                    "user \"{}\" {done}, but mailing the one-time password failed: {e}; reset the password to mail another",
+                    user.login
+                ),
+                "MAIL_FAILED",
+            )),
+        }
+    }
+
     /// The arguments as `T` (their names are `T`'s fields).
     fn args<T: DeserializeOwned>(&self) -> async_graphql::Result<T> {
         serde_json::from_value(Value::Object(self.args.clone())).map_err(|e| coded(e.to_string(), "BAD_REQUEST"))
@@ -180,12 +211,14 @@ async fn prepare(ctx: &ResolverContext<'_>, action: Option<Action>, hashes: bool
     let turn =
         if hashes { Some(hashing_turn().await.map_err(|busy| coded(busy.to_string(), "UNAVAILABLE"))?) } else { None };
     let rt = engine_of(ctx)?.runtime();
+    let mailer = PasswordMailer::of(&rt.config.account_manager, &rt.outputs).map_err(|e| coded(e, "INTERNAL"))?;
     Ok(Call {
         security: ctx.data::<Arc<Security>>()?.clone(),
         caller: who.clone(),
         args,
         turn,
         settings: rt.config.account_manager.clone(),
+        mailer,
         known_types: rt.repository.model().aggregates().map(|t| t.name.clone()).collect(),
         audit: ctx.data_opt::<Arc<AuditLog>>().cloned(),
         source: ctx.data_opt::<RequestSource>().map_or("-".to_string(), |s| s.0.clone()),
@@ -228,7 +261,8 @@ fn object_types() -> Vec<Object> {
             ],
         ),
         fields(
-            Object::new("User").description("A user (a generated password only in `password`, once)"),
+            Object::new("User")
+                .description("A user (a generated password only in `password`, once; or mailed: `password_sent_to`)"),
             &[
                 ("login", string_nn()),
                 ("username", string()),
@@ -245,6 +279,7 @@ fn object_types() -> Vec<Object> {
                 ("last_password_update_time", string()),
                 ("one_time_password", boolean()),
                 ("password", string()),
+                ("password_sent_to", string()),
             ],
         ),
         fields(
@@ -573,7 +608,10 @@ fn mutations() -> Vec<Object> {
                     let new: NewUser = c.args()?;
                     let (u, password) =
                         c.security.create_user(c.turn()?, new, &c.settings, &c.caller).map_err(failed)?;
-                    Ok(user_value(&u, password))
+                    match password {
+                        Some(password) => c.with_password(&u, password, "was created"),
+                        None => Ok(user_value(&u, None)),
+                    }
                 })
                 .argument(arg("login", string_nn()))
                 .argument(arg("role", string_nn()))
@@ -622,7 +660,7 @@ fn mutations() -> Vec<Object> {
                         .security
                         .reset_password(c.turn()?, &c.string("login")?, &c.settings, &c.caller)
                         .map_err(failed)?;
-                    Ok(user_value(&u, Some(password)))
+                    c.with_password(&u, password, "has a new password")
                 })
                 .argument(arg("login", string_nn())),
             )

@@ -7,6 +7,7 @@ use super::security::{block_reason, parse, run};
 use super::{error, AppState};
 use crate::security::accounts::{AccountSettings, SESSION_COOKIE};
 use crate::security::audit::{AuditLog, Event, Severity};
+use crate::security::mail::{hand_over, HandOver, PasswordMailer};
 use crate::security::sessions::{hashing_turn, HashingTurn, SignInError};
 use crate::security::users::{NewUser, UserPatch};
 use crate::security::{Security, TokenState};
@@ -42,6 +43,38 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 fn settings(state: &AppState) -> AccountSettings {
     state.engine.runtime().config.account_manager.clone()
+}
+
+/// The mailer of one-time passwords of the running configuration, if it has one.
+fn mailer(state: &AppState, settings: &AccountSettings) -> Result<Option<PasswordMailer>, String> {
+    PasswordMailer::of(settings, &state.engine.runtime().outputs)
+}
+
+/// The answer with a generated password: in it, or where it was mailed; 502 when the mail
+/// failed (`done` says what happened to the user all the same).
+async fn with_password(
+    req: &HttpRequest,
+    audit: &AuditLog,
+    mailer: Option<&PasswordMailer>,
+    user: &crate::security::users::User,
+    password: String,
+    status: StatusCode,
+    done: &str,
+) -> HttpResponse {
+    let mut answer = user.public(chrono::Utc::now());
+    let by = principal(req).map_or_else(|| "-".to_string(), |p| p.subject);
+    match hand_over(mailer, user, password, Some(audit), &by, source_of(req)).await {
+        HandOver::Shown(password) => answer["password"] = password.into(),
+        HandOver::Mailed(to) => answer["password_sent_to"] = to.into(),
+        HandOver::Failed(e) => return HttpResponse::BadGateway().json(json!({
+            "error": format!(
+                "user \"{}\" {done}, but mailing the one-time password failed: {e}; reset the password to mail another",
+                user.login
+            ),
+            "user": answer,
+        })),
+    }
+    HttpResponse::build(status).json(answer)
 }
 
 #[derive(Deserialize)]
@@ -352,6 +385,7 @@ async fn create_user(
     body: web::Bytes,
     state: web::Data<AppState>,
     security: web::Data<Arc<Security>>,
+    audit: web::Data<Arc<AuditLog>>,
 ) -> HttpResponse {
     let new: NewUser =
         match parse(&body, "a user needs {login, role} and may have username, email, expires_in, password") {
@@ -362,18 +396,19 @@ async fn create_user(
         return error(StatusCode::UNAUTHORIZED, "not signed in");
     };
     let settings = settings(&state);
+    let mailer = match mailer(&state, &settings) {
+        Ok(m) => m,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
     let turn = match turn().await {
         Ok(t) => t,
         Err(busy) => return busy,
     };
     match run(&security, move |s| s.create_user(&turn, new, &settings, &who)).await {
-        Ok((user, generated)) => {
-            let mut answer = user.public(chrono::Utc::now());
-            if let Some(password) = generated {
-                answer["password"] = password.into();
-            }
-            HttpResponse::Created().json(answer)
+        Ok((user, Some(password))) => {
+            with_password(&req, &audit, mailer.as_ref(), &user, password, StatusCode::CREATED, "was created").await
         }
+        Ok((user, None)) => HttpResponse::Created().json(user.public(chrono::Utc::now())),
         Err(e) => e,
     }
 }
@@ -452,11 +487,16 @@ async fn reset_password(
     path: web::Path<String>,
     state: web::Data<AppState>,
     security: web::Data<Arc<Security>>,
+    audit: web::Data<Arc<AuditLog>>,
 ) -> HttpResponse {
     let Some(who) = principal(&req) else {
         return error(StatusCode::UNAUTHORIZED, "not signed in");
     };
     let settings = settings(&state);
+    let mailer = match mailer(&state, &settings) {
+        Ok(m) => m,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
     let login = path.into_inner();
     let turn = match turn().await {
         Ok(t) => t,
@@ -464,9 +504,7 @@ async fn reset_password(
     };
     match run(&security, move |s| s.reset_password(&turn, &login, &settings, &who)).await {
         Ok((user, password)) => {
-            let mut answer = user.public(chrono::Utc::now());
-            answer["password"] = password.into();
-            HttpResponse::Ok().json(answer)
+            with_password(&req, &audit, mailer.as_ref(), &user, password, StatusCode::OK, "has a new password").await
         }
         Err(e) => e,
     }

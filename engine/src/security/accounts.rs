@@ -44,6 +44,31 @@ pub struct AccountSettings {
     #[serde(default = "default_session_lifetime")]
     #[schemars(range(min = 1))]
     pub session_lifetime_seconds: u64,
+    /// Mail generated one-time passwords to the user's e-mail through this SMTP output of
+    /// `connector.output`, instead of answering them to whoever created the user or reset the
+    /// password (users then need an e-mail).
+    #[serde(default)]
+    pub output: Option<PasswordMail>,
+}
+
+/// `account_manager.output`: the SMTP output one-time passwords are mailed through.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct PasswordMail {
+    /// Name of an output of `type: smtp` in `connector.output`.
+    pub name: String,
+    /// Options of the mail.
+    #[serde(default)]
+    pub options: PasswordMailOptions,
+}
+
+/// `account_manager.output.options`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct PasswordMailOptions {
+    /// Subject of the mail (default "Your one-time password").
+    #[serde(default)]
+    pub subject: Option<String>,
 }
 
 fn default_session_lifetime() -> u64 {
@@ -59,6 +84,7 @@ impl Default for AccountSettings {
             ban_inactive_more_seconds: None,
             password_policy: PasswordPolicy::default(),
             session_lifetime_seconds: default_session_lifetime(),
+            output: None,
         }
     }
 }

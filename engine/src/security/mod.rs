@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod audit;
 pub mod bootstrap;
 pub mod ldap;
+pub mod mail;
 pub mod roles;
 pub mod scope;
 pub mod sessions;

@@ -260,6 +260,12 @@ impl Security {
             }
             None => (settings.password_policy.generate()?, true),
         };
+        if generated && settings.output.is_some() && new.email.as_deref().is_none_or(str::is_empty) {
+            return Err(SecurityError::Invalid(format!(
+                "user \"{}\" needs an email: account_manager.output mails one-time passwords",
+                new.login
+            )));
+        }
         let now = Utc::now();
         let user = User {
             login: new.login,
@@ -362,6 +368,11 @@ impl Security {
         let password = settings.password_policy.generate()?;
         let hashed = hash_password(turn, &password)?;
         let user = self.update_user(login, caller, |tx, user| {
+            if settings.output.is_some() && user.email.is_none() {
+                return Err(SecurityError::Invalid(format!(
+                    "user \"{login}\" has no email: account_manager.output mails one-time passwords"
+                )));
+            }
             user.password_hash = hashed;
             user.one_time_password = true;
             user.failed_login_attempts = 0;
