@@ -268,6 +268,8 @@ async fn get_soap(req: HttpRequest, live: web::Data<Arc<Live>>) -> HttpResponse 
 
 /// The engine's parts that a new configuration version changes, and the apply itself.
 pub struct Live {
+    /// Tokens, users, roles and sessions.
+    security: Arc<crate::security::Security>,
     /// The arbiter applies run on (the system's, which lives as long as the engine): the Kafka
     /// consumers and output actors an apply starts belong there, not to an HTTP worker.
     home: actix_rt::ArbiterHandle,
@@ -297,9 +299,15 @@ impl Live {
     ) -> Result<Arc<Live>, String> {
         let rt = engine.runtime();
         let graphql = crate::http::graphql_schemas(&engine, &scheduler)?;
-        let inputs = Inputs::new(&engine, security);
+        let mapped = crate::security::ldap::mapped_roles(&rt.config.ldap);
+        for problem in security.missing_roles(&mapped) {
+            tracing::warn!(problem = %problem, "an LDAP group maps to a role that does not exist: its users sign in with no rights until it does");
+        }
+        security.set_config_roles(mapped);
+        let inputs = Inputs::new(&engine, security.clone());
         inputs.answer_with(&rt.config.connector.input);
         Ok(Arc::new(Live {
+            security,
             home: actix_rt::Arbiter::current(),
             engine,
             scheduler,
@@ -482,9 +490,11 @@ impl Live {
             });
         }
         if how != How::Start {
-            let locked = locked_problems(&current, &loaded);
-            if !locked.is_empty() {
-                return Err(ApplyError::Invalid(locked));
+            let mut problems = locked_problems(&current, &loaded);
+            // LDAP groups map to roles that exist (at start they may not yet: created after).
+            problems.extend(self.security.missing_roles(&crate::security::ldap::mapped_roles(&loaded.config.ldap)));
+            if !problems.is_empty() {
+                return Err(ApplyError::Invalid(problems));
             }
         }
         let version = config_versions::next_number(&current.db)?;
@@ -599,6 +609,14 @@ impl Live {
                 running.stop().await;
             }
             *outputs = Some(OutputProcessor::start(self.engine.clone()));
+        }
+        self.security.set_config_roles(crate::security::ldap::mapped_roles(&new.config.ldap));
+        if new.section_changed(old, "ldap") {
+            // Its groups may map to other roles now: LDAP users sign in again.
+            match self.security.end_ldap_sessions() {
+                Ok(ended) => tracing::info!(ended, "the ldap section changed: LDAP users' sessions ended"),
+                Err(e) => warnings.push(format!("ending the LDAP users' sessions failed: {e}")),
+            }
         }
         self.drop_removed_indexes();
         warnings

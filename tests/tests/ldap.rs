@@ -2,7 +2,8 @@
 //! with a throwaway directory): a user in the admin group signs in as admin, one in the readers
 //! group as supervisor, one in no mapped group is refused, wrong and empty passwords and filter
 //! injections are refused, and with the server down the sign-in answers a clear 503 while local
-//! users still sign in.
+//! users still sign in. A mapping names an existing role, holds it against deletion, and a
+//! changed mapping ends the LDAP sessions.
 
 use ferrogrid_tests::peers::LdapServer;
 use ferrogrid_tests::{sample, Resp, Server};
@@ -173,4 +174,71 @@ fn ldap_groups_map_to_roles_and_a_server_outage_leaves_local_users_working() {
     // Back up: LDAP sign-in works again.
     ldap.start_again();
     sign_in(&server, "ada@example.com", "Ada-Pass-1").assert_status(200, "LDAP back");
+}
+
+/// `config.yml` of the quickstart sample with an `ldap` section mapping `roles` (role, group
+/// cn) for the server.
+fn config_with(ldap: &LdapServer, roles: &[(&str, &str)]) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let dir = sample("quickstart");
+    let config = std::fs::read_to_string(dir.join("config.yml")).expect("quickstart config.yml");
+    let mut section = format!(
+        "ldap:\n  - domain: example.com\n    organizational_units: [people]\n    hosts: ['{}']\n    roles:\n",
+        ldap.host()
+    );
+    for (role, group) in roles {
+        section.push_str(&format!(
+            "      - role: {role}\n        domain_groups: ['cn={group},ou=groups,dc=example,dc=com']\n"
+        ));
+    }
+    let mut files = ferrogrid_tests::folder_files(&dir);
+    files.insert("config.yml".into(), format!("{config}\n{section}").into_bytes());
+    files
+}
+
+#[test]
+fn ldap_mappings_name_existing_roles_hold_them_and_a_changed_mapping_ends_ldap_sessions() {
+    let ldap = LdapServer::start(DIRECTORY);
+    let server = start(&ldap);
+    let admin = server.client();
+    let apply = |files| server.put_raw("/admin/api/config", "application/gzip", &ferrogrid_tests::tar_gz(&files, None));
+
+    // A mapping to a role that does not exist is refused, naming where.
+    let ghost = apply(config_with(&ldap, &[("admin", "admins"), ("ghost", "readers")]));
+    ghost.assert_status(422, "a mapping to no role");
+    assert!(ghost.body.contains("ldap[0].roles[1].role: there is no role \\\"ghost\\\""), "{}", ghost.body);
+
+    // A custom role, mapped from the readers group.
+    admin
+        .send("POST", "/admin/api/roles", Some(&json!({"name": "auditor", "actions": ["audit_log_read"]})))
+        .assert_status(201, "a custom role");
+    let ada = sign_in(&server, "ada@example.com", "Ada-Pass-1");
+    ada.assert_status(200, "ada signs in");
+    let ada_cookie = cookie(&ada);
+    apply(config_with(&ldap, &[("admin", "admins"), ("auditor", "readers")]))
+        .assert_status(200, "map readers to auditor");
+
+    // The mapping changed: LDAP sessions end (Ada signs in again); Bob is an auditor now.
+    let me = server.unauthorized().send_with_headers("GET", "/admin/api/whoami", None, &[("Cookie", &ada_cookie)]);
+    me.assert_status(401, "ada's session ended with the ldap change");
+    sign_in(&server, "ada@example.com", "Ada-Pass-1").assert_status(200, "ada again");
+    let bob = sign_in(&server, "bob@example.com", "Bob-Pass-1");
+    bob.assert_status(200, "bob");
+    assert_eq!(bob.json()["role"], "auditor");
+    let bob_cookie = cookie(&bob);
+    server
+        .unauthorized()
+        .send_with_headers("GET", "/admin/api/audit", None, &[("Cookie", &bob_cookie)])
+        .assert_status(200, "an auditor reads the audit log");
+
+    // The configuration holds the role: deleting it is refused until the mapping goes.
+    let held = admin.send("DELETE", "/admin/api/roles/auditor", None);
+    held.assert_status(409, "a mapped role");
+    assert!(held.body.contains("ldap[0].roles[1].role"), "{}", held.body);
+    apply(config_with(&ldap, &[("admin", "admins")])).assert_status(200, "unmap auditor");
+    admin.send("DELETE", "/admin/api/roles/auditor", None).assert_status(204, "an unmapped role");
+    server
+        .unauthorized()
+        .send_with_headers("GET", "/admin/api/whoami", None, &[("Cookie", &bob_cookie)])
+        .assert_status(401, "bob's session ended with the second change");
+    sign_in(&server, "bob@example.com", "Bob-Pass-1").assert_status(401, "readers map to nothing now");
 }

@@ -57,6 +57,17 @@ pub struct LdapRole {
     pub domain_groups: Vec<String>,
 }
 
+/// The roles `domains` map groups to, by where (`ldap[0].roles[1].role`).
+pub fn mapped_roles(domains: &[LdapDomain]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (d, domain) in domains.iter().enumerate() {
+        for (r, mapping) in domain.roles.iter().enumerate() {
+            out.push((format!("ldap[{d}].roles[{r}].role"), mapping.role.clone()));
+        }
+    }
+    out
+}
+
 /// Who signed in through LDAP.
 #[derive(Debug, Clone)]
 pub struct LdapIdentity {

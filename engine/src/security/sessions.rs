@@ -249,6 +249,32 @@ pub(super) fn end_sessions_of(tx: &mut WriteTx<'_>, login: &str, keep: Option<&s
     Ok(())
 }
 
+impl Security {
+    /// End every LDAP user's session (the `ldap` section changed: its roles may map other
+    /// groups now). Answers how many ended.
+    pub fn end_ldap_sessions(&self) -> Result<usize, SecurityError> {
+        let ended = self.db.write(|tx| {
+            let mut found = Vec::new();
+            for item in tx.scan_prefix(Keyspace::Tokens, LDAP_SESSION_INDEX) {
+                let (key, _) = item?;
+                let hashed = key.rsplit(|b| *b == b'/').next().map(|h| String::from_utf8_lossy(h).into_owned());
+                found.push((key.to_vec(), hashed));
+            }
+            for (index, hashed) in &found {
+                tx.remove(Keyspace::Tokens, index);
+                if let Some(hashed) = hashed {
+                    tx.remove(Keyspace::Tokens, &session_key(hashed));
+                }
+            }
+            Ok::<_, SecurityError>(found.len())
+        })?;
+        if ended > 0 {
+            self.changed()?;
+        }
+        Ok(ended)
+    }
+}
+
 /// Open a session for `user` in `tx`: ends its expired sessions and the oldest beyond
 /// [`SESSIONS_PER_USER`]. Answers the secret and the session.
 fn open_session(

@@ -193,6 +193,9 @@ pub struct Security {
     reloading: std::sync::Mutex<()>,
     /// Password checks under way, by login (see `sessions`).
     pub(super) in_flight: std::sync::Mutex<HashMap<String, u32>>,
+    /// Roles the active configuration refers to (`ldap[0].roles[1].role` -> role): they cannot
+    /// be deleted while it does.
+    config_roles: ArcSwap<Vec<(String, String)>>,
 }
 
 pub(super) fn token_key(name: &str) -> Vec<u8> {
@@ -258,6 +261,7 @@ impl Security {
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             reloading: std::sync::Mutex::new(()),
             in_flight: std::sync::Mutex::new(HashMap::new()),
+            config_roles: ArcSwap::from_pointee(Vec::new()),
         };
         security.reload()?;
         Ok(security)
@@ -360,6 +364,20 @@ impl Security {
 
     pub(super) fn role_exists(&self, name: &str) -> bool {
         built_in(name).is_some() || self.snapshot.load().roles.contains_key(name)
+    }
+
+    /// The roles the active configuration refers to, by where (`ldap[0].roles[1].role`).
+    pub fn set_config_roles(&self, roles: Vec<(String, String)>) {
+        self.config_roles.store(Arc::new(roles));
+    }
+
+    /// Problems of the roles `roles` refers to (`where: there is no role "x"`).
+    pub fn missing_roles(&self, roles: &[(String, String)]) -> Vec<String> {
+        roles
+            .iter()
+            .filter(|(_, role)| !self.role_exists(role))
+            .map(|(at, role)| format!("{at}: there is no role \"{role}\" (create it first)"))
+            .collect()
     }
 
     /// Whether token `name` may post to the inputs now (a Kafka input's `token_name`): it
@@ -594,6 +612,11 @@ impl Security {
         }
         if let Some(user) = self.snapshot.load().users.values().find(|u| u.role == name) {
             return Err(SecurityError::Conflict(format!("role \"{name}\" is used by user \"{}\"", user.login)));
+        }
+        if let Some((at, _)) = self.config_roles.load().iter().find(|(_, role)| role == name) {
+            return Err(SecurityError::Conflict(format!(
+                "role \"{name}\" is used by the configuration ({at}): change the configuration first"
+            )));
         }
         self.delete_record(&role_key(name), "custom role", name)
     }
