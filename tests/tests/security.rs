@@ -846,3 +846,203 @@ fn the_admin_schema_manages_tokens_users_roles_and_the_audit_log_with_tdgs_names
     );
     r.assert_status(403, "a supervisor changes nothing through the admin schema");
 }
+
+const AUDITED_MODEL: &str = r#"[{"type": "record", "name": "Item", "logicalType": "Aggregate", "indexes": ["id"],
+  "fields": [{"name": "id", "type": "long"}, {"name": "n", "type": "long"}, {"name": "job", "type": "string"}]}]"#;
+
+/// Pushes the job the item names.
+const AUDITED_PROCESS: &str = r#"let obj = param.obj;
+if obj.job != "" { repository::push_job(obj.job, #{id: obj.id}); }
+#{obj: obj, routing_key: "Item"}"#;
+
+fn audited_config(comment: &str) -> String {
+    format!(
+        r#"# {comment}
+types: {{__file: model.avsc}}
+functions:
+  process_item: {{__file: process_item.rhai}}
+  broken: {{__file: broken.rhai}}
+  stamp: {{__file: stamp.rhai}}
+  spin: {{__file: spin.rhai}}
+connector:
+  input:
+    - {{name: http, type: http}}
+  output:
+    - {{name: hub, type: http, url: "http://127.0.0.1:9/nowhere", options: {{timeout: 1}}}}
+input_processor:
+  routing:
+    - {{key: Item, pipeline: process_item}}
+  storage:
+    - {{key: Item, type: Item}}
+output_processor:
+  Item: {{pipeline: stamp, output: hub, retry: {{max_attempts: 1}}}}
+tasks:
+  spin: {{kind: single_shot, pipeline: spin}}
+account_manager:
+  block_after_n_failed_attempts: 2
+"#
+    )
+}
+
+const AUDITED_FILES: [(&str, &str); 5] = [
+    ("model.avsc", AUDITED_MODEL),
+    ("process_item.rhai", AUDITED_PROCESS),
+    ("broken.rhai", r#"throw `job ${param.id} is broken`;"#),
+    ("stamp.rhai", r#"if param.obj.n < 0 { throw "negative n"; } param.obj"#),
+    ("spin.rhai", "let start = datetime::now_millis(); while datetime::now_millis() - start < 3000 { } 1"),
+];
+
+/// The audit entries (every severity) whose fields contain `text`.
+fn entries(admin: &Client, text: &str) -> Vec<Value> {
+    let query: String = text.chars().map(|c| if c == ' ' { "%20".to_string() } else { c.to_string() }).collect();
+    audit(admin, &format!("text={query}&severity=VERBOSE"))
+}
+
+/// The one audit entry with `object` (and `subject`); its severity, action, outcome and message
+/// are checked against `expect`.
+fn once(admin: &Client, subject: &str, object: &str, expect: (&str, &str, &str, &str)) -> Value {
+    let found: Vec<Value> =
+        entries(admin, object).into_iter().filter(|e| e["subject"] == subject && e["object"] == object).collect();
+    assert_eq!(found.len(), 1, "one entry for {subject} {object}: {found:?}");
+    let e = found[0].clone();
+    let (severity, action, outcome, message) = expect;
+    assert_eq!(
+        (e["severity"].as_str(), e["action"].as_str(), e["outcome"].as_str()),
+        (Some(severity), Some(action), Some(outcome)),
+        "{e}"
+    );
+    assert!(e["message"].as_str().unwrap_or_default().contains(message), "{e}");
+    assert!(
+        e["time"].is_string()
+            && e["id"].is_string()
+            && e["source"].as_str().is_some_and(|s| s.starts_with("127.0.0.1")),
+        "{e}"
+    );
+    e
+}
+
+#[test]
+fn every_kind_of_audit_event_is_recorded_once_with_its_fields() {
+    let server = Server::start_with_config(&audited_config("v1"), &AUDITED_FILES);
+    let admin = server.client();
+    // What there is to act on: a repair entry (unknown type), an output-repair entry (its
+    // preprocessing throws), a failed job.
+    server.post_json("/http?sync=true", &json!({"Nope": {"id": 1}})).assert_status(200, "accepted");
+    server.post_json("/http?sync=true", &json!({"Item": {"id": 1, "n": -1, "job": "broken"}})).assert_status(200, "ok");
+    let first_id = |path: &str| {
+        for _ in 0..100 {
+            let items = admin.get(path).json()["items"].as_array().cloned().unwrap_or_default();
+            if let Some(id) = items.first().and_then(|e| e["id"].as_str()) {
+                return id.to_string();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("nothing in {path}");
+    };
+    let (repair, parked, job) =
+        (first_id("/admin/api/repair"), first_id("/admin/api/output-repair"), first_id("/admin/api/jobs/failed"));
+
+    // Sign-in: success, failure, lock-out (the second failure in a row).
+    admin
+        .send(
+            "POST",
+            "/admin/api/users",
+            Some(&json!({"login": "olga", "role": "supervisor", "password": "Olga-Pass-1"})),
+        )
+        .assert_status(201, "a user");
+    let sign_in = |password: &str| {
+        server.unauthorized().send("POST", "/admin/api/login", Some(&json!({"login": "olga", "password": password})))
+    };
+    sign_in("Olga-Pass-1").assert_status(200, "olga signs in");
+    sign_in("wrong").assert_status(401, "a wrong password");
+    sign_in("wrong again").assert_status(401, "locked out");
+    let login = entries(&admin, "POST /admin/api/login");
+    let kinds: Vec<(&str, &str)> = login
+        .iter()
+        .filter(|e| e["subject"] == "olga")
+        .map(|e| (e["severity"].as_str().unwrap_or_default(), e["outcome"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(kinds, vec![("ALARM", "locked out"), ("WARNING", "refused 401"), ("INFO", "ok 200")], "{login:?}");
+
+    // Tokens: created, blocked, used after expiry.
+    let expiring = token(&server, "soon", "user", 1);
+    token(&server, "doomed", "user", 0);
+    admin.send("POST", "/admin/api/tokens/doomed/block", Some(&json!({"reason": "left"}))).assert_status(200, "block");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    server.with_token(&expiring).get("/admin/api/whoami").assert_status(401, "expired");
+    let created: Vec<Value> = entries(&admin, "POST /admin/api/tokens")
+        .into_iter()
+        .filter(|e| e["object"] == "POST /admin/api/tokens" && e["outcome"] == "ok 201")
+        .collect();
+    assert_eq!(created.len(), 2, "soon and doomed: {created:?}");
+    once(&admin, "admin", "POST /admin/api/tokens/doomed/block", ("INFO", "tokens_admin", "ok 200", ""));
+    once(&admin, "soon", "GET /admin/api/whoami", ("WARNING", "authenticate", "refused 401", "token_expired"));
+
+    // Users, roles, data actions.
+    admin
+        .send("PATCH", "/admin/api/users/olga", Some(&json!({"email": "olga@example.com"})))
+        .assert_status(200, "edit");
+    once(&admin, "admin", "PATCH /admin/api/users/olga", ("INFO", "users_admin", "ok 200", ""));
+    admin
+        .send(
+            "POST",
+            "/admin/api/data-actions",
+            Some(&json!({"name": "items", "aggregates": {"Item": {"read": true}}})),
+        )
+        .assert_status(201, "a data action");
+    once(&admin, "admin", "POST /admin/api/data-actions", ("INFO", "roles_admin", "ok 201", ""));
+    admin
+        .send("POST", "/admin/api/roles", Some(&json!({"name": "viewer", "actions": [], "data_actions": ["items"]})))
+        .assert_status(201, "a role");
+    once(&admin, "admin", "POST /admin/api/roles", ("INFO", "roles_admin", "ok 201", ""));
+
+    // Repair, output repair and job actions, with their ids; an edited payload says so.
+    let retried = format!("POST /admin/api/repair/{repair}/retry");
+    admin.post_json(
+        &format!("/admin/api/repair/{repair}/retry"),
+        &json!({"payload": {"Nope": {"id": 2}}, "by": "Olga"}),
+    );
+    once(&admin, "admin", &retried, ("INFO", "repair_operate", "ok 200", "payload edited by admin (for Olga)"));
+    admin.post_empty(&format!("/admin/api/output-repair/{parked}/retry"));
+    once(
+        &admin,
+        "admin",
+        &format!("POST /admin/api/output-repair/{parked}/retry"),
+        ("INFO", "output_repair_operate", "ok 200", ""),
+    );
+    admin.post_empty(&format!("/admin/api/jobs/failed/{job}/retry"));
+    once(&admin, "admin", &format!("POST /admin/api/jobs/failed/{job}/retry"), ("INFO", "jobs_operate", "ok 200", ""));
+
+    // Tasks started and stopped.
+    admin.post_empty("/admin/api/tasks/spin/start").assert_status(200, "start");
+    admin.post_empty("/admin/api/tasks/spin/stop");
+    once(&admin, "admin", "POST /admin/api/tasks/spin/start", ("INFO", "tasks_operate", "ok 200", ""));
+    let stop = entries(&admin, "POST /admin/api/tasks/spin/stop");
+    assert_eq!(stop.len(), 1, "{stop:?}");
+
+    // Configuration applied, and refused.
+    let apply = |config: &str| {
+        let mut files: BTreeMap<String, Vec<u8>> =
+            AUDITED_FILES.iter().map(|(n, t)| (n.to_string(), t.as_bytes().to_vec())).collect();
+        files.insert("config.yml".into(), config.as_bytes().to_vec());
+        server.put_raw("/admin/api/config", "application/gzip", &ferrogrid_tests::tar_gz(&files, None))
+    };
+    apply(&audited_config("v2")).assert_status(200, "applied");
+    apply("types: [unclosed").assert_status(422, "refused");
+    let applies: Vec<(String, String)> = entries(&admin, "PUT /admin/api/config")
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap_or_default().into(), e["outcome"].as_str().unwrap_or_default().into()))
+        .collect();
+    assert_eq!(
+        applies,
+        vec![
+            ("config_apply".to_string(), "failed 422".to_string()),
+            ("config_apply".to_string(), "ok 200".to_string())
+        ]
+    );
+
+    // A permission refusal.
+    let viewer = token(&server, "viewer-app", "viewer", 0);
+    server.with_token(&viewer).get("/admin/api/tokens").assert_status(403, "no tokens_read");
+    once(&admin, "viewer-app", "GET /admin/api/tokens", ("WARNING", "tokens_read", "refused 403", "role viewer"));
+}

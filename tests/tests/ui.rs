@@ -156,7 +156,8 @@ fn operator_flow(kind: Kind) {
     let edits: Vec<&serde_json::Value> =
         entry["history"].as_array().map(|h| h.iter().filter(|a| a["event"] == "edited").collect()).unwrap_or_default();
     assert_eq!(edits.len(), 1, "{entry}");
-    assert_eq!(edits[0]["by"], "Ops Olga");
+    // Recorded under the signed-in identity (the admin token), with the name typed beside it.
+    assert_eq!(edits[0]["by"], "admin (for Ops Olga)");
     assert_eq!(edits[0]["previous_payload"], json!({"id": 42, "note": "to be deleted"}));
     assert_eq!(entry["payload"], json!({"id": 42, "note": "still not a library object"}));
 

@@ -223,6 +223,11 @@ fn object_of(req: &HttpRequest) -> String {
     format!("{} {}", req.method(), req.match_info().as_str())
 }
 
+/// A detail a handler gives its request's audit entry (its `message`), as a response extension:
+/// `HttpResponse::extensions_mut().insert(AuditNote(..))`.
+#[derive(Debug, Clone)]
+pub struct AuditNote(pub String);
+
 /// Authenticate the bearer token or session cookie and check the route's action: 401 (with a
 /// `reason` code: `missing_token`, `invalid_token`, `token_expired`, `token_blocked`,
 /// `invalid_session`, `session_expired`, `user_blocked`, `password_expired`) or 403 (`forbidden`;
@@ -339,7 +344,8 @@ pub async fn authorize(
             };
             let outcome = if status.as_u16() == 403 { "refused 403".to_string() } else { outcome };
             let subject = principal(response.request()).map(|p| p.subject).unwrap_or_else(|| "-".into());
-            audit.record_always(Event::now(severity, &subject, source, action, object, outcome, String::new()));
+            let note = response.response().extensions().get::<AuditNote>().map(|n| n.0.clone()).unwrap_or_default();
+            audit.record_always(Event::now(severity, &subject, source, action, object, outcome, note));
         }
     }
     Ok(response.map_into_left_body())

@@ -48,7 +48,8 @@ async fn get_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpRes
     }
 }
 
-/// Body of a retry: optionally an edited payload and who edited it.
+/// Body of a retry: optionally an edited payload, and the name of the person the edit is for
+/// (the edit is recorded under the caller's identity, with this name beside it).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RetryBody {
@@ -56,7 +57,24 @@ struct RetryBody {
     by: Option<String>,
 }
 
-async fn retry_one(path: web::Path<String>, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+/// Who an edit is recorded for: the caller, and the name typed beside it when it differs
+/// (`ui-token (for Ops Olga)`), without control characters, at most 128 of them.
+fn editor(subject: &str, typed: Option<&str>) -> String {
+    let typed: String = typed.unwrap_or_default().chars().filter(|c| !c.is_control()).take(128).collect();
+    let typed = typed.trim();
+    if typed.is_empty() || typed == subject {
+        subject.to_string()
+    } else {
+        format!("{subject} (for {typed})")
+    }
+}
+
+async fn retry_one(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     let id = path.into_inner();
     let body: RetryBody = if body.is_empty() {
         RetryBody::default()
@@ -66,11 +84,18 @@ async fn retry_one(path: web::Path<String>, body: web::Bytes, state: web::Data<A
             Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid retry body: {e}")),
         }
     };
-    let edited = body.payload.map(|p| (p, body.by.unwrap_or_else(|| "admin".to_string())));
-    match state.engine.repairs().retry_now(&id, edited).await {
+    let subject = super::access::principal(&req).map_or_else(|| "-".to_string(), |p| p.subject);
+    let by = editor(&subject, body.by.as_deref());
+    let edited = body.payload.map(|p| (p, by.clone()));
+    let note = edited.as_ref().map(|(p, by)| format!("payload edited by {by} ({} bytes)", p.to_string().len()));
+    let mut response = match state.engine.repairs().retry_now(&id, edited).await {
         Ok(outcome) => HttpResponse::Ok().json(outcome),
         Err(e) => action_error(e),
+    };
+    if let Some(note) = note {
+        response.extensions_mut().insert(super::access::AuditNote(note));
     }
+    response
 }
 
 async fn retry_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
