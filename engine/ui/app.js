@@ -720,6 +720,26 @@ async function renderSettings(page) {
   await renderSettingsTab(tab[0], content, note, act);
 }
 
+// The password policy form (TDG's Settings > Password Policy): for users_admin; it applies to
+// passwords set from then on.
+function policyForm(p, act, note) {
+  const minLength = el("input", { id: "policy-min-length", type: "number", min: "1", max: "1024", "aria-label": "Least length" });
+  minLength.value = String(p.password_policy.min_length);
+  const boxes = ["lower", "upper", "digits", "symbols"].map((c) => {
+    const box = el("input", { type: "checkbox", id: `policy-${c}`, "data-class": c });
+    box.checked = Boolean(p.password_policy.include[c]);
+    return el("label", {}, box, " " + c);
+  });
+  const include = () => Object.fromEntries(boxes.map((l) => { const b = l.querySelector("input"); return [b.dataset.class, b.checked]; }));
+  return el("form", { needs: "users_admin", id: "password-policy-form", class: "details", onsubmit: (e) => { e.preventDefault();
+      act(() => api("PUT", "/admin/api/password-policy", { min_length: Number(minLength.value), include: include() }), () => message(note, "The password policy is saved; it applies to passwords set from now on.")); } },
+    el("div", { class: "toolbar" }, el("label", {}, "Least length ", minLength)),
+    el("div", { class: "checks" }, boxes),
+    el("div", { class: "toolbar" }, el("button", { id: "policy-save", type: "submit" }, "Save policy"),
+      p.overridden ? el("button", { id: "policy-reset", type: "button", class: "secondary", onclick: () =>
+        act(() => api("DELETE", "/admin/api/password-policy"), () => message(note, "Back to the configuration's password policy.")) }, "Back to the configuration's") : ""));
+}
+
 async function roleOptions(select) {
   const roles = may("roles_read") ? await api("GET", "/admin/api/roles") : [{ name: "admin" }, { name: "supervisor" }, { name: "user" }];
   select.replaceChildren(...roles.map((r) => el("option", { value: r.name }, r.name)));
@@ -802,7 +822,10 @@ async function renderSettingsTab(tab, content, note, act) {
       row("Lock-out after failed attempts", p.block_after_n_failed_attempts), row("Between own password changes (s)", p.password_change_timeout_seconds),
       row("Blocked after unused for (s)", p.ban_inactive_more_seconds), row("One-time passwords only", p.only_one_time_passwords),
       row("Session lifetime (s)", p.session_lifetime_seconds)),
-      el("p", { class: "hint" }, "Set in the configuration's account_manager section (Configuration page).")));
+      el("p", { class: "hint" }, p.overridden
+        ? "The password policy is an administrator's, over the configuration's; the rest is the configuration's account_manager section."
+        : "Set in the configuration's account_manager section (Configuration page).")),
+      policyForm(p, act, note));
   } else if (tab === "audit") {
     const subject = el("input", { id: "audit-subject", placeholder: "subject", "aria-label": "Subject" });
     const text = el("input", { id: "audit-text", type: "search", placeholder: "text", "aria-label": "Text" });

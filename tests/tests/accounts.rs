@@ -561,3 +561,51 @@ fn one_time_passwords_are_mailed_through_the_smtp_output_and_never_answered() {
     let again = mailed_password(&sink, "ann@example.com", &mut seen);
     sign_in(&server, "ann", &again);
 }
+
+#[test]
+fn an_admin_sets_the_password_policy_over_the_configurations_and_goes_back() {
+    let mut server = start("account_manager:\n  password_policy: {min_length: 10}\n");
+    let admin = server.client();
+    let stricter =
+        json!({"min_length": 20, "include": {"lower": true, "upper": true, "digits": true, "symbols": true}});
+    let set = admin.send("PUT", "/admin/api/password-policy", Some(&stricter));
+    set.assert_status(200, "set the policy");
+    assert_eq!(set.json()["overridden"], true);
+    assert_eq!(set.json()["password_policy"]["min_length"], 20);
+    assert_eq!(set.json()["configured"]["min_length"], 10);
+
+    // Passwords set from now on meet it; generated ones too.
+    let short = admin.send(
+        "POST",
+        "/admin/api/users",
+        Some(&json!({"login": "ann", "role": "supervisor", "password": "Fifteen-Chars-1"})),
+    );
+    short.assert_status(400, "shorter than the admin's policy");
+    assert!(short.body.contains("at least 20 characters"), "{}", short.body);
+    let bob = create_user(&admin, json!({"login": "bob", "role": "supervisor"}));
+    let generated = bob["password"].as_str().unwrap_or_default();
+    assert!(generated.chars().count() >= 20 && generated.chars().any(|c| c.is_ascii_punctuation()), "{generated}");
+
+    // Only users_admin sets it; an impossible policy is refused; it survives a restart.
+    let created = admin.send("POST", "/admin/api/tokens", Some(&json!({"name": "watcher", "role": "supervisor"})));
+    created.assert_status(201, "a supervisor token");
+    let supervisor = server.with_token(created.json()["token"].as_str().unwrap_or_default());
+    supervisor.send("PUT", "/admin/api/password-policy", Some(&stricter)).assert_status(403, "a supervisor");
+    supervisor.get("/admin/api/password-policy").assert_status(200, "anyone signed in reads it");
+    admin.send("PUT", "/admin/api/password-policy", Some(&json!({"min_length": 0}))).assert_status(400, "min_length 0");
+    admin
+        .send("PUT", "/admin/api/password-policy", Some(&json!({"min_length": 12, "colour": "red"})))
+        .assert_status(400, "an unknown field");
+    server.restart();
+    let admin = server.client();
+    assert_eq!(admin.get("/admin/api/password-policy").json()["password_policy"]["min_length"], 20);
+
+    // Back to the configuration's.
+    let back = admin.send("DELETE", "/admin/api/password-policy", None);
+    back.assert_status(200, "back");
+    assert_eq!(
+        (back.json()["overridden"].as_bool(), back.json()["password_policy"]["min_length"].as_u64()),
+        (Some(false), Some(10))
+    );
+    create_user(&admin, json!({"login": "ann", "role": "supervisor", "password": "Fifteen-Chars-1"}));
+}

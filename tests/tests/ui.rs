@@ -657,6 +657,27 @@ fn settings_flow(kind: Kind) {
         })
         .unwrap();
     shot(&browser, "settings-audit");
+
+    // Password policy: the admin sets one over the configuration's, then goes back.
+    browser.goto(&format!("{url}#/settings/password-policy")).unwrap();
+    browser.wait("the policy tab", || browser.find("#password-policy-form").ok()).unwrap();
+    browser.type_into(&browser.find("#policy-min-length").unwrap(), "24").unwrap();
+    browser.click(&browser.find("#policy-symbols").unwrap()).unwrap();
+    browser.click(&browser.find("#policy-save").unwrap()).unwrap();
+    browser.wait("the reset button", || browser.find("#policy-reset").ok()).unwrap();
+    let policy = admin.get("/admin/api/password-policy").json();
+    assert_eq!(policy["overridden"], true, "{policy}");
+    assert_eq!(
+        policy["password_policy"],
+        json!({"min_length": 24, "include": {"lower": true, "upper": true, "digits": true, "symbols": true}})
+    );
+    shot(&browser, "settings-password-policy");
+    browser.click(&browser.find("#policy-reset").unwrap()).unwrap();
+    browser
+        .wait("back to the configuration's", || {
+            (admin.get("/admin/api/password-policy").json()["overridden"] == false).then_some(())
+        })
+        .unwrap();
     no_console_errors(&browser, "settings");
 
     // A supervisor sees Settings without the buttons that change anything.
@@ -679,4 +700,7 @@ fn settings_flow(kind: Kind) {
     browser.goto(&format!("{url}#/settings/audit")).unwrap();
     browser.wait("the audit tab", || browser.find("#audit-table").ok()).unwrap();
     assert!(!shown(&browser, "#audit-clear"), "a supervisor clears no audit log");
+    browser.goto(&format!("{url}#/settings/password-policy")).unwrap();
+    browser.wait("the policy tab", || browser.find("#password-policy").ok()).unwrap();
+    assert!(!shown(&browser, "#password-policy-form"), "a supervisor sets no password policy");
 }

@@ -212,12 +212,13 @@ async fn prepare(ctx: &ResolverContext<'_>, action: Option<Action>, hashes: bool
         if hashes { Some(hashing_turn().await.map_err(|busy| coded(busy.to_string(), "UNAVAILABLE"))?) } else { None };
     let rt = engine_of(ctx)?.runtime();
     let mailer = PasswordMailer::of(&rt.config.account_manager, &rt.outputs).map_err(|e| coded(e, "INTERNAL"))?;
+    let security = ctx.data::<Arc<Security>>()?.clone();
     Ok(Call {
-        security: ctx.data::<Arc<Security>>()?.clone(),
+        settings: security.account_settings(&rt.config.account_manager),
+        security,
         caller: who.clone(),
         args,
         turn,
-        settings: rt.config.account_manager.clone(),
         mailer,
         known_types: rt.repository.model().aggregates().map(|t| t.name.clone()).collect(),
         audit: ctx.data_opt::<Arc<AuditLog>>().cloned(),

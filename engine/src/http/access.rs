@@ -121,6 +121,8 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/admin/api/logout", Identity),
     route("PUT", "/admin/api/password", Identity),
     route("GET", "/admin/api/password-policy", Identity),
+    route("PUT", "/admin/api/password-policy", Act(A::UsersAdmin)),
+    route("DELETE", "/admin/api/password-policy", Act(A::UsersAdmin)),
     route("GET", "/admin/api/users", Act(A::UsersRead)),
     route("POST", "/admin/api/users", Act(A::UsersAdmin)),
     route("GET", "/admin/api/users/{login}", Act(A::UsersRead)),

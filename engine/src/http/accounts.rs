@@ -28,6 +28,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/api/logout", web::post().to(sign_out))
         .service(web::resource("/admin/api/password").app_data(small()).route(web::put().to(change_password)))
         .route("/admin/api/password-policy", web::get().to(password_policy))
+        .route("/admin/api/password-policy", web::put().to(set_password_policy))
+        .route("/admin/api/password-policy", web::delete().to(reset_password_policy))
         .service(
             web::scope("/admin/api/users")
                 .route("", web::get().to(list_users))
@@ -41,8 +43,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-fn settings(state: &AppState) -> AccountSettings {
-    state.engine.runtime().config.account_manager.clone()
+/// The `account_manager` settings in force: the configuration's, with the password policy an
+/// admin set.
+fn settings(state: &AppState, security: &Security) -> AccountSettings {
+    security.account_settings(&state.engine.runtime().config.account_manager)
 }
 
 /// The mailer of one-time passwords of the running configuration, if it has one.
@@ -137,7 +141,7 @@ async fn sign_in(
         Ok(c) => c,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    let settings = settings(&state);
+    let settings = settings(&state, &security);
     let domains = state.engine.runtime().config.ldap.clone();
     if let Some((domain, name)) = crate::security::ldap::domain_of(&domains, &credentials.login) {
         let domain = domain.clone();
@@ -327,7 +331,7 @@ async fn change_password(
     if session.is_none() {
         return error(StatusCode::BAD_REQUEST, format!("{} is a token: tokens have no password", who.subject));
     }
-    let settings = settings(&state);
+    let settings = settings(&state, &security);
     let login = who.subject.clone();
     let keep = session.map(|s| s.secret);
     let turn = match turn().await {
@@ -350,16 +354,44 @@ async fn change_password(
     }
 }
 
-async fn password_policy(state: web::Data<AppState>) -> HttpResponse {
-    let settings = settings(&state);
+async fn password_policy(state: web::Data<AppState>, security: web::Data<Arc<Security>>) -> HttpResponse {
+    let settings = settings(&state, &security);
     HttpResponse::Ok().json(json!({
         "password_policy": settings.password_policy,
+        "overridden": security.password_policy_overridden(),
+        "configured": state.engine.runtime().config.account_manager.password_policy,
         "only_one_time_passwords": settings.only_one_time_passwords,
         "password_change_timeout_seconds": settings.password_change_timeout_seconds,
         "block_after_n_failed_attempts": settings.block_after_n_failed_attempts,
         "ban_inactive_more_seconds": settings.inactive_limit(),
         "session_lifetime_seconds": settings.session_lifetime_seconds,
     }))
+}
+
+/// `PUT /admin/api/password-policy {min_length, include: {lower, upper, digits, symbols}}`: the
+/// policy for passwords set from now on, over the configuration's (TDG's Settings > Password
+/// Policy); `DELETE` goes back to the configuration's.
+async fn set_password_policy(
+    body: web::Bytes,
+    state: web::Data<AppState>,
+    security: web::Data<Arc<Security>>,
+) -> HttpResponse {
+    let policy: crate::security::accounts::PasswordPolicy =
+        match parse(&body, "a password policy is {min_length, include: {lower, upper, digits, symbols}}") {
+            Ok(p) => p,
+            Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        };
+    match run(&security, move |s| s.set_password_policy(Some(policy))).await {
+        Ok(()) => password_policy(state, security).await,
+        Err(e) => e,
+    }
+}
+
+async fn reset_password_policy(state: web::Data<AppState>, security: web::Data<Arc<Security>>) -> HttpResponse {
+    match run(&security, |s| s.set_password_policy(None)).await {
+        Ok(()) => password_policy(state, security).await,
+        Err(e) => e,
+    }
 }
 
 async fn list_users(security: web::Data<Arc<Security>>) -> HttpResponse {
@@ -395,7 +427,7 @@ async fn create_user(
     let Some(who) = principal(&req) else {
         return error(StatusCode::UNAUTHORIZED, "not signed in");
     };
-    let settings = settings(&state);
+    let settings = settings(&state, &security);
     let mailer = match mailer(&state, &settings) {
         Ok(m) => m,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
@@ -492,7 +524,7 @@ async fn reset_password(
     let Some(who) = principal(&req) else {
         return error(StatusCode::UNAUTHORIZED, "not signed in");
     };
-    let settings = settings(&state);
+    let settings = settings(&state, &security);
     let mailer = match mailer(&state, &settings) {
         Ok(m) => m,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),

@@ -150,6 +150,14 @@ impl Default for CharacterClasses {
 const SYMBOLS: &str = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
 
 impl PasswordPolicy {
+    /// Whether the policy can be met: a least length of 1 to the longest password.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.min_length == 0 || self.min_length > PASSWORD_MAX {
+            return Err(format!("min_length: from 1 to {PASSWORD_MAX}"));
+        }
+        Ok(())
+    }
+
     /// Check `password`: every rule it breaks, in one message.
     pub fn check(&self, password: &str) -> Result<(), String> {
         let length = password.chars().count();

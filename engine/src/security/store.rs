@@ -170,6 +170,8 @@ pub(super) struct Snapshot {
     pub(super) sessions: HashMap<[u8; 32], super::sessions::Session>,
     /// Resolved actions and data rights by role name.
     resolved: HashMap<String, (Arc<BTreeSet<Action>>, Arc<DataRights>)>,
+    /// The password policy an admin set, over the configuration's.
+    password_policy: Option<super::accounts::PasswordPolicy>,
 }
 
 impl Snapshot {
@@ -201,6 +203,9 @@ pub struct Security {
 pub(super) fn token_key(name: &str) -> Vec<u8> {
     [b"token/".as_slice(), name.as_bytes()].concat()
 }
+
+/// The password policy an admin set (`PUT /admin/api/password-policy`).
+const PASSWORD_POLICY_KEY: &[u8] = b"password-policy";
 
 fn role_key(name: &str) -> Vec<u8> {
     [b"role/".as_slice(), name.as_bytes()].concat()
@@ -282,6 +287,13 @@ impl Security {
             users: users.into_iter().map(|u| (u.login.clone(), u)).collect(),
             sessions: super::sessions::load_sessions(&self.db, Utc::now())?,
             resolved: HashMap::new(),
+            password_policy: match self.db.get(Keyspace::Tokens, PASSWORD_POLICY_KEY)? {
+                Some(bytes) => Some(
+                    serde_json::from_slice(&bytes)
+                        .map_err(|e| SecurityError::Corrupt(format!("the stored password policy: {e}")))?,
+                ),
+                None => None,
+            },
         };
         for token in tokens {
             let Some(bytes) = hex::decode(&token.hash).ok().and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
@@ -364,6 +376,37 @@ impl Security {
 
     pub(super) fn role_exists(&self, name: &str) -> bool {
         built_in(name).is_some() || self.snapshot.load().roles.contains_key(name)
+    }
+
+    /// `configured` (the configuration's `account_manager`) with the password policy an admin
+    /// set, if any.
+    pub fn account_settings(&self, configured: &super::accounts::AccountSettings) -> super::accounts::AccountSettings {
+        let mut settings = configured.clone();
+        if let Some(policy) = &self.snapshot.load().password_policy {
+            settings.password_policy = policy.clone();
+        }
+        settings
+    }
+
+    /// Whether the password policy in force is one an admin set.
+    pub fn password_policy_overridden(&self) -> bool {
+        self.snapshot.load().password_policy.is_some()
+    }
+
+    /// Set the password policy over the configuration's (`None`: back to the configuration's).
+    /// It applies to passwords set from now on.
+    pub fn set_password_policy(&self, policy: Option<super::accounts::PasswordPolicy>) -> Result<(), SecurityError> {
+        if let Some(p) = &policy {
+            p.validate().map_err(SecurityError::Invalid)?;
+        }
+        self.db.write(|tx| {
+            match &policy {
+                Some(p) => tx.insert(Keyspace::Tokens, PASSWORD_POLICY_KEY, to_json(p)?),
+                None => tx.remove(Keyspace::Tokens, PASSWORD_POLICY_KEY),
+            }
+            Ok::<_, SecurityError>(())
+        })?;
+        self.changed()
     }
 
     /// The roles the active configuration refers to, by where (`ldap[0].roles[1].role`).
