@@ -608,4 +608,22 @@ fn an_admin_sets_the_password_policy_over_the_configurations_and_goes_back() {
         (Some(false), Some(10))
     );
     create_user(&admin, json!({"login": "ann", "role": "supervisor", "password": "Fifteen-Chars-1"}));
+
+    // The same through the admin GraphQL schema (TDG's password_generator).
+    let set = admin.graphql(
+        "mutation { password_generator { config(min_length: 14, include: {symbols: true}) } }",
+        json!({}),
+        true,
+    );
+    assert_eq!(set["data"]["password_generator"]["config"]["min_length"], 14, "{set}");
+    let read = admin.graphql(
+        "{ password_generator { config validate(password: \"Fifteen-Chars-1\") { valid } } }",
+        json!({}),
+        true,
+    );
+    assert_eq!(read["data"]["password_generator"]["config"]["include"]["symbols"], true, "{read}");
+    assert_eq!(read["data"]["password_generator"]["validate"]["valid"], true, "{read}");
+    let reset = admin.graphql("mutation { password_generator { reset_config } }", json!({}), true);
+    assert_eq!(reset["data"]["password_generator"]["reset_config"]["min_length"], 10, "{reset}");
+    assert_eq!(admin.get("/admin/api/password-policy").json()["overridden"], false);
 }

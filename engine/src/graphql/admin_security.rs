@@ -37,6 +37,8 @@ struct Call {
     args: Map<String, Value>,
     turn: Option<HashingTurn>,
     settings: AccountSettings,
+    /// The configuration's password policy (without an admin's).
+    configured_policy: crate::security::accounts::PasswordPolicy,
     mailer: Option<PasswordMailer>,
     known_types: Vec<String>,
     audit: Option<Arc<AuditLog>>,
@@ -215,6 +217,7 @@ async fn prepare(ctx: &ResolverContext<'_>, action: Option<Action>, hashes: bool
     let security = ctx.data::<Arc<Security>>()?.clone();
     Ok(Call {
         settings: security.account_settings(&rt.config.account_manager),
+        configured_policy: rt.config.account_manager.password_policy.clone(),
         security,
         caller: who.clone(),
         args,
@@ -763,6 +766,20 @@ fn mutations() -> Vec<Object> {
             .field(op("clear", TypeRef::named_nn(TypeRef::INT), Scalar, Some(A::AuditLogAdmin), false, |c| {
                 Ok(json!(c.audit()?.clear_by(&c.caller.subject, c.source.clone()).map_err(failed)?))
             })),
+        Object::new("PasswordGeneratorMutation")
+            .field(
+                op("config", TypeRef::named_nn(JSON), Scalar, Some(A::UsersAdmin), false, |c| {
+                    let policy: crate::security::accounts::PasswordPolicy = c.args()?;
+                    c.security.set_password_policy(Some(policy.clone())).map_err(failed)?;
+                    to_value(&policy)
+                })
+                .argument(arg("min_length", TypeRef::named(TypeRef::INT)))
+                .argument(arg("include", TypeRef::named(JSON))),
+            )
+            .field(op("reset_config", TypeRef::named_nn(JSON), Scalar, Some(A::UsersAdmin), false, |c| {
+                c.security.set_password_policy(None).map_err(failed)?;
+                to_value(&c.configured_policy)
+            })),
     ]
 }
 
@@ -789,6 +806,7 @@ pub(super) fn mutation_fields() -> Vec<Field> {
         ("access_role", "AccessRoleMutation"),
         ("data_access_action", "DataAccessActionMutation"),
         ("audit_log", "AuditLogMutation"),
+        ("password_generator", "PasswordGeneratorMutation"),
     ]
     .into_iter()
     .map(|(name, ty)| super::admin::namespace(name, ty))
