@@ -408,7 +408,7 @@ fn the_test_page_posts_soap_envelopes() {
     let body = browser.find("#test-body").unwrap();
     let sample = browser.property(&body, "value").unwrap();
     assert!(sample.as_str().is_some_and(|s| s.contains("soap:Envelope")), "a SOAP sample: {sample}");
-    let user = std::fs::read_to_string(workspace_root().join("samples/soap/tests/1_user/input.xml")).unwrap();
+    let user = std::fs::read_to_string(workspace_root().join("samples/soap/tests/5_user_element/input.xml")).unwrap();
     let send = |text: &str, expect: &str| {
         browser.type_into(&body, text).unwrap();
         browser.click(&browser.find("#test-send").unwrap()).unwrap();
