@@ -32,9 +32,9 @@ pub struct RunOptions {
 /// Load and check a configuration: every problem, one per line (empty when valid). When the
 /// file has errors, the model and the scripts are still checked from the sections that can be
 /// read, so one run lists everything.
-pub fn check(target: &Path) -> Vec<String> {
+pub fn check(target: &Path) -> Checked {
     match config::load(target) {
-        Ok(loaded) => runtime::check(&loaded.config),
+        Ok(loaded) => Checked { problems: runtime::check(&loaded.config), warnings: loaded.warnings },
         Err(errors) => {
             let mut problems: Vec<String> = errors.0.iter().map(|e| e.to_string()).collect();
             if let Ok(value) = config::read(target) {
@@ -44,13 +44,27 @@ pub fn check(target: &Path) -> Vec<String> {
                     }
                 }
             }
-            problems
+            Checked { problems, warnings: Vec::new() }
         }
     }
 }
 
+/// What `ferrogrid check` found.
+#[derive(Debug, Default)]
+pub struct Checked {
+    /// What keeps the configuration from loading.
+    pub problems: Vec<String>,
+    /// What loads but is read differently from TDG, or not at all (see `config::tdg`).
+    pub warnings: Vec<String>,
+}
+
 fn load(target: &Path) -> anyhow::Result<Loaded> {
-    config::load(target).map_err(|e| anyhow::anyhow!("invalid configuration {}:\n{e}", target.display()))
+    let loaded =
+        config::load(target).map_err(|e| anyhow::anyhow!("invalid configuration {}:\n{e}", target.display()))?;
+    for warning in &loaded.warnings {
+        tracing::warn!(config = %target.display(), "{warning}");
+    }
+    Ok(loaded)
 }
 
 /// SIGTERM and SIGINT, listened for from the very start so that a signal during start-up is
@@ -278,7 +292,7 @@ mod tests {
         )
         .unwrap();
         std::fs::write(dir.path().join("broken.rhai"), "let a = 1;\nlet = ;\n").unwrap();
-        let problems = super::check(dir.path()).join("\n");
+        let problems = super::check(dir.path()).problems.join("\n");
         assert!(problems.contains("bogus"), "{problems}");
         assert!(problems.contains("types: User"), "{problems}");
         assert!(problems.contains("functions.broken: broken:2"), "{problems}");
@@ -295,18 +309,18 @@ mod tests {
         write("zutil.rhai", "fn twice(x) { x * 2 }\n");
         write("a.rhai", "import \"zutil\" as zutil;\nfn quad(x) { zutil::twice(zutil::twice(x)) }\n");
         write("f.rhai", "import \"a_helpers\" as h;\nh::quad(param)\n");
-        assert_eq!(super::check(dir.path()), Vec::<String>::new());
+        assert_eq!(super::check(dir.path()).problems, Vec::<String>::new());
 
         write("f.rhai", "import \"nolib\" as h;\nh::quad(param)\n");
-        let problems = super::check(dir.path()).join("\n");
+        let problems = super::check(dir.path()).problems.join("\n");
         assert!(problems.contains("functions.f: f: Module not found: nolib"), "{problems}");
         write("f.rhai", "import \"a_helpers\" as h;\nh::quad(param)\n");
 
         write("a.rhai", "fn quad(x) { x *\n");
-        let problems = super::check(dir.path()).join("\n");
+        let problems = super::check(dir.path()).problems.join("\n");
         assert!(problems.starts_with("libraries.a_helpers: a_helpers:"), "{problems}");
         write("config.yml", "sandbox:\n  timeout_ms: 0\n");
-        let problems = super::check(dir.path()).join("\n");
+        let problems = super::check(dir.path()).problems.join("\n");
         assert!(problems.contains("sandbox.timeout_ms"), "{problems}");
         assert!(!problems.contains("libraries"), "{problems}");
     }

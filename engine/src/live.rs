@@ -471,6 +471,9 @@ impl Live {
         let offered: Vec<String> = files.keys().cloned().collect();
         let loaded = config::load_files(files)
             .map_err(|errors| ApplyError::Invalid(errors.0.iter().map(|e| e.to_string()).collect()))?;
+        for warning in &loaded.warnings {
+            tracing::warn!(by, "{warning}");
+        }
         let changed = Changes::between(&current.files, &loaded.files);
         let ignored: Vec<String> = offered.into_iter().filter(|name| !loaded.files.contains_key(name)).collect();
         let sections_changed = sections_changed(&current.sections, &loaded.sections);

@@ -149,7 +149,11 @@ fn main() -> ExitCode {
             }
         }
         Command::Check { config } => {
-            let problems = app::check(&config);
+            let checked = app::check(&config);
+            for w in &checked.warnings {
+                println!("warning: {w}");
+            }
+            let problems = checked.problems;
             if problems.is_empty() {
                 println!("ok");
                 ExitCode::SUCCESS

@@ -373,3 +373,84 @@ fn admin_token_file_is_private_and_kept() {
     server.restart();
     assert_eq!(std::fs::read_to_string(&path).expect("read token"), raw, "a later start keeps the token");
 }
+
+/// TDG's own spellings and sections (TDG 1.x, 2.16.1): what Ferrogrid reads differently or not
+/// at all is a warning, not an error.
+const TDG_CONFIG: &str = r#"
+types:
+  __file: model.avsc
+functions:
+  classify: {__file: classify.rhai}
+  lookup: {__file: lookup.rhai}
+pipelines:
+  classify: [classify]
+  lookup: [lookup]
+connector:
+  input:
+    - {name: http, type: http}
+  output:
+    - name: to_external_http_service
+      type: http
+      url: http://localhost:8021
+      format: json
+      options: {timeout: 5, keepalive_idle: 60, keepalive_interval: 60, verify_host: true, verify_peer: true}
+      headers: {hello: world}
+input_processor:
+  classifiers:
+    - {name: classify, pipeline: classify}
+  storage:
+    - {key: User, type: User}
+services:
+  two_users: {function: lookup, return_type: long}
+hard-limits:
+  scanned: 2000
+  returned: 3
+force_yield_limits: 1000
+graphql_query_chache_size: 3000
+vshard-timeout: 2
+gc: {forced: true, period_sec: 2, steps: 20}
+tracing: {base_url: "localhost:9411/api/v2/spans", api_method: POST, report_interval: 5, spans_limit: 100}
+maintenance: {clock_delta_threshold_sec: 5}
+welcome-message: Hello
+"#;
+
+#[test]
+fn a_tdg_configuration_loads_with_warnings_for_what_does_not_apply() {
+    let lookup =
+        "repository::find(\"User\", [], #{mode: \"write\", prefer_replica: true, balance: true, first: 2}).len()";
+    let model = r#"[{"name": "User", "type": "record", "logicalType": "Aggregate", "indexes": ["id"],
+      "fields": [{"name": "id", "type": "long"}, {"name": "username", "type": "string"}]}]"#;
+    let files =
+        [("model.avsc", model), ("classify.rhai", "param.routing_key = \"User\";\nparam\n"), ("lookup.rhai", lookup)];
+    let dir = ConfigDir::new(TDG_CONFIG, &files).expect("config dir");
+    let out = ferrogrid_command().arg("check").arg(dir.path()).output().expect("run ferrogrid check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    for section in [
+        "force_yield_limits",
+        "graphql_query_chache_size",
+        "vshard-timeout",
+        "gc",
+        "tracing",
+        "maintenance",
+        "welcome-message",
+    ] {
+        assert!(stdout.contains(&format!("warning: {section}: ignored: ")), "{section}: {stdout}");
+    }
+    assert!(
+        stdout.contains("warning: functions.lookup: repository option(s) prefer_replica, balance, mode"),
+        "{stdout}"
+    );
+    assert!(stdout.trim_end().ends_with("ok"), "{stdout}");
+
+    // It runs: hard-limits is hard_limits (3 returned at most), the routing options are accepted.
+    let server = Server::start_with_config(TDG_CONFIG, &files);
+    for id in 1..=4 {
+        server.post_sync(&json!({"id": id, "username": format!("u{id}")}));
+    }
+    let limits = server.graphql_admin("{ config { hard_limits { scanned returned } } }", json!({}));
+    assert_eq!(limits["data"]["config"]["hard_limits"]["returned"], 3, "{limits}");
+    let r = server.graphql("{ User(first: 10) { id } }", json!({}));
+    assert!(r["errors"][0]["message"].as_str().unwrap_or_default().contains("returned"), "{r}");
+    assert_eq!(server.graphql("{ two_users }", json!({}))["data"]["two_users"], 2);
+}

@@ -75,9 +75,17 @@ pub struct HttpClientOptions {
     #[serde(default = "default_keepalive_idle")]
     #[schemars(range(min = 0))]
     pub keepalive_idle: f64,
-    /// Verify the server's TLS certificate and host name (https).
+    /// TDG's `keepalive_interval`: seconds between TCP keep-alive probes on an open connection
+    /// (none when absent or 0), so a peer or a middlebox that went away is noticed.
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub keepalive_interval: Option<f64>,
+    /// Verify the server's TLS certificate (https).
     #[serde(default = "default_true")]
     pub verify_peer: bool,
+    /// TDG's `verify_host`: check that the certificate names the host of `url` (https).
+    #[serde(default = "default_true")]
+    pub verify_host: bool,
     /// PEM file with the certificate authorities to trust instead of the built-in roots.
     #[serde(default)]
     pub ca_file: Option<String>,
@@ -95,7 +103,9 @@ impl Default for HttpClientOptions {
             timeout: default_timeout(),
             connect_timeout: default_connect_timeout(),
             keepalive_idle: default_keepalive_idle(),
+            keepalive_interval: None,
             verify_peer: true,
+            verify_host: true,
             ca_file: None,
             ssl_cert: None,
             ssl_key: None,

@@ -5,6 +5,7 @@
 pub mod archive;
 mod check;
 mod include;
+pub mod tdg;
 mod types;
 
 pub use include::Files;
@@ -67,6 +68,9 @@ pub struct Loaded {
     /// The top-level sections with includes resolved, as read (for comparing two versions
     /// section by section).
     pub sections: Value,
+    /// What of TDG's configuration this one has that Ferrogrid reads differently or not at all
+    /// (see [`tdg`]).
+    pub warnings: Vec<String>,
 }
 
 /// The JSON Schema of config.yml, generated from [`Config`].
@@ -219,7 +223,9 @@ fn on_disk(target: &Path) -> Result<(Source, String), ConfigErrors> {
 /// Read config.yml with its includes resolved (not validated yet).
 pub fn read(target: &Path) -> Result<Value, ConfigErrors> {
     let (source, entry) = on_disk(target)?;
-    read_source(source, &entry).map(|(value, _)| value)
+    let (mut value, _) = read_source(source, &entry)?;
+    tdg::normalize(&mut value);
+    Ok(value)
 }
 
 /// The sections of a configuration that can be read on their own, for checking the model and
@@ -249,8 +255,9 @@ pub fn lenient(value: &Value) -> Config {
 
 fn load_source(source: Source, entry: &str) -> Result<Loaded, ConfigErrors> {
     let one = |e| ConfigErrors(vec![e]);
-    let (resolved, read) = read_source(source, entry)?;
-    let mut errors = validate_schema(&resolved);
+    let (mut resolved, read) = read_source(source, entry)?;
+    let (mut warnings, mut errors) = tdg::normalize(&mut resolved);
+    errors.extend(validate_schema(&resolved));
     errors.extend(check::references(&resolved));
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
@@ -264,7 +271,8 @@ fn load_source(source: Source, entry: &str) -> Result<Loaded, ConfigErrors> {
     }
     let sections = resolved.clone();
     let config: Config = serde_json::from_value(resolved).map_err(|e| one(ConfigError::at("", e.to_string())))?;
-    Ok(Loaded { config, files, sections })
+    warnings.extend(tdg::routing_option_notes(&config.functions));
+    Ok(Loaded { config, files, sections, warnings })
 }
 
 /// Load, validate and check a configuration folder (or its config.yml). The domain model and the

@@ -21,9 +21,26 @@ pub struct FindOptions {
     pub all_versions: bool,
     /// Include deleted objects (their tombstone version, `deleted: true`).
     pub dont_skip_deleted: bool,
+    /// TDG's routing inside a replica set (`read`: any member, `write`: the master): accepted,
+    /// and the same on one node, which has every object.
+    pub mode: Option<ReadMode>,
+    /// TDG: prefer a replica. Accepted; one node has none.
+    pub prefer_replica: bool,
+    /// TDG: spread reads over the replica set. Accepted; one node has nothing to spread over.
+    pub balance: bool,
     /// Limits set by the engine from its configuration, not by the request.
     #[serde(skip)]
     pub hard_limits: HardLimits,
+}
+
+/// TDG's `mode` option of reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadMode {
+    /// Any member of the replica set.
+    Read,
+    /// The master.
+    Write,
 }
 
 /// Options of `put`.

@@ -141,8 +141,8 @@ fn update_with_paths_and_stars_moves_index_entries() {
         ["add", "balance", 10],
         ["sub", "score", 3],
         ["add", "items.*.qty", 10],
-        ["set", "items.0.tag", "x"],
-        ["set", "phones.1", "999"]
+        ["set", "items.1.tag", "x"],
+        ["set", "phones.2", "999"]
     ]))
     .unwrap();
     let out = db.update_objects(&spec, &by_id(1), &ups, &UpdateOptions::default()).unwrap();

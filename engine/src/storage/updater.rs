@@ -1,5 +1,6 @@
 //! Updaters of `update`: `["set", "a.b", v]`, `["add", "items.*.qty", 1]`, `["sub", ...]` on
-//! dotted paths; a numeric step indexes an array (0-based), `*` applies to every element.
+//! dotted paths; a numeric step is an array position counted from 1 as in TDG (`items.1` is
+//! the first element), `*` applies to every element.
 
 use super::error::StorageError;
 use super::spec::{PathSeg, TypeSpec};
@@ -33,7 +34,7 @@ impl std::fmt::Display for UpdaterOp {
 pub struct Updater {
     /// The operation.
     pub op: UpdaterOp,
-    /// Dotted path: field names, 0-based array positions, `*` for every element.
+    /// Dotted path: field names, array positions counted from 1 (TDG's), `*` for every element.
     pub path: String,
     /// The operand.
     pub value: Value,
@@ -117,7 +118,10 @@ fn apply_at(v: &mut Value, segs: &[&str], u: &Updater) -> Result<(), String> {
         Value::Array(items) => {
             let i: usize = seg.parse().map_err(|_| format!("\"{seg}\" is not an array position"))?;
             let len = items.len();
-            items.get_mut(i).ok_or_else(|| format!("position {i} is out of range (array of {len})"))?
+            if i == 0 {
+                return Err("array positions count from 1 (as in TDG): 0 is no position".into());
+            }
+            items.get_mut(i - 1).ok_or_else(|| format!("position {i} is out of range (array of {len})"))?
         }
         Value::Object(map) => {
             if rest.is_empty() && u.op == UpdaterOp::Set {
@@ -186,7 +190,7 @@ mod tests {
             json!([
                 ["set", "name", "b"],
                 ["add", "balance", 5],
-                ["sub", "items.1.qty", 0.5],
+                ["sub", "items.2.qty", 0.5],
                 ["add", "items.*.qty", 1],
                 ["set", "m.new", [1]]
             ]),
@@ -207,8 +211,11 @@ mod tests {
         assert_eq!(e, "User: updater \"id\" would change primary key field \"id\"");
         let e = run(json!([["add", "n", 1]]), obj.clone()).unwrap_err();
         assert!(e.starts_with("User: updater add \"n\": needs a number"), "{e}");
-        let e = run(json!([["set", "a.3", 1]]), obj.clone()).unwrap_err();
-        assert!(e.contains("position 3 is out of range"), "{e}");
+        let e = run(json!([["set", "a.2", 1]]), obj.clone()).unwrap_err();
+        assert!(e.contains("position 2 is out of range (array of 1)"), "{e}");
+        let e = run(json!([["set", "a.0", 1]]), obj.clone()).unwrap_err();
+        assert!(e.contains("count from 1"), "{e}");
+        assert_eq!(run(json!([["set", "a.1", 5]]), obj.clone()).unwrap()["a"], json!([5]));
         let e = run(json!([["set", "x.y", 1]]), obj.clone()).unwrap_err();
         assert!(e.contains("field \"x\" does not exist"), "{e}");
         let e = run(json!([["add", "big", 1]]), obj.clone()).unwrap_err();
