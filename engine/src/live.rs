@@ -456,7 +456,10 @@ impl Live {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let (me, by) = (self.clone(), by.to_string());
         let spawned = self.home.spawn(async move {
-            let _ = reply.send(me.apply_here(files, how, &by, dry_run).await);
+            let applied = me.apply_here(files, how, &by, dry_run).await;
+            // Whatever happened, the roles held are the active configuration's.
+            me.security.set_config_roles(crate::security::ldap::mapped_roles(&me.engine.runtime().config.ldap));
+            let _ = reply.send(applied);
         });
         if !spawned {
             return Err(ApplyError::Busy("the engine is shutting down".into()));
@@ -495,7 +498,13 @@ impl Live {
         if how != How::Start {
             let mut problems = locked_problems(&current, &loaded);
             // LDAP groups map to roles that exist (at start they may not yet: created after).
-            problems.extend(self.security.missing_roles(&crate::security::ldap::mapped_roles(&loaded.config.ldap)));
+            // The new mapping's roles are held from now (with the old one's) so that none is
+            // deleted between this check and the switch; `apply` narrows it again.
+            let mapped = crate::security::ldap::mapped_roles(&loaded.config.ldap);
+            let mut held = crate::security::ldap::mapped_roles(&current.config.ldap);
+            held.extend(mapped.iter().cloned());
+            self.security.set_config_roles(held);
+            problems.extend(self.security.missing_roles(&mapped));
             if !problems.is_empty() {
                 return Err(ApplyError::Invalid(problems));
             }
@@ -592,6 +601,15 @@ impl Live {
     /// version, those that answer requests first. What failed, for the answer.
     async fn follow(&self, old: &Runtime, new: &Runtime) -> Vec<String> {
         let mut warnings = Vec::new();
+        // First: sessions opened under the old mapping must not outlive it.
+        self.security.set_config_roles(crate::security::ldap::mapped_roles(&new.config.ldap));
+        if new.section_changed(old, "ldap") {
+            // Its groups may map to other roles now: LDAP users sign in again.
+            match self.security.end_ldap_sessions() {
+                Ok(ended) => tracing::info!(ended, "the ldap section changed: LDAP users' sessions ended"),
+                Err(e) => warnings.push(format!("ending the LDAP users' sessions failed: {e}")),
+            }
+        }
         self.inputs.answer_with(&new.config.connector.input);
         match crate::http::graphql_schemas(&self.engine, &self.scheduler) {
             Ok(schemas) => self.graphql.store(Arc::new(schemas)),
@@ -612,14 +630,6 @@ impl Live {
                 running.stop().await;
             }
             *outputs = Some(OutputProcessor::start(self.engine.clone()));
-        }
-        self.security.set_config_roles(crate::security::ldap::mapped_roles(&new.config.ldap));
-        if new.section_changed(old, "ldap") {
-            // Its groups may map to other roles now: LDAP users sign in again.
-            match self.security.end_ldap_sessions() {
-                Ok(ended) => tracing::info!(ended, "the ldap section changed: LDAP users' sessions ended"),
-                Err(e) => warnings.push(format!("ending the LDAP users' sessions failed: {e}")),
-            }
         }
         self.drop_removed_indexes();
         warnings

@@ -143,3 +143,34 @@ pub(crate) fn sink_job(name: String, args: Value) -> Option<(String, Value)> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Nothing;
+
+    impl DataScope for Nothing {
+        fn check(&self, function: &str, _: DataNeed<'_>) -> Result<(), HostError> {
+            Err(HostError::UserData(format!("{function}: refused")))
+        }
+    }
+
+    #[test]
+    fn a_call_inside_a_scoped_call_keeps_its_scope_and_the_scope_ends_with_it() {
+        let f: Arc<str> = Arc::from("f");
+        assert!(check_data("repository::find", DataNeed::Read("T")).is_ok(), "no call: nothing to check");
+        {
+            let _outer = enter(&f, &CallContext { scope: Some(Arc::new(Nothing)), ..CallContext::new("r") }, 1000);
+            assert!(check_data("repository::find", DataNeed::Read("T")).is_err());
+            {
+                // A call made inside (a default_function run by a put): no scope of its own.
+                let _inner = enter(&f, &CallContext::new("r"), 1000);
+                assert!(check_data("repository::find", DataNeed::Read("T")).is_err(), "inherited");
+            }
+            assert!(check_data("repository::find", DataNeed::Read("T")).is_err());
+        }
+        assert!(check_data("repository::find", DataNeed::Read("T")).is_ok(), "ended with the call");
+    }
+}

@@ -545,9 +545,15 @@ fn one_time_passwords_are_mailed_through_the_smtp_output_and_never_answered() {
     let bobs = mailed_password(&sink, "bob@example.com", &mut seen);
     sign_in(&server, "bob", &bobs);
 
+    let nameless =
+        admin.graphql("mutation { user { add(login: \"cy\", role: \"supervisor\") { login } } }", json!({}), true);
+    assert!(nameless["errors"][0]["message"].as_str().unwrap_or_default().contains("needs an email"), "{nameless}");
+
     // The SMTP server down: 502 naming the failure, the user kept (reset to mail another), and
     // the audit log has both outcomes.
     sink.stop();
+    let by_graphql = admin.graphql("mutation { user { reset_password(login: \"bob\") { login } } }", json!({}), true);
+    assert_eq!(by_graphql["errors"][0]["extensions"]["code"], "MAIL_FAILED", "{by_graphql}");
     let failed = admin.send("POST", "/admin/api/users/ann/reset-password", None);
     failed.assert_status(502, "the mail failed");
     assert!(failed.body.contains("mailing the one-time password failed"), "{}", failed.body);
@@ -555,7 +561,10 @@ fn one_time_passwords_are_mailed_through_the_smtp_output_and_never_answered() {
     let audit = admin.get("/admin/api/audit?text=password_mail").json();
     let outcomes: Vec<&str> = audit.as_array().into_iter().flatten().filter_map(|e| e["outcome"].as_str()).collect();
     assert_eq!(outcomes.iter().filter(|o| **o == "sent").count(), 3, "{audit}");
-    assert_eq!(outcomes.iter().filter(|o| **o == "failed").count(), 1, "{audit}");
+    assert_eq!(outcomes.iter().filter(|o| **o == "failed").count(), 2, "{audit}");
+    // The reset itself is recorded too, though its mail failed.
+    let resets = admin.get("/admin/api/audit?text=reset_password%20bob").json();
+    assert_eq!(resets.as_array().map(Vec::len), Some(1), "{resets}");
     sink.start_again();
     admin.send("POST", "/admin/api/users/ann/reset-password", None).assert_status(200, "mailed again");
     let again = mailed_password(&sink, "ann@example.com", &mut seen);

@@ -214,8 +214,21 @@ fn ldap_mappings_name_existing_roles_hold_them_and_a_changed_mapping_ends_ldap_s
     let ada = sign_in(&server, "ada@example.com", "Ada-Pass-1");
     ada.assert_status(200, "ada signs in");
     let ada_cookie = cookie(&ada);
+    admin
+        .send(
+            "POST",
+            "/admin/api/users",
+            Some(&json!({"login": "local", "role": "supervisor", "password": "Local-Pass-1"})),
+        )
+        .assert_status(201, "a local user");
+    let local = sign_in(&server, "local", "Local-Pass-1");
+    local.assert_status(200, "the local user signs in");
+    let local_cookie = cookie(&local);
+    let whoami =
+        |cookie: &str| server.unauthorized().send_with_headers("GET", "/admin/api/whoami", None, &[("Cookie", cookie)]);
     apply(config_with(&ldap, &[("admin", "admins"), ("auditor", "readers")]))
         .assert_status(200, "map readers to auditor");
+    whoami(&local_cookie).assert_status(200, "a local session outlives the ldap change");
 
     // The mapping changed: LDAP sessions end (Ada signs in again); Bob is an auditor now.
     let me = server.unauthorized().send_with_headers("GET", "/admin/api/whoami", None, &[("Cookie", &ada_cookie)]);
@@ -229,6 +242,14 @@ fn ldap_mappings_name_existing_roles_hold_them_and_a_changed_mapping_ends_ldap_s
         .unauthorized()
         .send_with_headers("GET", "/admin/api/audit", None, &[("Cookie", &bob_cookie)])
         .assert_status(200, "an auditor reads the audit log");
+
+    // A version that leaves the ldap section as it was keeps the LDAP sessions.
+    let mut same = config_with(&ldap, &[("admin", "admins"), ("auditor", "readers")]);
+    if let Some(config) = same.get_mut("config.yml") {
+        config.extend_from_slice(b"\n# the same ldap section\n");
+    }
+    apply(same).assert_status(200, "another version, the same ldap");
+    whoami(&bob_cookie).assert_status(200, "bob's session outlives a version that leaves ldap alone");
 
     // The configuration holds the role: deleting it is refused until the mapping goes.
     let held = admin.send("DELETE", "/admin/api/roles/auditor", None);

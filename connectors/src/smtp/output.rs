@@ -21,6 +21,22 @@ struct Inner {
     config: SmtpOutputConfig,
     from: Mailbox,
     transport: SmtpTransport,
+    /// The server's URL without its login and password, for messages.
+    shown_url: String,
+}
+
+/// `url` without the `user:password@` part (errors reach the repair queue and the audit log).
+fn without_credentials(url: &str) -> String {
+    match url.parse::<reqwest::Url>() {
+        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+            // Both calls only fail for URLs that cannot have credentials, which these have.
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.to_string()
+        }
+        Ok(_) => url.to_string(),
+        Err(_) => "the SMTP server".to_string(),
+    }
 }
 
 impl SmtpOutput {
@@ -47,7 +63,11 @@ impl SmtpOutput {
             let tls = if config.url.starts_with("smtps://") { Tls::Wrapper(params) } else { Tls::Required(params) };
             builder = builder.tls(tls);
         }
-        Ok(Self { name: config.name.clone(), inner: Arc::new(Inner { from, transport: builder.build(), config }) })
+        let shown_url = without_credentials(&config.url);
+        Ok(Self {
+            name: config.name.clone(),
+            inner: Arc::new(Inner { from, transport: builder.build(), config, shown_url }),
+        })
     }
 }
 
@@ -93,7 +113,7 @@ impl Output for SmtpOutput {
             let mail = message(&object, &inner)?;
             let task = tokio::task::spawn_blocking(move || {
                 inner.transport.send(&mail).map(|_| ()).map_err(|e| {
-                    let text = format!("mailing through {} failed: {e}", inner.config.url);
+                    let text = format!("mailing through {} failed: {e}", inner.shown_url);
                     if e.is_permanent() {
                         SendError::Rejected(text)
                     } else {
@@ -103,5 +123,17 @@ impl Output for SmtpOutput {
             });
             task.await.map_err(|e| SendError::Unavailable(format!("the sending task failed: {e}")))?
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_credentials;
+
+    #[test]
+    fn messages_name_the_server_without_its_login() {
+        assert_eq!(without_credentials("smtp://grid:s3cret@mail.example.com:587"), "smtp://mail.example.com:587");
+        assert_eq!(without_credentials("smtps://mail.example.com"), "smtps://mail.example.com");
+        assert!(!without_credentials("smtp://a:b@[::1").contains('b'), "unparsable: no text of it");
     }
 }

@@ -51,6 +51,10 @@ impl Call {
     /// MAIL_FAILED when the mail failed (`done` says what happened to the user all the same).
     /// Runs on a blocking thread of the async runtime.
     fn with_password(&self, user: &User, password: String, done: &str) -> async_graphql::Result<Value> {
+        // The hashing is done: a slow mail server must not hold a turn other sign-ins wait for.
+        if let Some(turn) = &self.turn {
+            turn.end();
+        }
         let handed = tokio::runtime::Handle::current().block_on(hand_over(
             self.mailer.as_ref(),
             user,
@@ -147,14 +151,14 @@ fn op(name: &'static str, ty: TypeRef, shape: Shape, action: Option<Action>, has
                     }
                     value
                 }
-                Err(e)
-                    if e.extensions
-                        .as_ref()
-                        .and_then(|x| x.get("code"))
-                        .is_some_and(|c| c == &GqlValue::from("FORBIDDEN")) =>
-                {
+                Err(e) if code_of(&e) == Some("FORBIDDEN") => {
                     let recorded = refused_as(&ctx, &who, "admin_graphql", what);
                     return Err(async_graphql::Error { message: e.message, ..recorded });
+                }
+                Err(e) if code_of(&e) == Some("MAIL_FAILED") => {
+                    // The change was made; only its mail failed (recorded on its own).
+                    record_change(&ctx, &who, &what);
+                    return Err(e);
                 }
                 Err(e) => return Err(e),
             };
@@ -169,6 +173,14 @@ fn op(name: &'static str, ty: TypeRef, shape: Shape, action: Option<Action>, has
             })
         })
     })
+}
+
+/// The `extensions.code` of an error, if it has one.
+fn code_of(e: &async_graphql::Error) -> Option<&str> {
+    match e.extensions.as_ref().and_then(|x| x.get("code")) {
+        Some(GqlValue::String(code)) => Some(code.as_str()),
+        _ => None,
+    }
 }
 
 /// Refuse (FORBIDDEN, recorded) unless the caller's role allows `action`.

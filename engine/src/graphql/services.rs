@@ -118,25 +118,23 @@ pub fn field(name: &str, service: &ServiceConfig, model: &Model) -> Result<Field
                 scope: scope.clone().map(|s| s as Arc<dyn ferrogrid_sandbox::DataScope>),
                 ..CallContext::new("graphql")
             };
-            let result = engine
+            let ran = engine
                 .on_worker(move |rt, script_engine| {
                     rt.pipelines.run(script_engine, &function, Value::Object(param), &call)
                 })
-                .await
-                .map_err(|e| async_graphql::Error::new(e.to_string()))?;
-            // Every refusal is recorded, also one the function caught; a function that failed
-            // after one answers FORBIDDEN.
+                .await;
+            // Every refusal is recorded, also one the function caught, and whatever became of
+            // the call; a function that failed after one answers FORBIDDEN.
             let mut forbidden = None;
             for what in scope.map(|s| s.refusals()).unwrap_or_default() {
                 let e = refused(&ctx, who, format!("{what} in service {service_name}"));
                 forbidden.get_or_insert(e);
             }
-            let result = match (result, forbidden) {
-                (Ok(v), _) => v,
-                (Err(_), Some(e)) => return Err(e),
-                (Err(e), None) => {
-                    return Err(coded(e.to_string(), "SCRIPT_ERROR"));
-                }
+            let result = match (ran, forbidden) {
+                (Ok(Ok(v)), _) => v,
+                (Ok(Err(_)), Some(e)) => return Err(e),
+                (Ok(Err(e)), None) => return Err(coded(e.to_string(), "SCRIPT_ERROR")),
+                (Err(e), _) => return Err(async_graphql::Error::new(e.to_string())),
             };
             Ok(returns.resolve(result))
         })

@@ -142,10 +142,13 @@ async fn sign_in(
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     let settings = settings(&state, &security);
+    // Taken before the section is read: a session opened after the section changed is refused.
+    let generation = security.ldap_generation();
     let domains = state.engine.runtime().config.ldap.clone();
     if let Some((domain, name)) = crate::security::ldap::domain_of(&domains, &credentials.login) {
         let domain = domain.clone();
-        return ldap_sign_in(&req, &domain, &name, credentials, settings, security, audit).await;
+        let signing = LdapSignIn { domain: &domain, name: &name, generation };
+        return ldap_sign_in(&req, signing, credentials, settings, security, audit).await;
     }
     // A blocked user is refused before it waits for a hashing turn (a flood against a locked
     // account costs nothing).
@@ -221,10 +224,17 @@ fn opened(
 }
 
 /// A sign-in of `name@domain` against the domain's LDAP servers.
+/// What an LDAP sign-in signs in to: the domain as configured, the name in it, and the LDAP
+/// session generation when it began.
+struct LdapSignIn<'a> {
+    domain: &'a crate::security::ldap::LdapDomain,
+    name: &'a str,
+    generation: u64,
+}
+
 async fn ldap_sign_in(
     req: &HttpRequest,
-    domain: &crate::security::ldap::LdapDomain,
-    name: &str,
+    signing: LdapSignIn<'_>,
     credentials: Credentials,
     settings: AccountSettings,
     security: web::Data<Arc<Security>>,
@@ -249,11 +259,13 @@ async fn ldap_sign_in(
             message,
         ))
     };
-    match ldap::sign_in(domain, &login, name, &credentials.password).await {
+    match ldap::sign_in(signing.domain, &login, signing.name, &credentials.password).await {
         Ok(identity) => {
             let security = security.get_ref().clone();
             let who = identity.clone();
-            match web::block(move || security.open_ldap_session(&who, &settings, chrono::Utc::now())).await {
+            let generation = signing.generation;
+            match web::block(move || security.open_ldap_session(&who, &settings, chrono::Utc::now(), generation)).await
+            {
                 Ok(Ok((secret, session))) => {
                     // Recorded under the name the directory gives, as the session acts.
                     audit.record(Event::now(

@@ -49,8 +49,15 @@ const LDAP_SESSION_INDEX: &[u8] = b"session-of-ldap/";
 
 /// The right to hash one or two passwords now (see the module's docs).
 pub struct HashingTurn {
-    _ticket: tokio::sync::OwnedSemaphorePermit,
-    _slot: tokio::sync::OwnedSemaphorePermit,
+    /// The queue ticket and the hashing slot, until the turn ends (dropped or [`HashingTurn::end`]).
+    permits: std::sync::Mutex<Option<(tokio::sync::OwnedSemaphorePermit, tokio::sync::OwnedSemaphorePermit)>>,
+}
+
+impl HashingTurn {
+    /// Give the turn back now (before slow work that needs no hashing, such as a mail).
+    pub fn end(&self) {
+        self.permits.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+    }
 }
 
 /// No hashing turn is free and the queue for one is full.
@@ -67,7 +74,7 @@ pub async fn hashing_turn() -> Result<HashingTurn, HashingBusy> {
     let slots = SLOTS.get_or_init(|| Arc::new(tokio::sync::Semaphore::new(hashing_at_once())));
     let ticket = tickets.clone().try_acquire_owned().map_err(|_| HashingBusy)?;
     let slot = slots.clone().acquire_owned().await.map_err(|_| HashingBusy)?;
-    Ok(HashingTurn { _ticket: ticket, _slot: slot })
+    Ok(HashingTurn { permits: std::sync::Mutex::new(Some((ticket, slot))) })
 }
 
 /// Hash `password` with a new random salt (argon2id, the crate's defaults: 19 MiB, 2 passes);
@@ -250,10 +257,18 @@ pub(super) fn end_sessions_of(tx: &mut WriteTx<'_>, login: &str, keep: Option<&s
 }
 
 impl Security {
+    /// The generation of the LDAP sessions (see [`Security::open_ldap_session`]).
+    pub fn ldap_generation(&self) -> u64 {
+        self.ldap_generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// End every LDAP user's session (the `ldap` section changed: its roles may map other
     /// groups now). Answers how many ended.
     pub fn end_ldap_sessions(&self) -> Result<usize, SecurityError> {
         let ended = self.db.write(|tx| {
+            // In the write: a sign-in's session is opened in a write too, either before this
+            // one (and ended here) or after (and refused: see `open_ldap_session`).
+            self.ldap_generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let mut found = Vec::new();
             for item in tx.scan_prefix(Keyspace::Tokens, LDAP_SESSION_INDEX) {
                 let (key, _) = item?;
@@ -477,15 +492,24 @@ impl Security {
 
     /// Open a session for `identity`, signed in through LDAP (no local user); answers the
     /// secret and the session.
+    /// `generation`: [`Security::ldap_generation`] when the sign-in began, before it read the
+    /// `ldap` section; if the LDAP sessions were ended since, its role may come from a mapping
+    /// that is gone, and it is refused (sign in again).
     pub fn open_ldap_session(
         &self,
         identity: &super::ldap::LdapIdentity,
         settings: &AccountSettings,
         now: DateTime<Utc>,
+        generation: u64,
     ) -> Result<(String, Session), SecurityError> {
-        let opened = self
-            .db
-            .write(|tx| open_session_for(tx, &identity.login, now, Some(identity.role.clone()), settings, now))?;
+        let opened = self.db.write(|tx| {
+            if self.ldap_generation() != generation {
+                return Err(SecurityError::Conflict(
+                    "the ldap configuration changed during the sign-in: sign in again".into(),
+                ));
+            }
+            open_session_for(tx, &identity.login, now, Some(identity.role.clone()), settings, now)
+        })?;
         self.changed()?;
         Ok(opened)
     }

@@ -198,6 +198,9 @@ pub struct Security {
     /// Roles the active configuration refers to (`ldap[0].roles[1].role` -> role): they cannot
     /// be deleted while it does.
     config_roles: ArcSwap<Vec<(String, String)>>,
+    /// Bumped when the LDAP sessions are ended (the `ldap` section changed): a sign-in that
+    /// began before opens no session after.
+    pub(super) ldap_generation: std::sync::atomic::AtomicU64,
 }
 
 pub(super) fn token_key(name: &str) -> Vec<u8> {
@@ -267,6 +270,7 @@ impl Security {
             reloading: std::sync::Mutex::new(()),
             in_flight: std::sync::Mutex::new(HashMap::new()),
             config_roles: ArcSwap::from_pointee(Vec::new()),
+            ldap_generation: std::sync::atomic::AtomicU64::new(0),
         };
         security.reload()?;
         Ok(security)
