@@ -43,6 +43,17 @@ pub fn normalize(config: &mut Value) -> (Vec<String>, Vec<super::ConfigError>) {
             top.insert("hard_limits".into(), limits);
         }
     }
+    if let Some(metrics) = top.get_mut("metrics").and_then(Value::as_object_mut) {
+        if metrics.remove("export").is_some() {
+            warnings.push(
+                "metrics.export: ignored: GET /metrics answers Prometheus text and GET /health the health; other paths and formats are not served"
+                    .into(),
+            );
+        }
+        if metrics.is_empty() {
+            top.remove("metrics");
+        }
+    }
     for (section, why) in NOT_APPLICABLE.iter().chain(NOT_YET.iter()) {
         if top.remove(*section).is_some() {
             warnings.push(format!("{section}: ignored: {why}"));
