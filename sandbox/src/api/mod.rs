@@ -10,8 +10,10 @@
 //! | `sequence` | sequence.rs |
 //! | `shared` | shared.rs |
 //! | `xml` | xml.rs |
+//! | `digest` | digest.rs |
 
 pub(crate) mod datetime;
+pub(crate) mod digest;
 pub(crate) mod json;
 pub(crate) mod log;
 pub(crate) mod repository;
@@ -32,8 +34,8 @@ use crate::limits::Limits;
 use shared::SharedStore;
 
 /// Names of the API modules (a library may not take one of them).
-pub(crate) const MODULE_NAMES: [&str; 8] =
-    ["repository", "log", "datetime", "uuid", "json", "sequence", "shared", "xml"];
+pub(crate) const MODULE_NAMES: [&str; 9] =
+    ["repository", "log", "datetime", "uuid", "json", "sequence", "shared", "xml", "digest"];
 
 /// Build every API module once; engines share them.
 pub(crate) fn build(host: &Host, limits: &Limits, store: Arc<SharedStore>) -> Vec<(&'static str, SharedModule)> {
@@ -47,6 +49,7 @@ pub(crate) fn build(host: &Host, limits: &Limits, store: Arc<SharedStore>) -> Ve
         sequence::module(host.sequences.clone()),
         shared::module(store, depth),
         xml::module(depth),
+        digest::module(),
     ];
     MODULE_NAMES
         .into_iter()

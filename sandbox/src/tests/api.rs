@@ -233,3 +233,40 @@ fn a_call_on_a_callers_behalf_checks_every_repository_call_before_the_host_sees_
     f.run(r#"repository::put("Secret", #{id: 1})"#, json!(null)).unwrap();
     assert_eq!(scope.0.lock().unwrap().len(), 8);
 }
+
+#[test]
+fn digest_hashes_and_encodings_match_known_values_and_bad_input_is_a_clear_error() {
+    let out = run(
+        r#"#{
+            sha256: digest::sha256_hex("abc"),
+            sha1: digest::sha1_hex("abc"),
+            md5: digest::md5_hex("abc"),
+            crc32: digest::crc32("abc"),
+            b64: digest::base64_encode("Джон Смит"),
+            back: digest::base64_decode(digest::base64_encode("Джон Смит")),
+            url_safe: digest::base64_decode("Pz8-"),
+            unpadded: digest::base64_decode("aGk"),
+            hex: digest::hex_encode("hi"),
+            unhex: digest::hex_decode("6869"),
+        }"#,
+        json!(null),
+    );
+    let out = out.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((out["url_safe"].as_str(), out["unpadded"].as_str()), (Some("??>"), Some("hi")));
+    assert_eq!(out["sha256"], "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_eq!(out["sha1"], "a9993e364706816aba3e25717850c26c9cd0d89d");
+    assert_eq!(out["md5"], "900150983cd24fb0d6963f7d28e17f72");
+    assert_eq!(out["crc32"], 891568578);
+    assert_eq!(out["back"], "Джон Смит");
+    assert_eq!(out["hex"], "6869");
+    assert_eq!(out["unhex"], "hi");
+    for (src, says) in [
+        (r#"digest::base64_decode("!!!")"#, "digest::base64_decode: not base64"),
+        (r#"digest::hex_decode("zz")"#, "digest::hex_decode: not hex"),
+        (r#"digest::hex_decode("ff")"#, "not UTF-8 text"),
+        (r#"digest::sha256_hex(42)"#, "sha256_hex"),
+    ] {
+        let e = run(src, json!(null)).unwrap_err().to_string();
+        assert!(e.contains(says), "{src}: {e}");
+    }
+}
