@@ -158,6 +158,9 @@ impl ferrogrid_sandbox::DataAccess for Unopened {
     fn delete(&self, _: &str, _: &Value, _: &Value) -> Result<Value, HostError> {
         Self::error()
     }
+    fn scan_page(&self, _: &str, _: &Value, _: &Value) -> Result<(Vec<Value>, Option<String>), HostError> {
+        Self::error()
+    }
     fn push_job(&self, _: &str, _: &Value) -> Result<(), HostError> {
         Self::error()
     }

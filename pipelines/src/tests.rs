@@ -31,6 +31,9 @@ impl DataAccess for NoStorage {
     fn push_job(&self, _: &str, _: &Value) -> Result<(), HostError> {
         Err(no())
     }
+    fn scan_page(&self, _: &str, _: &Value, _: &Value) -> Result<(Vec<Value>, Option<String>), HostError> {
+        Err(no())
+    }
 }
 
 impl Sequences for NoStorage {

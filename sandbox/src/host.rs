@@ -25,6 +25,15 @@ pub trait DataAccess: Send + Sync {
     fn delete(&self, type_name: &str, filter: &Value, options: &Value) -> Result<Value, HostError>;
     /// Queue the job `name` with `args` (run later by the scheduler).
     fn push_job(&self, name: &str, args: &Value) -> Result<(), HostError>;
+    /// One page of a scan over every object of `type_name` matching `filter` (`map_reduce`):
+    /// `options` as `find`'s (`version`, `after`; the host chooses the page size under its
+    /// limits); the objects, and the cursor to continue after (`None`: that was the last page).
+    fn scan_page(
+        &self,
+        type_name: &str,
+        filter: &Value,
+        options: &Value,
+    ) -> Result<(Vec<Value>, Option<String>), HostError>;
 }
 
 /// What a `repository` call needs of the caller a call runs for (see [`DataScope`]).

@@ -32,8 +32,13 @@ where
     std::thread::Builder::new().name(name.into()).stack_size(SCRIPT_STACK_SIZE).spawn(f)
 }
 
+/// The functions compiled by a sandbox, by name: `repository::map_reduce` runs the ones it is
+/// given by name.
+pub(crate) type Compiled = Arc<std::sync::RwLock<std::collections::HashMap<String, Arc<AST>>>>;
+
 struct Inner {
     limits: Limits,
+    compiled: Compiled,
     api: Vec<(&'static str, SharedModule)>,
     libraries: StaticModuleResolver,
     compiler: Engine,
@@ -60,7 +65,8 @@ impl Sandbox {
     pub fn new(limits: Limits, host: Host, libraries: &[(String, String)]) -> Result<Sandbox, ScriptError> {
         limits.validate().map_err(|m| ScriptError::new("sandbox", ScriptErrorKind::Config(m)))?;
         let store = Arc::new(SharedStore::new(limits.max_shared_keys));
-        let api = api::build(&host, &limits, store.clone());
+        let compiled: Compiled = Arc::default();
+        let api = api::build(&host, &limits, store.clone(), compiled.clone());
 
         let mut resolver = StaticModuleResolver::new();
         let mut seen = HashSet::new();
@@ -85,7 +91,7 @@ impl Sandbox {
         }
 
         let compiler = hardened_engine(&limits, &api, resolver.clone());
-        Ok(Sandbox { inner: Arc::new(Inner { limits, api, libraries: resolver, compiler, store }) })
+        Ok(Sandbox { inner: Arc::new(Inner { limits, compiled, api, libraries: resolver, compiler, store }) })
     }
 
     /// Compile the script of `function_name` (at config load). Errors name the function, the
@@ -102,7 +108,13 @@ impl Sandbox {
             error
         })?;
         ast.set_source(function_name);
-        Ok(CompiledScript { name: Arc::from(function_name), ast: Arc::new(ast) })
+        let ast = Arc::new(ast);
+        self.inner
+            .compiled
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(function_name.to_string(), ast.clone());
+        Ok(CompiledScript { name: Arc::from(function_name), ast })
     }
 
     /// A new engine for one worker thread (run it on a thread with `SCRIPT_STACK_SIZE`).

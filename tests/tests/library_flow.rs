@@ -382,6 +382,9 @@ types:
 functions:
   classify: {__file: classify.rhai}
   lookup: {__file: lookup.rhai}
+  count_users: {__file: count_users.rhai}
+  one: {__file: one.rhai}
+  plus: {__file: plus.rhai}
 pipelines:
   classify: [classify]
   lookup: [lookup]
@@ -402,6 +405,7 @@ input_processor:
     - {key: User, type: User}
 services:
   two_users: {function: lookup, return_type: long}
+  count_users: {function: count_users, return_type: long}
 hard-limits:
   scanned: 2000
   returned: 3
@@ -420,8 +424,18 @@ fn a_tdg_configuration_loads_with_warnings_for_what_does_not_apply() {
         "repository::find(\"User\", [], #{mode: \"write\", prefer_replica: true, balance: true, first: 2}).len()";
     let model = r#"[{"name": "User", "type": "record", "logicalType": "Aggregate", "indexes": ["id"],
       "fields": [{"name": "id", "type": "long"}, {"name": "username", "type": "string"}]}]"#;
-    let files =
-        [("model.avsc", model), ("classify.rhai", "param.routing_key = \"User\";\nparam\n"), ("lookup.rhai", lookup)];
+    let files = [
+        ("model.avsc", model),
+        ("classify.rhai", "param.routing_key = \"User\";\nparam\n"),
+        ("lookup.rhai", lookup),
+        // Every user, past `returned` (3), in pages: TDG's map_reduce with named functions.
+        (
+            "count_users.rhai",
+            "repository::map_reduce(\"User\", [], (), \"one\", \"plus\", (), #{combine_initial_state: 0})",
+        ),
+        ("one.rhai", "1"),
+        ("plus.rhai", "param.state + param.value"),
+    ];
     let dir = ConfigDir::new(TDG_CONFIG, &files).expect("config dir");
     let out = ferrogrid_command().arg("check").arg(dir.path()).output().expect("run ferrogrid check");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -453,4 +467,5 @@ fn a_tdg_configuration_loads_with_warnings_for_what_does_not_apply() {
     let r = server.graphql("{ User(first: 10) { id } }", json!({}));
     assert!(r["errors"][0]["message"].as_str().unwrap_or_default().contains("returned"), "{r}");
     assert_eq!(server.graphql("{ two_users }", json!({}))["data"]["two_users"], 2);
+    assert_eq!(server.graphql("{ count_users }", json!({}))["data"]["count_users"], 4);
 }

@@ -391,6 +391,15 @@ impl ferrogrid_sandbox::DataAccess for Repository {
         self.delete(type_name, filter, options).map(objects).map_err(host_error)
     }
 
+    fn scan_page(
+        &self,
+        type_name: &str,
+        filter: &Value,
+        options: &Value,
+    ) -> Result<(Vec<Value>, Option<String>), HostError> {
+        self.scan_page_of(type_name, filter, options).map_err(host_error)
+    }
+
     fn push_job(&self, name: &str, args: &Value) -> Result<(), HostError> {
         if !self.is_job(name) {
             return Err(HostError::new(
@@ -400,6 +409,31 @@ impl ferrogrid_sandbox::DataAccess for Repository {
         }
         let jobs = self.jobs.get().ok_or_else(|| HostError::new(HostClass::Internal, "the job queue is not open"))?;
         jobs.push(name, args.clone()).map_err(|e| HostError::new(HostClass::Internal, e.to_string()))
+    }
+}
+
+/// Objects per page of a `map_reduce` scan (fewer when `hard_limits.returned` is lower).
+const SCAN_PAGE: i64 = 500;
+
+impl Repository {
+    /// One page of a scan (`map_reduce`): at most [`SCAN_PAGE`] objects (and no more than
+    /// `hard_limits.returned`, each page under `hard_limits.scanned`), and the cursor after
+    /// the last when there may be more.
+    fn scan_page_of(
+        &self,
+        type_name: &str,
+        filter: &Value,
+        options: &Value,
+    ) -> Result<(Vec<Value>, Option<String>), RepoError> {
+        let spec = self.spec(type_name)?;
+        let conditions = Condition::parse_filter(filter)?;
+        let mut options: FindOptions = parse("map_reduce options", options)?;
+        options.hard_limits = self.hard_limits();
+        let page = SCAN_PAGE.min(i64::try_from(options.hard_limits.returned).unwrap_or(SCAN_PAGE)).max(1);
+        options.first = Some(page);
+        let found = storage::objects::find(&self.db, &spec, &conditions, &options)?;
+        let next = if found.items.len() as i64 >= page { found.items.last().map(|s| s.cursor.clone()) } else { None };
+        Ok((found.items.into_iter().map(|s| s.object).collect(), next))
     }
 }
 

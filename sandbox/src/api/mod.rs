@@ -38,10 +38,15 @@ pub(crate) const MODULE_NAMES: [&str; 9] =
     ["repository", "log", "datetime", "uuid", "json", "sequence", "shared", "xml", "digest"];
 
 /// Build every API module once; engines share them.
-pub(crate) fn build(host: &Host, limits: &Limits, store: Arc<SharedStore>) -> Vec<(&'static str, SharedModule)> {
+pub(crate) fn build(
+    host: &Host,
+    limits: &Limits,
+    store: Arc<SharedStore>,
+    compiled: crate::sandbox::Compiled,
+) -> Vec<(&'static str, SharedModule)> {
     let depth = limits.max_value_depth;
     let modules = [
-        repository::module(host.repository.clone(), depth),
+        repository::module(host.repository.clone(), depth, compiled),
         log::module(depth),
         datetime::module(),
         uuid::module(),

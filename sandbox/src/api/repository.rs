@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use rhai::{Dynamic, EvalAltResult, ImmutableString, Module};
+use rhai::{Dynamic, EvalAltResult, FnPtr, ImmutableString, Map, Module, NativeCallContext, Scope};
 use serde_json::Value;
 
 use crate::convert::{dynamic_to_json, json_to_dynamic};
@@ -41,8 +41,150 @@ impl Conv {
     }
 }
 
+/// A function of `map_reduce`: a Rhai function pointer or closure, or the name of a function
+/// of the configuration (run with `param` = a map of its arguments by name).
+enum Step {
+    Closure(FnPtr),
+    Named(Arc<rhai::AST>),
+}
+
+impl Step {
+    fn of(what: &str, v: Dynamic, compiled: &crate::sandbox::Compiled) -> Result<Option<Step>, Box<EvalAltResult>> {
+        if v.is_unit() {
+            return Ok(None);
+        }
+        if v.is_fnptr() {
+            return Ok(v.try_cast::<FnPtr>().map(Step::Closure));
+        }
+        if let Some(name) = v.clone().try_cast::<ImmutableString>() {
+            let found = compiled.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(name.as_str()).cloned();
+            return match found {
+                Some(ast) => Ok(Some(Step::Named(ast))),
+                None => Err(api_error(format!(
+                    "repository::map_reduce: {what}: there is no function \"{name}\" in the configuration's functions"
+                ))),
+            };
+        }
+        Err(api_error(format!(
+            "repository::map_reduce: {what}: a closure (|x| ...), Fn(\"name\"), a function name or (), not {}",
+            v.type_name()
+        )))
+    }
+
+    /// Call with the arguments by name (a closure gets them in this order).
+    fn call(&self, ctx: &NativeCallContext, args: Vec<(&str, Dynamic)>) -> Res {
+        match self {
+            Step::Closure(f) => {
+                let values: Vec<Dynamic> = args.into_iter().map(|(_, v)| v).collect();
+                f.call_raw(ctx, None, values)
+            }
+            Step::Named(ast) => {
+                let mut param = Map::new();
+                for (k, v) in args {
+                    param.insert(k.into(), v);
+                }
+                let mut scope = Scope::new();
+                scope.push("param", param);
+                // Errors pass as they are: a timeout, a cancel or a host error keeps its kind (the
+                // function's name is the AST's source, in the error's position).
+                ctx.engine().eval_ast_with_scope::<Dynamic>(&mut scope, ast)
+            }
+        }
+    }
+}
+
+/// `repository::map_reduce(type, filter, version, map_fn, combine_fn, reduce_fn[, opts])`
+/// (TDG 1.4) over every matching object, page by page: `map_fn(object, map_args)` (a `()`
+/// result is skipped), `combine_fn(state, value, combine_args)` from `combine_initial_state`
+/// (default `#{}`; without a combine_fn the state is the array of the map results), then
+/// `reduce_fn(state, value, reduce_args)` once, with `reduce_initial_state` (default `#{}`) and
+/// the combined state; its result (without a reduce_fn: the combined state) is the answer.
+#[allow(clippy::too_many_arguments)]
+fn map_reduce(
+    ctx: &NativeCallContext,
+    repo: &dyn DataAccess,
+    compiled: &crate::sandbox::Compiled,
+    max_depth: usize,
+    t: &str,
+    filter: &Dynamic,
+    version: &Dynamic,
+    steps: [Dynamic; 3],
+    opts: Option<&Dynamic>,
+) -> Res {
+    let c = Conv { function: "map_reduce", max_depth };
+    check_data("repository::map_reduce", DataNeed::Read(t)).map_err(host_error)?;
+    let filter = c.arg("filter", filter)?;
+    let version = if version.is_unit() {
+        Value::Null
+    } else {
+        Value::from(version.as_int().map_err(|_| api_error("repository::map_reduce: version: an integer or ()"))?)
+    };
+    let [map_fn, combine_fn, reduce_fn] = steps;
+    let map_fn =
+        Step::of("map_fn", map_fn, compiled)?.ok_or_else(|| api_error("repository::map_reduce: map_fn is needed"))?;
+    let combine_fn = Step::of("combine_fn", combine_fn, compiled)?;
+    let reduce_fn = Step::of("reduce_fn", reduce_fn, compiled)?;
+    let opts: Map = match opts {
+        Some(o) if !o.is_unit() => o
+            .clone()
+            .try_cast::<Map>()
+            .ok_or_else(|| api_error("repository::map_reduce: opts: a map (map_args, combine_args, ...)"))?,
+        _ => Map::new(),
+    };
+    let known = ["map_args", "combine_args", "combine_initial_state", "reduce_args", "reduce_initial_state"];
+    if let Some(unknown) = opts.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(api_error(format!(
+            "repository::map_reduce: opts: unknown option \"{unknown}\" (known: {})",
+            known.join(", ")
+        )));
+    }
+    let opt = |name: &str, default: Dynamic| opts.get(name).cloned().unwrap_or(default);
+    let (map_args, combine_args, reduce_args) =
+        (opt("map_args", Dynamic::UNIT), opt("combine_args", Dynamic::UNIT), opt("reduce_args", Dynamic::UNIT));
+    let mut state = match &combine_fn {
+        Some(_) => opt("combine_initial_state", Map::new().into()),
+        None => rhai::Array::new().into(),
+    };
+    let mut after: Option<String> = None;
+    loop {
+        let mut options = serde_json::Map::new();
+        options.insert("version".into(), version.clone());
+        if let Some(cursor) = &after {
+            options.insert("after".into(), Value::String(cursor.clone()));
+        }
+        let (objects, next) = repo.scan_page(t, &filter, &Value::Object(options)).map_err(host_error)?;
+        for object in objects {
+            let object = json_to_dynamic(&object, max_depth)
+                .map_err(|m| api_error(format!("repository::map_reduce: an object: {m}")))?;
+            let value = map_fn.call(ctx, vec![("object", object), ("args", map_args.clone())])?;
+            if value.is_unit() {
+                continue;
+            }
+            state = match &combine_fn {
+                Some(f) => f.call(ctx, vec![("state", state), ("value", value), ("args", combine_args.clone())])?,
+                None => {
+                    let mut list = state.try_cast::<rhai::Array>().unwrap_or_default();
+                    list.push(value);
+                    list.into()
+                }
+            };
+        }
+        match next {
+            Some(cursor) => after = Some(cursor),
+            None => break,
+        }
+    }
+    match &reduce_fn {
+        Some(f) => f.call(
+            ctx,
+            vec![("state", opt("reduce_initial_state", Map::new().into())), ("value", state), ("args", reduce_args)],
+        ),
+        None => Ok(state),
+    }
+}
+
 /// Build the `repository` module over `repo`.
-pub(crate) fn module(repo: Arc<dyn DataAccess>, max_depth: usize) -> Module {
+pub(crate) fn module(repo: Arc<dyn DataAccess>, max_depth: usize, compiled: crate::sandbox::Compiled) -> Module {
     let mut m = Module::new();
     let conv = move |function| Conv { function, max_depth };
 
@@ -105,6 +247,30 @@ pub(crate) fn module(repo: Arc<dyn DataAccess>, max_depth: usize) -> Module {
     m.set_native_fn("delete", move |t: ImmutableString, f: Dynamic| delete(&*r, &t, &f, None));
     let r = repo.clone();
     m.set_native_fn("delete", move |t: ImmutableString, f: Dynamic, o: Dynamic| delete(&*r, &t, &f, Some(&o)));
+
+    let (r, fns) = (repo.clone(), compiled.clone());
+    m.set_native_fn(
+        "map_reduce",
+        move |ctx: NativeCallContext,
+              t: ImmutableString,
+              f: Dynamic,
+              v: Dynamic,
+              a: Dynamic,
+              b: Dynamic,
+              c: Dynamic| { map_reduce(&ctx, &*r, &fns, max_depth, &t, &f, &v, [a, b, c], None) },
+    );
+    let (r, fns) = (repo.clone(), compiled);
+    m.set_native_fn(
+        "map_reduce",
+        move |ctx: NativeCallContext,
+              t: ImmutableString,
+              f: Dynamic,
+              v: Dynamic,
+              a: Dynamic,
+              b: Dynamic,
+              c: Dynamic,
+              o: Dynamic| { map_reduce(&ctx, &*r, &fns, max_depth, &t, &f, &v, [a, b, c], Some(&o)) },
+    );
 
     let r = repo;
     m.set_native_fn("push_job", move |name: ImmutableString, args: Dynamic| {

@@ -270,3 +270,66 @@ fn digest_hashes_and_encodings_match_known_values_and_bad_input_is_a_clear_error
         assert!(e.contains(says), "{src}: {e}");
     }
 }
+
+#[test]
+fn map_reduce_streams_every_page_through_closures_or_named_functions() {
+    let f = fixture_with(Limits::default(), &[]);
+    for (id, city, amount) in [(1, "Oslo", 10), (2, "Rome", 5), (3, "Oslo", 7), (4, "Lima", 1), (5, "Rome", 2)] {
+        f.run(&format!(r#"repository::put("Sale", #{{id: {id}, city: "{city}", amount: {amount}}})"#), json!(null))
+            .unwrap();
+    }
+    // Closures: totals per city over five objects in three pages of two.
+    let by_city = f
+        .run(
+            r#"repository::map_reduce("Sale", [], (),
+                |sale, args| if sale.amount >= args.least { sale } else { () },
+                |state, sale, args| { let t = state[sale.city] ?? 0; state[sale.city] = t + sale.amount; state },
+                |state, totals, args| { state.cities = totals; state.note = args; state },
+                #{map_args: #{least: 2}, reduce_args: "done", reduce_initial_state: #{cities: ()}})"#,
+            json!(null),
+        )
+        .unwrap();
+    assert_eq!(by_city, json!({"cities": {"Oslo": 17, "Rome": 7}, "note": "done"}));
+
+    // Named functions of the configuration get param = #{object, args} / #{state, value, args}.
+    f.sandbox.compile("sale_amount", "param.object.amount * param.args").unwrap();
+    f.sandbox.compile("sum", "param.state + param.value").unwrap();
+    f.sandbox.compile("finish", "#{total: param.value, initial: param.state}").unwrap();
+    f.sandbox.compile("boom", r#"throw "boom""#).unwrap();
+    let total = f
+        .run(
+            r#"repository::map_reduce("Sale", [], (), "sale_amount", "sum", "finish",
+                #{map_args: 10, combine_initial_state: 0, reduce_initial_state: "none"})"#,
+            json!(null),
+        )
+        .unwrap();
+    assert_eq!(total, json!({"total": 250, "initial": "none"}));
+    // Without combine and reduce: the map results, in order.
+    let ids = f.run(r#"repository::map_reduce("Sale", [], (), |s, a| s.id, (), ())"#, json!(null)).unwrap();
+    assert_eq!(ids, json!([1, 2, 3, 4, 5]));
+
+    for (src, says) in [
+        (r#"repository::map_reduce("Sale", [], (), (), (), ())"#, "map_fn is needed"),
+        (r#"repository::map_reduce("Sale", [], (), "nope", (), ())"#, "no function \"nope\""),
+        (r#"repository::map_reduce("Sale", [], (), 42, (), ())"#, "a closure"),
+        (r#"repository::map_reduce("Sale", [], "v1", |s, a| 1, (), ())"#, "version: an integer"),
+        (r#"repository::map_reduce("Sale", [], (), |s, a| 1, (), (), #{colour: 1})"#, "unknown option \"colour\""),
+        (r#"repository::map_reduce("Sale", [], (), |s, a| s.missing.deeper, (), ())"#, "Unknown property 'deeper'"),
+        (r#"repository::map_reduce("Sale", [], (), "boom", (), ())"#, "boom"),
+    ] {
+        let e = f.run(src, json!(null)).unwrap_err().to_string();
+        assert!(e.contains(says), "{src}: {e}");
+    }
+    let named = f.run(r#"repository::map_reduce("Sale", [], (), "boom", (), ())"#, json!(null)).unwrap_err();
+    assert!(named.to_string().contains("boom"), "{named}");
+
+    // The script's budgets (operations, deadline) hold inside the map function, and stay limits.
+    let slow = fixture_with(Limits { timeout_ms: 200, ..Limits::default() }, &[]);
+    slow.run(r#"repository::put("Sale", #{id: 1})"#, json!(null)).unwrap();
+    slow.sandbox.compile("spin", "loop { }").unwrap();
+    for map in ["|s, a| { loop { } }", r#""spin""#] {
+        let e =
+            slow.run(&format!(r#"repository::map_reduce("Sale", [], (), {map}, (), ())"#), json!(null)).unwrap_err();
+        assert!(matches!(e.kind, ScriptErrorKind::Timeout | ScriptErrorKind::Limit(_)), "{map}: {e}");
+    }
+}

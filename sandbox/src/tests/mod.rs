@@ -95,6 +95,17 @@ impl DataAccess for FakeRepository {
         Ok(Value::Array(gone.into_iter().map(|(_, o)| o).collect()))
     }
 
+    /// Pages of two objects, the cursor being the index of the next one.
+    fn scan_page(&self, t: &str, filter: &Value, options: &Value) -> Result<(Vec<Value>, Option<String>), HostError> {
+        let start: usize = options["after"].as_str().map_or(0, |a| a.parse().unwrap_or(0));
+        let objects = self.objects.lock().unwrap();
+        let all: Vec<Value> =
+            objects.iter().filter(|(ty, o)| ty == t && Self::matches(o, filter)).map(|(_, o)| o.clone()).collect();
+        let page: Vec<Value> = all.iter().skip(start).take(2).cloned().collect();
+        let next = (start + 2 < all.len()).then(|| (start + 2).to_string());
+        Ok((page, next))
+    }
+
     fn push_job(&self, name: &str, args: &Value) -> Result<(), HostError> {
         self.jobs.lock().unwrap().push((name.to_string(), args.clone()));
         Ok(())
