@@ -13,6 +13,7 @@ pub mod lifecycle;
 pub mod live;
 pub mod metrics;
 pub mod model;
+pub mod notifier;
 pub mod output;
 pub mod parked;
 pub mod processor;

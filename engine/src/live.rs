@@ -282,6 +282,7 @@ pub struct Live {
     outputs: tokio::sync::Mutex<Option<OutputProcessor>>,
     index_builder: tokio::sync::Mutex<Option<IndexBuilder>>,
     lifecycle: tokio::sync::Mutex<Option<crate::lifecycle::Lifecycle>>,
+    notifier: tokio::sync::Mutex<Option<crate::notifier::Notifier>>,
     /// One apply at a time.
     applying: tokio::sync::Mutex<()>,
     /// The background deletion of removed indexes' entries: `(running, asked again)`. An apply
@@ -316,6 +317,7 @@ impl Live {
             outputs: tokio::sync::Mutex::new(None),
             index_builder: tokio::sync::Mutex::new(None),
             lifecycle: tokio::sync::Mutex::new(None),
+            notifier: tokio::sync::Mutex::new(None),
             applying: tokio::sync::Mutex::new(()),
             dropping: Arc::new(Mutex::new((false, false))),
         }))
@@ -335,6 +337,9 @@ impl Live {
         *self.index_builder.lock().await = Some(IndexBuilder::start(rt.repository.clone())?);
         // Expiration and archiving follow the active version's rules by themselves.
         *self.lifecycle.lock().await = Some(crate::lifecycle::Lifecycle::start(self.engine.clone())?);
+        // Repair-queue notices: from the first failure on, when someone is subscribed.
+        crate::notifier::refresh(&self.engine)?;
+        *self.notifier.lock().await = Some(crate::notifier::Notifier::start(self.engine.clone()));
         *self.outputs.lock().await = Some(OutputProcessor::start(self.engine.clone()));
         self.inputs.fetch_with(&rt.config.connector.input).await.map_err(|e| anyhow::anyhow!(e))?;
         self.drop_removed_indexes();
@@ -350,6 +355,9 @@ impl Live {
         }
         if let Some(lifecycle) = self.lifecycle.lock().await.take() {
             lifecycle.stop().await;
+        }
+        if let Some(notifier) = self.notifier.lock().await.take() {
+            notifier.stop().await;
         }
         self.inputs.stop().await;
         if let Some(outputs) = self.outputs.lock().await.take() {
@@ -601,6 +609,10 @@ impl Live {
     /// version, those that answer requests first. What failed, for the answer.
     async fn follow(&self, old: &Runtime, new: &Runtime) -> Vec<String> {
         let mut warnings = Vec::new();
+        // The new version's repair queue notes new entries when someone is subscribed.
+        if let Err(e) = crate::notifier::refresh(&self.engine) {
+            warnings.push(format!("reading the notifier settings failed: {e}"));
+        }
         // First: sessions opened under the old mapping must not outlive it.
         self.security.set_config_roles(crate::security::ldap::mapped_roles(&new.config.ldap));
         if new.section_changed(old, "ldap") {

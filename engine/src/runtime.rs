@@ -188,6 +188,9 @@ pub fn check(config: &Config) -> Vec<String> {
         Ok(model) => errors.append(&mut crate::graphql::check(&model, config)),
         Err(mut e) => errors.append(&mut e),
     }
+    if let Err(e) = crate::notifier::check(&config.notifier) {
+        errors.push(format!("notifier.{e}"));
+    }
     let unopened = Arc::new(Unopened);
     let host = Host { repository: unopened.clone(), sequences: unopened };
     if let Err(mut e) = build_scripts(config, host) {

@@ -690,6 +690,7 @@ const settingsTabs = [
   ["roles", "Roles", "roles_read"],
   ["data-actions", "Data actions", "roles_read"],
   ["password-policy", "Password policy", null],
+  ["notifications", "Notifications", "config_read"],
   ["audit", "Audit log", "audit_log_read"],
 ];
 
@@ -718,6 +719,57 @@ async function renderSettings(page) {
     catch (e) { if (e instanceof Unauthorized) return signOut("You are signed out: your credentials are no longer accepted."); message(note, e.message, true); }
   };
   await renderSettingsTab(tab[0], content, note, act);
+}
+
+// Repair-queue notifications (TDG's Settings > Mail server and Subscribers): who gets a mail
+// when objects enter the repair queue, and through which SMTP server. Read by config_read,
+// changed by config_apply; the password is never shown (left empty, it stays).
+function notifierForm(n, act, note) {
+  const server = n.mail_server || {};
+  const field = (id, label, value, attrs = {}) => {
+    const input = el("input", { id, "aria-label": label, ...attrs });
+    input.value = value == null ? "" : String(value);
+    return [input, el("label", {}, label + " ", input)];
+  };
+  const [url, urlLabel] = field("notifier-url", "SMTP server", server.url, { placeholder: "smtp://mail.example.com:25" });
+  const [from, fromLabel] = field("notifier-from", "From", server.from, { placeholder: "Ferrogrid <grid@example.com>" });
+  const [user, userLabel] = field("notifier-username", "User name", server.username);
+  const [password, passwordLabel] = field("notifier-password", "Password", "", { type: "password", placeholder: server.password_set ? "unchanged" : "" });
+  const [timeout, timeoutLabel] = field("notifier-timeout", "Timeout (s)", server.timeout ?? 5, { type: "number", min: "1" });
+  const [interval, intervalLabel] = field("notifier-interval", "At most one mail every (s)", n.interval_seconds, { type: "number", min: "1" });
+  const [link, linkLabel] = field("notifier-link", "Web UI address", n.link, { placeholder: "https://grid.example.com" });
+  const users = (n.users || []).map((u) => ({ id: u.id, name: u.name, addr: u.addr }));
+  const rows = el("tbody", {});
+  const drawUsers = () => rows.replaceChildren(...(users.length ? users.map((u, i) => el("tr", { "data-subscriber": u.addr },
+    el("td", {}, u.name), el("td", {}, u.addr),
+    el("td", {}, el("button", { needs: "config_apply", type: "button", class: "danger", onclick: () => { users.splice(i, 1); drawUsers(); } }, "Remove")))) :
+    [el("tr", {}, el("td", { colspan: "3" }, "Nobody gets notices yet: add a subscriber."))]));
+  drawUsers();
+  const [name, nameLabel] = field("subscriber-name", "Name", "");
+  const [addr, addrLabel] = field("subscriber-addr", "E-mail", "", { type: "email" });
+  const addUser = el("button", { needs: "config_apply", id: "subscriber-add", type: "button", class: "secondary", onclick: () => {
+    if (!addr.value) return message(note, "A subscriber needs an e-mail address.", true);
+    const ids = users.map((u) => Number(u.id)).filter((x) => !Number.isNaN(x));
+    users.push({ id: (ids.length ? Math.max(...ids) : 0) + 1, name: name.value || addr.value, addr: addr.value });
+    name.value = ""; addr.value = ""; drawUsers();
+  } }, "Add subscriber");
+  const save = () => {
+    const mail = url.value ? { url: url.value, from: from.value, username: user.value || null, timeout: Number(timeout.value) || 5 } : null;
+    if (mail && password.value) mail.password = password.value;
+    act(() => api("PUT", "/admin/api/notifier", { mail_server: mail, users, interval_seconds: Number(interval.value) || 60, link: link.value || null }),
+      () => message(note, "The notification settings are saved."));
+  };
+  return el("div", {},
+    el("p", { class: "hint" }, n.source === "api" ? "Set here, over the configuration's notifier section." : "From the configuration's notifier section; saving here puts these in its place."),
+    el("form", { id: "notifier-form", class: "details", onsubmit: (e) => { e.preventDefault(); save(); } },
+      el("div", { class: "toolbar" }, urlLabel, fromLabel),
+      el("div", { class: "toolbar" }, userLabel, passwordLabel, timeoutLabel),
+      el("div", { class: "toolbar" }, intervalLabel, linkLabel),
+      el("div", { class: "table-wrap" }, el("table", { id: "subscribers-table" }, el("thead", {}, el("tr", {}, el("th", {}, "Subscriber"), el("th", {}, "E-mail"), el("th", {}, ""))), rows)),
+      el("div", { needs: "config_apply", class: "toolbar" }, nameLabel, addrLabel, addUser),
+      el("div", { needs: "config_apply", class: "toolbar" }, el("button", { id: "notifier-save", type: "submit" }, "Save"),
+        n.source === "api" ? el("button", { id: "notifier-reset", type: "button", class: "secondary", onclick: () =>
+          act(() => api("DELETE", "/admin/api/notifier"), () => message(note, "Back to the configuration's notifier section.")) }, "Back to the configuration's") : "")));
 }
 
 // The password policy form (TDG's Settings > Password Policy): for users_admin; it applies to
@@ -813,6 +865,8 @@ async function renderSettingsTab(tab, content, note, act) {
         el("td", {}, d.name), el("td", { class: "mono" }, Object.entries(d.aggregates).map(([t, r]) => `${t}: ${[r.read && "read", r.write && "write"].filter(Boolean).join("+") || "none"}`).join(", ")),
         el("td", {}, el("button", { needs: "roles_admin", type: "button", class: "danger", onclick: async () => { if (await confirmAction(`Delete data action ${d.name}?`)) act(() => api("DELETE", `/admin/api/data-actions/${encodeURIComponent(d.name)}`)); } }, "Delete")))),
         "No data actions."));
+  } else if (tab === "notifications") {
+    content.replaceChildren(notifierForm(await api("GET", "/admin/api/notifier"), act, note));
   } else if (tab === "password-policy") {
     const p = await api("GET", "/admin/api/password-policy");
     const classes = Object.entries(p.password_policy.include).filter(([, on]) => on).map(([c]) => c);

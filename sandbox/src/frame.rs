@@ -90,7 +90,8 @@ pub(crate) fn enter(function: &Arc<str>, ctx: &CallContext, timeout_ms: u64) -> 
     FrameGuard { _not_send: PhantomData }
 }
 
-/// Called from `on_progress`: the value to terminate the script with, if it must stop.
+/// Called from `on_progress` (and by host loops such as `map_reduce`): the value to terminate
+/// the script with, if it must stop.
 pub(crate) fn check_stop() -> Option<Dynamic> {
     FRAMES.with(|f| {
         let frames = f.borrow();

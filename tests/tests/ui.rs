@@ -678,6 +678,27 @@ fn settings_flow(kind: Kind) {
             (admin.get("/admin/api/password-policy").json()["overridden"] == false).then_some(())
         })
         .unwrap();
+    // Notifications: the mail server and a subscriber, saved over the configuration's.
+    browser.goto(&format!("{url}#/settings/notifications")).unwrap();
+    browser.wait("the notifications tab", || browser.find("#notifier-form").ok()).unwrap();
+    browser.type_into(&browser.find("#notifier-url").unwrap(), "smtp://127.0.0.1:2525").unwrap();
+    browser.type_into(&browser.find("#notifier-from").unwrap(), "Grid <grid@example.com>").unwrap();
+    browser.type_into(&browser.find("#subscriber-name").unwrap(), "Ops").unwrap();
+    browser.type_into(&browser.find("#subscriber-addr").unwrap(), "ops@example.com").unwrap();
+    browser.click(&browser.find("#subscriber-add").unwrap()).unwrap();
+    browser
+        .wait("the subscriber row", || browser.find("#subscribers-table tr[data-subscriber='ops@example.com']").ok())
+        .unwrap();
+    browser.click(&browser.find("#notifier-save").unwrap()).unwrap();
+    let saved = browser
+        .wait("saved", || {
+            let n = admin.get("/admin/api/notifier").json();
+            (n["source"] == "api").then_some(n)
+        })
+        .unwrap();
+    assert_eq!(saved["users"][0]["addr"], "ops@example.com", "{saved}");
+    assert_eq!(saved["mail_server"]["from"], "Grid <grid@example.com>", "{saved}");
+    shot(&browser, "settings-notifications");
     no_console_errors(&browser, "settings");
 
     // A supervisor sees Settings without the buttons that change anything.

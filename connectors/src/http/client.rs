@@ -138,7 +138,7 @@ impl Poster {
             .tls_danger_accept_invalid_certs(!options.verify_peer)
             .tls_danger_accept_invalid_hostnames(!options.verify_host);
         if let Some(interval) = options.keepalive_interval.filter(|i| *i > 0.0) {
-            builder = builder.tcp_keepalive(Duration::from_secs_f64(interval));
+            builder = builder.tcp_keepalive_interval(Duration::from_secs_f64(interval));
         }
         // The peer's certificate is checked against `ca_file`, else against the Mozilla roots
         // built in (the same on every machine, with or without a system trust store).

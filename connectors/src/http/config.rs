@@ -75,8 +75,9 @@ pub struct HttpClientOptions {
     #[serde(default = "default_keepalive_idle")]
     #[schemars(range(min = 0))]
     pub keepalive_idle: f64,
-    /// TDG's `keepalive_interval`: seconds between TCP keep-alive probes on an open connection
-    /// (none when absent or 0), so a peer or a middlebox that went away is noticed.
+    /// TDG's `keepalive_interval`: seconds between TCP keep-alive probes on an idle connection
+    /// (absent or 0: the client's default, 15 s), so a peer or a middlebox that went away is
+    /// noticed.
     #[serde(default)]
     #[schemars(range(min = 0))]
     pub keepalive_interval: Option<f64>,

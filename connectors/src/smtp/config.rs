@@ -41,6 +41,18 @@ pub struct SmtpOutputConfig {
     /// PEM file with the client certificate's private key.
     #[serde(default)]
     pub ssl_key: Option<String>,
+    /// Over TLS, accept a certificate that does not name the server's host (TDG's
+    /// `skip_verify_host`).
+    #[serde(default)]
+    pub skip_verify_host: bool,
+}
+
+/// `url` with `user` and `password` as its login (the `user:password@` part, percent-encoded).
+pub fn url_with_login(url: &str, user: &str, password: Option<&str>) -> Result<String, String> {
+    let mut parsed = url.parse::<reqwest::Url>().map_err(|e| format!("url: {e}"))?;
+    parsed.set_username(user).map_err(|()| "url: it cannot carry a login".to_string())?;
+    parsed.set_password(password).map_err(|()| "url: it cannot carry a password".to_string())?;
+    Ok(parsed.to_string())
 }
 
 impl SmtpOutputConfig {

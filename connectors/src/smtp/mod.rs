@@ -5,5 +5,5 @@ mod output;
 #[cfg(test)]
 mod tests;
 
-pub use config::SmtpOutputConfig;
+pub use config::{url_with_login, SmtpOutputConfig};
 pub use output::SmtpOutput;

@@ -46,20 +46,29 @@ impl SmtpOutput {
         let from: Mailbox = config.from.parse().map_err(|e| fail(format!("from: {e}")))?;
         let mut builder = SmtpTransport::from_url(&config.url).map_err(|e| fail(format!("url: {e}")))?;
         builder = builder.timeout(Some(Duration::from_secs_f64(config.timeout.max(0.001))));
-        if let (Some(cert), Some(key)) = (&config.ssl_cert, &config.ssl_key) {
-            let read = |path: &str| std::fs::read(path).map_err(|e| fail(format!("reading {path}: {e}")));
-            let identity =
-                Identity::from_pem(&read(cert)?, &read(key)?).map_err(|e| fail(format!("client certificate: {e}")))?;
+        let client_cert = match (&config.ssl_cert, &config.ssl_key) {
+            (Some(cert), Some(key)) => {
+                let read = |path: &str| std::fs::read(path).map_err(|e| fail(format!("reading {path}: {e}")));
+                Some(
+                    Identity::from_pem(&read(cert)?, &read(key)?)
+                        .map_err(|e| fail(format!("client certificate: {e}")))?,
+                )
+            }
+            _ => None,
+        };
+        let over_tls = config.url.starts_with("smtps://") || config.url.contains("tls=required");
+        if client_cert.is_some() || (config.skip_verify_host && over_tls) {
             let host = config
                 .url
                 .parse::<reqwest::Url>()
                 .ok()
                 .and_then(|u| u.host_str().map(str::to_string))
-                .ok_or_else(|| fail(format!("url: no host in {}", config.url)))?;
-            let params = TlsParameters::builder(host)
-                .identify_with(identity)
-                .build()
-                .map_err(|e| fail(format!("TLS parameters: {e}")))?;
+                .ok_or_else(|| fail(format!("url: no host in {}", without_credentials(&config.url))))?;
+            let mut params = TlsParameters::builder(host).dangerous_accept_invalid_hostnames(config.skip_verify_host);
+            if let Some(identity) = client_cert {
+                params = params.identify_with(identity);
+            }
+            let params = params.build().map_err(|e| fail(format!("TLS parameters: {e}")))?;
             let tls = if config.url.starts_with("smtps://") { Tls::Wrapper(params) } else { Tls::Required(params) };
             builder = builder.tls(tls);
         }

@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 /// Top-level sections TDG reads and Ferrogrid does not, with why.
-const NOT_APPLICABLE: [(&str, &str); 12] = [
+const NOT_APPLICABLE: [(&str, &str); 11] = [
     ("vshard-timeout", "there is no vshard router: one process answers every call itself"),
     ("gc", "there is no Lua garbage collector to drive (Rust frees memory as it goes)"),
     (
@@ -21,15 +21,11 @@ const NOT_APPLICABLE: [(&str, &str); 12] = [
     ("tdg-version", "Ferrogrid checks `ferrogrid-version` instead (a semver requirement on Ferrogrid's version)"),
     ("welcome-message", "the web UI shows no welcome message"),
     ("test-soap-data", "the Test page starts from a sample of the input kind chosen"),
-    ("auth_external", "Lua authorization code cannot run; requests are authorized by tokens, users and roles"),
     ("pepper", "passwords are argon2id hashes, each with its own salt; a shared pepper is not used"),
 ];
 
 /// Sections TDG has that Ferrogrid will read once it implements them.
-const NOT_YET: [(&str, &str); 2] = [
-    ("logger", "the object journal is not built yet; objects' paths are in the log"),
-    ("notifier", "repair-queue mail notifications are not built yet"),
-];
+const NOT_YET: [(&str, &str); 1] = [("logger", "the object journal is not built yet; objects' paths are in the log")];
 
 /// Rewrite TDG's spellings in `config` (the resolved `config.yml`) in place; answers the
 /// warnings, and errors for spellings that contradict each other.
@@ -53,6 +49,14 @@ pub fn normalize(config: &mut Value) -> (Vec<String>, Vec<super::ConfigError>) {
         if metrics.is_empty() {
             top.remove("metrics");
         }
+    }
+    if top.contains_key("auth_external") {
+        // Refused rather than ignored: a deployment relying on it for extra checks must not
+        // lose them without knowing.
+        errors.push(super::ConfigError::at(
+            "auth_external",
+            "Lua authorization code cannot run in Ferrogrid: requests are authorized by tokens, users and roles (docs/security.md); port the checks to roles and data actions and remove the section",
+        ));
     }
     for (section, why) in NOT_APPLICABLE.iter().chain(NOT_YET.iter()) {
         if top.remove(*section).is_some() {

@@ -72,6 +72,9 @@ pub struct Config {
     /// `GET /metrics`.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Mails to subscribers when objects enter the repair queue (TDG's `notifier`).
+    #[serde(default)]
+    pub notifier: NotifierSection,
     /// Replication of stored objects to connector outputs, by routing key: each stored object
     /// whose key is listed is queued (in the commit that stores it) for every output named, and
     /// delivered with retries; what cannot be delivered waits in the output repair queue.
@@ -285,6 +288,102 @@ pub struct MetricsConfig {
 impl Default for MetricsConfig {
     fn default() -> Self {
         Self { require_token: true }
+    }
+}
+
+/// `notifier` (TDG 2.16.1.16): when objects enter the repair queue, the subscribers get one mail
+/// per `interval_seconds` at most, telling how many and the first errors.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct NotifierSection {
+    /// The SMTP server the mails go through.
+    #[serde(default)]
+    pub mail_server: Option<MailServer>,
+    /// Who gets the mails (TDG calls them users; the web UI, subscribers).
+    #[serde(default)]
+    pub users: Vec<Subscriber>,
+    /// Seconds between two mails, at least (default 60).
+    #[serde(default = "default_notify_interval")]
+    #[schemars(range(min = 1))]
+    pub interval_seconds: u64,
+    /// The web UI's address as subscribers reach it (`https://grid.example.com`), for the link
+    /// to the repair queue in the mail; without it the mail gives the path only.
+    #[serde(default)]
+    pub link: Option<String>,
+}
+
+fn default_notify_interval() -> u64 {
+    60
+}
+
+impl Default for NotifierSection {
+    fn default() -> Self {
+        NotifierSection {
+            mail_server: None,
+            users: Vec::new(),
+            interval_seconds: default_notify_interval(),
+            link: None,
+        }
+    }
+}
+
+/// `notifier.mail_server` (TDG's keys).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct MailServer {
+    /// `host:port`, `smtp://host:port` (plain; `?tls=required` for STARTTLS) or
+    /// `smtps://host:port`.
+    pub url: String,
+    /// The sender, e.g. `Ferrogrid <grid@example.com>` (TDG's example `TDG_repair_queue` is not
+    /// an address: `@localhost` is added to a bare name).
+    pub from: String,
+    /// Login at the SMTP server.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Its password.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Seconds one mail may take (default 5).
+    #[serde(default = "default_mail_timeout")]
+    #[schemars(range(min = 0.001))]
+    pub timeout: f64,
+    /// Accept a TLS certificate that does not name the host.
+    #[serde(default)]
+    pub skip_verify_host: bool,
+}
+
+fn default_mail_timeout() -> f64 {
+    5.0
+}
+
+/// A subscriber of `notifier.users`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct Subscriber {
+    /// Its id (TDG writes a number or a string).
+    pub id: SubscriberId,
+    /// Its name.
+    pub name: String,
+    /// Its e-mail address.
+    pub addr: String,
+}
+
+/// A subscriber's id as written.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SubscriberId {
+    /// `id: 1`.
+    Number(u64),
+    /// `id: "ops"`.
+    Text(String),
+}
+
+impl std::fmt::Display for SubscriberId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SubscriberId::Number(n) => write!(f, "{n}"),
+            SubscriberId::Text(t) => f.write_str(t),
+        }
     }
 }
 

@@ -10,6 +10,7 @@ mod config;
 mod data;
 mod graphql;
 mod jobs;
+mod notifier;
 mod output_repair;
 mod parked;
 mod security;
@@ -124,6 +125,7 @@ pub fn serve(
             .configure(jobs::configure)
             .configure(output_repair::configure)
             .configure(config::configure)
+            .configure(notifier::configure)
             .configure(security::configure)
             .configure(accounts::configure)
             .configure(ui::configure)

@@ -54,11 +54,22 @@ pub enum RepairError {
     Busy(String),
 }
 
+/// What a notification mail tells of an entry (`Keyspace::Notify`).
+fn notice(entry: &Entry) -> Vec<u8> {
+    let summary = serde_json::json!({
+        "id": entry.id, "input": entry.input, "routing_key": entry.routing_key,
+        "stage": entry.stage, "error": entry.error, "at": entry.updated_at,
+    });
+    serde_json::to_vec(&summary).unwrap_or_default()
+}
+
 /// The repair queue of one database.
 #[derive(Clone)]
 pub struct RepairQueue {
     db: Db,
     history_size: usize,
+    /// Whether new entries are noted for a notification mail (someone subscribed).
+    notifying: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn key_of(id: &str) -> Result<[u8; 16], RepairError> {
@@ -80,9 +91,22 @@ fn encode(entry: &Entry) -> Vec<u8> {
 impl RepairQueue {
     /// The queue stored in `db`; sets the depth gauge from what is on disk.
     pub fn open(db: Db, history_size: usize) -> Result<RepairQueue, RepairError> {
-        let queue = RepairQueue { db, history_size: history_size.max(1) };
+        let queue = RepairQueue { db, history_size: history_size.max(1), notifying: Default::default() };
         queue.refresh_depth()?;
         Ok(queue)
+    }
+
+    /// Note new entries for a notification mail from now on (`true`), or not.
+    pub fn set_notifying(&self, on: bool) {
+        self.notifying.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Stage the note of a new entry for the notification mail, when someone subscribed.
+    fn note_in(&self, tx: &mut WriteTx<'_>, entry: &Entry) -> Result<(), RepairError> {
+        if self.notifying.load(std::sync::atomic::Ordering::Relaxed) {
+            tx.insert(Keyspace::Notify, &key_of(&entry.id)?, notice(entry));
+        }
+        Ok(())
     }
 
     /// Set the depth gauge from what is stored (after recovery put entries back).
@@ -109,7 +133,10 @@ impl RepairQueue {
 
     /// Write a new entry (durable only after `Db::sync`).
     pub fn add(&self, entry: &Entry) -> Result<(), RepairError> {
-        self.db.write(|tx| self.put_in(tx, entry))?;
+        self.db.write(|tx| {
+            self.put_in(tx, entry)?;
+            self.note_in(tx, entry)
+        })?;
         metrics().repair_depth.inc();
         Ok(())
     }
@@ -190,6 +217,7 @@ impl RepairQueue {
         loop {
             let written = self.db.write(|tx| {
                 tx.insert(Keyspace::RepairQueue, &key, encode(&failed));
+                self.note_in(tx, &failed)?;
                 also(tx, &failed)
             });
             match written {

@@ -416,9 +416,12 @@ impl ferrogrid_sandbox::DataAccess for Repository {
 const SCAN_PAGE: i64 = 500;
 
 impl Repository {
-    /// One page of a scan (`map_reduce`): at most [`SCAN_PAGE`] objects (and no more than
-    /// `hard_limits.returned`, each page under `hard_limits.scanned`), and the cursor after
-    /// the last when there may be more.
+    /// One page of a scan (`map_reduce`): at most [`SCAN_PAGE`] objects (no more than
+    /// `hard_limits.returned`), and the cursor to go on after the last when there may be more.
+    /// The scan reads as of one version — the one given, else the newest when it began (kept
+    /// in the cursor) — so objects the steps change neither come round again nor are skipped.
+    /// `hard_limits.scanned` does not apply (TDG's map_reduce ignores the hard limits on the
+    /// storages); the script's deadline and budgets are checked between objects.
     fn scan_page_of(
         &self,
         type_name: &str,
@@ -428,11 +431,23 @@ impl Repository {
         let spec = self.spec(type_name)?;
         let conditions = Condition::parse_filter(filter)?;
         let mut options: FindOptions = parse("map_reduce options", options)?;
-        options.hard_limits = self.hard_limits();
-        let page = SCAN_PAGE.min(i64::try_from(options.hard_limits.returned).unwrap_or(SCAN_PAGE)).max(1);
+        if let Some(resumed) = options.after.take() {
+            let (pinned, cursor) = resumed
+                .split_once(':')
+                .and_then(|(v, c)| Some((v.strip_prefix('v')?.parse::<u64>().ok()?, c.to_string())))
+                .ok_or_else(|| RepoError::BadRequest(format!("map_reduce: \"{resumed}\" is not a scan cursor")))?;
+            options.version = Some(pinned);
+            options.after = Some(cursor);
+        } else if options.version.is_none() {
+            options.version = Some(self.db.version_high_water()?);
+        }
+        let pinned = options.version.unwrap_or(0);
+        let page = SCAN_PAGE.min(i64::try_from(self.hard_limits().returned).unwrap_or(SCAN_PAGE)).max(1);
+        options.hard_limits = HardLimits { scanned: u64::MAX, returned: u64::try_from(page).unwrap_or(1) };
         options.first = Some(page);
         let found = storage::objects::find(&self.db, &spec, &conditions, &options)?;
-        let next = if found.items.len() as i64 >= page { found.items.last().map(|s| s.cursor.clone()) } else { None };
+        let full = i64::try_from(found.items.len()).unwrap_or(i64::MAX) >= page;
+        let next = if full { found.items.last().map(|s| format!("v{pinned}:{}", s.cursor)) } else { None };
         Ok((found.items.into_iter().map(|s| s.object).collect(), next))
     }
 }

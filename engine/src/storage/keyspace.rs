@@ -31,11 +31,14 @@ pub enum Keyspace {
     Done = 0x18,
     /// The audit log: `[time ns, big-endian][sequence]` -> entry (see `security::audit`).
     Audit = 0x19,
+    /// Repair-queue entries no notification mail has told of yet: `[entry id]` -> a summary
+    /// (see `crate::notifier`).
+    Notify = 0x1A,
 }
 
 impl Keyspace {
     /// Every keyspace, in byte order.
-    pub const ALL: [Keyspace; 13] = [
+    pub const ALL: [Keyspace; 14] = [
         Keyspace::Objects,
         Keyspace::CurrentIndex,
         Keyspace::HistoryIndex,
@@ -49,6 +52,7 @@ impl Keyspace {
         Keyspace::Shared,
         Keyspace::Done,
         Keyspace::Audit,
+        Keyspace::Notify,
     ];
 
     /// The key prefix byte of this keyspace.

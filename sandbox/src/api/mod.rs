@@ -46,7 +46,7 @@ pub(crate) fn build(
 ) -> Vec<(&'static str, SharedModule)> {
     let depth = limits.max_value_depth;
     let modules = [
-        repository::module(host.repository.clone(), depth, compiled),
+        repository::module(host.repository.clone(), limits, compiled),
         log::module(depth),
         datetime::module(),
         uuid::module(),

@@ -41,6 +41,38 @@ impl Conv {
     }
 }
 
+/// The budgets `map_reduce` keeps itself (see there).
+#[derive(Clone, Copy)]
+struct Budget {
+    max_operations: u64,
+    max_array_size: usize,
+}
+
+thread_local! {
+    static MAP_REDUCE_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// A `map_reduce` under way on this thread; one inside another is refused.
+struct Nesting;
+
+impl Nesting {
+    fn enter() -> Result<Nesting, Box<EvalAltResult>> {
+        MAP_REDUCE_DEPTH.with(|d| {
+            if d.get() > 0 {
+                return Err(api_error("repository::map_reduce cannot run inside a step of another map_reduce"));
+            }
+            d.set(d.get() + 1);
+            Ok(Nesting)
+        })
+    }
+}
+
+impl Drop for Nesting {
+    fn drop(&mut self) {
+        MAP_REDUCE_DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+    }
+}
+
 /// A function of `map_reduce`: a Rhai function pointer or closure, or the name of a function
 /// of the configuration (run with `param` = a map of its arguments by name).
 enum Step {
@@ -104,7 +136,7 @@ fn map_reduce(
     ctx: &NativeCallContext,
     repo: &dyn DataAccess,
     compiled: &crate::sandbox::Compiled,
-    max_depth: usize,
+    (max_depth, budget): (usize, Budget),
     t: &str,
     filter: &Dynamic,
     version: &Dynamic,
@@ -112,6 +144,10 @@ fn map_reduce(
     opts: Option<&Dynamic>,
 ) -> Res {
     let c = Conv { function: "map_reduce", max_depth };
+    // A step runs on a fresh evaluation state (a named function) or a copy of the caller's (a
+    // closure): Rhai's call depth and operation count do not carry over, so nesting is refused
+    // here and the budgets are kept by this loop.
+    let _nested = Nesting::enter()?;
     check_data("repository::map_reduce", DataNeed::Read(t)).map_err(host_error)?;
     let filter = c.arg("filter", filter)?;
     let version = if version.is_unit() {
@@ -131,7 +167,17 @@ fn map_reduce(
             .ok_or_else(|| api_error("repository::map_reduce: opts: a map (map_args, combine_args, ...)"))?,
         _ => Map::new(),
     };
-    let known = ["map_args", "combine_args", "combine_initial_state", "reduce_args", "reduce_initial_state"];
+    // TDG's routing options (`mode`, `prefer_replica`, `balance`) are accepted: one node.
+    let known = [
+        "map_args",
+        "combine_args",
+        "combine_initial_state",
+        "reduce_args",
+        "reduce_initial_state",
+        "mode",
+        "prefer_replica",
+        "balance",
+    ];
     if let Some(unknown) = opts.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(api_error(format!(
             "repository::map_reduce: opts: unknown option \"{unknown}\" (known: {})",
@@ -146,7 +192,21 @@ fn map_reduce(
         None => rhai::Array::new().into(),
     };
     let mut after: Option<String> = None;
+    let mut operations: u64 = 0;
+    let mut step = || -> Result<(), Box<EvalAltResult>> {
+        // Each object costs at least one operation; the deadline and a cancel are looked at
+        // before each.
+        operations += 1;
+        if operations > budget.max_operations {
+            return Err(EvalAltResult::ErrorTooManyOperations(rhai::Position::NONE).into());
+        }
+        match crate::frame::check_stop() {
+            Some(token) => Err(EvalAltResult::ErrorTerminated(token, rhai::Position::NONE).into()),
+            None => Ok(()),
+        }
+    };
     loop {
+        step()?;
         let mut options = serde_json::Map::new();
         options.insert("version".into(), version.clone());
         if let Some(cursor) = &after {
@@ -154,6 +214,7 @@ fn map_reduce(
         }
         let (objects, next) = repo.scan_page(t, &filter, &Value::Object(options)).map_err(host_error)?;
         for object in objects {
+            step()?;
             let object = json_to_dynamic(&object, max_depth)
                 .map_err(|m| api_error(format!("repository::map_reduce: an object: {m}")))?;
             let value = map_fn.call(ctx, vec![("object", object), ("args", map_args.clone())])?;
@@ -164,6 +225,11 @@ fn map_reduce(
                 Some(f) => f.call(ctx, vec![("state", state), ("value", value), ("args", combine_args.clone())])?,
                 None => {
                     let mut list = state.try_cast::<rhai::Array>().unwrap_or_default();
+                    if list.len() >= budget.max_array_size {
+                        return Err(
+                            EvalAltResult::ErrorDataTooLarge("Size of array".into(), rhai::Position::NONE).into()
+                        );
+                    }
                     list.push(value);
                     list.into()
                 }
@@ -184,7 +250,9 @@ fn map_reduce(
 }
 
 /// Build the `repository` module over `repo`.
-pub(crate) fn module(repo: Arc<dyn DataAccess>, max_depth: usize, compiled: crate::sandbox::Compiled) -> Module {
+pub(crate) fn module(repo: Arc<dyn DataAccess>, limits: &crate::Limits, compiled: crate::sandbox::Compiled) -> Module {
+    let max_depth = limits.max_value_depth;
+    let budget = Budget { max_operations: limits.max_operations, max_array_size: limits.max_array_size };
     let mut m = Module::new();
     let conv = move |function| Conv { function, max_depth };
 
@@ -257,7 +325,7 @@ pub(crate) fn module(repo: Arc<dyn DataAccess>, max_depth: usize, compiled: crat
               v: Dynamic,
               a: Dynamic,
               b: Dynamic,
-              c: Dynamic| { map_reduce(&ctx, &*r, &fns, max_depth, &t, &f, &v, [a, b, c], None) },
+              c: Dynamic| { map_reduce(&ctx, &*r, &fns, (max_depth, budget), &t, &f, &v, [a, b, c], None) },
     );
     let (r, fns) = (repo.clone(), compiled);
     m.set_native_fn(
@@ -269,7 +337,7 @@ pub(crate) fn module(repo: Arc<dyn DataAccess>, max_depth: usize, compiled: crat
               a: Dynamic,
               b: Dynamic,
               c: Dynamic,
-              o: Dynamic| { map_reduce(&ctx, &*r, &fns, max_depth, &t, &f, &v, [a, b, c], Some(&o)) },
+              o: Dynamic| { map_reduce(&ctx, &*r, &fns, (max_depth, budget), &t, &f, &v, [a, b, c], Some(&o)) },
     );
 
     let r = repo;

@@ -241,11 +241,12 @@ fn digest_hashes_and_encodings_match_known_values_and_bad_input_is_a_clear_error
             sha256: digest::sha256_hex("abc"),
             sha1: digest::sha1_hex("abc"),
             md5: digest::md5_hex("abc"),
-            crc32: digest::crc32("abc"),
+            crc32: digest::crc32("123456789"),
             b64: digest::base64_encode("Джон Смит"),
             back: digest::base64_decode(digest::base64_encode("Джон Смит")),
             url_safe: digest::base64_decode("Pz8-"),
             unpadded: digest::base64_decode("aGk"),
+            wrapped: digest::base64_decode("aGVs\nbG8="),
             hex: digest::hex_encode("hi"),
             unhex: digest::hex_decode("6869"),
         }"#,
@@ -253,10 +254,12 @@ fn digest_hashes_and_encodings_match_known_values_and_bad_input_is_a_clear_error
     );
     let out = out.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((out["url_safe"].as_str(), out["unpadded"].as_str()), (Some("??>"), Some("hi")));
+    assert_eq!(out["wrapped"], "hello");
     assert_eq!(out["sha256"], "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     assert_eq!(out["sha1"], "a9993e364706816aba3e25717850c26c9cd0d89d");
     assert_eq!(out["md5"], "900150983cd24fb0d6963f7d28e17f72");
-    assert_eq!(out["crc32"], 891568578);
+    // CRC-32C of "123456789" is 0xE3069283; Tarantool's has no final XOR: its complement.
+    assert_eq!(out["crc32"], 0x1CF9_6D7C);
     assert_eq!(out["back"], "Джон Смит");
     assert_eq!(out["hex"], "6869");
     assert_eq!(out["unhex"], "hi");
@@ -323,6 +326,19 @@ fn map_reduce_streams_every_page_through_closures_or_named_functions() {
     let named = f.run(r#"repository::map_reduce("Sale", [], (), "boom", (), ())"#, json!(null)).unwrap_err();
     assert!(named.to_string().contains("boom"), "{named}");
 
+    // One map_reduce inside the step of another is refused (its steps run on fresh states).
+    f.sandbox.compile("nested", r#"repository::map_reduce("Sale", [], (), "nested", (), ())"#).unwrap();
+    for step in [r#""nested""#, r#"|s, a| repository::map_reduce("Sale", [], (), |x, y| 1, (), ())"#] {
+        let e = f.run(&format!(r#"repository::map_reduce("Sale", [], (), {step}, (), ())"#), json!(null)).unwrap_err();
+        assert!(e.to_string().contains("cannot run inside a step"), "{step}: {e}");
+    }
+    // Many cheap steps: the deadline is looked at before each object, not only inside a step.
+    let many = fixture_with(Limits { timeout_ms: 30, ..Limits::default() }, &[]);
+    for id in 0..3000 {
+        many.repo.objects.lock().unwrap().push(("Sale".to_string(), json!({"id": id})));
+    }
+    let e = many.run(r#"repository::map_reduce("Sale", [], (), |s, a| 1, |t, v, a| t, ())"#, json!(null)).unwrap_err();
+    assert!(matches!(e.kind, ScriptErrorKind::Timeout), "{e}");
     // The script's budgets (operations, deadline) hold inside the map function, and stay limits.
     let slow = fixture_with(Limits { timeout_ms: 200, ..Limits::default() }, &[]);
     slow.run(r#"repository::put("Sale", #{id: 1})"#, json!(null)).unwrap();
