@@ -247,6 +247,10 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let (handle, server) = crate::http::serve(live.clone(), scheduler.clone(), security, audit.clone(), options.listen)
         .with_context(|| format!("listening on {}", options.listen))?;
     let server_task = actix_rt::spawn(server);
+    // Before the first object: failures are noted for the notifier from the start.
+    if let Err(e) = crate::notifier::refresh(&engine) {
+        tracing::error!(error = %e, "reading the notifier settings failed");
+    }
     engine.set_ready();
     engine.resume()?;
     // Indexes a model change added are built now, in the background; outputs and the inputs

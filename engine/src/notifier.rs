@@ -70,6 +70,24 @@ pub fn check(settings: &NotifierSection) -> Result<(), String> {
     if settings.interval_seconds == 0 {
         return Err("interval_seconds: at least 1".into());
     }
+    for (i, user) in settings.users.iter().enumerate() {
+        // The address alone: the name goes in `name` (the mail says `"name" <addr>`).
+        if user.addr.contains(['<', '>', '"', ',']) || user.addr.chars().any(char::is_whitespace) {
+            return Err(format!(
+                "users[{i}].addr: \"{}\": the address only (name@host); the name goes in name",
+                user.addr
+            ));
+        }
+    }
+    if let Some(server) = &settings.mail_server {
+        if !(0.001..=3600.0).contains(&server.timeout) {
+            return Err("mail_server.timeout: from 0.001 to 3600 seconds".into());
+        }
+        let host = server.url.split_once("://").map_or(server.url.as_str(), |(_, rest)| rest);
+        if host.trim_start_matches('/').is_empty() || host.starts_with(':') {
+            return Err(format!("mail_server.url: \"{}\" names no host", server.url));
+        }
+    }
     let addrs: Vec<String> = settings.users.iter().map(|u| u.addr.clone()).collect();
     let server = settings.mail_server.clone().unwrap_or(MailServer {
         url: "smtp://localhost".into(),
@@ -79,7 +97,8 @@ pub fn check(settings: &NotifierSection) -> Result<(), String> {
         timeout: 5.0,
         skip_verify_host: false,
     });
-    let config = smtp_config(&server, &addrs);
+    // Checked without the login: problems are printed and answered, the password never.
+    let config = smtp_config(&MailServer { username: None, password: None, ..server }, &addrs);
     match config.validate().first() {
         Some(problem) if problem.field.starts_with("to[") => {
             let i = problem.field.trim_start_matches("to[").trim_end_matches(']');
@@ -158,7 +177,8 @@ fn remove(db: &Db, keys: &[Vec<u8>]) -> Result<(), StorageError> {
             Ok::<_, StorageError>(())
         })?;
     }
-    Ok(())
+    // Durable now: a crash after this does not mail them again.
+    db.sync()
 }
 
 /// The mail telling of `count` new entries, quoting `first`.
@@ -217,7 +237,11 @@ async fn pass(engine: Arc<Processor>) -> Result<usize, String> {
     let to: Vec<String> = settings
         .users
         .iter()
-        .map(|u| format!("\"{}\" <{}>", u.name.replace(['"', '\\', '<', '>'], ""), u.addr))
+        .map(|u| {
+            let name: String =
+                u.name.chars().filter(|c| !c.is_control() && !matches!(c, '"' | '\\' | '<' | '>')).collect();
+            format!("\"{name}\" <{}>", u.addr)
+        })
         .collect();
     let output = SmtpOutput::new(smtp_config(server, &to)).map_err(|e| e.to_string())?;
     output
@@ -259,7 +283,12 @@ impl Notifier {
                 if last.is_some_and(|at| at.elapsed() < interval) {
                     continue;
                 }
-                match pass(engine.clone()).await {
+                let passed = tokio::select! {
+                    // A mail under way is given up at a stop: its notes stay for the next start.
+                    _ = stopped.notified() => break,
+                    passed = pass(engine.clone()) => passed,
+                };
+                match passed {
                     Ok(0) => {}
                     Ok(told) => {
                         last = Some(Instant::now());
@@ -268,7 +297,7 @@ impl Notifier {
                     Err(e) => {
                         // Tried again after the interval; the notes stay.
                         last = Some(Instant::now());
-                        tracing::warn!(error = %e, "mailing the repair-queue notice failed; it is tried again");
+                        tracing::error!(error = %e, "mailing the repair-queue notice failed; it is tried again after the interval");
                     }
                 }
             }

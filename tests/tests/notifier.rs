@@ -90,7 +90,10 @@ fn a_flood_of_failures_brings_one_mail_per_interval_and_nothing_is_lost() {
     {
         assert!(first.contains(part), "{part}: {first}");
     }
-    assert!(first.contains("Parcel") || first.contains("routing"), "quotes the first errors: {first}");
+    assert!(first.contains("The first ones:") && first.contains("Parcel"), "quotes the first errors: {first}");
+    // Nothing comes twice: an interval later the count is still exactly 10,000.
+    std::thread::sleep(Duration::from_secs(interval + 1));
+    assert_eq!(total(&sink), 10_000);
 
     // The SMTP server down: the notes wait, and the next mail tells of them.
     sink.stop();
@@ -130,6 +133,4 @@ fn a_flood_of_failures_brings_one_mail_per_interval_and_nothing_is_lost() {
     assert!(!last.contains("petrov@example.com"), "{last}");
     let back = server.client().send("DELETE", "/admin/api/notifier", None);
     assert_eq!(back.json()["source"], "config", "{}", back.body);
-    let audit = server.get("/admin/api/audit?text=/admin/api/notifier").json();
-    assert!(!audit.to_string().contains("s3cret"), "{audit}");
 }

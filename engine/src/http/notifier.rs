@@ -35,7 +35,8 @@ async fn get(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// `PUT` with the whole section (`mail_server`, `users`, `interval_seconds`, `link`); a
-/// `mail_server` without `password` keeps the one in force.
+/// `mail_server` without `password` keeps the one in force when `url` and `username` are the
+/// same.
 async fn put(body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
     let mut settings: NotifierSection = match serde_json::from_slice(&body) {
         Ok(s) => s,
@@ -54,7 +55,9 @@ async fn put(body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
         let rt = engine.runtime();
         let current = crate::notifier::settings(&rt.db, &rt.config.notifier)?;
         if let (Some(new), Some(old)) = (settings.mail_server.as_mut(), current.settings.mail_server.as_ref()) {
-            if new.password.is_none() && new.username == old.username {
+            // Kept only for the same login at the same server: pointing `url` elsewhere must
+            // not send the stored password there.
+            if new.password.is_none() && new.username == old.username && new.url == old.url {
                 new.password = old.password.clone();
             }
         }

@@ -68,9 +68,11 @@ fn notice(entry: &Entry) -> Vec<u8> {
 pub struct RepairQueue {
     db: Db,
     history_size: usize,
-    /// Whether new entries are noted for a notification mail (someone subscribed).
-    notifying: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// Whether new entries are noted for a notification mail (someone is subscribed). One for the
+/// process: a configuration apply builds a new queue, and it must note from its first failure.
+static NOTIFYING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn key_of(id: &str) -> Result<[u8; 16], RepairError> {
     uuid::Uuid::parse_str(id).map(|u| *u.as_bytes()).map_err(|_| RepairError::BadId(id.to_string()))
@@ -91,19 +93,19 @@ fn encode(entry: &Entry) -> Vec<u8> {
 impl RepairQueue {
     /// The queue stored in `db`; sets the depth gauge from what is on disk.
     pub fn open(db: Db, history_size: usize) -> Result<RepairQueue, RepairError> {
-        let queue = RepairQueue { db, history_size: history_size.max(1), notifying: Default::default() };
+        let queue = RepairQueue { db, history_size: history_size.max(1) };
         queue.refresh_depth()?;
         Ok(queue)
     }
 
     /// Note new entries for a notification mail from now on (`true`), or not.
     pub fn set_notifying(&self, on: bool) {
-        self.notifying.store(on, std::sync::atomic::Ordering::Relaxed);
+        NOTIFYING.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Stage the note of a new entry for the notification mail, when someone subscribed.
     fn note_in(&self, tx: &mut WriteTx<'_>, entry: &Entry) -> Result<(), RepairError> {
-        if self.notifying.load(std::sync::atomic::Ordering::Relaxed) {
+        if NOTIFYING.load(std::sync::atomic::Ordering::Relaxed) {
             tx.insert(Keyspace::Notify, &key_of(&entry.id)?, notice(entry));
         }
         Ok(())
@@ -199,7 +201,22 @@ impl RepairQueue {
         mut also: impl FnMut(&mut WriteTx<'_>, &Entry) -> Result<(), RepairError>,
     ) -> Result<Option<Entry>, RepairError> {
         let Some(unsettled) = &entry.unsettled else {
-            return self.modify_with(&entry.id, |entry| entry.record_failure(failure, self.history_size), &mut also);
+            // An entry that had not failed before (recovered from the intake log at a start)
+            // enters the queue now: noted as new.
+            let first = std::cell::Cell::new(false);
+            return self.modify_with(
+                &entry.id,
+                |entry| {
+                    first.set(entry.error.is_none());
+                    entry.record_failure(failure, self.history_size);
+                },
+                |tx, entry| {
+                    if first.get() {
+                        self.note_in(tx, entry)?;
+                    }
+                    also(tx, entry)
+                },
+            );
         };
         // Settled already: its commit went through (a panic after it failed the whole batch), so
         // it must not come into the queue as well.

@@ -418,10 +418,10 @@ const SCAN_PAGE: i64 = 500;
 impl Repository {
     /// One page of a scan (`map_reduce`): at most [`SCAN_PAGE`] objects (no more than
     /// `hard_limits.returned`), and the cursor to go on after the last when there may be more.
-    /// The scan reads as of one version — the one given, else the newest when it began (kept
-    /// in the cursor) — so objects the steps change neither come round again nor are skipped.
     /// `hard_limits.scanned` does not apply (TDG's map_reduce ignores the hard limits on the
-    /// storages); the script's deadline and budgets are checked between objects.
+    /// storages): a page may read far for a selective filter; the script's deadline and budgets
+    /// are checked between objects. Pages read what is stored when each is read (as TDG's
+    /// storages do), or as of `version` when given.
     fn scan_page_of(
         &self,
         type_name: &str,
@@ -431,23 +431,12 @@ impl Repository {
         let spec = self.spec(type_name)?;
         let conditions = Condition::parse_filter(filter)?;
         let mut options: FindOptions = parse("map_reduce options", options)?;
-        if let Some(resumed) = options.after.take() {
-            let (pinned, cursor) = resumed
-                .split_once(':')
-                .and_then(|(v, c)| Some((v.strip_prefix('v')?.parse::<u64>().ok()?, c.to_string())))
-                .ok_or_else(|| RepoError::BadRequest(format!("map_reduce: \"{resumed}\" is not a scan cursor")))?;
-            options.version = Some(pinned);
-            options.after = Some(cursor);
-        } else if options.version.is_none() {
-            options.version = Some(self.db.version_high_water()?);
-        }
-        let pinned = options.version.unwrap_or(0);
         let page = SCAN_PAGE.min(i64::try_from(self.hard_limits().returned).unwrap_or(SCAN_PAGE)).max(1);
         options.hard_limits = HardLimits { scanned: u64::MAX, returned: u64::try_from(page).unwrap_or(1) };
         options.first = Some(page);
         let found = storage::objects::find(&self.db, &spec, &conditions, &options)?;
         let full = i64::try_from(found.items.len()).unwrap_or(i64::MAX) >= page;
-        let next = if full { found.items.last().map(|s| format!("v{pinned}:{}", s.cursor)) } else { None };
+        let next = if full { found.items.last().map(|s| s.cursor.clone()) } else { None };
         Ok((found.items.into_iter().map(|s| s.object).collect(), next))
     }
 }

@@ -203,17 +203,6 @@ impl Db {
     }
 }
 
-impl Db {
-    /// The newest version committed (0 when none): a read `as of` it sees every object as it is
-    /// now, whatever is written after.
-    pub fn version_high_water(&self) -> Result<u64, StorageError> {
-        match self.get(Keyspace::Meta, META_VERSION_HWM)? {
-            Some(v) => super::record::decode_version(&v),
-            None => Ok(0),
-        }
-    }
-}
-
 impl ReadView for Db {
     fn get(&self, ks: Keyspace, key: &[u8]) -> Result<Option<IVec>, StorageError> {
         self.inner.store.get(&ks.key(key))
