@@ -249,7 +249,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let server_task = actix_rt::spawn(server);
     // Before the first object: failures are noted for the notifier from the start.
     if let Err(e) = crate::notifier::refresh(&engine) {
-        tracing::error!(error = %e, "reading the notifier settings failed");
+        tracing::error!(error = %e, "reading the notifier settings failed: no repair-queue notices until they are set again");
     }
     engine.set_ready();
     engine.resume()?;

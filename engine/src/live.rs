@@ -337,10 +337,7 @@ impl Live {
         *self.index_builder.lock().await = Some(IndexBuilder::start(rt.repository.clone())?);
         // Expiration and archiving follow the active version's rules by themselves.
         *self.lifecycle.lock().await = Some(crate::lifecycle::Lifecycle::start(self.engine.clone())?);
-        // Repair-queue notices: from the first failure on, when someone is subscribed.
-        if let Err(e) = crate::notifier::refresh(&self.engine) {
-            tracing::error!(error = %e, "reading the notifier settings failed: no repair-queue notices until they are set again");
-        }
+        // Repair-queue notices (the noting was switched on before the engine was ready).
         *self.notifier.lock().await = Some(crate::notifier::Notifier::start(self.engine.clone()));
         *self.outputs.lock().await = Some(OutputProcessor::start(self.engine.clone()));
         self.inputs.fetch_with(&rt.config.connector.input).await.map_err(|e| anyhow::anyhow!(e))?;

@@ -213,8 +213,7 @@ fn mail(count: usize, first: &[Value], link: Option<&str>, to: Vec<String>) -> V
 }
 
 /// One pass: mail what the notes tell, then remove them. Answers how many were told of.
-async fn pass(engine: Arc<Processor>) -> Result<usize, String> {
-    let effective = refresh(&engine).map_err(|e| e.to_string())?;
+async fn pass(engine: Arc<Processor>, settings: NotifierSection) -> Result<usize, String> {
     let db = engine.runtime().db.clone();
     let read = db.clone();
     let Notes { first, keys } = tokio::task::spawn_blocking(move || notes(&read))
@@ -225,7 +224,6 @@ async fn pass(engine: Arc<Processor>) -> Result<usize, String> {
     if count == 0 {
         return Ok(0);
     }
-    let settings = effective.settings;
     let Some(server) = settings.mail_server.as_ref().filter(|_| active(&settings)) else {
         // Nobody to tell any more: the notes go.
         tokio::task::spawn_blocking(move || remove(&db, &keys))
@@ -273,20 +271,21 @@ impl Notifier {
                     _ = stopped.notified() => break,
                     _ = tokio::time::sleep(TICK) => {}
                 }
-                let interval = match refresh(&engine) {
-                    Ok(e) => Duration::from_secs(e.settings.interval_seconds.max(1)),
+                let settings = match refresh(&engine) {
+                    Ok(e) => e.settings,
                     Err(e) => {
                         tracing::error!(error = %e, "reading the notifier settings failed");
                         continue;
                     }
                 };
+                let interval = Duration::from_secs(settings.interval_seconds.max(1));
                 if last.is_some_and(|at| at.elapsed() < interval) {
                     continue;
                 }
                 let passed = tokio::select! {
                     // A mail under way is given up at a stop: its notes stay for the next start.
                     _ = stopped.notified() => break,
-                    passed = pass(engine.clone()) => passed,
+                    passed = pass(engine.clone(), settings) => passed,
                 };
                 match passed {
                     Ok(0) => {}

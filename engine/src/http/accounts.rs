@@ -49,9 +49,20 @@ fn settings(state: &AppState, security: &Security) -> AccountSettings {
     security.account_settings(&state.engine.runtime().config.account_manager)
 }
 
-/// The mailer of one-time passwords of the running configuration, if it has one.
-fn mailer(state: &AppState, settings: &AccountSettings) -> Result<Option<PasswordMailer>, String> {
-    PasswordMailer::of(settings, &state.engine.runtime().outputs)
+/// What a request that may generate a password needs: the settings in force, the mailer of
+/// one-time passwords (if the configuration has one) and a hashing turn.
+struct Generating {
+    settings: AccountSettings,
+    mailer: Option<PasswordMailer>,
+    turn: HashingTurn,
+}
+
+async fn generating(state: &AppState, security: &Security) -> Result<Generating, HttpResponse> {
+    let settings = settings(state, security);
+    let mailer = PasswordMailer::of(&settings, &state.engine.runtime().outputs)
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let turn = turn().await?;
+    Ok(Generating { settings, mailer, turn })
 }
 
 /// The answer with a generated password: in it, or where it was mailed; 502 when the mail
@@ -439,14 +450,9 @@ async fn create_user(
     let Some(who) = principal(&req) else {
         return error(StatusCode::UNAUTHORIZED, "not signed in");
     };
-    let settings = settings(&state, &security);
-    let mailer = match mailer(&state, &settings) {
-        Ok(m) => m,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
-    };
-    let turn = match turn().await {
-        Ok(t) => t,
-        Err(busy) => return busy,
+    let Generating { settings, mailer, turn } = match generating(&state, &security).await {
+        Ok(g) => g,
+        Err(answer) => return answer,
     };
     match run(&security, move |s| s.create_user(&turn, new, &settings, &who)).await {
         Ok((user, Some(password))) => {
@@ -536,15 +542,10 @@ async fn reset_password(
     let Some(who) = principal(&req) else {
         return error(StatusCode::UNAUTHORIZED, "not signed in");
     };
-    let settings = settings(&state, &security);
-    let mailer = match mailer(&state, &settings) {
-        Ok(m) => m,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
-    };
     let login = path.into_inner();
-    let turn = match turn().await {
-        Ok(t) => t,
-        Err(busy) => return busy,
+    let Generating { settings, mailer, turn } = match generating(&state, &security).await {
+        Ok(g) => g,
+        Err(answer) => return answer,
     };
     match run(&security, move |s| s.reset_password(&turn, &login, &settings, &who)).await {
         Ok((user, password)) => {

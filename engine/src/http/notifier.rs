@@ -26,8 +26,8 @@ fn shown(effective: &crate::notifier::Effective) -> serde_json::Value {
 }
 
 async fn get(state: web::Data<AppState>) -> HttpResponse {
-    let engine = state.engine.clone();
-    match web::block(move || crate::notifier::refresh(&engine)).await {
+    let rt = state.engine.runtime();
+    match web::block(move || crate::notifier::settings(&rt.db, &rt.config.notifier)).await {
         Ok(Ok(effective)) => HttpResponse::Ok().json(shown(&effective)),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
