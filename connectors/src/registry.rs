@@ -190,6 +190,25 @@ pub enum SendError {
     Unavailable(String),
 }
 
+/// One object for an output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    /// The object (as the pipeline left it).
+    pub object: Value,
+    /// Its routing key.
+    pub routing_key: String,
+    /// The message key a script gave (`key` in its result), used by outputs whose messages
+    /// have keys (Kafka); it wins over an output's own `set_key`.
+    pub key: Option<String>,
+}
+
+impl Outgoing {
+    /// `object` with `routing_key` and no key.
+    pub fn new(object: Value, routing_key: impl Into<String>) -> Self {
+        Self { object, routing_key: routing_key.into(), key: None }
+    }
+}
+
 /// A connector output. `send` resolves once the peer has the object (for Kafka with
 /// `is_async: true`, once the broker acknowledged it); the engine keeps the object in the repair
 /// queue until then.
@@ -199,7 +218,7 @@ pub trait Output: Send + Sync {
 
     /// Deliver one object. The future is polled on the engine's async runtime; blocking clients
     /// run their I/O on its blocking pool.
-    fn send(&self, object: Value, routing_key: String) -> BoxFuture<Result<(), SendError>>;
+    fn send(&self, message: Outgoing) -> BoxFuture<Result<(), SendError>>;
 
     /// Deliver what is buffered, waiting at most `timeout` (at shutdown).
     fn flush(&self, _timeout: std::time::Duration) {}

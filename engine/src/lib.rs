@@ -4,6 +4,7 @@
 
 pub mod actors;
 pub mod app;
+pub mod cases;
 pub mod config;
 pub mod graphql;
 pub mod http;

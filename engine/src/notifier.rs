@@ -16,7 +16,7 @@ use crate::config::{MailServer, NotifierSection};
 use crate::processor::Processor;
 use crate::storage::{Db, Keyspace, ReadView, StorageError};
 use ferrogrid_connectors::smtp::{url_with_login, SmtpOutput, SmtpOutputConfig};
-use ferrogrid_connectors::Output;
+use ferrogrid_connectors::{Outgoing, Output};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -243,7 +243,7 @@ async fn pass(engine: Arc<Processor>, settings: NotifierSection) -> Result<usize
         .collect();
     let output = SmtpOutput::new(smtp_config(server, &to)).map_err(|e| e.to_string())?;
     output
-        .send(mail(count, &first, settings.link.as_deref(), to), "notifier".into())
+        .send(Outgoing::new(mail(count, &first, settings.link.as_deref(), to), "notifier"))
         .await
         .map_err(|e| e.to_string())?;
     tokio::task::spawn_blocking(move || remove(&db, &keys))

@@ -7,7 +7,7 @@ use crate::model::Model;
 use crate::repair::RepairQueue;
 use crate::repository::Repository;
 use crate::storage::Db;
-use ferrogrid_connectors::{InputConfig, Output};
+use ferrogrid_connectors::{InputConfig, Output, OutputConfig};
 use ferrogrid_pipelines::Pipelines;
 use ferrogrid_sandbox::{ErrorClass, Host, HostError, Sandbox};
 use serde_json::Value;
@@ -257,6 +257,19 @@ fn same<T: serde::Serialize>(a: &T, b: &T) -> bool {
 impl Runtime {
     /// Build the runtime of configuration version `version` over an open database.
     pub fn build(loaded: &Loaded, db: Db, version: u64) -> Result<Runtime, Vec<String>> {
+        Self::build_with(loaded, db, version, |output| {
+            output.build().map(|built| built.map(Arc::<dyn Output>::from)).map_err(|e| e.to_string())
+        })
+    }
+
+    /// [`Runtime::build`] with the connector outputs made by `make_output` (`None`: the input
+    /// processor). `ferrogrid test` makes recorders.
+    pub fn build_with(
+        loaded: &Loaded,
+        db: Db,
+        version: u64,
+        make_output: impl Fn(&OutputConfig) -> Result<Option<Arc<dyn Output>>, String>,
+    ) -> Result<Runtime, Vec<String>> {
         let config = loaded.config.clone();
         let model = Arc::new(build_model(&config)?);
         let schema_errors = crate::graphql::check(&model, &config);
@@ -287,10 +300,7 @@ impl Runtime {
             RepairQueue::open(db.clone(), config.repair_queue.history_size).map_err(|e| vec![e.to_string()])?;
         let mut outputs = HashMap::new();
         for output in &config.connector.output {
-            outputs.insert(
-                output.name().to_string(),
-                output.build().map_err(|e| vec![e.to_string()])?.map(Arc::<dyn Output>::from),
-            );
+            outputs.insert(output.name().to_string(), make_output(output).map_err(|e| vec![e])?);
         }
         let mut runtime =
             Runtime::assemble(loaded, db, repair, repository, jobs, output_queue, sandbox, pipelines, outputs);

@@ -27,4 +27,6 @@ pub struct Routed {
     pub routing_key: Option<String>,
     /// Priority (kept for compatibility; higher is more urgent).
     pub priority: i64,
+    /// The message key a step set (`key` in its result), for outputs whose messages have keys.
+    pub key: Option<String>,
 }

@@ -14,20 +14,30 @@ pub fn default_input_step(payload: Value) -> Routed {
     if let Value::Object(map) = &payload {
         if map.len() == 1 {
             if let Some((key, Value::Object(inner))) = map.iter().next() {
-                return Routed { obj: Value::Object(inner.clone()), routing_key: Some(key.clone()), priority: 1 };
+                return Routed {
+                    obj: Value::Object(inner.clone()),
+                    routing_key: Some(key.clone()),
+                    priority: 1,
+                    key: None,
+                };
             }
         }
     }
-    Routed { obj: payload, routing_key: None, priority: 1 }
+    Routed { obj: payload, routing_key: None, priority: 1, key: None }
 }
 
-/// The value handed to a routing or classifier step: `{obj, routing_key, priority}`.
+/// The value handed to a routing or classifier step: `{obj, routing_key, priority}`, and `key`
+/// once a step set one.
 pub fn to_param(routed: &Routed) -> Value {
-    json!({
+    let mut param = json!({
         "obj": routed.obj,
         "routing_key": routed.routing_key,
         "priority": routed.priority,
-    })
+    });
+    if let (Some(key), Value::Object(map)) = (&routed.key, &mut param) {
+        map.insert("key".into(), Value::String(key.clone()));
+    }
+    param
 }
 
 fn contract(function: &str, message: impl Into<String>) -> PipelineError {
@@ -40,6 +50,16 @@ fn routing_key_of(function: &str, map: &Map<String, Value>) -> Result<Option<Str
         Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
         Some(Value::String(_)) => Err(contract(function, "routing_key is an empty string")),
         Some(other) => Err(contract(function, format!("routing_key must be a string, got {other}"))),
+    }
+}
+
+/// The message key of a step's result: a string, or a number or boolean as written.
+pub fn message_key_of(function: &str, map: &Map<String, Value>) -> Result<Option<String>, PipelineError> {
+    match map.get("key") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(v @ (Value::Number(_) | Value::Bool(_))) => Ok(Some(v.to_string())),
+        Some(other) => Err(contract(function, format!("key must be a string or a number, got {}", crate_kind(other)))),
     }
 }
 
@@ -56,10 +76,11 @@ pub fn parse_routed(function: &str, result: Value) -> Result<Routed, PipelineErr
         None | Some(Value::Null) => 1,
         Some(v) => v.as_i64().ok_or_else(|| contract(function, format!("priority must be an integer, got {v}")))?,
     };
+    let key = message_key_of(function, &map)?;
     let Some(obj) = map.remove("obj") else {
         return Err(contract(function, "the result has no `obj` field (expected #{obj: ..., routing_key: \"...\"})"));
     };
-    Ok(Routed { obj, routing_key, priority })
+    Ok(Routed { obj, routing_key, priority, key })
 }
 
 /// Read a classifier's result: the param it was given, with `routing_key` set or left unset.
@@ -69,7 +90,8 @@ pub fn parse_classified(function: &str, before: &Routed, result: Value) -> Resul
     };
     let routing_key = routing_key_of(function, map)?;
     let obj = map.get("obj").cloned().unwrap_or_else(|| before.obj.clone());
-    Ok(Routed { obj, routing_key, priority: before.priority })
+    let key = message_key_of(function, map)?.or_else(|| before.key.clone());
+    Ok(Routed { obj, routing_key, priority: before.priority, key })
 }
 
 fn crate_kind(v: &Value) -> &'static str {
@@ -106,7 +128,7 @@ mod tests {
     #[test]
     fn routed_results_follow_tdg_shape() {
         let r = parse_routed("router", json!({"obj": {"a": 1}, "routing_key": "k", "priority": 3})).unwrap();
-        assert_eq!(r, Routed { obj: json!({"a": 1}), routing_key: Some("k".into()), priority: 3 });
+        assert_eq!(r, Routed { obj: json!({"a": 1}), routing_key: Some("k".into()), priority: 3, key: None });
         let err = parse_routed("router", json!({"a": 1})).unwrap_err().to_string();
         assert!(err.contains("router") && err.contains("no `obj` field"), "{err}");
         let err = parse_routed("router", json!(5)).unwrap_err().to_string();
@@ -116,8 +138,27 @@ mod tests {
     }
 
     #[test]
+    fn a_step_may_set_the_message_key() {
+        let r = parse_routed("router", json!({"obj": {}, "routing_key": "k", "key": "abc"})).unwrap();
+        assert_eq!(r.key.as_deref(), Some("abc"));
+        let r = parse_routed("router", json!({"obj": {}, "routing_key": "k", "key": 42})).unwrap();
+        assert_eq!(r.key.as_deref(), Some("42"), "a number as written");
+        assert_eq!(to_param(&r)["key"], "42", "the next step sees it");
+        let r = parse_routed("router", json!({"obj": {}, "routing_key": "k", "key": null})).unwrap();
+        assert_eq!(r.key, None);
+        assert!(to_param(&r).get("key").is_none(), "no key, no field");
+        let err = parse_routed("router", json!({"obj": {}, "key": [1]})).unwrap_err().to_string();
+        assert!(err.contains("router") && err.contains("key must be a string or a number, got an array"), "{err}");
+        let before = Routed { obj: json!({}), routing_key: None, priority: 1, key: Some("kept".into()) };
+        let r = parse_classified("c", &before, json!({"obj": {}, "routing_key": "x"})).unwrap();
+        assert_eq!(r.key.as_deref(), Some("kept"), "a classifier that sets none keeps the key");
+        let r = parse_classified("c", &before, json!({"obj": {}, "key": "new"})).unwrap();
+        assert_eq!(r.key.as_deref(), Some("new"));
+    }
+
+    #[test]
     fn classifier_sets_or_leaves_the_key() {
-        let before = Routed { obj: json!({"x": 1}), routing_key: None, priority: 1 };
+        let before = Routed { obj: json!({"x": 1}), routing_key: None, priority: 1, key: None };
         let r = parse_classified("c", &before, json!({"obj": {"x": 1}, "routing_key": "add_user"})).unwrap();
         assert_eq!(r.routing_key.as_deref(), Some("add_user"));
         let r = parse_classified("c", &before, json!({"obj": {"x": 1}})).unwrap();

@@ -176,6 +176,17 @@ impl Broker {
     /// Every message in `topic` (all partitions, from the beginning) until `count` arrived or
     /// `timeout` passed: (partition, offset, payload).
     pub fn read_topic(&self, topic: &str, partitions: i32, count: usize, timeout: Duration) -> Vec<(i32, i64, String)> {
+        self.read_keyed(topic, partitions, count, timeout).into_iter().map(|(p, o, _, text)| (p, o, text)).collect()
+    }
+
+    /// [`Broker::read_topic`] with each message's key: (partition, offset, key, payload).
+    pub fn read_keyed(
+        &self,
+        topic: &str,
+        partitions: i32,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<(i32, i64, Option<String>, String)> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", self.address())
             .set("group.id", "ferrogrid-test-reader")
@@ -192,7 +203,8 @@ impl Broker {
         while got.len() < count && started.elapsed() < timeout {
             if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
                 let text = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
-                got.push((m.partition(), m.offset(), text));
+                let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
+                got.push((m.partition(), m.offset(), key, text));
             }
         }
         got

@@ -2,8 +2,7 @@
 
 use super::config::DummyOutputConfig;
 use crate::intake::BoxFuture;
-use crate::registry::{Output, SendError};
-use serde_json::Value;
+use crate::registry::{Outgoing, Output, SendError};
 
 /// Drops objects; useful to discard a routing key on purpose and in benchmarks. The engine
 /// counts what it sends (`ferrogrid_objects_routed_total{output=...}`).
@@ -23,7 +22,7 @@ impl Output for DummyOutput {
         &self.config.name
     }
 
-    fn send(&self, _object: Value, _routing_key: String) -> BoxFuture<Result<(), SendError>> {
+    fn send(&self, _message: Outgoing) -> BoxFuture<Result<(), SendError>> {
         Box::pin(async { Ok(()) })
     }
 }

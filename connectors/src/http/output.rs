@@ -3,8 +3,7 @@
 use super::client::Poster;
 use super::config::{HttpFormat, HttpOutputConfig};
 use crate::intake::BoxFuture;
-use crate::registry::{BuildError, Output, SendError};
-use serde_json::Value;
+use crate::registry::{BuildError, Outgoing, Output, SendError};
 
 /// Posts objects to a URL.
 pub struct HttpOutput {
@@ -26,7 +25,8 @@ impl Output for HttpOutput {
         &self.name
     }
 
-    fn send(&self, object: Value, _routing_key: String) -> BoxFuture<Result<(), SendError>> {
+    fn send(&self, message: Outgoing) -> BoxFuture<Result<(), SendError>> {
+        let object = message.object;
         let HttpFormat::Json = self.format;
         let body = match serde_json::to_vec(&object) {
             Ok(body) => body,

@@ -1,9 +1,10 @@
 //! Configuration of the Kafka input and output.
 
-use crate::registry::ConfigProblem;
+use crate::registry::{ConfigProblem, Outgoing, SendError};
 use rdkafka::ClientConfig;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 fn default_workers_count() -> usize {
@@ -130,6 +131,12 @@ pub struct KafkaOutputConfig {
     /// producer's buffer; a delivery that fails later is only logged.
     #[serde(default = "default_true")]
     pub is_async: bool,
+    /// The message key (TDG 1.7.18's `set_key`): the field of the object whose value is the key,
+    /// dotted for a nested one (`customer.id`); a string as its text, a number or boolean as
+    /// written. An object without it is kept in the repair queue. A key in the script's result
+    /// (`key`) wins; without either, messages have no key.
+    #[serde(default)]
+    pub set_key: Option<String>,
 }
 
 impl KafkaOutputConfig {
@@ -157,8 +164,42 @@ impl KafkaOutputConfig {
         if self.options.contains_key("bootstrap.servers") {
             problems.push(ConfigProblem::new("options.bootstrap.servers", "is set from `brokers`"));
         }
+        if let Some(field) = &self.set_key {
+            if field.split('.').any(str::is_empty) {
+                problems.push(ConfigProblem::new(
+                    "set_key",
+                    format!("\"{field}\" is not a field path (names joined by dots, e.g. `id` or `customer.id`)"),
+                ));
+            }
+        }
         problems.extend(check_options(&self.client_config()));
         problems
+    }
+
+    /// The key of `message`: the script's, else the value of the `set_key` field of the object
+    /// (an object without it is refused: it cannot be sent as configured).
+    pub fn message_key(&self, message: &Outgoing) -> Result<Option<Vec<u8>>, SendError> {
+        if let Some(key) = &message.key {
+            return Ok(Some(key.as_bytes().to_vec()));
+        }
+        let Some(path) = self.set_key.as_deref() else { return Ok(None) };
+        let mut value = &message.object;
+        for name in path.split('.') {
+            value = match value {
+                Value::Object(map) => map.get(name).unwrap_or(&Value::Null),
+                _ => &Value::Null,
+            };
+        }
+        match value {
+            Value::String(text) => Ok(Some(text.as_bytes().to_vec())),
+            Value::Number(_) | Value::Bool(_) => Ok(Some(value.to_string().into_bytes())),
+            Value::Null => {
+                Err(SendError::Rejected(format!("set_key: the object has no field `{path}` for the message key")))
+            }
+            Value::Array(_) | Value::Object(_) => Err(SendError::Rejected(format!(
+                "set_key: the field `{path}` is not a string, number or boolean and cannot be the message key"
+            ))),
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::config::{KafkaFormat, KafkaOutputConfig};
 use crate::intake::BoxFuture;
-use crate::registry::{BuildError, Output, SendError};
+use crate::registry::{BuildError, Outgoing, Output, SendError};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use serde_json::Value;
@@ -99,13 +99,18 @@ impl Output for KafkaOutput {
         &self.config.name
     }
 
-    fn send(&self, object: Value, _routing_key: String) -> BoxFuture<Result<(), SendError>> {
-        let payload = match self.encode(&object) {
-            Ok(payload) => payload,
+    fn send(&self, message: Outgoing) -> BoxFuture<Result<(), SendError>> {
+        let encoded =
+            self.encode(&message.object).and_then(|payload| Ok((payload, self.config.message_key(&message)?)));
+        let (payload, key) = match encoded {
+            Ok(encoded) => encoded,
             Err(e) => return Box::pin(async move { Err(e) }),
         };
         let topic = self.config.topic.clone();
-        let record: FutureRecord<'_, (), [u8]> = FutureRecord::to(&topic).payload(&payload);
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic).payload(&payload);
+        if let Some(key) = &key {
+            record = record.key(key);
+        }
         let (generation, producer) = self.producer.get();
         let delivery = match producer.send_result(record) {
             Ok(delivery) => delivery,

@@ -43,3 +43,46 @@ fn a_good_input_and_output_have_no_problems_and_defaults_are_safe() {
     assert_eq!(producer.get("enable.idempotence"), Some("true"));
     assert_eq!(producer.get("acks"), Some("all"));
 }
+
+#[test]
+fn set_key_must_be_a_field_path() {
+    for (set_key, ok) in [("id", true), ("customer.id", true), ("", false), ("a..b", false), (".id", false)] {
+        let output: KafkaOutputConfig = serde_json::from_value(
+            json!({"name": "o", "brokers": ["127.0.0.1:9092"], "topic": "out", "set_key": set_key}),
+        )
+        .unwrap();
+        let problems = fields(output.validate());
+        assert_eq!(problems.is_empty(), ok, "{set_key:?}: {problems:?}");
+        if !ok {
+            assert!(problems[0].starts_with("set_key: "), "{problems:?}");
+        }
+    }
+}
+
+#[test]
+fn the_message_key_is_the_scripts_else_the_set_key_field() {
+    use crate::Outgoing;
+    let object = json!({"id": 7, "name": "x", "flag": true, "customer": {"id": "c-1"}, "tags": ["a"]});
+    let key = |set_key: Option<&str>, script: Option<&str>| {
+        let mut message = Outgoing::new(object.clone(), "Item");
+        message.key = script.map(str::to_string);
+        let config: KafkaOutputConfig = serde_json::from_value(
+            json!({"name": "o", "brokers": ["127.0.0.1:9092"], "topic": "out", "set_key": set_key}),
+        )
+        .unwrap();
+        config.message_key(&message).map(|key| key.map(|k| String::from_utf8(k).unwrap())).map_err(|e| e.to_string())
+    };
+    assert_eq!(key(None, None), Ok(None), "no key by default");
+    assert_eq!(key(Some("id"), None), Ok(Some("7".into())));
+    assert_eq!(key(Some("name"), None), Ok(Some("x".into())), "a string is its text, unquoted");
+    assert_eq!(key(Some("flag"), None), Ok(Some("true".into())));
+    assert_eq!(key(Some("customer.id"), None), Ok(Some("c-1".into())));
+    assert_eq!(key(Some("id"), Some("from-script")), Ok(Some("from-script".into())), "the script's key wins");
+    assert_eq!(key(None, Some("from-script")), Ok(Some("from-script".into())));
+    let missing = key(Some("customer.name"), None).unwrap_err();
+    assert!(missing.contains("set_key: the object has no field `customer.name`"), "{missing}");
+    let list = key(Some("tags"), None).unwrap_err();
+    assert!(list.contains("the field `tags` is not a string, number or boolean"), "{list}");
+    let through_scalar = key(Some("id.x"), None).unwrap_err();
+    assert!(through_scalar.contains("no field `id.x`"), "{through_scalar}");
+}

@@ -2,7 +2,7 @@
 
 use super::config::SmtpOutputConfig;
 use crate::intake::BoxFuture;
-use crate::registry::{BuildError, Output, SendError};
+use crate::registry::{BuildError, Outgoing, Output, SendError};
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::client::{Identity, Tls, TlsParameters};
@@ -116,7 +116,8 @@ impl Output for SmtpOutput {
         &self.name
     }
 
-    fn send(&self, object: Value, _routing_key: String) -> BoxFuture<Result<(), SendError>> {
+    fn send(&self, outgoing: Outgoing) -> BoxFuture<Result<(), SendError>> {
+        let object = outgoing.object;
         let inner = self.inner.clone();
         Box::pin(async move {
             let mail = message(&object, &inner)?;

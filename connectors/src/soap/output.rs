@@ -4,7 +4,7 @@ use super::config::{SoapOutputConfig, SoapOutputVersion};
 use super::xml::{SOAP11_NS, SOAP12_NS};
 use crate::http::client::{Poster, KEPT_LIMIT};
 use crate::intake::BoxFuture;
-use crate::registry::{BuildError, Output, SendError};
+use crate::registry::{BuildError, Outgoing, Output, SendError};
 use quick_xml::escape::escape;
 use serde_json::{Map, Value};
 use std::fmt::Write;
@@ -209,8 +209,8 @@ impl Output for SoapOutput {
         &self.name
     }
 
-    fn send(&self, object: Value, routing_key: String) -> BoxFuture<Result<(), SendError>> {
-        let body = match envelope(self.version, &object, &routing_key) {
+    fn send(&self, message: Outgoing) -> BoxFuture<Result<(), SendError>> {
+        let body = match envelope(self.version, &message.object, &message.routing_key) {
             Ok(body) => body.into_bytes(),
             Err(e) => return Box::pin(async move { Err(e) }),
         };

@@ -337,7 +337,7 @@ mod output {
         let (handle, url) = peer(status, answer);
         let config: SoapOutputConfig = serde_json::from_value(json!({"name": "out", "url": url})).unwrap();
         let output = SoapOutput::new(config).unwrap();
-        let result = output.send(json!({"id": 1}), "User".into()).await;
+        let result = output.send(crate::Outgoing::new(json!({"id": 1}), "User")).await;
         handle.stop(false).await;
         result
     }

@@ -168,6 +168,8 @@ fn load_include(reader: &Reader, name: &str, from: &str, path: &str, depth: usiz
     let text = reader.read(&rel).map_err(|e| ConfigError::at(path, format!("__file \"{name}\": {e}")))?;
     let extension = Path::new(&rel).extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     match extension.as_str() {
+        // TDG's tutorials start from an empty model.avsc: no types.
+        "avsc" if text.trim().is_empty() => Ok(Value::Array(Vec::new())),
         "json" | "avsc" => serde_json::from_str(&text)
             .map_err(|e| ConfigError::at(path, format!("__file \"{name}\": invalid JSON: {e}"))),
         "yml" | "yaml" => {

@@ -37,6 +37,14 @@ fn includes_are_resolved_by_extension() {
 }
 
 #[test]
+fn an_empty_model_file_is_an_empty_model_as_in_tdgs_tutorials() {
+    let dir = folder(&[("config.yml", "types: {__file: model.avsc}\n"), ("model.avsc", " \n")]);
+    assert_eq!(load(dir.path()).unwrap().config.types, Some(serde_json::json!([])));
+    let errors = errors_of(&[("config.yml", "types: {__file: model.json}\n"), ("model.json", "")]);
+    assert!(errors.join("\n").contains("invalid JSON"), "{errors:?}: only .avsc is read so");
+}
+
+#[test]
 fn unknown_keys_are_errors_with_their_path() {
     let errors =
         errors_of(&[("config.yml", "connector:\n  input:\n    - {name: http, type: http, colour: red}\nbogus: 1\n")]);

@@ -102,7 +102,8 @@ pub struct Config {
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct OutputHandler {
     /// Pipeline run on `param` = `#{obj, routing_key}` before sending; it returns the object to
-    /// send (or `#{obj: ...}`). Without it the stored object is sent as is.
+    /// send, or `#{obj: ..., key: ...}` (`key`: the message key, for Kafka outputs). Without it
+    /// the stored object is sent as is.
     #[serde(default)]
     pub pipeline: Option<String>,
     /// Names of outputs in `connector.output`.

@@ -2,7 +2,7 @@
 
 use super::{error, AppState};
 use crate::model::ScalarKind;
-use crate::repository::RepoError;
+use crate::repository::{RepoError, Repository};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
@@ -16,8 +16,8 @@ const OPTIONS: [&str; 5] = ["first", "after", "version", "all_versions", "dont_s
 
 /// The value of a query parameter for `name`: raw text for single string-like index parts,
 /// JSON otherwise (numbers, booleans, arrays for composite indexes), text as a fallback.
-fn key_value(state: &AppState, type_name: &str, name: &str, raw: &str) -> Value {
-    let model = state.engine.runtime().repository.model();
+pub(crate) fn key_value(repository: &Repository, type_name: &str, name: &str, raw: &str) -> Value {
+    let model = repository.model();
     let string_like = |k: ScalarKind| {
         matches!(
             k,
@@ -88,7 +88,7 @@ async fn read(req: HttpRequest, path: web::Path<String>, state: web::Data<AppSta
                     ),
                 );
             }
-            let value = key_value(&state, &type_name, &name, &raw);
+            let value = key_value(repository, &type_name, &name, &raw);
             filter.push(json!([name, "==", value]));
         }
     }

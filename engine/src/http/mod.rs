@@ -7,7 +7,7 @@ pub mod access;
 mod accounts;
 mod admin;
 mod config;
-mod data;
+pub(crate) mod data;
 mod graphql;
 mod jobs;
 mod notifier;

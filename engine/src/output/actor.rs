@@ -23,7 +23,8 @@ use crate::processor::panic_text;
 use crate::processor::Processor;
 use crate::runtime::Runtime;
 use actix::prelude::*;
-use ferrogrid_connectors::SendError;
+use ferrogrid_connectors::{Outgoing, SendError};
+use ferrogrid_pipelines::steps::message_key_of;
 use ferrogrid_sandbox::CallContext;
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -500,20 +501,22 @@ async fn stored(rt: &Arc<Runtime>, d: &Delivery) -> Result<Option<Value>, Failed
     }
 }
 
-/// The object to send: the stored one, or what the preprocessing pipeline made of it; `None`
-/// when a referenced object is gone. With the runtime (configuration version) that prepared it,
-/// whose output sends it.
-async fn prepared(engine: &Processor, d: &Delivery) -> Result<(Arc<Runtime>, Option<Value>), Failed> {
+/// The object to send: the stored one, or what the preprocessing pipeline made of it (with the
+/// message key its result set); `None` when a referenced object is gone. With the runtime
+/// (configuration version) that prepared it, whose output sends it.
+async fn prepared(engine: &Processor, d: &Delivery) -> Result<(Arc<Runtime>, Option<Outgoing>), Failed> {
     let rt = engine.runtime_arc();
     let Some(object) = stored(&rt, d).await? else { return Ok((rt, None)) };
-    let Some(pipeline) = d.pipeline.clone() else { return Ok((rt, Some(object))) };
+    let Some(pipeline) = d.pipeline.clone() else {
+        return Ok((rt, Some(Outgoing::new(object, d.routing_key.clone()))));
+    };
     let param = json!({"obj": object, "routing_key": d.routing_key});
     let ctx = CallContext { request_id: d.id.clone(), cancel: None, jobs: None, scope: None };
     let result = engine
         .on_worker(move |rt, se| {
             // Test builds: `pipeline-step/<name>` makes the step fail (panic) as a bug would.
             fail::fail_point!(&format!("pipeline-step/{pipeline}"));
-            (rt.clone(), rt.pipelines.run(se, &pipeline, param, &ctx))
+            (rt.clone(), rt.pipelines.run(se, &pipeline, param, &ctx), pipeline)
         })
         .await;
     let fail = |error: String| Failed { status: PREPROCESSING_ERROR, error, retryable: false };
@@ -524,23 +527,25 @@ async fn prepared(engine: &Processor, d: &Delivery) -> Result<(Arc<Runtime>, Opt
         Err(ferrogrid_pipelines::PoolError::Closed) => {
             Err(Failed { status: PREPROCESSING_ERROR, error: "the engine is stopping".into(), retryable: true })
         }
-        Ok((_, Err(e))) => Err(fail(e.to_string())),
-        Ok((rt, Ok(Value::Object(mut map)))) if map.contains_key("obj") => {
-            Ok((rt, Some(map.remove("obj").unwrap_or_default())))
+        Ok((_, Err(e), _)) => Err(fail(e.to_string())),
+        Ok((rt, Ok(Value::Object(mut map)), pipeline)) if map.contains_key("obj") => {
+            let key = message_key_of(&pipeline, &map).map_err(|e| fail(e.to_string()))?;
+            let object = map.remove("obj").unwrap_or_default();
+            Ok((rt, Some(Outgoing { object, routing_key: d.routing_key.clone(), key })))
         }
-        Ok((rt, Ok(value))) => Ok((rt, Some(value))),
+        Ok((rt, Ok(value), _)) => Ok((rt, Some(Outgoing::new(value, d.routing_key.clone())))),
     }
 }
 
 /// Prepare and send `d`: `Ok(true)` sent, `Ok(false)` not to be sent (a referenced object is gone).
 async fn attempt(engine: &Processor, d: &Delivery) -> Result<bool, Failed> {
-    let (rt, object) = prepared(engine, d).await?;
-    let Some(object) = object else {
+    let (rt, message) = prepared(engine, d).await?;
+    let Some(message) = message else {
         tracing::info!(output = %d.output, id = %d.id, "not sent: the referenced object is gone");
         return Ok(false);
     };
     match rt.outputs.get(&d.output) {
-        Some(Some(output)) => output.send(object, d.routing_key.clone()).await.map(|()| true).map_err(|e| Failed {
+        Some(Some(output)) => output.send(message).await.map(|()| true).map_err(|e| Failed {
             status: SENDING_ERROR,
             retryable: matches!(e, SendError::Unavailable(_)),
             error: e.to_string(),

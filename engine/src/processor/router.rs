@@ -9,7 +9,7 @@ use crate::metrics::metrics;
 use crate::output::Content;
 use crate::repair::{Entry, Failure, RepairError};
 use crate::runtime::Runtime;
-use ferrogrid_connectors::{Outcome, OutcomeStatus};
+use ferrogrid_connectors::{Outcome, OutcomeStatus, Outgoing};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -96,9 +96,10 @@ fn outcome_of(id: &str, result: &Result<Done, Failure>) -> Outcome {
 /// (with other objects in one commit), or the failure is recorded off the reactor.
 async fn send(rt: Arc<Runtime>, storage: StoreSender, entry: Entry, mut item: ToSend, then: Then) {
     // The object goes to the output; what finishes the entry afterwards needs only the rest.
-    let obj = std::mem::take(&mut item.obj);
+    let message =
+        Outgoing { object: std::mem::take(&mut item.obj), routing_key: item.routing_key.clone(), key: item.key.take() };
     let result = match rt.outputs.get(&item.output) {
-        Some(Some(output)) => output.send(obj, item.routing_key.clone()).await,
+        Some(Some(output)) => output.send(message).await,
         _ => Err(ferrogrid_connectors::SendError::Rejected(format!("no output named \"{}\"", item.output))),
     };
     match result {

@@ -87,6 +87,8 @@ pub struct ToSend {
     pub routing_key: String,
     /// The object as the input pipeline left it.
     pub obj: Value,
+    /// The message key the input pipeline set.
+    pub key: Option<String>,
     /// Jobs its scripts pushed: committed once it is sent.
     pub jobs: Vec<(String, Value)>,
 }
@@ -147,6 +149,7 @@ pub fn prepare(rt: &Runtime, engine: &ScriptEngine, entry: &Entry) -> Result<Pre
                     output: output.clone(),
                     routing_key: key.to_string(),
                     obj: routed.obj,
+                    key: routed.key,
                     jobs,
                 }));
             }
@@ -176,7 +179,12 @@ pub fn prepare(rt: &Runtime, engine: &ScriptEngine, entry: &Entry) -> Result<Pre
     let mut key = key;
     let mut obj = routed.obj;
     if let Some(pipeline) = rt.processor_routes.get(&key) {
-        let param = to_param(&Routed { obj, routing_key: Some(key.clone()), priority: routed.priority });
+        let param = to_param(&Routed {
+            obj,
+            routing_key: Some(key.clone()),
+            priority: routed.priority,
+            key: routed.key.clone(),
+        });
         let result = run(rt, engine, pipeline, param, &ctx).map_err(|e| script_failure("routing", Some(&key), e))?;
         let next = parse_routed(pipeline, result).map_err(|e| script_failure("routing", Some(&key), e))?;
         if let Some(k) = next.routing_key {

@@ -4,7 +4,7 @@
 
 use super::accounts::AccountSettings;
 use super::users::User;
-use ferrogrid_connectors::Output;
+use ferrogrid_connectors::{Outgoing, Output};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -54,7 +54,7 @@ impl PasswordMailer {
             user.login
         );
         let mail = json!({"to": to, "subject": self.subject, "body": body});
-        self.output.send(mail, "account_manager".into()).await.map_err(|e| e.to_string())?;
+        self.output.send(Outgoing::new(mail, "account_manager")).await.map_err(|e| e.to_string())?;
         Ok(to)
     }
 }
