@@ -25,6 +25,7 @@ pub mod input_processor;
 pub mod intake;
 pub mod json;
 pub mod kafka;
+pub mod metrics;
 pub mod registry;
 pub mod smtp;
 pub mod soap;

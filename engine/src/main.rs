@@ -177,6 +177,8 @@ fn setup_failpoints() -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    // The uptime metric counts from here.
+    ferrogrid_engine::metrics::started();
     let cli = Cli::parse();
     let quiet = matches!(cli.command, Command::Test { .. });
     let level = cli.log_level.clone().unwrap_or_else(|| if quiet { "error" } else { "info" }.to_string());

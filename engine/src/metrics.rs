@@ -82,6 +82,22 @@ pub struct Metrics {
     pub expired_versions: IntCounterVec,
     /// Versions written to archive files and removed, by type.
     pub archived_versions: IntCounterVec,
+    /// Duration of each group commit of the intake log (write + `fdatasync`): the disk wait of
+    /// every acknowledgement.
+    pub intake_log_flush_seconds: Histogram,
+    /// Duration of each flush of the store to disk (sled's flush: write, `fdatasync`).
+    pub store_flush_seconds: Histogram,
+    /// GraphQL queries: time per top-level field (TDG 2.15.1.1's `graphql_query_time`), by
+    /// schema (`default`/`admin`), entity (the field: a type or a service) and operation name.
+    pub graphql_query_seconds: HistogramVec,
+    /// GraphQL mutations: time per top-level field.
+    pub graphql_mutation_seconds: HistogramVec,
+    /// Top-level query fields that answered an error.
+    pub graphql_query_fail: IntCounterVec,
+    /// Top-level mutation fields that answered an error.
+    pub graphql_mutation_fail: IntCounterVec,
+    /// Seconds since the process started; set when metrics are read.
+    pub uptime_seconds: prometheus::Gauge,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
@@ -93,6 +109,14 @@ fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prom
 fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<HistogramVec> {
     let buckets = vec![0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
     let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)?;
+    registry.register(Box::new(h.clone()))?;
+    Ok(h)
+}
+
+/// Disk waits: 100 µs to 2.5 s.
+fn latency(registry: &Registry, name: &str, help: &str) -> prometheus::Result<Histogram> {
+    let buckets = vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?;
     registry.register(Box::new(h.clone()))?;
     Ok(h)
 }
@@ -116,7 +140,46 @@ impl Metrics {
                 .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
         )?;
         r.register(Box::new(storage_batch_objects.clone()))?;
+        // Process metrics (Linux): process_cpu_seconds_total, process_resident_memory_bytes,
+        // process_virtual_memory_bytes, process_open_fds, process_max_fds, process_threads,
+        // process_start_time_seconds.
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        let uptime_seconds = prometheus::Gauge::new("ferrogrid_uptime_seconds", "Seconds since the process started")?;
+        r.register(Box::new(uptime_seconds.clone()))?;
+        let graphql = ["schema", "entity", "operation_name"];
         Ok(Metrics {
+            intake_log_flush_seconds: latency(
+                &r,
+                "ferrogrid_intake_log_flush_seconds",
+                "Group commits of the intake log: write and fdatasync, the disk wait of each acknowledgement",
+            )?,
+            store_flush_seconds: latency(&r, "ferrogrid_store_flush_seconds", "Flushes of the store to disk")?,
+            graphql_query_seconds: histogram(
+                &r,
+                "ferrogrid_graphql_query_time_seconds",
+                "GraphQL query time per top-level field (TDG's graphql_query_time)",
+                &graphql,
+            )?,
+            graphql_mutation_seconds: histogram(
+                &r,
+                "ferrogrid_graphql_mutation_time_seconds",
+                "GraphQL mutation time per top-level field (TDG's graphql_mutation_time)",
+                &graphql,
+            )?,
+            graphql_query_fail: counter(
+                &r,
+                "ferrogrid_graphql_query_fail_total",
+                "GraphQL query fields answered with an error (TDG's graphql_query_fail)",
+                &graphql,
+            )?,
+            graphql_mutation_fail: counter(
+                &r,
+                "ferrogrid_graphql_mutation_fail_total",
+                "GraphQL mutation fields answered with an error (TDG's graphql_mutation_fail)",
+                &graphql,
+            )?,
+            uptime_seconds,
             objects_received: counter(&r, "ferrogrid_objects_received_total", "Objects accepted", &["input"])?,
             objects_stored: counter(&r, "ferrogrid_objects_stored_total", "Objects stored", &["type"])?,
             objects_routed: counter(&r, "ferrogrid_objects_routed_total", "Objects sent to outputs", &["output"])?,
@@ -282,14 +345,23 @@ impl Metrics {
         })
     }
 
-    /// The Prometheus text exposition of every metric.
+    /// The Prometheus text exposition of every metric, the connectors' (Kafka) included.
     pub fn render(&self) -> String {
+        self.uptime_seconds.set(started().elapsed().as_secs_f64());
+        let mut families = self.registry.gather();
+        families.extend(ferrogrid_connectors::metrics::registry().gather());
         let mut buffer = Vec::new();
-        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
+        if let Err(e) = TextEncoder::new().encode(&families, &mut buffer) {
             tracing::error!(error = %e, "encoding metrics failed");
         }
         String::from_utf8(buffer).unwrap_or_default()
     }
+}
+
+/// When the process started (when this was first asked: `main` asks it first).
+pub fn started() -> std::time::Instant {
+    static STARTED: OnceLock<std::time::Instant> = OnceLock::new();
+    *STARTED.get_or_init(std::time::Instant::now)
 }
 
 /// The process-wide metrics.
@@ -312,5 +384,9 @@ mod tests {
         let text = m.render();
         assert!(text.contains("ferrogrid_objects_received_total{input=\"http\"}"), "{text}");
         assert!(text.contains("ferrogrid_repair_queue_depth 3"), "{text}");
+        assert!(text.contains("\nprocess_resident_memory_bytes "), "{text}");
+        assert!(text.contains("\nprocess_open_fds "), "{text}");
+        assert!(text.contains("\nprocess_threads "), "{text}");
+        assert!(text.contains("\nferrogrid_uptime_seconds "), "{text}");
     }
 }

@@ -330,3 +330,136 @@ fn a_token_named_input_posts_only_while_its_token_may() {
         stored_versions(&server).get(&2).copied()
     });
 }
+
+/// The metrics of a running engine with Kafka clients: consumer lag per partition going to 0
+/// once consumed, librdkafka's client statistics, GraphQL time and failures with TDG's labels,
+/// the process, the disk waits; and every series the Grafana dashboard in docs/ queries is one
+/// `/metrics` serves.
+#[test]
+fn metrics_cover_kafka_lag_graphql_process_and_disk_and_the_dashboard_queries_only_served_series() {
+    let broker = Broker::start();
+    broker.create_topic("m", 2);
+    broker.create_topic("events", 1);
+    // Something of every kind the dashboard shows: Kafka in and out, a failing object, a
+    // delivery parked (its peer is not there), a failing job and a failing task.
+    let extra = format!(
+        r#"  output:
+    - name: to_kafka
+      type: kafka
+      brokers: ["{}"]
+      topic: events
+      options: {{statistics.interval.ms: "500"}}
+    - name: hook
+      type: http
+      url: http://127.0.0.1:9/gone
+  routing:
+    - key: Ev
+      output: to_kafka
+output_processor:
+  Item:
+    output: hook
+    retry: {{max_attempts: 1}}
+functions:
+  fail: {{__file: fail.rhai}}
+  note: {{__file: note.rhai}}
+tasks:
+  failing: {{kind: single_shot, pipeline: fail}}
+"#,
+        broker.address()
+    );
+    let yaml = config(&broker, "m", true, &extra)
+        .replace("fetch.wait.max.ms: \"10\"}", "fetch.wait.max.ms: \"10\", statistics.interval.ms: \"500\"}")
+        .replace("input_processor:\n", "input_processor:\n  routing:\n    - key: Item\n      pipeline: note\n");
+    assert!(yaml.contains("statistics.interval.ms: \"500\"}\n"), "{yaml}");
+    let note = "if param.obj.id == 0 { repository::push_job(\"fail\", #{}); } param";
+    let files = [("model.avsc", MODEL), ("fail.rhai", "throw \"failing on purpose\""), ("note.rhai", note)];
+    let server = Server::start_with_config(&yaml, &files);
+    broker.producer().send_all("m", (0..40).map(|i| json!({"Item": {"id": i, "n": i}}).to_string()));
+    broker.producer().send_all("m", (0..5).map(|i| json!({"Ev": {"id": i}}).to_string()));
+    broker.producer().send_all("m", [json!({"Item": {"id": "not a number"}}).to_string()]);
+    wait_until(Duration::from_secs(60), "40 items stored", || (stored_versions(&server).len() == 40).then_some(()));
+    server.post_json("/admin/api/tasks/failing/start", &json!({})).assert_status(200, "start the task");
+
+    // GraphQL: a named query, a mutation, and one of each that fails at its resolver.
+    let ok = server.graphql("query GetItems { Item(first: 5) { id } }", json!({}));
+    assert!(ok["errors"].is_null(), "{ok}");
+    let bad = server.graphql("query BadCursor { Item(first: 5, after: \"not-a-cursor\") { id } }", json!({}));
+    assert!(bad["errors"].is_array(), "{bad}");
+    let put = server.graphql("mutation PutItem { Item(insert: {id: 100, n: 1}) { id } }", json!({}));
+    assert!(put["errors"].is_null(), "{put}");
+    let clash =
+        server.graphql("mutation Clash { Item(insert: {id: 100, n: 2}, only_if_version: 1) { id } }", json!({}));
+    assert!(clash["errors"].is_array(), "{clash}");
+
+    // Lag per partition, 0 once everything is consumed and committed.
+    let text = wait_until(Duration::from_secs(60), "consumer lag 0 on both partitions", || {
+        let text = server.get("/metrics").body;
+        let lag = |p: &str| {
+            metric_value(&text, "ferrogrid_kafka_consumer_lag", &[("input", "kafka"), ("topic", "m"), ("partition", p)])
+        };
+        (lag("0") == Some(0.0) && lag("1") == Some(0.0)).then_some(text)
+    });
+    let hw = |p: &str| {
+        metric_value(&text, "ferrogrid_kafka_high_watermark", &[("input", "kafka"), ("topic", "m"), ("partition", p)])
+    };
+    assert_eq!(hw("0").unwrap_or(0.0) + hw("1").unwrap_or(0.0), 46.0, "both partitions' ends: {text}");
+    let text = wait_until(Duration::from_secs(30), "the producer's statistics", || {
+        let text = server.get("/metrics").body;
+        (metric_value(&text, "ferrogrid_kafka_tx_messages", &[("client", "to_kafka"), ("role", "producer")])
+            == Some(5.0))
+        .then_some(text)
+    });
+    assert!(metric_value(&text, "ferrogrid_kafka_rx_messages", &[("client", "kafka"), ("role", "consumer")]).is_some());
+    assert!(metric_value(&text, "ferrogrid_kafka_broker_rtt_seconds", &[("client", "kafka")]).is_some(), "{text}");
+
+    let graphql = |name: &str, labels: &[(&str, &str)]| metric_value(&text, name, labels);
+    let get_items = [("schema", "default"), ("entity", "Item"), ("operation_name", "GetItems")];
+    assert_eq!(graphql("ferrogrid_graphql_query_time_seconds_count", &get_items), Some(1.0), "{text}");
+    assert_eq!(graphql("ferrogrid_graphql_query_fail_total", &get_items), None, "it did not fail");
+    let bad_cursor = [("schema", "default"), ("entity", "Item"), ("operation_name", "BadCursor")];
+    assert_eq!(graphql("ferrogrid_graphql_query_fail_total", &bad_cursor), Some(1.0), "{text}");
+    let put_item = [("schema", "default"), ("entity", "Item"), ("operation_name", "PutItem")];
+    assert_eq!(graphql("ferrogrid_graphql_mutation_time_seconds_count", &put_item), Some(1.0), "{text}");
+    let clash = [("schema", "default"), ("entity", "Item"), ("operation_name", "Clash")];
+    assert_eq!(graphql("ferrogrid_graphql_mutation_fail_total", &clash), Some(1.0), "{text}");
+    assert!(metric_value(&text, "process_resident_memory_bytes", &[]).is_some_and(|v| v > 1e6), "{text}");
+    assert!(metric_value(&text, "process_threads", &[]).is_some_and(|v| v >= 2.0));
+    assert!(metric_value(&text, "process_open_fds", &[]).is_some_and(|v| v >= 3.0));
+    assert!(metric_value(&text, "ferrogrid_uptime_seconds", &[]).is_some_and(|v| v > 0.0));
+    assert!(metric_value(&text, "ferrogrid_intake_log_flush_seconds_count", &[]).is_some_and(|v| v >= 1.0));
+    assert!(metric_value(&text, "ferrogrid_store_flush_seconds_count", &[]).is_some_and(|v| v >= 1.0));
+    let text = wait_until(Duration::from_secs(30), "the failing job, task and delivery counted", || {
+        let text = server.get("/metrics").body;
+        let failed = |name: &str| metric_value(&text, name, &[]).is_some_and(|v| v >= 1.0);
+        (failed("ferrogrid_jobs_failed_total")
+            && failed("ferrogrid_tasks_failed_total")
+            && failed("ferrogrid_output_parked_total")
+            && failed("ferrogrid_repair_queue_added_total"))
+        .then_some(text)
+    });
+
+    // The dashboard: valid JSON, and each metric its expressions name is served.
+    let path = ferrogrid_tests::workspace_root().join("docs/grafana-dashboard.json");
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("the dashboard")).expect("JSON");
+    let served: BTreeSet<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    let mut queried = BTreeSet::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("an expression");
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if word.starts_with("ferrogrid_") || word.starts_with("process_") {
+                    queried.insert(word.to_string());
+                }
+            }
+        }
+    }
+    assert!(queried.len() >= 25, "{queried:?}");
+    for name in &queried {
+        let family = ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name);
+        assert!(served.contains(family), "the dashboard queries {name}, which /metrics does not serve");
+    }
+}

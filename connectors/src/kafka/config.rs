@@ -19,6 +19,9 @@ fn default_true() -> bool {
     true
 }
 
+/// How often librdkafka reports its statistics (the Kafka metrics), unless `options` say.
+const STATISTICS_INTERVAL_MS: &str = "5000";
+
 /// librdkafka properties the connector sets itself.
 const OWNED_CONSUMER_OPTIONS: [&str; 4] =
     ["bootstrap.servers", "group.id", "enable.auto.offset.store", "enable.auto.commit"];
@@ -70,6 +73,7 @@ impl KafkaInputConfig {
         config
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
+            .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
             .set("client.id", format!("ferrogrid-{}", self.name));
         for (key, value) in &self.options {
             config.set(key, value);
@@ -147,6 +151,7 @@ impl KafkaOutputConfig {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.timeout.ms", "30000")
+            .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
             .set("client.id", format!("ferrogrid-{}", self.name));
         for (key, value) in &self.options {
             config.set(key, value);

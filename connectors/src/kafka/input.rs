@@ -11,6 +11,7 @@ use super::config::KafkaInputConfig;
 use super::progress::Progress;
 use crate::intake::{Intake, IntakeError, Received, Wait};
 use crate::json::parse_object;
+use crate::metrics::StatsRecorder;
 use crate::registry::BuildError;
 use actix::prelude::*;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
@@ -28,12 +29,18 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// How long the consuming loop waits for a free worker before it pauses fetching.
 const PAUSE_AFTER: Duration = Duration::from_millis(500);
 
-/// The consumer's context: forgets the progress of revoked partitions.
+/// The consumer's context: forgets the progress of revoked partitions; sets the input's metrics
+/// from librdkafka's statistics.
 struct KafkaContext {
     progress: Arc<Mutex<Progress>>,
+    stats: StatsRecorder,
 }
 
-impl ClientContext for KafkaContext {}
+impl ClientContext for KafkaContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.stats.record(&statistics);
+    }
+}
 
 impl ConsumerContext for KafkaContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -229,8 +236,13 @@ impl KafkaConsumer {
     pub fn start(config: KafkaInputConfig, intake: Arc<dyn Intake>) -> Result<Self, BuildError> {
         let fail = |e: rdkafka::error::KafkaError| BuildError { name: config.name.clone(), message: e.to_string() };
         let progress = Arc::new(Mutex::new(Progress::default()));
-        let consumer: StreamConsumer<KafkaContext> =
-            config.client_config().create_with_context(KafkaContext { progress: progress.clone() }).map_err(fail)?;
+        let consumer: StreamConsumer<KafkaContext> = config
+            .client_config()
+            .create_with_context(KafkaContext {
+                progress: progress.clone(),
+                stats: StatsRecorder::new(&config.name, "consumer"),
+            })
+            .map_err(fail)?;
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(fail)?;
         tracing::info!(

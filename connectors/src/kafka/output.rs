@@ -2,9 +2,11 @@
 
 use super::config::{KafkaFormat, KafkaOutputConfig};
 use crate::intake::BoxFuture;
+use crate::metrics::StatsRecorder;
 use crate::registry::{BuildError, Outgoing, Output, SendError};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::ClientContext;
 use serde_json::Value;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -15,15 +17,30 @@ pub struct KafkaOutput {
     producer: Arc<Current>,
 }
 
+/// The producer's context: sets the output's metrics from librdkafka's statistics.
+struct Stats(StatsRecorder);
+
+impl ClientContext for Stats {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.0.record(&statistics);
+    }
+}
+
+type Producer = FutureProducer<Stats>;
+
+fn create(config: &KafkaOutputConfig) -> Result<Producer, KafkaError> {
+    config.client_config().create_with_context(Stats(StatsRecorder::new(&config.name, "producer")))
+}
+
 /// The producer in use, replaced when it cannot go on.
 struct Current {
     config: KafkaOutputConfig,
     /// (generation, producer).
-    producer: RwLock<(u64, Arc<FutureProducer>)>,
+    producer: RwLock<(u64, Arc<Producer>)>,
 }
 
 impl Current {
-    fn get(&self) -> (u64, Arc<FutureProducer>) {
+    fn get(&self) -> (u64, Arc<Producer>) {
         let current = self.producer.read().unwrap_or_else(PoisonError::into_inner);
         (current.0, current.1.clone())
     }
@@ -42,7 +59,7 @@ impl Current {
         if current.0 != generation {
             return;
         }
-        match self.config.client_config().create::<FutureProducer>() {
+        match create(&self.config) {
             Ok(fresh) => {
                 tracing::warn!(output = %self.config.name, error = %error, "kafka producer replaced after a failed delivery");
                 *current = (generation + 1, Arc::new(fresh));
@@ -55,9 +72,7 @@ impl Current {
 impl KafkaOutput {
     /// Build the producer (it connects in the background).
     pub fn new(config: KafkaOutputConfig) -> Result<Self, BuildError> {
-        let producer = config
-            .client_config()
-            .create()
+        let producer = create(&config)
             .map_err(|e: KafkaError| BuildError { name: config.name.clone(), message: e.to_string() })?;
         let current = Current { config: config.clone(), producer: RwLock::new((0, Arc::new(producer))) };
         Ok(Self { config, producer: Arc::new(current) })

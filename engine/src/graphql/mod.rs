@@ -11,12 +11,14 @@ mod names;
 mod node;
 mod query;
 mod services;
+mod timing;
 mod types;
 
 pub use admin::admin_schema;
 pub use admin_security::RequestSession;
 pub use loader::relation_loader;
 pub use names::{gql_name, is_valid};
+pub use timing::Timing;
 
 use crate::config::{Config, ServiceKind};
 use crate::model::Model;

@@ -88,11 +88,13 @@ pub fn graphql_schemas(engine: &Arc<Processor>, scheduler: &Arc<Scheduler>) -> R
         .map_err(|e| e.join("\n"))?
         .data(engine.clone())
         .data(crate::graphql::relation_loader(rt.repository.clone()))
+        .extension(crate::graphql::Timing::new("default"))
         .finish()
         .map_err(|e| format!("graphql: {e}"))?;
     let admin = crate::graphql::admin_schema()
         .data(engine.clone())
         .data(scheduler.clone())
+        .extension(crate::graphql::Timing::new("admin"))
         .finish()
         .map_err(|e| format!("graphql admin schema: {e}"))?;
     Ok(GraphqlSchemas { data, admin })

@@ -152,8 +152,12 @@ fn run(shared: &FlushState, store: &dyn Store) {
             std::thread::sleep(std::time::Duration::from_millis(delay));
         }
         // a panic inside sled must not leave callers waiting forever
+        let flush_started = std::time::Instant::now();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.make_durable()))
             .unwrap_or_else(|_| Err(StorageError::Unavailable("the flush to disk panicked".into())));
+        if result.is_ok() {
+            crate::metrics::metrics().store_flush_seconds.observe(flush_started.elapsed().as_secs_f64());
+        }
         let mut st = shared.lock();
         st.completed = generation;
         if let Err(e) = &result {

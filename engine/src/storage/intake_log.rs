@@ -450,6 +450,7 @@ impl IntakeLog {
             };
             if !bytes.is_empty() {
                 let path = segment_path(&dir, segment);
+                let flush_started = Instant::now();
                 let result = file.write_all(&bytes).and_then(|()| file.sync_data()).map_err(io_error(&path));
                 if result.is_err() {
                     // Refused to their clients: their records (which may have reached the disk
@@ -481,7 +482,9 @@ impl IntakeLog {
                     }
                 }
                 if result.is_ok() {
-                    crate::metrics::metrics().intake_log_flushes.inc();
+                    let metrics = crate::metrics::metrics();
+                    metrics.intake_log_flushes.inc();
+                    metrics.intake_log_flush_seconds.observe(flush_started.elapsed().as_secs_f64());
                 }
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "intake log write failed; new objects are refused until restart");
