@@ -14,6 +14,7 @@ mod guard;
 mod host;
 mod limits;
 mod sandbox;
+pub mod xmltree;
 
 #[cfg(test)]
 mod tests;

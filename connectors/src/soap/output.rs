@@ -5,8 +5,9 @@ use super::xml::{SOAP11_NS, SOAP12_NS};
 use crate::http::client::{Poster, KEPT_LIMIT};
 use crate::intake::BoxFuture;
 use crate::registry::{BuildError, Outgoing, Output, SendError};
+use ferrogrid_sandbox::xmltree;
 use quick_xml::escape::escape;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::fmt::Write;
 
 /// Deepest nesting written into an envelope.
@@ -39,58 +40,12 @@ impl SoapOutput {
     }
 }
 
-/// Whether `name` can be an XML element name (a conservative subset: ASCII letters, digits,
-/// `_`, `-`, `.`, not starting with a digit, `-` or `.`).
-fn is_xml_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-}
-
-/// An XML tree node of the SOAP input: `{"tag", "attr", "children"}` (and maybe `"ns"`).
-fn is_tree(value: &Map<String, Value>) -> bool {
-    value.get("tag").is_some_and(Value::is_string)
-        && value.get("children").is_none_or(Value::is_array)
-        && value.keys().all(|k| matches!(k.as_str(), "tag" | "ns" | "attr" | "children"))
-}
-
 fn name_of(name: &str) -> Result<&str, SendError> {
-    if is_xml_name(name) {
+    if xmltree::is_xml_name(name) {
         Ok(name)
     } else {
         Err(SendError::Rejected(format!("\"{name}\" cannot be an XML element name")))
     }
-}
-
-/// Write an XML tree node.
-fn write_tree(out: &mut String, node: &Map<String, Value>, depth: usize) -> Result<(), SendError> {
-    if depth > MAX_DEPTH {
-        return Err(SendError::Rejected(format!("the object is nested deeper than {MAX_DEPTH} levels")));
-    }
-    let tag = name_of(node.get("tag").and_then(Value::as_str).unwrap_or_default())?;
-    let _ = write!(out, "<{tag}");
-    if let Some(ns) = node.get("ns").and_then(Value::as_str) {
-        let _ = write!(out, " xmlns=\"{}\"", escape(ns));
-    }
-    if let Some(Value::Object(attrs)) = node.get("attr") {
-        for (name, value) in attrs {
-            let text = match value {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            let _ = write!(out, " {}=\"{}\"", name_of(name)?, escape(&text));
-        }
-    }
-    out.push('>');
-    for child in node.get("children").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
-        match child {
-            Value::Object(child) if is_tree(child) => write_tree(out, child, depth + 1)?,
-            Value::String(text) => out.push_str(&escape(text)),
-            other => out.push_str(&escape(other.to_string())),
-        }
-    }
-    let _ = write!(out, "</{tag}>");
-    Ok(())
 }
 
 /// Write `value` as element(s) named `name`: an object's fields become child elements, an
@@ -134,7 +89,9 @@ pub fn envelope(version: SoapOutputVersion, object: &Value, routing_key: &str) -
     };
     let mut out = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soap:Envelope xmlns:soap=\"{ns}\"><soap:Body>");
     match object {
-        Value::Object(node) if is_tree(node) => write_tree(&mut out, node, 0)?,
+        Value::Object(node) if xmltree::is_node(node) => {
+            out.push_str(&xmltree::write(node, MAX_DEPTH).map_err(SendError::Rejected)?);
+        }
         other => write_value(&mut out, routing_key, other, 0)?,
     }
     out.push_str("</soap:Body></soap:Envelope>\n");

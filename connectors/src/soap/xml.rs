@@ -1,29 +1,14 @@
 //! Parsing a SOAP envelope into the XML tree handed to pipelines.
 //!
-//! The document is read with quick-xml's `NsReader`: prefixes are resolved to namespace URIs, so
-//! `<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/">` is an Envelope and
-//! `<soap:Envelope xmlns:soap="urn:other">` is not. What is refused, as the sender's fault:
-//! a DOCTYPE (so no DTD, no entity declarations, no external entities: billion laughs and XXE
-//! cannot happen), any entity other than the five predefined ones and character references,
-//! elements nested deeper than the limit, malformed XML, an unknown prefix, text or elements
-//! after the root, a body that is not UTF-8.
-//!
-//! A node of the tree is a JSON object (key order as shown):
-//!
-//! ```json
-//! {"tag": "User", "ns": "urn:library", "attr": {"kind": "reader"}, "children": [node-or-string, ...]}
-//! ```
-//!
-//! `tag` is the local name; `ns` the namespace URI (absent when the element has none); `attr`
-//! the attributes by name as written (`xsi:type` keeps its prefix; `xmlns` declarations are not
-//! attributes); `children` the child elements and texts in document order. Adjacent text, entity
-//! and CDATA pieces form one string; whitespace-only text between elements is dropped; comments
-//! and processing instructions are skipped.
+//! The document is read as an XML tree ([`ferrogrid_sandbox::xmltree`], which says what is
+//! refused and the shape of a node); its root must be a SOAP 1.1 or 1.2 Envelope, whose Body's
+//! first element is what the pipeline gets.
 
-use quick_xml::events::{BytesStart, Event};
+use ferrogrid_sandbox::xmltree::{self, TreeError};
+use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
-use quick_xml::{NsReader, XmlVersion};
-use serde_json::{Map, Value};
+use quick_xml::NsReader;
+use serde_json::Value;
 
 /// Namespace of SOAP 1.1 envelopes.
 pub const SOAP11_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
@@ -100,6 +85,25 @@ pub enum XmlError {
     EmptyBody,
 }
 
+impl From<TreeError> for XmlError {
+    fn from(e: TreeError) -> Self {
+        match e {
+            TreeError::NotUtf8(e) => XmlError::NotUtf8(e),
+            TreeError::Syntax { at, message } => XmlError::Syntax { at, message },
+            TreeError::Doctype => XmlError::Doctype,
+            TreeError::Entity(name) => XmlError::Entity(name),
+            TreeError::TooDeep(depth) => XmlError::TooDeep(depth),
+            TreeError::UnknownPrefix(prefix) => XmlError::UnknownPrefix(prefix),
+            TreeError::NoRoot => XmlError::NoRoot,
+        }
+    }
+}
+
+/// Parse a whole XML document (at most `max_depth` elements deep) into its root node.
+pub fn parse_document(bytes: &[u8], max_depth: usize) -> Result<Value, XmlError> {
+    Ok(xmltree::parse(bytes, max_depth)?)
+}
+
 /// A parsed envelope: its version and the first element of its Body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Envelope {
@@ -107,169 +111,6 @@ pub struct Envelope {
     pub version: SoapVersion,
     /// The first element inside Body, as an XML tree node.
     pub body: Value,
-}
-
-/// An element being read: its node fields and the text not yet added to its children.
-struct Open {
-    tag: String,
-    ns: Option<String>,
-    attr: Map<String, Value>,
-    children: Vec<Value>,
-    text: String,
-}
-
-impl Open {
-    /// Add the pending text to the children unless it is whitespace only.
-    fn flush_text(&mut self) {
-        if !self.text.is_empty() {
-            let text = std::mem::take(&mut self.text);
-            if !text.chars().all(char::is_whitespace) {
-                self.children.push(Value::String(text));
-            }
-        }
-    }
-
-    fn into_node(mut self) -> Value {
-        self.flush_text();
-        let mut node = Map::with_capacity(4);
-        node.insert("tag".into(), Value::String(self.tag));
-        if let Some(ns) = self.ns {
-            node.insert("ns".into(), Value::String(ns));
-        }
-        node.insert("attr".into(), Value::Object(self.attr));
-        node.insert("children".into(), Value::Array(self.children));
-        Value::Object(node)
-    }
-}
-
-fn syntax(reader: &NsReader<&[u8]>, message: impl ToString) -> XmlError {
-    XmlError::Syntax { at: reader.error_position().max(reader.buffer_position()), message: message.to_string() }
-}
-
-/// A resolved namespace as owned data: `Ok(None)` unbound, `Err(prefix)` an undeclared prefix.
-fn owned(ns: ResolveResult<'_>) -> Result<Option<String>, String> {
-    match ns {
-        ResolveResult::Bound(ns) => Ok(Some(ns.into_inner().to_string())),
-        ResolveResult::Unbound => Ok(None),
-        ResolveResult::Unknown(prefix) => Err(prefix),
-    }
-}
-
-/// Open an element: its resolved name and its attributes.
-fn open(
-    reader: &NsReader<&[u8]>,
-    ns: Result<Option<String>, String>,
-    start: &BytesStart<'_>,
-) -> Result<Open, XmlError> {
-    let ns = ns.map_err(XmlError::UnknownPrefix)?;
-    let tag = start.local_name().into_inner().to_string();
-    let mut attr = Map::new();
-    for a in start.attributes() {
-        let a = a.map_err(|e| syntax(reader, e))?;
-        if a.key.as_namespace_binding().is_some() {
-            continue;
-        }
-        let value = a.normalized_value(XmlVersion::Implicit1_0).map_err(|e| syntax(reader, e))?;
-        attr.insert(a.key.into_inner().to_string(), Value::String(value.into_owned()));
-    }
-    Ok(Open { tag, ns, attr, children: Vec::new(), text: String::new() })
-}
-
-/// The text of a predefined entity reference.
-fn predefined(name: &str) -> Option<char> {
-    match name {
-        "lt" => Some('<'),
-        "gt" => Some('>'),
-        "amp" => Some('&'),
-        "apos" => Some('\''),
-        "quot" => Some('"'),
-        _ => None,
-    }
-}
-
-/// Parse a whole XML document (at most `max_depth` elements deep) into its root node.
-pub fn parse_document(bytes: &[u8], max_depth: usize) -> Result<Value, XmlError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| XmlError::NotUtf8(e.to_string()))?;
-    // A byte order mark is not text outside the root.
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut reader = NsReader::from_str(text);
-    reader.config_mut().trim_text(false);
-    let mut stack: Vec<Open> = Vec::new();
-    let mut root: Option<Value> = None;
-    loop {
-        let (ns, event) = match reader.read_resolved_event() {
-            // Namespace URIs borrow the reader: owned before the reader is used again.
-            Ok((ns, event)) => {
-                let ns = if matches!(event, Event::Start(_) | Event::Empty(_)) { owned(ns) } else { Ok(None) };
-                (ns, event)
-            }
-            Err(e) => return Err(XmlError::Syntax { at: reader.error_position(), message: e.to_string() }),
-        };
-        match event {
-            Event::Start(ref start) | Event::Empty(ref start) => {
-                if root.is_some() {
-                    return Err(syntax(&reader, "an element after the root element"));
-                }
-                if stack.len() >= max_depth {
-                    return Err(XmlError::TooDeep(max_depth));
-                }
-                let element = open(&reader, ns, start)?;
-                if let Some(parent) = stack.last_mut() {
-                    parent.flush_text();
-                }
-                if matches!(event, Event::Empty(_)) {
-                    close(&mut stack, &mut root, element);
-                } else {
-                    stack.push(element);
-                }
-            }
-            Event::End(_) => {
-                let Some(element) = stack.pop() else {
-                    return Err(syntax(&reader, "an end tag without a start tag"));
-                };
-                close(&mut stack, &mut root, element);
-            }
-            Event::Text(t) => {
-                let t = t.xml10_content();
-                match stack.last_mut() {
-                    Some(open) => open.text.push_str(&t),
-                    None if t.chars().all(char::is_whitespace) => {}
-                    None => return Err(syntax(&reader, "text outside the root element")),
-                }
-            }
-            Event::CData(t) => match stack.last_mut() {
-                Some(open) => open.text.push_str(&t.xml10_content()),
-                None => return Err(syntax(&reader, "CDATA outside the root element")),
-            },
-            Event::GeneralRef(r) => {
-                let ch = if r.is_char_ref() {
-                    r.resolve_char_ref().map_err(|e| syntax(&reader, e))?
-                } else {
-                    Some(predefined(&r).ok_or_else(|| XmlError::Entity(r.to_string()))?)
-                };
-                match (stack.last_mut(), ch) {
-                    (Some(open), Some(ch)) => open.text.push(ch),
-                    _ => return Err(syntax(&reader, "a reference outside the root element")),
-                }
-            }
-            Event::DocType(_) => return Err(XmlError::Doctype),
-            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
-            Event::Eof => break,
-        }
-    }
-    if let Some(open) = stack.last() {
-        return Err(syntax(&reader, format!("unexpected end of document: <{}> is not closed", open.tag)));
-    }
-    root.ok_or(XmlError::NoRoot)
-}
-
-/// Close `element`: it becomes a child of its parent, or the root.
-fn close(stack: &mut [Open], root: &mut Option<Value>, element: Open) {
-    let node = element.into_node();
-    match stack.last_mut() {
-        Some(parent) => parent.children.push(node),
-        None => *root = Some(node),
-    }
 }
 
 /// The child elements of a node (texts skipped).
@@ -292,7 +133,10 @@ pub fn prefix_namespace_at(bytes: &[u8], local: &str, prefix: &str) -> Option<St
             Event::Start(start) | Event::Empty(start) if start.local_name().into_inner() == local => {
                 let qname = format!("{prefix}:x");
                 let (bound, _) = reader.resolver().resolve_element(quick_xml::name::QName(&qname));
-                return owned(bound).ok().flatten();
+                return match bound {
+                    ResolveResult::Bound(ns) => Some(ns.into_inner().to_string()),
+                    _ => None,
+                };
             }
             Event::Eof => return None,
             _ => {}

@@ -13,6 +13,7 @@
 //! | `digest` | digest.rs |
 
 pub(crate) mod datetime;
+pub(crate) mod decimal;
 pub(crate) mod digest;
 pub(crate) mod json;
 pub(crate) mod log;
@@ -34,8 +35,8 @@ use crate::limits::Limits;
 use shared::SharedStore;
 
 /// Names of the API modules (a library may not take one of them).
-pub(crate) const MODULE_NAMES: [&str; 9] =
-    ["repository", "log", "datetime", "uuid", "json", "sequence", "shared", "xml", "digest"];
+pub(crate) const MODULE_NAMES: [&str; 10] =
+    ["repository", "log", "datetime", "uuid", "json", "sequence", "shared", "xml", "digest", "decimal"];
 
 /// Build every API module once; engines share them.
 pub(crate) fn build(
@@ -55,6 +56,7 @@ pub(crate) fn build(
         shared::module(store, depth),
         xml::module(depth),
         digest::module(),
+        decimal::module(),
     ];
     MODULE_NAMES
         .into_iter()

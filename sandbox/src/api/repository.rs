@@ -50,6 +50,77 @@ struct Budget {
 
 thread_local! {
     static MAP_REDUCE_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    static CALL_ON_STORAGE_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Calls of `call_on_storage` inside one another (a function calling it again) at most.
+const MAX_CALL_ON_STORAGE_DEPTH: u32 = 8;
+
+/// A `call_on_storage` under way on this thread.
+struct CallDepth;
+
+impl CallDepth {
+    fn enter() -> Result<CallDepth, Box<EvalAltResult>> {
+        CALL_ON_STORAGE_DEPTH.with(|d| {
+            if d.get() >= MAX_CALL_ON_STORAGE_DEPTH {
+                return Err(api_error(format!(
+                    "repository::call_on_storage: calls nested deeper than {MAX_CALL_ON_STORAGE_DEPTH}"
+                )));
+            }
+            d.set(d.get() + 1);
+            Ok(CallDepth)
+        })
+    }
+}
+
+impl Drop for CallDepth {
+    fn drop(&mut self) {
+        CALL_ON_STORAGE_DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+    }
+}
+
+/// `repository::call_on_storage(type, index, value, func_name, func_args[, options])` (TDG
+/// 1.3.5.6): TDG runs the function on the storage that holds `value`'s key; one node holds every
+/// key, so the type, index and key are checked (as `get` checks them, with the caller's right
+/// to read the type) and the function of the configuration's `functions` runs here, in this
+/// script's call, with `param` = `func_args`; its result is the answer. TDG's `options`
+/// (`timeout`, `mode`, `prefer_replica`, `balance`) are accepted: the script's own deadline
+/// bounds the call.
+#[allow(clippy::too_many_arguments)]
+fn call_on_storage(
+    ctx: &NativeCallContext,
+    r: &dyn DataAccess,
+    compiled: &crate::sandbox::Compiled,
+    max_depth: usize,
+    (t, index, key): (&str, &str, &Dynamic),
+    name: &str,
+    args: Dynamic,
+    options: Option<&Dynamic>,
+) -> Res {
+    let c = Conv { function: "call_on_storage", max_depth };
+    check_data("repository::call_on_storage", DataNeed::Read(t)).map_err(host_error)?;
+    let opts = c.options(options)?;
+    if let Some(map) = opts.as_object() {
+        if let Some(bad) = map.keys().find(|k| !matches!(k.as_str(), "timeout" | "mode" | "prefer_replica" | "balance"))
+        {
+            return Err(api_error(format!(
+                "repository::call_on_storage: unknown option \"{bad}\" (timeout, mode, prefer_replica, balance)"
+            )));
+        }
+    }
+    // The key must name an object's place as `get` reads it; whether one is there does not matter.
+    r.get(t, index, &c.arg("value", key)?, &Value::Object(Default::default())).map_err(host_error)?;
+    let found = compiled.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(name).cloned();
+    let Some(ast) = found else {
+        return Err(api_error(format!(
+            "repository::call_on_storage: there is no function \"{name}\" in the configuration's functions"
+        )));
+    };
+    let _depth = CallDepth::enter()?;
+    let mut scope = Scope::new();
+    scope.push("param", args);
+    // Errors pass as they are (a timeout, a cancel, a host error keep their kind).
+    ctx.engine().eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
 }
 
 /// A `map_reduce` under way on this thread; one inside another is refused.
@@ -327,7 +398,7 @@ pub(crate) fn module(repo: Arc<dyn DataAccess>, limits: &crate::Limits, compiled
               b: Dynamic,
               c: Dynamic| { map_reduce(&ctx, &*r, &fns, (max_depth, budget), &t, &f, &v, [a, b, c], None) },
     );
-    let (r, fns) = (repo.clone(), compiled);
+    let (r, fns) = (repo.clone(), compiled.clone());
     m.set_native_fn(
         "map_reduce",
         move |ctx: NativeCallContext,
@@ -338,6 +409,28 @@ pub(crate) fn module(repo: Arc<dyn DataAccess>, limits: &crate::Limits, compiled
               b: Dynamic,
               c: Dynamic,
               o: Dynamic| { map_reduce(&ctx, &*r, &fns, (max_depth, budget), &t, &f, &v, [a, b, c], Some(&o)) },
+    );
+
+    let (r, fns) = (repo.clone(), compiled.clone());
+    m.set_native_fn(
+        "call_on_storage",
+        move |ctx: NativeCallContext,
+              t: ImmutableString,
+              i: ImmutableString,
+              k: Dynamic,
+              name: ImmutableString,
+              args: Dynamic| { call_on_storage(&ctx, &*r, &fns, max_depth, (&t, &i, &k), &name, args, None) },
+    );
+    let (r, fns) = (repo.clone(), compiled);
+    m.set_native_fn(
+        "call_on_storage",
+        move |ctx: NativeCallContext,
+              t: ImmutableString,
+              i: ImmutableString,
+              k: Dynamic,
+              name: ImmutableString,
+              args: Dynamic,
+              o: Dynamic| { call_on_storage(&ctx, &*r, &fns, max_depth, (&t, &i, &k), &name, args, Some(&o)) },
     );
 
     let r = repo;

@@ -13,6 +13,9 @@
 //! | `child(node, tag)` | the first child element with that tag, or `()` |
 //! | `attr(node, name)` | the attribute's value, or `()` |
 //! | `to_map(node)` | a plain value: an element with only text is its text; otherwise a map with attributes under `"@name"`, child elements under their tag (an array when the tag repeats) and mixed text under `"#text"` |
+//! | `parse(text)` | the root node of an XML document (read as SOAP bodies are: no DOCTYPE, only the predefined entities) |
+//! | `element(tag[, attr[, children]])` | a new node `#{tag, attr, children}` (children: nodes and strings) |
+//! | `to_string(node)` | the node as XML text (its `ns` as a default namespace declaration, values escaped) |
 //!
 //! Every function takes `()` where a node is expected and answers `()` (so an optional part of
 //! a message chains: `xml::text(xml::get_by_path(n, "a.b"))`); any other non-node value is an
@@ -20,6 +23,7 @@
 
 use rhai::{Array, Dynamic, EvalAltResult, ImmutableString, Map, Module};
 
+use crate::convert::{dynamic_to_json, json_to_dynamic};
 use crate::error::api_error;
 
 type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
@@ -191,6 +195,52 @@ fn to_map(node: &Dynamic, max_depth: usize) -> Result<Dynamic> {
     Ok(with_node("to_map", node, |_| plain(node, 0, max_depth))?.unwrap_or(Dynamic::UNIT))
 }
 
+/// The value nesting of a tree `max_depth` elements deep: each element is a map holding an array.
+fn value_depth(max_depth: usize) -> usize {
+    max_depth.saturating_mul(2).saturating_add(2)
+}
+
+/// `xml::parse(text)`: the root node of the document.
+fn parse(text: &str, max_depth: usize) -> Result<Dynamic> {
+    let tree = crate::xmltree::parse(text.as_bytes(), max_depth).map_err(|e| api_error(format!("xml::parse: {e}")))?;
+    // Elements are maps of two levels each (node, children).
+    json_to_dynamic(&tree, value_depth(max_depth)).map_err(|e| api_error(format!("xml::parse: {e}")))
+}
+
+/// `xml::element(tag, attr, children)`: a new node.
+fn element(tag: &str, attr: Map, children: Array) -> Result<Dynamic> {
+    if !crate::xmltree::is_xml_name(tag) {
+        return Err(api_error(format!("xml::element: \"{tag}\" cannot be an XML element name")));
+    }
+    for name in attr.keys() {
+        if !crate::xmltree::is_xml_name(name) {
+            return Err(api_error(format!("xml::element: \"{name}\" cannot be an XML attribute name")));
+        }
+    }
+    if let Some(bad) = children.iter().find(|c| !(c.is_string() || is_node(c))) {
+        return Err(api_error(format!("xml::element: a child must be a node or a string, got {}", bad.type_name())));
+    }
+    let mut node = Map::new();
+    node.insert("tag".into(), Dynamic::from(ImmutableString::from(tag)));
+    node.insert("attr".into(), Dynamic::from_map(attr));
+    node.insert("children".into(), Dynamic::from_array(children));
+    Ok(Dynamic::from_map(node))
+}
+
+/// `xml::to_string(node)`: the node as XML text.
+fn to_string(node: &Dynamic, max_depth: usize) -> Result<ImmutableString> {
+    let value = dynamic_to_json(node, value_depth(max_depth)).map_err(|e| api_error(format!("xml::to_string: {e}")))?;
+    match &value {
+        serde_json::Value::Object(map) if crate::xmltree::is_node(map) => crate::xmltree::write(map, max_depth)
+            .map(ImmutableString::from)
+            .map_err(|e| api_error(format!("xml::to_string: {e}"))),
+        _ => Err(api_error(format!(
+            "xml::to_string: expected an XML node (a map with tag, attr and children), got {}",
+            node.type_name()
+        ))),
+    }
+}
+
 /// Build the `xml` module; trees deeper than `max_depth` elements are an error.
 pub(crate) fn module(max_depth: usize) -> Module {
     let mut m = Module::new();
@@ -203,5 +253,10 @@ pub(crate) fn module(max_depth: usize) -> Module {
     m.set_native_fn("child", |node: &mut Dynamic, tag: ImmutableString| child(node, &tag));
     m.set_native_fn("attr", |node: &mut Dynamic, name: ImmutableString| attr(node, &name));
     m.set_native_fn("to_map", move |node: &mut Dynamic| to_map(node, max_depth));
+    m.set_native_fn("parse", move |text: ImmutableString| parse(&text, max_depth));
+    m.set_native_fn("element", |tag: ImmutableString| element(&tag, Map::new(), Array::new()));
+    m.set_native_fn("element", |tag: ImmutableString, attr: Map| element(&tag, attr, Array::new()));
+    m.set_native_fn("element", |tag: ImmutableString, attr: Map, children: Array| element(&tag, attr, children));
+    m.set_native_fn("to_string", move |node: &mut Dynamic| to_string(node, max_depth));
     m
 }

@@ -120,6 +120,109 @@ fn datetime_bad_input_names_the_input() {
 }
 
 #[test]
+fn datetime_formats_and_nanoseconds() {
+    let src = r#"
+        #{
+          parsed: datetime::parse("24.03.2018 10:20:48.123", "dd.MM.yyyy HH:mm:ss.SSS"),
+          tdg_name: datetime::custom_datetime_str_to_nsec("24.03.2018 10:20:48.123", "dd.MM.yyyy HH:mm:ss.SSS"),
+          offset: datetime::parse("2018-03-24T13:20:48+03:00", "yyyy-MM-dd'T'HH:mm:ssXXX"),
+          date_only: datetime::parse("24/03/2018", "dd/MM/yyyy"),
+          strftime: datetime::parse("2018-03-24 10:20:48", "%Y-%m-%d %H:%M:%S"),
+          formatted: datetime::format(1521886848123, "dd.MM.yyyy HH:mm:ss.SSS"),
+          tdg_format: datetime::millisec_to_formatted_datetime(1521886848123, "yyyy-MM-dd'T'HH:mm:ss"),
+          words: datetime::format(1521886848123, "EEEE, d MMMM yyyy, h:mm a"),
+          nanos: datetime::format_nsec(1521886848123456789, "HH:mm:ss.SSSSSSSSS"),
+          to_nsec: datetime::to_nsec("2018-03-24T10:20:48.123456789Z"),
+          from_nsec: datetime::from_nsec(1521886848123456789),
+          now_nsec: datetime::now_nsec(),
+        }
+    "#;
+    let before = Utc::now().timestamp_nanos_opt().unwrap();
+    let out = run(src, json!(null)).unwrap();
+    assert_eq!(out["parsed"], json!(1521886848123000000i64));
+    assert_eq!(out["tdg_name"], out["parsed"]);
+    assert_eq!(out["offset"], json!(1521886848000000000i64), "the offset is applied");
+    assert_eq!(out["date_only"], json!(1521849600000000000i64), "midnight UTC");
+    assert_eq!(out["strftime"], json!(1521886848000000000i64));
+    assert_eq!(out["formatted"], "24.03.2018 10:20:48.123");
+    assert_eq!(out["tdg_format"], "2018-03-24T10:20:48");
+    assert_eq!(out["words"], "Saturday, 24 March 2018, 10:20 AM");
+    assert_eq!(out["nanos"], "10:20:48.123456789");
+    assert_eq!(out["to_nsec"], json!(1521886848123456789i64));
+    assert_eq!(out["from_nsec"], "2018-03-24T10:20:48.123456789Z");
+    assert!(out["now_nsec"].as_i64().unwrap() >= before);
+
+    for (src, want) in [
+        (
+            r#"datetime::parse("2018-03-24", "dd.MM.yyyy")"#,
+            r#"datetime::parse: "2018-03-24" does not match the format "dd.MM.yyyy""#,
+        ),
+        (r#"datetime::parse("2018", "yyyy-qq")"#, "datetime::parse: the pattern letter 'q' x2 is not supported"),
+        (r#"datetime::format(0, "%Q")"#, "datetime::format: an unknown % directive"),
+        (
+            r#"datetime::format(9223372036854775807, "yyyy")"#,
+            "datetime::format: 9223372036854775807 ms is out of the nanosecond range",
+        ),
+        (r#"datetime::parse("01.01.2300", "dd.MM.yyyy")"#, "out of the nanosecond range"),
+        (r#"datetime::to_nsec("soon")"#, "datetime::to_nsec: \"soon\" is not an ISO-8601 date-time"),
+        (r#"datetime::parse(5, "yyyy")"#, "datetime::parse"),
+    ] {
+        let err = run(src, json!(null)).unwrap_err().to_string();
+        assert!(err.contains(want), "{src}: {err}");
+    }
+}
+
+#[test]
+fn decimal_arithmetic_is_exact_on_strings() {
+    let src = r#"
+        #{
+          add: decimal::add("0.1", "0.2"), scale: decimal::add("1.10", "2.2"), int: decimal::add("12.50", 3),
+          sub: decimal::sub("1", "0.01"), mul: decimal::mul("12.50", "3"), div: decimal::div("1", "3"),
+          div_scale: decimal::div("2", "3", 2), div_exact: decimal::div("10.00", "4"), rem: decimal::rem("10", "3"),
+          round: decimal::round("2.345", 2), round_neg: decimal::round("-2.345", 2), round_up: decimal::round("2.5", 2),
+          cmp: [decimal::cmp("1.0", "1"), decimal::cmp("0.99", "1"), decimal::cmp("2", 1)],
+          abs: decimal::abs("-3.20"), neg: decimal::neg("3.20"),
+          valid: [decimal::is_decimal("1.5"), decimal::is_decimal("x"), decimal::is_decimal(3), decimal::is_decimal(1.5)],
+        }
+    "#;
+    let out = run(src, json!(null)).unwrap();
+    assert_eq!(out["add"], "0.3");
+    assert_eq!(out["scale"], "3.30");
+    assert_eq!(out["int"], "15.50");
+    assert_eq!(out["sub"], "0.99");
+    assert_eq!(out["mul"], "37.50");
+    assert_eq!(out["div"], "0.3333333333333333333333333333");
+    assert_eq!(out["div_scale"], "0.67");
+    assert_eq!(out["div_exact"], "2.5");
+    assert_eq!(out["rem"], "1");
+    assert_eq!(out["round"], "2.35", "half away from zero");
+    assert_eq!(out["round_neg"], "-2.35");
+    assert_eq!(out["round_up"], "2.50", "written with the scale asked");
+    assert_eq!(out["cmp"], json!([0, -1, 1]));
+    assert_eq!(out["abs"], "3.20");
+    assert_eq!(out["neg"], "-3.20");
+    assert_eq!(out["valid"], json!([true, false, true, false]));
+
+    for (src, want) in [
+        (r#"decimal::add("1,5", "1")"#, r#"decimal::add: "1,5" is not a decimal number"#),
+        (
+            r#"decimal::add(0.1, "1")"#,
+            "decimal::add: 0.1 is a float, which is not exact: pass the decimal as a string (\"0.1\")",
+        ),
+        (r#"decimal::mul([1], "1")"#, "decimal::mul: expected a decimal string or an integer, got array"),
+        (r#"decimal::div("1", "0")"#, "decimal::div: division by zero"),
+        (r#"decimal::div("1", 0, 2)"#, "decimal::div: division by zero"),
+        (r#"decimal::rem("1", "0.0")"#, "decimal::rem: division by zero"),
+        (r#"decimal::round("1.5", 29)"#, "decimal::round: the scale must be 0 to 28, got 29"),
+        (r#"decimal::round("1.5", -1)"#, "the scale must be 0 to 28, got -1"),
+        (r#"decimal::mul("79228162514264337593543950335", "10")"#, "decimal::mul: the result is out of range"),
+    ] {
+        let err = run(src, json!(null)).unwrap_err().to_string();
+        assert!(err.contains(want), "{src}: {err}");
+    }
+}
+
+#[test]
 fn uuid_new_is_a_fresh_v4() {
     let out = run("[uuid::new(), uuid::new()]", json!(null)).unwrap();
     let a = uuid::Uuid::parse_str(out[0].as_str().unwrap()).unwrap();
@@ -348,4 +451,40 @@ fn map_reduce_streams_every_page_through_closures_or_named_functions() {
             slow.run(&format!(r#"repository::map_reduce("Sale", [], (), {map}, (), ())"#), json!(null)).unwrap_err();
         assert!(matches!(e.kind, ScriptErrorKind::Timeout | ScriptErrorKind::Limit(_)), "{map}: {e}");
     }
+}
+
+#[test]
+fn call_on_storage_checks_the_key_and_runs_a_configuration_function() {
+    let f = fixture_with(Limits::default(), &[]);
+    f.run(r#"repository::put("Sale", #{id: 1, amount: 10})"#, json!(null)).unwrap();
+    f.sandbox.compile("total", r#"let s = repository::get("Sale", "id", param.id); s.amount * param.times"#).unwrap();
+    f.sandbox.compile("again", r#"repository::call_on_storage("Sale", "id", 1, "again", param)"#).unwrap();
+    f.sandbox.compile("boom", r#"throw "boom on storage""#).unwrap();
+    let out = f
+        .run(
+            r#"[repository::call_on_storage("Sale", "id", 1, "total", #{id: 1, times: 3}),
+                repository::call_on_storage("Sale", "id", 99, "total", #{id: 1, times: 2}, #{timeout: 5, mode: "read", prefer_replica: true, balance: true})]"#,
+            json!(null),
+        )
+        .unwrap();
+    assert_eq!(out, json!([30, 20]), "the key need not be stored; options are accepted");
+    for (src, says) in [
+        (
+            r#"repository::call_on_storage("Sale", "id", 1, "nope", ())"#,
+            "no function \"nope\" in the configuration's functions",
+        ),
+        (r#"repository::call_on_storage("Sale", "id", 1, "total", (), #{colour: 1})"#, "unknown option \"colour\""),
+        (r#"repository::call_on_storage("Invalid", "id", 1, "total", ())"#, "type Invalid is not in the model"),
+        (r#"repository::call_on_storage("Sale", "id", 1, "boom", ())"#, "boom on storage"),
+        (r#"repository::call_on_storage("Sale", "id", 1, "again", ())"#, "calls nested deeper than 8"),
+        (r#"repository::call_on_storage("Sale", "id", 1, 42, ())"#, "call_on_storage"),
+    ] {
+        let e = f.run(src, json!(null)).unwrap_err().to_string();
+        assert!(e.contains(says), "{src}: {e}");
+    }
+    // The depth is given back: a call after the refused recursion works.
+    assert_eq!(
+        f.run(r#"repository::call_on_storage("Sale", "id", 1, "total", #{id: 1, times: 1})"#, json!(null)).unwrap(),
+        json!(10)
+    );
 }

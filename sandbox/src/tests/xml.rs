@@ -118,3 +118,84 @@ fn deep_trees_are_bounded() {
     let err = f.run(&format!("xml::get_by_path(#{{tag: \"x\"}}, \"{path}\")"), json!(null)).unwrap_err();
     assert!(err.to_string().contains("deeper than 30"), "{err}");
 }
+
+#[test]
+fn parse_reads_a_document_into_the_soap_inputs_tree() {
+    let out = run(
+        r#"let doc = xml::parse(param);
+           #{tag: doc.tag, ns: doc.ns, user: xml::to_map(xml::child(doc, "User")), id: xml::attr(xml::child(doc, "User"), "id")}"#,
+        json!(r#"<?xml version="1.0"?><Connect xmlns="urn:lib"><User id="7"><name>Ann &amp; Bo</name><phone>1</phone></User></Connect>"#),
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        json!({"tag": "Connect", "ns": "urn:lib", "user": {"@id": "7", "name": "Ann & Bo", "phone": "1"}, "id": "7"})
+    );
+    for (text, want) in [
+        ("<a><b></a>", "xml::parse: malformed XML"),
+        ("<!DOCTYPE a [<!ENTITY x \"y\">]><a>&x;</a>", "xml::parse: a DOCTYPE"),
+        ("<a>&nbsp;</a>", "undefined entity &nbsp;"),
+        ("just text", "text outside the root element"),
+        ("", "no root element"),
+        ("<p:a/>", "namespace prefix \"p\" is not declared"),
+    ] {
+        let err = run("xml::parse(param)", json!(text)).unwrap_err();
+        assert!(matches!(err.kind, ScriptErrorKind::Runtime(ref m) if m.contains(want)), "{text}: {err}");
+    }
+    let err = run("xml::parse(42)", json!(null)).unwrap_err();
+    assert!(err.to_string().contains("xml::parse"), "{err}");
+    let deep = format!("{}{}", "<x>".repeat(40), "</x>".repeat(40));
+    let f = fixture_with(Limits { max_value_depth: 30, ..Limits::default() }, &[]);
+    let err = f.run("xml::parse(param)", json!(deep)).unwrap_err();
+    assert!(err.to_string().contains("XML nesting deeper than 30"), "{err}");
+}
+
+#[test]
+fn element_and_to_string_build_and_write_xml() {
+    let out = run(
+        r#"let user = xml::element("User", #{id: 7}, [xml::element("name", #{}, ["Ann <&> \"Bo\""]), "note"]);
+           let doc = xml::element("Connect", #{}, [user, xml::element("empty")]);
+           doc.ns = "urn:lib";
+           let text = xml::to_string(doc);
+           #{text: text, again: xml::to_string(xml::parse(text))}"#,
+        json!(null),
+    )
+    .unwrap();
+    assert_eq!(
+        out["text"],
+        r#"<Connect xmlns="urn:lib"><User id="7"><name>Ann &lt;&amp;&gt; &quot;Bo&quot;</name>note</User><empty></empty></Connect>"#
+    );
+    assert_eq!(out["again"], out["text"], "what is written parses back to the same tree");
+    for (src, want) in [
+        (r#"xml::element("1bad")"#, "xml::element: \"1bad\" cannot be an XML element name"),
+        (r#"xml::element("a", #{"x y": 1})"#, "\"x y\" cannot be an XML attribute name"),
+        (r#"xml::element("a", #{}, [42])"#, "a child must be a node or a string, got i64"),
+        (r#"xml::to_string(#{a: 1})"#, "xml::to_string: expected an XML node"),
+        (r#"xml::to_string(#{tag: "a b", attr: #{}, children: []})"#, "\"a b\" cannot be an XML element name"),
+        (r#"xml::to_string("text")"#, "xml::to_string: expected an XML node"),
+    ] {
+        let err = run(src, json!(null)).unwrap_err();
+        assert!(matches!(err.kind, ScriptErrorKind::Runtime(ref m) if m.contains(want)), "{src}: {err}");
+    }
+    let build = "let n = xml::element(\"x\"); for i in 0..40 { n = xml::element(\"x\", #{}, [n]); }";
+    let f = fixture_with(Limits { max_value_depth: 30, ..Limits::default() }, &[]);
+    let err = f.run(&format!("{build} xml::to_string(n)"), json!(null)).unwrap_err();
+    assert!(err.to_string().contains("xml::to_string"), "{err}");
+}
+
+#[test]
+fn namespaces_are_declared_where_they_change() {
+    let out = run(
+        r#"let none = xml::element("plain"); none.ns = "";
+           let other = xml::element("other"); other.ns = "urn:other";
+           let root = xml::element("root", #{}, [xml::element("inherits"), none, other]);
+           root.ns = "urn:root";
+           xml::to_string(root)"#,
+        json!(null),
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        r#"<root xmlns="urn:root"><inherits></inherits><plain xmlns=""></plain><other xmlns="urn:other"></other></root>"#
+    );
+}
