@@ -142,17 +142,33 @@ struct PartitionFigures {
 }
 
 /// Sets the gauges of one client from its statistics; removes them when dropped (with the
-/// client).
+/// client). Two clients of one name may live at once (a producer replaced after a fatal error,
+/// the next configuration's client built before the switch, a dry run's): the first to report
+/// owns the series until it goes, and the other reports only then.
 pub(crate) struct StatsRecorder {
     name: String,
     role: &'static str,
+    id: u64,
     seen: Mutex<Seen>,
+}
+
+/// Which recorder owns the series of each (client, role).
+fn owners() -> std::sync::MutexGuard<'static, std::collections::HashMap<(String, &'static str), u64>> {
+    static OWNERS: OnceLock<Mutex<std::collections::HashMap<(String, &'static str), u64>>> = OnceLock::new();
+    OWNERS.get_or_init(Default::default).lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl StatsRecorder {
     /// For the input or output `name`, a `consumer` or `producer`.
     pub(crate) fn new(name: &str, role: &'static str) -> Self {
-        Self { name: name.to_string(), role, seen: Mutex::new(Seen::default()) }
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self { name: name.to_string(), role, id, seen: Mutex::new(Seen::default()) }
+    }
+
+    /// Whether this recorder owns its series (taking them when nobody does).
+    fn owns(&self) -> bool {
+        *owners().entry((self.name.clone(), self.role)).or_insert(self.id) == self.id
     }
 
     pub(crate) fn record(&self, stats: &Statistics) {
@@ -189,6 +205,9 @@ impl StatsRecorder {
     }
 
     fn apply(&self, figures: &Figures) {
+        if !self.owns() {
+            return;
+        }
         let m = kafka();
         let client = [self.name.as_str(), self.role];
         m.queued_messages.with_label_values(&client).set(i64::try_from(figures.queued).unwrap_or(i64::MAX));
@@ -242,6 +261,14 @@ impl StatsRecorder {
 
 impl Drop for StatsRecorder {
     fn drop(&mut self) {
+        {
+            let mut owners = owners();
+            let key = (self.name.clone(), self.role);
+            if owners.get(&key) != Some(&self.id) {
+                return;
+            }
+            owners.remove(&key);
+        }
         let m = kafka();
         let seen = std::mem::take(&mut *self.seen.lock().unwrap_or_else(PoisonError::into_inner));
         for (topic, id) in &seen.partitions {
@@ -318,7 +345,19 @@ mod tests {
         assert!(t.contains(r#"ferrogrid_kafka_consumer_lag{input="lag-test",partition="0",topic="items"} 4"#), "{t}");
         assert!(!t.contains(r#"input="lag-test",partition="1""#), "{t}");
 
+        // A second client of the same name (a replaced producer, the next configuration's)
+        // reports only once the first is gone, and the first's going does not take its series.
+        let second = StatsRecorder::new("lag-test", "consumer");
+        second.apply(&figures(&[(0, 99)]));
+        assert!(text().contains(r#"ferrogrid_kafka_consumer_lag{input="lag-test",partition="0",topic="items"} 4"#));
         drop(recorder);
         assert!(!text().contains("lag-test"), "a client that goes takes its series");
+        second.apply(&figures(&[(0, 3)]));
+        assert!(text().contains(r#"ferrogrid_kafka_consumer_lag{input="lag-test",partition="0",topic="items"} 3"#));
+        let third = StatsRecorder::new("lag-test", "consumer");
+        drop(third);
+        assert!(text().contains("lag-test"), "a client that never owned them leaves them");
+        drop(second);
+        assert!(!text().contains("lag-test"));
     }
 }

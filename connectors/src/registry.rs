@@ -197,9 +197,9 @@ pub struct Outgoing {
     pub object: Value,
     /// Its routing key.
     pub routing_key: String,
-    /// The message key a script gave (`key` in its result), used by outputs whose messages
-    /// have keys (Kafka); it wins over an output's own `set_key`.
-    pub key: Option<String>,
+    /// The message key a script gave (`key` in its result, as it is), used by outputs whose
+    /// messages have keys (Kafka: a string, number or boolean, winning over its `set_key`).
+    pub key: Option<Value>,
 }
 
 impl Outgoing {
@@ -219,6 +219,12 @@ pub trait Output: Send + Sync {
     /// Deliver one object. The future is polled on the engine's async runtime; blocking clients
     /// run their I/O on its blocking pool.
     fn send(&self, message: Outgoing) -> BoxFuture<Result<(), SendError>>;
+
+    /// What `send` refuses before any I/O (an object it cannot encode), without sending:
+    /// `ferrogrid test` runs it on what its recorders are given.
+    fn check(&self, _message: &Outgoing) -> Result<(), SendError> {
+        Ok(())
+    }
 
     /// Deliver what is buffered, waiting at most `timeout` (at shutdown).
     fn flush(&self, _timeout: std::time::Duration) {}

@@ -27,6 +27,7 @@ pub struct Routed {
     pub routing_key: Option<String>,
     /// Priority (kept for compatibility; higher is more urgent).
     pub priority: i64,
-    /// The message key a step set (`key` in its result), for outputs whose messages have keys.
-    pub key: Option<String>,
+    /// The message key a step set (`key` in its result, as it is), for outputs whose messages
+    /// have keys: the Kafka output checks and uses it, others ignore it.
+    pub key: Option<Value>,
 }

@@ -35,7 +35,7 @@ pub fn to_param(routed: &Routed) -> Value {
         "priority": routed.priority,
     });
     if let (Some(key), Value::Object(map)) = (&routed.key, &mut param) {
-        map.insert("key".into(), Value::String(key.clone()));
+        map.insert("key".into(), key.clone());
     }
     param
 }
@@ -53,14 +53,10 @@ fn routing_key_of(function: &str, map: &Map<String, Value>) -> Result<Option<Str
     }
 }
 
-/// The message key of a step's result: a string, or a number or boolean as written.
-pub fn message_key_of(function: &str, map: &Map<String, Value>) -> Result<Option<String>, PipelineError> {
-    match map.get("key") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(v @ (Value::Number(_) | Value::Bool(_))) => Ok(Some(v.to_string())),
-        Some(other) => Err(contract(function, format!("key must be a string or a number, got {}", crate_kind(other)))),
-    }
+/// The message key of a step's result, as it is (`null`: none). Only an output whose messages
+/// have keys reads it (and refuses a key it cannot use), so a `key` field never fails a step.
+pub fn message_key_of(map: &Map<String, Value>) -> Option<Value> {
+    map.get("key").filter(|k| !k.is_null()).cloned()
 }
 
 /// Read a routing step's result `#{obj: ..., routing_key: "...", priority: 1}`.
@@ -76,7 +72,7 @@ pub fn parse_routed(function: &str, result: Value) -> Result<Routed, PipelineErr
         None | Some(Value::Null) => 1,
         Some(v) => v.as_i64().ok_or_else(|| contract(function, format!("priority must be an integer, got {v}")))?,
     };
-    let key = message_key_of(function, &map)?;
+    let key = message_key_of(&map);
     let Some(obj) = map.remove("obj") else {
         return Err(contract(function, "the result has no `obj` field (expected #{obj: ..., routing_key: \"...\"})"));
     };
@@ -90,7 +86,8 @@ pub fn parse_classified(function: &str, before: &Routed, result: Value) -> Resul
     };
     let routing_key = routing_key_of(function, map)?;
     let obj = map.get("obj").cloned().unwrap_or_else(|| before.obj.clone());
-    let key = message_key_of(function, map)?.or_else(|| before.key.clone());
+    // A classifier that sets `key` (to null too) replaces the one before.
+    let key = if map.contains_key("key") { message_key_of(map) } else { before.key.clone() };
     Ok(Routed { obj, routing_key, priority: before.priority, key })
 }
 
@@ -140,20 +137,22 @@ mod tests {
     #[test]
     fn a_step_may_set_the_message_key() {
         let r = parse_routed("router", json!({"obj": {}, "routing_key": "k", "key": "abc"})).unwrap();
-        assert_eq!(r.key.as_deref(), Some("abc"));
+        assert_eq!(r.key, Some(json!("abc")));
         let r = parse_routed("router", json!({"obj": {}, "routing_key": "k", "key": 42})).unwrap();
-        assert_eq!(r.key.as_deref(), Some("42"), "a number as written");
-        assert_eq!(to_param(&r)["key"], "42", "the next step sees it");
+        assert_eq!(r.key, Some(json!(42)));
+        assert_eq!(to_param(&r)["key"], 42, "the next step sees it");
         let r = parse_routed("router", json!({"obj": {}, "routing_key": "k", "key": null})).unwrap();
         assert_eq!(r.key, None);
         assert!(to_param(&r).get("key").is_none(), "no key, no field");
-        let err = parse_routed("router", json!({"obj": {}, "key": [1]})).unwrap_err().to_string();
-        assert!(err.contains("router") && err.contains("key must be a string or a number, got an array"), "{err}");
-        let before = Routed { obj: json!({}), routing_key: None, priority: 1, key: Some("kept".into()) };
+        let r = parse_routed("router", json!({"obj": {}, "key": [1]})).unwrap();
+        assert_eq!(r.key, Some(json!([1])), "kept as it is: only an output that uses keys checks them");
+        let before = Routed { obj: json!({}), routing_key: None, priority: 1, key: Some(json!("kept")) };
         let r = parse_classified("c", &before, json!({"obj": {}, "routing_key": "x"})).unwrap();
-        assert_eq!(r.key.as_deref(), Some("kept"), "a classifier that sets none keeps the key");
+        assert_eq!(r.key, Some(json!("kept")), "a classifier that sets none keeps the key");
         let r = parse_classified("c", &before, json!({"obj": {}, "key": "new"})).unwrap();
-        assert_eq!(r.key.as_deref(), Some("new"));
+        assert_eq!(r.key, Some(json!("new")));
+        let r = parse_classified("c", &before, json!({"obj": {}, "key": null})).unwrap();
+        assert_eq!(r.key, None, "null clears it");
     }
 
     #[test]

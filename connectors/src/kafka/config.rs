@@ -137,8 +137,9 @@ pub struct KafkaOutputConfig {
     pub is_async: bool,
     /// The message key (TDG 1.7.18's `set_key`): the field of the object whose value is the key,
     /// dotted for a nested one (`customer.id`); a string as its text, a number or boolean as
-    /// written. An object without it is kept in the repair queue. A key in the script's result
-    /// (`key`) wins; without either, messages have no key.
+    /// written. An object without it is refused (kept in the repair queue, or the output repair
+    /// queue when replicated). A key in the script's result (`key`) wins; without either,
+    /// messages have no key.
     #[serde(default)]
     pub set_key: Option<String>,
 }
@@ -184,8 +185,16 @@ impl KafkaOutputConfig {
     /// The key of `message`: the script's, else the value of the `set_key` field of the object
     /// (an object without it is refused: it cannot be sent as configured).
     pub fn message_key(&self, message: &Outgoing) -> Result<Option<Vec<u8>>, SendError> {
-        if let Some(key) = &message.key {
-            return Ok(Some(key.as_bytes().to_vec()));
+        match &message.key {
+            Some(Value::String(text)) => return Ok(Some(text.as_bytes().to_vec())),
+            Some(key @ (Value::Number(_) | Value::Bool(_))) => return Ok(Some(key.to_string().into_bytes())),
+            Some(other) => {
+                let kind = if other.is_array() { "a list" } else { "a map" };
+                return Err(SendError::Rejected(format!(
+                    "the key the script gave is {kind}: a message key is a string, number or boolean"
+                )));
+            }
+            None => {}
         }
         let Some(path) = self.set_key.as_deref() else { return Ok(None) };
         let mut value = &message.object;
@@ -198,9 +207,9 @@ impl KafkaOutputConfig {
         match value {
             Value::String(text) => Ok(Some(text.as_bytes().to_vec())),
             Value::Number(_) | Value::Bool(_) => Ok(Some(value.to_string().into_bytes())),
-            Value::Null => {
-                Err(SendError::Rejected(format!("set_key: the object has no field `{path}` for the message key")))
-            }
+            Value::Null => Err(SendError::Rejected(format!(
+                "set_key: the object has no field `{path}` (or it is null) for the message key"
+            ))),
             Value::Array(_) | Value::Object(_) => Err(SendError::Rejected(format!(
                 "set_key: the field `{path}` is not a string, number or boolean and cannot be the message key"
             ))),

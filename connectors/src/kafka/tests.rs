@@ -65,7 +65,7 @@ fn the_message_key_is_the_scripts_else_the_set_key_field() {
     let object = json!({"id": 7, "name": "x", "flag": true, "customer": {"id": "c-1"}, "tags": ["a"]});
     let key = |set_key: Option<&str>, script: Option<&str>| {
         let mut message = Outgoing::new(object.clone(), "Item");
-        message.key = script.map(str::to_string);
+        message.key = script.map(|k| serde_json::Value::String(k.to_string()));
         let config: KafkaOutputConfig = serde_json::from_value(
             json!({"name": "o", "brokers": ["127.0.0.1:9092"], "topic": "out", "set_key": set_key}),
         )
@@ -85,4 +85,25 @@ fn the_message_key_is_the_scripts_else_the_set_key_field() {
     assert!(list.contains("the field `tags` is not a string, number or boolean"), "{list}");
     let through_scalar = key(Some("id.x"), None).unwrap_err();
     assert!(through_scalar.contains("no field `id.x`"), "{through_scalar}");
+    let config: KafkaOutputConfig =
+        serde_json::from_value(json!({"name": "o", "brokers": ["127.0.0.1:9092"], "topic": "out", "set_key": "id"}))
+            .unwrap();
+    for (given, want) in [
+        (json!(7), Ok(Some("7"))),
+        (json!(false), Ok(Some("false"))),
+        (json!({"a": 1}), Err("is a map")),
+        (json!([1]), Err("is a list")),
+    ] {
+        let mut message = Outgoing::new(object.clone(), "Item");
+        message.key = Some(given.clone());
+        let got = config.message_key(&message).map(|k| k.map(|k| String::from_utf8(k).unwrap()));
+        match (got, want) {
+            (Ok(got), Ok(want)) => assert_eq!(got.as_deref(), want, "{given}"),
+            (Err(e), Err(want)) => assert!(
+                e.to_string().contains(want) && e.to_string().contains("a message key is a string, number or boolean"),
+                "{given}: {e}"
+            ),
+            (got, want) => panic!("{given}: {got:?} vs {want:?}"),
+        }
+    }
 }

@@ -116,6 +116,10 @@ impl Output for SmtpOutput {
         &self.name
     }
 
+    fn check(&self, outgoing: &Outgoing) -> Result<(), SendError> {
+        message(&outgoing.object, &self.inner).map(|_| ())
+    }
+
     fn send(&self, outgoing: Outgoing) -> BoxFuture<Result<(), SendError>> {
         let object = outgoing.object;
         let inner = self.inner.clone();

@@ -166,6 +166,10 @@ impl Output for SoapOutput {
         &self.name
     }
 
+    fn check(&self, message: &Outgoing) -> Result<(), SendError> {
+        envelope(self.version, &message.object, &message.routing_key).map(|_| ())
+    }
+
     fn send(&self, message: Outgoing) -> BoxFuture<Result<(), SendError>> {
         let body = match envelope(self.version, &message.object, &message.routing_key) {
             Ok(body) => body.into_bytes(),

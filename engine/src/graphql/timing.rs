@@ -5,8 +5,32 @@
 use crate::metrics::metrics;
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute, NextResolve, ResolveInfo};
 use async_graphql::{Response, ServerResult, Value};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
+
+/// Distinct operation names the metrics label; later new ones are `other` (clients choose the
+/// names, and each would add series for good).
+const MAX_OPERATION_NAMES: usize = 100;
+/// Longer operation names are `other` too.
+const MAX_OPERATION_NAME_LEN: usize = 64;
+
+/// The `operation_name` label of `name`.
+fn operation_label(name: &str) -> String {
+    static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    if name.is_empty() {
+        return String::new();
+    }
+    let mut seen = SEEN.get_or_init(Default::default).lock().unwrap_or_else(PoisonError::into_inner);
+    if seen.contains(name) {
+        return name.to_string();
+    }
+    if seen.len() >= MAX_OPERATION_NAMES || name.len() > MAX_OPERATION_NAME_LEN {
+        return "other".to_string();
+    }
+    seen.insert(name.to_string());
+    name.to_string()
+}
 
 /// The extension of one schema (`default` or `admin`).
 pub struct Timing {
@@ -40,7 +64,8 @@ impl Extension for RequestTiming {
         operation_name: Option<&str>,
         next: NextExecute<'_>,
     ) -> Response {
-        *self.operation.lock().unwrap_or_else(PoisonError::into_inner) = operation_name.unwrap_or_default().to_string();
+        *self.operation.lock().unwrap_or_else(PoisonError::into_inner) =
+            operation_label(operation_name.unwrap_or_default());
         next.run(ctx, operation_name).await
     }
 
@@ -70,5 +95,23 @@ impl Extension for RequestTiming {
             fail.with_label_values(&labels).inc();
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_names_are_bounded() {
+        assert_eq!(operation_label(""), "");
+        assert_eq!(operation_label(&"x".repeat(65)), "other", "too long");
+        let mut i = 0;
+        while operation_label(&format!("Op{i}")) != "other" {
+            i += 1;
+            assert!(i <= MAX_OPERATION_NAMES, "the set is capped");
+        }
+        assert_eq!(operation_label("Op0"), "Op0", "a name already labelled stays");
+        assert_eq!(operation_label("BrandNew"), "other");
     }
 }

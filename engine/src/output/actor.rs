@@ -516,7 +516,7 @@ async fn prepared(engine: &Processor, d: &Delivery) -> Result<(Arc<Runtime>, Opt
         .on_worker(move |rt, se| {
             // Test builds: `pipeline-step/<name>` makes the step fail (panic) as a bug would.
             fail::fail_point!(&format!("pipeline-step/{pipeline}"));
-            (rt.clone(), rt.pipelines.run(se, &pipeline, param, &ctx), pipeline)
+            (rt.clone(), rt.pipelines.run(se, &pipeline, param, &ctx))
         })
         .await;
     let fail = |error: String| Failed { status: PREPROCESSING_ERROR, error, retryable: false };
@@ -527,13 +527,13 @@ async fn prepared(engine: &Processor, d: &Delivery) -> Result<(Arc<Runtime>, Opt
         Err(ferrogrid_pipelines::PoolError::Closed) => {
             Err(Failed { status: PREPROCESSING_ERROR, error: "the engine is stopping".into(), retryable: true })
         }
-        Ok((_, Err(e), _)) => Err(fail(e.to_string())),
-        Ok((rt, Ok(Value::Object(mut map)), pipeline)) if map.contains_key("obj") => {
-            let key = message_key_of(&pipeline, &map).map_err(|e| fail(e.to_string()))?;
+        Ok((_, Err(e))) => Err(fail(e.to_string())),
+        Ok((rt, Ok(Value::Object(mut map)))) if map.contains_key("obj") => {
+            let key = message_key_of(&map);
             let object = map.remove("obj").unwrap_or_default();
             Ok((rt, Some(Outgoing { object, routing_key: d.routing_key.clone(), key })))
         }
-        Ok((rt, Ok(value), _)) => Ok((rt, Some(Outgoing::new(value, d.routing_key.clone())))),
+        Ok((rt, Ok(value))) => Ok((rt, Some(Outgoing::new(value, d.routing_key.clone())))),
     }
 }
 

@@ -88,7 +88,7 @@ pub struct ToSend {
     /// The object as the input pipeline left it.
     pub obj: Value,
     /// The message key the input pipeline set.
-    pub key: Option<String>,
+    pub key: Option<Value>,
     /// Jobs its scripts pushed: committed once it is sent.
     pub jobs: Vec<(String, Value)>,
 }
