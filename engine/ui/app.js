@@ -909,17 +909,252 @@ async function renderSettingsTab(tab, content, note, act) {
   }
 }
 
-// ---- shell ----
-const pages = { repair: renderRepair, output: renderOutputRepair, jobs: renderJobs, tasks: renderTasks, model: renderModel, config: renderConfig, test: renderTest, settings: renderSettings };
 
-// The action each page needs to be shown.
-const pageActions = { repair: "repair_read", output: "output_repair_read", jobs: "jobs_read", tasks: "tasks_read", model: "model_read", config: "config_read", test: "input_post" };
+// ---- GraphQL console ----
+// A query editor over POST /graphql: highlighting, completion of a type's fields and a field's
+// arguments from the schema (introspection, once per schema), variables, the default/admin
+// schema switch (the `schema: admin` header), and a history kept in this browser.
+const GQL_HISTORY_KEY = "ferrogrid-graphql-history";
+const GQL_HISTORY_SIZE = 30;
+const GQL_KEYWORDS = new Set(["query", "mutation", "subscription", "fragment", "on", "true", "false", "null"]);
+const gqlSchemas = {};
+const gqlState = { schema: "default" };
+
+const INTROSPECTION = `query ConsoleIntrospection { __schema { queryType { name } mutationType { name }
+  types { name kind fields { name args { name type { ...T } } type { ...T } } } } }
+fragment T on __Type { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } }`;
+
+// The tokens of GraphQL text: {type, text}; whitespace and commas are "ws".
+function gqlTokens(text) {
+  const rules = [
+    ["comment", /#[^\n]*/y], ["ws", /[\s,]+/y], ["string", /"""[\s\S]*?(?:"""|$)|"(?:[^"\\\n]|\\.)*"?/y],
+    ["number", /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/y], ["variable", /\$[_A-Za-z][_0-9A-Za-z]*/y],
+    ["name", /[_A-Za-z][_0-9A-Za-z]*/y], ["punct", /\.\.\.|[{}()[\]:!=@|&]/y], ["other", /./y],
+  ];
+  const out = [];
+  let at = 0;
+  while (at < text.length) {
+    for (const [type, re] of rules) {
+      re.lastIndex = at;
+      const m = re.exec(text);
+      if (m && m[0].length) {
+        out.push({ type: type === "name" && GQL_KEYWORDS.has(m[0]) ? "keyword" : type, text: m[0] });
+        at += m[0].length;
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+function gqlHighlight(pre, text) {
+  pre.replaceChildren(...gqlTokens(text).map((t) => (t.type === "ws" || t.type === "other"
+    ? document.createTextNode(t.text) : el("span", { class: `gql-${t.type}` }, t.text))));
+  pre.append("\n");  // a trailing newline keeps the last line's height
+}
+
+// The named type under list and non-null wrappers, and the type as written (`[User!]!`).
+const gqlNamed = (t) => { while (t && !t.name) t = t.ofType; return t ? t.name : null; };
+function gqlTypeText(t) {
+  if (!t) return "";
+  if (t.kind === "NON_NULL") return gqlTypeText(t.ofType) + "!";
+  if (t.kind === "LIST") return `[${gqlTypeText(t.ofType)}]`;
+  return t.name;
+}
+
+// The schema `name` as introspection tells it, read once (the promise is shared; a failure is
+// forgotten, so that the next completion tries again).
+function gqlSchema(name) {
+  if (!gqlSchemas[name]) {
+    gqlSchemas[name] = (async () => {
+      const r = await api("POST", "/graphql", { query: INTROSPECTION }, name === "admin" ? { schema: "admin" } : {});
+      if (!r.data) throw new Error((r.errors || []).map((e) => e.message).join("; ") || "the schema could not be read");
+      const types = {};
+      for (const t of r.data.__schema.types) types[t.name] = t;
+      return { types, query: r.data.__schema.queryType.name, mutation: (r.data.__schema.mutationType || {}).name };
+    })();
+    gqlSchemas[name].catch(() => { delete gqlSchemas[name]; });
+  }
+  return gqlSchemas[name];
+}
+
+// What may be written at `pos` of `text`: the fields of the selection's type, or the arguments
+// of the field whose parentheses the cursor is in. {prefix, items: [{name, detail}]}.
+function gqlCompletions(schema, text, pos) {
+  const before = text.slice(0, pos);
+  const word = before.match(/[_A-Za-z][_0-9A-Za-z]*$/);
+  const prefix = word ? word[0] : "";
+  const head = before.slice(0, before.length - prefix.length);
+  if (/\$$/.test(head) || /"[^"\n]*$/.test(head.split("\n").pop())) return { prefix, items: [] };
+  const tokens = gqlTokens(head).filter((t) => t.type !== "ws" && t.type !== "comment");
+  const stack = [];
+  const fieldOf = (typeName, name) => ((schema.types[typeName] || {}).fields || []).find((f) => f.name === name);
+  let root = schema.query, last = null, on = null, paren = 0, argsOf = null;
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i];
+    if (paren > 0) {
+      if (t.text === "(") paren++;
+      else if (t.text === ")" && --paren === 0) argsOf = null;
+      continue;
+    }
+    if (t.type === "keyword" && stack.length === 0 && (t.text === "query" || t.text === "mutation" || t.text === "subscription")) {
+      root = t.text === "mutation" ? schema.mutation : schema.query;
+    } else if (t.type === "keyword" && t.text === "on") {
+      on = "next";
+    } else if (t.type === "name") {
+      if (on === "next") on = t.text;
+      else if ((tokens[i + 1] || {}).text !== ":") last = t.text;  // an alias is followed by ':'
+    } else if (t.text === "(") {
+      paren = 1;
+      argsOf = stack.length ? fieldOf(stack[stack.length - 1], last) : null;
+    } else if (t.text === "{") {
+      if (on && on !== "next") stack.push(on);
+      else if (stack.length === 0) stack.push(root);
+      else { const f = fieldOf(stack[stack.length - 1], last); stack.push(f ? gqlNamed(f.type) : null); }
+      last = null; on = null;
+    } else if (t.text === "}") {
+      stack.pop();
+      last = null;
+    }
+  }
+  const lower = prefix.toLowerCase();
+  const pick = (list) => list.filter((x) => x.name.toLowerCase().startsWith(lower));
+  if (paren > 0) {
+    const args = (argsOf && argsOf.args) || [];
+    return { prefix, items: pick(args.map((a) => ({ name: a.name, detail: gqlTypeText(a.type), suffix: ": " }))) };
+  }
+  const current = stack.length ? stack[stack.length - 1] : null;
+  if (!current) return { prefix, items: stack.length ? [] : pick(["query", "mutation"].map((k) => ({ name: k, detail: "operation" }))) };
+  const fields = ((schema.types[current] || {}).fields || []).filter((f) => !f.name.startsWith("__"));
+  return { prefix, items: pick(fields.map((f) => ({ name: f.name, detail: gqlTypeText(f.type) }))) };
+}
+
+function gqlHistory() {
+  try { return JSON.parse(localStorage.getItem(GQL_HISTORY_KEY) || "[]"); } catch (_) { return []; }
+}
+
+function gqlRemember(entry) {
+  const kept = gqlHistory().filter((h) => !(h.schema === entry.schema && h.query === entry.query && h.variables === entry.variables));
+  localStorage.setItem(GQL_HISTORY_KEY, JSON.stringify([entry, ...kept].slice(0, GQL_HISTORY_SIZE)));
+}
+
+async function renderGraphql(page) {
+  const editor = el("textarea", { id: "gql-query", class: "gql-input", spellcheck: "false", rows: "14", "aria-label": "Query",
+    "aria-autocomplete": "list", "aria-controls": "gql-suggest" });
+  const shade = el("pre", { class: "gql-shade", "aria-hidden": "true" });
+  const suggest = el("ul", { id: "gql-suggest", class: "gql-suggest", role: "listbox", hidden: true });
+  const variables = el("textarea", { id: "gql-variables", rows: "4", spellcheck: "false", placeholder: "{\"id\": 1}", "aria-label": "Variables (JSON)" });
+  const result = el("pre", { id: "gql-result", class: "gql-result", "aria-live": "polite" });
+  const note = el("div");
+  const schemaSelect = el("select", { id: "gql-schema" }, el("option", { value: "default" }, "default (data)"), el("option", { value: "admin" }, "admin"));
+  schemaSelect.value = gqlState.schema;
+  const historyList = el("ul", { id: "gql-history", class: "gql-history" });
+  let items = [], chosen = 0, prefix = "";
+
+  const paint = () => { gqlHighlight(shade, editor.value); shade.scrollTop = editor.scrollTop; shade.scrollLeft = editor.scrollLeft; };
+  const close = () => { suggest.hidden = true; items = []; };
+  const showItems = () => {
+    suggest.replaceChildren(...items.map((it, i) => el("li", { role: "option", class: i === chosen ? "active" : "", "aria-selected": i === chosen ? "true" : "false",
+      onmousedown: (e) => { e.preventDefault(); chosen = i; accept(); } }, el("b", {}, it.name), " ", el("span", { class: "hint" }, it.detail))));
+    suggest.hidden = items.length === 0;
+  };
+  let asked = 0;
+  const complete = async (force) => {
+    const mine = ++asked;
+    let schema;
+    try { schema = await gqlSchema(gqlState.schema); } catch (e) { message(note, e.message, true); return; }
+    // A completion asked for later (the next key) has the say.
+    if (mine !== asked) return;
+    const found = gqlCompletions(schema, editor.value, editor.selectionStart);
+    if (!force && !found.prefix) { close(); return; }
+    items = found.items.slice(0, 50); prefix = found.prefix; chosen = 0;
+    showItems();
+  };
+  const accept = () => {
+    const it = items[chosen];
+    if (!it) return;
+    const pos = editor.selectionStart;
+    const text = it.name + (it.suffix || "");
+    editor.setRangeText(text, pos - prefix.length, pos, "end");
+    close();
+    paint();
+    editor.focus();
+  };
+  const run = async () => {
+    close();
+    let vars = {};
+    if (variables.value.trim()) {
+      try { vars = JSON.parse(variables.value); } catch (e) { message(note, `Variables are not JSON: ${e.message}`, true); return; }
+    }
+    note.replaceChildren();
+    const headers = gqlState.schema === "admin" ? { schema: "admin" } : {};
+    try {
+      const r = await api("POST", "/graphql", { query: editor.value, variables: vars }, headers);
+      result.textContent = pretty(r);
+      result.classList.toggle("error", !!(r && r.errors));
+      gqlRemember({ schema: gqlState.schema, query: editor.value, variables: variables.value, at: new Date().toISOString() });
+      showHistory();
+    } catch (e) {
+      if (e instanceof Unauthorized) throw e;
+      result.textContent = e.message;
+      result.classList.add("error");
+    }
+  };
+  const showHistory = () => {
+    const entries = gqlHistory();
+    historyList.replaceChildren(...(entries.length ? entries.map((h) => el("li", {},
+      el("a", { href: "#/graphql", class: "mono", onclick: (e) => {
+        e.preventDefault();
+        gqlState.schema = h.schema; schemaSelect.value = h.schema;
+        editor.value = h.query; variables.value = h.variables || ""; paint();
+      } }, `[${h.schema}] ${h.query.replace(/\s+/g, " ").slice(0, 100)}`), " ", el("span", { class: "hint" }, when(h.at))))
+      : [el("li", { class: "hint" }, "Queries you run are kept here, in this browser.")]));
+  };
+
+  editor.addEventListener("input", () => { paint(); complete(false); });
+  editor.addEventListener("scroll", paint);
+  // Closed when the focus leaves for good (a click on a suggestion comes first).
+  editor.addEventListener("blur", () => setTimeout(() => { if (document.activeElement !== editor) close(); }, 150));
+  editor.addEventListener("keydown", (e) => {
+    if ((e.ctrlKey || e.metaKey) && e.key === "Enter") { e.preventDefault(); run(); return; }
+    if (e.ctrlKey && (e.key === " " || e.code === "Space")) { e.preventDefault(); complete(true); return; }
+    if (suggest.hidden) return;
+    if (e.key === "ArrowDown") { e.preventDefault(); chosen = (chosen + 1) % items.length; showItems(); }
+    else if (e.key === "ArrowUp") { e.preventDefault(); chosen = (chosen + items.length - 1) % items.length; showItems(); }
+    else if (e.key === "Enter" && items[chosen] && items[chosen].name === prefix) close();  // a new line
+    else if (e.key === "Enter" || e.key === "Tab") { e.preventDefault(); accept(); }
+    else if (e.key === "Escape") { e.preventDefault(); close(); }
+  });
+  schemaSelect.addEventListener("change", () => { gqlState.schema = schemaSelect.value; close(); });
+  if (!editor.value) editor.value = gqlState.lastQuery || "{\n  \n}";
+  page.replaceChildren(
+    el("h1", {}, "GraphQL"),
+    el("div", { class: "toolbar" },
+      el("label", {}, "Schema", schemaSelect),
+      el("button", { id: "gql-run", type: "button", onclick: run }, "Run (Ctrl+Enter)"),
+      el("span", { class: "hint" }, "Ctrl+Space lists what may be written here; Tab or Enter takes it.")),
+    note,
+    el("div", { class: "gql-editor" }, shade, editor, suggest),
+    el("label", { class: "hint", for: "gql-variables" }, "Variables (JSON)"), variables,
+    el("h2", {}, "Result"), result,
+    el("h2", {}, "History"), historyList);
+  editor.addEventListener("input", () => { gqlState.lastQuery = editor.value; });
+  paint();
+  showHistory();
+}
+
+// ---- shell ----
+const pages = { repair: renderRepair, output: renderOutputRepair, jobs: renderJobs, tasks: renderTasks, model: renderModel, config: renderConfig, test: renderTest, graphql: renderGraphql, settings: renderSettings };
+
+// The action each page needs to be shown (null: any signed-in caller; GraphQL answers by the
+// caller's data rights).
+const pageActions = { repair: "repair_read", output: "output_repair_read", jobs: "jobs_read", tasks: "tasks_read", model: "model_read", config: "config_read", test: "input_post", graphql: null };
 
 async function route() {
   // Settings shows when any of its read tabs may be read.
   const allowed = Object.keys(pages).filter((p) => p === "settings"
     ? settingsTabs.some(([, , action]) => action !== null && may(action))
-    : may(pageActions[p]));
+    : pageActions[p] === null || may(pageActions[p]));
   const asked = (location.hash.match(/^#\/(\w+)/) || [])[1];
   const name = allowed.includes(asked) ? asked : allowed[0];
   document.querySelectorAll("header nav a").forEach((a) => { a.hidden = !allowed.includes(a.dataset.page); });

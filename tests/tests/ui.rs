@@ -7,7 +7,8 @@
 //! SOAP envelope and shows the stored version, or the Fault. The Configuration page checks
 //! uploaded files and shows what applying them changes, applies them (Try again all then clears
 //! the repair queue without a restart), compares two versions and rolls back. Screenshots go to
-//! target/ui-screenshots/.
+//! target/ui-screenshots/. The GraphQL console completes a type's fields and a field's arguments
+//! from the schema, runs a query, switches to the admin schema and keeps a history.
 
 use ferrogrid_tests::webdriver::{Browser, Element, Kind};
 use ferrogrid_tests::{workspace_root, Server};
@@ -724,4 +725,111 @@ fn settings_flow(kind: Kind) {
     browser.goto(&format!("{url}#/settings/password-policy")).unwrap();
     browser.wait("the policy tab", || browser.find("#password-policy").ok()).unwrap();
     assert!(!shown(&browser, "#password-policy-form"), "a supervisor sets no password policy");
+}
+
+#[test]
+fn the_graphql_console_completes_fields_runs_queries_and_keeps_a_history() {
+    graphql_console_flow(Kind::Chromium);
+}
+
+#[test]
+fn the_graphql_console_completes_fields_runs_queries_and_keeps_a_history_in_firefox() {
+    graphql_console_flow(Kind::Firefox);
+}
+
+fn graphql_console_flow(kind: Kind) {
+    let server = Server::start("samples/library");
+    server.post_sync(&json!({"id": 7, "username": "Olga"}));
+    let browser = Browser::start_kind(kind).expect("the browser and its driver (see scripts/test.sh)");
+    let admin = format!("{}/admin/", server.base_url());
+    browser.goto(&admin).unwrap();
+    token_sign_in(&browser, server.token());
+    browser.wait("the repair page", || browser.find("#repair-table").ok()).unwrap();
+    browser.goto(&format!("{admin}#/graphql")).unwrap();
+    let editor = browser.wait("the console", || browser.find("#gql-query").ok()).unwrap();
+    let suggestions = |want: &str| {
+        browser
+            .wait(&format!("a suggestion {want}"), || {
+                let names: Vec<String> = browser
+                    .find_all("#gql-suggest li b")
+                    .ok()?
+                    .iter()
+                    .filter_map(|b| browser.text(b).ok())
+                    .collect();
+                names.iter().any(|n| n == want).then_some(names)
+            })
+            .unwrap_or_else(|e| {
+                let seen = browser.script(
+                    "return [document.querySelector('#gql-query').value, document.querySelector('#gql-suggest').outerHTML, document.querySelector('#page').innerText];",
+                    json!([]),
+                );
+                panic!("{e}: {seen:?}")
+            })
+    };
+    // The query type's fields (the model's types and the services), then a type's fields.
+    browser.type_into(&editor, "{ Us").unwrap();
+    let top = suggestions("User");
+    assert!(!top.iter().any(|n| n == "Book"), "only what starts with Us: {top:?}");
+    browser.send_keys(&editor, "\u{E004}").unwrap(); // Tab takes it
+    browser.send_keys(&editor, "(id: 7) { us").unwrap();
+    let fields = suggestions("username");
+    assert!(fields.iter().all(|n| n.starts_with("us")), "{fields:?}");
+    browser.send_keys(&editor, "\u{E004} id }\n}").unwrap();
+    let text = browser.property(&editor, "value").unwrap();
+    assert_eq!(text.as_str(), Some("{ User(id: 7) { username id }\n}"));
+    // Highlighted: names, punctuation, numbers.
+    let shade = browser.find(".gql-shade").unwrap();
+    let highlighted = browser.find_all(".gql-shade span.gql-name").unwrap();
+    assert!(highlighted.len() >= 3 && browser.text(&shade).unwrap().contains("username"), "highlighted");
+
+    browser.click(&browser.find("#gql-run").unwrap()).unwrap();
+    let result = browser
+        .wait("the answer", || browser.text(&browser.find("#gql-result").ok()?).ok().filter(|t| t.contains("Olga")))
+        .unwrap();
+    assert!(result.contains("\"username\": \"Olga\""), "{result}");
+    let history = browser
+        .wait("the history", || {
+            browser.text(&browser.find("#gql-history").ok()?).ok().filter(|t| t.contains("User(id: 7)"))
+        })
+        .unwrap();
+    assert!(history.contains("[default]"), "{history}");
+
+    // Arguments of a field, with their types.
+    browser.type_into(&editor, "{ Book(fir").unwrap();
+    suggestions("first");
+
+    // The admin schema: its fields, not the data's.
+    let choose =
+        "const s = document.querySelector('#gql-schema'); s.value = 'admin'; s.dispatchEvent(new Event('change'));";
+    browser.script(choose, json!([])).unwrap();
+    browser.type_into(&editor, "{ ta").unwrap();
+    suggestions("tasks");
+    browser.type_into(&editor, "{ tasks { get_list } }").unwrap();
+    browser.click(&browser.find("#gql-run").unwrap()).unwrap();
+    let tasks = browser
+        .wait("the tasks", || {
+            browser.text(&browser.find("#gql-result").ok()?).ok().filter(|t| t.contains("statistics"))
+        })
+        .unwrap();
+    assert!(tasks.contains("periodical"), "{tasks}");
+
+    // A history entry brings its query and schema back.
+    browser.goto(&format!("{admin}#/repair")).unwrap();
+    browser.goto(&format!("{admin}#/graphql")).unwrap();
+    let entry = browser
+        .wait("the default entry", || {
+            browser
+                .find_all("#gql-history a")
+                .ok()?
+                .into_iter()
+                .find(|a| browser.text(a).is_ok_and(|t| t.contains("[default]")))
+        })
+        .unwrap();
+    browser.click(&entry).unwrap();
+    let editor = browser.find("#gql-query").unwrap();
+    assert_eq!(browser.property(&editor, "value").unwrap().as_str(), Some("{ User(id: 7) { username id }\n}"));
+    let schema = browser.find("#gql-schema").unwrap();
+    assert_eq!(browser.property(&schema, "value").unwrap().as_str(), Some("default"));
+    shot(&browser, if kind == Kind::Firefox { "firefox-graphql" } else { "graphql" });
+    no_console_errors(&browser, "graphql");
 }
