@@ -507,22 +507,7 @@ fn checked_part(expected: &Value) -> Value {
 
 /// Sort by content, whatever order each item's keys are written in.
 fn sort_values(items: &mut [Value]) {
-    items.sort_by_cached_key(canonical);
-}
-
-/// `v` as JSON text with every map's keys sorted.
-fn canonical(v: &Value) -> String {
-    match v {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            let fields: Vec<String> =
-                keys.into_iter().map(|k| format!("{}:{}", Value::String(k.clone()), canonical(&map[k]))).collect();
-            format!("{{{}}}", fields.join(","))
-        }
-        Value::Array(items) => format!("[{}]", items.iter().map(canonical).collect::<Vec<_>>().join(",")),
-        other => other.to_string(),
-    }
+    items.sort_by_cached_key(crate::journal::canonical);
 }
 
 /// Forget the jobs waiting (they do not run here): each case sees only the ones it pushed.

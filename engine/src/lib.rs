@@ -10,6 +10,7 @@ pub mod graphql;
 pub mod http;
 pub mod index_builder;
 pub mod jobs;
+pub mod journal;
 pub mod lifecycle;
 pub mod live;
 pub mod metrics;

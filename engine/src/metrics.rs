@@ -98,6 +98,10 @@ pub struct Metrics {
     pub graphql_mutation_fail: IntCounterVec,
     /// Seconds since the process started; set when metrics are read.
     pub uptime_seconds: prometheus::Gauge,
+    /// Events the object journal holds.
+    pub journal_events: IntGauge,
+    /// Journal events not recorded (its queue full, or the journal full without rotation).
+    pub journal_dropped: IntCounter,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
@@ -148,7 +152,14 @@ impl Metrics {
         let uptime_seconds = prometheus::Gauge::new("ferrogrid_uptime_seconds", "Seconds since the process started")?;
         r.register(Box::new(uptime_seconds.clone()))?;
         let graphql = ["schema", "entity", "operation_name"];
+        let journal_dropped = IntCounter::new(
+            "ferrogrid_journal_dropped_total",
+            "Object journal events not recorded (its queue full, or the journal full without rotate_log)",
+        )?;
+        r.register(Box::new(journal_dropped.clone()))?;
         Ok(Metrics {
+            journal_events: gauge(&r, "ferrogrid_journal_events", "Events the object journal holds")?,
+            journal_dropped,
             intake_log_flush_seconds: latency(
                 &r,
                 "ferrogrid_intake_log_flush_seconds",

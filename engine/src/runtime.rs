@@ -48,6 +48,8 @@ pub struct Runtime {
     /// Outputs by name; `None` is the input processor. An output whose settings a new version
     /// keeps is shared with it (its connection, too).
     pub outputs: HashMap<String, Option<Arc<dyn Output>>>,
+    /// The object journal (one for the data directory, shared by every configuration version).
+    pub journal: Arc<crate::journal::Journal>,
     /// Classifier pipelines, in order.
     pub classifiers: Vec<String>,
     /// Input-processor routing: key -> pipeline.
@@ -302,8 +304,17 @@ impl Runtime {
         for output in &config.connector.output {
             outputs.insert(output.name().to_string(), make_output(output).map_err(|e| vec![e])?);
         }
-        let mut runtime =
-            Runtime::assemble(loaded, db, repair, repository, jobs, output_queue, sandbox, pipelines, outputs);
+        let journal = Arc::new(
+            crate::journal::Journal::open(db.clone()).map_err(|e| vec![format!("starting the object journal: {e}")])?,
+        );
+        let mut runtime = Runtime::assemble(
+            loaded,
+            db,
+            (repair, repository, jobs, output_queue, journal),
+            sandbox,
+            pipelines,
+            outputs,
+        );
         runtime.version = version;
         Ok(runtime)
     }
@@ -349,10 +360,13 @@ impl Runtime {
         let mut runtime = Runtime::assemble(
             loaded,
             self.db.clone(),
-            self.repair.clone(),
-            self.repository.clone(),
-            self.jobs.clone(),
-            self.output_queue.clone(),
+            (
+                self.repair.clone(),
+                self.repository.clone(),
+                self.jobs.clone(),
+                self.output_queue.clone(),
+                self.journal.clone(),
+            ),
             sandbox,
             pipelines,
             outputs,
@@ -366,18 +380,17 @@ impl Runtime {
         self.sections.get(section) != other.sections.get(section)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// A runtime of `loaded` over the data directory's parts (`stores`: repair queue,
+    /// repository, jobs, output queue, journal).
     fn assemble(
         loaded: &Loaded,
         db: Db,
-        repair: RepairQueue,
-        repository: Arc<Repository>,
-        jobs: Arc<crate::jobs::Jobs>,
-        output_queue: Arc<crate::output::OutputQueue>,
+        stores: Stores,
         sandbox: Arc<Sandbox>,
         pipelines: Pipelines,
         outputs: HashMap<String, Option<Arc<dyn Output>>>,
     ) -> Runtime {
+        let (repair, repository, jobs, output_queue, journal) = stores;
         let config = loaded.config.clone();
         let connector = &config.connector;
         Runtime {
@@ -407,11 +420,21 @@ impl Runtime {
             repository,
             jobs,
             output_queue,
+            journal,
             sandbox,
             pipelines,
         }
     }
 }
+
+/// The parts of a runtime that stay across configuration versions.
+type Stores = (
+    RepairQueue,
+    Arc<Repository>,
+    Arc<crate::jobs::Jobs>,
+    Arc<crate::output::OutputQueue>,
+    Arc<crate::journal::Journal>,
+);
 
 /// Stored objects of each type at most this many are named in a problem.
 const SAMPLE_KEYS: usize = 5;

@@ -275,7 +275,8 @@ async function showDetails(id, container, reload) {
       el("dt", {}, "Function"), el("dd", {}, entry.function ?? ""),
       el("dt", {}, "Routing key"), el("dd", {}, entry.routing_key ?? ""),
       el("dt", {}, "Attempts"), el("dd", {}, String(entry.attempts)),
-      el("dt", {}, "Received"), el("dd", {}, new Date(entry.created_at).toLocaleString() + ` from ${entry.input}`)),
+      el("dt", {}, "Received"), el("dd", {}, new Date(entry.created_at).toLocaleString() + ` from ${entry.input}`),
+      el("dt", {}, "Path"), el("dd", {}, journalLink(entry.id, "Its journal timeline"))),
     el("h2", {}, "Payload (edit to fix it, then Retry edited)"),
     editor,
     el("h2", {}, "Changes"),
@@ -384,6 +385,7 @@ const renderOutputRepair = parkedPage({
     ["Status", (d) => d.status],
     ["Error", (d) => d.error ?? "", "error"],
     ["Attempts", (d) => String(d.attempts)],
+    ["Object", (d) => (d.source ? journalLink(d.source, "Journal") : "")],
   ],
 });
 
@@ -673,6 +675,7 @@ async function renderTest(page) {
         if (r.status === "stored") message(result, `Stored as ${r.type} (routing key ${r.routing_key}), version ${r.version}.`);
         else if (r.status === "routed") message(result, `Routed to an output (routing key ${r.routing_key}).`);
         else message(result, `Kept in the repair queue (routing key ${r.routing_key ?? "none"}): ${r.error}`, true);
+        if (r.id && may("repair_read")) result.append(" ", journalLink(r.id, "Its journal timeline"));
       } catch (e) {
         if (e instanceof Unauthorized) return signOut("You are signed out: your credentials are no longer accepted.");
         message(result, "Refused: " + e.message, true);
@@ -910,6 +913,72 @@ async function renderSettingsTab(tab, content, note, act) {
 }
 
 
+
+// ---- Journal: every object's path, as a timeline ----
+const journalLink = (id, text = "Journal") => el("a", { href: `#/journal?id=${encodeURIComponent(id)}`, class: "journal-link" }, text);
+
+// One line of a timeline: when, what, and what came of it.
+function journalLine(e) {
+  const at = new Date(e.at).toLocaleString();
+  let what, bad = false;
+  if (e.kind === "processed") {
+    const steps = (e.steps || []).map((s) => `${s.step} ${s.ms} ms`).join(", ");
+    const from = `received from ${e.input}` + (e.size !== undefined ? ` (${e.size} bytes)` : "") + (e.attempt > 1 ? `, attempt ${e.attempt}` : "");
+    const route = e.routing_key ? `, routing key ${e.routing_key}` : "";
+    let end;
+    if (e.status === "stored") end = `stored as ${e.type} ${JSON.stringify(e.key)}, version ${e.version}`;
+    else if (e.status === "routed") end = `sent to ${e.output}`;
+    else { end = `kept in the repair queue at ${e.stage}${e.function ? ` (${e.function})` : ""}: ${e.error}`; bad = true; }
+    what = `${from}${route}; ${steps ? `steps: ${steps}; ` : ""}${end} (${e.ms} ms)`;
+  } else if (e.kind === "delivery") {
+    what = `delivery to ${e.output}, attempt ${e.attempt}: ${e.result}` + (e.error ? ` — ${e.error}` : "");
+    bad = !!e.error;
+  } else if (e.kind === "operator") {
+    what = `${e.by}: ${e.action}`;
+  } else {
+    what = JSON.stringify(e);
+  }
+  return el("li", { class: `journal-${e.kind}${bad ? " error" : ""}` }, el("time", {}, at), " ", what);
+}
+
+async function renderJournal(page) {
+  const params = new URLSearchParams((location.hash.split("?")[1]) || "");
+  const field = (id, label, attrs = {}) => {
+    const input = el("input", { id: `journal-${id}`, type: "search", ...attrs });
+    input.value = params.get(id) || "";
+    return [el("label", {}, label, input), input];
+  };
+  const [idLabel, id] = field("id", "Object id", { size: "38" });
+  const [rkLabel, rk] = field("routing_key", "Routing key");
+  const [typeLabel, type] = field("type", "Type");
+  const [keyLabel, key] = field("key", "Primary key");
+  const from = el("input", { id: "journal-from", type: "datetime-local", "aria-label": "From" });
+  const to = el("input", { id: "journal-to", type: "datetime-local", "aria-label": "To" });
+  const results = el("div", { id: "journal-results" });
+  const note = el("div");
+  const search = async () => {
+    const q = new URLSearchParams();
+    for (const [name, input] of [["id", id], ["routing_key", rk], ["type", type], ["key", key]]) if (input.value.trim()) q.set(name, input.value.trim());
+    if (from.value) q.set("from", new Date(from.value).toISOString());
+    if (to.value) q.set("to", new Date(to.value).toISOString());
+    note.replaceChildren();
+    let found;
+    try { found = await api("GET", `/admin/api/journal?${q}`); }
+    catch (e) { if (e instanceof Unauthorized) throw e; return message(note, e.message, true); }
+    results.replaceChildren(...(found.objects.length ? found.objects.map((o) => el("section", { class: "details journal-object", "data-id": o.id },
+      el("h2", {}, `Object ${o.id}`),
+      el("ol", { class: "journal-timeline" }, o.events.map(journalLine))))
+      : [el("p", { class: "hint" }, "Nothing in the journal matches.")]));
+  };
+  page.replaceChildren(
+    el("h1", {}, "Journal"),
+    el("p", { class: "hint" }, "Every object's path: received, steps with their time, how it ended, its deliveries and what operators did. Newest first."),
+    el("div", { class: "toolbar" }, idLabel, rkLabel, typeLabel, keyLabel, el("label", {}, "From", from), el("label", {}, "To", to),
+      el("button", { id: "journal-search", type: "button", onclick: search }, "Search")),
+    note, results);
+  await search();
+}
+
 // ---- GraphQL console ----
 // A query editor over POST /graphql: highlighting, completion of a type's fields and a field's
 // arguments from the schema (introspection, once per schema), variables, the default/admin
@@ -1144,11 +1213,11 @@ async function renderGraphql(page) {
 }
 
 // ---- shell ----
-const pages = { repair: renderRepair, output: renderOutputRepair, jobs: renderJobs, tasks: renderTasks, model: renderModel, config: renderConfig, test: renderTest, graphql: renderGraphql, settings: renderSettings };
+const pages = { repair: renderRepair, output: renderOutputRepair, jobs: renderJobs, tasks: renderTasks, model: renderModel, config: renderConfig, test: renderTest, journal: renderJournal, graphql: renderGraphql, settings: renderSettings };
 
 // The action each page needs to be shown (null: any signed-in caller; GraphQL answers by the
 // caller's data rights).
-const pageActions = { repair: "repair_read", output: "output_repair_read", jobs: "jobs_read", tasks: "tasks_read", model: "model_read", config: "config_read", test: "input_post", graphql: null };
+const pageActions = { repair: "repair_read", output: "output_repair_read", jobs: "jobs_read", tasks: "tasks_read", model: "model_read", config: "config_read", test: "input_post", journal: "repair_read", graphql: null };
 
 async function route() {
   // Settings shows when any of its read tabs may be read.

@@ -176,6 +176,7 @@ fn the_permission_matrix() {
         ("GET", "/admin/api/model", None, [401, 401, 401, 401, 200, 200, 403, 403]),
         ("GET", "/admin/api/repair", None, [401, 401, 401, 401, 200, 200, 403, 200]),
         ("POST", "/admin/api/repair/retry-all", None, [401, 401, 401, 401, 200, 200, 403, 403]),
+        ("GET", "/admin/api/journal", None, [401, 401, 401, 401, 200, 200, 403, 200]),
         ("GET", "/admin/api/output-repair", None, [401, 401, 401, 401, 200, 200, 403, 403]),
         ("GET", "/admin/api/jobs/failed", None, [401, 401, 401, 401, 200, 200, 403, 403]),
         ("GET", "/admin/api/tasks", None, [401, 401, 401, 401, 200, 200, 403, 403]),

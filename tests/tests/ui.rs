@@ -833,3 +833,55 @@ fn graphql_console_flow(kind: Kind) {
     shot(&browser, if kind == Kind::Firefox { "firefox-graphql" } else { "graphql" });
     no_console_errors(&browser, "graphql");
 }
+
+/// The journal's timeline from the Repair details and the Test page's answer, and its search.
+#[test]
+fn the_journal_page_shows_each_objects_path_from_repair_and_test() {
+    let server = Server::start("samples/library");
+    let failed = server.post_sync(&json!({"id": 3, "username": 42}));
+    assert_eq!(failed["status"], "repair");
+    let (browser, admin) = signed_in(&server);
+    browser.wait("one row", || (rows(&browser).len() == 1).then_some(())).unwrap();
+    browser.click(&first_cell(&browser)).unwrap();
+    let link = browser.wait("the journal link", || browser.find(".details a.journal-link").ok()).unwrap();
+    browser.click(&link).unwrap();
+    let timeline = browser
+        .wait("the timeline", || {
+            browser
+                .text(&browser.find("#journal-results").ok()?)
+                .ok()
+                .filter(|t| t.contains("kept in the repair queue"))
+        })
+        .unwrap();
+    assert!(timeline.contains("received from http") && timeline.contains("at validation"), "{timeline}");
+    assert!(timeline.contains("routing key add_user") && timeline.contains("classifier"), "steps shown: {timeline}");
+
+    // The Test page's answer links to the stored object's path.
+    browser.goto(&format!("{admin}#/test")).unwrap();
+    let body = browser.wait("the test form", || browser.find("#test-body").ok()).unwrap();
+    browser.type_into(&body, r#"{"id": 5, "username": "Kim"}"#).unwrap();
+    browser.click(&browser.find("#test-send").unwrap()).unwrap();
+    let link = browser.wait("the answer's link", || browser.find("#test-result a.journal-link").ok()).unwrap();
+    browser.click(&link).unwrap();
+    let timeline = browser
+        .wait("the stored path", || {
+            browser.text(&browser.find("#journal-results").ok()?).ok().filter(|t| t.contains("stored as User 5"))
+        })
+        .unwrap();
+    assert!(timeline.contains("version"), "{timeline}");
+
+    // Search by routing key: both objects, newest first.
+    browser.goto(&format!("{admin}#/journal")).unwrap();
+    let rk = browser.wait("the search form", || browser.find("#journal-routing_key").ok()).unwrap();
+    browser.type_into(&rk, "add_user").unwrap();
+    browser.click(&browser.find("#journal-search").unwrap()).unwrap();
+    let found = browser
+        .wait("two objects", || {
+            let objects = browser.find_all(".journal-object").ok()?;
+            (objects.len() == 2).then_some(objects)
+        })
+        .unwrap();
+    assert!(browser.text(&found[0]).unwrap().contains("stored as User 5"), "newest first");
+    shot(&browser, "journal");
+    no_console_errors(&browser, "journal");
+}

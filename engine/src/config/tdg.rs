@@ -24,9 +24,6 @@ const NOT_APPLICABLE: [(&str, &str); 11] = [
     ("pepper", "passwords are argon2id hashes, each with its own salt; a shared pepper is not used"),
 ];
 
-/// Sections TDG has that Ferrogrid will read once it implements them.
-const NOT_YET: [(&str, &str); 1] = [("logger", "the object journal is not built yet; objects' paths are in the log")];
-
 /// Rewrite TDG's spellings in `config` (the resolved `config.yml`) in place; answers the
 /// warnings, and errors for spellings that contradict each other.
 pub fn normalize(config: &mut Value) -> (Vec<String>, Vec<super::ConfigError>) {
@@ -58,7 +55,7 @@ pub fn normalize(config: &mut Value) -> (Vec<String>, Vec<super::ConfigError>) {
             "Lua authorization code cannot run in Ferrogrid: requests are authorized by tokens, users and roles (docs/security.md); port the checks to roles and data actions and remove the section",
         ));
     }
-    for (section, why) in NOT_APPLICABLE.iter().chain(NOT_YET.iter()) {
+    for (section, why) in NOT_APPLICABLE.iter() {
         if top.remove(*section).is_some() {
             warnings.push(format!("{section}: ignored: {why}"));
         }

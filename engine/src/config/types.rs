@@ -72,6 +72,9 @@ pub struct Config {
     /// `GET /metrics`.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// The object journal's retention (TDG's `logger`).
+    #[serde(default)]
+    pub logger: crate::journal::LoggerConfig,
     /// Mails to subscribers when objects enter the repair queue (TDG's `notifier`).
     #[serde(default)]
     pub notifier: NotifierSection,

@@ -70,6 +70,8 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/admin/api/repair/{id}", Act(A::RepairRead)),
     route("DELETE", "/admin/api/repair/{id}", Act(A::RepairOperate)),
     route("POST", "/admin/api/repair/{id}/retry", Act(A::RepairOperate)),
+    route("GET", "/admin/api/journal", Act(A::RepairRead)),
+    route("GET", "/admin/api/journal/{id}", Act(A::RepairRead)),
     route("GET", "/admin/api/output-repair", Act(A::OutputRepairRead)),
     route("DELETE", "/admin/api/output-repair", Act(A::OutputRepairOperate)),
     route("POST", "/admin/api/output-repair/retry-all", Act(A::OutputRepairOperate)),

@@ -57,6 +57,15 @@ struct RetryBody {
     by: Option<String>,
 }
 
+/// The journal's event of an operator's action on the object `id`.
+pub(super) fn operator(state: &AppState, id: &str, action: &str, by: &str) {
+    let rt = state.engine.runtime();
+    let mut event = serde_json::Map::new();
+    event.insert("action".into(), json!(action));
+    event.insert("by".into(), json!(by));
+    rt.journal.note(&rt.config.logger, id, "operator", event);
+}
+
 /// Who an edit is recorded for: the caller, and the name typed beside it when it differs
 /// (`ui-token (for Ops Olga)`), without control characters, at most 128 of them.
 fn editor(subject: &str, typed: Option<&str>) -> String {
@@ -88,6 +97,7 @@ async fn retry_one(
     let by = editor(&subject, body.by.as_deref());
     let edited = body.payload.map(|p| (p, by.clone()));
     let note = edited.as_ref().map(|(p, by)| format!("payload edited by {by} ({} bytes)", p.to_string().len()));
+    operator(&state, &id, if edited.is_some() { "edited and retried" } else { "retried" }, &by);
     let mut response = match state.engine.repairs().retry_now(&id, edited).await {
         Ok(outcome) => HttpResponse::Ok().json(outcome),
         Err(e) => action_error(e),
@@ -109,10 +119,14 @@ async fn retry_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
     }
 }
 
-async fn delete_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+async fn delete_one(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
     let id = path.into_inner();
     match state.engine.repairs().delete(Queue::Repair, Which::One(id.clone())).await {
-        Ok(1) => HttpResponse::Ok().json(json!({"deleted": 1})),
+        Ok(1) => {
+            let by = super::access::principal(&req).map_or_else(|| "-".to_string(), |p| p.subject);
+            operator(&state, &id, "deleted from the repair queue", &by);
+            HttpResponse::Ok().json(json!({"deleted": 1}))
+        }
         Ok(_) => error(StatusCode::NOT_FOUND, format!("repair-queue entry \"{id}\" not found")),
         Err(e) => action_error(e),
     }

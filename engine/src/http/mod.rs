@@ -10,6 +10,7 @@ mod config;
 pub(crate) mod data;
 mod graphql;
 mod jobs;
+mod journal;
 mod notifier;
 mod output_repair;
 mod parked;
@@ -123,6 +124,7 @@ pub fn serve(
             .configure(data::configure)
             .configure(graphql::configure)
             .configure(admin::configure)
+            .configure(journal::configure)
             .configure(tasks::configure)
             .configure(jobs::configure)
             .configure(output_repair::configure)

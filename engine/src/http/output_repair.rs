@@ -71,16 +71,30 @@ async fn get_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpRes
     get(&state, QUEUE, path.into_inner()).await
 }
 
-async fn retry_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
-    one(&state, QUEUE, path.into_inner(), Action::Retry).await
+async fn retry_one(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    let id = path.into_inner();
+    operator(&req, &state, &id, "retried the delivery");
+    one(&state, QUEUE, id, Action::Retry).await
 }
 
 async fn retry_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     all(&req, &state, QUEUE, Action::Retry).await
 }
 
-async fn delete_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
-    one(&state, QUEUE, path.into_inner(), Action::Delete).await
+async fn delete_one(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    let id = path.into_inner();
+    operator(&req, &state, &id, "deleted the delivery");
+    one(&state, QUEUE, id, Action::Delete).await
+}
+
+/// The journal's event of an operator's action on the parked delivery `id`, for the object it
+/// came from.
+fn operator(req: &HttpRequest, state: &AppState, id: &str, action: &str) {
+    let parked = state.engine.runtime().output_queue.get_parked(id);
+    let Ok(Some(delivery)) = parked else { return };
+    let Some(source) = delivery.source else { return };
+    let by = super::access::principal(req).map_or_else(|| "-".to_string(), |p| p.subject);
+    super::admin::operator(state, &source, &format!("{action} to {} ({})", delivery.output, delivery.id), &by);
 }
 
 async fn delete_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {

@@ -554,6 +554,20 @@ async fn attempt(engine: &Processor, d: &Delivery) -> Result<bool, Failed> {
     }
 }
 
+/// The journal's event of an attempt of `d`, for the object it came from.
+fn journal(rt: &Runtime, d: &Delivery, result: &str, error: Option<&str>) {
+    let Some(source) = &d.source else { return };
+    let mut event = serde_json::Map::new();
+    event.insert("delivery".into(), json!(d.id));
+    event.insert("output".into(), json!(d.output));
+    event.insert("attempt".into(), json!(d.attempts + 1));
+    event.insert("result".into(), json!(result));
+    if let Some(error) = error {
+        event.insert("error".into(), json!(error));
+    }
+    rt.journal.note(&rt.config.logger, source, "delivery", event);
+}
+
 /// Deliver `d`; `Some(d)` when it is done with (sent, or its referenced object gone) and waits
 /// for its removal, `None` when it failed and was rescheduled or parked.
 async fn deliver(engine: Arc<Processor>, d: Delivery, sync: Option<SyncMode>) -> Option<Delivery> {
@@ -570,6 +584,7 @@ async fn deliver(engine: Arc<Processor>, d: Delivery, sync: Option<SyncMode>) ->
             if sent {
                 metrics().output_sent.with_label_values(&[&d.output]).inc();
             }
+            journal(&engine.runtime(), &d, if sent { "sent" } else { "not sent: the object is gone" }, None);
             return Some(d);
         }
         Ok(Err(failed)) => failed,
@@ -594,11 +609,13 @@ async fn deliver(engine: Arc<Processor>, d: Delivery, sync: Option<SyncMode>) ->
         };
         if let (true, Some(wait)) = (failed.retryable, again) {
             metrics().output_retries.with_label_values(&[&d.output]).inc();
+            journal(&rt, &d, "failed, to be tried again", Some(&failed.error));
             let due = now_ms() + wait.as_millis() as i64;
             rt.output_queue.reschedule(d, failed.error, due)
         } else {
             metrics().output_parked.with_label_values(&[&d.output]).inc();
             tracing::warn!(output = %d.output, id = %d.id, error = %failed.error, "delivery parked in the output repair queue");
+            journal(&rt, &d, "failed, parked in the output repair queue", Some(&failed.error));
             rt.output_queue.park(d, failed.status, failed.error)
         }
     })

@@ -34,6 +34,9 @@ pub struct Delivery {
     pub output: String,
     /// The routing key it was stored under.
     pub routing_key: String,
+    /// The id of the object it came from (its journal's), when it came from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// The aggregate type stored (none for an object handed over from the repair queue).
     #[serde(rename = "type")]
     pub type_name: Option<String>,
@@ -223,7 +226,7 @@ impl OutputQueue {
         &self,
         tx: &mut WriteTx<'_>,
         route: &OutputProcessorRoute,
-        routing_key: &str,
+        (routing_key, source): (&str, Option<&str>),
         stored: Option<(&str, u64)>,
         content: Content,
     ) -> Result<(), StorageError> {
@@ -238,6 +241,7 @@ impl OutputQueue {
                 id: id.to_string(),
                 output: output.to_string(),
                 routing_key: routing_key.to_string(),
+                source: source.map(str::to_string),
                 type_name: stored.map(|(t, _)| t.to_string()),
                 version: stored.map(|(_, v)| v),
                 pipeline: pipeline.map(str::to_string),

@@ -21,7 +21,7 @@ fn route(route: serde_json::Value) -> OutputProcessorRoute {
 
 fn stage_to(q: &OutputQueue, route: &OutputProcessorRoute, id: i64) {
     q.db_for_tests()
-        .write(|tx| q.stage_in(tx, route, "Item", Some(("Item", 1)), Content::Copy(json!({"id": id}))))
+        .write(|tx| q.stage_in(tx, route, ("Item", None), Some(("Item", 1)), Content::Copy(json!({"id": id}))))
         .unwrap();
 }
 
@@ -89,7 +89,7 @@ fn depths_follow_the_commits_and_survive_a_reopen() {
     assert_eq!((q.depth("a"), q.depth("b")), (4, 4));
     // A transaction that fails leaves no delivery and no count behind.
     let failed: Result<(), StorageError> = db.write(|tx| {
-        q.stage_in(tx, &both, "Item", None, Content::Copy(json!({"id": 99})))?;
+        q.stage_in(tx, &both, ("Item", None), None, Content::Copy(json!({"id": 99})))?;
         Err(StorageError::user("the rest of the batch failed"))
     });
     assert!(failed.is_err());

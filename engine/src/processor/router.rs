@@ -10,6 +10,7 @@ use crate::output::Content;
 use crate::repair::{Entry, Failure, RepairError};
 use crate::runtime::Runtime;
 use ferrogrid_connectors::{Outcome, OutcomeStatus, Outgoing};
+use serde_json::{json, Map, Value};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,8 +25,15 @@ pub(super) struct Finisher {
 impl Finisher {
     /// Record how processing `id` ended (a failure in its repair-queue entry), release it and
     /// count it; the outcome for a waiting client.
-    fn finish(rt: &Runtime, entry: &Entry, result: Result<Done, Failure>, started: Instant) -> Outcome {
+    fn finish(
+        rt: &Runtime,
+        entry: &Entry,
+        result: Result<Done, Failure>,
+        started: Instant,
+        steps: Vec<(String, f64)>,
+    ) -> Outcome {
         let id = entry.id.as_str();
+        journal(rt, entry, &result, started, steps);
         if let Err(failure) = &result {
             metrics().repair_added.with_label_values(&[failure.stage]).inc();
             tracing::warn!(id, stage = failure.stage, function = ?failure.function, error = %failure.error, "object kept in the repair queue");
@@ -40,7 +48,13 @@ impl Finisher {
             let recorded = rt.repair.fail(entry, failure, |tx, entry| {
                 let (Some(key), 1) = (postprocess, entry.attempts) else { return Ok(()) };
                 if let Some(route) = rt.config.output_processor.get(key) {
-                    rt.output_queue.stage_in(tx, route, key, None, Content::Copy(entry.payload.clone()))?;
+                    rt.output_queue.stage_in(
+                        tx,
+                        route,
+                        (key, Some(&entry.id)),
+                        None,
+                        Content::Copy(entry.payload.clone()),
+                    )?;
                     handed = true;
                 }
                 Ok(())
@@ -63,9 +77,56 @@ impl Finisher {
     }
 }
 
+/// The journal's event of how processing `entry` ended: where it came from, its steps with
+/// their time, and the outcome.
+fn journal(rt: &Runtime, entry: &Entry, result: &Result<Done, Failure>, started: Instant, steps: Vec<(String, f64)>) {
+    let settings = &rt.config.logger;
+    if settings.max_msg_in_log == 0 {
+        return;
+    }
+    let ms = |v: f64| serde_json::Number::from_f64((v * 1000.0).round() / 1000.0).map_or(Value::Null, Value::Number);
+    let mut d = Map::new();
+    d.insert("input".into(), json!(entry.input));
+    d.insert("source".into(), json!(entry.source));
+    d.insert("received_at".into(), json!(entry.created_at));
+    if let Some(size) = entry.size {
+        d.insert("size".into(), json!(size));
+    }
+    d.insert("attempt".into(), json!(entry.attempts + 1));
+    d.insert("ms".into(), ms(started.elapsed().as_secs_f64() * 1000.0));
+    let steps: Vec<Value> = steps.into_iter().map(|(name, t)| json!({"step": name, "ms": ms(t)})).collect();
+    d.insert("steps".into(), Value::Array(steps));
+    match result {
+        Ok(Done::Stored { routing_key, type_name, version, key }) => {
+            d.insert("status".into(), json!("stored"));
+            d.insert("routing_key".into(), json!(routing_key));
+            d.insert("type".into(), json!(type_name));
+            d.insert("key".into(), key.clone().unwrap_or(Value::Null));
+            d.insert("version".into(), json!(version));
+        }
+        Ok(Done::Routed { routing_key, output }) => {
+            d.insert("status".into(), json!("routed"));
+            d.insert("routing_key".into(), json!(routing_key));
+            d.insert("output".into(), json!(output));
+        }
+        Err(failure) => {
+            d.insert("status".into(), json!("repair"));
+            if let Some(key) = &failure.routing_key {
+                d.insert("routing_key".into(), json!(key));
+            }
+            d.insert("stage".into(), json!(failure.stage));
+            if let Some(function) = &failure.function {
+                d.insert("function".into(), json!(function));
+            }
+            d.insert("error".into(), json!(failure.error));
+        }
+    }
+    rt.journal.note(settings, &entry.id, "processed", d);
+}
+
 fn outcome_of(id: &str, result: &Result<Done, Failure>) -> Outcome {
     match result {
-        Ok(Done::Stored { routing_key, type_name, version }) => Outcome {
+        Ok(Done::Stored { routing_key, type_name, version, .. }) => Outcome {
             id: id.to_string(),
             status: OutcomeStatus::Stored,
             routing_key: Some(routing_key.clone()),
@@ -140,28 +201,30 @@ impl Processor {
         let coming = storage.coming();
         let sandbox = rt.sandbox.clone();
         drop(self.pool.run(sandbox, move |script_engine| {
+            let prepared =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| prepare(&rt, script_engine, &entry)));
+            let steps = super::stages::take_steps();
             let finishing = rt.clone();
             let then: Then = Box::new(move |entry, result| {
-                let _ = reply.send(Finisher::finish(&finishing, &entry, result, started));
+                let _ = reply.send(Finisher::finish(&finishing, &entry, result, started, steps));
                 drop(permit);
             });
-            let prepared =
-                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| prepare(&rt, script_engine, &entry))) {
-                    Ok(prepared) => prepared,
-                    Err(panic) => {
-                        then(
-                            entry,
-                            Err(Failure {
-                                stage: "internal",
-                                function: None,
-                                routing_key: None,
-                                error: format!("internal error (a bug): processing panicked: {}", panic_text(&*panic)),
-                            }),
-                        );
-                        // Recorded; now the worker hears of it too and starts over.
-                        std::panic::resume_unwind(panic);
-                    }
-                };
+            let prepared = match prepared {
+                Ok(prepared) => prepared,
+                Err(panic) => {
+                    then(
+                        entry,
+                        Err(Failure {
+                            stage: "internal",
+                            function: None,
+                            routing_key: None,
+                            error: format!("internal error (a bug): processing panicked: {}", panic_text(&*panic)),
+                        }),
+                    );
+                    // Recorded; now the worker hears of it too and starts over.
+                    std::panic::resume_unwind(panic);
+                }
+            };
             // Handed on now (or ended): the storage actor waits for it no longer.
             drop(coming);
             match prepared {

@@ -26,6 +26,8 @@ pub enum Done {
         type_name: String,
         /// Version written.
         version: u64,
+        /// Its primary key (one value, or an array for a composite key), for the journal.
+        key: Option<Value>,
     },
     /// Sent to a connector output.
     Routed {
@@ -61,7 +63,9 @@ fn run(
     // Test builds: `pipeline-step/<name>` makes the step fail (panic) as a bug would.
     fail::fail_point!(&format!("pipeline-step/{name}"));
     let result = rt.pipelines.run(engine, name, param, ctx);
-    metrics().pipeline_seconds.with_label_values(&[name]).observe(started.elapsed().as_secs_f64());
+    let elapsed = started.elapsed();
+    metrics().pipeline_seconds.with_label_values(&[name]).observe(elapsed.as_secs_f64());
+    step_done(name, elapsed);
     result
 }
 
@@ -91,6 +95,21 @@ pub struct ToSend {
     pub key: Option<Value>,
     /// Jobs its scripts pushed: committed once it is sent.
     pub jobs: Vec<(String, Value)>,
+}
+
+thread_local! {
+    /// The steps of the object being prepared on this thread, with their time.
+    static STEPS: std::cell::RefCell<Vec<(String, f64)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn step_done(name: &str, elapsed: std::time::Duration) {
+    STEPS.with(|s| s.borrow_mut().push((name.to_string(), elapsed.as_secs_f64() * 1000.0)));
+}
+
+/// The steps [`prepare`] ran on this thread since the last call, with their milliseconds (for
+/// the journal); forgets them.
+pub fn take_steps() -> Vec<(String, f64)> {
+    STEPS.with(|s| std::mem::take(&mut *s.borrow_mut()))
 }
 
 /// Where an object is after the script and validation stages.
@@ -200,10 +219,10 @@ pub fn prepare(rt: &Runtime, engine: &ScriptEngine, entry: &Entry) -> Result<Pre
     };
 
     // 6. Validation against the model (defaults, default_function, auto_increment).
-    let obj = rt
-        .repository
-        .validate(type_name, &obj, Some(engine), &ctx)
-        .map_err(|e| failure("validation", Some(&key), e))?;
+    let validating = Instant::now();
+    let obj = rt.repository.validate(type_name, &obj, Some(engine), &ctx);
+    step_done("validation", validating.elapsed());
+    let obj = obj.map_err(|e| failure("validation", Some(&key), e))?;
     tracing::debug!(id, routing_key = %key, r#type = %type_name, "validated");
 
     let jobs = pushed_jobs(rt, &sink, "validation", Some(&key))?;
@@ -348,12 +367,13 @@ fn stage_item(
                     .then(|| reference_of(rt, &item.type_name, &item.obj))
                     .flatten();
                 let content = reference.map_or_else(|| Content::Copy(item.obj.clone()), Content::Reference);
-                rt.output_queue.stage_in(tx, route, &item.routing_key, Some(stored), content)?;
+                rt.output_queue.stage_in(tx, route, (&item.routing_key, Some(&entry.id)), Some(stored), content)?;
             }
             Done::Stored {
                 routing_key: item.routing_key.clone(),
                 type_name: item.type_name.clone(),
                 version: put.version,
+                key: primary_key_of(rt, &item.type_name, &item.obj),
             }
         }
         Finish::Sent(item) => Done::Routed { routing_key: item.routing_key.clone(), output: item.output.clone() },
@@ -363,15 +383,19 @@ fn stage_item(
     Ok(done)
 }
 
+/// The primary key of a validated object (one value, or an array for a composite key).
+fn primary_key_of(rt: &Runtime, type_name: &str, obj: &Value) -> Option<Value> {
+    let model = rt.repository.model();
+    let mut key = model.get(type_name)?.primary_key(obj)?;
+    Some(if key.len() == 1 { key.pop()? } else { Value::Array(key) })
+}
+
 /// `{"index": primary index, "key": its value}` of a validated object (`store_strategy:
 /// reference`); `None` when its type has no index (then a copy is queued).
 fn reference_of(rt: &Runtime, type_name: &str, obj: &Value) -> Option<Value> {
     let model = rt.repository.model();
-    let ty = model.get(type_name)?;
-    let index = ty.primary_index()?;
-    let mut key = ty.primary_key(obj)?;
-    let key = if key.len() == 1 { key.pop()? } else { Value::Array(key) };
-    Some(serde_json::json!({"index": index.name, "key": key}))
+    let index = model.get(type_name)?.primary_index()?;
+    Some(serde_json::json!({"index": index.name, "key": primary_key_of(rt, type_name, obj)?}))
 }
 
 /// After the commit of `items`: their intake-log records settled, the repair-queue depth, and the job runner told of new jobs.
@@ -395,7 +419,7 @@ fn committed(rt: &Runtime, items: &[(&Entry, &Finish)]) {
 /// Count and log a finished object.
 fn finished(entry: &Entry, done: Done) -> Done {
     match &done {
-        Done::Stored { routing_key, type_name, version } => {
+        Done::Stored { routing_key, type_name, version, .. } => {
             metrics().objects_stored.with_label_values(&[type_name]).inc();
             tracing::debug!(id = %entry.id, routing_key = %routing_key, r#type = %type_name, version, "stored");
         }

@@ -93,6 +93,9 @@ pub struct Entry {
     /// for an entry read from the repair queue.
     #[serde(skip)]
     pub unsettled: Option<std::sync::Arc<crate::storage::Unsettled>>,
+    /// The size of its intake-log record, when it was just received (for the journal).
+    #[serde(skip)]
+    pub size: Option<u64>,
 }
 
 /// Now as an ISO-8601 UTC string with milliseconds.
@@ -109,6 +112,9 @@ impl crate::storage::LogRecord for Entry {
     }
     fn set_segment(&mut self, segment: u64) {
         self.wal_segment = Some(segment);
+    }
+    fn set_size(&mut self, bytes: usize) {
+        self.size = Some(bytes as u64);
     }
 }
 
@@ -133,6 +139,7 @@ impl Entry {
             version: None,
             wal_segment: None,
             unsettled: None,
+            size: None,
         }
     }
 

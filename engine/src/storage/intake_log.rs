@@ -48,6 +48,8 @@ pub trait LogRecord: Serialize + DeserializeOwned {
     fn segment(&self) -> Option<u64>;
     /// Note the segment that holds its record.
     fn set_segment(&mut self, segment: u64);
+    /// Note the size of its record (for those that tell it).
+    fn set_size(&mut self, _bytes: usize) {}
 }
 
 /// Problems of the intake log.
@@ -385,6 +387,7 @@ impl IntakeLog {
                 pending.bytes.truncate(at);
                 return Err(e);
             }
+            record.set_size(pending.bytes.len() - at);
             pending.ids.push(uuid::Uuid::parse_str(record.id()).ok().map(|u| *u.as_bytes()));
             pending.waiters.push(tx);
             // Counted under the log's lock: the flusher cannot seal this segment in between.

@@ -34,11 +34,15 @@ pub enum Keyspace {
     /// Repair-queue entries no notification mail has told of yet: `[entry id]` -> a summary
     /// (see `crate::notifier`).
     Notify = 0x1A,
+    /// The object journal: `[object id][time ns][sequence]` -> event (see `crate::journal`).
+    Journal = 0x1B,
+    /// Its index: `[r|t|k][routing key | type | type, key][0][object id]` -> nothing.
+    JournalIndex = 0x1C,
 }
 
 impl Keyspace {
     /// Every keyspace, in byte order.
-    pub const ALL: [Keyspace; 14] = [
+    pub const ALL: [Keyspace; 16] = [
         Keyspace::Objects,
         Keyspace::CurrentIndex,
         Keyspace::HistoryIndex,
@@ -53,6 +57,8 @@ impl Keyspace {
         Keyspace::Done,
         Keyspace::Audit,
         Keyspace::Notify,
+        Keyspace::Journal,
+        Keyspace::JournalIndex,
     ];
 
     /// The key prefix byte of this keyspace.

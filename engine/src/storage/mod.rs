@@ -58,7 +58,7 @@ pub mod codec {
 }
 
 #[cfg(test)]
-mod test_util;
+pub(crate) mod test_util;
 #[cfg(test)]
 mod tests_durability;
 #[cfg(test)]
