@@ -261,14 +261,13 @@ impl StatsRecorder {
 
 impl Drop for StatsRecorder {
     fn drop(&mut self) {
-        {
-            let mut owners = owners();
-            let key = (self.name.clone(), self.role);
-            if owners.get(&key) != Some(&self.id) {
-                return;
-            }
-            owners.remove(&key);
+        // Owned until its series are gone: another client takes them only after.
+        let mut owners = owners();
+        let key = (self.name.clone(), self.role);
+        if owners.get(&key) != Some(&self.id) {
+            return;
         }
+        owners.remove(&key);
         let m = kafka();
         let seen = std::mem::take(&mut *self.seen.lock().unwrap_or_else(PoisonError::into_inner));
         for (topic, id) in &seen.partitions {

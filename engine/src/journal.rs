@@ -3,30 +3,39 @@
 //! ended (stored as a version, sent to an output, or kept in the repair queue with the error),
 //! each attempt of its output-processor deliveries, and what operators did to it.
 //!
-//! Events are queued and written by a thread of their own in batches (keyspace `Journal`:
-//! `[object id][time ns][sequence]` -> event; keyspace `JournalIndex`: the object's routing key,
-//! type and primary key -> its id), so that recording one costs the ingest path a channel send;
-//! a full queue drops events (counted), never an object. They are durable with the store's
-//! next flush: a crash may lose the last ones, not an object.
+//! Events are queued and written by a thread of their own in pages: each write is one key of
+//! keyspace `Journal` (`[time ns][sequence]`) holding up to [`PAGE`] events as JSON lines, each
+//! with its object's `id`. One store write per page keeps the cost to the ingest path at a
+//! channel send and a few hundred bytes of JSON; reading pays instead: a timeline reads the pages
+//! written since the object was received (ids are time-ordered UUIDs), a search the newest
+//! pages back, each page looked through as text before any line is parsed. A full queue drops
+//! events (counted), never an object. Pages are durable with the store's next flush: a crash
+//! may lose the last ones, not an object.
 //!
 //! Retention follows TDG's `logger` section: at most `max_msg_in_log` events (and
-//! `max_log_size` bytes); past that, with `rotate_log`, the oldest objects' events go,
-//! `delete_by_n_msg` at a time, or else new events are not recorded.
+//! `max_log_size` bytes); past that, with `rotate_log`, the oldest pages go, `delete_by_n_msg`
+//! events at least at a time, or else new events are not recorded.
 
 use crate::storage::{Db, Keyspace, ReadView, StorageError};
 use chrono::{DateTime, SecondsFormat, Utc};
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Events waiting for the writer at most; more are dropped (and counted).
-const QUEUE: u64 = 200_000;
-/// Events per write at most.
-const BATCH: usize = 2000;
+const QUEUE: u64 = 50_000;
+/// Events in one page at most.
+const PAGE: usize = 512;
+/// A page is written at the latest this long after its first event.
+const PAGE_WAIT: Duration = Duration::from_millis(200);
+/// A search looks through this many of the newest pages at most.
+const SCAN_PAGES: usize = 4000;
 
 /// `logger` (TDG 2.16.1.8): how much of the journal is kept.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -83,10 +92,9 @@ impl Limits {
     }
 }
 
+/// An event on its way to the writer (encoded there, off the ingest path).
 struct Note {
-    key: Vec<u8>,
-    value: Vec<u8>,
-    index: Vec<Vec<u8>>,
+    event: Map<String, Value>,
     limits: Limits,
 }
 
@@ -94,7 +102,6 @@ struct Note {
 pub struct Journal {
     db: Db,
     queue: Sender<Note>,
-    sequence: AtomicU32,
     queued: AtomicU64,
     done: Arc<AtomicU64>,
     dropped: Arc<AtomicU64>,
@@ -126,25 +133,21 @@ pub struct JournalQuery {
     pub first: Option<usize>,
 }
 
-fn id_bytes(id: &str) -> Option<[u8; 16]> {
-    uuid::Uuid::parse_str(id).ok().map(|u| *u.as_bytes())
-}
-
 /// The time in a v7 id (milliseconds since the epoch), `None` for another kind of id.
-fn id_millis(id: &[u8; 16]) -> Option<i64> {
-    let u = uuid::Uuid::from_bytes(*id);
-    (u.get_version_num() == 7).then(|| {
-        let mut ms = [0u8; 8];
-        ms[2..].copy_from_slice(&id[..6]);
-        i64::from_be_bytes(ms)
-    })
+fn id_millis(id: &str) -> Option<i64> {
+    let u = uuid::Uuid::parse_str(id).ok()?;
+    let (secs, nanos) = u.get_timestamp()?.to_unix();
+    Some(i64::try_from(secs).ok()?.saturating_mul(1000) + i64::from(nanos / 1_000_000))
 }
 
-/// The smallest v7 id of millisecond `ms`.
-fn id_at(ms: i64) -> [u8; 16] {
-    let mut id = [0u8; 16];
-    id[..6].copy_from_slice(&ms.max(0).to_be_bytes()[2..]);
-    id
+/// The key of a page first written at `nanos`.
+fn page_key(nanos: u64, sequence: u32) -> Vec<u8> {
+    [nanos.to_be_bytes().as_slice(), &sequence.to_be_bytes()].concat()
+}
+
+/// The first key of the pages written at or after `millis`.
+fn page_key_at(millis: i64) -> Vec<u8> {
+    page_key(u64::try_from(millis.max(0)).unwrap_or(0).saturating_mul(1_000_000), 0)
 }
 
 /// JSON with every map's keys sorted: one text per value, whatever order it was written in.
@@ -162,29 +165,17 @@ pub(crate) fn canonical(v: &Value) -> String {
     }
 }
 
-fn index_key(kind: u8, parts: &[&[u8]], id: &[u8; 16]) -> Vec<u8> {
-    let mut key = vec![kind];
-    for part in parts {
-        key.extend_from_slice(part);
-        key.push(0);
-    }
-    key.extend_from_slice(id);
-    key
-}
-
-/// The index entries of an event: its routing key, its type, its type and primary key.
-fn index_keys(id: &[u8; 16], event: &Map<String, Value>) -> Vec<Vec<u8>> {
-    let mut keys = Vec::new();
-    if let Some(rk) = event.get("routing_key").and_then(Value::as_str) {
-        keys.push(index_key(b'r', &[rk.as_bytes()], id));
-    }
-    if let Some(t) = event.get("type").and_then(Value::as_str) {
-        keys.push(index_key(b't', &[t.as_bytes()], id));
-        if let Some(k) = event.get("key").filter(|k| !k.is_null()) {
-            keys.push(index_key(b'k', &[t.as_bytes(), canonical(k).as_bytes()], id));
-        }
-    }
-    keys
+/// The events of a page that hold `needle` (all of them for an empty one).
+fn lines_with<'a>(page: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = Map<String, Value>> + 'a {
+    let wanted = needle.is_empty() || page.windows(needle.len()).any(|w| w == needle);
+    page.split(|b| *b == b'\n')
+        .filter(move |line| {
+            wanted && !line.is_empty() && (needle.is_empty() || line.windows(needle.len()).any(|w| w == needle))
+        })
+        .filter_map(|line| match serde_json::from_slice::<Value>(line) {
+            Ok(Value::Object(event)) => Some(event),
+            _ => None,
+        })
 }
 
 impl Journal {
@@ -197,27 +188,21 @@ impl Journal {
         std::thread::Builder::new()
             .name("ferrogrid-journal".into())
             .spawn(move || Writer::new(writer_db, writer_dropped).run(rx, writer_done))?;
-        Ok(Journal { db, queue, sequence: AtomicU32::new(0), queued: AtomicU64::new(0), done, dropped })
+        Ok(Journal { db, queue, queued: AtomicU64::new(0), done, dropped })
     }
 
-    /// Record that `kind` happened to the object `id` now, with `detail` (its `routing_key`,
-    /// `type` and `key` make it findable by them). Never fails nor waits.
+    /// Record that `kind` happened to the object `id` now, with `detail` (a search finds it by
+    /// its `routing_key`, `type` and `key`). Never fails nor waits.
     pub fn note(&self, settings: &LoggerConfig, id: &str, kind: &str, mut detail: Map<String, Value>) {
         if settings.max_msg_in_log == 0 {
             return;
         }
-        let Some(object) = id_bytes(id) else { return };
-        let now = Utc::now();
-        detail.insert("at".into(), Value::String(now.to_rfc3339_opts(SecondsFormat::Micros, true)));
+        detail.insert("id".into(), Value::String(id.to_string()));
+        detail.insert("at".into(), Value::String(Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)));
         detail.insert("kind".into(), Value::String(kind.to_string()));
-        let nanos = now.timestamp_nanos_opt().unwrap_or(0).max(0) as u64;
-        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
-        let key = [object.as_slice(), &nanos.to_be_bytes(), &sequence.to_be_bytes()].concat();
-        let index = index_keys(&object, &detail);
-        let Ok(value) = serde_json::to_vec(&Value::Object(detail)) else { return };
         let queued = self.queued.fetch_add(1, Ordering::AcqRel) + 1;
         let waiting = queued.saturating_sub(self.done.load(Ordering::Acquire));
-        let note = Note { key, value, index, limits: Limits::of(settings) };
+        let note = Note { event: detail, limits: Limits::of(settings) };
         if waiting > QUEUE || self.queue.send(note).is_err() {
             self.done.fetch_add(1, Ordering::Release);
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -231,9 +216,9 @@ impl Journal {
     /// Wait (up to 10 s) until every event recorded before this call is written.
     pub fn written(&self) {
         let target = self.queued.load(Ordering::Acquire);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while self.done.load(Ordering::Acquire) < target && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(1));
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 
@@ -242,18 +227,33 @@ impl Journal {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// The events of the objects `ids` in pages from `since` (ms) on, oldest first, by id.
+    fn events_of(&self, ids: &[String], since: i64) -> Result<HashMap<String, Vec<Value>>, StorageError> {
+        let mut out: HashMap<String, Vec<Value>> = HashMap::new();
+        let wanted: HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let needles: Vec<Vec<u8>> = ids.iter().map(|id| format!("\"id\":\"{id}\"").into_bytes()).collect();
+        // A page written a little before the object's id was made holds none of it; a clock step
+        // back of a few seconds is allowed for.
+        let lower = page_key_at(since - 5_000);
+        for item in self.db.range(Keyspace::Journal, Bound::Included(&lower), Bound::Unbounded, false) {
+            let (_, page) = item?;
+            for needle in &needles {
+                for event in lines_with(&page, needle) {
+                    if let Some(id) = event.get("id").and_then(Value::as_str).filter(|id| wanted.contains(id)) {
+                        out.entry(id.to_string()).or_default().push(Value::Object(event.clone()));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The events of the object `id`, oldest first (none for an id it does not know).
     pub fn timeline(&self, id: &str) -> Result<Vec<Value>, StorageError> {
         self.written();
-        let Some(object) = id_bytes(id) else { return Ok(Vec::new()) };
-        let mut events = Vec::new();
-        for item in self.db.scan_prefix(Keyspace::Journal, &object) {
-            let (_, bytes) = item?;
-            if let Ok(event) = serde_json::from_slice::<Value>(&bytes) {
-                events.push(event);
-            }
-        }
-        Ok(events)
+        let Some(since) = id_millis(id) else { return Ok(Vec::new()) };
+        let id = id.to_string();
+        Ok(self.events_of(std::slice::from_ref(&id), since)?.remove(&id).unwrap_or_default())
     }
 
     /// The objects matching `q`, newest first: `[{id, events}]`.
@@ -262,86 +262,68 @@ impl Journal {
         let first = q.first.unwrap_or(50).clamp(1, 500);
         let from = q.from.map(|t| t.timestamp_millis());
         let to = q.to.map(|t| t.timestamp_millis());
-        let in_time = |id: &[u8; 16]| {
+        let in_time = |id: &str| {
             let ms = id_millis(id);
             from.is_none_or(|f| ms.is_some_and(|m| m >= f)) && to.is_none_or(|t| ms.is_some_and(|m| m < t))
         };
-        let mut ids: Vec<[u8; 16]> = Vec::new();
-        let push = |ids: &mut Vec<[u8; 16]>, id: [u8; 16]| {
-            if in_time(&id) && ids.last() != Some(&id) && !ids.contains(&id) {
-                ids.push(id);
-            }
-            ids.len() >= first
+        let key = q.key.as_ref().map(|k| serde_json::from_str::<Value>(k).unwrap_or_else(|_| Value::String(k.clone())));
+        let matches = |e: &Map<String, Value>| {
+            q.routing_key.as_deref().is_none_or(|rk| e.get("routing_key").and_then(Value::as_str) == Some(rk))
+                && q.type_name.as_deref().is_none_or(|t| e.get("type").and_then(Value::as_str) == Some(t))
+                && key.as_ref().is_none_or(|k| e.get("key").is_some_and(|v| canonical(v) == canonical(k)))
         };
+        // A needle that every matching line holds, to skip pages and lines without parsing.
+        let needle = match (&q.routing_key, &q.type_name) {
+            (Some(rk), _) => format!("\"routing_key\":{}", Value::String(rk.clone())),
+            (None, Some(t)) => format!("\"type\":{}", Value::String(t.clone())),
+            (None, None) => String::new(),
+        };
+        let mut ids: Vec<String> = Vec::new();
         if let Some(id) = &q.id {
-            if let Some(id) = id_bytes(id) {
-                push(&mut ids, id);
+            if in_time(id) {
+                ids.push(id.clone());
             }
         } else {
-            // An index when a filter names one (newest first: ids are ordered by time).
-            let prefix = match (&q.type_name, &q.key, &q.routing_key) {
-                (Some(t), Some(k), _) => {
-                    let key = serde_json::from_str::<Value>(k).unwrap_or_else(|_| Value::String(k.clone()));
-                    Some(index_key(b'k', &[t.as_bytes(), canonical(&key).as_bytes()], &[0; 16])[..].to_vec())
-                }
-                (Some(t), None, _) => Some(index_key(b't', &[t.as_bytes()], &[0; 16]).to_vec()),
-                (None, _, Some(rk)) => Some(index_key(b'r', &[rk.as_bytes()], &[0; 16]).to_vec()),
-                (None, Some(_), None) => None,
-                (None, None, None) => None,
-            };
-            match prefix {
-                Some(mut prefix) => {
-                    prefix.truncate(prefix.len() - 16);
-                    // The prefix ends with its 0 separator: everything under it sorts below it with 1.
-                    let mut upper = prefix.clone();
-                    if let Some(last) = upper.last_mut() {
-                        *last = 1;
-                    }
-                    let range = self.db.range(
-                        Keyspace::JournalIndex,
-                        Bound::Included(&prefix[..]),
-                        Bound::Excluded(&upper[..]),
-                        true,
-                    );
-                    for item in range {
-                        let (k, _) = item?;
-                        let Ok(id) = <[u8; 16]>::try_from(&k[k.len() - 16..]) else { continue };
-                        if push(&mut ids, id) {
-                            break;
-                        }
-                    }
-                }
-                None => {
-                    let upper = to.map(|t| id_at(t).to_vec());
-                    let upper = upper.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-                    for item in self.db.range(Keyspace::Journal, Bound::Unbounded, upper, true) {
-                        let (k, _) = item?;
-                        let Ok(id) = <[u8; 16]>::try_from(&k[..16]) else { continue };
-                        if from.is_some_and(|f| id_millis(&id).is_some_and(|m| m < f)) {
-                            break;
-                        }
-                        if push(&mut ids, id) {
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-        let mut out = Vec::new();
-        for id in ids {
-            let id = uuid::Uuid::from_bytes(id).to_string();
-            let events = self.timeline(&id)?;
-            // The routing key and route filters narrow by the object's last word on them.
-            let last = |field: &str| events.iter().rev().find_map(|e| e.get(field).cloned());
-            if q.routing_key.as_ref().is_some_and(|rk| last("routing_key").as_ref().and_then(Value::as_str) != Some(rk))
+            // Newest pages first; a page later than `to` can still hold older objects' events.
+            let mut seen = HashSet::new();
+            'pages: for item in
+                self.db.range(Keyspace::Journal, Bound::Unbounded, Bound::Unbounded, true).take(SCAN_PAGES)
             {
-                continue;
-            }
-            if !events.is_empty() {
-                out.push(json!({"id": id, "events": events}));
+                let (_, page) = item?;
+                let mut found: Vec<(String, i64)> = Vec::new();
+                for event in lines_with(&page, needle.as_bytes()) {
+                    let Some(id) = event.get("id").and_then(Value::as_str) else { continue };
+                    if !seen.contains(id) && in_time(id) && matches(&event) {
+                        found.push((id.to_string(), id_millis(id).unwrap_or(0)));
+                    }
+                }
+                // Within a page, newest object first.
+                found.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
+                for (id, _) in found {
+                    if seen.insert(id.clone()) {
+                        ids.push(id);
+                        if ids.len() >= first {
+                            break 'pages;
+                        }
+                    }
+                }
+                // Past `from`: no page holds a newer object's first event... but objects received
+                // before `from` are not wanted anyway; stop once the page is older than `from`.
+                if let (Some(f), Some(last)) = (from, page.rsplit(|b| *b == b'\n').find(|l| !l.is_empty())) {
+                    let at = serde_json::from_slice::<Value>(last).ok();
+                    let at = at.as_ref().and_then(|e| e.get("at")).and_then(Value::as_str);
+                    if at.and_then(|a| DateTime::parse_from_rfc3339(a).ok()).is_some_and(|a| a.timestamp_millis() < f) {
+                        break;
+                    }
+                }
             }
         }
-        Ok(out)
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let since = ids.iter().filter_map(|id| id_millis(id)).min().unwrap_or(0);
+        let mut events = self.events_of(&ids, since)?;
+        Ok(ids.into_iter().filter_map(|id| events.remove(&id).map(|e| json!({"id": id, "events": e}))).collect())
     }
 }
 
@@ -351,11 +333,12 @@ struct Writer {
     dropped: Arc<AtomicU64>,
     events: u64,
     bytes: u64,
+    sequence: u32,
 }
 
 impl Writer {
     fn new(db: Db, dropped: Arc<AtomicU64>) -> Writer {
-        Writer { db, dropped, events: 0, bytes: 0 }
+        Writer { db, dropped, events: 0, bytes: 0, sequence: 0 }
     }
 
     fn run(mut self, rx: Receiver<Note>, done: Arc<AtomicU64>) {
@@ -363,17 +346,24 @@ impl Writer {
         for item in self.db.scan_prefix(Keyspace::Journal, &[]) {
             match item {
                 Ok((_, v)) => {
-                    self.events += 1;
+                    self.events += v.iter().filter(|b| **b == b'\n').count() as u64;
                     self.bytes += v.len() as u64;
                 }
                 Err(e) => tracing::error!(error = %e, "counting the object journal failed"),
             }
         }
         while let Ok(first) = rx.recv() {
+            // A page: what comes within PAGE_WAIT, up to PAGE events.
+            let deadline = std::time::Instant::now() + PAGE_WAIT;
             let mut batch = vec![first];
-            batch.extend(rx.try_iter().take(BATCH - 1));
+            while batch.len() < PAGE {
+                match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+                    Ok(note) => batch.push(note),
+                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+                }
+            }
             let n = batch.len() as u64;
-            // A panic fails this batch only: the writer goes on.
+            // A panic fails this page only: the writer goes on.
             let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.write(batch)));
             match written {
                 Ok(Ok(())) => {}
@@ -393,72 +383,62 @@ impl Writer {
         if limits.max == 0 {
             return Ok(());
         }
-        let adding_bytes: u64 = batch.iter().map(|n| n.value.len() as u64).sum();
-        if self.full(&limits, batch.len() as u64, adding_bytes) {
+        let mut page = Vec::with_capacity(batch.len() * 320);
+        let mut ends = Vec::with_capacity(batch.len());
+        for note in &batch {
+            if serde_json::to_writer(&mut page, &note.event).is_ok() {
+                page.push(b'\n');
+                ends.push(page.len());
+            }
+        }
+        let mut events = ends.len() as u64;
+        if self.full(&limits, events, page.len() as u64) {
             if limits.rotate {
-                self.rotate(&limits, batch.len() as u64, adding_bytes)?;
+                self.rotate(&limits, events, page.len() as u64)?;
             } else {
                 // Full and not rotated: what does not fit is not recorded.
                 let room = limits.max.saturating_sub(self.events) as usize;
-                let lost = batch.len().saturating_sub(room);
-                batch.truncate(room);
+                let kept = room.min(ends.len());
+                page.truncate(if kept == 0 { 0 } else { ends[kept - 1] });
+                let lost = events - kept as u64;
+                events = kept as u64;
                 if lost > 0 {
-                    self.dropped.fetch_add(lost as u64, Ordering::Relaxed);
-                    crate::metrics::metrics().journal_dropped.inc_by(lost as u64);
+                    self.dropped.fetch_add(lost, Ordering::Relaxed);
+                    crate::metrics::metrics().journal_dropped.inc_by(lost);
                 }
             }
         }
-        let (events, bytes) = (batch.len() as u64, batch.iter().map(|n| n.value.len() as u64).sum::<u64>());
-        self.db.write(|tx| {
-            for note in &batch {
-                tx.insert(Keyspace::Journal, &note.key, note.value.clone());
-                for index in &note.index {
-                    tx.insert(Keyspace::JournalIndex, index, Vec::new());
-                }
-            }
-            Ok::<_, StorageError>(())
-        })?;
+        batch.clear();
+        if page.is_empty() {
+            return Ok(());
+        }
+        let nanos = Utc::now().timestamp_nanos_opt().unwrap_or(0).max(0) as u64;
+        self.sequence = self.sequence.wrapping_add(1);
+        let bytes = page.len() as u64;
+        self.db.put_each(vec![(Keyspace::Journal, page_key(nanos, self.sequence), Some(page))])?;
         self.events += events;
         self.bytes += bytes;
         crate::metrics::metrics().journal_events.set(i64::try_from(self.events).unwrap_or(i64::MAX));
         Ok(())
     }
 
-    /// Remove the oldest objects' events: `delete_by` at least, and enough for `adding` more.
+    /// Remove the oldest pages: `delete_by` events at least, and enough for `adding` more.
     fn rotate(&mut self, limits: &Limits, adding: u64, adding_bytes: u64) -> Result<(), StorageError> {
         let (mut events, mut bytes) = (0u64, 0u64);
-        let mut doomed: Vec<(Vec<u8>, Vec<Vec<u8>>)> = Vec::new();
-        let mut last: Option<[u8; 16]> = None;
-        let enough = |events: u64, bytes: u64, w: &Writer| {
-            events >= limits.delete_by
-                && w.events.saturating_sub(events) + adding <= limits.max
-                && limits.max_bytes.is_none_or(|m| w.bytes.saturating_sub(bytes) + adding_bytes <= m)
-        };
+        let mut doomed = Vec::new();
         for item in self.db.scan_prefix(Keyspace::Journal, &[]) {
-            let (k, v) = item?;
-            let Ok(id) = <[u8; 16]>::try_from(&k[..16.min(k.len())]) else { continue };
-            // Whole objects only: stop at the first event of the next object once it is enough.
-            if last != Some(id) && enough(events, bytes, self) {
+            let enough = events >= limits.delete_by
+                && self.events.saturating_sub(events) + adding <= limits.max
+                && limits.max_bytes.is_none_or(|m| self.bytes.saturating_sub(bytes) + adding_bytes <= m);
+            if enough {
                 break;
             }
-            last = Some(id);
-            let index = match serde_json::from_slice::<Value>(&v) {
-                Ok(Value::Object(event)) => index_keys(&id, &event),
-                _ => Vec::new(),
-            };
-            events += 1;
+            let (k, v) = item?;
+            events += v.iter().filter(|b| **b == b'\n').count() as u64;
             bytes += v.len() as u64;
-            doomed.push((k.to_vec(), index));
+            doomed.push((Keyspace::Journal, k.to_vec(), None));
         }
-        self.db.write(|tx| {
-            for (key, index) in &doomed {
-                tx.remove(Keyspace::Journal, key);
-                for i in index {
-                    tx.remove(Keyspace::JournalIndex, i);
-                }
-            }
-            Ok::<_, StorageError>(())
-        })?;
+        self.db.put_each(doomed)?;
         self.events = self.events.saturating_sub(events);
         self.bytes = self.bytes.saturating_sub(bytes);
         tracing::debug!(events, bytes, "rotated the object journal");
@@ -479,7 +459,7 @@ mod tests {
     }
 
     #[test]
-    fn events_are_found_by_id_routing_key_type_key_and_time_and_rotated_by_object() {
+    fn events_are_found_by_id_routing_key_type_key_and_time_and_rotated_by_page() {
         let (_dir, db) = temp_db();
         let journal = Journal::open(db).unwrap();
         let settings = LoggerConfig { max_msg_in_log: 20, delete_by_n_msg: Some(4), ..LoggerConfig::default() };
@@ -517,7 +497,7 @@ mod tests {
         assert_eq!(recent.len(), 3, "objects 5, 6, 7");
         assert_eq!(journal.search(&JournalQuery { id: Some(ids[0].clone()), ..Default::default() }).unwrap().len(), 1);
 
-        // 16 events held; 8 more rotate the oldest objects out, whole (two events each).
+        // 16 events held; 8 more rotate the oldest page out.
         for i in 8..12 {
             let id = uuid::Uuid::now_v7().to_string();
             journal.note(&settings, &id, "received", detail(json!({"input": "http"})));
@@ -530,12 +510,12 @@ mod tests {
         let held: usize = ids.iter().map(|id| journal.timeline(id).unwrap().len()).sum();
         assert!(held <= 20, "{held}");
         let users = journal.search(&JournalQuery { type_name: Some("User".into()), ..Default::default() }).unwrap();
-        assert!(users.iter().all(|o| o["id"] != ids[0]), "its index entries went too");
+        assert!(users.iter().all(|o| o["id"] != ids[0]), "not found any more");
 
         // Without rotation, a full journal records nothing new.
         let keep = LoggerConfig { rotate_log: false, max_msg_in_log: 20, ..LoggerConfig::default() };
         let before = journal.dropped();
-        for _ in 0..10 {
+        for _ in 0..25 {
             journal.note(&keep, &uuid::Uuid::now_v7().to_string(), "received", Map::new());
         }
         journal.written();

@@ -1042,7 +1042,8 @@ function gqlSchema(name) {
       for (const t of r.data.__schema.types) types[t.name] = t;
       return { types, query: r.data.__schema.queryType.name, mutation: (r.data.__schema.mutationType || {}).name };
     })();
-    gqlSchemas[name].catch(() => { delete gqlSchemas[name]; });
+    // A failure stays until the schema is chosen again: no request per key typed.
+    gqlSchemas[name].catch(() => {});
   }
   return gqlSchemas[name];
 }
@@ -1054,18 +1055,27 @@ function gqlCompletions(schema, text, pos) {
   const word = before.match(/[_A-Za-z][_0-9A-Za-z]*$/);
   const prefix = word ? word[0] : "";
   const head = before.slice(0, before.length - prefix.length);
-  if (/\$$/.test(head) || /"[^"\n]*$/.test(head.split("\n").pop())) return { prefix, items: [] };
-  const tokens = gqlTokens(head).filter((t) => t.type !== "ws" && t.type !== "comment");
+  const all = gqlTokens(head);
+  const tail = all[all.length - 1];
+  // A variable's name, or text inside a string or a comment: nothing to offer.
+  const open = tail && ((tail.type === "string" && !/^("""[\s\S]*"""|"(?:[^"\\\n]|\\.)*")$/.test(tail.text) || tail.text === "\"")
+    || tail.type === "comment" || tail.text === "$");
+  if (open || /\$$/.test(head)) return { prefix, items: [] };
+  const tokens = all.filter((t) => t.type !== "ws" && t.type !== "comment");
   const stack = [];
   const fieldOf = (typeName, name) => ((schema.types[typeName] || {}).fields || []).find((f) => f.name === name);
-  let root = schema.query, last = null, on = null, paren = 0, argsOf = null;
+  let root = schema.query, last = null, on = null, paren = 0, argsOf = null, braces = 0, directive = false;
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i];
     if (paren > 0) {
       if (t.text === "(") paren++;
-      else if (t.text === ")" && --paren === 0) argsOf = null;
+      else if (t.text === ")" && --paren === 0) { argsOf = null; braces = 0; }
+      else if (t.text === "{") braces++;
+      else if (t.text === "}") braces--;
       continue;
     }
+    if (t.text === "@") { directive = true; continue; }
+    if (directive && t.type === "name") { directive = false; continue; }
     if (t.type === "keyword" && stack.length === 0 && (t.text === "query" || t.text === "mutation" || t.text === "subscription")) {
       root = t.text === "mutation" ? schema.mutation : schema.query;
     } else if (t.type === "keyword" && t.text === "on") {
@@ -1075,7 +1085,9 @@ function gqlCompletions(schema, text, pos) {
       else if ((tokens[i + 1] || {}).text !== ":") last = t.text;  // an alias is followed by ':'
     } else if (t.text === "(") {
       paren = 1;
-      argsOf = stack.length ? fieldOf(stack[stack.length - 1], last) : null;
+      // A directive's arguments (after `@name`) are not the field's.
+      const afterDirective = (tokens[i - 2] || {}).text === "@";
+      argsOf = stack.length && !afterDirective ? fieldOf(stack[stack.length - 1], last) : null;
     } else if (t.text === "{") {
       if (on && on !== "next") stack.push(on);
       else if (stack.length === 0) stack.push(root);
@@ -1089,7 +1101,8 @@ function gqlCompletions(schema, text, pos) {
   const lower = prefix.toLowerCase();
   const pick = (list) => list.filter((x) => x.name.toLowerCase().startsWith(lower));
   if (paren > 0) {
-    const args = (argsOf && argsOf.args) || [];
+    // Inside an object value (`filter: {...}`) the field's arguments are not what is written.
+    const args = (braces === 0 && argsOf && argsOf.args) || [];
     return { prefix, items: pick(args.map((a) => ({ name: a.name, detail: gqlTypeText(a.type), suffix: ": " }))) };
   }
   const current = stack.length ? stack[stack.length - 1] : null;
@@ -1098,13 +1111,24 @@ function gqlCompletions(schema, text, pos) {
   return { prefix, items: pick(fields.map((f) => ({ name: f.name, detail: gqlTypeText(f.type) }))) };
 }
 
+// Each user's own history in this browser.
+const gqlHistoryKey = () => `${GQL_HISTORY_KEY}:${me ? me.subject : "-"}`;
+
 function gqlHistory() {
-  try { return JSON.parse(localStorage.getItem(GQL_HISTORY_KEY) || "[]"); } catch (_) { return []; }
+  try {
+    const list = JSON.parse(localStorage.getItem(gqlHistoryKey()) || "[]");
+    return Array.isArray(list) ? list.filter((h) => h && typeof h.query === "string") : [];
+  } catch (_) { return []; }
 }
 
+// Kept in this browser (what is run is kept to 20 kB an entry); a full storage drops the oldest.
 function gqlRemember(entry) {
-  const kept = gqlHistory().filter((h) => !(h.schema === entry.schema && h.query === entry.query && h.variables === entry.variables));
-  localStorage.setItem(GQL_HISTORY_KEY, JSON.stringify([entry, ...kept].slice(0, GQL_HISTORY_SIZE)));
+  if (entry.query.length + (entry.variables || "").length > 20000) return;
+  let list = [entry, ...gqlHistory().filter((h) => !(h.schema === entry.schema && h.query === entry.query && h.variables === entry.variables))];
+  while (list.length) {
+    try { localStorage.setItem(gqlHistoryKey(), JSON.stringify(list.slice(0, GQL_HISTORY_SIZE))); return; }
+    catch (_) { list = list.slice(0, Math.min(list.length, GQL_HISTORY_SIZE) - 1); }
+  }
 }
 
 async function renderGraphql(page) {
@@ -1115,19 +1139,20 @@ async function renderGraphql(page) {
   const variables = el("textarea", { id: "gql-variables", rows: "4", spellcheck: "false", placeholder: "{\"id\": 1}", "aria-label": "Variables (JSON)" });
   const result = el("pre", { id: "gql-result", class: "gql-result", "aria-live": "polite" });
   const note = el("div");
-  const schemaSelect = el("select", { id: "gql-schema" }, el("option", { value: "default" }, "default (data)"), el("option", { value: "admin" }, "admin"));
+  const schemaSelect = el("select", { id: "gql-schema" }, el("option", { value: "default" }, "default (data)"),
+    may("admin_graphql_read") ? el("option", { value: "admin" }, "admin") : null);
+  if (gqlState.schema === "admin" && !may("admin_graphql_read")) gqlState.schema = "default";
   schemaSelect.value = gqlState.schema;
   const historyList = el("ul", { id: "gql-history", class: "gql-history" });
-  let items = [], chosen = 0, prefix = "";
+  let items = [], chosen = 0, prefix = "", asked = 0;
 
   const paint = () => { gqlHighlight(shade, editor.value); shade.scrollTop = editor.scrollTop; shade.scrollLeft = editor.scrollLeft; };
-  const close = () => { suggest.hidden = true; items = []; };
+  const close = () => { suggest.hidden = true; items = []; asked++; };
   const showItems = () => {
     suggest.replaceChildren(...items.map((it, i) => el("li", { role: "option", class: i === chosen ? "active" : "", "aria-selected": i === chosen ? "true" : "false",
       onmousedown: (e) => { e.preventDefault(); chosen = i; accept(); } }, el("b", {}, it.name), " ", el("span", { class: "hint" }, it.detail))));
     suggest.hidden = items.length === 0;
   };
-  let asked = 0;
   const complete = async (force) => {
     const mine = ++asked;
     let schema;
@@ -1164,7 +1189,7 @@ async function renderGraphql(page) {
       gqlRemember({ schema: gqlState.schema, query: editor.value, variables: variables.value, at: new Date().toISOString() });
       showHistory();
     } catch (e) {
-      if (e instanceof Unauthorized) throw e;
+      if (e instanceof Unauthorized) return signOut("You are signed out: your credentials are no longer accepted.");
       result.textContent = e.message;
       result.classList.add("error");
     }
@@ -1174,8 +1199,9 @@ async function renderGraphql(page) {
     historyList.replaceChildren(...(entries.length ? entries.map((h) => el("li", {},
       el("a", { href: "#/graphql", class: "mono", onclick: (e) => {
         e.preventDefault();
+        if (h.schema === "admin" && !may("admin_graphql_read")) return;
         gqlState.schema = h.schema; schemaSelect.value = h.schema;
-        editor.value = h.query; variables.value = h.variables || ""; paint();
+        editor.value = h.query; gqlState.lastQuery = h.query; variables.value = h.variables || ""; paint();
       } }, `[${h.schema}] ${h.query.replace(/\s+/g, " ").slice(0, 100)}`), " ", el("span", { class: "hint" }, when(h.at))))
       : [el("li", { class: "hint" }, "Queries you run are kept here, in this browser.")]));
   };
@@ -1190,11 +1216,18 @@ async function renderGraphql(page) {
     if (suggest.hidden) return;
     if (e.key === "ArrowDown") { e.preventDefault(); chosen = (chosen + 1) % items.length; showItems(); }
     else if (e.key === "ArrowUp") { e.preventDefault(); chosen = (chosen + items.length - 1) % items.length; showItems(); }
-    else if (e.key === "Enter" && items[chosen] && items[chosen].name === prefix) close();  // a new line
+    else if (e.isComposing) return;
+    else if (e.key === "Enter" && items.some((it) => it.name === prefix) && items[chosen].name !== prefix) { close(); }  // a new line after a whole name
     else if (e.key === "Enter" || e.key === "Tab") { e.preventDefault(); accept(); }
     else if (e.key === "Escape") { e.preventDefault(); close(); }
   });
-  schemaSelect.addEventListener("change", () => { gqlState.schema = schemaSelect.value; close(); });
+  schemaSelect.addEventListener("change", () => {
+    gqlState.schema = schemaSelect.value;
+    // Chosen again: read it again (a configuration applied since, or a failure before).
+    delete gqlSchemas[gqlState.schema];
+    note.replaceChildren();
+    close();
+  });
   if (!editor.value) editor.value = gqlState.lastQuery || "{\n  \n}";
   page.replaceChildren(
     el("h1", {}, "GraphQL"),
@@ -1266,6 +1299,10 @@ function signOut(reason = "", viaToken = false) {
   me = null;
   oneTimePassword = null;
   clearInterval(statusTimer);
+  // The console's query and schemas are the signed-in user's.
+  gqlState.schema = "default";
+  delete gqlState.lastQuery;
+  for (const name of Object.keys(gqlSchemas)) delete gqlSchemas[name];
   // What the pages showed (a secret shown once, lists) goes with the sign-out.
   $("#page").replaceChildren();
   $("#status").replaceChildren();

@@ -56,6 +56,22 @@ pub enum TreeError {
     /// No element at all.
     #[error("no root element: the text holds no XML element")]
     NoRoot,
+    /// More elements than the limit.
+    #[error("the document holds more than {0} elements")]
+    TooLarge(usize),
+}
+
+/// How [`parse_with`] reads a document.
+#[derive(Debug, Clone, Copy)]
+pub struct ParseOptions {
+    /// Elements nested at most this deep.
+    pub max_depth: usize,
+    /// Elements at most (none: no limit but the size of the text).
+    pub max_nodes: Option<usize>,
+    /// Give an element without a namespace under one with a namespace `ns: ""`, so that what
+    /// [`write`] makes of the tree (where a node without `ns` is in its parent's) is the same
+    /// document.
+    pub explicit_no_namespace: bool,
 }
 
 /// An element being read: its node fields and the text not yet added to its children.
@@ -138,6 +154,13 @@ fn predefined(name: &str) -> Option<char> {
 
 /// Parse a whole XML document (at most `max_depth` elements deep) into its root node.
 pub fn parse(bytes: &[u8], max_depth: usize) -> Result<Value, TreeError> {
+    parse_with(bytes, &ParseOptions { max_depth, max_nodes: None, explicit_no_namespace: false })
+}
+
+/// Parse a whole XML document into its root node, as `options` say.
+pub fn parse_with(bytes: &[u8], options: &ParseOptions) -> Result<Value, TreeError> {
+    let max_depth = options.max_depth;
+    let mut nodes = 0usize;
     let text = std::str::from_utf8(bytes).map_err(|e| TreeError::NotUtf8(e.to_string()))?;
     // A byte order mark is not text outside the root.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -162,9 +185,19 @@ pub fn parse(bytes: &[u8], max_depth: usize) -> Result<Value, TreeError> {
                 if stack.len() >= max_depth {
                     return Err(TreeError::TooDeep(max_depth));
                 }
-                let element = open(&reader, ns, start)?;
+                let mut element = open(&reader, ns, start)?;
+                nodes += 1;
                 if let Some(parent) = stack.last_mut() {
                     parent.flush_text();
+                    if options.explicit_no_namespace
+                        && element.ns.is_none()
+                        && parent.ns.as_deref().is_some_and(|ns| !ns.is_empty())
+                    {
+                        element.ns = Some(String::new());
+                    }
+                }
+                if let Some(max) = options.max_nodes.filter(|max| nodes > *max) {
+                    return Err(TreeError::TooLarge(max));
                 }
                 if matches!(event, Event::Empty(_)) {
                     close(&mut stack, &mut root, element);
@@ -230,6 +263,27 @@ pub fn is_xml_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
+/// `text` escaped for XML 1.0 (an attribute value's tab and line breaks too, which reading
+/// would turn into spaces); a character XML 1.0 cannot hold is an error.
+fn escaped(text: &str, attribute: bool) -> Result<String, String> {
+    if let Some(bad) = text.chars().find(|c| matches!(*c as u32, 0..=8 | 0x0B | 0x0C | 0x0E..=0x1F | 0xFFFE | 0xFFFF)) {
+        return Err(format!("the character U+{:04X} cannot be written in XML 1.0", bad as u32));
+    }
+    let text = escape(text);
+    if !text.contains(['\r', '\t', '\n']) || (!attribute && !text.contains('\r')) {
+        return Ok(text.into_owned());
+    }
+    Ok(text
+        .chars()
+        .map(|c| match c {
+            '\r' => "&#13;".to_string(),
+            '\t' if attribute => "&#9;".to_string(),
+            '\n' if attribute => "&#10;".to_string(),
+            other => other.to_string(),
+        })
+        .collect())
+}
+
 /// Whether `value` is a tree node: `{"tag", "attr", "children"}` (and maybe `"ns"`), nothing else.
 pub fn is_node(value: &Map<String, Value>) -> bool {
     value.get("tag").is_some_and(Value::is_string)
@@ -272,22 +326,26 @@ fn write_node(
     }
     if let Some(Value::Object(attrs)) = node.get("attr") {
         for (name, value) in attrs {
-            if !is_xml_name(name) {
-                return Err(format!("\"{name}\" cannot be an XML attribute name"));
+            // `xml:` is the one prefix declared everywhere; `xmlns` is what `ns` says.
+            let plain = name.strip_prefix("xml:").unwrap_or(name);
+            if !is_xml_name(plain) || name == "xmlns" {
+                return Err(format!(
+                    "\"{name}\" cannot be written as an attribute (a prefix other than xml: needs a declaration the tree cannot hold; the namespace is `ns`)"
+                ));
             }
             let text = match value {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            let _ = write!(out, " {name}=\"{}\"", escape(&text));
+            let _ = write!(out, " {name}=\"{}\"", escaped(&text, true)?);
         }
     }
     out.push('>');
     for child in node.get("children").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
         match child {
             Value::Object(child) if is_node(child) => write_node(out, child, ns, depth + 1, max_depth)?,
-            Value::String(text) => out.push_str(&escape(text)),
-            other => out.push_str(&escape(other.to_string())),
+            Value::String(text) => out.push_str(&escaped(text, false)?),
+            other => out.push_str(&escaped(&other.to_string(), false)?),
         }
     }
     let _ = write!(out, "</{tag}>");

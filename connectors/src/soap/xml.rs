@@ -65,6 +65,9 @@ pub enum XmlError {
     /// Elements nested deeper than the limit.
     #[error("XML nesting deeper than {0} elements")]
     TooDeep(usize),
+    /// More elements than the limit.
+    #[error("the document holds more than {0} elements")]
+    TooLarge(usize),
     /// A prefix without a namespace declaration.
     #[error("namespace prefix \"{0}\" is not declared")]
     UnknownPrefix(String),
@@ -95,6 +98,7 @@ impl From<TreeError> for XmlError {
             TreeError::TooDeep(depth) => XmlError::TooDeep(depth),
             TreeError::UnknownPrefix(prefix) => XmlError::UnknownPrefix(prefix),
             TreeError::NoRoot => XmlError::NoRoot,
+            TreeError::TooLarge(n) => XmlError::TooLarge(n),
         }
     }
 }

@@ -180,6 +180,16 @@ impl Db {
         Ok(out)
     }
 
+    /// Writes each of `writes` (`None`: a removal) on its own, outside [`Db::write`]'s
+    /// serialisation and without a batch: for keyspaces that no transaction reads or writes (the
+    /// journal). Each key is atomic, the whole is not; durable with the next [`Db::sync`].
+    pub fn put_each(&self, writes: Vec<(Keyspace, Vec<u8>, Option<Vec<u8>>)>) -> Result<(), StorageError> {
+        for (ks, key, value) in writes {
+            self.inner.store.apply(vec![(ks.key(&key), value.map(IVec::from))])?;
+        }
+        Ok(())
+    }
+
     /// Makes every write that returned before this call durable (group commit: concurrent
     /// callers share one flush). See README for the exact guarantee.
     pub fn sync(&self) -> Result<(), StorageError> {

@@ -34,15 +34,14 @@ pub enum Keyspace {
     /// Repair-queue entries no notification mail has told of yet: `[entry id]` -> a summary
     /// (see `crate::notifier`).
     Notify = 0x1A,
-    /// The object journal: `[object id][time ns][sequence]` -> event (see `crate::journal`).
+    /// The object journal: `[time ns][sequence]` -> a page of events, JSON lines (see
+    /// `crate::journal`).
     Journal = 0x1B,
-    /// Its index: `[r|t|k][routing key | type | type, key][0][object id]` -> nothing.
-    JournalIndex = 0x1C,
 }
 
 impl Keyspace {
     /// Every keyspace, in byte order.
-    pub const ALL: [Keyspace; 16] = [
+    pub const ALL: [Keyspace; 15] = [
         Keyspace::Objects,
         Keyspace::CurrentIndex,
         Keyspace::HistoryIndex,
@@ -58,7 +57,6 @@ impl Keyspace {
         Keyspace::Audit,
         Keyspace::Notify,
         Keyspace::Journal,
-        Keyspace::JournalIndex,
     ];
 
     /// The key prefix byte of this keyspace.

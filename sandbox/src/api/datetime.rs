@@ -49,10 +49,18 @@ fn add(function: &str, iso: &str, millis: Option<i64>) -> Res<ImmutableString> {
         .ok_or_else(|| api_error(format!("datetime::{function}: result out of range for {iso:?}")))
 }
 
+/// What a pattern is turned into chrono's strftime for: reading text (an offset is read in any
+/// of its forms) or writing an instant (always UTC: an offset is written as ICU writes zero).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Use {
+    Parse,
+    Format,
+}
+
 /// A date-time pattern as chrono's strftime: TDG's (ICU, as its icu-date module takes:
 /// `dd.MM.yyyy HH:mm:ss.SSS`, text in single quotes) unless it holds a `%`, when it is strftime
 /// already.
-fn strftime_of(function: &str, pattern: &str) -> Res<String> {
+fn strftime_of(function: &str, pattern: &str, usage: Use) -> Res<String> {
     let fail = |what: String| api_error(format!("datetime::{function}: {what} in the format {pattern:?}"));
     let out = if pattern.contains('%') {
         pattern.to_string()
@@ -119,8 +127,13 @@ fn strftime_of(function: &str, pattern: &str) -> Res<String> {
                 ('E', 4) => "%A",
                 ('E', _) => "%a",
                 ('D', _) => "%j",
-                ('Z' | 'x', 1..=3) => "%z",
-                ('Z', 5) | ('X' | 'x', _) => "%:z",
+                // Offsets: read in any form (`Z`, `+03`, `+0300`, `+03:00`); written for UTC as
+                // ICU writes a zero offset in each form.
+                ('Z', 1..=3 | 5) | ('X' | 'x', 1..=5) if usage == Use::Parse => "%#z",
+                ('X', 1..=5) | ('Z', 5) => "Z",
+                ('x', 1) => "+00",
+                ('Z', 1..=3) | ('x', 2 | 4) => "+0000",
+                ('x', 3 | 5) => "+00:00",
                 _ => return Err(fail(format!("the pattern letter {:?} x{run} is not supported", c))),
             };
             out.push_str(item);
@@ -137,7 +150,7 @@ fn strftime_of(function: &str, pattern: &str) -> Res<String> {
 /// `text` read with `pattern` (a date, a date-time, with or without an offset: without one,
 /// UTC), as nanoseconds since the epoch.
 fn parse_with(function: &str, text: &str, pattern: &str) -> Res<INT> {
-    let format = strftime_of(function, pattern)?;
+    let format = strftime_of(function, pattern, Use::Parse)?;
     let utc = DateTime::parse_from_str(text, &format)
         .map(|dt| dt.with_timezone(&Utc))
         .or_else(|_| NaiveDateTime::parse_from_str(text, &format).map(|naive| naive.and_utc()))
@@ -155,7 +168,7 @@ fn parse_with(function: &str, text: &str, pattern: &str) -> Res<INT> {
 
 /// The instant `nanos` after the epoch written with `pattern` (in UTC).
 fn format_with(function: &str, nanos: i64, pattern: &str) -> Res<ImmutableString> {
-    let format = strftime_of(function, pattern)?;
+    let format = strftime_of(function, pattern, Use::Format)?;
     let dt = DateTime::<Utc>::from_timestamp_nanos(nanos);
     let mut out = String::new();
     write!(out, "{}", dt.format(&format))
@@ -234,9 +247,12 @@ mod tests {
 
     #[test]
     fn tdg_patterns_become_strftime() {
-        let f = |p: &str| strftime_of("t", p).map_err(|e| e.to_string());
+        let f = |p: &str| strftime_of("t", p, Use::Parse).map_err(|e| e.to_string());
+        let w = |p: &str| strftime_of("t", p, Use::Format).map_err(|e| e.to_string());
         assert_eq!(f("dd.MM.yyyy HH:mm:ss.SSS").unwrap(), "%d.%m.%Y %H:%M:%S.%3f");
-        assert_eq!(f("yyyy-MM-dd'T'HH:mm:ssXXX").unwrap(), "%Y-%m-%dT%H:%M:%S%:z");
+        assert_eq!(f("yyyy-MM-dd'T'HH:mm:ssXXX").unwrap(), "%Y-%m-%dT%H:%M:%S%#z");
+        assert_eq!(w("yyyy-MM-dd'T'HH:mm:ssXXX").unwrap(), "%Y-%m-%dT%H:%M:%SZ", "UTC written as ICU writes zero");
+        assert_eq!(w("HH:mm Z|xx|xxx|x|ZZZZZ").unwrap(), "%H:%M +0000|+0000|+00:00|+00|Z");
         assert_eq!(f("d MMM yy, h:mm a").unwrap(), "%-d %b %y, %-I:%M %p");
         assert_eq!(f("EEEE, MMMM d 'at' H 'o''clock'").unwrap(), "%A, %B %-d at %-H o'clock");
         assert_eq!(f("yyyyMMdd'T'HHmm").unwrap(), "%Y%m%dT%H%M");

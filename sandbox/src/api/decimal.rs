@@ -6,7 +6,6 @@
 use rhai::{Dynamic, EvalAltResult, ImmutableString, Module, INT};
 use rust_decimal::{Decimal, RoundingStrategy};
 use std::cmp::Ordering;
-use std::str::FromStr;
 
 use crate::error::api_error;
 
@@ -17,7 +16,14 @@ const MAX_SCALE: INT = 28;
 
 fn arg(function: &str, value: &Dynamic) -> Res<Decimal> {
     if let Some(text) = value.read_lock::<ImmutableString>() {
-        return Decimal::from_str(text.trim())
+        let trimmed = text.trim();
+        // Exactly as written (more than 28 digits is refused, not rounded); no digit separators.
+        let parsed = if trimmed.contains('_') {
+            Err("digit separators are not allowed".to_string())
+        } else {
+            Decimal::from_str_exact(trimmed).map_err(|e| e.to_string())
+        };
+        return parsed
             .map_err(|e| api_error(format!("decimal::{function}: {:?} is not a decimal number: {e}", text.as_str())));
     }
     if let Ok(n) = value.as_int() {
@@ -31,9 +37,17 @@ fn arg(function: &str, value: &Dynamic) -> Res<Decimal> {
     Err(api_error(format!("decimal::{function}: expected a decimal string or an integer, got {}", value.type_name())))
 }
 
+/// A result as text; zero is never negative (`-0`).
+fn text(mut d: Decimal) -> ImmutableString {
+    if d.is_zero() {
+        d.set_sign_positive(true);
+    }
+    d.to_string().into()
+}
+
 fn out(function: &str, result: Option<Decimal>) -> Res<ImmutableString> {
     result
-        .map(|d| d.to_string().into())
+        .map(text)
         .ok_or_else(|| api_error(format!("decimal::{function}: the result is out of range (28 significant digits)")))
 }
 
@@ -63,12 +77,15 @@ pub(crate) fn module() -> Module {
     binary(&mut m, "sub", Decimal::checked_sub);
     binary(&mut m, "mul", Decimal::checked_mul);
     m.set_native_fn("div", |a: Dynamic, b: Dynamic| -> Res<ImmutableString> {
-        Ok(div(arg("div", &a)?, arg("div", &b)?)?.normalize().to_string().into())
+        Ok(text(div(arg("div", &a)?, arg("div", &b)?)?.normalize()))
     });
     m.set_native_fn("div", |a: Dynamic, b: Dynamic, scale: INT| -> Res<ImmutableString> {
         let quotient = div(arg("div", &a)?, arg("div", &b)?)?;
         let scale = scale_arg("div", scale)?;
-        Ok(quotient.round_dp_with_strategy(scale, RoundingStrategy::MidpointAwayFromZero).to_string().into())
+        let mut rounded = quotient.round_dp_with_strategy(scale, RoundingStrategy::MidpointAwayFromZero);
+        // Written with exactly `scale` digits after the point, as `round` writes.
+        rounded.rescale(scale);
+        Ok(text(rounded))
     });
     m.set_native_fn("rem", |a: Dynamic, b: Dynamic| -> Res<ImmutableString> {
         let (a, b) = (arg("rem", &a)?, arg("rem", &b)?);
@@ -83,7 +100,7 @@ pub(crate) fn module() -> Module {
         // Written with exactly `scale` digits after the point.
         let mut rounded = rounded;
         rounded.rescale(scale);
-        Ok(rounded.to_string().into())
+        Ok(text(rounded))
     });
     m.set_native_fn("cmp", |a: Dynamic, b: Dynamic| -> Res<INT> {
         Ok(match arg("cmp", &a)?.cmp(&arg("cmp", &b)?) {
@@ -92,10 +109,10 @@ pub(crate) fn module() -> Module {
             Ordering::Greater => 1,
         })
     });
-    m.set_native_fn("abs", |a: Dynamic| -> Res<ImmutableString> { Ok(arg("abs", &a)?.abs().to_string().into()) });
-    m.set_native_fn("neg", |a: Dynamic| -> Res<ImmutableString> { Ok((-arg("neg", &a)?).to_string().into()) });
+    m.set_native_fn("abs", |a: Dynamic| -> Res<ImmutableString> { Ok(text(arg("abs", &a)?.abs())) });
+    m.set_native_fn("neg", |a: Dynamic| -> Res<ImmutableString> { Ok(text(-arg("neg", &a)?)) });
     m.set_native_fn("is_decimal", |a: Dynamic| -> Res<bool> {
-        Ok(a.read_lock::<ImmutableString>().is_some_and(|t| Decimal::from_str(t.trim()).is_ok()) || a.is_int())
+        Ok((a.is_string() || a.is_int()) && arg("is_decimal", &a).is_ok())
     });
     m
 }

@@ -54,7 +54,7 @@ pub(crate) fn build(
         json::module(depth),
         sequence::module(host.sequences.clone()),
         shared::module(store, depth),
-        xml::module(depth),
+        xml::module(depth, limits.max_array_size),
         digest::module(),
         decimal::module(),
     ];

@@ -99,14 +99,17 @@ fn call_on_storage(
 ) -> Res {
     let c = Conv { function: "call_on_storage", max_depth };
     check_data("repository::call_on_storage", DataNeed::Read(t)).map_err(host_error)?;
-    let opts = c.options(options)?;
-    if let Some(map) = opts.as_object() {
-        if let Some(bad) = map.keys().find(|k| !matches!(k.as_str(), "timeout" | "mode" | "prefer_replica" | "balance"))
-        {
-            return Err(api_error(format!(
-                "repository::call_on_storage: unknown option \"{bad}\" (timeout, mode, prefer_replica, balance)"
-            )));
+    match c.options(options)? {
+        Value::Object(map) => {
+            let known = |k: &String| matches!(k.as_str(), "timeout" | "mode" | "prefer_replica" | "balance");
+            if let Some(bad) = map.keys().find(|k| !known(k)) {
+                return Err(api_error(format!(
+                    "repository::call_on_storage: unknown option \"{bad}\" (timeout, mode, prefer_replica, balance)"
+                )));
+            }
         }
+        Value::Null => {}
+        _ => return Err(api_error("repository::call_on_storage: options must be a map (or ())")),
     }
     // The key must name an object's place as `get` reads it; whether one is there does not matter.
     r.get(t, index, &c.arg("value", key)?, &Value::Object(Default::default())).map_err(host_error)?;

@@ -200,9 +200,11 @@ fn value_depth(max_depth: usize) -> usize {
     max_depth.saturating_mul(2).saturating_add(2)
 }
 
-/// `xml::parse(text)`: the root node of the document.
-fn parse(text: &str, max_depth: usize) -> Result<Dynamic> {
-    let tree = crate::xmltree::parse(text.as_bytes(), max_depth).map_err(|e| api_error(format!("xml::parse: {e}")))?;
+/// `xml::parse(text)`: the root node of the document, at most `max_nodes` elements.
+fn parse(text: &str, max_depth: usize, max_nodes: usize) -> Result<Dynamic> {
+    let options = crate::xmltree::ParseOptions { max_depth, max_nodes: Some(max_nodes), explicit_no_namespace: true };
+    let tree =
+        crate::xmltree::parse_with(text.as_bytes(), &options).map_err(|e| api_error(format!("xml::parse: {e}")))?;
     // Elements are maps of two levels each (node, children).
     json_to_dynamic(&tree, value_depth(max_depth)).map_err(|e| api_error(format!("xml::parse: {e}")))
 }
@@ -241,8 +243,9 @@ fn to_string(node: &Dynamic, max_depth: usize) -> Result<ImmutableString> {
     }
 }
 
-/// Build the `xml` module; trees deeper than `max_depth` elements are an error.
-pub(crate) fn module(max_depth: usize) -> Module {
+/// Build the `xml` module; trees deeper than `max_depth` elements are an error, and a document
+/// of more than `max_nodes` elements.
+pub(crate) fn module(max_depth: usize, max_nodes: usize) -> Module {
     let mut m = Module::new();
     m.set_native_fn("get_by_path", move |node: &mut Dynamic, path: ImmutableString| {
         get_by_path(node, &path, max_depth)
@@ -253,7 +256,7 @@ pub(crate) fn module(max_depth: usize) -> Module {
     m.set_native_fn("child", |node: &mut Dynamic, tag: ImmutableString| child(node, &tag));
     m.set_native_fn("attr", |node: &mut Dynamic, name: ImmutableString| attr(node, &name));
     m.set_native_fn("to_map", move |node: &mut Dynamic| to_map(node, max_depth));
-    m.set_native_fn("parse", move |text: ImmutableString| parse(&text, max_depth));
+    m.set_native_fn("parse", move |text: ImmutableString| parse(&text, max_depth, max_nodes));
     m.set_native_fn("element", |tag: ImmutableString| element(&tag, Map::new(), Array::new()));
     m.set_native_fn("element", |tag: ImmutableString, attr: Map| element(&tag, attr, Array::new()));
     m.set_native_fn("element", |tag: ImmutableString, attr: Map, children: Array| element(&tag, attr, children));

@@ -126,6 +126,9 @@ fn datetime_formats_and_nanoseconds() {
           parsed: datetime::parse("24.03.2018 10:20:48.123", "dd.MM.yyyy HH:mm:ss.SSS"),
           tdg_name: datetime::custom_datetime_str_to_nsec("24.03.2018 10:20:48.123", "dd.MM.yyyy HH:mm:ss.SSS"),
           offset: datetime::parse("2018-03-24T13:20:48+03:00", "yyyy-MM-dd'T'HH:mm:ssXXX"),
+          zulu: datetime::parse("2018-03-24T10:20:48Z", "yyyy-MM-dd'T'HH:mm:ssXXX"),
+          no_colon: datetime::parse("2018-03-24T13:20:48+0300", "yyyy-MM-dd'T'HH:mm:ssZ"),
+          utc_written: datetime::format(1521886848123, "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"),
           date_only: datetime::parse("24/03/2018", "dd/MM/yyyy"),
           strftime: datetime::parse("2018-03-24 10:20:48", "%Y-%m-%d %H:%M:%S"),
           formatted: datetime::format(1521886848123, "dd.MM.yyyy HH:mm:ss.SSS"),
@@ -142,6 +145,9 @@ fn datetime_formats_and_nanoseconds() {
     assert_eq!(out["parsed"], json!(1521886848123000000i64));
     assert_eq!(out["tdg_name"], out["parsed"]);
     assert_eq!(out["offset"], json!(1521886848000000000i64), "the offset is applied");
+    assert_eq!(out["zulu"], out["offset"], "Z is zero, as ICU's X reads it");
+    assert_eq!(out["no_colon"], out["offset"]);
+    assert_eq!(out["utc_written"], "2018-03-24T10:20:48.123Z");
     assert_eq!(out["date_only"], json!(1521849600000000000i64), "midnight UTC");
     assert_eq!(out["strftime"], json!(1521886848000000000i64));
     assert_eq!(out["formatted"], "24.03.2018 10:20:48.123");
@@ -179,6 +185,7 @@ fn decimal_arithmetic_is_exact_on_strings() {
           add: decimal::add("0.1", "0.2"), scale: decimal::add("1.10", "2.2"), int: decimal::add("12.50", 3),
           sub: decimal::sub("1", "0.01"), mul: decimal::mul("12.50", "3"), div: decimal::div("1", "3"),
           div_scale: decimal::div("2", "3", 2), div_exact: decimal::div("10.00", "4"), rem: decimal::rem("10", "3"),
+          div_padded: decimal::div("10", "4", 2), zero: decimal::neg("0"), small: decimal::round("-0.001", 2),
           round: decimal::round("2.345", 2), round_neg: decimal::round("-2.345", 2), round_up: decimal::round("2.5", 2),
           cmp: [decimal::cmp("1.0", "1"), decimal::cmp("0.99", "1"), decimal::cmp("2", 1)],
           abs: decimal::abs("-3.20"), neg: decimal::neg("3.20"),
@@ -195,6 +202,8 @@ fn decimal_arithmetic_is_exact_on_strings() {
     assert_eq!(out["div_scale"], "0.67");
     assert_eq!(out["div_exact"], "2.5");
     assert_eq!(out["rem"], "1");
+    assert_eq!(out["div_padded"], "2.50", "the scale asked");
+    assert_eq!((out["zero"].as_str(), out["small"].as_str()), (Some("0"), Some("0.00")), "no negative zero");
     assert_eq!(out["round"], "2.35", "half away from zero");
     assert_eq!(out["round_neg"], "-2.35");
     assert_eq!(out["round_up"], "2.50", "written with the scale asked");
@@ -216,6 +225,8 @@ fn decimal_arithmetic_is_exact_on_strings() {
         (r#"decimal::round("1.5", 29)"#, "decimal::round: the scale must be 0 to 28, got 29"),
         (r#"decimal::round("1.5", -1)"#, "the scale must be 0 to 28, got -1"),
         (r#"decimal::mul("79228162514264337593543950335", "10")"#, "decimal::mul: the result is out of range"),
+        (r#"decimal::add("0.12345678901234567890123456789", "0")"#, "is not a decimal number"),
+        (r#"decimal::add("1_000", "0")"#, "digit separators are not allowed"),
     ] {
         let err = run(src, json!(null)).unwrap_err().to_string();
         assert!(err.contains(want), "{src}: {err}");
@@ -474,6 +485,7 @@ fn call_on_storage_checks_the_key_and_runs_a_configuration_function() {
             "no function \"nope\" in the configuration's functions",
         ),
         (r#"repository::call_on_storage("Sale", "id", 1, "total", (), #{colour: 1})"#, "unknown option \"colour\""),
+        (r#"repository::call_on_storage("Sale", "id", 1, "total", (), "fast")"#, "options must be a map"),
         (r#"repository::call_on_storage("Invalid", "id", 1, "total", ())"#, "type Invalid is not in the model"),
         (r#"repository::call_on_storage("Sale", "id", 1, "boom", ())"#, "boom on storage"),
         (r#"repository::call_on_storage("Sale", "id", 1, "again", ())"#, "calls nested deeper than 8"),

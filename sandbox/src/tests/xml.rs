@@ -199,3 +199,32 @@ fn namespaces_are_declared_where_they_change() {
         r#"<root xmlns="urn:root"><inherits></inherits><plain xmlns=""></plain><other xmlns="urn:other"></other></root>"#
     );
 }
+
+#[test]
+fn a_parsed_document_writes_back_as_the_same_document() {
+    // Unqualified children of a prefixed root (common in SOAP): still in no namespace once written.
+    let doc = r#"<p:Req xmlns:p="urn:x" xml:lang="en"><item n="a&#10;b&#9;c">x&#13;y</item><p:q/></p:Req>"#;
+    let out =
+        run("let t = xml::parse(param); #{text: xml::to_string(t), item_ns: xml::child(t, \"item\").ns}", json!(doc))
+            .unwrap();
+    assert_eq!(out["item_ns"], "", "no namespace, said so");
+    let text = out["text"].as_str().unwrap();
+    assert_eq!(text, r#"<Req xmlns="urn:x" xml:lang="en"><item xmlns="" n="a&#10;b&#9;c">x&#13;y</item><q></q></Req>"#);
+    let again = run("xml::to_string(xml::parse(param))", json!(text)).unwrap();
+    assert_eq!(again, json!(text), "stable");
+    for (src, want) in [
+        (
+            r#"xml::to_string(xml::parse("<a xmlns:xsi='urn:xsi' xsi:type='t'/>"))"#,
+            "\"xsi:type\" cannot be written as an attribute",
+        ),
+        (r#"xml::to_string(xml::element("a", #{xmlns: "urn:y"}))"#, "\"xmlns\" cannot be written as an attribute"),
+        (r#"xml::to_string(xml::element("a", #{}, ["bell\x07"]))"#, "U+0007 cannot be written in XML 1.0"),
+    ] {
+        let err = run(src, json!(null)).unwrap_err();
+        assert!(err.to_string().contains(want), "{src}: {err}");
+    }
+    let many = format!("<a>{}</a>", "<b/>".repeat(200));
+    let f = fixture_with(Limits { max_array_size: 100, ..Limits::default() }, &[]);
+    let err = f.run("xml::parse(param)", json!(many)).unwrap_err();
+    assert!(err.to_string().contains("more than 100 elements"), "{err}");
+}
