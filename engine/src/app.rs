@@ -273,6 +273,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     // The audit events still queued, then the writes that requests made while the server wound
     // down (admin and GraphQL mutations).
     audit.written();
+    // The object journal's last events too (the drained objects', the wind-down's actions).
+    engine.runtime().journal.written();
     if let Err(e) = engine.runtime().db.sync() {
         tracing::error!(error = %e, "final flush after the server stopped failed");
     }

@@ -34,14 +34,17 @@ const QUEUE: u64 = 50_000;
 const PAGE: usize = 512;
 /// A page is written at the latest this long after its first event.
 const PAGE_WAIT: Duration = Duration::from_millis(200);
-/// A search looks through this many of the newest pages at most.
-const SCAN_PAGES: usize = 4000;
+/// A search or a timeline reads this many bytes of pages at most (more than the default
+/// retention holds: about 350 MB for 1,000,000 events).
+const SCAN_BYTES: usize = 1 << 30;
+/// The longest error text an event keeps.
+const ERROR_MAX: usize = 2048;
 
 /// `logger` (TDG 2.16.1.8): how much of the journal is kept.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct LoggerConfig {
-    /// When full, remove the oldest objects' events (default true); `false`: record nothing new.
+    /// When full, remove the oldest pages of events (default true); `false`: record nothing new.
     #[serde(default = "default_true")]
     pub rotate_log: bool,
     /// Events kept at most (default 1,000,000); `0` turns the journal off.
@@ -51,8 +54,7 @@ pub struct LoggerConfig {
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub max_log_size: Option<u64>,
-    /// Events removed at once when full (default: a tenth of `max_msg_in_log`, at least one
-    /// object's).
+    /// Events removed at once when full (default: a tenth of `max_msg_in_log`; whole pages).
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub delete_by_n_msg: Option<u64>,
@@ -165,6 +167,15 @@ pub(crate) fn canonical(v: &Value) -> String {
     }
 }
 
+/// The object id of an event line (the text after its `"id":"`), without parsing it.
+fn line_id(line: &[u8]) -> Option<&[u8]> {
+    const MARK: &[u8] = b"\"id\":\"";
+    let at = line.windows(MARK.len()).position(|w| w == MARK)? + MARK.len();
+    let rest = &line[at..];
+    let end = rest.iter().position(|b| *b == b'"')?;
+    Some(&rest[..end])
+}
+
 /// The events of a page that hold `needle` (all of them for an empty one).
 fn lines_with<'a>(page: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = Map<String, Value>> + 'a {
     let wanted = needle.is_empty() || page.windows(needle.len()).any(|w| w == needle);
@@ -197,6 +208,16 @@ impl Journal {
         if settings.max_msg_in_log == 0 {
             return;
         }
+        if let Some(Value::String(error)) = detail.get_mut("error") {
+            if error.len() > ERROR_MAX {
+                let mut end = ERROR_MAX;
+                while !error.is_char_boundary(end) {
+                    end -= 1;
+                }
+                error.truncate(end);
+                error.push('…');
+            }
+        }
         detail.insert("id".into(), Value::String(id.to_string()));
         detail.insert("at".into(), Value::String(Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)));
         detail.insert("kind".into(), Value::String(kind.to_string()));
@@ -227,22 +248,26 @@ impl Journal {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// The events of the objects `ids` in pages from `since` (ms) on, oldest first, by id.
+    /// The events of the objects `ids` in pages from `since` (ms) on, oldest first, by id: each
+    /// page read once, each line's id looked up before the line is parsed.
     fn events_of(&self, ids: &[String], since: i64) -> Result<HashMap<String, Vec<Value>>, StorageError> {
         let mut out: HashMap<String, Vec<Value>> = HashMap::new();
-        let wanted: HashSet<&str> = ids.iter().map(String::as_str).collect();
-        let needles: Vec<Vec<u8>> = ids.iter().map(|id| format!("\"id\":\"{id}\"").into_bytes()).collect();
+        let wanted: HashSet<&[u8]> = ids.iter().map(|id| id.as_bytes()).collect();
         // A page written a little before the object's id was made holds none of it; a clock step
         // back of a few seconds is allowed for.
         let lower = page_key_at(since - 5_000);
+        let mut read = 0usize;
         for item in self.db.range(Keyspace::Journal, Bound::Included(&lower), Bound::Unbounded, false) {
             let (_, page) = item?;
-            for needle in &needles {
-                for event in lines_with(&page, needle) {
-                    if let Some(id) = event.get("id").and_then(Value::as_str).filter(|id| wanted.contains(id)) {
-                        out.entry(id.to_string()).or_default().push(Value::Object(event.clone()));
-                    }
+            read += page.len();
+            for line in page.split(|b| *b == b'\n') {
+                let Some(id) = line_id(line).filter(|id| wanted.contains(id)) else { continue };
+                if let Ok(event @ Value::Object(_)) = serde_json::from_slice::<Value>(line) {
+                    out.entry(String::from_utf8_lossy(id).into_owned()).or_default().push(event);
                 }
+            }
+            if read >= SCAN_BYTES {
+                break;
             }
         }
         Ok(out)
@@ -280,16 +305,20 @@ impl Journal {
         };
         let mut ids: Vec<String> = Vec::new();
         if let Some(id) = &q.id {
-            if in_time(id) {
+            // Only a time-ordered id says where its pages start.
+            if id_millis(id).is_some() && in_time(id) {
                 ids.push(id.clone());
             }
         } else {
             // Newest pages first; a page later than `to` can still hold older objects' events.
             let mut seen = HashSet::new();
-            'pages: for item in
-                self.db.range(Keyspace::Journal, Bound::Unbounded, Bound::Unbounded, true).take(SCAN_PAGES)
-            {
+            let mut read = 0usize;
+            'pages: for item in self.db.range(Keyspace::Journal, Bound::Unbounded, Bound::Unbounded, true) {
                 let (_, page) = item?;
+                read += page.len();
+                if read > SCAN_BYTES {
+                    break;
+                }
                 let mut found: Vec<(String, i64)> = Vec::new();
                 for event in lines_with(&page, needle.as_bytes()) {
                     let Some(id) = event.get("id").and_then(Value::as_str) else { continue };
@@ -323,8 +352,24 @@ impl Journal {
         }
         let since = ids.iter().filter_map(|id| id_millis(id)).min().unwrap_or(0);
         let mut events = self.events_of(&ids, since)?;
-        Ok(ids.into_iter().filter_map(|id| events.remove(&id).map(|e| json!({"id": id, "events": e}))).collect())
+        // An object named by id is found only when one of its events has every other filter too.
+        let found = |events: &Vec<Value>| events.iter().any(|e| e.as_object().is_some_and(&matches));
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| events.remove(&id).filter(|e| found(e)).map(|e| json!({"id": id, "events": e})))
+            .collect())
     }
+}
+
+/// Record an operator's `action` on the object `id` (on its delivery `delivery`, if any).
+pub fn operator(rt: &crate::runtime::Runtime, id: &str, action: &str, by: &str, delivery: Option<&str>) {
+    let mut event = Map::new();
+    event.insert("action".into(), json!(action));
+    event.insert("by".into(), json!(by));
+    if let Some(delivery) = delivery {
+        event.insert("delivery".into(), json!(delivery));
+    }
+    rt.journal.note(&rt.config.logger, id, "operator", event);
 }
 
 /// The writer thread's state: how much the journal holds.
@@ -353,10 +398,12 @@ impl Writer {
             }
         }
         while let Ok(first) = rx.recv() {
-            // A page: what comes within PAGE_WAIT, up to PAGE events.
+            // A page: what comes within PAGE_WAIT, up to PAGE events — and a tenth of the journal
+            // at most, so that rotating never takes all of it.
+            let limit = PAGE.min(usize::try_from(first.limits.max / 10).unwrap_or(PAGE).max(1));
             let deadline = std::time::Instant::now() + PAGE_WAIT;
             let mut batch = vec![first];
-            while batch.len() < PAGE {
+            while batch.len() < limit {
                 match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
                     Ok(note) => batch.push(note),
                     Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
@@ -396,9 +443,10 @@ impl Writer {
             if limits.rotate {
                 self.rotate(&limits, events, page.len() as u64)?;
             } else {
-                // Full and not rotated: what does not fit is not recorded.
+                // Full and not rotated: what does not fit (in count or in bytes) is not recorded.
                 let room = limits.max.saturating_sub(self.events) as usize;
-                let kept = room.min(ends.len());
+                let byte_room = limits.max_bytes.map_or(usize::MAX, |m| m.saturating_sub(self.bytes) as usize);
+                let kept = ends.iter().take(room).take_while(|end| **end <= byte_room).count();
                 page.truncate(if kept == 0 { 0 } else { ends[kept - 1] });
                 let lost = events - kept as u64;
                 events = kept as u64;
@@ -520,6 +568,9 @@ mod tests {
         }
         journal.written();
         assert!(journal.dropped() > before, "dropped, not written");
+        let all = journal.search(&JournalQuery { first: Some(500), ..Default::default() }).unwrap();
+        let held: usize = all.iter().map(|o| o["events"].as_array().map_or(0, Vec::len)).sum();
+        assert!(held <= 20, "the journal stays within max_msg_in_log: {held}");
         // Off: nothing recorded.
         let off = LoggerConfig { max_msg_in_log: 0, ..LoggerConfig::default() };
         let id = uuid::Uuid::now_v7().to_string();

@@ -385,7 +385,7 @@ const renderOutputRepair = parkedPage({
     ["Status", (d) => d.status],
     ["Error", (d) => d.error ?? "", "error"],
     ["Attempts", (d) => String(d.attempts)],
-    ["Object", (d) => (d.source ? journalLink(d.source, "Journal") : "")],
+    ["Object", (d) => (d.source && may("repair_read") ? journalLink(d.source, "Journal") : "")],
   ],
 });
 
@@ -964,7 +964,10 @@ async function renderJournal(page) {
     note.replaceChildren();
     let found;
     try { found = await api("GET", `/admin/api/journal?${q}`); }
-    catch (e) { if (e instanceof Unauthorized) throw e; return message(note, e.message, true); }
+    catch (e) {
+      if (e instanceof Unauthorized) return signOut("You are signed out: your credentials are no longer accepted.");
+      return message(note, e.message, true);
+    }
     results.replaceChildren(...(found.objects.length ? found.objects.map((o) => el("section", { class: "details journal-object", "data-id": o.id },
       el("h2", {}, `Object ${o.id}`),
       el("ol", { class: "journal-timeline" }, o.events.map(journalLine))))

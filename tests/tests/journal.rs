@@ -145,9 +145,31 @@ fn every_objects_path_is_kept_searchable_and_rotated() {
     assert!(search(&server, "routing_key=Nothing").is_empty());
     server.get("/admin/api/journal?from=yesterday").assert_status(400, "a bad time");
     server.get("/admin/api/journal/not-an-id").assert_status(400, "not a UUID");
-    server.get(&format!("/admin/api/journal/{}", uuid_v4())).assert_status(404, "unknown");
+    server.get(&format!("/admin/api/journal/{}", uuid_v4())).assert_status(404, "unknown, not time-ordered");
+    server.get(&format!("/admin/api/journal/{}", uuid_v7_now())).assert_status(404, "unknown");
+    assert!(search(&server, "id=not-an-id").is_empty(), "no scan for an id that is not time-ordered");
+    assert!(search(&server, &format!("id={first_id}&type=Other")).is_empty(), "every filter holds");
 
-    // Retention: 60 events at most; the oldest objects go first, whole.
+    // A caller who may read the repair queue, but neither deliveries nor Items, sees the path
+    // without them: no delivery events, no primary key, no search by the type.
+    let admin = server.client();
+    let role = json!({"name": "repair-reader", "actions": ["repair_read"]});
+    admin.send("POST", "/admin/api/roles", Some(&role)).assert_status(201, "a role that reads repairs");
+    let made = admin.send("POST", "/admin/api/tokens", Some(&json!({"name": "reader", "role": "repair-reader"})));
+    made.assert_status(201, "its token");
+    let reader = server.with_token(made.json()["token"].as_str().unwrap());
+    let seen = reader.get(&format!("/admin/api/journal/{first_id}"));
+    seen.assert_status(200, "the reader's timeline");
+    let seen = seen.json()["events"].as_array().cloned().unwrap_or_default();
+    assert_eq!(kinds(&seen), ["processed:stored"], "{seen:?}");
+    assert!(seen[0].get("key").is_none() && seen[0]["type"] == "Item", "{}", seen[0]);
+    reader.get("/admin/api/journal?type=Item").assert_status(403, "a search by a type it may not read");
+    let found = reader.get("/admin/api/journal?routing_key=Item");
+    found.assert_status(200, "a search by routing key");
+    assert!(found.body.contains(&first_id) && !found.body.contains("\"delivery\""), "{}", found.body);
+    server.unauthorized().get("/admin/api/journal").assert_status(401, "not signed in");
+
+    // Retention: 60 events at most; the oldest pages go first.
     for i in 10..50 {
         server.post_sync(&json!({"Item": {"id": i, "n": i}}));
     }
@@ -157,7 +179,22 @@ fn every_objects_path_is_kept_searchable_and_rotated() {
     });
     let held = metric_value(&text, "ferrogrid_journal_events", &[]).unwrap();
     assert!(held <= 60.0, "{held}");
-    assert!(!search(&server, "routing_key=Item").contains(&first_id), "its index entries went too");
+    assert!(!search(&server, "routing_key=Item").contains(&first_id), "not found any more");
+}
+
+/// A time-ordered (v7) id of now that no object has.
+fn uuid_v7_now() -> String {
+    let ms = chrono::Utc::now().timestamp_millis() as u64;
+    let n: u64 = rand::random();
+    let t = format!("{ms:012x}");
+    format!(
+        "{}-{}-7{:03x}-8{:03x}-{:012x}",
+        &t[..8],
+        &t[8..12],
+        n & 0xfff,
+        (n >> 12) & 0xfff,
+        (n >> 24) & 0xffff_ffff_ffff
+    )
 }
 
 fn uuid_v4() -> String {

@@ -159,7 +159,12 @@ fn mutation() -> Object {
                 need(&ctx, A::RepairOperate)?;
                 let engine = engine_of(&ctx)?;
                 let id = ctx.args.try_get("id")?.string()?.to_string();
-                let outcome = engine.repairs().retry_now(&id, None).await.map_err(retry_error)?;
+                let by = super::caller(&ctx).map(|p| p.subject.clone()).unwrap_or_default();
+                crate::journal::operator(&engine.runtime(), &id, "retried", &by, None);
+                let outcome = engine.repairs().retry_now(&id, None).await.map_err(|e| {
+                    crate::journal::operator(&engine.runtime(), &id, &format!("the retry was refused: {e}"), &by, None);
+                    retry_error(e)
+                })?;
                 Ok(Some(gql_value(&serde_json::to_value(outcome).unwrap_or_default())))
             })
         })
@@ -185,7 +190,12 @@ fn mutation() -> Object {
                 need(&ctx, A::RepairOperate)?;
                 let engine = engine_of(&ctx)?;
                 let id = ctx.args.try_get("id")?.string()?.to_string();
-                let deleted = engine.repairs().delete(Queue::Repair, Which::One(id)).await.map_err(retry_error)?;
+                let deleted =
+                    engine.repairs().delete(Queue::Repair, Which::One(id.clone())).await.map_err(retry_error)?;
+                if deleted > 0 {
+                    let by = super::caller(&ctx).map(|p| p.subject.clone()).unwrap_or_default();
+                    crate::journal::operator(&engine.runtime(), &id, "deleted from the repair queue", &by, None);
+                }
                 Ok(Some(GqlValue::from(deleted > 0)))
             })
         })

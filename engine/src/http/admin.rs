@@ -59,11 +59,7 @@ struct RetryBody {
 
 /// The journal's event of an operator's action on the object `id`.
 pub(super) fn operator(state: &AppState, id: &str, action: &str, by: &str) {
-    let rt = state.engine.runtime();
-    let mut event = serde_json::Map::new();
-    event.insert("action".into(), json!(action));
-    event.insert("by".into(), json!(by));
-    rt.journal.note(&rt.config.logger, id, "operator", event);
+    crate::journal::operator(&state.engine.runtime(), id, action, by, None);
 }
 
 /// Who an edit is recorded for: the caller, and the name typed beside it when it differs
@@ -100,7 +96,10 @@ async fn retry_one(
     operator(&state, &id, if edited.is_some() { "edited and retried" } else { "retried" }, &by);
     let mut response = match state.engine.repairs().retry_now(&id, edited).await {
         Ok(outcome) => HttpResponse::Ok().json(outcome),
-        Err(e) => action_error(e),
+        Err(e) => {
+            operator(&state, &id, &format!("the retry was refused: {e}"), &by);
+            action_error(e)
+        }
     };
     if let Some(note) = note {
         response.extensions_mut().insert(super::access::AuditNote(note));

@@ -3,9 +3,27 @@
 
 use super::{error, AppState};
 use crate::journal::JournalQuery;
+use crate::security::{Action, Principal};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
+use serde_json::{json, Value};
+
+/// What of `events` the caller may see: deliveries (and actions on them) with the output repair
+/// queue's read right, an object's primary key with the right to read its type.
+fn visible(who: &Principal, events: Vec<Value>) -> Vec<Value> {
+    let deliveries = who.may(Action::OutputRepairRead);
+    events
+        .into_iter()
+        .filter(|e| deliveries || (e["kind"] != "delivery" && e.get("delivery").is_none()))
+        .map(|mut e| {
+            let readable = e.get("type").and_then(Value::as_str).is_none_or(|t| who.data.can_read(t));
+            if let (false, Some(map)) = (readable, e.as_object_mut()) {
+                map.remove("key");
+            }
+            e
+        })
+        .collect()
+}
 
 /// Register the journal routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -14,19 +32,34 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 async fn search(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let Some(who) = super::access::principal(&req) else { return error(StatusCode::UNAUTHORIZED, "not signed in") };
     let query = match web::Query::<JournalQuery>::from_query(req.query_string()) {
         Ok(q) => q.into_inner(),
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid journal query: {e}")),
     };
+    if let Some(t) = query.type_name.as_deref().filter(|t| !who.data.can_read(t)) {
+        return super::access::forbidden(&who, &format!("read {t}"));
+    }
     let journal = state.engine.runtime().journal.clone();
     match crate::reads::read(move || journal.search(&query)).await {
-        Ok(Ok(objects)) => HttpResponse::Ok().json(json!({"objects": objects})),
+        Ok(Ok(objects)) => {
+            let objects: Vec<Value> = objects
+                .into_iter()
+                .map(|mut o| {
+                    let events = o["events"].as_array().cloned().unwrap_or_default();
+                    o["events"] = Value::Array(visible(&who, events));
+                    o
+                })
+                .collect();
+            HttpResponse::Ok().json(json!({"objects": objects}))
+        }
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
-async fn timeline(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+async fn timeline(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    let Some(who) = super::access::principal(&req) else { return error(StatusCode::UNAUTHORIZED, "not signed in") };
     let id = path.into_inner();
     if uuid::Uuid::parse_str(&id).is_err() {
         return error(StatusCode::BAD_REQUEST, format!("\"{id}\" is not an object id (a UUID)"));
@@ -37,7 +70,7 @@ async fn timeline(path: web::Path<String>, state: web::Data<AppState>) -> HttpRe
         Ok(Ok(events)) if events.is_empty() => {
             error(StatusCode::NOT_FOUND, format!("the journal holds nothing of \"{id}\" (unknown, or rotated out)"))
         }
-        Ok(Ok(events)) => HttpResponse::Ok().json(json!({"id": id, "events": events})),
+        Ok(Ok(events)) => HttpResponse::Ok().json(json!({"id": id, "events": visible(&who, events)})),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

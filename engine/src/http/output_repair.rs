@@ -73,8 +73,10 @@ async fn get_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpRes
 
 async fn retry_one(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
     let id = path.into_inner();
-    operator(&req, &state, &id, "retried the delivery");
-    one(&state, QUEUE, id, Action::Retry).await
+    let source = source_of(&state, &id).await;
+    let answer = one(&state, QUEUE, id.clone(), Action::Retry).await;
+    operator(&req, &state, source, &id, "retried the delivery", answer.status().is_success());
+    answer
 }
 
 async fn retry_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
@@ -83,18 +85,28 @@ async fn retry_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
 
 async fn delete_one(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
     let id = path.into_inner();
-    operator(&req, &state, &id, "deleted the delivery");
-    one(&state, QUEUE, id, Action::Delete).await
+    let source = source_of(&state, &id).await;
+    let answer = one(&state, QUEUE, id.clone(), Action::Delete).await;
+    operator(&req, &state, source, &id, "deleted the delivery", answer.status().is_success());
+    answer
+}
+
+/// The parked delivery `id`'s output and the object it came from (read off the reactor).
+async fn source_of(state: &AppState, id: &str) -> Option<(String, String)> {
+    let (queue, id) = (state.engine.runtime().output_queue.clone(), id.to_string());
+    match crate::reads::read(move || queue.get_parked(&id)).await {
+        Ok(Ok(Some(delivery))) => delivery.source.map(|source| (source, delivery.output)),
+        _ => None,
+    }
 }
 
 /// The journal's event of an operator's action on the parked delivery `id`, for the object it
-/// came from.
-fn operator(req: &HttpRequest, state: &AppState, id: &str, action: &str) {
-    let parked = state.engine.runtime().output_queue.get_parked(id);
-    let Ok(Some(delivery)) = parked else { return };
-    let Some(source) = delivery.source else { return };
+/// came from (a refused action too).
+fn operator(req: &HttpRequest, state: &AppState, source: Option<(String, String)>, id: &str, action: &str, done: bool) {
+    let Some((source, output)) = source else { return };
     let by = super::access::principal(req).map_or_else(|| "-".to_string(), |p| p.subject);
-    super::admin::operator(state, &source, &format!("{action} to {} ({})", delivery.output, delivery.id), &by);
+    let action = if done { format!("{action} to {output}") } else { format!("{action} to {output}: refused") };
+    crate::journal::operator(&state.engine.runtime(), &source, &action, &by, Some(id));
 }
 
 async fn delete_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {

@@ -373,7 +373,10 @@ fn stage_item(
                 routing_key: item.routing_key.clone(),
                 type_name: item.type_name.clone(),
                 version: put.version,
-                key: primary_key_of(rt, &item.type_name, &item.obj),
+                // For the journal only.
+                key: (rt.config.logger.max_msg_in_log > 0)
+                    .then(|| primary_key_of(rt, &item.type_name, &item.obj))
+                    .flatten(),
             }
         }
         Finish::Sent(item) => Done::Routed { routing_key: item.routing_key.clone(), output: item.output.clone() },
