@@ -5,7 +5,8 @@
 //!
 //! Events are queued and written by a thread of their own in pages: each write is one key of
 //! keyspace `Journal` (`[time ns][sequence]`) holding up to [`PAGE`] events as JSON lines, each
-//! with its object's `id`. One store write per page keeps the cost to the ingest path at a
+//! with its object's `id`, compressed with zstd (the lines shrink five- to tenfold, and so do
+//! the disk and the store's cache they take). One store write per page keeps the cost to the ingest path at a
 //! channel send and a few hundred bytes of JSON; reading pays instead: a timeline reads the pages
 //! written since the object was received (ids are time-ordered UUIDs), a search the newest
 //! pages back, each page looked through as text before any line is parsed. A full queue drops
@@ -16,6 +17,7 @@
 //! `max_log_size` bytes); past that, with `rotate_log`, the oldest pages go, `delete_by_n_msg`
 //! events at least at a time, or else new events are not recorded.
 
+use crate::processor::{ParkedItem, Queue};
 use crate::storage::{Db, Keyspace, ReadView, StorageError};
 use chrono::{DateTime, SecondsFormat, Utc};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -34,8 +36,8 @@ const QUEUE: u64 = 50_000;
 const PAGE: usize = 512;
 /// A page is written at the latest this long after its first event.
 const PAGE_WAIT: Duration = Duration::from_millis(200);
-/// A search or a timeline reads this many bytes of pages at most (more than the default
-/// retention holds: about 350 MB for 1,000,000 events).
+/// A search or a timeline reads this many bytes of pages (unpacked) at most, in all: about
+/// 3,000,000 events of the common kinds (a stored object's is 250-350 bytes).
 const SCAN_BYTES: usize = 1 << 30;
 /// The longest error text an event keeps.
 const ERROR_MAX: usize = 2048;
@@ -50,7 +52,7 @@ pub struct LoggerConfig {
     /// Events kept at most (default 1,000,000); `0` turns the journal off.
     #[serde(default = "default_max_msg")]
     pub max_msg_in_log: u64,
-    /// Bytes of events kept at most (default: no limit but the count).
+    /// Bytes of pages kept at most, as stored (compressed; default: no limit but the count).
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub max_log_size: Option<u64>,
@@ -140,6 +142,44 @@ fn id_millis(id: &str) -> Option<i64> {
     let u = uuid::Uuid::parse_str(id).ok()?;
     let (secs, nanos) = u.get_timestamp()?.to_unix();
     Some(i64::try_from(secs).ok()?.saturating_mul(1000) + i64::from(nanos / 1_000_000))
+}
+
+/// The first byte of a compressed page: then its event count (u32, big-endian), its length
+/// unpacked (u32) and a zstd frame of the JSON lines. (A page that starts with `{` is the lines
+/// as they are, as the first journal wrote them.)
+const PACKED: u8 = 1;
+/// zstd's level for pages: its fastest; JSON lines of events still shrink five- to tenfold.
+const PACK_LEVEL: i32 = 1;
+
+/// A page of `events` JSON lines as stored.
+fn pack(lines: &[u8], events: u64) -> Vec<u8> {
+    let (Ok(count), Ok(len)) = (u32::try_from(events), u32::try_from(lines.len())) else { return lines.to_vec() };
+    match zstd::block::compress(lines, PACK_LEVEL) {
+        Ok(frame) => [[PACKED].as_slice(), &count.to_be_bytes(), &len.to_be_bytes(), frame.as_slice()].concat(),
+        Err(_) => lines.to_vec(),
+    }
+}
+
+/// A stored page's JSON lines (`None`: not a page this journal can read).
+fn unpack(stored: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+    match stored.first() {
+        Some(&PACKED) if stored.len() >= 9 => {
+            let len = u32::from_be_bytes(stored[5..9].try_into().ok()?) as usize;
+            zstd::block::decompress(&stored[9..], len).ok().map(std::borrow::Cow::Owned)
+        }
+        Some(b'{') => Some(std::borrow::Cow::Borrowed(stored)),
+        _ => None,
+    }
+}
+
+/// How many events a stored page holds, without unpacking it.
+fn events_in(stored: &[u8]) -> u64 {
+    match stored.first() {
+        Some(&PACKED) if stored.len() >= 9 => {
+            stored[1..5].try_into().map_or(0, |b: [u8; 4]| u64::from(u32::from_be_bytes(b)))
+        }
+        _ => stored.iter().filter(|b| **b == b'\n').count() as u64,
+    }
 }
 
 /// The key of a page first written at `nanos`.
@@ -249,26 +289,37 @@ impl Journal {
     }
 
     /// The events of the objects `ids` in pages from `since` (ms) on, oldest first, by id: each
-    /// page read once, each line's id looked up before the line is parsed.
-    fn events_of(&self, ids: &[String], since: i64) -> Result<HashMap<String, Vec<Value>>, StorageError> {
+    /// page read once (newest first, so that a budget `budget` of unpacked bytes spent leaves
+    /// out the oldest events, not the newest objects), each line's id looked up before the line
+    /// is parsed.
+    fn events_of(
+        &self,
+        ids: &[String],
+        since: i64,
+        budget: usize,
+    ) -> Result<HashMap<String, Vec<Value>>, StorageError> {
         let mut out: HashMap<String, Vec<Value>> = HashMap::new();
         let wanted: HashSet<&[u8]> = ids.iter().map(|id| id.as_bytes()).collect();
         // A page written a little before the object's id was made holds none of it; a clock step
         // back of a few seconds is allowed for.
         let lower = page_key_at(since - 5_000);
         let mut read = 0usize;
-        for item in self.db.range(Keyspace::Journal, Bound::Included(&lower), Bound::Unbounded, false) {
-            let (_, page) = item?;
+        for item in self.db.range(Keyspace::Journal, Bound::Included(&lower), Bound::Unbounded, true) {
+            let (_, stored) = item?;
+            let Some(page) = unpack(&stored) else { continue };
             read += page.len();
-            for line in page.split(|b| *b == b'\n') {
+            if read > budget {
+                break;
+            }
+            for line in page.split(|b| *b == b'\n').rev() {
                 let Some(id) = line_id(line).filter(|id| wanted.contains(id)) else { continue };
                 if let Ok(event @ Value::Object(_)) = serde_json::from_slice::<Value>(line) {
                     out.entry(String::from_utf8_lossy(id).into_owned()).or_default().push(event);
                 }
             }
-            if read >= SCAN_BYTES {
-                break;
-            }
+        }
+        for events in out.values_mut() {
+            events.reverse();
         }
         Ok(out)
     }
@@ -278,7 +329,7 @@ impl Journal {
         self.written();
         let Some(since) = id_millis(id) else { return Ok(Vec::new()) };
         let id = id.to_string();
-        Ok(self.events_of(std::slice::from_ref(&id), since)?.remove(&id).unwrap_or_default())
+        Ok(self.events_of(std::slice::from_ref(&id), since, SCAN_BYTES)?.remove(&id).unwrap_or_default())
     }
 
     /// The objects matching `q`, newest first: `[{id, events}]`.
@@ -304,6 +355,7 @@ impl Journal {
             (None, None) => String::new(),
         };
         let mut ids: Vec<String> = Vec::new();
+        let mut read = 0usize;
         if let Some(id) = &q.id {
             // Only a time-ordered id says where its pages start.
             if id_millis(id).is_some() && in_time(id) {
@@ -312,11 +364,12 @@ impl Journal {
         } else {
             // Newest pages first; a page later than `to` can still hold older objects' events.
             let mut seen = HashSet::new();
-            let mut read = 0usize;
             'pages: for item in self.db.range(Keyspace::Journal, Bound::Unbounded, Bound::Unbounded, true) {
-                let (_, page) = item?;
+                let (_, stored) = item?;
+                let Some(page) = unpack(&stored) else { continue };
                 read += page.len();
-                if read > SCAN_BYTES {
+                // Half the budget for finding objects, the rest for reading their events.
+                if read > SCAN_BYTES / 2 {
                     break;
                 }
                 let mut found: Vec<(String, i64)> = Vec::new();
@@ -351,7 +404,7 @@ impl Journal {
             return Ok(Vec::new());
         }
         let since = ids.iter().filter_map(|id| id_millis(id)).min().unwrap_or(0);
-        let mut events = self.events_of(&ids, since)?;
+        let mut events = self.events_of(&ids, since, SCAN_BYTES.saturating_sub(read))?;
         // An object named by id is found only when one of its events has every other filter too.
         let found = |events: &Vec<Value>| events.iter().any(|e| e.as_object().is_some_and(&matches));
         Ok(ids
@@ -361,15 +414,55 @@ impl Journal {
     }
 }
 
-/// Record an operator's `action` on the object `id` (on its delivery `delivery`, if any).
-pub fn operator(rt: &crate::runtime::Runtime, id: &str, action: &str, by: &str, delivery: Option<&str>) {
+/// Record an operator's `action` on the object `id` (on its delivery `delivery`, if any; why
+/// it was refused, if it was).
+pub fn operator(
+    rt: &crate::runtime::Runtime,
+    id: &str,
+    action: &str,
+    by: &str,
+    delivery: Option<&str>,
+    error: Option<&str>,
+) {
     let mut event = Map::new();
     event.insert("action".into(), json!(action));
     event.insert("by".into(), json!(by));
     if let Some(delivery) = delivery {
         event.insert("delivery".into(), json!(delivery));
     }
+    if let Some(error) = error {
+        event.insert("error".into(), json!(error));
+    }
     rt.journal.note(&rt.config.logger, id, "operator", event);
+}
+
+/// What an operator's action on a parked item is recorded against: the object, and for a
+/// delivery the delivery and its output.
+pub struct Target {
+    object: String,
+    delivery: Option<(String, String)>,
+}
+
+impl Target {
+    /// The target of an action on the item `id` of `queue` (`None`: there is no such item, or it
+    /// belongs to no object, and nothing is recorded).
+    pub async fn of(repairs: &crate::processor::Repairs, queue: Queue, id: &str) -> Option<Target> {
+        match repairs.get(queue, id).await.ok()?? {
+            ParkedItem::Entry(_) => Some(Target { object: id.to_string(), delivery: None }),
+            ParkedItem::Delivery(d) => Some(Target { object: d.source?, delivery: Some((d.id, d.output)) }),
+            ParkedItem::Job(_) => None,
+        }
+    }
+
+    /// Record that `by` did `action` (refused with `error`, if it was).
+    pub fn record(&self, rt: &crate::runtime::Runtime, action: &str, by: &str, error: Option<&str>) {
+        match &self.delivery {
+            Some((delivery, output)) => {
+                operator(rt, &self.object, &format!("{action} to {output}"), by, Some(delivery), error)
+            }
+            None => operator(rt, &self.object, action, by, None, error),
+        }
+    }
 }
 
 /// The writer thread's state: how much the journal holds.
@@ -391,7 +484,7 @@ impl Writer {
         for item in self.db.scan_prefix(Keyspace::Journal, &[]) {
             match item {
                 Ok((_, v)) => {
-                    self.events += v.iter().filter(|b| **b == b'\n').count() as u64;
+                    self.events += events_in(&v);
                     self.bytes += v.len() as u64;
                 }
                 Err(e) => tracing::error!(error = %e, "counting the object journal failed"),
@@ -438,18 +531,40 @@ impl Writer {
                 ends.push(page.len());
             }
         }
-        let mut events = ends.len() as u64;
-        if self.full(&limits, events, page.len() as u64) {
+        let events = ends.len() as u64;
+        let mut stored = pack(&page, events);
+        if let Some(m) = limits.max_bytes {
+            // A page holds a tenth of `max_log_size` at most too, so that rotating never takes
+            // all of it; an event that alone is over it is not recorded.
+            if stored.len() as u64 > (m / 10).max(1) && batch.len() > 1 {
+                let second = batch.split_off(batch.len() / 2);
+                self.write(batch)?;
+                return self.write(second);
+            }
+            if stored.len() as u64 > m {
+                self.dropped.fetch_add(events, Ordering::Relaxed);
+                crate::metrics::metrics().journal_dropped.inc_by(events);
+                return Ok(());
+            }
+        }
+        let mut kept = events;
+        if self.full(&limits, events, stored.len() as u64) {
             if limits.rotate {
-                self.rotate(&limits, events, page.len() as u64)?;
+                self.rotate(&limits, events, stored.len() as u64)?;
             } else {
-                // Full and not rotated: what does not fit (in count or in bytes) is not recorded.
-                let room = limits.max.saturating_sub(self.events) as usize;
-                let byte_room = limits.max_bytes.map_or(usize::MAX, |m| m.saturating_sub(self.bytes) as usize);
-                let kept = ends.iter().take(room).take_while(|end| **end <= byte_room).count();
-                page.truncate(if kept == 0 { 0 } else { ends[kept - 1] });
-                let lost = events - kept as u64;
-                events = kept as u64;
+                // Full and not rotated: what does not fit (in count, or in bytes as stored) is
+                // not recorded.
+                let room = limits.max.saturating_sub(self.events);
+                let byte_room = limits.max_bytes.map_or(u64::MAX, |m| m.saturating_sub(self.bytes));
+                kept = events.min(room);
+                loop {
+                    stored = if kept == 0 { Vec::new() } else { pack(&page[..ends[kept as usize - 1]], kept) };
+                    if kept == 0 || stored.len() as u64 <= byte_room {
+                        break;
+                    }
+                    kept -= (kept / 8).max(1);
+                }
+                let lost = events - kept;
                 if lost > 0 {
                     self.dropped.fetch_add(lost, Ordering::Relaxed);
                     crate::metrics::metrics().journal_dropped.inc_by(lost);
@@ -457,14 +572,14 @@ impl Writer {
             }
         }
         batch.clear();
-        if page.is_empty() {
+        if stored.is_empty() {
             return Ok(());
         }
         let nanos = Utc::now().timestamp_nanos_opt().unwrap_or(0).max(0) as u64;
         self.sequence = self.sequence.wrapping_add(1);
-        let bytes = page.len() as u64;
-        self.db.put_each(vec![(Keyspace::Journal, page_key(nanos, self.sequence), Some(page))])?;
-        self.events += events;
+        let bytes = stored.len() as u64;
+        self.db.put_each(vec![(Keyspace::Journal, page_key(nanos, self.sequence), Some(stored))])?;
+        self.events += kept;
         self.bytes += bytes;
         crate::metrics::metrics().journal_events.set(i64::try_from(self.events).unwrap_or(i64::MAX));
         Ok(())
@@ -482,7 +597,7 @@ impl Writer {
                 break;
             }
             let (k, v) = item?;
-            events += v.iter().filter(|b| **b == b'\n').count() as u64;
+            events += events_in(&v);
             bytes += v.len() as u64;
             doomed.push((Keyspace::Journal, k.to_vec(), None));
         }
@@ -504,6 +619,102 @@ mod tests {
             Value::Object(m) => m,
             _ => Map::new(),
         }
+    }
+
+    #[test]
+    fn pages_are_stored_compressed_and_uncompressed_pages_still_read() {
+        let lines: Vec<u8> = (0..100)
+            .flat_map(|i| format!("{{\"id\":\"{i}\",\"kind\":\"processed\",\"status\":\"stored\"}}\n").into_bytes())
+            .collect();
+        let stored = pack(&lines, 100);
+        assert_eq!(stored[0], PACKED);
+        assert!(stored.len() * 4 < lines.len(), "{} of {}", stored.len(), lines.len());
+        assert_eq!(events_in(&stored), 100);
+        assert_eq!(unpack(&stored).as_deref(), Some(lines.as_slice()));
+        // A page as the first journal wrote it.
+        assert_eq!(events_in(&lines), 100);
+        assert_eq!(unpack(&lines).as_deref(), Some(lines.as_slice()));
+        // Damaged: not read (and no panic).
+        assert!(unpack(&stored[..stored.len() - 3]).is_none());
+        assert!(unpack(&[PACKED, 0, 0]).is_none());
+        assert!(unpack(b"").is_none());
+
+        let (_dir, db) = temp_db();
+        let journal = Journal::open(db.clone()).unwrap();
+        let id = uuid::Uuid::now_v7().to_string();
+        journal.note(&LoggerConfig::default(), &id, "received", detail(json!({"input": "http"})));
+        journal.written();
+        let pages: Vec<_> = db.scan_prefix(Keyspace::Journal, &[]).map(|item| item.unwrap().1).collect();
+        assert_eq!(pages.len(), 1);
+        assert_eq!(pages[0][0], PACKED);
+        assert_eq!(journal.timeline(&id).unwrap().len(), 1);
+    }
+
+    /// The stored pages of `db`'s journal: (events, bytes as stored) each.
+    fn pages(db: &Db) -> Vec<(u64, u64)> {
+        db.scan_prefix(Keyspace::Journal, &[])
+            .map(|item| item.map(|(_, v)| (events_in(&v), v.len() as u64)).unwrap())
+            .collect()
+    }
+
+    /// An event's detail that compresses little (random hex).
+    fn noisy() -> Map<String, Value> {
+        detail(json!({"error": format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())}))
+    }
+
+    #[test]
+    fn byte_and_count_limits_hold_as_stored_and_pages_stay_a_tenth_of_them() {
+        // Not rotated: what does not fit in max_log_size bytes (as stored) is not recorded.
+        let (_dir, db) = temp_db();
+        let journal = Journal::open(db.clone()).unwrap();
+        let capped = LoggerConfig { rotate_log: false, max_log_size: Some(3_000), ..LoggerConfig::default() };
+        let before = journal.dropped();
+        for _ in 0..200 {
+            journal.note(&capped, &uuid::Uuid::now_v7().to_string(), "received", noisy());
+        }
+        journal.written();
+        let held = pages(&db);
+        assert!(held.iter().map(|p| p.1).sum::<u64>() <= 3_000, "{held:?}");
+        assert!(held.iter().all(|p| p.1 <= 300 || p.0 == 1), "a page is a tenth of max_log_size: {held:?}");
+        assert!(journal.dropped() > before && !held.is_empty(), "{held:?}");
+
+        // Rotated: the oldest pages go, the newest event is kept, the bytes stay within the limit.
+        let (_dir, db) = temp_db();
+        let journal = Journal::open(db.clone()).unwrap();
+        let rotated = LoggerConfig { max_log_size: Some(3_000), ..LoggerConfig::default() };
+        let mut last = String::new();
+        for _ in 0..200 {
+            last = uuid::Uuid::now_v7().to_string();
+            journal.note(&rotated, &last, "received", noisy());
+        }
+        journal.written();
+        let held = pages(&db);
+        assert!(held.iter().map(|p| p.1).sum::<u64>() <= 3_000, "{held:?}");
+        assert_eq!(journal.timeline(&last).unwrap().len(), 1);
+
+        // A page holds a tenth of max_msg_in_log at most.
+        let (_dir, db) = temp_db();
+        let journal = Journal::open(db.clone()).unwrap();
+        let few = LoggerConfig { max_msg_in_log: 30, ..LoggerConfig::default() };
+        for _ in 0..30 {
+            journal.note(&few, &uuid::Uuid::now_v7().to_string(), "received", noisy());
+        }
+        journal.written();
+        let held = pages(&db);
+        assert!(held.iter().all(|p| p.0 <= 3), "{held:?}");
+        assert_eq!(held.iter().map(|p| p.0).sum::<u64>(), 30);
+    }
+
+    #[test]
+    fn a_long_error_is_cut_on_a_character_boundary() {
+        let (_dir, db) = temp_db();
+        let journal = Journal::open(db).unwrap();
+        let id = uuid::Uuid::now_v7().to_string();
+        journal.note(&LoggerConfig::default(), &id, "processed", detail(json!({"error": "é".repeat(3_000)})));
+        let events = journal.timeline(&id).unwrap();
+        let error = events[0]["error"].as_str().unwrap();
+        assert!(error.ends_with('…') && error.len() <= ERROR_MAX + '…'.len_utf8(), "{}", error.len());
+        assert!(error.trim_end_matches('…').chars().all(|c| c == 'é'));
     }
 
     #[test]

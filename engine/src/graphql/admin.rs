@@ -12,6 +12,7 @@ use super::admin_security::need;
 use super::engine_of;
 use super::node::gql_value;
 use super::types::{JSON, LONG};
+use crate::journal::Target;
 use crate::parked::{parse_time, ParkedFilter};
 use crate::processor::{Processor, Queue, RetryError, Which};
 use crate::scheduler::{Scheduler, TaskError};
@@ -159,10 +160,16 @@ fn mutation() -> Object {
                 need(&ctx, A::RepairOperate)?;
                 let engine = engine_of(&ctx)?;
                 let id = ctx.args.try_get("id")?.string()?.to_string();
-                let by = super::caller(&ctx).map(|p| p.subject.clone()).unwrap_or_default();
-                crate::journal::operator(&engine.runtime(), &id, "retried", &by, None);
+                let by = operator_name(&ctx);
+                let target = Target::of(engine.repairs(), Queue::Repair, &id).await;
+                // Before the retry, so that the timeline shows it before what the retry did.
+                if let Some(t) = &target {
+                    t.record(&engine.runtime(), "retried", &by, None);
+                }
                 let outcome = engine.repairs().retry_now(&id, None).await.map_err(|e| {
-                    crate::journal::operator(&engine.runtime(), &id, &format!("the retry was refused: {e}"), &by, None);
+                    if let Some(t) = &target {
+                        t.record(&engine.runtime(), "the retry was refused", &by, Some(&e.to_string()));
+                    }
                     retry_error(e)
                 })?;
                 Ok(Some(gql_value(&serde_json::to_value(outcome).unwrap_or_default())))
@@ -190,11 +197,11 @@ fn mutation() -> Object {
                 need(&ctx, A::RepairOperate)?;
                 let engine = engine_of(&ctx)?;
                 let id = ctx.args.try_get("id")?.string()?.to_string();
+                let target = Target::of(engine.repairs(), Queue::Repair, &id).await;
                 let deleted =
                     engine.repairs().delete(Queue::Repair, Which::One(id.clone())).await.map_err(retry_error)?;
-                if deleted > 0 {
-                    let by = super::caller(&ctx).map(|p| p.subject.clone()).unwrap_or_default();
-                    crate::journal::operator(&engine.runtime(), &id, "deleted from the repair queue", &by, None);
+                if let (Some(t), true) = (target, deleted > 0) {
+                    t.record(&engine.runtime(), "deleted from the repair queue", &operator_name(&ctx), None);
                 }
                 Ok(Some(GqlValue::from(deleted > 0)))
             })
@@ -457,6 +464,11 @@ fn list_field(queue: Queue, description: &'static str) -> Field {
     .description(description)
 }
 
+/// Who an operator's action is recorded for in the object journal.
+fn operator_name(ctx: &async_graphql::dynamic::ResolverContext<'_>) -> String {
+    super::caller(ctx).map_or_else(|_| "-".to_string(), |p| p.subject.clone())
+}
+
 /// An action on one entry of a queue of parked work, by id; false when there is none.
 fn by_id(name: &'static str, queue: Queue, action: Action, description: &'static str) -> Field {
     Field::new(name, TypeRef::named_nn(TypeRef::BOOLEAN), move |ctx| {
@@ -464,8 +476,28 @@ fn by_id(name: &'static str, queue: Queue, action: Action, description: &'static
             need(&ctx, queue_action(queue, true))?;
             let engine = engine_of(&ctx)?;
             let id = string_arg(&ctx, "id")?;
-            let done = act(engine, queue, action, Which::One(id)).await?;
-            Ok(Some(GqlValue::from(done > 0)))
+            // An action on a parked delivery goes in its object's journal, as from the REST API.
+            let target = match queue {
+                Queue::OutputRepair => Target::of(engine.repairs(), queue, &id).await,
+                Queue::Repair | Queue::FailedJobs => None,
+            };
+            let (by, rt) = (operator_name(&ctx), engine.runtime());
+            let what = match action {
+                Action::Retry => "retried the delivery",
+                Action::Delete => "deleted the delivery",
+            };
+            if let (Some(t), Action::Retry) = (&target, action) {
+                t.record(&rt, what, &by, None);
+            }
+            let done = act(engine, queue, action, Which::One(id)).await;
+            match (&target, action, &done) {
+                (Some(t), Action::Retry, Err(e)) => {
+                    t.record(&rt, "the delivery's retry was refused", &by, Some(&e.message))
+                }
+                (Some(t), Action::Delete, Ok(n)) if *n > 0 => t.record(&rt, what, &by, None),
+                _ => {}
+            }
+            Ok(Some(GqlValue::from(done? > 0)))
         })
     })
     .argument(id_arg())

@@ -2,6 +2,7 @@
 
 use super::parked::action_error;
 use super::{error, AppState};
+use crate::journal::Target;
 use crate::parked::ParkedFilter;
 use crate::processor::{Queue, Which};
 use actix_web::http::StatusCode;
@@ -57,11 +58,6 @@ struct RetryBody {
     by: Option<String>,
 }
 
-/// The journal's event of an operator's action on the object `id`.
-pub(super) fn operator(state: &AppState, id: &str, action: &str, by: &str) {
-    crate::journal::operator(&state.engine.runtime(), id, action, by, None);
-}
-
 /// Who an edit is recorded for: the caller, and the name typed beside it when it differs
 /// (`ui-token (for Ops Olga)`), without control characters, at most 128 of them.
 fn editor(subject: &str, typed: Option<&str>) -> String {
@@ -93,11 +89,19 @@ async fn retry_one(
     let by = editor(&subject, body.by.as_deref());
     let edited = body.payload.map(|p| (p, by.clone()));
     let note = edited.as_ref().map(|(p, by)| format!("payload edited by {by} ({} bytes)", p.to_string().len()));
-    operator(&state, &id, if edited.is_some() { "edited and retried" } else { "retried" }, &by);
+    let rt = state.engine.runtime();
+    let target = Target::of(state.engine.repairs(), Queue::Repair, &id).await;
+    let action = if edited.is_some() { "edited and retried" } else { "retried" };
+    // Before the retry, so that the timeline shows it before what the retry did.
+    if let Some(t) = &target {
+        t.record(&rt, action, &by, None);
+    }
     let mut response = match state.engine.repairs().retry_now(&id, edited).await {
         Ok(outcome) => HttpResponse::Ok().json(outcome),
         Err(e) => {
-            operator(&state, &id, &format!("the retry was refused: {e}"), &by);
+            if let Some(t) = &target {
+                t.record(&rt, "the retry was refused", &by, Some(&e.to_string()));
+            }
             action_error(e)
         }
     };
@@ -120,10 +124,13 @@ async fn retry_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
 
 async fn delete_one(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
     let id = path.into_inner();
+    let target = Target::of(state.engine.repairs(), Queue::Repair, &id).await;
     match state.engine.repairs().delete(Queue::Repair, Which::One(id.clone())).await {
         Ok(1) => {
             let by = super::access::principal(&req).map_or_else(|| "-".to_string(), |p| p.subject);
-            operator(&state, &id, "deleted from the repair queue", &by);
+            if let Some(t) = target {
+                t.record(&state.engine.runtime(), "deleted from the repair queue", &by, None);
+            }
             HttpResponse::Ok().json(json!({"deleted": 1}))
         }
         Ok(_) => error(StatusCode::NOT_FOUND, format!("repair-queue entry \"{id}\" not found")),

@@ -37,18 +37,25 @@ async fn search(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         Ok(q) => q.into_inner(),
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid journal query: {e}")),
     };
+    // A primary key means something within a type only, and only to who may read the type.
+    if query.key.is_some() && query.type_name.is_none() {
+        return error(StatusCode::BAD_REQUEST, "a primary key is looked for within a type: give `type` too");
+    }
     if let Some(t) = query.type_name.as_deref().filter(|t| !who.data.can_read(t)) {
         return super::access::forbidden(&who, &format!("read {t}"));
     }
     let journal = state.engine.runtime().journal.clone();
     match crate::reads::read(move || journal.search(&query)).await {
         Ok(Ok(objects)) => {
+            // An object none of whose events the caller may see is not listed.
             let objects: Vec<Value> = objects
                 .into_iter()
-                .map(|mut o| {
-                    let events = o["events"].as_array().cloned().unwrap_or_default();
-                    o["events"] = Value::Array(visible(&who, events));
-                    o
+                .filter_map(|mut o| {
+                    let events = visible(&who, o["events"].as_array().cloned().unwrap_or_default());
+                    (!events.is_empty()).then(|| {
+                        o["events"] = Value::Array(events);
+                        o
+                    })
                 })
                 .collect();
             HttpResponse::Ok().json(json!({"objects": objects}))
@@ -67,10 +74,13 @@ async fn timeline(req: HttpRequest, path: web::Path<String>, state: web::Data<Ap
     let journal = state.engine.runtime().journal.clone();
     let lookup = id.clone();
     match crate::reads::read(move || journal.timeline(&lookup)).await {
-        Ok(Ok(events)) if events.is_empty() => {
-            error(StatusCode::NOT_FOUND, format!("the journal holds nothing of \"{id}\" (unknown, or rotated out)"))
-        }
-        Ok(Ok(events)) => HttpResponse::Ok().json(json!({"id": id, "events": visible(&who, events)})),
+        // Nothing the caller may see is answered as nothing at all.
+        Ok(Ok(events)) => match visible(&who, events) {
+            events if events.is_empty() => {
+                error(StatusCode::NOT_FOUND, format!("the journal holds nothing of \"{id}\" (unknown, or rotated out)"))
+            }
+            events => HttpResponse::Ok().json(json!({"id": id, "events": events})),
+        },
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

@@ -6,8 +6,9 @@
 //! `GET /admin/api/output-queues`: each replicated output's mode, deliveries waiting, the oldest
 //! of them and the parked ones.
 
-use super::parked::{all, get, listed, on_queue, one, Action};
+use super::parked::{all, get, listed, on_queue, one_refused, Action};
 use super::AppState;
+use crate::journal::Target;
 use crate::processor::Queue;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
@@ -73,9 +74,17 @@ async fn get_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpRes
 
 async fn retry_one(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
     let id = path.into_inner();
-    let source = source_of(&state, &id).await;
-    let answer = one(&state, QUEUE, id.clone(), Action::Retry).await;
-    operator(&req, &state, source, &id, "retried the delivery", answer.status().is_success());
+    let target = Target::of(state.engine.repairs(), QUEUE, &id).await;
+    let by = super::access::principal(&req).map_or_else(|| "-".to_string(), |p| p.subject);
+    let rt = state.engine.runtime();
+    // Before the retry, so that the timeline shows it before the delivery's next attempt.
+    if let Some(t) = &target {
+        t.record(&rt, "retried the delivery", &by, None);
+    }
+    let (answer, refused) = one_refused(&state, QUEUE, id, Action::Retry).await;
+    if let (Some(t), Some(why)) = (&target, refused) {
+        t.record(&rt, "the delivery's retry was refused", &by, Some(&why));
+    }
     answer
 }
 
@@ -85,28 +94,13 @@ async fn retry_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
 
 async fn delete_one(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
     let id = path.into_inner();
-    let source = source_of(&state, &id).await;
-    let answer = one(&state, QUEUE, id.clone(), Action::Delete).await;
-    operator(&req, &state, source, &id, "deleted the delivery", answer.status().is_success());
-    answer
-}
-
-/// The parked delivery `id`'s output and the object it came from (read off the reactor).
-async fn source_of(state: &AppState, id: &str) -> Option<(String, String)> {
-    let (queue, id) = (state.engine.runtime().output_queue.clone(), id.to_string());
-    match crate::reads::read(move || queue.get_parked(&id)).await {
-        Ok(Ok(Some(delivery))) => delivery.source.map(|source| (source, delivery.output)),
-        _ => None,
+    let target = Target::of(state.engine.repairs(), QUEUE, &id).await;
+    let (answer, refused) = one_refused(&state, QUEUE, id, Action::Delete).await;
+    if let (Some(t), None) = (&target, refused) {
+        let by = super::access::principal(&req).map_or_else(|| "-".to_string(), |p| p.subject);
+        t.record(&state.engine.runtime(), "deleted the delivery", &by, None);
     }
-}
-
-/// The journal's event of an operator's action on the parked delivery `id`, for the object it
-/// came from (a refused action too).
-fn operator(req: &HttpRequest, state: &AppState, source: Option<(String, String)>, id: &str, action: &str, done: bool) {
-    let Some((source, output)) = source else { return };
-    let by = super::access::principal(req).map_or_else(|| "-".to_string(), |p| p.subject);
-    let action = if done { format!("{action} to {output}") } else { format!("{action} to {output}: refused") };
-    crate::journal::operator(&state.engine.runtime(), &source, &action, &by, Some(id));
+    answer
 }
 
 async fn delete_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {

@@ -90,10 +90,26 @@ pub(super) fn action_error(e: RetryError) -> HttpResponse {
 
 /// Retry or delete one item of `queue`: `{"<done>": 1}`, or 404 naming it.
 pub(super) async fn one(state: &AppState, queue: Queue, id: String, action: Action) -> HttpResponse {
+    one_refused(state, queue, id, action).await.0
+}
+
+/// [`one`], with why the action was refused (`None`: it was done).
+pub(super) async fn one_refused(
+    state: &AppState,
+    queue: Queue,
+    id: String,
+    action: Action,
+) -> (HttpResponse, Option<String>) {
     match act(state, queue, action, Which::One(id.clone())).await {
-        Ok(0) => error(StatusCode::NOT_FOUND, format!("{} \"{id}\" not found", queue.what())),
-        Ok(_) => HttpResponse::Ok().json(json!({ action.done(): 1 })),
-        Err(e) => action_error(e),
+        Ok(0) => {
+            let message = format!("{} \"{id}\" not found", queue.what());
+            (error(StatusCode::NOT_FOUND, message.clone()), Some(message))
+        }
+        Ok(_) => (HttpResponse::Ok().json(json!({ action.done(): 1 })), None),
+        Err(e) => {
+            let message = e.to_string();
+            (action_error(e), Some(message))
+        }
     }
 }
 
