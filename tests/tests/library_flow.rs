@@ -269,9 +269,12 @@ fn metrics_count_received_and_stored_objects() {
         metric_value(&text, "ferrogrid_repair_queue_depth", &[]).is_some(),
         "ferrogrid_repair_queue_depth is exported:\n{text}"
     );
+    // Ferrogrid's own series carry its prefix; the process's are the standard `process_*` ones
+    // every Prometheus exporter has (dashboards expect those names).
     for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
-        assert!(line.starts_with("ferrogrid_"), "metric without prefix: {line}");
+        assert!(line.starts_with("ferrogrid_") || line.starts_with("process_"), "metric without prefix: {line}");
     }
+    assert!(metric_value(&text, "process_resident_memory_bytes", &[]).is_some_and(|v| v > 0.0), "{text}");
 }
 
 #[test]
