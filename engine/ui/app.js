@@ -422,6 +422,158 @@ async function renderTasks(page) {
 }
 
 // ---- Model ----
+const SVG_NS = "http://www.w3.org/2000/svg";
+function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) node.setAttribute(k, v);
+  for (const c of children.flat()) node.append(c instanceof Node ? c : document.createTextNode(c ?? ""));
+  return node;
+}
+
+// The model as a diagram: a box per type (kind, name, fields, indexes; the primary key first),
+// an arrow per relation labelled with its name and cardinality, a dashed line from a type to
+// the records its fields hold. Boxes go on a grid in declaration order (a type's nested records
+// follow it); arrows between the same two boxes bend apart; a relation to its own type loops.
+function modelDiagram(types) {
+  const CH = 7.2, LH = 16, PAD = 8, GAP_X = 110, GAP_Y = 80;
+  const boxes = types.map((t) => {
+    const fields = t.fields.map((f) => `${f.name}: ${f.type}${f.optional ? "?" : ""}`);
+    const indexes = t.indexes.map((i) => `${i.primary ? "key" : "index"} ${i.name}(${i.parts.join(", ")})`);
+    const longest = Math.max(t.name.length, t.kind.length + 4, ...fields.map((l) => l.length), ...indexes.map((l) => l.length));
+    const height = (2 + fields.length + indexes.length) * LH + 2 * PAD + (indexes.length ? 6 : 0);
+    return { t, fields, indexes, w: Math.max(150, Math.ceil(longest * CH) + 2 * PAD), h: height };
+  });
+  const cols = Math.max(1, Math.ceil(Math.sqrt(boxes.length)));
+  const colW = [], rowH = [];
+  boxes.forEach((b, i) => {
+    const c = i % cols, r = Math.floor(i / cols);
+    colW[c] = Math.max(colW[c] ?? 0, b.w);
+    rowH[r] = Math.max(rowH[r] ?? 0, b.h);
+  });
+  const offset = (sizes, gap, n) => sizes.slice(0, n).reduce((a, v) => a + v + gap, 40);
+  const at = new Map();
+  boxes.forEach((b, i) => {
+    const c = i % cols, r = Math.floor(i / cols);
+    b.x = offset(colW, GAP_X, c) + (colW[c] - b.w) / 2;
+    b.y = offset(rowH, GAP_Y, r);
+    at.set(b.t.name, b);
+  });
+  const width = offset(colW, GAP_X, colW.length) - GAP_X + 40;
+  const height = offset(rowH, GAP_Y, rowH.length) - GAP_Y + 40;
+
+  // Edges: relations, then what fields hold; those between the same two boxes are spread.
+  const edges = [];
+  for (const t of types) {
+    for (const r of t.relations) if (at.has(r.to)) edges.push({ kind: "relation", from: t.name, to: r.to, label: `${r.name} (${r.many ? "many" : "one"})`, id: `${t.name}.${r.name}`, many: r.many });
+    for (const h of t.contains) if (at.has(h.type)) edges.push({ kind: "contains", from: t.name, to: h.type, label: h.field, id: `${t.name}.${h.field}` });
+  }
+  const pairs = new Map();
+  for (const e of edges) {
+    const key = [e.from, e.to].sort().join("\u0000");
+    if (!pairs.has(key)) pairs.set(key, []);
+    pairs.get(key).push(e);
+  }
+  const center = (b) => [b.x + b.w / 2, b.y + b.h / 2];
+  // Where the line from the box's center toward (px, py) leaves the box.
+  const border = (b, px, py) => {
+    const [cx, cy] = center(b);
+    const dx = px - cx, dy = py - cy;
+    if (!dx && !dy) return [cx, cy];
+    const t = Math.min(dx ? (b.w / 2) / Math.abs(dx) : Infinity, dy ? (b.h / 2) / Math.abs(dy) : Infinity);
+    return [cx + dx * t, cy + dy * t];
+  };
+  const drawn = [];
+  // What the labels take, so that the picture holds them all.
+  const extent = [[0, 0, width, height]];
+  for (const group of pairs.values()) {
+    group.forEach((e, k) => {
+      const a = at.get(e.from), b = at.get(e.to);
+      let d, lx, ly, anchor = "middle";
+      if (a === b) {
+        const x = a.x + a.w, y = a.y + 24 + k * 22;
+        d = `M ${x} ${y} C ${x + 60} ${y - 30}, ${x + 60} ${y + 40}, ${x} ${y + 12}`;
+        lx = x + 50; ly = y + 8; anchor = "start";
+      } else {
+        // One normal for the pair (from the box first in name order), so opposite arrows part.
+        const [first, second] = [a, b].sort((p, q) => (p.t.name < q.t.name ? -1 : 1));
+        const [x1, y1] = center(first), [x2, y2] = center(second);
+        const len = Math.hypot(x2 - x1, y2 - y1) || 1;
+        const [nx, ny] = [-(y2 - y1) / len, (x2 - x1) / len];
+        const bend = (k - (group.length - 1) / 2) * 46;
+        const [ax, ay] = center(a), [bx, by] = center(b);
+        const cx = (ax + bx) / 2 + nx * bend, cy = (ay + by) / 2 + ny * bend;
+        const [sx, sy] = border(a, cx, cy), [tx, ty] = border(b, cx, cy);
+        d = `M ${sx} ${sy} Q ${cx} ${cy} ${tx} ${ty}`;
+        lx = 0.25 * sx + 0.5 * cx + 0.25 * tx; ly = 0.25 * sy + 0.5 * cy + 0.25 * ty;
+        // The label beside the curve, on the side it bends to: arrows that part keep their
+        // labels apart too.
+        const side = bend < 0 ? -1 : 1;
+        const [ox, oy] = [nx * side, ny * side];
+        if (Math.abs(ox) > Math.abs(oy)) { anchor = ox > 0 ? "start" : "end"; lx += ox > 0 ? 6 : -6; ly += 4; }
+        else ly += oy > 0 ? 14 : -6;
+      }
+      const lw = e.label.length * CH;
+      const left = anchor === "start" ? lx : anchor === "end" ? lx - lw : lx - lw / 2;
+      extent.push([left, ly - LH, left + lw, ly + 4]);
+      drawn.push(svg("g", { class: `edge ${e.kind}`, "data-edge": e.id, "data-from": e.from, "data-to": e.to },
+        svg("title", {}, e.kind === "relation" ? `${e.from} → ${e.to}: ${e.label}` : `${e.from}.${e.label} holds ${e.to}`),
+        svg("path", { d, fill: "none", "marker-end": e.kind === "relation" ? `url(#arrow-${e.many ? "many" : "one"})` : undefined }),
+        svg("text", { x: lx, y: ly, "text-anchor": anchor, class: "edge-label" }, e.label)));
+    });
+  }
+  const boxNodes = boxes.map((b) => {
+    const lines = [];
+    let y = b.y + PAD + LH - 3;
+    lines.push(svg("text", { x: b.x + b.w / 2, y, "text-anchor": "middle", class: "type-kind" }, `«${b.t.kind}»`));
+    y += LH;
+    lines.push(svg("text", { x: b.x + b.w / 2, y, "text-anchor": "middle", class: "type-name" }, b.t.name));
+    const rule = (yy) => svg("line", { x1: b.x, x2: b.x + b.w, y1: yy, y2: yy, class: "type-rule" });
+    lines.push(rule(y + 6));
+    y += 4;
+    for (const f of b.fields) { y += LH; lines.push(svg("text", { x: b.x + PAD, y, class: "type-field" }, f)); }
+    if (b.indexes.length) {
+      lines.push(rule(y + 7));
+      y += 6;
+      for (const i of b.indexes) { y += LH; lines.push(svg("text", { x: b.x + PAD, y, class: "type-index" }, i)); }
+    }
+    return svg("g", { class: `type-box ${b.t.kind.toLowerCase()}`, "data-type": b.t.name },
+      svg("title", {}, b.t.doc ? `${b.t.kind} ${b.t.name}: ${b.t.doc}` : `${b.t.kind} ${b.t.name}`),
+      svg("rect", { x: b.x, y: b.y, width: b.w, height: b.h, rx: 6 }), lines);
+  });
+  const marker = (id, path) => svg("marker", { id, viewBox: "0 0 12 10", refX: 11, refY: 5, markerWidth: 12, markerHeight: 10, orient: "auto-start-reverse" },
+    svg("path", { d: path }));
+  const [minX, minY] = [Math.min(...extent.map((e) => e[0])) - 10, Math.min(...extent.map((e) => e[1])) - 10];
+  const [maxX, maxY] = [Math.max(...extent.map((e) => e[2])) + 10, Math.max(...extent.map((e) => e[3])) + 10];
+  const [viewW, viewH] = [Math.ceil(maxX - minX), Math.ceil(maxY - minY)];
+  const relations = edges.filter((e) => e.kind === "relation").length;
+  const summary = `${types.length} type(s): ${types.map((t) => t.name).join(", ")}; ${relations} relation(s)`;
+  return el("figure", { class: "model-figure" },
+    el("div", { class: "table-wrap" },
+      svg("svg", { id: "model-diagram", role: "img", "aria-label": `The model: ${summary}`, viewBox: `${Math.floor(minX)} ${Math.floor(minY)} ${viewW} ${viewH}`, width: viewW, height: viewH },
+        svg("defs", {}, marker("arrow-one", "M 0 0 L 12 5 L 0 10 z"), marker("arrow-many", "M 0 0 L 6 5 L 0 10 z M 6 0 L 12 5 L 6 10 z")),
+        drawn, boxNodes)),
+    el("figcaption", { id: "model-summary", class: "hint" }, summary));
+}
+
+// The Types section: the diagram, with the text form a click away (the choice is remembered).
+function modelTypes(model) {
+  const types = model.types ?? [];
+  if (!types.length) return [el("p", { id: "model-text" }, "No types: the configuration has no `types` section.")];
+  const text = el("pre", { id: "model-text" }, model.text);
+  const figure = modelDiagram(types);
+  const toggle = el("button", { type: "button", class: "secondary", id: "model-show", "aria-pressed": "false" });
+  const show = (asText) => {
+    text.hidden = !asText;
+    figure.hidden = asText;
+    toggle.textContent = asText ? "Show as a diagram" : "Show as text";
+    toggle.setAttribute("aria-pressed", String(asText));
+    localStorage.setItem("ferrogrid.model.view", asText ? "text" : "diagram");
+  };
+  toggle.addEventListener("click", () => show(figure.hidden === false));
+  show(localStorage.getItem("ferrogrid.model.view") === "text");
+  return [el("div", { class: "toolbar" }, toggle), figure, text];
+}
+
 async function renderModel(page) {
   const [model, indexes, unlinked] = await Promise.all([
     api("GET", "/admin/api/model"), api("GET", "/admin/api/indexes"), api("GET", "/admin/api/unlinked")]);
@@ -446,6 +598,8 @@ async function renderModel(page) {
     el("td", {}, el("button", { needs: "config_apply", type: "button", class: "secondary", onclick: clear(u.type, false) }, "Truncate"), " ",
       el("button", { needs: "config_apply", type: "button", class: "danger", onclick: clear(u.type, true) }, "Drop"))));
   page.replaceChildren(el("h1", {}, "Model"),
+    el("h2", {}, "Types"),
+    ...modelTypes(model),
     el("h2", {}, "Indexes"),
     building.length ? el("p", { id: "index-building", class: "hint" }, `${building.length} index(es) being built; queries naming them answer INDEX_BUILDING until they are ready.`) : "",
     el("div", { class: "table-wrap" }, el("table", { id: "index-table" },
@@ -456,9 +610,7 @@ async function renderModel(page) {
     unlinked.items.length ? el("div", { class: "table-wrap" }, el("table", { id: "unlinked-table" },
       el("thead", {}, el("tr", {}, el("th", {}, "Type"), el("th", {}, "Stored versions"), el("th", {}, ""))),
       el("tbody", {}, unlinkedRows))) : el("p", { id: "no-unlinked" }, "None."),
-    result,
-    el("h2", {}, "Types"),
-    el("pre", { id: "model-text" }, model.text || "(no types)"));
+    result);
   if (building.length) setTimeout(() => { if (location.hash.startsWith("#/model") && page.isConnected) renderModel(page).catch(() => {}); }, 2000);
 }
 

@@ -12,7 +12,7 @@
 
 use ferrogrid_tests::webdriver::{Browser, Element, Kind};
 use ferrogrid_tests::{workspace_root, Server};
-use serde_json::json;
+use serde_json::{json, Value};
 
 fn shot(browser: &Browser, name: &str) {
     let name = match browser.kind() {
@@ -199,7 +199,7 @@ fn operator_flow(kind: Kind) {
     for (page, marker, text) in [
         ("tasks", "#tasks-rows", "statistics"),
         ("jobs", "#jobs-rows", "No failed jobs"),
-        ("model", "#model-text", "Subscription"),
+        ("model", "#model-summary", "Subscription"),
     ] {
         browser.goto(&format!("{admin}#/{page}")).unwrap();
         browser
@@ -888,4 +888,119 @@ fn the_journal_page_shows_each_objects_path_from_repair_and_test() {
     assert!(texts[0].contains("stored as User 5"), "newest first: {texts:?}");
     shot(&browser, "journal");
     no_console_errors(&browser, "journal");
+}
+
+#[test]
+fn the_model_page_draws_a_box_per_type_and_an_arrow_per_relation() {
+    model_diagram_flow(Kind::Chromium);
+}
+
+#[test]
+fn the_model_page_draws_a_box_per_type_and_an_arrow_per_relation_in_firefox() {
+    model_diagram_flow(Kind::Firefox);
+}
+
+fn model_diagram_flow(kind: Kind) {
+    let server = Server::start("samples/library");
+    let browser = Browser::start_kind(kind).expect("the browser and its driver (see scripts/test.sh)");
+    let admin = format!("{}/admin/", server.base_url());
+    browser.goto(&admin).unwrap();
+    token_sign_in(&browser, server.token());
+    browser.wait("the repair page", || browser.find("#repair-table").ok()).unwrap();
+    browser.goto(&format!("{admin}#/model")).unwrap();
+    browser.wait("the diagram", || browser.find("#model-diagram").ok()).unwrap();
+
+    // One box per type, one arrow per relation, each labelled with its cardinality.
+    let drawn = browser
+        .script(
+            "const d = document.querySelector('#model-diagram');
+             const boxes = [...d.querySelectorAll('g.type-box')].map((g) => {
+               const r = g.querySelector('rect').getBBox();
+               return {type: g.dataset.type, x: r.x, y: r.y, w: r.width, h: r.height, text: g.textContent};
+             });
+             const arrows = [...d.querySelectorAll('g.edge.relation')].map((g) => {
+               const l = g.querySelector('text').getBBox();
+               return {edge: g.dataset.edge, from: g.dataset.from, to: g.dataset.to,
+                       marker: g.querySelector('path').getAttribute('marker-end'),
+                       label: g.querySelector('text').textContent, x: l.x, y: l.y, w: l.width, h: l.height};
+             });
+             const v = d.viewBox.baseVal;
+             return {boxes, arrows, view: {x: v.x, y: v.y, w: v.width, h: v.height}};",
+            json!([]),
+        )
+        .unwrap();
+    let mut types: Vec<&str> = drawn["boxes"].as_array().unwrap().iter().map(|b| b["type"].as_str().unwrap()).collect();
+    types.sort();
+    assert_eq!(types, ["Book", "Statistics", "Subscription", "User"]);
+    let mut arrows: Vec<(String, String)> = drawn["arrows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["edge"].as_str().unwrap().to_string(), a["label"].as_str().unwrap().to_string()))
+        .collect();
+    arrows.sort();
+    assert_eq!(
+        arrows,
+        [
+            ("Book.subscription".to_string(), "subscription (many)".to_string()),
+            ("Subscription.book".to_string(), "book (one)".to_string()),
+            ("Subscription.user".to_string(), "user (one)".to_string()),
+            ("User.subscription".to_string(), "subscription (many)".to_string()),
+        ]
+    );
+    for a in drawn["arrows"].as_array().unwrap() {
+        assert!(a["marker"].as_str().is_some_and(|m| m.contains("arrow-")), "an arrowhead: {a}");
+    }
+    let subscription = drawn["boxes"].as_array().unwrap().iter().find(|b| b["type"] == "Subscription").unwrap();
+    let text = subscription["text"].as_str().unwrap();
+    assert!(
+        text.contains("«Aggregate»") && text.contains("user_id: long") && text.contains("key pkey(id, user_id)"),
+        "{text}"
+    );
+    // Nothing overlaps: no two boxes, no two labels (the arrows both ways between two types bend apart).
+    let overlap = |a: &Value, b: &Value| {
+        let f = |v: &Value, k: &str| v[k].as_f64().unwrap();
+        f(a, "x") < f(b, "x") + f(b, "w")
+            && f(b, "x") < f(a, "x") + f(a, "w")
+            && f(a, "y") < f(b, "y") + f(b, "h")
+            && f(b, "y") < f(a, "y") + f(a, "h")
+    };
+    for key in ["boxes", "arrows"] {
+        let items = drawn[key].as_array().unwrap();
+        for (i, a) in items.iter().enumerate() {
+            for b in &items[i + 1..] {
+                assert!(!overlap(a, b), "{key} overlap: {a} and {b}");
+            }
+        }
+    }
+    // Every box and label inside the picture.
+    let view = &drawn["view"];
+    let inside = |v: &Value| {
+        let f = |o: &Value, k: &str| o[k].as_f64().unwrap();
+        f(v, "x") >= f(view, "x")
+            && f(v, "y") >= f(view, "y")
+            && f(v, "x") + f(v, "w") <= f(view, "x") + f(view, "w")
+            && f(v, "y") + f(v, "h") <= f(view, "y") + f(view, "h")
+    };
+    for v in drawn["boxes"].as_array().unwrap().iter().chain(drawn["arrows"].as_array().unwrap()) {
+        assert!(inside(v), "{v} outside {view}");
+    }
+    let summary = browser.text(&browser.find("#model-summary").unwrap()).unwrap();
+    assert!(summary.contains("4 type(s)") && summary.contains("4 relation(s)"), "{summary}");
+    browser.script("document.querySelector('#model-diagram').scrollIntoView()", json!([])).unwrap();
+    shot(&browser, "model-diagram");
+
+    // The text form is a click away, and stays chosen.
+    assert!(!shown(&browser, "#model-text"));
+    browser.click(&browser.find("#model-show").unwrap()).unwrap();
+    assert!(shown(&browser, "#model-text") && !shown(&browser, "#model-diagram"));
+    assert!(browser.text(&browser.find("#model-text").unwrap()).unwrap().contains("Aggregate Subscription"));
+    browser.goto(&format!("{admin}#/repair")).unwrap();
+    browser.wait("the repair page", || browser.find("#repair-table").ok()).unwrap();
+    browser.goto(&format!("{admin}#/model")).unwrap();
+    browser.wait("the model page", || browser.find("#model-show").ok()).unwrap();
+    assert!(shown(&browser, "#model-text"), "the text form is remembered");
+    browser.click(&browser.find("#model-show").unwrap()).unwrap();
+    assert!(shown(&browser, "#model-diagram"));
+    no_console_errors(&browser, "model");
 }

@@ -152,7 +152,7 @@ async fn delete_all(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
 /// The loaded model: readable text (types, fields, indexes, relations) and the schema as loaded.
 async fn model(state: web::Data<AppState>) -> HttpResponse {
     let model = state.engine.runtime().repository.model();
-    HttpResponse::Ok().json(json!({"text": model.to_text(), "source": model.source()}))
+    HttpResponse::Ok().json(json!({"text": model.to_text(), "source": model.source(), "types": model.outline()}))
 }
 
 /// Every index of every aggregate with its state: `ready`, or `building` with the stored versions

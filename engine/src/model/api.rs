@@ -7,7 +7,7 @@ use super::types::{FieldType, TypeDef, TypeKind};
 use super::validate::{Checker, ValidationHooks};
 use super::{extensions, relations, text};
 use indexmap::IndexMap;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// The domain model: record types by full name, in declaration order.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,5 +96,56 @@ impl Model {
     /// The model as readable text: types, fields, indexes, relations.
     pub fn to_text(&self) -> String {
         text::render(self.types.values())
+    }
+
+    /// The model as the admin UI draws it: each type with its kind, fields (name, type as
+    /// text, optional), indexes (name, primary, parts), relations (name, target, many, fields)
+    /// and the record types its fields hold (`contains`: field name and type).
+    pub fn outline(&self) -> Value {
+        let types: Vec<Value> = self
+            .types
+            .values()
+            .map(|t| {
+                let fields: Vec<Value> = t
+                    .fields
+                    .iter()
+                    .map(|f| json!({"name": f.name, "type": f.ty.to_string(), "optional": f.optional}))
+                    .collect();
+                let indexes: Vec<Value> = t
+                    .indexes
+                    .iter()
+                    .map(|i| {
+                        let parts: Vec<String> = i.parts.iter().map(|p| p.dotted()).collect();
+                        json!({"name": i.name, "primary": i.primary, "parts": parts})
+                    })
+                    .collect();
+                let relations: Vec<Value> = t
+                    .relations
+                    .iter()
+                    .map(|r| json!({"name": r.name, "to": r.to, "many": r.many, "from_fields": r.from_fields, "to_fields": r.to_fields}))
+                    .collect();
+                let mut contains = Vec::new();
+                for f in &t.fields {
+                    let mut held = Vec::new();
+                    records_in(&f.ty, &mut held);
+                    for record in held {
+                        contains.push(json!({"field": f.name, "type": record}));
+                    }
+                }
+                json!({"name": t.name, "kind": t.kind.as_str(), "doc": t.doc, "fields": fields,
+                       "indexes": indexes, "relations": relations, "contains": contains})
+            })
+            .collect();
+        Value::Array(types)
+    }
+}
+
+/// The record types a field of type `ty` holds (through arrays, maps and unions).
+fn records_in(ty: &FieldType, out: &mut Vec<String>) {
+    match ty {
+        FieldType::Record(name) if !out.contains(name) => out.push(name.clone()),
+        FieldType::Array(inner) | FieldType::Map(inner) => records_in(inner, out),
+        FieldType::Union(variants) => variants.iter().for_each(|v| records_in(v, out)),
+        _ => {}
     }
 }

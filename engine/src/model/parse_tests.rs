@@ -98,6 +98,12 @@ fn tdg_library_example_parses() {
     assert!(text.contains("    pkey (primary): id long, user_id long\n"), "{text}");
     assert!(text.contains("    subscription -> Subscription (many): id = user_id [index user_id]\n"), "{text}");
     assert!(text.contains("  affinity: user_id\n"), "{text}");
+    let outline = m.outline();
+    assert_eq!(
+        outline[0]["relations"],
+        json!([{"name": "subscription", "to": "Subscription", "many": true, "from_fields": ["id"], "to_fields": ["user_id"]}])
+    );
+    assert_eq!(outline[2]["indexes"][0], json!({"name": "pkey", "primary": true, "parts": ["id", "user_id"]}));
 }
 
 #[test]
@@ -166,6 +172,18 @@ fn nested_value_object_paths_namespaces_and_forward_references() {
     assert_eq!(m.get("shop.Header").unwrap().fields[1].ty, FieldType::DateTime);
     let obj = json!({"header": {"id": "h"}, "status": "NEW", "lines": [{"sku": "a"}, {"sku": "b"}]});
     assert_eq!(by_sku.keys(&obj), vec![vec![json!("a"), json!("NEW")], vec![json!("b"), json!("NEW")]]);
+
+    // The outline the UI draws: the record types each field holds, through arrays too.
+    let outline = m.outline();
+    assert_eq!(outline[0]["name"], "shop.Order");
+    assert_eq!(outline[0]["kind"], "Aggregate");
+    assert_eq!(
+        outline[0]["contains"],
+        json!([{"field": "header", "type": "shop.Header"}, {"field": "lines", "type": "shop.Line"}])
+    );
+    assert_eq!(outline[0]["fields"][2], json!({"name": "lines", "type": "array<record shop.Line>", "optional": false}));
+    assert_eq!(outline[0]["indexes"][1], json!({"name": "by_sku", "primary": false, "parts": ["lines.sku", "status"]}));
+    assert_eq!(outline[1]["kind"], "ValueObject");
 }
 
 #[test]
