@@ -148,6 +148,8 @@ fn id_millis(id: &str) -> Option<i64> {
 /// unpacked (u32) and a zstd frame of the JSON lines. (A page that starts with `{` is the lines
 /// as they are, as the first journal wrote them.)
 const PACKED: u8 = 1;
+/// The most a page unpacks to: 512 events of a few KB each, with room to spare.
+const UNPACKED_MAX: usize = 64 << 20;
 /// zstd's level for pages: its fastest; JSON lines of events still shrink five- to tenfold.
 const PACK_LEVEL: i32 = 1;
 
@@ -165,6 +167,10 @@ fn unpack(stored: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
     match stored.first() {
         Some(&PACKED) if stored.len() >= 9 => {
             let len = u32::from_be_bytes(stored[5..9].try_into().ok()?) as usize;
+            // A damaged header must not ask for more memory than a page can take.
+            if len > UNPACKED_MAX {
+                return None;
+            }
             zstd::block::decompress(&stored[9..], len).ok().map(std::borrow::Cow::Owned)
         }
         Some(b'{') => Some(std::borrow::Cow::Borrowed(stored)),
@@ -289,14 +295,16 @@ impl Journal {
     }
 
     /// The events of the objects `ids` in pages from `since` (ms) on, oldest first, by id: each
-    /// page read once (newest first, so that a budget `budget` of unpacked bytes spent leaves
-    /// out the oldest events, not the newest objects), each line's id looked up before the line
-    /// is parsed.
+    /// page read once, each line's id looked up before the line is parsed, until `budget`
+    /// unpacked bytes are read — from `since` on (`newest_first` false: one object's timeline
+    /// starts there), or from the newest page back (a search's objects: a budget spent leaves
+    /// out the oldest events, not the newest objects).
     fn events_of(
         &self,
         ids: &[String],
         since: i64,
         budget: usize,
+        newest_first: bool,
     ) -> Result<HashMap<String, Vec<Value>>, StorageError> {
         let mut out: HashMap<String, Vec<Value>> = HashMap::new();
         let wanted: HashSet<&[u8]> = ids.iter().map(|id| id.as_bytes()).collect();
@@ -304,22 +312,27 @@ impl Journal {
         // back of a few seconds is allowed for.
         let lower = page_key_at(since - 5_000);
         let mut read = 0usize;
-        for item in self.db.range(Keyspace::Journal, Bound::Included(&lower), Bound::Unbounded, true) {
+        for item in self.db.range(Keyspace::Journal, Bound::Included(&lower), Bound::Unbounded, newest_first) {
             let (_, stored) = item?;
             let Some(page) = unpack(&stored) else { continue };
             read += page.len();
             if read > budget {
                 break;
             }
-            for line in page.split(|b| *b == b'\n').rev() {
+            let lines = page.split(|b| *b == b'\n');
+            let lines: Box<dyn Iterator<Item = &[u8]>> =
+                if newest_first { Box::new(lines.rev()) } else { Box::new(lines) };
+            for line in lines {
                 let Some(id) = line_id(line).filter(|id| wanted.contains(id)) else { continue };
                 if let Ok(event @ Value::Object(_)) = serde_json::from_slice::<Value>(line) {
                     out.entry(String::from_utf8_lossy(id).into_owned()).or_default().push(event);
                 }
             }
         }
-        for events in out.values_mut() {
-            events.reverse();
+        if newest_first {
+            for events in out.values_mut() {
+                events.reverse();
+            }
         }
         Ok(out)
     }
@@ -329,7 +342,7 @@ impl Journal {
         self.written();
         let Some(since) = id_millis(id) else { return Ok(Vec::new()) };
         let id = id.to_string();
-        Ok(self.events_of(std::slice::from_ref(&id), since, SCAN_BYTES)?.remove(&id).unwrap_or_default())
+        Ok(self.events_of(std::slice::from_ref(&id), since, SCAN_BYTES, false)?.remove(&id).unwrap_or_default())
     }
 
     /// The objects matching `q`, newest first: `[{id, events}]`.
@@ -404,7 +417,7 @@ impl Journal {
             return Ok(Vec::new());
         }
         let since = ids.iter().filter_map(|id| id_millis(id)).min().unwrap_or(0);
-        let mut events = self.events_of(&ids, since, SCAN_BYTES.saturating_sub(read))?;
+        let mut events = self.events_of(&ids, since, SCAN_BYTES.saturating_sub(read), true)?;
         // An object named by id is found only when one of its events has every other filter too.
         let found = |events: &Vec<Value>| events.iter().any(|e| e.as_object().is_some_and(&matches));
         Ok(ids
@@ -535,13 +548,14 @@ impl Writer {
         let mut stored = pack(&page, events);
         if let Some(m) = limits.max_bytes {
             // A page holds a tenth of `max_log_size` at most too, so that rotating never takes
-            // all of it; an event that alone is over it is not recorded.
+            // all of it; an event that alone is over that is not recorded (and counted).
             if stored.len() as u64 > (m / 10).max(1) && batch.len() > 1 {
                 let second = batch.split_off(batch.len() / 2);
-                self.write(batch)?;
-                return self.write(second);
+                // Both halves are tried: a failure of one loses only its own events.
+                let first = self.write(batch);
+                return first.and(self.write(second));
             }
-            if stored.len() as u64 > m {
+            if stored.len() as u64 > (m / 10).max(1) {
                 self.dropped.fetch_add(events, Ordering::Relaxed);
                 crate::metrics::metrics().journal_dropped.inc_by(events);
                 return Ok(());
@@ -637,6 +651,9 @@ mod tests {
         // Damaged: not read (and no panic).
         assert!(unpack(&stored[..stored.len() - 3]).is_none());
         assert!(unpack(&[PACKED, 0, 0]).is_none());
+        let mut huge = stored.clone();
+        huge[5..9].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(unpack(&huge).is_none(), "a header asking for 4 GiB is not believed");
         assert!(unpack(b"").is_none());
 
         let (_dir, db) = temp_db();

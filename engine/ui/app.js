@@ -435,7 +435,11 @@ function svg(tag, attrs = {}, ...children) {
 // the records its fields hold. Boxes go on a grid in declaration order (a type's nested records
 // follow it); arrows between the same two boxes bend apart; a relation to its own type loops.
 function modelDiagram(types) {
-  const CH = 7.2, LH = 16, PAD = 8, GAP_X = 110, GAP_Y = 80;
+  const CH = 7.2, LH = 16, PAD = 8, GAP_X = 110;
+  // Room between rows for the loops of relations to their own type (drawn over the box, their
+  // labels stacked above them).
+  const loops = Math.max(0, ...types.map((t) => t.relations.filter((r) => r.to === t.name).length));
+  const GAP_Y = Math.max(80, 60 + loops * LH);
   const boxes = types.map((t) => {
     const fields = t.fields.map((f) => `${f.name}: ${f.type}${f.optional ? "?" : ""}`);
     const indexes = t.indexes.map((i) => `${i.primary ? "key" : "index"} ${i.name}(${i.parts.join(", ")})`);
@@ -482,7 +486,7 @@ function modelDiagram(types) {
     const t = Math.min(dx ? (b.w / 2) / Math.abs(dx) : Infinity, dy ? (b.h / 2) / Math.abs(dy) : Infinity);
     return [cx + dx * t, cy + dy * t];
   };
-  const drawn = [];
+  const drawn = [], labels = [];
   // What the labels take, so that the picture holds them all.
   const extent = [[0, 0, width, height]];
   for (const group of pairs.values()) {
@@ -490,9 +494,11 @@ function modelDiagram(types) {
       const a = at.get(e.from), b = at.get(e.to);
       let d, lx, ly, anchor = "middle";
       if (a === b) {
-        const x = a.x + a.w, y = a.y + 24 + k * 22;
-        d = `M ${x} ${y} C ${x + 60} ${y - 30}, ${x + 60} ${y + 40}, ${x} ${y + 12}`;
-        lx = x + 50; ly = y + 8; anchor = "start";
+        // Loops spread along the box's top, their labels stacked above them.
+        const x = a.x + ((k + 1) * a.w) / (group.length + 1), y = a.y;
+        d = `M ${x - 12} ${y} C ${x - 34} ${y - 46}, ${x + 34} ${y - 46}, ${x + 12} ${y}`;
+        lx = x; ly = y - 40 - (group.length - 1 - k) * LH;
+        extent.push([x - 40, y - 50, x + 40, y]);
       } else {
         // One normal for the pair (from the box first in name order), so opposite arrows part.
         const [first, second] = [a, b].sort((p, q) => (p.t.name < q.t.name ? -1 : 1));
@@ -517,8 +523,9 @@ function modelDiagram(types) {
       extent.push([left, ly - LH, left + lw, ly + 4]);
       drawn.push(svg("g", { class: `edge ${e.kind}`, "data-edge": e.id, "data-from": e.from, "data-to": e.to },
         svg("title", {}, e.kind === "relation" ? `${e.from} → ${e.to}: ${e.label}` : `${e.from}.${e.label} holds ${e.to}`),
-        svg("path", { d, fill: "none", "marker-end": e.kind === "relation" ? `url(#arrow-${e.many ? "many" : "one"})` : undefined }),
-        svg("text", { x: lx, y: ly, "text-anchor": anchor, class: "edge-label" }, e.label)));
+        svg("path", { d, fill: "none", "marker-end": e.kind === "relation" ? `url(#arrow-${e.many ? "many" : "one"})` : undefined })));
+      // Labels go on top of the boxes, so that none is hidden under one.
+      labels.push(svg("text", { x: lx, y: ly, "text-anchor": anchor, class: `edge-label ${e.kind}`, "data-label-for": e.id }, e.label));
     });
   }
   const boxNodes = boxes.map((b) => {
@@ -551,7 +558,7 @@ function modelDiagram(types) {
     el("div", { class: "table-wrap" },
       svg("svg", { id: "model-diagram", role: "img", "aria-label": `The model: ${summary}`, viewBox: `${Math.floor(minX)} ${Math.floor(minY)} ${viewW} ${viewH}`, width: viewW, height: viewH },
         svg("defs", {}, marker("arrow-one", "M 0 0 L 12 5 L 0 10 z"), marker("arrow-many", "M 0 0 L 6 5 L 0 10 z M 6 0 L 12 5 L 6 10 z")),
-        drawn, boxNodes)),
+        drawn, boxNodes, labels)),
     el("figcaption", { id: "model-summary", class: "hint" }, summary));
 }
 
@@ -561,16 +568,17 @@ function modelTypes(model) {
   if (!types.length) return [el("p", { id: "model-text" }, "No types: the configuration has no `types` section.")];
   const text = el("pre", { id: "model-text" }, model.text);
   const figure = modelDiagram(types);
-  const toggle = el("button", { type: "button", class: "secondary", id: "model-show", "aria-pressed": "false" });
+  const toggle = el("button", { type: "button", class: "secondary", id: "model-show" });
   const show = (asText) => {
     text.hidden = !asText;
     figure.hidden = asText;
     toggle.textContent = asText ? "Show as a diagram" : "Show as text";
-    toggle.setAttribute("aria-pressed", String(asText));
-    localStorage.setItem("ferrogrid.model.view", asText ? "text" : "diagram");
+    try { localStorage.setItem("ferrogrid.model.view", asText ? "text" : "diagram"); } catch { /* not remembered */ }
   };
   toggle.addEventListener("click", () => show(figure.hidden === false));
-  show(localStorage.getItem("ferrogrid.model.view") === "text");
+  let chosen = null;
+  try { chosen = localStorage.getItem("ferrogrid.model.view"); } catch { /* the diagram then */ }
+  show(chosen === "text");
   return [el("div", { class: "toolbar" }, toggle), figure, text];
 }
 

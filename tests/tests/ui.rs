@@ -900,6 +900,71 @@ fn the_model_page_draws_a_box_per_type_and_an_arrow_per_relation_in_firefox() {
     model_diagram_flow(Kind::Firefox);
 }
 
+/// What the Model page's diagram drew: its boxes, its edges with their labels' boxes, its view box.
+fn diagram(browser: &Browser) -> Value {
+    browser
+        .script(
+            "const d = document.querySelector('#model-diagram');
+             const box = (b) => ({x: b.x, y: b.y, w: b.width, h: b.height});
+             const boxes = [...d.querySelectorAll('g.type-box')].map((g) =>
+               ({type: g.dataset.type, text: g.textContent, ...box(g.querySelector('rect').getBBox())}));
+             const edges = [...d.querySelectorAll('g.edge')].map((g) => {
+               const label = d.querySelector(`[data-label-for=\"${CSS.escape(g.dataset.edge)}\"]`);
+               return {edge: g.dataset.edge, kind: g.classList.contains('relation') ? 'relation' : 'contains',
+                       from: g.dataset.from, to: g.dataset.to,
+                       marker: g.querySelector('path').getAttribute('marker-end'),
+                       label: label.textContent, ...box(label.getBBox())};
+             });
+             const v = d.viewBox.baseVal;
+             return {boxes, edges, view: {x: v.x, y: v.y, w: v.width, h: v.height}};",
+            json!([]),
+        )
+        .unwrap()
+}
+
+/// Nothing overlaps (no two boxes, no two labels, no label and box) and all is inside the picture.
+fn assert_readable(drawn: &Value) {
+    let f = |v: &Value, k: &str| v[k].as_f64().unwrap();
+    let overlap = |a: &Value, b: &Value| {
+        f(a, "x") < f(b, "x") + f(b, "w")
+            && f(b, "x") < f(a, "x") + f(a, "w")
+            && f(a, "y") < f(b, "y") + f(b, "h")
+            && f(b, "y") < f(a, "y") + f(a, "h")
+    };
+    let items: Vec<&Value> =
+        drawn["boxes"].as_array().unwrap().iter().chain(drawn["edges"].as_array().unwrap()).collect();
+    for (i, a) in items.iter().enumerate() {
+        for b in &items[i + 1..] {
+            assert!(!overlap(a, b), "overlap: {a} and {b}");
+        }
+    }
+    let view = &drawn["view"];
+    for v in items {
+        let inside = f(v, "x") >= f(view, "x")
+            && f(v, "y") >= f(view, "y")
+            && f(v, "x") + f(v, "w") <= f(view, "x") + f(view, "w")
+            && f(v, "y") + f(v, "h") <= f(view, "y") + f(view, "h");
+        assert!(inside, "{v} outside {view}");
+    }
+}
+
+/// The (edge, label) pairs of one kind, sorted.
+fn edges_of(drawn: &Value, kind: &str) -> Vec<(String, String)> {
+    let mut edges: Vec<(String, String)> = drawn["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .map(|e| (e["edge"].as_str().unwrap().to_string(), e["label"].as_str().unwrap().to_string()))
+        .collect();
+    edges.sort();
+    edges
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
 fn model_diagram_flow(kind: Kind) {
     let server = Server::start("samples/library");
     let browser = Browser::start_kind(kind).expect("the browser and its driver (see scripts/test.sh)");
@@ -911,45 +976,22 @@ fn model_diagram_flow(kind: Kind) {
     browser.wait("the diagram", || browser.find("#model-diagram").ok()).unwrap();
 
     // One box per type, one arrow per relation, each labelled with its cardinality.
-    let drawn = browser
-        .script(
-            "const d = document.querySelector('#model-diagram');
-             const boxes = [...d.querySelectorAll('g.type-box')].map((g) => {
-               const r = g.querySelector('rect').getBBox();
-               return {type: g.dataset.type, x: r.x, y: r.y, w: r.width, h: r.height, text: g.textContent};
-             });
-             const arrows = [...d.querySelectorAll('g.edge.relation')].map((g) => {
-               const l = g.querySelector('text').getBBox();
-               return {edge: g.dataset.edge, from: g.dataset.from, to: g.dataset.to,
-                       marker: g.querySelector('path').getAttribute('marker-end'),
-                       label: g.querySelector('text').textContent, x: l.x, y: l.y, w: l.width, h: l.height};
-             });
-             const v = d.viewBox.baseVal;
-             return {boxes, arrows, view: {x: v.x, y: v.y, w: v.width, h: v.height}};",
-            json!([]),
-        )
-        .unwrap();
+    let drawn = diagram(&browser);
     let mut types: Vec<&str> = drawn["boxes"].as_array().unwrap().iter().map(|b| b["type"].as_str().unwrap()).collect();
     types.sort();
     assert_eq!(types, ["Book", "Statistics", "Subscription", "User"]);
-    let mut arrows: Vec<(String, String)> = drawn["arrows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| (a["edge"].as_str().unwrap().to_string(), a["label"].as_str().unwrap().to_string()))
-        .collect();
-    arrows.sort();
     assert_eq!(
-        arrows,
-        [
-            ("Book.subscription".to_string(), "subscription (many)".to_string()),
-            ("Subscription.book".to_string(), "book (one)".to_string()),
-            ("Subscription.user".to_string(), "user (one)".to_string()),
-            ("User.subscription".to_string(), "subscription (many)".to_string()),
-        ]
+        edges_of(&drawn, "relation"),
+        pairs(&[
+            ("Book.subscription", "subscription (many)"),
+            ("Subscription.book", "book (one)"),
+            ("Subscription.user", "user (one)"),
+            ("User.subscription", "subscription (many)"),
+        ])
     );
-    for a in drawn["arrows"].as_array().unwrap() {
-        assert!(a["marker"].as_str().is_some_and(|m| m.contains("arrow-")), "an arrowhead: {a}");
+    assert!(edges_of(&drawn, "contains").is_empty());
+    for e in drawn["edges"].as_array().unwrap() {
+        assert!(e["marker"].as_str().is_some_and(|m| m.contains("arrow-")), "an arrowhead: {e}");
     }
     let subscription = drawn["boxes"].as_array().unwrap().iter().find(|b| b["type"] == "Subscription").unwrap();
     let text = subscription["text"].as_str().unwrap();
@@ -957,34 +999,8 @@ fn model_diagram_flow(kind: Kind) {
         text.contains("«Aggregate»") && text.contains("user_id: long") && text.contains("key pkey(id, user_id)"),
         "{text}"
     );
-    // Nothing overlaps: no two boxes, no two labels (the arrows both ways between two types bend apart).
-    let overlap = |a: &Value, b: &Value| {
-        let f = |v: &Value, k: &str| v[k].as_f64().unwrap();
-        f(a, "x") < f(b, "x") + f(b, "w")
-            && f(b, "x") < f(a, "x") + f(a, "w")
-            && f(a, "y") < f(b, "y") + f(b, "h")
-            && f(b, "y") < f(a, "y") + f(a, "h")
-    };
-    for key in ["boxes", "arrows"] {
-        let items = drawn[key].as_array().unwrap();
-        for (i, a) in items.iter().enumerate() {
-            for b in &items[i + 1..] {
-                assert!(!overlap(a, b), "{key} overlap: {a} and {b}");
-            }
-        }
-    }
-    // Every box and label inside the picture.
-    let view = &drawn["view"];
-    let inside = |v: &Value| {
-        let f = |o: &Value, k: &str| o[k].as_f64().unwrap();
-        f(v, "x") >= f(view, "x")
-            && f(v, "y") >= f(view, "y")
-            && f(v, "x") + f(v, "w") <= f(view, "x") + f(view, "w")
-            && f(v, "y") + f(v, "h") <= f(view, "y") + f(view, "h")
-    };
-    for v in drawn["boxes"].as_array().unwrap().iter().chain(drawn["arrows"].as_array().unwrap()) {
-        assert!(inside(v), "{v} outside {view}");
-    }
+    // The arrows both ways between two types bend apart, their labels too.
+    assert_readable(&drawn);
     let summary = browser.text(&browser.find("#model-summary").unwrap()).unwrap();
     assert!(summary.contains("4 type(s)") && summary.contains("4 relation(s)"), "{summary}");
     browser.script("document.querySelector('#model-diagram').scrollIntoView()", json!([])).unwrap();
@@ -1003,4 +1019,37 @@ fn model_diagram_flow(kind: Kind) {
     browser.click(&browser.find("#model-show").unwrap()).unwrap();
     assert!(shown(&browser, "#model-diagram"));
     no_console_errors(&browser, "model");
+
+    // Relations of a type to itself loop, one beside the other; nested records (an entity, a
+    // value object in an array) hang from the type holding them.
+    let model = r#"[{"name": "Employee", "type": "record", "logicalType": "Aggregate", "fields": [
+        {"name": "id", "type": "long"}, {"name": "manager_id", "type": ["null", "long"]},
+        {"name": "home", "type": {"type": "record", "name": "Address", "logicalType": "Entity",
+          "fields": [{"name": "street", "type": "string"}]}},
+        {"name": "skills", "type": {"type": "array", "items": {"type": "record", "name": "Skill",
+          "fields": [{"name": "name", "type": "string"}]}}}],
+      "indexes": ["id", "manager_id"],
+      "relations": [
+        {"name": "manager", "to": "Employee", "count": "one", "from_fields": "manager_id", "to_fields": "id"},
+        {"name": "reports", "to": "Employee", "count": "many", "from_fields": "id", "to_fields": "manager_id"}]}]"#;
+    let staff = Server::start_with_config("types: {__file: model.avsc}\n", &[("model.avsc", model)]);
+    let admin = format!("{}/admin/", staff.base_url());
+    browser.goto(&admin).unwrap();
+    token_sign_in(&browser, staff.token());
+    browser.wait("the repair page", || browser.find("#repair-table").ok()).unwrap();
+    browser.goto(&format!("{admin}#/model")).unwrap();
+    browser.wait("the diagram", || browser.find("#model-diagram").ok()).unwrap();
+    let drawn = diagram(&browser);
+    let mut types: Vec<&str> = drawn["boxes"].as_array().unwrap().iter().map(|b| b["type"].as_str().unwrap()).collect();
+    types.sort();
+    assert_eq!(types, ["Address", "Employee", "Skill"]);
+    assert_eq!(
+        edges_of(&drawn, "relation"),
+        pairs(&[("Employee.manager", "manager (one)"), ("Employee.reports", "reports (many)")])
+    );
+    assert_eq!(edges_of(&drawn, "contains"), pairs(&[("Employee.home", "home"), ("Employee.skills", "skills")]));
+    assert_readable(&drawn);
+    browser.script("document.querySelector('#model-diagram').scrollIntoView()", json!([])).unwrap();
+    shot(&browser, "model-diagram-nested");
+    no_console_errors(&browser, "model (nested)");
 }
