@@ -6,12 +6,12 @@
 //! Events are queued and written by a thread of their own in pages: each write is one key of
 //! keyspace `Journal` (`[time ns][sequence]`) holding up to [`PAGE`] events as JSON lines, each
 //! with its object's `id`, compressed with zstd (the lines shrink five- to tenfold, and so do
-//! the disk and the store's cache they take). One store write per page keeps the cost to the ingest path at a
-//! channel send and a few hundred bytes of JSON; reading pays instead: a timeline reads the pages
-//! written since the object was received (ids are time-ordered UUIDs), a search the newest
-//! pages back, each page looked through as text before any line is parsed. A full queue drops
-//! events (counted), never an object. Pages are durable with the store's next flush: a crash
-//! may lose the last ones, not an object.
+//! the disk and the store's cache they take). One store write per page keeps the cost to the
+//! ingest path at a channel send and a few hundred bytes of JSON; reading pays instead: a
+//! timeline reads the pages written since the object was received (ids are time-ordered UUIDs),
+//! a search the newest pages back, each page looked through as text before any line is parsed.
+//! A full queue drops events (counted), never an object. Pages are durable with the store's next
+//! flush: a crash may lose the last ones, not an object.
 //!
 //! Retention follows TDG's `logger` section: at most `max_msg_in_log` events (and
 //! `max_log_size` bytes); past that, with `rotate_log`, the oldest pages go, `delete_by_n_msg`
