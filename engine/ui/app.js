@@ -56,17 +56,46 @@ async function api(method, path, body, extraHeaders = {}) {
   return data;
 }
 
+// Ask before an action that cannot be undone: a modal dialog that keeps the focus inside it
+// (Tab and Shift+Tab go round its buttons), closes on Escape (as Cancel) and gives the focus
+// back to where it was.
 function confirmAction(text) {
   const dialog = $("#confirm");
+  const before = document.activeElement;
   $("#confirm-text").textContent = text;
+  // A value left by an earlier answer must not answer this one (Escape does not set it).
+  dialog.returnValue = "";
   return new Promise((resolve) => {
-    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+    dialog.addEventListener("close", () => {
+      if (before && before.isConnected) before.focus();
+      resolve(dialog.returnValue === "ok");
+    }, { once: true });
     dialog.showModal();
+    // Cancel first: Enter on an unread question changes nothing.
+    dialog.querySelector("button[value=cancel]").focus();
   });
 }
 
+$("#confirm").addEventListener("keydown", (e) => {
+  if (e.key !== "Tab") return;
+  const buttons = [...$("#confirm").querySelectorAll("button")];
+  const at = buttons.indexOf(document.activeElement);
+  const next = e.shiftKey ? (at <= 0 ? buttons.length - 1 : at - 1) : (at === buttons.length - 1 || at < 0 ? 0 : at + 1);
+  e.preventDefault();
+  buttons[next].focus();
+});
+
 function message(container, text, bad = false) {
   container.replaceChildren(el("div", { class: bad ? "message bad" : "message", role: "status" }, text));
+}
+
+// A time in the operator's zone, its UTC value on hover ("" for none).
+function timeEl(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return String(iso);
+  const utc = d.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+  return el("time", { datetime: d.toISOString(), title: utc }, d.toLocaleString());
 }
 
 function pretty(value) {
@@ -120,9 +149,9 @@ async function refreshStatus() {
       ["jobs running", metricSum(text, "ferrogrid_jobs_running")],
     ];
     const last = newest.items && newest.items[0] && newest.items[0].error;
-    $("#status").replaceChildren(...figures.filter(([, v]) => v !== null).flatMap(([k, v], i) =>
-      [i ? " · " : "", k + " ", el("b", { "data-figure": k }, String(v))]),
-      ...(last ? [" · last error ", el("span", { id: "last-error", class: "error", title: last }, last.length > 60 ? last.slice(0, 57) + "..." : last)] : []));
+    $("#status").replaceChildren(...figures.filter(([, v]) => v !== null).map(([k, v]) =>
+      el("span", { class: "badge" }, k + " ", el("b", { "data-figure": k }, String(v)))),
+      ...(last ? [el("span", { class: "badge bad" }, "last error ", el("span", { id: "last-error", title: last }, last.length > 60 ? last.slice(0, 57) + "..." : last))] : []));
   } catch (e) {
     if (e instanceof Unauthorized) signOut("You are signed out: your credentials are no longer accepted.");
   }
@@ -141,6 +170,9 @@ function repairQuery(extra = {}) {
 }
 
 async function renderRepair(page) {
+  // `#/repair?id=...` (a link from the data explorer): that entry's details open.
+  const asked = new URLSearchParams((location.hash.split("?")[1]) || "").get("id");
+  if (asked) repairState.selected = asked;
   const filterInput = el("input", { id: "repair-filter", type: "search", placeholder: "any text", value: repairState.filter });
   const fromInput = el("input", { id: "repair-from", type: "datetime-local", value: repairState.from });
   const toInput = el("input", { id: "repair-to", type: "datetime-local", value: repairState.to });
@@ -170,7 +202,7 @@ async function renderRepair(page) {
     ),
     note,
     el("div", { class: "table-wrap" }, el("table", { id: "repair-table" },
-      el("thead", {}, el("tr", {}, ["Time", "Id", "Source", "Routing key", "Status", "Error", "Attempts"].map((h) => el("th", {}, h)))),
+      el("thead", {}, el("tr", {}, ["Time", "Id", "Source", "Routing key", "Status", "Error", "Attempts"].map((h) => el("th", { scope: "col" }, h)))),
       body)),
     el("div", { class: "toolbar" },
       el("button", { id: "repair-first-page", type: "button", class: "secondary", onclick: () => { repairState.pages = []; repairState.after = null; renderRepair(page); } }, "First page"),
@@ -208,19 +240,24 @@ async function renderRepair(page) {
     try { list = await api("GET", "/admin/api/repair?" + repairQuery({ first: 20, after: repairState.after })); }
     catch (e) { if (e instanceof Unauthorized) return signOut("You are signed out: your credentials are no longer accepted."); return message(note, e.message, true); }
     if (!body.isConnected) return; // the operator went to another page meanwhile
+    const open = (entry) => { repairState.selected = entry.id; showDetails(entry.id, details, loadRows).then(() => details.focus()); };
     body.replaceChildren(...list.items.map((entry) => el("tr", {
       class: "row" + (repairState.selected === entry.id ? " selected" : ""), "data-id": entry.id,
-      onclick: () => { repairState.selected = entry.id; showDetails(entry.id, details, loadRows); },
+      onclick: () => open(entry),
     },
-      el("td", {}, new Date(entry.created_at).toLocaleString()),
-      el("td", { class: "mono" }, entry.id),
+      el("td", {}, timeEl(entry.created_at)),
+      // The id opens the details from the keyboard too (the row is for the mouse).
+      el("td", { class: "mono" }, el("button", { type: "button", class: "link open-entry", "aria-label": `Open entry ${entry.id}`,
+        onclick: (e) => { e.stopPropagation(); open(entry); } }, entry.id)),
       el("td", {}, `${entry.source} (${entry.input})`),
       el("td", {}, entry.routing_key ?? ""),
       el("td", {}, entry.status),
       el("td", { class: "error" }, entry.error ?? ""),
       el("td", {}, String(entry.attempts)))));
-    if (list.items.length === 0) body.replaceChildren(el("tr", {}, el("td", { colspan: "7" }, "The repair queue is empty" + (repairState.filter ? " for this filter." : "."))));
-    if (repairState.selected && !list.items.some((e) => e.id === repairState.selected)) {
+    if (list.items.length === 0) body.replaceChildren(el("tr", {}, el("td", { colspan: "7", class: "empty" }, repairState.filter || repairState.from || repairState.to
+      ? "No entry matches: change the filter or the times, or clear them and Apply."
+      : "The repair queue is empty: objects that fail processing wait here until they are fixed and tried again.")));
+    if (repairState.selected && repairState.selected !== asked && !list.items.some((e) => e.id === repairState.selected)) {
       repairState.selected = null;
       details.replaceChildren();
     }
@@ -237,7 +274,7 @@ async function showDetails(id, container, reload) {
   try { entry = await api("GET", `/admin/api/repair/${id}`); }
   catch (e) { container.replaceChildren(); repairState.selected = null; return; }
   const original = pretty(entry.payload);
-  const editor = el("textarea", { id: "payload-editor", rows: String(Math.min(24, original.split("\n").length + 2)), spellcheck: "false" });
+  const editor = el("textarea", { id: "payload-editor", rows: String(Math.min(24, original.split("\n").length + 2)), spellcheck: "false", "aria-labelledby": "payload-title" });
   editor.value = original;
   const diff = el("div", { id: "payload-diff", class: "diff" });
   const note = el("div", { id: "details-message" });
@@ -265,7 +302,7 @@ async function showDetails(id, container, reload) {
     catch (e) { message(note, e.message, true); }
   };
   const history = (entry.history || []).map((h) =>
-    el("li", {}, `${new Date(h.at).toLocaleString()} ${h.event}` + (h.by ? ` by ${h.by}` : "") + (h.error ? `: ${h.error}` : "")));
+    el("li", {}, timeEl(h.at), ` ${h.event}` + (h.by ? ` by ${h.by}` : "") + (h.error ? `: ${h.error}` : "")));
   container.replaceChildren(
     el("h2", {}, "Entry " + entry.id),
     el("dl", {},
@@ -275,9 +312,9 @@ async function showDetails(id, container, reload) {
       el("dt", {}, "Function"), el("dd", {}, entry.function ?? ""),
       el("dt", {}, "Routing key"), el("dd", {}, entry.routing_key ?? ""),
       el("dt", {}, "Attempts"), el("dd", {}, String(entry.attempts)),
-      el("dt", {}, "Received"), el("dd", {}, new Date(entry.created_at).toLocaleString() + ` from ${entry.input}`),
+      el("dt", {}, "Received"), el("dd", {}, timeEl(entry.created_at), ` from ${entry.input}`),
       el("dt", {}, "Path"), el("dd", {}, journalLink(entry.id, "Its journal timeline"))),
-    el("h2", {}, "Payload (edit to fix it, then Retry edited)"),
+    el("h2", { id: "payload-title" }, "Payload (edit to fix it, then Retry edited)"),
     editor,
     el("h2", {}, "Changes"),
     diff,
@@ -295,16 +332,24 @@ async function showDetails(id, container, reload) {
     el("h2", {}, "History"),
     el("ol", { id: "details-history" }, history));
   container.className = "details";
+  // Focusable as a whole, so that opening it from the keyboard brings the reader to it.
+  container.tabIndex = -1;
+  container.setAttribute("aria-label", `Repair entry ${entry.id}`);
+  container.setAttribute("role", "region");
   showDiff();
 }
 
 // ---- Failed jobs and Output repair: queues of parked work with the same actions ----
+const PARKED_PAGE = 50;
+
 function parkedPage(spec) {
   return async function (page) {
     const note = el("div", { id: `${spec.id}-message` });
     const body = el("tbody", { id: `${spec.id}-rows` });
     const details = el("pre", { id: `${spec.id}-details`, class: "payload", hidden: true });
     const filter = el("input", { id: `${spec.id}-filter`, type: "search", placeholder: "Filter by any text", "aria-label": "Filter" });
+    // `#/output?id=...` (a link from the data explorer): filtered to that entry.
+    filter.value = new URLSearchParams((location.hash.split("?")[1]) || "").get("id") || "";
     const from = spec.times ? el("input", { id: `${spec.id}-from`, type: "datetime-local", "aria-label": "From" }) : null;
     const to = spec.times ? el("input", { id: `${spec.id}-to`, type: "datetime-local", "aria-label": "To" }) : null;
     const query = () => {
@@ -317,9 +362,17 @@ function parkedPage(spec) {
     };
     const act = async (method, path, done) => { const r = await api(method, path); message(note, done(r)); await load(); };
     const summary = el("div", { id: `${spec.id}-summary` });
+    // Pages of PARKED_PAGE, newest first: the cursors of the pages before this one.
+    const paging = { after: null, pages: [] };
+    const prev = el("button", { id: `${spec.id}-prev-page`, type: "button", class: "secondary", disabled: true, onclick: () => { paging.after = paging.pages.pop() ?? null; load(); } }, "Previous page");
+    const next = el("button", { id: `${spec.id}-next-page`, type: "button", class: "secondary", disabled: true }, "Next page");
     const load = async () => {
       if (spec.summary) summary.replaceChildren(await spec.summary());
-      const list = await api("GET", spec.base + query());
+      const q = query();
+      const list = await api("GET", spec.base + q + (q ? "&" : "?") + `first=${PARKED_PAGE}` + (paging.after ? `&after=${encodeURIComponent(paging.after)}` : ""));
+      prev.disabled = !paging.pages.length;
+      next.disabled = !list.cursor;
+      next.onclick = () => { paging.pages.push(paging.after); paging.after = list.cursor; load(); };
       body.replaceChildren(...list.items.map((item) => el("tr", { "data-id": item.id, class: "row" },
         ...spec.columns.map(([, cell, cls]) => el("td", cls ? { class: cls } : {}, cell(item))),
         el("td", { class: "actions" },
@@ -328,7 +381,7 @@ function parkedPage(spec) {
           el("button", { needs: spec.operate, type: "button", class: "danger", onclick: async () => {
             if (await confirmAction(`Delete ${spec.what} ${item.id}?`)) await act("DELETE", `${spec.base}/${item.id}`, () => "Deleted.");
           } }, "Delete")))));
-      if (!list.items.length) body.replaceChildren(el("tr", {}, el("td", { colspan: String(spec.columns.length + 1) }, spec.empty)));
+      if (!list.items.length) body.replaceChildren(el("tr", {}, el("td", { colspan: String(spec.columns.length + 1), class: "empty" }, q ? "No entry matches: change the filter or the times." : spec.empty)));
     };
     const scope = () => (query() ? `every ${spec.what} matching the filter` : `every ${spec.what}`);
     page.replaceChildren(el("h1", {}, spec.title),
@@ -336,7 +389,7 @@ function parkedPage(spec) {
       el("div", { class: "toolbar" },
         filter,
         ...(spec.times ? [el("label", {}, "From ", from), el("label", {}, "To ", to)] : []),
-        el("button", { id: `${spec.id}-apply`, type: "button", class: "secondary", onclick: load }, "Apply"),
+        el("button", { id: `${spec.id}-apply`, type: "button", class: "secondary", onclick: () => { paging.after = null; paging.pages = []; load(); } }, "Apply"),
         el("button", { needs: spec.operate, id: `${spec.id}-retry-all`, type: "button", onclick: async () => {
           if (await confirmAction(`Try ${scope()} again?`)) await act("POST", `${spec.base}/retry-all${query()}`, (r) => `${r.retried} queued again.`);
         } }, "Try again all"),
@@ -345,16 +398,17 @@ function parkedPage(spec) {
         } }, "Delete all")),
       note,
       el("div", { class: "table-wrap" }, el("table", {},
-        el("thead", {}, el("tr", {}, [...spec.columns.map(([h]) => h), ""].map((h) => el("th", {}, h)))), body)),
+        el("thead", {}, el("tr", {}, [...spec.columns.map(([h]) => h), ""].map((h) => el("th", { scope: "col" }, h)))), body)),
+      el("div", { class: "toolbar pager" }, prev, next),
       details);
     await load();
   };
 }
 
-const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
+const when = (iso) => timeEl(iso);
 
 const renderJobs = parkedPage({
-  id: "jobs", title: "Failed jobs", base: "/admin/api/jobs/failed", operate: "jobs_operate", what: "failed job", empty: "No failed jobs.",
+  id: "jobs", title: "Failed jobs", base: "/admin/api/jobs/failed", operate: "jobs_operate", what: "failed job", empty: "No failed job: jobs that fail (a script's push_job, a task's run) wait here to be tried again.",
   columns: [
     ["Failed", (job) => when(job.failed_at || job.created_at)],
     ["Job", (job) => job.name],
@@ -367,9 +421,9 @@ const renderJobs = parkedPage({
 // Each output's queue: what waits for it (retrying or not yet sent), since when, and what is parked.
 async function outputQueues() {
   const { items } = await api("GET", "/admin/api/output-queues");
-  if (!items.length) return el("p", {}, "No output is replicated to (output_processor is empty).");
+  if (!items.length) return el("p", { class: "empty" }, "No output is replicated to: the configuration's output_processor section names none.");
   return el("div", { class: "table-wrap" }, el("table", { id: "output-queues" },
-    el("thead", {}, el("tr", {}, ...["Output", "Mode", "Waiting", "Oldest waiting since", "Parked"].map((h) => el("th", {}, h)))),
+    el("thead", {}, el("tr", {}, ...["Output", "Mode", "Waiting", "Oldest waiting since", "Parked"].map((h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, ...items.map((q) => el("tr", { "data-output": q.output },
       el("td", {}, q.output), el("td", {}, q.mode), el("td", {}, String(q.waiting)),
       el("td", {}, when(q.oldest_queued_at)), el("td", {}, String(q.parked)))))));
@@ -377,7 +431,7 @@ async function outputQueues() {
 
 const renderOutputRepair = parkedPage({
   id: "output", title: "Output repair", base: "/admin/api/output-repair", operate: "output_repair_operate", what: "output repair entry", times: true,
-  empty: "Nothing waits for an output.", summary: outputQueues,
+  empty: "Nothing waits for an output: deliveries an output refuses or cannot take are parked here.", summary: outputQueues,
   columns: [
     ["Queued", (d) => when(d.created_at)],
     ["Output", (d) => d.output],
@@ -401,8 +455,8 @@ async function renderTasks(page) {
         el("td", {}, t.name), el("td", {}, t.kind),
         el("td", { class: "mono" }, t.schedule ?? (t.pause_sec != null ? `pause ${t.pause_sec} s` : "")),
         el("td", {}, t.state),
-        el("td", {}, t.next_run_at ? new Date(t.next_run_at).toLocaleString() : ""),
-        el("td", {}, last ? `${last.status} ${new Date(last.started_at).toLocaleTimeString()}` : ""),
+        el("td", {}, timeEl(t.next_run_at)),
+        el("td", {}, ...(last ? [`${last.status} `, timeEl(last.started_at)] : [])),
         el("td", { class: last && last.error ? "error" : "mono" }, last ? (last.error ?? last.result ?? "") : ""),
         el("td", {},
           el("button", { needs: "tasks_operate", type: "button", onclick: async () => {
@@ -414,10 +468,10 @@ async function renderTasks(page) {
             catch (e) { message(note, e.message, true); }
           } }, "Stop")));
     }));
-    if (!tasks.length) body.replaceChildren(el("tr", {}, el("td", { colspan: "8" }, "No tasks in the configuration.")));
+    if (!tasks.length) body.replaceChildren(el("tr", {}, el("td", { colspan: "8", class: "empty" }, "No task is configured: add one to the configuration's tasks section (a cron schedule or a pause) and apply it.")));
   };
   page.replaceChildren(el("h1", {}, "Tasks"), note, el("div", { class: "table-wrap" }, el("table", {},
-    el("thead", {}, el("tr", {}, ["Task", "Kind", "Schedule", "State", "Next run", "Last run", "Result or error", ""].map((h) => el("th", {}, h)))), body)));
+    el("thead", {}, el("tr", {}, ["Task", "Kind", "Schedule", "State", "Next run", "Last run", "Result or error", ""].map((h) => el("th", { scope: "col" }, h)))), body)));
   await load();
 }
 
@@ -611,12 +665,12 @@ async function renderModel(page) {
     el("h2", {}, "Indexes"),
     building.length ? el("p", { id: "index-building", class: "hint" }, `${building.length} index(es) being built; queries naming them answer INDEX_BUILDING until they are ready.`) : "",
     el("div", { class: "table-wrap" }, el("table", { id: "index-table" },
-      el("thead", {}, el("tr", {}, el("th", {}, "Type"), el("th", {}, "Index"), el("th", {}, "State"))),
+      el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Type"), el("th", { scope: "col" }, "Index"), el("th", { scope: "col" }, "State"))),
       el("tbody", {}, indexRows))),
     el("h2", {}, "Unlinked types"),
     el("p", { class: "hint" }, "Types with stored data that the model no longer has. A model that brings a type back finds its data again."),
     unlinked.items.length ? el("div", { class: "table-wrap" }, el("table", { id: "unlinked-table" },
-      el("thead", {}, el("tr", {}, el("th", {}, "Type"), el("th", {}, "Stored versions"), el("th", {}, ""))),
+      el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Type"), el("th", { scope: "col" }, "Stored versions"), el("th", { scope: "col" }, ""))),
       el("tbody", {}, unlinkedRows))) : el("p", { id: "no-unlinked" }, "None."),
     result);
   if (building.length) setTimeout(() => { if (location.hash.startsWith("#/model") && page.isConnected) renderModel(page).catch(() => {}); }, 2000);
@@ -791,7 +845,7 @@ async function renderConfig(page) {
     result,
     el("h2", {}, "Versions"),
     el("div", { class: "table-wrap" }, el("table", { id: "config-versions" },
-      el("thead", {}, el("tr", {}, el("th", {}, "Version"), el("th", {}, "Applied"), el("th", {}, "By"), el("th", {}, "How"), el("th", {}, "Files"), el("th", {}, ""))),
+      el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Version"), el("th", { scope: "col" }, "Applied"), el("th", { scope: "col" }, "By"), el("th", { scope: "col" }, "How"), el("th", { scope: "col" }, "Files"), el("th", { scope: "col" }, ""))),
       el("tbody", {}, rows))),
     el("h2", {}, "Compare two versions"),
     el("div", { class: "toolbar" }, fromSel, toSel, el("button", { id: "diff-show", type: "button", class: "secondary", onclick: showDiff }, "Show changes")),
@@ -819,7 +873,7 @@ async function postSoap(xml) {
 }
 
 async function renderTest(page) {
-  const input = el("textarea", { id: "test-body", rows: "12", spellcheck: "false" });
+  const input = el("textarea", { id: "test-body", rows: "12", spellcheck: "false", "aria-label": "Body to send" });
   input.value = TEST_SAMPLES.json;
   const kind = el("select", { id: "test-kind", "aria-label": "Input", onchange: () => { input.value = TEST_SAMPLES[kind.value]; } },
     el("option", { value: "json" }, "JSON — POST /http"),
@@ -858,8 +912,8 @@ const settingsTabs = [
 ];
 
 function table(id, headers, rows, empty) {
-  const body = el("tbody", {}, rows.length ? rows : [el("tr", {}, el("td", { colspan: String(headers.length) }, empty))]);
-  return el("div", { class: "table-wrap" }, el("table", { id }, el("thead", {}, el("tr", {}, headers.map((h) => el("th", {}, h)))), body));
+  const body = el("tbody", {}, rows.length ? rows : [el("tr", {}, el("td", { colspan: String(headers.length), class: "empty" }, empty))]);
+  return el("div", { class: "table-wrap" }, el("table", { id }, el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h)))), body));
 }
 
 // A secret shown once, with a note that it is not shown again.
@@ -928,7 +982,7 @@ function notifierForm(n, act, note) {
       el("div", { class: "toolbar" }, urlLabel, fromLabel),
       el("div", { class: "toolbar" }, userLabel, passwordLabel, timeoutLabel),
       el("div", { class: "toolbar" }, intervalLabel, linkLabel),
-      el("div", { class: "table-wrap" }, el("table", { id: "subscribers-table" }, el("thead", {}, el("tr", {}, el("th", {}, "Subscriber"), el("th", {}, "E-mail"), el("th", {}, ""))), rows)),
+      el("div", { class: "table-wrap" }, el("table", { id: "subscribers-table" }, el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Subscriber"), el("th", { scope: "col" }, "E-mail"), el("th", { scope: "col" }, ""))), rows)),
       el("div", { needs: "config_apply", class: "toolbar" }, nameLabel, addrLabel, addUser),
       el("div", { needs: "config_apply", class: "toolbar" }, el("button", { id: "notifier-save", type: "submit" }, "Save"),
         n.source === "api" ? el("button", { id: "notifier-reset", type: "button", class: "secondary", onclick: () =>
@@ -962,7 +1016,6 @@ async function roleOptions(select) {
 }
 
 async function renderSettingsTab(tab, content, note, act) {
-  const when = (t) => (t ? new Date(t).toLocaleString() : "");
   if (tab === "users") {
     const users = await api("GET", "/admin/api/users");
     const login = el("input", { id: "user-login", placeholder: "login", "aria-label": "Login" });
@@ -1074,12 +1127,338 @@ async function renderSettingsTab(tab, content, note, act) {
 
 
 
+// ---- Data explorer: browse a type, query by an index, open an object and walk its versions ----
+// Reads go through GET /data (the types the caller may read) and GET /data/{type}; edits are
+// GraphQL mutations (POST /graphql), so they get the same checks as any other client's.
+const dataState = { types: null, type: "", index: "", op: "==", value: "", deleted: false, after: null, pages: [] };
+const STRING_KINDS = new Set(["string", "Date", "Time", "DateTime", "Decimal"]);
+const PAGE_SIZE = 20;
+
+// The JSON text of what the operator typed for an index of `parts` (exact: numbers stay text,
+// so integers past 2^53 reach the server as typed); throws with what is wrong.
+function keyText(parts, raw) {
+  const text = raw.trim();
+  if (parts.length > 1) {
+    let list;
+    try { list = JSON.parse(text); } catch (_) { list = null; }
+    if (!Array.isArray(list)) throw new Error(`a composite index takes a JSON array of ${parts.length} values, e.g. [1, "a"]`);
+    return text;
+  }
+  const kind = parts[0].kind;
+  if (STRING_KINDS.has(kind)) return JSON.stringify(raw);
+  if (kind === "boolean") {
+    if (text !== "true" && text !== "false") throw new Error(`${parts[0].path} is a boolean: true or false`);
+    return text;
+  }
+  const integral = kind === "long" || kind === "int";
+  if (!(integral ? /^-?\d+$/ : /^-?\d+(\.\d+)?([eE][+-]?\d+)?$/).test(text)) {
+    throw new Error(`${parts[0].path} is ${integral ? "an integer" : "a number"} (${kind}): "${raw}" is not one`);
+  }
+  return text;
+}
+
+// Every leaf of `value` as path -> JSON text (objects by field, arrays by position).
+function leaves(value, path = "", out = new Map()) {
+  if (value !== null && typeof value === "object" && Object.keys(value).length) {
+    for (const [k, v] of Object.entries(value)) leaves(v, Array.isArray(value) ? `${path}[${k}]` : (path ? `${path}.${k}` : k), out);
+  } else {
+    out.set(path || "(whole)", JSON.stringify(value));
+  }
+  return out;
+}
+
+// The fields that differ between two objects: [path, before, after] (undefined: absent).
+function fieldDiff(a, b) {
+  const x = leaves(a), y = leaves(b);
+  const paths = [...new Set([...x.keys(), ...y.keys()])];
+  return paths.filter((p) => x.get(p) !== y.get(p)).map((p) => [p, x.get(p), y.get(p)]);
+}
+
+// Whether `value` holds an integer JavaScript may have rounded (past 2^53): such objects are not
+// edited here (the editor would write the rounded value back).
+function roundsIntegers(value) {
+  if (typeof value === "number") return Number.isInteger(value) && !Number.isSafeInteger(value);
+  if (value && typeof value === "object") return Object.values(value).some(roundsIntegers);
+  return false;
+}
+
+async function dataTypes() {
+  if (!dataState.types) dataState.types = (await api("GET", "/data")).types;
+  return dataState.types;
+}
+
+const dataLink = (type, keyJson, text) =>
+  el("a", { href: `#/data?type=${encodeURIComponent(type)}&key=${encodeURIComponent(keyJson)}`, class: "object-link" }, text);
+
+async function renderData(page) {
+  // Read again: the model or the caller's rights may have changed since sign-in.
+  dataState.types = null;
+  const types = await dataTypes();
+  const params = new URLSearchParams((location.hash.split("?")[1]) || "");
+  if (!types.length) {
+    page.replaceChildren(el("h1", {}, "Data"), el("p", { class: "empty" }, "Your role may read no type of the model: ask an administrator for data actions that read one."));
+    return;
+  }
+  if (params.get("type") && params.get("key") !== null) return renderObject(page, types, params.get("type"), params.get("key"));
+  if (!types.some((t) => t.name === dataState.type)) Object.assign(dataState, { type: types[0].name, index: "", value: "", after: null, pages: [] });
+  const type = () => types.find((t) => t.name === dataState.type);
+  const typeSelect = el("select", { id: "data-type" }, ...types.map((t) => el("option", { value: t.name }, t.name)));
+  const indexSelect = el("select", { id: "data-index" });
+  const opSelect = el("select", { id: "data-op" });
+  const value = el("input", { id: "data-value", type: "search", placeholder: "value" });
+  const deleted = el("input", { id: "data-deleted", type: "checkbox" });
+  const note = el("div", { id: "data-message" });
+  const head = el("thead");
+  const body = el("tbody", { id: "data-rows" });
+  const hint = el("p", { class: "hint", id: "data-hint" });
+  const fillIndexes = () => {
+    const t = type();
+    indexSelect.replaceChildren(el("option", { value: "" }, "(all, by primary key)"),
+      ...t.indexes.map((i) => el("option", { value: i.name }, `${i.name} (${i.parts.map((p) => `${p.path}: ${p.kind}`).join(", ")})` + (i.primary ? " — primary" : ""))));
+    indexSelect.value = t.indexes.some((i) => i.name === dataState.index) ? dataState.index : "";
+    fillOps();
+  };
+  const fillOps = () => {
+    const index = type().indexes.find((i) => i.name === indexSelect.value);
+    const chosen = opSelect.value || dataState.op;
+    opSelect.replaceChildren(...(index ? index.operators : ["=="]).map((o) => el("option", { value: o }, o)));
+    opSelect.value = index && index.operators.includes(chosen) ? chosen : "==";
+    opSelect.disabled = value.disabled = !index;
+    hint.textContent = !index ? "Every object of the type, in primary-key order."
+      : index.parts.length > 1 ? "A composite index: a JSON array of its parts' values (a prefix works with > < >= <=)."
+      : opSelect.value === "like" ? "like: % matches any run of characters, _ exactly one." : "";
+  };
+  typeSelect.value = dataState.type;
+  value.value = dataState.value;
+  deleted.checked = dataState.deleted;
+  typeSelect.onchange = () => { dataState.type = typeSelect.value; dataState.index = ""; fillIndexes(); };
+  indexSelect.onchange = fillOps;
+  opSelect.onchange = fillOps;
+  fillIndexes();
+
+  const query = () => {
+    const t = type();
+    const q = new URLSearchParams({ first: String(PAGE_SIZE) });
+    const index = t.indexes.find((i) => i.name === dataState.index);
+    if (index) q.set("filter", `[[${JSON.stringify(index.name)}, ${JSON.stringify(dataState.op)}, ${keyText(index.parts, dataState.value)}]]`);
+    if (dataState.deleted) q.set("dont_skip_deleted", "true");
+    if (dataState.after) q.set("after", dataState.after);
+    return `/data/${encodeURIComponent(t.name)}?${q}`;
+  };
+  const load = async () => {
+    const t = type();
+    let items;
+    try { items = await api("GET", query()); }
+    catch (e) {
+      if (e instanceof Unauthorized) return signOut("You are signed out: your credentials are no longer accepted.");
+      body.replaceChildren();
+      return message(note, e.message, true);
+    }
+    note.replaceChildren();
+    const columns = t.fields.map((f) => f.name).slice(0, 6);
+    head.replaceChildren(el("tr", {}, ...columns.map((c) => el("th", { scope: "col" }, c)), el("th", { scope: "col" }, "Version"), el("th", { scope: "col" }, "")));
+    body.replaceChildren(...items.map((item) => el("tr", { class: item.deleted ? "deleted" : "", "data-key": item.key_text ?? "" },
+      ...columns.map((c) => el("td", { class: "mono" }, item.object[c] === undefined ? "" : JSON.stringify(item.object[c]))),
+      el("td", {}, versionTime(item.version_text), item.deleted ? " (deleted)" : ""),
+      el("td", {}, item.key_text !== null ? dataLink(t.name, item.key_text, "Open") : ""))));
+    if (!items.length) {
+      const filtered = !!dataState.index;
+      body.replaceChildren(el("tr", {}, el("td", { colspan: String(columns.length + 2), class: "empty" },
+        filtered ? "No object matches: try another operator or value, or query without an index." : `No ${t.name} is stored yet: objects appear here once an input stores them.`)));
+    }
+    const next = $("#data-next-page", page);
+    next.disabled = items.length < PAGE_SIZE;
+    next.onclick = () => { dataState.pages.push(dataState.after); dataState.after = items[items.length - 1].cursor; load(); };
+    $("#data-prev-page", page).disabled = !dataState.pages.length;
+    $("#data-page-number", page).textContent = `Page ${dataState.pages.length + 1}`;
+  };
+  const apply = () => {
+    Object.assign(dataState, { type: typeSelect.value, index: indexSelect.value, op: opSelect.value, value: value.value, deleted: deleted.checked, after: null, pages: [] });
+    try { query(); } catch (e) { body.replaceChildren(); return message(note, e.message, true); }
+    load();
+  };
+  page.replaceChildren(
+    el("h1", {}, "Data"),
+    el("form", { class: "toolbar", onsubmit: (e) => { e.preventDefault(); apply(); } },
+      el("label", {}, "Type", typeSelect),
+      el("label", {}, "Index", indexSelect),
+      el("label", {}, "Operator", opSelect),
+      el("label", {}, "Value", value),
+      el("label", { class: "check" }, deleted, "Show deleted"),
+      el("button", { id: "data-query", type: "submit" }, "Query")),
+    hint, note,
+    el("div", { class: "table-wrap" }, el("table", { id: "data-table" }, head, body)),
+    el("div", { class: "toolbar pager" },
+      el("button", { id: "data-prev-page", type: "button", class: "secondary", onclick: () => { dataState.after = dataState.pages.pop() ?? null; load(); } }, "Previous page"),
+      el("span", { id: "data-page-number" }),
+      el("button", { id: "data-next-page", type: "button", class: "secondary" }, "Next page")));
+  try { query(); } catch (_) { Object.assign(dataState, { index: "", after: null, pages: [] }); indexSelect.value = ""; fillOps(); }
+  await load();
+}
+
+// A version (nanoseconds since the epoch, as text) as a time element: local, UTC on hover.
+function versionTime(versionText) {
+  const ms = Number(BigInt(versionText) / 1000000n);
+  const node = timeEl(new Date(ms).toISOString());
+  node.title = `version ${versionText}, ${node.title}`;
+  return node;
+}
+
+// One object: its current state, its versions with a field diff between any two, what the
+// journal links to it (repair-queue entries, output deliveries), and edits for writers.
+async function renderObject(page, types, typeName, keyJson) {
+  const t = types.find((x) => x.name === typeName);
+  if (!t) { page.replaceChildren(el("h1", {}, "Data"), el("div", { class: "message bad", role: "alert" }, `${typeName} is not a type you may read.`)); return; }
+  const primary = t.indexes.find((i) => i.primary);
+  const filter = `[[${JSON.stringify(primary.name)}, "==", ${keyJson}]]`;
+  const base = `/data/${encodeURIComponent(t.name)}?filter=${encodeURIComponent(filter)}&dont_skip_deleted=true`;
+  const versions = [];
+  let after = null;
+  const more = async () => {
+    const page = await api("GET", `${base}&all_versions=true&first=${PAGE_SIZE}` + (after ? `&after=${encodeURIComponent(after)}` : ""));
+    versions.push(...page);
+    after = page.length === PAGE_SIZE ? page[page.length - 1].cursor : null;
+  };
+  await more();
+  const back = el("a", { href: "#/data", id: "data-back" }, `Back to ${t.name} objects`);
+  if (!versions.length) {
+    page.replaceChildren(el("h1", {}, `${t.name} ${keyJson}`), back, el("p", { class: "empty" }, "No version of this object is stored (a wrong key, or it was deleted for good)."));
+    return;
+  }
+  const current = versions[0];
+  const note = el("div", { id: "object-message" });
+  const diffView = el("div", { id: "version-diff" });
+  const versionBody = el("tbody", { id: "version-rows" });
+  const pick = { a: versions.length > 1 ? 1 : 0, b: 0 };
+  const showDiff = () => {
+    const [va, vb] = [versions[pick.a], versions[pick.b]];
+    const changes = fieldDiff(va.deleted ? {} : va.object, vb.deleted ? {} : vb.object);
+    const label = (v) => `version ${v.version_text}` + (v.deleted ? " (deleted)" : "");
+    diffView.replaceChildren(
+      el("p", { class: "hint" }, `From ${label(va)} to ${label(vb)}.`),
+      changes.length ? el("div", { class: "table-wrap" }, el("table", { id: "diff-table" },
+        el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Field"), el("th", { scope: "col" }, "From"), el("th", { scope: "col" }, "To"))),
+        el("tbody", {}, ...changes.map(([path, before, after]) => el("tr", { "data-field": path, class: before === undefined ? "added" : after === undefined ? "removed" : "changed" },
+          el("td", { class: "mono" }, path),
+          el("td", { class: "mono del" }, before ?? "(absent)"),
+          el("td", { class: "mono add" }, after ?? "(absent)"))))))
+        : el("p", { class: "empty" }, pick.a === pick.b ? "The same version on both sides: pick two different ones." : "No field differs."));
+  };
+  const paintVersions = () => {
+    versionBody.replaceChildren(...versions.map((v, i) => el("tr", { "data-version": v.version_text, class: v.deleted ? "deleted" : "" },
+      el("td", {}, el("input", { type: "radio", name: "diff-a", "aria-label": `Compare from version ${v.version_text}`, checked: pick.a === i, onchange: () => { pick.a = i; showDiff(); } })),
+      el("td", {}, el("input", { type: "radio", name: "diff-b", "aria-label": `Compare to version ${v.version_text}`, checked: pick.b === i, onchange: () => { pick.b = i; showDiff(); } })),
+      el("td", { class: "mono" }, v.version_text),
+      el("td", {}, versionTime(v.version_text)),
+      el("td", {}, v.deleted ? "deleted (tombstone)" : i === 0 ? "current" : ""),
+      el("td", {}, String(v.config_version ?? "")))));
+    $("#versions-more", page).hidden = !after;
+  };
+  const related = el("div", { id: "object-related" });
+  const editor = el("textarea", { id: "object-editor", rows: "12", spellcheck: "false", "aria-label": `${t.name} as JSON` });
+  const editing = el("div", { id: "object-edit", hidden: true }, editor,
+    el("div", { class: "toolbar" },
+      el("button", { id: "object-save", type: "button", onclick: () => save() }, "Save as a new version"),
+      el("button", { type: "button", class: "secondary", onclick: () => { editing.hidden = true; } }, "Cancel")));
+  const mutate = async (args, variables = {}, declare = "") => {
+    const query = `mutation ExplorerEdit${declare} { ${t.graphql}(${args}) { __typename } }`;
+    const r = await api("POST", "/graphql", { query, variables });
+    if (r.errors && r.errors.length) throw new Error(r.errors.map((e) => e.message).join("; "));
+  };
+  const save = async () => {
+    let object;
+    try { object = JSON.parse(editor.value); } catch (e) { return message(note, "Not JSON: " + e.message, true); }
+    try {
+      await mutate(`insert: $object, only_if_version: ${current.version_text}`, { object }, `($object: ${t.insert_type})`);
+      message(note, "Saved as a new version.");
+      await renderObject(page, types, typeName, keyJson);
+      message($("#object-message", page), "Saved as a new version.");
+    } catch (e) { message(note, "Not saved: " + e.message, true); }
+  };
+  const remove = async () => {
+    if (!(await confirmAction(`Delete ${t.name} ${keyJson}? A tombstone version is written; its history stays.`))) return;
+    try {
+      await mutate(`${primary.graphql}: ${keyJson}, delete: true`);
+      await renderObject(page, types, typeName, keyJson);
+      message($("#object-message", page), "Deleted: a tombstone version was written.");
+    } catch (e) { message(note, "Not deleted: " + e.message, true); }
+  };
+  const rounding = roundsIntegers(current.object);
+  const writable = t.write && !current.deleted;
+  page.replaceChildren(
+    el("h1", {}, `${t.name} ${keyJson}`),
+    back,
+    el("section", { class: "details", "aria-labelledby": "object-current-title" },
+      el("h2", { id: "object-current-title" }, current.deleted ? "Current state: deleted" : "Current state"),
+      el("dl", {},
+        el("dt", {}, "Version"), el("dd", { id: "object-version" }, current.version_text, " (", versionTime(current.version_text), ")"),
+        el("dt", {}, "Configuration version"), el("dd", {}, String(current.config_version ?? "")),
+        el("dt", {}, "Versions"), el("dd", { id: "object-version-count" }, String(versions.length) + (after ? "+" : ""))),
+      el("pre", { id: "object-json", class: "payload" }, current.deleted ? "(deleted: its last content is in the version before)" : pretty(current.object)),
+      writable ? el("div", { class: "toolbar" },
+        el("button", { id: "object-edit-open", type: "button", disabled: rounding, onclick: () => { editor.value = pretty(current.object); editing.hidden = false; editor.focus(); } }, "Edit"),
+        el("button", { id: "object-delete", type: "button", class: "danger", onclick: remove }, "Delete"),
+        rounding ? el("span", { class: "hint" }, "Holds integers past 2^53, which a browser rounds: edit it through GraphQL.") : "")
+        : el("p", { class: "hint", id: "object-read-only" }, t.write ? "A deleted object: write a new version through its input or GraphQL." : "Read-only: your role may not write this type."),
+      editing, note),
+    el("section", { class: "details", "aria-labelledby": "object-versions-title" },
+      el("h2", { id: "object-versions-title" }, "Version history"),
+      el("div", { class: "table-wrap" }, el("table", { id: "version-table" },
+        el("thead", {}, el("tr", {}, ...["From", "To", "Version", "Written", "State", "Config"].map((h) => el("th", { scope: "col" }, h)))),
+        versionBody)),
+      el("div", { class: "toolbar" }, el("button", { id: "versions-more", type: "button", class: "secondary", onclick: async () => {
+        try { await more(); paintVersions(); } catch (e) { message(note, e.message, true); }
+      } }, "Older versions")),
+      el("h2", {}, "Changes"),
+      diffView),
+    el("section", { class: "details", "aria-labelledby": "object-related-title" },
+      el("h2", { id: "object-related-title" }, "Repair queue, deliveries and journal"),
+      related));
+  paintVersions();
+  showDiff();
+  await relatedEntries(related, t.name, keyJson);
+}
+
+// What the journal ties to one object: the inputs that stored or failed to update it (still in
+// the repair queue?), its deliveries (still parked?), and the link to its whole journal.
+async function relatedEntries(container, typeName, keyJson) {
+  if (!may("repair_read")) {
+    container.replaceChildren(el("p", { class: "hint" }, "Your role may not read the repair queue or the journal."));
+    return;
+  }
+  const journal = el("a", { id: "object-journal-link", href: `#/journal?type=${encodeURIComponent(typeName)}&key=${encodeURIComponent(keyJson)}`, class: "journal-link" }, "Its journal");
+  let found;
+  try { found = await api("GET", `/admin/api/journal?type=${encodeURIComponent(typeName)}&key=${encodeURIComponent(keyJson)}`); }
+  catch (e) { container.replaceChildren(el("p", { class: "error" }, e.message)); return; }
+  const events = found.objects.flatMap((o) => o.events);
+  const failed = [...new Set(events.filter((e) => e.kind === "processed" && e.status === "repair").map((e) => e.id))].slice(0, 20);
+  const deliveries = [...new Set(events.filter((e) => e.kind === "delivery" && e.delivery).map((e) => e.delivery))].slice(0, 20);
+  const lookup = async (path) => { try { return await api("GET", path); } catch (_) { return null; } };
+  const [repairs, parked] = await Promise.all([
+    Promise.all(failed.map((id) => lookup(`/admin/api/repair/${encodeURIComponent(id)}`))),
+    may("output_repair_read") ? Promise.all(deliveries.map((id) => lookup(`/admin/api/output-repair/${encodeURIComponent(id)}`))) : Promise.resolve([]),
+  ]);
+  const repairItems = repairs.filter(Boolean).map((r) => el("li", { "data-repair": r.id },
+    el("a", { href: `#/repair?id=${encodeURIComponent(r.id)}`, class: "repair-link" }, `Repair entry ${r.id}`), ` — ${r.status}, ${r.stage ?? ""}: `, el("span", { class: "error" }, r.error ?? "")));
+  const parkedItems = parked.filter(Boolean).map((d) => el("li", { "data-delivery": d.id },
+    el("a", { href: `#/output?id=${encodeURIComponent(d.id)}`, class: "output-link" }, `Delivery ${d.id} to ${d.output}`), ` — ${d.status}: `, el("span", { class: "error" }, d.error ?? "")));
+  const sent = deliveries.length - parkedItems.length;
+  container.replaceChildren(
+    el("p", {}, journal, ` — ${found.objects.length} input(s) of this object in the journal.`),
+    el("h3", {}, "In the repair queue"),
+    repairItems.length ? el("ul", { id: "object-repairs" }, repairItems) : el("p", { class: "empty", id: "object-no-repairs" }, "No input of this object waits in the repair queue."),
+    el("h3", {}, "Output deliveries"),
+    !may("output_repair_read") ? el("p", { class: "hint" }, "Your role may not read the output repair queue.")
+      : parkedItems.length ? el("ul", { id: "object-deliveries" }, parkedItems)
+      : el("p", { class: "empty" }, deliveries.length ? `${sent} delivery(ies) recorded; none waits in the output repair queue.` : "No delivery of this object is recorded."));
+}
+
 // ---- Journal: every object's path, as a timeline ----
 const journalLink = (id, text = "Journal") => el("a", { href: `#/journal?id=${encodeURIComponent(id)}`, class: "journal-link" }, text);
 
 // One line of a timeline: when, what, and what came of it.
 function journalLine(e) {
-  const at = new Date(e.at).toLocaleString();
+  const at = timeEl(e.at);
   let what, bad = false;
   if (e.kind === "processed") {
     const steps = (e.steps || []).map((s) => `${s.step} ${s.ms} ms`).join(", ");
@@ -1098,7 +1477,7 @@ function journalLine(e) {
   } else {
     what = JSON.stringify(e);
   }
-  return el("li", { class: `journal-${e.kind}${bad ? " error" : ""}` }, el("time", {}, at), " ", what);
+  return el("li", { class: `journal-${e.kind}${bad ? " error" : ""}` }, at, " ", what);
 }
 
 async function renderJournal(page) {
@@ -1131,7 +1510,7 @@ async function renderJournal(page) {
     results.replaceChildren(...(found.objects.length ? found.objects.map((o) => el("section", { class: "details journal-object", "data-id": o.id },
       el("h2", {}, `Object ${o.id}`),
       el("ol", { class: "journal-timeline" }, o.events.map(journalLine))))
-      : [el("p", { class: "hint" }, "Nothing in the journal matches.")]));
+      : [el("p", { class: "empty" }, "Nothing in the journal matches: widen the times or clear a field. Objects are journaled as they are processed (unless logger.max_msg_in_log is 0).")]));
   };
   page.replaceChildren(
     el("h1", {}, "Journal"),
@@ -1409,16 +1788,17 @@ async function renderGraphql(page) {
 }
 
 // ---- shell ----
-const pages = { repair: renderRepair, output: renderOutputRepair, jobs: renderJobs, tasks: renderTasks, model: renderModel, config: renderConfig, test: renderTest, journal: renderJournal, graphql: renderGraphql, settings: renderSettings };
+const pages = { repair: renderRepair, data: renderData, output: renderOutputRepair, jobs: renderJobs, tasks: renderTasks, model: renderModel, config: renderConfig, test: renderTest, journal: renderJournal, graphql: renderGraphql, settings: renderSettings };
 
 // The action each page needs to be shown (null: any signed-in caller; GraphQL answers by the
 // caller's data rights).
-const pageActions = { repair: "repair_read", output: "output_repair_read", jobs: "jobs_read", tasks: "tasks_read", model: "model_read", config: "config_read", test: "input_post", journal: "repair_read", graphql: null };
+const pageActions = { repair: "repair_read", data: null, output: "output_repair_read", jobs: "jobs_read", tasks: "tasks_read", model: "model_read", config: "config_read", test: "input_post", journal: "repair_read", graphql: null };
 
 async function route() {
   // Settings shows when any of its read tabs may be read.
   const allowed = Object.keys(pages).filter((p) => p === "settings"
     ? settingsTabs.some(([, , action]) => action !== null && may(action))
+    : p === "data" ? dataState.types !== null && dataState.types.length > 0
     : pageActions[p] === null || may(pageActions[p]));
   const asked = (location.hash.match(/^#\/(\w+)/) || [])[1];
   const name = allowed.includes(asked) ? asked : allowed[0];
@@ -1430,7 +1810,10 @@ async function route() {
   const render = pages[name];
   document.querySelectorAll("header nav a").forEach((a) => a.classList.toggle("active", a.dataset.page === name));
   const page = $("#page");
-  try { await render(page); }
+  // `data-rendered` names the view once it is drawn (the browser tests wait for it).
+  delete page.dataset.rendered;
+  const shown = location.hash;
+  try { await render(page); page.dataset.rendered = shown; }
   catch (e) {
     if (e instanceof Unauthorized) return signOut("You are signed out: your credentials are no longer accepted.");
     page.replaceChildren(el("div", { class: "message bad", role: "alert" }, e.message));
@@ -1445,6 +1828,9 @@ async function showApp() {
   $("#signin").hidden = true;
   $("#app").hidden = false;
   $("#whoami").textContent = `${me.subject} (${me.role})`;
+  // The Data page is shown to a caller who may read some type.
+  dataState.types = null;
+  await dataTypes().catch(() => { dataState.types = []; });
   refreshStatus();
   clearInterval(statusTimer);
   statusTimer = setInterval(refreshStatus, 5000);
@@ -1466,6 +1852,7 @@ function signOut(reason = "", viaToken = false) {
   gqlState.schema = "default";
   delete gqlState.lastQuery;
   for (const name of Object.keys(gqlSchemas)) delete gqlSchemas[name];
+  Object.assign(dataState, { types: null, type: "", index: "", op: "==", value: "", deleted: false, after: null, pages: [] });
   // What the pages showed (a secret shown once, lists) goes with the sign-out.
   $("#page").replaceChildren();
   $("#status").replaceChildren();

@@ -215,6 +215,24 @@ impl Browser {
         self.call("POST", &format!("/element/{}/value", e.id), Some(json!({"text": text}))).map(|_| ())
     }
 
+    /// Press keys on whatever has the focus, as a keyboard does (no element is targeted): each
+    /// of `keys` down and up in turn, with `held` (e.g. [`keys::CONTROL`]) held throughout.
+    /// Special keys are WebDriver's code points ([`keys`]).
+    pub fn press(&self, held: &[&str], keys: &str) -> anyhow::Result<()> {
+        let mut actions: Vec<Value> = held.iter().map(|k| json!({"type": "keyDown", "value": k})).collect();
+        for c in keys.chars() {
+            actions.push(json!({"type": "keyDown", "value": c.to_string()}));
+            actions.push(json!({"type": "keyUp", "value": c.to_string()}));
+        }
+        actions.extend(held.iter().rev().map(|k| json!({"type": "keyUp", "value": k})));
+        self.call(
+            "POST",
+            "/actions",
+            Some(json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]})),
+        )?;
+        self.call("DELETE", "/actions", None).map(|_| ())
+    }
+
     /// The visible text of an element.
     pub fn text(&self, e: &Element) -> anyhow::Result<String> {
         Ok(self.call("GET", &format!("/element/{}/text", e.id), None)?.as_str().unwrap_or_default().to_string())
@@ -275,4 +293,20 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+/// WebDriver's code points of special keys, for [`Browser::press`].
+pub mod keys {
+    /// Tab.
+    pub const TAB: &str = "\u{E004}";
+    /// Enter.
+    pub const ENTER: &str = "\u{E007}";
+    /// Escape.
+    pub const ESCAPE: &str = "\u{E00C}";
+    /// Shift.
+    pub const SHIFT: &str = "\u{E008}";
+    /// Control.
+    pub const CONTROL: &str = "\u{E009}";
+    /// Space.
+    pub const SPACE: &str = " ";
 }

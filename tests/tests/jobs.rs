@@ -176,6 +176,39 @@ fn a_failing_job_waits_in_the_failed_queue_and_runs_after_the_fix() {
 }
 
 #[test]
+fn failed_jobs_are_listed_in_pages_newest_first_with_a_cursor() {
+    let server = start();
+    for id in [5, 6, 7] {
+        assert_eq!(server.post_sync(&item(id, false, "flaky"))["status"], "stored");
+    }
+    let every = wait_until(Duration::from_secs(10), "three failed jobs", || {
+        let all = failed(&server);
+        (all.len() == 3).then_some(all)
+    });
+    let page = |query: &str| server.get(&format!("/admin/api/jobs/failed?{query}")).json();
+    let first = page("first=2");
+    assert_eq!(first["items"].as_array().map(Vec::len), Some(2), "{first}");
+    let cursor = first["cursor"].as_str().expect("a cursor to the next page").to_string();
+    let second = page(&format!("first=2&after={cursor}"));
+    assert_eq!(second["items"].as_array().map(Vec::len), Some(1), "{second}");
+    assert_eq!(second["cursor"], Value::Null, "the last page");
+    let paged: Vec<Value> =
+        first["items"].as_array().unwrap().iter().chain(second["items"].as_array().unwrap()).cloned().collect();
+    let created =
+        |items: &[Value]| items.iter().map(|j| j["created_at"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let mut newest_first = created(&every);
+    newest_first.sort();
+    newest_first.reverse();
+    assert_eq!(created(&paged), newest_first, "newest first");
+    let mut ids: Vec<&str> = paged.iter().map(|j| j["id"].as_str().unwrap()).collect();
+    ids.sort();
+    let mut all_ids: Vec<&str> = every.iter().map(|j| j["id"].as_str().unwrap()).collect();
+    all_ids.sort();
+    assert_eq!(ids, all_ids, "every job once");
+    server.get("/admin/api/jobs/failed?first=2&after=not-an-id").assert_status(400, "a bad cursor");
+}
+
+#[test]
 fn a_thousand_jobs_run_ten_at_a_time_and_pending_jobs_survive_sigkill() {
     let mut server = start();
     let started = std::time::Instant::now();

@@ -241,3 +241,28 @@ fn uuid_v4() -> String {
     let hex = format!("{n:032x}");
     format!("{}-{}-4{}-8{}-{}", &hex[..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
 }
+
+#[test]
+fn a_failed_update_is_found_by_the_type_and_key_it_was_to_be_stored_as() {
+    let server = Server::start("samples/library");
+    let stored = server.post_sync(&json!({"id": 4, "book_name": "Emma", "author": "Austen", "year": 1815}));
+    assert_eq!(stored["status"], "stored");
+    // Fails validation (author must be a string): recorded with Book and key 4.
+    let failed = server.post_sync(&json!({"id": 4, "book_name": "Emma", "author": 5, "year": 1816}));
+    assert_eq!(failed["status"], "repair");
+    // Fails before it has a type (no classifier match): no type, no key.
+    let stray = server.post_sync(&json!({"id": 4, "title": "neither user nor book"}));
+    assert_eq!(stray["status"], "repair");
+    let found = wait_until(Duration::from_secs(10), "both inputs of Book 4", || {
+        let ids = search(&server, "type=Book&key=4");
+        (ids.len() == 2).then_some(ids)
+    });
+    assert_eq!(found, [failed["id"].as_str().unwrap(), stored["id"].as_str().unwrap()], "newest first");
+    let event = events(&server, failed["id"].as_str().unwrap()).remove(0);
+    assert_eq!(
+        (&event["status"], &event["stage"], &event["type"], &event["key"]),
+        (&json!("repair"), &json!("validation"), &json!("Book"), &json!(4))
+    );
+    let stray_event = events(&server, stray["id"].as_str().unwrap()).remove(0);
+    assert!(stray_event.get("type").is_none() && stray_event.get("key").is_none(), "{stray_event}");
+}

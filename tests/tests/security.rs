@@ -171,6 +171,7 @@ fn the_permission_matrix() {
         ("GET", "/admin/", None, [200; 8]),
         ("GET", "/metrics", None, [401, 401, 401, 401, 200, 200, 403, 403]),
         ("POST", "/http", Some(json!({"id": 7, "username": "matrix"})), [401, 401, 401, 401, 200, 403, 200, 200]),
+        ("GET", "/data", None, [401, 401, 401, 401, 200, 200, 200, 200]),
         ("GET", "/data/Book", None, [401, 401, 401, 401, 200, 200, 403, 200]),
         ("GET", "/data/User", None, [401, 401, 401, 401, 200, 200, 403, 403]),
         ("GET", "/admin/api/model", None, [401, 401, 401, 401, 200, 200, 403, 403]),
@@ -286,6 +287,16 @@ fn data_rights_apply_to_graphql_fields_mutations_and_services() {
     assert!(seed.get("errors").is_none(), "{seed}");
 
     let librarian = &who["librarian"];
+    // The data explorer's menu: the types it may read, and which it may write.
+    let menu = librarian.get("/data").json();
+    let menu: Vec<(String, bool)> = menu["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap().to_string(), t["write"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(menu, [("Book".to_string(), true), ("Subscription".to_string(), false)]);
+    assert_eq!(who["user"].get("/data").json()["types"], json!([]), "a user reads no type");
     let books = librarian.graphql("{ Book(id: 10) { book_name } }", json!({}), false);
     assert_eq!(books["data"]["Book"][0]["book_name"], "Dune", "{books}");
     let users = librarian.graphql("{ User(id: 1) { username } }", json!({}), false);

@@ -10,7 +10,7 @@
 //! target/ui-screenshots/. The GraphQL console completes a type's fields and a field's arguments
 //! from the schema, runs a query, switches to the admin schema and keeps a history.
 
-use ferrogrid_tests::webdriver::{Browser, Element, Kind};
+use ferrogrid_tests::webdriver::{keys, Browser, Element, Kind};
 use ferrogrid_tests::{workspace_root, Server};
 use serde_json::{json, Value};
 
@@ -198,7 +198,7 @@ fn operator_flow(kind: Kind) {
     // The other pages render from their APIs.
     for (page, marker, text) in [
         ("tasks", "#tasks-rows", "statistics"),
-        ("jobs", "#jobs-rows", "No failed jobs"),
+        ("jobs", "#jobs-rows", "No failed job"),
         ("model", "#model-summary", "Subscription"),
     ] {
         browser.goto(&format!("{admin}#/{page}")).unwrap();
@@ -462,7 +462,7 @@ fn the_output_repair_page_shows_the_peers_answer_and_tries_again() {
     browser.click(&browser.find("#output-apply").unwrap()).unwrap();
     browser
         .wait("nothing in the window", || {
-            browser.text(&browser.find("#output-rows").ok()?).ok().filter(|t| t.contains("Nothing waits"))
+            browser.text(&browser.find("#output-rows").ok()?).ok().filter(|t| t.contains("No entry matches"))
         })
         .unwrap();
     browser.script(set, json!(["#output-from", "2000-01-01T00:00"])).unwrap();
@@ -481,8 +481,8 @@ fn the_output_repair_page_shows_the_peers_answer_and_tries_again() {
     receiver.fail_with(None);
     browser.click(&browser.find_all("#output-rows button").unwrap()[1]).unwrap();
     browser
-        .wait("the row gone", || {
-            browser.text(&browser.find("#output-rows").ok()?).ok().filter(|t| t.contains("Nothing waits"))
+        .wait("the row gone (the time window is still set)", || {
+            browser.text(&browser.find("#output-rows").ok()?).ok().filter(|t| t.contains("No entry matches"))
         })
         .unwrap();
     assert_eq!(receiver.received().len(), 1);
@@ -1052,4 +1052,435 @@ fn model_diagram_flow(kind: Kind) {
     browser.script("document.querySelector('#model-diagram').scrollIntoView()", json!([])).unwrap();
     shot(&browser, "model-diagram-nested");
     no_console_errors(&browser, "model (nested)");
+}
+
+#[test]
+fn the_data_explorer_queries_by_an_index_diffs_versions_and_links_to_repair() {
+    explorer_flow(Kind::Chromium);
+}
+
+#[test]
+fn the_data_explorer_queries_by_an_index_diffs_versions_and_links_to_repair_in_firefox() {
+    explorer_flow(Kind::Firefox);
+}
+
+/// The `data-key` of each row of the explorer's table (its objects' primary keys as JSON).
+fn data_keys(browser: &Browser) -> Vec<String> {
+    browser
+        .find_all("#data-rows tr[data-key]")
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| browser.property(r, "dataset").ok()?["key"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Picks `value` of the select `css` as a user does (clicks the option).
+fn choose(browser: &Browser, css: &str, value: &str) {
+    let option = browser.find(&format!("{css} option[value=\"{value}\"]")).unwrap();
+    browser.click(&option).unwrap();
+}
+
+/// Queries the explorer: `type`, `index` (empty: all), `op`, `value`; waits for `keys`.
+fn explore(browser: &Browser, type_name: &str, index: &str, op: &str, value: &str, keys: &[&str]) {
+    choose(browser, "#data-type", type_name);
+    choose(browser, "#data-index", index);
+    if !index.is_empty() {
+        choose(browser, "#data-op", op);
+        browser.type_into(&browser.find("#data-value").unwrap(), value).unwrap();
+    }
+    browser.click(&browser.find("#data-query").unwrap()).unwrap();
+    let want: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+    browser
+        .wait(&format!("{type_name} {index} {op} {value}: {keys:?}"), || (data_keys(browser) == want).then_some(()))
+        .unwrap_or_else(|e| {
+            let note = browser.find("#data-message").and_then(|m| browser.text(&m)).unwrap_or_default();
+            shot(browser, "data-explorer-failed");
+            panic!("{e:#}; shown {:?}, message {note:?}", data_keys(browser))
+        });
+}
+
+fn explorer_flow(kind: Kind) {
+    let server = Server::start("samples/library");
+    for (id, name, author, year) in
+        [(1, "Dune", "Herbert", 1965), (2, "Emma", "Austen", 1815), (3, "Ulysses", "Joyce", 1922)]
+    {
+        let r = server.post_sync(&json!({"id": id, "book_name": name, "author": author, "year": year}));
+        assert_eq!(r["status"], "stored", "{r}");
+    }
+    let r = server.post_sync(&json!({"id": 2, "book_name": "Emma, second edition", "author": "Austen", "year": 1816}));
+    assert_eq!(r["status"], "stored", "{r}");
+    // An update of book 2 that fails validation: kept in the repair queue, tied to Book 2.
+    let failed = server.post_sync(&json!({"id": 2, "book_name": "Emma", "author": 5, "year": 1816}));
+    assert_eq!(failed["status"], "repair", "{failed}");
+    for i in 0..25 {
+        let r = server.post_sync(&json!({"id": 100 + i, "username": format!("reader {i}")}));
+        assert_eq!(r["status"], "stored", "{r}");
+    }
+
+    let browser = Browser::start_kind(kind).expect("the browser and its driver (see scripts/test.sh)");
+    let admin = format!("{}/admin/", server.base_url());
+    browser.goto(&admin).unwrap();
+    token_sign_in(&browser, server.token());
+    browser.wait("the repair page", || browser.find("#repair-table").ok()).unwrap();
+    browser.click(&browser.find("header nav a[data-page=data]").unwrap()).unwrap();
+    browser.wait("the explorer", || browser.find("#data-type").ok()).unwrap();
+
+    // Every User, paged by 20 with cursors.
+    let first: Vec<String> = (100..120).map(|k| k.to_string()).collect();
+    browser.wait("20 users", || (data_keys(&browser) == first).then_some(())).unwrap();
+    browser.click(&browser.find("#data-next-page").unwrap()).unwrap();
+    let second: Vec<String> = (120..125).map(|k| k.to_string()).collect();
+    browser.wait("the next 5", || (data_keys(&browser) == second).then_some(())).unwrap();
+    assert_eq!(browser.text(&browser.find("#data-page-number").unwrap()).unwrap(), "Page 2");
+    browser.click(&browser.find("#data-prev-page").unwrap()).unwrap();
+    browser.wait("back to the first 20", || (data_keys(&browser) == first).then_some(())).unwrap();
+
+    // By the secondary index `year`, with its operators; a string index takes `like`.
+    explore(&browser, "Book", "year", ">", "1900", &["3", "1"]);
+    explore(&browser, "Book", "year", "<=", "1816", &["2"]);
+    let first_keys: Vec<&str> = first.iter().map(String::as_str).collect();
+    explore(&browser, "User", "id", ">=", "100", &first_keys);
+    let ops: Vec<String> = browser
+        .find_all("#data-op option")
+        .unwrap()
+        .iter()
+        .map(|o| browser.property(o, "value").unwrap().as_str().unwrap().to_string())
+        .collect();
+    assert!(!ops.contains(&"like".to_string()), "no like on a long index: {ops:?}");
+    choose(&browser, "#data-index", "phones");
+    let ops = browser.text(&browser.find("#data-op").unwrap()).unwrap();
+    assert!(ops.contains("like"), "like on a string index: {ops}");
+    explore(&browser, "Book", "year", "==", "not a year", &[]);
+    let refusal = browser.text(&browser.find("#data-message").unwrap()).unwrap();
+    assert!(refusal.contains("year is an integer (int): \"not a year\" is not one"), "{refusal}");
+    explore(&browser, "Book", "year", "==", "2001", &[]);
+    browser
+        .wait("the empty state", || {
+            browser.text(&browser.find("#data-rows").ok()?).ok().filter(|t| t.contains("No object matches"))
+        })
+        .unwrap();
+    explore(&browser, "Book", "year", "<", "1900", &["2"]);
+    shot(&browser, "data-explorer");
+
+    // Open book 2: its current state, two versions, and the diff between them.
+    browser.click(&browser.find("#data-rows tr[data-key=\"2\"] a.object-link").unwrap()).unwrap();
+    browser.wait("the object", || browser.find("#version-table").ok()).unwrap();
+    assert_eq!(browser.text(&browser.find("#object-version-count").unwrap()).unwrap(), "2");
+    let current = browser.text(&browser.find("#object-json").unwrap()).unwrap();
+    assert!(current.contains("Emma, second edition"), "{current}");
+    let changed =
+        |field: &str| browser.text(&browser.find(&format!("#diff-table tr[data-field=\"{field}\"]")).ok()?).ok();
+    let name = changed("book_name").expect("book_name changed");
+    assert!(name.contains("\"Emma\"") && name.contains("\"Emma, second edition\""), "{name}");
+    assert!(changed("year").is_some_and(|y| y.contains("1815") && y.contains("1816")));
+    assert!(changed("author").is_none(), "the author did not change");
+    // Any two versions: the same one on both sides has no change; reversed, the values swap.
+    browser.click(&browser.find("#version-rows tr:nth-child(1) input[name=diff-a]").unwrap()).unwrap();
+    browser
+        .wait("no change", || browser.find("#version-diff p.empty").ok().and_then(|e| browser.text(&e).ok()))
+        .unwrap();
+    browser.click(&browser.find("#version-rows tr:nth-child(2) input[name=diff-b]").unwrap()).unwrap();
+    let reversed = browser.wait("the reversed diff", || changed("book_name")).unwrap();
+    assert!(reversed.find("second edition") < reversed.rfind("\"Emma\""), "from the newer to the older: {reversed}");
+    shot(&browser, "data-object");
+
+    // The failed update is linked; the link opens its repair entry.
+    let link = browser.wait("the repair link", || browser.find("#object-repairs a.repair-link").ok()).unwrap();
+    let related = browser.text(&browser.find("#object-related").unwrap()).unwrap();
+    assert!(related.contains(failed["id"].as_str().unwrap()) && related.contains("Book.author"), "{related}");
+    browser.click(&link).unwrap();
+    let editor = browser.wait("the repair entry", || browser.find("#payload-editor").ok()).unwrap();
+    let payload = browser.property(&editor, "value").unwrap();
+    assert!(payload.as_str().is_some_and(|p| p.contains("\"author\": 5")), "{payload}");
+
+    // An edit is a GraphQL mutation: refused with the path of what is wrong, then saved.
+    browser.goto(&format!("{admin}#/data?type=Book&key=2")).unwrap();
+    let edit = browser.wait("the edit button", || browser.find("#object-edit-open").ok()).unwrap();
+    browser.click(&edit).unwrap();
+    let editor = browser.find("#object-editor").unwrap();
+    browser.type_into(&editor, r#"{"id": 2, "book_name": "Emma", "author": 7, "year": 1816}"#).unwrap();
+    browser.click(&browser.find("#object-save").unwrap()).unwrap();
+    let refused = browser
+        .wait("the refusal", || {
+            browser.text(&browser.find("#object-message").ok()?).ok().filter(|t| t.contains("Not saved"))
+        })
+        .unwrap();
+    assert!(refused.contains("author"), "{refused}");
+    browser
+        .type_into(&editor, r#"{"id": 2, "book_name": "Emma, third edition", "author": "Austen", "year": 1817}"#)
+        .unwrap();
+    browser.click(&browser.find("#object-save").unwrap()).unwrap();
+    browser
+        .wait("three versions", || browser.text(&browser.find("#object-version-count").ok()?).ok().filter(|t| t == "3"))
+        .unwrap();
+    assert_eq!(server.data("Book", "id=2")[0]["object"]["book_name"], "Emma, third edition");
+    // Delete writes a tombstone; the history stays.
+    browser.click(&browser.find("#object-delete").unwrap()).unwrap();
+    browser.click(&browser.wait("the confirmation", || browser.find("#confirm-ok").ok()).unwrap()).unwrap();
+    browser
+        .wait("the tombstone", || browser.text(&browser.find("#object-version-count").ok()?).ok().filter(|t| t == "4"))
+        .unwrap();
+    assert!(browser.find("#version-rows tr.deleted").is_ok());
+    assert!(server.data("Book", "id=2").is_empty(), "deleted");
+    no_console_errors(&browser, "data");
+
+    // A role without write rights reads, and is offered no edit.
+    let viewer =
+        server.client().send("POST", "/admin/api/tokens", Some(&json!({"name": "viewer", "role": "supervisor"})));
+    viewer.assert_status(201, "create the viewer token");
+    let viewer = viewer.json()["token"].as_str().unwrap().to_string();
+    browser.click(&browser.find("#signout").unwrap()).unwrap();
+    token_sign_in(&browser, &viewer);
+    browser
+        .wait("signed in as the viewer", || {
+            browser.text(&browser.find("#whoami").ok()?).ok().filter(|t| t.contains("viewer (supervisor)"))
+        })
+        .unwrap();
+    browser.goto(&format!("{admin}#/data?type=Book&key=1")).unwrap();
+    browser.wait("read-only", || browser.find("#object-read-only").ok()).unwrap();
+    assert!(browser.find("#object-edit-open").is_err() && browser.find("#object-delete").is_err());
+}
+
+#[test]
+fn every_page_holds_its_layout_and_passes_the_accessibility_check() {
+    every_page_flow(Kind::Chromium);
+}
+
+#[test]
+fn every_page_holds_its_layout_and_passes_the_accessibility_check_in_firefox() {
+    every_page_flow(Kind::Firefox);
+}
+
+/// axe-core's violations of serious or critical impact on the page as it is now (axe-core is
+/// fetched from the npm registry by scripts/install-peers.sh; only the tests load it).
+fn accessibility_violations(browser: &Browser) -> Vec<Value> {
+    let loaded = browser.script("return typeof window.axe === 'object';", json!([])).unwrap();
+    if loaded != json!(true) {
+        let path = workspace_root().join("target/peers/axe/axe.min.js");
+        let source = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (scripts/install-peers.sh fetches it)", path.display()));
+        browser.script(&format!("{source}\n;return true;"), json!([])).unwrap();
+    }
+    browser
+        .script(
+            "window.__axe = null;
+             axe.run(document).then((r) => {
+               window.__axe = r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+                 .map((v) => ({id: v.id, impact: v.impact, help: v.help,
+                               nodes: v.nodes.slice(0, 5).map((n) => n.target.join(' ') + ' ' + (n.failureSummary || ''))}));
+             }, (e) => { window.__axe = [{id: 'axe failed', help: String(e)}]; });
+             return true;",
+            json!([]),
+        )
+        .unwrap();
+    let found = browser
+        .wait("axe's answer", || {
+            let v = browser.script("return window.__axe;", json!([])).ok()?;
+            v.as_array().cloned()
+        })
+        .unwrap();
+    found
+}
+
+/// What is wrong with the layout at this width: the header's bar must be one row (its items on
+/// one line) and the page must not scroll sideways (wide tables and pictures scroll in their own
+/// boxes).
+fn layout_problem(browser: &Browser, view: &str, width: u32) -> Option<String> {
+    let m = browser
+        .script(
+            "const top = (s) => { const e = document.querySelector(s); return e ? e.getBoundingClientRect().top : null; };
+             const bar = document.querySelector('header .bar').getBoundingClientRect();
+             const wide = [...document.querySelectorAll('#page *')].filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1)
+               .slice(0, 3).map((e) => e.tagName + (e.id ? '#' + e.id : '') + '.' + e.className);
+             return {brand: top('header .brand'), signout: top('#signout'), nav: top('header nav'),
+                     bar: bar.height, page: document.documentElement.scrollWidth, viewport: window.innerWidth, wide};",
+            json!([]),
+        )
+        .unwrap();
+    let f = |k: &str| m[k].as_f64().unwrap_or(f64::NAN);
+    if f("page") > f("viewport") + 1.0 {
+        return Some(format!("{view} at {width} px scrolls sideways: {m}"));
+    }
+    if (f("brand") - f("signout")).abs() >= 16.0 {
+        return Some(format!("{view} at {width} px: Sign out is not beside the brand: {m}"));
+    }
+    if width >= 1000 && ((f("nav") - f("brand")).abs() >= 16.0 || f("bar") >= 60.0) {
+        return Some(format!("{view} at {width} px: the bar wraps: {m}"));
+    }
+    None
+}
+
+fn every_page_flow(kind: Kind) {
+    let server = Server::start("samples/library");
+    let stored = server.post_sync(&json!({"id": 1, "book_name": "Dune", "author": "Herbert", "year": 1965}));
+    assert_eq!(stored["status"], "stored");
+    let stored = server.post_sync(&json!({"id": 1, "book_name": "Dune Messiah", "author": "Herbert", "year": 1969}));
+    assert_eq!(stored["status"], "stored");
+    let parked = server.post_sync(&json!({"id": 7, "title": "neither user nor book"}));
+    assert_eq!(parked["status"], "repair");
+    let parked = parked["id"].as_str().unwrap().to_string();
+
+    let browser = Browser::start_kind(kind).expect("the browser and its driver (see scripts/test.sh)");
+    let admin = format!("{}/admin/", server.base_url());
+    browser.set_window_size(1280, 800).unwrap();
+    browser.goto(&admin).unwrap();
+    browser.wait("the sign-in page", || browser.find("#password-form").ok()).unwrap();
+    let mut problems = Vec::new();
+    let violations = accessibility_violations(&browser);
+    if !violations.is_empty() {
+        problems.push(format!("sign-in: {violations:#?}"));
+    }
+    shot(&browser, "page-signin-1280");
+    token_sign_in(&browser, server.token());
+    browser.wait("the repair page", || browser.find("#repair-table").ok()).unwrap();
+
+    let views = [
+        ("repair", "#/repair".to_string()),
+        ("repair-entry", format!("#/repair?id={parked}")),
+        ("data", "#/data".to_string()),
+        ("data-object", "#/data?type=Book&key=1".to_string()),
+        ("output", "#/output".to_string()),
+        ("jobs", "#/jobs".to_string()),
+        ("tasks", "#/tasks".to_string()),
+        ("model", "#/model".to_string()),
+        ("config", "#/config".to_string()),
+        ("test", "#/test".to_string()),
+        ("journal", "#/journal".to_string()),
+        ("graphql", "#/graphql".to_string()),
+        ("settings-users", "#/settings/users".to_string()),
+        ("settings-tokens", "#/settings/tokens".to_string()),
+        ("settings-roles", "#/settings/roles".to_string()),
+        ("settings-data-actions", "#/settings/data-actions".to_string()),
+        ("settings-password-policy", "#/settings/password-policy".to_string()),
+        ("settings-notifications", "#/settings/notifications".to_string()),
+        ("settings-audit", "#/settings/audit".to_string()),
+    ];
+    for (name, hash) in &views {
+        browser.set_window_size(1280, 800).unwrap();
+        browser.goto(&format!("{admin}{hash}")).unwrap();
+        browser
+            .wait(&format!("{name} drawn"), || {
+                let drawn = browser.script("return document.querySelector('#page').dataset.rendered || '';", json!([]));
+                (drawn.ok()? == json!(hash)).then_some(())
+            })
+            .unwrap();
+        // The figures in the header arrive on their own; wait for them too.
+        browser.wait("the figures", || browser.find("#status .badge").ok()).unwrap();
+        problems.extend(layout_problem(&browser, name, 1280));
+        shot(&browser, &format!("page-{name}-1280"));
+        let violations = accessibility_violations(&browser);
+        if !violations.is_empty() {
+            problems.push(format!("{name}: {violations:#?}"));
+        }
+        browser.set_window_size(420, 800).unwrap();
+        problems.extend(layout_problem(&browser, name, 420));
+        shot(&browser, &format!("page-{name}-420"));
+    }
+    assert!(
+        problems.is_empty(),
+        "layout problems and accessibility violations (serious or critical):\n{}",
+        problems.join("\n")
+    );
+    no_console_errors(&browser, "every page");
+}
+
+#[test]
+fn an_operator_retries_a_repair_entry_with_the_keyboard_alone() {
+    keyboard_flow(Kind::Chromium);
+}
+
+#[test]
+fn an_operator_retries_a_repair_entry_with_the_keyboard_alone_in_firefox() {
+    keyboard_flow(Kind::Firefox);
+}
+
+/// Presses Tab until the focused element matches `css` (at most `max` times); the focus must be
+/// visible there (an outline).
+fn tab_to(browser: &Browser, css: &str, max: usize) {
+    for _ in 0..max {
+        browser.press(&[], keys::TAB).unwrap();
+        let state = browser
+            .script(
+                "const e = document.activeElement; const s = getComputedStyle(e);
+                 return {on: e.matches(arguments[0]), outline: s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0,
+                         what: e.outerHTML.slice(0, 80)};",
+                json!([css]),
+            )
+            .unwrap();
+        if state["on"] == json!(true) {
+            assert_eq!(state["outline"], json!(true), "the focus on {css} is not visible: {state}");
+            return;
+        }
+    }
+    let at = browser.script("return document.activeElement.outerHTML.slice(0, 120);", json!([])).unwrap();
+    panic!("{max} Tabs did not reach {css}; the focus is on {at}");
+}
+
+fn focused_inside(browser: &Browser, css: &str) -> bool {
+    browser.script("return !!document.activeElement.closest(arguments[0]);", json!([css])).unwrap() == json!(true)
+}
+
+fn keyboard_flow(kind: Kind) {
+    let server = Server::start("samples/library");
+    let first = server.post_sync(&json!({"id": 8, "title": "neither user nor book"}));
+    assert_eq!(first["status"], "repair");
+    let browser = Browser::start_kind(kind).expect("the browser and its driver (see scripts/test.sh)");
+    browser.set_window_size(1280, 800).unwrap();
+    browser.goto(&format!("{}/admin/", server.base_url())).unwrap();
+    browser.wait("the sign-in page", || browser.find("#password-form").ok()).unwrap();
+
+    // Sign in: open "Sign in with a token", type the token, Enter.
+    tab_to(&browser, "#token-signin summary", 10);
+    browser.press(&[], keys::ENTER).unwrap();
+    tab_to(&browser, "#token", 3);
+    browser.press(&[], server.token()).unwrap();
+    browser.press(&[], keys::ENTER).unwrap();
+    browser.wait("the repair page", || browser.find("button.open-entry").ok()).unwrap();
+
+    // Open the entry, fix its payload, Retry edited: all from the keyboard.
+    tab_to(&browser, "button.open-entry", 40);
+    browser.press(&[], keys::ENTER).unwrap();
+    browser.wait("the details", || browser.find("#payload-editor").ok()).unwrap();
+    browser.wait("the focus on the details", || focused_inside(&browser, "#repair-details").then_some(())).unwrap();
+    tab_to(&browser, "#payload-editor", 10);
+    browser.press(&[keys::CONTROL], "a").unwrap();
+    browser.press(&[], r#"{"id": 8, "username": "Fixed from the keyboard"}"#).unwrap();
+    tab_to(&browser, "#retry-edited", 10);
+    browser.press(&[], keys::ENTER).unwrap();
+    browser
+        .wait("stored", || {
+            browser.text(&browser.find("#repair-message").ok()?).ok().filter(|t| t.contains("stored as User"))
+        })
+        .unwrap();
+    assert_eq!(server.data("User", "id=8")[0]["object"]["username"], "Fixed from the keyboard");
+
+    // A confirmation keeps the focus inside and closes on Escape without deleting.
+    let second = server.post_sync(&json!({"id": 9, "title": "another stray"}));
+    assert_eq!(second["status"], "repair");
+    browser.goto(&format!("{}/admin/#/repair?id={}", server.base_url(), second["id"].as_str().unwrap())).unwrap();
+    browser.wait("its details", || browser.find("#delete-one").ok()).unwrap();
+    tab_to(&browser, "#delete-one", 40);
+    browser.press(&[], keys::ENTER).unwrap();
+    browser
+        .wait("the dialog", || {
+            (browser.script("return document.querySelector('#confirm').open;", json!([])).ok()? == json!(true))
+                .then_some(())
+        })
+        .unwrap();
+    for _ in 0..5 {
+        assert!(focused_inside(&browser, "#confirm"), "the focus left the dialog");
+        browser.press(&[], keys::TAB).unwrap();
+    }
+    browser.press(&[keys::SHIFT], keys::TAB).unwrap();
+    assert!(focused_inside(&browser, "#confirm"), "Shift+Tab left the dialog");
+    browser.press(&[], keys::ESCAPE).unwrap();
+    browser
+        .wait("the dialog closed", || {
+            (browser.script("return document.querySelector('#confirm').open;", json!([])).ok()? == json!(false))
+                .then_some(())
+        })
+        .unwrap();
+    assert!(focused_inside(&browser, "#delete-one"), "the focus went back to Delete");
+    assert_eq!(server.repair_entries("").len(), 1, "Escape deleted nothing");
+    no_console_errors(&browser, "keyboard");
 }

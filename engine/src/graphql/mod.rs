@@ -19,6 +19,7 @@ pub use admin_security::RequestSession;
 pub use loader::relation_loader;
 pub use names::{gql_name, is_valid};
 pub use timing::Timing;
+pub use types::insert_type_name;
 
 use crate::config::{Config, ServiceKind};
 use crate::model::Model;

@@ -58,6 +58,7 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/http", Act(A::InputPost)),
     route("POST", "/soap", Act(A::InputPost)),
     route("GET", "/soap", Act(A::InputPost)),
+    route("GET", "/data", Data),
     route("GET", "/data/{type}", Data),
     route("POST", "/graphql", Data),
     route("GET", "/graphql", Data),

@@ -4,7 +4,7 @@
 //! `DELETE /admin/api/jobs/failed/{id}`, `DELETE /admin/api/jobs/failed?filter=`; and
 //! `GET /admin/api/jobs` (how many are pending).
 
-use super::parked::{all, listed, on_queue, one, Action};
+use super::parked::{all, listing, on_queue, one, Action};
 use super::AppState;
 use crate::jobs::Jobs;
 use crate::processor::Queue;
@@ -38,10 +38,7 @@ async fn summary(state: web::Data<AppState>) -> HttpResponse {
 const QUEUE: Queue = Queue::FailedJobs;
 
 async fn list(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    match listed(&req, &state, QUEUE).await {
-        Ok(items) => HttpResponse::Ok().json(json!({"items": items})),
-        Err(r) => r,
-    }
+    listing(&req, &state, QUEUE, |items| json!({"items": items})).await
 }
 
 async fn retry_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {

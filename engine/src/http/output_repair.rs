@@ -6,7 +6,7 @@
 //! `GET /admin/api/output-queues`: each replicated output's mode, deliveries waiting, the oldest
 //! of them and the parked ones.
 
-use super::parked::{all, get, listed, on_queue, one_refused, Action};
+use super::parked::{all, get, listing, on_queue, one_refused, Action};
 use super::AppState;
 use crate::journal::Target;
 use crate::processor::Queue;
@@ -58,14 +58,12 @@ async fn queues(state: web::Data<AppState>) -> HttpResponse {
 const QUEUE: Queue = Queue::OutputRepair;
 
 async fn list(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    match listed(&req, &state, QUEUE).await {
-        // Newest first, as the repair queue.
-        Ok(mut items) => {
-            items.reverse();
-            HttpResponse::Ok().json(json!({"total": items.len(), "items": items}))
-        }
-        Err(r) => r,
-    }
+    // Newest first, as the repair queue.
+    listing(&req, &state, QUEUE, |mut items| {
+        items.reverse();
+        json!({"total": items.len(), "items": items})
+    })
+    .await
 }
 
 async fn get_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {

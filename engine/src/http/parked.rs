@@ -131,6 +131,33 @@ pub(super) async fn listed(req: &HttpRequest, state: &AppState, queue: Queue) ->
     state.engine.repairs().all(queue, filter).await.map_err(action_error)
 }
 
+/// The listing of `queue` a request asks for: with `first` or `after`, one page newest first and
+/// the cursor of the next (`{"items", "cursor"}`); without, every matching item, answered as
+/// `all_in_order` makes them.
+pub(super) async fn listing(
+    req: &HttpRequest,
+    state: &AppState,
+    queue: Queue,
+    all_in_order: fn(Vec<ParkedItem>) -> serde_json::Value,
+) -> HttpResponse {
+    let paged = web::Query::<FilterQuery>::from_query(req.query_string())
+        .is_ok_and(|q| q.first.is_some() || q.after.as_deref().is_some_and(|a| !a.is_empty()));
+    if !paged {
+        return match listed(req, state, queue).await {
+            Ok(items) => HttpResponse::Ok().json(all_in_order(items)),
+            Err(r) => r,
+        };
+    }
+    let filter = match filter_of(req) {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    match state.engine.repairs().page(queue, filter).await {
+        Ok((items, cursor)) => HttpResponse::Ok().json(json!({"items": items, "cursor": cursor})),
+        Err(e) => action_error(e),
+    }
+}
+
 /// Item `id` of `queue`, or 404 naming it.
 pub(super) async fn get(state: &AppState, queue: Queue, id: String) -> HttpResponse {
     match state.engine.repairs().get(queue, &id).await {

@@ -119,6 +119,10 @@ fn journal(rt: &Runtime, entry: &Entry, result: &Result<Done, Failure>, started:
                 d.insert("function".into(), json!(function));
             }
             d.insert("error".into(), json!(failure.error));
+            if let Some((type_name, key)) = failure.object.as_deref() {
+                d.insert("type".into(), json!(type_name));
+                d.insert("key".into(), key.clone());
+            }
         }
     }
     rt.journal.note(settings, &entry.id, "processed", d);
@@ -219,6 +223,7 @@ impl Processor {
                             function: None,
                             routing_key: None,
                             error: format!("internal error (a bug): processing panicked: {}", panic_text(&*panic)),
+                            object: None,
                         }),
                     );
                     // Recorded; now the worker hears of it too and starts over.

@@ -44,11 +44,12 @@ fn script_failure(stage: &'static str, routing_key: Option<&str>, e: PipelineErr
         function: e.function().map(str::to_string),
         routing_key: routing_key.map(str::to_string),
         error: e.to_string(),
+        object: None,
     }
 }
 
 fn failure(stage: &'static str, routing_key: Option<&str>, error: String) -> Failure {
-    Failure { stage, function: None, routing_key: routing_key.map(str::to_string), error }
+    Failure { stage, function: None, routing_key: routing_key.map(str::to_string), error, object: None }
 }
 
 /// Run one pipeline and time it.
@@ -220,9 +221,10 @@ pub fn prepare(rt: &Runtime, engine: &ScriptEngine, entry: &Entry) -> Result<Pre
 
     // 6. Validation against the model (defaults, default_function, auto_increment).
     let validating = Instant::now();
-    let obj = rt.repository.validate(type_name, &obj, Some(engine), &ctx);
+    let validated = rt.repository.validate(type_name, &obj, Some(engine), &ctx);
     step_done("validation", validating.elapsed());
-    let obj = obj.map_err(|e| failure("validation", Some(&key), e))?;
+    let obj = validated
+        .map_err(|e| Failure { object: object_of(rt, type_name, &obj), ..failure("validation", Some(&key), e) })?;
     tracing::debug!(id, routing_key = %key, r#type = %type_name, "validated");
 
     let jobs = pushed_jobs(rt, &sink, "validation", Some(&key))?;
@@ -290,8 +292,12 @@ impl Finish {
     }
 
     /// `error` as the failure of this object's final commit.
-    pub fn failure(&self, error: String) -> Failure {
-        failure(self.stage(), Some(self.routing_key()), error)
+    pub fn failure(&self, rt: &Runtime, error: String) -> Failure {
+        let object = match self {
+            Finish::Store(item) => object_of(rt, &item.type_name, &item.obj),
+            Finish::Sent(_) => None,
+        };
+        Failure { object, ..failure(self.stage(), Some(self.routing_key()), error) }
     }
 }
 
@@ -309,10 +315,12 @@ pub fn store(rt: &Runtime, items: &[(&Entry, &Finish)]) -> Vec<Result<Done, Fail
         .iter()
         .map(|pair| {
             let (entry, item) = *pair;
-            let done = commit(rt, std::slice::from_ref(pair))
-                .map_err(|e| failure(item.stage(), Some(item.routing_key()), e.to_string()))?;
+            let done = commit(rt, std::slice::from_ref(pair)).map_err(|e| item.failure(rt, e.to_string()))?;
             committed(rt, std::slice::from_ref(pair));
-            Ok(finished(entry, done.into_iter().next().ok_or_else(|| item.failure("nothing was committed".into()))?))
+            Ok(finished(
+                entry,
+                done.into_iter().next().ok_or_else(|| item.failure(rt, "nothing was committed".into()))?,
+            ))
         })
         .collect()
 }
@@ -391,6 +399,15 @@ fn primary_key_of(rt: &Runtime, type_name: &str, obj: &Value) -> Option<Value> {
     let model = rt.repository.model();
     let mut key = model.get(type_name)?.primary_key(obj)?;
     Some(if key.len() == 1 { key.pop()? } else { Value::Array(key) })
+}
+
+/// The type and primary key of an object that failed at validation or storage, for the journal
+/// (`None` when the journal is off or the object has no usable key).
+fn object_of(rt: &Runtime, type_name: &str, obj: &Value) -> Option<Box<(String, Value)>> {
+    if rt.config.logger.max_msg_in_log == 0 {
+        return None;
+    }
+    primary_key_of(rt, type_name, obj).map(|key| Box::new((type_name.to_string(), key)))
 }
 
 /// `{"index": primary index, "key": its value}` of a validated object (`store_strategy:

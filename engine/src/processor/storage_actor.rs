@@ -100,7 +100,8 @@ impl StorageActor {
         }
         metrics().storage_batch_objects.observe(jobs.len() as f64);
         let items: Vec<(&Entry, &Finish)> = jobs.iter().map(|j| (&j.entry, &j.item)).collect();
-        let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store(&self.rt.load(), &items)));
+        let rt = self.rt.load();
+        let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store(&rt, &items)));
         let results = match stored {
             Ok(results) => results,
             Err(panic) => {
@@ -109,7 +110,7 @@ impl StorageActor {
                 metrics().actor_restarts.with_label_values(&["storage", "storage"]).inc();
                 tracing::error!(actor = "storage", panic = %text, "storage actor panicked (a bug); its batch goes to the repair queue and it restarts");
                 ctx.stop();
-                items.iter().map(|(_, item)| Err(item.failure(error.clone()))).collect()
+                items.iter().map(|(_, item)| Err(item.failure(&rt, error.clone()))).collect()
             }
         };
         drop(items);

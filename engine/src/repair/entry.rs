@@ -50,6 +50,10 @@ pub struct Failure {
     pub routing_key: Option<String>,
     /// The error text.
     pub error: String,
+    /// The aggregate type and primary key the object had become when it failed (validation,
+    /// storage), when they are known: the journal records them, so a stored object's failed
+    /// updates can be found from it.
+    pub object: Option<Box<(String, Value)>>,
 }
 
 /// A repair-queue entry.

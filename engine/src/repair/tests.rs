@@ -16,6 +16,7 @@ fn failure(text: &str) -> Failure {
         function: Some("process_user".into()),
         routing_key: Some("add_user".into()),
         error: text.into(),
+        object: None,
     }
 }
 
