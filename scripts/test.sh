@@ -32,6 +32,9 @@ scripts/install-peers.sh
 echo "== cargo fmt --check"
 cargo fmt --all --check
 
+# A clean checkout (CI) gains nothing from incremental compilation and pays for it.
+if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
+
 # The test build has the engine's failpoints (fault injection through FAILPOINTS); a release
 # build never does. Every cargo command below uses the same features, so nothing builds twice.
 FEATURES="ferrogrid-engine/failpoints"

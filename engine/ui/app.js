@@ -1477,7 +1477,11 @@ function journalLine(e) {
   } else {
     what = JSON.stringify(e);
   }
-  return el("li", { class: `journal-${e.kind}${bad ? " error" : ""}` }, at, " ", what);
+  // A stored object (when its key was kept) links to it in the data explorer.
+  const open = e.kind === "processed" && e.status === "stored" && e.key !== undefined && e.key !== null
+    && dataState.types && dataState.types.some((t) => t.name === e.type)
+    ? [" ", dataLink(e.type, JSON.stringify(e.key), "Open the object")] : [];
+  return el("li", { class: `journal-${e.kind}${bad ? " error" : ""}` }, at, " ", what, ...open);
 }
 
 async function renderJournal(page) {

@@ -871,6 +871,10 @@ fn the_journal_page_shows_each_objects_path_from_repair_and_test() {
         })
         .unwrap();
     assert!(timeline.contains("version"), "{timeline}");
+    // ... and from there to the object in the data explorer.
+    browser.click(&browser.find("#journal-results a.object-link").unwrap()).unwrap();
+    let shown = browser.wait("the object", || browser.text(&browser.find("#object-json").ok()?).ok()).unwrap();
+    assert!(shown.contains("\"username\": \"Kim\""), "{shown}");
 
     // Search by routing key: both objects, newest first.
     browser.goto(&format!("{admin}#/journal")).unwrap();
@@ -1331,6 +1335,9 @@ fn every_page_flow(kind: Kind) {
         problems.push(format!("sign-in: {violations:#?}"));
     }
     shot(&browser, "page-signin-1280");
+    browser.set_window_size(420, 800).unwrap();
+    shot(&browser, "page-signin-420");
+    browser.set_window_size(1280, 800).unwrap();
     token_sign_in(&browser, server.token());
     browser.wait("the repair page", || browser.find("#repair-table").ok()).unwrap();
 
