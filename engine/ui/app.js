@@ -131,6 +131,8 @@ function metricSum(text, name) {
   return seen ? sum : null;
 }
 
+let lastAnnounced = null;
+
 // The header's figures, from what the caller's role may read (nothing is asked that it may not).
 async function refreshStatus() {
   const read = (action, method, path, none) => (may(action) ? api(method, path) : Promise.resolve(none));
@@ -149,6 +151,9 @@ async function refreshStatus() {
       ["jobs running", metricSum(text, "ferrogrid_jobs_running")],
     ];
     const last = newest.items && newest.items[0] && newest.items[0].error;
+    // Screen readers hear of a new newest error (the figures change too often to be read out).
+    if (last && last !== lastAnnounced) $("#status-announce").textContent = `Newest repair-queue error: ${last}`;
+    lastAnnounced = last || null;
     $("#status").replaceChildren(...figures.filter(([, v]) => v !== null).map(([k, v]) =>
       el("span", { class: "badge" }, k + " ", el("b", { "data-figure": k }, String(v)))),
       ...(last ? [el("span", { class: "badge bad" }, "last error ", el("span", { id: "last-error", title: last }, last.length > 60 ? last.slice(0, 57) + "..." : last))] : []));
@@ -172,7 +177,11 @@ function repairQuery(extra = {}) {
 async function renderRepair(page) {
   // `#/repair?id=...` (a link from the data explorer): that entry's details open.
   const asked = new URLSearchParams((location.hash.split("?")[1]) || "").get("id");
-  if (asked) repairState.selected = asked;
+  if (asked) {
+    repairState.selected = asked;
+    // Taken once: Apply, paging and other rows work as on the plain page from now on.
+    history.replaceState(null, "", "#/repair");
+  }
   const filterInput = el("input", { id: "repair-filter", type: "search", placeholder: "any text", value: repairState.filter });
   const fromInput = el("input", { id: "repair-from", type: "datetime-local", value: repairState.from });
   const toInput = el("input", { id: "repair-to", type: "datetime-local", value: repairState.to });
@@ -201,7 +210,7 @@ async function renderRepair(page) {
       el("button", { needs: "repair_operate", id: "repair-delete-all", type: "button", class: "danger", onclick: () => bulk("delete-all") }, "Delete all"),
     ),
     note,
-    el("div", { class: "table-wrap" }, el("table", { id: "repair-table" },
+    el("div", { class: "table-wrap", tabindex: "0" }, el("table", { id: "repair-table" },
       el("thead", {}, el("tr", {}, ["Time", "Id", "Source", "Routing key", "Status", "Error", "Attempts"].map((h) => el("th", { scope: "col" }, h)))),
       body)),
     el("div", { class: "toolbar" },
@@ -271,7 +280,7 @@ async function renderRepair(page) {
 
 async function showDetails(id, container, reload) {
   let entry;
-  try { entry = await api("GET", `/admin/api/repair/${id}`); }
+  try { entry = await api("GET", `/admin/api/repair/${encodeURIComponent(id)}`); }
   catch (e) { container.replaceChildren(); repairState.selected = null; return; }
   const original = pretty(entry.payload);
   const editor = el("textarea", { id: "payload-editor", rows: String(Math.min(24, original.split("\n").length + 2)), spellcheck: "false", "aria-labelledby": "payload-title" });
@@ -298,7 +307,7 @@ async function showDetails(id, container, reload) {
     let payload;
     try { payload = JSON.parse(editor.value); } catch (e) { return message(note, "The edited payload is not JSON: " + e.message, true); }
     const by = sessionStorage.getItem(OPERATOR_KEY) || "web ui";
-    try { outcome(await api("POST", `/admin/api/repair/${id}/retry`, { payload, by })); reload(); }
+    try { outcome(await api("POST", `/admin/api/repair/${encodeURIComponent(id)}/retry`, { payload, by })); reload(); }
     catch (e) { message(note, e.message, true); }
   };
   const history = (entry.history || []).map((h) =>
@@ -320,12 +329,12 @@ async function showDetails(id, container, reload) {
     diff,
     el("div", { class: "toolbar" },
       el("button", { needs: "repair_operate", id: "retry-one", type: "button", onclick: async () => {
-        try { outcome(await api("POST", `/admin/api/repair/${id}/retry`)); reload(); } catch (e) { message(note, e.message, true); }
+        try { outcome(await api("POST", `/admin/api/repair/${encodeURIComponent(id)}/retry`)); reload(); } catch (e) { message(note, e.message, true); }
       } }, "Try again"),
       retryEdited,
       el("button", { needs: "repair_operate", id: "delete-one", type: "button", class: "danger", onclick: async () => {
         if (!(await confirmAction(`Delete entry ${id}? This cannot be undone.`))) return;
-        try { await api("DELETE", `/admin/api/repair/${id}`); container.replaceChildren(); repairState.selected = null; reload(); }
+        try { await api("DELETE", `/admin/api/repair/${encodeURIComponent(id)}`); container.replaceChildren(); repairState.selected = null; reload(); }
         catch (e) { message(note, e.message, true); }
       } }, "Delete")),
     note,
@@ -397,7 +406,7 @@ function parkedPage(spec) {
           if (await confirmAction(`Delete ${scope()}?`)) await act("DELETE", spec.base + query(), (r) => `${r.deleted} deleted.`);
         } }, "Delete all")),
       note,
-      el("div", { class: "table-wrap" }, el("table", {},
+      el("div", { class: "table-wrap", tabindex: "0" }, el("table", {},
         el("thead", {}, el("tr", {}, [...spec.columns.map(([h]) => h), ""].map((h) => el("th", { scope: "col" }, h)))), body)),
       el("div", { class: "toolbar pager" }, prev, next),
       details);
@@ -422,7 +431,7 @@ const renderJobs = parkedPage({
 async function outputQueues() {
   const { items } = await api("GET", "/admin/api/output-queues");
   if (!items.length) return el("p", { class: "empty" }, "No output is replicated to: the configuration's output_processor section names none.");
-  return el("div", { class: "table-wrap" }, el("table", { id: "output-queues" },
+  return el("div", { class: "table-wrap", tabindex: "0" }, el("table", { id: "output-queues" },
     el("thead", {}, el("tr", {}, ...["Output", "Mode", "Waiting", "Oldest waiting since", "Parked"].map((h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, ...items.map((q) => el("tr", { "data-output": q.output },
       el("td", {}, q.output), el("td", {}, q.mode), el("td", {}, String(q.waiting)),
@@ -470,7 +479,7 @@ async function renderTasks(page) {
     }));
     if (!tasks.length) body.replaceChildren(el("tr", {}, el("td", { colspan: "8", class: "empty" }, "No task is configured: add one to the configuration's tasks section (a cron schedule or a pause) and apply it.")));
   };
-  page.replaceChildren(el("h1", {}, "Tasks"), note, el("div", { class: "table-wrap" }, el("table", {},
+  page.replaceChildren(el("h1", {}, "Tasks"), note, el("div", { class: "table-wrap", tabindex: "0" }, el("table", {},
     el("thead", {}, el("tr", {}, ["Task", "Kind", "Schedule", "State", "Next run", "Last run", "Result or error", ""].map((h) => el("th", { scope: "col" }, h)))), body)));
   await load();
 }
@@ -609,7 +618,7 @@ function modelDiagram(types) {
   const relations = edges.filter((e) => e.kind === "relation").length;
   const summary = `${types.length} type(s): ${types.map((t) => t.name).join(", ")}; ${relations} relation(s)`;
   return el("figure", { class: "model-figure" },
-    el("div", { class: "table-wrap" },
+    el("div", { class: "table-wrap", tabindex: "0" },
       svg("svg", { id: "model-diagram", role: "img", "aria-label": `The model: ${summary}`, viewBox: `${Math.floor(minX)} ${Math.floor(minY)} ${viewW} ${viewH}`, width: viewW, height: viewH },
         svg("defs", {}, marker("arrow-one", "M 0 0 L 12 5 L 0 10 z"), marker("arrow-many", "M 0 0 L 6 5 L 0 10 z M 6 0 L 12 5 L 6 10 z")),
         drawn, boxNodes, labels)),
@@ -664,12 +673,12 @@ async function renderModel(page) {
     ...modelTypes(model),
     el("h2", {}, "Indexes"),
     building.length ? el("p", { id: "index-building", class: "hint" }, `${building.length} index(es) being built; queries naming them answer INDEX_BUILDING until they are ready.`) : "",
-    el("div", { class: "table-wrap" }, el("table", { id: "index-table" },
+    el("div", { class: "table-wrap", tabindex: "0" }, el("table", { id: "index-table" },
       el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Type"), el("th", { scope: "col" }, "Index"), el("th", { scope: "col" }, "State"))),
       el("tbody", {}, indexRows))),
     el("h2", {}, "Unlinked types"),
     el("p", { class: "hint" }, "Types with stored data that the model no longer has. A model that brings a type back finds its data again."),
-    unlinked.items.length ? el("div", { class: "table-wrap" }, el("table", { id: "unlinked-table" },
+    unlinked.items.length ? el("div", { class: "table-wrap", tabindex: "0" }, el("table", { id: "unlinked-table" },
       el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Type"), el("th", { scope: "col" }, "Stored versions"), el("th", { scope: "col" }, ""))),
       el("tbody", {}, unlinkedRows))) : el("p", { id: "no-unlinked" }, "None."),
     result);
@@ -844,7 +853,7 @@ async function renderConfig(page) {
       el("label", {}, "A folder", folder)),
     result,
     el("h2", {}, "Versions"),
-    el("div", { class: "table-wrap" }, el("table", { id: "config-versions" },
+    el("div", { class: "table-wrap", tabindex: "0" }, el("table", { id: "config-versions" },
       el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Version"), el("th", { scope: "col" }, "Applied"), el("th", { scope: "col" }, "By"), el("th", { scope: "col" }, "How"), el("th", { scope: "col" }, "Files"), el("th", { scope: "col" }, ""))),
       el("tbody", {}, rows))),
     el("h2", {}, "Compare two versions"),
@@ -913,7 +922,7 @@ const settingsTabs = [
 
 function table(id, headers, rows, empty) {
   const body = el("tbody", {}, rows.length ? rows : [el("tr", {}, el("td", { colspan: String(headers.length), class: "empty" }, empty))]);
-  return el("div", { class: "table-wrap" }, el("table", { id }, el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h)))), body));
+  return el("div", { class: "table-wrap", tabindex: "0" }, el("table", { id }, el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h)))), body));
 }
 
 // A secret shown once, with a note that it is not shown again.
@@ -982,7 +991,7 @@ function notifierForm(n, act, note) {
       el("div", { class: "toolbar" }, urlLabel, fromLabel),
       el("div", { class: "toolbar" }, userLabel, passwordLabel, timeoutLabel),
       el("div", { class: "toolbar" }, intervalLabel, linkLabel),
-      el("div", { class: "table-wrap" }, el("table", { id: "subscribers-table" }, el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Subscriber"), el("th", { scope: "col" }, "E-mail"), el("th", { scope: "col" }, ""))), rows)),
+      el("div", { class: "table-wrap", tabindex: "0" }, el("table", { id: "subscribers-table" }, el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Subscriber"), el("th", { scope: "col" }, "E-mail"), el("th", { scope: "col" }, ""))), rows)),
       el("div", { needs: "config_apply", class: "toolbar" }, nameLabel, addrLabel, addUser),
       el("div", { needs: "config_apply", class: "toolbar" }, el("button", { id: "notifier-save", type: "submit" }, "Save"),
         n.source === "api" ? el("button", { id: "notifier-reset", type: "button", class: "secondary", onclick: () =>
@@ -1191,9 +1200,10 @@ const dataLink = (type, keyJson, text) =>
   el("a", { href: `#/data?type=${encodeURIComponent(type)}&key=${encodeURIComponent(keyJson)}`, class: "object-link" }, text);
 
 async function renderData(page) {
-  // Read again: the model or the caller's rights may have changed since sign-in.
-  dataState.types = null;
-  const types = await dataTypes();
+  // Read again: the model or the caller's rights may have changed since sign-in (kept as they
+  // were when the read fails).
+  const types = (await api("GET", "/data")).types;
+  dataState.types = types;
   const params = new URLSearchParams((location.hash.split("?")[1]) || "");
   if (!types.length) {
     page.replaceChildren(el("h1", {}, "Data"), el("p", { class: "empty" }, "Your role may read no type of the model: ask an administrator for data actions that read one."));
@@ -1201,7 +1211,9 @@ async function renderData(page) {
   }
   if (params.get("type") && params.get("key") !== null) return renderObject(page, types, params.get("type"), params.get("key"));
   if (!types.some((t) => t.name === dataState.type)) Object.assign(dataState, { type: types[0].name, index: "", value: "", after: null, pages: [] });
+  // The type the form shows (`chosen`) and the one the table holds (`type`, applied by Query).
   const type = () => types.find((t) => t.name === dataState.type);
+  const chosen = () => types.find((t) => t.name === typeSelect.value) || type();
   const typeSelect = el("select", { id: "data-type" }, ...types.map((t) => el("option", { value: t.name }, t.name)));
   const indexSelect = el("select", { id: "data-index" });
   const opSelect = el("select", { id: "data-op" });
@@ -1212,17 +1224,17 @@ async function renderData(page) {
   const body = el("tbody", { id: "data-rows" });
   const hint = el("p", { class: "hint", id: "data-hint" });
   const fillIndexes = () => {
-    const t = type();
+    const t = chosen();
     indexSelect.replaceChildren(el("option", { value: "" }, "(all, by primary key)"),
       ...t.indexes.map((i) => el("option", { value: i.name }, `${i.name} (${i.parts.map((p) => `${p.path}: ${p.kind}`).join(", ")})` + (i.primary ? " — primary" : ""))));
     indexSelect.value = t.indexes.some((i) => i.name === dataState.index) ? dataState.index : "";
     fillOps();
   };
   const fillOps = () => {
-    const index = type().indexes.find((i) => i.name === indexSelect.value);
-    const chosen = opSelect.value || dataState.op;
+    const index = chosen().indexes.find((i) => i.name === indexSelect.value);
+    const op = opSelect.value || dataState.op;
     opSelect.replaceChildren(...(index ? index.operators : ["=="]).map((o) => el("option", { value: o }, o)));
-    opSelect.value = index && index.operators.includes(chosen) ? chosen : "==";
+    opSelect.value = index && index.operators.includes(op) ? op : "==";
     opSelect.disabled = value.disabled = !index;
     hint.textContent = !index ? "Every object of the type, in primary-key order."
       : index.parts.length > 1 ? "A composite index: a JSON array of its parts' values (a prefix works with > < >= <=)."
@@ -1231,14 +1243,14 @@ async function renderData(page) {
   typeSelect.value = dataState.type;
   value.value = dataState.value;
   deleted.checked = dataState.deleted;
-  typeSelect.onchange = () => { dataState.type = typeSelect.value; dataState.index = ""; fillIndexes(); };
+  typeSelect.onchange = () => { indexSelect.value = ""; fillIndexes(); };
   indexSelect.onchange = fillOps;
   opSelect.onchange = fillOps;
   fillIndexes();
 
   const query = () => {
     const t = type();
-    const q = new URLSearchParams({ first: String(PAGE_SIZE) });
+    const q = new URLSearchParams({ first: String(PAGE_SIZE + 1) });
     const index = t.indexes.find((i) => i.name === dataState.index);
     if (index) q.set("filter", `[[${JSON.stringify(index.name)}, ${JSON.stringify(dataState.op)}, ${keyText(index.parts, dataState.value)}]]`);
     if (dataState.deleted) q.set("dont_skip_deleted", "true");
@@ -1247,8 +1259,8 @@ async function renderData(page) {
   };
   const load = async () => {
     const t = type();
-    let items;
-    try { items = await api("GET", query()); }
+    let items, more;
+    try { items = await api("GET", query()); more = items.length > PAGE_SIZE; items = items.slice(0, PAGE_SIZE); }
     catch (e) {
       if (e instanceof Unauthorized) return signOut("You are signed out: your credentials are no longer accepted.");
       body.replaceChildren();
@@ -1267,7 +1279,7 @@ async function renderData(page) {
         filtered ? "No object matches: try another operator or value, or query without an index." : `No ${t.name} is stored yet: objects appear here once an input stores them.`)));
     }
     const next = $("#data-next-page", page);
-    next.disabled = items.length < PAGE_SIZE;
+    next.disabled = !more;
     next.onclick = () => { dataState.pages.push(dataState.after); dataState.after = items[items.length - 1].cursor; load(); };
     $("#data-prev-page", page).disabled = !dataState.pages.length;
     $("#data-page-number", page).textContent = `Page ${dataState.pages.length + 1}`;
@@ -1287,7 +1299,7 @@ async function renderData(page) {
       el("label", { class: "check" }, deleted, "Show deleted"),
       el("button", { id: "data-query", type: "submit" }, "Query")),
     hint, note,
-    el("div", { class: "table-wrap" }, el("table", { id: "data-table" }, head, body)),
+    el("div", { class: "table-wrap", tabindex: "0" }, el("table", { id: "data-table" }, head, body)),
     el("div", { class: "toolbar pager" },
       el("button", { id: "data-prev-page", type: "button", class: "secondary", onclick: () => { dataState.after = dataState.pages.pop() ?? null; load(); } }, "Previous page"),
       el("span", { id: "data-page-number" }),
@@ -1310,14 +1322,27 @@ async function renderObject(page, types, typeName, keyJson) {
   const t = types.find((x) => x.name === typeName);
   if (!t) { page.replaceChildren(el("h1", {}, "Data"), el("div", { class: "message bad", role: "alert" }, `${typeName} is not a type you may read.`)); return; }
   const primary = t.indexes.find((i) => i.primary);
+  // The key (from the link) must be a whole primary key: one value, or an array of one value per
+  // part. A shorter array would match every object it is a prefix of.
+  let key;
+  try { key = JSON.parse(keyJson); } catch (_) { key = undefined; }
+  const whole = primary.parts.length > 1
+    ? Array.isArray(key) && key.length === primary.parts.length && key.every((v) => v === null || typeof v !== "object")
+    : key !== undefined && (key === null || typeof key !== "object");
+  if (!whole) {
+    page.replaceChildren(el("h1", {}, "Data"), el("div", { class: "message bad", role: "alert" },
+      `${keyJson} is not a primary key of ${t.name}: ${primary.parts.length > 1 ? `a JSON array of ${primary.parts.length} values (${primary.parts.map((p) => p.path).join(", ")})` : `one ${primary.parts[0].kind} value`}.`));
+    return;
+  }
   const filter = `[[${JSON.stringify(primary.name)}, "==", ${keyJson}]]`;
   const base = `/data/${encodeURIComponent(t.name)}?filter=${encodeURIComponent(filter)}&dont_skip_deleted=true`;
   const versions = [];
   let after = null;
   const more = async () => {
-    const page = await api("GET", `${base}&all_versions=true&first=${PAGE_SIZE}` + (after ? `&after=${encodeURIComponent(after)}` : ""));
-    versions.push(...page);
-    after = page.length === PAGE_SIZE ? page[page.length - 1].cursor : null;
+    const got = await api("GET", `${base}&all_versions=true&first=${PAGE_SIZE + 1}` + (after ? `&after=${encodeURIComponent(after)}` : ""));
+    const shown = got.slice(0, PAGE_SIZE);
+    versions.push(...shown);
+    after = got.length > PAGE_SIZE ? shown[shown.length - 1].cursor : null;
   };
   await more();
   const back = el("a", { href: "#/data", id: "data-back" }, `Back to ${t.name} objects`);
@@ -1332,17 +1357,19 @@ async function renderObject(page, types, typeName, keyJson) {
   const pick = { a: versions.length > 1 ? 1 : 0, b: 0 };
   const showDiff = () => {
     const [va, vb] = [versions[pick.a], versions[pick.b]];
-    const changes = fieldDiff(va.deleted ? {} : va.object, vb.deleted ? {} : vb.object);
+    // A tombstone keeps the object's last state: its fields compare as they are.
+    const changes = fieldDiff(va.object, vb.object);
     const label = (v) => `version ${v.version_text}` + (v.deleted ? " (deleted)" : "");
     diffView.replaceChildren(
       el("p", { class: "hint" }, `From ${label(va)} to ${label(vb)}.`),
-      changes.length ? el("div", { class: "table-wrap" }, el("table", { id: "diff-table" },
+      changes.length ? el("div", { class: "table-wrap", tabindex: "0" }, el("table", { id: "diff-table" },
         el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Field"), el("th", { scope: "col" }, "From"), el("th", { scope: "col" }, "To"))),
         el("tbody", {}, ...changes.map(([path, before, after]) => el("tr", { "data-field": path, class: before === undefined ? "added" : after === undefined ? "removed" : "changed" },
           el("td", { class: "mono" }, path),
           el("td", { class: "mono del" }, before ?? "(absent)"),
           el("td", { class: "mono add" }, after ?? "(absent)"))))))
-        : el("p", { class: "empty" }, pick.a === pick.b ? "The same version on both sides: pick two different ones." : "No field differs."));
+        : el("p", { class: "empty" }, pick.a === pick.b ? "The same version on both sides: pick two different ones."
+          : va.deleted !== vb.deleted ? "No field differs: one of them is the deletion (a tombstone keeps the last state)." : "No field differs."));
   };
   const paintVersions = () => {
     versionBody.replaceChildren(...versions.map((v, i) => el("tr", { "data-version": v.version_text, class: v.deleted ? "deleted" : "" },
@@ -1353,6 +1380,7 @@ async function renderObject(page, types, typeName, keyJson) {
       el("td", {}, v.deleted ? "deleted (tombstone)" : i === 0 ? "current" : ""),
       el("td", {}, String(v.config_version ?? "")))));
     $("#versions-more", page).hidden = !after;
+    $("#object-version-count", page).textContent = String(versions.length) + (after ? "+" : "");
   };
   const related = el("div", { id: "object-related" });
   const editor = el("textarea", { id: "object-editor", rows: "12", spellcheck: "false", "aria-label": `${t.name} as JSON` });
@@ -1370,23 +1398,24 @@ async function renderObject(page, types, typeName, keyJson) {
     try { object = JSON.parse(editor.value); } catch (e) { return message(note, "Not JSON: " + e.message, true); }
     try {
       await mutate(`insert: $object, only_if_version: ${current.version_text}`, { object }, `($object: ${t.insert_type})`);
-      message(note, "Saved as a new version.");
       await renderObject(page, types, typeName, keyJson);
       message($("#object-message", page), "Saved as a new version.");
+      $("#object-title", page).focus();
     } catch (e) { message(note, "Not saved: " + e.message, true); }
   };
   const remove = async () => {
     if (!(await confirmAction(`Delete ${t.name} ${keyJson}? A tombstone version is written; its history stays.`))) return;
     try {
-      await mutate(`${primary.graphql}: ${keyJson}, delete: true`);
+      await mutate(`${primary.graphql}: ${keyJson}, delete: true, only_if_version: ${current.version_text}`);
       await renderObject(page, types, typeName, keyJson);
       message($("#object-message", page), "Deleted: a tombstone version was written.");
+      $("#object-title", page).focus();
     } catch (e) { message(note, "Not deleted: " + e.message, true); }
   };
   const rounding = roundsIntegers(current.object);
   const writable = t.write && !current.deleted;
   page.replaceChildren(
-    el("h1", {}, `${t.name} ${keyJson}`),
+    el("h1", { id: "object-title", tabindex: "-1" }, `${t.name} ${keyJson}`),
     back,
     el("section", { class: "details", "aria-labelledby": "object-current-title" },
       el("h2", { id: "object-current-title" }, current.deleted ? "Current state: deleted" : "Current state"),
@@ -1403,7 +1432,7 @@ async function renderObject(page, types, typeName, keyJson) {
       editing, note),
     el("section", { class: "details", "aria-labelledby": "object-versions-title" },
       el("h2", { id: "object-versions-title" }, "Version history"),
-      el("div", { class: "table-wrap" }, el("table", { id: "version-table" },
+      el("div", { class: "table-wrap", tabindex: "0" }, el("table", { id: "version-table" },
         el("thead", {}, el("tr", {}, ...["From", "To", "Version", "Written", "State", "Config"].map((h) => el("th", { scope: "col" }, h)))),
         versionBody)),
       el("div", { class: "toolbar" }, el("button", { id: "versions-more", type: "button", class: "secondary", onclick: async () => {
@@ -1479,7 +1508,7 @@ function journalLine(e) {
   }
   // A stored object (when its key was kept) links to it in the data explorer.
   const open = e.kind === "processed" && e.status === "stored" && e.key !== undefined && e.key !== null
-    && dataState.types && dataState.types.some((t) => t.name === e.type)
+    && !roundsIntegers(e.key) && dataState.types && dataState.types.some((t) => t.name === e.type)
     ? [" ", dataLink(e.type, JSON.stringify(e.key), "Open the object")] : [];
   return el("li", { class: `journal-${e.kind}${bad ? " error" : ""}` }, at, " ", what, ...open);
 }
@@ -1813,11 +1842,18 @@ async function route() {
   }
   const render = pages[name];
   document.querySelectorAll("header nav a").forEach((a) => a.classList.toggle("active", a.dataset.page === name));
-  const page = $("#page");
-  // `data-rendered` names the view once it is drawn (the browser tests wait for it).
-  delete page.dataset.rendered;
+  // Each view draws into a box of its own: a view still loading when the operator moves on
+  // finishes into a box no longer shown, never over the next one. `data-rendered` names the
+  // view once it is drawn (the browser tests wait for it).
+  const main = $("#page");
+  const page = el("div", { class: "view" });
+  main.replaceChildren(page);
+  delete main.dataset.rendered;
   const shown = location.hash;
-  try { await render(page); page.dataset.rendered = shown; }
+  try {
+    await render(page);
+    if (page.isConnected) main.dataset.rendered = shown;
+  }
   catch (e) {
     if (e instanceof Unauthorized) return signOut("You are signed out: your credentials are no longer accepted.");
     page.replaceChildren(el("div", { class: "message bad", role: "alert" }, e.message));
@@ -1860,6 +1896,8 @@ function signOut(reason = "", viaToken = false) {
   // What the pages showed (a secret shown once, lists) goes with the sign-out.
   $("#page").replaceChildren();
   $("#status").replaceChildren();
+  $("#status-announce").textContent = "";
+  lastAnnounced = null;
   $("#whoami").textContent = "";
   $("#app").hidden = true;
   $("#signin").hidden = false;

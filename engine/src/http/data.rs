@@ -35,7 +35,8 @@ async fn types(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
                     let parts: Vec<Value> =
                         i.parts.iter().map(|p| json!({"path": p.dotted(), "kind": p.kind.as_str()})).collect();
                     let mut operators = vec!["==", "!=", ">", ">=", "<", "<="];
-                    if i.parts.first().is_some_and(|p| p.kind == ScalarKind::String) {
+                    // `like` takes a pattern: for an index of one string part.
+                    if i.parts.len() == 1 && i.parts[0].kind == ScalarKind::String {
                         operators.push("like");
                     }
                     json!({"name": i.name, "graphql": crate::graphql::gql_name(&i.name), "primary": i.primary,
