@@ -1112,24 +1112,34 @@ async function renderSettingsTab(tab, content, note, act) {
     const from = el("input", { id: "audit-from", type: "datetime-local", "aria-label": "From" });
     const to = el("input", { id: "audit-to", type: "datetime-local", "aria-label": "To" });
     const rows = el("div", {});
+    // Pages of 100, newest first: the cursors (entry ids) of the pages before this one.
+    const paging = { after: null, pages: [] };
+    const prev = el("button", { id: "audit-prev-page", type: "button", class: "secondary", disabled: true, onclick: () => { paging.after = paging.pages.pop() ?? null; load(); } }, "Previous page");
+    const next = el("button", { id: "audit-next-page", type: "button", class: "secondary", disabled: true }, "Next page");
     const load = async () => {
-      const q = new URLSearchParams({ first: "200" });
+      const q = new URLSearchParams({ first: "101" });
+      if (paging.after) q.set("after", paging.after);
       if (subject.value) q.set("subject", subject.value);
       if (text.value) q.set("text", text.value);
       if (severity.value) q.set("severity", severity.value);
       if (from.value) q.set("from", new Date(from.value).toISOString());
       if (to.value) q.set("to", new Date(to.value).toISOString());
-      const events = await api("GET", "/admin/api/audit?" + q);
+      const got = await api("GET", "/admin/api/audit?" + q);
+      const events = got.slice(0, 100);
+      prev.disabled = !paging.pages.length;
+      next.disabled = got.length <= 100;
+      next.onclick = () => { paging.pages.push(paging.after); paging.after = events[events.length - 1].id; load(); };
       rows.replaceChildren(table("audit-table", ["Time", "Severity", "Subject", "Source", "Action", "Object", "Outcome", "Message"], events.map((e) => el("tr", {},
         el("td", {}, when(e.time)), el("td", {}, e.severity), el("td", {}, e.subject), el("td", {}, e.source), el("td", {}, e.action),
         el("td", { class: "mono" }, e.object), el("td", {}, e.outcome), el("td", { class: "mono" }, e.message))), "No entries."));
     };
     content.replaceChildren(
-      el("form", { class: "toolbar", onsubmit: (e) => { e.preventDefault(); load().catch((err) => message(note, err.message, true)); } }, subject, text, severity, from, to, el("button", { id: "audit-apply", type: "submit" }, "Apply")),
+      el("form", { class: "toolbar", onsubmit: (e) => { e.preventDefault(); paging.after = null; paging.pages = []; load().catch((err) => message(note, err.message, true)); } }, subject, text, severity, from, to, el("button", { id: "audit-apply", type: "submit" }, "Apply")),
       el("div", { class: "toolbar" }, el("button", { needs: "audit_log_admin", id: "audit-clear", type: "button", class: "danger", onclick: async () => {
         if (await confirmAction("Clear the audit log? The clear itself is recorded.")) act(() => api("DELETE", "/admin/api/audit"), (r) => message(note, `${r.removed} entries removed.`));
       } }, "Clear the log")),
-      rows);
+      rows,
+      el("div", { class: "toolbar pager" }, prev, next));
     await load();
   }
 }
@@ -1528,11 +1538,19 @@ async function renderJournal(page) {
   const to = el("input", { id: "journal-to", type: "datetime-local", "aria-label": "To" });
   const results = el("div", { id: "journal-results" });
   const note = el("div");
-  const search = async () => {
-    const q = new URLSearchParams();
+  // 50 objects at a time, newest first; "Show older objects" adds the next 50 (received before
+  // the oldest shown: its id's time, one millisecond on, without the objects already shown).
+  const JOURNAL_PAGE = 50;
+  const shownIds = new Set();
+  let oldest = null;
+  const older = el("button", { id: "journal-older", type: "button", class: "secondary", hidden: true, onclick: () => search(true) }, "Show older objects");
+  const idMillis = (objectId) => { const hex = objectId.replace(/-/g, ""); return hex[12] === "7" ? parseInt(hex.slice(0, 12), 16) : null; };
+  const search = async (more = false) => {
+    const q = new URLSearchParams({ first: String(JOURNAL_PAGE) });
     for (const [name, input] of [["id", id], ["routing_key", rk], ["type", type], ["key", key]]) if (input.value.trim()) q.set(name, input.value.trim());
     if (from.value) q.set("from", new Date(from.value).toISOString());
-    if (to.value) q.set("to", new Date(to.value).toISOString());
+    if (more && oldest !== null) q.set("to", new Date(oldest + 1).toISOString());
+    else if (to.value) q.set("to", new Date(to.value).toISOString());
     note.replaceChildren();
     let found;
     try { found = await api("GET", `/admin/api/journal?${q}`); }
@@ -1540,17 +1558,25 @@ async function renderJournal(page) {
       if (e instanceof Unauthorized) return signOut("You are signed out: your credentials are no longer accepted.");
       return message(note, e.message, true);
     }
-    results.replaceChildren(...(found.objects.length ? found.objects.map((o) => el("section", { class: "details journal-object", "data-id": o.id },
+    if (!more) { shownIds.clear(); oldest = null; results.replaceChildren(); }
+    const fresh = found.objects.filter((o) => !shownIds.has(o.id));
+    for (const o of fresh) {
+      shownIds.add(o.id);
+      const ms = idMillis(o.id);
+      if (ms !== null && (oldest === null || ms < oldest)) oldest = ms;
+    }
+    results.append(...fresh.map((o) => el("section", { class: "details journal-object", "data-id": o.id },
       el("h2", {}, `Object ${o.id}`),
-      el("ol", { class: "journal-timeline" }, o.events.map(journalLine))))
-      : [el("p", { class: "empty" }, "Nothing in the journal matches: widen the times or clear a field. Objects are journaled as they are processed (unless logger.max_msg_in_log is 0).")]));
+      el("ol", { class: "journal-timeline" }, o.events.map(journalLine)))));
+    if (!shownIds.size) results.replaceChildren(el("p", { class: "empty" }, "Nothing in the journal matches: widen the times or clear a field. Objects are journaled as they are processed (unless logger.max_msg_in_log is 0)."));
+    older.hidden = found.objects.length < JOURNAL_PAGE || oldest === null || !fresh.length;
   };
   page.replaceChildren(
     el("h1", {}, "Journal"),
     el("p", { class: "hint" }, "Every object's path: received, steps with their time, how it ended, its deliveries and what operators did. Newest first."),
     el("div", { class: "toolbar" }, idLabel, rkLabel, typeLabel, keyLabel, el("label", {}, "From", from), el("label", {}, "To", to),
-      el("button", { id: "journal-search", type: "button", onclick: search }, "Search")),
-    note, results);
+      el("button", { id: "journal-search", type: "button", onclick: () => search() }, "Search")),
+    note, results, el("div", { class: "toolbar pager" }, older));
   await search();
 }
 

@@ -477,6 +477,18 @@ fn the_output_repair_page_shows_the_peers_answer_and_tries_again() {
     let details = browser.text(&browser.find("#output-details").unwrap()).unwrap();
     assert!(details.contains("\"object\"") && details.contains("\"id\": 3"), "{details}");
     shot(&browser, "output-repair");
+    // The data explorer links the object to its parked delivery; the link filters this page to it.
+    browser.goto(&format!("{admin}#/data?type=Item&key=3")).unwrap();
+    let link = browser.wait("the delivery link", || browser.find("#object-deliveries a.output-link").ok()).unwrap();
+    assert!(browser.text(&link).unwrap().contains("to hub"));
+    browser.click(&link).unwrap();
+    browser
+        .wait("the delivery alone", || {
+            let rows = browser.find_all("#output-rows tr.row").ok()?;
+            let text = browser.text(&browser.find("#output-rows").ok()?).ok()?;
+            (rows.len() == 1 && text.contains("Sending error")).then_some(())
+        })
+        .unwrap();
     // The hub is fixed: Try again delivers it and the row goes.
     receiver.fail_with(None);
     browser.click(&browser.find_all("#output-rows button").unwrap()[1]).unwrap();
@@ -891,6 +903,27 @@ fn the_journal_page_shows_each_objects_path_from_repair_and_test() {
         .unwrap();
     assert!(texts[0].contains("stored as User 5"), "newest first: {texts:?}");
     shot(&browser, "journal");
+    // A long journal comes 50 objects at a time; "Show older objects" adds the rest.
+    for i in 0..55 {
+        assert_eq!(server.post_sync(&json!({"id": 1000 + i, "username": format!("u{i}")}))["status"], "stored");
+    }
+    browser.type_into(&browser.find("#journal-routing_key").unwrap(), "").unwrap();
+    browser.click(&browser.find("#journal-search").unwrap()).unwrap();
+    let count = || browser.find_all(".journal-object").map(|o| o.len()).unwrap_or(0);
+    browser.wait("the first 50", || (count() == 50).then_some(())).unwrap();
+    browser
+        .click(&browser.wait("the older button", || browser.find("#journal-older:not([hidden])").ok()).unwrap())
+        .unwrap();
+    // 2 + 1 (the test page's) + 55 objects in all.
+    browser.wait("all 58", || (count() == 58).then_some(())).unwrap();
+    let ids: std::collections::HashSet<String> = browser
+        .find_all(".journal-object")
+        .unwrap()
+        .iter()
+        .map(|o| browser.property(o, "dataset").unwrap()["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 58, "each object once");
+
     no_console_errors(&browser, "journal");
 }
 
