@@ -131,17 +131,22 @@ function metricSum(text, name) {
   return seen ? sum : null;
 }
 
-let lastAnnounced = null;
+// The newest repair-queue entry announced (its id; undefined: not yet looked at this sign-in),
+// and the sign-in a status refresh belongs to (an answer for an earlier one is dropped).
+let lastAnnounced;
+let statusEpoch = 0;
 
 // The header's figures, from what the caller's role may read (nothing is asked that it may not).
 async function refreshStatus() {
   const read = (action, method, path, none) => (may(action) ? api(method, path) : Promise.resolve(none));
+  const epoch = statusEpoch;
   try {
     const [text, parked, newest] = await Promise.all([
       read("metrics_read", "GET", "/metrics", ""),
       read("output_repair_read", "GET", "/admin/api/output-repair", {}),
       read("repair_read", "GET", "/admin/api/repair?first=1", {}),
     ]);
+    if (epoch !== statusEpoch) return;
     const figures = [
       ["received", metricSum(text, "ferrogrid_objects_received_total")],
       ["stored", metricSum(text, "ferrogrid_objects_stored_total")],
@@ -150,10 +155,13 @@ async function refreshStatus() {
       ["in flight", metricSum(text, "ferrogrid_objects_in_flight")],
       ["jobs running", metricSum(text, "ferrogrid_jobs_running")],
     ];
-    const last = newest.items && newest.items[0] && newest.items[0].error;
-    // Screen readers hear of a new newest error (the figures change too often to be read out).
-    if (last && last !== lastAnnounced) $("#status-announce").textContent = `Newest repair-queue error: ${last}`;
-    lastAnnounced = last || null;
+    const entry = newest.items && newest.items[0];
+    const last = entry && entry.error;
+    // Screen readers hear of a new entry's error (the figures change too often to be read out;
+    // what stood when the page opened is not news).
+    const newestId = entry ? entry.id : null;
+    if (lastAnnounced !== undefined && newestId && newestId !== lastAnnounced && last) $("#status-announce").textContent = `New repair-queue error: ${last}`;
+    lastAnnounced = newestId;
     $("#status").replaceChildren(...figures.filter(([, v]) => v !== null).map(([k, v]) =>
       el("span", { class: "badge" }, k + " ", el("b", { "data-figure": k }, String(v)))),
       ...(last ? [el("span", { class: "badge bad" }, "last error ", el("span", { id: "last-error", title: last }, last.length > 60 ? last.slice(0, 57) + "..." : last))] : []));
@@ -1113,28 +1121,38 @@ async function renderSettingsTab(tab, content, note, act) {
     const to = el("input", { id: "audit-to", type: "datetime-local", "aria-label": "To" });
     const rows = el("div", {});
     // Pages of 100, newest first: the cursors (entry ids) of the pages before this one.
-    const paging = { after: null, pages: [] };
-    const prev = el("button", { id: "audit-prev-page", type: "button", class: "secondary", disabled: true, onclick: () => { paging.after = paging.pages.pop() ?? null; load(); } }, "Previous page");
+    // The filter last applied (pages follow it, not what is typed since).
+    const paging = { after: null, pages: [], filter: new URLSearchParams() };
+    const applyFilter = () => {
+      const f = new URLSearchParams();
+      if (subject.value) f.set("subject", subject.value);
+      if (text.value) f.set("text", text.value);
+      if (severity.value) f.set("severity", severity.value);
+      if (from.value) f.set("from", new Date(from.value).toISOString());
+      if (to.value) f.set("to", new Date(to.value).toISOString());
+      Object.assign(paging, { after: null, pages: [], filter: f });
+    };
+    const shown = (promise) => promise.catch((err) => {
+      if (err instanceof Unauthorized) return signOut("You are signed out: your credentials are no longer accepted.");
+      message(note, err.message, true);
+    });
+    const prev = el("button", { id: "audit-prev-page", type: "button", class: "secondary", disabled: true, onclick: () => { paging.after = paging.pages.pop() ?? null; shown(load()); } }, "Previous page");
     const next = el("button", { id: "audit-next-page", type: "button", class: "secondary", disabled: true }, "Next page");
     const load = async () => {
-      const q = new URLSearchParams({ first: "101" });
+      const q = new URLSearchParams(paging.filter);
+      q.set("first", "101");
       if (paging.after) q.set("after", paging.after);
-      if (subject.value) q.set("subject", subject.value);
-      if (text.value) q.set("text", text.value);
-      if (severity.value) q.set("severity", severity.value);
-      if (from.value) q.set("from", new Date(from.value).toISOString());
-      if (to.value) q.set("to", new Date(to.value).toISOString());
       const got = await api("GET", "/admin/api/audit?" + q);
       const events = got.slice(0, 100);
       prev.disabled = !paging.pages.length;
       next.disabled = got.length <= 100;
-      next.onclick = () => { paging.pages.push(paging.after); paging.after = events[events.length - 1].id; load(); };
+      next.onclick = () => { paging.pages.push(paging.after); paging.after = events[events.length - 1].id; shown(load()); };
       rows.replaceChildren(table("audit-table", ["Time", "Severity", "Subject", "Source", "Action", "Object", "Outcome", "Message"], events.map((e) => el("tr", {},
         el("td", {}, when(e.time)), el("td", {}, e.severity), el("td", {}, e.subject), el("td", {}, e.source), el("td", {}, e.action),
         el("td", { class: "mono" }, e.object), el("td", {}, e.outcome), el("td", { class: "mono" }, e.message))), "No entries."));
     };
     content.replaceChildren(
-      el("form", { class: "toolbar", onsubmit: (e) => { e.preventDefault(); paging.after = null; paging.pages = []; load().catch((err) => message(note, err.message, true)); } }, subject, text, severity, from, to, el("button", { id: "audit-apply", type: "submit" }, "Apply")),
+      el("form", { class: "toolbar", onsubmit: (e) => { e.preventDefault(); applyFilter(); shown(load()); } }, subject, text, severity, from, to, el("button", { id: "audit-apply", type: "submit" }, "Apply")),
       el("div", { class: "toolbar" }, el("button", { needs: "audit_log_admin", id: "audit-clear", type: "button", class: "danger", onclick: async () => {
         if (await confirmAction("Clear the audit log? The clear itself is recorded.")) act(() => api("DELETE", "/admin/api/audit"), (r) => message(note, `${r.removed} entries removed.`));
       } }, "Clear the log")),
@@ -1402,6 +1420,8 @@ async function renderObject(page, types, typeName, keyJson) {
     const query = `mutation ExplorerEdit${declare} { ${t.graphql}(${args}) { __typename } }`;
     const r = await api("POST", "/graphql", { query, variables });
     if (r.errors && r.errors.length) throw new Error(r.errors.map((e) => e.message).join("; "));
+    // A mutation that matched nothing (deleted meanwhile by someone else) wrote nothing.
+    if (!r.data || !Array.isArray(r.data[t.graphql]) || !r.data[t.graphql].length) throw new Error("nothing was written: it was deleted or changed meanwhile; reload to see it");
   };
   const save = async () => {
     let object;
@@ -1538,45 +1558,52 @@ async function renderJournal(page) {
   const to = el("input", { id: "journal-to", type: "datetime-local", "aria-label": "To" });
   const results = el("div", { id: "journal-results" });
   const note = el("div");
-  // 50 objects at a time, newest first; "Show older objects" adds the next 50 (received before
-  // the oldest shown: its id's time, one millisecond on, without the objects already shown).
-  const JOURNAL_PAGE = 50;
-  const shownIds = new Set();
-  let oldest = null;
-  const older = el("button", { id: "journal-older", type: "button", class: "secondary", hidden: true, onclick: () => search(true) }, "Show older objects");
-  const idMillis = (objectId) => { const hex = objectId.replace(/-/g, ""); return hex[12] === "7" ? parseInt(hex.slice(0, 12), 16) : null; };
-  const search = async (more = false) => {
-    const q = new URLSearchParams({ first: String(JOURNAL_PAGE) });
-    for (const [name, input] of [["id", id], ["routing_key", rk], ["type", type], ["key", key]]) if (input.value.trim()) q.set(name, input.value.trim());
-    if (from.value) q.set("from", new Date(from.value).toISOString());
-    if (more && oldest !== null) q.set("to", new Date(oldest + 1).toISOString());
-    else if (to.value) q.set("to", new Date(to.value).toISOString());
+  // 50 objects at first; "Show more" asks for 50 more, up to the API's 500 (the same search,
+  // larger: the server's order, by each object's newest matching event, needs no cursor that
+  // could skip an object). The search is the one last applied; a late answer is dropped.
+  const JOURNAL_PAGE = 50, JOURNAL_MAX = 500;
+  const applied = { query: null, first: JOURNAL_PAGE };
+  let asked = 0;
+  const more = el("button", { id: "journal-more", type: "button", class: "secondary", hidden: true, onclick: () => search(true) }, "Show more");
+  const search = async (enlarge = false) => {
+    if (!enlarge) {
+      const q = new URLSearchParams();
+      for (const [name, input] of [["id", id], ["routing_key", rk], ["type", type], ["key", key]]) if (input.value.trim()) q.set(name, input.value.trim());
+      if (from.value) q.set("from", new Date(from.value).toISOString());
+      if (to.value) q.set("to", new Date(to.value).toISOString());
+      Object.assign(applied, { query: q, first: JOURNAL_PAGE });
+    } else {
+      applied.first = Math.min(JOURNAL_MAX, applied.first + JOURNAL_PAGE);
+    }
+    const q = new URLSearchParams(applied.query);
+    q.set("first", String(applied.first));
+    const mine = ++asked;
+    more.disabled = true;
     note.replaceChildren();
     let found;
     try { found = await api("GET", `/admin/api/journal?${q}`); }
     catch (e) {
+      if (mine !== asked) return;
+      more.disabled = false;
       if (e instanceof Unauthorized) return signOut("You are signed out: your credentials are no longer accepted.");
       return message(note, e.message, true);
     }
-    if (!more) { shownIds.clear(); oldest = null; results.replaceChildren(); }
-    const fresh = found.objects.filter((o) => !shownIds.has(o.id));
-    for (const o of fresh) {
-      shownIds.add(o.id);
-      const ms = idMillis(o.id);
-      if (ms !== null && (oldest === null || ms < oldest)) oldest = ms;
-    }
-    results.append(...fresh.map((o) => el("section", { class: "details journal-object", "data-id": o.id },
+    if (mine !== asked) return;
+    results.replaceChildren(...(found.objects.length ? found.objects.map((o) => el("section", { class: "details journal-object", "data-id": o.id },
       el("h2", {}, `Object ${o.id}`),
-      el("ol", { class: "journal-timeline" }, o.events.map(journalLine)))));
-    if (!shownIds.size) results.replaceChildren(el("p", { class: "empty" }, "Nothing in the journal matches: widen the times or clear a field. Objects are journaled as they are processed (unless logger.max_msg_in_log is 0)."));
-    older.hidden = found.objects.length < JOURNAL_PAGE || oldest === null || !fresh.length;
+      el("ol", { class: "journal-timeline" }, o.events.map(journalLine))))
+      : [el("p", { class: "empty" }, "Nothing in the journal matches: widen the times or clear a field. Objects are journaled as they are processed (unless logger.max_msg_in_log is 0).")]));
+    // More may exist when the search came back full (and the API's limit is not reached).
+    more.disabled = false;
+    more.hidden = found.objects.length < applied.first || applied.first >= JOURNAL_MAX;
+    if (applied.first >= JOURNAL_MAX && found.objects.length >= JOURNAL_MAX) message(note, `The newest ${JOURNAL_MAX} matching objects are shown: narrow the times or the fields to see others.`);
   };
   page.replaceChildren(
     el("h1", {}, "Journal"),
     el("p", { class: "hint" }, "Every object's path: received, steps with their time, how it ended, its deliveries and what operators did. Newest first."),
     el("div", { class: "toolbar" }, idLabel, rkLabel, typeLabel, keyLabel, el("label", {}, "From", from), el("label", {}, "To", to),
       el("button", { id: "journal-search", type: "button", onclick: () => search() }, "Search")),
-    note, results, el("div", { class: "toolbar pager" }, older));
+    note, results, el("div", { class: "toolbar pager" }, more));
   await search();
 }
 
@@ -1923,7 +1950,8 @@ function signOut(reason = "", viaToken = false) {
   $("#page").replaceChildren();
   $("#status").replaceChildren();
   $("#status-announce").textContent = "";
-  lastAnnounced = null;
+  lastAnnounced = undefined;
+  statusEpoch++;
   $("#whoami").textContent = "";
   $("#app").hidden = true;
   $("#signin").hidden = false;
@@ -1993,6 +2021,10 @@ $("#signin-form").addEventListener("submit", async (e) => {
   catch (err) { signOut(err instanceof Unauthorized ? "That token is not accepted." : err.message, true); }
 });
 $("#signout").addEventListener("click", () => signOut());
+// The link of the page shown draws it again (the same address makes no hashchange).
+document.querySelectorAll("header nav a").forEach((a) => a.addEventListener("click", () => {
+  if (a.getAttribute("href") === location.hash) route();
+}));
 window.addEventListener("hashchange", () => { if (!$("#app").hidden) route(); });
 
 // A token of this browser session, or a session cookie (a reload keeps the sign-in).

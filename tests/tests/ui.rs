@@ -481,6 +481,8 @@ fn the_output_repair_page_shows_the_peers_answer_and_tries_again() {
     browser.goto(&format!("{admin}#/data?type=Item&key=3")).unwrap();
     let link = browser.wait("the delivery link", || browser.find("#object-deliveries a.output-link").ok()).unwrap();
     assert!(browser.text(&link).unwrap().contains("to hub"));
+    let delivery =
+        browser.script("return document.querySelector('#object-deliveries li').dataset.delivery;", json!([])).unwrap();
     browser.click(&link).unwrap();
     browser
         .wait("the delivery alone", || {
@@ -489,11 +491,13 @@ fn the_output_repair_page_shows_the_peers_answer_and_tries_again() {
             (rows.len() == 1 && text.contains("Sending error")).then_some(())
         })
         .unwrap();
+    let filter = browser.property(&browser.find("#output-filter").unwrap(), "value").unwrap();
+    assert_eq!(filter, delivery, "the page is filtered to that delivery");
     // The hub is fixed: Try again delivers it and the row goes.
     receiver.fail_with(None);
     browser.click(&browser.find_all("#output-rows button").unwrap()[1]).unwrap();
     browser
-        .wait("the row gone (the time window is still set)", || {
+        .wait("the row gone (the filter to it is still set)", || {
             browser.text(&browser.find("#output-rows").ok()?).ok().filter(|t| t.contains("No entry matches"))
         })
         .unwrap();
@@ -885,8 +889,8 @@ fn the_journal_page_shows_each_objects_path_from_repair_and_test() {
     assert!(timeline.contains("version"), "{timeline}");
     // ... and from there to the object in the data explorer.
     browser.click(&browser.find("#journal-results a.object-link").unwrap()).unwrap();
-    let shown = browser.wait("the object", || browser.text(&browser.find("#object-json").ok()?).ok()).unwrap();
-    assert!(shown.contains("\"username\": \"Kim\""), "{shown}");
+    let object = browser.wait("the object", || browser.text(&browser.find("#object-json").ok()?).ok()).unwrap();
+    assert!(object.contains("\"username\": \"Kim\""), "{object}");
 
     // Search by routing key: both objects, newest first.
     browser.goto(&format!("{admin}#/journal")).unwrap();
@@ -903,7 +907,7 @@ fn the_journal_page_shows_each_objects_path_from_repair_and_test() {
         .unwrap();
     assert!(texts[0].contains("stored as User 5"), "newest first: {texts:?}");
     shot(&browser, "journal");
-    // A long journal comes 50 objects at a time; "Show older objects" adds the rest.
+    // A long journal comes 50 objects at a time; "Show more" asks for 50 more.
     for i in 0..55 {
         assert_eq!(server.post_sync(&json!({"id": 1000 + i, "username": format!("u{i}")}))["status"], "stored");
     }
@@ -912,7 +916,7 @@ fn the_journal_page_shows_each_objects_path_from_repair_and_test() {
     let count = || browser.find_all(".journal-object").map(|o| o.len()).unwrap_or(0);
     browser.wait("the first 50", || (count() == 50).then_some(())).unwrap();
     browser
-        .click(&browser.wait("the older button", || browser.find("#journal-older:not([hidden])").ok()).unwrap())
+        .click(&browser.wait("the more button", || browser.find("#journal-more:not([hidden])").ok()).unwrap())
         .unwrap();
     // 2 + 1 (the test page's) + 55 objects in all.
     browser.wait("all 58", || (count() == 58).then_some(())).unwrap();
@@ -923,6 +927,7 @@ fn the_journal_page_shows_each_objects_path_from_repair_and_test() {
         .map(|o| browser.property(o, "dataset").unwrap()["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids.len(), 58, "each object once");
+    assert!(!shown(&browser, "#journal-more"), "nothing more to show");
 
     no_console_errors(&browser, "journal");
 }
