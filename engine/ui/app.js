@@ -1593,9 +1593,10 @@ async function renderJournal(page) {
       el("h2", {}, `Object ${o.id}`),
       el("ol", { class: "journal-timeline" }, o.events.map(journalLine))))
       : [el("p", { class: "empty" }, "Nothing in the journal matches: widen the times or clear a field. Objects are journaled as they are processed (unless logger.max_msg_in_log is 0).")]));
-    // More may exist when the search came back full (and the API's limit is not reached).
+    // More may exist when the search came back full, as the journal counts (objects the caller
+    // may not see are not answered), and the API's limit is not reached.
     more.disabled = false;
-    more.hidden = found.objects.length < applied.first || applied.first >= JOURNAL_MAX;
+    more.hidden = !found.more || applied.first >= JOURNAL_MAX;
     if (applied.first >= JOURNAL_MAX && found.objects.length >= JOURNAL_MAX) message(note, `The newest ${JOURNAL_MAX} matching objects are shown: narrow the times or the fields to see others.`);
   };
   page.replaceChildren(

@@ -258,6 +258,15 @@ fn a_failed_update_is_found_by_the_type_and_key_it_was_to_be_stored_as() {
         (ids.len() == 2).then_some(ids)
     });
     assert_eq!(found, [failed["id"].as_str().unwrap(), stored["id"].as_str().unwrap()], "newest first");
+    // `more` says whether a search came back full (a larger `first` may find more).
+    for (first, count, more) in [(1, 1, true), (3, 2, false)] {
+        let r = server.get(&format!("/admin/api/journal?type=Book&key=4&first={first}")).json();
+        assert_eq!(
+            (r["objects"].as_array().map(Vec::len), &r["more"]),
+            (Some(count), &json!(more)),
+            "first={first}: {r}"
+        );
+    }
     let event = events(&server, failed["id"].as_str().unwrap()).remove(0);
     assert_eq!(
         (&event["status"], &event["stage"], &event["type"], &event["key"]),

@@ -45,8 +45,12 @@ async fn search(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         return super::access::forbidden(&who, &format!("read {t}"));
     }
     let journal = state.engine.runtime().journal.clone();
+    // As the journal counts them: a search that came back full may have more (`more`), even
+    // when objects the caller may not see are left out of this answer.
+    let asked = query.first.unwrap_or(50).clamp(1, 500);
     match crate::reads::read(move || journal.search(&query)).await {
         Ok(Ok(objects)) => {
+            let more = objects.len() >= asked;
             // An object none of whose events the caller may see is not listed.
             let objects: Vec<Value> = objects
                 .into_iter()
@@ -58,7 +62,7 @@ async fn search(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
                     })
                 })
                 .collect();
-            HttpResponse::Ok().json(json!({"objects": objects}))
+            HttpResponse::Ok().json(json!({"objects": objects, "more": more}))
         }
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
