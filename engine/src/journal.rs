@@ -137,6 +137,13 @@ pub struct JournalQuery {
     pub first: Option<usize>,
 }
 
+impl JournalQuery {
+    /// How many objects the search answers at most: `first`, 50 by default, within 1..=500.
+    pub fn limit(&self) -> usize {
+        self.first.unwrap_or(50).clamp(1, 500)
+    }
+}
+
 /// The time in a v7 id (milliseconds since the epoch), `None` for another kind of id.
 fn id_millis(id: &str) -> Option<i64> {
     let u = uuid::Uuid::parse_str(id).ok()?;
@@ -348,7 +355,7 @@ impl Journal {
     /// The objects matching `q`, newest first: `[{id, events}]`.
     pub fn search(&self, q: &JournalQuery) -> Result<Vec<Value>, StorageError> {
         self.written();
-        let first = q.first.unwrap_or(50).clamp(1, 500);
+        let first = q.limit();
         let from = q.from.map(|t| t.timestamp_millis());
         let to = q.to.map(|t| t.timestamp_millis());
         let in_time = |id: &str| {

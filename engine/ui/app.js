@@ -422,12 +422,11 @@ function parkedPage(spec) {
   };
 }
 
-const when = (iso) => timeEl(iso);
 
 const renderJobs = parkedPage({
   id: "jobs", title: "Failed jobs", base: "/admin/api/jobs/failed", operate: "jobs_operate", what: "failed job", empty: "No failed job: jobs that fail (a script's push_job, a task's run) wait here to be tried again.",
   columns: [
-    ["Failed", (job) => when(job.failed_at || job.created_at)],
+    ["Failed", (job) => timeEl(job.failed_at || job.created_at)],
     ["Job", (job) => job.name],
     ["Args", (job) => JSON.stringify(job.args), "mono"],
     ["Error", (job) => job.error ?? "", "error"],
@@ -443,14 +442,14 @@ async function outputQueues() {
     el("thead", {}, el("tr", {}, ...["Output", "Mode", "Waiting", "Oldest waiting since", "Parked"].map((h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, ...items.map((q) => el("tr", { "data-output": q.output },
       el("td", {}, q.output), el("td", {}, q.mode), el("td", {}, String(q.waiting)),
-      el("td", {}, when(q.oldest_queued_at)), el("td", {}, String(q.parked)))))));
+      el("td", {}, timeEl(q.oldest_queued_at)), el("td", {}, String(q.parked)))))));
 }
 
 const renderOutputRepair = parkedPage({
   id: "output", title: "Output repair", base: "/admin/api/output-repair", operate: "output_repair_operate", what: "output repair entry", times: true,
   empty: "Nothing waits for an output: deliveries an output refuses or cannot take are parked here.", summary: outputQueues,
   columns: [
-    ["Queued", (d) => when(d.created_at)],
+    ["Queued", (d) => timeEl(d.created_at)],
     ["Output", (d) => d.output],
     ["Routing key", (d) => d.routing_key],
     ["Status", (d) => d.status],
@@ -1046,7 +1045,7 @@ async function renderSettingsTab(tab, content, note, act) {
         login, email, password, role, el("button", { id: "user-create", type: "submit" }, "Create user")),
       table("users-table", ["Login", "Role", "State", "Last sign-in", "Failed attempts", ""], users.map((u) => el("tr", { "data-login": u.login },
         el("td", {}, u.login), el("td", {}, u.role), el("td", {}, u.state + (u.state_reason ? ` (${u.state_reason})` : "")),
-        el("td", {}, when(u.last_login)), el("td", {}, String(u.failed_login_attempts)),
+        el("td", {}, timeEl(u.last_login)), el("td", {}, String(u.failed_login_attempts)),
         el("td", { hidden: u.login === me.subject },
           el("button", { needs: "users_admin", type: "button", class: "secondary", onclick: () => act(() => api("POST", `/admin/api/users/${encodeURIComponent(u.login)}/${u.state === "blocked" ? "unblock" : "block"}`)) }, u.state === "blocked" ? "Unblock" : "Block"), " ",
           el("button", { needs: "users_admin", type: "button", class: "secondary", onclick: () => act(() => api("POST", `/admin/api/users/${encodeURIComponent(u.login)}/reset-password`),
@@ -1064,7 +1063,7 @@ async function renderSettingsTab(tab, content, note, act) {
         (t) => secretOnce(note, `Token ${t.name} created`, t.token)); } },
         name, role, expires, el("button", { id: "token-create", type: "submit" }, "Create token")),
       table("tokens-table", ["Name", "Role", "State", "Expires", ""], tokens.map((t) => el("tr", { "data-token": t.name },
-        el("td", {}, t.name), el("td", {}, t.role), el("td", {}, t.state + (t.expired ? " (expired)" : "")), el("td", {}, t.expires_at ? when(t.expires_at) : "never"),
+        el("td", {}, t.name), el("td", {}, t.role), el("td", {}, t.state + (t.expired ? " (expired)" : "")), el("td", {}, t.expires_at ? timeEl(t.expires_at) : "never"),
         el("td", { hidden: t.name === me.subject },
           el("button", { needs: "tokens_admin", type: "button", class: "secondary", onclick: () => act(() => api("POST", `/admin/api/tokens/${encodeURIComponent(t.name)}/${t.state === "blocked" ? "unblock" : "block"}`)) }, t.state === "blocked" ? "Unblock" : "Block"), " ",
           el("button", { needs: "tokens_admin", type: "button", class: "danger", onclick: async () => { if (await confirmAction(`Delete token ${t.name}?`)) act(() => api("DELETE", `/admin/api/tokens/${encodeURIComponent(t.name)}`)); } }, "Delete")))),
@@ -1148,7 +1147,7 @@ async function renderSettingsTab(tab, content, note, act) {
       next.disabled = got.length <= 100;
       next.onclick = () => { paging.pages.push(paging.after); paging.after = events[events.length - 1].id; shown(load()); };
       rows.replaceChildren(table("audit-table", ["Time", "Severity", "Subject", "Source", "Action", "Object", "Outcome", "Message"], events.map((e) => el("tr", {},
-        el("td", {}, when(e.time)), el("td", {}, e.severity), el("td", {}, e.subject), el("td", {}, e.source), el("td", {}, e.action),
+        el("td", {}, timeEl(e.time)), el("td", {}, e.severity), el("td", {}, e.subject), el("td", {}, e.source), el("td", {}, e.action),
         el("td", { class: "mono" }, e.object), el("td", {}, e.outcome), el("td", { class: "mono" }, e.message))), "No entries."));
     };
     content.replaceChildren(
@@ -1831,7 +1830,7 @@ async function renderGraphql(page) {
         if (h.schema === "admin" && !may("admin_graphql_read")) return;
         gqlState.schema = h.schema; schemaSelect.value = h.schema;
         editor.value = h.query; gqlState.lastQuery = h.query; variables.value = h.variables || ""; paint();
-      } }, `[${h.schema}] ${h.query.replace(/\s+/g, " ").slice(0, 100)}`), " ", el("span", { class: "hint" }, when(h.at))))
+      } }, `[${h.schema}] ${h.query.replace(/\s+/g, " ").slice(0, 100)}`), " ", el("span", { class: "hint" }, timeEl(h.at))))
       : [el("li", { class: "hint" }, "Queries you run are kept here, in this browser.")]));
   };
 
@@ -1878,8 +1877,8 @@ async function renderGraphql(page) {
 const pages = { repair: renderRepair, data: renderData, output: renderOutputRepair, jobs: renderJobs, tasks: renderTasks, model: renderModel, config: renderConfig, test: renderTest, journal: renderJournal, graphql: renderGraphql, settings: renderSettings };
 
 // The action each page needs to be shown (null: any signed-in caller; GraphQL answers by the
-// caller's data rights).
-const pageActions = { repair: "repair_read", data: null, output: "output_repair_read", jobs: "jobs_read", tasks: "tasks_read", model: "model_read", config: "config_read", test: "input_post", journal: "repair_read", graphql: null };
+// caller's data rights). Data and Settings are decided in route(): a readable type, a readable tab.
+const pageActions = { repair: "repair_read", output: "output_repair_read", jobs: "jobs_read", tasks: "tasks_read", model: "model_read", config: "config_read", test: "input_post", journal: "repair_read", graphql: null };
 
 async function route() {
   // Settings shows when any of its read tabs may be read.

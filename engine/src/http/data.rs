@@ -157,13 +157,7 @@ async fn read(req: HttpRequest, path: web::Path<String>, state: web::Data<AppSta
             page.items
                 .into_iter()
                 .map(|s| {
-                    let key = primary.as_ref().and_then(|t| t.primary_key(&s.object)).map(|mut k| {
-                        if k.len() == 1 {
-                            k.swap_remove(0)
-                        } else {
-                            Value::Array(k)
-                        }
-                    });
+                    let key = primary.as_ref().and_then(|t| t.primary_key_value(&s.object));
                     json!({"object": s.object, "version": s.version, "version_text": s.version.to_string(),
                            "key_text": key.map(|k| k.to_string()), "cursor": s.cursor, "deleted": s.deleted,
                            "config_version": s.config_version})

@@ -47,7 +47,7 @@ async fn search(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let journal = state.engine.runtime().journal.clone();
     // As the journal counts them: a search that came back full may have more (`more`), even
     // when objects the caller may not see are left out of this answer.
-    let asked = query.first.unwrap_or(50).clamp(1, 500);
+    let asked = query.limit();
     match crate::reads::read(move || journal.search(&query)).await {
         Ok(Ok(objects)) => {
             let more = objects.len() >= asked;

@@ -46,4 +46,11 @@ impl TypeDef {
     pub fn primary_key(&self, obj: &Value) -> Option<Vec<Value>> {
         self.primary_index()?.keys(obj).into_iter().next()
     }
+
+    /// The primary key as one value: the value of a one-part key, an array for a composite one
+    /// (as the journal, GraphQL arguments and `/data` links write it).
+    pub fn primary_key_value(&self, obj: &Value) -> Option<Value> {
+        let mut key = self.primary_key(obj)?;
+        Some(if key.len() == 1 { key.pop()? } else { Value::Array(key) })
+    }
 }

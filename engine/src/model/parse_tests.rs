@@ -79,6 +79,8 @@ fn tdg_library_example_parses() {
     let parts: Vec<String> = pkey.parts.iter().map(|p| p.dotted()).collect();
     assert_eq!(parts, ["id", "user_id"]);
     assert_eq!(pkey.parts[1].kind, ScalarKind::Long);
+    let key = sub.primary_key_value(&json!({"id": 7, "user_id": 3, "book_id": 1}));
+    assert_eq!(key, Some(json!([7, 3])), "a composite key is an array of its parts");
     assert!(!sub.indexes[1].primary);
     assert_eq!(sub.affinity, ["user_id"]);
 
@@ -135,6 +137,7 @@ fn optional_array_gives_multikey_index_and_nullable_int_index() {
     assert_eq!(ix.keys(&obj), vec![vec![json!("1")], vec![json!("2")]]);
     assert_eq!(year.keys(&obj), vec![vec![Value::Null]]);
     assert_eq!(user.primary_key(&obj), Some(vec![json!(1)]));
+    assert_eq!(user.primary_key_value(&obj), Some(json!(1)), "a one-part key is its value");
     assert!(ix.keys(&json!({"id": 1, "phones": []})).is_empty());
 }
 

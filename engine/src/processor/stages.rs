@@ -397,8 +397,7 @@ fn stage_item(
 /// The primary key of a validated object (one value, or an array for a composite key).
 fn primary_key_of(rt: &Runtime, type_name: &str, obj: &Value) -> Option<Value> {
     let model = rt.repository.model();
-    let mut key = model.get(type_name)?.primary_key(obj)?;
-    Some(if key.len() == 1 { key.pop()? } else { Value::Array(key) })
+    model.get(type_name)?.primary_key_value(obj)
 }
 
 /// The type and primary key of an object that failed at validation or storage, for the journal
