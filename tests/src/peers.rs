@@ -76,6 +76,10 @@ impl Proxy {
                 }
                 let Ok(client) = client else { continue };
                 let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else { continue };
+                // Forwarded as they come, as a broker's own socket would send them: with Nagle's
+                // algorithm on, a small answer waits for the peer's delayed ACK.
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
                 let pipe = |mut from: TcpStream, mut to: TcpStream| {
                     std::thread::spawn(move || {
                         let _ = std::io::copy(&mut from, &mut to);

@@ -64,8 +64,12 @@ impl Processor {
                 return;
             }
             metrics().repair_depth.inc();
-            let outcome = engine.submit(entry, permit).await;
-            let _ = outcome_tx.send(outcome);
+            let processing = engine.submit(entry, permit);
+            // Processing goes on without this task; it waits only for an answer that waits for
+            // the outcome (not waiting spares the worker's wake of this thread: a system call).
+            if wait == Wait::Outcome {
+                let _ = outcome_tx.send(processing.await);
+            }
         });
         Box::pin(async move {
             match durable_rx.await {

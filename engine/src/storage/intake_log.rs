@@ -72,7 +72,50 @@ fn io_error(path: &Path) -> impl Fn(std::io::Error) -> IntakeLogError + '_ {
     move |e| IntakeLogError::Io { path: path.display().to_string(), message: e.to_string() }
 }
 
-type Waiter = tokio::sync::oneshot::Sender<Result<(), IntakeLogError>>;
+/// Who waits for a record to be on disk.
+struct Waiter {
+    /// The thread that appended it and the runtime that thread runs: the waiters of one thread
+    /// are told from one task on its runtime, so a flush wakes each runtime once, not once per
+    /// record (waking a runtime from another thread is a system call).
+    on: Option<(std::thread::ThreadId, tokio::runtime::Handle)>,
+    tx: tokio::sync::oneshot::Sender<Result<(), IntakeLogError>>,
+}
+
+impl Waiter {
+    fn new(tx: tokio::sync::oneshot::Sender<Result<(), IntakeLogError>>) -> Self {
+        let on = tokio::runtime::Handle::try_current().ok().map(|handle| (std::thread::current().id(), handle));
+        Waiter { on, tx }
+    }
+}
+
+/// Tell `waiters` how their flush ended: those of each appending thread together, on its
+/// runtime; those that appended outside a runtime from here.
+fn tell(waiters: Vec<Waiter>, result: &Result<(), IntakeLogError>) {
+    type Group =
+        (std::thread::ThreadId, tokio::runtime::Handle, Vec<tokio::sync::oneshot::Sender<Result<(), IntakeLogError>>>);
+    let mut groups: Vec<Group> = Vec::new();
+    for Waiter { on, tx } in waiters {
+        match on {
+            Some((thread, handle)) => match groups.iter_mut().find(|group| group.0 == thread) {
+                Some(group) => group.2.push(tx),
+                None => groups.push((thread, handle, vec![tx])),
+            },
+            None => {
+                let _ = tx.send(result.clone());
+            }
+        }
+    }
+    for (_, handle, senders) in groups {
+        let result = result.clone();
+        // A runtime that has shut down drops the task, and with it the senders: its waiters,
+        // gone with it, would hear "closed".
+        handle.spawn(async move {
+            for tx in senders {
+                let _ = tx.send(result.clone());
+            }
+        });
+    }
+}
 
 struct Pending {
     /// The segment records appended now belong to.
@@ -83,6 +126,8 @@ struct Pending {
     waiters: Vec<Waiter>,
     closed: bool,
     failed: Option<IntakeLogError>,
+    /// The flusher waits for records: an append wakes it (only then: a wake is a system call).
+    flusher_waiting: bool,
 }
 
 struct LogState {
@@ -340,6 +385,7 @@ impl IntakeLog {
                     waiters: Vec::new(),
                     closed: false,
                     failed: None,
+                    flusher_waiting: false,
                 }),
                 wake: Condvar::new(),
                 unsettled: Arc::default(),
@@ -389,7 +435,7 @@ impl IntakeLog {
             }
             record.set_size(pending.bytes.len() - at);
             pending.ids.push(uuid::Uuid::parse_str(record.id()).ok().map(|u| *u.as_bytes()));
-            pending.waiters.push(tx);
+            pending.waiters.push(Waiter::new(tx));
             // Counted under the log's lock: the flusher cannot seal this segment in between.
             *self
                 .shared
@@ -398,7 +444,9 @@ impl IntakeLog {
                 .unwrap_or_else(PoisonError::into_inner)
                 .entry(pending.segment)
                 .or_default() += 1;
-            self.shared.wake.notify_one();
+            if pending.flusher_waiting {
+                self.shared.wake.notify_one();
+            }
             pending.segment
         };
         let unsettled = Unsettled { segment, counts: self.shared.unsettled.clone(), settled: AtomicBool::new(false) };
@@ -423,11 +471,13 @@ impl IntakeLog {
             let (bytes, ids, waiters, closed, new_file) = {
                 let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
                 while pending.bytes.is_empty() && !pending.closed && !rotation_due(written, true) {
-                    let (guard, _) = self
+                    pending.flusher_waiting = true;
+                    let (mut guard, _) = self
                         .shared
                         .wake
                         .wait_timeout(pending, CHECKPOINT_EVERY)
                         .unwrap_or_else(PoisonError::into_inner);
+                    guard.flusher_waiting = false;
                     pending = guard;
                 }
                 // Rotate under the lock: what is pending now still goes to `segment`, everything
@@ -493,9 +543,7 @@ impl IntakeLog {
                     tracing::error!(error = %e, "intake log write failed; new objects are refused until restart");
                     self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner).failed = Some(e.clone());
                 }
-                for waiter in waiters {
-                    let _ = waiter.send(result.clone());
-                }
+                tell(waiters, &result);
                 written = true;
             }
             if let Some(next) = new_file {
@@ -741,6 +789,43 @@ mod tests {
         assert_eq!(recovered, 100, "every unsettled record comes back, no done one");
         assert!(notes[100..].iter().all(|n| live(&db, n)));
         assert!(notes[..100].iter().all(|n| !live(&db, n)));
+    }
+
+    #[test]
+    fn waiters_on_other_runtimes_and_outside_any_are_each_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("db")).unwrap();
+        let (wal, _) = open(dir.path(), &db);
+        // Two threads with a runtime each (told from a task on their own runtime) and one
+        // without (told by the flusher itself).
+        let on_runtime: Vec<_> = (0..2)
+            .map(|t| {
+                let wal = wal.clone();
+                std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                    rt.block_on(async {
+                        let mut waiting = Vec::new();
+                        for i in 0..50 {
+                            let (durable, _) = wal.append(&mut note(format!("t{t}-{i}"))).unwrap();
+                            waiting.push(durable);
+                        }
+                        for durable in waiting {
+                            durable.await.unwrap();
+                        }
+                    });
+                })
+            })
+            .collect();
+        let (durable, _) = wal.append(&mut note("outside")).unwrap();
+        let outside = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(durable)
+        });
+        for thread in on_runtime {
+            thread.join().unwrap();
+        }
+        outside.join().unwrap().unwrap();
+        wal.close();
     }
 
     #[actix_rt::test]
