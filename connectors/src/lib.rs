@@ -33,5 +33,5 @@ pub mod soap;
 pub use intake::{Accepted, BoxFuture, Intake, IntakeError, Outcome, OutcomeStatus, Received, Wait};
 pub use registry::{
     registry, BuildError, ConfigProblem, ConnectorKind, Input, InputConfig, Outgoing, Output, OutputConfig, Running,
-    SendError,
+    SendError, Sent,
 };

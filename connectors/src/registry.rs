@@ -209,16 +209,27 @@ impl Outgoing {
     }
 }
 
+/// What [`Output::send_then`] calls with how a send ended.
+pub type Sent = Box<dyn FnOnce(Result<(), SendError>) + Send>;
+
 /// A connector output. `send` resolves once the peer has the object (for Kafka with
 /// `is_async: true`, once the broker acknowledged it); the engine keeps the object in the repair
 /// queue until then.
-pub trait Output: Send + Sync {
+pub trait Output: Send + Sync + 'static {
     /// The output's name.
     fn name(&self) -> &str;
 
     /// Deliver one object. The future is polled on the engine's async runtime; blocking clients
     /// run their I/O on its blocking pool.
     fn send(&self, message: Outgoing) -> BoxFuture<Result<(), SendError>>;
+
+    /// Deliver one object and call `sent` once with how it ended, from whichever thread learns
+    /// it (`sent` must not block). For callers off the async runtime (a script worker): by
+    /// default `send`'s future runs on `io`; an output whose client reports deliveries on a
+    /// thread of its own (Kafka) calls `sent` from there, without a task on `io`.
+    fn send_then(self: Arc<Self>, message: Outgoing, io: &tokio::runtime::Handle, sent: Sent) {
+        io.spawn(async move { sent(self.send(message).await) });
+    }
 
     /// What `send` refuses before any I/O (an object it cannot encode), without sending:
     /// `ferrogrid test` runs it on what its recorders are given.

@@ -1,14 +1,18 @@
 //! The Kafka producer output.
+//!
+//! Deliveries are reported by librdkafka on the producer's polling thread, which calls what the
+//! send left with the message ([`Delivered`]): an object handed on by [`Output::send_then`]
+//! goes on from there (to its commit) without a task on the async runtime or a wake of it.
 
 use super::config::{KafkaFormat, KafkaOutputConfig};
 use crate::intake::BoxFuture;
 use crate::metrics::StatsRecorder;
-use crate::registry::{BuildError, Outgoing, Output, SendError};
+use crate::registry::{BuildError, Outgoing, Output, SendError, Sent};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 use serde_json::Value;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 /// Produces objects to one topic.
@@ -17,19 +21,66 @@ pub struct KafkaOutput {
     producer: Arc<Current>,
 }
 
-/// The producer's context: sets the output's metrics from librdkafka's statistics.
-struct Stats(StatsRecorder);
+/// What is called with a message's delivery report (on the producer's polling thread: it must
+/// not block). In a mutex only because librdkafka's opaque must be `Sync`; it is taken once.
+type Delivered = Mutex<Option<Box<dyn FnOnce(Result<(), KafkaError>) + Send>>>;
 
-impl ClientContext for Stats {
+fn delivered(f: impl FnOnce(Result<(), KafkaError>) + Send + 'static) -> Box<Delivered> {
+    Box::new(Mutex::new(Some(Box::new(f))))
+}
+
+fn call(opaque: Delivered, result: Result<(), KafkaError>) {
+    if let Some(f) = opaque.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        f(result);
+    }
+}
+
+/// The producer's context: sets the output's metrics from librdkafka's statistics; hands each
+/// delivery report to its message's [`Delivered`].
+struct Context(StatsRecorder);
+
+impl ClientContext for Context {
     fn stats(&self, statistics: rdkafka::Statistics) {
         self.0.record(&statistics);
     }
 }
 
-type Producer = FutureProducer<Stats>;
+impl ProducerContext for Context {
+    type DeliveryOpaque = Box<Delivered>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: Self::DeliveryOpaque) {
+        call(*opaque, result.as_ref().map(|_| ()).map_err(|(e, _)| e.clone()));
+    }
+}
+
+/// A producer, closed on a thread of its own when its last handle goes: closing joins its
+/// polling thread, and the last handle may go there (in a delivery callback that replaced it,
+/// or that held the output after a configuration change).
+struct Producer(Option<ThreadedProducer<Context>>);
+
+impl std::ops::Deref for Producer {
+    type Target = ThreadedProducer<Context>;
+
+    fn deref(&self) -> &Self::Target {
+        // Taken only in `drop`.
+        self.0.as_ref().unwrap_or_else(|| unreachable!("a producer is used after it was closed"))
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        let Some(producer) = self.0.take() else { return };
+        // Without a thread (the closure, and the producer, dropped here) it closes on this one.
+        let spawned = std::thread::Builder::new().name("kafka-producer-close".into()).spawn(move || drop(producer));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "closing a kafka producer: no thread to close it on");
+        }
+    }
+}
 
 fn create(config: &KafkaOutputConfig) -> Result<Producer, KafkaError> {
-    config.client_config().create_with_context(Stats(StatsRecorder::new(&config.name, "producer")))
+    let producer = config.client_config().create_with_context(Context(StatsRecorder::new(&config.name, "producer")))?;
+    Ok(Producer(Some(producer)))
 }
 
 /// The producer in use, replaced when it cannot go on.
@@ -109,57 +160,87 @@ fn send_error(topic: &str, e: KafkaError) -> SendError {
     }
 }
 
+impl KafkaOutput {
+    /// Produce `message`; `sent` is called once with how it ended: with `is_async` when the
+    /// broker's delivery report comes (on the producer's polling thread), otherwise once the
+    /// message is in the producer's buffer (a delivery that fails later is only logged). A
+    /// message the producer does not take is reported at once, on this thread.
+    fn produce(&self, message: &Outgoing, sent: Sent) {
+        let encoded = self.encode(&message.object).and_then(|payload| Ok((payload, self.config.message_key(message)?)));
+        let (payload, key) = match encoded {
+            Ok(encoded) => encoded,
+            Err(e) => return sent(Err(e)),
+        };
+        let topic = self.config.topic.clone();
+        let (generation, producer) = self.producer.get();
+        let current = self.producer.clone();
+        let waits = self.config.is_async;
+        let (report, sent) = if waits {
+            let topic = topic.clone();
+            let report = delivered(move |result: Result<(), KafkaError>| match result {
+                Ok(()) => sent(Ok(())),
+                Err(e) => {
+                    current.recover(generation, &e);
+                    sent(Err(send_error(&topic, e)));
+                }
+            });
+            (report, None)
+        } else {
+            let name = self.config.name.clone();
+            let report = delivered(move |result: Result<(), KafkaError>| {
+                if let Err(e) = result {
+                    tracing::error!(output = %name, error = %e, "a kafka delivery failed");
+                    current.recover(generation, &e);
+                }
+            });
+            (report, Some(sent))
+        };
+        let mut record = BaseRecord::with_opaque_to(&topic, report).payload(&payload);
+        if let Some(key) = &key {
+            record = record.key(key);
+        }
+        match producer.send(record) {
+            Ok(()) => {
+                if let Some(sent) = sent {
+                    sent(Ok(()));
+                }
+            }
+            // Not taken: waiting for the report, its callback is told now (it recovers and
+            // reports); otherwise told here, and the logging callback is dropped unused.
+            Err((e, record)) => match sent {
+                None => call(*record.delivery_opaque, Err(e)),
+                Some(sent) => {
+                    self.producer.recover(generation, &e);
+                    sent(Err(send_error(&topic, e)));
+                }
+            },
+        }
+    }
+}
+
 impl Output for KafkaOutput {
     fn name(&self) -> &str {
         &self.config.name
     }
 
     fn send(&self, message: Outgoing) -> BoxFuture<Result<(), SendError>> {
-        let encoded =
-            self.encode(&message.object).and_then(|payload| Ok((payload, self.config.message_key(&message)?)));
-        let (payload, key) = match encoded {
-            Ok(encoded) => encoded,
-            Err(e) => return Box::pin(async move { Err(e) }),
-        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.produce(
+            &message,
+            Box::new(move |result| {
+                let _ = tx.send(result);
+            }),
+        );
         let topic = self.config.topic.clone();
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic).payload(&payload);
-        if let Some(key) = &key {
-            record = record.key(key);
-        }
-        let (generation, producer) = self.producer.get();
-        let delivery = match producer.send_result(record) {
-            Ok(delivery) => delivery,
-            Err((e, _)) => {
-                self.producer.recover(generation, &e);
-                let error = send_error(&topic, e);
-                return Box::pin(async move { Err(error) });
-            }
-        };
-        let current = self.producer.clone();
-        if !self.config.is_async {
-            let name = self.config.name.clone();
-            tokio::spawn(async move {
-                match delivery.await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err((e, _))) => {
-                        tracing::error!(output = %name, error = %e, "a kafka delivery failed");
-                        current.recover(generation, &e);
-                    }
-                    Err(_) => tracing::error!(output = %name, "a kafka delivery was cancelled"),
-                }
-            });
-            return Box::pin(async { Ok(()) });
-        }
         Box::pin(async move {
-            match delivery.await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err((e, _))) => {
-                    current.recover(generation, &e);
-                    Err(send_error(&topic, e))
-                }
-                Err(_) => Err(SendError::Unavailable(format!("producing to {topic}: the producer was closed"))),
-            }
+            rx.await.unwrap_or_else(|_| {
+                Err(SendError::Unavailable(format!("producing to {topic}: the producer was closed")))
+            })
         })
+    }
+
+    fn send_then(self: Arc<Self>, message: Outgoing, _io: &tokio::runtime::Handle, sent: Sent) {
+        self.produce(&message, sent);
     }
 
     fn flush(&self, timeout: Duration) {

@@ -107,3 +107,42 @@ fn the_message_key_is_the_scripts_else_the_set_key_field() {
         }
     }
 }
+
+/// With no broker, a send handed on by `send_then` is reported failed from the producer's
+/// polling thread; the timed-out producer is replaced there, and the output dropped while a
+/// report is still due closes its producer when that report comes — neither on its own polling
+/// thread (which would join itself).
+#[test]
+fn send_then_reports_a_failed_delivery_and_the_producer_is_replaced_and_closed_off_its_thread() {
+    use crate::registry::{Output, SendError};
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let io = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let config: KafkaOutputConfig = serde_json::from_value(json!({
+        "name": "o", "brokers": ["127.0.0.1:1"], "topic": "out",
+        "options": {"message.timeout.ms": "300", "socket.connection.setup.timeout.ms": "1000"}
+    }))
+    .unwrap();
+    let message = || crate::Outgoing { object: json!({"n": 1}), routing_key: "K".into(), key: None };
+    let (tx, rx) = mpsc::channel::<(Result<(), SendError>, Option<String>)>();
+    let told = |tx: mpsc::Sender<(Result<(), SendError>, Option<String>)>| -> crate::Sent {
+        Box::new(move |result| {
+            let _ = tx.send((result, std::thread::current().name().map(str::to_string)));
+        })
+    };
+    let output = std::sync::Arc::new(KafkaOutput::new(config).unwrap());
+    for _ in 0..2 {
+        output.clone().send_then(message(), io.handle(), told(tx.clone()));
+        let (result, thread) = rx.recv_timeout(Duration::from_secs(20)).expect("the failure is reported");
+        assert!(
+            matches!(&result, Err(SendError::Unavailable(m)) if m.starts_with("producing to out failed")),
+            "{result:?}"
+        );
+        assert_ne!(thread.as_deref(), Some("main"), "reported by the producer's thread, not the caller's");
+    }
+    // Dropped with a report due: the report's callback holds the last handle.
+    output.clone().send_then(message(), io.handle(), told(tx));
+    drop(output);
+    let (result, _) = rx.recv_timeout(Duration::from_secs(20)).expect("the last failure is reported");
+    assert!(result.is_err());
+}

@@ -157,17 +157,17 @@ fn outcome_of(id: &str, result: &Result<Done, Failure>) -> Outcome {
     }
 }
 
-/// Send `item` to its output on the async runtime; then the storage actor finishes `entry`
-/// (with other objects in one commit), or the failure is recorded off the reactor.
-async fn send(rt: Arc<Runtime>, storage: StoreSender, entry: Entry, mut item: ToSend, then: Then) {
+/// Send `item` to its output; then the storage actor finishes `entry` (with other objects in
+/// one commit), or the failure is recorded on the blocking pool of `io`. Called on a script
+/// worker; what follows the send runs where the output learns how it ended.
+fn send(rt: &Runtime, storage: StoreSender, entry: Entry, mut item: ToSend, then: Then, io: &tokio::runtime::Handle) {
+    let output =
+        rt.outputs.get(&item.output).cloned().flatten().ok_or_else(|| format!("no output named \"{}\"", item.output));
     // The object goes to the output; what finishes the entry afterwards needs only the rest.
     let message =
         Outgoing { object: std::mem::take(&mut item.obj), routing_key: item.routing_key.clone(), key: item.key.take() };
-    let result = match rt.outputs.get(&item.output) {
-        Some(Some(output)) => output.send(message).await,
-        _ => Err(ferrogrid_connectors::SendError::Rejected(format!("no output named \"{}\"", item.output))),
-    };
-    match result {
+    let blocking = io.clone();
+    let sent: ferrogrid_connectors::Sent = Box::new(move |result| match result {
         Ok(()) => {
             let id = entry.id.clone();
             let queued = storage.store(StoreJob { entry, item: Finish::Sent(item), then });
@@ -178,11 +178,12 @@ async fn send(rt: Arc<Runtime>, storage: StoreSender, entry: Entry, mut item: To
             }
         }
         Err(e) => {
-            let failed = tokio::task::spawn_blocking(move || then(entry, Err(send_failed(&item, e.to_string()))));
-            if let Err(e) = failed.await {
-                tracing::error!(error = %e, "recording a failed send failed");
-            }
+            drop(blocking.spawn_blocking(move || then(entry, Err(send_failed(&item, e.to_string())))));
         }
+    });
+    match output {
+        Ok(output) => output.send_then(message, io, sent),
+        Err(unknown) => sent(Err(ferrogrid_connectors::SendError::Rejected(unknown))),
     }
 }
 
@@ -234,9 +235,7 @@ impl Processor {
             drop(coming);
             match prepared {
                 Err(failure) => then(entry, Err(failure)),
-                Ok(Prepared::Send(item)) => {
-                    shared.io.spawn(send(rt, storage, entry, item, then));
-                }
+                Ok(Prepared::Send(item)) => send(&rt, storage, entry, item, then, &shared.io),
                 Ok(Prepared::Store(item)) => {
                     let id = entry.id.clone();
                     let sent = storage.store(StoreJob { entry, item: Finish::Store(item), then });

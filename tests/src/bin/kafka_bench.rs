@@ -2,7 +2,9 @@
 //! pipeline that bumps a field and a Kafka output comes to a bare consume-produce loop (rdkafka,
 //! in this process, same broker, same producer settings: idempotent, `acks=all`) in the same run.
 //!
-//! `cargo build --release -p ferrogrid-engine -p ferrogrid-tests && target/release/kafka_bench [--messages N]`
+//! `cargo build --release -p ferrogrid-engine -p ferrogrid-tests && target/release/kafka_bench [--messages N] [--workers N]`
+//! (`--workers`: the Kafka input's `workers_count`, the messages it accepts at a time; 64 unless
+//! given, as wrk's 64 connections)
 //!
 //! 1. Throughput: N messages wait in topic `in` (4 partitions); each loop consumes them all and
 //!    produces each, bumped, to its own topic; messages/s = the messages between the first and
@@ -190,7 +192,7 @@ connector:
       topics: [fg_in]
       group_id: ferrogrid-bench
       pipeline: bump
-      workers_count: 64
+      workers_count: WORKERS
       options: {session.timeout.ms: "6000", fetch.wait.max.ms: "10"}
   output:
     - name: out
@@ -205,11 +207,13 @@ connector:
 
 fn main() -> anyhow::Result<()> {
     let mut messages = 50_000usize;
+    let mut workers = 64usize;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--messages" => messages = args.next().context("--messages N")?.parse()?,
-            other => bail!("unknown argument {other} (use --messages N)"),
+            "--workers" => workers = args.next().context("--workers N")?.parse()?,
+            other => bail!("unknown argument {other} (use --messages N, --workers N)"),
         }
     }
     let bin = std::env::var_os("FERROGRID_BIN")
@@ -231,7 +235,7 @@ fn main() -> anyhow::Result<()> {
         }))
     })?;
     let dir = ferrogrid_tests::ConfigDir::new(
-        &CONFIG.replace("BROKER", &broker.address()),
+        &CONFIG.replace("BROKER", &broker.address()).replace("WORKERS", &workers.to_string()),
         &[("bump.rhai", "let obj = param; obj.n += 1; #{obj: obj, routing_key: \"Bumped\"}")],
     )?;
     let ferrogrid = measure("ferrogrid", &broker, "fg_in", "fg_out", messages, &|| {
@@ -246,7 +250,8 @@ fn main() -> anyhow::Result<()> {
         _ => 0.0,
     };
     let report = json!({"bare": bare, "ferrogrid": ferrogrid, "ratio_throughput": ratio("messages_per_s"),
-                        "ratio_throughput_from_start": ratio("messages_per_s_from_start"), "partitions": PARTITIONS});
+                        "ratio_throughput_from_start": ratio("messages_per_s_from_start"), "partitions": PARTITIONS,
+                        "workers_count": workers});
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }
