@@ -29,9 +29,15 @@ fn delivered(f: impl FnOnce(Result<(), KafkaError>) + Send + 'static) -> Box<Del
     Box::new(Mutex::new(Some(Box::new(f))))
 }
 
+/// Call the message's callback. A panic there (a bug, or no thread left to spawn) is caught
+/// and logged: on the polling thread it would end that thread, and with it every later report.
 fn call(opaque: Delivered, result: Result<(), KafkaError>) {
     if let Some(f) = opaque.into_inner().unwrap_or_else(PoisonError::into_inner) {
-        f(result);
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(result))).is_err() {
+            tracing::error!(
+                "handling a kafka delivery report panicked (its message is on stderr); the producer goes on"
+            );
+        }
     }
 }
 
@@ -70,10 +76,15 @@ impl std::ops::Deref for Producer {
 impl Drop for Producer {
     fn drop(&mut self) {
         let Some(producer) = self.0.take() else { return };
-        // Without a thread (the closure, and the producer, dropped here) it closes on this one.
-        let spawned = std::thread::Builder::new().name("kafka-producer-close".into()).spawn(move || drop(producer));
+        let slot = Arc::new(Mutex::new(Some(producer)));
+        let closing = slot.clone();
+        let spawned = std::thread::Builder::new()
+            .name("kafka-producer-close".into())
+            .spawn(move || drop(closing.lock().unwrap_or_else(PoisonError::into_inner).take()));
         if let Err(e) = spawned {
-            tracing::error!(error = %e, "closing a kafka producer: no thread to close it on");
+            // Closing it here could be on its own polling thread (a join of itself): left open.
+            tracing::error!(error = %e, "closing a kafka producer: no thread to close it on; it is left open");
+            std::mem::forget(slot.lock().unwrap_or_else(PoisonError::into_inner).take());
         }
     }
 }

@@ -178,7 +178,13 @@ fn send(rt: &Runtime, storage: StoreSender, entry: Entry, mut item: ToSend, then
             }
         }
         Err(e) => {
-            drop(blocking.spawn_blocking(move || then(entry, Err(send_failed(&item, e.to_string())))));
+            drop(blocking.spawn_blocking(move || {
+                let failure = Err(send_failed(&item, e.to_string()));
+                let recorded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| then(entry, failure)));
+                if let Err(panic) = recorded {
+                    tracing::error!(panic = panic_text(&*panic), "recording a failed send failed (a bug)");
+                }
+            }));
         }
     });
     match output {

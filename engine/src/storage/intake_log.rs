@@ -89,7 +89,8 @@ impl Waiter {
 }
 
 /// Tell `waiters` how their flush ended: those of each appending thread together, on its
-/// runtime; those that appended outside a runtime from here.
+/// runtime; those that appended outside a runtime from here. A thread is taken to run one
+/// runtime (the intake appends from the task that awaits, on the same runtime).
 fn tell(waiters: Vec<Waiter>, result: &Result<(), IntakeLogError>) {
     type Group =
         (std::thread::ThreadId, tokio::runtime::Handle, Vec<tokio::sync::oneshot::Sender<Result<(), IntakeLogError>>>);
