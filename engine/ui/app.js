@@ -422,7 +422,6 @@ function parkedPage(spec) {
   };
 }
 
-
 const renderJobs = parkedPage({
   id: "jobs", title: "Failed jobs", base: "/admin/api/jobs/failed", operate: "jobs_operate", what: "failed job", empty: "No failed job: jobs that fail (a script's push_job, a task's run) wait here to be tried again.",
   columns: [

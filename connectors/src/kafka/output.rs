@@ -22,22 +22,19 @@ pub struct KafkaOutput {
 }
 
 /// What is called with a message's delivery report (on the producer's polling thread: it must
-/// not block). In a mutex only because librdkafka's opaque must be `Sync`; it is taken once.
-type Delivered = Mutex<Option<Box<dyn FnOnce(Result<(), KafkaError>) + Send>>>;
+/// not block). In a mutex only because librdkafka's opaque must be `Sync`; it is consumed once.
+type Delivered = Mutex<Box<dyn FnOnce(Result<(), KafkaError>) + Send>>;
 
 fn delivered(f: impl FnOnce(Result<(), KafkaError>) + Send + 'static) -> Box<Delivered> {
-    Box::new(Mutex::new(Some(Box::new(f))))
+    Box::new(Mutex::new(Box::new(f)))
 }
 
 /// Call the message's callback. A panic there (a bug, or no thread left to spawn) is caught
 /// and logged: on the polling thread it would end that thread, and with it every later report.
 fn call(opaque: Delivered, result: Result<(), KafkaError>) {
-    if let Some(f) = opaque.into_inner().unwrap_or_else(PoisonError::into_inner) {
-        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(result))).is_err() {
-            tracing::error!(
-                "handling a kafka delivery report panicked (its message is on stderr); the producer goes on"
-            );
-        }
+    let f = opaque.into_inner().unwrap_or_else(PoisonError::into_inner);
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(result))).is_err() {
+        tracing::error!("handling a kafka delivery report panicked (its message is on stderr); the producer goes on");
     }
 }
 
