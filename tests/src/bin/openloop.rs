@@ -4,11 +4,12 @@
 //! falls behind sends at once and is charged the wait). Runs as its own process, on one thread.
 //!
 //! `openloop --addr HOST:PORT --path /http --rate R --seconds S [--connections C] [--token T]
-//!  [--content-type CT] [--body TEMPLATE] [--first-id N]`; `ID` in the body template is replaced
+//!  [--content-type CT] [--body TEMPLATE] [--first-id N] [--dump FILE]`; `ID` in the body template is replaced
 //! by a number unique in the run. Prints one JSON line: sent, ok, errors, p50_ms, p99_ms,
 //! max_ms, achieved_per_s, started_unix_ms and started_monotonic_ms (the schedule's
 //! start; the latter for `perf record -k mono`) and slow_windows: the (up to 10) 100 ms windows of the schedule whose
-//! worst latency passed 10 ms, worst first — when a stall happened.
+//! worst latency passed 10 ms, worst first — when a stall happened. `--dump FILE` writes every
+//! answered request as a line `scheduled_ms latency_us` (ms from the start), in schedule order.
 
 use anyhow::{bail, Context};
 use std::time::{Duration, Instant};
@@ -25,6 +26,7 @@ struct Args {
     content_type: String,
     body: String,
     first_id: u64,
+    dump: Option<String>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -38,6 +40,7 @@ fn parse_args() -> anyhow::Result<Args> {
         content_type: "application/json".into(),
         body: r#"{"User": {"id": ID, "username": "bench user ID"}}"#.into(),
         first_id: 1,
+        dump: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -52,11 +55,12 @@ fn parse_args() -> anyhow::Result<Args> {
             "--content-type" => a.content_type = value()?,
             "--body" => a.body = value()?,
             "--first-id" => a.first_id = value()?.parse().context("--first-id")?,
+            "--dump" => a.dump = Some(value()?),
             other => bail!("unknown argument {other:?}"),
         }
     }
     if a.addr.is_empty() || a.rate <= 0.0 || a.connections == 0 {
-        bail!("usage: openloop --addr HOST:PORT --rate R [--seconds S] [--connections C] [--path P] [--token T] [--content-type CT] [--body TEMPLATE] [--first-id N]");
+        bail!("usage: openloop --addr HOST:PORT --rate R [--seconds S] [--connections C] [--path P] [--token T] [--content-type CT] [--body TEMPLATE] [--first-id N] [--dump FILE]");
     }
     Ok(a)
 }
@@ -185,6 +189,12 @@ fn main() -> anyhow::Result<()> {
         }
         (all, errors, start.elapsed())
     });
+    if let Some(path) = &args.dump {
+        let mut lines: Vec<&(u64, u64)> = latencies.iter().collect();
+        lines.sort_unstable();
+        let text: String = lines.iter().map(|(at, us)| format!("{at} {us}\n")).collect();
+        std::fs::write(path, text).with_context(|| format!("writing {path}"))?;
+    }
     // The slowest 100 ms windows of the schedule (by their worst latency): when a stall happened.
     let mut windows: std::collections::BTreeMap<u64, u64> = std::collections::BTreeMap::new();
     for &(at_ms, us) in &latencies {
