@@ -64,7 +64,7 @@ impl Processor {
                 return;
             }
             metrics().repair_depth.inc();
-            let processing = engine.submit(entry, permit);
+            let processing = engine.submit(entry, permit, wait == Wait::Outcome);
             // Processing goes on without this task; it waits only for an answer that waits for
             // the outcome (not waiting spares the worker's wake of this thread: a system call).
             if wait == Wait::Outcome {

@@ -160,7 +160,15 @@ fn outcome_of(id: &str, result: &Result<Done, Failure>) -> Outcome {
 /// Send `item` to its output; then the storage actor finishes `entry` (with other objects in
 /// one commit), or the failure is recorded on the blocking pool of `io`. Called on a script
 /// worker; what follows the send runs where the output learns how it ended.
-fn send(rt: &Runtime, storage: StoreSender, entry: Entry, mut item: ToSend, then: Then, io: &tokio::runtime::Handle) {
+fn send(
+    rt: &Runtime,
+    storage: StoreSender,
+    entry: Entry,
+    mut item: ToSend,
+    then: Then,
+    awaited: bool,
+    io: &tokio::runtime::Handle,
+) {
     let output =
         rt.outputs.get(&item.output).cloned().flatten().ok_or_else(|| format!("no output named \"{}\"", item.output));
     // The object goes to the output; what finishes the entry afterwards needs only the rest.
@@ -170,7 +178,7 @@ fn send(rt: &Runtime, storage: StoreSender, entry: Entry, mut item: ToSend, then
     let sent: ferrogrid_connectors::Sent = Box::new(move |result| match result {
         Ok(()) => {
             let id = entry.id.clone();
-            let queued = storage.store(StoreJob { entry, item: Finish::Sent(item), then });
+            let queued = storage.store(StoreJob { entry, item: Finish::Sent(item), then, awaited });
             if !queued {
                 // Only after the storage actor closed (shutdown): the entry stays and is sent again at
                 // the next start.
@@ -195,11 +203,13 @@ fn send(rt: &Runtime, storage: StoreSender, entry: Entry, mut item: ToSend, then
 
 impl Processor {
     /// Process `entry` (already claimed): stages 1-6 on a script worker, storage on the storage
-    /// actor. The permit is held until it ends.
+    /// actor. The permit is held until it ends. `awaited`: the caller waits for the outcome (its
+    /// commit is not held back, see `storage_actor::SPACING`).
     pub(super) fn submit(
         self: &Arc<Self>,
         entry: Entry,
         permit: OwnedSemaphorePermit,
+        awaited: bool,
     ) -> impl Future<Output = Option<Outcome>> + Send + 'static {
         let shared = self.shared.clone();
         // The version this object runs on, from its first stage to its commit.
@@ -241,10 +251,10 @@ impl Processor {
             drop(coming);
             match prepared {
                 Err(failure) => then(entry, Err(failure)),
-                Ok(Prepared::Send(item)) => send(&rt, storage, entry, item, then, &shared.io),
+                Ok(Prepared::Send(item)) => send(&rt, storage, entry, item, then, awaited, &shared.io),
                 Ok(Prepared::Store(item)) => {
                     let id = entry.id.clone();
-                    let sent = storage.store(StoreJob { entry, item: Finish::Store(item), then });
+                    let sent = storage.store(StoreJob { entry, item: Finish::Store(item), then, awaited });
                     if !sent {
                         // Only after the storage actor closed (shutdown): the object stays unsettled
                         // in the intake log (a retry: In Progress) and resumes at the next start.
@@ -263,7 +273,7 @@ impl Processor {
         let Ok(permit) = self.permits.clone().acquire_owned().await else {
             return Err(RetryError::Draining);
         };
-        self.submit(entry, permit).await.ok_or(RetryError::Draining)
+        self.submit(entry, permit, true).await.ok_or(RetryError::Draining)
     }
 
     /// Process again everything unfinished when the engine last stopped. Returns how many. They
@@ -279,7 +289,7 @@ impl Processor {
         actix_rt::spawn(async move {
             for entry in entries {
                 let Ok(permit) = engine.permits.clone().acquire_owned().await else { return };
-                actix_rt::spawn(engine.submit(entry, permit));
+                actix_rt::spawn(engine.submit(entry, permit, false));
             }
         });
         Ok(count)

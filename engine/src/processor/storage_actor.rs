@@ -11,11 +11,13 @@
 //! which runs once the jobs already in the mailbox have joined (or at once at [`MAX_BATCH`]).
 //! While more objects are on their way (a script worker is preparing them: [`Coming`]) the
 //! batch waits for them, up to [`LINGER`] after its first job. And after a commit of more than
-//! one object (objects come faster than commits), the next commit waits until [`SPACING`] after
-//! it: under load commits grow instead of following each other (each costs sled two log-buffer
-//! writes, each handed to sled's I/O threads, whatever its size), while an object alone after a
-//! quiet moment — an input that takes its messages one at a time and waits for each — is
-//! committed at once. A full batch ([`MAX_BATCH`]) is committed at once in any case.
+//! one object (objects come faster than commits), the next commit starts no sooner than
+//! [`SPACING`] after that one started: under load commits grow instead of following each other
+//! (each costs sled two log-buffer writes, each handed to sled's I/O threads, whatever its
+//! size), while an object alone after a quiet moment — an input that takes its messages one at a
+//! time and waits for each — is committed at once. Neither is a batch held back that holds an
+//! object someone waits for (a `sync` answer, an operator's retry: [`StoreJob::awaited`]), nor a
+//! full batch ([`MAX_BATCH`]), nor the last one at shutdown.
 
 use super::stages::{store, Done, Finish};
 use crate::actors::NamedArbiter;
@@ -32,11 +34,11 @@ use std::time::{Duration, Instant};
 const MAX_BATCH: usize = 256;
 /// Longest a batch waits for objects still being prepared.
 const LINGER: Duration = Duration::from_millis(1);
-/// After a commit of several objects, the least time until the next one starts. Measured
-/// (docs/performance.md, 2026-12-05): against committing whenever the mailbox is empty, 2 ms
-/// took p99 at half the sustained rate from 9-15 ms to 4-6 ms and sustained ingest up 5-10%;
-/// the ~1,400 commits a second at 8,000 objects/s had each woken all of sled's seven I/O
-/// threads twice.
+/// After a commit of several objects, the least time from its start to the next one's (tokio's
+/// timer rounds a wait up to the next millisecond). Measured (docs/performance.md, 2026-12-05,
+/// late morning): against committing whenever the mailbox is empty, the bench's p99 at half the
+/// sustained rate went from 13-14 ms to 6-9 ms (medians), throughput unchanged; the ~1,400
+/// commits a second at 8,000 objects/s had each woken all of sled's seven I/O threads twice.
 const SPACING: Duration = Duration::from_millis(2);
 /// Mailbox capacity: jobs come from threads that must not wait (script workers), and the
 /// engine's permits (objects in flight) bound them far below this, not actix's default of 16.
@@ -53,6 +55,9 @@ pub struct StoreJob {
     pub item: Finish,
     /// Called with the outcome, on the storage actor's thread.
     pub then: Then,
+    /// Someone waits for this object's outcome (a `sync` answer, an input that takes messages
+    /// one at a time, an operator's retry): its batch is not held back by [`SPACING`].
+    pub awaited: bool,
 }
 
 /// Store one object (with whatever else is waiting).
@@ -80,10 +85,13 @@ struct StorageActor {
     /// Objects a script worker is preparing for this actor.
     coming: Arc<AtomicUsize>,
     flush_queued: bool,
-    /// A timer will flush the batch.
+    /// A timer will look at the batch again ([`StorageActor::commit_when_due`]).
     timer_set: bool,
-    /// No commit before this (set after a commit of several objects, see [`SPACING`]).
+    /// Set by a commit of several objects: a batch that is not full waits until then (see
+    /// [`SPACING`]); a full one, one with an awaited object, and the last one at shutdown, do not.
     next_commit: Option<Instant>,
+    /// The batch holds an object whose outcome someone waits for.
+    awaited: bool,
     closed: bool,
 }
 
@@ -107,10 +115,12 @@ impl Supervised for StorageActor {
 impl StorageActor {
     fn flush(&mut self, ctx: &mut Context<Self>) {
         self.flush_queued = false;
+        self.awaited = false;
         let jobs = std::mem::take(&mut self.batch);
         if jobs.is_empty() {
             return;
         }
+        let started = Instant::now();
         metrics().storage_batch_objects.observe(jobs.len() as f64);
         let items: Vec<(&Entry, &Finish)> = jobs.iter().map(|j| (&j.entry, &j.item)).collect();
         let rt = self.rt.load();
@@ -131,7 +141,7 @@ impl StorageActor {
         for (job, result) in jobs.into_iter().zip(results) {
             (job.then)(job.entry, result);
         }
-        self.next_commit = several.then(|| Instant::now() + SPACING);
+        self.next_commit = several.then(|| started + SPACING);
     }
 
     /// Commit the batch if it is due ([`commit_due`]), or else have a timer try again then.
@@ -139,7 +149,7 @@ impl StorageActor {
         if self.batch.is_empty() {
             return;
         }
-        let due = commit_due(self.first_at, self.coming.load(Ordering::Acquire) > 0, self.next_commit);
+        let due = commit_due(self.first_at, self.coming.load(Ordering::Acquire) > 0, self.next_commit, self.awaited);
         let now = Instant::now();
         if due <= now {
             self.flush(ctx);
@@ -155,10 +165,13 @@ impl StorageActor {
 
 /// When a batch whose first job came at `first_at` is to be committed: at once, or [`LINGER`]
 /// after its first job while objects are still being prepared (`coming`), and not before
-/// `next_commit`.
-fn commit_due(first_at: Instant, coming: bool, next_commit: Option<Instant>) -> Instant {
+/// `next_commit` unless someone waits for an object of the batch (`awaited`).
+fn commit_due(first_at: Instant, coming: bool, next_commit: Option<Instant>, awaited: bool) -> Instant {
     let wait_for_coming = if coming { first_at + LINGER } else { first_at };
-    next_commit.map_or(wait_for_coming, |next| next.max(wait_for_coming))
+    match next_commit {
+        Some(next) if !awaited => next.max(wait_for_coming),
+        _ => wait_for_coming,
+    }
 }
 
 impl Handler<Store> for StorageActor {
@@ -173,6 +186,7 @@ impl Handler<Store> for StorageActor {
         if self.batch.is_empty() {
             self.first_at = Instant::now();
         }
+        self.awaited |= job.awaited;
         self.batch.push(job);
         if self.batch.len() >= MAX_BATCH {
             self.flush(ctx);
@@ -252,6 +266,7 @@ impl StorageHandle {
             flush_queued: false,
             timer_set: false,
             next_commit: None,
+            awaited: false,
             closed: false,
         });
         Ok(StorageHandle { addr, coming, arbiter })
@@ -276,18 +291,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_lone_object_is_committed_at_once_and_commits_under_load_are_spaced() {
+    fn a_batch_is_due_at_once_or_after_linger_or_spacing_whichever_is_latest() {
         let first = Instant::now();
         // Nothing coming, no commit of several just before: at once.
-        assert_eq!(commit_due(first, false, None), first);
+        assert_eq!(commit_due(first, false, None, false), first);
         // Objects being prepared: wait for them, up to LINGER.
-        assert_eq!(commit_due(first, true, None), first + LINGER);
+        assert_eq!(commit_due(first, true, None, false), first + LINGER);
         // After a commit of several: not before its spacing ends, whichever is later.
         let next = first + SPACING;
-        assert_eq!(commit_due(first, false, Some(next)), next);
-        assert_eq!(commit_due(first, true, Some(next)), next);
+        assert_eq!(commit_due(first, false, Some(next), false), next);
+        assert_eq!(commit_due(first, true, Some(next), false), next);
         let past = first.checked_sub(SPACING).unwrap_or(first);
-        assert_eq!(commit_due(first, true, Some(past)), first + LINGER);
-        assert_eq!(commit_due(first, false, Some(past)), first);
+        assert_eq!(commit_due(first, true, Some(past), false), first + LINGER);
+        assert_eq!(commit_due(first, false, Some(past), false), first);
+        // Someone waits for an object of the batch: the spacing does not hold it back.
+        assert_eq!(commit_due(first, false, Some(next), true), first);
+        assert_eq!(commit_due(first, true, Some(next), true), first + LINGER);
     }
 }
