@@ -90,8 +90,6 @@ struct StorageActor {
     /// Set by a commit of several objects: a batch that is not full waits until then (see
     /// [`SPACING`]); a full one, one with an awaited object, and the last one at shutdown, do not.
     next_commit: Option<Instant>,
-    /// The batch holds an object whose outcome someone waits for.
-    awaited: bool,
     closed: bool,
 }
 
@@ -115,7 +113,6 @@ impl Supervised for StorageActor {
 impl StorageActor {
     fn flush(&mut self, ctx: &mut Context<Self>) {
         self.flush_queued = false;
-        self.awaited = false;
         let jobs = std::mem::take(&mut self.batch);
         if jobs.is_empty() {
             return;
@@ -149,7 +146,8 @@ impl StorageActor {
         if self.batch.is_empty() {
             return;
         }
-        let due = commit_due(self.first_at, self.coming.load(Ordering::Acquire) > 0, self.next_commit, self.awaited);
+        let awaited = self.batch.iter().any(|j| j.awaited);
+        let due = commit_due(self.first_at, self.coming.load(Ordering::Acquire) > 0, self.next_commit, awaited);
         let now = Instant::now();
         if due <= now {
             self.flush(ctx);
@@ -186,7 +184,6 @@ impl Handler<Store> for StorageActor {
         if self.batch.is_empty() {
             self.first_at = Instant::now();
         }
-        self.awaited |= job.awaited;
         self.batch.push(job);
         if self.batch.len() >= MAX_BATCH {
             self.flush(ctx);
@@ -266,7 +263,6 @@ impl StorageHandle {
             flush_queued: false,
             timer_set: false,
             next_commit: None,
-            awaited: false,
             closed: false,
         });
         Ok(StorageHandle { addr, coming, arbiter })
