@@ -98,8 +98,32 @@ impl Limits {
 
 /// An event on its way to the writer (encoded there, off the ingest path).
 struct Note {
-    event: Map<String, Value>,
+    /// The event as its JSON line (without the newline), made on the recording thread.
+    line: Vec<u8>,
     limits: Limits,
+}
+
+/// An event as recorded: what happened (`detail`'s fields), then the object's id, the time and
+/// the kind. `line_id` finds the id by its `"id":"` in the line.
+#[derive(Serialize)]
+struct Line<'a, T: Serialize + ?Sized> {
+    #[serde(flatten)]
+    detail: &'a T,
+    id: &'a str,
+    at: String,
+    kind: &'a str,
+}
+
+/// `error` as an event keeps it: at most `ERROR_MAX` bytes, cut at a character and marked `…`.
+pub fn clip(error: &str) -> std::borrow::Cow<'_, str> {
+    if error.len() <= ERROR_MAX {
+        return std::borrow::Cow::Borrowed(error);
+    }
+    let mut end = ERROR_MAX;
+    while !error.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}…", &error[..end]))
 }
 
 /// The journal of a data directory.
@@ -256,27 +280,40 @@ impl Journal {
     }
 
     /// Record that `kind` happened to the object `id` now, with `detail` (a search finds it by
-    /// its `routing_key`, `type` and `key`). Never fails nor waits.
+    /// its `routing_key`, `type` and `key`; an `error` is clipped). Never fails nor waits.
     pub fn note(&self, settings: &LoggerConfig, id: &str, kind: &str, mut detail: Map<String, Value>) {
         if settings.max_msg_in_log == 0 {
             return;
         }
         if let Some(Value::String(error)) = detail.get_mut("error") {
-            if error.len() > ERROR_MAX {
-                let mut end = ERROR_MAX;
-                while !error.is_char_boundary(end) {
-                    end -= 1;
-                }
-                error.truncate(end);
-                error.push('…');
+            if let std::borrow::Cow::Owned(clipped) = clip(error) {
+                *error = clipped;
             }
         }
-        detail.insert("id".into(), Value::String(id.to_string()));
-        detail.insert("at".into(), Value::String(Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)));
-        detail.insert("kind".into(), Value::String(kind.to_string()));
+        self.record(settings, id, kind, &detail);
+    }
+
+    /// [`Journal::note`] with the detail as any serialisable map-like value (a struct whose
+    /// fields are the event's): no `Map` built on the hot path. The caller clips an `error`
+    /// with [`clip`].
+    pub fn record<T: Serialize + ?Sized>(&self, settings: &LoggerConfig, id: &str, kind: &str, detail: &T) {
+        if settings.max_msg_in_log == 0 {
+            return;
+        }
+        let at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
+        let line = match serde_json::to_vec(&Line { detail, id, at, kind }) {
+            Ok(line) => line,
+            Err(e) => {
+                // A detail that is not a map (a programming error): dropped and counted.
+                tracing::warn!(error = %e, kind, "a journal event could not be written as JSON");
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::metrics().journal_dropped.inc();
+                return;
+            }
+        };
         let queued = self.queued.fetch_add(1, Ordering::AcqRel) + 1;
         let waiting = queued.saturating_sub(self.done.load(Ordering::Acquire));
-        let note = Note { event: detail, limits: Limits::of(settings) };
+        let note = Note { line, limits: Limits::of(settings) };
         if waiting > QUEUE || self.queue.send(note).is_err() {
             self.done.fetch_add(1, Ordering::Release);
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -546,10 +583,9 @@ impl Writer {
         let mut page = Vec::with_capacity(batch.len() * 320);
         let mut ends = Vec::with_capacity(batch.len());
         for note in &batch {
-            if serde_json::to_writer(&mut page, &note.event).is_ok() {
-                page.push(b'\n');
-                ends.push(page.len());
-            }
+            page.extend_from_slice(&note.line);
+            page.push(b'\n');
+            ends.push(page.len());
         }
         let events = ends.len() as u64;
         let mut stored = pack(&page, events);

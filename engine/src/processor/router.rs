@@ -10,7 +10,7 @@ use crate::output::Content;
 use crate::repair::{Entry, Failure, RepairError};
 use crate::runtime::Runtime;
 use ferrogrid_connectors::{Outcome, OutcomeStatus, Outgoing};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -79,53 +79,116 @@ impl Finisher {
 
 /// The journal's event of how processing `entry` ended: where it came from, its steps with
 /// their time, and the outcome.
+/// The journal's `processed` event of one object, serialised as it stands (no `Map` built).
+#[derive(serde::Serialize)]
+struct Processed<'a> {
+    input: &'a str,
+    source: &'a str,
+    received_at: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
+    attempt: u32,
+    ms: f64,
+    steps: Steps<'a>,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    routing_key: Option<&'a str>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    type_name: Option<&'a str>,
+    /// `Some(None)`: a stored object without a key, recorded as `null`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<Option<&'a Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stage: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    function: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// The steps' names and times: `[{"step": name, "ms": ms}]`.
+struct Steps<'a>(&'a [(String, f64)]);
+
+impl serde::Serialize for Steps<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        struct Step<'a> {
+            step: &'a str,
+            ms: f64,
+        }
+        serializer.collect_seq(self.0.iter().map(|(step, t)| Step { step, ms: millis(*t) }))
+    }
+}
+
+/// Milliseconds rounded to microseconds (a non-finite value is recorded as `null`).
+fn millis(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
+}
+
 fn journal(rt: &Runtime, entry: &Entry, result: &Result<Done, Failure>, started: Instant, steps: Vec<(String, f64)>) {
     let settings = &rt.config.logger;
     if settings.max_msg_in_log == 0 {
         return;
     }
-    let ms = |v: f64| serde_json::Number::from_f64((v * 1000.0).round() / 1000.0).map_or(Value::Null, Value::Number);
-    let mut d = Map::new();
-    d.insert("input".into(), json!(entry.input));
-    d.insert("source".into(), json!(entry.source));
-    d.insert("received_at".into(), json!(entry.created_at));
-    if let Some(size) = entry.size {
-        d.insert("size".into(), json!(size));
-    }
-    d.insert("attempt".into(), json!(entry.attempts + 1));
-    d.insert("ms".into(), ms(started.elapsed().as_secs_f64() * 1000.0));
-    let steps: Vec<Value> = steps.into_iter().map(|(name, t)| json!({"step": name, "ms": ms(t)})).collect();
-    d.insert("steps".into(), Value::Array(steps));
+    let event = processed(entry, result, started.elapsed().as_secs_f64() * 1000.0, &steps);
+    rt.journal.record(settings, &entry.id, "processed", &event);
+}
+
+/// The `processed` event of `entry`, which ended in `result` after `ms` milliseconds.
+fn processed<'a>(
+    entry: &'a Entry,
+    result: &'a Result<Done, Failure>,
+    ms: f64,
+    steps: &'a [(String, f64)],
+) -> Processed<'a> {
+    let mut event = Processed {
+        input: &entry.input,
+        source: &entry.source,
+        received_at: &entry.created_at,
+        size: entry.size,
+        attempt: entry.attempts.saturating_add(1),
+        ms: millis(ms),
+        steps: Steps(steps),
+        status: "",
+        routing_key: None,
+        type_name: None,
+        key: None,
+        version: None,
+        output: None,
+        stage: None,
+        function: None,
+        error: None,
+    };
     match result {
         Ok(Done::Stored { routing_key, type_name, version, key }) => {
-            d.insert("status".into(), json!("stored"));
-            d.insert("routing_key".into(), json!(routing_key));
-            d.insert("type".into(), json!(type_name));
-            d.insert("key".into(), key.clone().unwrap_or(Value::Null));
-            d.insert("version".into(), json!(version));
+            event.status = "stored";
+            event.routing_key = Some(routing_key);
+            event.type_name = Some(type_name);
+            event.key = Some(key.as_ref());
+            event.version = Some(*version);
         }
         Ok(Done::Routed { routing_key, output }) => {
-            d.insert("status".into(), json!("routed"));
-            d.insert("routing_key".into(), json!(routing_key));
-            d.insert("output".into(), json!(output));
+            event.status = "routed";
+            event.routing_key = Some(routing_key);
+            event.output = Some(output);
         }
         Err(failure) => {
-            d.insert("status".into(), json!("repair"));
-            if let Some(key) = &failure.routing_key {
-                d.insert("routing_key".into(), json!(key));
-            }
-            d.insert("stage".into(), json!(failure.stage));
-            if let Some(function) = &failure.function {
-                d.insert("function".into(), json!(function));
-            }
-            d.insert("error".into(), json!(failure.error));
+            event.status = "repair";
+            event.routing_key = failure.routing_key.as_deref();
+            event.stage = Some(failure.stage);
+            event.function = failure.function.as_deref();
+            event.error = Some(crate::journal::clip(&failure.error));
             if let Some((type_name, key)) = failure.object.as_deref() {
-                d.insert("type".into(), json!(type_name));
-                d.insert("key".into(), key.clone());
+                event.type_name = Some(type_name);
+                event.key = Some(Some(key));
             }
         }
     }
-    rt.journal.note(settings, &entry.id, "processed", d);
+    event
 }
 
 fn outcome_of(id: &str, result: &Result<Done, Failure>) -> Outcome {
@@ -293,5 +356,58 @@ impl Processor {
             }
         });
         Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The event has the fields (and values) the journal recorded when it was built as a `Map`.
+    #[test]
+    fn a_processed_event_is_recorded_with_the_fields_of_its_outcome() {
+        let mut entry = Entry::new("0190".into(), "http", "http", json!({}));
+        entry.size = Some(42);
+        entry.attempts = 1;
+        let steps = vec![("classifier".to_string(), 0.123_456_7), ("validation".to_string(), f64::NAN)];
+        let base = json!({"input": "http", "source": "http", "received_at": entry.created_at, "size": 42,
+                          "attempt": 2, "ms": 1.235,
+                          "steps": [{"step": "classifier", "ms": 0.123}, {"step": "validation", "ms": null}]});
+        let with = |extra: Value| {
+            let mut all = base.clone();
+            all.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            all
+        };
+        let event =
+            |result: &Result<Done, Failure>| serde_json::to_value(processed(&entry, result, 1.2345, &steps)).unwrap();
+
+        let stored = Ok(Done::Stored { routing_key: "User".into(), type_name: "User".into(), version: 7, key: None });
+        let want = with(json!({"status": "stored", "routing_key": "User", "type": "User", "key": null, "version": 7}));
+        assert_eq!(event(&stored), want);
+        let routed = Ok(Done::Routed { routing_key: "Bumped".into(), output: "out".into() });
+        assert_eq!(event(&routed), with(json!({"status": "routed", "routing_key": "Bumped", "output": "out"})));
+
+        let mut failure = Failure {
+            stage: "validation",
+            function: None,
+            routing_key: Some("User".into()),
+            error: "é".repeat(3_000),
+            object: Some(Box::new(("User".into(), json!([1, "a"])))),
+        };
+        let failed = event(&Err(failure.clone()));
+        let error = failed["error"].as_str().unwrap();
+        assert!(error.ends_with('…') && error.len() < 3_000 * 2, "{}", error.len());
+        let mut want = with(json!({"status": "repair", "routing_key": "User", "stage": "validation",
+                                   "type": "User", "key": [1, "a"]}));
+        want["error"] = json!(error);
+        assert_eq!(failed, want);
+        failure.error = "no such function".into();
+        failure.function = Some("classify".into());
+        failure.object = None;
+        failure.routing_key = None;
+        let want = with(json!({"status": "repair", "stage": "validation", "function": "classify",
+                               "error": "no such function"}));
+        assert_eq!(event(&Err(failure)), want);
     }
 }
