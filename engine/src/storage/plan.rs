@@ -11,6 +11,9 @@ pub(crate) struct Plan {
     pub(crate) idx: usize,
     pub(crate) lower: Vec<u8>,
     pub(crate) upper: Option<Vec<u8>>,
+    /// The whole primary key, when a condition names all its parts with `==`: at most the one
+    /// entry of that key can match, and a read of it replaces the walk.
+    pub(crate) exact: Option<Vec<u8>>,
 }
 
 impl Plan {
@@ -32,7 +35,7 @@ fn not_null(key: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn bounds(idx: usize, conds: &[Resolved]) -> (Plan, u32) {
-    let mut plan = Plan { idx, lower: Vec::new(), upper: None };
+    let mut plan = Plan { idx, lower: Vec::new(), upper: None, exact: None };
     let (mut eq_parts, mut has_lo, mut has_hi, mut like_prefix) = (0, false, false, false);
     let raise = |plan: &mut Plan, lo: Option<Vec<u8>>, hi: Option<Vec<u8>>| {
         if let Some(lo) = lo {
@@ -97,11 +100,18 @@ fn bounds(idx: usize, conds: &[Resolved]) -> (Plan, u32) {
 /// Chooses the scan. A full primary-key equality wins; otherwise the best-scored index; with no
 /// usable condition, the whole primary index in key order.
 pub(crate) fn plan(spec: &TypeSpec, conds: &[Resolved]) -> Plan {
-    let mut best = (Plan { idx: 0, lower: Vec::new(), upper: None }, 0);
+    let mut best = (Plan { idx: 0, lower: Vec::new(), upper: None, exact: None }, 0);
     for idx in 0..spec.indexes.len() {
         let (p, mut score) = bounds(idx, conds);
         if idx == 0 && score == 100 + 10 * spec.indexes[0].parts.len() as u32 {
             score = 1000;
+            let whole = spec.indexes[0].parts.len();
+            let exact = conds.iter().find_map(|r| match &r.target {
+                Target::Index { idx: 0, nparts, key } if r.op == Op::Eq && *nparts == whole => Some(key.clone()),
+                _ => None,
+            });
+            best = (Plan { exact, ..p }, score);
+            continue;
         }
         if score > best.1 || (idx == 0 && best.1 == 0) {
             best = (p, score);
@@ -126,13 +136,17 @@ mod tests {
     fn chooses_the_narrowest_index() {
         let p = plan_for(&[Condition::new("age", Op::Gt, json!(3)), Condition::new("id", Op::Eq, json!(1))]);
         assert_eq!(p.idx, 0, "primary key equality wins");
+        assert_eq!(p.exact, Some(p.lower.clone()), "and is read at its key");
         let p = plan_for(&[Condition::new("age", Op::Gt, json!(3)), Condition::new("username", Op::Eq, json!("a"))]);
         assert_eq!(p.idx, 1, "equality beats a range");
+        assert_eq!(p.exact, None);
+        let p = plan_for(&[Condition::new("full_name", Op::Eq, json!(["L1"]))]);
+        assert_eq!(p.exact, None, "only the primary key is read at its key");
         let p = plan_for(&[Condition::new("age", Op::Ge, json!(3)), Condition::new("age", Op::Lt, json!(9))]);
         assert_eq!(p.idx, 2);
         assert!(p.upper.is_some() && !p.lower.is_empty());
         let p = plan_for(&[Condition::new("nickname", Op::Eq, json!("x"))]);
-        assert_eq!(p, Plan { idx: 0, lower: vec![], upper: None }, "no usable index: full scan");
+        assert_eq!(p, Plan { idx: 0, lower: vec![], upper: None, exact: None }, "no usable index: full scan");
         let p = plan_for(&[Condition::new("age", Op::Gt, json!(9)), Condition::new("age", Op::Lt, json!(3))]);
         assert!(p.is_empty(), "contradicting bounds scan nothing");
     }

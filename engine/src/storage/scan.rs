@@ -4,7 +4,7 @@
 
 use super::config::HardLimits;
 use super::cursor::{self, Source};
-use super::db::ReadView;
+use super::db::{KvIter, ReadView};
 use super::error::StorageError;
 use super::filter::{matches, resolve, Condition};
 use super::keycodec::{decode_u64_desc, prefix_successor};
@@ -14,6 +14,7 @@ use super::options::{FindOptions, Page, Stored, DEFAULT_FIRST};
 use super::plan::{plan, Plan};
 use super::record;
 use super::spec::TypeSpec;
+use sled::IVec;
 use std::ops::Bound;
 
 /// What to scan and how (built from `FindOptions` or the options of update/delete).
@@ -121,7 +122,12 @@ pub(crate) fn find<V: ReadView + ?Sized>(
     let want = first.unsigned_abs();
     let multikey = spec.indexes[plan.idx].multikey;
     let upper_b = upper.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-    for entry in view.range(ks, Bound::Included(&lower), upper_b, reverse) {
+    let entries = match plan.exact.as_deref() {
+        // A whole primary key: the one entry it can be, read by its key instead of walked to.
+        Some(pk) if source == Source::Current(0) && q.after.is_none() => exact_entry(view, ks, join(pk), &plan, pk),
+        _ => view.range(ks, Bound::Included(&lower), upper_b, reverse),
+    };
+    for entry in entries {
         let (k, v) = entry?;
         page.scanned += 1;
         if page.scanned > q.limits.scanned {
@@ -158,6 +164,25 @@ pub(crate) fn find<V: ReadView + ?Sized>(
         page.items.reverse();
     }
     Ok(page)
+}
+
+/// The entry at `key` (the current primary entry of `pk`) as the walk of `plan` would find it:
+/// none when `plan`'s range (narrowed by other conditions) leaves `pk` out.
+fn exact_entry<'a, V: ReadView + ?Sized>(
+    view: &'a V,
+    ks: Keyspace,
+    key: Vec<u8>,
+    plan: &Plan,
+    pk: &[u8],
+) -> KvIter<'a> {
+    if !plan.contains(pk) {
+        return Box::new(std::iter::empty());
+    }
+    match view.get(ks, &key) {
+        Ok(Some(value)) => Box::new(std::iter::once(Ok((IVec::from(key), value)))),
+        Ok(None) => Box::new(std::iter::empty()),
+        Err(e) => Box::new(std::iter::once(Err(e))),
+    }
 }
 
 fn limit_error(limit: &'static str, max: u64, q: &Query<'_>, spec: &TypeSpec) -> StorageError {

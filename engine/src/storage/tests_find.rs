@@ -286,3 +286,36 @@ fn datetime_date_and_decimal_indexes_order_by_value_and_accept_any_spelling() {
     let bad = find(&db, &spec, &[cond("at", Op::Eq, json!("yesterday"))], &opts(100)).unwrap_err();
     assert!(bad.to_string().contains("expected datetime"), "{bad}");
 }
+
+/// A whole primary key is read at its key (one entry, no walk), and answers what the walk of its
+/// range did: other conditions still filter, a narrower range or a tombstone leaves it out, a
+/// write transaction sees its own pending object, and the cursor is the walk's.
+#[test]
+fn a_whole_primary_key_is_read_at_its_key_with_the_answers_of_a_walk() {
+    let (_d, db) = temp_db();
+    let spec = user_spec();
+    store_users(&db, 10);
+    let by_id = |id: i64| cond("id", Op::Eq, json!(id));
+    let point = find(&db, &spec, &[by_id(5)], &opts(10)).unwrap();
+    assert_eq!((ids(&point), point.scanned), (vec![5], 1));
+    let walked = find(&db, &spec, &[cond("id", Op::Ge, json!(5)), cond("id", Op::Le, json!(5))], &opts(10)).unwrap();
+    assert_eq!(point.items[0].cursor, walked.items[0].cursor, "the cursor of the walk");
+    assert_eq!(ids(&find(&db, &spec, &[by_id(5)], &opts(-1)).unwrap()), [5], "backward");
+    assert!(find(&db, &spec, &[by_id(11)], &opts(10)).unwrap().items.is_empty(), "no such key");
+    let other = [by_id(5), cond("username", Op::Eq, json!("nobody"))];
+    assert!(find(&db, &spec, &other, &opts(10)).unwrap().items.is_empty(), "other conditions filter");
+    let narrowed = [by_id(5), cond("id", Op::Gt, json!(5))];
+    assert!(find(&db, &spec, &narrowed, &opts(10)).unwrap().items.is_empty(), "a narrower range");
+    let after = FindOptions { after: Some(point.items[0].cursor.clone()), ..opts(10) };
+    assert!(find(&db, &spec, &[by_id(5)], &after).unwrap().items.is_empty(), "after itself");
+    db.delete_objects(&spec, &[by_id(3)], &super::DeleteOptions::default()).unwrap();
+    assert!(find(&db, &spec, &[by_id(3)], &opts(10)).unwrap().items.is_empty(), "a tombstone is skipped");
+    let shown = FindOptions { dont_skip_deleted: true, ..opts(10) };
+    assert!(find(&db, &spec, &[by_id(3)], &shown).unwrap().items[0].deleted);
+    db.write(|tx| {
+        super::objects::put(tx, &spec, user(20), &PutOptions::default())?;
+        assert_eq!(ids(&find(tx, &spec, &[by_id(20)], &opts(10))?), [20], "the transaction's own write");
+        Ok::<_, super::StorageError>(())
+    })
+    .unwrap();
+}
