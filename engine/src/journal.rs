@@ -96,20 +96,21 @@ impl Limits {
     }
 }
 
-/// An event on its way to the writer (encoded there, off the ingest path).
+/// An event on its way to the writer, which packs lines into pages.
 struct Note {
     /// The event as its JSON line (without the newline), made on the recording thread.
     line: Vec<u8>,
     limits: Limits,
 }
 
-/// An event as recorded: what happened (`detail`'s fields), then the object's id, the time and
-/// the kind. `line_id` finds the id by its `"id":"` in the line.
+/// An event as recorded: the object's id first (`line_id` reads it at the line's start, where no
+/// field of the detail can be mistaken for it), what happened (`detail`'s fields, which must not
+/// be `id`, `at` or `kind`), the time and the kind.
 #[derive(Serialize)]
 struct Line<'a, T: Serialize + ?Sized> {
+    id: &'a str,
     #[serde(flatten)]
     detail: &'a T,
-    id: &'a str,
     at: String,
     kind: &'a str,
 }
@@ -246,8 +247,14 @@ pub(crate) fn canonical(v: &Value) -> String {
 
 /// The object id of an event line (the text after its `"id":"`), without parsing it.
 fn line_id(line: &[u8]) -> Option<&[u8]> {
+    const HEAD: &[u8] = b"{\"id\":\"";
     const MARK: &[u8] = b"\"id\":\"";
-    let at = line.windows(MARK.len()).position(|w| w == MARK)? + MARK.len();
+    // Lines begin with the id since 2026-12-05; pages written before have it after the detail.
+    let at = if line.starts_with(HEAD) {
+        HEAD.len()
+    } else {
+        line.windows(MARK.len()).position(|w| w == MARK)? + MARK.len()
+    };
     let rest = &line[at..];
     let end = rest.iter().position(|b| *b == b'"')?;
     Some(&rest[..end])
@@ -290,12 +297,15 @@ impl Journal {
                 *error = clipped;
             }
         }
+        for own in ["id", "at", "kind"] {
+            detail.shift_remove(own);
+        }
         self.record(settings, id, kind, &detail);
     }
 
     /// [`Journal::note`] with the detail as any serialisable map-like value (a struct whose
     /// fields are the event's): no `Map` built on the hot path. The caller clips an `error`
-    /// with [`clip`].
+    /// with [`clip`]; the detail has no `id`, `at` or `kind` of its own.
     pub fn record<T: Serialize + ?Sized>(&self, settings: &LoggerConfig, id: &str, kind: &str, detail: &T) {
         if settings.max_msg_in_log == 0 {
             return;
@@ -708,6 +718,30 @@ mod tests {
         assert_eq!(pages.len(), 1);
         assert_eq!(pages[0][0], PACKED);
         assert_eq!(journal.timeline(&id).unwrap().len(), 1);
+    }
+
+    /// An event's id is the one at the start of its line, whatever its detail holds (a failed
+    /// object's key may be `{"id": ...}`); a detail's own `id`, `at` or `kind` is not kept.
+    /// Lines written before the id came first are still found by it.
+    #[test]
+    fn an_event_is_found_by_its_own_id_whatever_its_detail_holds() {
+        let (_dir, db) = temp_db();
+        let journal = Journal::open(db).unwrap();
+        let (id, other) = (uuid::Uuid::now_v7().to_string(), uuid::Uuid::now_v7().to_string());
+        let settings = LoggerConfig::default();
+        journal.note(&settings, &id, "processed", detail(json!({"key": {"id": other}, "status": "repair"})));
+        journal.note(&settings, &id, "operator", detail(json!({"id": other, "at": "then", "kind": "x", "by": "a"})));
+        journal.written();
+        let events = journal.timeline(&id).unwrap();
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(events[0]["key"]["id"], json!(other));
+        assert_eq!(
+            (&events[1]["id"], &events[1]["kind"], &events[1]["by"]),
+            (&json!(id), &json!("operator"), &json!("a"))
+        );
+        assert!(journal.timeline(&other).unwrap().is_empty());
+        let old = format!("{{\"input\":\"http\",\"id\":\"{id}\",\"at\":\"t\",\"kind\":\"received\"}}");
+        assert_eq!(line_id(old.as_bytes()), Some(id.as_bytes()));
     }
 
     /// The stored pages of `db`'s journal: (events, bytes as stored) each.

@@ -77,8 +77,6 @@ impl Finisher {
     }
 }
 
-/// The journal's event of how processing `entry` ended: where it came from, its steps with
-/// their time, and the outcome.
 /// The journal's `processed` event of one object, serialised as it stands (no `Map` built).
 #[derive(serde::Serialize)]
 struct Processed<'a> {
@@ -129,6 +127,8 @@ fn millis(ms: f64) -> f64 {
     (ms * 1000.0).round() / 1000.0
 }
 
+/// The journal's event of how processing `entry` ended: where it came from, its steps with
+/// their time, and the outcome.
 fn journal(rt: &Runtime, entry: &Entry, result: &Result<Done, Failure>, started: Instant, steps: Vec<(String, f64)>) {
     let settings = &rt.config.logger;
     if settings.max_msg_in_log == 0 {

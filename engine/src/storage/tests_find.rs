@@ -6,6 +6,7 @@ use super::objects::{find, get};
 use super::test_util::{ids, store_users, temp_db, user, user_spec};
 use super::{ErrorClass, FindOptions, HardLimits, PutOptions};
 use serde_json::{json, Value};
+use std::ops::Bound;
 
 fn opts(first: i64) -> FindOptions {
     FindOptions { first: Some(first), ..Default::default() }
@@ -287,35 +288,90 @@ fn datetime_date_and_decimal_indexes_order_by_value_and_accept_any_spelling() {
     assert!(bad.to_string().contains("expected datetime"), "{bad}");
 }
 
-/// A whole primary key is read at its key (one entry, no walk), and answers what the walk of its
-/// range did: other conditions still filter, a narrower range or a tombstone leaves it out, a
-/// write transaction sees its own pending object, and the cursor is the walk's.
+/// Reads `db`, refusing to walk the current primary index of `spec`: a query that must be
+/// answered by a point read fails the test if it walks instead.
+struct PointOnly<'a> {
+    db: &'a super::Db,
+    primary: Vec<u8>,
+}
+
+impl<'a> PointOnly<'a> {
+    fn new(db: &'a super::Db, spec: &super::TypeSpec) -> PointOnly<'a> {
+        PointOnly { db, primary: super::keys::index_prefix(&super::keys::type_prefix(spec), 0) }
+    }
+}
+
+impl super::ReadView for PointOnly<'_> {
+    fn get(&self, ks: super::Keyspace, key: &[u8]) -> Result<Option<super::IVec>, super::StorageError> {
+        self.db.get(ks, key)
+    }
+
+    fn range<'b>(
+        &'b self,
+        ks: super::Keyspace,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        reverse: bool,
+    ) -> super::KvIter<'b> {
+        let primary = ks == super::Keyspace::CurrentIndex
+            && matches!(lower, Bound::Included(l) | Bound::Excluded(l) if l.starts_with(&self.primary));
+        assert!(!primary, "a whole primary key was walked, not read");
+        self.db.range(ks, lower, upper, reverse)
+    }
+}
+
+/// A whole primary key is read at its key (no walk), and answers what the walk of its range
+/// did: other conditions still filter, a narrower range or a tombstone leaves it out, a write
+/// transaction sees its own pending object, the cursor is the walk's; a composite key with a
+/// case-insensitive part is found in any case.
 #[test]
 fn a_whole_primary_key_is_read_at_its_key_with_the_answers_of_a_walk() {
     let (_d, db) = temp_db();
     let spec = user_spec();
     store_users(&db, 10);
+    let point = PointOnly::new(&db, &spec);
     let by_id = |id: i64| cond("id", Op::Eq, json!(id));
-    let point = find(&db, &spec, &[by_id(5)], &opts(10)).unwrap();
-    assert_eq!((ids(&point), point.scanned), (vec![5], 1));
+    let found = find(&point, &spec, &[by_id(5)], &opts(10)).unwrap();
+    assert_eq!((ids(&found), found.scanned), (vec![5], 1));
     let walked = find(&db, &spec, &[cond("id", Op::Ge, json!(5)), cond("id", Op::Le, json!(5))], &opts(10)).unwrap();
-    assert_eq!(point.items[0].cursor, walked.items[0].cursor, "the cursor of the walk");
-    assert_eq!(ids(&find(&db, &spec, &[by_id(5)], &opts(-1)).unwrap()), [5], "backward");
-    assert!(find(&db, &spec, &[by_id(11)], &opts(10)).unwrap().items.is_empty(), "no such key");
+    assert_eq!(found.items[0].cursor, walked.items[0].cursor, "the cursor of the walk");
+    assert_eq!(ids(&find(&point, &spec, &[by_id(5)], &opts(-1)).unwrap()), [5], "backward");
+    assert!(find(&point, &spec, &[by_id(11)], &opts(10)).unwrap().items.is_empty(), "no such key");
     let other = [by_id(5), cond("username", Op::Eq, json!("nobody"))];
-    assert!(find(&db, &spec, &other, &opts(10)).unwrap().items.is_empty(), "other conditions filter");
+    assert!(find(&point, &spec, &other, &opts(10)).unwrap().items.is_empty(), "other conditions filter");
     let narrowed = [by_id(5), cond("id", Op::Gt, json!(5))];
-    assert!(find(&db, &spec, &narrowed, &opts(10)).unwrap().items.is_empty(), "a narrower range");
-    let after = FindOptions { after: Some(point.items[0].cursor.clone()), ..opts(10) };
-    assert!(find(&db, &spec, &[by_id(5)], &after).unwrap().items.is_empty(), "after itself");
+    assert!(find(&point, &spec, &narrowed, &opts(10)).unwrap().items.is_empty(), "a narrower range");
+    let after = FindOptions { after: Some(found.items[0].cursor.clone()), ..opts(10) };
+    assert!(find(&db, &spec, &[by_id(5)], &after).unwrap().items.is_empty(), "after itself (walked)");
     db.delete_objects(&spec, &[by_id(3)], &super::DeleteOptions::default()).unwrap();
-    assert!(find(&db, &spec, &[by_id(3)], &opts(10)).unwrap().items.is_empty(), "a tombstone is skipped");
-    let shown = FindOptions { dont_skip_deleted: true, ..opts(10) };
-    assert!(find(&db, &spec, &[by_id(3)], &shown).unwrap().items[0].deleted);
+    assert!(find(&point, &spec, &[by_id(3)], &opts(10)).unwrap().items.is_empty(), "a tombstone is skipped");
     db.write(|tx| {
         super::objects::put(tx, &spec, user(20), &PutOptions::default())?;
         assert_eq!(ids(&find(tx, &spec, &[by_id(20)], &opts(10))?), [20], "the transaction's own write");
         Ok::<_, super::StorageError>(())
     })
     .unwrap();
+    let walk = || find(&point, &spec, &[cond("id", Op::Ge, json!(5))], &opts(1));
+    let walked_anyway = std::panic::catch_unwind(std::panic::AssertUnwindSafe(walk));
+    assert!(walked_anyway.is_err(), "PointOnly refuses a walk of the primary index");
+
+    use super::spec::{Collation, IndexSpec, KeyKind, PartSpec, TypeSpec};
+    let pair = TypeSpec::new(
+        "Pair",
+        vec![IndexSpec::new(
+            "pk",
+            vec![
+                PartSpec::new("name", KeyKind::String).collation(Collation::CaseInsensitive),
+                PartSpec::new("n", KeyKind::Long),
+            ],
+        )],
+    );
+    for (name, n) in [("Ab", 1), ("Ab", 2), ("b", 1)] {
+        db.put_object(&pair, json!({"name": name, "n": n}), &PutOptions::default()).unwrap();
+    }
+    let point = PointOnly::new(&db, &pair);
+    let got = find(&point, &pair, &[cond("pk", Op::Eq, json!(["aB", 2]))], &opts(10)).unwrap();
+    assert_eq!(got.items.iter().map(|s| s.object.clone()).collect::<Vec<_>>(), [json!({"name": "Ab", "n": 2})]);
+    let part = find(&db, &pair, &[cond("pk", Op::Eq, json!(["ab"]))], &opts(10)).unwrap();
+    assert_eq!(part.items.len(), 2, "a part of the key is walked");
 }
