@@ -3,15 +3,11 @@
 //! writes); writes take the [`WriteTx`] so the engine can combine them with its own writes in one
 //! atomic commit. The `Db::*_object(s)` wrappers open their own transaction.
 
-use super::cursor::{self, Source};
 use super::db::{Db, ReadView};
 use super::error::StorageError;
 use super::filter::{Condition, Op};
-use super::keys::{current_key, encode_values, type_prefix};
-use super::keyspace::Keyspace;
 use super::options::{DeleteOptions, FindOptions, Page, PutOptions, Stored, UpdateOptions};
-use super::record;
-use super::scan::{self, load, Query};
+use super::scan::{self, Query};
 use super::spec::TypeSpec;
 use super::tx::WriteTx;
 use super::updater::Updater;
@@ -42,23 +38,7 @@ pub fn get<V: ReadView + ?Sized>(
     if let Some(done) = spec.building(idx) {
         return Err(spec.not_ready(idx, done));
     }
-    let plain = !opts.all_versions && opts.version.is_none() && !opts.dont_skip_deleted;
-    if idx == 0 && plain && key.len() == spec.indexes[0].parts.len() {
-        // fast path: two point reads
-        let tp = type_prefix(spec);
-        let pk = encode_values(spec, 0, key)?;
-        let Some(v) = view.get(Keyspace::CurrentIndex, &current_key(&tp, 0, &pk, &pk))? else {
-            return Ok(None);
-        };
-        let version = record::decode_version(&v)?;
-        return Ok(load(view, &tp, &pk, version)?.map(|(deleted, object, config_version)| Stored {
-            object,
-            version,
-            cursor: cursor::encode(Source::Current(0), &pk),
-            deleted,
-            config_version,
-        }));
-    }
+    // A whole primary key is read at its key by the find itself (`Plan::exact`).
     let cond = [Condition::new(index, Op::Eq, Value::Array(key.to_vec()))];
     let opts = FindOptions { first: Some(1), after: None, ..opts.clone() };
     Ok(find(view, spec, &cond, &opts)?.items.pop())
