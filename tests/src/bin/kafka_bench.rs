@@ -14,6 +14,10 @@
 //!    benchmark did before 2026-12-05.
 //! 2. Latency: messages are produced at half of ferrogrid's throughput for 10 s, each carrying
 //!    its send time; p50/p99 from send to being read back from the output topic.
+//! 3. CPU: ferrogrid's `cpu_us_per_message`, its process's user and system time (`/proc/PID/stat`)
+//!    from its start to the end of the paced phase over the messages of both phases: the work a
+//!    message costs, where the throughput also counts what else the machine runs. None for the
+//!    bare loop, whose threads share this process with the load's.
 //!
 //! It prints one JSON document on stdout (`ratio_throughput` = ferrogrid / bare); progress on
 //! stderr. Only loopback (the broker is the tansu that `scripts/install-peers.sh` installs).
@@ -125,14 +129,34 @@ fn bare_loop(
     }))
 }
 
-/// Throughput and paced latency of one loop reading `in_topic` and writing `out_topic`.
+/// A loop being measured: how to stop it, and the CPU seconds its process has used so far
+/// (`None` for the bare loop, whose threads share this process with the load's).
+struct Running {
+    stop: Box<dyn FnOnce()>,
+    cpu: Box<dyn Fn() -> Option<f64>>,
+}
+
+/// CPU seconds (user and system, all threads) process `pid` has used, from `/proc/PID/stat`.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command in parentheses (which may hold spaces): field 3 on; utime and stime are
+    // fields 14 and 15, in clock ticks.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf reads a constant of the system; no memory is handed over.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| ticks / hz as f64)
+}
+
+/// Throughput and paced latency of one loop reading `in_topic` and writing `out_topic`, and the
+/// CPU it used a message (over both phases, when its process can be measured).
 fn measure(
     name: &str,
     broker: &Broker,
     in_topic: &str,
     out_topic: &str,
     messages: usize,
-    start: &dyn Fn() -> anyhow::Result<Box<dyn FnOnce()>>,
+    start: &dyn Fn() -> anyhow::Result<Running>,
 ) -> anyhow::Result<Value> {
     let producer = producer(broker)?;
     for i in 0..messages {
@@ -142,7 +166,8 @@ fn measure(
     let out = reader(broker, out_topic, Offset::Beginning)?;
     eprintln!("[{name}] {messages} messages waiting in {in_topic}; starting the loop");
     let started = Instant::now();
-    let stop = start()?;
+    let running = start()?;
+    let cpu_before = (running.cpu)();
     let (_, got, first, last) = read(&out, messages, Duration::from_secs(600));
     if got < messages {
         bail!("[{name}] only {got} of {messages} messages came out");
@@ -167,9 +192,14 @@ fn measure(
         send(&producer, in_topic, &i.to_string(), &json!({"id": i, "n": 0, "sent_us": now_micros()}).to_string());
     }
     let (mut latencies, got, _, _) = reading.join().map_err(|_| anyhow::anyhow!("the reader thread panicked"))?;
-    stop();
+    let cpu = cpu_before.zip((running.cpu)()).map(|(before, after)| after - before);
+    (running.stop)();
     latencies.sort_unstable();
     eprintln!("[{name}] paced {paced:.0}/s: {got} of {total} back");
+    let cpu_us_per_message = cpu.map(|s| (s * 1e6 / (messages + got) as f64 * 10.0).round() / 10.0);
+    if let (Some(s), Some(us)) = (cpu, cpu_us_per_message) {
+        eprintln!("[{name}] {s:.2} s of CPU for {} messages: {us} µs a message", messages + got);
+    }
     Ok(json!({
         "messages": messages,
         "messages_per_s": rate.round(),
@@ -177,6 +207,7 @@ fn measure(
         "paced_per_s": paced.round(),
         "p50_ms": percentile(&latencies, 0.5),
         "p99_ms": percentile(&latencies, 0.99),
+        "cpu_us_per_message": cpu_us_per_message,
     }))
 }
 
@@ -229,10 +260,13 @@ fn main() -> anyhow::Result<()> {
     let bare = measure("bare", &broker, "bare_in", "bare_out", messages, &|| {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = bare_loop(&broker, "bare_in", "bare_out", "bare-loop", stop.clone())?;
-        Ok(Box::new(move || {
-            stop.store(true, Ordering::Relaxed);
-            let _ = thread.join();
-        }))
+        Ok(Running {
+            stop: Box::new(move || {
+                stop.store(true, Ordering::Relaxed);
+                let _ = thread.join();
+            }),
+            cpu: Box::new(|| None),
+        })
     })?;
     let dir = ferrogrid_tests::ConfigDir::new(
         &CONFIG.replace("BROKER", &broker.address()).replace("WORKERS", &workers.to_string()),
@@ -240,10 +274,14 @@ fn main() -> anyhow::Result<()> {
     )?;
     let ferrogrid = measure("ferrogrid", &broker, "fg_in", "fg_out", messages, &|| {
         let mut server = Server::try_start(&bin, dir.path(), None)?;
-        Ok(Box::new(move || {
-            let status = server.stop();
-            eprintln!("[ferrogrid] stopped: {status}");
-        }))
+        let pid = server.pid();
+        Ok(Running {
+            stop: Box::new(move || {
+                let status = server.stop();
+                eprintln!("[ferrogrid] stopped: {status}");
+            }),
+            cpu: Box::new(move || pid.and_then(cpu_seconds)),
+        })
     })?;
     let ratio = |key: &str| match (ferrogrid[key].as_f64(), bare[key].as_f64()) {
         (Some(f), Some(b)) if b > 0.0 => ((f / b) * 100.0).round() / 100.0,
