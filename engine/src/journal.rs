@@ -267,7 +267,7 @@ fn lines_with<'a>(page: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = Map<
         .filter(move |line| {
             wanted && !line.is_empty() && (needle.is_empty() || line.windows(needle.len()).any(|w| w == needle))
         })
-        .filter_map(|line| match serde_json::from_slice::<Value>(line) {
+        .filter_map(|line| match crate::storage::from_stored::<Value>(line) {
             Ok(Value::Object(event)) => Some(event),
             _ => None,
         })
@@ -378,7 +378,7 @@ impl Journal {
                 if newest_first { Box::new(lines.rev()) } else { Box::new(lines) };
             for line in lines {
                 let Some(id) = line_id(line).filter(|id| wanted.contains(id)) else { continue };
-                if let Ok(event @ Value::Object(_)) = serde_json::from_slice::<Value>(line) {
+                if let Ok(event @ Value::Object(_)) = crate::storage::from_stored::<Value>(line) {
                     out.entry(String::from_utf8_lossy(id).into_owned()).or_default().push(event);
                 }
             }
@@ -459,7 +459,7 @@ impl Journal {
                 // Past `from`: no page holds a newer object's first event... but objects received
                 // before `from` are not wanted anyway; stop once the page is older than `from`.
                 if let (Some(f), Some(last)) = (from, page.rsplit(|b| *b == b'\n').find(|l| !l.is_empty())) {
-                    let at = serde_json::from_slice::<Value>(last).ok();
+                    let at = crate::storage::from_stored::<Value>(last).ok();
                     let at = at.as_ref().and_then(|e| e.get("at")).and_then(Value::as_str);
                     if at.and_then(|a| DateTime::parse_from_rfc3339(a).ok()).is_some_and(|a| a.timestamp_millis() < f) {
                         break;

@@ -161,7 +161,7 @@ fn notes(db: &Db) -> Result<Notes, StorageError> {
     for item in db.scan_prefix(Keyspace::Notify, &[]) {
         let (key, value) = item?;
         if first.len() < QUOTED {
-            first.push(serde_json::from_slice(&value).unwrap_or(Value::Null));
+            first.push(crate::storage::from_stored(&value).unwrap_or(Value::Null));
         }
         keys.push(key.to_vec());
     }

@@ -122,7 +122,7 @@ impl Shelf {
     }
 
     fn decode<T: Parked>(&self, bytes: &[u8]) -> Result<T, StorageError> {
-        serde_json::from_slice(bytes).map_err(|e| StorageError::Corrupt(format!("{}: {e}", self.what)))
+        crate::storage::from_stored(bytes).map_err(|e| StorageError::Corrupt(format!("{}: {e}", self.what)))
     }
 
     /// Put `item` on the shelf (in `tx`).

@@ -24,6 +24,6 @@ pub use convert::{from_dynamic, to_dynamic, DEFAULT_MAX_DEPTH};
 pub use error::{ErrorClass, HostError, LimitKind, ScriptError, ScriptErrorKind};
 pub use frame::{CallContext, JobSink};
 pub use host::{DataAccess, DataNeed, DataScope, Host, Sequences};
-pub use limits::Limits;
+pub use limits::{Limits, MAX_VALUE_DEPTH};
 pub use rhai::Dynamic;
 pub use sandbox::{spawn_script_thread, CompiledScript, Sandbox, ScriptEngine, SCRIPT_STACK_SIZE};

@@ -36,6 +36,7 @@ pub struct Limits {
     pub max_modules: usize,
     /// Maximum nesting of arrays and maps for printing, comparing and JSON conversions.
     #[serde(default = "default_max_value_depth")]
+    #[schemars(range(min = 1, max = 500))]
     pub max_value_depth: usize,
     /// Maximum number of keys in the `shared` store, all namespaces together.
     #[serde(default = "default_max_shared_keys")]
@@ -71,6 +72,9 @@ fn default_max_modules() -> usize {
 }
 // Above the HTTP input's 128 levels, so a pipeline may wrap an accepted object
 // (`#{obj: param}`) a few times.
+/// The deepest `max_value_depth` allowed: the engine reads back the records that hold such values
+/// (`ferrogrid_engine::storage::from_stored`) recursively.
+pub const MAX_VALUE_DEPTH: usize = 500;
 fn default_max_value_depth() -> usize {
     256
 }
@@ -113,10 +117,14 @@ impl Limits {
             ("max_value_depth", self.max_value_depth == 0),
             ("timeout_ms", self.timeout_ms == 0),
         ];
-        match must_be_positive.iter().find(|(_, is_zero)| *is_zero) {
-            Some((key, _)) => Err(format!("sandbox.{key}: must be greater than 0 (zero would remove the limit)")),
-            None => Ok(()),
+        if let Some((key, _)) = must_be_positive.iter().find(|(_, is_zero)| *is_zero) {
+            return Err(format!("sandbox.{key}: must be greater than 0 (zero would remove the limit)"));
         }
+        if self.max_value_depth > MAX_VALUE_DEPTH {
+            // Values are converted and stored recursively; this keeps that well inside a stack.
+            return Err(format!("sandbox.max_value_depth: at most {MAX_VALUE_DEPTH}"));
+        }
+        Ok(())
     }
 }
 
@@ -145,6 +153,14 @@ mod tests {
         let limits: Limits = serde_json::from_str(r#"{"timeout_ms": 0}"#).unwrap();
         let err = limits.validate().unwrap_err();
         assert!(err.starts_with("sandbox.timeout_ms:"), "{err}");
+    }
+
+    #[test]
+    fn value_depth_has_a_ceiling() {
+        let limits: Limits = serde_json::from_str(r#"{"max_value_depth": 501}"#).unwrap();
+        assert_eq!(limits.validate().unwrap_err(), "sandbox.max_value_depth: at most 500");
+        let limits: Limits = serde_json::from_str(r#"{"max_value_depth": 500}"#).unwrap();
+        assert!(limits.validate().is_ok());
     }
 
     #[test]

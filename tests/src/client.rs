@@ -8,6 +8,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use serde::Deserialize;
 use serde_json::Value;
 use ureq::Agent;
 
@@ -28,7 +29,11 @@ pub struct Resp {
 impl Resp {
     /// The body parsed as JSON; panics with the body text when it is not JSON.
     pub fn json(&self) -> Value {
-        match serde_json::from_str(&self.body) {
+        // Without serde_json's 128-level limit: answers may quote payloads as deep as an input
+        // accepts (200 levels) inside their own.
+        let mut de = serde_json::Deserializer::from_str(&self.body);
+        de.disable_recursion_limit();
+        match Value::deserialize(&mut de).and_then(|v| de.end().map(|()| v)) {
             Ok(v) => v,
             Err(e) => {
                 panic!("response (status {}) is not JSON: {e}; body: {}", self.status, truncate(&self.body, 2000))

@@ -95,7 +95,7 @@ fn json_that_is_not_an_object_is_400() {
 
 #[test]
 fn nesting_deeper_than_128_is_400_and_depth_100_is_kept() {
-    let server = Server::start("samples/library");
+    let mut server = Server::start("samples/library");
     let r = server.post_json("/http", &nested(129));
     assert_refused(&r, 400, &["128"], "depth 129");
     let r = server.post_json("/http", &nested(1000));
@@ -111,10 +111,21 @@ fn nesting_deeper_than_128_is_400_and_depth_100_is_kept() {
     e.assert_status(200, "GET the depth-100 entry");
     assert_eq!(e.json()["payload"], deep, "the deep payload is kept whole");
 
-    // The limit itself is accepted (not listed afterwards: the test's JSON parser stops at 128).
-    let r = server.post_json("/http?sync=true", &nested(128));
+    // The limit itself is accepted and kept whole; its repair-queue entry is deeper than
+    // serde_json's own limit (128), and is still listed, read and retried after a SIGKILL.
+    let deepest = nested(128);
+    let r = server.post_json("/http?sync=true", &deepest);
     r.assert_status(200, "depth 128 (the limit itself)");
     assert_eq!(r.json()["routing_key"], "unknown_type", "{}", r.body);
+    let deepest_id = r.json()["id"].as_str().expect("id").to_string();
+    server.restart();
+    let listed: Vec<Value> = server.repair_entries("").iter().map(|e| e["id"].clone()).collect();
+    assert!(listed.contains(&json!(deepest_id)) && listed.contains(&json!(id)), "{listed:?}");
+    let e = server.get(&format!("/admin/api/repair/{deepest_id}"));
+    e.assert_status(200, "GET the depth-128 entry after a restart");
+    assert_eq!(e.json()["payload"], deepest, "the deepest payload is kept whole");
+    let r = server.post_empty(&format!("/admin/api/repair/{deepest_id}/retry"));
+    r.assert_status(200, "retry the depth-128 entry");
 }
 
 #[test]

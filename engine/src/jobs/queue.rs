@@ -113,7 +113,7 @@ impl Jobs {
             if running.contains(k.as_ref()) {
                 continue;
             }
-            match serde_json::from_slice(&bytes) {
+            match crate::storage::from_stored(&bytes) {
                 Ok(job) => out.push((k.to_vec(), job)),
                 // One damaged record must not stop the queue: it stays for an operator to see.
                 Err(e) => tracing::error!(key = %hex::encode(&k), error = %e, "skipping an unreadable pending job"),

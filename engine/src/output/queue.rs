@@ -354,7 +354,7 @@ impl OutputQueue {
             if id_of_key(&k).is_some_and(|id| skip.contains(&id)) {
                 continue;
             }
-            match serde_json::from_slice::<Delivery>(&bytes) {
+            match crate::storage::from_stored::<Delivery>(&bytes) {
                 Ok(d) => out.push(d),
                 Err(e) => tracing::error!(key = %hex::encode(&k), error = %e, "skipping an unreadable delivery"),
             }

@@ -79,7 +79,7 @@ fn key_of(id: &str) -> Result<[u8; 16], RepairError> {
 }
 
 fn decode(key: &[u8], bytes: &[u8]) -> Result<Entry, RepairError> {
-    serde_json::from_slice(bytes).map_err(|e| RepairError::Corrupt {
+    crate::storage::from_stored(bytes).map_err(|e| RepairError::Corrupt {
         id: uuid::Uuid::from_slice(key).map(|u| u.to_string()).unwrap_or_else(|_| hex::encode(key)),
         message: e.to_string(),
     })

@@ -103,7 +103,7 @@ impl RunStore {
         let mut runs = Vec::new();
         for item in self.db.scan_prefix(Keyspace::Tasks, &run_prefix(task)) {
             let (_, bytes) = item?;
-            runs.push(serde_json::from_slice::<TaskRun>(&bytes).map_err(corrupt)?);
+            runs.push(crate::storage::from_stored::<TaskRun>(&bytes).map_err(corrupt)?);
         }
         runs.reverse();
         Ok(runs)
@@ -128,7 +128,7 @@ impl RunStore {
     pub fn forget(&self, id: &str) -> Result<Result<bool, String>, StorageError> {
         for item in self.db.scan_prefix(Keyspace::Tasks, b"run/") {
             let (key, bytes) = item?;
-            let run: TaskRun = serde_json::from_slice(&bytes).map_err(corrupt)?;
+            let run: TaskRun = crate::storage::from_stored(&bytes).map_err(corrupt)?;
             if run.id == id {
                 if !run.finished() {
                     return Ok(Err(format!("run \"{id}\" of task \"{}\" has not ended", run.task)));
@@ -149,7 +149,7 @@ impl RunStore {
         let mut failed = 0;
         for item in self.db.scan_prefix(Keyspace::Tasks, b"run/") {
             let (_, bytes) = item?;
-            let mut run: TaskRun = serde_json::from_slice(&bytes).map_err(corrupt)?;
+            let mut run: TaskRun = crate::storage::from_stored(&bytes).map_err(corrupt)?;
             if !run.finished() {
                 run.status = RunStatus::Failed;
                 run.finished_at = Some(at.to_string());
@@ -164,7 +164,7 @@ impl RunStore {
     /// The remembered state of `task`.
     pub fn state(&self, task: &str) -> Result<TaskState, StorageError> {
         match self.db.get(Keyspace::Tasks, &state_key(task))? {
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(corrupt),
+            Some(bytes) => crate::storage::from_stored(&bytes).map_err(corrupt),
             None => Ok(TaskState::default()),
         }
     }

@@ -227,12 +227,19 @@ fn read_segment<R: LogRecord>(dir: &Path, n: u64) -> Result<Vec<R>, IntakeLogErr
         if crc32fast::hash(body) != crc {
             break;
         }
-        match serde_json::from_slice::<R>(body) {
+        match super::from_stored::<R>(body) {
             Ok(mut record) => {
                 record.set_segment(n);
                 out.push(record);
             }
-            Err(_) => break,
+            // Whole (its checksum holds) but not a record this build reads: the ones after it
+            // are still read, so one such record does not cost the segment's rest.
+            Err(e) => tracing::error!(
+                segment = n,
+                at,
+                error = %e,
+                "intake log: skipping a whole record that does not decode"
+            ),
         }
         at += 8 + len;
     }
@@ -654,6 +661,8 @@ mod tests {
     struct Note {
         id: String,
         text: String,
+        #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+        extra: serde_json::Value,
         #[serde(skip)]
         segment: Option<u64>,
     }
@@ -671,7 +680,7 @@ mod tests {
     }
 
     fn note(text: impl Into<String>) -> Note {
-        Note { id: uuid::Uuid::now_v7().to_string(), text: text.into(), segment: None }
+        Note { id: uuid::Uuid::now_v7().to_string(), text: text.into(), extra: serde_json::Value::Null, segment: None }
     }
 
     fn uuid_of(note: &Note) -> uuid::Uuid {
@@ -714,6 +723,32 @@ mod tests {
             assert!(started.elapsed() < Duration::from_secs(20), "waited 20 s for: {what}");
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    #[test]
+    fn deep_and_undecodable_records_do_not_cost_the_rest_of_a_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal_dir = dir.path().join("wal");
+        std::fs::create_dir_all(&wal_dir).unwrap();
+        // Deeper than serde_json's own limit (128), as deep as a script may make a value.
+        let mut deep = note("deep");
+        for _ in 0..ferrogrid_sandbox::MAX_VALUE_DEPTH {
+            deep.extra = serde_json::json!({ "a": deep.extra });
+        }
+        let after = note("after");
+        let mut bytes = Vec::new();
+        encode(&deep, &mut bytes).unwrap();
+        // A whole record (its checksum holds) that is no `Note`.
+        let body = br#"{"neither":"id nor text"}"#;
+        bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+        bytes.extend_from_slice(body);
+        encode(&after, &mut bytes).unwrap();
+        std::fs::write(segment_path(&wal_dir, 3), &bytes).unwrap();
+        let read: Vec<Note> = read_segment(&wal_dir, 3).unwrap();
+        let ids: Vec<&str> = read.iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(ids, [deep.id.as_str(), after.id.as_str()]);
+        assert!(read[0].extra == deep.extra, "the deep record reads back whole");
     }
 
     #[actix_rt::test]

@@ -57,6 +57,19 @@ pub mod codec {
     };
 }
 
+/// Decodes a JSON record the engine stored itself (an object version, an intake-log record, a
+/// repair-queue entry, a delivery, a job, a task run, a journal line). Those records hold payloads
+/// as deep as an input (`max_depth`, at most 200) or a script (`sandbox.max_value_depth`, at most
+/// 500) may make them, plus the record's own levels, so serde_json's own limit (128 levels)
+/// would refuse some records the engine accepted and wrote; the writers bound the depth instead.
+pub fn from_stored<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> serde_json::Result<T> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    de.disable_recursion_limit();
+    let value = T::deserialize(&mut de)?;
+    de.end()?;
+    Ok(value)
+}
+
 #[cfg(test)]
 pub(crate) mod test_util;
 #[cfg(test)]

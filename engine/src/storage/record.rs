@@ -37,7 +37,7 @@ pub(crate) fn decode_full(bytes: &[u8]) -> Result<(bool, Value, u64), StorageErr
         [FORMAT_1, flags, json @ ..] => (*flags, 0, json),
         _ => return Err(StorageError::Corrupt("object record has an unknown format".into())),
     };
-    let obj = serde_json::from_slice(json).map_err(|e| StorageError::Corrupt(format!("object record: {e}")))?;
+    let obj = super::from_stored(json).map_err(|e| StorageError::Corrupt(format!("object record: {e}")))?;
     Ok((flags & DELETED != 0, obj, config_version))
 }
 
