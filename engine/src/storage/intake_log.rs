@@ -476,7 +476,7 @@ impl IntakeLog {
             let rotation_due = |written: bool, pending_empty: bool| {
                 (written || !pending_empty) && last_rotation.elapsed() >= CHECKPOINT_EVERY
             };
-            let (bytes, ids, waiters, closed, new_file) = {
+            let (bytes, ids, waiters, closed, new_file, failed) = {
                 let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
                 while pending.bytes.is_empty() && !pending.closed && !rotation_due(written, true) {
                     pending.flusher_waiting = true;
@@ -507,12 +507,22 @@ impl IntakeLog {
                     std::mem::take(&mut pending.waiters),
                     pending.closed,
                     new_file,
+                    pending.failed.clone(),
                 )
             };
-            if !bytes.is_empty() {
+            if let (false, Some(e)) = (bytes.is_empty(), failed) {
+                // Appended before the failure was known: not written after the bytes of a write
+                // that failed (recovery would stop at those), refused.
+                tell(waiters, &Err(e));
+            } else if !bytes.is_empty() {
                 let path = segment_path(&dir, segment);
                 let flush_started = Instant::now();
-                let result = file.write_all(&bytes).and_then(|()| file.sync_data()).map_err(io_error(&path));
+                let result = write_durably(&mut file, &bytes, &dir).map_err(io_error(&path));
+                if let Err(e) = &result {
+                    // Refused from now on, before the retries below take their time.
+                    tracing::error!(error = %e, "intake log write failed; new objects are refused until restart");
+                    self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner).failed = Some(e.clone());
+                }
                 if result.is_err() {
                     // Refused to their clients: their records (which may have reached the disk
                     // all the same) are marked done, so that recovery does not bring them back.
@@ -547,17 +557,16 @@ impl IntakeLog {
                     metrics.intake_log_flushes.inc();
                     metrics.intake_log_flush_seconds.observe(flush_started.elapsed().as_secs_f64());
                 }
-                if let Err(e) = &result {
-                    tracing::error!(error = %e, "intake log write failed; new objects are refused until restart");
-                    self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner).failed = Some(e.clone());
-                }
                 tell(waiters, &result);
                 written = true;
             }
             if let Some(next) = new_file {
                 file = next;
                 if let Err(e) = sync_dir(&dir) {
-                    tracing::warn!(error = %e, "intake log: syncing the folder failed");
+                    // The new segment's name may not survive a power cut: nothing is
+                    // acknowledged from it.
+                    tracing::error!(error = %e, "intake log: syncing the folder failed; new objects are refused until restart");
+                    self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner).failed = Some(e);
                 }
                 let _ = sealed.send(segment);
                 segment += 1;
@@ -568,6 +577,21 @@ impl IntakeLog {
             }
         }
     }
+}
+
+/// Writes `bytes` at the end of `file` and waits for them to be on disk. A test build's failpoint
+/// `intake-log-write` fails it, 200 ms later (as a disk gives up), for the log in the folder its
+/// argument names (`return(/the/folder)`).
+fn write_durably(file: &mut File, bytes: &[u8], dir: &Path) -> std::io::Result<()> {
+    #[cfg(feature = "failpoints")]
+    if fail::eval("intake-log-write", |only| only.is_some_and(|only| dir.starts_with(only))) == Some(true) {
+        std::thread::sleep(Duration::from_millis(200));
+        return Err(std::io::Error::other("injected by the failpoint intake-log-write"));
+    }
+    #[cfg(not(feature = "failpoints"))]
+    let _ = dir;
+    file.write_all(bytes)?;
+    file.sync_data()
 }
 
 /// The checkpointer: as segments are sealed, forget each one as soon as every record of it and
@@ -914,5 +938,34 @@ mod tests {
         let mut n = note("x");
         assert!(matches!(wal.append(&mut n), Err(IntakeLogError::Closed)));
         assert!(!live(&db, &n), "a refused object must not reach the repair queue");
+    }
+
+    /// A write fails (the failpoint, for this folder only: tests run side by side); what was
+    /// appended while it failed is refused too, not written after its bytes and acknowledged, and
+    /// nothing refused comes back at the next start.
+    #[cfg(feature = "failpoints")]
+    #[actix_rt::test]
+    async fn a_failed_write_refuses_what_was_appended_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("db")).unwrap();
+        let (wal, _) = open(dir.path(), &db);
+        let (first, _) = wal.append(&mut note("first")).unwrap();
+        first.await.unwrap();
+        fail::cfg("intake-log-write", &format!("1*return({})", dir.path().display())).unwrap();
+        let (failing, _) = wal.append(&mut note("failing")).unwrap();
+        // The flusher is in the failed write now (it takes 200 ms), or about to be.
+        std::thread::sleep(Duration::from_millis(50));
+        let meanwhile = wal.append(&mut note("meanwhile"));
+        assert!(failing.await.is_err(), "the failed write's record is refused");
+        match meanwhile {
+            Ok((durable, _)) => assert!(durable.await.is_err(), "appended during the failure: refused"),
+            Err(IntakeLogError::Io { .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+        assert!(matches!(wal.append(&mut note("after")), Err(IntakeLogError::Io { .. })));
+        wal.close();
+        drop(wal);
+        let (_, recovered) = open(dir.path(), &db);
+        assert_eq!(recovered, 1, "only the acknowledged record comes back");
     }
 }
