@@ -175,6 +175,8 @@ fn the_permission_matrix() {
         ("GET", "/data/Book", None, [401, 401, 401, 401, 200, 200, 403, 200]),
         ("GET", "/data/User", None, [401, 401, 401, 401, 200, 200, 403, 403]),
         ("GET", "/admin/api/model", None, [401, 401, 401, 401, 200, 200, 403, 403]),
+        // The data schema: for callers with data rights on some type (or model_read).
+        ("GET", "/graphql/schema.graphql", None, [401, 401, 401, 401, 200, 200, 403, 200]),
         ("GET", "/admin/api/repair", None, [401, 401, 401, 401, 200, 200, 403, 200]),
         ("POST", "/admin/api/repair/retry-all", None, [401, 401, 401, 401, 200, 200, 403, 403]),
         ("GET", "/admin/api/journal", None, [401, 401, 401, 401, 200, 200, 403, 200]),
@@ -239,6 +241,15 @@ fn the_permission_matrix() {
         }
     }
     assert!(failures.is_empty(), "{} cells differ:\n{}", failures.len(), failures.join("\n"));
+
+    // Introspection tells an input-only token nothing of the model, a reader all of it.
+    let introspect = json!({"query": "{ __schema { types { name } } }"});
+    let answer = who["user"].send("POST", "/graphql", Some(&introspect));
+    answer.assert_status(200, "introspection as user");
+    assert!(answer.json()["data"]["__schema"].is_null() && !answer.body.contains("Book"), "{}", answer.body);
+    let answer = who["librarian"].send("POST", "/graphql", Some(&introspect)).json();
+    let names = answer["data"]["__schema"]["types"].to_string();
+    assert!(names.contains("\"Book\""), "{answer}");
 
     // Refused writes changed nothing.
     let admin = &who["admin"];

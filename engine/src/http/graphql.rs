@@ -101,6 +101,9 @@ async fn execute(state: &AppState, req: &HttpRequest, request: async_graphql::Re
         }
     }
     // The data schema's resolvers check the caller's data rights per type (and record refusals).
+    if !is_admin(req) && !sees_data_schema(&who) {
+        request = request.disable_introspection();
+    }
     let mut request = request
         .data(who)
         .data(RequestSource(super::access::source_of(req)))
@@ -159,13 +162,22 @@ async fn get(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     execute(&state, &req, request).await
 }
 
+/// Whether `who` may see the data schema (SDL, introspection): a caller with data rights on some
+/// type, or one who may read the model anyway. An input-only token learns nothing of the model.
+fn sees_data_schema(who: &crate::security::Principal) -> bool {
+    who.data.any() || who.may(Action::ModelRead)
+}
+
 async fn sdl(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    if is_admin(&req) {
-        match super::access::principal(&req) {
-            Some(who) if who.may(Action::AdminGraphqlRead) => {}
-            Some(who) => return super::access::forbidden(&who, Action::AdminGraphqlRead.description()),
-            None => return error(StatusCode::UNAUTHORIZED, "not signed in"),
+    match super::access::principal(&req) {
+        Some(who) if is_admin(&req) && !who.may(Action::AdminGraphqlRead) => {
+            return super::access::forbidden(&who, Action::AdminGraphqlRead.description())
         }
+        Some(who) if !is_admin(&req) && !sees_data_schema(&who) => {
+            return super::access::forbidden(&who, "read the data schema (data rights on some type, or model_read)")
+        }
+        Some(_) => {}
+        None => return error(StatusCode::UNAUTHORIZED, "not signed in"),
     }
     HttpResponse::Ok()
         .content_type("application/graphql; charset=utf-8")

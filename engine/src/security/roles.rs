@@ -285,6 +285,15 @@ impl DataRights {
         }
     }
 
+    /// May read or write objects of some type: whether the data schema (its SDL, introspection)
+    /// is any of the caller's business.
+    pub fn any(&self) -> bool {
+        match self {
+            DataRights::All | DataRights::ReadAll => true,
+            DataRights::PerType(map) => map.values().any(|r| r.read || r.write),
+        }
+    }
+
     /// May read objects of `type_name`.
     pub fn can_read(&self, type_name: &str) -> bool {
         match self {
