@@ -414,8 +414,11 @@ async fn flow_case(bench: &Bench, case: &Path) -> Result<(), String> {
     };
     let payload = if is_xml {
         let bytes = std::fs::read(&xml).map_err(|e| format!("{}: {e}", xml.display()))?;
-        let depth = input.and_then(InputConfig::as_soap).map_or(128, |c| c.max_depth);
-        ferrogrid_connectors::soap::xml::parse_envelope(&bytes, depth).map_err(|e| format!("input.xml: {e}"))?.body
+        let (depth, elements) =
+            input.and_then(InputConfig::as_soap).map_or((128, 100_000), |c| (c.max_depth, c.max_elements));
+        ferrogrid_connectors::soap::xml::parse_envelope(&bytes, depth, elements)
+            .map_err(|e| format!("input.xml: {e}"))?
+            .body
     } else {
         read_json(&case.join("input.json"))?
     };

@@ -25,6 +25,7 @@ connector:
       wsdl: {__file: service.wsdl}
       max_body_size: 4096
       max_depth: 8
+      max_elements: 40
       handlers:
         - {function: Connect, pipeline: store_item}
         - {function: Broken, pipeline: broken}
@@ -146,6 +147,11 @@ fn bad_messages_are_refused_with_faults_naming_the_problem_and_nothing_is_kept()
         (v12_unknown, 400, vec!["<env:Value>env:Sender</env:Value>", "\"Nope\""]),
         (deep, 400, vec!["XML nesting deeper than 8 elements"]),
         (soap11("<Connect>&ent;</Connect>"), 400, vec!["undefined entity &amp;ent;"]),
+        (
+            soap11(&format!("<Connect><id>3</id>{}</Connect>", "<i/>".repeat(37))),
+            413,
+            vec!["soap:Client", "more than 40 elements"],
+        ),
     ];
     for (xml, status, texts) in &cases {
         assert_fault(&server.post_soap("/soap", xml), *status, texts, xml);

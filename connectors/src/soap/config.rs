@@ -11,6 +11,10 @@ fn default_max_depth() -> usize {
     64
 }
 
+fn default_max_elements() -> usize {
+    100_000
+}
+
 /// One operation of a SOAP input: the Body element it answers and the pipeline it runs.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
@@ -51,6 +55,12 @@ pub struct SoapInputConfig {
     #[serde(default = "default_max_depth")]
     #[schemars(range(min = 3, max = 100))]
     pub max_depth: usize,
+    /// Most XML elements one message may hold, Envelope and Body included; a message with more
+    /// gets 413 (each element becomes a map in memory, some hundred bytes, before any script
+    /// runs).
+    #[serde(default = "default_max_elements")]
+    #[schemars(range(min = 3, max = 10000000))]
+    pub max_elements: usize,
 }
 
 impl SoapInputConfig {

@@ -87,10 +87,13 @@ pub async fn post_soap(req: HttpRequest, payload: web::Payload, input: web::Data
         Ok(body) => body,
         Err((status, message)) => return input.refuse(version, status, FaultCode::Client, &message),
     };
-    let envelope = match parse_envelope(&body, input.config.max_depth) {
+    let envelope = match parse_envelope(&body, input.config.max_depth, input.config.max_elements) {
         Ok(envelope) => envelope,
         Err(e @ XmlError::VersionMismatch(_)) => {
             return input.refuse(version, StatusCode::BAD_REQUEST, FaultCode::VersionMismatch, &e.to_string())
+        }
+        Err(e @ XmlError::TooLarge(_)) => {
+            return input.refuse(version, StatusCode::PAYLOAD_TOO_LARGE, FaultCode::Client, &e.to_string())
         }
         Err(e) => return input.refuse(version, StatusCode::BAD_REQUEST, FaultCode::Client, &e.to_string()),
     };

@@ -12,6 +12,8 @@ use std::fmt::Write;
 
 /// Deepest nesting written into an envelope.
 const MAX_DEPTH: usize = 64;
+/// Most elements of a peer's answer read (for its Fault).
+const MAX_ANSWER_ELEMENTS: usize = 100_000;
 
 /// Posts objects as SOAP requests.
 pub struct SoapOutput {
@@ -124,7 +126,7 @@ fn text(node: &Value) -> String {
 /// that is not a SOAP envelope holds no Fault.
 #[cfg(test)]
 pub(crate) fn fault_in(answer: &[u8]) -> Option<Fault> {
-    fault_of(&super::xml::parse_envelope(answer, MAX_DEPTH).ok()?, answer)
+    fault_of(&super::xml::parse_envelope(answer, MAX_DEPTH, MAX_ANSWER_ELEMENTS).ok()?, answer)
 }
 
 /// The Fault in a parsed SOAP answer (`answer` its bytes), if its Body holds one. A code is a
@@ -180,7 +182,7 @@ impl Output for SoapOutput {
         Box::pin(async move {
             let answer = sending.await?;
             let described = answer.describe(poster.url());
-            let parsed = super::xml::parse_envelope(&answer.body, MAX_DEPTH);
+            let parsed = super::xml::parse_envelope(&answer.body, MAX_DEPTH, MAX_ANSWER_ELEMENTS);
             // A 2xx answer that cannot be read as an envelope (another encoding, cut at the
             // limit) but speaks of a Fault is not taken for a delivery: it is tried again, and
             // parked with the answer quoted if it stays so.

@@ -25,7 +25,7 @@ fn parses_a_soap11_body_into_the_tree() {
           <empty/>
         </Connect>"#,
     );
-    let env = parse_envelope(xml.as_bytes(), 64).unwrap();
+    let env = parse_envelope(xml.as_bytes(), 64, 1000).unwrap();
     assert_eq!(env.version, SoapVersion::V11);
     let leaf = |tag: &str, text: &str| json!({"tag": tag, "ns": "urn:lib", "attr": {}, "children": [text]});
     assert_eq!(
@@ -43,20 +43,20 @@ fn parses_a_soap11_body_into_the_tree() {
 #[test]
 fn prefixes_are_resolved_not_matched() {
     let xml = format!(r#"<e:Envelope xmlns:e="{S12}"><e:Header><h/></e:Header><e:Body><Op/></e:Body></e:Envelope>"#);
-    let env = parse_envelope(xml.as_bytes(), 64).unwrap();
+    let env = parse_envelope(xml.as_bytes(), 64, 1000).unwrap();
     assert_eq!(env.version, SoapVersion::V12);
     assert_eq!(env.body, json!({"tag": "Op", "attr": {}, "children": []}));
     let default_ns = format!(r#"<Envelope xmlns="{S11}"><Body><Op xmlns=""/></Body></Envelope>"#);
-    assert_eq!(parse_envelope(default_ns.as_bytes(), 64).unwrap().body["tag"], "Op");
+    assert_eq!(parse_envelope(default_ns.as_bytes(), 64, 1000).unwrap().body["tag"], "Op");
     let wrong = r#"<soap:Envelope xmlns:soap="urn:not-soap"><soap:Body><Op/></soap:Body></soap:Envelope>"#;
-    assert_eq!(parse_envelope(wrong.as_bytes(), 64), Err(XmlError::VersionMismatch("urn:not-soap".into())));
+    assert_eq!(parse_envelope(wrong.as_bytes(), 64, 1000), Err(XmlError::VersionMismatch("urn:not-soap".into())));
     let body_elsewhere = format!(r#"<s:Envelope xmlns:s="{S11}"><Body><Op/></Body></s:Envelope>"#);
-    assert_eq!(parse_envelope(body_elsewhere.as_bytes(), 64), Err(XmlError::NoBody));
+    assert_eq!(parse_envelope(body_elsewhere.as_bytes(), 64, 1000), Err(XmlError::NoBody));
 }
 
 #[test]
 fn refuses_what_is_not_an_envelope() {
-    let parse = |xml: &str| parse_envelope(xml.as_bytes(), 64);
+    let parse = |xml: &str| parse_envelope(xml.as_bytes(), 64, 1000);
     for malformed in ["<a><b></a>", "<a>", "</a>", "<a x='1' x='2'/>"] {
         assert!(matches!(parse(malformed), Err(XmlError::Syntax { .. })), "{malformed}: {:?}", parse(malformed));
     }
@@ -69,7 +69,7 @@ fn refuses_what_is_not_an_envelope() {
     assert_eq!(parse(&envelope11("<Op>&nbsp;</Op>")), Err(XmlError::Entity("nbsp".into())));
     assert!(parse(&format!("{}<x/>", envelope11("<Op/>"))).unwrap_err().to_string().contains("after the root"));
     assert!(parse(&format!("{}tail", envelope11("<Op/>"))).unwrap_err().to_string().contains("text outside"));
-    assert!(matches!(parse_envelope(b"\xff<a/>", 64), Err(XmlError::NotUtf8(_))));
+    assert!(matches!(parse_envelope(b"\xff<a/>", 64, 1000), Err(XmlError::NotUtf8(_))));
     assert!(parse(&format!("\u{feff}{}", envelope11("<Op/>"))).is_ok(), "a byte order mark is fine");
 }
 
@@ -77,15 +77,23 @@ fn refuses_what_is_not_an_envelope() {
 fn doctype_entities_and_depth_are_refused() {
     let laughs = r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]>
         <soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><Op>&lol2;</Op></soap:Body></soap:Envelope>"#;
-    assert_eq!(parse_envelope(laughs.as_bytes(), 64), Err(XmlError::Doctype));
+    assert_eq!(parse_envelope(laughs.as_bytes(), 64, 1000), Err(XmlError::Doctype));
     let xxe = r#"<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>"#;
-    assert_eq!(parse_envelope(xxe.as_bytes(), 64), Err(XmlError::Doctype));
+    assert_eq!(parse_envelope(xxe.as_bytes(), 64, 1000), Err(XmlError::Doctype));
     let deep = |n: usize| envelope11(&format!("{}{}", "<a>".repeat(n), "</a>".repeat(n)));
     // Envelope and Body are two levels.
-    assert!(parse_envelope(deep(8).as_bytes(), 10).is_ok());
-    assert_eq!(parse_envelope(deep(9).as_bytes(), 10), Err(XmlError::TooDeep(10)));
+    assert!(parse_envelope(deep(8).as_bytes(), 10, 1000).is_ok());
+    assert_eq!(parse_envelope(deep(9).as_bytes(), 10, 1000), Err(XmlError::TooDeep(10)));
     let deep_empty = envelope11(&format!("{}<b/>{}", "<a>".repeat(8), "</a>".repeat(8)));
-    assert_eq!(parse_envelope(deep_empty.as_bytes(), 10), Err(XmlError::TooDeep(10)));
+    assert_eq!(parse_envelope(deep_empty.as_bytes(), 10, 1000), Err(XmlError::TooDeep(10)));
+}
+
+#[test]
+fn element_count_is_limited() {
+    // Envelope, Body, the operation: three elements, then the items.
+    let items = |n: usize| envelope11(&format!("<Op>{}</Op>", "<i/>".repeat(n)));
+    assert!(parse_envelope(items(7).as_bytes(), 64, 10).is_ok());
+    assert_eq!(parse_envelope(items(8).as_bytes(), 64, 10), Err(XmlError::TooLarge(10)));
 }
 
 #[test]
@@ -226,7 +234,7 @@ mod output {
             "<soap:Body><User><id>7</id><name>A &amp; B</name><tags>x</tags><tags>y</tags><note/><inner><ok>true</ok></inner></User></soap:Body>"
         ), "{xml}");
         // What the output writes, the SOAP input reads back.
-        let parsed = parse_envelope(xml.as_bytes(), 64).unwrap();
+        let parsed = parse_envelope(xml.as_bytes(), 64, 1000).unwrap();
         assert_eq!(parsed.body["tag"], "User");
     }
 

@@ -103,9 +103,11 @@ impl From<TreeError> for XmlError {
     }
 }
 
-/// Parse a whole XML document (at most `max_depth` elements deep) into its root node.
-pub fn parse_document(bytes: &[u8], max_depth: usize) -> Result<Value, XmlError> {
-    Ok(xmltree::parse(bytes, max_depth)?)
+/// Parse a whole XML document (at most `max_depth` elements deep, `max_elements` elements) into
+/// its root node.
+pub fn parse_document(bytes: &[u8], max_depth: usize, max_elements: usize) -> Result<Value, XmlError> {
+    let options = xmltree::ParseOptions { max_depth, max_nodes: Some(max_elements), explicit_no_namespace: false };
+    Ok(xmltree::parse_with(bytes, &options)?)
 }
 
 /// A parsed envelope: its version and the first element of its Body.
@@ -149,8 +151,8 @@ pub fn prefix_namespace_at(bytes: &[u8], local: &str, prefix: &str) -> Option<St
 }
 
 /// Parse a SOAP 1.1 or 1.2 envelope and take the first element of its Body.
-pub fn parse_envelope(bytes: &[u8], max_depth: usize) -> Result<Envelope, XmlError> {
-    let root = parse_document(bytes, max_depth)?;
+pub fn parse_envelope(bytes: &[u8], max_depth: usize, max_elements: usize) -> Result<Envelope, XmlError> {
+    let root = parse_document(bytes, max_depth, max_elements)?;
     let tag = root.get("tag").and_then(Value::as_str).unwrap_or_default();
     let ns = root.get("ns").and_then(Value::as_str).unwrap_or_default();
     if tag != "Envelope" {
