@@ -85,6 +85,8 @@ pub enum LimitKind {
     ValueDepth,
     /// `max_shared_keys`
     SharedKeys,
+    /// `max_shared_bytes`
+    SharedBytes,
 }
 
 impl LimitKind {
@@ -100,6 +102,7 @@ impl LimitKind {
             LimitKind::Modules => "max_modules",
             LimitKind::ValueDepth => "max_value_depth",
             LimitKind::SharedKeys => "max_shared_keys",
+            LimitKind::SharedBytes => "max_shared_bytes",
         }
     }
 }
@@ -187,6 +190,7 @@ pub(crate) const TAG_HOST_INTERNAL: i32 = 0x0F6_0004;
 pub(crate) const TAG_TIMEOUT: i32 = 0x0F6_0005;
 pub(crate) const TAG_CANCELLED: i32 = 0x0F6_0006;
 pub(crate) const TAG_SHARED_FULL: i32 = 0x0F6_0007;
+pub(crate) const TAG_SHARED_BYTES: i32 = 0x0F6_0008;
 
 /// Message of `ErrorDataTooLarge` raised by the value-depth guards.
 pub(crate) const VALUE_DEPTH_MESSAGE: &str = "Nesting of arrays/object maps";
@@ -299,6 +303,7 @@ fn classify(mut err: EvalAltResult) -> ScriptErrorKind {
             TAG_HOST_EXTERNAL => ScriptErrorKind::Host(HostError::External(text_of(value))),
             TAG_HOST_INTERNAL => ScriptErrorKind::Host(HostError::Internal(text_of(value))),
             TAG_SHARED_FULL => ScriptErrorKind::Limit(LimitKind::SharedKeys),
+            TAG_SHARED_BYTES => ScriptErrorKind::Limit(LimitKind::SharedBytes),
             _ => ScriptErrorKind::Thrown(text_of(value)),
         },
         EvalAltResult::ErrorTerminated(ref value, _) => match value.tag() {

@@ -41,6 +41,10 @@ pub struct Limits {
     /// Maximum number of keys in the `shared` store, all namespaces together.
     #[serde(default = "default_max_shared_keys")]
     pub max_shared_keys: usize,
+    /// Maximum size of the `shared` store's contents in bytes (namespaces, keys and values as
+    /// JSON), all namespaces together.
+    #[serde(default = "default_max_shared_bytes")]
+    pub max_shared_bytes: usize,
     /// Wall-clock time one call may take, in milliseconds.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
@@ -81,6 +85,9 @@ fn default_max_value_depth() -> usize {
 fn default_max_shared_keys() -> usize {
     100_000
 }
+fn default_max_shared_bytes() -> usize {
+    64 * 1024 * 1024
+}
 fn default_timeout_ms() -> u64 {
     5_000
 }
@@ -98,6 +105,7 @@ impl Default for Limits {
             max_modules: default_max_modules(),
             max_value_depth: default_max_value_depth(),
             max_shared_keys: default_max_shared_keys(),
+            max_shared_bytes: default_max_shared_bytes(),
             timeout_ms: default_timeout_ms(),
         }
     }
@@ -115,6 +123,7 @@ impl Limits {
             ("max_array_size", self.max_array_size == 0),
             ("max_map_size", self.max_map_size == 0),
             ("max_value_depth", self.max_value_depth == 0),
+            ("max_shared_bytes", self.max_shared_bytes == 0),
             ("timeout_ms", self.timeout_ms == 0),
         ];
         if let Some((key, _)) = must_be_positive.iter().find(|(_, is_zero)| *is_zero) {
@@ -167,7 +176,7 @@ mod tests {
     fn schema_documents_every_field() {
         let schema = serde_json::to_value(schemars::schema_for!(Limits)).unwrap();
         let props = schema["properties"].as_object().unwrap();
-        assert_eq!(props.len(), 11);
+        assert_eq!(props.len(), 12);
         for (name, prop) in props {
             assert!(prop.get("description").is_some(), "{name} has no doc");
         }

@@ -64,7 +64,7 @@ impl Sandbox {
     /// script as `import "name" as name;`.
     pub fn new(limits: Limits, host: Host, libraries: &[(String, String)]) -> Result<Sandbox, ScriptError> {
         limits.validate().map_err(|m| ScriptError::new("sandbox", ScriptErrorKind::Config(m)))?;
-        let store = Arc::new(SharedStore::new(limits.max_shared_keys));
+        let store = Arc::new(SharedStore::new(limits.max_shared_keys, limits.max_shared_bytes));
         let compiled: Compiled = Arc::default();
         let api = api::build(&host, &limits, store.clone(), compiled.clone());
 

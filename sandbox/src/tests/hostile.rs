@@ -100,6 +100,15 @@ fn shared_store_past_max_shared_keys_is_a_limit() {
 }
 
 #[test]
+fn shared_store_past_max_shared_bytes_is_a_limit() {
+    let limits = Limits { max_shared_bytes: 10_000, ..Limits::default() };
+    let src = r#"let s = "x"; s.pad(3000, 'x'); for i in 0..100 { shared::set("ns", "k" + i, s); }"#;
+    let f = fixture_with(limits, &[]);
+    assert_eq!(limit_of(f.run(src, json!(null))), LimitKind::SharedBytes);
+    assert_eq!(f.sandbox.shared_keys(), 3, "three values of ~3,000 bytes fit in 10,000");
+}
+
+#[test]
 fn cancel_flag_stops_a_running_script() {
     let limits = Limits { max_operations: u64::MAX, timeout_ms: 60_000, ..Limits::default() };
     let f = fixture_with(limits, &[]);
