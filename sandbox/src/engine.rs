@@ -8,8 +8,9 @@
 //!   (`timestamp()`; the `no_time` feature removes it from Rhai entirely).
 //! - `eval` is disabled as a symbol (a compile error).
 //! - The reserved words `shared`, `new`, `debug` are read as identifiers (API names).
-//! - Every limit of `Limits` is set; the wall-clock deadline and the cancel flag are checked
-//!   from `on_progress` every `CHECK_INTERVAL` operations.
+//! - Every limit of `Limits` is set; the wall-clock deadline, the cancel flag and the call's
+//!   whole operation count (configuration functions it runs included) are checked from
+//!   `on_progress` every `CHECK_INTERVAL` operations.
 //! - `print` / `debug` go to `tracing` (target `ferrogrid::script`).
 //! - `import` resolves only the configured libraries (a static resolver; never files).
 //! - Printing and comparing nested values is depth-guarded (see `guard.rs`).
@@ -24,7 +25,7 @@ use rhai::{Engine, OptimizationLevel, Token};
 use crate::api::SharedModule;
 
 use crate::api::log::{emit, Level};
-use crate::frame::{self, CHECK_INTERVAL};
+use crate::frame;
 use crate::guard;
 use crate::limits::Limits;
 
@@ -78,7 +79,8 @@ pub(crate) fn hardened_engine(
         .set_max_modules(limits.max_modules)
         .set_optimization_level(OptimizationLevel::Simple);
 
-    engine.on_progress(|ops| if ops % CHECK_INTERVAL == 0 { frame::check_stop() } else { None });
+    let max_operations = limits.max_operations;
+    engine.on_progress(move |ops| frame::progress(ops, max_operations));
     engine.on_print(|text| emit(Level::Info, text));
     engine.on_debug(|text, _source, pos| match pos.line() {
         Some(line) => emit(Level::Debug, &format!("line {line}: {text}")),

@@ -191,6 +191,7 @@ pub(crate) const TAG_TIMEOUT: i32 = 0x0F6_0005;
 pub(crate) const TAG_CANCELLED: i32 = 0x0F6_0006;
 pub(crate) const TAG_SHARED_FULL: i32 = 0x0F6_0007;
 pub(crate) const TAG_SHARED_BYTES: i32 = 0x0F6_0008;
+pub(crate) const TAG_OPERATIONS: i32 = 0x0F6_0009;
 
 /// Message of `ErrorDataTooLarge` raised by the value-depth guards.
 pub(crate) const VALUE_DEPTH_MESSAGE: &str = "Nesting of arrays/object maps";
@@ -309,6 +310,7 @@ fn classify(mut err: EvalAltResult) -> ScriptErrorKind {
         EvalAltResult::ErrorTerminated(ref value, _) => match value.tag() {
             TAG_CANCELLED => ScriptErrorKind::Cancelled,
             TAG_TIMEOUT => ScriptErrorKind::Timeout,
+            TAG_OPERATIONS => ScriptErrorKind::Limit(LimitKind::Operations),
             _ => ScriptErrorKind::Runtime(format!("script terminated: {}", text_of(value))),
         },
         EvalAltResult::ErrorTooManyOperations(_) => ScriptErrorKind::Limit(LimitKind::Operations),

@@ -5,7 +5,7 @@
 //! modules read the top frame, so one set of modules serves every engine and nested calls on
 //! one thread each see their own frame.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use rhai::Dynamic;
 use serde_json::Value;
 
-use crate::error::{tagged, HostError, TAG_CANCELLED, TAG_TIMEOUT};
+use crate::error::{tagged, HostError, TAG_CANCELLED, TAG_OPERATIONS, TAG_TIMEOUT};
 use crate::host::{DataNeed, DataScope};
 
 /// Jobs pushed by a call (`repository::push_job(name, args)`), kept for its caller.
@@ -53,10 +53,18 @@ struct Frame {
     cancel: Option<Arc<AtomicBool>>,
     jobs: Option<JobSink>,
     scope: Option<Arc<dyn DataScope>>,
+    /// The enclosing call's operation counts ([`OPS`], [`SPENT`]), given back when this ends.
+    outer_ops: (u64, u64),
 }
 
 thread_local! {
     static FRAMES: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
+    /// Operations of the evaluation running now (Rhai counts each evaluation from 0).
+    static OPS: Cell<u64> = const { Cell::new(0) };
+    /// Operations of the current call's other evaluations: the configuration functions it ran
+    /// (`repository::call_on_storage`, a named `map_reduce` step) and the evaluations they
+    /// interrupted.
+    static SPENT: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Pops its frame when dropped. Not `Send`: it must end on the thread that pushed it.
@@ -67,7 +75,10 @@ pub(crate) struct FrameGuard {
 impl Drop for FrameGuard {
     fn drop(&mut self) {
         FRAMES.with(|f| {
-            f.borrow_mut().pop();
+            if let Some(frame) = f.borrow_mut().pop() {
+                OPS.with(|o| o.set(frame.outer_ops.0));
+                SPENT.with(|s| s.set(frame.outer_ops.1));
+            }
         });
     }
 }
@@ -85,9 +96,35 @@ pub(crate) fn enter(function: &Arc<str>, ctx: &CallContext, timeout_ms: u64) -> 
             cancel: ctx.cancel.clone(),
             jobs: ctx.jobs.clone(),
             scope,
+            outer_ops: (OPS.with(|o| o.replace(0)), SPENT.with(|s| s.replace(0))),
         });
     });
     FrameGuard { _not_send: PhantomData }
+}
+
+/// The engine's `on_progress`: notes the running evaluation's count, and every
+/// [`CHECK_INTERVAL`] operations checks the call's whole count against `max_operations` (Rhai
+/// checks each evaluation's own), then the deadline and the cancel flag.
+pub(crate) fn progress(ops: u64, max_operations: u64) -> Option<Dynamic> {
+    OPS.with(|o| o.set(ops));
+    if ops % CHECK_INTERVAL != 0 {
+        return None;
+    }
+    if SPENT.with(Cell::get).saturating_add(ops) > max_operations {
+        return Some(tagged(TAG_OPERATIONS, "too many operations"));
+    }
+    check_stop()
+}
+
+/// Run `evaluate` (an evaluation of its own, inside the running one: a configuration function
+/// a script calls) on the running call's operation budget.
+pub(crate) fn nested<T>(evaluate: impl FnOnce() -> T) -> T {
+    let outer = OPS.with(|o| o.replace(0));
+    SPENT.with(|s| s.set(s.get().saturating_add(outer)));
+    let out = evaluate();
+    let inner = OPS.with(|o| o.replace(outer));
+    SPENT.with(|s| s.set(s.get().saturating_sub(outer).saturating_add(inner)));
+    out
 }
 
 /// Called from `on_progress` (and by host loops such as `map_reduce`): the value to terminate

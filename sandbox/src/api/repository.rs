@@ -123,7 +123,7 @@ fn call_on_storage(
     let mut scope = Scope::new();
     scope.push("param", args);
     // Errors pass as they are (a timeout, a cancel, a host error keep their kind).
-    ctx.engine().eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
+    crate::frame::nested(|| ctx.engine().eval_ast_with_scope::<Dynamic>(&mut scope, &ast))
 }
 
 /// A `map_reduce` under way on this thread; one inside another is refused.
@@ -193,7 +193,7 @@ impl Step {
                 scope.push("param", param);
                 // Errors pass as they are: a timeout, a cancel or a host error keeps its kind (the
                 // function's name is the AST's source, in the error's position).
-                ctx.engine().eval_ast_with_scope::<Dynamic>(&mut scope, ast)
+                crate::frame::nested(|| ctx.engine().eval_ast_with_scope::<Dynamic>(&mut scope, ast))
             }
         }
     }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{capture_logs, fixture_with, run};
-use crate::{CallContext, HostError, Limits, ScriptErrorKind};
+use crate::{CallContext, HostError, LimitKind, Limits, ScriptErrorKind};
 
 #[test]
 fn repository_functions_delegate_to_the_host() {
@@ -462,6 +462,27 @@ fn map_reduce_streams_every_page_through_closures_or_named_functions() {
             slow.run(&format!(r#"repository::map_reduce("Sale", [], (), {map}, (), ())"#), json!(null)).unwrap_err();
         assert!(matches!(e.kind, ScriptErrorKind::Timeout | ScriptErrorKind::Limit(_)), "{map}: {e}");
     }
+}
+
+/// Rhai counts each evaluation's operations from 0; the configuration functions a script runs
+/// spend the script's budget all the same.
+#[test]
+fn configuration_functions_a_script_calls_spend_its_operation_budget() {
+    let f = fixture_with(Limits { max_operations: 200_000, ..Limits::default() }, &[]);
+    f.run(r#"repository::put("Sale", #{id: 1})"#, json!(null)).unwrap();
+    // Some 40,000-60,000 operations a run: one fits in the budget, ten do not.
+    f.sandbox.compile("spin", "let n = 0; for i in 0..20000 { n += i; } n").unwrap();
+    let once = r#"repository::call_on_storage("Sale", "id", 1, "spin", ())"#;
+    assert_eq!(f.run(once, json!(null)).unwrap(), json!(199_990_000));
+    for src in [
+        r#"for i in 0..10 { repository::call_on_storage("Sale", "id", 1, "spin", ()); }"#,
+        r#"for i in 0..10 { repository::map_reduce("Sale", [], (), "spin", (), ()); }"#,
+    ] {
+        let e = f.run(src, json!(null)).unwrap_err();
+        assert_eq!(e.kind, ScriptErrorKind::Limit(LimitKind::Operations), "{src}: {e}");
+    }
+    // The next call has its whole budget again.
+    assert_eq!(f.run(once, json!(null)).unwrap(), json!(199_990_000));
 }
 
 #[test]
