@@ -229,6 +229,49 @@ fn password_sign_in_opens_a_session_with_safe_cookie_flags_and_csrf() {
     assert!(csrf.iter().any(|e| e["subject"] == "alice" && e["outcome"] == "refused 403"), "{csrf:?}");
 }
 
+/// Wrong old passwords in password changes count as failed sign-ins; the block they bring is an
+/// ALARM in the audit log, as a sign-in's is.
+#[test]
+fn a_lock_out_by_password_changes_is_an_alarm() {
+    let server = start("account_manager:\n  block_after_n_failed_attempts: 2\n");
+    let admin = server.client();
+    create_user(&admin, json!({"login": "dave", "role": "supervisor", "password": "Given!Password1"}));
+    let dave = sign_in(&server, "dave", "Given!Password1");
+    for attempt in 1..=2 {
+        dave.send(
+            &server,
+            "PUT",
+            "/admin/api/password",
+            Some(&json!({"old_password": "Wrong!Password1", "new_password": "Better!Password1"})),
+            true,
+        )
+        .assert_status(403, &format!("wrong old password {attempt}"));
+    }
+    assert_eq!(admin.get("/admin/api/users/dave").json()["state"], "blocked");
+    let alarms = audit(&admin, "severity=ALARM&first=10");
+    assert!(alarms.iter().any(|e| e["subject"] == "dave" && e["outcome"] == "locked out"), "{alarms:?}");
+}
+
+/// A user blocked because its password expired is not unblocked as it is (its next sign-in
+/// would block it again): the answer says to reset the password, after which unblocking works.
+#[test]
+fn a_user_whose_password_expired_is_reset_before_it_is_unblocked() {
+    let server = start("");
+    let admin = server.client();
+    create_user(&admin, json!({"login": "erin", "role": "supervisor", "password": "Given!Password1", "expires_in": 1}));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(reason(&sign_in_raw(&server, "erin", "Given!Password1")), "user_blocked");
+    let refused = admin.send("POST", "/admin/api/users/erin/unblock", None);
+    refused.assert_status(409, "unblock with the password expired");
+    assert!(refused.error_text().contains("reset-password"), "{}", refused.body);
+    assert_eq!(admin.get("/admin/api/users/erin").json()["state"], "blocked");
+    let reset = admin.send("POST", "/admin/api/users/erin/reset-password", None);
+    reset.assert_status(200, "reset erin's password");
+    let one_time = reset.json()["password"].as_str().expect("the new password").to_string();
+    admin.send("POST", "/admin/api/users/erin/unblock", None).assert_status(200, "unblock after the reset");
+    assert_eq!(sign_in(&server, "erin", &one_time).answer["one_time_password"], true);
+}
+
 #[test]
 fn one_time_passwords_change_timeouts_and_lock_out() {
     let server = start(

@@ -342,6 +342,7 @@ async fn change_password(
     body: web::Bytes,
     state: web::Data<AppState>,
     security: web::Data<Arc<Security>>,
+    audit: web::Data<Arc<AuditLog>>,
 ) -> HttpResponse {
     let change: PasswordChange = match parse(&body, "a password change is {old_password, new_password}") {
         Ok(c) => c,
@@ -356,6 +357,7 @@ async fn change_password(
     }
     let settings = settings(&state, &security);
     let login = who.subject.clone();
+    let subject = who.subject.clone();
     let keep = session.map(|s| s.secret);
     let turn = match turn().await {
         Ok(t) => t,
@@ -371,8 +373,29 @@ async fn change_password(
         // A wrong old password is refused like a sign-in (and counted), but with 403: the
         // caller is signed in.
         Ok(Err(SignInError::Internal(e))) => super::security::failed(e),
-        Ok(Err(e)) => HttpResponse::Forbidden()
-            .json(json!({"error": format!("the old password is not accepted: {e}"), "reason": e.code()})),
+        Ok(Err(e)) => {
+            // A block that wrong old passwords brought is an alarm, as a sign-in's is.
+            let blocked = match &e {
+                SignInError::LockedOut(n) => {
+                    Some(("locked out", format!("blocked after {n} failed attempts (old passwords of a change)")))
+                }
+                SignInError::Lapsed(why) => Some(("blocked", why.clone())),
+                _ => None,
+            };
+            if let Some((outcome, message)) = blocked {
+                audit.record(Event::now(
+                    Severity::Alarm,
+                    &subject,
+                    source_of(&req),
+                    "account",
+                    "PUT /admin/api/password".into(),
+                    outcome.into(),
+                    message,
+                ));
+            }
+            HttpResponse::Forbidden()
+                .json(json!({"error": format!("the old password is not accepted: {e}"), "reason": e.code()}))
+        }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

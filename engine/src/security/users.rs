@@ -332,7 +332,8 @@ impl Security {
     }
 
     /// Block or unblock user `login`, with a reason. A block ends its sessions; an unblock
-    /// forgets failed attempts and restarts the inactivity clock.
+    /// forgets failed attempts and restarts the inactivity clock. A user whose password expired
+    /// is not unblocked (the next sign-in would block it again): its password is reset first.
     pub fn set_user_state(
         &self,
         login: &str,
@@ -343,6 +344,12 @@ impl Security {
         check_text("reason", reason.as_deref())?;
         not_oneself(login, caller, "block or unblock")?;
         self.update_user(login, caller, |tx, user| {
+            if state == TokenState::Active && user.password_expires_at().is_some_and(|t| t <= Utc::now()) {
+                return Err(SecurityError::Conflict(format!(
+                    "the password of \"{login}\" expired (expires_in): give it a new one first \
+                     (POST /admin/api/users/{login}/reset-password), then unblock it"
+                )));
+            }
             user.state = state;
             user.state_reason = reason;
             user.state_changed_at = Some(Utc::now());
