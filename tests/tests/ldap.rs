@@ -141,6 +141,26 @@ fn ldap_groups_map_to_roles_and_a_server_outage_leaves_local_users_working() {
             Some(&json!({"login": "local", "role": "supervisor", "password": "Local-Pass-1"})),
         )
         .assert_status(201, "a local user");
+    // A local login in the directory's domain could never sign in (those go to LDAP): refused,
+    // over REST and the admin schema.
+    for login in ["ada@example.com", "bob@EXAMPLE.com"] {
+        let r = admin.send(
+            "POST",
+            "/admin/api/users",
+            Some(&json!({"login": login, "role": "supervisor", "password": "Local-Pass-1"})),
+        );
+        r.assert_status(400, &format!("a local user {login}"));
+        assert!(r.error_text().contains("LDAP directory"), "{}", r.body);
+    }
+    let answer = admin
+        .send_with_headers(
+            "POST",
+            "/graphql",
+            Some(&json!({"query": "mutation { user { add(login: \"cy@example.com\", role: \"supervisor\") { login } } }"})),
+            &[("schema", "admin")],
+        )
+        .json();
+    assert!(answer["errors"][0]["message"].as_str().is_some_and(|m| m.contains("LDAP directory")), "{answer}");
     let events: Vec<Value> = admin.get("/admin/api/audit?text=sign_in").json().as_array().cloned().unwrap();
     assert!(
         events.iter().any(|e| e["subject"] == "ada@example.com"

@@ -41,6 +41,8 @@ struct Call {
     configured_policy: crate::security::accounts::PasswordPolicy,
     mailer: Option<PasswordMailer>,
     known_types: Vec<String>,
+    /// The configuration's LDAP domains (a local user's login may not name one).
+    ldap: Vec<crate::security::ldap::LdapDomain>,
     audit: Option<Arc<AuditLog>>,
     source: String,
     session: Option<String>,
@@ -236,6 +238,7 @@ async fn prepare(ctx: &ResolverContext<'_>, action: Option<Action>, hashes: bool
         turn,
         mailer,
         known_types: rt.repository.model().aggregates().map(|t| t.name.clone()).collect(),
+        ldap: rt.config.ldap.clone(),
         audit: ctx.data_opt::<Arc<AuditLog>>().cloned(),
         source: ctx.data_opt::<RequestSource>().map_or("-".to_string(), |s| s.0.clone()),
         session: ctx.data_opt::<RequestSession>().and_then(|s| s.0.clone()),
@@ -622,6 +625,7 @@ fn mutations() -> Vec<Object> {
             .field(
                 op("add", user(), One, Some(A::UsersAdmin), true, |c| {
                     let new: NewUser = c.args()?;
+                    crate::security::ldap::check_local_login(&c.ldap, &new.login).map_err(failed)?;
                     let (u, password) =
                         c.security.create_user(c.turn()?, new, &c.settings, &c.caller).map_err(failed)?;
                     match password {

@@ -473,6 +473,9 @@ async fn create_user(
     let Some(who) = principal(&req) else {
         return error(StatusCode::UNAUTHORIZED, "not signed in");
     };
+    if let Err(e) = crate::security::ldap::check_local_login(&state.engine.runtime().config.ldap, &new.login) {
+        return super::security::failed(e);
+    }
     let Generating { settings, mailer, turn } = match generating(&state, &security).await {
         Ok(g) => g,
         Err(answer) => return answer,

@@ -106,6 +106,18 @@ pub fn domain_of<'a>(domains: &'a [LdapDomain], login: &str) -> Option<(&'a Ldap
     Some((config, name.to_string()))
 }
 
+/// Refuses a local user's `login` that names a configured LDAP domain (`name@domain`): sign-ins
+/// with such a login go to the directory, so that user could never sign in.
+pub fn check_local_login(domains: &[LdapDomain], login: &str) -> Result<(), super::SecurityError> {
+    match domain_of(domains, login) {
+        Some((domain, _)) => Err(super::SecurityError::Invalid(format!(
+            "login \"{login}\": sign-ins as name@{} go to that LDAP directory; a local user needs another login",
+            domain.domain
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The base DN of `domain`: `dc=` per component.
 fn base_dn(domain: &str) -> String {
     domain
