@@ -229,6 +229,22 @@ fn password_sign_in_opens_a_session_with_safe_cookie_flags_and_csrf() {
     assert!(csrf.iter().any(|e| e["subject"] == "alice" && e["outcome"] == "refused 403"), "{csrf:?}");
 }
 
+/// The configuration history names a signed-in user as a user, not as a token.
+#[test]
+fn a_configuration_applied_by_a_user_says_so() {
+    let server = start("");
+    let admin = server.client();
+    create_user(&admin, json!({"login": "olga", "role": "admin", "password": "Given!Password1"}));
+    let olga = sign_in(&server, "olga", "Given!Password1");
+    let changed = ferrogrid_tests::ConfigDir::sample_copy("quickstart");
+    changed.write("config.yml", &format!("{}\n# changed\n", changed.read("config.yml")));
+    server.apply_folder(changed.path()).assert_status(200, "version 2, by the admin token");
+    olga.send(&server, "POST", "/admin/api/config/rollback/1", None, true).assert_status(200, "version 3, by olga");
+    let listed = admin.get("/admin/api/config").json();
+    let by = listed["versions"][0]["applied_by"].as_str().unwrap_or_default().to_string();
+    assert!(by.starts_with("user olga from "), "{listed}");
+}
+
 /// Wrong old passwords in password changes count as failed sign-ins; the block they bring is an
 /// ALARM in the audit log, as a sign-in's is.
 #[test]

@@ -270,6 +270,12 @@ fn rollback_identical_reapply_and_restarts_with_and_without_a_folder() {
     assert_eq!(one["files"], three["files"]);
     assert_eq!(one["info"]["checksum"], three["info"]["checksum"]);
     server.post_empty("/admin/api/config/rollback/99").assert_status(404, "no such version");
+    let bad = server.post_empty("/admin/api/config/rollback/latest");
+    bad.assert_status(400, "not a version");
+    assert!(bad.error_text().contains("\"latest\" is not a version number"), "{}", bad.body);
+    // Who applied each: the admin token here (a signed-in user's would read `user NAME`).
+    let by = listed["versions"][0]["applied_by"].as_str().unwrap_or_default().to_string();
+    assert!(by.starts_with("token admin from "), "{listed}");
 
     // Back to v2, then a restart without a folder runs the active version (v2) ...
     server.post_empty("/admin/api/config/rollback/2").assert_status(200, "rollback to 2");

@@ -62,14 +62,11 @@ async fn expiration_list(state: web::Data<AppState>) -> HttpResponse {
 /// `PUT /admin/api/expiration/{type}` with `{lifetime_hours, keep_version_count, delay_sec}`.
 async fn expiration_set(path: web::Path<String>, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
     let type_name = path.into_inner();
+    const SHAPE: &str = "the body is a JSON object {lifetime_hours, keep_version_count, delay_sec}";
     let mut value: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(v @ serde_json::Value::Object(_)) => v,
-        _ => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "the body is a JSON object {lifetime_hours, keep_version_count, delay_sec}",
-            )
-        }
+        Ok(_) => return error(StatusCode::BAD_REQUEST, SHAPE),
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("{SHAPE}: {e}")),
     };
     value["type"] = json!(type_name);
     let rule: crate::config::ExpirationRule = match serde_json::from_value(value) {
@@ -125,10 +122,13 @@ async fn drop_type(path: web::Path<String>, state: web::Data<AppState>) -> HttpR
     clear(path.into_inner(), true, state).await
 }
 
-/// Who applies: the caller of the admin API (one admin token for now) and where from.
+/// Who applies: the caller of the admin API (a user signed in to the web UI, or a token) and
+/// where from.
 fn who(req: &HttpRequest) -> String {
+    use actix_web::HttpMessage;
+    let kind = if req.extensions().get::<super::access::SessionCookie>().is_some() { "user" } else { "token" };
     let name =
-        super::access::principal(req).map_or_else(|| "unknown caller".to_string(), |p| format!("token {}", p.subject));
+        super::access::principal(req).map_or_else(|| "unknown caller".to_string(), |p| format!("{kind} {}", p.subject));
     match req.peer_addr() {
         Some(peer) => format!("{name} from {}", peer.ip()),
         None => name,
@@ -205,8 +205,12 @@ async fn upload(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) 
     answer(state.live.apply(files, How::Upload, &who(&req), dry_run(&req)).await)
 }
 
-async fn rollback(req: HttpRequest, path: web::Path<u64>, state: web::Data<AppState>) -> HttpResponse {
-    answer(state.live.rollback(path.into_inner(), &who(&req), dry_run(&req)).await)
+async fn rollback(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    let version = match version_of(&path, &state) {
+        Ok(v) => v,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    answer(state.live.rollback(version, &who(&req), dry_run(&req)).await)
 }
 
 async fn list(state: web::Data<AppState>) -> HttpResponse {
