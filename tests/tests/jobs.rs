@@ -206,6 +206,14 @@ fn failed_jobs_are_listed_in_pages_newest_first_with_a_cursor() {
     all_ids.sort();
     assert_eq!(ids, all_ids, "every job once");
     server.get("/admin/api/jobs/failed?first=2&after=not-an-id").assert_status(400, "a bad cursor");
+    // Unpaged: the same order, with the total; one job by its id.
+    let unpaged = server.get("/admin/api/jobs/failed").json();
+    assert_eq!(unpaged["total"], 3, "{unpaged}");
+    assert_eq!(created(unpaged["items"].as_array().unwrap()), newest_first, "unpaged newest first too");
+    let one = server.get(&format!("/admin/api/jobs/failed/{}", all_ids[0]));
+    one.assert_status(200, "one failed job");
+    assert_eq!(one.json()["id"], all_ids[0]);
+    server.get("/admin/api/jobs/failed/01234567-89ab-7def-8123-456789abcdef").assert_status(404, "no such job");
 }
 
 #[test]

@@ -84,6 +84,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/admin/api/jobs/failed", Act(A::JobsRead)),
     route("DELETE", "/admin/api/jobs/failed", Act(A::JobsOperate)),
     route("POST", "/admin/api/jobs/failed/retry-all", Act(A::JobsOperate)),
+    route("GET", "/admin/api/jobs/failed/{id}", Act(A::JobsRead)),
     route("DELETE", "/admin/api/jobs/failed/{id}", Act(A::JobsOperate)),
     route("POST", "/admin/api/jobs/failed/{id}/retry", Act(A::JobsOperate)),
     route("GET", "/admin/api/tasks", Act(A::TasksRead)),

@@ -1,10 +1,11 @@
 //! The REST admin API of the failed-jobs queue (filters as every parked queue: `filter=`, `from=`,
-//! `to=`): `GET /admin/api/jobs/failed?filter=`,
+//! `to=`): `GET /admin/api/jobs/failed?filter=` (newest first: every one with their `total`, or
+//! a page with `first=`/`after=`), `GET /admin/api/jobs/failed/{id}`,
 //! `POST /admin/api/jobs/failed/{id}/retry`, `POST /admin/api/jobs/failed/retry-all?filter=`,
 //! `DELETE /admin/api/jobs/failed/{id}`, `DELETE /admin/api/jobs/failed?filter=`; and
 //! `GET /admin/api/jobs` (how many are pending).
 
-use super::parked::{all, listing, on_queue, one, Action};
+use super::parked::{all, get, listing, on_queue, one, Action};
 use super::AppState;
 use crate::jobs::Jobs;
 use crate::processor::Queue;
@@ -19,6 +20,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("", web::get().to(list))
             .route("", web::delete().to(delete_all))
             .route("/retry-all", web::post().to(retry_all))
+            .route("/{id}", web::get().to(get_one))
             .route("/{id}", web::delete().to(delete_one))
             .route("/{id}/retry", web::post().to(retry_one)),
     );
@@ -38,7 +40,16 @@ async fn summary(state: web::Data<AppState>) -> HttpResponse {
 const QUEUE: Queue = Queue::FailedJobs;
 
 async fn list(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    listing(&req, &state, QUEUE, |items| json!({"items": items})).await
+    // Newest first, as a page of it and the other queues.
+    listing(&req, &state, QUEUE, |mut items| {
+        items.reverse();
+        json!({"total": items.len(), "items": items})
+    })
+    .await
+}
+
+async fn get_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    get(&state, QUEUE, path.into_inner()).await
 }
 
 async fn retry_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
