@@ -265,7 +265,7 @@ pub fn is_xml_name(name: &str) -> bool {
 
 /// `text` escaped for XML 1.0 (an attribute value's tab and line breaks too, which reading
 /// would turn into spaces); a character XML 1.0 cannot hold is an error.
-fn escaped(text: &str, attribute: bool) -> Result<String, String> {
+pub fn escaped(text: &str, attribute: bool) -> Result<String, String> {
     if let Some(bad) = text.chars().find(|c| matches!(*c as u32, 0..=8 | 0x0B | 0x0C | 0x0E..=0x1F | 0xFFFE | 0xFFFF)) {
         return Err(format!("the character U+{:04X} cannot be written in XML 1.0", bad as u32));
     }

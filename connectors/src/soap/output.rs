@@ -6,7 +6,6 @@ use crate::http::client::{Poster, KEPT_LIMIT};
 use crate::intake::BoxFuture;
 use crate::registry::{BuildError, Outgoing, Output, SendError};
 use ferrogrid_sandbox::xmltree;
-use quick_xml::escape::escape;
 use serde_json::Value;
 use std::fmt::Write;
 
@@ -74,7 +73,8 @@ fn write_value(out: &mut String, name: &str, value: &Value, depth: usize) -> Res
             let _ = write!(out, "<{name}/>");
         }
         Value::String(text) => {
-            let _ = write!(out, "<{name}>{}</{name}>", escape(text));
+            let text = xmltree::escaped(text, false).map_err(|e| SendError::Rejected(format!("{name}: {e}")))?;
+            let _ = write!(out, "<{name}>{text}</{name}>");
         }
         other => {
             let _ = write!(out, "<{name}>{other}</{name}>");

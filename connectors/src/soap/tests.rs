@@ -254,6 +254,14 @@ mod output {
         assert!(envelope(SoapOutputVersion::V11, &json!({}), "1st").is_err());
     }
 
+    #[test]
+    fn text_xml_cannot_hold_is_refused_and_line_breaks_survive() {
+        let e = envelope(SoapOutputVersion::V11, &json!({"note": "a\u{1}b"}), "User").unwrap_err();
+        assert!(e.to_string().contains("note: the character U+0001 cannot be written in XML 1.0"), "{e}");
+        let xml = envelope(SoapOutputVersion::V11, &json!({"note": "a\r\nb & <c>"}), "User").unwrap();
+        assert!(xml.contains("<note>a&#13;\nb &amp; &lt;c&gt;</note>"), "{xml}");
+    }
+
     use crate::soap::output::{fault_in, Fault};
     use crate::soap::{SoapOutput, SoapOutputConfig};
     use crate::{Output, SendError};

@@ -56,8 +56,11 @@ pub fn normalize_datetime(s: &str) -> Option<String> {
 
 /// Canonical Decimal: `[-]digits[.digits]` (a leading `+` is dropped).
 pub fn normalize_decimal(s: &str) -> Option<String> {
-    let body = s.strip_prefix('+').unwrap_or(s);
-    let digits = body.strip_prefix('-').unwrap_or(body);
+    let (body, digits) = match s.strip_prefix('+') {
+        // One sign at most: `+-5` is no number.
+        Some(body) => (body, body),
+        None => (s, s.strip_prefix('-').unwrap_or(s)),
+    };
     let (int, frac) = match digits.split_once('.') {
         Some((i, f)) => (i, Some(f)),
         None => (digits, None),
@@ -111,6 +114,16 @@ fn split_offset(s: &str) -> Option<(&str, i32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_takes_one_sign_at_most() {
+        assert_eq!(normalize_decimal("+5.10").as_deref(), Some("5.10"));
+        assert_eq!(normalize_decimal("-5").as_deref(), Some("-5"));
+        assert_eq!(normalize_decimal("+-5"), None);
+        assert_eq!(normalize_decimal("--5"), None);
+        assert_eq!(normalize_decimal("-+5"), None);
+        assert_eq!(normalize_decimal("5."), None);
+    }
 
     #[test]
     fn datetime_is_normalised_to_utc_z() {

@@ -177,9 +177,14 @@ impl<'a> Checker<'a> {
                     self.mismatch(path, &expected, v)
                 }
             },
+            // Avro's JSON form of bytes: one character (U+0000..U+00FF) a byte.
             FieldType::Fixed { name, size } => match v.as_str() {
-                Some(s) if s.chars().count() == *size => v.clone(),
-                _ => self.mismatch(path, &format_args!("a string of {size} characters (fixed {name})"), v),
+                Some(s) if s.chars().count() == *size && s.chars().all(|c| u32::from(c) <= 0xFF) => v.clone(),
+                _ => self.mismatch(
+                    path,
+                    &format_args!("a string of {size} characters U+0000..U+00FF, one a byte (fixed {name})"),
+                    v,
+                ),
             },
             FieldType::Array(items) => match v {
                 Value::Array(list) => {

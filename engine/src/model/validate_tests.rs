@@ -175,6 +175,18 @@ fn datetime_is_normalised_and_invalid_dates_rejected() {
 }
 
 #[test]
+fn fixed_holds_one_byte_a_character() {
+    let schema = json!([{"name": "Key", "type": "record", "logicalType": "Aggregate", "fields": [
+        {"name": "id", "type": "long"},
+        {"name": "mac", "type": {"type": "fixed", "name": "Mac", "size": 4}}
+    ], "indexes": ["id"]}]);
+    let model = Model::parse(&schema, &|_| false).unwrap();
+    assert!(model.validate("Key", &json!({"id": 1, "mac": "\u{00}\u{ff}ab"}), &mut NoHooks).is_ok());
+    let e = model.validate("Key", &json!({"id": 1, "mac": "€€€€"}), &mut NoHooks).unwrap_err();
+    assert!(e.messages()[0].starts_with("Key.mac: expected a string of 4 characters U+0000..U+00FF"), "{e:?}");
+}
+
+#[test]
 fn long_beyond_2_pow_53_is_kept_exact() {
     let obj: Value = serde_json::from_str(r#"{"id": 9007199254740993, "created": "2018-03-24T10:20:48Z"}"#).unwrap();
     let out = model().validate("Order", &obj, &mut NoHooks).unwrap();
