@@ -85,6 +85,14 @@ fn ldap_groups_map_to_roles_and_a_server_outage_leaves_local_users_working() {
     ada.assert_status(200, "ada signs in through LDAP");
     assert_eq!(ada.json()["role"], "admin");
     let ada_cookie = cookie(&ada);
+    let change = server.unauthorized().send_with_headers(
+        "PUT",
+        "/admin/api/password",
+        Some(&json!({"old_password": "Ada-Pass-1", "new_password": "Ada-Pass-2"})),
+        &[("Cookie", &ada_cookie), ("X-CSRF-Token", ada.json()["csrf_token"].as_str().unwrap_or_default())],
+    );
+    change.assert_status(400, "an LDAP user's password change");
+    assert!(change.error_text().contains("changed in the directory"), "{}", change.body);
     let me = server.unauthorized().send_with_headers("GET", "/admin/api/whoami", None, &[("Cookie", &ada_cookie)]);
     assert_eq!((me.json()["subject"].as_str(), me.json()["role"].as_str()), (Some("ada@example.com"), Some("admin")));
     server

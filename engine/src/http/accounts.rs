@@ -355,6 +355,12 @@ async fn change_password(
     if session.is_none() {
         return error(StatusCode::BAD_REQUEST, format!("{} is a token: tokens have no password", who.subject));
     }
+    if crate::security::ldap::domain_of(&state.engine.runtime().config.ldap, &who.subject).is_some() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("{} signs in through LDAP: its password is changed in the directory", who.subject),
+        );
+    }
     let settings = settings(&state, &security);
     let login = who.subject.clone();
     let subject = who.subject.clone();
