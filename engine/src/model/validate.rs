@@ -289,6 +289,9 @@ impl<'a> Checker<'a> {
             ([only], _) | ([], [only]) => return self.value(only, v, path, depth + 1),
             _ => {}
         }
+        // The record the value came closest to (fewest violations): its violations name the
+        // field that is wrong, which "one of A | B" alone does not.
+        let mut closest: Option<Vec<Violation>> = None;
         for variant in candidates {
             let saved = std::mem::take(&mut self.out);
             self.in_trial += 1;
@@ -298,9 +301,18 @@ impl<'a> Checker<'a> {
             if failures.is_empty() {
                 return out;
             }
+            let named = failures.iter().all(|f| !f.message.is_empty());
+            if matches!(variant, FieldType::Record(_))
+                && named
+                && closest.as_ref().is_none_or(|c| failures.len() < c.len())
+            {
+                closest = Some(failures);
+            }
         }
         let names: Vec<String> = variants.iter().map(ToString::to_string).collect();
-        self.mismatch(path, &format_args!("one of {}", names.join(" | ")), v)
+        let out = self.mismatch(path, &format_args!("one of {}", names.join(" | ")), v);
+        self.out.extend(closest.unwrap_or_default());
+        out
     }
 }
 

@@ -290,6 +290,29 @@ fn unions_accept_plain_and_avro_wrapped_values() {
 }
 
 #[test]
+fn a_union_of_records_names_the_field_of_the_closest_one() {
+    let schema = json!([
+        {"name": "Card", "type": "record", "fields": [{"name": "card_no", "type": "string"}, {"name": "holder", "type": "string"}]},
+        {"name": "Cash", "type": "record", "fields": [{"name": "currency", "type": "string"}]},
+        {"name": "Order", "type": "record", "logicalType": "Aggregate", "fields": [
+            {"name": "id", "type": "long"},
+            {"name": "payment", "type": ["Card", "Cash"]}
+        ], "indexes": ["id"]}
+    ]);
+    let m = Model::parse(&schema, &|_| false).unwrap();
+    let e =
+        m.validate("Order", &json!({"id": 1, "payment": {"card_no": 123, "holder": "Ann"}}), &mut NoHooks).unwrap_err();
+    assert_eq!(
+        e.messages(),
+        [
+            "Order.payment: expected one of record Card | record Cash, got object",
+            "Order.payment.card_no: expected string, got number 123"
+        ]
+    );
+    assert!(m.validate("Order", &json!({"id": 1, "payment": {"currency": "EUR"}}), &mut NoHooks).is_ok());
+}
+
+#[test]
 fn deeply_nested_values_are_rejected_not_overflowing() {
     let schema = json!([{"name": "N", "type": "record", "logicalType": "Aggregate", "fields": [
         {"name": "id", "type": "long"},
