@@ -333,6 +333,30 @@ fn data_rights_apply_to_graphql_fields_mutations_and_services() {
     let refused = librarian.graphql("mutation { User(insert: {id: 2, username: \"Bob\"}) { id } }", json!({}), false);
     assert_eq!(error_of(&refused).1, "FORBIDDEN", "{refused}");
     assert!(admin.data("User", "id=2").is_empty(), "the refused insert stored nothing");
+    // Write without read: an insert answers what it sent; `if_not_exists` (which answers the
+    // object already stored) and a negative version are refused.
+    admin
+        .send(
+            "POST",
+            "/admin/api/data-actions",
+            Some(&json!({"name": "drop", "aggregates": {"User": {"write": true}}})),
+        )
+        .assert_status(201, "a write-only data action");
+    admin
+        .send("POST", "/admin/api/roles", Some(&json!({"name": "dropbox", "actions": [], "data_actions": ["drop"]})))
+        .assert_status(201, "a write-only role");
+    let dropbox = server.with_token(&token(&server, "dropbox-app", "dropbox", 0));
+    let sent = dropbox.graphql("mutation { User(insert: {id: 3, username: \"Cy\"}) { username } }", json!({}), false);
+    assert_eq!(sent["data"]["User"][0]["username"], "Cy", "{sent}");
+    let peek = dropbox.graphql(
+        "mutation { User(insert: {id: 1, username: \"guess\"}, if_not_exists: true) { username } }",
+        json!({}),
+        false,
+    );
+    assert_eq!(error_of(&peek).1, "FORBIDDEN", "{peek}");
+    assert!(!peek.to_string().contains("Ann"), "{peek}");
+    let negative = admin.graphql("{ User(id: 1, version: -1) { id } }", json!({}), false);
+    assert_eq!(error_of(&negative), ("version: a version is a number of 0 or more".into(), "BAD_REQUEST".into()));
     // A service runs on its caller's behalf: its repository calls (find Subscription, get
     // Book) are checked against the caller's data actions.
     let service = librarian.graphql("{ select_user_books(user_id: 1) }", json!({}), false);

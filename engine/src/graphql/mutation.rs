@@ -31,6 +31,17 @@ fn bad_request(message: impl Into<String>) -> async_graphql::Error {
     async_graphql::Error::new(message).extend_with(|_, e| e.set("code", "BAD_REQUEST"))
 }
 
+/// A version argument: a number of 0 or more, or none.
+pub(crate) fn version_arg(args: &ObjectAccessor<'_>, name: &str) -> async_graphql::Result<Option<u64>> {
+    match args.get(name).filter(|v| !v.is_null()) {
+        Some(v) => match v.i64() {
+            Ok(n) if n >= 0 => Ok(Some(n.unsigned_abs())),
+            _ => Err(bad_request(format!("{name}: a version is a number of 0 or more"))),
+        },
+        None => Ok(None),
+    }
+}
+
 /// The root mutation field of aggregate `t`.
 pub fn root_field(t: &TypeDef) -> Field {
     let type_def = Arc::new(t.clone());
@@ -41,18 +52,13 @@ pub fn root_field(t: &TypeDef) -> Field {
             let engine = engine_of(&ctx)?;
             let args = &ctx.args;
             // An update or delete selects stored objects by a filter and answers them: it reads
-            // as well (an insert answers what the caller sent).
-            if args.get("insert").filter(|v| !v.is_null()).is_none() {
+            // as well. An insert answers what the caller sent, except with `if_not_exists`,
+            // which answers the object already stored.
+            if args.get("insert").filter(|v| !v.is_null()).is_none() || flag(args, "if_not_exists")? {
                 require_read(&ctx, &t.name)?;
             }
-            let only_if_version = match args.get("only_if_version").filter(|v| !v.is_null()) {
-                Some(v) => Some(v.u64()?),
-                None => None,
-            };
-            let version = match args.get("version").filter(|v| !v.is_null()) {
-                Some(v) => Some(v.u64()?),
-                None => None,
-            };
+            let only_if_version = version_arg(args, "only_if_version")?;
+            let version = version_arg(args, "version")?;
             if let Some(insert) = args.get("insert").filter(|v| !v.is_null()) {
                 let object = insert.as_value().clone().into_json()?;
                 let options = PutOptions { only_if_version, if_not_exists: flag(args, "if_not_exists")?, version };

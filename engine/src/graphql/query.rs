@@ -83,8 +83,8 @@ pub fn root_field(t: &TypeDef) -> Field {
             let filter = filter_of(&filters, &ctx.args)?;
             let mut options = Map::new();
             page_options(&ctx.args, &mut options)?;
-            if let Some(version) = ctx.args.get("version").filter(|v| !v.is_null()) {
-                options.insert("version".into(), json!(version.u64()?));
+            if let Some(version) = super::mutation::version_arg(&ctx.args, "version")? {
+                options.insert("version".into(), json!(version));
             }
             if let Some(all) = ctx.args.get("all_versions").filter(|v| !v.is_null()) {
                 options.insert("all_versions".into(), json!(all.boolean()?));
