@@ -151,7 +151,7 @@ impl ArchiveWriter {
 
 enum Kind {
     Expire(ExpirationRule),
-    Archive(ArchiveWriter),
+    Archive(ArchiveWriter, ArchivationRule),
 }
 
 /// A pass over one type in progress.
@@ -228,6 +228,18 @@ impl LifecycleActor {
                 *entry = (rule.clone(), next());
             }
         }
+        // A pass under a rule that changed or went stops: the new rule (if any) starts its own.
+        let (expire_due, archive_due) = (&self.expire_due, &self.archive_due);
+        self.passes.retain(|p| {
+            let current = match &p.kind {
+                Kind::Expire(rule) => expire_due.get(&p.type_name).is_some_and(|(r, _)| r == rule),
+                Kind::Archive(_, rule) => archive_due.get(&p.type_name).is_some_and(|(r, _)| r == rule),
+            };
+            if !current {
+                tracing::info!(type_name = %p.type_name, removed = p.removed, "a data lifecycle pass stopped: its rule changed");
+            }
+            current
+        });
         let busy = |passes: &[Pass], t: &str| passes.iter().any(|p| p.type_name == t);
         for (type_name, (rule, due)) in self.expire_due.iter_mut() {
             if *due <= now && !busy(&self.passes, type_name) {
@@ -250,7 +262,7 @@ impl LifecycleActor {
                 let before = expire::older_than(now_ns(), (rule.lifetime_days * 24.0 * NS_PER_HOUR) as u64);
                 self.passes.push(Pass {
                     type_name: type_name.clone(),
-                    kind: Kind::Archive(ArchiveWriter::new(rule)),
+                    kind: Kind::Archive(ArchiveWriter::new(rule), rule.clone()),
                     cursor: Cursor::default(),
                     before: Some(before),
                     removed: 0,
@@ -280,7 +292,7 @@ impl LifecycleActor {
                     move |f: &Found| before.is_some_and(|b| f.version < b) || keep.is_some_and(|n| f.rank >= n.max(1));
                 expire::step(&rt.db, &spec_of, &mut pass.cursor, BATCH, &select, &mut |_| Ok(()))
             }
-            Kind::Archive(writer) => {
+            Kind::Archive(writer, _) => {
                 let select = move |f: &Found| before.is_some_and(|b| f.version < b);
                 expire::step(&rt.db, &spec_of, &mut pass.cursor, BATCH, &select, &mut |found| {
                     writer.write(&type_name, found).map_err(|e| {
@@ -295,7 +307,7 @@ impl LifecycleActor {
                 pass.removed += step.removed;
                 let counter = match pass.kind {
                     Kind::Expire(_) => &metrics().expired_versions,
-                    Kind::Archive(_) => &metrics().archived_versions,
+                    Kind::Archive(..) => &metrics().archived_versions,
                 };
                 counter.with_label_values(&[&pass.type_name]).inc_by(step.removed);
                 if step.done {
