@@ -30,7 +30,6 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -222,7 +221,7 @@ impl LifecycleActor {
         let utc = Utc::now();
         self.archive_due.retain(|t, _| rt.config.archivation.iter().any(|r| &r.type_name == t));
         for rule in &rt.config.archivation {
-            let next = || cron::Schedule::from_str(&rule.schedule).ok().and_then(|s| s.after(&utc).next());
+            let next = || crate::config::schedule::parse(&rule.schedule).ok().and_then(|s| s.after(&utc).next());
             let entry = self.archive_due.entry(rule.type_name.clone()).or_insert_with(|| (rule.clone(), next()));
             if &entry.0 != rule {
                 *entry = (rule.clone(), next());
@@ -258,7 +257,7 @@ impl LifecycleActor {
         }
         for (type_name, (rule, due)) in self.archive_due.iter_mut() {
             if due.is_some_and(|d| d <= utc) && !busy(&self.passes, type_name) {
-                *due = cron::Schedule::from_str(&rule.schedule).ok().and_then(|s| s.after(&utc).next());
+                *due = crate::config::schedule::parse(&rule.schedule).ok().and_then(|s| s.after(&utc).next());
                 let before = expire::older_than(now_ns(), (rule.lifetime_days * 24.0 * NS_PER_HOUR) as u64);
                 self.passes.push(Pass {
                     type_name: type_name.clone(),

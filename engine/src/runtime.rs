@@ -108,7 +108,7 @@ fn build_model(config: &Config) -> Result<Model, Vec<String>> {
         if !seen.insert(&rule.type_name) {
             errors.push(format!("archivation[{i}].type: \"{}\" has a rule already", rule.type_name));
         }
-        if let Err(e) = <cron::Schedule as std::str::FromStr>::from_str(&rule.schedule) {
+        if let Err(e) = crate::config::schedule::parse(&rule.schedule) {
             errors.push(format!("archivation[{i}].schedule: \"{}\" is not a cron expression: {e}", rule.schedule));
         }
     }

@@ -172,7 +172,7 @@ pub fn references(config: &Value) -> Vec<ConfigError> {
                     c.errors.push(ConfigError::at(&path, "a periodical task needs a schedule (cron with seconds)"))
                 }
                 (Some("periodical"), Some(cron)) => {
-                    if let Err(e) = cron.parse::<cron::Schedule>() {
+                    if let Err(e) = super::schedule::parse(cron) {
                         c.errors.push(ConfigError::at(
                             &format!("{path}.schedule"),
                             format!("\"{cron}\" is not a cron expression with seconds (\"0 */5 * * * *\"): {e}"),

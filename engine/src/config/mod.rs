@@ -5,6 +5,7 @@
 pub mod archive;
 mod check;
 mod include;
+pub mod schedule;
 pub mod tdg;
 mod types;
 

@@ -23,7 +23,6 @@ use indexmap::IndexMap;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -244,7 +243,7 @@ fn plan_task(
     let mut schedule = None;
     match task.kind {
         TaskKind::Periodical => {
-            let Some(parsed) = task.schedule.as_deref().and_then(|s| cron::Schedule::from_str(s).ok()) else {
+            let Some(parsed) = task.schedule.as_deref().and_then(|s| crate::config::schedule::parse(s).ok()) else {
                 return Ok(None);
             };
             let last = state.last_fired_at.as_deref().and_then(|t| DateTime::parse_from_rfc3339(t).ok());
@@ -640,7 +639,7 @@ mod tests {
 
     #[test]
     fn a_missed_slot_fires_once_at_start_and_then_the_schedule_resumes() {
-        let every_minute = cron::Schedule::from_str("0 * * * * *").unwrap();
+        let every_minute = crate::config::schedule::parse("0 * * * * *").unwrap();
         // Last fired 10:00, down until 10:05:30: five slots missed, one run at once.
         let (next, missed) = first_fire(&every_minute, Some(at("2026-01-01T10:00:00Z")), at("2026-01-01T10:05:30Z"));
         assert!(missed);
