@@ -130,7 +130,9 @@ struct Stop;
 
 /// What a turn read: the ids of the sent deliveries it removed (or why it could not, with the
 /// deliveries, to be removed at the next turn), and the next batch.
-type TurnResult = (Result<Vec<uuid::Uuid>, (String, Vec<Delivery>)>, Result<Vec<Delivery>, String>);
+/// What a turn removed (or failed to), and what it read: the deliveries, and the earliest retry
+/// time of those it passed over as not due yet.
+type TurnResult = (Result<Vec<uuid::Uuid>, (String, Vec<Delivery>)>, Result<(Vec<Delivery>, Option<i64>), String>);
 
 /// One output's actor.
 struct OutputActor {
@@ -242,7 +244,7 @@ impl OutputActor {
         // Sent ones are still in flight until their removal is committed, so no scan in between
         // picks them up again.
         let skip = self.in_flight.clone();
-        let (rt, output) = (self.rt.clone(), self.output.clone());
+        let (rt, output, in_order) = (self.rt.clone(), self.output.clone(), self.sync.is_some());
         let work = blocking(move || {
             let ids: Vec<uuid::Uuid> = done.iter().filter_map(|d| d.uuid().ok()).collect();
             let removed = match done.is_empty() {
@@ -252,9 +254,12 @@ impl OutputActor {
                     Err(e) => Err((e.to_string(), done)),
                 },
             };
-            let batch = match wanted {
-                0 => Ok(Vec::new()),
-                n => rt.output_queue.pending(&output, &skip, n).map_err(|e| e.to_string()),
+            // An output that sends one at a time keeps the order: its oldest delivery waits for
+            // its retry, and holds the rest. One that sends in parallel reads what is due.
+            let batch = match (wanted, in_order) {
+                (0, _) => Ok((Vec::new(), None)),
+                (n, true) => rt.output_queue.pending(&output, &skip, n).map(|b| (b, None)).map_err(|e| e.to_string()),
+                (n, false) => rt.output_queue.due(&output, &skip, n, now_ms()).map_err(|e| e.to_string()),
             };
             (removed, batch)
         });
@@ -281,13 +286,12 @@ impl OutputActor {
                 self.again = true;
             }
         }
-        let batch = batch.unwrap_or_else(|e| {
+        let (batch, mut next_due) = batch.unwrap_or_else(|e| {
             tracing::error!(output = %self.output, error = %e, "reading the output queue failed");
-            Vec::new()
+            (Vec::new(), None)
         });
         tracing::trace!(output = %self.output, batch = batch.len(), "output queue scanned");
         let now = now_ms();
-        let mut next_due: Option<i64> = None;
         for delivery in batch {
             if self.stopping {
                 break;

@@ -77,6 +77,10 @@ impl Delivery {
     }
 }
 
+/// At most this many deliveries waiting for a retry are passed over in one read of an output's
+/// due deliveries.
+pub const NOT_DUE_SCANNED: usize = 10_000;
+
 fn pending_prefix(output: &str) -> Vec<u8> {
     let mut k = vec![PENDING];
     k.extend_from_slice(output.as_bytes());
@@ -360,6 +364,38 @@ impl OutputQueue {
             }
         }
         Ok(out)
+    }
+
+    /// Deliveries waiting for `output` that are due at `now_ms` (their retry time passed), oldest
+    /// first, at most `n`, leaving out `skip`; and the earliest retry time of those passed over
+    /// as not due. Deliveries waiting for a retry do not hold back newer ones (an output that
+    /// sends in parallel); at most [`NOT_DUE_SCANNED`] of them are passed over in one read.
+    pub fn due(
+        &self,
+        output: &str,
+        skip: &HashSet<uuid::Uuid>,
+        n: usize,
+        now_ms: i64,
+    ) -> Result<(Vec<Delivery>, Option<i64>), StorageError> {
+        let (mut out, mut next_due, mut passed) = (Vec::new(), None::<i64>, 0usize);
+        for item in self.db.scan_prefix(Keyspace::OutputQueue, &pending_prefix(output)) {
+            if out.len() >= n || passed >= NOT_DUE_SCANNED {
+                break;
+            }
+            let (k, bytes) = item?;
+            if id_of_key(&k).is_some_and(|id| skip.contains(&id)) {
+                continue;
+            }
+            match crate::storage::from_stored::<Delivery>(&bytes) {
+                Ok(d) if d.next_at_ms > now_ms => {
+                    passed += 1;
+                    next_due = Some(next_due.map_or(d.next_at_ms, |t| t.min(d.next_at_ms)));
+                }
+                Ok(d) => out.push(d),
+                Err(e) => tracing::error!(key = %hex::encode(&k), error = %e, "skipping an unreadable delivery"),
+            }
+        }
+        Ok((out, next_due))
     }
 
     /// These deliveries were sent (or expired): gone, in one commit.

@@ -29,6 +29,25 @@ fn stage(q: &OutputQueue, output: &str, id: i64) {
     stage_to(q, &route(json!({"output": output})), id);
 }
 
+/// An output that sends in parallel reads what is due: deliveries waiting for their retry do not
+/// hold back newer ones, and the earliest retry time comes back for the next look.
+#[test]
+fn deliveries_waiting_for_a_retry_do_not_hold_back_newer_ones() {
+    let (_dir, q) = queue();
+    for id in 0..4 {
+        stage(&q, "a", id);
+    }
+    let all = q.pending("a", &HashSet::new(), 10).unwrap();
+    let later = now_ms() + 60_000;
+    q.reschedule(all[0].clone(), "answered 503".into(), later).unwrap();
+    q.reschedule(all[1].clone(), "answered 503".into(), later + 1_000).unwrap();
+    let (due, next) = q.due("a", &HashSet::new(), 2, now_ms()).unwrap();
+    assert_eq!(due.iter().map(|d| d.object["id"].as_i64().unwrap()).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(next, Some(later));
+    let (due, _) = q.due("a", &HashSet::new(), 10, later + 1_000).unwrap();
+    assert_eq!(due.len(), 4, "all due once their time came");
+}
+
 #[test]
 fn deliveries_wait_per_output_in_order_and_park_with_their_status() {
     let (_dir, q) = queue();
