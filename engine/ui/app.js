@@ -377,15 +377,27 @@ function parkedPage(spec) {
       const text = q.toString();
       return text ? "?" + text : "";
     };
-    const act = async (method, path, done) => { const r = await api(method, path); message(note, done(r)); await load(); };
+    // What the list shows and the actions on all act on: the filter as last applied (not what is
+    // typed in the boxes since).
+    let applied = query();
+    const failed = (e) => {
+      if (e instanceof Unauthorized) return signOut("You are signed out: your credentials are no longer accepted.");
+      message(note, e.message, true);
+    };
+    const act = async (method, path, done) => {
+      try { message(note, done(await api(method, path))); } catch (e) { return failed(e); }
+      await load();
+    };
     const summary = el("div", { id: `${spec.id}-summary` });
     // Pages of PARKED_PAGE, newest first: the cursors of the pages before this one.
     const paging = { after: null, pages: [] };
     const prev = el("button", { id: `${spec.id}-prev-page`, type: "button", class: "secondary", disabled: true, onclick: () => { paging.after = paging.pages.pop() ?? null; load(); } }, "Previous page");
     const next = el("button", { id: `${spec.id}-next-page`, type: "button", class: "secondary", disabled: true }, "Next page");
-    const load = async () => {
+    const load = async () => { try { await show(); } catch (e) { failed(e); } };
+    const apply = () => { applied = query(); paging.after = null; paging.pages = []; load(); };
+    const show = async () => {
       if (spec.summary) summary.replaceChildren(await spec.summary());
-      const q = query();
+      const q = applied;
       const list = await api("GET", spec.base + q + (q ? "&" : "?") + `first=${PARKED_PAGE}` + (paging.after ? `&after=${encodeURIComponent(paging.after)}` : ""));
       prev.disabled = !paging.pages.length;
       next.disabled = !list.cursor;
@@ -400,18 +412,20 @@ function parkedPage(spec) {
           } }, "Delete")))));
       if (!list.items.length) body.replaceChildren(el("tr", {}, el("td", { colspan: String(spec.columns.length + 1), class: "empty" }, q ? "No entry matches: change the filter or the times." : spec.empty)));
     };
-    const scope = () => (query() ? `every ${spec.what} matching the filter` : `every ${spec.what}`);
+    const scope = () => (applied ? `every ${spec.what} matching the filter` : `every ${spec.what}`);
     page.replaceChildren(el("h1", {}, spec.title),
       summary,
-      el("div", { class: "toolbar" },
+      el("form", { class: "toolbar", onsubmit: (e) => { e.preventDefault(); apply(); } },
         filter,
         ...(spec.times ? [el("label", {}, "From ", from), el("label", {}, "To ", to)] : []),
-        el("button", { id: `${spec.id}-apply`, type: "button", class: "secondary", onclick: () => { paging.after = null; paging.pages = []; load(); } }, "Apply"),
+        el("button", { id: `${spec.id}-apply`, type: "submit", class: "secondary" }, "Apply"),
         el("button", { needs: spec.operate, id: `${spec.id}-retry-all`, type: "button", onclick: async () => {
-          if (await confirmAction(`Try ${scope()} again?`)) await act("POST", `${spec.base}/retry-all${query()}`, (r) => `${r.retried} queued again.`);
+          const on = applied;
+          if (await confirmAction(`Try ${scope()} again?`)) await act("POST", `${spec.base}/retry-all${on}`, (r) => `${r.retried} queued again.`);
         } }, "Try again all"),
         el("button", { needs: spec.operate, id: `${spec.id}-delete-all`, type: "button", class: "danger", onclick: async () => {
-          if (await confirmAction(`Delete ${scope()}?`)) await act("DELETE", spec.base + query(), (r) => `${r.deleted} deleted.`);
+          const on = applied;
+          if (await confirmAction(`Delete ${scope()}?`)) await act("DELETE", spec.base + on, (r) => `${r.deleted} deleted.`);
         } }, "Delete all")),
       note,
       el("div", { class: "table-wrap", tabindex: "0" }, el("table", {},

@@ -472,6 +472,20 @@ fn the_output_repair_page_shows_the_peers_answer_and_tries_again() {
             browser.text(&browser.find("#output-rows").ok()?).ok().filter(|t| t.contains("Sending error"))
         })
         .unwrap();
+    // The toolbar is a form: Enter in the filter box applies it.
+    let submit = "const e = document.querySelector('#output-filter'); e.value = arguments[0]; e.form.requestSubmit();";
+    browser.script(submit, json!(["nothing like it"])).unwrap();
+    browser
+        .wait("the typed filter applied", || {
+            browser.text(&browser.find("#output-rows").ok()?).ok().filter(|t| t.contains("No entry matches"))
+        })
+        .unwrap();
+    browser.script(submit, json!([""])).unwrap();
+    browser
+        .wait("the row once more", || {
+            browser.text(&browser.find("#output-rows").ok()?).ok().filter(|t| t.contains("Sending error"))
+        })
+        .unwrap();
     let buttons = browser.find_all("#output-rows button").unwrap();
     browser.click(&buttons[0]).unwrap();
     let details = browser.text(&browser.find("#output-details").unwrap()).unwrap();
