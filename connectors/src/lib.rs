@@ -35,3 +35,25 @@ pub use registry::{
     registry, BuildError, ConfigProblem, ConnectorKind, Input, InputConfig, Outgoing, Output, OutputConfig, Running,
     SendError, Sent,
 };
+
+/// Seconds from the configuration as a duration: at least `min`, at most a year (a larger or an
+/// infinite value means a year; a value that is not a number means `min`), so that no setting
+/// makes a duration overflow.
+pub fn config_seconds(value: f64, min: f64) -> std::time::Duration {
+    const MAX: f64 = 365.0 * 24.0 * 3600.0;
+    let seconds = if value.is_nan() { min } else { value.clamp(min, MAX) };
+    std::time::Duration::from_secs_f64(seconds)
+}
+
+#[cfg(test)]
+mod config_seconds_tests {
+    #[test]
+    fn any_value_gives_a_duration() {
+        use super::config_seconds;
+        assert_eq!(config_seconds(2.5, 0.001).as_millis(), 2_500);
+        assert_eq!(config_seconds(-1.0, 0.001).as_millis(), 1);
+        assert_eq!(config_seconds(f64::NAN, 0.001).as_millis(), 1);
+        assert_eq!(config_seconds(1e300, 0.0).as_secs(), 31_536_000);
+        assert_eq!(config_seconds(f64::INFINITY, 0.0).as_secs(), 31_536_000);
+    }
+}

@@ -7,7 +7,6 @@ use crate::registry::{BuildError, ConfigProblem, SendError};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// How much of a peer's answer is kept in an error message.
 const EXCERPT: usize = 512;
@@ -125,10 +124,10 @@ impl Poster {
     ) -> Result<Self, BuildError> {
         install_crypto_provider();
         let fail = |message: String| BuildError { name: name.to_string(), message };
-        let keepalive = Duration::from_secs_f64(options.keepalive_idle.max(0.0));
+        let keepalive = crate::config_seconds(options.keepalive_idle, 0.0);
         let mut builder = reqwest::Client::builder()
-            .timeout(Duration::from_secs_f64(options.timeout.max(0.001)))
-            .connect_timeout(Duration::from_secs_f64(options.connect_timeout.max(0.001)))
+            .timeout(crate::config_seconds(options.timeout, 0.001))
+            .connect_timeout(crate::config_seconds(options.connect_timeout, 0.001))
             .pool_idle_timeout(keepalive)
             // Outputs send many objects at once to one peer: keep a connection for each.
             .pool_max_idle_per_host(if keepalive.is_zero() { 0 } else { 128 })
@@ -138,7 +137,7 @@ impl Poster {
             .tls_danger_accept_invalid_certs(!options.verify_peer)
             .tls_danger_accept_invalid_hostnames(!options.verify_host);
         if let Some(interval) = options.keepalive_interval.filter(|i| *i > 0.0) {
-            builder = builder.tcp_keepalive_interval(Duration::from_secs_f64(interval));
+            builder = builder.tcp_keepalive_interval(crate::config_seconds(interval, 0.001));
         }
         // The peer's certificate is checked against `ca_file`, else against the Mozilla roots
         // built in (the same on every machine, with or without a system trust store).

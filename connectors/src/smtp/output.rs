@@ -9,7 +9,6 @@ use lettre::transport::smtp::client::{Identity, Tls, TlsParameters};
 use lettre::{SmtpTransport, Transport};
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Mails objects.
 pub struct SmtpOutput {
@@ -45,7 +44,7 @@ impl SmtpOutput {
         let fail = |message: String| BuildError { name: config.name.clone(), message };
         let from: Mailbox = config.from.parse().map_err(|e| fail(format!("from: {e}")))?;
         let mut builder = SmtpTransport::from_url(&config.url).map_err(|e| fail(format!("url: {e}")))?;
-        builder = builder.timeout(Some(Duration::from_secs_f64(config.timeout.max(0.001))));
+        builder = builder.timeout(Some(crate::config_seconds(config.timeout, 0.001)));
         let client_cert = match (&config.ssl_cert, &config.ssl_key) {
             (Some(cert), Some(key)) => {
                 let read = |path: &str| std::fs::read(path).map_err(|e| fail(format!("reading {path}: {e}")));

@@ -103,7 +103,7 @@ struct SyncMode {
 /// The sync mode of `output`, when a key delivers to it with `is_async: false`.
 fn sync_mode(rt: &Runtime, output: &str) -> Option<SyncMode> {
     rt.config.sync_route_of(output).map(|route| SyncMode {
-        retry_after: Duration::from_secs_f64(route.sync_retry_timeout.max(0.001)),
+        retry_after: ferrogrid_connectors::config_seconds(route.sync_retry_timeout, 0.001),
         threshold: route.sync_failed_attempt_count_threshold,
     })
 }
