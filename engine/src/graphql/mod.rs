@@ -28,7 +28,7 @@ use crate::repository::RepoError;
 use crate::storage::StorageError;
 use async_graphql::dynamic::{Object, ResolverContext, Schema, SchemaBuilder};
 use async_graphql::ErrorExtensions;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Deepest query nesting accepted (relations can loop: User.subscription.user...).
@@ -115,6 +115,45 @@ fn code_of(e: &RepoError) -> &'static str {
     }
 }
 
+/// Arguments of an aggregate's fields that are not filters by an index.
+const OWN_ARGUMENTS: [&str; 11] = [
+    "first",
+    "after",
+    "version",
+    "all_versions",
+    "insert",
+    "update",
+    "delete",
+    "permanent_delete",
+    "only_if_version",
+    "if_not_exists",
+    "dont_skip_deleted",
+];
+
+/// Filter arguments of aggregate `t` that would take the name of one of its fields' own
+/// arguments (an index named `first`) or of another filter (indexes `a.b` and `a_b`): GraphQL
+/// would keep one of them silently.
+fn argument_clashes(t: &crate::model::TypeDef) -> Vec<String> {
+    let mut taken: HashMap<String, String> = OWN_ARGUMENTS.iter().map(|a| (a.to_string(), String::new())).collect();
+    let mut errors = Vec::new();
+    for arg in query::filter_args(t) {
+        match taken.get(&arg.arg) {
+            Some(other) if other.is_empty() => errors.push(format!(
+                "types: {}: the index {} gives the GraphQL argument {}, which is an argument of its own: rename the index",
+                t.name, arg.index, arg.arg
+            )),
+            Some(other) if *other != arg.index => errors.push(format!(
+                "types: {}: the indexes {other} and {} both give the GraphQL argument {}: rename one",
+                t.name, arg.index, arg.arg
+            )),
+            _ => {
+                taken.insert(arg.arg.clone(), arg.index.clone());
+            }
+        }
+    }
+    errors
+}
+
 /// The data schema of `model` and the services of `config`, without the engine (add it with
 /// `.data(engine)` before `finish`). Every problem, one per line.
 pub fn data_schema(model: &Model, config: &Config) -> Result<SchemaBuilder, Vec<String>> {
@@ -136,6 +175,7 @@ pub fn data_schema(model: &Model, config: &Config) -> Result<SchemaBuilder, Vec<
     let mut mutation = Object::new("Mutation");
     let mut roots = HashSet::new();
     for t in model.aggregates() {
+        errors.extend(argument_clashes(t));
         roots.insert(gql_name(&t.name));
         query = query.field(query::root_field(t));
         mutation = mutation.field(mutation::root_field(t));

@@ -170,6 +170,30 @@ fn the_admin_schema_builds_with_tdg_names() {
 }
 
 #[test]
+fn index_names_that_clash_with_arguments_are_reported() {
+    let schema = json!([
+        {"name": "Person", "type": "record", "logicalType": "Aggregate", "fields": [
+            {"name": "id", "type": "long"},
+            {"name": "first", "type": "string"},
+            {"name": "year", "type": "long"},
+            {"name": "year_gt", "type": "long"}
+        ], "indexes": ["id", "first", "year", "year_gt"]}
+    ]);
+    let model = Model::parse(&schema, &|_| false).unwrap();
+    let errors = check(&model, &Config::default()).join("\n");
+    assert!(
+        errors.contains(
+            "types: Person: the index first gives the GraphQL argument first, which is an argument of its own"
+        ),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("types: Person: the indexes year and year_gt both give the GraphQL argument year_gt"),
+        "{errors}"
+    );
+}
+
+#[test]
 fn type_names_that_clash_in_graphql_are_reported() {
     let schema = json!([
         {"name": "a.B", "type": "record", "logicalType": "Aggregate", "fields": [{"name": "id", "type": "long"}], "indexes": ["id"]},
