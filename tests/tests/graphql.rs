@@ -87,6 +87,19 @@ fn queries_by_index_composite_multikey_like_and_comparisons() {
     assert_eq!(d["User"], json!([]));
 }
 
+/// A document that selects more fields than the limit (2,000, aliases counted) is refused before
+/// it runs; one under it answers.
+#[test]
+fn a_query_selecting_too_many_fields_is_refused() {
+    let server = start();
+    insert_user(&server, 1, "one", Value::Null);
+    let aliases = |n: usize| (0..n).map(|i| format!("a{i}: User(id: 1) {{ id }}")).collect::<Vec<_>>().join(" ");
+    let answer = server.graphql(&format!("{{ {} }}", aliases(1_001)), json!({}));
+    assert!(first_error(&answer).0.contains("too complex"), "{answer}");
+    let answer = server.graphql(&format!("{{ {} }}", aliases(999)), json!({}));
+    assert_eq!(data(answer)["a998"][0]["id"], 1);
+}
+
 #[test]
 fn longs_keep_every_digit() {
     let server = start();

@@ -33,6 +33,9 @@ use std::sync::Arc;
 
 /// Deepest query nesting accepted (relations can loop: User.subscription.user...).
 const MAX_DEPTH: usize = 32;
+/// Most fields one data query selects, aliases counted (each field selected once costs 1): a
+/// document of 100,000 aliased root fields is refused before it runs.
+pub const MAX_COMPLEXITY: usize = 2_000;
 
 /// The engine, from the schema's data.
 fn engine_of<'a>(ctx: &ResolverContext<'a>) -> async_graphql::Result<&'a Arc<Processor>> {
@@ -206,7 +209,9 @@ pub fn data_schema(model: &Model, config: &Config) -> Result<SchemaBuilder, Vec<
             |_| async_graphql::dynamic::FieldFuture::from_value(None),
         ));
     }
-    let mut builder = Schema::build("Query", has_mutations.then_some("Mutation"), None).limit_depth(MAX_DEPTH);
+    let mut builder = Schema::build("Query", has_mutations.then_some("Mutation"), None)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY);
     let (objects, inputs) = types::model_types(model);
     for scalar in types::scalars() {
         builder = builder.register(scalar);
