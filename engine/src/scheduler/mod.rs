@@ -246,7 +246,14 @@ fn plan_task(
             let Some(parsed) = task.schedule.as_deref().and_then(|s| crate::config::schedule::parse(s).ok()) else {
                 return Ok(None);
             };
-            let last = state.last_fired_at.as_deref().and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+            // Fired last on another schedule (the configuration changed it): its slots since are
+            // no missed slots of this one.
+            let same_schedule = state.fired_on.as_deref().is_none_or(|s| s == parsed.to_string());
+            let last = state
+                .last_fired_at
+                .as_deref()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .filter(|_| same_schedule);
             let (next, missed) = first_fire(&parsed, last.map(|l| l.with_timezone(&Utc)), now);
             entry.next = next;
             if missed && !entry.stopped {
@@ -372,6 +379,7 @@ impl SchedulerActor {
                 match self.store.state(&name) {
                     Ok(mut state) => {
                         state.last_fired_at = Some(now.to_rfc3339_opts(SecondsFormat::Millis, true));
+                        state.fired_on = Some(schedule.to_string());
                         if let Err(e) = self.store.set_state(&name, &state) {
                             tracing::error!(task = %name, error = %e, "recording when the task fired failed");
                         }
@@ -635,6 +643,33 @@ mod tests {
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    }
+
+    /// A task fired at 03:00 on "0 0 * * * *" (hourly); at 14:00 its schedule becomes
+    /// "0 30 * * * *": the slots at half past since are no slots it missed, it fires at 14:30.
+    /// Unchanged, its missed slots (04:00 on) bring one run at once.
+    #[test]
+    fn a_changed_schedule_catches_up_no_slot_of_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::new(crate::storage::Db::open(dir.path().join("db")).unwrap());
+        let state = runs::TaskState {
+            last_fired_at: Some("2026-01-01T03:00:00.000Z".into()),
+            fired_on: Some(crate::config::schedule::parse("0 0 * * * *").unwrap().to_string()),
+            stopped: false,
+        };
+        store.set_state("stats", &state).unwrap();
+        let task = |schedule: &str| TaskConfig {
+            kind: TaskKind::Periodical,
+            pipeline: "p".into(),
+            keep: 10,
+            pause_sec: None,
+            schedule: Some(schedule.into()),
+        };
+        let now = at("2026-01-01T14:00:00Z");
+        let (live, _) = plan_task(&store, "stats", &task("0 30 * * * *"), now).unwrap().unwrap();
+        assert_eq!(live.next, Some(at("2026-01-01T14:30:00Z")));
+        let (live, _) = plan_task(&store, "stats", &task("0 0 * * * *"), now).unwrap().unwrap();
+        assert!(live.next.is_some_and(|n| n <= now), "a missed slot of the same schedule: at once");
     }
 
     #[test]

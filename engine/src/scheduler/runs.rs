@@ -53,6 +53,9 @@ impl TaskRun {
 pub struct TaskState {
     /// When the task last fired on its schedule (periodical tasks).
     pub last_fired_at: Option<String>,
+    /// The schedule it last fired on: a slot of another schedule missed since is not caught up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fired_on: Option<String>,
     /// An operator stopped it: it is not scheduled until started again.
     pub stopped: bool,
 }
