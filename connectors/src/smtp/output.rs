@@ -55,8 +55,8 @@ impl SmtpOutput {
             }
             _ => None,
         };
-        let over_tls = config.url.starts_with("smtps://") || config.url.contains("tls=required");
-        if client_cert.is_some() || (config.skip_verify_host && over_tls) {
+        let mode = tls_mode(&config.url);
+        if client_cert.is_some() || (config.skip_verify_host && mode != "none") {
             let host = config
                 .url
                 .parse::<reqwest::Url>()
@@ -68,7 +68,12 @@ impl SmtpOutput {
                 params = params.identify_with(identity);
             }
             let params = params.build().map_err(|e| fail(format!("TLS parameters: {e}")))?;
-            let tls = if config.url.starts_with("smtps://") { Tls::Wrapper(params) } else { Tls::Required(params) };
+            let tls = match mode {
+                "wrapper" => Tls::Wrapper(params),
+                "opportunistic" => Tls::Opportunistic(params),
+                // A client certificate on a plain URL: TLS it is (STARTTLS, required).
+                _ => Tls::Required(params),
+            };
             builder = builder.tls(tls);
         }
         let shown_url = without_credentials(&config.url);
@@ -76,6 +81,20 @@ impl SmtpOutput {
             name: config.name.clone(),
             inner: Arc::new(Inner { from, transport: builder.build(), config, shown_url }),
         })
+    }
+}
+
+/// The URL's TLS mode (lettre's reading of it: `smtps://`, `?tls=required`,
+/// `?tls=opportunistic`, else none), kept when TLS parameters are set here.
+fn tls_mode(url: &str) -> &'static str {
+    if url.starts_with("smtps://") {
+        "wrapper"
+    } else if url.contains("tls=required") {
+        "required"
+    } else if url.contains("tls=opportunistic") {
+        "opportunistic"
+    } else {
+        "none"
     }
 }
 
@@ -141,7 +160,15 @@ impl Output for SmtpOutput {
 
 #[cfg(test)]
 mod tests {
-    use super::without_credentials;
+    use super::{tls_mode, without_credentials};
+
+    #[test]
+    fn the_urls_tls_mode_is_kept() {
+        assert_eq!(tls_mode("smtps://mail:465"), "wrapper");
+        assert_eq!(tls_mode("smtp://mail:587?tls=required"), "required");
+        assert_eq!(tls_mode("smtp://mail:25?tls=opportunistic"), "opportunistic");
+        assert_eq!(tls_mode("smtp://mail:25"), "none");
+    }
 
     #[test]
     fn messages_name_the_server_without_its_login() {
