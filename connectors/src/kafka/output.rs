@@ -58,7 +58,9 @@ impl ProducerContext for Context {
 
 /// A producer, closed on a thread of its own when its last handle goes: closing joins its
 /// polling thread, and the last handle may go there (in a delivery callback that replaced it,
-/// or that held the output after a configuration change).
+/// or that held the output after a configuration change). What it still holds is flushed first
+/// (at most [`FLUSH_ON_CLOSE`]): librdkafka purges what is queued when a producer is dropped, and
+/// an output that sends in order already counted those messages as sent.
 struct Producer(Option<ThreadedProducer<Context>>);
 
 impl std::ops::Deref for Producer {
@@ -75,9 +77,14 @@ impl Drop for Producer {
         let Some(producer) = self.0.take() else { return };
         let slot = Arc::new(Mutex::new(Some(producer)));
         let closing = slot.clone();
-        let spawned = std::thread::Builder::new()
-            .name("kafka-producer-close".into())
-            .spawn(move || drop(closing.lock().unwrap_or_else(PoisonError::into_inner).take()));
+        let spawned = std::thread::Builder::new().name("kafka-producer-close".into()).spawn(move || {
+            let producer = closing.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(producer) = producer {
+                if let Err(e) = producer.flush(FLUSH_ON_CLOSE) {
+                    tracing::warn!(error = %e, "closing a kafka producer: flushing what it held");
+                }
+            }
+        });
         if let Err(e) = spawned {
             // Closing it here could be on its own polling thread (a join of itself): left open.
             tracing::error!(error = %e, "closing a kafka producer: no thread to close it on; it is left open");
@@ -85,6 +92,9 @@ impl Drop for Producer {
         }
     }
 }
+
+/// How long a producer being closed may take to deliver what it still holds.
+const FLUSH_ON_CLOSE: Duration = Duration::from_secs(10);
 
 fn create(config: &KafkaOutputConfig) -> Result<Producer, KafkaError> {
     let producer = config.client_config().create_with_context(Context(StatsRecorder::new(&config.name, "producer")))?;
