@@ -30,7 +30,7 @@ fn error(code: &'static str, message: impl Into<String>) -> async_graphql::Error
 fn retry_error(e: RetryError) -> async_graphql::Error {
     let code = match &e {
         RetryError::NotFound(_) => "NOT_FOUND",
-        RetryError::Busy(_) => "CONFLICT",
+        RetryError::Busy(_) | RetryError::Refused(_) => "CONFLICT",
         RetryError::Draining => "UNAVAILABLE",
         RetryError::Repair(_) | RetryError::Internal(_) => "INTERNAL",
     };

@@ -80,7 +80,7 @@ async fn act(state: &AppState, queue: Queue, action: Action, which: Which) -> Re
 pub(super) fn action_error(e: RetryError) -> HttpResponse {
     let status = match &e {
         RetryError::NotFound(_) => StatusCode::NOT_FOUND,
-        RetryError::Busy(_) => StatusCode::CONFLICT,
+        RetryError::Busy(_) | RetryError::Refused(_) => StatusCode::CONFLICT,
         RetryError::Draining => StatusCode::SERVICE_UNAVAILABLE,
         RetryError::Repair(RepairError::BadId(_) | RepairError::BadRequest(_)) => StatusCode::BAD_REQUEST,
         RetryError::Repair(_) | RetryError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

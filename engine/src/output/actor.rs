@@ -54,10 +54,11 @@ impl OutputProcessor {
     /// Start a supervised actor for every output that `output_processor` names (on the
     /// current arbiter).
     pub fn start(engine: Arc<Processor>) -> OutputProcessor {
-        let actors = engine
-            .runtime()
-            .config
-            .replicated_outputs()
+        let outputs = engine.runtime().config.replicated_outputs();
+        if let Err(e) = engine.runtime().output_queue.park_unconfigured(&outputs) {
+            tracing::error!(error = %e, "parking deliveries to outputs the configuration no longer has failed");
+        }
+        let actors = outputs
             .into_iter()
             .map(|output| {
                 let engine = engine.clone();

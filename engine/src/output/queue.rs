@@ -24,6 +24,8 @@ pub const IN_PROGRESS: &str = "In Progress";
 pub const PREPROCESSING_ERROR: &str = "Preprocessing error";
 /// Parked: the output could not send it.
 pub const SENDING_ERROR: &str = "Sending error";
+/// Status of a delivery whose output the configuration no longer has.
+pub const OUTPUT_REMOVED: &str = "Output removed";
 
 /// One object on its way to one output.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -482,6 +484,27 @@ impl OutputQueue {
             self.ring();
         }
         Ok(moved)
+    }
+
+    /// Park what waits for an output that is not in `configured` (the configuration no longer
+    /// has it: no actor sends to it): shown in the output repair queue, deleted or tried again
+    /// there once the output is back. How many were parked.
+    pub fn park_unconfigured(&self, configured: &[String]) -> Result<usize, StorageError> {
+        let orphaned: Vec<String> = {
+            let state = self.depths.lock();
+            state.waiting.iter().filter(|(o, n)| **n > 0 && !configured.contains(o)).map(|(o, _)| o.clone()).collect()
+        };
+        let mut parked = 0;
+        for output in orphaned {
+            let waiting: Vec<Delivery> = self.pending(&output, &HashSet::new(), usize::MAX)?;
+            for delivery in waiting {
+                let error = format!("the output {output} is not in the configuration's output_processor any more");
+                self.park(delivery, OUTPUT_REMOVED, error)?;
+                parked += 1;
+            }
+            tracing::warn!(output = %output, parked, "deliveries to an output the configuration no longer has: parked");
+        }
+        Ok(parked)
     }
 
     /// Try parked delivery `id` again.

@@ -29,6 +29,23 @@ fn stage(q: &OutputQueue, output: &str, id: i64) {
     stage_to(q, &route(json!({"output": output})), id);
 }
 
+/// Deliveries waiting for an output the configuration no longer has are parked, to be seen in
+/// the output repair queue; the others wait as they did.
+#[test]
+fn deliveries_to_an_output_no_longer_configured_are_parked() {
+    let (_dir, q) = queue();
+    stage(&q, "a", 1);
+    stage(&q, "gone", 2);
+    stage(&q, "gone", 3);
+    assert_eq!(q.park_unconfigured(&["a".to_string()]).unwrap(), 2);
+    assert_eq!((q.depth("a"), q.depth("gone")), (1, 0));
+    let parked = q.parked(None).unwrap();
+    assert_eq!(parked.len(), 2);
+    assert!(parked.iter().all(|d| d.status == super::queue::OUTPUT_REMOVED && d.output == "gone"), "{parked:?}");
+    assert!(parked[0].error.as_deref().is_some_and(|e| e.contains("not in the configuration's output_processor")));
+    assert_eq!(q.park_unconfigured(&["a".to_string()]).unwrap(), 0, "nothing left to park");
+}
+
 /// An output that sends in parallel reads what is due: deliveries waiting for their retry do not
 /// hold back newer ones, and the earliest retry time comes back for the next look.
 #[test]

@@ -40,6 +40,9 @@ pub enum RetryError {
     /// The engine is shutting down.
     #[error("the engine is shutting down")]
     Draining,
+    /// It cannot be tried again as things are (its output is not configured).
+    #[error("{0}")]
+    Refused(String),
     /// The queue failed, or the request was bad (a cursor, an id).
     #[error(transparent)]
     Repair(#[from] RepairError),
@@ -273,7 +276,28 @@ impl RepairActor {
         let rt = self.processor()?.runtime_arc();
         match queue {
             Queue::OutputRepair => {
-                let ids = ids_of(&*rt.output_queue, which)?;
+                // Only to outputs the configuration has (an actor sends to them).
+                let outputs = rt.config.replicated_outputs();
+                let ids = match which {
+                    Which::One(id) => match rt.output_queue.get_parked(id)? {
+                        Some(d) if !outputs.contains(&d.output) => {
+                            return Err(RetryError::Refused(format!(
+                                "output repair entry \"{id}\" is for the output {}, which the configuration's output_processor does not have",
+                                d.output
+                            )))
+                        }
+                        _ => vec![id.clone()],
+                    },
+                    Which::Matching(filter) => {
+                        let (db, shelf) = rt.output_queue.shelf();
+                        shelf
+                            .all::<crate::output::Delivery>(db, filter)?
+                            .into_iter()
+                            .filter(|d| outputs.contains(&d.output))
+                            .map(|d| d.id)
+                            .collect()
+                    }
+                };
                 Ok(rt.output_queue.retry_ids(&ids.iter().map(String::as_str).collect::<Vec<_>>())?)
             }
             Queue::FailedJobs => {
