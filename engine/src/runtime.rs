@@ -273,13 +273,26 @@ impl Runtime {
         make_output: impl Fn(&OutputConfig) -> Result<Option<Arc<dyn Output>>, String>,
     ) -> Result<Runtime, Vec<String>> {
         let config = loaded.config.clone();
-        let model = Arc::new(build_model(&config)?);
-        let schema_errors = crate::graphql::check(&model, &config);
-        if !schema_errors.is_empty() {
-            return Err(schema_errors);
+        // Every check an upload gets, before the store changes: a configuration that cannot run
+        // leaves the stored indexes as they were.
+        let mut problems = check(&config);
+        if !problems.is_empty() {
+            problems.dedup();
+            return Err(problems);
         }
-        if let Some(problem) = version_problem(&config) {
-            return Err(vec![problem]);
+        let model = Arc::new(build_model(&config)?);
+        let plan = crate::storage::catalog::plan_change(&db, &versioned_specs(&model, version))
+            .map_err(|e| vec![format!("planning the migration of the stored data: {e}")])?;
+        if !plan.problems.is_empty() {
+            return Err(plan.problems);
+        }
+        let stored = stored_data_problems_since_active(&db, loaded, &model)?;
+        if !stored.is_empty() {
+            return Err(stored);
+        }
+        let mut outputs = HashMap::new();
+        for output in &config.connector.output {
+            outputs.insert(output.name().to_string(), make_output(output).map_err(|e| vec![e])?);
         }
         // The stored indexes follow the model before anything reads or writes objects.
         let (specs, migration) = crate::storage::catalog::migrate(&db, versioned_specs(&model, version))
@@ -300,10 +313,6 @@ impl Runtime {
         repository.bind_jobs(jobs.clone());
         let repair =
             RepairQueue::open(db.clone(), config.repair_queue.history_size).map_err(|e| vec![e.to_string()])?;
-        let mut outputs = HashMap::new();
-        for output in &config.connector.output {
-            outputs.insert(output.name().to_string(), make_output(output).map_err(|e| vec![e])?);
-        }
         let journal = Arc::new(
             crate::journal::Journal::open(db.clone()).map_err(|e| vec![format!("starting the object journal: {e}")])?,
         );
@@ -446,6 +455,30 @@ const SAMPLE_KEYS: usize = 5;
 /// changed) is validated against the new model; the problems name type, field, how many
 /// objects and a sample of their primary keys. Defaults computed by functions are taken as
 /// satisfiable.
+/// [`stored_data_problems`] of a start with a configuration folder (`loaded`) that differs from
+/// the data directory's active version: the objects stored under that version against `new`.
+fn stored_data_problems_since_active(db: &Db, loaded: &Loaded, new: &Model) -> Result<Vec<String>, Vec<String>> {
+    let failed = |e: crate::storage::StorageError| vec![format!("checking the stored data against the model: {e}")];
+    let Some(active) = crate::storage::config_versions::active(db).map_err(failed)? else { return Ok(Vec::new()) };
+    let Some(files) = crate::storage::config_versions::files(db, active).map_err(failed)? else {
+        return Ok(Vec::new());
+    };
+    if crate::config::checksum(&files) == crate::config::checksum(&loaded.files) {
+        return Ok(Vec::new());
+    }
+    let old = match crate::config::load_files(files)
+        .map_err(|e| e.to_string())
+        .and_then(|old| build_model(&old.config).map_err(|e| e.join("; ")))
+    {
+        Ok(old) => old,
+        Err(e) => {
+            tracing::warn!(version = active, error = %e, "the active configuration's model does not build: the stored data is not checked against the new one");
+            return Ok(Vec::new());
+        }
+    };
+    stored_data_problems(db, &old, new).map_err(failed)
+}
+
 fn stored_data_problems(db: &Db, old: &Model, new: &Model) -> Result<Vec<String>, crate::storage::StorageError> {
     // What validation reads: the fields of the types (indexes and relations do not matter).
     let fields_changed = |name: &str| match (old.get(name), new.get(name)) {

@@ -421,6 +421,29 @@ fn an_apply_adds_an_index_and_queries_find_the_stored_objects() {
     assert_eq!(answer["data"]["Book"].as_array().map(Vec::len), Some(2), "{answer}");
 }
 
+/// `ferrogrid run FOLDER` with a model the stored objects do not fit is refused as an upload is,
+/// before anything in the store changes; the folder put right, it starts on the same data.
+#[test]
+fn a_start_with_a_model_the_stored_objects_do_not_fit_is_refused() {
+    let config = stamped_dir("v1");
+    let mut server = Server::start(config.path());
+    assert_eq!(server.post_sync(&json!({"id": 1}))["status"], "stored");
+    server.stop();
+    let model = config.read("model.avsc");
+    config.write(
+        "model.avsc",
+        &model.replace(
+            r#"{"name": "tag_route", "type": "string"}]"#,
+            r#"{"name": "tag_route", "type": "string"}, {"name": "isbn", "type": "string"}]"#,
+        ),
+    );
+    let refused = format!("{:#}", server.try_restart().expect_err("a model the stored Items lack a field of"));
+    assert!(refused.contains("Item.isbn") && refused.contains("1 stored object(s)"), "{refused}");
+    config.write("model.avsc", &model);
+    server.restart();
+    assert_eq!(server.data("Item", "id=1").len(), 1);
+}
+
 #[test]
 fn field_changes_are_checked_against_the_stored_objects() {
     let config = stamped_dir("v1");
