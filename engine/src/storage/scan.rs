@@ -140,7 +140,7 @@ pub(crate) fn find<V: ReadView + ?Sized>(
         if c.deleted && !q.dont_skip_deleted {
             continue;
         }
-        if multikey && !is_first_entry(spec, &plan, &c, reverse) {
+        if multikey && !is_first_entry(spec, &plan, &c) {
             continue;
         }
         if !conds.iter().all(|r| matches(spec, r, &c.object)) {
@@ -248,13 +248,12 @@ fn candidate<V: ReadView + ?Sized>(
     }))
 }
 
-/// A multikey object has several entries in the scanned range; only the first one in scan
-/// order yields it, so it appears once per query and once across pages.
-fn is_first_entry(spec: &TypeSpec, plan: &Plan, c: &Candidate, reverse: bool) -> bool {
+/// A multikey object has several entries in the scanned range; only the one at its smallest key
+/// in range yields it, whichever way the scan goes, so it appears once per query and has one
+/// place among the pages, forward and backward.
+fn is_first_entry(spec: &TypeSpec, plan: &Plan, c: &Candidate) -> bool {
     let Ok(keys) = index_keys(spec, plan.idx, &c.object, usize::MAX, false) else {
         return true;
     };
-    let mut in_range = keys.iter().filter(|k| plan.contains(k));
-    let first = if reverse { in_range.next_back() } else { in_range.next() };
-    first.is_none_or(|k| *k == c.key)
+    keys.iter().find(|k| plan.contains(k)).is_none_or(|k| *k == c.key)
 }

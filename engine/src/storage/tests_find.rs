@@ -95,6 +95,30 @@ fn multikey_index_finds_by_any_element_once() {
     assert_eq!(ids(&back), [1, 2]);
 }
 
+/// A multikey object has one place among the pages, its smallest key: paging back from a later
+/// page finds it where paging forward showed it.
+#[test]
+fn multikey_pages_back_find_what_pages_forward_showed() {
+    let (_d, db) = temp_db();
+    let spec = user_spec();
+    for (id, phones) in [(1, json!(["1", "5"])), (2, json!(["2"])), (3, json!(["3"]))] {
+        let mut u = user(id);
+        u["phones"] = phones;
+        db.put_object(&spec, u, &PutOptions::default()).unwrap();
+    }
+    let all = [cond("phones", Op::Lt, json!("9"))];
+    let first = find(&db, &spec, &all, &opts(2)).unwrap();
+    assert_eq!(ids(&first), [1, 2]);
+    let after = |page: &super::Page, n: i64| FindOptions { after: Some(page.items[0].cursor.clone()), ..opts(n) };
+    let second =
+        find(&db, &spec, &all, &FindOptions { after: Some(first.items[1].cursor.clone()), ..opts(2) }).unwrap();
+    assert_eq!(ids(&second), [3]);
+    let back = find(&db, &spec, &all, &after(&second, -2)).unwrap();
+    assert_eq!(ids(&back), [1, 2], "back from 3: both before it");
+    let whole_back = find(&db, &spec, &all, &opts(-10)).unwrap();
+    assert_eq!(ids(&whole_back), [1, 2, 3]);
+}
+
 type Pred = Box<dyn Fn(&Value) -> bool>;
 
 fn brute(n: i64, pred: impl Fn(&Value) -> bool) -> Vec<i64> {
