@@ -188,6 +188,7 @@ impl Inputs {
                 running.stop().await;
             }
         }
+        let mut failed = Vec::new();
         for config in inputs {
             if kept.iter().any(|(c, _)| same(c, config)) || !matches!(config, InputConfig::Kafka(_)) {
                 continue;
@@ -213,17 +214,19 @@ impl Inputs {
                 _ => self.intake.clone(),
             };
             let input = config.build(intake);
+            // One input that does not start does not keep the others from starting.
             match input.start() {
                 Ok(Some(running)) => kept.push((config.clone(), running)),
                 Ok(None) => {}
-                Err(e) => {
-                    *fetching = kept;
-                    return Err(format!("connector.input: {}: {e}", config.name()));
-                }
+                Err(e) => failed.push(format!("connector.input: {}: {e}", config.name())),
             }
         }
         *fetching = kept;
-        Ok(())
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(failed.join("\n"))
+        }
     }
 
     /// Stop the inputs that fetch by themselves (a shutdown).
