@@ -91,10 +91,10 @@ enum Command {
     Reconfigure(IndexMap<String, TaskConfig>, usize, Sender<Result<(), TaskError>>),
 }
 
-/// A run of the task ended.
+/// A run of the task ended (its cancel flag tells which run).
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Finished(String);
+struct Finished(String, Arc<AtomicBool>);
 
 /// The live state of one task.
 #[derive(Default)]
@@ -115,6 +115,9 @@ struct SchedulerActor {
     tasks: IndexMap<String, TaskConfig>,
     schedules: HashMap<String, cron::Schedule>,
     live: HashMap<String, Live>,
+    /// Runs a configuration cancelled (their task removed or changed) that have not ended yet,
+    /// by task: a task of that name does not run again until they end.
+    lingering: HashMap<String, Arc<AtomicBool>>,
     running_threshold: usize,
     /// The next look at the clock.
     tick: Option<SpawnHandle>,
@@ -171,6 +174,7 @@ impl Scheduler {
             tasks,
             schedules,
             live,
+            lingering: HashMap::new(),
             running_threshold,
             tick: None,
             shut_down: false,
@@ -278,7 +282,6 @@ impl SchedulerActor {
         };
         // Runs of removed or changed tasks are cancelled; a changed task starts again only once
         // its run has ended (the run's `Finished` clears `running`).
-        let mut still_running = HashMap::new();
         for name in self.tasks.keys() {
             let kept = tasks.get(name).is_some_and(|task| unchanged(name, task, &self.tasks));
             if kept {
@@ -289,7 +292,7 @@ impl SchedulerActor {
                 if let Some(cancel) = live.running {
                     tracing::info!(task = %name, "a new configuration removed or changed the task: its run is cancelled");
                     cancel.store(true, Ordering::Release);
-                    still_running.insert(name.clone(), cancel);
+                    self.lingering.insert(name.clone(), cancel);
                 }
             }
         }
@@ -301,7 +304,7 @@ impl SchedulerActor {
                 if let Some(schedule) = schedule {
                     self.schedules.insert(name.clone(), schedule);
                 }
-                entry.running = still_running.remove(name);
+                entry.running = self.lingering.get(name).cloned();
                 self.live.insert(name.clone(), entry);
             }
         }
@@ -424,9 +427,14 @@ impl SchedulerActor {
         Ok(())
     }
 
-    fn finished(&mut self, name: &str) {
+    fn finished(&mut self, name: &str, run: &Arc<AtomicBool>) {
+        if self.lingering.get(name).is_some_and(|l| Arc::ptr_eq(l, run)) {
+            self.lingering.remove(name);
+        }
         let Some(task) = self.tasks.get(name) else { return };
-        if let Some(l) = self.live.get_mut(name) {
+        // Only the end of the run it is waiting for (a cancelled run of an earlier version of
+        // the task ends without touching the state of the current one's run).
+        if let Some(l) = self.live.get_mut(name).filter(|l| l.running.as_ref().is_some_and(|r| Arc::ptr_eq(r, run))) {
             l.running = None;
             let now = Utc::now();
             match task.kind {
@@ -489,6 +497,7 @@ impl SchedulerActor {
         let task_name = name.to_string();
         drop(self.engine.on_worker_unleased(move |rt, script_engine| {
             let started = Instant::now();
+            let run_cancel = cancel.clone();
             let ctx = CallContext { request_id: run.id.clone(), cancel: Some(cancel), jobs: None, scope: None };
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 rt.pipelines.run(script_engine, &pipeline, param, &ctx)
@@ -523,7 +532,7 @@ impl SchedulerActor {
             if let Err(e) = store.put(&run) {
                 tracing::error!(task = %run.task, error = %e, "recording the end of a task run failed");
             }
-            addr.do_send(Finished(run.task.clone()));
+            addr.do_send(Finished(run.task.clone(), run_cancel));
         }));
         Ok(id)
     }
@@ -607,10 +616,10 @@ impl Handler<Command> for SchedulerActor {
 impl Handler<Finished> for SchedulerActor {
     type Result = ();
 
-    fn handle(&mut self, Finished(name): Finished, ctx: &mut Self::Context) {
+    fn handle(&mut self, Finished(name, run): Finished, ctx: &mut Self::Context) {
         let who = self.who.clone();
         guarded(&who, self, ctx, |act, ctx| {
-            act.finished(&name);
+            act.finished(&name, &run);
             act.schedule_tick(ctx);
         });
     }
