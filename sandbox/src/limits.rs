@@ -44,6 +44,7 @@ pub struct Limits {
     /// Maximum size of the `shared` store's contents in bytes (namespaces, keys and values as
     /// JSON), all namespaces together.
     #[serde(default = "default_max_shared_bytes")]
+    #[schemars(range(min = 1))]
     pub max_shared_bytes: usize,
     /// Wall-clock time one call may take, in milliseconds.
     #[serde(default = "default_timeout_ms")]

@@ -91,6 +91,24 @@ input_processor:
     Server::start_with_config_env(yaml, &[("model.avsc", MODEL), ("tag.rhai", tag)], env)
 }
 
+/// The intake log's write fails (the disk is full, say): the object is refused, every later one
+/// too, and /health says so (503 failed) instead of ready, for a load balancer and an
+/// orchestrator to act on.
+#[test]
+fn a_failed_intake_log_refuses_objects_and_health_says_so() {
+    let server = tagging(&[("FAILPOINTS", "intake-log-write=return")]);
+    server.get("/health").assert_status(200, "ready before any write");
+    let refused = server.post_json("/http", &json!({"Item": {"id": 1}}));
+    assert!(refused.status >= 500, "a write that failed: {} {}", refused.status, refused.body);
+    let later = server.post_json("/http", &json!({"Item": {"id": 2}}));
+    assert!(later.status >= 500, "refused until restart: {} {}", later.status, later.body);
+    let health = server.get("/health");
+    health.assert_status(503, "the intake log failed");
+    assert_eq!(health.json()["status"], "failed", "{}", health.body);
+    assert!(health.json()["error"].as_str().is_some_and(|e| e.contains("injected")), "{}", health.body);
+    assert!(server.repair_entries("").is_empty() && server.data("Item", "").is_empty(), "nothing kept");
+}
+
 #[test]
 fn a_pipeline_worker_that_panics_is_replaced_and_its_object_waits_in_the_repair_queue() {
     let server = tagging(&[("FAILPOINTS", "pipeline-step/tag=2*off->1*panic(injected into a step)->off")]);

@@ -247,6 +247,9 @@ fn the_permission_matrix() {
     let answer = who["user"].send("POST", "/graphql", Some(&introspect));
     answer.assert_status(200, "introspection as user");
     assert!(answer.json()["data"]["__schema"].is_null() && !answer.body.contains("Book"), "{}", answer.body);
+    // Nor do the errors of a misspelt name ("Did you mean Book?").
+    let misspelt = who["user"].send("POST", "/graphql", Some(&json!({"query": "{ Boo { id } }"})));
+    assert!(!misspelt.body.contains("Book"), "{}", misspelt.body);
     let answer = who["librarian"].send("POST", "/graphql", Some(&introspect)).json();
     let names = answer["data"]["__schema"]["types"].to_string();
     assert!(names.contains("\"Book\""), "{answer}");

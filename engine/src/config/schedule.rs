@@ -1,6 +1,6 @@
 //! Cron schedules as TDG writes them (tasks, archivation): six fields with seconds first
 //! (`"0 */5 * * * *"`), or seven with a year, and days of the week numbered 0-6 from Sunday
-//! (TDG 2.16.1.10). The `cron` crate numbers days of the week 1-7 from Sunday, so the numbers of
+//! (TDG 2.16.1.10; 7 is Sunday too, as most crons read it). The `cron` crate numbers days of the week 1-7 from Sunday, so the numbers of
 //! that field are shifted before it parses; names (`MON-FRI`) pass as they are.
 
 use std::str::FromStr;
@@ -26,6 +26,8 @@ fn days_for_the_crate(field: &str) -> Result<String, String> {
             .split('-')
             .map(|part| match part.parse::<u8>() {
                 Ok(n @ 0..=6) => Ok((n + 1).to_string()),
+                // Sunday again, as most crons read it.
+                Ok(7) => Ok("1".to_string()),
                 Ok(n) => Err(format!("day of the week {n}: days are 0-6, Sunday 0 (or names: SUN-SAT)")),
                 Err(_) => Ok(part.to_string()),
             })
@@ -60,7 +62,8 @@ mod tests {
         assert_eq!(days("0 0 3 * * 1-5/2", 3), [Mon, Wed, Fri]);
         assert_eq!(days("0 0 3 * * MON-FRI", 2), [Mon, Tue]);
         assert_eq!(days("0 */5 * * * *", 1), [Sun]);
-        assert!(parse("0 0 3 * * 7").unwrap_err().contains("days are 0-6"));
+        assert_eq!(days("0 0 3 * * 7", 1), [Sun], "7 is Sunday too");
+        assert!(parse("0 0 3 * * 8").unwrap_err().contains("days are 0-6"));
         assert!(parse("not cron").is_err());
     }
 }

@@ -451,7 +451,8 @@ pub struct TaskConfig {
     #[serde(default)]
     #[schemars(range(min = 0, max = 31536000))]
     pub pause_sec: Option<f64>,
-    /// Periodical tasks: a cron expression with seconds (`"0 */5 * * * *"`: every five minutes).
+    /// Periodical tasks: a cron expression with seconds (`"0 */5 * * * *"`: every five minutes);
+    /// days of the week 0-6 from Sunday 0, as TDG.
     #[serde(default)]
     pub schedule: Option<String>,
 }
@@ -519,7 +520,8 @@ pub struct ArchivationRule {
     /// the store).
     #[schemars(range(min = 0))]
     pub lifetime_days: f64,
-    /// When to archive: a cron expression with seconds (`"0 0 0 * * *"`: daily at midnight UTC).
+    /// When to archive: a cron expression with seconds (`"0 0 0 * * *"`: daily at midnight UTC);
+    /// days of the week 0-6 from Sunday 0, as TDG.
     pub schedule: String,
     /// The folder of the archive files (created when missing; relative to the working directory).
     pub dir: String,

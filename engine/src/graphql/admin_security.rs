@@ -686,6 +686,15 @@ fn mutations() -> Vec<Object> {
             )
             .field(
                 op("self_modify", user(), One, None, true, |c| {
+                    if crate::security::ldap::domain_of(&c.ldap, &c.caller.subject).is_some() {
+                        return Err(coded(
+                            format!(
+                                "{} signs in through LDAP: its password is changed in the directory",
+                                c.caller.subject
+                            ),
+                            "BAD_REQUEST",
+                        ));
+                    }
                     let changed = c.security.change_password(
                         c.turn()?,
                         &c.caller.subject,
@@ -697,7 +706,29 @@ fn mutations() -> Vec<Object> {
                     match changed {
                         Ok(u) => Ok(user_value(&u, None)),
                         Err(SignInError::Internal(e)) => Err(failed(e)),
-                        Err(e) => Err(coded(format!("the old password is not accepted: {e}"), "FORBIDDEN")),
+                        Err(e) => {
+                            // A block that wrong old passwords brought is an alarm, as a sign-in's is.
+                            let blocked = match &e {
+                                SignInError::LockedOut(n) => Some((
+                                    "locked out",
+                                    format!("blocked after {n} failed attempts (old passwords of a change)"),
+                                )),
+                                SignInError::Lapsed(why) => Some(("blocked", why.clone())),
+                                _ => None,
+                            };
+                            if let (Some((outcome, message)), Some(audit)) = (blocked, c.audit.as_deref()) {
+                                audit.record(crate::security::audit::Event::now(
+                                    crate::security::audit::Severity::Alarm,
+                                    &c.caller.subject,
+                                    c.source.clone(),
+                                    "account",
+                                    "user.self_modify".into(),
+                                    outcome.into(),
+                                    message,
+                                ));
+                            }
+                            Err(coded(format!("the old password is not accepted: {e}"), "FORBIDDEN"))
+                        }
                     }
                 })
                 .argument(arg("old_password", string_nn()))

@@ -211,7 +211,9 @@ pub fn data_schema(model: &Model, config: &Config) -> Result<SchemaBuilder, Vec<
     }
     let mut builder = Schema::build("Query", has_mutations.then_some("Mutation"), None)
         .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY);
+        .limit_complexity(MAX_COMPLEXITY)
+        // "Did you mean Book?" would tell a caller who may not see the model its names.
+        .disable_suggestions();
     let (objects, inputs) = types::model_types(model);
     for scalar in types::scalars() {
         builder = builder.register(scalar);

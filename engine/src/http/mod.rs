@@ -51,6 +51,11 @@ pub fn error(status: actix_web::http::StatusCode, message: impl Into<String>) ->
 }
 
 async fn health(state: web::Data<AppState>) -> HttpResponse {
+    // Ready but refusing every object (its intake log cannot write): not healthy, so that a
+    // load balancer sends elsewhere and an orchestrator restarts it.
+    if let Some(error) = state.engine.intake_failure() {
+        return HttpResponse::ServiceUnavailable().json(json!({"status": "failed", "error": error}));
+    }
     match state.engine.state() {
         State::Ready => HttpResponse::Ok().json(json!({"status": "ready"})),
         State::Starting => HttpResponse::ServiceUnavailable().json(json!({"status": "starting"})),

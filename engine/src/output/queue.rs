@@ -388,11 +388,20 @@ impl OutputQueue {
             if id_of_key(&k).is_some_and(|id| skip.contains(&id)) {
                 continue;
             }
-            match crate::storage::from_stored::<Delivery>(&bytes) {
-                Ok(d) if d.next_at_ms > now_ms => {
+            // Its retry time first, without building the object it carries.
+            #[derive(serde::Deserialize)]
+            struct RetryAt {
+                #[serde(default)]
+                next_at_ms: i64,
+            }
+            if let Ok(RetryAt { next_at_ms }) = crate::storage::from_stored::<RetryAt>(&bytes) {
+                if next_at_ms > now_ms {
                     passed += 1;
-                    next_due = Some(next_due.map_or(d.next_at_ms, |t| t.min(d.next_at_ms)));
+                    next_due = Some(next_due.map_or(next_at_ms, |t| t.min(next_at_ms)));
+                    continue;
                 }
+            }
+            match crate::storage::from_stored::<Delivery>(&bytes) {
                 Ok(d) => out.push(d),
                 Err(e) => tracing::error!(key = %hex::encode(&k), error = %e, "skipping an unreadable delivery"),
             }

@@ -208,6 +208,11 @@ impl Processor {
         Ok(())
     }
 
+    /// Why objects cannot be accepted until a restart (the intake log failed), if so.
+    pub fn intake_failure(&self) -> Option<String> {
+        self.intake_log.failed().map(|e| e.to_string())
+    }
+
     /// Current state.
     pub fn state(&self) -> State {
         match self.state.load(Ordering::Acquire) {

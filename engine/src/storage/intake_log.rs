@@ -461,6 +461,12 @@ impl IntakeLog {
         Ok((async move { rx.await.unwrap_or(Err(IntakeLogError::Closed)) }, unsettled))
     }
 
+    /// Why the log refuses every record until a restart (a write or its disk wait failed), if it
+    /// does.
+    pub fn failed(&self) -> Option<IntakeLogError> {
+        self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner).failed.clone()
+    }
+
     /// Flush what is pending and stop the flusher (shutdown).
     pub fn close(&self) {
         let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
@@ -580,11 +586,14 @@ impl IntakeLog {
 }
 
 /// Writes `bytes` at the end of `file` and waits for them to be on disk. A test build's failpoint
-/// `intake-log-write` fails it, 200 ms later (as a disk gives up), for the log in the folder its
-/// argument names (`return(/the/folder)`).
+/// `intake-log-write` (a process's one log), or `intake-log-write:FOLDER` (the log's folder in its
+/// name, so that logs side by side in unit tests have their own), fails it, 200 ms later (as a
+/// disk gives up).
 fn write_durably(file: &mut File, bytes: &[u8], dir: &Path) -> std::io::Result<()> {
     #[cfg(feature = "failpoints")]
-    if fail::eval("intake-log-write", |only| only.is_some_and(|only| dir.starts_with(only))) == Some(true) {
+    if fail::eval("intake-log-write", |_| ()).is_some()
+        || fail::eval(&format!("intake-log-write:{}", dir.display()), |_| ()).is_some()
+    {
         std::thread::sleep(Duration::from_millis(200));
         return Err(std::io::Error::other("injected by the failpoint intake-log-write"));
     }
@@ -951,7 +960,8 @@ mod tests {
         let (wal, _) = open(dir.path(), &db);
         let (first, _) = wal.append(&mut note("first")).unwrap();
         first.await.unwrap();
-        fail::cfg("intake-log-write", &format!("1*return({})", dir.path().display())).unwrap();
+        let failpoint = format!("intake-log-write:{}", dir.path().join("wal").display());
+        fail::cfg(&failpoint, "1*return").unwrap();
         let (failing, _) = wal.append(&mut note("failing")).unwrap();
         // The flusher is in the failed write now (it takes 200 ms), or about to be.
         std::thread::sleep(Duration::from_millis(50));
@@ -963,6 +973,7 @@ mod tests {
             Err(e) => panic!("{e}"),
         }
         assert!(matches!(wal.append(&mut note("after")), Err(IntakeLogError::Io { .. })));
+        fail::remove(&failpoint);
         wal.close();
         drop(wal);
         let (_, recovered) = open(dir.path(), &db);

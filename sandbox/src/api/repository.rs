@@ -356,8 +356,11 @@ pub(crate) fn module(repo: Arc<dyn DataAccess>, limits: &crate::Limits, compiled
 
     let put = move |r: &dyn DataAccess, t: &str, obj: &Dynamic, o: Option<&Dynamic>| {
         let c = conv("put");
-        check_data("repository::put", DataNeed::Write(t)).map_err(host_error)?;
         let (obj, opts) = (c.arg("object", obj)?, c.options(o)?);
+        // `if_not_exists` answers the object already stored: a read as well.
+        let reads = opts.get("if_not_exists").and_then(serde_json::Value::as_bool) == Some(true);
+        let need = if reads { DataNeed::ReadWrite(t) } else { DataNeed::Write(t) };
+        check_data("repository::put", need).map_err(host_error)?;
         c.result(r.put(t, &obj, &opts))
     };
     let r = repo.clone();

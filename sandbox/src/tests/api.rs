@@ -327,6 +327,8 @@ fn a_call_on_a_callers_behalf_checks_every_repository_call_before_the_host_sees_
     assert_eq!(run(r#"repository::get("User", "id", 1).name"#).unwrap(), json!("ann"));
     for (src, refused) in [
         (r#"repository::put("User", #{id: 2, name: "bob"})"#, r#"Write("User")"#),
+        // `if_not_exists` answers the stored object: it reads, too.
+        (r#"repository::put("User", #{id: 1, name: "x"}, #{if_not_exists: true})"#, r#"ReadWrite("User")"#),
         (r#"repository::update("User", [], [["$name", "set", "x"]])"#, r#"ReadWrite("User")"#),
         (r#"repository::delete("User", [])"#, r#"ReadWrite("User")"#),
         (r#"repository::find("Secret", [])"#, r#"Read("Secret")"#),
@@ -342,10 +344,10 @@ fn a_call_on_a_callers_behalf_checks_every_repository_call_before_the_host_sees_
     );
     assert_eq!(f.repo.objects.lock().unwrap().len(), 1);
     assert!(f.repo.jobs.lock().unwrap().is_empty());
-    assert_eq!(scope.0.lock().unwrap().len(), 8);
+    assert_eq!(scope.0.lock().unwrap().len(), 9);
     // A call without a scope (a pipeline) is not checked.
     f.run(r#"repository::put("Secret", #{id: 1})"#, json!(null)).unwrap();
-    assert_eq!(scope.0.lock().unwrap().len(), 8);
+    assert_eq!(scope.0.lock().unwrap().len(), 9);
 }
 
 #[test]
