@@ -147,16 +147,34 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+fn init_logging(format: LogFormat, level: &str) -> Result<(), String> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) => tracing_subscriber::EnvFilter::try_new(&spec).map_err(|e| format!("RUST_LOG \"{spec}\": {e}"))?,
+        Err(_) => {
+            // A level, or directives (`info,ferrogrid_engine=debug`); a bare word would be read
+            // as a target's name and turn every level on for it.
+            let level_or_directives =
+                level.parse::<tracing_subscriber::filter::LevelFilter>().is_ok() || level.contains('=');
+            tracing_subscriber::EnvFilter::try_new(level).ok().filter(|_| level_or_directives).ok_or_else(|| {
+                format!("--log-level \"{level}\": error, warn, info, debug, trace or off (or target=level directives)")
+            })?
+        }
+    };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
+        LogFormat::Json => {
+            builder.json().flatten_event(true).with_current_span(false).init();
+            // A panic is a log line too (the engine survives most: an actor restarts, a worker
+            // is replaced), not lines of text among the JSON.
+            std::panic::set_hook(Box::new(|info| {
+                let thread = std::thread::current().name().unwrap_or("unnamed").to_string();
+                tracing::error!(thread, panic = %info, "panicked");
+            }));
+        }
     }
+    Ok(())
 }
 
 /// Configure the failpoints named in `FAILPOINTS` (`name=actions;...`, the `fail` crate's
@@ -182,7 +200,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = matches!(cli.command, Command::Test { .. });
     let level = cli.log_level.clone().unwrap_or_else(|| if quiet { "error" } else { "info" }.to_string());
-    init_logging(cli.log_format, &level);
+    if let Err(e) = init_logging(cli.log_format, &level) {
+        eprintln!("ferrogrid: {e}");
+        return ExitCode::FAILURE;
+    }
+    let json_logs = matches!(cli.log_format, LogFormat::Json);
     if let Err(e) = setup_failpoints() {
         eprintln!("ferrogrid: {e}");
         return ExitCode::FAILURE;
@@ -195,7 +217,10 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
-                    eprintln!("ferrogrid: {e:#}");
+                    // Said once: as a JSON line, or also as text for a person at a terminal.
+                    if !json_logs {
+                        eprintln!("ferrogrid: {e:#}");
+                    }
                     ExitCode::FAILURE
                 }
             }

@@ -109,6 +109,38 @@ fn a_failed_intake_log_refuses_objects_and_health_says_so() {
     assert!(server.repair_entries("").is_empty() && server.data("Item", "").is_empty(), "nothing kept");
 }
 
+/// With `--log-format json` every line the process writes is a JSON object, a panic's too (the
+/// engine survives it: the object waits in the repair queue), and a log level that does not
+/// parse is refused at start rather than ignored.
+#[test]
+fn json_logs_are_json_lines_panics_included() {
+    let mut server = tagging(&[
+        ("FERROGRID_LOG_FORMAT", "json"),
+        ("FAILPOINTS", "pipeline-step/tag=1*panic(injected into a step)->off"),
+    ]);
+    assert_eq!(server.post_sync(&json!({"Item": {"id": 1, "n": 0}}))["status"], "repair");
+    assert_eq!(server.post_sync(&json!({"Item": {"id": 2, "n": 0}}))["status"], "stored");
+    server.stop();
+    let output = server.output();
+    let lines: Vec<Value> = output
+        .lines()
+        // (the harness's own "===== start #N" lines aside)
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("===== "))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["message"] == "panicked" && l["panic"].to_string().contains("injected into a step")),
+        "{output}"
+    );
+    let refused = ferrogrid_tests::ferrogrid_command()
+        .args(["check", "--log-level", "loud", "samples/quickstart"])
+        .current_dir(ferrogrid_tests::workspace_root())
+        .output()
+        .expect("run ferrogrid check");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--log-level \"loud\""), "{refused:?}");
+}
+
 #[test]
 fn a_pipeline_worker_that_panics_is_replaced_and_its_object_waits_in_the_repair_queue() {
     let server = tagging(&[("FAILPOINTS", "pipeline-step/tag=2*off->1*panic(injected into a step)->off")]);
