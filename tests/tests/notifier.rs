@@ -82,8 +82,9 @@ fn a_flood_of_failures_brings_one_mail_per_interval_and_nothing_is_lost() {
     let allowed = 1 + (flood.elapsed().as_secs() / interval) as usize;
     assert!(mails.len() <= allowed, "{} mails in {:?} (interval {interval} s)", mails.len(), flood.elapsed());
     for pair in arrivals.windows(2) {
-        // Seen by polling every 50 ms: a little slack.
-        assert!(pair[1] - pair[0] >= Duration::from_millis(interval * 1000 - 300), "two mails too close: {arrivals:?}");
+        // Seen by polling every 50 ms, each after its own SMTP round trip on a busy machine: half
+        // the interval tells a burst (two mails at once) from a mail an interval, with slack.
+        assert!(pair[1] - pair[0] >= Duration::from_millis(interval * 500), "two mails at once: {arrivals:?}");
     }
     let first = &mails[0];
     for part in ["petrov@example.com", "ops@example.com", "TDG_repair_queue", "https://grid.example.com/admin/#/repair"]
