@@ -40,12 +40,7 @@ async fn summary(state: web::Data<AppState>) -> HttpResponse {
 const QUEUE: Queue = Queue::FailedJobs;
 
 async fn list(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    // Newest first, as a page of it and the other queues.
-    listing(&req, &state, QUEUE, |mut items| {
-        items.reverse();
-        json!({"total": items.len(), "items": items})
-    })
-    .await
+    listing(&req, &state, QUEUE).await
 }
 
 async fn get_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {

@@ -58,12 +58,7 @@ async fn queues(state: web::Data<AppState>) -> HttpResponse {
 const QUEUE: Queue = Queue::OutputRepair;
 
 async fn list(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    // Newest first, as the repair queue.
-    listing(&req, &state, QUEUE, |mut items| {
-        items.reverse();
-        json!({"total": items.len(), "items": items})
-    })
-    .await
+    listing(&req, &state, QUEUE).await
 }
 
 async fn get_one(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {

@@ -131,20 +131,18 @@ pub(super) async fn listed(req: &HttpRequest, state: &AppState, queue: Queue) ->
     state.engine.repairs().all(queue, filter).await.map_err(action_error)
 }
 
-/// The listing of `queue` a request asks for: with `first` or `after`, one page newest first and
-/// the cursor of the next (`{"items", "cursor"}`); without, every matching item, answered as
-/// `all_in_order` makes them.
-pub(super) async fn listing(
-    req: &HttpRequest,
-    state: &AppState,
-    queue: Queue,
-    all_in_order: fn(Vec<ParkedItem>) -> serde_json::Value,
-) -> HttpResponse {
+/// The listing of `queue` a request asks for, newest first: with `first` or `after`, one page and
+/// the cursor of the next (`{"items", "cursor"}`); without, every matching item and how many
+/// (`{"total", "items"}`).
+pub(super) async fn listing(req: &HttpRequest, state: &AppState, queue: Queue) -> HttpResponse {
     let paged = web::Query::<FilterQuery>::from_query(req.query_string())
         .is_ok_and(|q| q.first.is_some() || q.after.as_deref().is_some_and(|a| !a.is_empty()));
     if !paged {
         return match listed(req, state, queue).await {
-            Ok(items) => HttpResponse::Ok().json(all_in_order(items)),
+            Ok(mut items) => {
+                items.reverse();
+                HttpResponse::Ok().json(json!({"total": items.len(), "items": items}))
+            }
             Err(r) => r,
         };
     }
