@@ -148,30 +148,46 @@ fn smtp_config(server: &MailServer, to: &[String]) -> SmtpOutputConfig {
     }
 }
 
-/// The notes of entries not told of yet.
+/// The notes of entries not told of yet: how many, the first ones (quoted in the mail) and the
+/// last one's key (the notes told of are those up to it; a note added meanwhile comes after it,
+/// its key being a v7 UUID). Held in memory whatever their number (a mail server down for a day
+/// while failures pour in).
 struct Notes {
-    /// The first ones (quoted in the mail).
+    count: usize,
     first: Vec<Value>,
-    /// Every note's key.
-    keys: Vec<Vec<u8>>,
+    last: Option<Vec<u8>>,
 }
 
 fn notes(db: &Db) -> Result<Notes, StorageError> {
-    let (mut keys, mut first) = (Vec::new(), Vec::new());
+    let (mut count, mut first, mut last) = (0, Vec::new(), None);
     for item in db.scan_prefix(Keyspace::Notify, &[]) {
         let (key, value) = item?;
         if first.len() < QUOTED {
             first.push(crate::storage::from_stored(&value).unwrap_or(Value::Null));
         }
-        keys.push(key.to_vec());
+        count += 1;
+        last = Some(key.to_vec());
     }
-    Ok(Notes { first, keys })
+    Ok(Notes { count, first, last })
 }
 
-fn remove(db: &Db, keys: &[Vec<u8>]) -> Result<(), StorageError> {
-    for chunk in keys.chunks(REMOVE_BATCH) {
+/// Remove the notes up to `last`, a batch a commit.
+fn remove(db: &Db, last: Option<&[u8]>) -> Result<(), StorageError> {
+    let Some(last) = last else { return Ok(()) };
+    loop {
+        let mut batch = Vec::with_capacity(REMOVE_BATCH);
+        for item in db.scan_prefix(Keyspace::Notify, &[]) {
+            let (key, _) = item?;
+            if key.as_ref() > last || batch.len() >= REMOVE_BATCH {
+                break;
+            }
+            batch.push(key.to_vec());
+        }
+        if batch.is_empty() {
+            break;
+        }
         db.write(|tx| {
-            for key in chunk {
+            for key in &batch {
                 tx.remove(Keyspace::Notify, key);
             }
             Ok::<_, StorageError>(())
@@ -216,17 +232,16 @@ fn mail(count: usize, first: &[Value], link: Option<&str>, to: Vec<String>) -> V
 async fn pass(engine: Arc<Processor>, settings: NotifierSection) -> Result<usize, String> {
     let db = engine.runtime().db.clone();
     let read = db.clone();
-    let Notes { first, keys } = tokio::task::spawn_blocking(move || notes(&read))
+    let Notes { count, first, last } = tokio::task::spawn_blocking(move || notes(&read))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-    let count = keys.len();
     if count == 0 {
         return Ok(0);
     }
     let Some(server) = settings.mail_server.as_ref().filter(|_| active(&settings)) else {
         // Nobody to tell any more: the notes go.
-        tokio::task::spawn_blocking(move || remove(&db, &keys))
+        tokio::task::spawn_blocking(move || remove(&db, last.as_deref()))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
@@ -246,7 +261,7 @@ async fn pass(engine: Arc<Processor>, settings: NotifierSection) -> Result<usize
         .send(Outgoing::new(mail(count, &first, settings.link.as_deref(), to), "notifier"))
         .await
         .map_err(|e| e.to_string())?;
-    tokio::task::spawn_blocking(move || remove(&db, &keys))
+    tokio::task::spawn_blocking(move || remove(&db, last.as_deref()))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;

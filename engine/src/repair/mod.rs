@@ -58,7 +58,7 @@ pub enum RepairError {
 fn notice(entry: &Entry) -> Vec<u8> {
     let summary = serde_json::json!({
         "id": entry.id, "input": entry.input, "routing_key": entry.routing_key,
-        "stage": entry.stage, "error": entry.error, "at": entry.updated_at,
+        "stage": entry.stage, "error": entry.error.as_deref().map(crate::journal::clip), "at": entry.updated_at,
     });
     serde_json::to_vec(&summary).unwrap_or_default()
 }
