@@ -251,11 +251,13 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     if let Err(e) = crate::notifier::refresh(&engine) {
         tracing::error!(error = %e, "reading the notifier settings failed: no repair-queue notices until they are set again");
     }
-    engine.set_ready();
     engine.resume()?;
     // Indexes a model change added are built now, in the background; outputs and the inputs
-    // that fetch by themselves (Kafka) start.
+    // that fetch by themselves (Kafka) start. Ready (accepting, /health 200) only once they did:
+    // a start that fails here has acknowledged nothing (a Kafka input's messages wait while the
+    // engine starts).
     live.start().await?;
+    engine.set_ready();
     tracing::info!(listen = %options.listen, config = %chosen.source, version, data_dir = %options.data_dir.display(), "ferrogrid is ready");
 
     let signal = signals.wait().await?;
