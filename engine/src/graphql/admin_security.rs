@@ -686,15 +686,8 @@ fn mutations() -> Vec<Object> {
             )
             .field(
                 op("self_modify", user(), One, None, true, |c| {
-                    if crate::security::ldap::domain_of(&c.ldap, &c.caller.subject).is_some() {
-                        return Err(coded(
-                            format!(
-                                "{} signs in through LDAP: its password is changed in the directory",
-                                c.caller.subject
-                            ),
-                            "BAD_REQUEST",
-                        ));
-                    }
+                    crate::security::ldap::check_own_password_change(&c.ldap, &c.caller.subject)
+                        .map_err(|e| coded(e, "BAD_REQUEST"))?;
                     let changed = c.security.change_password(
                         c.turn()?,
                         &c.caller.subject,
@@ -707,25 +700,10 @@ fn mutations() -> Vec<Object> {
                         Ok(u) => Ok(user_value(&u, None)),
                         Err(SignInError::Internal(e)) => Err(failed(e)),
                         Err(e) => {
-                            // A block that wrong old passwords brought is an alarm, as a sign-in's is.
-                            let blocked = match &e {
-                                SignInError::LockedOut(n) => Some((
-                                    "locked out",
-                                    format!("blocked after {n} failed attempts (old passwords of a change)"),
-                                )),
-                                SignInError::Lapsed(why) => Some(("blocked", why.clone())),
-                                _ => None,
-                            };
-                            if let (Some((outcome, message)), Some(audit)) = (blocked, c.audit.as_deref()) {
-                                audit.record(crate::security::audit::Event::now(
-                                    crate::security::audit::Severity::Alarm,
-                                    &c.caller.subject,
-                                    c.source.clone(),
-                                    "account",
-                                    "user.self_modify".into(),
-                                    outcome.into(),
-                                    message,
-                                ));
+                            let alarm =
+                                e.password_change_alarm(&c.caller.subject, c.source.clone(), "user.self_modify");
+                            if let (Some(alarm), Some(audit)) = (alarm, c.audit.as_deref()) {
+                                audit.record(alarm);
                             }
                             Err(coded(format!("the old password is not accepted: {e}"), "FORBIDDEN"))
                         }

@@ -355,11 +355,9 @@ async fn change_password(
     if session.is_none() {
         return error(StatusCode::BAD_REQUEST, format!("{} is a token: tokens have no password", who.subject));
     }
-    if crate::security::ldap::domain_of(&state.engine.runtime().config.ldap, &who.subject).is_some() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("{} signs in through LDAP: its password is changed in the directory", who.subject),
-        );
+    if let Err(e) = crate::security::ldap::check_own_password_change(&state.engine.runtime().config.ldap, &who.subject)
+    {
+        return error(StatusCode::BAD_REQUEST, e);
     }
     let settings = settings(&state, &security);
     let login = who.subject.clone();
@@ -380,24 +378,8 @@ async fn change_password(
         // caller is signed in.
         Ok(Err(SignInError::Internal(e))) => super::security::failed(e),
         Ok(Err(e)) => {
-            // A block that wrong old passwords brought is an alarm, as a sign-in's is.
-            let blocked = match &e {
-                SignInError::LockedOut(n) => {
-                    Some(("locked out", format!("blocked after {n} failed attempts (old passwords of a change)")))
-                }
-                SignInError::Lapsed(why) => Some(("blocked", why.clone())),
-                _ => None,
-            };
-            if let Some((outcome, message)) = blocked {
-                audit.record(Event::now(
-                    Severity::Alarm,
-                    &subject,
-                    source_of(&req),
-                    "account",
-                    "PUT /admin/api/password".into(),
-                    outcome.into(),
-                    message,
-                ));
+            if let Some(alarm) = e.password_change_alarm(&subject, source_of(&req), "PUT /admin/api/password") {
+                audit.record(alarm);
             }
             HttpResponse::Forbidden()
                 .json(json!({"error": format!("the old password is not accepted: {e}"), "reason": e.code()}))

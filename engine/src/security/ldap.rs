@@ -118,6 +118,15 @@ pub fn check_local_login(domains: &[LdapDomain], login: &str) -> Result<(), supe
     }
 }
 
+/// Refuses a password change of `login` when it signs in through a configured LDAP domain: its
+/// password is the directory's.
+pub fn check_own_password_change(domains: &[LdapDomain], login: &str) -> Result<(), String> {
+    match domain_of(domains, login) {
+        Some(_) => Err(format!("{login} signs in through LDAP: its password is changed in the directory")),
+        None => Ok(()),
+    }
+}
+
 /// The base DN of `domain`: `dc=` per component.
 fn base_dn(domain: &str) -> String {
     domain

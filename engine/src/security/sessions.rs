@@ -190,6 +190,28 @@ impl From<crate::storage::StorageError> for SignInError {
 }
 
 impl SignInError {
+    /// The ALARM to record when this refusal of a password change's old password blocked the
+    /// user (as a sign-in's lock-out is recorded): `None` for other refusals. `object` is the
+    /// request (`PUT /admin/api/password`, `user.self_modify`).
+    pub fn password_change_alarm(&self, subject: &str, source: String, object: &str) -> Option<super::audit::Event> {
+        let (outcome, message) = match self {
+            SignInError::LockedOut(n) => {
+                ("locked out", format!("blocked after {n} failed attempts (old passwords of a change)"))
+            }
+            SignInError::Lapsed(why) => ("blocked", why.clone()),
+            _ => return None,
+        };
+        Some(super::audit::Event::now(
+            super::audit::Severity::Alarm,
+            subject,
+            source,
+            "account",
+            object.into(),
+            outcome.into(),
+            message,
+        ))
+    }
+
     /// The `reason` code clients see.
     pub fn code(&self) -> &'static str {
         match self {
