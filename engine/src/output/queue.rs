@@ -350,22 +350,7 @@ impl OutputQueue {
 
     /// Deliveries waiting for `output`, oldest first, at most `n`, leaving out `skip`.
     pub fn pending(&self, output: &str, skip: &HashSet<uuid::Uuid>, n: usize) -> Result<Vec<Delivery>, StorageError> {
-        let mut out = Vec::new();
-        for item in self.db.scan_prefix(Keyspace::OutputQueue, &pending_prefix(output)) {
-            if out.len() >= n {
-                break;
-            }
-            let (k, bytes) = item?;
-            // Skipped by the id in the key, without decoding the record.
-            if id_of_key(&k).is_some_and(|id| skip.contains(&id)) {
-                continue;
-            }
-            match crate::storage::from_stored::<Delivery>(&bytes) {
-                Ok(d) => out.push(d),
-                Err(e) => tracing::error!(key = %hex::encode(&k), error = %e, "skipping an unreadable delivery"),
-            }
-        }
-        Ok(out)
+        self.read(output, skip, n, None).map(|(out, _)| out)
     }
 
     /// Deliveries waiting for `output` that are due at `now_ms` (their retry time passed), oldest
@@ -379,26 +364,40 @@ impl OutputQueue {
         n: usize,
         now_ms: i64,
     ) -> Result<(Vec<Delivery>, Option<i64>), StorageError> {
+        self.read(output, skip, n, Some(now_ms))
+    }
+
+    /// [`Self::pending`] (`due_at` none: every delivery), or [`Self::due`].
+    fn read(
+        &self,
+        output: &str,
+        skip: &HashSet<uuid::Uuid>,
+        n: usize,
+        due_at: Option<i64>,
+    ) -> Result<(Vec<Delivery>, Option<i64>), StorageError> {
+        /// A delivery's retry time, read without building the object it carries.
+        #[derive(serde::Deserialize)]
+        struct RetryAt {
+            #[serde(default)]
+            next_at_ms: i64,
+        }
         let (mut out, mut next_due, mut passed) = (Vec::new(), None::<i64>, 0usize);
         for item in self.db.scan_prefix(Keyspace::OutputQueue, &pending_prefix(output)) {
             if out.len() >= n || passed >= NOT_DUE_SCANNED {
                 break;
             }
             let (k, bytes) = item?;
+            // Skipped by the id in the key, without decoding the record.
             if id_of_key(&k).is_some_and(|id| skip.contains(&id)) {
                 continue;
             }
-            // Its retry time first, without building the object it carries.
-            #[derive(serde::Deserialize)]
-            struct RetryAt {
-                #[serde(default)]
-                next_at_ms: i64,
-            }
-            if let Ok(RetryAt { next_at_ms }) = crate::storage::from_stored::<RetryAt>(&bytes) {
-                if next_at_ms > now_ms {
-                    passed += 1;
-                    next_due = Some(next_due.map_or(next_at_ms, |t| t.min(next_at_ms)));
-                    continue;
+            if let Some(now_ms) = due_at {
+                if let Ok(RetryAt { next_at_ms }) = crate::storage::from_stored::<RetryAt>(&bytes) {
+                    if next_at_ms > now_ms {
+                        passed += 1;
+                        next_due = Some(next_due.map_or(next_at_ms, |t| t.min(next_at_ms)));
+                        continue;
+                    }
                 }
             }
             match crate::storage::from_stored::<Delivery>(&bytes) {
