@@ -149,9 +149,9 @@ fn smtp_config(server: &MailServer, to: &[String]) -> SmtpOutputConfig {
 }
 
 /// The notes of entries not told of yet: how many, the first ones (quoted in the mail) and the
-/// last one's key (the notes told of are those up to it; a note added meanwhile comes after it,
-/// its key being a v7 UUID). Held in memory whatever their number (a mail server down for a day
-/// while failures pour in).
+/// last one's key (the notes told of are those up to it; a note committed meanwhile comes after
+/// it, notes being keyed in the order of their commits). Held in memory whatever their number (a
+/// mail server down for a day while failures pour in).
 struct Notes {
     count: usize,
     first: Vec<Value>,
@@ -325,5 +325,70 @@ impl Notifier {
         if let Err(e) = self.handle.await {
             tracing::warn!(error = %e, "the notifier ended badly");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repair::{Entry, Failure, RepairQueue};
+    use crate::storage::IntakeLog;
+
+    fn failure() -> Failure {
+        Failure {
+            stage: "routing",
+            function: None,
+            routing_key: Some("Parcel".into()),
+            error: "boom".into(),
+            object: None,
+        }
+    }
+
+    /// An object just received: in the intake log, not in the queue yet.
+    fn fresh(log: &IntakeLog, n: u64) -> Entry {
+        let mut entry = RepairQueue::new_entry("http", "http", json!({"Parcel": {"id": n}}));
+        let (_, unsettled) = log.append(&mut entry).unwrap();
+        entry.unsettled = Some(Arc::new(unsettled));
+        entry
+    }
+
+    #[test]
+    fn a_note_committed_after_the_notes_were_read_is_kept_whatever_its_entrys_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("db")).unwrap();
+        let queue = RepairQueue::open(db.clone(), 3).unwrap();
+        let (log, _) =
+            IntakeLog::open(&dir.path().join("wal"), &db, Keyspace::RepairQueue, |tx, e| queue.put_in(tx, e).unwrap())
+                .unwrap();
+        queue.set_notifying(true);
+        // Two objects arrive (ids in that order); the later one fails first.
+        let (early, late) = (fresh(&log, 1), fresh(&log, 2));
+        assert!(early.id < late.id);
+        queue.fail(&late, &failure(), |_, _| Ok(())).unwrap();
+        let read = notes(&db).unwrap();
+        assert_eq!(read.count, 1);
+        // The earlier one fails while the mail telling of the first is under way.
+        queue.fail(&early, &failure(), |_, _| Ok(())).unwrap();
+        remove(&db, read.last.as_deref()).unwrap();
+        let left = notes(&db).unwrap();
+        assert_eq!(left.count, 1, "the note written after the read waits for the next mail");
+        assert_eq!(left.first[0]["id"], json!(early.id));
+        // Across a reopen the notes go on in commit order.
+        log.close();
+        drop((log, queue, db));
+        let db = Db::open(dir.path().join("db")).unwrap();
+        let queue = RepairQueue::open(db.clone(), 3).unwrap();
+        let (log, _) =
+            IntakeLog::open(&dir.path().join("wal2"), &db, Keyspace::RepairQueue, |tx, e| queue.put_in(tx, e).unwrap())
+                .unwrap();
+        let third = fresh(&log, 3);
+        queue.fail(&third, &failure(), |_, _| Ok(())).unwrap();
+        let all = notes(&db).unwrap();
+        assert_eq!(all.count, 2);
+        assert_eq!(
+            all.first.iter().map(|n| n["id"].clone()).collect::<Vec<_>>(),
+            vec![json!(early.id), json!(third.id)]
+        );
+        log.close();
     }
 }

@@ -74,6 +74,23 @@ pub struct RepairQueue {
 /// process: a configuration apply builds a new queue, and it must note from its first failure.
 static NOTIFYING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Meta key of the number of the next note.
+const NOTE_COUNTER: &[u8] = b"notifier/next_note";
+
+/// The key of note number `n` of entry `id`: in the order of the commits that wrote them, as
+/// the notifier tells of the notes up to the last one it read and then removes those. (An
+/// entry's id is taken when its object arrives, so two failures commit in another order than
+/// their ids': keyed by id, a note committed just after the notifier read could sort before the
+/// last one it read and be removed untold.) The mark byte sorts them after notes keyed by id
+/// alone, as earlier versions wrote them.
+fn note_key(n: u64, id: &[u8; 16]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(25);
+    key.push(0xFF);
+    key.extend_from_slice(&n.to_be_bytes());
+    key.extend_from_slice(id);
+    key
+}
+
 fn key_of(id: &str) -> Result<[u8; 16], RepairError> {
     uuid::Uuid::parse_str(id).map(|u| *u.as_bytes()).map_err(|_| RepairError::BadId(id.to_string()))
 }
@@ -103,10 +120,18 @@ impl RepairQueue {
         NOTIFYING.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Stage the note of a new entry for the notification mail, when someone subscribed.
+    /// Stage the note of a new entry for the notification mail, when someone subscribed. Notes
+    /// are keyed in the order of their commits (see [`note_key`]).
     fn note_in(&self, tx: &mut WriteTx<'_>, entry: &Entry) -> Result<(), RepairError> {
         if NOTIFYING.load(std::sync::atomic::Ordering::Relaxed) {
-            tx.insert(Keyspace::Notify, &key_of(&entry.id)?, notice(entry));
+            let next = match tx.get(Keyspace::Meta, NOTE_COUNTER)? {
+                Some(bytes) => <[u8; 8]>::try_from(bytes.as_ref())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| RepairError::Storage(StorageError::Corrupt("the notifier's note counter".into())))?,
+                None => 0,
+            };
+            tx.insert(Keyspace::Meta, NOTE_COUNTER, next.wrapping_add(1).to_be_bytes().to_vec());
+            tx.insert(Keyspace::Notify, &note_key(next, &key_of(&entry.id)?), notice(entry));
         }
         Ok(())
     }
@@ -133,12 +158,10 @@ impl RepairQueue {
         Ok(())
     }
 
-    /// Write a new entry (durable only after `Db::sync`).
+    /// Write a new entry (durable only after `Db::sync`). It is noted for the notification mail
+    /// when it fails ([`RepairQueue::fail`]).
     pub fn add(&self, entry: &Entry) -> Result<(), RepairError> {
-        self.db.write(|tx| {
-            self.put_in(tx, entry)?;
-            self.note_in(tx, entry)
-        })?;
+        self.db.write(|tx| self.put_in(tx, entry))?;
         metrics().repair_depth.inc();
         Ok(())
     }
