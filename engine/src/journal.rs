@@ -431,7 +431,13 @@ impl Journal {
         } else {
             // Newest pages first; a page later than `to` can still hold older objects' events.
             let mut seen = HashSet::new();
-            'pages: for item in self.db.range(Keyspace::Journal, Bound::Unbounded, Bound::Unbounded, true) {
+            // A page is written after every event it holds, so the pages written before `from`
+            // (less a clock step back of a few seconds) hold none received since. (Not the
+            // page's last event's time: an event is stamped before it is queued, so a page can
+            // end with an event older than one in an earlier page.)
+            let lower = from.map(|f| page_key_at(f - 5_000));
+            let lower = lower.as_deref().map_or(Bound::Unbounded, Bound::Included);
+            'pages: for item in self.db.range(Keyspace::Journal, lower, Bound::Unbounded, true) {
                 let (_, stored) = item?;
                 let Some(page) = unpack(&stored) else { continue };
                 read += page.len();
@@ -454,15 +460,6 @@ impl Journal {
                         if ids.len() >= first {
                             break 'pages;
                         }
-                    }
-                }
-                // Past `from`: no page holds a newer object's first event... but objects received
-                // before `from` are not wanted anyway; stop once the page is older than `from`.
-                if let (Some(f), Some(last)) = (from, page.rsplit(|b| *b == b'\n').find(|l| !l.is_empty())) {
-                    let at = crate::storage::from_stored::<Value>(last).ok();
-                    let at = at.as_ref().and_then(|e| e.get("at")).and_then(Value::as_str);
-                    if at.and_then(|a| DateTime::parse_from_rfc3339(a).ok()).is_some_and(|a| a.timestamp_millis() < f) {
-                        break;
                     }
                 }
             }
@@ -809,6 +806,37 @@ mod tests {
         let error = events[0]["error"].as_str().unwrap();
         assert!(error.ends_with('…') && error.len() <= ERROR_MAX + '…'.len_utf8(), "{}", error.len());
         assert!(error.trim_end_matches('…').chars().all(|c| c == 'é'));
+    }
+
+    /// Events are stamped before they are queued: a page can end with an event older than the
+    /// events of the page before it. A search from a time still reads that page before.
+    #[test]
+    fn a_search_from_a_time_reads_every_page_written_since_whatever_their_last_event() {
+        let (_dir, db) = temp_db();
+        let journal = Journal::open(db.clone()).unwrap();
+        let now = Utc::now().timestamp_millis();
+        let at = |millis: i64| {
+            let t = DateTime::<Utc>::from_timestamp_millis(millis).unwrap();
+            let id = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+                uuid::NoContext,
+                t.timestamp() as u64,
+                t.timestamp_subsec_nanos(),
+            ));
+            (id.to_string(), t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        };
+        let ((x, x_at), (slow, slow_at)) = (at(now), at(now - 1_000));
+        let line = |id: &str, at: &str| {
+            format!("{{\"id\":\"{id}\",\"input\":\"http\",\"at\":\"{at}\",\"kind\":\"received\"}}\n")
+        };
+        let page = |millis: i64| page_key_at(millis);
+        db.put_each(vec![
+            (Keyspace::Journal, page(now + 10), Some(line(&x, &x_at).into_bytes())),
+            (Keyspace::Journal, page(now + 20), Some(line(&slow, &slow_at).into_bytes())),
+        ])
+        .unwrap();
+        let from = DateTime::<Utc>::from_timestamp_millis(now - 100).unwrap();
+        let found = journal.search(&JournalQuery { from: Some(from), ..Default::default() }).unwrap();
+        assert_eq!(found.iter().map(|o| o["id"].as_str().unwrap()).collect::<Vec<_>>(), [x.as_str()]);
     }
 
     #[test]
