@@ -26,14 +26,10 @@ pub struct Found {
     pub rank: usize,
 }
 
-/// Where a pass over a type got to.
+/// Where a pass over a type got to: the last object key read.
 #[derive(Debug, Clone, Default)]
 pub struct Cursor {
-    /// The last object key read.
     after: Option<Vec<u8>>,
-    /// The primary key of that object and how many of its versions came before.
-    pk: Option<Vec<u8>>,
-    rank: usize,
 }
 
 /// What one batch did.
@@ -78,20 +74,28 @@ pub fn step(
             .map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())))
             .collect::<Result<_, _>>()?;
         let mut picked: Vec<(Vec<u8>, Vec<u8>, Found)> = Vec::new();
+        let mut previous: Option<(Vec<u8>, usize)> = None;
         for (key, value) in &rows {
             let Some(split) = key.len().checked_sub(8).filter(|s| *s >= tp.len()) else {
                 return Err(StorageError::Corrupt(format!("bad object key of {}", spec.name)));
             };
             let pk = key[tp.len()..split].to_vec();
             let version = decode_u64_desc(&key[split..]).unwrap_or_default();
-            if next.pk.as_deref() == Some(pk.as_slice()) {
-                next.rank += 1;
-            } else {
-                next.pk = Some(pk.clone());
-                next.rank = 0;
-            }
+            // An object's versions are newest first. Its rank is counted in this commit where
+            // the batch starts inside its versions: what came before may have changed since the
+            // last batch (new versions; a purge and versions written again).
+            let rank = match previous.take() {
+                Some((last, rank)) if last == pk => rank + 1,
+                Some(_) => 0,
+                None => {
+                    let first = [tp.as_slice(), &pk].concat();
+                    tx.range(Keyspace::Objects, Bound::Included(first.as_slice()), Bound::Excluded(key), false)
+                        .try_fold(0usize, |n, item| item.map(|_| n + 1))?
+                }
+            };
+            previous = Some((pk.clone(), rank));
             let (deleted, object) = record::decode(value)?;
-            let found = Found { version, deleted, object, rank: next.rank };
+            let found = Found { version, deleted, object, rank };
             if select(&found) {
                 picked.push((key.clone(), pk, found));
             }
@@ -128,7 +132,7 @@ pub fn step(
 mod tests {
     use super::*;
     use crate::storage::test_util::{temp_db, user, user_spec};
-    use crate::storage::{objects, Condition, FindOptions, Op, PutOptions};
+    use crate::storage::{objects, Condition, DeleteOptions, FindOptions, Op, PutOptions};
     use serde_json::json;
 
     fn pass(db: &Db, spec: &TypeSpec, select: &dyn Fn(&Found) -> bool) -> u64 {
@@ -177,6 +181,52 @@ mod tests {
         assert!(objects::find(&db, &spec, &name, &FindOptions::default()).unwrap().items.is_empty());
         let then = FindOptions { version: Some(104), ..Default::default() };
         assert!(objects::find(&db, &spec, &name, &then).unwrap().items.is_empty());
+    }
+
+    /// A batch that starts inside an object's versions counts what comes before it as it is
+    /// then: purged and written again between two batches, the object's only version is its
+    /// current one, not the third of the versions the last batch saw.
+    #[test]
+    fn ranks_are_counted_as_stored_when_a_batch_starts_inside_an_objects_versions() {
+        let (_d, db) = temp_db();
+        let spec = user_spec();
+        let at = |v: u64| PutOptions { version: Some(v), ..Default::default() };
+        for v in [10, 20, 30] {
+            db.put_object(&spec, user(1), &at(v)).unwrap();
+        }
+        let shared = std::sync::Arc::new(spec.clone());
+        let keep_two = |f: &Found| f.rank >= 2;
+        let mut cursor = Cursor::default();
+        // The first batch reads versions 30 and 20 (ranks 0 and 1) and removes nothing.
+        let first = step(&db, &|| Some(shared.clone()), &mut cursor, 2, &keep_two, &mut |_| Ok(())).unwrap();
+        assert_eq!(first, Step { removed: 0, done: false });
+        let purge = DeleteOptions { first: Some(10), all_versions: true, permanent_delete: true, ..Default::default() };
+        db.delete_objects(&spec, &[], &purge).unwrap();
+        let mut again = user(1);
+        again["username"] = json!("again");
+        db.put_object(&spec, again, &at(5)).unwrap();
+        let second = step(&db, &|| Some(shared.clone()), &mut cursor, 2, &keep_two, &mut |_| Ok(())).unwrap();
+        assert_eq!(second, Step { removed: 0, done: true }, "the current version stays");
+        let by_name = [Condition::new("username", Op::Eq, json!("again"))];
+        assert_eq!(objects::find(&db, &spec, &by_name, &FindOptions::default()).unwrap().items.len(), 1);
+        // Versions written meanwhile count too: keep_version_count 1 over 3 new ones.
+        for v in [40, 50] {
+            db.put_object(&spec, user(1), &at(v)).unwrap();
+        }
+        let mut cursor = Cursor::default();
+        let keep_one = |f: &Found| f.rank >= 1;
+        let first = step(&db, &|| Some(shared.clone()), &mut cursor, 1, &keep_one, &mut |_| Ok(())).unwrap();
+        assert_eq!(first.removed, 0, "50, the current one");
+        db.put_object(&spec, user(1), &at(60)).unwrap();
+        let mut removed = 0;
+        while let Step { removed: r, done: false } =
+            step(&db, &|| Some(shared.clone()), &mut cursor, 1, &keep_one, &mut |_| Ok(())).unwrap()
+        {
+            removed += r;
+        }
+        let all = FindOptions { all_versions: true, first: Some(10), ..Default::default() };
+        let left: Vec<u64> = objects::find(&db, &spec, &[], &all).unwrap().items.iter().map(|s| s.version).collect();
+        assert_eq!((removed, left), (2, vec![60, 50]), "50 was read as current, 40 and 5 counted after 60");
     }
 
     #[test]
