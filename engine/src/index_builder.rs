@@ -60,6 +60,8 @@ impl BuilderActor {
         };
         let index = self.repository.index_name(&type_name, at).unwrap_or_default();
         let started = std::time::Instant::now();
+        // Test builds: `index-build-step=sleep(N)` makes each batch N ms slower.
+        fail::fail_point!("index-build-step");
         match self.repository.build_index_step(&type_name, at, BATCH) {
             Ok(step) => {
                 self.restarts = 0;

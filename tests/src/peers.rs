@@ -183,6 +183,19 @@ impl Broker {
         self.read_keyed(topic, partitions, count, timeout).into_iter().map(|(p, o, _, text)| (p, o, text)).collect()
     }
 
+    /// At least `count` messages of `topic` (waiting up to a minute for them), and any others a
+    /// read of `window` more finds: a topic that should hold `count` checked for more.
+    pub fn read_all(&self, topic: &str, partitions: i32, count: usize, window: Duration) -> Vec<(i32, i64, String)> {
+        let mut got = self.read_topic(topic, partitions, count, Duration::from_secs(60));
+        let seen: std::collections::BTreeSet<(i32, i64)> = got.iter().map(|(p, o, _)| (*p, *o)).collect();
+        got.extend(
+            self.read_topic(topic, partitions, usize::MAX, window)
+                .into_iter()
+                .filter(|(p, o, _)| !seen.contains(&(*p, *o))),
+        );
+        got
+    }
+
     /// [`Broker::read_topic`] with each message's key: (partition, offset, key, payload).
     pub fn read_keyed(
         &self,

@@ -185,14 +185,14 @@ impl Browser {
         found.as_array().map(|a| a.iter().filter_map(|v| element_of(v).ok()).collect()).context("elements")
     }
 
-    /// Poll `f` every 100 ms for up to 10 s.
+    /// Poll `f` every 100 ms for up to 30 s (two browsers and two servers share a busy machine).
     pub fn wait<T>(&self, what: &str, mut f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
         let started = Instant::now();
         loop {
             if let Some(v) = f() {
                 return Ok(v);
             }
-            if started.elapsed() > Duration::from_secs(10) {
+            if started.elapsed() > Duration::from_secs(30) {
                 bail!("timed out waiting for {what}");
             }
             std::thread::sleep(Duration::from_millis(100));

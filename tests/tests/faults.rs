@@ -69,7 +69,7 @@ output_processor:
     assert_eq!(restarts(&server, "output", "other"), 0.0, "the other output went on");
     assert!(server.output().contains("injected by the test"), "the panic is logged");
     assert!(server.get("/admin/api/output-repair").json()["items"].as_array().is_some_and(Vec::is_empty));
-    wait_until(Duration::from_secs(10), "both queues empty", || {
+    wait_until(Duration::from_secs(60), "both queues empty", || {
         let queues = server.get("/admin/api/output-queues").json();
         let items = queues["items"].as_array().cloned().unwrap_or_default();
         (items.len() == 2 && items.iter().all(|q| q["waiting"] == 0)).then_some(())

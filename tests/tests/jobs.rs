@@ -131,7 +131,7 @@ fn a_job_commits_with_its_object_and_a_failed_object_leaves_none() {
 
     let good = server.post_sync(&item(2, false, "record"));
     assert_eq!(good["status"], "stored", "{good}");
-    wait_until(Duration::from_secs(10), "the job of item 2 ran", || done(&server, 2).then_some(()));
+    wait_until(Duration::from_secs(60), "the job of item 2 ran", || done(&server, 2).then_some(()));
 
     let unknown = server.post_sync(&item(3, false, "no_such_job"));
     assert_eq!(unknown["status"], "repair");
@@ -142,7 +142,7 @@ fn a_job_commits_with_its_object_and_a_failed_object_leaves_none() {
 fn a_failing_job_waits_in_the_failed_queue_and_runs_after_the_fix() {
     let mut server = start();
     assert_eq!(server.post_sync(&item(5, false, "flaky"))["status"], "stored");
-    let parked = wait_until(Duration::from_secs(10), "the job fails", || failed(&server).into_iter().next());
+    let parked = wait_until(Duration::from_secs(60), "the job fails", || failed(&server).into_iter().next());
     assert_eq!(parked["name"], "flaky");
     assert_eq!(parked["args"], json!({"id": 5}));
     assert_eq!(parked["attempts"], 1);
@@ -151,7 +151,7 @@ fn a_failing_job_waits_in_the_failed_queue_and_runs_after_the_fix() {
 
     // Still broken: retried, failed again, attempts 2.
     server.post_empty(&format!("/admin/api/jobs/failed/{id}/retry")).assert_status(200, "retry");
-    wait_until(Duration::from_secs(10), "the second attempt fails", || {
+    wait_until(Duration::from_secs(60), "the second attempt fails", || {
         failed(&server).into_iter().find(|j| j["attempts"] == 2)
     });
 
@@ -170,7 +170,7 @@ fn a_failing_job_waits_in_the_failed_queue_and_runs_after_the_fix() {
     let r = server.post_empty("/admin/api/jobs/failed/retry-all");
     r.assert_status(200, "retry-all");
     assert_eq!(r.json()["retried"], 1);
-    wait_until(Duration::from_secs(10), "the fixed job ran", || done(&server, 5).then_some(()));
+    wait_until(Duration::from_secs(60), "the fixed job ran", || done(&server, 5).then_some(()));
     assert!(failed(&server).is_empty());
     server.post_empty(&format!("/admin/api/jobs/failed/{id}/retry")).assert_status(404, "retry a job that is gone");
 }
@@ -181,7 +181,7 @@ fn failed_jobs_are_listed_in_pages_newest_first_with_a_cursor() {
     for id in [5, 6, 7] {
         assert_eq!(server.post_sync(&item(id, false, "flaky"))["status"], "stored");
     }
-    let every = wait_until(Duration::from_secs(10), "three failed jobs", || {
+    let every = wait_until(Duration::from_secs(60), "three failed jobs", || {
         let all = failed(&server);
         (all.len() == 3).then_some(all)
     });
@@ -258,7 +258,7 @@ fn tasks_and_jobs_through_the_admin_graphql_schema() {
     let server = start();
     let d = server.graphql_admin(r#"mutation { tasks { start(name: "push_many") } }"#, json!({}));
     let run_id = d["data"]["tasks"]["start"].as_str().unwrap_or_else(|| panic!("{d}")).to_string();
-    let list = wait_until(Duration::from_secs(10), "the run is listed as completed", || {
+    let list = wait_until(Duration::from_secs(60), "the run is listed as completed", || {
         let d = server.graphql_admin("{ tasks { get_list } }", json!({}));
         let tasks = d["data"]["tasks"]["get_list"].as_array().cloned().unwrap_or_default();
         let push = tasks.into_iter().find(|t| t["name"] == "push_many")?;
@@ -269,7 +269,7 @@ fn tasks_and_jobs_through_the_admin_graphql_schema() {
     assert_eq!(d["errors"][0]["extensions"]["code"], "NOT_FOUND", "{d}");
 
     assert_eq!(server.post_sync(&item(7, false, "flaky"))["status"], "stored");
-    let failed_job = wait_until(Duration::from_secs(10), "the flaky job failed", || {
+    let failed_job = wait_until(Duration::from_secs(60), "the flaky job failed", || {
         let d = server.graphql_admin(r#"{ jobs { get_list(filter: "flaky") } }"#, json!({}));
         d["data"]["jobs"]["get_list"].as_array().and_then(|l| l.first().cloned())
     });

@@ -73,7 +73,7 @@ fn every_objects_path_is_kept_searchable_and_rotated() {
     // 1. Stored, replicated to a failing peer: tried twice, parked.
     let first = server.post_sync(&json!({"Item": {"id": 1, "n": 1}}));
     let first_id = first["id"].as_str().unwrap().to_string();
-    let path = wait_until(Duration::from_secs(20), "two attempts journalled", || {
+    let path = wait_until(Duration::from_secs(60), "two attempts journalled", || {
         let e = events(&server, &first_id);
         (e.iter().filter(|e| e["kind"] == "delivery").count() == 2).then_some(e)
     });
@@ -103,7 +103,7 @@ fn every_objects_path_is_kept_searchable_and_rotated() {
     let bad_id = bad["id"].as_str().unwrap().to_string();
     let retry = json!({"payload": {"Item": {"id": 2, "n": 2}}, "by": "Olga"});
     server.post_json(&format!("/admin/api/repair/{bad_id}/retry"), &retry).assert_status(200, "retry edited");
-    let path = wait_until(Duration::from_secs(20), "the second object's path", || {
+    let path = wait_until(Duration::from_secs(60), "the second object's path", || {
         let e = events(&server, &bad_id);
         (kinds(&e).iter().filter(|k| k.starts_with("delivery")).count() == 2).then_some(e)
     });
@@ -125,7 +125,7 @@ fn every_objects_path_is_kept_searchable_and_rotated() {
     server
         .post_empty(&format!("/admin/api/output-repair/{delivery_id}/retry"))
         .assert_status(200, "retry the delivery");
-    let path = wait_until(Duration::from_secs(20), "the delivery sent", || {
+    let path = wait_until(Duration::from_secs(60), "the delivery sent", || {
         let e = events(&server, &first_id);
         kinds(&e).last().is_some_and(|k| k == "delivery:sent").then_some(e)
     });
@@ -178,7 +178,7 @@ fn every_objects_path_is_kept_searchable_and_rotated() {
     assert_eq!(retried["data"]["repair"]["status"], "repair", "{retried}");
     let deleted = server.graphql_admin("mutation ($id: String!) { delete_from_repair_queue(id: $id) }", vars);
     assert_eq!(deleted["data"]["delete_from_repair_queue"], true, "{deleted}");
-    let path = wait_until(Duration::from_secs(20), "the third object's path", || {
+    let path = wait_until(Duration::from_secs(60), "the third object's path", || {
         let e = events(&server, &third_id);
         (e.len() == 4).then_some(e)
     });
@@ -189,7 +189,7 @@ fn every_objects_path_is_kept_searchable_and_rotated() {
     assert_eq!(path[1]["by"], "admin");
     hook.fail_with(Some((500, "down again")));
     let fourth_id = server.post_sync(&json!({"Item": {"id": 4, "n": 4}}))["id"].as_str().unwrap().to_string();
-    let delivery_id = wait_until(Duration::from_secs(20), "the fourth object's delivery parked", || {
+    let delivery_id = wait_until(Duration::from_secs(60), "the fourth object's delivery parked", || {
         let parked = server.get("/admin/api/output-repair").json();
         let items = parked["items"].as_array().or_else(|| parked.as_array()).cloned().unwrap_or_default();
         items.iter().find(|d| d["source"] == fourth_id.as_str()).and_then(|d| d["id"].as_str().map(String::from))
@@ -200,7 +200,7 @@ fn every_objects_path_is_kept_searchable_and_rotated() {
         json!({"id": delivery_id}),
     );
     assert_eq!(again["data"]["output_processor"]["try_again"], true, "{again}");
-    let path = wait_until(Duration::from_secs(20), "the fourth object's delivery sent", || {
+    let path = wait_until(Duration::from_secs(60), "the fourth object's delivery sent", || {
         let e = events(&server, &fourth_id);
         kinds(&e).last().is_some_and(|k| k == "delivery:sent").then_some(e)
     });
@@ -253,7 +253,7 @@ fn a_failed_update_is_found_by_the_type_and_key_it_was_to_be_stored_as() {
     // Fails before it has a type (no classifier match): no type, no key.
     let stray = server.post_sync(&json!({"id": 4, "title": "neither user nor book"}));
     assert_eq!(stray["status"], "repair");
-    let found = wait_until(Duration::from_secs(10), "both inputs of Book 4", || {
+    let found = wait_until(Duration::from_secs(60), "both inputs of Book 4", || {
         let ids = search(&server, "type=Book&key=4");
         (ids.len() == 2).then_some(ids)
     });

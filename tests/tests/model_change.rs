@@ -73,6 +73,8 @@ fn a_query_during_an_index_build_answers_all_or_index_building() {
     store_books(&server, books);
     assert_eq!(server.stop().code(), Some(0));
     add_author_index(&config);
+    // Each batch of the build 200 ms slower: queries meet it building, however fast the machine.
+    server.set_env("FAILPOINTS", "index-build-step=sleep(200)");
     server.restart();
     let expected: Vec<i64> = (0..books).filter(|id| id % 100 == 7).collect();
     let (mut building, mut answered) = (0, 0);
@@ -113,6 +115,7 @@ fn a_query_during_an_index_build_answers_all_or_index_building() {
     });
     assert_eq!(answered, 1);
     eprintln!("answers while building: {building} from /data, {graphql_building} from GraphQL");
+    assert!(building > 0 && graphql_building > 0, "met the build: {building} / {graphql_building}");
     let states = server.get("/admin/api/indexes").json();
     let author = states["items"]
         .as_array()
@@ -176,6 +179,8 @@ fn an_index_build_killed_midway_resumes_and_completes() {
     store_books(&server, books);
     assert_eq!(server.stop().code(), Some(0));
     add_author_index(&config);
+    // Each batch 100 ms slower: the kill comes while it builds.
+    server.set_env("FAILPOINTS", "index-build-step=sleep(100)");
     server.restart();
     let done = wait_until(Duration::from_secs(60), "the build to have committed a batch", || {
         let author = author_index(&server);

@@ -233,12 +233,12 @@ fn an_entry_being_retried_is_claimed_by_its_status() {
     let server = Server::start_with_config_env(
         CONFIG,
         &[("model.avsc", MODEL), ("check_item.rhai", BROKEN_SCRIPT)],
-        &[("FAILPOINTS", "pipeline-step/process_item=sleep(1500)")],
+        &[("FAILPOINTS", "pipeline-step/process_item=sleep(5000)")],
     );
     let id = post_bad(&server, 7);
     std::thread::scope(|scope| {
         let retry = scope.spawn(|| server.post_empty(&format!("/admin/api/repair/{id}/retry")));
-        wait_until(Duration::from_secs(10), "the retry to claim the entry", || {
+        wait_until(Duration::from_secs(60), "the retry to claim the entry", || {
             (entry(&server, &id)["status"] == "In Progress").then_some(())
         });
         server.post_empty(&format!("/admin/api/repair/{id}/retry")).assert_status(409, "a second retry");

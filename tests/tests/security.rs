@@ -980,7 +980,7 @@ fn every_kind_of_audit_event_is_recorded_once_with_its_fields() {
     server.post_json("/http?sync=true", &json!({"Nope": {"id": 1}})).assert_status(200, "accepted");
     server.post_json("/http?sync=true", &json!({"Item": {"id": 1, "n": -1, "job": "broken"}})).assert_status(200, "ok");
     let first_id = |path: &str| {
-        for _ in 0..100 {
+        for _ in 0..600 {
             let items = admin.get(path).json()["items"].as_array().cloned().unwrap_or_default();
             if let Some(id) = items.first().and_then(|e| e["id"].as_str()) {
                 return id.to_string();
