@@ -27,6 +27,8 @@ pub struct RunOptions {
     pub listen: SocketAddr,
     /// Create a new data directory with compressed storage.
     pub compress_storage: bool,
+    /// How long a drain (SIGTERM/SIGINT) may take in all.
+    pub drain_timeout: Duration,
 }
 
 /// Load and check a configuration: every problem, one per line (empty when valid). When the
@@ -262,15 +264,31 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
 
     let signal = signals.wait().await?;
     tracing::info!(signal, "draining: refusing new objects, finishing the ones in flight");
-    engine.stop_accepting();
-    live.stop().await;
-    scheduler.shutdown().await;
-    job_runner.shutdown().await;
-    engine.drain(Duration::from_secs(30)).await;
-    for output in engine.runtime().outputs.values().flatten() {
-        output.flush(Duration::from_secs(10));
+    // One deadline for the whole drain: an orchestrator's grace period ends in a SIGKILL, and
+    // each step's own wait would add up past it. What the deadline cuts short is durable
+    // already and resumes at the next start (objects from the intake log, deliveries and jobs
+    // from their queues): sent twice at worst, never lost.
+    let deadline = tokio::time::Instant::now() + options.drain_timeout;
+    let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
+    let wind_down = async {
+        engine.stop_accepting();
+        live.stop().await;
+        scheduler.shutdown().await;
+        job_runner.shutdown().await;
+        // A second of the budget for closing the workers and the storage after the wait.
+        engine.drain(left().saturating_sub(Duration::from_secs(1))).await;
+    };
+    let in_time = tokio::time::timeout_at(deadline, wind_down).await.is_ok();
+    if !in_time {
+        tracing::warn!(
+            drain_timeout = options.drain_timeout.as_secs(),
+            "the drain did not end within --drain-timeout; what is unfinished resumes at the next start"
+        );
     }
-    handle.stop(true).await;
+    for output in engine.runtime().outputs.values().flatten() {
+        output.flush(left().min(Duration::from_secs(10)));
+    }
+    handle.stop(in_time && !left().is_zero()).await;
     let _ = server_task.await;
     // The audit events still queued, then the writes that requests made while the server wound
     // down (admin and GraphQL mutations).
@@ -280,7 +298,11 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     if let Err(e) = engine.runtime().db.sync() {
         tracing::error!(error = %e, "final flush after the server stopped failed");
     }
-    tracing::info!("stopped cleanly");
+    if in_time {
+        tracing::info!("stopped cleanly");
+    } else {
+        tracing::info!("stopped at the drain deadline");
+    }
     Ok(())
 }
 

@@ -90,6 +90,11 @@ enum Command {
         /// directory is created; an existing one keeps what it was created with.
         #[arg(long, env = "FERROGRID_COMPRESS_STORAGE")]
         compress_storage: bool,
+        /// Seconds a SIGTERM/SIGINT drain may take in all (outputs' sends in flight, objects in
+        /// flight, producers' buffers); what is unfinished then resumes at the next start. Set it
+        /// below the orchestrator's grace period (Kubernetes: 30 s).
+        #[arg(long, env = "FERROGRID_DRAIN_TIMEOUT", default_value = "25", value_parser = clap::value_parser!(u64).range(1..=3600))]
+        drain_timeout: u64,
     },
     /// Load and validate a configuration (model, scripts, references) without running it.
     Check {
@@ -210,8 +215,9 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     match cli.command {
-        Command::Run { config, data_dir, listen, compress_storage } => {
-            let options = RunOptions { config, data_dir, listen, compress_storage };
+        Command::Run { config, data_dir, listen, compress_storage, drain_timeout } => {
+            let drain_timeout = std::time::Duration::from_secs(drain_timeout);
+            let options = RunOptions { config, data_dir, listen, compress_storage, drain_timeout };
             let result = actix_rt::System::new().block_on(app::run(options));
             match result {
                 Ok(()) => ExitCode::SUCCESS,

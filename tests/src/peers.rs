@@ -355,6 +355,10 @@ pub struct Received {
 struct ReceiverState {
     got: Vec<Received>,
     fail_with: Option<(u16, String)>,
+    /// How long to wait before answering (a peer that hangs).
+    delay: Option<Duration>,
+    /// Requests that came, answered or not yet.
+    arrived: usize,
 }
 
 /// An HTTP server that records the requests it gets and answers 200, or what it is told to.
@@ -426,6 +430,14 @@ impl HttpReceiver {
                         move |req: actix_web::HttpRequest, body: actix_web::web::Bytes| {
                             let state = state.clone();
                             async move {
+                                let delay = {
+                                    let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+                                    state.arrived += 1;
+                                    state.delay
+                                };
+                                if let Some(delay) = delay {
+                                    actix_web::rt::time::sleep(delay).await;
+                                }
                                 let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
                                 if let Some((status, text)) = state.fail_with.clone() {
                                     let code = actix_web::http::StatusCode::from_u16(status).unwrap_or_default();
@@ -482,6 +494,17 @@ impl HttpReceiver {
     /// Answer every request with `status` and `body` from now on; `None` to succeed again.
     pub fn fail_with(&self, answer: Option<(u16, &str)>) {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).fail_with = answer.map(|(s, b)| (s, b.to_string()));
+    }
+
+    /// Wait `delay` before answering each request from now on (recorded once answered); `None`
+    /// to answer at once again.
+    pub fn delay_answers(&self, delay: Option<Duration>) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).delay = delay;
+    }
+
+    /// How many requests came so far, answered or not yet.
+    pub fn arrived(&self) -> usize {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).arrived
     }
 
     /// The requests recorded so far.

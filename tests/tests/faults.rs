@@ -289,3 +289,39 @@ output_processor:
     server.post_empty("/admin/api/output-repair/retry-all").assert_status(200, "retry-all");
     wait_until(Duration::from_secs(30), "all five delivered", || (arrivals(&hub).len() == 5).then_some(()));
 }
+
+/// A SIGTERM drain ends at `--drain-timeout` (here 2 s) whatever hangs: a peer that holds the
+/// send open would keep the output's stop waiting for 10 s. The delivery cut short is sent at
+/// the next start, once.
+#[test]
+fn a_drain_ends_at_its_deadline_and_what_it_cut_short_is_sent_after_the_restart() {
+    let hub = HttpReceiver::start();
+    hub.delay_answers(Some(Duration::from_secs(120)));
+    let yaml = format!(
+        r#"types: {{__file: model.avsc}}
+connector:
+  input: [{{name: http, type: http}}]
+  output:
+    - {{name: hub, type: http, url: "{}", options: {{timeout: 300}}}}
+input_processor:
+  storage: [{{key: Item, type: Item}}]
+output_processor:
+  Item: {{handlers: [{{outputs: [hub]}}]}}
+"#,
+        hub.url("/hub")
+    );
+    let mut server =
+        Server::start_with_config_env(&yaml, &[("model.avsc", MODEL)], &[("FERROGRID_DRAIN_TIMEOUT", "2")]);
+    server.post_json("/http?sync=true", &json!({"Item": {"id": 1, "n": 1}})).assert_status(200, "stored");
+    wait_until(Duration::from_secs(60), "the send under way", || (hub.arrived() >= 1).then_some(()));
+    let started = std::time::Instant::now();
+    assert!(server.stop().success(), "a drain cut short still exits 0");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(9), "the drain took {took:?} (2 s allowed; the output alone waits 10 s)");
+    assert!(server.output().contains("the drain did not end within --drain-timeout"), "{}", server.output());
+    hub.delay_answers(None);
+    server.restart();
+    wait_until(Duration::from_secs(60), "the delivery sent after the restart", || {
+        (arrivals(&hub).get(&1) == Some(&1)).then_some(())
+    });
+}
