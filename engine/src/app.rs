@@ -180,6 +180,7 @@ fn spawn_audit_retention(audit: Arc<crate::security::audit::AuditLog>) {
     actix_rt::spawn(async move {
         loop {
             actix_rt::time::sleep(Duration::from_secs(60)).await;
+            audit.flush_refusals(Some(chrono::Utc::now()));
             let log = audit.clone();
             match actix_web::web::block(move || log.expire(chrono::Utc::now())).await {
                 Ok(Ok(0)) => {}
@@ -290,8 +291,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     }
     handle.stop(in_time && !left().is_zero()).await;
     let _ = server_task.await;
-    // The audit events still queued, then the writes that requests made while the server wound
-    // down (admin and GraphQL mutations).
+    // The refusals counted and not told yet, the audit events still queued, then the writes
+    // that requests made while the server wound down (admin and GraphQL mutations).
+    audit.flush_refusals(None);
     audit.written();
     // The object journal's last events too (the drained objects', the wind-down's actions).
     engine.runtime().journal.written();

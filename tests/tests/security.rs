@@ -1096,3 +1096,24 @@ fn every_kind_of_audit_event_is_recorded_once_with_its_fields() {
     server.with_token(&viewer).get("/admin/api/tokens").assert_status(403, "no tokens_read");
     once(&admin, "viewer-app", "GET /admin/api/tokens", ("WARNING", "tokens_read", "refused 403", "role viewer"));
 }
+
+/// A flood of requests without a valid token does not fill the disk with its log: ten a minute
+/// from a source are recorded one by one, the rest counted and told of in one entry (at the
+/// minute's end, or at a stop).
+#[test]
+fn a_flood_of_refused_tokens_is_recorded_ten_a_minute_and_counted() {
+    let mut server = Server::start("samples/library");
+    let wrong = server.with_token("not-a-token-of-this-grid");
+    for _ in 0..30 {
+        wrong.get("/admin/api/tokens").assert_status(401, "refused");
+    }
+    let refused = audit(&server.client(), "text=invalid_token&first=1000");
+    assert_eq!(refused.len(), 10, "{refused:?}");
+    assert!(server.stop().success());
+    server.restart();
+    let told = audit(&server.client(), "text=more%20refusals");
+    assert_eq!(told.len(), 1, "{told:?}");
+    let message = told[0]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("invalid_token: 20 more refusals from 127.0.0.1"), "{message}");
+    assert_eq!((told[0]["severity"].as_str(), told[0]["action"].as_str()), (Some("WARNING"), Some("authenticate")));
+}

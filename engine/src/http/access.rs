@@ -275,7 +275,7 @@ pub async fn authorize(
             }
             if let Some(audit) = &audit {
                 let subject = name.as_deref().unwrap_or("-");
-                audit.record(Event::now(
+                let event = Event::now(
                     Severity::Warning,
                     subject,
                     source_of(req.request()),
@@ -283,7 +283,14 @@ pub async fn authorize(
                     object_of(req.request()),
                     format!("refused {}", refusal.status()),
                     refusal.code().into(),
-                ));
+                );
+                // A caller known by name is recorded each time (its refusals lead to lock-outs);
+                // one without valid credentials is counted beyond ten a minute.
+                if name.is_some() {
+                    audit.record(event);
+                } else {
+                    audit.record_refusal(event);
+                }
             }
             let body = json!({"error": refusal.message(), "reason": refusal.code()});
             let response = if refusal == Refusal::Csrf {

@@ -142,6 +142,27 @@ const QUEUE: usize = 65_536;
 /// Longest object, message or subject kept, in bytes.
 const FIELD_MAX: usize = 256;
 
+/// Refusals of callers who gave no valid credentials, recorded one by one from each source for
+/// each reason in a minute; the rest of that minute's are counted and told of in one event.
+const REFUSALS_EACH: u32 = 10;
+/// The minute of [`REFUSALS_EACH`].
+const REFUSAL_WINDOW: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+/// Sources counted one by one at most; refusals from more are counted together.
+const REFUSAL_SOURCES: usize = 10_000;
+/// The source the refusals beyond [`REFUSAL_SOURCES`] are counted under.
+const OTHER_SOURCES: &str = "other sources";
+
+/// One source's refusals for one reason in the current minute.
+#[derive(Debug)]
+struct RefusalWindow {
+    started: DateTime<Utc>,
+    recorded: u32,
+    counted: u64,
+    last: DateTime<Utc>,
+    /// One of the counted refusals, for the summary's action and object.
+    sample: Option<Event>,
+}
+
 /// The audit log. Events are handed to a writer thread (`ferrogrid-audit`), which appends them
 /// in batches: recording never blocks the caller (often a reactor thread) on storage.
 pub struct AuditLog {
@@ -156,6 +177,8 @@ pub struct AuditLog {
     queued: AtomicU64,
     done: Arc<AtomicU64>,
     dropped: AtomicU64,
+    /// Refusals of unknown callers this minute, by source and reason.
+    refusals: std::sync::Mutex<std::collections::HashMap<(String, String), RefusalWindow>>,
 }
 
 /// The writer thread: append queued events, a batch per commit.
@@ -180,6 +203,28 @@ fn write_events(db: Db, rx: Receiver<(Vec<u8>, Event)>, done: Arc<AtomicU64>) {
         }
         done.fetch_add(batch.len() as u64, Ordering::Release);
     }
+}
+
+/// The event telling of the refusals `window` counted from `source` for `reason` (none when it
+/// counted none).
+fn summary((source, reason): &(String, String), window: &RefusalWindow) -> Option<Event> {
+    let sample = window.sample.as_ref().filter(|_| window.counted > 0)?;
+    Some(Event {
+        id: String::new(),
+        time: window.last,
+        severity: sample.severity,
+        subject: sample.subject.clone(),
+        source: source.clone(),
+        action: sample.action.clone(),
+        object: sample.object.clone(),
+        outcome: sample.outcome.clone(),
+        message: format!(
+            "{reason}: {} more refusals from {source} from {} to {}, counted, not recorded one by one",
+            window.counted,
+            window.started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            window.last.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        ),
+    })
 }
 
 fn key(time: DateTime<Utc>, sequence: u32) -> Vec<u8> {
@@ -242,6 +287,7 @@ impl AuditLog {
             queued: AtomicU64::new(0),
             done,
             dropped: AtomicU64::new(0),
+            refusals: std::sync::Mutex::default(),
         })
     }
 
@@ -334,6 +380,62 @@ impl AuditLog {
     /// an event that finds the queue full is dropped and counted ([`AuditLog::dropped`]).
     pub fn record(&self, event: Event) {
         if self.records(event.severity) {
+            self.append(event);
+        }
+    }
+
+    /// Record the refusal of a caller who gave no valid credentials (`event.subject` unknown):
+    /// the first [`REFUSALS_EACH`] of a minute from its source for its reason (`event.message`)
+    /// one by one, the others counted and told of in one event once the minute is over. A flood
+    /// of requests without a token must not fill the disk with their log.
+    pub fn record_refusal(&self, event: Event) {
+        if !self.records(event.severity) {
+            return;
+        }
+        let now = event.time;
+        let (record, told) = {
+            let mut windows = self.refusals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut key = (event.source.clone(), event.message.clone());
+            if !windows.contains_key(&key) && windows.len() >= REFUSAL_SOURCES {
+                key.0 = OTHER_SOURCES.into();
+            }
+            let fresh = || RefusalWindow { started: now, recorded: 0, counted: 0, last: now, sample: None };
+            let window = windows.entry(key.clone()).or_insert_with(fresh);
+            let mut told = None;
+            if now - window.started >= REFUSAL_WINDOW {
+                told = summary(&key, window);
+                *window = fresh();
+            }
+            let record = window.recorded < REFUSALS_EACH;
+            if record {
+                window.recorded += 1;
+            } else {
+                window.counted += 1;
+                window.last = now;
+                if window.sample.is_none() {
+                    window.sample = Some(event.clone());
+                }
+            }
+            (record, told)
+        };
+        if let Some(told) = told {
+            self.append(told);
+        }
+        if record {
+            self.append(event);
+        }
+    }
+
+    /// Tell of the refusals counted in minutes that are over at `now` (all of them: `None`, at
+    /// a stop) and forget those minutes.
+    pub fn flush_refusals(&self, now: Option<DateTime<Utc>>) {
+        let told: Vec<Event> = {
+            let mut windows = self.refusals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let over = |w: &RefusalWindow| now.is_none_or(|now| now - w.started >= REFUSAL_WINDOW);
+            let keys: Vec<(String, String)> = windows.iter().filter(|(_, w)| over(w)).map(|(k, _)| k.clone()).collect();
+            keys.into_iter().filter_map(|k| windows.remove(&k).and_then(|w| summary(&k, &w))).collect()
+        };
+        for event in told {
             self.append(event);
         }
     }
@@ -515,5 +617,58 @@ mod tests {
         log.set_override(None).unwrap();
         assert!(log.records(Severity::Info) && !log.is_overridden());
         assert!(log.list(&AuditQuery { after: Some("zz".into()), ..Default::default() }).is_err());
+    }
+
+    #[test]
+    fn a_flood_of_refusals_is_recorded_ten_a_minute_a_source_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(Db::open(dir.path().join("db")).unwrap(), Box::new(AuditSettings::default)).unwrap();
+        let start = Utc::now();
+        let refused = |at: DateTime<Utc>, source: &str, reason: &str| {
+            let mut e = event(at, Severity::Warning, "-", "authenticate");
+            (e.source, e.outcome, e.message) = (source.into(), "refused 401".into(), reason.into());
+            e
+        };
+        let second = chrono::TimeDelta::seconds(1);
+        for i in 0..100 {
+            log.record_refusal(refused(start + second * (i % 30), "10.0.0.1", "invalid_token"));
+        }
+        for _ in 0..3 {
+            log.record_refusal(refused(start, "10.0.0.1", "missing_token"));
+            log.record_refusal(refused(start, "10.0.0.2", "invalid_token"));
+        }
+        let listed = |text: &str| {
+            log.list(&AuditQuery { text: Some(text.into()), first: Some(1000), ..Default::default() }).unwrap()
+        };
+        assert_eq!(listed("").len(), 16, "10 of the first, 3 and 3 of the others");
+        // Not over yet: nothing told; over: one event for the 90.
+        log.flush_refusals(Some(start + second * 59));
+        assert_eq!(listed("").len(), 16);
+        log.flush_refusals(Some(start + second * 60));
+        let told = listed("more refusals");
+        assert_eq!(told.len(), 1, "{told:?}");
+        assert!(told[0].message.starts_with("invalid_token: 90 more refusals from 10.0.0.1"), "{}", told[0].message);
+        assert_eq!((told[0].source.as_str(), told[0].severity), ("10.0.0.1", Severity::Warning));
+        // A new minute records ten again; the next refusal after it tells of the minute before.
+        let later = start + second * 61;
+        for _ in 0..12 {
+            log.record_refusal(refused(later, "10.0.0.1", "invalid_token"));
+        }
+        log.record_refusal(refused(later + second * 60, "10.0.0.1", "invalid_token"));
+        let told = listed("more refusals");
+        assert_eq!(told.len(), 2);
+        assert!(told[0].message.starts_with("invalid_token: 2 more"), "{}", told[0].message);
+        // At a stop every count is told.
+        log.record_refusal(refused(later + second * 60, "10.0.0.1", "invalid_token"));
+        for _ in 0..10 {
+            log.record_refusal(refused(later + second * 61, "10.0.0.1", "invalid_token"));
+        }
+        log.flush_refusals(None);
+        assert_eq!(listed("more refusals").len(), 3);
+        // Below the severity recorded: nothing, not even counted.
+        log.set_override(Some(AuditSettings { severity: Severity::Alarm, ..Default::default() })).unwrap();
+        log.record_refusal(refused(later, "10.0.0.9", "invalid_token"));
+        log.flush_refusals(None);
+        assert!(listed("10.0.0.9").is_empty());
     }
 }
