@@ -489,7 +489,9 @@ fn stored_data_problems(db: &Db, old: &Model, new: &Model) -> Result<Vec<String>
         new.types().chain(old.types()).any(|t| t.kind != crate::model::TypeKind::Aggregate && fields_changed(&t.name));
     let mut problems = Vec::new();
     for ty in new.aggregates() {
-        if old.get(&ty.name).is_none() || (!fields_changed(&ty.name) && !shared_changed) {
+        // A type new to the model is checked too: its name may have stored objects, kept
+        // unlinked since a model removed it (a new type's empty range costs nothing).
+        if !fields_changed(&ty.name) && !shared_changed {
             continue;
         }
         let key_fields: Vec<String> =

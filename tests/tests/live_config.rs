@@ -515,6 +515,19 @@ fn a_type_the_model_removes_is_kept_unlinked_until_truncated_or_dropped() {
     let listed = server.get("/admin/api/unlinked").json();
     assert_eq!(listed["items"], json!([{"type": "Item", "versions": 3}]), "{listed}");
     server.get("/data/Item").assert_status(404, "not a type of the model any more");
+    // Brought back with a field its kept objects lack: refused, as for a type that stayed.
+    let back = stamped_dir("v3");
+    back.write(
+        "model.avsc",
+        &back.read("model.avsc").replace(
+            r#"{"name": "tag_route", "type": "string"}]"#,
+            r#"{"name": "tag_route", "type": "string"}, {"name": "isbn", "type": "string"}]"#,
+        ),
+    );
+    let answer = upload(&server, &back);
+    answer.assert_status(422, "Item back with a field its stored objects lack");
+    let problems = answer.json()["problems"].to_string();
+    assert!(problems.contains("Item.isbn") && problems.contains("3 stored object(s)"), "{problems}");
 
     server.post_empty("/admin/api/unlinked/Thing/truncate").assert_status(409, "Thing is in the model");
     server.post_empty("/admin/api/unlinked/Nope/truncate").assert_status(404, "no such type");
