@@ -323,3 +323,48 @@ fn explicit_versions_go_to_history_replace_or_become_current() {
     let after = db.put_object(&spec, named("after"), &PutOptions::default()).unwrap().version;
     assert!(after < u64::MAX / 2, "the refused version moved nothing: {after}");
 }
+
+/// TDG: an update with a version updates the object as of that version (or the nearest older
+/// one) and stores it as that version; a delete with a version deletes as of it; a permanent
+/// delete with a version removes that version and the older ones, not the newer.
+#[test]
+fn update_delete_and_permanent_delete_with_a_version_act_as_of_it() {
+    let (_d, db) = temp_db();
+    let spec = user_spec();
+    let mut versions = Vec::new();
+    for (name, score) in [("first", 10), ("second", 20), ("third", 30)] {
+        let mut u = user(1);
+        (u["username"], u["score"]) = (json!(name), json!(score));
+        versions.push(db.put_object(&spec, u, &PutOptions::default()).unwrap().version);
+    }
+    let as_of = |v: u64| FindOptions { version: Some(v), ..Default::default() };
+    let by_name = |name: &str| vec![Condition::new("username", Op::Eq, json!(name))];
+    let rename = |to: &str| [Updater::new(UpdaterOp::Set, "username", json!(to))];
+
+    // The filter sees the object as of the version: "second" then, "third" now.
+    let at_v2 = UpdateOptions { version: Some(versions[1]), ..Default::default() };
+    assert!(db.update_objects(&spec, &by_name("third"), &rename("x"), &at_v2).unwrap().is_empty());
+    let updated = db.update_objects(&spec, &by_name("second"), &rename("renamed"), &at_v2).unwrap();
+    assert_eq!((updated[0].version, &updated[0].object["score"]), (versions[1], &json!(20)), "v2's state, kept as v2");
+    let then = find(&db, &spec, &by_id(1), &as_of(versions[1])).unwrap();
+    assert_eq!((&then.items[0].object["username"], &then.items[0].object["score"]), (&json!("renamed"), &json!(20)));
+    let now = find(&db, &spec, &by_id(1), &FindOptions::default()).unwrap();
+    assert_eq!((&now.items[0].object["username"], now.items[0].version), (&json!("third"), versions[2]));
+    assert_eq!(ids(&find(&db, &spec, &by_name("renamed"), &as_of(versions[1])).unwrap()), [1], "its history entry");
+    assert!(find(&db, &spec, &by_name("second"), &as_of(versions[1])).unwrap().items.is_empty());
+
+    // A permanent delete up to v2: v1 and v2 go, v3 stays current with its index entries.
+    let perm =
+        |v: u64| DeleteOptions { permanent_delete: true, all_versions: true, version: Some(v), ..Default::default() };
+    assert_eq!(db.delete_objects(&spec, &by_id(1), &perm(versions[1])).unwrap().len(), 1);
+    let all = FindOptions { all_versions: true, ..Default::default() };
+    let left: Vec<u64> = find(&db, &spec, &by_id(1), &all).unwrap().items.iter().map(|s| s.version).collect();
+    assert_eq!(left, [versions[2]]);
+    assert_eq!(ids(&find(&db, &spec, &by_name("third"), &FindOptions::default()).unwrap()), [1]);
+    assert!(find(&db, &spec, &by_name("first"), &as_of(versions[0])).unwrap().items.is_empty());
+    // Up to a version at or after the newest: all of it.
+    assert_eq!(db.delete_objects(&spec, &by_id(1), &perm(versions[2])).unwrap().len(), 1);
+    for ks in [Keyspace::Objects, Keyspace::CurrentIndex, Keyspace::HistoryIndex] {
+        assert_eq!(count_keys(&db, ks), 0, "{ks:?} is empty");
+    }
+}

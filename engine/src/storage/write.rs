@@ -203,10 +203,12 @@ pub(crate) fn update(
         return Err(StorageError::user(format!("{}: update needs at least one updater", spec.name)));
     }
     updaters.iter().try_for_each(|u| u.check(spec))?;
+    // With a version (TDG): the object as of that version (or the nearest older one) is the one
+    // updated, and the result is stored as that version.
     let q = Query {
         first: opts.first,
         after: opts.after.as_deref(),
-        version: None,
+        version: opts.version,
         all_versions: false,
         dont_skip_deleted: opts.dont_skip_deleted,
         limits: opts.hard_limits,
@@ -251,10 +253,12 @@ pub(crate) fn delete(
             spec.name
         )));
     }
+    // With a version (TDG): the objects as of that version; a tombstone is written as that
+    // version, a permanent delete removes that version and every older one.
     let q = Query {
         first: opts.first,
         after: opts.after.as_deref(),
-        version: None,
+        version: opts.version,
         all_versions: false,
         // a permanent delete also purges objects that are already soft-deleted
         dont_skip_deleted: opts.permanent_delete || opts.dont_skip_deleted,
@@ -270,7 +274,7 @@ pub(crate) fn delete(
         }
         let pk = primary_key(spec, &item.object)?;
         let (version, config_version) = if opts.permanent_delete {
-            purge(tx, spec, &tp, &pk)?;
+            purge(tx, spec, &tp, &pk, opts.version)?;
             (item.version, item.config_version)
         } else {
             let live = (!item.deleted).then_some(&item.object);
@@ -281,23 +285,34 @@ pub(crate) fn delete(
     Ok(out)
 }
 
-/// Removes every version of object `pk` and all its index entries.
-fn purge(tx: &mut WriteTx<'_>, spec: &TypeSpec, tp: &[u8], pk: &[u8]) -> Result<(), StorageError> {
+/// Removes the versions of object `pk` up to `upto` (every one: `None`) and their index
+/// entries; its current entries too when no newer version stays.
+fn purge(tx: &mut WriteTx<'_>, spec: &TypeSpec, tp: &[u8], pk: &[u8], upto: Option<u64>) -> Result<(), StorageError> {
     let run = [tp, pk].concat();
     let versions: Vec<_> = tx.scan_prefix(Keyspace::Objects, &run).collect::<Result<_, _>>()?;
+    let mut newer_stays = false;
+    // Newest first.
     for (k, v) in versions {
         let ver = decode_u64_desc(&k[run.len()..])
             .ok_or_else(|| StorageError::Corrupt(format!("bad object key of {}", spec.name)))?;
+        if upto.is_some_and(|upto| ver > upto) {
+            newer_stays = true;
+            continue;
+        }
         let (_, obj) = record::decode(&v)?;
         for i in 1..spec.indexes.len() {
             for key in index_keys(spec, i, &obj, usize::MAX, false).unwrap_or_default() {
                 tx.remove(Keyspace::HistoryIndex, &history_key(tp, spec.key_id(i), &key, pk, ver));
-                tx.remove(Keyspace::CurrentIndex, &current_key(tp, spec.key_id(i), &key, pk));
+                if !newer_stays {
+                    tx.remove(Keyspace::CurrentIndex, &current_key(tp, spec.key_id(i), &key, pk));
+                }
             }
         }
         tx.remove(Keyspace::Objects, &k);
     }
-    tx.remove(Keyspace::CurrentIndex, &current_key(tp, 0, pk, pk));
+    if !newer_stays {
+        tx.remove(Keyspace::CurrentIndex, &current_key(tp, 0, pk, pk));
+    }
     Ok(())
 }
 
