@@ -53,7 +53,8 @@ pub struct KafkaInputConfig {
     /// Extra librdkafka consumer properties, e.g. `session.timeout.ms`, `auto.offset.reset`,
     /// `security.protocol`. `bootstrap.servers`, `group.id` and the offset-store settings are
     /// the connector's own.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "librdkafka_options")]
+    #[schemars(with = "BTreeMap<String, OptionValue>")]
     pub options: BTreeMap<String, String>,
     /// Messages accepted at the same time; `1` accepts them one by one and waits for the end of
     /// processing of each, which keeps the order of a partition.
@@ -128,7 +129,8 @@ pub struct KafkaOutputConfig {
     pub format: KafkaFormat,
     /// Extra librdkafka producer properties, e.g. `linger.ms`, `compression.type`,
     /// `message.timeout.ms` (default 30000 here).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "librdkafka_options")]
+    #[schemars(with = "BTreeMap<String, OptionValue>")]
     pub options: BTreeMap<String, String>,
     /// `true`: a send succeeds only once the broker's delivery report confirms the message (it
     /// stays in the repair queue until then). `false`: a send succeeds once the message is in the
@@ -232,6 +234,34 @@ fn check_brokers(brokers: &[String]) -> Vec<ConfigProblem> {
 }
 
 /// librdkafka checks every property name and value without creating a client.
+/// A librdkafka property's value as YAML gives it: TDG's examples write numbers and booleans
+/// bare (`queue.buffering.max.ms: 1`); librdkafka takes their text.
+#[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum OptionValue {
+    /// Text.
+    Text(String),
+    /// A number, as written.
+    Number(serde_json::Number),
+    /// `true` / `false`.
+    Flag(bool),
+}
+
+fn librdkafka_options<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    let options: BTreeMap<String, OptionValue> = serde::Deserialize::deserialize(d)?;
+    Ok(options
+        .into_iter()
+        .map(|(key, value)| {
+            let text = match value {
+                OptionValue::Text(t) => t,
+                OptionValue::Number(n) => n.to_string(),
+                OptionValue::Flag(b) => b.to_string(),
+            };
+            (key, text)
+        })
+        .collect())
+}
+
 fn check_options(config: &ClientConfig) -> Vec<ConfigProblem> {
     match config.create_native_config() {
         Ok(_) => Vec::new(),

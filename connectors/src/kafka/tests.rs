@@ -146,3 +146,19 @@ fn send_then_reports_a_failed_delivery_and_the_producer_is_replaced_and_closed_o
     let (result, _) = rx.recv_timeout(Duration::from_secs(20)).expect("the last failure is reported");
     assert!(result.is_err());
 }
+
+/// TDG's examples write librdkafka numbers and booleans bare (`queue.buffering.max.ms: 1`).
+#[test]
+fn options_take_bare_numbers_and_booleans() {
+    let output: KafkaOutputConfig = serde_json::from_value(json!({"name": "o", "brokers": ["127.0.0.1:9092"],
+      "topic": "out", "options": {"queue.buffering.max.ms": 1, "enable.idempotence": false, "compression.type": "lz4"}}))
+    .unwrap();
+    let producer = output.client_config();
+    assert_eq!(producer.get("queue.buffering.max.ms"), Some("1"));
+    assert_eq!(producer.get("enable.idempotence"), Some("false"));
+    assert!(output.validate().is_empty(), "{:?}", fields(output.validate()));
+    let refused = serde_json::from_value::<KafkaOutputConfig>(
+        json!({"name": "o", "brokers": ["127.0.0.1:9092"], "topic": "out", "options": {"linger.ms": [1]}}),
+    );
+    assert!(refused.is_err(), "a list is no property value");
+}
