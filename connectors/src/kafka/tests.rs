@@ -161,4 +161,9 @@ fn options_take_bare_numbers_and_booleans() {
         json!({"name": "o", "brokers": ["127.0.0.1:9092"], "topic": "out", "options": {"linger.ms": [1]}}),
     );
     assert!(refused.is_err(), "a list is no property value");
+    // Not built in: refused at load, not at the first send.
+    let zstd: KafkaOutputConfig = serde_json::from_value(json!({"name": "o", "brokers": ["127.0.0.1:9092"],
+      "topic": "out", "options": {"compression.type": "zstd"}}))
+    .unwrap();
+    assert!(fields(zstd.validate()).iter().any(|p| p.contains("zstd")), "{:?}", fields(zstd.validate()));
 }
