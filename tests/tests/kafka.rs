@@ -269,6 +269,11 @@ fn an_apply_keeps_an_unchanged_consumer_and_reconnects_a_changed_one() {
     let broker = Broker::start();
     broker.create_topic("first", 1);
     broker.create_topic("second", 1);
+    // Statistics every half second: the new consumer's metric series show soon.
+    let config = |broker: &Broker, topic: &str, with_input: bool, extra: &str| {
+        config(broker, topic, with_input, extra)
+            .replace("fetch.wait.max.ms: \"10\"}", "fetch.wait.max.ms: \"10\", statistics.interval.ms: \"500\"}")
+    };
     let server = Server::start_with_config(&config(&broker, "first", true, ""), &[("model.avsc", MODEL)]);
     let dir = server.config_dir().expect("test config").path().to_path_buf();
     let send = |topic: &str, ids: std::ops::Range<i64>| {
@@ -302,6 +307,13 @@ fn an_apply_keeps_an_unchanged_consumer_and_reconnects_a_changed_one() {
     send("second", 160..161);
     wait_until(Duration::from_secs(60), "the later message stored", || stored_versions(&server).get(&160).copied());
     assert_eq!(received(&server), before + 1.0, "the old topic is not consumed any more");
+    // The old consumer ended (not restarted by its supervisor, holding the input's metric
+    // series): the new one's show.
+    assert!(!server.output().contains("kafka consumer actor restarting"), "{}", server.output());
+    wait_until(Duration::from_secs(60), "the new consumer's committed offset", || {
+        let metrics = server.get("/metrics").body;
+        metric_value(&metrics, "ferrogrid_kafka_committed_offset", &[("input", "kafka"), ("topic", "second")])
+    });
 }
 
 #[test]

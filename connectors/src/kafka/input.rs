@@ -124,13 +124,15 @@ struct ConsumerActor {
     shared: Arc<ConsumerState>,
     /// A stop began: messages still coming are not taken (their offsets are not stored).
     stopping: bool,
+    /// The consumer's messages, handled as a stream.
+    messages: Option<actix::SpawnHandle>,
 }
 
 impl Actor for ConsumerActor {
     type Context = actix::Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.add_stream(Messages { consumer: self.shared.consumer.clone(), next: None });
+        self.messages = Some(ctx.add_stream(Messages { consumer: self.shared.consumer.clone(), next: None }));
     }
 }
 
@@ -215,7 +217,14 @@ impl Handler<Stop> for ConsumerActor {
             shared.consumer.unsubscribe();
             tracing::info!(input = %shared.config.name, "kafka input stopped");
         };
-        Box::pin(finished.into_actor(self).map(|(), _, ctx| ctx.stop()))
+        // Not `ctx.stop()`: the caller still holds the address, and a supervised actor stopped
+        // while its address lives is restarted (its stream, its consumer and the consumer's
+        // metric series with it, for good). Without its stream it ends once the address goes.
+        Box::pin(finished.into_actor(self).map(|(), act, ctx| {
+            if let Some(messages) = act.messages.take() {
+                ctx.cancel_future(messages);
+            }
+        }))
     }
 }
 
@@ -262,7 +271,7 @@ impl KafkaConsumer {
             permits,
             cancelled: cancelled.clone(),
         });
-        let addr = Supervisor::start(move |_| ConsumerActor { shared, stopping: false });
+        let addr = Supervisor::start(move |_| ConsumerActor { shared, stopping: false, messages: None });
         Ok(Self { addr, cancelled })
     }
 
