@@ -247,6 +247,14 @@ fn insert_update_soft_and_permanent_delete() {
     assert!(message.contains("User.username"), "{message}");
     let (_, code) = first_error(&server.graphql("mutation { User(id: 3) { id } }", json!({})));
     assert_eq!(code, "BAD_REQUEST", "a mutation must say what to do");
+
+    // TDG: `delete: true` alone deletes every object of the type (within the hard limits).
+    for id in 10..25 {
+        insert_user(&server, id, "Many", Value::Null);
+    }
+    let d = data(server.graphql("mutation { User(delete: true) { id } }", json!({})));
+    assert_eq!(ids(&d["User"]).len(), 15, "{d}");
+    assert_eq!(data(server.graphql("{ User { id } }", json!({})))["User"], json!([]));
 }
 
 #[test]

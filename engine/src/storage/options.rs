@@ -61,7 +61,8 @@ pub struct PutOptions {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "snake_case")]
 pub struct UpdateOptions {
-    /// At most this many matching objects are updated (default 10).
+    /// At most this many matching objects are updated (default: every match, within the hard
+    /// limits).
     pub first: Option<i64>,
     /// Continue after this cursor (as in `find`).
     pub after: Option<String>,
@@ -80,7 +81,8 @@ pub struct UpdateOptions {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "snake_case")]
 pub struct DeleteOptions {
-    /// At most this many matching objects are deleted (default 10).
+    /// At most this many matching objects are deleted (default: every match, within the hard
+    /// limits).
     pub first: Option<i64>,
     /// Continue after this cursor (as in `find`).
     pub after: Option<String>,

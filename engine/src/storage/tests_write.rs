@@ -368,3 +368,27 @@ fn update_delete_and_permanent_delete_with_a_version_act_as_of_it() {
         assert_eq!(count_keys(&db, ks), 0, "{ks:?} is empty");
     }
 }
+
+/// Without `first`, an update or a delete acts on every match (TDG: `User(delete: true)` deletes
+/// every User) within the hard limits; past them it fails and changes nothing.
+#[test]
+fn update_and_delete_without_first_act_on_every_match_within_the_hard_limits() {
+    let (_d, db) = temp_db();
+    let spec = user_spec();
+    for id in 1..=15 {
+        db.put_object(&spec, user(id), &PutOptions::default()).unwrap();
+    }
+    let everyone = [Condition::new("id", Op::Ge, json!(1))];
+    let set = [Updater::new(UpdaterOp::Set, "score", json!(7))];
+    assert_eq!(db.update_objects(&spec, &everyone, &set, &UpdateOptions::default()).unwrap().len(), 15);
+    let tight = super::HardLimits { scanned: 2000, returned: 12 };
+    let limited = DeleteOptions { hard_limits: tight, ..Default::default() };
+    let e = db.delete_objects(&spec, &everyone, &limited).unwrap_err();
+    assert!(matches!(e, StorageError::HardLimit { limit: "returned", .. }), "{e}");
+    assert_eq!(
+        find(&db, &spec, &everyone, &FindOptions { first: Some(100), ..Default::default() }).unwrap().items.len(),
+        15
+    );
+    assert_eq!(db.delete_objects(&spec, &everyone, &DeleteOptions::default()).unwrap().len(), 15);
+    assert!(find(&db, &spec, &everyone, &FindOptions::default()).unwrap().items.is_empty());
+}

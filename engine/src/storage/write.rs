@@ -190,6 +190,10 @@ pub(crate) fn put(
     Ok(Stored { object: obj, version, cursor, deleted: false, config_version: spec.config_version })
 }
 
+/// An update or delete without `first` acts on every match (TDG: `User(delete: true)` deletes
+/// every User), as far as the hard limits let it: past them it fails and changes nothing.
+const EVERY_MATCH: i64 = i64::MAX;
+
 pub(crate) fn update(
     tx: &mut WriteTx<'_>,
     spec: &TypeSpec,
@@ -206,7 +210,7 @@ pub(crate) fn update(
     // With a version (TDG): the object as of that version (or the nearest older one) is the one
     // updated, and the result is stored as that version.
     let q = Query {
-        first: opts.first,
+        first: Some(opts.first.unwrap_or(EVERY_MATCH)),
         after: opts.after.as_deref(),
         version: opts.version,
         all_versions: false,
@@ -256,7 +260,7 @@ pub(crate) fn delete(
     // With a version (TDG): the objects as of that version; a tombstone is written as that
     // version, a permanent delete removes that version and every older one.
     let q = Query {
-        first: opts.first,
+        first: Some(opts.first.unwrap_or(EVERY_MATCH)),
         after: opts.after.as_deref(),
         version: opts.version,
         all_versions: false,
