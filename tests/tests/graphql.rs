@@ -247,6 +247,30 @@ fn insert_update_soft_and_permanent_delete() {
     assert!(message.contains("User.username"), "{message}");
     let (_, code) = first_error(&server.graphql("mutation { User(id: 3) { id } }", json!({})));
     assert_eq!(code, "BAD_REQUEST", "a mutation must say what to do");
+    // An update the model refuses is a VALIDATION error with the path, as an insert's.
+    let (message, code) = first_error(&server.graphql(
+        r#"mutation { User(id: 1, update: [["set", "username", 5]], dont_skip_deleted: true) { id } }"#,
+        json!({}),
+    ));
+    assert_eq!(code, "VALIDATION", "{message}");
+    assert!(message.contains("User.username"), "{message}");
+    // Arguments it would leave unused are refused, not ignored.
+    for (mutation, why) in [
+        (r#"mutation { User(id: 2, insert: {id: 4, username: "x"}) { id } }"#, "id does nothing with insert"),
+        (
+            r#"mutation { User(id: 1, update: [["set", "username", "y"]], delete: true) { id } }"#,
+            "not update and delete",
+        ),
+        (
+            r#"mutation { User(id: 1, delete: true, if_not_exists: true) { id } }"#,
+            "if_not_exists does nothing with delete",
+        ),
+    ] {
+        let (message, code) = first_error(&server.graphql(mutation, json!({})));
+        assert_eq!(code, "BAD_REQUEST", "{mutation}");
+        assert!(message.contains(why), "{message}");
+    }
+    assert_eq!(data(server.graphql("{ User(id: 4) { id } }", json!({})))["User"], json!([]), "nothing inserted");
 
     // TDG: `delete: true` alone deletes every object of the type (within the hard limits).
     for id in 10..25 {

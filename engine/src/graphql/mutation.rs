@@ -42,6 +42,41 @@ pub(crate) fn version_arg(args: &ObjectAccessor<'_>, name: &str) -> async_graphq
     }
 }
 
+/// A mutation does one thing, with the arguments of that thing: arguments it would leave
+/// unused are refused, not ignored (`User(id: 2, insert: {id: 1})` inserting 1, or `update`
+/// with `delete: true` only updating).
+fn check_arguments(t: &TypeDef, args: &ObjectAccessor<'_>) -> async_graphql::Result<()> {
+    let given = |name: &str| args.get(name).is_some_and(|v| !v.is_null());
+    let mut actions: Vec<&str> = ["insert", "update"].into_iter().filter(|a| given(a)).collect();
+    if flag(args, "delete")? || flag(args, "permanent_delete")? {
+        actions.push("delete");
+    }
+    if actions.len() > 1 {
+        return Err(bad_request(format!(
+            "{}: one of insert, update and delete at a time, not {}",
+            gql_name(&t.name),
+            actions.join(" and ")
+        )));
+    }
+    let unused: Vec<String> = match actions.first() {
+        Some(&"insert") => filter_args(t)
+            .into_iter()
+            .map(|f| f.arg)
+            .chain(["first", "after", "dont_skip_deleted"].map(String::from))
+            .filter(|a| given(a))
+            .collect(),
+        _ => ["if_not_exists"].into_iter().filter(|a| given(a)).map(String::from).collect(),
+    };
+    match unused.first() {
+        Some(arg) => Err(bad_request(format!(
+            "{}: {arg} does nothing with {} (insert takes the whole object; if_not_exists is an insert's)",
+            gql_name(&t.name),
+            actions.first().copied().unwrap_or("no insert")
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The root mutation field of aggregate `t`.
 pub fn root_field(t: &TypeDef) -> Field {
     let type_def = Arc::new(t.clone());
@@ -57,6 +92,7 @@ pub fn root_field(t: &TypeDef) -> Field {
             if args.get("insert").filter(|v| !v.is_null()).is_none() || flag(args, "if_not_exists")? {
                 require_read(&ctx, &t.name)?;
             }
+            check_arguments(&t, args)?;
             let only_if_version = version_arg(args, "only_if_version")?;
             let version = version_arg(args, "version")?;
             if let Some(insert) = args.get("insert").filter(|v| !v.is_null()) {

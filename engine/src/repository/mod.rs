@@ -307,16 +307,25 @@ impl Repository {
         let updaters = Updater::parse_list(updaters)?;
         let mut options: UpdateOptions = parse("update options", options)?;
         options.hard_limits = self.hard_limits();
-        self.db.write(|tx| {
+        // An updated object the model refuses is the caller's `Invalid` (GraphQL `VALIDATION`, as
+        // for an insert), not a bad request.
+        let mut refused = None;
+        let updated = self.db.write(|tx| {
             // Taken under the write lock: an apply changes specs and model under it too.
             let spec = self.spec(type_name)?;
             let model = self.model();
             Ok(storage::objects::update_validated(tx, &spec, &conditions, &updaters, &options, &mut |obj: Value| {
-                model
-                    .validate(type_name, &obj, &mut UpdateHooks)
-                    .map_err(|v| storage::StorageError::user(v.to_string()))
+                model.validate(type_name, &obj, &mut UpdateHooks).map_err(|v| {
+                    let error = storage::StorageError::user(v.to_string());
+                    refused = Some(v);
+                    error
+                })
             })?)
-        })
+        });
+        match (updated, refused) {
+            (Err(_), Some(violations)) => Err(RepoError::Invalid(violations.to_string())),
+            (updated, _) => updated,
+        }
     }
 
     /// `delete(type, filter, options)`.
