@@ -96,6 +96,14 @@ impl KafkaInputConfig {
         for key in self.options.keys().filter(|k| OWNED_CONSUMER_OPTIONS.contains(&k.as_str())) {
             problems.push(ConfigProblem::new(format!("options.{key}"), "is set by the connector itself"));
         }
+        // The accepted messages' offsets are committed every interval: 0 commits only at a
+        // rebalance or a stop, and a crash then consumes everything since again.
+        if self.options.get("auto.commit.interval.ms").is_some_and(|v| v.trim() == "0") {
+            problems.push(ConfigProblem::new(
+                "options.auto.commit.interval.ms",
+                "0 would commit only at rebalances and stops (a crash would consume everything since again); at least 1",
+            ));
+        }
         problems.extend(check_options(&self.client_config()));
         problems
     }

@@ -20,6 +20,16 @@ fn input_problems_name_their_field() {
     assert!(problems.iter().any(|p| p.starts_with("topics:")), "{problems:?}");
     assert!(problems.iter().any(|p| p == "options.group.id: is set by the connector itself"), "{problems:?}");
     assert!(problems.iter().any(|p| p.starts_with("options:") && p.contains("no.such.property")), "{problems:?}");
+    let never: KafkaInputConfig = serde_json::from_value(json!({
+        "name": "k", "brokers": ["127.0.0.1:9092"], "topics": ["t"], "group_id": "g",
+        "options": {"auto.commit.interval.ms": 0}
+    }))
+    .unwrap();
+    let problems = fields(never.validate());
+    assert!(
+        problems.iter().any(|p| p.starts_with("options.auto.commit.interval.ms: 0 would commit only")),
+        "{problems:?}"
+    );
 }
 
 #[test]
