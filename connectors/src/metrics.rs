@@ -6,7 +6,7 @@
 //! client, and a client that goes away (an input or output an apply removed) takes its series
 //! with it.
 
-use prometheus::{GaugeVec, IntGaugeVec, Opts, Registry};
+use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use rdkafka::Statistics;
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -32,6 +32,9 @@ pub struct KafkaMetrics {
     broker_rtt_seconds: GaugeVec,
     /// Transmission and receive errors per broker since the client started.
     broker_errors: IntGaugeVec,
+    /// Errors a client reported (brokers down, authentication, unknown topics, consume errors),
+    /// by librdkafka's error code.
+    errors: IntCounterVec,
 }
 
 fn gauges(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntGaugeVec> {
@@ -91,6 +94,17 @@ impl KafkaMetrics {
                 "Transmission and receive errors with a broker since start",
                 &broker,
             )?,
+            errors: {
+                let c = IntCounterVec::new(
+                    Opts::new(
+                        "ferrogrid_kafka_errors_total",
+                        "Errors a Kafka client reported (brokers down, authentication, unknown topic, consuming), by librdkafka's code",
+                    ),
+                    &["client", "role", "error"],
+                )?;
+                r.register(Box::new(c.clone()))?;
+                c
+            },
             registry: r,
         })
     }
@@ -169,6 +183,13 @@ impl StatsRecorder {
     /// Whether this recorder owns its series (taking them when nobody does).
     fn owns(&self) -> bool {
         *owners().entry((self.name.clone(), self.role)).or_insert(self.id) == self.id
+    }
+
+    /// Count and log an error the client reported (`reason`: librdkafka's words).
+    pub(crate) fn error(&self, error: &rdkafka::error::KafkaError, reason: &str) {
+        let code = error.rdkafka_error_code().map_or_else(|| "Other".to_string(), |c| format!("{c:?}"));
+        kafka().errors.with_label_values(&[self.name.as_str(), self.role, code.as_str()]).inc();
+        tracing::warn!(client = %self.name, role = self.role, error = %error, reason, "kafka client error");
     }
 
     pub(crate) fn record(&self, stats: &Statistics) {

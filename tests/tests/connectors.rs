@@ -293,7 +293,13 @@ input_processor:
     };
     wait_until(Duration::from_secs(60), "250 objects stored", || stored(&server).filter(|s| s.len() == 250));
     broker.stop();
-    std::thread::sleep(Duration::from_secs(2));
+    // The outage shows: the consumer's errors counted (librdkafka's code: a lost connection,
+    // then all brokers down).
+    wait_until(Duration::from_secs(60), "the consumer's errors counted", || {
+        let metrics = server.get("/metrics").body;
+        metric_value(&metrics, "ferrogrid_kafka_errors_total", &[("client", "kafka"), ("role", "consumer")])
+            .filter(|n| *n > 0.0)
+    });
     broker.start_again();
     broker.producer().send_all("items", (250..300).map(|id| json!({"Item": {"id": id, "n": id}}).to_string()));
     let all = wait_until(Duration::from_secs(120), "300 objects stored after the broker restart", || {

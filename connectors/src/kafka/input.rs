@@ -40,6 +40,10 @@ impl ClientContext for KafkaContext {
     fn stats(&self, statistics: rdkafka::Statistics) {
         self.stats.record(&statistics);
     }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.stats.error(&error, reason);
+    }
 }
 
 impl ConsumerContext for KafkaContext {
@@ -158,7 +162,7 @@ impl StreamHandler<KafkaResult<OwnedMessage>> for ConsumerActor {
         let message = match message {
             Ok(message) => message,
             Err(e) => {
-                tracing::warn!(input = %self.shared.config.name, error = %e, "kafka consume error");
+                self.shared.consumer.context().stats.error(&e, "consuming");
                 return;
             }
         };

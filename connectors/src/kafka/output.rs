@@ -46,6 +46,10 @@ impl ClientContext for Context {
     fn stats(&self, statistics: rdkafka::Statistics) {
         self.0.record(&statistics);
     }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.0.error(&error, reason);
+    }
 }
 
 impl ProducerContext for Context {
