@@ -4,7 +4,8 @@
 //! librdkafka emits its statistics every `statistics.interval.ms` (5 s unless an input's or
 //! output's `options` say otherwise; `0` turns them off); each emission sets the gauges of that
 //! client, and a client that goes away (an input or output an apply removed) takes its series
-//! with it.
+//! with it. The error counters (`ferrogrid_kafka_errors_total`) stay, as counters do: a client of
+//! the same name goes on counting in them.
 
 use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use rdkafka::Statistics;

@@ -289,14 +289,21 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     for output in engine.runtime().outputs.values().flatten() {
         output.flush(left().min(Duration::from_secs(10)));
     }
-    handle.stop(in_time && !left().is_zero()).await;
+    // The server waits for the requests in flight (they end fast now: new objects are refused)
+    // within what is left; then it stops without waiting.
+    let graceful = in_time && left() > Duration::from_secs(1);
+    if !graceful || tokio::time::timeout(left(), handle.stop(true)).await.is_err() {
+        handle.stop(false).await;
+    }
     let _ = server_task.await;
     // The refusals counted and not told yet, the audit events still queued, then the writes
-    // that requests made while the server wound down (admin and GraphQL mutations).
+    // that requests made while the server wound down (admin and GraphQL mutations); the object
+    // journal's last events too (the drained objects', the wind-down's actions). A moment each
+    // past the deadline: they are what an operator reads about this stop.
+    let moment = Duration::from_millis(500);
     audit.flush_refusals(None);
-    audit.written();
-    // The object journal's last events too (the drained objects', the wind-down's actions).
-    engine.runtime().journal.written();
+    audit.written_within(left().max(moment));
+    engine.runtime().journal.written_within(left().max(moment));
     if let Err(e) = engine.runtime().db.sync() {
         tracing::error!(error = %e, "final flush after the server stopped failed");
     }

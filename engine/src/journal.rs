@@ -336,8 +336,13 @@ impl Journal {
 
     /// Wait (up to 10 s) until every event recorded before this call is written.
     pub fn written(&self) {
+        self.written_within(Duration::from_secs(10));
+    }
+
+    /// [`Journal::written`], waiting at most `wait`.
+    pub fn written_within(&self, wait: Duration) {
         let target = self.queued.load(Ordering::Acquire);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let deadline = std::time::Instant::now() + wait;
         while self.done.load(Ordering::Acquire) < target && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }

@@ -289,11 +289,12 @@ impl LifecycleActor {
                 let keep = rule.keep_version_count;
                 let select =
                     move |f: &Found| before.is_some_and(|b| f.version < b) || keep.is_some_and(|n| f.rank >= n.max(1));
-                expire::step(&rt.db, &spec_of, &mut pass.cursor, BATCH, &select, &mut |_| Ok(()))
+                let ranks = keep.map_or(1, |n| n.max(1));
+                expire::step(&rt.db, &spec_of, &mut pass.cursor, BATCH, ranks, &select, &mut |_| Ok(()))
             }
             Kind::Archive(writer, _) => {
                 let select = move |f: &Found| before.is_some_and(|b| f.version < b);
-                expire::step(&rt.db, &spec_of, &mut pass.cursor, BATCH, &select, &mut |found| {
+                expire::step(&rt.db, &spec_of, &mut pass.cursor, BATCH, 1, &select, &mut |found| {
                     writer.write(&type_name, found).map_err(|e| {
                         StorageError::Io(std::io::Error::new(e.kind(), format!("writing the archive: {e}")))
                     })

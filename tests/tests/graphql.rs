@@ -271,13 +271,19 @@ fn insert_update_soft_and_permanent_delete() {
         assert!(message.contains(why), "{message}");
     }
     assert_eq!(data(server.graphql("{ User(id: 4) { id } }", json!({})))["User"], json!([]), "nothing inserted");
+    // A flag sent as false is no argument (clients that send every variable).
+    let d = data(server.graphql(
+        r#"mutation { User(insert: {id: 5, username: "flags"}, if_not_exists: false, dont_skip_deleted: false, delete: false) { id } }"#,
+        json!({}),
+    ));
+    assert_eq!(ids(&d["User"]), [5]);
 
     // TDG: `delete: true` alone deletes every object of the type (within the hard limits).
     for id in 10..25 {
         insert_user(&server, id, "Many", Value::Null);
     }
     let d = data(server.graphql("mutation { User(delete: true) { id } }", json!({})));
-    assert_eq!(ids(&d["User"]).len(), 15, "{d}");
+    assert_eq!(ids(&d["User"]).len(), 16, "the 15 and the one with flags: {d}");
     assert_eq!(data(server.graphql("{ User { id } }", json!({})))["User"], json!([]));
 }
 

@@ -46,7 +46,8 @@ pub(crate) fn version_arg(args: &ObjectAccessor<'_>, name: &str) -> async_graphq
 /// unused are refused, not ignored (`User(id: 2, insert: {id: 1})` inserting 1, or `update`
 /// with `delete: true` only updating).
 fn check_arguments(t: &TypeDef, args: &ObjectAccessor<'_>) -> async_graphql::Result<()> {
-    let given = |name: &str| args.get(name).is_some_and(|v| !v.is_null());
+    // A flag given as false is as good as not given (clients that send every variable).
+    let given = |name: &str| args.get(name).is_some_and(|v| !v.is_null() && v.boolean().ok() != Some(false));
     let mut actions: Vec<&str> = ["insert", "update"].into_iter().filter(|a| given(a)).collect();
     if flag(args, "delete")? || flag(args, "permanent_delete")? {
         actions.push("delete");

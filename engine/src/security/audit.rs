@@ -205,6 +205,21 @@ fn write_events(db: Db, rx: Receiver<(Vec<u8>, Event)>, done: Arc<AtomicU64>) {
     }
 }
 
+/// What a client sends (a path, a name) is kept short: a flood of long requests must not fill
+/// the log (nor the memory of the refusals counted).
+fn clip(event: &mut Event) {
+    for field in [&mut event.object, &mut event.message, &mut event.subject] {
+        if field.len() > FIELD_MAX {
+            let mut end = FIELD_MAX;
+            while !field.is_char_boundary(end) {
+                end -= 1;
+            }
+            field.truncate(end);
+            field.push('…');
+        }
+    }
+}
+
 /// The event telling of the refusals `window` counted from `source` for `reason` (none when it
 /// counted none).
 fn summary((source, reason): &(String, String), window: &RefusalWindow) -> Option<Event> {
@@ -413,7 +428,9 @@ impl AuditLog {
                 window.counted += 1;
                 window.last = now;
                 if window.sample.is_none() {
-                    window.sample = Some(event.clone());
+                    let mut sample = event.clone();
+                    clip(&mut sample);
+                    window.sample = Some(sample);
                 }
             }
             (record, told)
@@ -447,18 +464,7 @@ impl AuditLog {
     }
 
     fn append(&self, mut event: Event) {
-        // What a client sends (a path, a name) is kept short: a flood of long requests must not
-        // fill the log.
-        for field in [&mut event.object, &mut event.message, &mut event.subject] {
-            if field.len() > FIELD_MAX {
-                let mut end = FIELD_MAX;
-                while !field.is_char_boundary(end) {
-                    end -= 1;
-                }
-                field.truncate(end);
-                field.push('…');
-            }
-        }
+        clip(&mut event);
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
         let k = key(event.time, sequence);
         event.id = hex::encode(&k);
@@ -482,8 +488,13 @@ impl AuditLog {
 
     /// Wait (up to 10 s) until every event recorded before this call is written.
     pub fn written(&self) {
+        self.written_within(std::time::Duration::from_secs(10));
+    }
+
+    /// [`AuditLog::written`], waiting at most `wait`.
+    pub fn written_within(&self, wait: std::time::Duration) {
         let target = self.queued.load(Ordering::Acquire);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let deadline = std::time::Instant::now() + wait;
         while self.done.load(Ordering::Acquire) < target && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }

@@ -51,12 +51,15 @@ pub fn older_than(now_ns: u64, lifetime_ns: u64) -> u64 {
 /// those `select` picks, in one commit; `keep` sees them first (the archive writes and syncs
 /// them) and an error there removes nothing. A removed newest live version takes its current
 /// entries with it. `spec_of` is asked inside the commit (an apply changes specs under the same
-/// lock); `None` (the type left the model) ends the pass.
+/// lock); `None` (the type left the model) ends the pass. Ranks are counted up to `ranks` (the
+/// largest `select` tells apart, at least 1: 0 is the current version), no further.
+#[allow(clippy::too_many_arguments)]
 pub fn step(
     db: &Db,
     spec_of: &dyn Fn() -> Option<std::sync::Arc<TypeSpec>>,
     cursor: &mut Cursor,
     batch: usize,
+    ranks: usize,
     select: &dyn Fn(&Found) -> bool,
     keep: &mut dyn FnMut(&[Found]) -> Result<(), StorageError>,
 ) -> Result<Step, StorageError> {
@@ -88,8 +91,11 @@ pub fn step(
                 Some((last, rank)) if last == pk => rank + 1,
                 Some(_) => 0,
                 None => {
+                    // Counted as far as the selection tells ranks apart: an object of millions
+                    // of versions costs a few reads a batch, not a walk of them all.
                     let first = [tp.as_slice(), &pk].concat();
                     tx.range(Keyspace::Objects, Bound::Included(first.as_slice()), Bound::Excluded(key), false)
+                        .take(ranks.max(1))
                         .try_fold(0usize, |n, item| item.map(|_| n + 1))?
                 }
             };
@@ -141,7 +147,7 @@ mod tests {
         loop {
             // Small batches: an object's versions span several.
             let shared = std::sync::Arc::new(spec.clone());
-            let step = step(db, &|| Some(shared.clone()), &mut cursor, 2, select, &mut |_| Ok(())).unwrap();
+            let step = step(db, &|| Some(shared.clone()), &mut cursor, 2, usize::MAX, select, &mut |_| Ok(())).unwrap();
             removed += step.removed;
             if step.done {
                 return removed;
@@ -198,14 +204,14 @@ mod tests {
         let keep_two = |f: &Found| f.rank >= 2;
         let mut cursor = Cursor::default();
         // The first batch reads versions 30 and 20 (ranks 0 and 1) and removes nothing.
-        let first = step(&db, &|| Some(shared.clone()), &mut cursor, 2, &keep_two, &mut |_| Ok(())).unwrap();
+        let first = step(&db, &|| Some(shared.clone()), &mut cursor, 2, 2, &keep_two, &mut |_| Ok(())).unwrap();
         assert_eq!(first, Step { removed: 0, done: false });
         let purge = DeleteOptions { first: Some(10), all_versions: true, permanent_delete: true, ..Default::default() };
         db.delete_objects(&spec, &[], &purge).unwrap();
         let mut again = user(1);
         again["username"] = json!("again");
         db.put_object(&spec, again, &at(5)).unwrap();
-        let second = step(&db, &|| Some(shared.clone()), &mut cursor, 2, &keep_two, &mut |_| Ok(())).unwrap();
+        let second = step(&db, &|| Some(shared.clone()), &mut cursor, 2, 2, &keep_two, &mut |_| Ok(())).unwrap();
         assert_eq!(second, Step { removed: 0, done: true }, "the current version stays");
         let by_name = [Condition::new("username", Op::Eq, json!("again"))];
         assert_eq!(objects::find(&db, &spec, &by_name, &FindOptions::default()).unwrap().items.len(), 1);
@@ -215,12 +221,12 @@ mod tests {
         }
         let mut cursor = Cursor::default();
         let keep_one = |f: &Found| f.rank >= 1;
-        let first = step(&db, &|| Some(shared.clone()), &mut cursor, 1, &keep_one, &mut |_| Ok(())).unwrap();
+        let first = step(&db, &|| Some(shared.clone()), &mut cursor, 1, 1, &keep_one, &mut |_| Ok(())).unwrap();
         assert_eq!(first.removed, 0, "50, the current one");
         db.put_object(&spec, user(1), &at(60)).unwrap();
         let mut removed = 0;
         while let Step { removed: r, done: false } =
-            step(&db, &|| Some(shared.clone()), &mut cursor, 1, &keep_one, &mut |_| Ok(())).unwrap()
+            step(&db, &|| Some(shared.clone()), &mut cursor, 1, 1, &keep_one, &mut |_| Ok(())).unwrap()
         {
             removed += r;
         }
@@ -236,7 +242,7 @@ mod tests {
         db.put_object(&spec, user(1), &PutOptions::default()).unwrap();
         let mut cursor = Cursor::default();
         let shared = std::sync::Arc::new(spec.clone());
-        let failed = step(&db, &|| Some(shared.clone()), &mut cursor, 10, &|_| true, &mut |_| {
+        let failed = step(&db, &|| Some(shared.clone()), &mut cursor, 10, 1, &|_| true, &mut |_| {
             Err(StorageError::user("disk full"))
         });
         assert!(failed.is_err());
