@@ -50,6 +50,15 @@ impl InputConfig {
         }
     }
 
+    /// The deepest nesting of a message the input accepts.
+    pub fn max_depth(&self) -> usize {
+        match self {
+            InputConfig::Http(c) => c.max_depth,
+            InputConfig::Kafka(c) => c.max_depth,
+            InputConfig::Soap(c) => c.max_depth,
+        }
+    }
+
     /// The pipeline run on the received object `payload`; `None` for TDG's default step. It is
     /// chosen from the payload at each run, so that an object edited in the repair queue (a SOAP
     /// tree given another tag) runs the pipeline of what it now is.

@@ -115,12 +115,18 @@ fn ten_thousand_messages_none_lost_across_a_sigkill_and_offsets_committed_only_a
 fn an_invalid_message_waits_in_the_repair_queue_and_its_partition_moves_on() {
     let broker = Broker::start();
     broker.create_topic("mixed", 1);
-    let server = Server::start_with_config(&config(&broker, "mixed", true, ""), &[("model.avsc", MODEL)]);
+    // The input takes messages nested 20 deep at most (TDG's max_depth).
+    let yaml = config(&broker, "mixed", true, "")
+        .replace("      group_id: ferrogrid\n", "      group_id: ferrogrid\n      max_depth: 20\n");
+    assert!(yaml.contains("max_depth: 20"), "{yaml}");
+    let server = Server::start_with_config(&yaml, &[("model.avsc", MODEL)]);
+    let deep = format!("{{\"Item\": {{\"id\": 4, \"n\": 4, \"x\": {}1{}}}}}", "[".repeat(30), "]".repeat(30));
     broker.producer().send_all(
         "mixed",
         [
             json!({"Item": {"id": 1, "n": 1}}).to_string(),
             "{\"Item\": {\"id\": 2,".to_string(),
+            deep.clone(),
             json!({"Item": {"id": 3, "n": 3}}).to_string(),
         ],
     );
@@ -128,17 +134,23 @@ fn an_invalid_message_waits_in_the_repair_queue_and_its_partition_moves_on() {
         (!server.data("Item", "id=3").is_empty()).then_some(())
     });
     assert_eq!(server.data("Item", "id=1").len(), 1);
-    let entries = wait_until(Duration::from_secs(30), "the invalid message in the repair queue", || {
+    let entries = wait_until(Duration::from_secs(30), "the invalid messages in the repair queue", || {
         let entries = server.repair_entries("");
-        (!entries.is_empty()).then_some(entries)
+        (entries.len() >= 2).then_some(entries)
     });
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    let entry = &entries[0];
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    let too_deep = entries.iter().find(|e| e["payload"] == deep.as_str()).expect("the deep message kept as text");
+    assert!(
+        too_deep["error"].as_str().unwrap_or("").contains("deeper than 20 levels"),
+        "refused by the input's limit: {too_deep}"
+    );
+    assert!(server.data("Item", "id=4").is_empty(), "not stored");
+    let entry = entries.iter().find(|e| e["payload"] != deep.as_str()).expect("the invalid JSON");
     assert_eq!(entry["source"], "kafka");
     assert_eq!(entry["payload"], "{\"Item\": {\"id\": 2,", "kept as received: {entry}");
     assert!(entry["error"].as_str().unwrap_or("").contains("invalid JSON"), "{entry}");
-    wait_until(Duration::from_secs(30), "the offset past all three to be committed", || {
-        (broker.committed("ferrogrid", "mixed", 1) == vec![3]).then_some(())
+    wait_until(Duration::from_secs(30), "the offset past all four to be committed", || {
+        (broker.committed("ferrogrid", "mixed", 1) == vec![4]).then_some(())
     });
 
     // The operator corrects the text and retries it.

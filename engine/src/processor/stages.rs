@@ -123,17 +123,22 @@ pub enum Prepared {
 }
 
 /// The object of `entry`: inputs keep a message that is not a JSON object as its text, which
-/// is parsed here, so an operator can correct the text in the repair queue and retry it.
-fn payload_of(entry: &Entry) -> Result<Value, Failure> {
+/// is parsed here (within its input's nesting limit, which may have been why it stayed text),
+/// so an operator can correct the text in the repair queue and retry it.
+fn payload_of(rt: &Runtime, entry: &Entry) -> Result<Value, Failure> {
     match &entry.payload {
-        Value::String(text) => parse_object(text.as_bytes(), RAW_TEXT_MAX_DEPTH)
-            .map(Value::Object)
-            .map_err(|e| failure("input", None, format!("{} (the message is kept as received)", e))),
+        Value::String(text) => {
+            let depth = rt.inputs.get(&entry.input).map_or(RAW_TEXT_MAX_DEPTH, |input| input.max_depth());
+            parse_object(text.as_bytes(), depth)
+                .map(Value::Object)
+                .map_err(|e| failure("input", None, format!("{} (the message is kept as received)", e)))
+        }
         other => Ok(other.clone()),
     }
 }
 
-/// Nesting limit of objects parsed from a text payload (as the inputs' default).
+/// Nesting limit of objects parsed from a text payload of an input no longer configured (as the
+/// inputs' default).
 const RAW_TEXT_MAX_DEPTH: usize = 128;
 
 /// Stages 1-6 of `entry`: the input pipeline, connector routing (an object routed to an output
@@ -142,7 +147,7 @@ pub fn prepare(rt: &Runtime, engine: &ScriptEngine, entry: &Entry) -> Result<Pre
     let sink = JobSink::default();
     let ctx = CallContext { request_id: entry.id.clone(), cancel: None, jobs: Some(sink.clone()), scope: None };
     let id = entry.id.as_str();
-    let payload = payload_of(entry)?;
+    let payload = payload_of(rt, entry)?;
 
     // 1. The input's pipeline, or TDG's default step.
     let pipeline = match rt.inputs.get(&entry.input) {
