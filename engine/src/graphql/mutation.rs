@@ -137,7 +137,7 @@ pub fn root_field(t: &TypeDef) -> Field {
                         Ok(stored)
                     })
                     .await
-                    .map_err(|e| async_graphql::Error::new(e.to_string()))?
+                    .map_err(|e| super::coded(e.to_string(), "INTERNAL"))?
                     .map_err(repo_error)?;
                 return Ok(Some(list(vec![stored])));
             }

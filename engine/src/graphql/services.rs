@@ -134,7 +134,7 @@ pub fn field(name: &str, service: &ServiceConfig, model: &Model) -> Result<Field
                 (Ok(Ok(v)), _) => v,
                 (Ok(Err(_)), Some(e)) => return Err(e),
                 (Ok(Err(e)), None) => return Err(coded(e.to_string(), "SCRIPT_ERROR")),
-                (Err(e), _) => return Err(async_graphql::Error::new(e.to_string())),
+                (Err(e), _) => return Err(coded(e.to_string(), "INTERNAL")),
             };
             Ok(returns.resolve(result))
         })
